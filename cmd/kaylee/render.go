@@ -1,0 +1,80 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/coreos/fleet/schema"
+	"github.com/spf13/cobra"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
+)
+
+func (a *app) renderCommand() *cobra.Command {
+	var (
+		prefix string
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "render [--unit-prefix k2] [-o text|json] FILE",
+		Short: "Print the fleet units a unit file becomes",
+		Long: `Render validates a unit file and prints the fleet units Kaylee would create
+for it: with -o text each as "# <fleet unit name>" followed by its unit file;
+with -o json a JSON array of fleet unit objects (fleet's API field names).`,
+		Example: `  kaylee render examples/countly.yaml
+  kaylee render -o json examples/countly.yaml | jq -r '.[].name'`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return fmt.Errorf("-o %q: use text or json", output)
+			}
+			if err := deploy.CheckUnitPrefix(prefix); err != nil {
+				return fmt.Errorf("--unit-prefix: %w", err)
+			}
+			docs, err := loadFile(args[0])
+			if err != nil {
+				for _, fe := range deploy.FieldErrors(err) {
+					fmt.Fprintln(cmd.ErrOrStderr(), fe)
+				}
+				return exitError{code: 1}
+			}
+			var units []*schema.Unit
+			for _, d := range docs {
+				us, err := deploy.Render(&d.Spec, deploy.RenderOptions{UnitPrefix: prefix})
+				if err != nil {
+					return fmt.Errorf("%s: %w", d.File, err)
+				}
+				units = append(units, us...)
+			}
+			if output == "json" {
+				return writeJSON(cmd.OutOrStdout(), units)
+			}
+			return writeUnitFiles(cmd.OutOrStdout(), units)
+		},
+	}
+	cmd.Flags().StringVar(&prefix, "unit-prefix", deploy.DefaultUnitPrefix, "prefix of fleet unit names")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func writeUnitFiles(w io.Writer, units []*schema.Unit) error {
+	var errs []error
+	for i, u := range units {
+		if i > 0 {
+			_, err := fmt.Fprintln(w)
+			errs = append(errs, err)
+		}
+		_, err := fmt.Fprintf(w, "# %s\n%s", u.Name, schema.MapSchemaUnitOptionsToUnitFile(u.Options).String())
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,336 @@
+package deploy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Document is one unit read from a file: the spec, where it came from, and
+// the line of each field so that later errors can point at it.
+type Document struct {
+	File   string
+	Line   int  // line where the document starts
+	Spec   Spec // as decoded; only Name may be set when Err != nil
+	Legacy bool // converted from the first-generation `spec:` format
+	// Err joins a *FieldError per problem; nil when the unit is valid.
+	Err   error
+	lines map[string]int
+}
+
+// LineOf returns the line of a field path such as "apps[1].args[0]", falling
+// back to its closest parent and then to the document's first line.
+func (d *Document) LineOf(field string) int {
+	for p := field; p != ""; p = parentPath(p) {
+		if l, ok := d.lines[p]; ok {
+			return l
+		}
+	}
+	return d.Line
+}
+
+func parentPath(p string) string {
+	if strings.HasSuffix(p, "]") {
+		if i := strings.LastIndexByte(p, '['); i >= 0 {
+			return p[:i]
+		}
+	}
+	if i := strings.LastIndexByte(p, '.'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+// Load decodes and validates every unit in a file (YAML, several documents
+// separated by ---, or JSON). Documents that are valid have a nil Err; the
+// returned error joins every problem of the file, each a *FieldError naming
+// the file, line and field.
+func Load(file string, data []byte) ([]*Document, error) {
+	docs, err := Decode(file, data)
+	errs := []error{err}
+	for _, d := range docs {
+		if d.Err == nil {
+			d.Err = d.validate()
+		}
+		errs = append(errs, d.Err)
+	}
+	return docs, errors.Join(errs...)
+}
+
+// Decode reads every unit in a file without validating them. A document
+// that does not decode is returned with its Err set (and its name, when one
+// could be read); the returned error covers problems of the file as a whole,
+// such as YAML syntax errors after which nothing more can be read.
+func Decode(file string, data []byte) ([]*Document, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var docs []*Document
+	for {
+		var root yaml.Node
+		err := dec.Decode(&root)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return docs, &FieldError{File: file, Line: yamlErrorLine(err), Msg: "invalid YAML: " + trimYAMLError(err)}
+		}
+		if root.Kind != yaml.DocumentNode || len(root.Content) == 0 {
+			continue
+		}
+		n := root.Content[0]
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			continue // an empty document, such as a trailing ---
+		}
+		docs = append(docs, decodeDocument(file, n))
+	}
+	if len(docs) == 0 {
+		return nil, &FieldError{File: file, Line: 1, Msg: "no unit in file: expected a mapping with at least name and apps"}
+	}
+	return docs, nil
+}
+
+// DecodeJSON reads one unit stored as JSON, such as the value of an etcd key
+// written by hand. Unknown fields and wrong types are errors; the spec is
+// not validated (call Validate).
+func DecodeJSON(source string, data []byte) (*Document, error) {
+	if !json.Valid(data) {
+		var v any
+		err := json.Unmarshal(data, &v)
+		return nil, &FieldError{File: source, Msg: fmt.Sprintf("invalid JSON: %v", err)}
+	}
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, &FieldError{File: source, Msg: "invalid unit: expected a JSON object"}
+	}
+	docs, err := Decode(source, data)
+	if err != nil {
+		return nil, err
+	}
+	if len(docs) != 1 {
+		return nil, &FieldError{File: source, Msg: "invalid unit: expected one JSON object"}
+	}
+	return docs[0], docs[0].Err
+}
+
+func decodeDocument(file string, n *yaml.Node) *Document {
+	d := &Document{File: file, Line: n.Line, lines: map[string]int{}}
+	w := &walker{file: file, lines: d.lines}
+	if n.Kind == yaml.MappingNode && mappingHasKey(n, "spec") {
+		var lf legacyFile
+		w.check(n, reflect.TypeOf(lf), "", 0)
+		if err := w.decode(n, &lf); err != nil {
+			d.Spec.Name = peekName(n)
+			d.Err = err
+			return d
+		}
+		d.Spec, d.Legacy = lf.convert(), true
+		d.lines = relocateLegacyLines(d.lines)
+		return d
+	}
+	w.check(n, reflect.TypeOf(d.Spec), "", 0)
+	if err := w.decode(n, &d.Spec); err != nil {
+		d.Spec = Spec{Name: peekName(n)}
+		d.Err = err
+	}
+	return d
+}
+
+// walker checks a YAML tree against a Go type before decoding it, so that
+// every unknown field and wrong type is reported with its line, not only
+// the first one.
+type walker struct {
+	file  string
+	lines map[string]int
+	errs  []error
+}
+
+const maxDepth = 32
+
+func (w *walker) fail(line int, field, format string, args ...any) {
+	w.errs = append(w.errs, &FieldError{File: w.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (w *walker) decode(n *yaml.Node, v any) error {
+	if len(w.errs) == 0 {
+		if err := n.Decode(v); err != nil {
+			w.fail(yamlErrorLine(err), "", "%s", trimYAMLError(err))
+		}
+	}
+	return errors.Join(w.errs...)
+}
+
+func (w *walker) check(n *yaml.Node, t reflect.Type, path string, depth int) {
+	for n.Kind == yaml.AliasNode && depth < maxDepth {
+		n, depth = n.Alias, depth+1
+	}
+	if depth >= maxDepth {
+		w.fail(n.Line, path, "nested too deeply")
+		return
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return // absent value: the field keeps its zero value
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			w.fail(n.Line, path, "expected a mapping of fields, got %s", describe(n))
+			return
+		}
+		fields := yamlFields(t)
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			key := k.Value
+			fp := joinPath(path, key)
+			if k.Kind != yaml.ScalarNode {
+				w.fail(k.Line, path, "field names must be plain strings")
+				continue
+			}
+			f, ok := fields[key]
+			if !ok {
+				msg := fmt.Sprintf("unknown field %q", key)
+				if s := suggest(key, sortedKeys(fields)); s != "" {
+					msg += fmt.Sprintf(" (did you mean %q?)", s)
+				} else {
+					msg += fmt.Sprintf(" (known fields: %s)", strings.Join(sortedKeys(fields), ", "))
+				}
+				w.fail(k.Line, "", "%s", msg)
+				continue
+			}
+			if seen[key] {
+				w.fail(k.Line, fp, "field given twice")
+				continue
+			}
+			seen[key] = true
+			w.lines[fp] = k.Line
+			w.check(v, f.Type, fp, depth+1)
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			w.fail(n.Line, path, "expected a list, got %s", describe(n))
+			return
+		}
+		for i, e := range n.Content {
+			ep := fmt.Sprintf("%s[%d]", path, i)
+			w.lines[ep] = e.Line
+			w.check(e, t.Elem(), ep, depth+1)
+		}
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			w.fail(n.Line, path, "expected a string, got %s", describe(n))
+		}
+	case reflect.Int:
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+			w.fail(n.Line, path, "expected a whole number, got %s", describe(n))
+		}
+	case reflect.Bool:
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+			w.fail(n.Line, path, "expected true or false, got %s", describe(n))
+		}
+	}
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	v := n.Value
+	if len(v) > 40 {
+		v = v[:40] + "…"
+	}
+	switch n.Tag {
+	case "!!int", "!!float":
+		return "the number " + v
+	case "!!bool":
+		return "the boolean " + v
+	}
+	return strconv.Quote(v)
+}
+
+func joinPath(parent, key string) string {
+	if parent == "" {
+		return key
+	}
+	return parent + "." + key
+}
+
+func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	out := make(map[string]reflect.StructField, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name != "" && name != "-" {
+			out[name] = f
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func mappingHasKey(n *yaml.Node, key string) bool {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
+}
+
+// peekName returns the document's name field when it is a plain string, so
+// that a unit whose file is broken can still be identified (and kept).
+func peekName(n *yaml.Node) string {
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "name" && n.Content[i+1].Kind == yaml.ScalarNode {
+			return n.Content[i+1].Value
+		}
+	}
+	return ""
+}
+
+// yamlErrorLine extracts the line number yaml.v3 puts in its messages.
+func yamlErrorLine(err error) int {
+	msg := err.Error()
+	if i := strings.Index(msg, "line "); i >= 0 {
+		rest := msg[i+5:]
+		end := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
+		if end < 0 {
+			end = len(rest)
+		}
+		if l, err := strconv.Atoi(rest[:end]); err == nil {
+			return l
+		}
+	}
+	return 0
+}
+
+func trimYAMLError(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
+	if i := strings.Index(msg, "line "); i == 0 {
+		if j := strings.Index(msg, ": "); j > 0 {
+			msg = msg[j+2:]
+		}
+	}
+	return msg
+}

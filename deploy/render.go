@@ -1,0 +1,234 @@
+package deploy
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/coreos/fleet/schema"
+)
+
+// MaxLineLen is the longest unit file line fleet's parser accepts (go-systemd
+// drops a unit with a longer one, and it vanishes from fleet's listings).
+const MaxLineLen = 2048
+
+// Paths rendered into unit files.
+const (
+	RktPath         = "/usr/bin/rkt"
+	DockerPath      = "/usr/bin/docker"
+	VolumePluginDir = "/var/lib/kaylee/plugins/volumes"
+	uuidDir         = "/var/run"
+)
+
+const mountServicePrefix = "systemd-mountservice-"
+
+// RenderOptions are the cluster-wide settings of rendering.
+type RenderOptions struct {
+	UnitPrefix string // default DefaultUnitPrefix
+	Restart    int64  // restart counter: changing it renames every unit
+}
+
+// Render turns a valid spec into the fleet units that run it, in replica
+// order, each with desired state "launched". It is deterministic: the same
+// spec and options always give the same names and options.
+func Render(s *Spec, o RenderOptions) ([]*schema.Unit, error) {
+	if o.UnitPrefix == "" {
+		o.UnitPrefix = DefaultUnitPrefix
+	}
+	if err := CheckUnitPrefix(o.UnitPrefix); err != nil {
+		return nil, err
+	}
+	hash := s.Hash(o.Restart)
+	n := s.Instances()
+	groups := 1
+	if s.Replicated() && s.MaxReplicasPerHost > 0 {
+		groups = s.MaxReplicasPerHost
+	}
+	units := make([]*schema.Unit, 0, n)
+	for i := 0; i < n; i++ {
+		name := UnitName{Prefix: o.UnitPrefix, Name: s.Name, SpecHash: hash, Group: groupID(hash, i%groups), Index: i}
+		r := renderer{spec: s, name: name, count: n}
+		u := &schema.Unit{Name: name.String(), DesiredState: "launched", Options: r.options(s.Replicated() && s.MaxReplicasPerHost > 0)}
+		for _, opt := range u.Options {
+			if l := len(opt.Name) + 1 + len(opt.Value); l >= MaxLineLen {
+				return nil, fmt.Errorf("rendered %s= line of %s is %d bytes; fleet's limit is %d: shorten args, env or volumes", opt.Name, s.Name, l, MaxLineLen-1)
+			}
+		}
+		units = append(units, u)
+	}
+	return units, nil
+}
+
+type renderer struct {
+	spec  *Spec
+	name  UnitName
+	count int
+	opts  []*schema.UnitOption
+}
+
+func (r *renderer) add(section, name, value string) {
+	r.opts = append(r.opts, &schema.UnitOption{Section: section, Name: name, Value: value})
+}
+
+// options renders the unit file; grouped says whether members of the
+// replica's conflict group must not share a machine.
+func (r *renderer) options(grouped bool) []*schema.UnitOption {
+	s := r.spec
+	id := r.name.InstanceID()
+	r.add("Unit", "Description", fmt.Sprintf("kaylee %s %d/%d (spec %s)", s.Name, r.name.Index+1, r.count, r.name.SpecHash))
+	r.add("Unit", "Wants", "network-online.target")
+	r.add("Unit", "After", "network-online.target")
+	for _, v := range s.Volumes {
+		if svc, ok := strings.CutPrefix(v.Driver, mountServicePrefix); ok {
+			dep := fmt.Sprintf("%s@%s.service", svc, v.ID)
+			r.add("Unit", "Wants", dep)
+			r.add("Unit", "After", dep)
+		}
+	}
+
+	for _, f := range s.EnvFiles {
+		r.add("Service", "EnvironmentFile", escapeSpecifiers(f))
+	}
+	r.add("Service", "Environment", quoteEnv("KAYLEE_ID", id))
+	for _, e := range s.Env {
+		r.add("Service", "Environment", quoteEnv(e.Name, e.Value))
+	}
+	r.add("Service", "TimeoutStartSec", "0")
+	r.add("Service", "Restart", "always")
+	r.add("Service", "RestartSec", "10")
+	if s.EngineName() == EngineDocker {
+		r.docker(id)
+	} else {
+		r.rkt(id)
+	}
+	for _, v := range s.Volumes {
+		if v.Driver == "" || strings.HasPrefix(v.Driver, mountServicePrefix) {
+			continue
+		}
+		plugin := VolumePluginDir + "/" + v.Driver
+		r.add("Service", "ExecStartPre", joinArgs(plugin, v.Options, v.ID))
+		r.add("Service", "ExecStopPost", joinArgs("-"+plugin, "-u", v.ID))
+	}
+
+	for _, m := range s.Machine {
+		r.add("X-Fleet", "MachineMetadata", m)
+	}
+	switch {
+	case s.MachineID != "":
+		r.add("X-Fleet", "MachineID", s.MachineID)
+		return r.opts // fleet refuses MachineID with Conflicts
+	case s.Global:
+		r.add("X-Fleet", "Global", "true")
+	case !s.Replicated():
+		r.add("X-Fleet", "Conflicts", fmt.Sprintf("%s:%s:*.service", r.name.Prefix, s.Name))
+	case grouped:
+		r.add("X-Fleet", "Conflicts", fmt.Sprintf("%s:%s:%s:%s:*.service", r.name.Prefix, s.Name, r.name.SpecHash, r.name.Group))
+	}
+	for _, c := range s.Conflicts {
+		r.add("X-Fleet", "Conflicts", fmt.Sprintf("%s:%s:*.service", r.name.Prefix, c))
+	}
+	return r.opts
+}
+
+func (r *renderer) rkt(id string) {
+	s := r.spec
+	uuidFile := fmt.Sprintf("%s/kaylee_%s.uuid", uuidDir, id)
+	r.add("Service", "KillMode", "mixed")
+	r.add("Service", "ExecStartPre", joinArgs("-"+RktPath, "stop", "--force=true", "--uuid-file="+uuidFile))
+	r.add("Service", "ExecStartPre", joinArgs("-"+RktPath, "rm", "--uuid-file="+uuidFile))
+	for _, a := range s.Apps {
+		r.add("Service", "ExecStartPre", joinArgs(RktPath, "fetch", "--insecure-options=image", a.Image))
+	}
+	args := []string{RktPath, "run", "--insecure-options=image", "--inherit-env", "--uuid-file-save=" + uuidFile}
+	if s.Net != "" {
+		args = append(args, "--net="+s.Net)
+	}
+	args = append(args, s.Args...)
+	for i, v := range s.Volumes {
+		vol := fmt.Sprintf("kaylee-volume-%d", i)
+		args = append(args,
+			fmt.Sprintf("--volume=%s,kind=host,source=%s", vol, hostSource(v)),
+			fmt.Sprintf("--mount=volume=%s,target=%s", vol, v.Path))
+	}
+	for _, a := range s.Apps {
+		args = append(args, a.Image)
+		if a.Cmd != "" {
+			args = append(args, "--exec="+a.Cmd)
+		}
+		if len(a.Args) > 0 {
+			args = append(args, "--")
+			args = append(args, a.Args...)
+		}
+		args = append(args, "---")
+	}
+	r.add("Service", "ExecStart", joinArgs(args...))
+	r.add("Service", "ExecStop", joinArgs("-"+RktPath, "stop", "--uuid-file="+uuidFile))
+	r.add("Service", "ExecStopPost", joinArgs("-"+RktPath, "rm", "--uuid-file="+uuidFile))
+	r.add("Service", "ExecStopPost", joinArgs("-/bin/rm", "-f", uuidFile))
+}
+
+func (r *renderer) docker(id string) {
+	s := r.spec
+	app := s.Apps[0]
+	image := strings.TrimPrefix(app.Image, "docker://")
+	r.add("Service", "ExecStartPre", joinArgs("-"+DockerPath, "rm", "-f", id))
+	r.add("Service", "ExecStartPre", joinArgs(DockerPath, "pull", image))
+	args := []string{DockerPath, "run", "--rm", "--name", id, "-e", "KAYLEE_ID"}
+	for _, e := range s.Env {
+		args = append(args, "-e", e.Name) // the value comes from Environment=
+	}
+	for _, f := range s.EnvFiles {
+		if !strings.HasPrefix(f, "-") {
+			args = append(args, "--env-file="+f)
+		}
+	}
+	if s.Net != "" {
+		args = append(args, "--net="+s.Net)
+	}
+	for _, v := range s.Volumes {
+		args = append(args, "-v", hostSource(v)+":"+v.Path)
+	}
+	args = append(args, s.Args...)
+	args = append(args, image)
+	if app.Cmd != "" {
+		args = append(args, app.Cmd)
+	}
+	args = append(args, app.Args...)
+	r.add("Service", "ExecStart", joinArgs(args...))
+	r.add("Service", "ExecStop", joinArgs("-"+DockerPath, "stop", id))
+}
+
+// hostSource is the host directory a volume mounts.
+func hostSource(v Volume) string {
+	if v.Driver == "" {
+		return v.Source
+	}
+	dir := strings.TrimPrefix(v.Driver, mountServicePrefix)
+	return strings.TrimSuffix(fmt.Sprintf("/mnt/%s/%s/%s", dir, v.ID, v.Source), "/")
+}
+
+// joinArgs joins command line words for an Exec line. Words are the user's
+// command line fragments, as in the seed ("--cidr 10.5.0.0/16", "'$$ip:80'"):
+// systemd splits and unquotes them, and expands $VAR (write $$ for a literal
+// $). Specifiers are not wanted, so % is escaped.
+func joinArgs(words ...string) string {
+	out := make([]string, 0, len(words))
+	for _, w := range words {
+		if w != "" {
+			out = append(out, escapeSpecifiers(w))
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// escapeSpecifiers makes % literal for systemd.
+func escapeSpecifiers(s string) string {
+	return strings.ReplaceAll(s, "%", "%%")
+}
+
+// quoteEnv renders an Environment= assignment whose value stays literal:
+// quoted, with backslash and quote escaped, and % escaped.
+func quoteEnv(name, value string) string {
+	v := strings.ReplaceAll(value, `\`, `\\`)
+	v = strings.ReplaceAll(v, `"`, `\"`)
+	return escapeSpecifiers(`"` + name + "=" + v + `"`)
+}

@@ -1,0 +1,271 @@
+package deploy
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits of the spec.
+const (
+	MaxNameLen  = 64
+	MaxReplicas = 1000
+)
+
+var (
+	nameRe      = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	envNameRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	conflictRe  = regexp.MustCompile(`^[a-z0-9*?-]+$`)
+	metaKeyRe   = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+	volumeIDRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	driverRe    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	machineIDRe = regexp.MustCompile(`^[A-Za-z0-9]+$`)
+)
+
+// Validate checks the spec against Kaylee's rules. The error joins one
+// *FieldError per problem (without file or line: see Load for those).
+func (s *Spec) Validate() error {
+	return validateSpec(s, "", func(string) int { return 0 })
+}
+
+func (d *Document) validate() error {
+	return validateSpec(&d.Spec, d.File, d.LineOf)
+}
+
+type checker struct {
+	file   string
+	lineOf func(string) int
+	errs   []error
+}
+
+func (c *checker) fail(field, format string, args ...any) {
+	c.errs = append(c.errs, &FieldError{File: c.file, Line: c.lineOf(field), Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+func validateSpec(s *Spec, file string, lineOf func(string) int) error {
+	c := &checker{file: file, lineOf: lineOf}
+	eachString(s, c.checkText)
+	c.checkName(s.Name)
+	c.checkScheduling(s)
+	c.checkApps(s)
+	for i, e := range s.Env {
+		c.checkEnv(fmt.Sprintf("env[%d]", i), e, s.Env[:i])
+	}
+	for i, f := range s.EnvFiles {
+		if p := strings.TrimPrefix(f, "-"); !isAbsPath(p) {
+			c.fail(fmt.Sprintf("envFiles[%d]", i), "%q must be an absolute path without spaces (a leading - makes it optional)", f)
+		}
+	}
+	for i, v := range s.Volumes {
+		c.checkVolume(fmt.Sprintf("volumes[%d]", i), v)
+	}
+	if strings.ContainsFunc(s.Net, unicode.IsSpace) {
+		c.fail("net", "%q must not contain spaces (separate networks with commas)", s.Net)
+	}
+	if len(c.errs) == 0 {
+		// Every value is safe; make sure the rendered unit fits fleet's
+		// line limit with the longest unit prefix allowed.
+		if _, err := Render(s, RenderOptions{UnitPrefix: strings.Repeat("k", MaxUnitPrefixLen)}); err != nil {
+			c.errs = append(c.errs, &FieldError{File: file, Line: lineOf(""), Msg: err.Error()})
+		}
+	}
+	return errors.Join(c.errs...)
+}
+
+// checkText rejects what could break out of a unit file line: newlines and
+// other control characters, invalid UTF-8, and a trailing backslash (systemd
+// joins the next line to it).
+func (c *checker) checkText(field, v string) {
+	switch {
+	case !utf8.ValidString(v):
+		c.fail(field, "not valid UTF-8")
+	case strings.ContainsFunc(v, isControl):
+		c.fail(field, "must not contain a newline or other control character: unit files are line-based, so it could inject systemd directives")
+	case strings.HasSuffix(v, `\`):
+		c.fail(field, "must not end with a backslash: systemd would join the next line of the unit file to it")
+	}
+}
+
+func isControl(r rune) bool {
+	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029'
+}
+
+func (c *checker) checkName(name string) {
+	switch {
+	case name == "":
+		c.fail("name", "required: the unit's name (lowercase letters, digits and -)")
+	case len(name) > MaxNameLen:
+		c.fail("name", "%q is %d characters; at most %d", name, len(name), MaxNameLen)
+	case !nameRe.MatchString(name):
+		c.fail("name", "%q is not a valid name: use lowercase letters, digits and -, starting and ending with a letter or digit (it becomes an etcd key and a systemd unit name, so no /, :, .., spaces or upper case)", name)
+	}
+}
+
+func (c *checker) checkScheduling(s *Spec) {
+	if s.Replicas < 0 || s.Replicas > MaxReplicas {
+		c.fail("replicas", "%d is out of range: 1 to %d (leave it out for a single unit)", s.Replicas, MaxReplicas)
+	}
+	if s.MaxReplicasPerHost < 0 {
+		c.fail("maxReplicasPerHost", "%d must not be negative", s.MaxReplicasPerHost)
+	}
+	for _, only := range []struct {
+		set  bool
+		name string
+	}{{s.Global, "global"}, {s.MachineID != "", "machineId"}} {
+		if !only.set {
+			continue
+		}
+		if s.Replicas != 0 {
+			c.fail("replicas", "has no effect on a unit with %s (it runs one instance per matching machine or on that machine): remove replicas", only.name)
+		}
+		if s.MaxReplicasPerHost != 0 {
+			c.fail("maxReplicasPerHost", "has no effect on a unit with %s: remove it", only.name)
+		}
+	}
+	if s.MachineID != "" {
+		if !machineIDRe.MatchString(s.MachineID) {
+			c.fail("machineId", "%q is not a machine ID (letters and digits, as in /etc/machine-id)", s.MachineID)
+		}
+		if s.Global {
+			c.fail("global", "a unit cannot be both global and pinned with machineId: choose one")
+		}
+		if len(s.Conflicts) > 0 {
+			c.fail("conflicts", "fleet does not accept conflicts on a unit pinned with machineId: remove one of them")
+		}
+		if len(s.Machine) > 0 {
+			c.fail("machine", "has no effect with machineId: remove one of them")
+		}
+	}
+	switch s.Engine {
+	case "", EngineRkt, EngineDocker:
+	default:
+		c.fail("engine", "%q is not an engine: use rkt (the default) or docker", s.Engine)
+	}
+	for i, m := range s.Machine {
+		field := fmt.Sprintf("machine[%d]", i)
+		k, v, ok := strings.Cut(m, "=")
+		switch {
+		case strings.Contains(m, "!="):
+			c.fail(field, "%q: fleet has no != in machine metadata; use key=value", m)
+		case !ok || !metaKeyRe.MatchString(k) || v == "" || strings.ContainsFunc(v, unicode.IsSpace):
+			c.fail(field, "%q must be key=value (fleet silently drops anything else)", m)
+		}
+	}
+	for i, p := range s.Conflicts {
+		if !conflictRe.MatchString(p) {
+			c.fail(fmt.Sprintf("conflicts[%d]", i), "%q must be a unit name or a glob of one (lowercase letters, digits, -, * and ?)", p)
+		}
+	}
+}
+
+func (c *checker) checkApps(s *Spec) {
+	if len(s.Apps) == 0 {
+		c.fail("apps", "required: at least one app with an image")
+		return
+	}
+	if s.EngineName() == EngineDocker && len(s.Apps) > 1 {
+		c.fail("apps", "engine docker runs one app per unit, found %d: split them into units or use engine rkt", len(s.Apps))
+	}
+	for i, a := range s.Apps {
+		field := fmt.Sprintf("apps[%d]", i)
+		switch {
+		case a.Image == "":
+			c.fail(field+".image", "required: the image to run")
+		case strings.ContainsFunc(a.Image, unicode.IsSpace):
+			c.fail(field+".image", "%q must not contain spaces", a.Image)
+		}
+		if s.EngineName() == EngineRkt && strings.ContainsFunc(a.Cmd, unicode.IsSpace) {
+			c.fail(field+".cmd", "%q must be one path (rkt --exec): put its arguments in args", a.Cmd)
+		}
+	}
+}
+
+func (c *checker) checkEnv(field string, e EnvVar, before []EnvVar) {
+	switch {
+	case !envNameRe.MatchString(e.Name):
+		c.fail(field+".name", "%q is not a variable name (letters, digits and _, not starting with a digit)", e.Name)
+	case e.Name == "KAYLEE_ID":
+		c.fail(field+".name", "KAYLEE_ID is set by Kaylee for each instance")
+	}
+	for _, b := range before {
+		if b.Name == e.Name {
+			c.fail(field+".name", "%s is given twice", e.Name)
+		}
+	}
+}
+
+func (c *checker) checkVolume(field string, v Volume) {
+	if !isAbsPath(v.Path) || strings.ContainsAny(v.Path, ",:") {
+		c.fail(field+".path", "%q must be an absolute path in the container, without spaces, commas or colons", v.Path)
+	}
+	if v.Driver == "" {
+		if !isAbsPath(v.Source) || strings.ContainsAny(v.Source, ",:") {
+			c.fail(field+".source", "%q must be an absolute host path without spaces, commas or colons (a volume without driver mounts a host path)", v.Source)
+		}
+		if v.Options != "" {
+			c.fail(field+".options", "options are for volume drivers; this volume has no driver")
+		}
+		return
+	}
+	if !driverRe.MatchString(v.Driver) || v.Driver == mountServicePrefix {
+		c.fail(field+".driver", "%q is not a driver name (lowercase letters, digits, - and _; systemd-mountservice-<service> for a systemd template)", v.Driver)
+	}
+	if !volumeIDRe.MatchString(v.ID) {
+		c.fail(field+".id", "%q: a volume with a driver needs an id (letters, digits, ., _ and -)", v.ID)
+	}
+	if v.Source != "" && (strings.HasPrefix(v.Source, "/") || strings.ContainsFunc(v.Source, unicode.IsSpace) ||
+		strings.ContainsAny(v.Source, ",:") || containsDotDot(v.Source)) {
+		c.fail(field+".source", "%q must be a relative path inside the volume, without .., spaces, commas or colons", v.Source)
+	}
+}
+
+func isAbsPath(p string) bool {
+	return strings.HasPrefix(p, "/") && !strings.ContainsFunc(p, unicode.IsSpace) && !containsDotDot(p)
+}
+
+func containsDotDot(p string) bool {
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// eachString calls f with the path and value of every string in the spec.
+func eachString(s *Spec, f func(field, value string)) {
+	list := func(field string, vs []string) {
+		for i, v := range vs {
+			f(fmt.Sprintf("%s[%d]", field, i), v)
+		}
+	}
+	f("name", s.Name)
+	f("engine", s.Engine)
+	list("envFiles", s.EnvFiles)
+	for i, e := range s.Env {
+		f(fmt.Sprintf("env[%d].name", i), e.Name)
+		f(fmt.Sprintf("env[%d].value", i), e.Value)
+	}
+	for i, v := range s.Volumes {
+		p := fmt.Sprintf("volumes[%d]", i)
+		f(p+".id", v.ID)
+		f(p+".driver", v.Driver)
+		f(p+".source", v.Source)
+		f(p+".path", v.Path)
+		f(p+".options", v.Options)
+	}
+	f("net", s.Net)
+	for i, a := range s.Apps {
+		p := fmt.Sprintf("apps[%d]", i)
+		f(p+".image", a.Image)
+		f(p+".cmd", a.Cmd)
+		list(p+".args", a.Args)
+	}
+	list("args", s.Args)
+	list("machine", s.Machine)
+	f("machineId", s.MachineID)
+	list("conflicts", s.Conflicts)
+}
