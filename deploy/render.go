@@ -95,18 +95,22 @@ func (r *renderer) options(grouped bool) []*schema.UnitOption {
 	r.add("Service", "TimeoutStartSec", "0")
 	r.add("Service", "Restart", "always")
 	r.add("Service", "RestartSec", "10")
+	// Volume plugins mount before the engine starts and unmount after it
+	// stopped (systemd runs Exec lines of one kind in file order).
+	var plugins []Volume
+	for _, v := range s.Volumes {
+		if v.Driver != "" && !strings.HasPrefix(v.Driver, mountServicePrefix) {
+			plugins = append(plugins, v)
+			r.add("Service", "ExecStartPre", joinArgs(VolumePluginDir+"/"+v.Driver, v.Options, v.ID))
+		}
+	}
 	if s.EngineName() == EngineDocker {
 		r.docker(id)
 	} else {
 		r.rkt(id)
 	}
-	for _, v := range s.Volumes {
-		if v.Driver == "" || strings.HasPrefix(v.Driver, mountServicePrefix) {
-			continue
-		}
-		plugin := VolumePluginDir + "/" + v.Driver
-		r.add("Service", "ExecStartPre", joinArgs(plugin, v.Options, v.ID))
-		r.add("Service", "ExecStopPost", joinArgs("-"+plugin, "-u", v.ID))
+	for _, v := range plugins {
+		r.add("Service", "ExecStopPost", joinArgs("-"+VolumePluginDir+"/"+v.Driver, "-u", v.ID))
 	}
 
 	for _, m := range s.Machine {

@@ -1,0 +1,62 @@
+package deploy
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// FuzzLoadRender runs decode → validate → render on arbitrary input and
+// checks the promises the rest of Kaylee relies on: no panic, every valid
+// unit renders, no rendered value holds a line break, rendered names parse
+// back, and canonical JSON decodes to the same unit.
+func FuzzLoadRender(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/render/*.yaml")
+	seeds = append(seeds, "testdata/countly.yaml", "testdata/countly.json")
+	for _, p := range seeds {
+		if data, err := os.ReadFile(p); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte("name: a\napps:\n- image: x\n  args: [\"a\\nb\"]\n"))
+	f.Add([]byte("name: a\nreplicas: 3\nmaxReplicasPerHost: 2\napps: [{image: x}]\n---\nname: b\nglobal: true\napps: [{image: y}]\n"))
+	f.Add([]byte("a: &x [*x]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		docs, _ := Load("fuzz.yaml", data)
+		for _, d := range docs {
+			if d.Err != nil {
+				continue
+			}
+			units, err := Render(&d.Spec, RenderOptions{})
+			if err != nil {
+				t.Fatalf("valid spec does not render: %v\n%s", err, d.Spec.CanonicalJSON())
+			}
+			if len(units) != d.Spec.Instances() {
+				t.Fatalf("%d units for %d instances", len(units), d.Spec.Instances())
+			}
+			for _, u := range units {
+				if _, ok := ParseUnitName(DefaultUnitPrefix, u.Name); !ok {
+					t.Fatalf("rendered name %q does not parse", u.Name)
+				}
+				for _, o := range u.Options {
+					if strings.ContainsAny(o.Value, "\n\r\x00") || strings.HasSuffix(o.Value, `\`) {
+						t.Fatalf("rendered %s=%q could break the unit file", o.Name, o.Value)
+					}
+				}
+			}
+			canon := d.Spec.CanonicalJSON()
+			back, err := DecodeJSON("canonical", canon)
+			if err != nil {
+				t.Fatalf("canonical JSON does not decode: %v\n%s", err, canon)
+			}
+			if err := back.Spec.Validate(); err != nil {
+				t.Fatalf("canonical JSON does not validate: %v\n%s", err, canon)
+			}
+			if again := back.Spec.CanonicalJSON(); !bytes.Equal(again, canon) {
+				t.Fatalf("canonical JSON is not stable\n%s\n%s", canon, again)
+			}
+		}
+	})
+}

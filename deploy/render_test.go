@@ -1,0 +1,242 @@
+package deploy
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/coreos/fleet/schema"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func loadOne(t testing.TB, path string) *Spec {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := Load(path, data)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return &docs[0].Spec
+}
+
+func unitText(units []*schema.Unit) string {
+	var b strings.Builder
+	for _, u := range units {
+		fmt.Fprintf(&b, "# %s desired=%s\n%s\n", u.Name, u.DesiredState, schema.MapSchemaUnitOptionsToUnitFile(u.Options))
+	}
+	return b.String()
+}
+
+func TestRenderGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/render/*.yaml")
+	if len(files) < 6 {
+		t.Fatalf("found %d inputs", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			units, err := Render(loadOne(t, f), RenderOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := unitText(units)
+			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./deploy -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("rendering of %s differs from %s:\n%s", f, golden, got)
+			}
+		})
+	}
+}
+
+// options returns the values of one option name in a unit.
+func options(u *schema.Unit, section, name string) []string {
+	var out []string
+	for _, o := range u.Options {
+		if o.Section == section && o.Name == name {
+			out = append(out, o.Value)
+		}
+	}
+	return out
+}
+
+func TestRenderReplicaGroups(t *testing.T) {
+	tests := []struct {
+		replicas, perHost int
+		wantGroups        int
+		wantConflict      bool
+	}{
+		{4, 2, 2, true},
+		{3, 1, 1, true},
+		{5, 2, 2, true},
+		{3, 0, 1, false},
+		{2, 5, 2, true},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d/%d", tt.replicas, tt.perHost), func(t *testing.T) {
+			s := &Spec{Name: "api", Replicas: tt.replicas, MaxReplicasPerHost: tt.perHost, Apps: []App{{Image: "x"}}}
+			units, err := Render(s, RenderOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(units) != tt.replicas {
+				t.Fatalf("%d units, want %d", len(units), tt.replicas)
+			}
+			members := map[string]int{}
+			for i, u := range units {
+				n, ok := ParseUnitName("k2", u.Name)
+				if !ok || n.Name != "api" || n.Index != i || n.SpecHash != s.Hash(0) {
+					t.Fatalf("unit %d: bad name %q", i, u.Name)
+				}
+				members[n.Group]++
+				c := options(u, "X-Fleet", "Conflicts")
+				want := fmt.Sprintf("k2:api:%s:%s:*.service", n.SpecHash, n.Group)
+				if tt.wantConflict != (len(c) == 1 && c[0] == want) {
+					t.Errorf("unit %s conflicts %v, want group conflict %v", u.Name, c, tt.wantConflict)
+				}
+			}
+			if len(members) != tt.wantGroups {
+				t.Errorf("%d groups, want %d: %v", len(members), tt.wantGroups, members)
+			}
+			// With M groups whose members conflict, at most M replicas share a host.
+			if tt.perHost > 0 {
+				for g, n := range members {
+					if max := (tt.replicas + tt.perHost - 1) / tt.perHost; n > max {
+						t.Errorf("group %s has %d members, want at most %d", g, n, max)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestRenderDeterministicAndRestart(t *testing.T) {
+	s := loadOne(t, "testdata/countly.yaml")
+	a, _ := Render(s, RenderOptions{})
+	b, _ := Render(loadOne(t, "testdata/countly.yaml"), RenderOptions{})
+	if unitText(a) != unitText(b) {
+		t.Fatal("two renders of the same spec differ")
+	}
+	r, _ := Render(s, RenderOptions{Restart: 1})
+	if r[0].Name == a[0].Name {
+		t.Fatal("restart counter did not rename the units")
+	}
+	p, _ := Render(s, RenderOptions{UnitPrefix: "kx"})
+	if !strings.HasPrefix(p[0].Name, "kx:countly:") {
+		t.Fatalf("prefix not applied: %s", p[0].Name)
+	}
+	if _, err := Render(s, RenderOptions{UnitPrefix: "K:2"}); err == nil {
+		t.Fatal("bad unit prefix accepted")
+	}
+	// A changed spec changes the hash; a re-ordered YAML file does not.
+	s2 := *s
+	s2.Replicas = 5
+	if s2.Hash(0) == s.Hash(0) {
+		t.Fatal("changed spec kept its hash")
+	}
+}
+
+func TestRenderKinds(t *testing.T) {
+	tests := []struct {
+		file              string
+		units             int
+		xfleet            map[string][]string
+		forbiddenSections []string
+	}{
+		{"global", 1, map[string][]string{"Global": {"true"}, "MachineMetadata": {"role=worker", "role=edge"}, "Conflicts": nil}, nil},
+		{"machineid", 1, map[string][]string{"MachineID": {"2b6f0cc904d137be2e1730235f5664094b831186"}, "Conflicts": nil, "Global": nil}, nil},
+		{"single", 1, map[string][]string{"Conflicts": {"k2:cron:*.service", "k2:backup-*:*.service"}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			units, err := Render(loadOne(t, "testdata/render/"+tt.file+".yaml"), RenderOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(units) != tt.units {
+				t.Fatalf("%d units, want %d", len(units), tt.units)
+			}
+			for name, want := range tt.xfleet {
+				if got := options(units[0], "X-Fleet", name); strings.Join(got, "|") != strings.Join(want, "|") {
+					t.Errorf("X-Fleet %s = %q, want %q", name, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestRenderEscaping(t *testing.T) {
+	s := loadOne(t, "testdata/render/docker.yaml")
+	units, _ := Render(s, RenderOptions{})
+	env := options(units[0], "Service", "Environment")
+	if want := `"GREETING=say \"hi\" at 100%% \\ $HOME"`; env[1] != want {
+		t.Errorf("Environment = %s, want %s", env[1], want)
+	}
+	start := options(units[0], "Service", "ExecStart")[0]
+	if !strings.Contains(start, "-e KAYLEE_ID -e GREETING") || strings.Contains(start, "say") {
+		t.Errorf("docker gets env values through the environment, not the command line: %s", start)
+	}
+	c := loadOne(t, "testdata/render/countly.yaml")
+	cu, _ := Render(c, RenderOptions{})
+	start = options(cu[0], "Service", "ExecStart")[0]
+	if !strings.Contains(start, "--format '$$ip:80' /services/countly/${KAYLEE_ID} ---") {
+		t.Errorf("seed's $$ and ${KAYLEE_ID} must reach systemd as written: %s", start)
+	}
+	cr := loadOne(t, "testdata/render/single.yaml")
+	su, _ := Render(cr, RenderOptions{})
+	if start = options(su[0], "Service", "ExecStart")[0]; !strings.Contains(start, "'date +%%s'") {
+		t.Errorf("%% must be escaped as %%%%: %s", start)
+	}
+}
+
+func TestParseUnitName(t *testing.T) {
+	good := UnitName{Prefix: "k2", Name: "api-1", SpecHash: "0123abcd", Group: "a1b2c3", Index: 12}
+	if got, ok := ParseUnitName("k2", good.String()); !ok || got != good {
+		t.Fatalf("round trip: %+v %v", got, ok)
+	}
+	for _, bad := range []string{
+		"k2:api:0123abcd:a1b2c3:1",          // no suffix
+		"k3:api:0123abcd:a1b2c3:1.service",  // other prefix
+		"k2:api:0123abcd:a1b2c3.service",    // missing index
+		"k2:API:0123abcd:a1b2c3:1.service",  // bad name
+		"k2:api:0123abcX:a1b2c3:1.service",  // bad hash
+		"k2:api:0123abcd:a1b2c3:01.service", // non-canonical index
+		"k2:api:0123abcd:a1b2c3:-1.service",
+		"etcd-member.service",
+	} {
+		if _, ok := ParseUnitName("k2", bad); ok {
+			t.Errorf("ParseUnitName accepted %q", bad)
+		}
+	}
+}
+
+func BenchmarkLoadRender(b *testing.B) {
+	data, _ := os.ReadFile("testdata/countly.yaml")
+	b.ReportAllocs()
+	for b.Loop() {
+		docs, err := Load("countly.yaml", data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Render(&docs[0].Spec, RenderOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+var _ = bytes.Equal

@@ -1,0 +1,151 @@
+package deploy
+
+import (
+	"strings"
+	"testing"
+)
+
+// unit builds a YAML unit file from a valid base plus extra top-level lines.
+func unit(extra string) string {
+	return "name: api\napps:\n- image: docker://nginx:1.25\n" + extra
+}
+
+func TestValidateAcceptsEveryField(t *testing.T) {
+	good := map[string]string{
+		"replicas and spread": unit("replicas: 3\nmaxReplicasPerHost: 1\n"),
+		"env and files":       unit("envFiles:\n- /etc/environment\n- -/etc/optional.env\nenv:\n- name: A_B\n  value: 'x y \"q\" 100% $HOME'\n- name: PORT\n  value: 8080\n"),
+		"host volume":         unit("volumes:\n- source: /mnt/efs/aaa\n  path: /etc/confd\n"),
+		"mountservice volume": unit("volumes:\n- id: vol-a7039121\n  driver: systemd-mountservice-ebs\n  source: data\n  path: /usr/share/es/data\n"),
+		"plugin volume":       unit("volumes:\n- id: vol-1\n  driver: blocker\n  path: /data\n  options: -f ext4\n"),
+		"net and args":        unit("net: flannel,default\nargs:\n- --dns=10.0.0.2\n"),
+		"machine metadata":    unit("machine:\n- ssd=true\n- region=eu-west-1\n"),
+		"machineId":           unit("machineId: b15ba3d0c1e24f0c8a2b\n"),
+		"global":              unit("global: true\nmachine:\n- role=edge\n"),
+		"conflicts":           unit("conflicts:\n- 'mongo-n*'\n- redis\n"),
+		"docker engine":       "name: web\nengine: docker\napps:\n- image: nginx\n  cmd: nginx\n  args: [-g, 'daemon off;']\n",
+		"rkt cmd":             unit("") + "  cmd: /bin/rkt-sidekick\n  args:\n  - --format '$$ip:80'\n",
+		"explicit rkt":        unit("engine: rkt\n"),
+		"unicode value":       unit("env:\n- name: GREETING\n  value: 'héllo wörld ✓'\n"),
+		"max name":            strings.Replace(unit(""), "name: api", "name: "+strings.Repeat("a", MaxNameLen), 1),
+	}
+	for name, in := range good {
+		t.Run(name, func(t *testing.T) {
+			docs, err := Load("u.yaml", []byte(in))
+			if err != nil {
+				t.Fatalf("valid unit refused: %v", err)
+			}
+			if _, err := Render(&docs[0].Spec, RenderOptions{}); err != nil {
+				t.Fatalf("valid unit does not render: %v", err)
+			}
+		})
+	}
+}
+
+func TestValidateRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want string // expected FILE:LINE: FIELD: message fragment
+	}{
+		// names: an etcd key and a systemd unit name
+		{"no name", "apps:\n- image: x\n", "u.yaml:1: name: required"},
+		{"upper case", strings.Replace(unit(""), "api", "Api", 1), "u.yaml:1: name: \"Api\" is not a valid name"},
+		{"slash", strings.Replace(unit(""), "api", "a/b", 1), "name: \"a/b\" is not a valid name"},
+		{"colon", strings.Replace(unit(""), "api", "a:b", 1), "name: \"a:b\" is not a valid name"},
+		{"dot dot", strings.Replace(unit(""), "api", "'..'", 1), "name: \"..\" is not a valid name"},
+		{"space", strings.Replace(unit(""), "api", "'a b'", 1), "name: \"a b\" is not a valid name"},
+		{"trailing dash", strings.Replace(unit(""), "api", "api-", 1), "is not a valid name"},
+		{"too long", strings.Replace(unit(""), "api", strings.Repeat("a", MaxNameLen+1), 1), "characters; at most 64"},
+		// apps
+		{"missing apps", "name: api\n", "u.yaml:1: apps: required: at least one app"},
+		{"empty apps", "name: api\napps: []\n", "u.yaml:2: apps: required"},
+		{"missing image", "name: api\napps:\n- cmd: /bin/x\n", "u.yaml:3: apps[0].image: required"},
+		{"image with space", "name: api\napps:\n- image: 'a b'\n", "u.yaml:3: apps[0].image: \"a b\" must not contain spaces"},
+		{"rkt cmd with args", unit("") + "  cmd: /bin/x --flag\n", "u.yaml:4: apps[0].cmd: \"/bin/x --flag\" must be one path"},
+		{"docker two apps", "name: a\nengine: docker\napps:\n- image: x\n- image: y\n", "u.yaml:3: apps: engine docker runs one app per unit, found 2"},
+		{"unknown engine", unit("engine: podman\n"), "u.yaml:4: engine: \"podman\" is not an engine"},
+		// injection: values are lines of a unit file
+		{"newline in env value", unit("env:\n- name: A\n  value: \"x\\nExecStartPre=/bin/evil\"\n"), "u.yaml:6: env[0].value: must not contain a newline"},
+		{"carriage return in arg", unit("args:\n- \"--a\\r--b\"\n"), "u.yaml:5: args[0]: must not contain a newline"},
+		{"newline in app arg", unit("") + "  args:\n  - \"a\\n[Service]\"\n", "u.yaml:5: apps[0].args[0]: must not contain a newline"},
+		{"NUL in image", "name: api\napps:\n- image: \"x\\0y\"\n", "apps[0].image: must not contain a newline or other control character"},
+		{"tab in machine", unit("machine:\n- \"a=b\\tc\"\n"), "machine[0]: must not contain a newline"},
+		{"unicode line separator", unit("net: \"a\\u2028b\"\n"), "net: must not contain a newline"},
+		{"trailing backslash", unit("args:\n- 'foo\\'\n"), "u.yaml:5: args[0]: must not end with a backslash"},
+		{"newline in name", "name: \"a\\nb\"\napps:\n- image: x\n", "u.yaml:1: name: must not contain a newline"},
+		// scheduling
+		{"negative replicas", unit("replicas: -1\n"), "u.yaml:4: replicas: -1 is out of range"},
+		{"huge replicas", unit("replicas: 100000\n"), "replicas: 100000 is out of range"},
+		{"negative per host", unit("maxReplicasPerHost: -2\n"), "maxReplicasPerHost: -2 must not be negative"},
+		{"replicas with global", unit("global: true\nreplicas: 3\n"), "u.yaml:5: replicas: has no effect on a unit with global"},
+		{"replicas with machineId", unit("machineId: abc\nreplicas: 2\n"), "u.yaml:5: replicas: has no effect on a unit with machineId"},
+		{"per host with global", unit("global: true\nmaxReplicasPerHost: 1\n"), "maxReplicasPerHost: has no effect on a unit with global"},
+		{"global and machineId", unit("global: true\nmachineId: abc\n"), "global: a unit cannot be both global and pinned"},
+		{"machineId and conflicts", unit("machineId: abc\nconflicts: [x]\n"), "conflicts: fleet does not accept conflicts on a unit pinned"},
+		{"machineId and machine", unit("machineId: abc\nmachine: [a=b]\n"), "machine: has no effect with machineId"},
+		{"bad machineId", unit("machineId: 'a/b'\n"), "machineId: \"a/b\" is not a machine ID"},
+		{"metadata not-equal", unit("machine:\n- ssd!=true\n"), "u.yaml:5: machine[0]: \"ssd!=true\": fleet has no !="},
+		{"metadata without value", unit("machine:\n- ssd\n"), "machine[0]: \"ssd\" must be key=value"},
+		{"metadata empty value", unit("machine:\n- ssd=\n"), "machine[0]: \"ssd=\" must be key=value"},
+		{"conflict with colon", unit("conflicts:\n- 'k2:x'\n"), "conflicts[0]: \"k2:x\" must be a unit name or a glob"},
+		{"conflict with space", unit("conflicts:\n- 'a b'\n"), "conflicts[0]: \"a b\" must be a unit name"},
+		// env
+		{"env bad name", unit("env:\n- name: 1A\n  value: x\n"), "u.yaml:5: env[0].name: \"1A\" is not a variable name"},
+		{"env reserved", unit("env:\n- name: KAYLEE_ID\n  value: x\n"), "env[0].name: KAYLEE_ID is set by Kaylee"},
+		{"env duplicate", unit("env:\n- name: A\n  value: x\n- name: A\n  value: y\n"), "u.yaml:7: env[1].name: A is given twice"},
+		{"envFile relative", unit("envFiles:\n- etc/env\n"), "u.yaml:5: envFiles[0]: \"etc/env\" must be an absolute path"},
+		// volumes
+		{"volume no path", unit("volumes:\n- source: /a\n"), "u.yaml:5: volumes[0].path: \"\" must be an absolute path"},
+		{"volume relative source", unit("volumes:\n- source: a\n  path: /b\n"), "volumes[0].source: \"a\" must be an absolute host path"},
+		{"volume dotdot", unit("volumes:\n- source: /a/../etc\n  path: /b\n"), "volumes[0].source"},
+		{"volume comma", unit("volumes:\n- source: /a,kind=x\n  path: /b\n"), "volumes[0].source"},
+		{"driver without id", unit("volumes:\n- driver: ebs\n  path: /b\n"), "volumes[0].id: \"\": a volume with a driver needs an id"},
+		{"driver bad name", unit("volumes:\n- id: v\n  driver: ../x\n  path: /b\n"), "volumes[0].driver: \"../x\" is not a driver name"},
+		{"mountservice without service", unit("volumes:\n- id: v\n  driver: systemd-mountservice-\n  path: /b\n"), "volumes[0].driver"},
+		{"driver absolute source", unit("volumes:\n- id: v\n  driver: ebs\n  source: /x\n  path: /b\n"), "volumes[0].source: \"/x\" must be a relative path"},
+		{"options without driver", unit("volumes:\n- source: /a\n  path: /b\n  options: x\n"), "volumes[0].options: options are for volume drivers"},
+		{"net with space", unit("net: 'a b'\n"), "net: \"a b\" must not contain spaces"},
+		// fleet's line limit
+		{"line too long", unit("args:\n- " + strings.Repeat("x", 2100) + "\n"), "rendered ExecStart= line of api is"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			docs, err := Load("u.yaml", []byte(tt.in))
+			if err == nil {
+				t.Fatalf("accepted: %s", docs[0].Spec.CanonicalJSON())
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error does not contain %q:\n%v", tt.want, err)
+			}
+			for _, d := range docs {
+				if d.Err == nil {
+					t.Errorf("document %q has no error", d.Spec.Name)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateWithoutFile(t *testing.T) {
+	s := Spec{Name: "Bad", Apps: []App{{Image: "x"}}}
+	err := s.Validate()
+	if err == nil || err.Error() != `<input>: name: "Bad" is not a valid name: use lowercase letters, digits and -, starting and ending with a letter or digit (it becomes an etcd key and a systemd unit name, so no /, :, .., spaces or upper case)` {
+		t.Fatalf("got %v", err)
+	}
+	if fe := FieldErrors(err); len(fe) != 1 || fe[0].Field != "name" {
+		t.Fatalf("FieldErrors = %+v", fe)
+	}
+}
+
+func TestSuggest(t *testing.T) {
+	cands := []string{"replicas", "maxReplicasPerHost", "machine", "machineId", "args", "apps"}
+	tests := map[string]string{
+		"replcas": "replicas", "Replicas": "replicas", "machineID": "machineId", "maxReplicaPerHost": "maxReplicasPerHost",
+		"arg": "args", "completelyelse": "",
+	}
+	for in, want := range tests {
+		if got := suggest(in, cands); got != want {
+			t.Errorf("suggest(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
