@@ -1,0 +1,226 @@
+// Package etcdtest runs a real etcd server (the v3.5 embed package, with the
+// v2 API on, because fleet's registry speaks v2) on loopback ports in a
+// directory of its own. Tests use New; `kaylee dev` uses Start.
+package etcdtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// Config says where the server listens and keeps its data. The zero value
+// picks free loopback ports and a new temporary directory.
+type Config struct {
+	Dir       string // data directory; created if missing
+	ClientURL string // e.g. http://127.0.0.1:2379; empty picks a free port
+	PeerURL   string // empty picks a free port
+	Verbose   bool   // log at info level on stderr instead of staying quiet
+	// Fsync makes writes durable (off by default: tests and `kaylee dev`
+	// throw the data away).
+	Fsync bool
+}
+
+// Server is a running (or stopped) embedded etcd.
+type Server struct {
+	cfg     Config
+	tempDir bool
+
+	mu   sync.Mutex
+	etcd *embed.Etcd
+}
+
+// ErrAddrInUse is returned by Start when the client or peer port is taken.
+var ErrAddrInUse = errors.New("address already in use")
+
+// Start starts a server and waits until it serves clients.
+func Start(cfg Config) (*Server, error) {
+	s := &Server{cfg: cfg}
+	if s.cfg.Dir == "" {
+		dir, err := os.MkdirTemp("", "kaylee-etcd-")
+		if err != nil {
+			return nil, fmt.Errorf("etcd data dir: %w", err)
+		}
+		s.cfg.Dir, s.tempDir = dir, true
+	}
+	var err error
+	if s.cfg.ClientURL == "" {
+		if s.cfg.ClientURL, err = freeURL(); err != nil {
+			return nil, err
+		}
+	}
+	if s.cfg.PeerURL == "" {
+		if s.cfg.PeerURL, err = freeURL(); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.start(); err != nil {
+		s.removeTemp()
+		return nil, err
+	}
+	return s, nil
+}
+
+// New starts a server for a test; it is closed and its data removed when
+// the test ends.
+func New(t testing.TB) *Server {
+	t.Helper()
+	var (
+		s   *Server
+		err error
+	)
+	// A port picked as free can be taken by someone else before etcd binds
+	// it; try again with other ports.
+	for range 3 {
+		if s, err = Start(Config{}); err == nil || !errors.Is(err, ErrAddrInUse) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("etcdtest: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// ClientURL is the URL clients connect to (v3 gRPC and the v2 HTTP API).
+func (s *Server) ClientURL() string { return s.cfg.ClientURL }
+
+// Endpoints returns ClientURL as a list, as clients take it.
+func (s *Server) Endpoints() []string { return []string{s.cfg.ClientURL} }
+
+// Dir is the data directory.
+func (s *Server) Dir() string { return s.cfg.Dir }
+
+// Client returns a v3 client for the server; a test's client is closed at
+// the end of the test.
+func (s *Server) Client(t testing.TB) *clientv3.Client {
+	t.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: s.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatalf("etcdtest: client: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (s *Server) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.etcd != nil {
+		return nil
+	}
+	curl, err := url.Parse(s.cfg.ClientURL)
+	if err != nil {
+		return fmt.Errorf("etcd client URL %q: %w", s.cfg.ClientURL, err)
+	}
+	purl, err := url.Parse(s.cfg.PeerURL)
+	if err != nil {
+		return fmt.Errorf("etcd peer URL %q: %w", s.cfg.PeerURL, err)
+	}
+	for _, u := range []*url.URL{curl, purl} {
+		if ln, err := net.Listen("tcp", u.Host); err != nil {
+			return fmt.Errorf("etcd cannot listen on %s: %w (stop what uses it or pick another address)", u.Host, ErrAddrInUse)
+		} else {
+			ln.Close()
+		}
+	}
+	cfg := embed.NewConfig()
+	cfg.Name = "kaylee"
+	cfg.Dir = s.cfg.Dir
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*curl}, []url.URL{*curl}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*purl}, []url.URL{*purl}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	cfg.EnableV2 = true
+	cfg.UnsafeNoFsync = !s.cfg.Fsync
+	if s.cfg.Verbose {
+		cfg.LogLevel = "info"
+	} else {
+		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	}
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return fmt.Errorf("starting embedded etcd in %s: %w", s.cfg.Dir, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return fmt.Errorf("embedded etcd failed: %w", err)
+	case <-time.After(30 * time.Second):
+		e.Close()
+		return errors.New("embedded etcd did not become ready within 30s")
+	}
+	s.etcd = e
+	return nil
+}
+
+// Stop stops the server and keeps its data, so that Restart brings it back
+// with the same keys: for tests of etcd outages.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.etcd != nil {
+		s.etcd.Close()
+		s.etcd = nil
+	}
+}
+
+// Restart starts a stopped server again on the same ports and data.
+func (s *Server) Restart() error {
+	var err error
+	for range 20 { // the old listeners may take a moment to go
+		if err = s.start(); err == nil || !errors.Is(err, ErrAddrInUse) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return err
+}
+
+// Close stops the server and removes its data if Start created the directory.
+func (s *Server) Close() {
+	s.Stop()
+	s.removeTemp()
+}
+
+// Wait blocks until the server stops with an error or ctx ends.
+func (s *Server) Wait(ctx context.Context) error {
+	s.mu.Lock()
+	e := s.etcd
+	s.mu.Unlock()
+	if e == nil {
+		return errors.New("etcd is not running")
+	}
+	select {
+	case err := <-e.Err():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) removeTemp() {
+	if s.tempDir {
+		os.RemoveAll(s.cfg.Dir)
+	}
+}
+
+func freeURL() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("finding a free port: %w", err)
+	}
+	defer ln.Close()
+	return "http://" + ln.Addr().String(), nil
+}
