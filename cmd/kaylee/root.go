@@ -108,6 +108,7 @@ The etcd password is read only from KAYLEE_ETCD_PASSWORD.`,
 		a.versionCommand(),
 		a.validateCommand(),
 		a.renderCommand(),
+		a.devCommand(),
 	)
 	return root
 }

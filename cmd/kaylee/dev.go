@@ -1,0 +1,167 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
+	"github.com/kaylee-gitops/kaylee/store/etcdtest"
+)
+
+type devFlags struct {
+	fleetOnly    bool
+	listenClient string
+	dataDir      string
+	machines     int
+	metadata     []string
+	fleetPrefix  string
+	verbose      bool
+}
+
+func (a *app) devCommand() *cobra.Command {
+	var f devFlags
+	cmd := &cobra.Command{
+		Use:   "dev --fleet-only [--machines N] [--machine-metadata k=v,k=v]...",
+		Short: "Run a cluster in a box: embedded etcd and a simulated fleet",
+		Long: `Dev starts, in one process, an etcd (embedded, or the one given with
+--etcd-endpoints) and a simulated fleet cluster: fleet's own engine and agents
+on N machines, with only systemd simulated. Units whose unit file contains
+"sim-fail" fail after starting, so failed rollouts can be tried out.
+
+It prints the etcd endpoint and the machines, then runs until interrupted.
+Point fleetctl or kaylee at the endpoint it prints.
+
+--machine-metadata given once applies to every machine; given N times, the
+i-th applies to machine i. By default machines get az=a, az=b, az=c in turn.`,
+		Example: `  kaylee dev --fleet-only
+  kaylee dev --fleet-only --machines 5 --machine-metadata ssd=true,az=a --machine-metadata az=b
+  kaylee dev --fleet-only --etcd-endpoints http://127.0.0.1:2379   # an etcd started with --enable-v2`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !f.fleetOnly {
+				return errors.New("kaylee dev runs only the cluster for now: pass --fleet-only")
+			}
+			return a.runDev(cmd, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&f.fleetOnly, "fleet-only", false, "run etcd and the simulated fleet only")
+	fl.StringVar(&f.listenClient, "listen-client", "http://127.0.0.1:2379", "client URL of the embedded etcd")
+	fl.StringVar(&f.dataDir, "data-dir", "", "data directory of the embedded etcd (default <user cache dir>/kaylee/dev-etcd)")
+	fl.IntVar(&f.machines, "machines", 3, "number of simulated fleet machines")
+	fl.StringArrayVar(&f.metadata, "machine-metadata", nil, "machine metadata k=v,k=v (once: every machine; N times: machine i)")
+	fl.StringVar(&f.fleetPrefix, "fleet-prefix", fleetsim.DefaultKeyPrefix, "fleet's etcd key prefix")
+	fl.BoolVar(&f.verbose, "verbose", false, "log fleet and etcd activity")
+	return cmd
+}
+
+func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
+	ctx := cmd.Context()
+	out := cmd.OutOrStdout()
+	machines, err := devMachines(f.machines, f.metadata)
+	if err != nil {
+		return err
+	}
+	endpoints := a.etcd.Endpoints
+	where := "external"
+	if !cmd.Flags().Changed("etcd-endpoints") {
+		dir := f.dataDir
+		if dir == "" {
+			base, err := os.UserCacheDir()
+			if err != nil {
+				return fmt.Errorf("no --data-dir and no user cache dir: %w", err)
+			}
+			dir = filepath.Join(base, "kaylee", "dev-etcd")
+		}
+		srv, err := etcdtest.Start(etcdtest.Config{Dir: dir, ClientURL: f.listenClient, Verbose: f.verbose, Fsync: true})
+		if err != nil {
+			if errors.Is(err, etcdtest.ErrAddrInUse) {
+				return fmt.Errorf("%w; use --listen-client to pick another address, or --etcd-endpoints to use the etcd already there", err)
+			}
+			return err
+		}
+		defer srv.Close()
+		endpoints = srv.Endpoints()
+		where = "embedded, data in " + dir
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if f.verbose {
+		logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+	}
+	cluster, err := fleetsim.Start(ctx, fleetsim.Config{Endpoints: endpoints, KeyPrefix: f.fleetPrefix, Machines: machines, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("starting simulated fleet on %s: %w (is the etcd v2 API enabled?)", strings.Join(endpoints, ","), err)
+	}
+	defer cluster.Close()
+
+	fmt.Fprintf(out, "etcd:  %s (%s)\n", strings.Join(endpoints, ","), where)
+	fmt.Fprintf(out, "fleet: %d machines under %s\n", len(machines), f.fleetPrefix)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  MACHINE\tIP\tMETADATA")
+	for _, m := range cluster.Machines() {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", m.ID(), m.PublicIP(), formatMetadata(m.State().Metadata))
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "ready: try  fleetctl --endpoint %s list-machines   (Ctrl-C stops)\n", endpoints[0])
+	<-ctx.Done()
+	fmt.Fprintln(out, "stopping")
+	return nil
+}
+
+// devMachines builds the machine list: metadata given once applies to all,
+// given n times applies in order; the default spreads machines over az=a|b|c.
+func devMachines(n int, metadata []string) ([]fleetsim.MachineConfig, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("--machines %d: need at least one machine", n)
+	}
+	if len(metadata) > 1 && len(metadata) != n {
+		return nil, fmt.Errorf("--machine-metadata given %d times for %d machines: give it once (for all) or once per machine", len(metadata), n)
+	}
+	var mds []map[string]string
+	for _, s := range metadata {
+		md, err := parseMetadata(s)
+		if err != nil {
+			return nil, fmt.Errorf("--machine-metadata %q: %w", s, err)
+		}
+		mds = append(mds, md)
+	}
+	if len(mds) == 0 {
+		for i := range n {
+			mds = append(mds, map[string]string{"az": string(rune('a' + i%3))})
+		}
+	}
+	return fleetsim.Machines(n, mds...), nil
+}
+
+func parseMetadata(s string) (map[string]string, error) {
+	md := map[string]string{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Errorf("%q is not key=value", kv)
+		}
+		md[k] = v
+	}
+	return md, nil
+}
+
+func formatMetadata(md map[string]string) string {
+	keys := make([]string, 0, len(md))
+	for k := range md {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + md[k]
+	}
+	return strings.Join(parts, ",")
+}

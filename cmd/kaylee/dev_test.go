@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
+	"github.com/kaylee-gitops/kaylee/store/etcdtest"
+)
+
+// syncBuffer is a bytes.Buffer safe to read while a command writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is a long-running kaylee command run in-process.
+type proc struct {
+	args   []string
+	out    *syncBuffer
+	errb   *syncBuffer
+	cancel context.CancelFunc
+	done   chan int
+	once   sync.Once
+	code   int
+}
+
+// startKaylee runs a long-running command in-process until Stop or the end
+// of the test.
+func startKaylee(t *testing.T, env map[string]string, args ...string) *proc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &proc{args: args, out: &syncBuffer{}, errb: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	go func() {
+		p.done <- run(ctx, args, &stdio{in: strings.NewReader(""), out: p.out, err: p.errb}, func(k string) string { return env[k] })
+	}()
+	t.Cleanup(func() {
+		if _, err := p.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return p
+}
+
+// Stop interrupts the command and returns its exit code.
+func (p *proc) Stop() (int, error) {
+	var err error
+	p.once.Do(func() {
+		p.cancel()
+		select {
+		case p.code = <-p.done:
+		case <-time.After(20 * time.Second):
+			err = fmt.Errorf("kaylee %v did not stop within 20s; stderr: %s", p.args, p.errb.String())
+		}
+	})
+	return p.code, err
+}
+
+func waitOutput(t *testing.T, out *syncBuffer, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if strings.Contains(out.String(), want) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("output lacks %q after %s:\n%s", want, timeout, out.String())
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// machinesInRegistry reads fleet's registry with a fresh client, as
+// fleetctl would.
+func machinesInRegistry(t *testing.T, endpoint, prefix string) map[string]string {
+	t.Helper()
+	c, err := fleetsim.Start(context.Background(), fleetsim.Config{Endpoints: []string{endpoint}, KeyPrefix: prefix, Machines: []fleetsim.MachineConfig{{ID: "0000observer0000", Metadata: map[string]string{"role": "observer"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ms, err := c.API().Machines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, m := range ms {
+		if m.ID != "0000observer0000" {
+			out[m.PublicIP] = formatMetadata(m.Metadata)
+		}
+	}
+	return out
+}
+
+func TestDevFleetOnlyEmbedded(t *testing.T) {
+	addr := freePort(t)
+	p := startKaylee(t, nil, "dev", "--fleet-only", "--listen-client", "http://"+addr, "--data-dir", t.TempDir(),
+		"--machines", "2", "--machine-metadata", "ssd=true,az=a", "--machine-metadata", "az=b")
+	waitOutput(t, p.out, "ready:", 60*time.Second)
+	got := machinesInRegistry(t, "http://"+addr, fleetsim.DefaultKeyPrefix)
+	want := map[string]string{"192.0.2.1": "az=a,ssd=true", "192.0.2.2": "az=b"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("machines in fleet's registry: %v, want %v", got, want)
+	}
+	code, err := p.Stop()
+	if err != nil || code != 0 {
+		t.Fatalf("after interrupt: exit %d, %v", code, err)
+	}
+	if !strings.Contains(p.out.String(), "stopping") {
+		t.Errorf("no stop message: %s", p.out.String())
+	}
+}
+
+func TestDevFleetOnlyExternalEtcd(t *testing.T) {
+	endpoint := os.Getenv("KAYLEE_TEST_ETCD_ENDPOINT")
+	if endpoint == "" {
+		e := etcdtest.New(t)
+		endpoint = e.ClientURL()
+	}
+	prefix := fmt.Sprintf("/_test_%d/fleet/", time.Now().UnixNano())
+	p := startKaylee(t, map[string]string{"KAYLEE_ETCD_ENDPOINTS": endpoint}, "dev", "--fleet-only", "--fleet-prefix", prefix)
+	waitOutput(t, p.out, "ready:", 60*time.Second)
+	if !strings.Contains(p.out.String(), "etcd:  "+endpoint+" (external)") {
+		t.Errorf("does not say it uses the external etcd:\n%s", p.out.String())
+	}
+	got := machinesInRegistry(t, endpoint, prefix)
+	want := map[string]string{"192.0.2.1": "az=a", "192.0.2.2": "az=b", "192.0.2.3": "az=c"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("machines: %v, want %v", got, want)
+	}
+}
+
+func TestDevErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"dev", "--fleet-only", "--listen-client", "http://" + ln.Addr().String(), "--data-dir", t.TempDir()},
+			"etcd cannot listen on " + ln.Addr().String() + ": address already in use (stop what uses it or pick another address); use --listen-client"},
+		{[]string{"dev", "--fleet-only", "--machines", "3", "--machine-metadata", "a=1", "--machine-metadata", "a=2"},
+			"--machine-metadata given 2 times for 3 machines"},
+		{[]string{"dev", "--fleet-only", "--machine-metadata", "nope"}, `--machine-metadata "nope": "nope" is not key=value`},
+		{[]string{"dev", "--fleet-only", "--machines", "0"}, "--machines 0: need at least one machine"},
+	}
+	for _, tt := range tests {
+		r := kaylee(t, nil, tt.args...)
+		if r.code == 0 || !strings.Contains(r.err, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %q", tt.args, r.code, r.err, tt.want)
+		}
+	}
+}
