@@ -1,0 +1,99 @@
+// Package fleet reaches fleet through github.com/coreos/fleet/client — its
+// registry in etcd (v2 API) by default, or fleetd's HTTP API — and drives it
+// to the desired units.
+package fleet
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	etcd "github.com/coreos/etcd/client"
+	"github.com/coreos/fleet/client"
+	"github.com/coreos/fleet/registry"
+)
+
+// DefaultKeyPrefix is fleet's etcd key prefix.
+const DefaultKeyPrefix = "/_coreos.com/fleet/"
+
+// Config says how to reach fleet.
+type Config struct {
+	// Endpoint of fleet's HTTP API: unix:///var/run/fleet.sock or
+	// http(s)://host:port. Empty means the registry in etcd.
+	Endpoint string
+	// Registry access, used when Endpoint is empty.
+	EtcdEndpoints []string
+	KeyPrefix     string // default DefaultKeyPrefix
+	TLS           *tls.Config
+	Username      string
+	Password      string
+	// RequestTimeout bounds each request (default 10s).
+	RequestTimeout time.Duration
+}
+
+// NewAPI returns a fleet client for cfg.
+func NewAPI(cfg Config) (client.API, error) {
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+	if cfg.Endpoint != "" {
+		return newHTTPAPI(cfg)
+	}
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = DefaultKeyPrefix
+	}
+	if len(cfg.EtcdEndpoints) == 0 {
+		return nil, fmt.Errorf("fleet registry: no etcd endpoints")
+	}
+	c, err := etcd.New(etcd.Config{
+		Endpoints: cfg.EtcdEndpoints,
+		Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:     cfg.TLS,
+			TLSHandshakeTimeout: 10 * time.Second,
+			MaxIdleConnsPerHost: 16,
+		},
+		Username:                cfg.Username,
+		Password:                cfg.Password,
+		HeaderTimeoutPerRequest: cfg.RequestTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fleet registry at %s: %w", strings.Join(cfg.EtcdEndpoints, ","), err)
+	}
+	return &client.RegistryClient{Registry: registry.NewEtcdRegistry(etcd.NewKeysAPI(c), cfg.KeyPrefix)}, nil
+}
+
+func newHTTPAPI(cfg Config) (client.API, error) {
+	u, err := url.Parse(cfg.Endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("--fleet-endpoint %q: %w", cfg.Endpoint, err)
+	}
+	tr := &http.Transport{TLSClientConfig: cfg.TLS, MaxIdleConnsPerHost: 16}
+	switch u.Scheme {
+	case "unix":
+		path := u.Path
+		if path == "" {
+			path = u.Host // unix://relative.sock
+		}
+		dialer := &net.Dialer{Timeout: 5 * time.Second}
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, "unix", path)
+		}
+		// fleetctl's convention: any host, the socket does the routing.
+		u = &url.URL{Scheme: "http", Host: "domain-sock"}
+	case "http", "https":
+	default:
+		return nil, fmt.Errorf("--fleet-endpoint %q: use unix:///path/to/fleet.sock or http(s)://host:port", cfg.Endpoint)
+	}
+	api, err := client.NewHTTPClient(&http.Client{Transport: tr, Timeout: cfg.RequestTimeout}, *u)
+	if err != nil {
+		return nil, fmt.Errorf("fleet API at %s: %w", cfg.Endpoint, err)
+	}
+	return api, nil
+}
