@@ -1,0 +1,67 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+// Leader is one candidate in the election under <prefix>/leader. After
+// Campaign returns, Fence guards writes so that they fail once this
+// candidate is deposed (its session expired or it resigned).
+type Leader struct {
+	session  *concurrency.Session
+	election *concurrency.Election
+	id       string
+}
+
+// NewLeader opens a session with the given TTL; it ends (and leadership
+// with it) when the process stops renewing it for TTL.
+func (s *Store) NewLeader(ctx context.Context, id string, ttl time.Duration) (*Leader, error) {
+	secs := int(ttl / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	sess, err := concurrency.NewSession(s.c, concurrency.WithTTL(secs), concurrency.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("etcd session: %w", err)
+	}
+	return &Leader{session: sess, election: concurrency.NewElection(sess, s.prefix+"/leader"), id: id}, nil
+}
+
+// Campaign blocks until this candidate leads or ctx ends.
+func (l *Leader) Campaign(ctx context.Context) error {
+	if err := l.election.Campaign(ctx, l.id); err != nil {
+		return fmt.Errorf("campaigning for leader: %w", err)
+	}
+	return nil
+}
+
+// Fence returns the guard for this leader's writes.
+func (l *Leader) Fence() Fence { return Fence{Key: l.election.Key(), Rev: l.election.Rev()} }
+
+// Done is closed when the session ends: leadership is lost.
+func (l *Leader) Done() <-chan struct{} { return l.session.Done() }
+
+// Current returns the ID of the current leader, or "" when there is none.
+func (l *Leader) Current(ctx context.Context) (string, error) {
+	r, err := l.election.Leader(ctx)
+	if err == concurrency.ErrElectionNoLeader {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("etcd: %w", err)
+	}
+	return string(r.Kvs[0].Value), nil
+}
+
+// Resign gives up leadership and closes the session.
+func (l *Leader) Resign(ctx context.Context) error {
+	err := l.election.Resign(ctx)
+	if cerr := l.session.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,313 @@
+// Package store keeps Kaylee's state in etcd (v3 API) under a prefix:
+// units (<prefix>/units/<name>, canonical JSON), restart counters, status
+// records, and leader election with fenced writes.
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
+)
+
+// DefaultPrefix is the default key prefix.
+const DefaultPrefix = "/kaylee2"
+
+// Errors callers test for.
+var (
+	ErrNotFound = errors.New("not found")
+	// ErrNotLeader: a fenced write was refused because the writer's
+	// election key is gone (it was deposed).
+	ErrNotLeader = errors.New("not the leader any more: write refused")
+)
+
+// DialConfig says how to reach etcd.
+type DialConfig struct {
+	Endpoints         []string
+	CertFile, KeyFile string
+	CAFile            string
+	Username          string
+	Password          string
+	DialTimeout       time.Duration // default 5s
+}
+
+// Dial connects to etcd and checks that it answers.
+func Dial(ctx context.Context, cfg DialConfig) (*clientv3.Client, error) {
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	tlsCfg, err := tlsConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints: cfg.Endpoints, TLS: tlsCfg, Username: cfg.Username, Password: cfg.Password,
+		DialTimeout: cfg.DialTimeout, Logger: zap.NewNop(), Context: ctx,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd at %s: %w", strings.Join(cfg.Endpoints, ","), err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	if _, err := c.Get(sctx, "/kaylee-health-check", clientv3.WithCountOnly()); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("etcd at %s does not answer: %w (check --etcd-endpoints and that etcd runs)", strings.Join(cfg.Endpoints, ","), err)
+	}
+	return c, nil
+}
+
+func tlsConfig(cfg DialConfig) (*tls.Config, error) {
+	if cfg.CertFile == "" && cfg.KeyFile == "" && cfg.CAFile == "" {
+		return nil, nil
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CertFile != "" || cfg.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--etcd-cert/--etcd-key: %w", err)
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--etcd-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--etcd-ca %s: no PEM certificate in it", cfg.CAFile)
+		}
+		t.RootCAs = pool
+	}
+	return t, nil
+}
+
+// Store reads and writes Kaylee's keys.
+type Store struct {
+	c      *clientv3.Client
+	prefix string
+}
+
+// New returns a store on an etcd client and key prefix.
+func New(c *clientv3.Client, prefix string) *Store {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return &Store{c: c, prefix: strings.TrimSuffix(prefix, "/")}
+}
+
+// Client is the etcd client.
+func (s *Store) Client() *clientv3.Client { return s.c }
+
+// Prefix is the key prefix, without trailing slash.
+func (s *Store) Prefix() string { return s.prefix }
+
+func (s *Store) unitsDir() string           { return s.prefix + "/units/" }
+func (s *Store) unitKey(name string) string { return s.unitsDir() + name }
+func (s *Store) restartKey(n string) string { return s.prefix + "/restart/" + n }
+
+// Fence makes a write conditional on the writer still holding its election
+// key (see Leader). The zero Fence writes unconditionally, as the CLI does.
+type Fence struct {
+	Key string
+	Rev int64 // create revision of Key
+}
+
+func (f Fence) cmps() []clientv3.Cmp {
+	if f.Key == "" {
+		return nil
+	}
+	return []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(f.Key), "=", f.Rev)}
+}
+
+// commit runs ops in one transaction guarded by the fence.
+func (s *Store) commit(ctx context.Context, f Fence, ops ...clientv3.Op) (*clientv3.TxnResponse, error) {
+	r, err := s.c.Txn(ctx).If(f.cmps()...).Then(ops...).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+	if !r.Succeeded {
+		return nil, ErrNotLeader
+	}
+	return r, nil
+}
+
+// Unit is a unit as stored.
+type Unit struct {
+	Name        string
+	Spec        deploy.Spec
+	Raw         []byte
+	ModRevision int64
+	// Err is set when the stored value does not decode or validate (a hand
+	// written key, say); Spec is then not usable.
+	Err error
+}
+
+func (s *Store) decodeUnit(key string, value []byte, rev int64) *Unit {
+	u := &Unit{Name: strings.TrimPrefix(key, s.unitsDir()), Raw: value, ModRevision: rev}
+	d, err := deploy.DecodeJSON(key, value)
+	if err == nil {
+		err = d.Spec.Validate()
+	}
+	switch {
+	case err != nil:
+		u.Err = err
+	case d.Spec.Name != u.Name:
+		u.Err = fmt.Errorf("%s: the unit inside is named %q; the key must end with its name", key, d.Spec.Name)
+	default:
+		u.Spec = d.Spec
+	}
+	return u
+}
+
+// PutUnit stores a valid spec as canonical JSON, creating or replacing it.
+// It reports whether the stored value changed.
+func (s *Store) PutUnit(ctx context.Context, spec *deploy.Spec, f Fence) (changed bool, err error) {
+	if err := spec.Validate(); err != nil {
+		return false, err
+	}
+	value := string(spec.CanonicalJSON())
+	key := s.unitKey(spec.Name)
+	cur, err := s.c.Get(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("etcd: reading %s: %w", key, err)
+	}
+	if len(cur.Kvs) == 1 && string(cur.Kvs[0].Value) == value {
+		return false, nil
+	}
+	if _, err := s.commit(ctx, f, clientv3.OpPut(key, value)); err != nil {
+		return false, fmt.Errorf("writing %s: %w", key, err)
+	}
+	return true, nil
+}
+
+// GetUnit returns one unit, or ErrNotFound.
+func (s *Store) GetUnit(ctx context.Context, name string) (*Unit, error) {
+	r, err := s.c.Get(ctx, s.unitKey(name))
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+	if len(r.Kvs) == 0 {
+		return nil, fmt.Errorf("unit %q: %w", name, ErrNotFound)
+	}
+	kv := r.Kvs[0]
+	return s.decodeUnit(string(kv.Key), kv.Value, kv.ModRevision), nil
+}
+
+// ListUnits returns every unit sorted by name, and the store revision they
+// were read at (to watch from). Units that do not decode are returned with
+// Err set, not dropped.
+func (s *Store) ListUnits(ctx context.Context) ([]*Unit, int64, error) {
+	r, err := s.c.Get(ctx, s.unitsDir(), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	if err != nil {
+		return nil, 0, fmt.Errorf("etcd: listing units: %w", err)
+	}
+	out := make([]*Unit, 0, len(r.Kvs))
+	for _, kv := range r.Kvs {
+		out = append(out, s.decodeUnit(string(kv.Key), kv.Value, kv.ModRevision))
+	}
+	return out, r.Header.Revision, nil
+}
+
+// DeleteUnit removes a unit (and its restart counter); it reports whether
+// the unit existed.
+func (s *Store) DeleteUnit(ctx context.Context, name string, f Fence) (bool, error) {
+	r, err := s.commit(ctx, f, clientv3.OpDelete(s.unitKey(name)), clientv3.OpDelete(s.restartKey(name)))
+	if err != nil {
+		return false, fmt.Errorf("deleting unit %q: %w", name, err)
+	}
+	return r.Responses[0].GetResponseDeleteRange().Deleted > 0, nil
+}
+
+// Restart bumps a unit's restart counter, which renames (and so rolls)
+// every fleet unit of it. It returns the new counter.
+func (s *Store) Restart(ctx context.Context, name string) (int64, error) {
+	for {
+		if _, err := s.GetUnit(ctx, name); err != nil {
+			return 0, err
+		}
+		key := s.restartKey(name)
+		r, err := s.c.Get(ctx, key)
+		if err != nil {
+			return 0, fmt.Errorf("etcd: %w", err)
+		}
+		var n, modRev int64
+		if len(r.Kvs) == 1 {
+			n, _ = strconv.ParseInt(string(r.Kvs[0].Value), 10, 64)
+			modRev = r.Kvs[0].ModRevision
+		}
+		tr, err := s.c.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", modRev)).
+			Then(clientv3.OpPut(key, strconv.FormatInt(n+1, 10))).Commit()
+		if err != nil {
+			return 0, fmt.Errorf("etcd: %w", err)
+		}
+		if tr.Succeeded {
+			return n + 1, nil
+		}
+	}
+}
+
+// RestartCounters returns every unit's restart counter.
+func (s *Store) RestartCounters(ctx context.Context) (map[string]int64, error) {
+	dir := s.prefix + "/restart/"
+	r, err := s.c.Get(ctx, dir, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+	out := make(map[string]int64, len(r.Kvs))
+	for _, kv := range r.Kvs {
+		n, _ := strconv.ParseInt(string(kv.Value), 10, 64)
+		out[strings.TrimPrefix(string(kv.Key), dir)] = n
+	}
+	return out, nil
+}
+
+// Event is a change of one unit key.
+type Event struct {
+	Name    string
+	Deleted bool
+	Unit    *Unit // nil when Deleted
+}
+
+// WatchUnits sends the changes of units after revision rev (from
+// ListUnits) until ctx ends. The channel closes on ctx end or when etcd
+// compacted past rev; the caller then lists again (level-triggered).
+func (s *Store) WatchUnits(ctx context.Context, rev int64) <-chan []Event {
+	out := make(chan []Event)
+	go func() {
+		defer close(out)
+		wc := s.c.Watch(clientv3.WithRequireLeader(ctx), s.unitsDir(), clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+		for wr := range wc {
+			if wr.Err() != nil {
+				return
+			}
+			evs := make([]Event, 0, len(wr.Events))
+			for _, e := range wr.Events {
+				key := string(e.Kv.Key)
+				ev := Event{Name: strings.TrimPrefix(key, s.unitsDir())}
+				if e.Type == clientv3.EventTypeDelete {
+					ev.Deleted = true
+				} else {
+					ev.Unit = s.decodeUnit(key, e.Kv.Value, e.Kv.ModRevision)
+				}
+				evs = append(evs, ev)
+			}
+			select {
+			case out <- evs:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
