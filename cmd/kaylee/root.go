@@ -109,6 +109,10 @@ The etcd password is read only from KAYLEE_ETCD_PASSWORD.`,
 		a.validateCommand(),
 		a.renderCommand(),
 		a.devCommand(),
+		a.runCommand(),
+		a.lsCommand(),
+		a.rmCommand(),
+		a.restartCommand(),
 	)
 	return root
 }

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+// openStore connects to etcd with the global flags.
+func (a *app) openStore(ctx context.Context) (*store.Store, func(), error) {
+	c, err := store.Dial(ctx, store.DialConfig{
+		Endpoints: a.etcd.Endpoints, CertFile: a.etcd.Cert, KeyFile: a.etcd.Key, CAFile: a.etcd.CA,
+		Username: a.etcd.Username, Password: a.etcd.Password,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return store.New(c, a.etcd.Prefix), func() { closeClient(c) }, nil
+}
+
+func closeClient(c *clientv3.Client) { _ = c.Close() }
+
+func (a *app) runCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "run FILE...",
+		Short: "Validate unit files and store their units in etcd",
+		Long: `Run validates unit files and stores each unit under <etcd-prefix>/units/<name>,
+creating it or replacing the unit of the same name (the file name does not
+matter). Nothing is stored unless every unit in every file is valid.`,
+		Example: `  kaylee run examples/countly.yaml
+  KAYLEE_ETCD_ENDPOINTS=http://10.0.0.1:2379 kaylee run units/*.yaml`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			var specs []*deploy.Spec
+			bad := false
+			for _, f := range files {
+				docs, err := loadFile(f)
+				for _, fe := range deploy.FieldErrors(err) {
+					bad = true
+					fmt.Fprintln(cmd.ErrOrStderr(), fe)
+				}
+				for _, d := range docs {
+					specs = append(specs, &d.Spec)
+				}
+			}
+			if bad {
+				fmt.Fprintln(cmd.ErrOrStderr(), "nothing stored: fix the errors above")
+				return exitError{code: 1}
+			}
+			s, done, err := a.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			for _, sp := range specs {
+				changed, err := s.PutUnit(cmd.Context(), sp, store.Fence{})
+				if err != nil {
+					return err
+				}
+				verb := "unchanged"
+				if changed {
+					verb = "stored"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", sp.Name, verb)
+			}
+			return nil
+		},
+	}
+}
+
+func (a *app) lsCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "ls [-o text|json]",
+		Short: "List unit names",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return fmt.Errorf("-o %q: use text or json", output)
+			}
+			s, done, err := a.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			units, _, err := s.ListUnits(cmd.Context())
+			if err != nil {
+				return err
+			}
+			names := make([]string, 0, len(units))
+			for _, u := range units {
+				names = append(names, u.Name)
+				if u.Err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", u.Err)
+				}
+			}
+			if output == "json" {
+				return writeJSON(cmd.OutOrStdout(), names)
+			}
+			for _, n := range names {
+				fmt.Fprintln(cmd.OutOrStdout(), n)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func (a *app) rmCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm NAME...",
+		Short: "Remove units (the scheduler destroys their fleet units)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, names []string) error {
+			s, done, err := a.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			var missing []string
+			for _, n := range names {
+				existed, err := s.DeleteUnit(cmd.Context(), n, store.Fence{})
+				if err != nil {
+					return err
+				}
+				if !existed {
+					missing = append(missing, n)
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s removed\n", n)
+			}
+			if len(missing) > 0 {
+				return fmt.Errorf("no unit named %s (see kaylee ls)", strings.Join(missing, ", "))
+			}
+			return nil
+		},
+	}
+}
+
+func (a *app) restartCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "restart NAME",
+		Short: "Roll every replica of a unit without changing its spec",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, done, err := a.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			n, err := s.Restart(cmd.Context(), args[0])
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("no unit named %q (see kaylee ls)", args[0])
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s restart %d requested\n", args[0], n)
+			return nil
+		},
+	}
+}
