@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/store"
 )
 
@@ -29,26 +28,19 @@ func closeClient(c *clientv3.Client) { _ = c.Close() }
 
 func (a *app) runCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "run FILE...",
+		Use:   "run PATH...",
 		Short: "Validate unit files and store their units in etcd",
 		Long: `Run validates unit files and stores each unit under <etcd-prefix>/units/<name>,
 creating it or replacing the unit of the same name (the file name does not
-matter). Nothing is stored unless every unit in every file is valid.`,
+matter). Directories are read recursively (*.yaml, *.yml). Nothing is stored
+unless every unit in every file is valid.`,
 		Example: `  kaylee run examples/countly.yaml
   KAYLEE_ETCD_ENDPOINTS=http://10.0.0.1:2379 kaylee run units/*.yaml`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, files []string) error {
-			var specs []*deploy.Spec
-			bad := false
-			for _, f := range files {
-				docs, err := loadFile(f)
-				for _, fe := range deploy.FieldErrors(err) {
-					bad = true
-					fmt.Fprintln(cmd.ErrOrStderr(), fe)
-				}
-				for _, d := range docs {
-					specs = append(specs, &d.Spec)
-				}
+		RunE: func(cmd *cobra.Command, paths []string) error {
+			docs, bad, err := loadPaths(cmd.ErrOrStderr(), paths)
+			if err != nil {
+				return err
 			}
 			if bad {
 				fmt.Fprintln(cmd.ErrOrStderr(), "nothing stored: fix the errors above")
@@ -59,7 +51,8 @@ matter). Nothing is stored unless every unit in every file is valid.`,
 				return err
 			}
 			defer done()
-			for _, sp := range specs {
+			for _, d := range docs {
+				sp := &d.Spec
 				changed, err := s.PutUnit(cmd.Context(), sp, store.Fence{})
 				if err != nil {
 					return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -29,21 +30,13 @@ also when other files fail.`,
   kaylee validate --json api.yaml | etcdctl put /kaylee2/units/api`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
-			files, err := unitFiles(paths)
+			docs, bad, err := loadPaths(cmd.ErrOrStderr(), paths)
 			if err != nil {
 				return err
 			}
-			bad := false
-			for _, f := range files {
-				docs, err := loadFile(f)
-				for _, fe := range deploy.FieldErrors(err) {
-					bad = true
-					fmt.Fprintln(cmd.ErrOrStderr(), fe)
-				}
-				for _, d := range docs {
-					if d.Err == nil && asJSON {
-						fmt.Fprintf(cmd.OutOrStdout(), "%s\n", d.Spec.CanonicalJSON())
-					}
+			for _, d := range docs {
+				if d.Err == nil && asJSON {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\n", d.Spec.CanonicalJSON())
 				}
 			}
 			if bad {
@@ -54,6 +47,25 @@ also when other files fail.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print each valid unit's canonical JSON on stdout, one per line")
 	return cmd
+}
+
+// loadPaths loads every unit file under paths (see unitFiles), printing
+// each problem on w as FILE:LINE: FIELD: MESSAGE; bad says whether there
+// was any. Documents with errors are returned too, with Err set.
+func loadPaths(w io.Writer, paths []string) (docs []*deploy.Document, bad bool, err error) {
+	files, err := unitFiles(paths)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, f := range files {
+		fdocs, err := loadFile(f)
+		for _, fe := range deploy.FieldErrors(err) {
+			bad = true
+			fmt.Fprintln(w, fe)
+		}
+		docs = append(docs, fdocs...)
+	}
+	return docs, bad, nil
 }
 
 func loadFile(path string) ([]*deploy.Document, error) {
