@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
 	"os"
@@ -238,5 +237,3 @@ func BenchmarkLoadRender(b *testing.B) {
 		}
 	}
 }
-
-var _ = bytes.Equal

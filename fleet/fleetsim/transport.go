@@ -22,7 +22,7 @@ func newKeysAPI(ctx context.Context, endpoints []string) (etcd.KeysAPI, error) {
 	// shuts down (cmux blocks reading their first bytes).
 	base := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         (&netDialer).DialContext,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout: 10 * time.Second,
 		DisableKeepAlives:   true,
 	}
@@ -69,5 +69,3 @@ func (b *onClose) Close() error {
 	b.once.Do(b.f)
 	return err
 }
-
-var netDialer = net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
