@@ -152,14 +152,13 @@ func TestRenderDeterministicAndRestart(t *testing.T) {
 
 func TestRenderKinds(t *testing.T) {
 	tests := []struct {
-		file              string
-		units             int
-		xfleet            map[string][]string
-		forbiddenSections []string
+		file   string
+		units  int
+		xfleet map[string][]string
 	}{
-		{"global", 1, map[string][]string{"Global": {"true"}, "MachineMetadata": {"role=worker", "role=edge"}, "Conflicts": nil}, nil},
-		{"machineid", 1, map[string][]string{"MachineID": {"2b6f0cc904d137be2e1730235f5664094b831186"}, "Conflicts": nil, "Global": nil}, nil},
-		{"single", 1, map[string][]string{"Conflicts": {"k2:cron:*.service", "k2:backup-*:*.service"}}, nil},
+		{"global", 1, map[string][]string{"Global": {"true"}, "MachineMetadata": {"role=worker", "role=edge"}, "Conflicts": nil}},
+		{"machineid", 1, map[string][]string{"MachineID": {"2b6f0cc904d137be2e1730235f5664094b831186"}, "Conflicts": nil, "Global": nil}},
+		{"single", 1, map[string][]string{"Conflicts": {"k2:cron:*.service", "k2:backup-*:*.service"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

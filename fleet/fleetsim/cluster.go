@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 	"time"
 
@@ -342,14 +341,4 @@ func (m *Machine) kill() {
 		m.cluster.cfg.Logger.Warn("fleet machine components slow to stop", "machine", m.state.ID)
 	}
 	m.systemd.crash()
-}
-
-// SortedIDs returns the IDs of machines, sorted; handy in tests.
-func SortedIDs(ms []*Machine) []string {
-	ids := make([]string, len(ms))
-	for i, m := range ms {
-		ids[i] = m.ID()
-	}
-	sort.Strings(ids)
-	return ids
 }

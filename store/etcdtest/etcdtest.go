@@ -4,7 +4,6 @@
 package etcdtest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -208,22 +207,6 @@ func (s *Server) Restart() error {
 func (s *Server) Close() {
 	s.Stop()
 	s.removeTemp()
-}
-
-// Wait blocks until the server stops with an error or ctx ends.
-func (s *Server) Wait(ctx context.Context) error {
-	s.mu.Lock()
-	e := s.etcd
-	s.mu.Unlock()
-	if e == nil {
-		return errors.New("etcd is not running")
-	}
-	select {
-	case err := <-e.Err():
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func (s *Server) removeTemp() {
