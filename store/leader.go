@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -64,4 +65,47 @@ func (l *Leader) Resign(ctx context.Context) error {
 		err = cerr
 	}
 	return err
+}
+
+// Lead campaigns for leadership under id and, each time it wins, runs fn
+// with a context that ends when leadership is lost. It campaigns again
+// after a loss and returns when ctx ends (resigning if it leads).
+func (s *Store) Lead(ctx context.Context, id string, ttl time.Duration, log *slog.Logger, fn func(ctx context.Context, f Fence) error) error {
+	for {
+		if err := s.leadOnce(ctx, id, ttl, log, fn); err != nil && ctx.Err() == nil {
+			log.Error("leadership ended", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (s *Store) leadOnce(ctx context.Context, id string, ttl time.Duration, log *slog.Logger, fn func(ctx context.Context, f Fence) error) error {
+	l, err := s.NewLeader(ctx, id, ttl)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = l.Resign(rctx)
+	}()
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-l.Done():
+			log.Warn("lost leadership: etcd session ended", "id", id)
+			cancel()
+		case <-lctx.Done():
+		}
+	}()
+	if err := l.Campaign(lctx); err != nil {
+		return err
+	}
+	log.Info("became leader", "id", id)
+	return fn(lctx, l.Fence())
 }

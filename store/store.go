@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -272,42 +273,60 @@ func (s *Store) RestartCounters(ctx context.Context) (map[string]int64, error) {
 	return out, nil
 }
 
-// Event is a change of one unit key.
+// Event is a change of one unit key, or of a unit's restart counter.
 type Event struct {
 	Name    string
 	Deleted bool
-	Unit    *Unit // nil when Deleted
+	Unit    *Unit // nil when Deleted or Restart
+	Restart bool  // the restart counter changed
 }
 
-// WatchUnits sends the changes of units after revision rev (from
-// ListUnits) until ctx ends. The channel closes on ctx end or when etcd
-// compacted past rev; the caller then lists again (level-triggered).
+// WatchUnits sends the changes of units and restart counters after
+// revision rev (from ListUnits) until ctx ends. The channel closes on ctx
+// end or when etcd compacted past rev; the caller then lists again
+// (level-triggered).
 func (s *Store) WatchUnits(ctx context.Context, rev int64) <-chan []Event {
 	out := make(chan []Event)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, dir := range []string{s.unitsDir(), s.prefix + "/restart/"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer cancel() // one watch ending ends both: the caller lists again
+			s.watchDir(ctx, dir, rev, out)
+		}()
+	}
 	go func() {
-		defer close(out)
-		wc := s.c.Watch(clientv3.WithRequireLeader(ctx), s.unitsDir(), clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-		for wr := range wc {
-			if wr.Err() != nil {
-				return
-			}
-			evs := make([]Event, 0, len(wr.Events))
-			for _, e := range wr.Events {
-				key := string(e.Kv.Key)
-				ev := Event{Name: strings.TrimPrefix(key, s.unitsDir())}
-				if e.Type == clientv3.EventTypeDelete {
-					ev.Deleted = true
-				} else {
-					ev.Unit = s.decodeUnit(key, e.Kv.Value, e.Kv.ModRevision)
-				}
-				evs = append(evs, ev)
-			}
-			select {
-			case out <- evs:
-			case <-ctx.Done():
-				return
-			}
-		}
+		wg.Wait()
+		cancel()
+		close(out)
 	}()
 	return out
+}
+
+func (s *Store) watchDir(ctx context.Context, dir string, rev int64, out chan<- []Event) {
+	wc := s.c.Watch(clientv3.WithRequireLeader(ctx), dir, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	for wr := range wc {
+		if wr.Err() != nil {
+			return
+		}
+		evs := make([]Event, 0, len(wr.Events))
+		for _, e := range wr.Events {
+			key := string(e.Kv.Key)
+			ev := Event{Name: strings.TrimPrefix(key, dir), Restart: dir != s.unitsDir()}
+			switch {
+			case e.Type == clientv3.EventTypeDelete:
+				ev.Deleted = true
+			case !ev.Restart:
+				ev.Unit = s.decodeUnit(key, e.Kv.Value, e.Kv.ModRevision)
+			}
+			evs = append(evs, ev)
+		}
+		select {
+		case out <- evs:
+		case <-ctx.Done():
+			return
+		}
+	}
 }

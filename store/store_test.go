@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -112,17 +114,25 @@ func TestWatchUnits(t *testing.T) {
 	if _, err := s.PutUnit(ctx, spec("a", 1), Fence{}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.Restart(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.DeleteUnit(ctx, "a", Fence{}); err != nil {
 		t.Fatal(err)
 	}
 	var seen []string
-	for len(seen) < 2 {
+	for len(seen) < 4 {
 		select {
 		case evs := <-events:
 			for _, e := range evs {
-				if e.Deleted {
+				switch {
+				case e.Restart && e.Deleted:
+					seen = append(seen, "restart-delete "+e.Name)
+				case e.Restart:
+					seen = append(seen, "restart "+e.Name)
+				case e.Deleted:
 					seen = append(seen, "delete "+e.Name)
-				} else {
+				default:
 					seen = append(seen, "put "+e.Unit.Spec.Name)
 				}
 			}
@@ -130,7 +140,8 @@ func TestWatchUnits(t *testing.T) {
 			t.Fatalf("events: %v", seen)
 		}
 	}
-	if strings.Join(seen, ",") != "put a,delete a" {
+	sort.Strings(seen)
+	if strings.Join(seen, ",") != "delete a,put a,restart a,restart-delete a" {
 		t.Fatalf("events %v", seen)
 	}
 }
@@ -206,5 +217,73 @@ func TestDialErrors(t *testing.T) {
 	_, err = Dial(ctx, DialConfig{Endpoints: []string{"http://127.0.0.1:1"}, CAFile: "/nonexistent/ca.pem"})
 	if err == nil || !strings.Contains(err.Error(), "--etcd-ca") {
 		t.Fatalf("bad CA file: %v", err)
+	}
+}
+
+func TestStatusRecords(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	st := &Status{Name: "web", Phase: PhaseRunning, SpecHash: "0123abcd", Desired: 2, Running: 2,
+		Units: []UnitStatus{{Name: "k2:web:0123abcd:aaaaaa:0.service", MachineID: "m1", ActiveState: "active", SubState: "running"}}}
+	if err := s.PutStatus(ctx, st, Fence{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetStatus(ctx, "web")
+	if err != nil || got.Phase != PhaseRunning || got.Running != 2 || len(got.Units) != 1 || got.Units[0].MachineID != "m1" {
+		t.Fatalf("GetStatus = %+v, %v", got, err)
+	}
+	all, err := s.ListStatuses(ctx)
+	if err != nil || len(all) != 1 || all["web"] == nil {
+		t.Fatalf("ListStatuses = %v, %v", all, err)
+	}
+	if err := s.DeleteStatus(ctx, "web", Fence{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetStatus(ctx, "web"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after delete: %v, want ErrNotFound", err)
+	}
+}
+
+// Lead runs fn only while leading: a second candidate takes over when the
+// first stops, and the first's fence no longer writes.
+func TestLeadHandsOver(t *testing.T) {
+	s, e := newStore(t)
+	s2 := New(e.Client(t), "/kaylee2")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	log := slog.New(slog.DiscardHandler)
+	type lead struct {
+		id    string
+		fence Fence
+	}
+	leads := make(chan lead, 4)
+	run := func(s *Store, id string) context.CancelFunc {
+		cctx, stop := context.WithCancel(ctx)
+		go s.Lead(cctx, id, 2*time.Second, log, func(lctx context.Context, f Fence) error {
+			leads <- lead{id, f}
+			<-lctx.Done()
+			return nil
+		})
+		return stop
+	}
+	stopA := run(s, "a")
+	first := <-leads
+	stopB := run(s2, "b")
+	defer stopB()
+	select {
+	case l := <-leads:
+		t.Fatalf("%s leads while %s still does", l.id, first.id)
+	case <-time.After(time.Second):
+	}
+	stopA()
+	second := <-leads
+	if second.id != "b" {
+		t.Fatalf("after a stopped, %s leads; want b", second.id)
+	}
+	if err := s.PutStatus(ctx, &Status{Name: "x"}, first.fence); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("old leader's status write: %v, want ErrNotLeader", err)
+	}
+	if err := s.PutStatus(ctx, &Status{Name: "x"}, second.fence); err != nil {
+		t.Fatalf("new leader's status write: %v", err)
 	}
 }

@@ -1,0 +1,487 @@
+package fleet
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coreos/fleet/client"
+	"github.com/coreos/fleet/machine"
+	"github.com/coreos/fleet/schema"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+// Options tune the reconciler. Zero values take the defaults.
+type Options struct {
+	UnitPrefix string // only fleet units named "<UnitPrefix>:..." are touched; default "k2"
+	// MinReady: a new replica must have run this long before an old one
+	// is removed. Default 10s.
+	MinReady time.Duration
+	// RolloutTimeout: a rollout not done by then fails. Default 5m.
+	RolloutTimeout time.Duration
+	// StopTimeout: a unit set to stop is destroyed after this long even if
+	// fleet still reports it active. Default 90s.
+	StopTimeout time.Duration
+	// Unschedulable: a new replica with no machine this long fails the
+	// rollout. Default 30s (fleet's engine looks every 2s).
+	Unschedulable time.Duration
+	// RetryFailed: a failed replica of a deployed spec is replaced after
+	// this pause. Default 30s.
+	RetryFailed time.Duration
+	Poll        time.Duration // how often fleet's unit states are polled; default 2s
+	Resync      time.Duration // full reconcile even when nothing changed; default 30s
+	Workers     int           // concurrent fleet calls; default 8
+}
+
+func (o Options) withDefaults() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if o.UnitPrefix == "" {
+		o.UnitPrefix = deploy.DefaultUnitPrefix
+	}
+	def(&o.MinReady, 10*time.Second)
+	def(&o.RolloutTimeout, 5*time.Minute)
+	def(&o.StopTimeout, 90*time.Second)
+	def(&o.Unschedulable, 30*time.Second)
+	def(&o.RetryFailed, 30*time.Second)
+	def(&o.Poll, 2*time.Second)
+	def(&o.Resync, 30*time.Second)
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	return o
+}
+
+// Store is what the reconciler needs from the store.
+type Store interface {
+	ListUnits(ctx context.Context) ([]*store.Unit, int64, error)
+	RestartCounters(ctx context.Context) (map[string]int64, error)
+	WatchUnits(ctx context.Context, rev int64) <-chan []store.Event
+	ListStatuses(ctx context.Context) (map[string]*store.Status, error)
+	PutStatus(ctx context.Context, st *store.Status, f store.Fence) error
+	DeleteStatus(ctx context.Context, name string, f store.Fence) error
+}
+
+// Reconciler drives fleet to the units in the store. Run it only while
+// leading (see store.Lead): it is level-triggered, so a new leader
+// converges from whatever state the last one left.
+type Reconciler struct {
+	api   client.API
+	store Store
+	opts  Options
+	log   *slog.Logger
+}
+
+// NewReconciler returns a reconciler; log may be nil.
+func NewReconciler(api client.API, s Store, opts Options, log *slog.Logger) (*Reconciler, error) {
+	opts = opts.withDefaults()
+	if err := deploy.CheckUnitPrefix(opts.UnitPrefix); err != nil {
+		return nil, fmt.Errorf("--unit-prefix: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Reconciler{api: api, store: s, opts: opts, log: log}, nil
+}
+
+// term is the reconciler's state during one leadership term.
+type term struct {
+	*Reconciler
+	fence    store.Fence
+	mem      *memory
+	statuses map[string]*store.Status // as last written
+	rendered map[string]*desiredUnits
+	states   string // fingerprint of fleet unit states at the last pass
+}
+
+func (r *Reconciler) newTerm(ctx context.Context, fence store.Fence) (*term, error) {
+	sts, err := r.store.ListStatuses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &term{Reconciler: r, fence: fence, mem: newMemory(), statuses: sts, rendered: map[string]*desiredUnits{}}, nil
+}
+
+// Run reconciles until ctx ends or a status write is refused because this
+// process no longer leads. fence guards its writes.
+func (r *Reconciler) Run(ctx context.Context, fence store.Fence) error {
+	var t *term
+	for t == nil {
+		var err error
+		if t, err = r.newTerm(ctx, fence); err != nil {
+			r.log.Error("reading status records; retrying", "err", err)
+			if !sleep(ctx, r.opts.Poll) {
+				return nil
+			}
+		}
+	}
+	wake := make(chan struct{}, 1)
+	revs := make(chan int64, 1)
+	go r.watch(ctx, revs, wake)
+
+	poll := time.NewTicker(r.opts.Poll)
+	defer poll.Stop()
+	resync := time.NewTicker(r.opts.Resync)
+	defer resync.Stop()
+	due := true // a pass is due now
+	for {
+		if due {
+			res, err := t.pass(ctx)
+			switch {
+			case errors.Is(err, store.ErrNotLeader):
+				return err
+			case err != nil && ctx.Err() == nil:
+				r.log.Error("reconcile pass failed; nothing was changed for what it could not read, retrying", "err", err)
+			}
+			if res.rev > 0 {
+				select {
+				case revs <- res.rev:
+				default:
+				}
+			}
+			due = err != nil || res.busy
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wake:
+			due = true
+			sleep(ctx, 100*time.Millisecond) // let a burst of writes land
+			drain(wake)
+		case <-resync.C:
+			due = true
+		case <-poll.C:
+			if !due {
+				due = t.statesChanged()
+			}
+		}
+	}
+}
+
+// watch wakes the loop on any change of units or restart counters, from
+// the revision the first pass read at.
+func (r *Reconciler) watch(ctx context.Context, revs <-chan int64, wake chan<- struct{}) {
+	var rev int64
+	select {
+	case rev = <-revs:
+	case <-ctx.Done():
+		return
+	}
+	for {
+		for range r.store.WatchUnits(ctx, rev) {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+		if !sleep(ctx, time.Second) {
+			return
+		}
+		// The watch broke (etcd away or compacted): catch up with a pass
+		// and watch again from what it read.
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+		select {
+		case rev = <-revs:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+func drain(c <-chan struct{}) {
+	select {
+	case <-c:
+	default:
+	}
+}
+
+// statesChanged polls fleet's unit states (one call) and reports whether
+// those of Kaylee's units changed since the last pass.
+func (t *term) statesChanged() bool {
+	states, err := t.api.UnitStates()
+	if err != nil {
+		t.log.Warn("polling fleet unit states", "err", err)
+		return true
+	}
+	return fingerprint(t.opts.UnitPrefix, states) != t.states
+}
+
+func fingerprint(prefix string, states []*schema.UnitState) string {
+	h := sha256.New()
+	p := prefix + ":"
+	for _, s := range states {
+		if len(s.Name) > len(p) && s.Name[:len(p)] == p {
+			fmt.Fprintf(h, "%s|%s|%s|%s|%s\n", s.Name, s.MachineID, s.SystemdActiveState, s.SystemdSubState, s.Hash)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// passResult sums up one pass.
+type passResult struct {
+	rev  int64 // store revision read
+	ops  int   // fleet calls made
+	busy bool  // some unit is still on its way: look again at the next poll
+}
+
+// pass is one level-triggered reconcile: read the store and fleet (a fixed
+// number of list calls), plan every unit, make the fleet calls with a
+// bounded pool, write the statuses that changed.
+func (t *term) pass(ctx context.Context) (passResult, error) {
+	units, rev, err := t.store.ListUnits(ctx)
+	if err != nil {
+		return passResult{}, err
+	}
+	restarts, err := t.store.RestartCounters(ctx)
+	if err != nil {
+		return passResult{}, err
+	}
+	fleetUnits, err := t.api.Units()
+	if err != nil {
+		return passResult{}, fmt.Errorf("fleet: listing units: %w", err)
+	}
+	states, err := t.api.UnitStates()
+	if err != nil {
+		return passResult{}, fmt.Errorf("fleet: listing unit states: %w", err)
+	}
+	machines, err := t.api.Machines()
+	if err != nil {
+		return passResult{}, fmt.Errorf("fleet: listing machines: %w", err)
+	}
+	ops, statuses := t.plan(time.Now(), units, restarts, fleetUnits, states, machines)
+	t.states = fingerprint(t.opts.UnitPrefix, states)
+	res := passResult{rev: rev, ops: len(ops)}
+	for _, st := range statuses {
+		if st.status == nil || st.status.Phase != store.PhaseRunning && st.status.Phase != store.PhaseFailed {
+			res.busy = true
+		}
+	}
+	if len(ops) > 0 {
+		res.busy = true
+	}
+	t.apply(ctx, ops)
+	return res, t.writeStatuses(ctx, statuses)
+}
+
+type namedStatus struct {
+	name   string
+	status *store.Status // nil: delete
+}
+
+// plan turns what was read into fleet calls and statuses. It makes no call.
+func (t *term) plan(now time.Time, units []*store.Unit, restarts map[string]int64,
+	fleetUnits []*schema.Unit, states []*schema.UnitState, machines []machine.MachineState) ([]op, []namedStatus) {
+	p := &planner{opts: t.opts, mem: t.mem, now: now, machines: make(map[string]string, len(machines))}
+	for _, m := range machines {
+		p.machines[m.ID] = m.PublicIP
+	}
+	actual := t.observe(fleetUnits, states)
+	inputs := make(map[string]*unitInput, len(units)+len(actual))
+	for _, u := range units {
+		in := &unitInput{name: u.Name, prev: t.statuses[u.Name], specErr: u.Err}
+		if u.Err == nil {
+			in.spec = &u.Spec
+			in.desired, in.specErr = t.render(u, restarts[u.Name])
+		}
+		inputs[u.Name] = in
+	}
+	present := make(map[string]bool)
+	for name, as := range actual {
+		in := inputs[name]
+		if in == nil {
+			in = &unitInput{name: name, prev: t.statuses[name]}
+			inputs[name] = in
+		}
+		in.actual = as
+		for _, a := range as {
+			present[a.name()] = true
+		}
+	}
+	for name, st := range t.statuses {
+		if inputs[name] == nil {
+			inputs[name] = &unitInput{name: name, prev: st}
+		}
+	}
+	for name := range t.rendered {
+		if inputs[name] == nil || inputs[name].spec == nil {
+			delete(t.rendered, name)
+		}
+	}
+	names := make([]string, 0, len(inputs))
+	for n := range inputs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var ops []op
+	statuses := make([]namedStatus, 0, len(names))
+	for _, n := range names {
+		o, st := p.plan(inputs[n])
+		ops = append(ops, o...)
+		statuses = append(statuses, namedStatus{n, st})
+	}
+	t.mem.forget(present, now, 2*t.opts.RetryFailed)
+	return ops, statuses
+}
+
+// observe groups fleet's units and states by Kaylee unit, ignoring every
+// unit without the prefix.
+func (t *term) observe(fleetUnits []*schema.Unit, states []*schema.UnitState) map[string][]*actualUnit {
+	byName := map[string]*actualUnit{}
+	out := map[string][]*actualUnit{}
+	get := func(name string) *actualUnit {
+		if a, ok := byName[name]; ok {
+			return a
+		}
+		id, ok := deploy.ParseUnitName(t.opts.UnitPrefix, name)
+		if !ok {
+			return nil
+		}
+		a := &actualUnit{id: id}
+		byName[name] = a
+		out[id.Name] = append(out[id.Name], a)
+		return a
+	}
+	for _, u := range fleetUnits {
+		if a := get(u.Name); a != nil {
+			a.unit = u
+			a.hash = unitHash(u.Options)
+		}
+	}
+	for _, s := range states {
+		if a := get(s.Name); a != nil {
+			a.states = append(a.states, s)
+		}
+	}
+	for _, as := range out {
+		sort.Slice(as, func(i, j int) bool {
+			return as[i].id.Index < as[j].id.Index || as[i].id.Index == as[j].id.Index && as[i].name() < as[j].name()
+		})
+	}
+	return out
+}
+
+func unitHash(opts []*schema.UnitOption) string {
+	return schema.MapSchemaUnitOptionsToUnitFile(opts).Hash().String()
+}
+
+// render renders a stored unit, cached by its value and restart counter.
+func (t *term) render(u *store.Unit, restart int64) (*desiredUnits, error) {
+	key := strconv.FormatInt(restart, 10) + ":" + string(u.Raw)
+	if d := t.rendered[u.Name]; d != nil && d.key == key {
+		return d, nil
+	}
+	units, err := deploy.Render(&u.Spec, deploy.RenderOptions{UnitPrefix: t.opts.UnitPrefix, Restart: restart})
+	if err != nil {
+		return nil, err
+	}
+	d := &desiredUnits{key: key, hash: u.Spec.Hash(restart), units: units, hashes: make(map[string]string, len(units))}
+	for _, du := range units {
+		d.hashes[du.Name] = unitHash(du.Options)
+	}
+	t.rendered[u.Name] = d
+	return d, nil
+}
+
+// apply makes the fleet calls with at most Workers at once. A call that
+// fails is logged and made again by a later pass.
+func (t *term) apply(ctx context.Context, ops []op) {
+	work := make(chan op)
+	var wg sync.WaitGroup
+	for range min(t.opts.Workers, len(ops)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for o := range work {
+				if err := t.call(o); err != nil {
+					t.log.Warn("fleet call failed; will retry", "unit", o.owner, "op", o.kind.String(), "fleetUnit", o.name, "err", err)
+					continue
+				}
+				t.log.Info("fleet", "unit", o.owner, "op", o.kind.String(), "fleetUnit", o.name)
+			}
+		}()
+	}
+	for _, o := range ops {
+		select {
+		case work <- o:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(work)
+	wg.Wait()
+}
+
+func (t *term) call(o op) error {
+	switch o.kind {
+	case opCreate:
+		return t.api.CreateUnit(o.unit)
+	case opLaunch:
+		return t.api.SetUnitTargetState(o.name, targetLaunched)
+	case opStop:
+		return t.api.SetUnitTargetState(o.name, targetLoaded)
+	case opDestroy:
+		return t.api.DestroyUnit(o.name)
+	}
+	return fmt.Errorf("unknown op %d", o.kind)
+}
+
+// writeStatuses writes the statuses that changed (fenced). A refused
+// write means leadership is lost: ErrNotLeader ends the term.
+func (t *term) writeStatuses(ctx context.Context, statuses []namedStatus) error {
+	for _, ns := range statuses {
+		prev := t.statuses[ns.name]
+		switch {
+		case ns.status == nil && prev != nil:
+			if err := t.store.DeleteStatus(ctx, ns.name, t.fence); err != nil {
+				return err
+			}
+			delete(t.statuses, ns.name)
+		case ns.status != nil && !sameStatus(prev, ns.status):
+			if err := t.store.PutStatus(ctx, ns.status, t.fence); err != nil {
+				return err
+			}
+			if prev == nil || prev.Phase != ns.status.Phase || prev.Message != ns.status.Message {
+				t.log.Info("status", "unit", ns.name, "phase", ns.status.Phase, "running", ns.status.Running, "desired", ns.status.Desired, "message", ns.status.Message)
+			}
+			t.statuses[ns.name] = ns.status
+		}
+	}
+	return nil
+}
+
+// sameStatus compares all but the time stamp.
+func sameStatus(a, b *store.Status) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.Time, y.Time = time.Time{}, time.Time{}
+	return reflect.DeepEqual(x, y)
+}

@@ -1,0 +1,333 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coreos/fleet/client"
+	"github.com/coreos/fleet/schema"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
+	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/store/etcdtest"
+)
+
+// testOptions are quick enough for tests and slow enough for the
+// simulated fleet (1s engine interval, 100ms start delay).
+var testOptions = Options{
+	MinReady: time.Second, Poll: 300 * time.Millisecond, Resync: 5 * time.Second,
+	Unschedulable: 6 * time.Second, RetryFailed: 2 * time.Second, StopTimeout: 10 * time.Second,
+	RolloutTimeout: time.Minute,
+}
+
+type harness struct {
+	t       *testing.T
+	etcd    *etcdtest.Server
+	cluster *fleetsim.Cluster
+	store   *store.Store
+	api     client.API
+}
+
+func newHarness(t *testing.T, machines []fleetsim.MachineConfig) *harness {
+	t.Helper()
+	e := etcdtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := fleetsim.Start(ctx, fleetsim.Config{Endpoints: e.Endpoints(), Machines: machines,
+		TTL: 4 * time.Second, EngineInterval: time.Second, StartDelay: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return &harness{t: t, etcd: e, cluster: c, store: store.New(e.Client(t), store.DefaultPrefix), api: c.API()}
+}
+
+// serve runs a reconciler as a leader until the test ends; the returned
+// func stops it.
+func (h *harness) serve(api client.API, opts Options) (stop func()) {
+	h.t.Helper()
+	r, err := NewReconciler(api, h.store, opts, testLogger(h.t))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = h.store.Lead(ctx, "test", 3*time.Second, testLogger(h.t), r.Run)
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
+	h.t.Cleanup(stop)
+	return stop
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func loadSpec(t *testing.T, path string, edit func(*deploy.Spec)) *deploy.Spec {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := deploy.Load(path, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := docs[0].Spec
+	if edit != nil {
+		edit(&s)
+	}
+	return &s
+}
+
+func (h *harness) put(s *deploy.Spec) string {
+	h.t.Helper()
+	if _, err := h.store.PutUnit(context.Background(), s, store.Fence{}); err != nil {
+		h.t.Fatal(err)
+	}
+	return s.Hash(0)
+}
+
+// fleetView is what fleet has of one Kaylee unit: per fleet unit, the
+// machines where it runs (active/running with the right hash).
+type fleetView struct {
+	units   map[string]bool     // every fleet unit of it
+	running map[string][]string // fleet unit → machines running it
+}
+
+func (h *harness) view(name string) fleetView {
+	h.t.Helper()
+	units, err := h.api.Units()
+	if err != nil {
+		h.t.Fatalf("fleet Units: %v", err)
+	}
+	states, err := h.api.UnitStates()
+	if err != nil {
+		h.t.Fatalf("fleet UnitStates: %v", err)
+	}
+	return viewOf(name, units, states)
+}
+
+// runningWithHash counts running replicas whose name carries hash.
+func (v fleetView) runningWithHash(hash string) int {
+	n := 0
+	for name, ms := range v.running {
+		if strings.Contains(name, ":"+hash+":") {
+			n += len(ms)
+		}
+	}
+	return n
+}
+
+func (v fleetView) String() string {
+	var lines []string
+	for n := range v.units {
+		lines = append(lines, fmt.Sprintf("%s on %v", n, v.running[n]))
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "; ")
+}
+
+func (h *harness) status(name string) *store.Status {
+	st, err := h.store.GetStatus(context.Background(), name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		h.t.Fatal(err)
+	}
+	return st
+}
+
+// waitStatus waits until the unit's status is in phase for hash.
+func (h *harness) waitStatus(name, phase, hash string, timeout time.Duration) *store.Status {
+	h.t.Helper()
+	var st *store.Status
+	eventually(h.t, timeout, func() (bool, string) {
+		st = h.status(name)
+		return st != nil && st.Phase == phase && st.SpecHash == hash,
+			fmt.Sprintf("status of %s: %+v; fleet: %v", name, st, h.view(name))
+	})
+	return st
+}
+
+func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, msg := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not after %s: %s", timeout, msg)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// sample checks inv on fleet every 100ms until stop is closed; it returns
+// the first violation.
+func (h *harness) sample(name string, inv func(fleetView) string) (stop func() string) {
+	quit := make(chan struct{})
+	result := make(chan string, 1)
+	go func() {
+		for {
+			select {
+			case <-quit:
+				result <- ""
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			units, err1 := h.api.Units()
+			states, err2 := h.api.UnitStates()
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			if msg := inv(viewOf(name, units, states)); msg != "" {
+				<-quit
+				result <- msg
+				return
+			}
+		}
+	}()
+	return func() string { close(quit); return <-result }
+}
+
+func viewOf(name string, units []*schema.Unit, states []*schema.UnitState) fleetView {
+	v := fleetView{units: map[string]bool{}, running: map[string][]string{}}
+	hashes := map[string]string{}
+	for _, u := range units {
+		if id, ok := deploy.ParseUnitName("k2", u.Name); ok && id.Name == name {
+			v.units[u.Name] = true
+			hashes[u.Name] = unitHash(u.Options)
+		}
+	}
+	for _, s := range states {
+		if v.units[s.Name] && s.SystemdActiveState == "active" && s.SystemdSubState == "running" && s.Hash == hashes[s.Name] {
+			v.running[s.Name] = append(v.running[s.Name], s.MachineID)
+		}
+	}
+	return v
+}
+
+func perMachine(v fleetView) map[string]int {
+	out := map[string]int{}
+	for _, ms := range v.running {
+		for _, m := range ms {
+			out[m]++
+		}
+	}
+	return out
+}
+
+// The seed's countly example: 4 replicas, at most 2 per machine; an update
+// rolls without dropping below 4 serving replicas or going above 5; a
+// restart rolls every replica; a failing image fails the rollout and the
+// old version keeps serving; rm destroys everything.
+func TestCountlyLifecycle(t *testing.T) {
+	h := newHarness(t, fleetsim.Machines(3, map[string]string{"ssd": "false"}))
+	h.serve(h.api, testOptions)
+	ctx := context.Background()
+
+	v1 := h.put(loadSpec(t, "../deploy/testdata/countly.yaml", nil))
+	st := h.waitStatus("countly", store.PhaseRunning, v1, 60*time.Second)
+	v := h.view("countly")
+	if st.Running != 4 || st.Desired != 4 || v.runningWithHash(v1) != 4 || len(v.units) != 4 {
+		t.Fatalf("after first rollout: status %+v, fleet %v", st, v)
+	}
+	for m, n := range perMachine(v) {
+		if n > 2 {
+			t.Fatalf("machine %s runs %d replicas; maxReplicasPerHost is 2: %v", m, n, v)
+		}
+	}
+	if len(st.Units) != 4 || st.Units[0].MachineIP == "" || st.Units[0].ActiveState != "active" {
+		t.Fatalf("status units: %+v", st.Units)
+	}
+
+	// Rolling update: never fewer than 4 serving, never more than 5 units.
+	check := h.sample("countly", func(v fleetView) string {
+		running := 0
+		for _, ms := range v.running {
+			running += len(ms)
+		}
+		if running < 4 || len(v.units) > 5 {
+			return fmt.Sprintf("%d running, %d units: %v", running, len(v.units), v)
+		}
+		return ""
+	})
+	v2 := h.put(loadSpec(t, "../deploy/testdata/countly.yaml", func(s *deploy.Spec) { s.Env[0].Value += "&w=2" }))
+	h.waitStatus("countly", store.PhaseRunning, v2, 90*time.Second)
+	if msg := check(); msg != "" {
+		t.Fatalf("rolling update broke availability: %s", msg)
+	}
+	if v := h.view("countly"); v.runningWithHash(v2) != 4 || len(v.units) != 4 {
+		t.Fatalf("after update: %v", v)
+	}
+
+	// Restart: same spec, every replica renamed and rolled.
+	if _, err := h.store.Restart(ctx, "countly"); err != nil {
+		t.Fatal(err)
+	}
+	spec2 := loadSpec(t, "../deploy/testdata/countly.yaml", func(s *deploy.Spec) { s.Env[0].Value += "&w=2" })
+	v2r := spec2.Hash(1)
+	h.waitStatus("countly", store.PhaseRunning, v2r, 90*time.Second)
+	if v := h.view("countly"); v.runningWithHash(v2r) != 4 || len(v.units) != 4 {
+		t.Fatalf("after restart: %v", v)
+	}
+
+	// A failing image: the rollout fails, the new replicas go, the old
+	// ones keep serving, and nothing is retried until the spec changes.
+	bad := loadSpec(t, "../deploy/testdata/countly.yaml", func(s *deploy.Spec) { s.Apps[0].Image = "docker://sim-fail/countly" })
+	badHash := bad.Hash(1)
+	h.put(bad)
+	st = h.waitStatus("countly", store.PhaseFailed, badHash, 60*time.Second)
+	if !strings.Contains(st.Message, "failed on machine") || !strings.Contains(st.Message, "kaylee restart countly") {
+		t.Fatalf("failed status message: %q", st.Message)
+	}
+	eventually(t, 30*time.Second, func() (bool, string) {
+		v := h.view("countly")
+		return v.runningWithHash(v2r) == 4 && len(v.units) == 4, v.String()
+	})
+	check = h.sample("countly", func(v fleetView) string {
+		for n := range v.units {
+			if strings.Contains(n, badHash) {
+				return "failed spec retried: " + n
+			}
+		}
+		return ""
+	})
+	time.Sleep(3 * time.Second)
+	if msg := check(); msg != "" {
+		t.Fatal(msg)
+	}
+	if st := h.status("countly"); st.Phase != store.PhaseFailed || st.Running != 4 {
+		t.Fatalf("status after a held failure: %+v", st)
+	}
+
+	// rm: every fleet unit goes, and so does the status.
+	if _, err := h.store.DeleteUnit(ctx, "countly", store.Fence{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() (bool, string) {
+		v := h.view("countly")
+		return len(v.units) == 0 && h.status("countly") == nil, fmt.Sprintf("fleet %v, status %+v", v, h.status("countly"))
+	})
+}
