@@ -51,11 +51,16 @@ func newHarness(t *testing.T, machines []fleetsim.MachineConfig) *harness {
 	return &harness{t: t, etcd: e, cluster: c, store: store.New(e.Client(t), store.DefaultPrefix), api: c.API()}
 }
 
-// serve runs a reconciler as a leader until the test ends; the returned
-// func stops it.
+// serve runs a reconciler as a leader candidate until the test ends; the
+// returned func stops it.
 func (h *harness) serve(api client.API, opts Options) (stop func()) {
 	h.t.Helper()
-	r, err := NewReconciler(api, h.store, opts, testLogger(h.t))
+	return h.serveAs("test", h.store, api, opts)
+}
+
+func (h *harness) serveAs(id string, s *store.Store, api client.API, opts Options) (stop func()) {
+	h.t.Helper()
+	r, err := NewReconciler(api, s, opts, testLogger(h.t).With("server", id))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -63,7 +68,7 @@ func (h *harness) serve(api client.API, opts Options) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = h.store.Lead(ctx, "test", 3*time.Second, testLogger(h.t), r.Run)
+		_ = s.Lead(ctx, id, 3*time.Second, testLogger(h.t).With("server", id), r.Run)
 	}()
 	var once sync.Once
 	stop = func() {
@@ -330,4 +335,156 @@ func TestCountlyLifecycle(t *testing.T) {
 		v := h.view("countly")
 		return len(v.units) == 0 && h.status("countly") == nil, fmt.Sprintf("fleet %v, status %+v", v, h.status("countly"))
 	})
+}
+
+// Over fleet's real HTTP API (--fleet-endpoint): a unit written as plain
+// JSON by a bare etcd client is scheduled; global and machineId units
+// run where they should; fleet units without Kaylee's prefix are never
+// touched; a fleet unit destroyed or stopped by hand comes back.
+func TestSchedulerOverHTTPAPI(t *testing.T) {
+	ms := fleetsim.Machines(3, map[string]string{"role": "worker"}, map[string]string{"role": "worker"}, map[string]string{"role": "edge"})
+	h := newHarness(t, ms)
+	endpoint := fleetsim.StartAPIServer(t, h.etcd.Endpoints(), fleetsim.DefaultKeyPrefix)
+	api, err := NewAPI(Config{Endpoint: endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := []*schema.Unit{
+		{Name: "other.service", DesiredState: "launched", Options: []*schema.UnitOption{{Section: "Service", Name: "ExecStart", Value: "/bin/other"}}},
+		{Name: "k3:web:0123abcd:abcdef:0.service", DesiredState: "launched", Options: []*schema.UnitOption{{Section: "Service", Name: "ExecStart", Value: "/bin/k3"}}},
+		{Name: "k2:not-ours.service", DesiredState: "loaded", Options: []*schema.UnitOption{{Section: "Service", Name: "ExecStart", Value: "/bin/k2"}}},
+	}
+	for _, u := range foreign {
+		if err := h.api.CreateUnit(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.serve(api, testOptions)
+	ctx := context.Background()
+
+	// The seed README's contract: JSON put straight under /kaylee2/units/.
+	if _, err := h.etcd.Client(t).Put(ctx, "/kaylee2/units/web", `{"name":"web","replicas":2,"apps":[{"image":"docker://nginx"}]}`); err != nil {
+		t.Fatal(err)
+	}
+	web := &deploy.Spec{Name: "web", Replicas: 2, Apps: []deploy.App{{Image: "docker://nginx"}}}
+	h.put(&deploy.Spec{Name: "exporter", Global: true, Machine: []string{"role=worker"}, Apps: []deploy.App{{Image: "docker://exporter"}}})
+	h.put(&deploy.Spec{Name: "db", MachineID: ms[2].ID, Apps: []deploy.App{{Image: "docker://postgres"}}})
+	exporterHash := (&deploy.Spec{Name: "exporter", Global: true, Machine: []string{"role=worker"}, Apps: []deploy.App{{Image: "docker://exporter"}}}).Hash(0)
+	dbHash := (&deploy.Spec{Name: "db", MachineID: ms[2].ID, Apps: []deploy.App{{Image: "docker://postgres"}}}).Hash(0)
+
+	if st := h.waitStatus("web", store.PhaseRunning, web.Hash(0), 60*time.Second); st.Running != 2 {
+		t.Fatalf("web: %+v", st)
+	}
+	st := h.waitStatus("exporter", store.PhaseRunning, exporterHash, 60*time.Second)
+	var on []string
+	for _, u := range st.Units {
+		on = append(on, u.MachineID)
+	}
+	sort.Strings(on)
+	want := []string{ms[0].ID, ms[1].ID}
+	sort.Strings(want)
+	if fmt.Sprint(on) != fmt.Sprint(want) || st.Running != 2 || st.Desired != 2 {
+		t.Fatalf("global unit on %v (status %+v), want the role=worker machines %v", on, st, want)
+	}
+	st = h.waitStatus("db", store.PhaseRunning, dbHash, 60*time.Second)
+	if len(st.Units) != 1 || st.Units[0].MachineID != ms[2].ID || st.Units[0].MachineIP != ms[2].PublicIP {
+		t.Fatalf("machineId unit: %+v", st.Units)
+	}
+
+	// Drift: destroy one replica and stop the other by hand.
+	v := h.view("web")
+	var names []string
+	for n := range v.units {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if err := h.api.DestroyUnit(names[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.api.SetUnitTargetState(names[1], "inactive"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() (bool, string) {
+		v := h.view("web")
+		return len(v.running[names[0]]) == 1 && len(v.running[names[1]]) == 1, v.String()
+	})
+
+	// Foreign units are as they were.
+	units, err := h.api.Units()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, u := range units {
+		got[u.Name] = u.DesiredState
+	}
+	for _, u := range foreign {
+		if got[u.Name] != u.DesiredState {
+			t.Errorf("foreign unit %s: target %q, want %q untouched", u.Name, got[u.Name], u.DesiredState)
+		}
+	}
+}
+
+// Two servers; the leader dies (its etcd connection cut, no resignation)
+// in the middle of a rolling update. The other takes over once the lease
+// expires, finishes the rollout, and no fleet unit is duplicated or left.
+func TestLeaderKilledMidRollout(t *testing.T) {
+	h := newHarness(t, fleetsim.Machines(3))
+	ctx := context.Background()
+	clientA, err := store.Dial(ctx, store.DialConfig{Endpoints: h.etcd.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storeA := store.New(clientA, store.DefaultPrefix)
+	opts := testOptions
+	opts.MinReady = 2 * time.Second
+	stopA := h.serveAs("a", storeA, h.cluster.API(), opts)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		id, _ := currentLeader(t, h.store)
+		return id == "a", "leader is " + id
+	})
+	h.serveAs("b", h.store, h.cluster.API(), opts)
+
+	v1 := h.put(replicated(3, "docker://web:1"))
+	h.waitStatus("web", store.PhaseRunning, v1, 60*time.Second)
+	check := h.sample("web", func(v fleetView) string {
+		running := 0
+		for _, ms := range v.running {
+			running += len(ms)
+		}
+		if len(v.units) > 4 || running < 2 {
+			return fmt.Sprintf("%d units, %d running: %v", len(v.units), running, v)
+		}
+		return ""
+	})
+	v2 := h.put(replicated(3, "docker://web:2"))
+	eventually(t, 60*time.Second, func() (bool, string) {
+		v := h.view("web")
+		return v.runningWithHash(v2) == 1, v.String()
+	})
+	// Kill a: cut its etcd connection, then stop it. Its lease expires
+	// after the TTL; it cannot resign.
+	clientA.Close()
+	stopA()
+	eventually(t, 20*time.Second, func() (bool, string) {
+		id, _ := currentLeader(t, h.store)
+		return id == "b", "leader is " + id
+	})
+	h.waitStatus("web", store.PhaseRunning, v2, 90*time.Second)
+	if msg := check(); msg != "" {
+		t.Fatalf("during failover: %s", msg)
+	}
+	if v := h.view("web"); len(v.units) != 3 || v.runningWithHash(v2) != 3 {
+		t.Fatalf("after failover: %v", v)
+	}
+}
+
+func currentLeader(t *testing.T, s *store.Store) (string, error) {
+	t.Helper()
+	l, err := s.NewLeader(context.Background(), "observer", 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer l.Resign(context.Background())
+	return l.Current(context.Background())
 }

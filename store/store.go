@@ -97,6 +97,11 @@ func tlsConfig(cfg DialConfig) (*tls.Config, error) {
 type Store struct {
 	c      *clientv3.Client
 	prefix string
+
+	// decoded caches decoded units by key and mod revision: a list of
+	// 1,000 unchanged units decodes none of them again.
+	mu      sync.Mutex
+	decoded map[string]*Unit
 }
 
 // New returns a store on an etcd client and key prefix.
@@ -104,7 +109,7 @@ func New(c *clientv3.Client, prefix string) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Store{c: c, prefix: strings.TrimSuffix(prefix, "/")}
+	return &Store{c: c, prefix: strings.TrimSuffix(prefix, "/"), decoded: map[string]*Unit{}}
 }
 
 // Client is the etcd client.
@@ -207,15 +212,30 @@ func (s *Store) GetUnit(ctx context.Context, name string) (*Unit, error) {
 
 // ListUnits returns every unit sorted by name, and the store revision they
 // were read at (to watch from). Units that do not decode are returned with
-// Err set, not dropped.
+// Err set, not dropped. The units returned are shared: do not modify them.
 func (s *Store) ListUnits(ctx context.Context) ([]*Unit, int64, error) {
 	r, err := s.c.Get(ctx, s.unitsDir(), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
 	if err != nil {
 		return nil, 0, fmt.Errorf("etcd: listing units: %w", err)
 	}
 	out := make([]*Unit, 0, len(r.Kvs))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := make(map[string]bool, len(r.Kvs))
 	for _, kv := range r.Kvs {
-		out = append(out, s.decodeUnit(string(kv.Key), kv.Value, kv.ModRevision))
+		key := string(kv.Key)
+		seen[key] = true
+		u := s.decoded[key]
+		if u == nil || u.ModRevision != kv.ModRevision {
+			u = s.decodeUnit(key, kv.Value, kv.ModRevision)
+			s.decoded[key] = u
+		}
+		out = append(out, u)
+	}
+	for key := range s.decoded {
+		if !seen[key] {
+			delete(s.decoded, key)
+		}
 	}
 	return out, r.Header.Revision, nil
 }
