@@ -227,10 +227,7 @@ func (p *planner) plan(u *unitInput) ([]op, *store.Status) {
 		for _, a := range current {
 			ops = append(ops, p.destroy(u.name, a)...)
 		}
-		st.Phase, st.Message, st.Running = store.PhaseFailed, u.prev.Message, 0
-		for _, a := range stale {
-			st.Running += a.runningCount()
-		}
+		st.Phase, st.Message, st.Running = store.PhaseFailed, u.prev.Message, servingOld(stale)
 		return ops, p.finish(st, u.prev)
 	}
 	if !deployed {
@@ -240,6 +237,7 @@ func (p *planner) plan(u *unitInput) ([]op, *store.Status) {
 			}
 			st.Phase = store.PhaseFailed
 			st.Message = reason + "; the new replicas are removed and the previous version (if any) keeps running. Fix the unit, or run kaylee restart " + u.name + " to try again"
+			st.Running = servingOld(stale)
 			return ops, p.finish(st, u.prev)
 		}
 	}
@@ -345,6 +343,16 @@ func (p *planner) plan(u *unitInput) ([]op, *store.Status) {
 		st.Message += "; " + strings.Join(notes, "; ")
 	}
 	return ops, p.finish(st, u.prev)
+}
+
+// servingOld counts the replicas of an old version that run: after a
+// failed rollout, Running says how many still serve.
+func servingOld(stale []*actualUnit) int {
+	n := 0
+	for _, a := range stale {
+		n += a.runningCount()
+	}
+	return n
 }
 
 // observe updates what is remembered about a current replica.

@@ -252,6 +252,9 @@ func TestPlanUnit(t *testing.T) {
 			if got := opsString(ops, w.d.hash); got != tt.wantOps {
 				t.Errorf("ops = %q, want %q", got, tt.wantOps)
 			}
+			if st.Phase == store.PhaseFailed && st.Running != 3 {
+				t.Errorf("failed status says %d running; the 3 old replicas serve", st.Running)
+			}
 			if st.Phase != tt.wantPhase || !strings.Contains(st.Message, tt.wantMsg) {
 				t.Errorf("status = %s %q, want %s containing %q", st.Phase, st.Message, tt.wantPhase, tt.wantMsg)
 			}

@@ -47,7 +47,7 @@ func Dial(ctx context.Context, cfg DialConfig) (*clientv3.Client, error) {
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 5 * time.Second
 	}
-	tlsCfg, err := tlsConfig(cfg)
+	tlsCfg, err := cfg.TLS()
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +67,8 @@ func Dial(ctx context.Context, cfg DialConfig) (*clientv3.Client, error) {
 	return c, nil
 }
 
-func tlsConfig(cfg DialConfig) (*tls.Config, error) {
+// TLS is the client TLS configuration the files name, or nil for none.
+func (cfg DialConfig) TLS() (*tls.Config, error) {
 	if cfg.CertFile == "" && cfg.KeyFile == "" && cfg.CAFile == "" {
 		return nil, nil
 	}

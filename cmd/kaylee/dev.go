@@ -9,10 +9,12 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
+	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 )
 
@@ -22,44 +24,51 @@ type devFlags struct {
 	dataDir      string
 	machines     int
 	metadata     []string
-	fleetPrefix  string
 	verbose      bool
+	sched        schedulerFlags
 }
 
 func (a *app) devCommand() *cobra.Command {
 	var f devFlags
 	cmd := &cobra.Command{
-		Use:   "dev --fleet-only [--machines N] [--machine-metadata k=v,k=v]...",
-		Short: "Run a cluster in a box: embedded etcd and a simulated fleet",
+		Use:   "dev [--fleet-only] [--machines N] [--machine-metadata k=v,k=v]...",
+		Short: "Run Kaylee in a box: embedded etcd, a simulated fleet and the scheduler",
 		Long: `Dev starts, in one process, an etcd (embedded, or the one given with
---etcd-endpoints) and a simulated fleet cluster: fleet's own engine and agents
-on N machines, with only systemd simulated. Units whose unit file contains
+--etcd-endpoints), a simulated fleet cluster (fleet's own engine and agents on
+N machines, with only systemd simulated) and Kaylee's scheduler, as kaylee
+server runs it (the scheduler flags apply; --min-ready defaults to 2s here).
+With --fleet-only the scheduler does not run. Units whose unit file contains
 "sim-fail" fail after starting, so failed rollouts can be tried out.
 
-It prints the etcd endpoint and the machines, then runs until interrupted.
-Point fleetctl or kaylee at the endpoint it prints.
+It prints the etcd endpoint and the machines, logs every fleet call and
+status change, and runs until interrupted. In another terminal, kaylee run,
+ls, status, restart and rm work against it with no flags (the default
+--etcd-endpoints include http://127.0.0.1:2379).
 
 --machine-metadata given once applies to every machine; given N times, the
-i-th applies to machine i. By default machines get az=a, az=b, az=c in turn.`,
-		Example: `  kaylee dev --fleet-only
+i-th applies to machine i. By default machine i gets az=a|b|c in turn, ssd=false,
+and role=worker (role=edge for every third machine), which the unit files in
+examples/ ask for.`,
+		Example: `  kaylee dev                      # then, elsewhere: kaylee run examples/countly.yaml; kaylee status
+  kaylee dev --fleet-only
   kaylee dev --fleet-only --machines 5 --machine-metadata ssd=true,az=a --machine-metadata az=b
   kaylee dev --fleet-only --etcd-endpoints http://127.0.0.1:2379   # an etcd started with --enable-v2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !f.fleetOnly {
-				return errors.New("kaylee dev runs only the cluster for now: pass --fleet-only")
+			if f.sched.fleetEndpoint != "" {
+				return errors.New("--fleet-endpoint does not apply to kaylee dev: it reaches its simulated fleet through the registry")
 			}
 			return a.runDev(cmd, f)
 		},
 	}
 	fl := cmd.Flags()
-	fl.BoolVar(&f.fleetOnly, "fleet-only", false, "run etcd and the simulated fleet only")
+	fl.BoolVar(&f.fleetOnly, "fleet-only", false, "run etcd and the simulated fleet only, no scheduler")
 	fl.StringVar(&f.listenClient, "listen-client", "http://127.0.0.1:2379", "client URL of the embedded etcd")
 	fl.StringVar(&f.dataDir, "data-dir", "", "data directory of the embedded etcd (default <user cache dir>/kaylee/dev-etcd)")
 	fl.IntVar(&f.machines, "machines", 3, "number of simulated fleet machines")
 	fl.StringArrayVar(&f.metadata, "machine-metadata", nil, "machine metadata k=v,k=v (once: every machine; N times: machine i)")
-	fl.StringVar(&f.fleetPrefix, "fleet-prefix", fleetsim.DefaultKeyPrefix, "fleet's etcd key prefix")
-	fl.BoolVar(&f.verbose, "verbose", false, "log fleet and etcd activity")
+	fl.BoolVar(&f.verbose, "verbose", false, "log the simulated fleet's and etcd's activity too")
+	f.sched.register(fl, 2*time.Second)
 	return cmd
 }
 
@@ -96,28 +105,46 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 	if f.verbose {
 		logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 	}
-	cluster, err := fleetsim.Start(ctx, fleetsim.Config{Endpoints: endpoints, KeyPrefix: f.fleetPrefix, Machines: machines, Logger: logger})
+	cluster, err := fleetsim.Start(ctx, fleetsim.Config{Endpoints: endpoints, KeyPrefix: f.sched.fleetPrefix, Machines: machines, Logger: logger})
 	if err != nil {
 		return fmt.Errorf("starting simulated fleet on %s: %w (is the etcd v2 API enabled?)", strings.Join(endpoints, ","), err)
 	}
 	defer cluster.Close()
 
 	fmt.Fprintf(out, "etcd:  %s (%s)\n", strings.Join(endpoints, ","), where)
-	fmt.Fprintf(out, "fleet: %d machines under %s\n", len(machines), f.fleetPrefix)
+	fmt.Fprintf(out, "fleet: %d machines under %s\n", len(machines), f.sched.fleetPrefix)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  MACHINE\tIP\tMETADATA")
 	for _, m := range cluster.Machines() {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", m.ID(), m.PublicIP(), formatMetadata(m.State().Metadata))
 	}
 	tw.Flush()
-	fmt.Fprintf(out, "ready: try  fleetctl --endpoint %s list-machines   (Ctrl-C stops)\n", endpoints[0])
-	<-ctx.Done()
+	if f.fleetOnly {
+		fmt.Fprintf(out, "ready: try  fleetctl --endpoint %s list-machines   (Ctrl-C stops)\n", endpoints[0])
+		<-ctx.Done()
+		fmt.Fprintln(out, "stopping")
+		return nil
+	}
+	log, err := f.sched.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	c, err := store.Dial(ctx, store.DialConfig{Endpoints: endpoints})
+	if err != nil {
+		return err
+	}
+	defer closeClient(c)
+	s := store.New(c, a.etcd.Prefix)
+	fmt.Fprintf(out, "scheduler: units under %s/units/, fleet units %s:*, --min-ready %s\n", s.Prefix(), f.sched.unitPrefix, f.sched.minReady)
+	fmt.Fprintf(out, "ready: in another terminal  kaylee run examples/countly.yaml && kaylee status   (Ctrl-C stops)\n")
+	err = a.schedule(ctx, s, cluster.API(), &f.sched, log)
 	fmt.Fprintln(out, "stopping")
-	return nil
+	return err
 }
 
 // devMachines builds the machine list: metadata given once applies to all,
-// given n times applies in order; the default spreads machines over az=a|b|c.
+// given n times applies in order; the default spreads machines over az=a|b|c
+// with the metadata the examples ask for.
 func devMachines(n int, metadata []string) ([]fleetsim.MachineConfig, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("--machines %d: need at least one machine", n)
@@ -135,7 +162,11 @@ func devMachines(n int, metadata []string) ([]fleetsim.MachineConfig, error) {
 	}
 	if len(mds) == 0 {
 		for i := range n {
-			mds = append(mds, map[string]string{"az": string(rune('a' + i%3))})
+			role := "worker"
+			if i%3 == 2 {
+				role = "edge"
+			}
+			mds = append(mds, map[string]string{"az": string(rune('a' + i%3)), "ssd": "false", "role": role})
 		}
 	}
 	return fleetsim.Machines(n, mds...), nil

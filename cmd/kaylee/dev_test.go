@@ -151,7 +151,7 @@ func TestDevFleetOnlyExternalEtcd(t *testing.T) {
 		t.Errorf("does not say it uses the external etcd:\n%s", p.out.String())
 	}
 	got := machinesInRegistry(t, endpoint, prefix)
-	want := map[string]string{"192.0.2.1": "az=a", "192.0.2.2": "az=b", "192.0.2.3": "az=c"}
+	want := map[string]string{"192.0.2.1": "az=a,role=worker,ssd=false", "192.0.2.2": "az=b,role=worker,ssd=false", "192.0.2.3": "az=c,role=edge,ssd=false"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("machines: %v, want %v", got, want)
 	}

@@ -113,6 +113,8 @@ The etcd password is read only from KAYLEE_ETCD_PASSWORD.`,
 		a.lsCommand(),
 		a.rmCommand(),
 		a.restartCommand(),
+		a.serverCommand(),
+		a.statusCommand(),
 	)
 	return root
 }

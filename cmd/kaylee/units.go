@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -14,27 +15,38 @@ import (
 
 // openStore connects to etcd with the global flags.
 func (a *app) openStore(ctx context.Context) (*store.Store, func(), error) {
-	c, err := store.Dial(ctx, store.DialConfig{
-		Endpoints: a.etcd.Endpoints, CertFile: a.etcd.Cert, KeyFile: a.etcd.Key, CAFile: a.etcd.CA,
-		Username: a.etcd.Username, Password: a.etcd.Password,
-	})
+	c, err := store.Dial(ctx, a.dialConfig())
 	if err != nil {
 		return nil, nil, err
 	}
 	return store.New(c, a.etcd.Prefix), func() { closeClient(c) }, nil
 }
 
+func (a *app) dialConfig() store.DialConfig {
+	return store.DialConfig{
+		Endpoints: a.etcd.Endpoints, CertFile: a.etcd.Cert, KeyFile: a.etcd.Key, CAFile: a.etcd.CA,
+		Username: a.etcd.Username, Password: a.etcd.Password,
+	}
+}
+
 func closeClient(c *clientv3.Client) { _ = c.Close() }
 
 func (a *app) runCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "run PATH...",
+	var wait bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "run PATH... [--wait [--timeout 10m]]",
 		Short: "Validate unit files and store their units in etcd",
 		Long: `Run validates unit files and stores each unit under <etcd-prefix>/units/<name>,
 creating it or replacing the unit of the same name (the file name does not
 matter). Directories are read recursively (*.yaml, *.yml). Nothing is stored
-unless every unit in every file is valid.`,
+unless every unit in every file is valid.
+
+With --wait it then follows the rollout of each unit, printing a line at each
+change, and exits 0 once all run the new spec, 1 if a rollout fails or
+--timeout passes (a scheduler, kaylee server or agent, must be running).`,
 		Example: `  kaylee run examples/countly.yaml
+  kaylee run --wait --timeout 5m examples/
   KAYLEE_ETCD_ENDPOINTS=http://10.0.0.1:2379 kaylee run units/*.yaml`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
@@ -63,9 +75,23 @@ unless every unit in every file is valid.`,
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", sp.Name, verb)
 			}
-			return nil
+			if !wait {
+				return nil
+			}
+			restarts, err := s.RestartCounters(cmd.Context())
+			if err != nil {
+				return err
+			}
+			want := map[string]string{}
+			for _, d := range docs {
+				want[d.Spec.Name] = d.Spec.Hash(restarts[d.Spec.Name])
+			}
+			return waitRollouts(cmd.Context(), s, cmd.OutOrStdout(), want, timeout)
 		},
 	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "follow the rollouts until they finish or fail")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "with --wait: give up after this long")
+	return cmd
 }
 
 func (a *app) lsCommand() *cobra.Command {

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/coreos/fleet/client"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/fleet"
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+// schedulerFlags are the flags of every command that runs the scheduler.
+type schedulerFlags struct {
+	fleetPrefix    string
+	fleetEndpoint  string
+	unitPrefix     string
+	minReady       time.Duration
+	rolloutTimeout time.Duration
+	resync         time.Duration
+	leaseTTL       time.Duration
+	logFormat      string
+}
+
+func (f *schedulerFlags) register(fl *pflag.FlagSet, minReady time.Duration) {
+	fl.StringVar(&f.fleetPrefix, "fleet-prefix", fleet.DefaultKeyPrefix, "fleet's key prefix in etcd (registry access)")
+	fl.StringVar(&f.fleetEndpoint, "fleet-endpoint", "", "fleet's HTTP API instead of its registry: unix:///var/run/fleet.sock or http://host:port")
+	fl.StringVar(&f.unitPrefix, "unit-prefix", deploy.DefaultUnitPrefix, "prefix of the fleet units Kaylee owns; no other fleet unit is touched")
+	fl.DurationVar(&f.minReady, "min-ready", minReady, "how long a new replica must run before an old one is removed")
+	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", 5*time.Minute, "a rollout not done by then fails and the old version stays")
+	fl.DurationVar(&f.resync, "resync", 30*time.Second, "full reconcile interval even when nothing changed")
+	fl.DurationVar(&f.leaseTTL, "lease-ttl", 10*time.Second, "leader lease: another server takes over this long after the leader dies")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
+}
+
+func (f *schedulerFlags) logger(w io.Writer) (*slog.Logger, error) {
+	switch f.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", f.logFormat)
+}
+
+// fleetAPI opens fleet: its HTTP API with --fleet-endpoint, else the
+// registry on the etcd endpoints (etcd's v2 API must be on).
+func (a *app) fleetAPI(f *schedulerFlags) (client.API, error) {
+	tls, err := a.dialConfig().TLS()
+	if err != nil {
+		return nil, err
+	}
+	return fleet.NewAPI(fleet.Config{
+		Endpoint: f.fleetEndpoint, EtcdEndpoints: a.etcd.Endpoints, KeyPrefix: f.fleetPrefix,
+		TLS: tls, Username: a.etcd.Username, Password: a.etcd.Password,
+	})
+}
+
+// schedule runs the scheduler until ctx ends: it campaigns for leadership
+// and reconciles while it leads.
+func (a *app) schedule(ctx context.Context, s *store.Store, api client.API, f *schedulerFlags, log *slog.Logger) error {
+	r, err := fleet.NewReconciler(api, s, fleet.Options{
+		UnitPrefix: f.unitPrefix, MinReady: f.minReady, RolloutTimeout: f.rolloutTimeout, Resync: f.resync,
+	}, log)
+	if err != nil {
+		return err
+	}
+	if f.leaseTTL < time.Second {
+		return fmt.Errorf("--lease-ttl %s: use at least 1s", f.leaseTTL)
+	}
+	return s.Lead(ctx, candidateID(), f.leaseTTL, log, r.Run)
+}
+
+func candidateID() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
+}
+
+func (a *app) serverCommand() *cobra.Command {
+	var f schedulerFlags
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the scheduler: turn the units in etcd into fleet units",
+		Long: `Server runs the scheduler. Run several for availability: they elect one leader
+(under <etcd-prefix>/leader) and only the leader acts; another takes over
+--lease-ttl after it dies.
+
+The leader reconciles on start, on every change under <etcd-prefix>/units/,
+when fleet's unit states change, and every --resync. For each unit it creates
+missing fleet units, rolls out a changed spec without downtime (a new replica
+must run for --min-ready before an old one goes; units without replicas, global
+and machineId units stop the old one first), fails a rollout whose replicas
+fail or do not run within --rollout-timeout (the old version keeps running),
+and stops then destroys the fleet units of units removed from etcd. Only fleet
+units named <unit-prefix>:... are touched. It writes each unit's status to
+<etcd-prefix>/status/<name> (see kaylee status).
+
+fleet is reached through its registry in etcd (the same --etcd-endpoints,
+which need etcd's v2 API) or, with --fleet-endpoint, through fleetd's HTTP API.`,
+		Example: `  kaylee server --etcd-endpoints http://10.0.0.1:2379
+  kaylee server --fleet-endpoint unix:///var/run/fleet.sock --min-ready 30s
+  KAYLEE_ETCD_ENDPOINTS=https://etcd:2379 KAYLEE_ETCD_CA=/etc/ssl/etcd-ca.pem kaylee server`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := f.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			s, done, err := a.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer done()
+			api, err := a.fleetAPI(&f)
+			if err != nil {
+				return err
+			}
+			log.Info("kaylee server starting", "version", versionString(), "etcd", strings.Join(a.etcd.Endpoints, ","),
+				"prefix", s.Prefix(), "fleet", fleetWhere(&f), "unitPrefix", f.unitPrefix)
+			return a.schedule(ctx, s, api, &f, log)
+		},
+	}
+	f.register(cmd.Flags(), 10*time.Second)
+	return cmd
+}
+
+func fleetWhere(f *schedulerFlags) string {
+	if f.fleetEndpoint != "" {
+		return f.fleetEndpoint
+	}
+	return "registry " + f.fleetPrefix
+}

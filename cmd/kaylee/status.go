@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+const noSchedulerYet = "no status yet: is a kaylee server (or agent) running against this etcd?"
+
+func (a *app) statusCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status [NAME] [-o text|json]",
+		Short: "Show what the scheduler reports for units",
+		Long: `Status shows the scheduler's view of units: phase (pending, progressing,
+running, failed, deleting), running and desired replicas, the spec hash, and a
+message. With NAME it also lists the unit's fleet units with their machines
+and systemd states.`,
+		Example: `  kaylee status
+  kaylee status countly
+  kaylee status countly -o json | jq -r '.units[] | .machineIP'`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return fmt.Errorf("-o %q: use text or json", output)
+			}
+			s, done, err := a.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			w := cmd.OutOrStdout()
+			if len(args) == 1 {
+				st, err := unitStatus(cmd.Context(), s, args[0])
+				if err != nil {
+					return err
+				}
+				if output == "json" {
+					return writeJSON(w, st)
+				}
+				writeStatus(w, st, time.Now())
+				return nil
+			}
+			all, err := allStatuses(cmd.Context(), s)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(w, all)
+			}
+			writeStatusTable(w, all, time.Now())
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+// unitStatus is a unit's status record, or a pending one for a unit no
+// scheduler has seen yet.
+func unitStatus(ctx context.Context, s *store.Store, name string) (*store.Status, error) {
+	st, err := s.GetStatus(ctx, name)
+	if err == nil {
+		return st, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if _, err := s.GetUnit(ctx, name); errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("no unit named %q (see kaylee ls)", name)
+	} else if err != nil {
+		return nil, err
+	}
+	return &store.Status{Name: name, Phase: store.PhasePending, Message: noSchedulerYet, Units: []store.UnitStatus{}}, nil
+}
+
+// allStatuses has one entry per unit in the store, and one per unit still
+// being deleted.
+func allStatuses(ctx context.Context, s *store.Store) ([]*store.Status, error) {
+	units, _, err := s.ListUnits(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sts, err := s.ListStatuses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*store.Status, 0, len(sts))
+	for _, u := range units {
+		st := sts[u.Name]
+		if st == nil {
+			st = &store.Status{Name: u.Name, Phase: store.PhasePending, Message: noSchedulerYet, Units: []store.UnitStatus{}}
+		}
+		delete(sts, u.Name)
+		out = append(out, st)
+	}
+	for _, st := range sts {
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func writeStatusTable(w io.Writer, all []*store.Status, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tPHASE\tRUNNING\tSPEC\tAGE\tMESSAGE")
+	for _, st := range all {
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", st.Name, st.Phase, st.Running, st.Desired, orDash(st.SpecHash), age(st.Time, now), st.Message)
+	}
+	tw.Flush()
+}
+
+func writeStatus(w io.Writer, st *store.Status, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Name:\t%s\n", st.Name)
+	fmt.Fprintf(tw, "Phase:\t%s\n", st.Phase)
+	fmt.Fprintf(tw, "Replicas:\t%d running, %d desired\n", st.Running, st.Desired)
+	fmt.Fprintf(tw, "Spec:\t%s (deployed: %s)\n", orDash(st.SpecHash), orDash(st.Deployed))
+	fmt.Fprintf(tw, "Message:\t%s\n", st.Message)
+	fmt.Fprintf(tw, "Updated:\t%s ago\n", age(st.Time, now))
+	tw.Flush()
+	if len(st.Units) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FLEET UNIT\tMACHINE\tIP\tSTATE")
+	for _, u := range st.Units {
+		state := "-"
+		if u.ActiveState != "" {
+			state = u.ActiveState + "/" + u.SubState
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, orDash(u.MachineID), orDash(u.MachineIP), state)
+	}
+	tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func age(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// waitRollouts follows the statuses of units until each runs the given
+// spec hash (nil) or one fails (an error naming it). It prints a line each
+// time a unit's status changes.
+func waitRollouts(ctx context.Context, s *store.Store, w io.Writer, want map[string]string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	last := map[string]string{}
+	for {
+		pending := 0
+		var failed []string
+		names := make([]string, 0, len(want))
+		for n := range want {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			st, err := s.GetStatus(ctx, n)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			line := n + ": waiting for the scheduler"
+			done := false
+			if st != nil && st.SpecHash == want[n] {
+				line = fmt.Sprintf("%s: %s, %d/%d running: %s", n, st.Phase, st.Running, st.Desired, st.Message)
+				switch st.Phase {
+				case store.PhaseRunning:
+					done = true
+				case store.PhaseFailed:
+					done = true
+					failed = append(failed, n)
+				}
+			}
+			if line != last[n] {
+				fmt.Fprintln(w, line)
+				last[n] = line
+			}
+			if !done {
+				pending++
+			}
+		}
+		if len(failed) > 0 && pending == 0 {
+			return fmt.Errorf("rollout failed: %v (see kaylee status NAME)", failed)
+		}
+		if pending == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if len(failed) > 0 {
+				return fmt.Errorf("rollout failed: %v (see kaylee status NAME)", failed)
+			}
+			return fmt.Errorf("%d unit(s) not running after --timeout %s; the rollout goes on (see kaylee status)", pending, timeout)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
