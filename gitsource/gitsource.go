@@ -1,0 +1,410 @@
+// Package gitsource fetches unit files from a git repository with go-git:
+// a shallow, single-ref fetch into a cache directory, the revision a ref
+// points at, and the files under a path at that revision.
+package gitsource
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+	gosync "sync"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+)
+
+// MaxFileSize is the largest unit file read; bigger ones are refused.
+const MaxFileSize = 1 << 20
+
+// Config says what to fetch.
+type Config struct {
+	// URL of the repository: https://, http://, ssh://, user@host:path,
+	// file:// or a local path.
+	URL string
+	// Ref is a branch, a tag or a full commit hash; empty means the
+	// remote's HEAD.
+	Ref string
+	// Path is the directory of unit files in the repository; empty or "."
+	// means the root.
+	Path string
+	// CacheDir holds the fetched repository (see DefaultCacheDir).
+	CacheDir string
+	Auth     transport.AuthMethod // nil: none (see Auth)
+}
+
+// Source is a repository being followed. It is safe for concurrent use.
+type Source struct {
+	cfg  Config
+	dir  string
+	mu   gosync.Mutex
+	repo *git.Repository
+	last *Snapshot
+}
+
+// File is a unit file at a revision.
+type File struct {
+	Path string // relative to the repository root, slash separated
+	Data []byte
+}
+
+// FileError is a file that could not be read (too big, a symlink leaving
+// the repository); the sync treats it like a file that does not parse.
+type FileError struct {
+	Path string
+	Err  error
+}
+
+func (e *FileError) Error() string { return e.Path + ": " + e.Err.Error() }
+
+// Snapshot is the unit files under Path at one revision.
+type Snapshot struct {
+	Revision string // full commit hash
+	Ref      string // what was asked for, resolved: "main", "v1.2", or the hash
+	Files    []File
+	Errors   []*FileError
+}
+
+// Short is ref@abbreviated-revision, for summaries.
+func (s *Snapshot) Short() string {
+	rev := s.Revision
+	if len(rev) > 7 {
+		rev = rev[:7]
+	}
+	if s.Ref == "" || s.Ref == s.Revision {
+		return rev
+	}
+	return s.Ref + "@" + rev
+}
+
+// DefaultCacheDir is /var/lib/kaylee as root, else <user cache dir>/kaylee.
+func DefaultCacheDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/kaylee"
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "kaylee")
+	}
+	return filepath.Join(os.TempDir(), "kaylee")
+}
+
+// New returns a source; nothing is fetched yet.
+func New(cfg Config) (*Source, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("no repository: give --repo")
+	}
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = DefaultCacheDir()
+	}
+	if isLocalPath(cfg.URL) {
+		abs, err := filepath.Abs(cfg.URL)
+		if err != nil {
+			return nil, fmt.Errorf("--repo %s: %w", cfg.URL, err)
+		}
+		cfg.URL = abs
+	}
+	p := path.Clean("/" + filepath.ToSlash(cfg.Path))
+	cfg.Path = strings.TrimPrefix(p, "/")
+	sum := sha256.Sum256([]byte(cfg.URL))
+	return &Source{cfg: cfg, dir: filepath.Join(cfg.CacheDir, "git", hex.EncodeToString(sum[:8]))}, nil
+}
+
+func isLocalPath(u string) bool {
+	if strings.Contains(u, "://") {
+		return false
+	}
+	// scp-like user@host:path is remote; a Windows drive is not a concern.
+	return !scpLike.MatchString(u)
+}
+
+var scpLike = regexp.MustCompile(`^[^/]+@[^/:]+:`)
+
+// URL is the repository's URL (a local path made absolute).
+func (s *Source) URL() string { return s.cfg.URL }
+
+// Path is the directory read in the repository ("" for the root).
+func (s *Source) Path() string { return s.cfg.Path }
+
+func (s *Source) open() (*git.Repository, error) {
+	if s.repo != nil {
+		return s.repo, nil
+	}
+	r, err := git.PlainOpen(s.dir)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		if err := os.MkdirAll(s.dir, 0o755); err != nil {
+			return nil, fmt.Errorf("--cache-dir: %w", err)
+		}
+		r, err = git.PlainInit(s.dir, true)
+		if err == nil {
+			_, err = r.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{s.cfg.URL}})
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("git cache %s: %w (delete it to start afresh)", s.dir, err)
+	}
+	s.repo = r
+	return r, nil
+}
+
+// target is what a ref resolved to on the remote.
+type target struct {
+	name   string                 // short name for summaries
+	ref    plumbing.ReferenceName // remote ref to fetch; "" for a bare commit
+	commit plumbing.Hash          // the commit (peeled), when the listing says it
+	object plumbing.Hash          // what ref points at (a tag object for annotated tags)
+}
+
+var commitRe = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// Resolve lists the remote's refs (one round trip, no fetch) and returns
+// what the ref points at.
+func (s *Source) resolve(ctx context.Context, r *git.Repository) (target, error) {
+	if commitRe.MatchString(s.cfg.Ref) {
+		h := plumbing.NewHash(s.cfg.Ref)
+		return target{name: s.cfg.Ref, commit: h, object: h}, nil
+	}
+	remote, err := r.Remote("origin")
+	if err != nil {
+		return target{}, err
+	}
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: s.cfg.Auth, PeelingOption: git.AppendPeeled})
+	if err != nil {
+		return target{}, fmt.Errorf("listing refs of %s: %w", s.cfg.URL, explain(err))
+	}
+	byName := map[plumbing.ReferenceName]*plumbing.Reference{}
+	for _, ref := range refs {
+		byName[ref.Name()] = ref
+	}
+	var candidates []plumbing.ReferenceName
+	switch {
+	case s.cfg.Ref == "":
+		head := byName[plumbing.HEAD]
+		if head == nil {
+			return target{}, fmt.Errorf("%s has no HEAD (an empty repository?): give --ref", s.cfg.URL)
+		}
+		if head.Type() == plumbing.HashReference {
+			return target{name: "HEAD", ref: plumbing.HEAD, commit: head.Hash(), object: head.Hash()}, nil
+		}
+		candidates = []plumbing.ReferenceName{head.Target()}
+	case strings.HasPrefix(s.cfg.Ref, "refs/"):
+		candidates = []plumbing.ReferenceName{plumbing.ReferenceName(s.cfg.Ref)}
+	default:
+		candidates = []plumbing.ReferenceName{plumbing.NewBranchReferenceName(s.cfg.Ref), plumbing.NewTagReferenceName(s.cfg.Ref)}
+	}
+	for _, name := range candidates {
+		ref := byName[name]
+		if ref == nil {
+			continue
+		}
+		t := target{name: name.Short(), ref: name, object: ref.Hash(), commit: ref.Hash()}
+		if peeled := byName[plumbing.ReferenceName(string(name)+"^{}")]; peeled != nil {
+			t.commit = peeled.Hash()
+		}
+		return t, nil
+	}
+	return target{}, fmt.Errorf("%s has no branch or tag %q (check --ref)", s.cfg.URL, s.cfg.Ref)
+}
+
+// Fetch returns the unit files at the ref's current revision. When the
+// ref has not moved since the last call, it costs one ref listing and
+// returns the same snapshot.
+func (s *Source) Fetch(ctx context.Context) (*Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.open()
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.resolve(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if s.last != nil && s.last.Revision == t.commit.String() {
+		return s.last, nil
+	}
+	commit, err := s.commit(ctx, r, t)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := s.read(commit)
+	if err != nil {
+		return nil, err
+	}
+	snap.Ref = t.name
+	s.last = snap
+	return snap, nil
+}
+
+// commit fetches what is missing (shallow, only the ref) and returns the
+// commit.
+func (s *Source) commit(ctx context.Context, r *git.Repository, t target) (*object.Commit, error) {
+	if c, err := peelCommit(r, t.commit); err == nil {
+		return c, nil // already in the cache
+	}
+	opts := &git.FetchOptions{RemoteName: "origin", Auth: s.cfg.Auth, Tags: git.NoTags, Force: true, Depth: 1}
+	switch {
+	case t.ref == "":
+		// A bare commit: servers only hand out what refs reach, so fetch
+		// every branch with history and look for it.
+		opts.Depth = 0
+		opts.RefSpecs = []config.RefSpec{"+refs/heads/*:refs/remotes/origin/*"}
+	case t.ref == plumbing.HEAD:
+		opts.RefSpecs = []config.RefSpec{"+HEAD:refs/remotes/origin/HEAD"}
+	default:
+		opts.RefSpecs = []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", t.ref, t.ref))}
+	}
+	if err := r.FetchContext(ctx, opts); err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return nil, fmt.Errorf("fetching %s from %s: %w", t.name, s.cfg.URL, explain(err))
+	}
+	if t.ref != "" && t.ref != plumbing.HEAD {
+		// The listing may be older than the fetch: use what was fetched.
+		if ref, err := r.Reference(t.ref, true); err == nil {
+			t.commit = ref.Hash()
+		}
+	}
+	c, err := peelCommit(r, t.commit)
+	if err != nil {
+		return nil, fmt.Errorf("%s at %s: %w", s.cfg.URL, t.name, err)
+	}
+	return c, nil
+}
+
+// peelCommit returns the commit h names, through an annotated tag.
+func peelCommit(r *git.Repository, h plumbing.Hash) (*object.Commit, error) {
+	if tag, err := r.TagObject(h); err == nil {
+		return tag.Commit()
+	}
+	return r.CommitObject(h)
+}
+
+// read collects *.yaml and *.yml files under Path at a commit, skipping
+// hidden directories. A symlink is followed only within the repository;
+// a file over MaxFileSize is refused.
+func (s *Source) read(c *object.Commit) (*Snapshot, error) {
+	root, err := c.Tree()
+	if err != nil {
+		return nil, fmt.Errorf("reading commit %s: %w", c.Hash, err)
+	}
+	tree := root
+	if s.cfg.Path != "" {
+		tree, err = root.Tree(s.cfg.Path)
+		if err != nil {
+			return nil, fmt.Errorf("--path %s: not a directory at %s: %w (nothing was changed)", s.cfg.Path, c.Hash.String()[:7], err)
+		}
+	}
+	snap := &Snapshot{Revision: c.Hash.String()}
+	var walk func(t *object.Tree, dir string) error
+	walk = func(t *object.Tree, dir string) error {
+		for _, e := range t.Entries {
+			name := path.Join(dir, e.Name)
+			full := path.Join(s.cfg.Path, name)
+			if strings.HasPrefix(e.Name, ".") {
+				continue
+			}
+			if e.Mode == filemode.Dir {
+				sub, err := t.Tree(e.Name)
+				if err != nil {
+					return fmt.Errorf("reading %s: %w", full, err)
+				}
+				if err := walk(sub, name); err != nil {
+					return err
+				}
+				continue
+			}
+			if !isUnitFile(name) {
+				continue
+			}
+			data, ferr := readEntry(root, full, e)
+			if ferr != nil {
+				snap.Errors = append(snap.Errors, &FileError{Path: full, Err: ferr})
+				continue
+			}
+			snap.Files = append(snap.Files, File{Path: full, Data: data})
+		}
+		return nil
+	}
+	if err := walk(tree, ""); err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+func isUnitFile(name string) bool {
+	return strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")
+}
+
+// readEntry reads a regular file or a symlink to one inside the
+// repository.
+func readEntry(root *object.Tree, full string, e object.TreeEntry) ([]byte, error) {
+	switch e.Mode {
+	case filemode.Regular, filemode.Executable:
+		return readBlob(root, full)
+	case filemode.Symlink:
+		f, err := root.File(full)
+		if err != nil {
+			return nil, err
+		}
+		link, err := f.Contents()
+		if err != nil {
+			return nil, err
+		}
+		if path.IsAbs(link) {
+			return nil, fmt.Errorf("symlink to %s leaves the repository; not followed", link)
+		}
+		dest := path.Join(path.Dir(full), link)
+		if dest == ".." || strings.HasPrefix(dest, "../") {
+			return nil, fmt.Errorf("symlink to %s leaves the repository; not followed", link)
+		}
+		te, err := root.FindEntry(dest)
+		if err != nil {
+			return nil, fmt.Errorf("symlink to %s: %w", link, err)
+		}
+		if te.Mode != filemode.Regular && te.Mode != filemode.Executable {
+			return nil, fmt.Errorf("symlink to %s: not a regular file; not followed", link)
+		}
+		return readBlob(root, dest)
+	}
+	return nil, fmt.Errorf("not a regular file (mode %s)", e.Mode)
+}
+
+func readBlob(root *object.Tree, p string) ([]byte, error) {
+	f, err := root.File(p)
+	if err != nil {
+		return nil, err
+	}
+	if f.Size > MaxFileSize {
+		return nil, fmt.Errorf("%d bytes; unit files over %d bytes are refused", f.Size, MaxFileSize)
+	}
+	r, err := f.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(io.LimitReader(r, MaxFileSize+1))
+}
+
+// explain adds a hint to the transport errors operators meet most.
+func explain(err error) error {
+	switch {
+	case errors.Is(err, transport.ErrAuthenticationRequired):
+		return fmt.Errorf("%w (give --git-username with --git-password-file or KAYLEE_GIT_PASSWORD, or --ssh-key)", err)
+	case errors.Is(err, transport.ErrAuthorizationFailed):
+		return fmt.Errorf("%w (check the credentials and that they may read the repository)", err)
+	case errors.Is(err, transport.ErrRepositoryNotFound):
+		return fmt.Errorf("%w (check --repo)", err)
+	case strings.Contains(err.Error(), "knownhosts"):
+		return fmt.Errorf("%w (add the host key to --known-hosts, e.g. ssh-keyscan HOST >> ~/.ssh/known_hosts)", err)
+	}
+	return err
+}
