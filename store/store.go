@@ -185,17 +185,43 @@ func (s *Store) PutUnit(ctx context.Context, spec *deploy.Spec, f Fence) (change
 	}
 	value := string(spec.CanonicalJSON())
 	key := s.unitKey(spec.Name)
-	cur, err := s.c.Get(ctx, key)
+	// One round trip: under the fence, put only when the value differs,
+	// so that an unchanged unit causes no revision for watchers.
+	r, err := s.commit(ctx, f, clientv3.OpTxn(
+		[]clientv3.Cmp{clientv3.Compare(clientv3.Value(key), "=", value)}, nil,
+		[]clientv3.Op{clientv3.OpPut(key, value)}))
 	if err != nil {
-		return false, fmt.Errorf("etcd: reading %s: %w", key, err)
-	}
-	if len(cur.Kvs) == 1 && string(cur.Kvs[0].Value) == value {
-		return false, nil
-	}
-	if _, err := s.commit(ctx, f, clientv3.OpPut(key, value)); err != nil {
 		return false, fmt.Errorf("writing %s: %w", key, err)
 	}
-	return true, nil
+	return !r.Responses[0].GetResponseTxn().Succeeded, nil
+}
+
+// maxTxnOps stays under etcd's default --max-txn-ops (128), leaving room
+// for the fence.
+const maxTxnOps = 100
+
+// ApplyUnits stores specs (valid, as canonical JSON) and deletes units by
+// name, in fenced transactions of up to 100 writes. The batches are not
+// atomic together; every write is idempotent, so a retry converges.
+func (s *Store) ApplyUnits(ctx context.Context, puts []*deploy.Spec, deletes []string, f Fence) error {
+	ops := make([]clientv3.Op, 0, len(puts)+2*len(deletes))
+	for _, sp := range puts {
+		if err := sp.Validate(); err != nil {
+			return err
+		}
+		ops = append(ops, clientv3.OpPut(s.unitKey(sp.Name), string(sp.CanonicalJSON())))
+	}
+	for _, n := range deletes {
+		ops = append(ops, clientv3.OpDelete(s.unitKey(n)), clientv3.OpDelete(s.restartKey(n)))
+	}
+	for len(ops) > 0 {
+		n := min(len(ops), maxTxnOps)
+		if _, err := s.commit(ctx, f, ops[:n]...); err != nil {
+			return fmt.Errorf("writing units: %w", err)
+		}
+		ops = ops[n:]
+	}
+	return nil
 }
 
 // GetUnit returns one unit, or ErrNotFound.

@@ -1,0 +1,130 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// SyncRecord is what a git source last applied, at <prefix>/sync/<source>.
+type SyncRecord struct {
+	Source    string      `json:"source"`
+	URL       string      `json:"url"`
+	Path      string      `json:"path,omitempty"`
+	Ref       string      `json:"ref"`
+	Revision  string      `json:"revision"` // full commit hash
+	Time      time.Time   `json:"time"`
+	Created   int         `json:"created"`
+	Updated   int         `json:"updated"`
+	Pruned    int         `json:"pruned"`
+	Unchanged int         `json:"unchanged"`
+	Errors    []SyncError `json:"errors"`
+	// Inventory maps each unit this source owns to the file defining it:
+	// only these units are ever pruned by it.
+	Inventory map[string]string `json:"inventory"`
+}
+
+// SyncError is a file that failed in a sync pass.
+type SyncError struct {
+	File    string `json:"file"`
+	Line    int    `json:"line,omitempty"`
+	Message string `json:"message"`
+}
+
+func (e SyncError) String() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Message)
+	}
+	return e.File + ": " + e.Message
+}
+
+func (s *Store) syncDir() string { return s.prefix + "/sync/" }
+
+// PutSyncRecord writes a source's record (fenced).
+func (s *Store) PutSyncRecord(ctx context.Context, r *SyncRecord, f Fence) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.commit(ctx, f, clientv3.OpPut(s.syncDir()+r.Source, string(b))); err != nil {
+		return fmt.Errorf("writing sync record of %s: %w", r.Source, err)
+	}
+	return nil
+}
+
+// ListSyncRecords returns every source's record by source name.
+func (s *Store) ListSyncRecords(ctx context.Context) (map[string]*SyncRecord, error) {
+	r, err := s.c.Get(ctx, s.syncDir(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("etcd: listing sync records: %w", err)
+	}
+	out := make(map[string]*SyncRecord, len(r.Kvs))
+	for _, kv := range r.Kvs {
+		var rec SyncRecord
+		if err := json.Unmarshal(kv.Value, &rec); err != nil {
+			return nil, fmt.Errorf("%s: not a sync record: %w (fix or delete the key)", kv.Key, err)
+		}
+		out[strings.TrimPrefix(string(kv.Key), s.syncDir())] = &rec
+	}
+	return out, nil
+}
+
+// GetSyncRecord returns a source's record, or ErrNotFound.
+func (s *Store) GetSyncRecord(ctx context.Context, source string) (*SyncRecord, error) {
+	r, err := s.c.Get(ctx, s.syncDir()+source)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+	if len(r.Kvs) == 0 {
+		return nil, fmt.Errorf("sync record of %q: %w", source, ErrNotFound)
+	}
+	var rec SyncRecord
+	if err := json.Unmarshal(r.Kvs[0].Value, &rec); err != nil {
+		return nil, fmt.Errorf("%s: not a sync record: %w", r.Kvs[0].Key, err)
+	}
+	return &rec, nil
+}
+
+// Trigger asks the leader to sync a source now; after, when not empty, is
+// the commit a webhook announced. Any process may call it.
+func (s *Store) Trigger(ctx context.Context, source, after string) error {
+	b, _ := json.Marshal(struct {
+		After string    `json:"after,omitempty"`
+		Time  time.Time `json:"time"`
+	}{after, time.Now()})
+	if _, err := s.c.Put(ctx, s.prefix+"/hooks/"+source, string(b)); err != nil {
+		return fmt.Errorf("etcd: %w", err)
+	}
+	return nil
+}
+
+// WatchTriggers sends the commit of each trigger of a source ("" when the
+// webhook named none) until ctx ends or the watch breaks.
+func (s *Store) WatchTriggers(ctx context.Context, source string) <-chan string {
+	out := make(chan string)
+	go func() {
+		defer close(out)
+		for wr := range s.c.Watch(clientv3.WithRequireLeader(ctx), s.prefix+"/hooks/"+source) {
+			if wr.Err() != nil {
+				return
+			}
+			for _, e := range wr.Events {
+				if e.Type != clientv3.EventTypePut {
+					continue
+				}
+				var v struct{ After string }
+				_ = json.Unmarshal(e.Kv.Value, &v)
+				select {
+				case out <- v.After:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
+}

@@ -1,0 +1,253 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/gitsource"
+	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
+	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/store/etcdtest"
+)
+
+type env struct {
+	t     *testing.T
+	repo  *gittest.Repo
+	src   *gitsource.Source
+	store *store.Store
+	etcd  *etcdtest.Server
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := etcdtest.New(t)
+	r := gittest.NewRepo(t)
+	src, err := gitsource.New(gitsource.Config{URL: r.FileURL(), Path: "units", CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, repo: r, src: src, store: store.New(e.Client(t), store.DefaultPrefix), etcd: e}
+}
+
+// commit writes files under units/ and commits.
+func (e *env) commit(files map[string]string) string {
+	e.t.Helper()
+	w := map[string]string{"README.md": "units live in units/\n"}
+	for k, v := range files {
+		w["units/"+k] = v
+	}
+	e.repo.Write(w)
+	return e.repo.Commit("change")
+}
+
+func (e *env) pass(o Options) (*Result, error) {
+	e.t.Helper()
+	snap, err := e.src.Fetch(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if o.Source == "" {
+		o.Source = "units"
+	}
+	return Pass(context.Background(), e.store, snap, o)
+}
+
+func (e *env) mustPass(o Options) *Result {
+	e.t.Helper()
+	r, err := e.pass(o)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// stored returns name → canonical JSON of every unit in etcd.
+func (e *env) stored() map[string]string {
+	e.t.Helper()
+	units, _, err := e.store.ListUnits(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, u := range units {
+		out[u.Name] = string(u.Raw)
+	}
+	return out
+}
+
+func (e *env) revision() int64 {
+	r, err := e.etcd.Client(e.t).Get(context.Background(), "/")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r.Header.Revision
+}
+
+func counts(r *Result) string {
+	return fmt.Sprintf("c%d u%d p%d n%d e%d", r.Count(Create), r.Count(Update), r.Count(Prune), r.Count(Unchanged)+r.Count(Held), len(r.Errors))
+}
+
+const (
+	webV1 = "name: web\nreplicas: 2\napps:\n- image: docker://nginx:1\n"
+	webV2 = "name: web\nreplicas: 3\napps:\n- image: docker://nginx:1\n"
+	apiDB = "name: api\napps:\n- image: docker://api\n---\nname: worker\napps:\n- image: docker://worker\n"
+)
+
+func TestPassLifecycle(t *testing.T) {
+	e := newEnv(t)
+	rev := e.commit(map[string]string{"web.yaml": webV1, "api.yaml": apiDB})
+
+	r := e.mustPass(Options{URL: "repo"})
+	if counts(r) != "c3 u0 p0 n0 e0" || r.Summary() != "main@"+rev[:7]+": 3 created, 0 updated, 0 pruned, 0 unchanged" {
+		t.Fatalf("first pass: %s / %s", counts(r), r.Summary())
+	}
+	if got := e.stored()["web"]; got != `{"name":"web","replicas":2,"apps":[{"image":"docker://nginx:1"}]}` {
+		t.Fatalf("web in etcd: %s", got)
+	}
+	rec, err := e.store.GetSyncRecord(context.Background(), "units")
+	if err != nil || rec.Revision != rev || rec.Ref != "main" || rec.Inventory["worker"] != "units/api.yaml" || rec.Created != 3 {
+		t.Fatalf("sync record: %+v %v", rec, err)
+	}
+
+	// Nothing changed: nothing but the record is written.
+	before := e.revision()
+	if r := e.mustPass(Options{}); counts(r) != "c0 u0 p0 n3 e0" {
+		t.Fatalf("no-op pass: %s", counts(r))
+	}
+	if after := e.revision(); after != before+1 {
+		t.Fatalf("no-op pass wrote %d revisions, want 1 (the record)", after-before)
+	}
+
+	// A hand-made unit (kaylee run) is never pruned by git.
+	if _, err := e.store.PutUnit(context.Background(), &deploy.Spec{Name: "manual", Apps: []deploy.App{{Image: "docker://x"}}}, store.Fence{}); err != nil {
+		t.Fatal(err)
+	}
+	// A good change among a broken file: web updates; api and worker,
+	// whose file broke, stay exactly as they were.
+	apiBefore := e.stored()["api"]
+	e.commit(map[string]string{"web.yaml": webV2, "api.yaml": "name: api\napps:\n- image: docker://api:2\n  bogus: 1\n---\nname: worker\napps: [\n"})
+	r = e.mustPass(Options{})
+	if counts(r) != "c0 u1 p0 n2 e2" {
+		t.Fatalf("pass with a broken file: %s %+v", counts(r), r.Errors)
+	}
+	var msgs []string
+	for _, se := range r.Errors {
+		msgs = append(msgs, se.String())
+	}
+	if !strings.Contains(strings.Join(msgs, "\n"), `units/api.yaml:4: unknown field "bogus"`) {
+		t.Fatalf("errors %q lack file, line and field", msgs)
+	}
+	s := e.stored()
+	if s["api"] != apiBefore || s["worker"] == "" || !strings.Contains(s["web"], `"replicas":3`) || s["manual"] == "" {
+		t.Fatalf("after a broken file: %v", s)
+	}
+
+	// Fix the file and drop worker: worker is pruned, manual is not.
+	e.commit(map[string]string{"api.yaml": "name: api\napps:\n- image: docker://api:2\n"})
+	r = e.mustPass(Options{})
+	if counts(r) != "c0 u1 p1 n1 e0" {
+		t.Fatalf("prune pass: %s", counts(r))
+	}
+	s = e.stored()
+	if _, ok := s["worker"]; ok || s["manual"] == "" || !strings.Contains(s["api"], "api:2") {
+		t.Fatalf("after prune: %v", s)
+	}
+
+	// Dry run: a plan with a field diff, and no write at all.
+	e.commit(map[string]string{"web.yaml": webV1})
+	before = e.revision()
+	r = e.mustPass(Options{DryRun: true})
+	if e.revision() != before || r.Count(Update) != 1 {
+		t.Fatalf("dry run wrote (%d revisions) or planned %s", e.revision()-before, counts(r))
+	}
+	for _, c := range r.Changes {
+		if c.Name == "web" && (len(c.Diff) != 1 || c.Diff[0] != "~ replicas: 3 → 2") {
+			t.Fatalf("dry-run diff of web: %q", c.Diff)
+		}
+	}
+}
+
+func TestPassSafetyRules(t *testing.T) {
+	e := newEnv(t)
+	files := map[string]string{}
+	for i := range 4 {
+		files[fmt.Sprintf("u%d.yaml", i)] = fmt.Sprintf("name: u%d\napps:\n- image: docker://x\n", i)
+	}
+	e.commit(files)
+	e.mustPass(Options{})
+
+	// Removing 3 of 4 (75% > 50%) is refused, and writes nothing.
+	e.commit(map[string]string{"u0.yaml": "", "u1.yaml": "", "u2.yaml": ""})
+	before := e.revision()
+	_, err := e.pass(Options{})
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "prune 3 of the 4 units") || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("large prune: %v", err)
+	}
+	if e.revision() != before || len(e.stored()) != 4 {
+		t.Fatalf("a refused pass wrote something")
+	}
+	if r := e.mustPass(Options{Force: true}); r.Count(Prune) != 3 {
+		t.Fatalf("forced: %s", counts(r))
+	}
+
+	// Emptying the source is refused unless --allow-empty.
+	e.commit(map[string]string{"u3.yaml": "", "NOTES.md": "units were here\n"})
+	_, err = e.pass(Options{Force: true})
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "leave it empty") {
+		t.Fatalf("emptying: %v", err)
+	}
+	if len(e.stored()) != 1 {
+		t.Fatalf("a refused pass pruned: %v", e.stored())
+	}
+	if r := e.mustPass(Options{AllowEmpty: true, Force: true}); r.Count(Prune) != 1 || len(e.stored()) != 0 {
+		t.Fatalf("allowed empty: %s %v", counts(r), e.stored())
+	}
+}
+
+func TestPassDuplicatesAndOwners(t *testing.T) {
+	e := newEnv(t)
+	e.commit(map[string]string{"a.yaml": webV1, "b.yaml": "name: api\napps:\n- image: docker://api\n"})
+	e.mustPass(Options{})
+	// web defined twice: both files get an error, web keeps its value.
+	e.commit(map[string]string{"dup.yaml": webV2})
+	r := e.mustPass(Options{})
+	if len(r.Errors) != 2 || !strings.Contains(r.Errors[0].String(), `units/a.yaml:1: unit "web" is also defined in units/dup.yaml:1`) {
+		t.Fatalf("duplicate errors: %+v", r.Errors)
+	}
+	if !strings.Contains(e.stored()["web"], `"replicas":2`) {
+		t.Fatalf("a duplicated unit changed: %s", e.stored()["web"])
+	}
+	// Another source cannot take a unit this one owns.
+	r2 := gittest.NewRepo(t)
+	r2.Write(map[string]string{"api.yaml": "name: api\nreplicas: 5\napps:\n- image: docker://api\n"})
+	r2.Commit("other")
+	src2, _ := gitsource.New(gitsource.Config{URL: r2.FileURL(), CacheDir: t.TempDir()})
+	snap, err := src2.Fetch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Pass(context.Background(), e.store, snap, Options{Source: "other"})
+	if err != nil || len(res.Errors) != 1 || !strings.Contains(res.Errors[0].Message, `belongs to git source "units"`) {
+		t.Fatalf("ownership: %+v %v", res, err)
+	}
+	if strings.Contains(e.stored()["api"], "replicas") {
+		t.Fatalf("another source changed api: %s", e.stored()["api"])
+	}
+}
+
+func TestDefaultSourceName(t *testing.T) {
+	for _, tt := range []struct{ url, path, want string }{
+		{"https://github.com/org/kaylee.git", "examples", "kaylee-examples"},
+		{"git@github.com:org/units.git", "", "units"},
+		{"/home/me/Repo", "a/b", "repo-a-b"},
+		{"file:///srv/git/deploy/", ".", "deploy"},
+	} {
+		if got := DefaultSourceName(tt.url, tt.path); got != tt.want {
+			t.Errorf("DefaultSourceName(%q, %q) = %q, want %q", tt.url, tt.path, got, tt.want)
+		}
+	}
+}
