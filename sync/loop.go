@@ -1,0 +1,156 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/kaylee-gitops/kaylee/gitsource"
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+// Fetcher gives the current snapshot of a source (gitsource.Source).
+type Fetcher interface {
+	Fetch(ctx context.Context) (*gitsource.Snapshot, error)
+}
+
+// Observer is told about every pass (for metrics).
+type Observer interface {
+	Synced(source string, res *Result, err error, took time.Duration)
+}
+
+// Loop runs passes on an interval and on triggers. Run it only while
+// leading: its writes are fenced.
+type Loop struct {
+	Fetcher  Fetcher
+	Store    Store
+	Options  Options       // Source, URL, Path, safety flags
+	Interval time.Duration // default 1m; each wait is ±10% at random
+	// Triggers, when set, gives the commits announced by webhooks (""
+	// when unknown); the loop syncs at once on each. A closed channel is
+	// watched again.
+	Triggers func(ctx context.Context) <-chan string
+	// Retry bounds the passes made after a webhook until the fetched head
+	// is its commit (git servers can lag behind their webhooks). Default:
+	// 8 passes, 500ms apart at first, doubling up to 8s (about a minute).
+	Retries    int
+	RetryFirst time.Duration
+	Log        *slog.Logger
+	Observer   Observer
+}
+
+// Once fetches and makes one pass. A fetch error means nothing was
+// written.
+func (l *Loop) Once(ctx context.Context, fence store.Fence) (*Result, error) {
+	start := time.Now()
+	o := l.Options
+	o.Fence = fence
+	snap, err := l.Fetcher.Fetch(ctx)
+	var res *Result
+	if err == nil {
+		res, err = Pass(ctx, l.Store, snap, o)
+	}
+	if l.Observer != nil {
+		l.Observer.Synced(o.Source, res, err, time.Since(start))
+	}
+	return res, err
+}
+
+// Run syncs until ctx ends or a write is refused because this process no
+// longer leads (store.ErrNotLeader).
+func (l *Loop) Run(ctx context.Context, fence store.Fence) error {
+	log := l.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	interval := l.Interval
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	retries, first := l.Retries, l.RetryFirst
+	if retries <= 0 {
+		retries = 8
+	}
+	if first <= 0 {
+		first = 500 * time.Millisecond
+	}
+	triggers := make(chan string, 16)
+	if l.Triggers != nil {
+		go func() {
+			for ctx.Err() == nil {
+				for after := range l.Triggers(ctx) {
+					select {
+					case triggers <- after:
+					default: // a sync is queued already; it fetches the newest head
+					}
+				}
+				sleepCtx(ctx, time.Second)
+			}
+		}()
+	}
+	pass := func(reason string) (*Result, error) {
+		res, err := l.Once(ctx, fence)
+		switch {
+		case errors.Is(err, store.ErrNotLeader):
+			return res, err
+		case err != nil && ctx.Err() == nil:
+			log.Error("sync failed", "source", l.Options.Source, "reason", reason, "err", err)
+		case err == nil:
+			lvl := slog.LevelInfo
+			if res.Count(Create)+res.Count(Update)+res.Count(Prune) == 0 && len(res.Errors) == 0 {
+				lvl = slog.LevelDebug
+			}
+			log.Log(ctx, lvl, "synced", "source", l.Options.Source, "reason", reason, "summary", res.Summary())
+			for _, e := range res.Errors {
+				log.Warn("unit file error; its units are left as they were", "source", l.Options.Source, "error", e.String())
+			}
+		}
+		return res, nil
+	}
+	if _, err := pass("start"); err != nil {
+		return err
+	}
+	for {
+		wait := time.Duration(float64(interval) * (0.9 + 0.2*rand.Float64()))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+			if _, err := pass("interval"); err != nil {
+				return err
+			}
+		case after := <-triggers:
+			delay := first
+			for try := 1; ; try++ {
+				res, err := pass("webhook")
+				if err != nil {
+					return err
+				}
+				if after == "" || res != nil && res.Revision == after {
+					break
+				}
+				if try == retries {
+					log.Warn("webhook's commit never appeared at the ref; the next interval will look again",
+						"source", l.Options.Source, "after", after, "tries", try)
+					break
+				}
+				log.Info("webhook's commit not fetched yet; retrying", "source", l.Options.Source, "after", after, "in", delay)
+				if !sleepCtx(ctx, delay) {
+					return nil
+				}
+				delay = min(2*delay, 8*time.Second)
+			}
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
