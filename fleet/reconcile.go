@@ -41,6 +41,16 @@ type Options struct {
 	Poll        time.Duration // how often fleet's unit states are polled; default 2s
 	Resync      time.Duration // full reconcile even when nothing changed; default 30s
 	Workers     int           // concurrent fleet calls; default 8
+	Observer    Observer      // told about fleet calls and phases; may be nil
+}
+
+// Observer is told what the reconciler does (for metrics).
+type Observer interface {
+	// FleetCall reports one fleet call: op is create, launch, stop or
+	// destroy; err is its error.
+	FleetCall(op string, err error)
+	// Phases reports, after each pass, how many units are in each phase.
+	Phases(counts map[string]int)
 }
 
 func (o Options) withDefaults() Options {
@@ -285,6 +295,15 @@ func (t *term) pass(ctx context.Context) (passResult, error) {
 		res.busy = true
 	}
 	t.apply(ctx, ops)
+	if t.opts.Observer != nil {
+		phases := map[string]int{}
+		for _, st := range statuses {
+			if st.status != nil {
+				phases[st.status.Phase]++
+			}
+		}
+		t.opts.Observer.Phases(phases)
+	}
 	return res, t.writeStatuses(ctx, statuses)
 }
 
@@ -417,7 +436,11 @@ func (t *term) apply(ctx context.Context, ops []op) {
 		go func() {
 			defer wg.Done()
 			for o := range work {
-				if err := t.call(o); err != nil {
+				err := t.call(o)
+				if t.opts.Observer != nil {
+					t.opts.Observer.FleetCall(o.kind.String(), err)
+				}
+				if err != nil {
 					t.log.Warn("fleet call failed; will retry", "unit", o.owner, "op", o.kind.String(), "fleetUnit", o.name, "err", err)
 					continue
 				}

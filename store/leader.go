@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
@@ -108,4 +109,17 @@ func (s *Store) leadOnce(ctx context.Context, id string, ttl time.Duration, log 
 	}
 	log.Info("became leader", "id", id)
 	return fn(lctx, l.Fence())
+}
+
+// LeaderID returns the ID of the current leader under <prefix>/leader, or
+// "" when there is none. It needs no session.
+func (s *Store) LeaderID(ctx context.Context) (string, error) {
+	r, err := s.c.Get(ctx, s.prefix+"/leader/", clientv3.WithFirstCreate()...)
+	if err != nil {
+		return "", fmt.Errorf("etcd: %w", err)
+	}
+	if len(r.Kvs) == 0 {
+		return "", nil
+	}
+	return string(r.Kvs[0].Value), nil
 }

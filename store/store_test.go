@@ -268,6 +268,9 @@ func TestLeadHandsOver(t *testing.T) {
 	}
 	stopA := run(s, "a")
 	first := <-leads
+	if id, err := s.LeaderID(ctx); id != "a" || err != nil {
+		t.Fatalf("LeaderID = %q, %v; want a", id, err)
+	}
 	stopB := run(s2, "b")
 	defer stopB()
 	select {

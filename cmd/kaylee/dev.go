@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -26,17 +28,22 @@ type devFlags struct {
 	metadata     []string
 	verbose      bool
 	sched        schedulerFlags
+	git          gitFlags
+	agent        agentConfig
 }
 
 func (a *app) devCommand() *cobra.Command {
 	var f devFlags
 	cmd := &cobra.Command{
-		Use:   "dev [--fleet-only] [--machines N] [--machine-metadata k=v,k=v]...",
-		Short: "Run Kaylee in a box: embedded etcd, a simulated fleet and the scheduler",
+		Use:   "dev [--repo PATH_OR_URL [--path DIR]] [--fleet-only] [--machines N] [--machine-metadata k=v,k=v]...",
+		Short: "Run Kaylee in a box: embedded etcd, a simulated fleet, the scheduler and git sync",
 		Long: `Dev starts, in one process, an etcd (embedded, or the one given with
 --etcd-endpoints), a simulated fleet cluster (fleet's own engine and agents on
 N machines, with only systemd simulated) and Kaylee's scheduler, as kaylee
 server runs it (the scheduler flags apply; --min-ready defaults to 2s here).
+With --repo it runs kaylee agent instead of the bare scheduler: the
+repository is synced every --interval (default 10s here) and on webhooks at
+--listen, and a summary of units and their machines is printed at each change.
 With --fleet-only the scheduler does not run. Units whose unit file contains
 "sim-fail" fail after starting, so failed rollouts can be tried out.
 
@@ -49,7 +56,8 @@ ls, status, restart and rm work against it with no flags (the default
 i-th applies to machine i. By default machine i gets az=a|b|c in turn, ssd=false,
 and role=worker (role=edge for every third machine), which the unit files in
 examples/ ask for.`,
-		Example: `  kaylee dev                      # then, elsewhere: kaylee run examples/countly.yaml; kaylee status
+		Example: `  kaylee dev --repo . --path examples
+  kaylee dev                      # then, elsewhere: kaylee run examples/countly.yaml; kaylee status
   kaylee dev --fleet-only
   kaylee dev --fleet-only --machines 5 --machine-metadata ssd=true,az=a --machine-metadata az=b
   kaylee dev --fleet-only --etcd-endpoints http://127.0.0.1:2379   # an etcd started with --enable-v2`,
@@ -69,6 +77,10 @@ examples/ ask for.`,
 	fl.StringArrayVar(&f.metadata, "machine-metadata", nil, "machine metadata k=v,k=v (once: every machine; N times: machine i)")
 	fl.BoolVar(&f.verbose, "verbose", false, "log the simulated fleet's and etcd's activity too")
 	f.sched.register(fl, 2*time.Second)
+	f.git.register(fl)
+	registerAgentFlags(fl, &f.agent)
+	_ = fl.Set("interval", "10s")
+	fl.Lookup("interval").DefValue = "10s"
 	return cmd
 }
 
@@ -111,6 +123,7 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 	}
 	defer cluster.Close()
 
+	a.etcd.Endpoints = endpoints
 	fmt.Fprintf(out, "etcd:  %s (%s)\n", strings.Join(endpoints, ","), where)
 	fmt.Fprintf(out, "fleet: %d machines under %s\n", len(machines), f.sched.fleetPrefix)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -136,8 +149,17 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 	defer closeClient(c)
 	s := store.New(c, a.etcd.Prefix)
 	fmt.Fprintf(out, "scheduler: units under %s/units/, fleet units %s:*, --min-ready %s\n", s.Prefix(), f.sched.unitPrefix, f.sched.minReady)
-	fmt.Fprintf(out, "ready: in another terminal  kaylee run examples/countly.yaml && kaylee status   (Ctrl-C stops)\n")
-	err = a.schedule(ctx, s, cluster.API(), &f.sched, log)
+	if f.git.repo != "" {
+		fmt.Fprintf(out, "git: %s path %q every %s; webhooks and metrics on %s\n", f.git.repo, f.git.path, f.agent.interval, orDash(f.agent.listen))
+		fmt.Fprintf(out, "ready: commit unit files and watch them roll out below   (Ctrl-C stops)\n")
+		c := f.agent
+		c.git, c.sched, c.store, c.api, c.log = &f.git, &f.sched, s, cluster.API(), log
+		go devSummary(ctx, s, out)
+		err = a.runAgent(cmd, c)
+	} else {
+		fmt.Fprintf(out, "ready: in another terminal  kaylee run examples/countly.yaml && kaylee status   (Ctrl-C stops)\n")
+		err = a.schedule(ctx, s, cluster.API(), &f.sched, log)
+	}
 	fmt.Fprintln(out, "stopping")
 	return err
 }
@@ -195,4 +217,39 @@ func formatMetadata(md map[string]string) string {
 		parts[i] = k + "=" + md[k]
 	}
 	return strings.Join(parts, ",")
+}
+
+// devSummary prints the units, their phase and machines each time they
+// change, until ctx ends.
+func devSummary(ctx context.Context, s *store.Store, w io.Writer) {
+	last := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		all, err := allStatuses(ctx, s)
+		if err != nil {
+			continue
+		}
+		var b strings.Builder
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  NAME\tPHASE\tRUNNING\tMACHINES")
+		for _, st := range all {
+			var ips []string
+			for _, u := range st.Units {
+				if u.ActiveState == "active" && u.SubState == "running" {
+					ips = append(ips, u.MachineIP)
+				}
+			}
+			sort.Strings(ips)
+			fmt.Fprintf(tw, "  %s\t%s\t%d/%d\t%s\n", st.Name, st.Phase, st.Running, st.Desired, strings.Join(ips, " "))
+		}
+		tw.Flush()
+		if b.String() != last {
+			last = b.String()
+			fmt.Fprintf(w, "-- %s\n%s", time.Now().Format("15:04:05"), last)
+		}
+	}
 }

@@ -115,6 +115,8 @@ The etcd password is read only from KAYLEE_ETCD_PASSWORD.`,
 		a.restartCommand(),
 		a.serverCommand(),
 		a.statusCommand(),
+		a.syncCommand(),
+		a.agentCommand(),
 	)
 	return root
 }

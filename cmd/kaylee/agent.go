@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/coreos/fleet/client"
+	"github.com/spf13/cobra"
+
+	"github.com/kaylee-gitops/kaylee/fleet"
+	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/sync"
+)
+
+// agentConfig wires the agent: flags, plus (from kaylee dev) a store, a
+// fleet API and a logger already made.
+type agentConfig struct {
+	git               *gitFlags
+	sched             *schedulerFlags
+	interval          time.Duration
+	listen            string
+	webhookSecretFile string
+	syncOnly          bool // kaylee sync without --once: no scheduler
+
+	store  *store.Store
+	api    client.API
+	log    *slog.Logger
+	onLead func() // called each time this process becomes leader (tests, dev)
+}
+
+func (a *app) agentCommand() *cobra.Command {
+	var (
+		g     gitFlags
+		sched schedulerFlags
+		c     = agentConfig{git: &g, sched: &sched}
+	)
+	cmd := &cobra.Command{
+		Use:   "agent --repo URL [--path DIR] [flags]",
+		Short: "Run the GitOps agent: git sync and the scheduler, with webhooks, health and metrics",
+		Long: `Agent is Kaylee on the cluster: in one process, the sync loop of kaylee sync
+(every --interval, and at once on a webhook) and the scheduler of kaylee server.
+Run several: they elect one leader, and only the leader syncs and schedules.
+
+HTTP on --listen:
+  GET  /healthz    200 while the process runs
+  GET  /readyz     200 once etcd answers, a leader is known and the source has
+                   been synced at least once; 503 with the reasons otherwise
+  GET  /metrics    Prometheus metrics (kaylee_*)
+  POST /hooks/git  a GitHub (X-Hub-Signature-256) or GitLab (X-Gitlab-Token)
+                   push webhook, verified with --webhook-secret-file; anything
+                   else gets 401. It triggers a sync at once (any agent takes
+                   it; the leader syncs). When the payload names the pushed
+                   commit, the leader fetches until the head is that commit,
+                   for about a minute, so a webhook that outruns the git
+                   server is not lost.
+
+Git, sync and scheduler flags are those of kaylee sync and kaylee server.`,
+		Example: `  kaylee agent --repo git@github.com:org/units.git --ssh-key /etc/kaylee/deploy-key --path prod \
+      --webhook-secret-file /etc/kaylee/webhook-secret --listen 0.0.0.0:9520
+  KAYLEE_REPO=https://git.example.com/ops/units.git KAYLEE_GIT_PASSWORD=$TOKEN kaylee agent --git-username kaylee`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runAgent(cmd, c)
+		},
+	}
+	fl := cmd.Flags()
+	g.register(fl)
+	sched.register(fl, 10*time.Second)
+	registerAgentFlags(fl, &c)
+	return cmd
+}
+
+type flagSet interface {
+	DurationVar(p *time.Duration, name string, value time.Duration, usage string)
+	StringVar(p *string, name string, value string, usage string)
+}
+
+func registerAgentFlags(fl flagSet, c *agentConfig) {
+	fl.DurationVar(&c.interval, "interval", time.Minute, "time between syncs (±10% at random)")
+	fl.StringVar(&c.listen, "listen", "127.0.0.1:9520", "address of the HTTP endpoints (health, metrics, webhooks); empty for none")
+	fl.StringVar(&c.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret (GitHub HMAC key or GitLab token); without it webhooks get 401")
+}
+
+// runAgent runs sync (and, unless syncOnly, the scheduler) under leader
+// election until the command's context ends.
+func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
+	ctx := cmd.Context()
+	log := c.log
+	if log == nil {
+		var err error
+		if log, err = c.sched.logger(cmd.ErrOrStderr()); err != nil {
+			return err
+		}
+	}
+	if c.interval < time.Second {
+		return fmt.Errorf("--interval %s: use at least 1s", c.interval)
+	}
+	if c.sched.leaseTTL < time.Second {
+		return fmt.Errorf("--lease-ttl %s: use at least 1s", c.sched.leaseTTL)
+	}
+	src, opts, err := a.openGit(c.git)
+	if err != nil {
+		return err
+	}
+	var secret []byte
+	if c.webhookSecretFile != "" {
+		b, err := os.ReadFile(c.webhookSecretFile)
+		if err != nil {
+			return fmt.Errorf("--webhook-secret-file: %w", err)
+		}
+		if secret = []byte(strings.TrimSpace(string(b))); len(secret) == 0 {
+			return fmt.Errorf("--webhook-secret-file %s is empty", c.webhookSecretFile)
+		}
+	}
+	s := c.store
+	if s == nil {
+		var done func()
+		if s, done, err = a.openStore(ctx); err != nil {
+			return err
+		}
+		defer done()
+	}
+	m := newMetrics()
+	var rec *fleet.Reconciler
+	if !c.syncOnly {
+		api := c.api
+		if api == nil {
+			if api, err = a.fleetAPI(c.sched); err != nil {
+				return err
+			}
+		}
+		rec, err = fleet.NewReconciler(api, s, fleet.Options{
+			UnitPrefix: c.sched.unitPrefix, MinReady: c.sched.minReady, RolloutTimeout: c.sched.rolloutTimeout,
+			Resync: c.sched.resync, Observer: m,
+		}, log)
+		if err != nil {
+			return err
+		}
+	}
+	loop := &sync.Loop{Fetcher: src, Store: s, Options: opts, Interval: c.interval, Log: log, Observer: m,
+		Triggers: func(ctx context.Context) <-chan string { return s.WatchTriggers(ctx, opts.Source) }}
+
+	if c.listen != "" {
+		stop, err := serveHTTP(ctx, c.listen, agentMux(s, opts.Source, secret, m, log), log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	log.Info("kaylee agent starting", "version", versionString(), "repo", src.URL(), "path", src.Path(), "ref", c.git.ref,
+		"source", opts.Source, "etcd", strings.Join(a.etcd.Endpoints, ","), "prefix", s.Prefix(), "listen", c.listen, "scheduler", rec != nil)
+	return s.Lead(ctx, candidateID(), c.sched.leaseTTL, log, func(lctx context.Context, fence store.Fence) error {
+		m.leader.Set(1)
+		defer m.leader.Set(0)
+		if c.onLead != nil {
+			c.onLead()
+		}
+		runs := []func(context.Context, store.Fence) error{loop.Run}
+		if rec != nil {
+			runs = append(runs, rec.Run)
+		}
+		return runAll(lctx, fence, runs...)
+	})
+}
+
+// runAll runs fns together; the first to return ends the others, and its
+// error (if any) is returned.
+func runAll(ctx context.Context, fence store.Fence, fns ...func(context.Context, store.Fence) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(fns))
+	for _, f := range fns {
+		go func() { errc <- f(ctx, fence) }()
+	}
+	first := <-errc
+	cancel()
+	for range len(fns) - 1 {
+		<-errc
+	}
+	return first
+}
+
+// agentMux serves health, readiness, metrics and the webhook.
+func agentMux(s *store.Store, source string, secret []byte, m *metrics, log *slog.Logger) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		var problems []string
+		leader, err := s.LeaderID(ctx)
+		switch {
+		case err != nil:
+			problems = append(problems, "etcd: "+err.Error())
+		case leader == "":
+			problems = append(problems, "no leader elected yet")
+		}
+		if err == nil {
+			rec, err := s.GetSyncRecord(ctx, source)
+			if err != nil || !syncDone(rec) {
+				problems = append(problems, "source "+source+" not synced yet")
+			}
+		}
+		if len(problems) > 0 {
+			http.Error(w, "not ready: "+strings.Join(problems, "; "), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "ready (leader %s)\n", leader)
+	})
+	mux.Handle("GET /metrics", m.handler())
+	mux.Handle("/hooks/git", sync.WebhookHandler(secret, func(ctx context.Context, after string) error {
+		return s.Trigger(ctx, source, after)
+	}, log))
+	return mux
+}
+
+// serveHTTP listens on addr; stop shuts the server down.
+func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("HTTP server stopped", "err", err)
+		}
+	}()
+	log.Info("HTTP listening", "addr", ln.Addr().String())
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"errors"
+	"net/http"
+	gosync "sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/sync"
+)
+
+// metrics are the agent's Prometheus series, on a registry of its own.
+type metrics struct {
+	reg          *prometheus.Registry
+	syncDuration *prometheus.HistogramVec
+	syncs        *prometheus.CounterVec
+	lastSuccess  *prometheus.GaugeVec
+	revision     *prometheus.GaugeVec
+	units        *prometheus.GaugeVec
+	fileErrors   *prometheus.GaugeVec
+	leader       prometheus.Gauge
+	fleetOps     *prometheus.CounterVec
+	phases       *prometheus.GaugeVec
+
+	mu      gosync.Mutex
+	lastRev map[string]string
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		syncDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kaylee_sync_duration_seconds",
+			Help: "Time of a sync pass (fetch and apply).", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}, []string{"source"}),
+		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kaylee_sync_total",
+			Help: "Sync passes by result: ok, file_errors, refused, failed."}, []string{"source", "result"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kaylee_sync_last_success_timestamp_seconds",
+			Help: "Unix time of the last sync pass that applied (possibly with file errors)."}, []string{"source"}),
+		revision: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kaylee_sync_revision_info",
+			Help: "The git revision last applied (value 1)."}, []string{"source", "revision"}),
+		units: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kaylee_sync_units",
+			Help: "Units owned by the source after the last pass."}, []string{"source"}),
+		fileErrors: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kaylee_sync_file_errors",
+			Help: "Unit file errors in the last pass."}, []string{"source"}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kaylee_leader",
+			Help: "1 while this process is the leader."}),
+		fleetOps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kaylee_fleet_operations_total",
+			Help: "fleet calls made by the scheduler, by op (create, launch, stop, destroy) and result."}, []string{"op", "result"}),
+		phases: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kaylee_units_phase",
+			Help: "Units by rollout phase, as of the scheduler's last pass."}, []string{"phase"}),
+		lastRev: map[string]string{},
+	}
+	m.reg.MustRegister(m.syncDuration, m.syncs, m.lastSuccess, m.revision, m.units, m.fileErrors, m.leader, m.fleetOps, m.phases,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// Synced implements sync.Observer.
+func (m *metrics) Synced(source string, res *sync.Result, err error, took time.Duration) {
+	m.syncDuration.WithLabelValues(source).Observe(took.Seconds())
+	result := "ok"
+	switch {
+	case errors.Is(err, sync.ErrRefused):
+		result = "refused"
+	case err != nil:
+		result = "failed"
+	case len(res.Errors) > 0:
+		result = "file_errors"
+	}
+	m.syncs.WithLabelValues(source, result).Inc()
+	if err != nil {
+		return
+	}
+	m.lastSuccess.WithLabelValues(source).SetToCurrentTime()
+	m.fileErrors.WithLabelValues(source).Set(float64(len(res.Errors)))
+	m.units.WithLabelValues(source).Set(float64(len(res.Changes) - res.Count(sync.Prune)))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if prev := m.lastRev[source]; prev != res.Revision {
+		if prev != "" {
+			m.revision.DeleteLabelValues(source, prev)
+		}
+		m.revision.WithLabelValues(source, res.Revision).Set(1)
+		m.lastRev[source] = res.Revision
+	}
+}
+
+// FleetCall implements fleet.Observer.
+func (m *metrics) FleetCall(op string, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.fleetOps.WithLabelValues(op, result).Inc()
+}
+
+// Phases implements fleet.Observer.
+func (m *metrics) Phases(counts map[string]int) {
+	for _, p := range []string{store.PhasePending, store.PhaseProgressing, store.PhaseRunning, store.PhaseFailed, store.PhaseDeleting} {
+		m.phases.WithLabelValues(p).Set(float64(counts[p]))
+	}
+}
