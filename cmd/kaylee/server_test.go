@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
+	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 )
 
@@ -127,5 +130,43 @@ func TestServerCommand(t *testing.T) {
 		if r.code == 0 || !strings.Contains(r.err, tt.want) {
 			t.Errorf("%v: exit %d, stderr %q; want %q", tt.args, r.code, r.err, tt.want)
 		}
+	}
+}
+
+// The README's first command, on a repository holding the examples:
+// kaylee dev --repo REPO --path examples shows every example running.
+func TestDevWithRepo(t *testing.T) {
+	repo := gittest.NewRepo(t)
+	files := map[string]string{}
+	for _, name := range []string{"countly.yaml", "db-primary.yaml", "node-exporter.yaml", "search.yaml"} {
+		b, err := os.ReadFile(filepath.Join("../../examples", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["examples/"+name] = string(b)
+	}
+	repo.Write(files)
+	repo.Commit("examples")
+	addr := freePort(t)
+	p := startKaylee(t, nil, "dev", "--repo", repo.Dir, "--path", "examples", "--listen-client", "http://"+addr,
+		"--data-dir", t.TempDir(), "--cache-dir", t.TempDir(), "--listen", freePort(t), "--min-ready", "500ms")
+	waitOutput(t, p.out, "ready:", 60*time.Second)
+	for _, want := range []string{"countly        running  4/4", "db-primary     running  1/1      192.0.2.3", "node-exporter  running  3/3", "search         running  2/2"} {
+		waitOutput(t, p.out, want, 60*time.Second)
+	}
+	// A commit shows up at the next interval (10s in dev) or webhook.
+	repo.Write(map[string]string{"examples/search.yaml": ""})
+	repo.Commit("drop search")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out := p.out.String()
+		last := out[strings.LastIndex(out, "-- "):]
+		if !strings.Contains(last, "search") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("search still listed after its file was removed:\n%s", last)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

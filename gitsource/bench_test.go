@@ -1,0 +1,150 @@
+package gitsource
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"runtime"
+	"runtime/metrics"
+	"testing"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+
+	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
+)
+
+// BenchmarkNoopPoll: Fetch when the ref has not moved, over smart HTTP:
+// one ref listing, no fetch. The baseline is the first fetch (a shallow
+// clone) of the same small repository.
+func BenchmarkNoopPoll(b *testing.B) {
+	r := gittest.NewRepo(b)
+	files := map[string]string{}
+	for i := range 200 {
+		files[fmt.Sprintf("units/u%03d.yaml", i)] = fmt.Sprintf("name: u%03d\napps:\n- image: docker://x\n", i)
+	}
+	r.Write(files)
+	r.Commit("units")
+	url := r.ServeHTTP("", "")
+	ctx := context.Background()
+	b.Run("first-fetch", func(b *testing.B) {
+		for b.Loop() {
+			s, _ := New(Config{URL: url, Path: "units", CacheDir: b.TempDir()})
+			if _, err := s.Fetch(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("noop-poll", func(b *testing.B) {
+		s, _ := New(Config{URL: url, Path: "units", CacheDir: b.TempDir()})
+		first, err := s.Fetch(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			snap, err := s.Fetch(ctx)
+			if err != nil || snap != first {
+				b.Fatalf("not a no-op: %v", err)
+			}
+		}
+	})
+}
+
+// longHistory makes a repository with n commits over 100 files of 4 KiB,
+// with git fast-import.
+func longHistory(b *testing.B, n int) *gittest.Repo {
+	r := gittest.NewRepo(b)
+	var in bytes.Buffer
+	for c := 1; c <= n; c++ {
+		fmt.Fprintf(&in, "commit refs/heads/main\ncommitter t <t@e> %d +0000\ndata 3\nc%d\n", 1700000000+c, c%10)
+		for f := 0; f < 100; f++ {
+			if c > 1 && (c+f)%20 != 0 {
+				continue // each commit changes 5 files
+			}
+			body := bytes.Repeat(fmt.Appendf(nil, "# commit %d file %d\n", c, f), 4096/24)
+			body = append(fmt.Appendf(nil, "name: u%03d\napps:\n- image: docker://x:%d\n", f, c), body...)
+			fmt.Fprintf(&in, "M 644 inline units/u%03d.yaml\ndata %d\n%s\n", f, len(body), body)
+		}
+	}
+	cmd := exec.Command("git", "fast-import", "--quiet")
+	cmd.Dir = r.Dir
+	cmd.Stdin = &in
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("fast-import: %v %s", err, out)
+	}
+	r.Git("reset", "-q", "--hard", "main")
+	r.Git("gc", "-q")
+	return r
+}
+
+// peakHeap runs f and returns the highest live heap seen while it ran,
+// above what was live before.
+func peakHeap(f func() error) (uint64, error) {
+	runtime.GC()
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(sample)
+	base := sample[0].Value.Uint64()
+	peak := base
+	done := make(chan struct{})
+	go func() {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			metrics.Read(s)
+			if v := s[0].Value.Uint64(); v > peak {
+				peak = v
+			}
+		}
+	}()
+	err := f()
+	close(done)
+	return peak - base, err
+}
+
+// BenchmarkCloneLongHistory: peak heap of the first Fetch (shallow, one
+// ref) of a repository with 3,000 commits, against a full go-git clone of
+// the same repository (the baseline) — reported as peak-MB.
+func BenchmarkCloneLongHistory(b *testing.B) {
+	r := longHistory(b, 3000)
+	url := r.ServeHTTP("", "")
+	ctx := context.Background()
+	b.Run("kaylee-shallow-fetch", func(b *testing.B) {
+		var peak uint64
+		for b.Loop() {
+			s, _ := New(Config{URL: url, Path: "units", CacheDir: b.TempDir()})
+			p, err := peakHeap(func() error {
+				snap, err := s.Fetch(ctx)
+				if err == nil && len(snap.Files) != 100 {
+					err = fmt.Errorf("%d files", len(snap.Files))
+				}
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			peak = max(peak, p)
+		}
+		b.ReportMetric(float64(peak)/(1<<20), "peak-MB")
+	})
+	b.Run("go-git-full-clone", func(b *testing.B) {
+		var peak uint64
+		for b.Loop() {
+			dir := b.TempDir()
+			p, err := peakHeap(func() error {
+				_, err := git.PlainCloneContext(ctx, dir, true, &git.CloneOptions{URL: url})
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			peak = max(peak, p)
+		}
+		b.ReportMetric(float64(peak)/(1<<20), "peak-MB")
+	})
+}
