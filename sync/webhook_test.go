@@ -116,4 +116,3 @@ func waitRecord(t *testing.T, e *env, ok func(*store.SyncRecord) bool) *store.Sy
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
