@@ -27,8 +27,8 @@ with -o json a JSON array of fleet unit objects (fleet's API field names).`,
   kaylee render -o json examples/countly.yaml | jq -r '.[].name'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o %q: use text or json", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			if err := deploy.CheckUnitPrefix(prefix); err != nil {
 				return fmt.Errorf("--unit-prefix: %w", err)
@@ -77,4 +77,12 @@ func writeJSON(w io.Writer, v any) error {
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// checkOutput checks the value of -o/--output.
+func checkOutput(output string) error {
+	if output != "text" && output != "json" {
+		return fmt.Errorf("-o %q: use text or json", output)
+	}
+	return nil
 }

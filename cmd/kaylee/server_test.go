@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,12 +87,7 @@ func TestDevSchedulesExamples(t *testing.T) {
 // restart rolls the unit; a bad flag gets a clear error.
 func TestServerCommand(t *testing.T) {
 	e := etcdtest.New(t)
-	c, err := fleetsim.Start(context.Background(), fleetsim.Config{Endpoints: e.Endpoints(), Machines: fleetsim.Machines(2),
-		TTL: 4 * time.Second, EngineInterval: time.Second, StartDelay: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	startFleet(t, e, 2)
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
 	srv := startKaylee(t, env, "server", "--min-ready", "500ms", "--lease-ttl", "2s", "--log-format", "json")
 	dir := writeFiles(t, map[string]string{"web.yaml": "name: web\nreplicas: 2\napps:\n- image: docker://nginx\n"})
@@ -168,5 +164,55 @@ func TestDevWithRepo(t *testing.T) {
 			t.Fatalf("search still listed after its file was removed:\n%s", last)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// startFleet starts a quick simulated fleet of n machines on e.
+func startFleet(t *testing.T, e *etcdtest.Server, n int) *fleetsim.Cluster {
+	t.Helper()
+	c, err := fleetsim.Start(context.Background(), fleetsim.Config{Endpoints: e.Endpoints(), Machines: fleetsim.Machines(n),
+		TTL: 4 * time.Second, EngineInterval: time.Second, StartDelay: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// End to end on the etcd CI starts from Debian's etcd-server (or an
+// embedded one): kaylee dev's scheduler and simulated fleet on it, under
+// prefixes of their own, and kaylee sync --once from a git repository.
+func TestEndToEndExternalEtcd(t *testing.T) {
+	endpoint := os.Getenv("KAYLEE_TEST_ETCD_ENDPOINT")
+	if endpoint == "" {
+		endpoint = etcdtest.New(t).ClientURL()
+	}
+	id := time.Now().UnixNano()
+	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": endpoint, "KAYLEE_ETCD_PREFIX": fmt.Sprintf("/e2e-%d", id), "KAYLEE_CACHE_DIR": t.TempDir()}
+	p := startKaylee(t, env, "dev", "--fleet-prefix", fmt.Sprintf("/e2e-%d/fleet/", id), "--min-ready", "500ms")
+	waitOutput(t, p.out, "ready:", 60*time.Second)
+
+	repo := gittest.NewRepo(t)
+	repo.Write(map[string]string{"units/web.yaml": "name: web\nreplicas: 2\nmaxReplicasPerHost: 1\napps:\n- image: docker://nginx\n"})
+	repo.Commit("web")
+	if r := kaylee(t, env, "sync", "--once", "--repo", repo.Dir, "--path", "units"); r.code != 0 || !strings.Contains(r.stdout, "1 created") {
+		t.Fatalf("sync --once: exit %d\n%s%s", r.code, r.stdout, r.err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		r := kaylee(t, env, "status", "web", "-o", "json")
+		var st struct {
+			Phase   string
+			Running int
+			Units   []struct{ MachineIP string }
+		}
+		_ = json.Unmarshal([]byte(r.stdout), &st)
+		if st.Phase == "running" && st.Running == 2 && len(st.Units) == 2 && st.Units[0].MachineIP != st.Units[1].MachineIP {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("web not running on two machines: %s%s", r.stdout, r.err)
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
 }

@@ -30,8 +30,8 @@ and systemd states.`,
   kaylee status countly -o json | jq -r '.units[] | .machineIP'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o %q: use text or json", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			s, done, err := a.openStore(cmd.Context())
 			if err != nil {

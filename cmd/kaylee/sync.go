@@ -57,8 +57,8 @@ agent does, but without the scheduler.`,
   KAYLEE_GIT_PASSWORD=$TOKEN kaylee sync --once --repo https://github.com/org/units --git-username ci`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o %q: use text or json", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			if !once {
 				if dryRun {

@@ -16,7 +16,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
 	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
@@ -198,12 +197,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
 // failover when the leader stops.
 func TestAgents(t *testing.T) {
 	e := etcdtest.New(t)
-	c, err := fleetsim.Start(context.Background(), fleetsim.Config{Endpoints: e.Endpoints(), Machines: fleetsim.Machines(2),
-		TTL: 4 * time.Second, EngineInterval: time.Second, StartDelay: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	startFleet(t, e, 2)
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": unitWeb})
 	repo.Commit("first")

@@ -101,8 +101,8 @@ func (a *app) lsCommand() *cobra.Command {
 		Short: "List unit names",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o %q: use text or json", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			s, done, err := a.openStore(cmd.Context())
 			if err != nil {
