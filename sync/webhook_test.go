@@ -5,7 +5,9 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"log/slog"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +116,56 @@ func waitRecord(t *testing.T, e *env, ok func(*store.SyncRecord) bool) *store.Sy
 			t.Fatalf("sync record never matched: %+v %v", r, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The agent's loop under leader election, through faults: the git server
+// goes away (nothing is pruned, nothing written), then etcd stops. Once
+// each fault clears, the newest commit is applied.
+func TestLoopConvergesAfterFaults(t *testing.T) {
+	e := newEnv(t)
+	e.commit(map[string]string{"web.yaml": webV1, "api.yaml": apiDB})
+	hidden := e.repo.Dir + ".away"
+	src, err := gitsource.New(gitsource.Config{URL: e.repo.Dir, Path: "units", CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop := &Loop{Fetcher: src, Store: e.store, Options: Options{Source: "units"}, Interval: 300 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- e.store.Lead(ctx, "t", 2*time.Second, slog.New(slog.DiscardHandler), loop.Run)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitRecord(t, e, func(r *store.SyncRecord) bool { return r.Created == 3 })
+
+	// Git away: passes fail, and nothing is pruned or written.
+	if err := os.Rename(e.repo.Dir, hidden); err != nil {
+		t.Fatal(err)
+	}
+	before := e.revision()
+	time.Sleep(1500 * time.Millisecond)
+	if e.revision() != before || len(e.stored()) != 3 {
+		t.Fatalf("with git unreachable the loop wrote: %d revisions, units %v", e.revision()-before, e.stored())
+	}
+	if err := os.Rename(hidden, e.repo.Dir); err != nil {
+		t.Fatal(err)
+	}
+	rev := e.commit(map[string]string{"web.yaml": webV2})
+	waitRecord(t, e, func(r *store.SyncRecord) bool { return r.Revision == rev })
+
+	// etcd stops while a commit lands; it is applied once etcd is back.
+	e.etcd.Stop()
+	rev = e.commit(map[string]string{"api.yaml": "name: api\napps:\n- image: docker://api\n"})
+	time.Sleep(time.Second)
+	if err := e.etcd.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	rec := waitRecord(t, e, func(r *store.SyncRecord) bool { return r.Revision == rev })
+	if _, ok := e.stored()["worker"]; ok || rec.Pruned != 1 || !strings.Contains(e.stored()["web"], `"replicas":3`) {
+		t.Fatalf("after etcd came back: record %+v, units %v", rec, e.stored())
 	}
 }

@@ -1,0 +1,63 @@
+package sync
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/kaylee-gitops/kaylee/gitsource"
+)
+
+// FuzzParse: any two files parse without panic; every error names one of
+// the files; a unit is either applied (valid, defined once) or held or
+// absent, never both applied and in error.
+func FuzzParse(f *testing.F) {
+	f.Add(webV1, apiDB)
+	f.Add(webV1, webV2)
+	f.Add("name: a\napps: [\n", "---\n---\nname: b\napps:\n- image: x\n")
+	f.Add("spec:\n  image: x\nname: old\n", "{\"name\":\"j\",\"apps\":[{\"image\":\"x\"}]}")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		snap := &gitsource.Snapshot{Files: []gitsource.File{{Path: "u/a.yaml", Data: []byte(a)}, {Path: "u/b.yaml", Data: []byte(b)}}}
+		p := parse(snap)
+		for _, e := range p.errors {
+			if e.File != "u/a.yaml" && e.File != "u/b.yaml" {
+				t.Fatalf("error without its file: %+v", e)
+			}
+		}
+		for name, docs := range p.defs {
+			if _, held := p.held[name]; !held && len(docs) != 1 {
+				t.Fatalf("%s defined %d times and not held", name, len(docs))
+			}
+			for _, d := range docs {
+				if d.Err != nil {
+					t.Fatalf("invalid document among defs: %v", d.Err)
+				}
+			}
+		}
+	})
+}
+
+// FuzzWebhook: no payload or header makes the handler panic, and nothing
+// unsigned triggers a sync.
+func FuzzWebhook(f *testing.F) {
+	f.Add(`{"after":"`+strings.Repeat("a", 40)+`"}`, "sha256=00", "")
+	f.Add("{}", "", "secret")
+	f.Add("\x00", "sha256=zz", "wrong")
+	f.Fuzz(func(t *testing.T, body, sig, token string) {
+		triggered := false
+		h := WebhookHandler([]byte("secret"), func(context.Context, string) error { triggered = true; return nil }, nil)
+		req := httptest.NewRequest("POST", "/hooks/git", strings.NewReader(body))
+		if sig != "" {
+			req.Header.Set("X-Hub-Signature-256", sig)
+		}
+		if token != "" {
+			req.Header.Set("X-Gitlab-Token", token)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if triggered && token != "secret" && sig != githubSig("secret", body) {
+			t.Fatalf("unsigned webhook triggered a sync (sig %q token %q)", sig, token)
+		}
+	})
+}
