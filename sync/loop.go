@@ -39,10 +39,15 @@ type Loop struct {
 	RetryFirst time.Duration
 	Log        *slog.Logger
 	Observer   Observer
+
+	// The last snapshot parsed: an unmoved ref gives the same snapshot,
+	// which is then not parsed again.
+	lastSnap   *gitsource.Snapshot
+	lastParsed *parsed
 }
 
 // Once fetches and makes one pass. A fetch error means nothing was
-// written.
+// written. Once is not safe for concurrent use (Run calls it in turn).
 func (l *Loop) Once(ctx context.Context, fence store.Fence) (*Result, error) {
 	start := time.Now()
 	o := l.Options
@@ -50,7 +55,10 @@ func (l *Loop) Once(ctx context.Context, fence store.Fence) (*Result, error) {
 	snap, err := l.Fetcher.Fetch(ctx)
 	var res *Result
 	if err == nil {
-		res, err = Pass(ctx, l.Store, snap, o)
+		if snap != l.lastSnap {
+			l.lastSnap, l.lastParsed = snap, parse(snap)
+		}
+		res, err = pass(ctx, l.Store, snap, l.lastParsed, o)
 	}
 	if l.Observer != nil {
 		l.Observer.Synced(o.Source, res, err, time.Since(start))

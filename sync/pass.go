@@ -108,6 +108,10 @@ func (r *Result) Summary() string {
 // it is refused (ErrRefused) unless allowed. An error reading the store
 // means nothing was written.
 func Pass(ctx context.Context, st Store, snap *gitsource.Snapshot, o Options) (*Result, error) {
+	return pass(ctx, st, snap, parse(snap), o)
+}
+
+func pass(ctx context.Context, st Store, snap *gitsource.Snapshot, p *parsed, o Options) (*Result, error) {
 	if o.MaxPrune == 0 {
 		o.MaxPrune = DefaultMaxPrune
 	}
@@ -141,10 +145,12 @@ func Pass(ctx context.Context, st Store, snap *gitsource.Snapshot, o Options) (*
 	}
 
 	res := &Result{Source: o.Source, Ref: snap.Ref, Revision: snap.Revision, Short: snap.Short(), DryRun: o.DryRun}
-	p := parse(snap)
-	res.Errors = p.errors
+	res.Errors = append([]store.SyncError(nil), p.errors...)
 
-	held := p.held
+	held := make(map[string]string, len(p.held)) // p is shared between passes: copy
+	for k, v := range p.held {
+		held[k] = v
+	}
 	for name, file := range inventory {
 		if p.badFiles[file] && len(p.defs[name]) != 1 {
 			held[name] = file
