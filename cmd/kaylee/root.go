@@ -84,7 +84,11 @@ func (a *app) rootCommand() *cobra.Command {
 
 Every flag can also be set in the environment as KAYLEE_<FLAG>, upper case with
 - as _ (for example KAYLEE_ETCD_ENDPOINTS). A flag on the command line wins.
-The etcd password is read only from KAYLEE_ETCD_PASSWORD.`,
+Secrets are read only from the environment or files: KAYLEE_ETCD_PASSWORD,
+KAYLEE_GIT_PASSWORD (or --git-password-file), KAYLEE_SSH_PASSPHRASE and
+--webhook-secret-file.
+
+Start with: kaylee dev --repo . --path examples`,
 		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
