@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -50,14 +48,7 @@ func (s *Store) statusDir() string { return s.prefix + "/status/" }
 
 // PutStatus writes a unit's status (fenced).
 func (s *Store) PutStatus(ctx context.Context, st *Status, f Fence) error {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("status of %s: %w", st.Name, err)
-	}
-	if _, err := s.commit(ctx, f, clientv3.OpPut(s.statusDir()+st.Name, string(b))); err != nil {
-		return fmt.Errorf("writing status of %s: %w", st.Name, err)
-	}
-	return nil
+	return s.putRecord(ctx, "status", s.statusDir()+st.Name, st, f)
 }
 
 // DeleteStatus removes a unit's status (fenced).
@@ -70,37 +61,10 @@ func (s *Store) DeleteStatus(ctx context.Context, name string, f Fence) error {
 
 // GetStatus returns one unit's status, or ErrNotFound.
 func (s *Store) GetStatus(ctx context.Context, name string) (*Status, error) {
-	r, err := s.c.Get(ctx, s.statusDir()+name)
-	if err != nil {
-		return nil, fmt.Errorf("etcd: %w", err)
-	}
-	if len(r.Kvs) == 0 {
-		return nil, fmt.Errorf("status of %q: %w", name, ErrNotFound)
-	}
-	return decodeStatus(r.Kvs[0].Key, r.Kvs[0].Value)
+	return getRecord[Status](ctx, s, "status", s.statusDir()+name)
 }
 
 // ListStatuses returns every status record by unit name.
 func (s *Store) ListStatuses(ctx context.Context) (map[string]*Status, error) {
-	r, err := s.c.Get(ctx, s.statusDir(), clientv3.WithPrefix())
-	if err != nil {
-		return nil, fmt.Errorf("etcd: listing status: %w", err)
-	}
-	out := make(map[string]*Status, len(r.Kvs))
-	for _, kv := range r.Kvs {
-		st, err := decodeStatus(kv.Key, kv.Value)
-		if err != nil {
-			return nil, err
-		}
-		out[strings.TrimPrefix(string(kv.Key), s.statusDir())] = st
-	}
-	return out, nil
-}
-
-func decodeStatus(key, value []byte) (*Status, error) {
-	var st Status
-	if err := json.Unmarshal(value, &st); err != nil {
-		return nil, fmt.Errorf("%s: not a status record: %w", key, err)
-	}
-	return &st, nil
+	return listRecords[Status](ctx, s, "status", s.statusDir())
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -46,47 +45,17 @@ func (s *Store) syncDir() string { return s.prefix + "/sync/" }
 
 // PutSyncRecord writes a source's record (fenced).
 func (s *Store) PutSyncRecord(ctx context.Context, r *SyncRecord, f Fence) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	if _, err := s.commit(ctx, f, clientv3.OpPut(s.syncDir()+r.Source, string(b))); err != nil {
-		return fmt.Errorf("writing sync record of %s: %w", r.Source, err)
-	}
-	return nil
+	return s.putRecord(ctx, "sync record", s.syncDir()+r.Source, r, f)
 }
 
 // ListSyncRecords returns every source's record by source name.
 func (s *Store) ListSyncRecords(ctx context.Context) (map[string]*SyncRecord, error) {
-	r, err := s.c.Get(ctx, s.syncDir(), clientv3.WithPrefix())
-	if err != nil {
-		return nil, fmt.Errorf("etcd: listing sync records: %w", err)
-	}
-	out := make(map[string]*SyncRecord, len(r.Kvs))
-	for _, kv := range r.Kvs {
-		var rec SyncRecord
-		if err := json.Unmarshal(kv.Value, &rec); err != nil {
-			return nil, fmt.Errorf("%s: not a sync record: %w (fix or delete the key)", kv.Key, err)
-		}
-		out[strings.TrimPrefix(string(kv.Key), s.syncDir())] = &rec
-	}
-	return out, nil
+	return listRecords[SyncRecord](ctx, s, "sync record", s.syncDir())
 }
 
 // GetSyncRecord returns a source's record, or ErrNotFound.
 func (s *Store) GetSyncRecord(ctx context.Context, source string) (*SyncRecord, error) {
-	r, err := s.c.Get(ctx, s.syncDir()+source)
-	if err != nil {
-		return nil, fmt.Errorf("etcd: %w", err)
-	}
-	if len(r.Kvs) == 0 {
-		return nil, fmt.Errorf("sync record of %q: %w", source, ErrNotFound)
-	}
-	var rec SyncRecord
-	if err := json.Unmarshal(r.Kvs[0].Value, &rec); err != nil {
-		return nil, fmt.Errorf("%s: not a sync record: %w", r.Kvs[0].Key, err)
-	}
-	return &rec, nil
+	return getRecord[SyncRecord](ctx, s, "sync record", s.syncDir()+source)
 }
 
 // Trigger asks the leader to sync a source now; after, when not empty, is
