@@ -362,6 +362,7 @@ func (p *planner) observe(a *actualUnit, global bool) {
 		if _, ok := p.mem.readySince[name]; !ok {
 			p.mem.readySince[name] = p.now
 		}
+		delete(p.mem.failedAt, name) // a later failure waits RetryFailed again
 	} else {
 		delete(p.mem.readySince, name)
 	}

@@ -282,3 +282,39 @@ func TestPlanPruneAndHandsOff(t *testing.T) {
 		t.Fatalf("gone everywhere: ops %v, status %+v", ops, st)
 	}
 }
+
+// A failed replica of a deployed spec is replaced after RetryFailed, and
+// so is the next failure of its replacement: no tight restart loop.
+func TestPlanReplacesFailedReplicaWithPause(t *testing.T) {
+	v1 := replicated(1, "docker://web:1")
+	opts := Options{RetryFailed: time.Minute}.withDefaults()
+	mem := newMemory()
+	now := time.Now()
+	prev := &store.Status{Name: "web", Phase: store.PhaseRunning, SpecHash: v1.Hash(0), Deployed: v1.Hash(0)}
+	step := func(at time.Duration, w *world) string {
+		w.prev = prev
+		p := &planner{opts: opts, mem: mem, now: now.Add(at)}
+		ops, _ := p.plan(w.input())
+		return opsString(ops, w.d.hash)
+	}
+	failed := func() *world { return newWorld(t, v1, 0).with(render(t, v1), "launched", "failed", "failed") }
+	gone := func() *world { return newWorld(t, v1, 0) }
+	running := func() *world { return newWorld(t, v1, 0).with(render(t, v1), "launched", "active", "running") }
+	for _, s := range []struct {
+		at    time.Duration
+		world *world
+		want  string
+	}{
+		{0, failed(), "stop:0"},
+		{time.Second, gone(), ""},              // destroyed; waiting out the pause
+		{61 * time.Second, gone(), "create:0"}, // pause over
+		{70 * time.Second, running(), ""},      // runs again: the pause is forgotten
+		{80 * time.Second, failed(), "stop:0"}, // fails again
+		{81 * time.Second, gone(), ""},         // a new pause, not an instant retry
+		{141 * time.Second, gone(), "create:0"},
+	} {
+		if got := step(s.at, s.world); got != s.want {
+			t.Fatalf("at %s: ops %q, want %q", s.at, got, s.want)
+		}
+	}
+}
