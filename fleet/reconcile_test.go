@@ -440,7 +440,7 @@ func TestLeaderKilledMidRollout(t *testing.T) {
 	opts.MinReady = 2 * time.Second
 	stopA := h.serveAs("a", storeA, h.cluster.API(), opts)
 	eventually(t, 10*time.Second, func() (bool, string) {
-		id, _ := currentLeader(t, h.store)
+		id, _ := h.store.LeaderID(context.Background())
 		return id == "a", "leader is " + id
 	})
 	h.serveAs("b", h.store, h.cluster.API(), opts)
@@ -467,7 +467,7 @@ func TestLeaderKilledMidRollout(t *testing.T) {
 	clientA.Close()
 	stopA()
 	eventually(t, 20*time.Second, func() (bool, string) {
-		id, _ := currentLeader(t, h.store)
+		id, _ := h.store.LeaderID(context.Background())
 		return id == "b", "leader is " + id
 	})
 	h.waitStatus("web", store.PhaseRunning, v2, 90*time.Second)
@@ -477,14 +477,4 @@ func TestLeaderKilledMidRollout(t *testing.T) {
 	if v := h.view("web"); len(v.units) != 3 || v.runningWithHash(v2) != 3 {
 		t.Fatalf("after failover: %v", v)
 	}
-}
-
-func currentLeader(t *testing.T, s *store.Store) (string, error) {
-	t.Helper()
-	l, err := s.NewLeader(context.Background(), "observer", 5*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer l.Resign(context.Background())
-	return l.Current(context.Background())
 }

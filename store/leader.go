@@ -47,18 +47,6 @@ func (l *Leader) Fence() Fence { return Fence{Key: l.election.Key(), Rev: l.elec
 // Done is closed when the session ends: leadership is lost.
 func (l *Leader) Done() <-chan struct{} { return l.session.Done() }
 
-// Current returns the ID of the current leader, or "" when there is none.
-func (l *Leader) Current(ctx context.Context) (string, error) {
-	r, err := l.election.Leader(ctx)
-	if err == concurrency.ErrElectionNoLeader {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("etcd: %w", err)
-	}
-	return string(r.Kvs[0].Value), nil
-}
-
 // Resign gives up leadership and closes the session.
 func (l *Leader) Resign(ctx context.Context) error {
 	err := l.election.Resign(ctx)

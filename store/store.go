@@ -200,15 +200,14 @@ func (s *Store) PutUnit(ctx context.Context, spec *deploy.Spec, f Fence) (change
 // for the fence.
 const maxTxnOps = 100
 
-// ApplyUnits stores specs (valid, as canonical JSON) and deletes units by
-// name, in fenced transactions of up to 100 writes. The batches are not
-// atomic together; every write is idempotent, so a retry converges.
+// ApplyUnits stores specs as canonical JSON and deletes units by name, in
+// fenced transactions of up to 100 writes. The specs must be valid: they
+// come from deploy.Load, which validated them (PutUnit validates for
+// callers that did not). The batches are not atomic together; every write
+// is idempotent, so a retry converges.
 func (s *Store) ApplyUnits(ctx context.Context, puts []*deploy.Spec, deletes []string, f Fence) error {
 	ops := make([]clientv3.Op, 0, len(puts)+2*len(deletes))
 	for _, sp := range puts {
-		if err := sp.Validate(); err != nil {
-			return err
-		}
 		ops = append(ops, clientv3.OpPut(s.unitKey(sp.Name), string(sp.CanonicalJSON())))
 	}
 	for _, n := range deletes {

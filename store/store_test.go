@@ -184,7 +184,7 @@ func TestDeposedLeaderCannotWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if who, _ := b.Current(ctx); who != "agent-a" {
+	if who, _ := s.LeaderID(ctx); who != "agent-a" {
 		t.Fatalf("leader is %q", who)
 	}
 	// a is deposed: its session ends, b takes over.

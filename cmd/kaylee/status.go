@@ -174,19 +174,20 @@ func waitRollouts(ctx context.Context, s *store.Store, w io.Writer, want map[str
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	last := map[string]string{}
+	names := make([]string, 0, len(want))
+	for n := range want {
+		names = append(names, n)
+	}
+	sort.Strings(names)
 	for {
 		pending := 0
 		var failed []string
-		names := make([]string, 0, len(want))
-		for n := range want {
-			names = append(names, n)
+		statuses, err := s.ListStatuses(ctx)
+		if err != nil {
+			return err
 		}
-		sort.Strings(names)
 		for _, n := range names {
-			st, err := s.GetStatus(ctx, n)
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return err
-			}
+			st := statuses[n]
 			line := n + ": waiting for the scheduler"
 			done := false
 			if st != nil && st.SpecHash == want[n] {

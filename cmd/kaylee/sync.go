@@ -144,5 +144,5 @@ func writePlan(w io.Writer, res *sync.Result) {
 	}
 }
 
-// recordsAfter is the sync record of a source, for readiness.
+// syncDone: the source has been synced at least once (for readiness).
 func syncDone(r *store.SyncRecord) bool { return r != nil && r.Revision != "" }

@@ -261,9 +261,9 @@ func TestAgents(t *testing.T) {
 	}
 
 	// The leader stops; the other takes over and syncs the next push.
-	leader, follower, followerAddr := a, b, addrB
+	leader, followerAddr := a, addrB
 	if strings.Contains(metricsB, "kaylee_leader 1") {
-		leader, follower, followerAddr = b, a, addrA
+		leader, followerAddr = b, addrA
 	}
 	if code, err := leader.Stop(); code != 0 || err != nil {
 		t.Fatalf("stopping the leader: %d %v", code, err)
@@ -279,5 +279,4 @@ func TestAgents(t *testing.T) {
 		_, serr := s.GetStatus(context.Background(), "api")
 		return err != nil && serr != nil
 	})
-	_ = follower
 }
