@@ -134,7 +134,7 @@ func decodeDocument(file string, n *yaml.Node) *Document {
 		d.lines = relocateLegacyLines(d.lines)
 		return d
 	}
-	w.check(n, reflect.TypeOf(d.Spec), "", 0)
+	w.check(n, specType, "", 0)
 	if err := w.decode(n, &d.Spec); err != nil {
 		d.Spec = Spec{Name: peekName(n)}
 		d.Err = err
@@ -152,6 +152,11 @@ type walker struct {
 }
 
 const maxDepth = 32
+
+var (
+	specType = reflect.TypeOf(Spec{})
+	appType  = reflect.TypeOf(App{})
+)
 
 func (w *walker) fail(line int, field, format string, args ...any) {
 	w.errs = append(w.errs, &FieldError{File: w.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
@@ -196,7 +201,9 @@ func (w *walker) check(n *yaml.Node, t reflect.Type, path string, depth int) {
 			f, ok := fields[key]
 			if !ok {
 				msg := fmt.Sprintf("unknown field %q", key)
-				if s := suggest(key, sortedKeys(fields)); s != "" {
+				if _, app := yamlFields(appType)[key]; app && t == specType {
+					msg += fmt.Sprintf(" (it is a field of each app: apps[].%s)", key)
+				} else if s := suggest(key, sortedKeys(fields)); s != "" {
 					msg += fmt.Sprintf(" (did you mean %q?)", s)
 				} else {
 					msg += fmt.Sprintf(" (known fields: %s)", strings.Join(sortedKeys(fields), ", "))

@@ -214,3 +214,29 @@ func TestDecodeJSONStrict(t *testing.T) {
 		})
 	}
 }
+
+func TestPullCanonicalJSON(t *testing.T) {
+	tests := []struct{ in, want string }{
+		// after args, as the seed orders app fields; left out when empty
+		{"name: a\napps:\n- pull: never\n  args: [x]\n  cmd: /c\n  image: i\n", `{"name":"a","apps":[{"image":"i","cmd":"/c","args":["x"],"pull":"never"}]}`},
+		{"name: a\napps:\n- image: i\n  pull: ''\n", `{"name":"a","apps":[{"image":"i"}]}`},
+		// an explicit default is kept as written, like engine: rkt
+		{"name: a\napps:\n- image: i\n  pull: missing\n", `{"name":"a","apps":[{"image":"i","pull":"missing"}]}`},
+	}
+	for _, tt := range tests {
+		docs, err := Load("u.yaml", []byte(tt.in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(docs[0].Spec.CanonicalJSON()); got != tt.want {
+			t.Errorf("canonical JSON\n got %s\nwant %s", got, tt.want)
+		}
+		back, err := DecodeJSON("k", []byte(tt.want))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(back.Spec.CanonicalJSON()); got != tt.want {
+			t.Errorf("JSON round trip\n got %s\nwant %s", got, tt.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/coreos/fleet/schema"
@@ -36,6 +37,11 @@ func Render(s *Spec, o RenderOptions) ([]*schema.Unit, error) {
 	}
 	if err := CheckUnitPrefix(o.UnitPrefix); err != nil {
 		return nil, err
+	}
+	for i, a := range s.Apps {
+		if a.Pull != "" && !slices.Contains(pullPolicies, a.Pull) {
+			return nil, fmt.Errorf("apps[%d].pull: %q is not a pull policy (missing, always or never)", i, a.Pull)
+		}
 	}
 	hash := s.Hash(o.Restart)
 	n := s.Instances()
@@ -139,10 +145,24 @@ func (r *renderer) rkt(id string) {
 	r.add("Service", "KillMode", "mixed")
 	r.add("Service", "ExecStartPre", joinArgs("-"+RktPath, "stop", "--force=true", "--uuid-file="+uuidFile))
 	r.add("Service", "ExecStartPre", joinArgs("-"+RktPath, "rm", "--uuid-file="+uuidFile))
+	// rkt run would fetch a missing image itself, but without a policy of
+	// ours; fetch each image first with the app's policy instead. An app
+	// that must never be fetched gets no fetch line. rkt run's own policy
+	// is pod-wide: it is "never" only when every app's is.
+	allNever := true
 	for _, a := range s.Apps {
-		r.add("Service", "ExecStartPre", joinArgs(RktPath, "fetch", "--insecure-options=image", a.Image))
+		policy := a.PullPolicy()
+		if policy == PullNever {
+			continue
+		}
+		allNever = false
+		r.add("Service", "ExecStartPre", joinArgs(RktPath, "fetch", "--insecure-options=image", "--pull-policy="+rktPullPolicy[policy], a.Image))
 	}
-	args := []string{RktPath, "run", "--insecure-options=image", "--inherit-env", "--uuid-file-save=" + uuidFile}
+	args := []string{RktPath, "run"}
+	if allNever {
+		args = append(args, "--pull-policy=never")
+	}
+	args = append(args, "--insecure-options=image", "--inherit-env", "--uuid-file-save="+uuidFile)
 	if s.Net != "" {
 		args = append(args, "--net="+s.Net)
 	}
@@ -170,13 +190,35 @@ func (r *renderer) rkt(id string) {
 	r.add("Service", "ExecStopPost", joinArgs("-/bin/rm", "-f", uuidFile))
 }
 
+// rktPullPolicy maps an app's pull policy to rkt fetch's --pull-policy.
+var rktPullPolicy = map[string]string{PullMissing: "new", PullAlways: "update"}
+
+// dockerStopStatus is how `docker run --rm` exits when `docker stop` ends
+// its container: 128+SIGTERM, or 128+SIGKILL after the stop timeout. Both
+// are a clean stop, so a unit Kaylee stops ends inactive, not failed.
+const dockerStopStatus = "143 137"
+
+// machineLabel names the machine in a container's labels. %m is systemd's
+// machine ID specifier, so it is added to the Exec line unescaped.
+const machineLabel = "--label=io.kaylee.machine=%m"
+
 func (r *renderer) docker(id string) {
 	s := r.spec
 	app := s.Apps[0]
 	image := strings.TrimPrefix(app.Image, "docker://")
+	r.add("Service", "SuccessExitStatus", dockerStopStatus)
 	r.add("Service", "ExecStartPre", joinArgs("-"+DockerPath, "rm", "-f", id))
-	r.add("Service", "ExecStartPre", joinArgs(DockerPath, "pull", image))
-	args := []string{DockerPath, "run", "--rm", "--name", id, "-e", "KAYLEE_ID"}
+	// docker run pulls a missing image by itself (policy missing); a pull
+	// line would fail on a host that cannot reach the registry even when
+	// the image is there, so only policy always has one.
+	args := []string{DockerPath, "run"}
+	switch app.PullPolicy() {
+	case PullAlways:
+		r.add("Service", "ExecStartPre", joinArgs(DockerPath, "pull", image))
+	case PullNever:
+		args = append(args, "--pull=never") // docker >= 20.10
+	}
+	args = append(args, "--rm", "--name", id, "-e", "KAYLEE_ID")
 	for _, e := range s.Env {
 		args = append(args, "-e", e.Name) // the value comes from Environment=
 	}
@@ -191,13 +233,15 @@ func (r *renderer) docker(id string) {
 	for _, v := range s.Volumes {
 		args = append(args, "-v", hostSource(v)+":"+v.Path)
 	}
-	args = append(args, s.Args...)
-	args = append(args, image)
+	// Labels tell which Kaylee unit, instance and machine a container
+	// belongs to (docker ps --filter label=io.kaylee.unit=NAME).
+	args = append(args, "--label=io.kaylee.unit="+s.Name, "--label=io.kaylee.instance="+id)
+	user := append(append([]string{}, s.Args...), image)
 	if app.Cmd != "" {
-		args = append(args, app.Cmd)
+		user = append(user, app.Cmd)
 	}
-	args = append(args, app.Args...)
-	r.add("Service", "ExecStart", joinArgs(args...))
+	user = append(user, app.Args...)
+	r.add("Service", "ExecStart", joinEscaped(joinArgs(args...), machineLabel, joinArgs(user...)))
 	r.add("Service", "ExecStop", joinArgs("-"+DockerPath, "stop", id))
 }
 
@@ -222,6 +266,12 @@ func joinArgs(words ...string) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// joinEscaped joins parts of an Exec line that are already escaped (by
+// joinArgs, or specifiers of ours that systemd must expand).
+func joinEscaped(parts ...string) string {
+	return strings.Join(slices.DeleteFunc(parts, func(p string) bool { return p == "" }), " ")
 }
 
 // escapeSpecifiers makes % literal for systemd.

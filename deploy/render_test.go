@@ -142,6 +142,9 @@ func TestRenderDeterministicAndRestart(t *testing.T) {
 	if _, err := Render(s, RenderOptions{UnitPrefix: "K:2"}); err == nil {
 		t.Fatal("bad unit prefix accepted")
 	}
+	if _, err := Render(&Spec{Name: "a", Apps: []App{{Image: "x", Pull: "sometimes"}}}, RenderOptions{}); err == nil {
+		t.Fatal("bad pull policy rendered")
+	}
 	// A changed spec changes the hash; a re-ordered YAML file does not.
 	s2 := *s
 	s2.Replicas = 5
@@ -234,5 +237,140 @@ func BenchmarkLoadRender(b *testing.B) {
 		if _, err := Render(&docs[0].Spec, RenderOptions{}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestRenderPullPolicy pins the exact pull lines of each policy and engine:
+// {id} stands for the instance ID, {uuid} for rkt's uuid file.
+func TestRenderPullPolicy(t *testing.T) {
+	const (
+		dockerRm  = "-/usr/bin/docker rm -f {id}"
+		dockerRun = "/usr/bin/docker run%s --rm --name {id} -e KAYLEE_ID --label=io.kaylee.unit=api --label=io.kaylee.instance={id} --label=io.kaylee.machine=%%m nginx:1.25"
+		rktStop   = "-/usr/bin/rkt stop --force=true --uuid-file={uuid}"
+		rktRm     = "-/usr/bin/rkt rm --uuid-file={uuid}"
+		rktRun    = "/usr/bin/rkt run%s --insecure-options=image --inherit-env --uuid-file-save={uuid} docker://nginx:1.25 ---"
+	)
+	tests := []struct {
+		engine, pull string
+		pre          []string
+		start        string
+	}{
+		{"docker", "", []string{dockerRm}, fmt.Sprintf(dockerRun, "")},
+		{"docker", "missing", []string{dockerRm}, fmt.Sprintf(dockerRun, "")},
+		{"docker", "always", []string{dockerRm, "/usr/bin/docker pull nginx:1.25"}, fmt.Sprintf(dockerRun, "")},
+		{"docker", "never", []string{dockerRm}, fmt.Sprintf(dockerRun, " --pull=never")},
+		{"rkt", "", []string{rktStop, rktRm, "/usr/bin/rkt fetch --insecure-options=image --pull-policy=new docker://nginx:1.25"}, fmt.Sprintf(rktRun, "")},
+		{"rkt", "missing", []string{rktStop, rktRm, "/usr/bin/rkt fetch --insecure-options=image --pull-policy=new docker://nginx:1.25"}, fmt.Sprintf(rktRun, "")},
+		{"rkt", "always", []string{rktStop, rktRm, "/usr/bin/rkt fetch --insecure-options=image --pull-policy=update docker://nginx:1.25"}, fmt.Sprintf(rktRun, "")},
+		{"rkt", "never", []string{rktStop, rktRm}, fmt.Sprintf(rktRun, " --pull-policy=never")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.engine+"/"+tt.pull, func(t *testing.T) {
+			s := &Spec{Name: "api", Engine: tt.engine, Apps: []App{{Image: "docker://nginx:1.25", Pull: tt.pull}}}
+			if err := s.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			units, err := Render(s, RenderOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, _ := ParseUnitName("k2", units[0].Name)
+			expand := strings.NewReplacer("{id}", n.InstanceID(), "{uuid}", "/var/run/kaylee_"+n.InstanceID()+".uuid").Replace
+			var want []string
+			for _, p := range tt.pre {
+				want = append(want, expand(p))
+			}
+			if got := options(units[0], "Service", "ExecStartPre"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("ExecStartPre:\n got %q\nwant %q", got, want)
+			}
+			if got := options(units[0], "Service", "ExecStart"); len(got) != 1 || got[0] != expand(tt.start) {
+				t.Errorf("ExecStart:\n got %q\nwant %q", got, expand(tt.start))
+			}
+		})
+	}
+}
+
+// TestRenderRktPullMixed: each app fetches with its own policy, and rkt
+// run's pod-wide --pull-policy=never only comes when every app is never.
+func TestRenderRktPullMixed(t *testing.T) {
+	tests := []struct {
+		pulls      []string
+		fetches    []string // images with a fetch line, in order
+		runNever   bool
+		fetchFlags []string
+	}{
+		{[]string{"never", "never", "never"}, nil, true, nil},
+		{[]string{"never", "", "never"}, []string{"b"}, false, []string{"--pull-policy=new"}},
+		{[]string{"always", "never", "missing"}, []string{"a", "c"}, false, []string{"--pull-policy=update", "--pull-policy=new"}},
+		{[]string{"", "", ""}, []string{"a", "b", "c"}, false, []string{"--pull-policy=new", "--pull-policy=new", "--pull-policy=new"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.pulls, ","), func(t *testing.T) {
+			s := &Spec{Name: "pod"}
+			for i, p := range tt.pulls {
+				s.Apps = append(s.Apps, App{Image: string(rune('a' + i)), Pull: p})
+			}
+			units, err := Render(s, RenderOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for i, img := range tt.fetches {
+				want = append(want, "/usr/bin/rkt fetch --insecure-options=image "+tt.fetchFlags[i]+" "+img)
+			}
+			var got []string
+			for _, pre := range options(units[0], "Service", "ExecStartPre") {
+				if strings.Contains(pre, " fetch ") {
+					got = append(got, pre)
+				}
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("fetch lines:\n got %q\nwant %q", got, want)
+			}
+			start := options(units[0], "Service", "ExecStart")[0]
+			if has := strings.HasPrefix(start, "/usr/bin/rkt run --pull-policy=never "); has != tt.runNever {
+				t.Errorf("rkt run --pull-policy=never: %v, want %v: %s", has, tt.runNever, start)
+			}
+			if strings.Count(start, "--pull-policy") > 1 {
+				t.Errorf("rkt run has more than one --pull-policy: %s", start)
+			}
+		})
+	}
+}
+
+// TestRenderDockerLabelsAndStop: the labels come before the user's args,
+// %m (ours) reaches systemd as a specifier while the user's % is escaped,
+// and only docker units count docker stop's exit codes as success.
+func TestRenderDockerLabelsAndStop(t *testing.T) {
+	s := &Spec{Name: "web", Engine: EngineDocker, Replicas: 2, Args: []string{"--memory=64m", "--label=note=100%"},
+		Apps: []App{{Image: "nginx", Cmd: "sh", Args: []string{"-c", "'date +%s'"}}}}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	units, err := Render(s, RenderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range units {
+		n, _ := ParseUnitName("k2", u.Name)
+		id := n.InstanceID()
+		start := options(u, "Service", "ExecStart")[0]
+		labels := "-e KAYLEE_ID --label=io.kaylee.unit=web --label=io.kaylee.instance=" + id + " --label=io.kaylee.machine=%m --memory=64m --label=note=100%% nginx sh -c 'date +%%s'"
+		if !strings.HasSuffix(start, labels) {
+			t.Errorf("ExecStart of %s:\n %s\nwant it to end with\n %s", u.Name, start, labels)
+		}
+		if strings.Contains(start, "%%m") {
+			t.Errorf("machine label escaped: %s", start)
+		}
+		if got := options(u, "Service", "SuccessExitStatus"); len(got) != 1 || got[0] != "143 137" {
+			t.Errorf("SuccessExitStatus = %q, want [143 137]", got)
+		}
+	}
+	rkt, _ := Render(&Spec{Name: "pod", Apps: []App{{Image: "x"}}}, RenderOptions{})
+	if got := options(rkt[0], "Service", "SuccessExitStatus"); got != nil {
+		t.Errorf("rkt unit has SuccessExitStatus %q", got)
+	}
+	if start := options(rkt[0], "Service", "ExecStart")[0]; strings.Contains(start, "--label") || strings.Contains(start, "%m") {
+		t.Errorf("rkt unit has docker labels: %s", start)
 	}
 }

@@ -53,11 +53,30 @@ type Volume struct {
 	Options string `json:"options,omitempty" yaml:"options"`
 }
 
+// Pull policies of an app's image.
+const (
+	PullMissing = "missing" // the default: fetch only an image the host does not have
+	PullAlways  = "always"  // fetch (update) the image before every start
+	PullNever   = "never"   // use only what the host has (air-gapped hosts)
+)
+
+// pullPolicies are the values apps[].pull accepts, the default first.
+var pullPolicies = []string{PullMissing, PullAlways, PullNever}
+
 // App is one container image of the unit's pod.
 type App struct {
 	Image string   `json:"image" yaml:"image"`
 	Cmd   string   `json:"cmd,omitempty" yaml:"cmd"`
 	Args  []string `json:"args,omitempty" yaml:"args"`
+	Pull  string   `json:"pull,omitempty" yaml:"pull"` // missing, always or never; empty is missing
+}
+
+// PullPolicy returns the app's pull policy, applying the default (missing).
+func (a *App) PullPolicy() string {
+	if a.Pull == "" {
+		return PullMissing
+	}
+	return a.Pull
 }
 
 // EngineName returns the engine the spec runs on, applying the default (rkt).

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -180,7 +181,19 @@ func (c *checker) checkApps(s *Spec) {
 		if s.EngineName() == EngineRkt && strings.ContainsFunc(a.Cmd, unicode.IsSpace) {
 			c.fail(field+".cmd", "%q must be one path (rkt --exec): put its arguments in args", a.Cmd)
 		}
+		c.checkPull(field+".pull", a.Pull)
 	}
+}
+
+func (c *checker) checkPull(field, pull string) {
+	if pull == "" || slices.Contains(pullPolicies, pull) {
+		return
+	}
+	msg := fmt.Sprintf("%q is not a pull policy", pull)
+	if s := suggest(pull, pullPolicies); s != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	c.fail(field, "%s: use missing (the default: fetch only an image the host does not have), always (fetch before every start) or never (use only what the host has)", msg)
 }
 
 func (c *checker) checkEnv(field string, e EnvVar, before []EnvVar) {
@@ -263,6 +276,7 @@ func eachString(s *Spec, f func(field, value string)) {
 		f(p+".image", a.Image)
 		f(p+".cmd", a.Cmd)
 		list(p+".args", a.Args)
+		f(p+".pull", a.Pull)
 	}
 	list("args", s.Args)
 	list("machine", s.Machine)

@@ -26,6 +26,8 @@ func TestValidateAcceptsEveryField(t *testing.T) {
 		"rkt cmd":             unit("") + "  cmd: /bin/rkt-sidekick\n  args:\n  - --format '$$ip:80'\n",
 		"explicit rkt":        unit("engine: rkt\n"),
 		"unicode value":       unit("env:\n- name: GREETING\n  value: 'héllo wörld ✓'\n"),
+		"pull policies":       "name: pod\napps:\n- image: a\n  pull: always\n- image: b\n  pull: missing\n- image: c\n  pull: never\n- image: d\n  pull: ''\n- image: e\n  pull:\n",
+		"docker pull never":   "name: web\nengine: docker\napps:\n- image: nginx\n  pull: never\n",
 		"max name":            strings.Replace(unit(""), "name: api", "name: "+strings.Repeat("a", MaxNameLen), 1),
 	}
 	for name, in := range good {
@@ -64,6 +66,19 @@ func TestValidateRefuses(t *testing.T) {
 		{"rkt cmd with args", unit("") + "  cmd: /bin/x --flag\n", "u.yaml:4: apps[0].cmd: \"/bin/x --flag\" must be one path"},
 		{"docker two apps", "name: a\nengine: docker\napps:\n- image: x\n- image: y\n", "u.yaml:3: apps: engine docker runs one app per unit, found 2"},
 		{"unknown engine", unit("engine: podman\n"), "u.yaml:4: engine: \"podman\" is not an engine"},
+		// pull policy
+		{"pull unknown", unit("") + "  pull: sometimes\n", `u.yaml:4: apps[0].pull: "sometimes" is not a pull policy: use missing (the default`},
+		{"pull typo", unit("") + "  pull: alway\n", `u.yaml:4: apps[0].pull: "alway" is not a pull policy (did you mean "always"?): use missing (the default: fetch only an image the host does not have), always (fetch before every start) or never (use only what the host has)`},
+		{"pull upper case", unit("") + "  pull: Never\n", `apps[0].pull: "Never" is not a pull policy (did you mean "never"?)`},
+		{"pull kubernetes name", unit("") + "  pull: IfNotPresent\n", `apps[0].pull: "IfNotPresent" is not a pull policy: use missing`},
+		{"pull second app", "name: api\napps:\n- image: x\n- image: y\n  pull: nevr\n", `u.yaml:5: apps[1].pull: "nevr" is not a pull policy (did you mean "never"?)`},
+		{"pull boolean", unit("") + "  pull: false\n", `u.yaml:4: apps[0].pull: "false" is not a pull policy`},
+		{"pull number", unit("") + "  pull: 1\n", `u.yaml:4: apps[0].pull: "1" is not a pull policy`},
+		{"pull list", unit("") + "  pull: [always]\n", "u.yaml:4: apps[0].pull: expected a string, got a list"},
+		{"pull mapping", unit("") + "  pull:\n    policy: always\n", "u.yaml:5: apps[0].pull: expected a string, got a mapping"},
+		{"pull at top level", unit("pull: never\n"), `u.yaml:4: unknown field "pull" (it is a field of each app: apps[].pull)`},
+		{"pull in JSON", `{"name": "api", "apps": [{"image": "x", "pull": "sometimes"}]}`, `u.yaml:1: apps[0].pull: "sometimes" is not a pull policy`},
+		{"pull newline", unit("") + "  pull: \"never\\nExecStartPre=/bin/evil\"\n", "u.yaml:4: apps[0].pull: must not contain a newline"},
 		// injection: values are lines of a unit file
 		{"newline in env value", unit("env:\n- name: A\n  value: \"x\\nExecStartPre=/bin/evil\"\n"), "u.yaml:6: env[0].value: must not contain a newline"},
 		{"carriage return in arg", unit("args:\n- \"--a\\r--b\"\n"), "u.yaml:5: args[0]: must not contain a newline"},
