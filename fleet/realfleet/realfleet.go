@@ -1,0 +1,330 @@
+// Package realfleet is the Go side of the real fleet tier: it brings up
+// scripts/real-cluster (systemd-nspawn machines running real systemd and
+// fleet v1.0.0's real fleetd, an etcd, docker on the host), builds and
+// imports the test image, and reads what fleet, systemd and docker show.
+//
+// It is for tests only; no other package imports it.
+package realfleet
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/fleet/client"
+
+	"github.com/kaylee-gitops/kaylee/fleet"
+)
+
+// EnvRequired, set to 1, says the real tier must run: a missing part is a
+// failure, not a skip (scripts/test sets it when it brings the tier up; CI
+// always does).
+const EnvRequired = "KAYLEE_REAL_TIER"
+
+// Image is the repository of the test image (testimage, imported locally).
+const Image = "kaylee-test"
+
+// Cluster is a running real-cluster.
+type Cluster struct {
+	Endpoint string    // etcd client URL (v2 API on)
+	Machines []Machine // as `real-cluster machines` lists them
+	Dir      string    // the cluster's state directory
+	root     string    // the repository
+	script   string
+}
+
+// Machine is one nspawn machine.
+type Machine struct {
+	Name string // kaylee-m1
+	ID   string // fleet's machine ID (/etc/machine-id)
+	IP   string // the public IP it publishes in fleet
+}
+
+// Root is the repository's top directory.
+func Root() string {
+	_, self, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(self), "..", "..")
+}
+
+// Missing says what keeps the real tier from running here, or "".
+func Missing() string {
+	var miss []string
+	if os.Geteuid() != 0 {
+		miss = append(miss, "root")
+	}
+	for _, c := range []string{"systemd-nspawn", "debootstrap", "dockerd", "etcd", "curl", "nsenter"} {
+		if _, err := exec.LookPath(c); err != nil {
+			miss = append(miss, c)
+		}
+	}
+	if _, err := os.Stat("/usr/bin/docker"); err != nil {
+		miss = append(miss, "/usr/bin/docker")
+	}
+	if len(miss) == 0 {
+		return ""
+	}
+	return "needs " + strings.Join(miss, ", ") + " (apt-get install systemd-container debootstrap docker.io etcd-server curl, as root)"
+}
+
+// Require returns the real cluster, brought up (or revived) with
+// `scripts/real-cluster up`. Without EnvRequired=1 the test is skipped
+// with the reason; with it, anything missing fails the test.
+func Require(t testing.TB) *Cluster {
+	t.Helper()
+	if os.Getenv(EnvRequired) != "1" {
+		why := Missing()
+		if why == "" {
+			why = "ready to run"
+		}
+		t.Skipf("real fleet tier not requested (%s=1; scripts/test sets it): %s", EnvRequired, why)
+	}
+	if why := Missing(); why != "" {
+		t.Fatalf("real fleet tier requested (%s=1) but it %s", EnvRequired, why)
+	}
+	c := &Cluster{root: Root(), Dir: os.Getenv("KAYLEE_REAL_CLUSTER_DIR")}
+	if c.Dir == "" {
+		c.Dir = "/var/lib/kaylee/real-cluster"
+	}
+	c.script = filepath.Join(c.root, "scripts", "real-cluster")
+	out, err := c.run(context.Background(), "up", "3")
+	if err != nil {
+		t.Fatalf("scripts/real-cluster up: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "KAYLEE_ETCD_ENDPOINTS="); ok {
+			c.Endpoint = v
+		}
+	}
+	if c.Endpoint == "" {
+		t.Fatalf("scripts/real-cluster up printed no KAYLEE_ETCD_ENDPOINTS line:\n%s", out)
+	}
+	if out, err = c.run(context.Background(), "machines"); err != nil {
+		t.Fatalf("scripts/real-cluster machines: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(line); len(f) == 3 {
+			c.Machines = append(c.Machines, Machine{Name: f[0], ID: f[1], IP: f[2]})
+		}
+	}
+	return c
+}
+
+func (c *Cluster) run(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, c.script, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return out.String() + errb.String(), err
+	}
+	return out.String(), nil
+}
+
+// Machine returns the machine with the given fleet machine ID.
+func (c *Cluster) Machine(id string) (Machine, bool) {
+	for _, m := range c.Machines {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return Machine{}, false
+}
+
+// Kill cuts a machine's power: its nspawn and its containers are killed.
+func (c *Cluster) Kill(t testing.TB, m Machine) {
+	t.Helper()
+	if out, err := c.run(context.Background(), "kill", m.Name); err != nil {
+		t.Fatalf("killing %s: %v\n%s", m.Name, err, out)
+	}
+}
+
+// Revive boots every machine that is not running.
+func (c *Cluster) Revive(t testing.TB) {
+	t.Helper()
+	if out, err := c.run(context.Background(), "up", fmt.Sprint(len(c.Machines))); err != nil {
+		t.Fatalf("scripts/real-cluster up: %v\n%s", err, out)
+	}
+}
+
+// Exec runs a command inside a machine and returns its output.
+func (c *Cluster) Exec(ctx context.Context, m Machine, args ...string) (string, error) {
+	out, err := c.run(ctx, append([]string{"exec", m.Name}, args...)...)
+	return out, err
+}
+
+// PluginDir is the host directory every machine sees as
+// /var/lib/kaylee/plugins/volumes (volume plugins for tests).
+func (c *Cluster) PluginDir() string { return filepath.Join(c.Dir, "plugins") }
+
+// API is a fleet client on the cluster's registry.
+func (c *Cluster) API(t testing.TB) client.API {
+	t.Helper()
+	api, err := fleet.NewAPI(fleet.Config{EtcdEndpoints: []string{c.Endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api
+}
+
+// Container is one docker container of a Kaylee unit, from its labels.
+type Container struct {
+	ID       string
+	Name     string // the instance ID, e.g. k2_web_36f48c8a_93cd00_0
+	Image    string
+	Unit     string // io.kaylee.unit
+	Machine  string // io.kaylee.machine: the fleet machine ID
+	IP       string // on docker's bridge
+	Running  bool
+	Restarts int
+}
+
+// Containers lists the containers docker runs for Kaylee unit name
+// (every machine's, told apart by Machine).
+func Containers(ctx context.Context, unit string) ([]Container, error) {
+	ids, err := dockerOut(ctx, "ps", "-q", "--no-trunc", "--filter", "label=io.kaylee.unit="+unit)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(ids) == "" {
+		return nil, nil
+	}
+	out, err := dockerOut(ctx, append([]string{"inspect"}, strings.Fields(ids)...)...)
+	if err != nil {
+		// A container went between ps and inspect: look again.
+		return Containers(ctx, unit)
+	}
+	var raw []struct {
+		ID     string `json:"Id"`
+		Name   string
+		Config struct {
+			Image  string
+			Labels map[string]string
+		}
+		State struct {
+			Running bool
+		}
+		RestartCount    int
+		NetworkSettings struct{ IPAddress string }
+	}
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		return nil, fmt.Errorf("docker inspect: %w", err)
+	}
+	cs := make([]Container, 0, len(raw))
+	for _, r := range raw {
+		cs = append(cs, Container{ID: r.ID[:12], Name: strings.TrimPrefix(r.Name, "/"), Image: r.Config.Image,
+			Unit: r.Config.Labels["io.kaylee.unit"], Machine: r.Config.Labels["io.kaylee.machine"],
+			IP: r.NetworkSettings.IPAddress, Running: r.State.Running, Restarts: r.RestartCount})
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
+	return cs, nil
+}
+
+// Get fetches path from a container's test image server (port 8080).
+func (ct Container) Get(ctx context.Context, path string) (int, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ct.IP+":8080"+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, err = b.ReadFrom(resp.Body)
+	return resp.StatusCode, b.String(), err
+}
+
+// Serving reports whether the container answers 200 on /healthz.
+func (ct Container) Serving(ctx context.Context) bool {
+	code, _, err := ct.Get(ctx, "/healthz")
+	return err == nil && code == http.StatusOK
+}
+
+// RemoveContainers force-removes every container whose name starts with
+// prefix (cleanup after a test).
+func RemoveContainers(ctx context.Context, prefix string) {
+	out, _ := dockerOut(ctx, "ps", "-a", "--format", "{{.Names}}")
+	var names []string
+	for _, n := range strings.Fields(out) {
+		if strings.HasPrefix(n, prefix) {
+			names = append(names, n)
+		}
+	}
+	if len(names) > 0 {
+		_, _ = dockerOut(ctx, append([]string{"rm", "-f"}, names...)...)
+	}
+}
+
+// Events returns docker's events for containers of a unit since a time:
+// one "action exitCode=N" string each (stop, kill, die, start, ...).
+func Events(ctx context.Context, unit string, since time.Time) ([]string, error) {
+	out, err := dockerOut(ctx, "events", "--since", fmt.Sprint(since.Unix()), "--until", fmt.Sprint(time.Now().Unix()+1),
+		"--filter", "type=container", "--filter", "label=io.kaylee.unit="+unit,
+		"--format", `{{.Action}} {{index .Actor.Attributes "name"}} exitCode={{index .Actor.Attributes "exitCode"}} signal={{index .Actor.Attributes "signal"}}`)
+	if err != nil {
+		return nil, err
+	}
+	var evs []string
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		evs = append(evs, sc.Text())
+	}
+	return evs, nil
+}
+
+func dockerOut(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "/usr/bin/docker", args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
+}
+
+// BuildImage builds the test image's static binary and imports it under
+// each tag as Image:tag, with the binary as entrypoint.
+func BuildImage(ctx context.Context, dir string, tags ...string) error {
+	bin := filepath.Join(dir, "testimage")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./fleet/realfleet/testimage")
+	build.Dir = Root()
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the test image: %w\n%s", err, out)
+	}
+	tar := filepath.Join(dir, "testimage.tar")
+	if out, err := exec.CommandContext(ctx, "tar", "-C", dir, "-cf", tar, "testimage").CombinedOutput(); err != nil {
+		return fmt.Errorf("tar: %w\n%s", err, out)
+	}
+	for _, tag := range tags {
+		if _, err := dockerOut(ctx, "import", "--change", `ENTRYPOINT ["/testimage"]`, tar, Image+":"+tag); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Build builds ./cmd/kaylee into dir and returns the binary's path.
+func Build(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "kaylee")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/kaylee")
+	cmd.Dir = Root()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building kaylee: %w\n%s", err, out)
+	}
+	return bin, nil
+}
