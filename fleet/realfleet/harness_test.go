@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -119,6 +120,9 @@ func (e *env) start(args ...string) *proc {
 	}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = e.environ()
+	// A test binary that dies must not leave a scheduler behind on the
+	// shared cluster.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	if err := p.cmd.Start(); err != nil {
 		e.t.Fatal(err)
@@ -154,19 +158,56 @@ func (e *env) stopProcs() {
 	e.procs = nil
 }
 
-// cleanup stops Kaylee, then destroys this env's fleet units and removes
-// their containers, so the next test starts on an empty cluster.
+// cleanup stops Kaylee, then takes this env's fleet units down the safe
+// way (stop, wait, destroy: fleet's destroy alone may leave the process
+// running) and removes their containers, so the next test starts on an
+// empty cluster. A container that outlives all that is a leak: an error.
 func (e *env) cleanup() {
 	e.stopProcs()
 	api := e.c.API(e.t)
-	units, err := api.Units()
-	if err != nil {
-		e.t.Logf("cleanup: listing fleet units: %v", err)
+	mine := func() (units, active int) {
+		us, err := api.Units()
+		if err != nil {
+			e.t.Logf("cleanup: listing fleet units: %v", err)
+		}
+		for _, u := range us {
+			if strings.HasPrefix(u.Name, e.unitPrefix+":") {
+				units++
+				if u.DesiredState == "launched" {
+					_ = api.SetUnitTargetState(u.Name, "loaded")
+				}
+			}
+		}
+		states, _ := api.UnitStates()
+		for _, s := range states {
+			if strings.HasPrefix(s.Name, e.unitPrefix+":") && s.SystemdActiveState != "inactive" && s.SystemdActiveState != "failed" {
+				active++
+			}
+		}
+		return units, active
 	}
-	for _, u := range units {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		units, active := mine()
+		if units == 0 || active == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	us, _ := api.Units()
+	for _, u := range us {
 		if strings.HasPrefix(u.Name, e.unitPrefix+":") {
 			_ = api.DestroyUnit(u.Name)
 		}
+	}
+	for time.Now().Before(deadline) {
+		if units, _ := mine(); units == 0 {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if left := e.mine(context.Background(), ""); len(left) > 0 {
+		e.t.Errorf("cleanup: containers left after their fleet units were stopped and destroyed: %v", left)
 	}
 	realfleet.RemoveContainers(context.Background(), e.unitPrefix+"_")
 }
@@ -237,14 +278,28 @@ func (e *env) waitPhase(name, phase string, timeout time.Duration) (store.Status
 	return st, d
 }
 
-// containers lists the unit's containers (failing the test on error).
+// containers lists the unit's containers of this env (failing the test on
+// error).
 func (e *env) containers(name string) []realfleet.Container {
 	e.t.Helper()
-	cs, err := realfleet.Containers(context.Background(), name)
+	return e.mine(context.Background(), name)
+}
+
+// mine lists the containers of this env's unit name ("": of every unit),
+// told apart from other tests' by the unit prefix in their names.
+func (e *env) mine(ctx context.Context, name string) []realfleet.Container {
+	e.t.Helper()
+	cs, err := realfleet.Containers(ctx, name)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return cs
+	out := cs[:0]
+	for _, c := range cs {
+		if strings.HasPrefix(c.Name, e.unitPrefix+"_") {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // waitContainers waits until the unit has n running containers that serve
@@ -296,7 +351,7 @@ type sampler struct {
 	worstDesc string
 }
 
-func sample(name string) *sampler {
+func (e *env) sample(name string) *sampler {
 	s := &sampler{stop: make(chan struct{}), done: make(chan struct{}), minServe: 1 << 30}
 	go func() {
 		defer close(s.done)
@@ -312,6 +367,13 @@ func sample(name string) *sampler {
 			if err != nil {
 				continue
 			}
+			mine := cs[:0]
+			for _, c := range cs {
+				if strings.HasPrefix(c.Name, e.unitPrefix+"_") {
+					mine = append(mine, c)
+				}
+			}
+			cs = mine
 			serving := 0
 			var desc []string
 			for _, c := range cs {

@@ -40,6 +40,7 @@ type Cluster struct {
 	Endpoint string    // etcd client URL (v2 API on)
 	Machines []Machine // as `real-cluster machines` lists them
 	Dir      string    // the cluster's state directory
+	Registry string    // the image registry (host:port, plain HTTP on loopback)
 	root     string    // the repository
 	script   string
 }
@@ -63,7 +64,7 @@ func Missing() string {
 	if os.Geteuid() != 0 {
 		miss = append(miss, "root")
 	}
-	for _, c := range []string{"systemd-nspawn", "debootstrap", "dockerd", "etcd", "curl", "nsenter"} {
+	for _, c := range []string{"systemd-nspawn", "debootstrap", "dockerd", "docker-registry", "etcd", "curl", "nsenter"} {
 		if _, err := exec.LookPath(c); err != nil {
 			miss = append(miss, c)
 		}
@@ -74,7 +75,7 @@ func Missing() string {
 	if len(miss) == 0 {
 		return ""
 	}
-	return "needs " + strings.Join(miss, ", ") + " (apt-get install systemd-container debootstrap docker.io etcd-server curl, as root)"
+	return "needs " + strings.Join(miss, ", ") + " (apt-get install systemd-container debootstrap docker.io docker-registry etcd-server curl, as root)"
 }
 
 // Require returns the real cluster, brought up (or revived) with
@@ -97,6 +98,10 @@ func Require(t testing.TB) *Cluster {
 		c.Dir = "/var/lib/kaylee/real-cluster"
 	}
 	c.script = filepath.Join(c.root, "scripts", "real-cluster")
+	c.Registry = "127.0.0.1:5000"
+	if p := os.Getenv("KAYLEE_REAL_CLUSTER_REGISTRY_PORT"); p != "" {
+		c.Registry = "127.0.0.1:" + p
+	}
 	out, err := c.run(context.Background(), "up", "3")
 	if err != nil {
 		t.Fatalf("scripts/real-cluster up: %v\n%s", err, out)
@@ -157,10 +162,11 @@ func (c *Cluster) Revive(t testing.TB) {
 	}
 }
 
-// Exec runs a command inside a machine and returns its output.
+// Exec runs a command inside a machine and returns its output and
+// standard error, together.
 func (c *Cluster) Exec(ctx context.Context, m Machine, args ...string) (string, error) {
-	out, err := c.run(ctx, append([]string{"exec", m.Name}, args...)...)
-	return out, err
+	out, err := exec.CommandContext(ctx, c.script, append([]string{"exec", m.Name}, args...)...).CombinedOutput()
+	return string(out), err
 }
 
 // PluginDir is the host directory every machine sees as
@@ -189,10 +195,14 @@ type Container struct {
 	Restarts int
 }
 
-// Containers lists the containers docker runs for Kaylee unit name
-// (every machine's, told apart by Machine).
+// Containers lists the running containers of Kaylee unit name, or of
+// every Kaylee unit for "" (every machine's, told apart by Machine).
 func Containers(ctx context.Context, unit string) ([]Container, error) {
-	ids, err := dockerOut(ctx, "ps", "-q", "--no-trunc", "--filter", "label=io.kaylee.unit="+unit)
+	label := "label=io.kaylee.unit"
+	if unit != "" {
+		label += "=" + unit
+	}
+	ids, err := dockerOut(ctx, "ps", "-q", "--no-trunc", "--filter", label)
 	if err != nil {
 		return nil, err
 	}
@@ -296,6 +306,24 @@ func dockerOut(ctx context.Context, args ...string) (string, error) {
 	return out.String(), nil
 }
 
+// Push pushes a local image to the cluster's registry as registry/ref and
+// removes that tag locally again, so that only a pull brings it back.
+func (c *Cluster) Push(ctx context.Context, ref string) (string, error) {
+	remote := c.Registry + "/" + ref
+	for _, args := range [][]string{{"tag", ref, remote}, {"push", remote}, {"rmi", remote}} {
+		if _, err := dockerOut(ctx, args...); err != nil {
+			return "", err
+		}
+	}
+	return remote, nil
+}
+
+// HasImage reports whether the host's docker has the image ref.
+func HasImage(ctx context.Context, ref string) bool {
+	_, err := dockerOut(ctx, "image", "inspect", ref)
+	return err == nil
+}
+
 // BuildImage builds the test image's static binary and imports it under
 // each tag as Image:tag, with the binary as entrypoint.
 func BuildImage(ctx context.Context, dir string, tags ...string) error {
@@ -327,4 +355,9 @@ func Build(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("building kaylee: %w\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// Root is the host path of a machine's root directory (its overlay).
+func (c *Cluster) Root(m Machine) string {
+	return filepath.Join(c.Dir, "machines", strings.TrimPrefix(m.Name, "kaylee-"), "root")
 }
