@@ -130,10 +130,22 @@ type unitInput struct {
 // memory is what the leader remembers between passes of one term. A new
 // leader starts empty: it waits MinReady afresh, which is only slower.
 type memory struct {
-	readySince  map[string]time.Time // fleet unit → first seen running
-	stopping    map[string]time.Time // fleet unit → when it was set loaded
-	unscheduled map[string]time.Time // fleet unit → first seen with no machine
-	failedAt    map[string]time.Time // fleet unit of a deployed spec → when seen failed
+	readySince  map[string]time.Time               // fleet unit → first seen running
+	stopping    map[string]time.Time               // fleet unit → when it was set loaded
+	unscheduled map[string]time.Time               // fleet unit → first seen with no machine
+	failedAt    map[string]time.Time               // fleet unit of a deployed spec → when seen failed
+	restarts    map[string]map[string]*restartSeen // fleet unit → machine → restarts seen
+	created     map[string]time.Time               // fleet unit → when created, until seen in a state other than failed
+}
+
+// restartSeen counts, for a fleet unit on one machine, how many times it
+// was seen entering activating/auto-restart since it was last ready:
+// systemd restarts a unit under Restart=always forever, so a crash loop
+// never shows as failed.
+type restartSeen struct {
+	last    string    // active/sub state at the last pass
+	n       int       // restarts seen
+	counted time.Time // when the last one was counted
 }
 
 func newMemory() *memory {
@@ -142,6 +154,8 @@ func newMemory() *memory {
 		stopping:    map[string]time.Time{},
 		unscheduled: map[string]time.Time{},
 		failedAt:    map[string]time.Time{},
+		restarts:    map[string]map[string]*restartSeen{},
+		created:     map[string]time.Time{},
 	}
 }
 
@@ -159,6 +173,38 @@ func (m *memory) forget(present map[string]bool, now time.Time, keepFailed time.
 			delete(m.failedAt, k)
 		}
 	}
+	for k := range m.restarts {
+		if !present[k] {
+			delete(m.restarts, k)
+		}
+	}
+	for k, t := range m.created {
+		if now.Sub(t) > staleFailedGrace {
+			delete(m.created, k)
+		}
+	}
+}
+
+// staleFailedGrace: for this long after Kaylee creates a fleet unit under
+// a name used before (a replaced or re-created replica), a "failed" state
+// is not believed until the unit has been seen in any other state: fleet
+// reports the state systemd kept for the name from its last run until the
+// new start shows (seen on real systemd: a unit destroyed by hand while
+// running ends failed, and its recreation showed failed for seconds while
+// it started fine).
+const staleFailedGrace = 15 * time.Second
+
+// failedOn is actualUnit.failedOn, but for the state of a name's previous
+// run in the grace after it was created again.
+func (p *planner) failedOn(a *actualUnit) (*schema.UnitState, bool) {
+	s, failed := a.failedOn()
+	if !failed {
+		return nil, false
+	}
+	if t, fresh := p.mem.created[a.name()]; fresh && p.now.Sub(t) < staleFailedGrace {
+		return nil, false
+	}
+	return s, true
 }
 
 // planner decides, for one Kaylee unit at a time, the fleet calls of this
@@ -246,7 +292,7 @@ func (p *planner) plan(u *unitInput) ([]op, *store.Status) {
 	// replicas stopped by hand are started again.
 	var notes []string
 	for _, a := range current {
-		if s, failed := a.failedOn(); failed {
+		if s, failed := p.failedOn(a); failed {
 			if _, ok := p.mem.failedAt[a.name()]; !ok {
 				p.mem.failedAt[a.name()] = p.now
 			}
@@ -256,6 +302,11 @@ func (p *planner) plan(u *unitInput) ([]op, *store.Status) {
 		}
 		if _, stopping := p.mem.stopping[a.name()]; !stopping && a.target() != targetLaunched {
 			ops = append(ops, op{kind: opLaunch, owner: u.name, name: a.name()})
+		}
+		// A restarting replica is left to systemd, which keeps trying;
+		// during a rollout, rolloutFailure has its threshold.
+		if m, n := p.restartsSeen(a); n > 0 {
+			notes = append(notes, fmt.Sprintf("replica %s on %s is restarting (%s seen)", a.name(), p.machine(m), plural(n, "restart")))
 		}
 	}
 
@@ -273,9 +324,13 @@ func (p *planner) plan(u *unitInput) ([]op, *store.Status) {
 	var serving []*actualUnit
 	inFlight := false
 	staleUnits := 0 // stale units still in fleet (not just a state left over)
+	drifted := 0    // stale units under a current name: another unit file
 	for _, a := range stale {
 		if a.unit != nil {
 			staleUnits++
+			if isDrifted(d, a) {
+				drifted++
+			}
 		}
 		if replicated && a.running() && a.target() == targetLaunched {
 			serving = append(serving, a)
@@ -286,9 +341,18 @@ func (p *planner) plan(u *unitInput) ([]op, *store.Status) {
 		}
 		ops = append(ops, p.destroy(u.name, a)...)
 	}
+	// Surplus: one old replica goes (those of an old spec first: a
+	// drifted one is only replaced in place, below).
+	sort.Slice(serving, func(i, j int) bool {
+		if di, dj := isDrifted(d, serving[i]), isDrifted(d, serving[j]); di != dj {
+			return dj
+		}
+		return serving[i].id.Index > serving[j].id.Index
+	})
+	removing := false
 	if !inFlight && len(serving) > 0 && ready+len(serving) > n {
-		sort.Slice(serving, func(i, j int) bool { return serving[i].id.Index > serving[j].id.Index })
 		ops = append(ops, p.destroy(u.name, serving[0])...)
+		removing = true
 	}
 
 	// New replicas.
@@ -297,7 +361,7 @@ func (p *planner) plan(u *unitInput) ([]op, *store.Status) {
 		occupied[a.name()] = true
 	}
 	allCurrentReady := ready == len(current)
-	budget := 0
+	budget, created := 0, 0
 	switch {
 	case len(stale) == 0:
 		budget = n
@@ -316,7 +380,31 @@ func (p *planner) plan(u *unitInput) ([]op, *store.Status) {
 			continue
 		}
 		ops = append(ops, op{kind: opCreate, owner: u.name, name: du.Name, unit: du})
+		p.mem.created[du.Name] = p.now
 		budget--
+		created++
+	}
+
+	// A fleet unit under a current name with another unit file (edited in
+	// fleet, or rendered by another version of Kaylee) cannot be replaced
+	// with a surge, as its replacement has its name: stop it, destroy it
+	// and create it again, one replica at a time, and only while every
+	// other replica serves. Units that cannot overlap were stopped above.
+	if replicated && drifted > 0 && !inFlight && !removing && created == 0 && allCurrentReady && ready+len(serving) >= n {
+		for _, a := range serving {
+			if isDrifted(d, a) {
+				ops = append(ops, p.destroy(u.name, a)...)
+				break
+			}
+		}
+	}
+	if drifted > 0 {
+		how := "stopping, then creating again"
+		if replicated {
+			how = "replacing one at a time"
+		}
+		notes = append(notes, fmt.Sprintf("%s under a current name with another unit file (edited in fleet, or rendered by another Kaylee version): %s",
+			plural(drifted, "fleet unit"), how))
 	}
 
 	switch {
@@ -345,6 +433,13 @@ func (p *planner) plan(u *unitInput) ([]op, *store.Status) {
 	return ops, p.finish(st, u.prev)
 }
 
+// isDrifted: a fleet unit that is not current but has the name of one of
+// the spec's units, so another unit file.
+func isDrifted(d *desiredUnits, a *actualUnit) bool {
+	_, ok := d.hashes[a.name()]
+	return ok && a.unit != nil && a.hash != d.hashes[a.name()]
+}
+
 // servingOld counts the replicas of an old version that run: after a
 // failed rollout, Running says how many still serve.
 func servingOld(stale []*actualUnit) int {
@@ -358,19 +453,106 @@ func servingOld(stale []*actualUnit) int {
 // observe updates what is remembered about a current replica.
 func (p *planner) observe(a *actualUnit, global bool) {
 	name := a.name()
+	p.observeRestarts(a)
+	if _, failed := a.failedOn(); !failed && len(a.states) > 0 {
+		delete(p.mem.created, name) // its state is its own now
+	}
 	if a.running() {
 		if _, ok := p.mem.readySince[name]; !ok {
 			p.mem.readySince[name] = p.now
 		}
 		delete(p.mem.failedAt, name) // a later failure waits RetryFailed again
 	} else {
-		delete(p.mem.readySince, name)
+		delete(p.mem.readySince, name) // a restarting replica starts MinReady afresh
+	}
+	if p.ready(a) {
+		delete(p.mem.restarts, name) // it ran for MinReady: no loop (any more)
 	}
 	if a.scheduled(global) {
 		delete(p.mem.unscheduled, name)
 	} else if _, ok := p.mem.unscheduled[name]; !ok {
 		p.mem.unscheduled[name] = p.now
 	}
+}
+
+// restartSlack is how much longer than its RestartSec a unit must be seen
+// in activating/auto-restart, without any other state seen in between,
+// before that counts as one more restart: systemd waits exactly RestartSec
+// there, and fleet's agent publishes a change within about a second.
+const restartSlack = 3 * time.Second
+
+// observeRestarts counts, per machine, the replica's entries into
+// activating/auto-restart: a change from any other state seen at the last
+// pass (or from none: first seen in it), and, since fleet's 1s state poll
+// and the reconciler's poll can miss a short start-pre/running moment
+// between two restarts, every stay in it longer than RestartSec plus
+// restartSlack.
+func (p *planner) observeRestarts(a *actualUnit) {
+	name := a.name()
+	byMachine := p.mem.restarts[name]
+	for _, s := range a.states {
+		if byMachine == nil {
+			byMachine = map[string]*restartSeen{}
+			p.mem.restarts[name] = byMachine
+		}
+		r := byMachine[s.MachineID]
+		if r == nil {
+			r = &restartSeen{}
+			byMachine[s.MachineID] = r
+		}
+		state := s.SystemdActiveState + "/" + s.SystemdSubState
+		if state == "activating/auto-restart" {
+			count := r.last != state
+			if !count {
+				if sec, ok := restartSec(a.unit); ok && p.now.Sub(r.counted) >= sec+restartSlack {
+					count = true
+				}
+			}
+			if count {
+				r.n++
+				r.counted = p.now
+			}
+		}
+		r.last = state
+	}
+}
+
+// restartsSeen is the most restarts seen of a replica on one machine
+// since it was last ready, and that machine.
+func (p *planner) restartsSeen(a *actualUnit) (machineID string, n int) {
+	for m, r := range p.mem.restarts[a.name()] {
+		if r.n > n || r.n == n && n > 0 && m < machineID {
+			machineID, n = m, r.n
+		}
+	}
+	return machineID, n
+}
+
+// restartSec is the unit's RestartSec (systemd's default 100ms when it
+// has none); false when the unit is not known or the value not read.
+func restartSec(u *schema.Unit) (time.Duration, bool) {
+	if u == nil {
+		return 0, false
+	}
+	v := ""
+	found := false
+	for _, o := range u.Options {
+		if o.Section == "Service" && o.Name == "RestartSec" {
+			v, found = o.Value, true
+		}
+	}
+	if !found {
+		return 100 * time.Millisecond, true
+	}
+	return deploy.ParseTimespan(v)
+}
+
+// plural is "1 restart", "2 restarts".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // ready: running, and for MinReady already.
@@ -383,8 +565,14 @@ func (p *planner) ready(a *actualUnit) bool {
 // or "" while it may still succeed.
 func (p *planner) rolloutFailure(u *unitInput, current []*actualUnit, global bool) string {
 	for _, a := range current {
-		if s, failed := a.failedOn(); failed {
+		if s, failed := p.failedOn(a); failed {
 			return fmt.Sprintf("rollout of %s failed: replica %s failed on %s", u.desired.hash, a.name(), p.machine(s.MachineID))
+		}
+	}
+	for _, a := range current {
+		if m, n := p.restartsSeen(a); n >= p.opts.MaxRestarts {
+			return fmt.Sprintf("rollout of %s failed: replica %s on %s is in a restart loop: systemd restarted it %s (activating/auto-restart; see its journal on that machine)",
+				u.desired.hash, a.name(), p.machine(m), plural(n, "time"))
 		}
 	}
 	for _, a := range current {
@@ -401,10 +589,64 @@ func (p *planner) rolloutFailure(u *unitInput, current []*actualUnit, global boo
 				running++
 			}
 		}
-		return fmt.Sprintf("rollout of %s failed: not done after --rollout-timeout %s (%d of %d new replicas running)",
-			u.desired.hash, p.opts.RolloutTimeout, running, len(u.desired.units))
+		detail := ""
+		if what := p.whatNewDo(current, len(u.desired.units)); what != "" {
+			detail = "; " + what
+		}
+		return fmt.Sprintf("rollout of %s failed: not done after --rollout-timeout %s (%d of %d new replicas running%s)",
+			u.desired.hash, p.opts.RolloutTimeout, running, len(u.desired.units), detail)
 	}
 	return ""
+}
+
+// whatNewDo says what the new replicas that do not run are doing, so
+// that a timed-out rollout shows a replica stuck in start-pre (an image
+// pull, say) or restarting.
+func (p *planner) whatNewDo(current []*actualUnit, desired int) string {
+	const most = 3
+	var out []string
+	more := 0
+	add := func(s string) {
+		if len(out) < most {
+			out = append(out, s)
+		} else {
+			more++
+		}
+	}
+	for _, a := range current {
+		if a.running() {
+			continue
+		}
+		if len(a.states) == 0 {
+			switch {
+			case a.unit == nil || a.unit.MachineID == "":
+				add(a.name() + " has no machine")
+			default:
+				add(fmt.Sprintf("%s has no state yet on %s", a.name(), p.machine(a.unit.MachineID)))
+			}
+			continue
+		}
+		for _, s := range a.states {
+			if s.SystemdActiveState == "active" && s.SystemdSubState == "running" && s.Hash == a.hash {
+				continue
+			}
+			w := fmt.Sprintf("%s is %s/%s on %s", a.name(), s.SystemdActiveState, s.SystemdSubState, p.machine(s.MachineID))
+			if s.Hash != a.hash {
+				w += " with another unit file"
+			}
+			if r := p.mem.restarts[a.name()][s.MachineID]; r != nil && r.n > 0 {
+				w += ", " + plural(r.n, "restart") + " seen"
+			}
+			add(w)
+		}
+	}
+	if more > 0 {
+		out = append(out, fmt.Sprintf("%d more", more))
+	}
+	if missing := desired - len(current); missing > 0 {
+		out = append(out, fmt.Sprintf("%d not created yet", missing))
+	}
+	return strings.Join(out, "; ")
 }
 
 // destroy is the safe way down: set the target to loaded so the agent

@@ -56,6 +56,24 @@ func (w *world) with(units []*schema.Unit, target, active, sub string) *world {
 	return w
 }
 
+// rerendered gives the fleet units at the given indexes of w.act another
+// unit file under the same name, as a Kaylee version that renders
+// differently (or an edit by hand through CreateUnit) leaves them; their
+// states carry the new hash, as once fleet's agent has reloaded them.
+func (w *world) rerendered(idx ...int) *world {
+	for _, i := range idx {
+		a := w.act[i]
+		cp := *a.unit
+		cp.Options = append(append([]*schema.UnitOption(nil), a.unit.Options...),
+			&schema.UnitOption{Section: "Service", Name: "Environment", Value: "RENDERED_BY=kaylee-0.9"})
+		a.unit, a.hash = &cp, unitHash(cp.Options)
+		for _, s := range a.states {
+			s.Hash = a.hash
+		}
+	}
+	return w
+}
+
 func (w *world) input() *unitInput {
 	return &unitInput{name: w.spec.Name, spec: w.spec, desired: w.d, actual: w.act, prev: w.prev}
 }
@@ -96,12 +114,14 @@ func TestPlanUnit(t *testing.T) {
 	single1 := &deploy.Spec{Name: "web", Apps: []deploy.App{{Image: "docker://web:1"}}}
 	single2 := &deploy.Spec{Name: "web", Apps: []deploy.App{{Image: "docker://web:2"}}}
 	tests := []struct {
-		name      string
-		world     func(t *testing.T) *world
-		readyAgo  time.Duration // how long current running replicas have been running
-		wantOps   string
-		wantPhase string
-		wantMsg   string
+		name        string
+		world       func(t *testing.T) *world
+		readyAgo    time.Duration // how long current running replicas have been running
+		maxRestarts int
+		wantOps     string
+		wantPhase   string
+		wantMsg     string
+		wantMsg2    string // a second part of the message
 	}{{
 		name:      "nothing in fleet: create every replica at once",
 		world:     func(t *testing.T) *world { return newWorld(t, v1, 0) },
@@ -186,13 +206,28 @@ func TestPlanUnit(t *testing.T) {
 		},
 		wantOps: "create:0", wantPhase: store.PhasePending,
 	}, {
-		name: "rollout timeout",
+		name: "rollout timeout: says what the new replicas do",
 		world: func(t *testing.T) *world {
-			w := newWorld(t, v2, 0).with(render(t, v1), "launched", "active", "running").with(render(t, v2)[:1], "launched", "activating", "start")
+			w := newWorld(t, v2, 0).with(render(t, v1), "launched", "active", "running").with(render(t, v2)[:1], "launched", "activating", "start-pre")
 			w.prev = &store.Status{Name: "web", Phase: store.PhaseProgressing, SpecHash: v2.Hash(0), Since: now.Add(-6 * time.Minute)}
 			return w
 		},
-		wantOps: "stop:0", wantPhase: store.PhaseFailed, wantMsg: "--rollout-timeout 5m0s",
+		wantOps: "stop:0", wantPhase: store.PhaseFailed,
+		wantMsg:  "not done after --rollout-timeout 5m0s (0 of 3 new replicas running; k2:web:" + v2.Hash(0) + ":",
+		wantMsg2: ":0.service is activating/start-pre on machine m0 (10.0.0.1); 2 not created yet)",
+	}, {
+		name: "rollout timeout with an unscheduled and a restarting replica",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, v2, 0).with(render(t, v1), "launched", "active", "running").
+				with(render(t, v2)[:1], "launched", "activating", "auto-restart").with(render(t, v2)[1:2], "launched", "", "")
+			w.act[4].unit.MachineID = ""
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseProgressing, SpecHash: v2.Hash(0), Since: now.Add(-6 * time.Minute)}
+			return w
+		},
+		maxRestarts: 5,
+		wantOps:     "stop:0 stop:1", wantPhase: store.PhaseFailed,
+		wantMsg:  ":0.service is activating/auto-restart on machine m0 (10.0.0.1), 1 restart seen; k2:web:",
+		wantMsg2: ":1.service has no machine; 1 not created yet)",
 	}, {
 		name: "a replica of the deployed spec failed: replaced, not a failed rollout",
 		world: func(t *testing.T) *world {
@@ -210,7 +245,9 @@ func TestPlanUnit(t *testing.T) {
 		},
 		readyAgo: time.Minute, wantOps: "launch:2", wantPhase: store.PhaseProgressing,
 	}, {
-		name: "drift: a replica changed by hand is replaced",
+		// The edit is in fleet's registry but fleet's state still has the
+		// old hash: not running the submitted unit, so not serving.
+		name: "drift: a replica changed by hand, not yet reloaded, is replaced",
 		world: func(t *testing.T) *world {
 			w := newWorld(t, v1, 0).with(render(t, v1), "launched", "active", "running")
 			w.act[1].hash = "edited"
@@ -218,6 +255,72 @@ func TestPlanUnit(t *testing.T) {
 			return w
 		},
 		readyAgo: time.Minute, wantOps: "stop:1", wantPhase: store.PhaseProgressing,
+	}, {
+		// Once fleet's agent runs the edit, the replica serves under a
+		// current name: no new one can take its name, no surplus lets it
+		// go. It used to stay so forever.
+		name: "drift: a replica changed by hand and running the edit is replaced in place",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, v1, 0).with(render(t, v1), "launched", "active", "running").rerendered(1)
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseRunning, SpecHash: v1.Hash(0), Deployed: v1.Hash(0)}
+			return w
+		},
+		readyAgo: time.Minute, wantOps: "stop:1", wantPhase: store.PhaseProgressing, wantMsg: "1 fleet unit under a current name with another unit file",
+	}, {
+		name: "rendering changed (a Kaylee upgrade): one replica at a time",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, v1, 0).with(render(t, v1), "launched", "active", "running").rerendered(0, 1, 2)
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseRunning, SpecHash: v1.Hash(0), Deployed: v1.Hash(0)}
+			return w
+		},
+		readyAgo: time.Minute, wantOps: "stop:2", wantPhase: store.PhaseProgressing, wantMsg: "3 fleet units under a current name with another unit file",
+	}, {
+		name: "rendering changed, one replica stopping: destroy it, touch no other",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, v1, 0).with(render(t, v1)[:2], "launched", "active", "running").with(render(t, v1)[2:], "loaded", "inactive", "dead").rerendered(0, 1, 2)
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseRunning, SpecHash: v1.Hash(0), Deployed: v1.Hash(0)}
+			return w
+		},
+		readyAgo: time.Minute, wantOps: "destroy:2", wantPhase: store.PhaseProgressing,
+	}, {
+		name: "rendering changed, one replica gone: create it again under its name",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, v1, 0).with(render(t, v1)[:2], "launched", "active", "running").rerendered(0, 1)
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseRunning, SpecHash: v1.Hash(0), Deployed: v1.Hash(0)}
+			return w
+		},
+		readyAgo: time.Minute, wantOps: "create:2", wantPhase: store.PhaseProgressing,
+	}, {
+		name: "rendering changed, the new replica not ready yet: no other goes",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, v1, 0).with(render(t, v1), "launched", "active", "running").rerendered(0, 1)
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseRunning, SpecHash: v1.Hash(0), Deployed: v1.Hash(0)}
+			return w
+		},
+		readyAgo: time.Second, wantOps: "", wantPhase: store.PhaseProgressing,
+	}, {
+		name: "rendering changed, no replicas: stop first, then create under the same name",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, single1, 0).with(render(t, single1), "launched", "active", "running").rerendered(0)
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseRunning, SpecHash: single1.Hash(0), Deployed: single1.Hash(0)}
+			return w
+		},
+		readyAgo: time.Minute, wantOps: "stop:0", wantPhase: store.PhaseProgressing, wantMsg: "stopping, then creating again",
+	}, {
+		name: "a new replica restarting once: progressing, said in the status",
+		world: func(t *testing.T) *world {
+			return newWorld(t, v2, 0).with(render(t, v1), "launched", "active", "running").with(render(t, v2)[:1], "launched", "activating", "auto-restart")
+		},
+		wantOps: "", wantPhase: store.PhaseProgressing, wantMsg: ":0.service on machine m0 (10.0.0.1) is restarting (1 restart seen)",
+	}, {
+		name: "a new replica restarting, MaxRestarts 1: the rollout fails at once",
+		world: func(t *testing.T) *world {
+			return newWorld(t, v2, 0).with(render(t, v1), "launched", "active", "running").with(render(t, v2)[:1], "launched", "activating", "auto-restart")
+		},
+		maxRestarts: 1,
+		wantOps:     "stop:0", wantPhase: store.PhaseFailed,
+		wantMsg:  "rollout of " + v2.Hash(0) + " failed: replica k2:web:" + v2.Hash(0) + ":",
+		wantMsg2: ":0.service on machine m0 (10.0.0.1) is in a restart loop: systemd restarted it 1 time",
 	}, {
 		name: "no replicas: the old one stops before the new one is created",
 		world: func(t *testing.T) *world {
@@ -242,6 +345,10 @@ func TestPlanUnit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := tt.world(t)
+			opts := opts
+			if tt.maxRestarts > 0 {
+				opts.MaxRestarts = tt.maxRestarts
+			}
 			p := &planner{opts: opts, mem: newMemory(), now: now, machines: map[string]string{"m0": "10.0.0.1"}}
 			for _, a := range w.act {
 				if a.running() {
@@ -255,8 +362,8 @@ func TestPlanUnit(t *testing.T) {
 			if st.Phase == store.PhaseFailed && st.Running != 3 {
 				t.Errorf("failed status says %d running; the 3 old replicas serve", st.Running)
 			}
-			if st.Phase != tt.wantPhase || !strings.Contains(st.Message, tt.wantMsg) {
-				t.Errorf("status = %s %q, want %s containing %q", st.Phase, st.Message, tt.wantPhase, tt.wantMsg)
+			if st.Phase != tt.wantPhase || !strings.Contains(st.Message, tt.wantMsg) || !strings.Contains(st.Message, tt.wantMsg2) {
+				t.Errorf("status = %s %q, want %s containing %q and %q", st.Phase, st.Message, tt.wantPhase, tt.wantMsg, tt.wantMsg2)
 			}
 		})
 	}
@@ -316,5 +423,328 @@ func TestPlanReplacesFailedReplicaWithPause(t *testing.T) {
 		if got := step(s.at, s.world); got != s.want {
 			t.Fatalf("at %s: ops %q, want %q", s.at, got, s.want)
 		}
+	}
+}
+
+// TestPlanIgnoresStaleFailedStateOfRecreatedUnit: a name created again
+// shows the failed state of its last run for a moment (seen on real
+// systemd); that is not a failure of the new unit, but a failure that stays
+// past the grace, or follows any other state, is.
+func TestPlanIgnoresStaleFailedStateOfRecreatedUnit(t *testing.T) {
+	v1 := replicated(1, "docker://web:1")
+	opts := Options{RetryFailed: time.Minute}.withDefaults()
+	mem := newMemory()
+	now := time.Now()
+	prev := &store.Status{Name: "web", Phase: store.PhaseRunning, SpecHash: v1.Hash(0), Deployed: v1.Hash(0)}
+	step := func(at time.Duration, w *world) string {
+		w.prev = prev
+		p := &planner{opts: opts, mem: mem, now: now.Add(at)}
+		ops, _ := p.plan(w.input())
+		return opsString(ops, w.d.hash)
+	}
+	failed := func() *world { return newWorld(t, v1, 0).with(render(t, v1), "launched", "failed", "failed") }
+	gone := func() *world { return newWorld(t, v1, 0) }
+	starting := func() *world { return newWorld(t, v1, 0).with(render(t, v1), "launched", "activating", "start") }
+	for _, s := range []struct {
+		at    time.Duration
+		world *world
+		want  string
+	}{
+		{0, gone(), "create:0"},               // destroyed by hand: created again
+		{2 * time.Second, failed(), ""},       // the name's last run: not believed yet
+		{4 * time.Second, starting(), ""},     // the new start shows
+		{6 * time.Second, failed(), "stop:0"}, // a failure after that is real
+		{7 * time.Second, gone(), ""},
+		{70 * time.Second, gone(), "create:0"},
+		{71 * time.Second, failed(), ""},
+		{86 * time.Second, failed(), "stop:0"}, // failed for the whole grace: real
+	} {
+		if got := step(s.at, s.world); got != s.want {
+			t.Fatalf("at %s: ops %q, want %q", s.at, got, s.want)
+		}
+	}
+}
+
+// planStep is one pass of a planner over a world that changes between
+// passes; the status of a pass is the prev of the next, as in the
+// reconciler.
+type planStep struct {
+	at        time.Duration
+	state     string // "active/sub" of the replica under test
+	wantOps   string
+	wantPhase string
+	wantMsg   string
+}
+
+func runSteps(t *testing.T, opts Options, build func(t *testing.T, state string) *world, prev *store.Status, steps []planStep) {
+	t.Helper()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	mem := newMemory()
+	for i, s := range steps {
+		w := build(t, s.state)
+		if i == 0 { // all but the replica under test (the last) have run for long
+			for _, a := range w.act[:len(w.act)-1] {
+				if a.running() {
+					mem.readySince[a.name()] = start.Add(-time.Hour)
+				}
+			}
+		}
+		w.prev = prev
+		p := &planner{opts: opts, mem: mem, now: start.Add(s.at), machines: map[string]string{"m0": "10.0.0.1"}}
+		ops, st := p.plan(w.input())
+		if got := opsString(ops, w.d.hash); got != s.wantOps {
+			t.Fatalf("at %s (%s): ops %q, want %q; status %s %q", s.at, s.state, got, s.wantOps, st.Phase, st.Message)
+		}
+		if st.Phase != s.wantPhase || !strings.Contains(st.Message, s.wantMsg) {
+			t.Fatalf("at %s (%s): status %s %q, want %s containing %q", s.at, s.state, st.Phase, st.Message, s.wantPhase, s.wantMsg)
+		}
+		prev = st
+	}
+}
+
+// Units render Restart=always: a crashing replica cycles start-pre →
+// running (briefly) → auto-restart and never shows as failed. The planner
+// counts its entries into auto-restart across passes.
+func TestPlanRestartLoops(t *testing.T) {
+	v1 := replicated(3, "docker://web:1")
+	v2 := replicated(3, "docker://web:2")
+	opts := Options{}.withDefaults() // MinReady 10s, MaxRestarts 2
+	const (
+		pre     = "activating/start-pre"
+		restart = "activating/auto-restart"
+		running = "active/running"
+	)
+	// v1's 3 replicas serve; v2's first replica is in state.
+	rollout := func(t *testing.T, state string) *world {
+		active, sub, _ := strings.Cut(state, "/")
+		return newWorld(t, v2, 0).with(render(t, v1), "launched", "active", "running").with(render(t, v2)[:1], "launched", active, sub)
+	}
+	rolling := &store.Status{Name: "web", Phase: store.PhasePending, SpecHash: v2.Hash(0), Deployed: v1.Hash(0)}
+	prog, failed := store.PhaseProgressing, store.PhaseFailed
+	loop := "restart loop: systemd restarted it 2 times"
+
+	t.Run("the second restart seen fails the rollout", func(t *testing.T) {
+		runSteps(t, opts, rollout, rolling, []planStep{
+			{0, pre, "", prog, "0 of 3 running the current spec"},
+			{2 * time.Second, restart, "", prog, "is restarting (1 restart seen)"},
+			{4 * time.Second, restart, "", prog, "(1 restart seen)"}, // the same wait, not another restart
+			{6 * time.Second, pre, "", prog, "(1 restart seen)"},
+			{8 * time.Second, running, "", prog, "1 of 3 running the current spec, 0 ready"},
+			{10 * time.Second, restart, "stop:0", failed, ":0.service on machine m0 (10.0.0.1) is in a " + loop},
+		})
+	})
+	t.Run("first seen in auto-restart counts", func(t *testing.T) {
+		runSteps(t, opts, rollout, rolling, []planStep{
+			{0, restart, "", prog, "(1 restart seen)"},
+			{3 * time.Second, running, "", prog, "(1 restart seen)"},
+			{5 * time.Second, restart, "stop:0", failed, loop},
+		})
+	})
+	t.Run("MaxRestarts 3 waits for a third", func(t *testing.T) {
+		opts := opts
+		opts.MaxRestarts = 3
+		runSteps(t, opts, rollout, rolling, []planStep{
+			{0, restart, "", prog, "(1 restart seen)"},
+			{3 * time.Second, pre, "", prog, ""},
+			{5 * time.Second, restart, "", prog, "(2 restarts seen)"},
+			{7 * time.Second, pre, "", prog, ""},
+			{9 * time.Second, restart, "stop:0", failed, "systemd restarted it 3 times"},
+		})
+	})
+	// fleet's agent polls systemd every second: a start-pre and running
+	// moment shorter than that can be missed, and the unit looks parked in
+	// auto-restart. systemd waits there exactly RestartSec (10s here), so
+	// more than RestartSec+3s of it is another restart.
+	t.Run("auto-restart longer than RestartSec is another restart", func(t *testing.T) {
+		runSteps(t, opts, rollout, rolling, []planStep{
+			{0, restart, "", prog, "(1 restart seen)"},
+			{4 * time.Second, restart, "", prog, "(1 restart seen)"},
+			{12 * time.Second, restart, "", prog, "(1 restart seen)"},
+			{14 * time.Second, restart, "stop:0", failed, loop},
+		})
+	})
+	// A restart starts MinReady afresh: running 1s after a restart is not
+	// ready, though the replica first ran 15s ago.
+	t.Run("a restarting replica is never ready", func(t *testing.T) {
+		runSteps(t, opts, rollout, rolling, []planStep{
+			{0, running, "", prog, "1 of 3 running the current spec, 0 ready"},
+			{9 * time.Second, restart, "", prog, "(1 restart seen)"},
+			{10 * time.Second, running, "", prog, "0 ready"},
+			{15 * time.Second, running, "", prog, "0 ready"},
+			{20 * time.Second, running, "stop:old2", prog, "1 ready"}, // 10s since the restart
+		})
+	})
+	t.Run("running for MinReady ends the loop: the count starts again", func(t *testing.T) {
+		runSteps(t, opts, rollout, rolling, []planStep{
+			{0, restart, "", prog, "(1 restart seen)"},
+			{3 * time.Second, running, "", prog, "(1 restart seen)"},
+			{13 * time.Second, running, "stop:old2", prog, "1 ready"},
+			{15 * time.Second, restart, "", prog, "(1 restart seen)"},
+			{17 * time.Second, pre, "", prog, ""},
+			{19 * time.Second, restart, "stop:0", failed, loop},
+		})
+	})
+
+	// A replica of the deployed spec that loops is left to systemd, which
+	// keeps trying, and named in the status.
+	deployed := func(t *testing.T, state string) *world {
+		active, sub, _ := strings.Cut(state, "/")
+		return newWorld(t, v1, 0).with(render(t, v1)[:2], "launched", "active", "running").with(render(t, v1)[2:], "launched", active, sub)
+	}
+	run := &store.Status{Name: "web", Phase: store.PhaseRunning, SpecHash: v1.Hash(0), Deployed: v1.Hash(0)}
+	t.Run("a deployed replica restarting is not destroyed", func(t *testing.T) {
+		var steps []planStep
+		for i := range 5 {
+			at := time.Duration(i) * 4 * time.Second
+			steps = append(steps,
+				planStep{at, restart, "", prog, fmt.Sprintf(":2.service on machine m0 (10.0.0.1) is restarting (%s seen)", plural(i+1, "restart"))},
+				planStep{at + 2*time.Second, pre, "", prog, "2 of 3 running the current spec, 2 ready"})
+		}
+		runSteps(t, opts, deployed, run, steps)
+	})
+}
+
+// fakeFleet is a crude fleet for plan tests that span many passes: between
+// two passes a created unit starts (start-pre, then running), a unit set
+// loaded stops, a destroyed one leaves its state behind for a pass.
+type fakeFleet struct {
+	t     *testing.T
+	units map[string]*actualUnit
+}
+
+func newFakeFleet(t *testing.T, act []*actualUnit) *fakeFleet {
+	f := &fakeFleet{t: t, units: map[string]*actualUnit{}}
+	for _, a := range act {
+		f.units[a.name()] = a
+	}
+	return f
+}
+
+func (f *fakeFleet) actual() []*actualUnit {
+	var out []*actualUnit
+	for _, a := range f.units {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name() < out[j].name() })
+	return out
+}
+
+func (f *fakeFleet) apply(ops []op) {
+	for _, o := range ops {
+		switch o.kind {
+		case opCreate:
+			if f.units[o.name] != nil {
+				f.t.Fatalf("create of %s, which exists", o.name)
+			}
+			id, _ := deploy.ParseUnitName("k2", o.name)
+			cp := *o.unit
+			cp.DesiredState, cp.MachineID = targetLaunched, fmt.Sprintf("m%d", id.Index)
+			f.units[o.name] = &actualUnit{id: id, unit: &cp, hash: unitHash(cp.Options)}
+		case opLaunch, opStop:
+			f.units[o.name].unit.DesiredState = map[opKind]string{opLaunch: targetLaunched, opStop: targetLoaded}[o.kind]
+		case opDestroy:
+			f.units[o.name].unit = nil
+		}
+	}
+}
+
+// tick moves every unit one step on.
+func (f *fakeFleet) tick() {
+	for name, a := range f.units {
+		switch {
+		case a.unit == nil:
+			delete(f.units, name) // its state is gone now
+		case a.unit.DesiredState != targetLaunched:
+			for _, s := range a.states {
+				s.SystemdActiveState, s.SystemdSubState = "inactive", "dead"
+			}
+		case len(a.states) == 0:
+			a.states = []*schema.UnitState{{Name: name, MachineID: a.unit.MachineID, SystemdActiveState: "activating", SystemdSubState: "start-pre", Hash: a.hash}}
+		default:
+			a.states[0].SystemdActiveState, a.states[0].SystemdSubState = "active", "running"
+		}
+	}
+}
+
+// serving counts the units that run and are meant to.
+func (f *fakeFleet) serving() int {
+	n := 0
+	for _, a := range f.units {
+		if a.running() && a.target() == targetLaunched {
+			n++
+		}
+	}
+	return n
+}
+
+// A Kaylee version that renders differently leaves every fleet unit of an
+// unchanged spec under its current name with another unit file. The
+// replicas are replaced in place, one at a time, never more than one down;
+// before, the rollout stayed in progressing for ever.
+func TestPlanRenderingChangeReplacesOneAtATime(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%d replicas", n), func(t *testing.T) {
+			v1 := replicated(n, "docker://web:1")
+			w := newWorld(t, v1, 0).with(render(t, v1), "launched", "active", "running")
+			idx := make([]int, n)
+			for i := range idx {
+				idx[i] = i
+			}
+			w.rerendered(idx...)
+			f := newFakeFleet(t, w.act)
+			prev := &store.Status{Name: "web", Phase: store.PhaseRunning, SpecHash: v1.Hash(0), Deployed: v1.Hash(0)}
+			mem := newMemory()
+			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			opts := Options{}.withDefaults()
+			var trace []string
+			for pass := 0; ; pass++ {
+				if pass == 60 {
+					t.Fatalf("not converged after %d passes: %s\n%s", pass, prev.Message, strings.Join(trace, "\n"))
+				}
+				p := &planner{opts: opts, mem: mem, now: now.Add(time.Duration(pass) * 5 * time.Second)}
+				ops, st := p.plan(&unitInput{name: "web", spec: v1, desired: w.d, actual: f.actual(), prev: prev})
+				trace = append(trace, fmt.Sprintf("%3ds %-22q %s %q", pass*5, opsString(ops, w.d.hash), st.Phase, st.Message))
+				prev = st
+				if st.Phase == store.PhaseRunning {
+					break
+				}
+				f.apply(ops)
+				if got := f.serving(); got < n-1 {
+					t.Fatalf("%d serving of %d after pass %d:\n%s", got, n, pass, strings.Join(trace, "\n"))
+				}
+				f.tick()
+			}
+			for name, a := range f.units {
+				if a.hash != w.d.hashes[name] || !a.running() {
+					t.Fatalf("after convergence %s: hash %s running %v, want %s", name, a.hash, a.running(), w.d.hashes[name])
+				}
+			}
+			if len(f.units) != n {
+				t.Fatalf("%d fleet units, want %d", len(f.units), n)
+			}
+		})
+	}
+}
+
+func TestRestartSec(t *testing.T) {
+	for _, tt := range []struct {
+		opts []*schema.UnitOption
+		want time.Duration
+		ok   bool
+	}{
+		{[]*schema.UnitOption{{Section: "Service", Name: "RestartSec", Value: "10"}}, 10 * time.Second, true},
+		{[]*schema.UnitOption{{Section: "Service", Name: "RestartSec", Value: "1min 30s"}}, 90 * time.Second, true},
+		{[]*schema.UnitOption{{Section: "Service", Name: "RestartSec", Value: "250ms"}}, 250 * time.Millisecond, true},
+		{[]*schema.UnitOption{{Section: "Service", Name: "RestartSec", Value: "1"}, {Section: "Service", Name: "RestartSec", Value: "2"}}, 2 * time.Second, true},
+		{nil, 100 * time.Millisecond, true}, // systemd's default
+		{[]*schema.UnitOption{{Section: "Service", Name: "RestartSec", Value: "later"}}, 0, false},
+	} {
+		got, ok := restartSec(&schema.Unit{Options: tt.opts})
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("%v: %s %v, want %s %v", tt.opts, got, ok, tt.want, tt.ok)
+		}
+	}
+	if _, ok := restartSec(nil); ok {
+		t.Error("a unit not known has a RestartSec")
 	}
 }

@@ -29,6 +29,14 @@ type Options struct {
 	MinReady time.Duration
 	// RolloutTimeout: a rollout not done by then fails. Default 5m.
 	RolloutTimeout time.Duration
+	// MaxRestarts: a new replica seen entering activating/auto-restart
+	// this many times (units render Restart=always, so on real systemd a
+	// crashing process restarts forever and never shows as failed) fails
+	// the rollout at once, without waiting for RolloutTimeout. The count
+	// starts again once a replica has been ready (running for MinReady).
+	// A replica of a deployed spec that restarts is left to systemd and
+	// named in the status. Default 2.
+	MaxRestarts int
 	// StopTimeout: a unit set to stop is destroyed after this long even if
 	// fleet still reports it active. Default 90s.
 	StopTimeout time.Duration
@@ -71,6 +79,9 @@ func (o Options) withDefaults() Options {
 	def(&o.Resync, 30*time.Second)
 	if o.Workers <= 0 {
 		o.Workers = 8
+	}
+	if o.MaxRestarts <= 0 {
+		o.MaxRestarts = 2
 	}
 	return o
 }
@@ -319,7 +330,7 @@ func (t *term) plan(now time.Time, units []*store.Unit, restarts map[string]int6
 	for _, m := range machines {
 		p.machines[m.ID] = m.PublicIP
 	}
-	actual := t.observe(fleetUnits, states)
+	actual := t.observe(fleetUnits, states, p.machines)
 	inputs := make(map[string]*unitInput, len(units)+len(actual))
 	for _, u := range units {
 		in := &unitInput{name: u.Name, prev: t.statuses[u.Name], specErr: u.Err}
@@ -368,8 +379,11 @@ func (t *term) plan(now time.Time, units []*store.Unit, restarts map[string]int6
 }
 
 // observe groups fleet's units and states by Kaylee unit, ignoring every
-// unit without the prefix.
-func (t *term) observe(fleetUnits []*schema.Unit, states []*schema.UnitState) map[string][]*actualUnit {
+// unit without the prefix. States fleet still holds for a machine that is
+// gone (they live until their TTL), and, for a unit scheduled to one
+// machine, states from another (where fleet moved it from), are left out:
+// they are not replicas.
+func (t *term) observe(fleetUnits []*schema.Unit, states []*schema.UnitState, machines map[string]string) map[string][]*actualUnit {
 	byName := map[string]*actualUnit{}
 	out := map[string][]*actualUnit{}
 	get := func(name string) *actualUnit {
@@ -392,7 +406,13 @@ func (t *term) observe(fleetUnits []*schema.Unit, states []*schema.UnitState) ma
 		}
 	}
 	for _, s := range states {
+		if _, live := machines[s.MachineID]; !live {
+			continue
+		}
 		if a := get(s.Name); a != nil {
+			if a.unit != nil && a.unit.MachineID != "" && a.unit.MachineID != s.MachineID {
+				continue
+			}
 			a.states = append(a.states, s)
 		}
 	}

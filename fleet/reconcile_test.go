@@ -245,8 +245,9 @@ func perMachine(v fleetView) map[string]int {
 
 // The seed's countly example: 4 replicas, at most 2 per machine; an update
 // rolls without dropping below 4 serving replicas or going above 5; a
-// restart rolls every replica; a failing image fails the rollout and the
-// old version keeps serving; rm destroys everything.
+// restart rolls every replica; a failing image (its replicas restart for
+// ever under Restart=always) fails the rollout and the old version keeps
+// serving; rm destroys everything.
 func TestCountlyLifecycle(t *testing.T) {
 	h := newHarness(t, fleetsim.Machines(3, map[string]string{"ssd": "false"}))
 	h.serve(h.api, testOptions)
@@ -304,7 +305,7 @@ func TestCountlyLifecycle(t *testing.T) {
 	badHash := bad.Hash(1)
 	h.put(bad)
 	st = h.waitStatus("countly", store.PhaseFailed, badHash, 60*time.Second)
-	if !strings.Contains(st.Message, "failed on machine") || !strings.Contains(st.Message, "kaylee restart countly") {
+	if !strings.Contains(st.Message, "is in a restart loop") || !strings.Contains(st.Message, "on machine") || !strings.Contains(st.Message, "kaylee restart countly") {
 		t.Fatalf("failed status message: %q", st.Message)
 	}
 	eventually(t, 30*time.Second, func() (bool, string) {
@@ -476,5 +477,109 @@ func TestLeaderKilledMidRollout(t *testing.T) {
 	}
 	if v := h.view("web"); len(v.units) != 3 || v.runningWithHash(v2) != 3 {
 		t.Fatalf("after failover: %v", v)
+	}
+}
+
+// A new version that crashes at once. Units render Restart=always, so
+// systemd restarts it for ever (start-pre, running for a moment,
+// auto-restart, ...) and fleet never reports it failed: the rollout fails
+// on the restarts seen, long before a 5m --rollout-timeout, and the old
+// replicas serve throughout.
+func TestCrashLoopFailsRolloutEarly(t *testing.T) {
+	h := newHarness(t, fleetsim.Machines(3))
+	opts := testOptions
+	opts.RolloutTimeout = 5 * time.Minute
+	h.serve(h.api, opts)
+
+	v1 := h.put(replicated(3, "docker://web:1"))
+	h.waitStatus("web", store.PhaseRunning, v1, 60*time.Second)
+	check := h.sample("web", func(v fleetView) string {
+		if v.runningWithHash(v1) != 3 {
+			return fmt.Sprintf("%d old replicas running: %v", v.runningWithHash(v1), v)
+		}
+		return ""
+	})
+	start := time.Now()
+	bad := h.put(replicated(3, "docker://sim-fail/web:2"))
+	// Meanwhile the new replica is seen looping through fleet's states.
+	var seen []string
+	eventually(t, 30*time.Second, func() (bool, string) {
+		states, err := h.api.UnitStates()
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, s := range states {
+			if strings.Contains(s.Name, ":"+bad+":") {
+				if st := s.SystemdActiveState + "/" + s.SystemdSubState; len(seen) == 0 || seen[len(seen)-1] != st {
+					seen = append(seen, st)
+				}
+			}
+		}
+		return strings.Contains(strings.Join(seen, " "), "activating/auto-restart"), fmt.Sprint(seen)
+	})
+	st := h.waitStatus("web", store.PhaseFailed, bad, 90*time.Second)
+	took := time.Since(start)
+	t.Logf("rollout failed after %s (--rollout-timeout %s); states seen: %v; %q", took.Round(time.Second), opts.RolloutTimeout, seen, st.Message)
+	for _, want := range []string{"rollout of " + bad + " failed: replica k2:web:" + bad + ":", " on machine ", "(192.0.2.",
+		"is in a restart loop: systemd restarted it 2 times", "the previous version (if any) keeps running"} {
+		if !strings.Contains(st.Message, want) {
+			t.Errorf("failed status %q lacks %q", st.Message, want)
+		}
+	}
+	if strings.Contains(strings.Join(seen, " "), "failed") {
+		t.Errorf("a replica under Restart=always showed failed: %v", seen)
+	}
+	eventually(t, 30*time.Second, func() (bool, string) {
+		v := h.view("web")
+		return len(v.units) == 3 && v.runningWithHash(v1) == 3, v.String()
+	})
+	if msg := check(); msg != "" {
+		t.Fatalf("the old version stopped serving: %s", msg)
+	}
+	if st := h.status("web"); st.Phase != store.PhaseFailed || st.Running != 3 {
+		t.Fatalf("status after the failure: %+v", st)
+	}
+}
+
+// TestObserveLeavesOutStaleStates: fleet keeps a dead machine's unit
+// states until their TTL, and a moved unit's old state a moment longer;
+// neither is a replica (on the real tier, a killed machine made a unit of 3
+// show "4 of 3 running").
+func TestObserveLeavesOutStaleStates(t *testing.T) {
+	const name = "k2:web:0123abcd:a1b2c3:0.service"
+	unit := &schema.Unit{Name: name, MachineID: "live1"}
+	global := &schema.Unit{Name: "k2:agent:0123abcd:a1b2c3:0.service", Options: []*schema.UnitOption{{Section: "X-Fleet", Name: "Global", Value: "true"}}}
+	st := func(unit, machine string) *schema.UnitState {
+		return &schema.UnitState{Name: unit, MachineID: machine, SystemdActiveState: "active", SystemdSubState: "running"}
+	}
+	machines := map[string]string{"live1": "10.0.0.1", "live2": "10.0.0.2"}
+	tests := []struct {
+		name   string
+		states []*schema.UnitState
+		unit   string
+		want   []string // machines of the states kept
+	}{
+		{"scheduled unit: its machine only", []*schema.UnitState{st(name, "live1"), st(name, "live2"), st(name, "dead")}, "web", []string{"live1"}},
+		{"state of a dead machine", []*schema.UnitState{st(name, "dead")}, "web", nil},
+		{"global unit: every live machine", []*schema.UnitState{st(global.Name, "live1"), st(global.Name, "dead"), st(global.Name, "live2")}, "agent", []string{"live1", "live2"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := NewReconciler(nil, nil, Options{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tm := &term{Reconciler: r}
+			actual := tm.observe([]*schema.Unit{unit, global}, tc.states, machines)
+			var got []string
+			for _, a := range actual[tc.unit] {
+				for _, s := range a.states {
+					got = append(got, s.MachineID)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("states kept on %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

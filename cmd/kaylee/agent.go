@@ -136,10 +136,12 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 				return err
 			}
 		}
-		rec, err = fleet.NewReconciler(api, s, fleet.Options{
-			UnitPrefix: c.sched.unitPrefix, MinReady: c.sched.minReady, RolloutTimeout: c.sched.rolloutTimeout,
-			Resync: c.sched.resync, Observer: m,
-		}, log)
+		ropts, err := c.sched.options()
+		if err != nil {
+			return err
+		}
+		ropts.Observer = m
+		rec, err = fleet.NewReconciler(api, s, ropts, log)
 		if err != nil {
 			return err
 		}

@@ -45,7 +45,8 @@ With --repo it runs kaylee agent instead of the bare scheduler: the
 repository is synced every --interval (default 10s here) and on webhooks at
 --listen, and a summary of units and their machines is printed at each change.
 With --fleet-only the scheduler does not run. Units whose unit file contains
-"sim-fail" fail after starting, so failed rollouts can be tried out.
+"sim-fail" crash after starting and are restarted in a loop, as real systemd
+does under Restart=always, so failed rollouts can be tried out.
 
 It prints the etcd endpoint and the machines, logs every fleet call and
 status change, and runs until interrupted. In another terminal, kaylee run,

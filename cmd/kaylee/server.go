@@ -25,6 +25,7 @@ type schedulerFlags struct {
 	unitPrefix     string
 	minReady       time.Duration
 	rolloutTimeout time.Duration
+	maxRestarts    int
 	resync         time.Duration
 	leaseTTL       time.Duration
 	logFormat      string
@@ -36,6 +37,7 @@ func (f *schedulerFlags) register(fl *pflag.FlagSet, minReady time.Duration) {
 	fl.StringVar(&f.unitPrefix, "unit-prefix", deploy.DefaultUnitPrefix, "prefix of the fleet units Kaylee owns; no other fleet unit is touched")
 	fl.DurationVar(&f.minReady, "min-ready", minReady, "how long a new replica must run before an old one is removed")
 	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", 5*time.Minute, "a rollout not done by then fails and the old version stays")
+	fl.IntVar(&f.maxRestarts, "max-restarts", 2, "a new replica seen restarting this many times (activating/auto-restart: units run with Restart=always, so a crashing one never shows failed) fails the rollout at once, without waiting for --rollout-timeout; the old version stays")
 	fl.DurationVar(&f.resync, "resync", 30*time.Second, "full reconcile interval even when nothing changed")
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", 10*time.Second, "leader lease: another server takes over this long after the leader dies")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
@@ -64,12 +66,24 @@ func (a *app) fleetAPI(f *schedulerFlags) (client.API, error) {
 	})
 }
 
+// options are the reconciler's options the flags set.
+func (f *schedulerFlags) options() (fleet.Options, error) {
+	if f.maxRestarts < 1 {
+		return fleet.Options{}, fmt.Errorf("--max-restarts %d: use at least 1", f.maxRestarts)
+	}
+	return fleet.Options{
+		UnitPrefix: f.unitPrefix, MinReady: f.minReady, RolloutTimeout: f.rolloutTimeout, MaxRestarts: f.maxRestarts, Resync: f.resync,
+	}, nil
+}
+
 // schedule runs the scheduler until ctx ends: it campaigns for leadership
 // and reconciles while it leads.
 func (a *app) schedule(ctx context.Context, s *store.Store, api client.API, f *schedulerFlags, log *slog.Logger) error {
-	r, err := fleet.NewReconciler(api, s, fleet.Options{
-		UnitPrefix: f.unitPrefix, MinReady: f.minReady, RolloutTimeout: f.rolloutTimeout, Resync: f.resync,
-	}, log)
+	opts, err := f.options()
+	if err != nil {
+		return err
+	}
+	r, err := fleet.NewReconciler(api, s, opts, log)
 	if err != nil {
 		return err
 	}
@@ -101,10 +115,11 @@ when fleet's unit states change, and every --resync. For each unit it creates
 missing fleet units, rolls out a changed spec without downtime (a new replica
 must run for --min-ready before an old one goes; units without replicas, global
 and machineId units stop the old one first), fails a rollout whose replicas
-fail or do not run within --rollout-timeout (the old version keeps running),
-and stops then destroys the fleet units of units removed from etcd. Only fleet
-units named <unit-prefix>:... are touched. It writes each unit's status to
-<etcd-prefix>/status/<name> (see kaylee status).
+fail, restart --max-restarts times (a crash loop: units run with
+Restart=always) or do not run within --rollout-timeout (the old version keeps
+running), and stops then destroys the fleet units of units removed from etcd.
+Only fleet units named <unit-prefix>:... are touched. It writes each unit's
+status to <etcd-prefix>/status/<name> (see kaylee status).
 
 fleet is reached through its registry in etcd (the same --etcd-endpoints,
 which need etcd's v2 API) or, with --fleet-endpoint, through fleetd's HTTP API.`,

@@ -32,6 +32,11 @@ const (
 	DefaultFailMarker     = "sim-fail"
 	DefaultTTL            = 10 * time.Second
 	DefaultEngineInterval = 2 * time.Second
+	DefaultCrashAfter     = 200 * time.Millisecond
+	// DefaultRestartScale turns Kaylee's RestartSec=10 into 2.5s of
+	// activating/auto-restart: longer than the scheduler's 2s poll, so it
+	// sees the restarts, and short enough for tests.
+	DefaultRestartScale = 0.25
 )
 
 // Config describes a simulated cluster.
@@ -41,8 +46,25 @@ type Config struct {
 	Machines  []MachineConfig // see Machines for a quick list
 	// StartDelay is how long a unit takes to go from start to running.
 	StartDelay time.Duration
-	// FailMarker: a unit whose unit file contains it fails after starting.
+	// FailMarker: a unit whose unit file contains it crashes after
+	// starting: with Restart=always (or on-failure) it runs for CrashAfter
+	// and systemd restarts it after RestartDelay, forever; without, it
+	// fails. See Systemd.
 	FailMarker string
+	// CrashAfter: how long a failing unit under Restart= runs
+	// (active/running) before its process exits. Default
+	// DefaultCrashAfter (200ms: less than fleet's 1s state poll, so fleet
+	// often misses it, as it misses a real container that exits at once).
+	CrashAfter time.Duration
+	// RestartDelay: how long a crashed unit stays in
+	// activating/auto-restart before systemd starts it again. Zero: the
+	// unit file's RestartSec (systemd's default 100ms when it has none)
+	// times RestartScale; Kaylee renders RestartSec=10, which gives 2.5s
+	// by default.
+	RestartDelay time.Duration
+	// RestartScale scales RestartSec when RestartDelay is zero. Default
+	// DefaultRestartScale (0.25); 1 is systemd's own timing.
+	RestartScale float64
 	// TTL of machine presence and of published unit states (fleet's
 	// agent_ttl). A killed machine's units move after about this long.
 	TTL time.Duration
@@ -112,6 +134,12 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.FailMarker == "" {
 		cfg.FailMarker = DefaultFailMarker
 	}
+	if cfg.CrashAfter == 0 {
+		cfg.CrashAfter = DefaultCrashAfter
+	}
+	if cfg.RestartScale == 0 {
+		cfg.RestartScale = DefaultRestartScale
+	}
 	if cfg.TTL == 0 {
 		cfg.TTL = DefaultTTL
 	}
@@ -137,7 +165,8 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 		seen[mc.ID] = true
 		m := &Machine{cluster: c, state: machine.MachineState{ID: mc.ID, PublicIP: mc.PublicIP, Metadata: mc.Metadata, Version: "1.0.0"}}
-		m.systemd = newSystemd(cfg.StartDelay, cfg.FailMarker)
+		m.systemd = newSystemd(systemdConfig{startDelay: cfg.StartDelay, failMarker: cfg.FailMarker,
+			crashAfter: cfg.CrashAfter, restartDelay: cfg.RestartDelay, restartScale: cfg.RestartScale})
 		c.machines = append(c.machines, m)
 	}
 	for _, m := range c.machines {

@@ -7,33 +7,64 @@ import (
 
 	"github.com/coreos/fleet/pkg"
 	"github.com/coreos/fleet/unit"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
 )
 
 // Systemd is the simulated systemd of one machine, behind fleet's
-// unit.UnitManager. Starting a unit takes StartDelay and then it runs,
-// unless its unit file contains the fail marker, in which case it fails.
-// Its states carry the unit hash, as the real manager's do, so that fleet
-// publishes them.
+// unit.UnitManager. Its states carry the unit hash, as the real manager's
+// do, so that fleet publishes them.
+//
+// Starting a unit takes StartDelay, spent in activating/start-pre when
+// the unit file has ExecStartPre lines (real systemd runs them there;
+// the ExecStart of a Type=simple service is up at once) and in
+// activating/start otherwise; then it runs (active/running).
+//
+// A unit whose unit file contains the fail marker does what a process
+// that exits 1 does under systemd:
+//   - with Restart=always or Restart=on-failure, it runs for CrashAfter,
+//     exits, waits in activating/auto-restart (RestartSec, scaled: see
+//     Config.RestartDelay), starts again (start-pre, running, ...) and so
+//     on forever, counting restarts (systemd's NRestarts, see Restarts);
+//   - without them it fails: failed/failed once started.
+//
+// Differences from systemd 252 that remain: systemd's start rate limit
+// (StartLimitBurst=5 per StartLimitIntervalSec=10s, after which a
+// restarting unit ends failed/start-limit-hit) is not modelled, so a
+// simulated unit loops forever whatever its delays (Kaylee's RestartSec=10
+// never reaches that limit on real systemd either); a failing unit
+// without Restart= goes to failed without a running moment; ExecStartPre
+// never fails on its own (the marker crashes the main process); and
+// stopping a unit is instant (no ExecStop, no TimeoutStopSec).
 type Systemd struct {
-	startDelay time.Duration
-	failMarker string
+	cfg systemdConfig
 
 	mu    sync.Mutex
 	units map[string]*simUnit
 }
 
+// systemdConfig is the part of Config a machine's systemd uses.
+type systemdConfig struct {
+	startDelay   time.Duration
+	failMarker   string
+	crashAfter   time.Duration
+	restartDelay time.Duration // > 0: every auto-restart waits this long
+	restartScale float64       // else RestartSec × restartScale
+}
+
 type simUnit struct {
-	file   unit.UnitFile
-	hash   string
-	active string
-	sub    string
-	timer  *time.Timer
+	file     unit.UnitFile
+	hash     string
+	active   string
+	sub      string
+	timer    *time.Timer
+	restarts int // systemd's NRestarts: automatic restarts since the last start
 }
 
 var _ unit.UnitManager = (*Systemd)(nil)
 
-func newSystemd(startDelay time.Duration, failMarker string) *Systemd {
-	return &Systemd{startDelay: startDelay, failMarker: failMarker, units: map[string]*simUnit{}}
+func newSystemd(cfg systemdConfig) *Systemd {
+	return &Systemd{cfg: cfg, units: map[string]*simUnit{}}
 }
 
 // Load records a unit file, as writing it to /run/fleet/units would.
@@ -62,7 +93,10 @@ func (s *Systemd) Unload(name string) error {
 // ReloadUnitFiles is systemctl daemon-reload: nothing to do here.
 func (s *Systemd) ReloadUnitFiles() error { return nil }
 
-// TriggerStart starts a unit asynchronously.
+// TriggerStart starts a unit asynchronously. As on systemd, a unit that is
+// up or on its way up (activating/auto-restart included: the start waits
+// for the restart timer) is left alone, and a start by hand resets the
+// restart counter.
 func (s *Systemd) TriggerStart(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -70,27 +104,84 @@ func (s *Systemd) TriggerStart(name string) error {
 	if !ok || u.active == "active" || u.active == "activating" {
 		return nil
 	}
-	u.active, u.sub = "activating", "start"
-	fail := strings.Contains(u.file.String(), s.failMarker)
-	var t *time.Timer
-	t = time.AfterFunc(s.startDelay, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if u.timer != t { // stopped or restarted meanwhile
-			return
-		}
-		u.timer = nil
-		if fail {
-			u.active, u.sub = "failed", "failed"
-		} else {
-			u.active, u.sub = "active", "running"
-		}
-	})
-	u.timer = t
+	u.restarts = 0
+	s.start(u)
 	return nil
 }
 
-// TriggerStop stops a unit.
+// start runs a unit's start: start-pre (or start), then running, or a
+// crash. Called with s.mu held.
+func (s *Systemd) start(u *simUnit) {
+	u.active, u.sub = "activating", "start"
+	if len(u.file.Contents["Service"]["ExecStartPre"]) > 0 {
+		u.sub = "start-pre"
+	}
+	fail := strings.Contains(u.file.String(), s.cfg.failMarker)
+	s.after(u, s.cfg.startDelay, func() {
+		switch {
+		case !fail:
+			u.active, u.sub = "active", "running"
+		case restarts(u.file):
+			u.active, u.sub = "active", "running"
+			s.after(u, s.cfg.crashAfter, func() {
+				u.active, u.sub = "activating", "auto-restart"
+				s.after(u, s.restartDelay(u.file), func() {
+					u.restarts++
+					s.start(u)
+				})
+			})
+		default:
+			u.active, u.sub = "failed", "failed"
+		}
+	})
+}
+
+// after runs f (with s.mu held) in d, unless the unit is stopped, unloaded
+// or set on another course meanwhile.
+func (s *Systemd) after(u *simUnit, d time.Duration, f func()) {
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if u.timer != t {
+			return
+		}
+		u.timer = nil
+		f()
+	})
+	u.timer = t
+}
+
+// restartDelay is how long a crashed unit waits in auto-restart.
+func (s *Systemd) restartDelay(f unit.UnitFile) time.Duration {
+	if s.cfg.restartDelay > 0 {
+		return s.cfg.restartDelay
+	}
+	sec := 100 * time.Millisecond // systemd's default RestartSec
+	if v := f.Contents["Service"]["RestartSec"]; len(v) > 0 {
+		if d, ok := deploy.ParseTimespan(v[len(v)-1]); ok {
+			sec = d
+		}
+	}
+	return time.Duration(float64(sec) * s.cfg.restartScale)
+}
+
+// restarts: systemd restarts a main process that exits non-zero under
+// Restart=always and Restart=on-failure (the last assignment counts).
+func restarts(f unit.UnitFile) bool {
+	v := f.Contents["Service"]["Restart"]
+	if len(v) == 0 {
+		return false
+	}
+	switch strings.TrimSpace(v[len(v)-1]) {
+	case "always", "on-failure":
+		return true
+	}
+	return false
+}
+
+// TriggerStop stops a unit. A unit waiting in auto-restart ends
+// inactive/dead, as on systemd; a failed one stays failed.
 func (s *Systemd) TriggerStop(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -146,6 +237,17 @@ func (s *Systemd) State(name string) (active, sub string) {
 		return u.active, u.sub
 	}
 	return "", ""
+}
+
+// Restarts is systemd's NRestarts of a unit: how many times it was
+// restarted automatically since it was last started (0 when not loaded).
+func (s *Systemd) Restarts(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u, ok := s.units[name]; ok {
+		return u.restarts
+	}
+	return 0
 }
 
 // crash stops every unit at once, as a machine that dies does.

@@ -355,6 +355,24 @@ func TestRealDrift(t *testing.T) {
 	}
 }
 
+// TestRealFleetHTTPAPI: the scheduler through real fleetd's HTTP API
+// (--fleet-endpoint) instead of fleet's registry in etcd.
+func TestRealFleetHTTPAPI(t *testing.T) {
+	e := newEnv(t, "rh")
+	e.server("--fleet-endpoint", e.c.APIURL(e.c.Machines[1]))
+	e.must("run", "--wait", "--timeout", "3m", e.unit("web", webUnit("web", 2, 1, "v1")))
+	cs := e.waitContainers("web", 2, "v1", 30*time.Second)
+	if pm := perMachine(cs); len(pm) != 2 {
+		t.Errorf("2 replicas with maxReplicasPerHost 1 on %d machine(s): %v", len(pm), pm)
+	}
+	e.must("rm", "web")
+	e.waitFor("web removed", 2*time.Minute, func() (bool, string) {
+		cs := e.containers("web")
+		_, known := e.status("web")
+		return len(cs) == 0 && !known, fmt.Sprintf("%d containers, status %v", len(cs), known)
+	})
+}
+
 // TestRealMachineLoss: a machine dies abruptly; fleet reschedules its units
 // after the agent TTL and the unit is back to full strength elsewhere.
 func TestRealMachineLoss(t *testing.T) {

@@ -169,6 +169,15 @@ func (c *Cluster) Exec(ctx context.Context, m Machine, args ...string) (string, 
 	return string(out), err
 }
 
+// APIURL is the URL of fleetd's HTTP API on machine m.
+func (c *Cluster) APIURL(m Machine) string {
+	port := os.Getenv("KAYLEE_REAL_CLUSTER_API_PORT")
+	if port == "" {
+		port = "49153"
+	}
+	return "http://" + m.IP + ":" + port
+}
+
 // PluginDir is the host directory every machine sees as
 // /var/lib/kaylee/plugins/volumes (volume plugins for tests).
 func (c *Cluster) PluginDir() string { return filepath.Join(c.Dir, "plugins") }

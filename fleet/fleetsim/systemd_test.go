@@ -1,0 +1,158 @@
+package fleetsim
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/fleet/unit"
+
+	"github.com/kaylee-gitops/kaylee/store/etcdtest"
+)
+
+func unitFile(t *testing.T, lines ...string) *unit.UnitFile {
+	t.Helper()
+	u, err := unit.NewUnitFile("[Service]\n" + strings.Join(lines, "\n") + "\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// states samples a unit's states every 2ms for d and returns them without
+// repeats.
+func states(s *Systemd, name string, d time.Duration) []string {
+	var out []string
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+		a, sub := s.State(name)
+		if st := a + "/" + sub; len(out) == 0 || out[len(out)-1] != st {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// The state machine on its own: start-pre when there are ExecStartPre
+// lines, the restart loop under Restart=, failed without.
+func TestSystemdStates(t *testing.T) {
+	cfg := systemdConfig{startDelay: 50 * time.Millisecond, failMarker: "sim-fail", crashAfter: 50 * time.Millisecond, restartScale: 1}
+	for _, tt := range []struct {
+		name  string
+		lines []string
+		want  string // states seen in 700ms, joined by " "
+	}{
+		{"runs", []string{"ExecStart=/bin/web"}, "activating/start active/running"},
+		{"runs after start-pre", []string{"ExecStartPre=/usr/bin/docker pull web", "ExecStart=/bin/web"},
+			"activating/start-pre active/running"},
+		{"fails without Restart=", []string{"ExecStart=/bin/sim-fail"}, "activating/start failed/failed"},
+		{"fails with Restart=no", []string{"ExecStart=/bin/sim-fail", "Restart=no", "RestartSec=50ms"}, "activating/start failed/failed"},
+		{"loops under Restart=always", []string{"ExecStartPre=/usr/bin/docker pull sim-fail", "ExecStart=/bin/sim-fail", "Restart=always", "RestartSec=100ms"},
+			"activating/start-pre active/running activating/auto-restart activating/start-pre active/running activating/auto-restart"},
+		{"loops under Restart=on-failure", []string{"ExecStart=/bin/sim-fail", "Restart=on-failure", "RestartSec=0.1"},
+			"activating/start active/running activating/auto-restart activating/start active/running activating/auto-restart"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSystemd(cfg)
+			if err := s.Load("u.service", *unitFile(t, tt.lines...)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.TriggerStart("u.service"); err != nil {
+				t.Fatal(err)
+			}
+			// A loop takes 50+50+100ms; 700ms holds three cycles.
+			got := states(s, "u.service", 700*time.Millisecond)
+			if g := strings.Join(got, " "); !strings.HasPrefix(g, tt.want) || strings.Contains(tt.want, "auto-restart") != strings.Contains(g, "auto-restart") {
+				t.Fatalf("states %q, want them to begin with %q", g, tt.want)
+			}
+			if strings.Contains(tt.want, "auto-restart") {
+				if n := s.Restarts("u.service"); n < 2 {
+					t.Fatalf("%d restarts counted, want at least 2", n)
+				}
+				if strings.Contains(strings.Join(got, " "), "failed") {
+					t.Fatalf("a restarting unit went failed: %v", got)
+				}
+				// Stopped while it loops: inactive, and it stays so.
+				if err := s.TriggerStop("u.service"); err != nil {
+					t.Fatal(err)
+				}
+				if got := states(s, "u.service", 300*time.Millisecond); len(got) != 1 || got[0] != "inactive/dead" {
+					t.Fatalf("after stop: %v", got)
+				}
+				// A start by hand resets NRestarts, as systemd does.
+				_ = s.TriggerStart("u.service")
+				if n := s.Restarts("u.service"); n != 0 {
+					t.Fatalf("restarts after a start by hand: %d", n)
+				}
+			}
+		})
+	}
+}
+
+func TestRestartDelay(t *testing.T) {
+	for _, tt := range []struct {
+		cfg   systemdConfig
+		lines []string
+		want  time.Duration
+	}{
+		{systemdConfig{restartScale: DefaultRestartScale}, []string{"RestartSec=10"}, 2500 * time.Millisecond}, // Kaylee's rendering
+		{systemdConfig{restartScale: 1}, []string{"RestartSec=1min 30s"}, 90 * time.Second},
+		{systemdConfig{restartScale: 1}, []string{"RestartSec=500ms"}, 500 * time.Millisecond},
+		{systemdConfig{restartScale: 1}, []string{"RestartSec=5", "RestartSec=7s"}, 7 * time.Second}, // the last one counts
+		{systemdConfig{restartScale: 1}, nil, 100 * time.Millisecond},                                // systemd's default
+		{systemdConfig{restartScale: 1}, []string{"RestartSec=soon"}, 100 * time.Millisecond},
+		{systemdConfig{restartScale: 1, restartDelay: time.Second}, []string{"RestartSec=10"}, time.Second},
+	} {
+		s := newSystemd(tt.cfg)
+		if got := s.restartDelay(*unitFile(t, append([]string{"ExecStart=/bin/x"}, tt.lines...)...)); got != tt.want {
+			t.Errorf("%v with %+v: %s, want %s", tt.lines, tt.cfg, got, tt.want)
+		}
+	}
+}
+
+// Through fleet's API, as the scheduler sees it: a crashing unit under
+// Restart=always cycles start-pre → running → auto-restart and never
+// fails. Every phase here lasts longer than the agent's 1s state poll,
+// so fleet publishes each of them.
+func TestFailMarkerRestartLoopThroughFleet(t *testing.T) {
+	e := etcdtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := Start(ctx, Config{Endpoints: e.Endpoints(), Machines: Machines(1), TTL: 4 * time.Second, EngineInterval: time.Second,
+		StartDelay: 1300 * time.Millisecond, CrashAfter: 1300 * time.Millisecond, RestartDelay: 1500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	api := c.API()
+	u := svc("loop.service", [3]string{"Service", "ExecStartPre", "/usr/bin/docker pull sim-fail/web"},
+		[3]string{"Service", "Restart", "always"}, [3]string{"Service", "RestartSec", "10"})
+	u.Options[0].Value = "/usr/bin/docker run sim-fail/web"
+	if err := api.CreateUnit(u); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	want := "activating/start-pre active/running activating/auto-restart activating/start-pre active/running activating/auto-restart"
+	eventually(t, 40*time.Second, "two restart cycles seen through fleet", func() (bool, string) {
+		states, err := api.UnitStates()
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, s := range states {
+			if s.Name != "loop.service" {
+				continue
+			}
+			if st := s.SystemdActiveState + "/" + s.SystemdSubState; len(seen) == 0 || seen[len(seen)-1] != st {
+				seen = append(seen, st)
+			}
+		}
+		return strings.Contains(strings.Join(seen, " "), want), fmt.Sprint(seen)
+	})
+	if strings.Contains(strings.Join(seen, " "), "failed") {
+		t.Fatalf("a unit under Restart=always went failed: %v", seen)
+	}
+	if n := c.Machines()[0].Systemd().Restarts("loop.service"); n < 1 {
+		t.Fatalf("NRestarts %d after two cycles", n)
+	}
+}
