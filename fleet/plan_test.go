@@ -390,40 +390,50 @@ func TestPlanPruneAndHandsOff(t *testing.T) {
 	}
 }
 
-// A failed replica of a deployed spec is replaced after RetryFailed, and
-// so is the next failure of its replacement: no tight restart loop.
-func TestPlanReplacesFailedReplicaWithPause(t *testing.T) {
+// replicaStep is one pass over the single replica of a deployed spec,
+// seen in state ("" = gone from fleet, else "active/sub"), and the ops
+// wanted.
+type replicaStep struct {
+	at    time.Duration
+	state string
+	want  string
+}
+
+// runReplicaSteps plans the passes in order with one memory, as one
+// leader's term does, with RetryFailed one minute.
+func runReplicaSteps(t *testing.T, steps []replicaStep) {
+	t.Helper()
 	v1 := replicated(1, "docker://web:1")
 	opts := Options{RetryFailed: time.Minute}.withDefaults()
 	mem := newMemory()
 	now := time.Now()
 	prev := &store.Status{Name: "web", Phase: store.PhaseRunning, SpecHash: v1.Hash(0), Deployed: v1.Hash(0)}
-	step := func(at time.Duration, w *world) string {
+	for _, s := range steps {
+		w := newWorld(t, v1, 0)
+		if active, sub, ok := strings.Cut(s.state, "/"); ok {
+			w.with(render(t, v1), "launched", active, sub)
+		}
 		w.prev = prev
-		p := &planner{opts: opts, mem: mem, now: now.Add(at)}
+		p := &planner{opts: opts, mem: mem, now: now.Add(s.at)}
 		ops, _ := p.plan(w.input())
-		return opsString(ops, w.d.hash)
-	}
-	failed := func() *world { return newWorld(t, v1, 0).with(render(t, v1), "launched", "failed", "failed") }
-	gone := func() *world { return newWorld(t, v1, 0) }
-	running := func() *world { return newWorld(t, v1, 0).with(render(t, v1), "launched", "active", "running") }
-	for _, s := range []struct {
-		at    time.Duration
-		world *world
-		want  string
-	}{
-		{0, failed(), "stop:0"},
-		{time.Second, gone(), ""},              // destroyed; waiting out the pause
-		{61 * time.Second, gone(), "create:0"}, // pause over
-		{70 * time.Second, running(), ""},      // runs again: the pause is forgotten
-		{80 * time.Second, failed(), "stop:0"}, // fails again
-		{81 * time.Second, gone(), ""},         // a new pause, not an instant retry
-		{141 * time.Second, gone(), "create:0"},
-	} {
-		if got := step(s.at, s.world); got != s.want {
-			t.Fatalf("at %s: ops %q, want %q", s.at, got, s.want)
+		if got := opsString(ops, w.d.hash); got != s.want {
+			t.Fatalf("at %s (%q): ops %q, want %q", s.at, s.state, got, s.want)
 		}
 	}
+}
+
+// A failed replica of a deployed spec is replaced after RetryFailed, and
+// so is the next failure of its replacement: no tight restart loop.
+func TestPlanReplacesFailedReplicaWithPause(t *testing.T) {
+	runReplicaSteps(t, []replicaStep{
+		{0, "failed/failed", "stop:0"},
+		{time.Second, "", ""},                         // destroyed; waiting out the pause
+		{61 * time.Second, "", "create:0"},            // pause over
+		{70 * time.Second, "active/running", ""},      // runs again: the pause is forgotten
+		{80 * time.Second, "failed/failed", "stop:0"}, // fails again
+		{81 * time.Second, "", ""},                    // a new pause, not an instant retry
+		{141 * time.Second, "", "create:0"},
+	})
 }
 
 // TestPlanIgnoresStaleFailedStateOfRecreatedUnit: a name created again
@@ -431,38 +441,16 @@ func TestPlanReplacesFailedReplicaWithPause(t *testing.T) {
 // systemd); that is not a failure of the new unit, but a failure that stays
 // past the grace, or follows any other state, is.
 func TestPlanIgnoresStaleFailedStateOfRecreatedUnit(t *testing.T) {
-	v1 := replicated(1, "docker://web:1")
-	opts := Options{RetryFailed: time.Minute}.withDefaults()
-	mem := newMemory()
-	now := time.Now()
-	prev := &store.Status{Name: "web", Phase: store.PhaseRunning, SpecHash: v1.Hash(0), Deployed: v1.Hash(0)}
-	step := func(at time.Duration, w *world) string {
-		w.prev = prev
-		p := &planner{opts: opts, mem: mem, now: now.Add(at)}
-		ops, _ := p.plan(w.input())
-		return opsString(ops, w.d.hash)
-	}
-	failed := func() *world { return newWorld(t, v1, 0).with(render(t, v1), "launched", "failed", "failed") }
-	gone := func() *world { return newWorld(t, v1, 0) }
-	starting := func() *world { return newWorld(t, v1, 0).with(render(t, v1), "launched", "activating", "start") }
-	for _, s := range []struct {
-		at    time.Duration
-		world *world
-		want  string
-	}{
-		{0, gone(), "create:0"},               // destroyed by hand: created again
-		{2 * time.Second, failed(), ""},       // the name's last run: not believed yet
-		{4 * time.Second, starting(), ""},     // the new start shows
-		{6 * time.Second, failed(), "stop:0"}, // a failure after that is real
-		{7 * time.Second, gone(), ""},
-		{70 * time.Second, gone(), "create:0"},
-		{71 * time.Second, failed(), ""},
-		{86 * time.Second, failed(), "stop:0"}, // failed for the whole grace: real
-	} {
-		if got := step(s.at, s.world); got != s.want {
-			t.Fatalf("at %s: ops %q, want %q", s.at, got, s.want)
-		}
-	}
+	runReplicaSteps(t, []replicaStep{
+		{0, "", "create:0"},                          // destroyed by hand: created again
+		{2 * time.Second, "failed/failed", ""},       // the name's last run: not believed yet
+		{4 * time.Second, "activating/start", ""},    // the new start shows
+		{6 * time.Second, "failed/failed", "stop:0"}, // a failure after that is real
+		{7 * time.Second, "", ""},
+		{70 * time.Second, "", "create:0"},
+		{71 * time.Second, "failed/failed", ""},
+		{86 * time.Second, "failed/failed", "stop:0"}, // failed for the whole grace: real
+	})
 }
 
 // planStep is one pass of a planner over a world that changes between

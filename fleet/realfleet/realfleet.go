@@ -220,8 +220,13 @@ func Containers(ctx context.Context, unit string) ([]Container, error) {
 	}
 	out, err := dockerOut(ctx, append([]string{"inspect"}, strings.Fields(ids)...)...)
 	if err != nil {
-		// A container went between ps and inspect: look again.
-		return Containers(ctx, unit)
+		// A container went between ps and inspect: look once more.
+		if ids, err = dockerOut(ctx, "ps", "-q", "--no-trunc", "--filter", label); err != nil || strings.TrimSpace(ids) == "" {
+			return nil, err
+		}
+		if out, err = dockerOut(ctx, append([]string{"inspect"}, strings.Fields(ids)...)...); err != nil {
+			return nil, err
+		}
 	}
 	var raw []struct {
 		ID     string `json:"Id"`
