@@ -154,9 +154,17 @@ type walker struct {
 const maxDepth = 32
 
 var (
-	specType = reflect.TypeOf(Spec{})
-	appType  = reflect.TypeOf(App{})
+	specType   = reflect.TypeOf(Spec{})
+	appType    = reflect.TypeOf(App{})
+	healthType = reflect.TypeOf(Health{})
 )
+
+// healthCheckFields are fields of a check that are easily written one
+// level too high, directly under health.
+var healthCheckFields = map[string]string{
+	"port": "health.http.port or health.tcp.port",
+	"path": "health.http.path",
+}
 
 func (w *walker) fail(line int, field, format string, args ...any) {
 	w.errs = append(w.errs, &FieldError{File: w.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
@@ -183,6 +191,8 @@ func (w *walker) check(n *yaml.Node, t reflect.Type, path string, depth int) {
 		return // absent value: the field keeps its zero value
 	}
 	switch t.Kind() {
+	case reflect.Pointer:
+		w.check(n, t.Elem(), path, depth+1)
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			w.fail(n.Line, path, "expected a mapping of fields, got %s", describe(n))
@@ -203,6 +213,8 @@ func (w *walker) check(n *yaml.Node, t reflect.Type, path string, depth int) {
 				msg := fmt.Sprintf("unknown field %q", key)
 				if _, app := yamlFields(appType)[key]; app && t == specType {
 					msg += fmt.Sprintf(" (it is a field of each app: apps[].%s)", key)
+				} else if hint, ok := healthCheckFields[key]; ok && t == healthType {
+					msg += fmt.Sprintf(" (it is a field of the check: %s)", hint)
 				} else if s := suggest(key, sortedKeys(fields)); s != "" {
 					msg += fmt.Sprintf(" (did you mean %q?)", s)
 				} else {

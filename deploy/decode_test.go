@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCountlyMatchesSeedJSON(t *testing.T) {
@@ -238,5 +239,113 @@ func TestPullCanonicalJSON(t *testing.T) {
 		if got := string(back.Spec.CanonicalJSON()); got != tt.want {
 			t.Errorf("JSON round trip\n got %s\nwant %s", got, tt.want)
 		}
+	}
+}
+
+func TestDecodeHealthErrors(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"typo", "name: a\napps: [{image: x}]\nhealth:\n  tcp: {port: 1}\n  intervall: 5s\n",
+			`u.yaml:5: unknown field "intervall" (did you mean "interval"?)`},
+		{"case", "name: a\napps: [{image: x}]\nhealth:\n  tcp: {port: 1}\n  startperiod: 5s\n",
+			`u.yaml:5: unknown field "startperiod" (did you mean "startPeriod"?)`},
+		{"typo in check", "name: a\napps: [{image: x}]\nhealth:\n  http:\n    port: 80\n    pth: /x\n",
+			`u.yaml:6: unknown field "pth" (did you mean "path"?)`},
+		{"port one level too high", "name: a\napps: [{image: x}]\nhealth:\n  port: 8080\n",
+			`u.yaml:4: unknown field "port" (it is a field of the check: health.http.port or health.tcp.port)`},
+		{"path one level too high", "name: a\napps: [{image: x}]\nhealth:\n  http: {port: 80}\n  path: /x\n",
+			`u.yaml:5: unknown field "path" (it is a field of the check: health.http.path)`},
+		{"far from any", "name: a\napps: [{image: x}]\nhealth:\n  command: [/bin/true]\n",
+			`u.yaml:4: unknown field "command" (known fields: exec, failures, http, interval, startPeriod, tcp, timeout)`},
+		{"tcp has no path", "name: a\napps: [{image: x}]\nhealth:\n  tcp: {port: 1, path: /}\n",
+			`u.yaml:4: unknown field "path" (known fields: port)`},
+		{"health at app level", "name: a\napps:\n- image: x\n  health: {tcp: {port: 1}}\n",
+			`u.yaml:4: unknown field "health"`},
+		{"health a list", "name: a\napps: [{image: x}]\nhealth: [http]\n",
+			`u.yaml:3: health: expected a mapping of fields, got a list`},
+		{"check a number", "name: a\napps: [{image: x}]\nhealth:\n  http: 8080\n",
+			`u.yaml:4: health.http: expected a mapping of fields, got the number 8080`},
+		{"port a string", "name: a\napps: [{image: x}]\nhealth:\n  tcp: {port: '80'}\n",
+			`u.yaml:4: health.tcp.port: expected a whole number, got "80"`},
+		{"exec a string", "name: a\napps: [{image: x}]\nhealth:\n  exec: /bin/check --quick\n",
+			`u.yaml:4: health.exec: expected a list, got "/bin/check --quick"`},
+		{"failures a string", "name: a\napps: [{image: x}]\nhealth:\n  tcp: {port: 1}\n  failures: three\n",
+			`u.yaml:5: health.failures: expected a whole number, got "three"`},
+		{"field twice", "name: a\napps: [{image: x}]\nhealth:\n  tcp: {port: 1}\n  tcp: {port: 2}\n",
+			`u.yaml:5: health.tcp: field given twice`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load("u.yaml", []byte(tt.in))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+	// JSON written by hand is held to the same rules.
+	_, err := DecodeJSON("/kaylee2/units/a", []byte(`{"name":"a","apps":[{"image":"x"}],"health":{"tcp":{"port":1},"retries":3}}`))
+	if want := `/kaylee2/units/a:1: unknown field "retries" (known fields: exec, failures, http, interval, startPeriod, tcp, timeout)`; err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+}
+
+func TestHealthCanonicalJSON(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"none", "name: a\napps: [{image: i}]\nconflicts: [b]\n",
+			`{"name":"a","apps":[{"image":"i"}],"conflicts":["b"]}`},
+		{"null", "name: a\napps: [{image: i}]\nhealth:\n",
+			`{"name":"a","apps":[{"image":"i"}]}`},
+		// last, after conflicts; its own fields in struct order whatever
+		// the file's order; durations kept as written
+		{"http", "health:\n  failures: 2\n  startPeriod: 1m30s\n  timeout: 1500ms\n  interval: 2s\n  http:\n    path: /h?a=1&b=2\n    port: 80\nconflicts: [b]\nname: a\napps: [{image: i}]\n",
+			`{"name":"a","apps":[{"image":"i"}],"conflicts":["b"],"health":{"http":{"port":80,"path":"/h?a=1&b=2"},"interval":"2s","timeout":"1500ms","startPeriod":"1m30s","failures":2}}`},
+		{"http default path", "name: a\napps: [{image: i}]\nhealth: {http: {port: 80}}\n",
+			`{"name":"a","apps":[{"image":"i"}],"health":{"http":{"port":80}}}`},
+		{"tcp", "name: a\napps: [{image: i}]\nhealth: {tcp: {port: 5432}, failures: 0}\n",
+			`{"name":"a","apps":[{"image":"i"}],"health":{"tcp":{"port":5432}}}`},
+		{"exec", "name: a\napps: [{image: i}]\nhealth: {exec: [/bin/check, -q], interval: 5s}\n",
+			`{"name":"a","apps":[{"image":"i"}],"health":{"exec":["/bin/check","-q"],"interval":"5s"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			docs, err := Load("u.yaml", []byte(tt.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(docs[0].Spec.CanonicalJSON()); got != tt.want {
+				t.Errorf("canonical JSON\n got %s\nwant %s", got, tt.want)
+			}
+			back, err := DecodeJSON("k", []byte(tt.want))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := back.Spec.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if got := string(back.Spec.CanonicalJSON()); got != tt.want {
+				t.Errorf("JSON round trip\n got %s\nwant %s", got, tt.want)
+			}
+			if back.Spec.Hash(0) != docs[0].Spec.Hash(0) {
+				t.Error("round trip changed the spec hash")
+			}
+		})
+	}
+}
+
+func TestHealthDefaults(t *testing.T) {
+	h := &Health{TCP: &TCPCheck{Port: 1}}
+	if h.IntervalDuration() != 5*time.Second || h.TimeoutDuration() != 2*time.Second ||
+		h.StartPeriodDuration() != time.Minute || h.FailureThreshold() != 3 || h.Kind() != HealthTCP {
+		t.Fatalf("defaults: %v %v %v %v %q", h.IntervalDuration(), h.TimeoutDuration(), h.StartPeriodDuration(), h.FailureThreshold(), h.Kind())
+	}
+	h = &Health{HTTP: &HTTPCheck{Port: 1}, Interval: "1m30s", Timeout: "250ms", StartPeriod: "1h", Failures: 7}
+	if h.IntervalDuration() != 90*time.Second || h.TimeoutDuration() != 250*time.Millisecond ||
+		h.StartPeriodDuration() != time.Hour || h.FailureThreshold() != 7 || h.Kind() != HealthHTTP || h.HTTP.RequestPath() != "/" {
+		t.Fatalf("set: %v %v %v %v %q %q", h.IntervalDuration(), h.TimeoutDuration(), h.StartPeriodDuration(), h.FailureThreshold(), h.Kind(), h.HTTP.RequestPath())
+	}
+	if k := (&Health{HTTP: &HTTPCheck{}, Exec: []string{"/x"}}).Kind(); k != "" {
+		t.Fatalf("two checks: kind %q", k)
+	}
+	if k := (&Health{Exec: []string{"/x"}}).Kind(); k != HealthExec {
+		t.Fatalf("exec: kind %q", k)
 	}
 }

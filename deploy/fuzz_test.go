@@ -10,8 +10,9 @@ import (
 
 // FuzzLoadRender runs decode → validate → render on arbitrary input and
 // checks the promises the rest of Kaylee relies on: no panic, every valid
-// unit renders, no rendered value holds a line break, rendered names parse
-// back, and canonical JSON decodes to the same unit.
+// unit renders, no rendered value holds a line break, a health check's
+// words reach systemd as separate words, rendered names parse back, and
+// canonical JSON decodes to the same unit.
 func FuzzLoadRender(f *testing.F) {
 	seeds, _ := filepath.Glob("testdata/render/*.yaml")
 	seeds = append(seeds, "testdata/countly.yaml", "testdata/countly.json")
@@ -23,6 +24,10 @@ func FuzzLoadRender(f *testing.F) {
 	f.Add([]byte("name: a\napps:\n- image: x\n  args: [\"a\\nb\"]\n"))
 	f.Add([]byte("name: a\nreplicas: 3\nmaxReplicasPerHost: 2\napps: [{image: x}]\n---\nname: b\nglobal: true\napps: [{image: y}]\n"))
 	f.Add([]byte("a: &x [*x]\n"))
+	f.Add([]byte("name: a\napps: [{image: x}]\nhealth:\n  http: {port: 8080, path: /healthz}\n  interval: 500ms\n  failures: 1\n"))
+	f.Add([]byte("name: a\nengine: docker\napps: [{image: x}]\nhealth: {tcp: {port: 5432}, startPeriod: 1h, timeout: 1h}\n"))
+	f.Add([]byte("name: a\napps: [{image: x}]\nhealth:\n  exec: [/usr/bin/check, --quick, a=b]\n  http: {port: 0, path: \"/a\\nb\"}\n"))
+	f.Add([]byte(`{"name":"a","apps":[{"image":"x"}],"health":{"exec":["/c","%n","$$X"],"interval":"1s"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		docs, _ := Load("fuzz.yaml", data)
 		for _, d := range docs {
@@ -43,6 +48,15 @@ func FuzzLoadRender(f *testing.F) {
 				for _, o := range u.Options {
 					if strings.ContainsAny(o.Value, "\n\r\x00") || strings.HasSuffix(o.Value, `\`) {
 						t.Fatalf("rendered %s=%q could break the unit file", o.Name, o.Value)
+					}
+					// A health check's user words stay separate words:
+					// systemd runs Kaylee's script with exactly them.
+					if o.Name == "ExecStartPost" {
+						h := d.Spec.Health
+						argv := execArgv(t, o.Value)
+						if len(argv) != 13+len(h.Exec) || argv[2] != plainHealthScript() || strings.Join(argv[13:], " ") != strings.Join(h.Exec, " ") {
+							t.Fatalf("health line runs %q", argv)
+						}
 					}
 				}
 			}

@@ -3,7 +3,9 @@ package deploy
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/coreos/fleet/schema"
 )
@@ -16,6 +18,7 @@ const MaxLineLen = 2048
 const (
 	RktPath         = "/usr/bin/rkt"
 	DockerPath      = "/usr/bin/docker"
+	BashPath        = "/bin/bash"
 	VolumePluginDir = "/var/lib/kaylee/plugins/volumes"
 	uuidDir         = "/var/run"
 )
@@ -41,6 +44,16 @@ func Render(s *Spec, o RenderOptions) ([]*schema.Unit, error) {
 	for i, a := range s.Apps {
 		if a.Pull != "" && !slices.Contains(pullPolicies, a.Pull) {
 			return nil, fmt.Errorf("apps[%d].pull: %q is not a pull policy (missing, always or never)", i, a.Pull)
+		}
+	}
+	if s.Health != nil {
+		// The check's words reach the Exec line unquoted: never render
+		// one that Validate would refuse.
+		c := &checker{lineOf: func(string) int { return 0 }}
+		c.checkHealth(s.Health)
+		if len(c.errs) > 0 {
+			fe := c.errs[0].(*FieldError)
+			return nil, fmt.Errorf("%s: %s", fe.Field, fe.Msg)
 		}
 	}
 	hash := s.Hash(o.Restart)
@@ -185,6 +198,7 @@ func (r *renderer) rkt(id string) {
 		args = append(args, "---")
 	}
 	r.add("Service", "ExecStart", joinArgs(args...))
+	r.health(id, "-") // rkt: the check connects to 127.0.0.1
 	r.add("Service", "ExecStop", joinArgs("-"+RktPath, "stop", "--uuid-file="+uuidFile))
 	r.add("Service", "ExecStopPost", joinArgs("-"+RktPath, "rm", "--uuid-file="+uuidFile))
 	r.add("Service", "ExecStopPost", joinArgs("-/bin/rm", "-f", uuidFile))
@@ -242,7 +256,130 @@ func (r *renderer) docker(id string) {
 	}
 	user = append(user, app.Args...)
 	r.add("Service", "ExecStart", joinEscaped(joinArgs(args...), machineLabel, joinArgs(user...)))
+	r.health(id, DockerPath)
 	r.add("Service", "ExecStop", joinArgs("-"+DockerPath, "stop", id))
+}
+
+// health renders the spec's health check as an ExecStartPost line: Kaylee's
+// script (healthScript) with the check's values as separate arguments.
+// Validation holds every user word to a charset that needs no quoting. id
+// is the instance ID (the docker container's name); docker is the docker
+// binary that finds the container's address, or "-" for 127.0.0.1.
+func (r *renderer) health(id, docker string) {
+	h := r.spec.Health
+	if h == nil {
+		return
+	}
+	kind, port, path := h.Kind(), "-", "-"
+	switch kind {
+	case HealthHTTP:
+		port, path = strconv.Itoa(h.HTTP.Port), h.HTTP.RequestPath()
+	case HealthTCP:
+		port = strconv.Itoa(h.TCP.Port)
+	}
+	words := []string{"kaylee-health", id, kind, port, path,
+		wholeSeconds(h.IntervalDuration()), wholeSeconds(h.TimeoutDuration()), wholeSeconds(h.StartPeriodDuration()),
+		strconv.Itoa(h.FailureThreshold()), docker}
+	words = append(words, h.Exec...)
+	r.add("Service", "ExecStartPost", joinEscaped(BashPath+" -c "+healthScriptWord, joinArgs(words...)))
+}
+
+// wholeSeconds renders a duration as whole seconds, rounded up, at least 1.
+func wholeSeconds(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
+}
+
+// healthScript is Kaylee's health check, run by bash on the machine that
+// runs the replica as the unit's ExecStartPost. It holds no user value:
+// those come as arguments, in this order (short names keep the unit file
+// line short):
+//
+//	n k p u e l s f d [exec words...]
+//	name kind port path every limit start failures docker
+//
+// name is the instance ID (the docker container's name), kind http, tcp or
+// exec, port and path "-" where the kind has none, every, limit and start
+// the interval, timeout and start period in seconds, failures the
+// threshold, docker the docker binary that gives the container's address
+// ("-": the check goes to 127.0.0.1, as for rkt).
+//
+// It probes every $e seconds until a probe passes (exit 0: the unit becomes
+// active/running), or $s seconds have passed or the main process is gone
+// (exit 1: systemd fails the start, and Restart=always starts it again).
+// Then a background subshell probes on, and after $f failures in a row it
+// kills the main process ($MAINPID, which systemd sets for ExecStartPost;
+// SIGKILL 10s later, for a docker client whose container ignores SIGTERM)
+// so that systemd restarts the unit. The subshell ends with the main
+// process.
+//
+// A probe (hp, in a bash of its own) is bounded by timeout(1) as a whole:
+// bash's /dev/tcp has no connect timeout. http sends GET path HTTP/1.0
+// (the path is validated to hold no % or \) and passes on a 2xx or 3xx
+// status line; tcp passes when the connection opens; exec passes when the
+// command exits 0 within the timeout.
+//
+// Written here for bash; healthScriptWord makes it one word of an Exec line.
+// It must not hold a single quote.
+const healthScript = `
+n=$1 k=$2 p=$3 u=$4 e=$5 l=$6 s=$7 f=$8 d=$9
+shift 9
+export k p u ip
+hp() {
+	exec 3<>/dev/tcp/$ip/$p || exit
+	[ $k = tcp ] && exit
+	printf "GET $u HTTP/1.0\r\nHost: $ip\r\n\r\n" >&3
+	read -r v c _ <&3
+	[[ $v = HTTP/* ]] || exit
+	echo ${c:0:3}
+	[[ $c = [23]??* ]]
+}
+export -f hp
+probe() {
+	if [ $k = exec ]; then
+		timeout $l "$@" &>/dev/null </dev/null && return
+		why="exit $?"; return 1
+	fi
+	ip=127.0.0.1
+	if [ $d != - ]; then
+		o=$($d inspect --type container -f "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}" $n 2>/dev/null) || { why="no container $n"; return 1; }
+		read -r ip _ <<<"$o"; ip=${ip:-127.0.0.1}
+	fi
+	c=$(timeout $l /bin/bash -c hp 2>/dev/null) && return
+	why="no answer from $ip:$p"; [ "$c" ] && why="HTTP $c from $ip:$p"; return 1
+}
+alive() { [ -z "$MAINPID" ] || kill -0 $MAINPID 2>/dev/null; }
+m() { echo "kaylee-health: $n $*"; }
+t=$SECONDS
+until probe "$@"; do
+	alive || { m "exited before it was healthy (last: $why)" >&2; exit 1; }
+	((SECONDS-t < s)) || { m "not healthy within ${s}s (last: $why)" >&2; exit 1; }
+	sleep $e
+done
+m "healthy after $((SECONDS-t))s"
+[ "$MAINPID" ] || exit 0
+(
+	b=0
+	while sleep $e && alive; do
+		probe "$@" && b=0 && continue
+		((++b < f)) && continue
+		m "unhealthy after $b failed checks (last: $why)" >&2
+		kill $MAINPID; sleep 10; kill -9 $MAINPID 2>/dev/null; exit
+	done
+) </dev/null >/dev/null &
+`
+
+// healthScriptWord is healthScript as one single-quoted word of an Exec
+// line. systemd unquotes it, turns the C escapes \n and \\ back into a
+// newline and a backslash, %% into % (specifiers) and $$ into $
+// (variables), so bash gets healthScript without its indentation.
+var healthScriptWord = "'" + systemdLiteral(healthScript) + "'"
+
+func systemdLiteral(script string) string {
+	lines := strings.Split(strings.TrimSpace(script), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimLeft(l, "\t")
+	}
+	return strings.NewReplacer(`\`, `\\`, "\n", `\n`, "$", "$$", "%", "%%").Replace(strings.Join(lines, "\n"))
 }
 
 // hostSource is the host directory a volume mounts.

@@ -374,3 +374,110 @@ func TestRenderDockerLabelsAndStop(t *testing.T) {
 		t.Errorf("rkt unit has docker labels: %s", start)
 	}
 }
+
+// TestRenderHealth pins the exact ExecStartPost line of each check and
+// engine: Kaylee's script, then the check's values as separate words.
+// {id} stands for the instance ID.
+func TestRenderHealth(t *testing.T) {
+	script := "/bin/bash -c " + healthScriptWord + " kaylee-health {id} "
+	tests := []struct {
+		name, engine string
+		health       *Health
+		want         string
+	}{
+		{"http docker", "docker", &Health{HTTP: &HTTPCheck{Port: 8080, Path: "/healthz"}},
+			script + "http 8080 /healthz 5 2 60 3 /usr/bin/docker"},
+		{"http default path rkt", "", &Health{HTTP: &HTTPCheck{Port: 80}, Failures: 1},
+			script + "http 80 / 5 2 60 1 -"},
+		{"tcp rkt rounded up", "rkt", &Health{TCP: &TCPCheck{Port: 5432}, Interval: "500ms", Timeout: "1001ms", StartPeriod: "1m30s"},
+			script + "tcp 5432 - 1 2 90 3 -"},
+		{"tcp docker longest", "docker", &Health{TCP: &TCPCheck{Port: 65535}, Interval: "1h", Timeout: "1h", StartPeriod: "1h", Failures: 100},
+			script + "tcp 65535 - 3600 3600 3600 100 /usr/bin/docker"},
+		{"exec docker", "docker", &Health{Exec: []string{"/usr/bin/check", "--quick", "--user=a@b:c,d+e"}, Interval: "10s"},
+			script + "exec - - 10 2 60 3 /usr/bin/docker /usr/bin/check --quick --user=a@b:c,d+e"},
+		{"exec rkt", "rkt", &Health{Exec: []string{"/bin/true"}, Timeout: "1us"},
+			script + "exec - - 5 1 60 3 - /bin/true"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &Spec{Name: "api", Engine: tt.engine, Replicas: 2, Apps: []App{{Image: "nginx"}}, Health: tt.health}
+			if err := s.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			units, err := Render(s, RenderOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range units {
+				n, _ := ParseUnitName("k2", u.Name)
+				want := strings.ReplaceAll(tt.want, "{id}", n.InstanceID())
+				if got := options(u, "Service", "ExecStartPost"); len(got) != 1 || got[0] != want {
+					t.Fatalf("ExecStartPost:\n got %q\nwant %q", got, want)
+				}
+				// Right after ExecStart; the start itself stays unbounded
+				// (the script bounds itself by startPeriod).
+				for i, o := range u.Options {
+					if o.Name == "ExecStart" && u.Options[i+1].Name != "ExecStartPost" {
+						t.Errorf("ExecStartPost does not follow ExecStart: %s", u.Options[i+1].Name)
+					}
+				}
+				if got := options(u, "Service", "TimeoutStartSec"); len(got) != 1 || got[0] != "0" {
+					t.Errorf("TimeoutStartSec = %q", got)
+				}
+				// What systemd runs: bash, the script exactly as written
+				// in Go (without indentation), and the values.
+				argv := execArgv(t, options(u, "Service", "ExecStartPost")[0])
+				if argv[0] != BashPath || argv[1] != "-c" || argv[2] != plainHealthScript() || argv[3] != "kaylee-health" || argv[4] != n.InstanceID() {
+					t.Errorf("argv: %q", argv[:5])
+				}
+			}
+		})
+	}
+	// No health, no ExecStartPost.
+	units, _ := Render(&Spec{Name: "api", Apps: []App{{Image: "x"}}}, RenderOptions{})
+	if got := options(units[0], "Service", "ExecStartPost"); got != nil {
+		t.Errorf("unit without health has ExecStartPost %q", got)
+	}
+}
+
+// TestHealthScriptWord: the script is one single-quoted word of an Exec
+// line in which systemd changes nothing but its own escapes.
+func TestHealthScriptWord(t *testing.T) {
+	w := healthScriptWord
+	if !strings.HasPrefix(w, "'") || !strings.HasSuffix(w, "'") || strings.Contains(w[1:len(w)-1], "'") {
+		t.Fatal("the script must be one single-quoted word without a single quote inside")
+	}
+	if strings.Contains(healthScript, "'") || strings.Contains(healthScript, "`") {
+		t.Fatal("healthScript holds a quote or backtick")
+	}
+	if strings.ContainsAny(w, "\n\r\t\x00") || strings.HasSuffix(w, `\`) {
+		t.Fatal("the script word holds a control character")
+	}
+	// Every $ and % reaches systemd doubled (execArgv refuses a lone one).
+	if got := execArgv(t, "/bin/bash -c "+w); got[2] != plainHealthScript() {
+		t.Fatalf("systemd would give bash\n%s\nnot\n%s", got[2], plainHealthScript())
+	}
+	if strings.Count(w, "$$") != strings.Count(healthScript, "$") || strings.Count(w, "%%") != strings.Count(healthScript, "%") {
+		t.Fatal("a $ or % is not doubled")
+	}
+}
+
+// TestRenderRefusesBadHealth: Render never puts an unvalidated check word
+// on an Exec line.
+func TestRenderRefusesBadHealth(t *testing.T) {
+	for _, h := range []*Health{
+		{HTTP: &HTTPCheck{Port: 80, Path: "/a b"}},
+		{Exec: []string{"/bin/sh", "-c", "reboot; true"}},
+		{Exec: []string{"/bin/x", "$HOME"}},
+		{TCP: &TCPCheck{Port: 1}, Interval: "forever"},
+		{},
+	} {
+		if _, err := Render(&Spec{Name: "a", Apps: []App{{Image: "x"}}, Health: h}, RenderOptions{}); err == nil {
+			t.Errorf("rendered %+v", h)
+		}
+	}
+	_, err := Render(&Spec{Name: "a", Apps: []App{{Image: "x"}}, Health: &Health{HTTP: &HTTPCheck{Port: 80, Path: "/a b"}}}, RenderOptions{})
+	if want := `health.http.path: "/a b" may only hold letters, digits and / . _ ~ ? = & - (no %, spaces, quotes or $)`; err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // Engines a unit can run on.
@@ -36,6 +37,9 @@ type Spec struct {
 	MachineID          string   `json:"machineId,omitempty" yaml:"machineId"`
 	Global             bool     `json:"global,omitempty" yaml:"global"`
 	Conflicts          []string `json:"conflicts,omitempty" yaml:"conflicts"`
+	// Health comes last: it is newer than the seed format, and the canonical
+	// JSON of a unit without it stays what the seed shows.
+	Health *Health `json:"health,omitempty" yaml:"health"`
 }
 
 // EnvVar is one environment variable given to every app of the unit.
@@ -79,6 +83,125 @@ func (a *App) PullPolicy() string {
 	return a.Pull
 }
 
+// Defaults and limits of a health check.
+const (
+	DefaultHealthInterval    = 5 * time.Second
+	DefaultHealthTimeout     = 2 * time.Second
+	DefaultHealthStartPeriod = 60 * time.Second
+	DefaultHealthFailures    = 3
+	MaxHealthDuration        = time.Hour
+	MaxHealthFailures        = 100
+	MaxHealthPathLen         = 256
+	MaxHealthExecWords       = 16
+)
+
+// Kinds of health check.
+const (
+	HealthHTTP = "http"
+	HealthTCP  = "tcp"
+	HealthExec = "exec"
+)
+
+// Health is a unit's health check. It runs on the machine that runs the
+// replica, inside the fleet unit (ExecStartPost): the replica reaches
+// active/running only once the check passes, and a running replica that
+// fails Failures checks in a row is restarted by systemd. Exactly one of
+// HTTP, TCP and Exec is set. Durations are kept as written (Go syntax,
+// such as "5s" or "1m30s"); empty means the default.
+type Health struct {
+	HTTP        *HTTPCheck `json:"http,omitempty" yaml:"http"`
+	TCP         *TCPCheck  `json:"tcp,omitempty" yaml:"tcp"`
+	Exec        []string   `json:"exec,omitempty" yaml:"exec"` // a command run on the machine, absolute path first
+	Interval    string     `json:"interval,omitempty" yaml:"interval"`
+	Timeout     string     `json:"timeout,omitempty" yaml:"timeout"`
+	StartPeriod string     `json:"startPeriod,omitempty" yaml:"startPeriod"`
+	Failures    int        `json:"failures,omitempty" yaml:"failures"`
+}
+
+// HTTPCheck passes when GET path on the port answers 2xx or 3xx.
+type HTTPCheck struct {
+	Port int    `json:"port" yaml:"port"`
+	Path string `json:"path,omitempty" yaml:"path"` // empty is /
+}
+
+// TCPCheck passes when a connection to the port opens.
+type TCPCheck struct {
+	Port int `json:"port" yaml:"port"`
+}
+
+// RequestPath returns the path the check requests, applying the default (/).
+func (c *HTTPCheck) RequestPath() string {
+	if c.Path == "" {
+		return "/"
+	}
+	return c.Path
+}
+
+// Kind returns which check the health block holds: http, tcp, exec, or ""
+// when it holds none (or more than one: see Validate).
+func (h *Health) Kind() string {
+	var kinds []string
+	if h.HTTP != nil {
+		kinds = append(kinds, HealthHTTP)
+	}
+	if h.TCP != nil {
+		kinds = append(kinds, HealthTCP)
+	}
+	if len(h.Exec) > 0 {
+		kinds = append(kinds, HealthExec)
+	}
+	if len(kinds) != 1 {
+		return ""
+	}
+	return kinds[0]
+}
+
+// IntervalDuration returns how long the check waits between two probes,
+// applying the default (5s).
+func (h *Health) IntervalDuration() time.Duration {
+	return durationOr(h.Interval, DefaultHealthInterval)
+}
+
+// TimeoutDuration returns how long one probe may take, applying the
+// default (2s).
+func (h *Health) TimeoutDuration() time.Duration {
+	return durationOr(h.Timeout, DefaultHealthTimeout)
+}
+
+// StartPeriodDuration returns how long a new replica may take to become
+// healthy, applying the default (60s).
+func (h *Health) StartPeriodDuration() time.Duration {
+	return durationOr(h.StartPeriod, DefaultHealthStartPeriod)
+}
+
+// FailureThreshold returns how many failed probes in a row make a running
+// replica unhealthy, applying the default (3).
+func (h *Health) FailureThreshold() int {
+	if h.Failures == 0 {
+		return DefaultHealthFailures
+	}
+	return h.Failures
+}
+
+// durationOr parses a health duration, or returns def for an empty (or
+// invalid: Validate refuses those) one.
+func durationOr(v string, def time.Duration) time.Duration {
+	if d, ok := parseHealthDuration(v); ok {
+		return d
+	}
+	return def
+}
+
+// parseHealthDuration reads a duration of the health block: Go syntax,
+// more than 0 and at most MaxHealthDuration.
+func parseHealthDuration(v string) (time.Duration, bool) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 || d > MaxHealthDuration {
+		return 0, false
+	}
+	return d, true
+}
+
 // EngineName returns the engine the spec runs on, applying the default (rkt).
 func (s *Spec) EngineName() string {
 	if s.Engine == "" {
@@ -112,7 +235,8 @@ func (s *Spec) CanonicalJSON() []byte {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(s); err != nil {
-		// Spec holds only strings, ints, bools and slices of them.
+		// Spec holds only strings, ints, bools, slices and pointers to
+		// structs of them.
 		panic(fmt.Sprintf("deploy: encoding spec: %v", err))
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -24,6 +25,11 @@ var (
 	volumeIDRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 	driverRe    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 	machineIDRe = regexp.MustCompile(`^[A-Za-z0-9]+$`)
+	// Words of a health check reach the unit file unquoted, as arguments
+	// of Kaylee's check script: only characters that neither systemd nor
+	// bash treat specially.
+	healthPathRe = regexp.MustCompile(`^/[A-Za-z0-9/._~?=&-]*$`)
+	healthWordRe = regexp.MustCompile(`^[A-Za-z0-9_./:=,@+-]+$`)
 )
 
 // Validate checks the spec against Kaylee's rules. The error joins one
@@ -65,6 +71,9 @@ func validateSpec(s *Spec, file string, lineOf func(string) int) error {
 	}
 	if strings.ContainsFunc(s.Net, unicode.IsSpace) {
 		c.fail("net", "%q must not contain spaces (separate networks with commas)", s.Net)
+	}
+	if s.Health != nil {
+		c.checkHealth(s.Health)
 	}
 	if len(c.errs) == 0 {
 		// Every value is safe; make sure the rendered unit fits fleet's
@@ -196,6 +205,77 @@ func (c *checker) checkPull(field, pull string) {
 	c.fail(field, "%s: use missing (the default: fetch only an image the host does not have), always (fetch before every start) or never (use only what the host has)", msg)
 }
 
+// checkHealth checks a health block. The check's words become arguments of
+// an Exec line, so they are held to a charset that needs no quoting.
+func (c *checker) checkHealth(h *Health) {
+	var kinds []string
+	if h.HTTP != nil {
+		kinds = append(kinds, HealthHTTP)
+		c.checkHealthPort("health.http.port", h.HTTP.Port)
+		switch p := h.HTTP.Path; {
+		case p == "":
+		case len(p) > MaxHealthPathLen:
+			c.fail("health.http.path", "is %d bytes; at most %d", len(p), MaxHealthPathLen)
+		case !strings.HasPrefix(p, "/"):
+			c.fail("health.http.path", "%q must start with /", p)
+		case !healthPathRe.MatchString(p):
+			c.fail("health.http.path", "%q may only hold letters, digits and / . _ ~ ? = & - (no %%, spaces, quotes or $)", p)
+		}
+	}
+	if h.TCP != nil {
+		kinds = append(kinds, HealthTCP)
+		c.checkHealthPort("health.tcp.port", h.TCP.Port)
+	}
+	if len(h.Exec) > 0 {
+		kinds = append(kinds, HealthExec)
+		if len(h.Exec) > MaxHealthExecWords {
+			c.fail("health.exec", "%d words; at most %d", len(h.Exec), MaxHealthExecWords)
+		}
+		for i, w := range h.Exec {
+			field := fmt.Sprintf("health.exec[%d]", i)
+			switch {
+			case !healthWordRe.MatchString(w):
+				c.fail(field, "%q may only hold letters, digits and _ . / : = , @ + - (no spaces, quotes, $ or %%: the words are passed as they are, never through a shell)", w)
+			case i == 0 && !strings.HasPrefix(w, "/"):
+				c.fail(field, "%q must be an absolute path: the command the machine runs", w)
+			}
+		}
+	}
+	switch len(kinds) {
+	case 0:
+		c.fail("health", "needs one check: http (port and path), tcp (port) or exec (a command)")
+	case 1:
+	default:
+		c.fail("health", "has %s and %s: give exactly one check of http, tcp and exec", strings.Join(kinds[:len(kinds)-1], ", "), kinds[len(kinds)-1])
+	}
+	for _, d := range []struct{ field, value, def string }{
+		{"health.interval", h.Interval, "5s"},
+		{"health.timeout", h.Timeout, "2s"},
+		{"health.startPeriod", h.StartPeriod, "60s"},
+	} {
+		if d.value == "" {
+			continue
+		}
+		if _, err := time.ParseDuration(d.value); err != nil {
+			c.fail(d.field, "%q is not a duration: use a number with a unit, such as 5s, 500ms or 1m (default %s)", d.value, d.def)
+		} else if _, ok := parseHealthDuration(d.value); !ok {
+			c.fail(d.field, "%q is out of range: more than 0 and at most 1h (default %s)", d.value, d.def)
+		}
+	}
+	if h.Failures < 0 || h.Failures > MaxHealthFailures {
+		c.fail("health.failures", "%d is out of range: 1 to %d (default %d)", h.Failures, MaxHealthFailures, DefaultHealthFailures)
+	}
+}
+
+func (c *checker) checkHealthPort(field string, port int) {
+	switch {
+	case port == 0:
+		c.fail(field, "required: the port to check, 1 to 65535")
+	case port < 0 || port > 65535:
+		c.fail(field, "%d is out of range: 1 to 65535", port)
+	}
+}
+
 func (c *checker) checkEnv(field string, e EnvVar, before []EnvVar) {
 	switch {
 	case !envNameRe.MatchString(e.Name):
@@ -282,4 +362,13 @@ func eachString(s *Spec, f func(field, value string)) {
 	list("machine", s.Machine)
 	f("machineId", s.MachineID)
 	list("conflicts", s.Conflicts)
+	if h := s.Health; h != nil {
+		if h.HTTP != nil {
+			f("health.http.path", h.HTTP.Path)
+		}
+		list("health.exec", h.Exec)
+		f("health.interval", h.Interval)
+		f("health.timeout", h.Timeout)
+		f("health.startPeriod", h.StartPeriod)
+	}
 }

@@ -164,3 +164,127 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+// healthUnit builds a unit file with a health block: line 4 is "health:",
+// its first field is on line 5.
+func healthUnit(body string) string {
+	return unit("health:\n" + body)
+}
+
+func TestValidateHealthAccepts(t *testing.T) {
+	good := map[string]string{
+		"http":               healthUnit("  http: {port: 8080, path: /healthz}\n"),
+		"http default path":  healthUnit("  http: {port: 80}\n"),
+		"http path charset":  healthUnit("  http:\n    port: 1\n    path: /a-b/c_d.e~f?g=h&i=j\n"),
+		"http longest path":  healthUnit("  http: {port: 65535, path: /" + strings.Repeat("a", MaxHealthPathLen-1) + "}\n"),
+		"tcp":                healthUnit("  tcp: {port: 5432}\n"),
+		"exec":               healthUnit("  exec: [/usr/bin/check, --quick, --user=a@b, 'x:y,z+1']\n"),
+		"exec 16 words":      healthUnit("  exec: [/c" + strings.Repeat(", a", MaxHealthExecWords-1) + "]\n"),
+		"every field":        healthUnit("  tcp: {port: 1}\n  interval: 500ms\n  timeout: 1m30s\n  startPeriod: 1h\n  failures: 100\n"),
+		"defaults written":   healthUnit("  tcp: {port: 1}\n  interval: 5s\n  timeout: 2s\n  startPeriod: 60s\n  failures: 3\n"),
+		"timeout > interval": healthUnit("  tcp: {port: 1}\n  interval: 1s\n  timeout: 10s\n"),
+		"failures 0 default": healthUnit("  tcp: {port: 1}\n  failures: 0\n"),
+		"rkt engine":         healthUnit("  http: {port: 80}\n") + "engine: rkt\n",
+		"docker engine":      "name: web\nengine: docker\napps:\n- image: nginx\nhealth:\n  http: {port: 80, path: /}\n",
+		"null health":        unit("health:\n"),
+		"JSON":               `{"name":"a","apps":[{"image":"x"}],"health":{"exec":["/bin/check"],"interval":"1s"}}`,
+	}
+	for name, in := range good {
+		t.Run(name, func(t *testing.T) {
+			docs, err := Load("u.yaml", []byte(in))
+			if err != nil {
+				t.Fatalf("valid unit refused: %v", err)
+			}
+			if _, err := Render(&docs[0].Spec, RenderOptions{}); err != nil {
+				t.Fatalf("valid unit does not render: %v", err)
+			}
+		})
+	}
+}
+
+// TestValidateHealthRefuses pins the exact error text of every health rule.
+func TestValidateHealthRefuses(t *testing.T) {
+	long := "/" + strings.Repeat("a", MaxHealthPathLen)
+	tests := []struct {
+		name, in, want string
+	}{
+		// one check
+		{"no check", healthUnit("  interval: 5s\n"), "u.yaml:4: health: needs one check: http (port and path), tcp (port) or exec (a command)"},
+		{"empty block", unit("health: {}\n"), "u.yaml:4: health: needs one check: http (port and path), tcp (port) or exec (a command)"},
+		{"empty exec", healthUnit("  exec: []\n"), "u.yaml:4: health: needs one check: http (port and path), tcp (port) or exec (a command)"},
+		{"two checks", healthUnit("  http: {port: 80}\n  exec: [/bin/true]\n"), "u.yaml:4: health: has http and exec: give exactly one check of http, tcp and exec"},
+		{"three checks", healthUnit("  http: {port: 80}\n  tcp: {port: 80}\n  exec: [/bin/true]\n"), "u.yaml:4: health: has http, tcp and exec: give exactly one check of http, tcp and exec"},
+		// ports
+		{"http port missing", healthUnit("  http: {path: /x}\n"), "u.yaml:5: health.http.port: required: the port to check, 1 to 65535"},
+		{"http port zero", healthUnit("  http:\n    port: 0\n"), "u.yaml:6: health.http.port: required: the port to check, 1 to 65535"},
+		{"http port too big", healthUnit("  http:\n    port: 65536\n"), "u.yaml:6: health.http.port: 65536 is out of range: 1 to 65535"},
+		{"tcp port negative", healthUnit("  tcp:\n    port: -1\n"), "u.yaml:6: health.tcp.port: -1 is out of range: 1 to 65535"},
+		// http path
+		{"path relative", healthUnit("  http:\n    port: 80\n    path: healthz\n"), `u.yaml:7: health.http.path: "healthz" must start with /`},
+		{"path space", healthUnit("  http:\n    port: 80\n    path: /a b\n"), `u.yaml:7: health.http.path: "/a b" may only hold letters, digits and / . _ ~ ? = & - (no %, spaces, quotes or $)`},
+		{"path percent", healthUnit("  http:\n    port: 80\n    path: /a%20b\n"), `u.yaml:7: health.http.path: "/a%20b" may only hold letters, digits and / . _ ~ ? = & - (no %, spaces, quotes or $)`},
+		{"path dollar", healthUnit("  http:\n    port: 80\n    path: /$HOME\n"), `u.yaml:7: health.http.path: "/$HOME" may only hold letters, digits and / . _ ~ ? = & - (no %, spaces, quotes or $)`},
+		{"path quote", healthUnit("  http:\n    port: 80\n    path: \"/a'b\"\n"), `u.yaml:7: health.http.path: "/a'b" may only hold letters, digits and / . _ ~ ? = & - (no %, spaces, quotes or $)`},
+		{"path semicolon", healthUnit("  http:\n    port: 80\n    path: /a;reboot\n"), `u.yaml:7: health.http.path: "/a;reboot" may only hold letters, digits and / . _ ~ ? = & - (no %, spaces, quotes or $)`},
+		{"path backslash", healthUnit("  http:\n    port: 80\n    path: /a\\nb\n"), `u.yaml:7: health.http.path: "/a\\nb" may only hold letters, digits and / . _ ~ ? = & - (no %, spaces, quotes or $)`},
+		{"path too long", healthUnit("  http:\n    port: 80\n    path: " + long + "\n"), "u.yaml:7: health.http.path: is 257 bytes; at most 256"},
+		{"path newline", healthUnit("  http:\n    port: 80\n    path: \"/a\\nExecStartPre=/bin/evil\"\n"),
+			"u.yaml:7: health.http.path: must not contain a newline or other control character: unit files are line-based, so it could inject systemd directives\n" +
+				`u.yaml:7: health.http.path: "/a\nExecStartPre=/bin/evil" may only hold letters, digits and / . _ ~ ? = & - (no %, spaces, quotes or $)`},
+		// exec
+		{"exec relative", healthUnit("  exec: [check]\n"), `u.yaml:5: health.exec[0]: "check" must be an absolute path: the command the machine runs`},
+		{"exec space", healthUnit("  exec: [/bin/check, 'a b']\n"), `u.yaml:5: health.exec[1]: "a b" may only hold letters, digits and _ . / : = , @ + - (no spaces, quotes, $ or %: the words are passed as they are, never through a shell)`},
+		{"exec dollar", healthUnit("  exec: [/bin/check, $HOME]\n"), `u.yaml:5: health.exec[1]: "$HOME" may only hold letters, digits and _ . / : = , @ + - (no spaces, quotes, $ or %: the words are passed as they are, never through a shell)`},
+		{"exec percent", healthUnit("  exec: [/bin/check, '%n']\n"), `u.yaml:5: health.exec[1]: "%n" may only hold letters, digits and _ . / : = , @ + - (no spaces, quotes, $ or %: the words are passed as they are, never through a shell)`},
+		{"exec quote", healthUnit("  exec: [/bin/check, \"'x'\"]\n"), `u.yaml:5: health.exec[1]: "'x'" may only hold letters, digits and _ . / : = , @ + - (no spaces, quotes, $ or %: the words are passed as they are, never through a shell)`},
+		{"exec semicolon", healthUnit("  exec: [/bin/check, ';', /bin/reboot]\n"), `u.yaml:5: health.exec[1]: ";" may only hold letters, digits and _ . / : = , @ + - (no spaces, quotes, $ or %: the words are passed as they are, never through a shell)`},
+		{"exec empty word", healthUnit("  exec: [/bin/check, '']\n"), `u.yaml:5: health.exec[1]: "" may only hold letters, digits and _ . / : = , @ + - (no spaces, quotes, $ or %: the words are passed as they are, never through a shell)`},
+		{"exec shell line", healthUnit("  exec: ['/bin/sh -c true']\n"), `u.yaml:5: health.exec[0]: "/bin/sh -c true" may only hold letters, digits and _ . / : = , @ + - (no spaces, quotes, $ or %: the words are passed as they are, never through a shell)`},
+		{"exec 17 words", healthUnit("  exec: [/c" + strings.Repeat(", a", MaxHealthExecWords) + "]\n"), "u.yaml:5: health.exec: 17 words; at most 16"},
+		// durations
+		{"interval without unit", healthUnit("  tcp: {port: 1}\n  interval: 5\n"), `u.yaml:6: health.interval: "5" is not a duration: use a number with a unit, such as 5s, 500ms or 1m (default 5s)`},
+		{"interval word", healthUnit("  tcp: {port: 1}\n  interval: soon\n"), `u.yaml:6: health.interval: "soon" is not a duration: use a number with a unit, such as 5s, 500ms or 1m (default 5s)`},
+		{"interval systemd style", healthUnit("  tcp: {port: 1}\n  interval: 1min\n"), `u.yaml:6: health.interval: "1min" is not a duration: use a number with a unit, such as 5s, 500ms or 1m (default 5s)`},
+		{"interval zero", healthUnit("  tcp: {port: 1}\n  interval: 0s\n"), `u.yaml:6: health.interval: "0s" is out of range: more than 0 and at most 1h (default 5s)`},
+		{"timeout negative", healthUnit("  tcp: {port: 1}\n  timeout: -1s\n"), `u.yaml:6: health.timeout: "-1s" is out of range: more than 0 and at most 1h (default 2s)`},
+		{"timeout over an hour", healthUnit("  tcp: {port: 1}\n  timeout: 1h0m1s\n"), `u.yaml:6: health.timeout: "1h0m1s" is out of range: more than 0 and at most 1h (default 2s)`},
+		{"startPeriod two hours", healthUnit("  tcp: {port: 1}\n  startPeriod: 2h\n"), `u.yaml:6: health.startPeriod: "2h" is out of range: more than 0 and at most 1h (default 60s)`},
+		// failures
+		{"failures negative", healthUnit("  tcp: {port: 1}\n  failures: -1\n"), "u.yaml:6: health.failures: -1 is out of range: 1 to 100 (default 3)"},
+		{"failures too many", healthUnit("  tcp: {port: 1}\n  failures: 101\n"), "u.yaml:6: health.failures: 101 is out of range: 1 to 100 (default 3)"},
+		// several problems at once, each with its line
+		{"every problem", healthUnit("  http:\n    port: 0\n    path: x\n  interval: 0s\n  failures: 200\n"),
+			"u.yaml:6: health.http.port: required: the port to check, 1 to 65535\n" +
+				`u.yaml:7: health.http.path: "x" must start with /` + "\n" +
+				`u.yaml:8: health.interval: "0s" is out of range: more than 0 and at most 1h (default 5s)` + "\n" +
+				"u.yaml:9: health.failures: 200 is out of range: 1 to 100 (default 3)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			docs, err := Load("u.yaml", []byte(tt.in))
+			if err == nil {
+				t.Fatalf("accepted: %s", docs[0].Spec.CanonicalJSON())
+			}
+			if err.Error() != tt.want {
+				t.Fatalf("error\n got %s\nwant %s", err, tt.want)
+			}
+			// Spec.Validate (no file) finds the same problems.
+			if len(docs) == 1 && docs[0].Spec.Health != nil {
+				if err := docs[0].Spec.Validate(); err == nil {
+					t.Error("Spec.Validate accepted it")
+				}
+			}
+		})
+	}
+}
+
+// TestValidateHealthLineLimit: the check script takes most of a unit file
+// line; long exec words are refused at validate time, not by fleet.
+func TestValidateHealthLineLimit(t *testing.T) {
+	word := strings.Repeat("w", 40)
+	in := healthUnit("  exec: [/c" + strings.Repeat(", "+word, MaxHealthExecWords-1) + "]\n")
+	_, err := Load("u.yaml", []byte(in))
+	if err == nil || !strings.HasPrefix(err.Error(), "u.yaml:1: rendered ExecStartPost= line of api is ") {
+		t.Fatalf("want the line limit error, got %v", err)
+	}
+}

@@ -141,11 +141,18 @@ type memory struct {
 // restartSeen counts, for a fleet unit on one machine, how many times it
 // was seen entering activating/auto-restart since it was last ready:
 // systemd restarts a unit under Restart=always forever, so a crash loop
-// never shows as failed.
+// never shows as failed. It also counts the entries (into auto-restart,
+// or failed) that followed activating/start-post: a health check, which
+// Kaylee renders as ExecStartPost, that did not pass at start.
 type restartSeen struct {
 	last    string    // active/sub state at the last pass
 	n       int       // restarts seen
 	counted time.Time // when the last one was counted
+	// inStartPost: seen in activating/start-post, and since then only in
+	// it or in deactivating/* (systemd stops the unit, running ExecStop
+	// and ExecStopPost, between a failed ExecStartPost and auto-restart).
+	inStartPost bool
+	unhealthy   int // entries into auto-restart or failed with inStartPost
 }
 
 func newMemory() *memory {
@@ -306,7 +313,11 @@ func (p *planner) plan(u *unitInput) ([]op, *store.Status) {
 		// A restarting replica is left to systemd, which keeps trying;
 		// during a rollout, rolloutFailure has its threshold.
 		if m, n := p.restartsSeen(a); n > 0 {
-			notes = append(notes, fmt.Sprintf("replica %s on %s is restarting (%s seen)", a.name(), p.machine(m), plural(n, "restart")))
+			how := plural(n, "restart") + " seen"
+			if r := p.mem.restarts[a.name()][m]; r != nil && r.unhealthy > 0 {
+				how += fmt.Sprintf(", %d after its health check did not pass at start", r.unhealthy)
+			}
+			notes = append(notes, fmt.Sprintf("replica %s on %s is restarting (%s)", a.name(), p.machine(m), how))
 		}
 	}
 
@@ -423,6 +434,12 @@ func (p *planner) plan(u *unitInput) ([]op, *store.Status) {
 	default:
 		st.Phase = store.PhaseProgressing
 		st.Message = fmt.Sprintf("%d of %d running the current spec, %d ready", st.Running, st.Desired, ready)
+		switch w := waitingForHealth(current); {
+		case w == 1:
+			st.Message += ", 1 waiting for its health check"
+		case w > 1:
+			st.Message += fmt.Sprintf(", %d waiting for their health checks", w)
+		}
 		if len(stale) > 0 {
 			st.Message += fmt.Sprintf("; %d old still to replace", len(stale))
 		}
@@ -501,8 +518,10 @@ func (p *planner) observeRestarts(a *actualUnit) {
 			byMachine[s.MachineID] = r
 		}
 		state := s.SystemdActiveState + "/" + s.SystemdSubState
-		if state == "activating/auto-restart" {
-			count := r.last != state
+		entered := r.last != state
+		switch {
+		case state == stateAutoRestart:
+			count := entered
 			if !count {
 				if sec, ok := restartSec(a.unit); ok && p.now.Sub(r.counted) >= sec+restartSlack {
 					count = true
@@ -512,9 +531,56 @@ func (p *planner) observeRestarts(a *actualUnit) {
 				r.n++
 				r.counted = p.now
 			}
+			if entered && r.inStartPost {
+				r.unhealthy++
+			}
+			r.inStartPost = false
+		case s.SystemdActiveState == "failed":
+			if entered && r.inStartPost {
+				r.unhealthy++
+			}
+			r.inStartPost = false
+		case state == stateStartPost:
+			r.inStartPost = true
+		case s.SystemdActiveState == "deactivating":
+			// on its way from a failed ExecStartPost to auto-restart, maybe
+		default:
+			r.inStartPost = false
 		}
 		r.last = state
 	}
+}
+
+// systemd states the planner reads restarts and health checks from.
+const (
+	stateAutoRestart = "activating/auto-restart"
+	stateStartPost   = "activating/start-post" // ExecStartPost: the health check, until it passes
+)
+
+// unhealthySeen is the machine where a replica was seen failing its
+// health check at start (see restartSeen) since it was last ready, and
+// how many times it was seen so there.
+func (p *planner) unhealthySeen(a *actualUnit) (machineID string, n int) {
+	for m, r := range p.mem.restarts[a.name()] {
+		if r.unhealthy > n || r.unhealthy == n && n > 0 && m < machineID {
+			machineID, n = m, r.unhealthy
+		}
+	}
+	return machineID, n
+}
+
+// waitingForHealth counts the states of current replicas in
+// activating/start-post: started, their health check not passed yet.
+func waitingForHealth(current []*actualUnit) int {
+	n := 0
+	for _, a := range current {
+		for _, s := range a.states {
+			if s.SystemdActiveState+"/"+s.SystemdSubState == stateStartPost && s.Hash == a.hash {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // restartsSeen is the most restarts seen of a replica on one machine
@@ -564,6 +630,15 @@ func (p *planner) ready(a *actualUnit) bool {
 // rolloutFailure says why the rollout of a spec not yet deployed failed,
 // or "" while it may still succeed.
 func (p *planner) rolloutFailure(u *unitInput, current []*actualUnit, global bool) string {
+	// A new replica whose health check did not pass at start fails the
+	// rollout at once: the check had its startPeriod, and systemd would
+	// only try again (under Restart=always) with the same image.
+	for _, a := range current {
+		if m, n := p.unhealthySeen(a); n > 0 {
+			return fmt.Sprintf("rollout of %s failed: replica %s on %s did not become healthy (its health check did not pass within startPeriod; see its journal on that machine)",
+				u.desired.hash, a.name(), p.machine(m))
+		}
+	}
 	for _, a := range current {
 		if s, failed := p.failedOn(a); failed {
 			return fmt.Sprintf("rollout of %s failed: replica %s failed on %s", u.desired.hash, a.name(), p.machine(s.MachineID))
@@ -630,7 +705,11 @@ func (p *planner) whatNewDo(current []*actualUnit, desired int) string {
 			if s.SystemdActiveState == "active" && s.SystemdSubState == "running" && s.Hash == a.hash {
 				continue
 			}
-			w := fmt.Sprintf("%s is %s/%s on %s", a.name(), s.SystemdActiveState, s.SystemdSubState, p.machine(s.MachineID))
+			state := s.SystemdActiveState + "/" + s.SystemdSubState
+			if state == stateStartPost {
+				state += " (waiting for its health check)"
+			}
+			w := fmt.Sprintf("%s is %s on %s", a.name(), state, p.machine(s.MachineID))
 			if s.Hash != a.hash {
 				w += " with another unit file"
 			}

@@ -216,6 +216,16 @@ func TestPlanUnit(t *testing.T) {
 		wantMsg:  "not done after --rollout-timeout 5m0s (0 of 3 new replicas running; k2:web:" + v2.Hash(0) + ":",
 		wantMsg2: ":0.service is activating/start-pre on machine m0 (10.0.0.1); 2 not created yet)",
 	}, {
+		name: "rollout timeout: a replica in start-post is waiting for its health check",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, v2, 0).with(render(t, v1), "launched", "active", "running").with(render(t, v2)[:1], "launched", "activating", "start-post")
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseProgressing, SpecHash: v2.Hash(0), Since: now.Add(-6 * time.Minute)}
+			return w
+		},
+		wantOps: "stop:0", wantPhase: store.PhaseFailed,
+		wantMsg:  "not done after --rollout-timeout 5m0s (0 of 3 new replicas running; k2:web:" + v2.Hash(0) + ":",
+		wantMsg2: ":0.service is activating/start-post (waiting for its health check) on machine m0 (10.0.0.1); 2 not created yet)",
+	}, {
 		name: "rollout timeout with an unscheduled and a restarting replica",
 		world: func(t *testing.T) *world {
 			w := newWorld(t, v2, 0).with(render(t, v1), "launched", "active", "running").
@@ -589,6 +599,124 @@ func TestPlanRestartLoops(t *testing.T) {
 				planStep{at + 2*time.Second, pre, "", prog, "2 of 3 running the current spec, 2 ready"})
 		}
 		runSteps(t, opts, deployed, run, steps)
+	})
+}
+
+// Health checks render as ExecStartPost: systemd holds a started unit in
+// activating/start-post until the check passes (then active/running), and
+// when it does not pass within startPeriod fails the start, which under
+// Restart=always is activating/auto-restart. A new replica seen so fails
+// its rollout the first time; a replica of a deployed spec is left to
+// systemd.
+func TestPlanHealthChecks(t *testing.T) {
+	v1 := replicated(3, "docker://web:1")
+	v2 := replicated(3, "docker://web:2")
+	opts := Options{}.withDefaults() // MinReady 10s, MaxRestarts 2
+	const (
+		pre      = "activating/start-pre"
+		post     = "activating/start-post"
+		restart  = "activating/auto-restart"
+		running  = "active/running"
+		stopping = "deactivating/stop-sigterm"
+		failedSt = "failed/failed"
+	)
+	rollout := func(t *testing.T, state string) *world {
+		active, sub, _ := strings.Cut(state, "/")
+		return newWorld(t, v2, 0).with(render(t, v1), "launched", "active", "running").with(render(t, v2)[:1], "launched", active, sub)
+	}
+	rolling := &store.Status{Name: "web", Phase: store.PhasePending, SpecHash: v2.Hash(0), Deployed: v1.Hash(0)}
+	prog, failed := store.PhaseProgressing, store.PhaseFailed
+	newName := render(t, v2)[0].Name
+	unhealthy := "rollout of " + v2.Hash(0) + " failed: replica " + newName +
+		" on machine m0 (10.0.0.1) did not become healthy (its health check did not pass within startPeriod; see its journal on that machine)" +
+		"; the new replicas are removed and the previous version (if any) keeps running"
+	waiting := "0 of 3 running the current spec, 0 ready, 1 waiting for its health check; 3 old still to replace"
+
+	t.Run("start-post then auto-restart fails the rollout at once", func(t *testing.T) {
+		runSteps(t, opts, rollout, rolling, []planStep{
+			{0, pre, "", prog, "0 of 3 running the current spec, 0 ready; 3 old"},
+			{2 * time.Second, post, "", prog, waiting},
+			{4 * time.Second, post, "", prog, waiting},
+			{6 * time.Second, restart, "stop:0", failed, unhealthy}, // the first restart, MaxRestarts 2
+		})
+	})
+	t.Run("first seen in start-post, then auto-restart", func(t *testing.T) {
+		runSteps(t, opts, rollout, rolling, []planStep{
+			{0, post, "", prog, waiting},
+			{2 * time.Second, restart, "stop:0", failed, unhealthy},
+		})
+	})
+	// On real systemd a failed ExecStartPost stops the unit (ExecStop,
+	// ExecStopPost) before auto-restart: still a failed check.
+	t.Run("start-post, stopping, auto-restart", func(t *testing.T) {
+		runSteps(t, opts, rollout, rolling, []planStep{
+			{0, post, "", prog, waiting},
+			{2 * time.Second, stopping, "", prog, "0 of 3 running"},
+			{4 * time.Second, restart, "stop:0", failed, unhealthy},
+		})
+	})
+	t.Run("start-post then failed: the health message", func(t *testing.T) {
+		runSteps(t, opts, rollout, rolling, []planStep{
+			{0, post, "", prog, waiting},
+			{2 * time.Second, failedSt, "stop:0", failed, unhealthy},
+		})
+	})
+	t.Run("start-post then running: ready after MinReady", func(t *testing.T) {
+		runSteps(t, opts, rollout, rolling, []planStep{
+			{0, pre, "", prog, "0 ready"},
+			{2 * time.Second, post, "", prog, waiting},
+			{4 * time.Second, running, "", prog, "1 of 3 running the current spec, 0 ready; 3 old"},
+			{10 * time.Second, running, "", prog, "0 ready"},
+			{14 * time.Second, running, "stop:old2", prog, "1 of 3 running the current spec, 1 ready; 3 old"},
+		})
+	})
+	// Passed its check, then crashed: a restart, counted against
+	// MaxRestarts; start-post at an earlier pass does not make it a
+	// failed check.
+	t.Run("a crash after its check passed is a restart", func(t *testing.T) {
+		runSteps(t, opts, rollout, rolling, []planStep{
+			{0, post, "", prog, waiting},
+			{2 * time.Second, running, "", prog, "1 of 3 running the current spec, 0 ready"},
+			{4 * time.Second, restart, "", prog, "3 old still to replace; replica " + newName + " on machine m0 (10.0.0.1) is restarting (1 restart seen)"},
+			{6 * time.Second, pre, "", prog, "(1 restart seen)"},
+			{8 * time.Second, post, "", prog, "1 waiting for its health check"},
+			{10 * time.Second, running, "", prog, "(1 restart seen)"},
+			{12 * time.Second, restart, "stop:0", failed, "is in a restart loop: systemd restarted it 2 times"},
+		})
+	})
+	// The same unit that passes its check once and fails it the next
+	// start (after a crash) fails the rollout then.
+	t.Run("a crash, then a failed check", func(t *testing.T) {
+		runSteps(t, opts, rollout, rolling, []planStep{
+			{0, running, "", prog, "1 of 3 running"},
+			{2 * time.Second, restart, "", prog, "(1 restart seen)"},
+			{4 * time.Second, post, "", prog, "1 waiting for its health check"},
+			{6 * time.Second, restart, "stop:0", failed, unhealthy},
+		})
+	})
+
+	// A replica of the deployed spec that fails its check (at a start, or
+	// once running: the check's script kills it, and fleet cannot tell
+	// that from a crash) is left to systemd and named in the status.
+	deployed := func(t *testing.T, state string) *world {
+		active, sub, _ := strings.Cut(state, "/")
+		return newWorld(t, v1, 0).with(render(t, v1)[:2], "launched", "active", "running").with(render(t, v1)[2:], "launched", active, sub)
+	}
+	run := &store.Status{Name: "web", Phase: store.PhaseRunning, SpecHash: v1.Hash(0), Deployed: v1.Hash(0)}
+	t.Run("a deployed replica failing its check is not destroyed", func(t *testing.T) {
+		runSteps(t, opts, deployed, run, []planStep{
+			{0, running, "", prog, "3 of 3 running the current spec, 2 ready"},
+			{2 * time.Second, restart, "", prog, ":2.service on machine m0 (10.0.0.1) is restarting (1 restart seen)"},
+			{4 * time.Second, pre, "", prog, "2 of 3 running the current spec, 2 ready; replica"},
+			{6 * time.Second, post, "", prog, "2 of 3 running the current spec, 2 ready, 1 waiting for its health check; replica"},
+			{8 * time.Second, restart, "", prog, "is restarting (2 restarts seen, 1 after its health check did not pass at start)"},
+			{10 * time.Second, post, "", prog, "1 waiting for its health check"},
+			{12 * time.Second, stopping, "", prog, "(2 restarts seen, 1 after"},
+			{14 * time.Second, restart, "", prog, "is restarting (3 restarts seen, 2 after its health check did not pass at start)"},
+			{16 * time.Second, post, "", prog, ""},
+			{18 * time.Second, running, "", prog, "(3 restarts seen, 2 after"},
+			{28 * time.Second, running, "", store.PhaseRunning, "3 of 3 running"}, // ready again: forgotten
+		})
 	})
 }
 

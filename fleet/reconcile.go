@@ -36,6 +36,14 @@ type Options struct {
 	// starts again once a replica has been ready (running for MinReady).
 	// A replica of a deployed spec that restarts is left to systemd and
 	// named in the status. Default 2.
+	//
+	// A health check renders as ExecStartPost: systemd holds the unit in
+	// activating/start-post until it passes, and fails the start (then
+	// auto-restart, under Restart=always) when it does not within the
+	// spec's startPeriod. A new replica seen going from start-post to
+	// auto-restart (or failed) fails the rollout the first time, whatever
+	// MaxRestarts; a replica of a deployed spec is left to systemd, as a
+	// restart.
 	MaxRestarts int
 	// StopTimeout: a unit set to stop is destroyed after this long even if
 	// fleet still reports it active. Default 90s.

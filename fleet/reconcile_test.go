@@ -39,11 +39,22 @@ type harness struct {
 
 func newHarness(t *testing.T, machines []fleetsim.MachineConfig) *harness {
 	t.Helper()
+	return newHarnessWith(t, machines, nil)
+}
+
+// newHarnessWith is newHarness with edit applied to the simulation's
+// config.
+func newHarnessWith(t *testing.T, machines []fleetsim.MachineConfig, edit func(*fleetsim.Config)) *harness {
+	t.Helper()
 	e := etcdtest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := fleetsim.Start(ctx, fleetsim.Config{Endpoints: e.Endpoints(), Machines: machines,
-		TTL: 4 * time.Second, EngineInterval: time.Second, StartDelay: 100 * time.Millisecond})
+	cfg := fleetsim.Config{Endpoints: e.Endpoints(), Machines: machines,
+		TTL: 4 * time.Second, EngineInterval: time.Second, StartDelay: 100 * time.Millisecond}
+	if edit != nil {
+		edit(&cfg)
+	}
+	c, err := fleetsim.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -528,6 +539,100 @@ func TestCrashLoopFailsRolloutEarly(t *testing.T) {
 	}
 	if strings.Contains(strings.Join(seen, " "), "failed") {
 		t.Errorf("a replica under Restart=always showed failed: %v", seen)
+	}
+	eventually(t, 30*time.Second, func() (bool, string) {
+		v := h.view("web")
+		return len(v.units) == 3 && v.runningWithHash(v1) == 3, v.String()
+	})
+	if msg := check(); msg != "" {
+		t.Fatalf("the old version stopped serving: %s", msg)
+	}
+	if st := h.status("web"); st.Phase != store.PhaseFailed || st.Running != 3 {
+		t.Fatalf("status after the failure: %+v", st)
+	}
+}
+
+// withHealth gives a spec an HTTP health check (rendered as ExecStartPost,
+// which holds the unit in activating/start-post until its check passes, and
+// fails the start when it does not within startPeriod).
+func withHealth(s *deploy.Spec) *deploy.Spec {
+	s.Health = &deploy.Health{HTTP: &deploy.HTTPCheck{Port: 8080, Path: "/healthz"}}
+	return s
+}
+
+// A new version whose health check never passes (on the simulation, an
+// image with sim-unhealthy in its name and a unit with ExecStartPost):
+// each replica waits in activating/start-post for startPeriod, then
+// systemd fails the start and, under Restart=always, restarts it for ever.
+// The rollout fails at the first failed check, long before a 5m
+// --rollout-timeout, saying so; the old replicas serve throughout.
+func TestUnhealthyFailsRolloutAtOnce(t *testing.T) {
+	const startPeriod = 2 * time.Second // longer than fleet's 1s state poll and the reconciler's
+	h := newHarnessWith(t, fleetsim.Machines(3), func(c *fleetsim.Config) { c.StartPeriod = startPeriod })
+	opts := testOptions
+	opts.RolloutTimeout = 5 * time.Minute
+	opts.MaxRestarts = 10 // the first failed check decides, not the restart count
+	h.serveAs("test", h.store, h.api, opts)
+
+	v1 := h.put(withHealth(replicated(3, "docker://web:1")))
+	h.waitStatus("web", store.PhaseRunning, v1, 60*time.Second)
+	units, err := h.api.Units()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range units {
+		if !strings.Contains(schema.MapSchemaUnitOptionsToUnitFile(u.Options).String(), "ExecStartPost=") {
+			t.Fatalf("fleet unit %s has no ExecStartPost", u.Name)
+		}
+	}
+	check := h.sample("web", func(v fleetView) string {
+		if v.runningWithHash(v1) != 3 {
+			return fmt.Sprintf("%d old replicas running: %v", v.runningWithHash(v1), v)
+		}
+		return ""
+	})
+	start := time.Now()
+	bad := h.put(withHealth(replicated(3, "docker://sim-unhealthy/web:2")))
+	var seen, messages []string
+	var st *store.Status
+	eventually(t, 90*time.Second, func() (bool, string) {
+		states, err := h.api.UnitStates()
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, s := range states {
+			if strings.Contains(s.Name, ":"+bad+":") {
+				if st := s.SystemdActiveState + "/" + s.SystemdSubState; len(seen) == 0 || seen[len(seen)-1] != st {
+					seen = append(seen, st)
+				}
+			}
+		}
+		st = h.status("web")
+		if st != nil && st.SpecHash == bad && (len(messages) == 0 || messages[len(messages)-1] != st.Message) {
+			messages = append(messages, st.Message)
+		}
+		return st != nil && st.SpecHash == bad && st.Phase == store.PhaseFailed, fmt.Sprintf("states %v; status %+v", seen, st)
+	})
+	took := time.Since(start)
+	t.Logf("rollout failed after %s (--rollout-timeout %s); states seen: %v; messages: %q", took.Round(time.Second), opts.RolloutTimeout, seen, messages)
+	for _, want := range []string{"rollout of " + bad + " failed: replica k2:web:" + bad + ":", " on machine ", "(192.0.2.",
+		"did not become healthy (its health check did not pass within startPeriod; see its journal on that machine)",
+		"the previous version (if any) keeps running"} {
+		if !strings.Contains(st.Message, want) {
+			t.Errorf("failed status %q lacks %q", st.Message, want)
+		}
+	}
+	if j := strings.Join(seen, " "); !strings.Contains(j, "activating/start-post") || strings.Contains(j, "running") || strings.Contains(j, "failed") {
+		t.Errorf("states of the new replica: %v, want start-post, never running or failed", seen)
+	}
+	if !strings.Contains(strings.Join(messages, "\n"), "1 waiting for its health check") {
+		t.Errorf("no status said a replica was waiting for its health check: %q", messages)
+	}
+	// The first failed check decides: startPeriod, one state poll and one
+	// pass after the replica started, well before a second restart (and
+	// the tenth, which --max-restarts 10 would wait for: about 45s here).
+	if limit := 20 * time.Second; took > limit {
+		t.Errorf("the rollout took %s to fail, want less than %s", took, limit)
 	}
 	eventually(t, 30*time.Second, func() (bool, string) {
 		v := h.view("web")

@@ -33,6 +33,14 @@ const (
 	DefaultTTL            = 10 * time.Second
 	DefaultEngineInterval = 2 * time.Second
 	DefaultCrashAfter     = 200 * time.Millisecond
+	// DefaultHealthDelay is how long a unit with ExecStartPost (a health
+	// check) stays in activating/start-post before its check passes.
+	DefaultHealthDelay = 300 * time.Millisecond
+	// DefaultUnhealthyMarker marks a unit whose health check never passes.
+	DefaultUnhealthyMarker = "sim-unhealthy"
+	// DefaultStartPeriod is how long an unhealthy unit stays in
+	// activating/start-post before its ExecStartPost gives up.
+	DefaultStartPeriod = time.Second
 	// DefaultRestartScale turns Kaylee's RestartSec=10 into 2.5s of
 	// activating/auto-restart: longer than the scheduler's 2s poll, so it
 	// sees the restarts, and short enough for tests.
@@ -65,6 +73,25 @@ type Config struct {
 	// RestartScale scales RestartSec when RestartDelay is zero. Default
 	// DefaultRestartScale (0.25); 1 is systemd's own timing.
 	RestartScale float64
+	// HealthDelay: a unit whose unit file has an ExecStartPost line (Kaylee
+	// renders a spec's health checks as one) goes, once started (after
+	// StartDelay), to activating/start-post and stays there this long
+	// while its check passes, then runs. Default DefaultHealthDelay.
+	HealthDelay time.Duration
+	// UnhealthyMarker: a unit with ExecStartPost whose unit file contains
+	// it never passes its check: it stays in activating/start-post for
+	// StartPeriod, then its ExecStartPost exits 1 and systemd fails the
+	// start: with Restart=always (or on-failure) it waits in
+	// activating/auto-restart (as a crash does, see RestartDelay) and
+	// starts again, forever; without, it ends failed. A unit without
+	// ExecStartPost has no check and runs whatever its file says. Default
+	// DefaultUnhealthyMarker.
+	UnhealthyMarker string
+	// StartPeriod: how long an unhealthy unit's check is given. On real
+	// systemd it is the spec's health.startPeriod, which the rendered
+	// script enforces; the simulation does not parse the script and uses
+	// this for every unit. Default DefaultStartPeriod.
+	StartPeriod time.Duration
 	// TTL of machine presence and of published unit states (fleet's
 	// agent_ttl). A killed machine's units move after about this long.
 	TTL time.Duration
@@ -140,6 +167,15 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.RestartScale == 0 {
 		cfg.RestartScale = DefaultRestartScale
 	}
+	if cfg.HealthDelay == 0 {
+		cfg.HealthDelay = DefaultHealthDelay
+	}
+	if cfg.UnhealthyMarker == "" {
+		cfg.UnhealthyMarker = DefaultUnhealthyMarker
+	}
+	if cfg.StartPeriod == 0 {
+		cfg.StartPeriod = DefaultStartPeriod
+	}
 	if cfg.TTL == 0 {
 		cfg.TTL = DefaultTTL
 	}
@@ -166,7 +202,8 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		seen[mc.ID] = true
 		m := &Machine{cluster: c, state: machine.MachineState{ID: mc.ID, PublicIP: mc.PublicIP, Metadata: mc.Metadata, Version: "1.0.0"}}
 		m.systemd = newSystemd(systemdConfig{startDelay: cfg.StartDelay, failMarker: cfg.FailMarker,
-			crashAfter: cfg.CrashAfter, restartDelay: cfg.RestartDelay, restartScale: cfg.RestartScale})
+			crashAfter: cfg.CrashAfter, restartDelay: cfg.RestartDelay, restartScale: cfg.RestartScale,
+			healthDelay: cfg.HealthDelay, unhealthyMarker: cfg.UnhealthyMarker, startPeriod: cfg.StartPeriod})
 		c.machines = append(c.machines, m)
 	}
 	for _, m := range c.machines {

@@ -18,7 +18,10 @@ import (
 // Starting a unit takes StartDelay, spent in activating/start-pre when
 // the unit file has ExecStartPre lines (real systemd runs them there;
 // the ExecStart of a Type=simple service is up at once) and in
-// activating/start otherwise; then it runs (active/running).
+// activating/start otherwise; then, when the unit file has an
+// ExecStartPost line (Kaylee renders a spec's health checks as one, which
+// exits 0 once the check passes), it spends HealthDelay in
+// activating/start-post; then it runs (active/running).
 //
 // A unit whose unit file contains the fail marker does what a process
 // that exits 1 does under systemd:
@@ -28,14 +31,27 @@ import (
 //     on forever, counting restarts (systemd's NRestarts, see Restarts);
 //   - without them it fails: failed/failed once started.
 //
+// A unit with ExecStartPost whose unit file contains the unhealthy marker
+// (or the fail marker: a check cannot pass against a process that
+// crashed, and systemd lets ExecStartPost finish before it acts on the
+// main process's exit) never passes its check: it stays in
+// activating/start-post for StartPeriod, then ExecStartPost exits 1 and
+// systemd fails the start: under Restart= it goes to
+// activating/auto-restart and loops as above (never running), without it
+// ends failed/failed.
+//
 // Differences from systemd 252 that remain: systemd's start rate limit
 // (StartLimitBurst=5 per StartLimitIntervalSec=10s, after which a
 // restarting unit ends failed/start-limit-hit) is not modelled, so a
 // simulated unit loops forever whatever its delays (Kaylee's RestartSec=10
 // never reaches that limit on real systemd either); a failing unit
 // without Restart= goes to failed without a running moment; ExecStartPre
-// never fails on its own (the marker crashes the main process); and
-// stopping a unit is instant (no ExecStop, no TimeoutStopSec).
+// never fails on its own (the marker crashes the main process); a failed
+// ExecStartPost goes straight to auto-restart (systemd passes through
+// deactivating/stop and stop-post, running ExecStop and ExecStopPost,
+// which can take seconds); a running unit never fails a check later (the
+// rendered script kills it; here it runs on); and stopping a unit is
+// instant (no ExecStop, no TimeoutStopSec).
 type Systemd struct {
 	cfg systemdConfig
 
@@ -45,11 +61,14 @@ type Systemd struct {
 
 // systemdConfig is the part of Config a machine's systemd uses.
 type systemdConfig struct {
-	startDelay   time.Duration
-	failMarker   string
-	crashAfter   time.Duration
-	restartDelay time.Duration // > 0: every auto-restart waits this long
-	restartScale float64       // else RestartSec × restartScale
+	startDelay      time.Duration
+	failMarker      string
+	crashAfter      time.Duration
+	restartDelay    time.Duration // > 0: every auto-restart waits this long
+	restartScale    float64       // else RestartSec × restartScale
+	healthDelay     time.Duration // in start-post before a check passes
+	unhealthyMarker string        // a unit containing it never passes its check
+	startPeriod     time.Duration // in start-post before a check gives up
 }
 
 type simUnit struct {
@@ -109,30 +128,55 @@ func (s *Systemd) TriggerStart(name string) error {
 	return nil
 }
 
-// start runs a unit's start: start-pre (or start), then running, or a
-// crash. Called with s.mu held.
+// start runs a unit's start: start-pre (or start), start-post when the
+// unit has ExecStartPost, then running, or a crash. Called with s.mu held.
 func (s *Systemd) start(u *simUnit) {
 	u.active, u.sub = "activating", "start"
 	if len(u.file.Contents["Service"]["ExecStartPre"]) > 0 {
 		u.sub = "start-pre"
 	}
-	fail := strings.Contains(u.file.String(), s.cfg.failMarker)
+	text := u.file.String()
+	fail := s.cfg.failMarker != "" && strings.Contains(text, s.cfg.failMarker)
+	check := len(u.file.Contents["Service"]["ExecStartPost"]) > 0
+	unhealthy := check && (fail || s.cfg.unhealthyMarker != "" && strings.Contains(text, s.cfg.unhealthyMarker))
 	s.after(u, s.cfg.startDelay, func() {
 		switch {
-		case !fail:
-			u.active, u.sub = "active", "running"
-		case restarts(u.file):
-			u.active, u.sub = "active", "running"
-			s.after(u, s.cfg.crashAfter, func() {
-				u.active, u.sub = "activating", "auto-restart"
-				s.after(u, s.restartDelay(u.file), func() {
-					u.restarts++
-					s.start(u)
-				})
-			})
+		case unhealthy:
+			u.active, u.sub = "activating", "start-post"
+			s.after(u, s.cfg.startPeriod, func() { s.exited(u) })
+		case check:
+			u.active, u.sub = "activating", "start-post"
+			s.after(u, s.cfg.healthDelay, func() { s.run(u, fail) })
 		default:
-			u.active, u.sub = "failed", "failed"
+			s.run(u, fail)
 		}
+	})
+}
+
+// run has a started unit run; a failing one crashes. Called with s.mu held.
+func (s *Systemd) run(u *simUnit, fail bool) {
+	switch {
+	case !fail:
+		u.active, u.sub = "active", "running"
+	case restarts(u.file):
+		u.active, u.sub = "active", "running"
+		s.after(u, s.cfg.crashAfter, func() { s.exited(u) })
+	default:
+		u.active, u.sub = "failed", "failed"
+	}
+}
+
+// exited is a start or a run that ended in failure: systemd restarts the
+// unit under Restart=, else it fails. Called with s.mu held.
+func (s *Systemd) exited(u *simUnit) {
+	if !restarts(u.file) {
+		u.active, u.sub = "failed", "failed"
+		return
+	}
+	u.active, u.sub = "activating", "auto-restart"
+	s.after(u, s.restartDelay(u.file), func() {
+		u.restarts++
+		s.start(u)
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/fleet/schema"
 	"github.com/coreos/fleet/unit"
 
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
@@ -37,7 +38,8 @@ func states(s *Systemd, name string, d time.Duration) []string {
 // The state machine on its own: start-pre when there are ExecStartPre
 // lines, the restart loop under Restart=, failed without.
 func TestSystemdStates(t *testing.T) {
-	cfg := systemdConfig{startDelay: 50 * time.Millisecond, failMarker: "sim-fail", crashAfter: 50 * time.Millisecond, restartScale: 1}
+	cfg := systemdConfig{startDelay: 50 * time.Millisecond, failMarker: "sim-fail", crashAfter: 50 * time.Millisecond, restartScale: 1,
+		healthDelay: 50 * time.Millisecond, unhealthyMarker: "sim-unhealthy", startPeriod: 50 * time.Millisecond}
 	for _, tt := range []struct {
 		name  string
 		lines []string
@@ -52,6 +54,18 @@ func TestSystemdStates(t *testing.T) {
 			"activating/start-pre active/running activating/auto-restart activating/start-pre active/running activating/auto-restart"},
 		{"loops under Restart=on-failure", []string{"ExecStart=/bin/sim-fail", "Restart=on-failure", "RestartSec=0.1"},
 			"activating/start active/running activating/auto-restart activating/start active/running activating/auto-restart"},
+		// A health check (ExecStartPost): start-post until it passes.
+		{"health check passes", []string{"ExecStartPre=/usr/bin/docker rm -f web", "ExecStart=/bin/web", "ExecStartPost=/bin/bash -c 'check' kaylee-health web", "Restart=always", "RestartSec=100ms"},
+			"activating/start-pre activating/start-post active/running"},
+		{"health check passes, no ExecStartPre", []string{"ExecStart=/bin/web", "ExecStartPost=/bin/check"}, "activating/start activating/start-post active/running"},
+		{"health check never passes under Restart=always", []string{"ExecStartPre=/usr/bin/docker rm -f web", "ExecStart=/bin/sim-unhealthy", "ExecStartPost=/bin/check", "Restart=always", "RestartSec=100ms"},
+			"activating/start-pre activating/start-post activating/auto-restart activating/start-pre activating/start-post activating/auto-restart"},
+		{"health check never passes without Restart=", []string{"ExecStart=/bin/sim-unhealthy", "ExecStartPost=/bin/check"}, "activating/start activating/start-post failed/failed"},
+		{"unhealthy marker without a check: runs", []string{"ExecStart=/bin/sim-unhealthy"}, "activating/start active/running"},
+		// A crashing process fails its check: systemd lets ExecStartPost
+		// run to its end before it acts on the main process's exit.
+		{"crash with a health check: never running", []string{"ExecStart=/bin/sim-fail", "ExecStartPost=/bin/check", "Restart=always", "RestartSec=100ms"},
+			"activating/start activating/start-post activating/auto-restart activating/start activating/start-post activating/auto-restart"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSystemd(cfg)
@@ -72,6 +86,9 @@ func TestSystemdStates(t *testing.T) {
 				}
 				if strings.Contains(strings.Join(got, " "), "failed") {
 					t.Fatalf("a restarting unit went failed: %v", got)
+				}
+				if strings.Contains(tt.want, "start-post") && strings.Contains(tt.want, "auto-restart") && strings.Contains(strings.Join(got, " "), "running") {
+					t.Fatalf("a unit that never passes its check ran: %v", got)
 				}
 				// Stopped while it loops: inactive, and it stays so.
 				if err := s.TriggerStop("u.service"); err != nil {
@@ -154,5 +171,66 @@ func TestFailMarkerRestartLoopThroughFleet(t *testing.T) {
 	}
 	if n := c.Machines()[0].Systemd().Restarts("loop.service"); n < 1 {
 		t.Fatalf("NRestarts %d after two cycles", n)
+	}
+}
+
+// Through fleet's API: a unit with a health check (ExecStartPost) shows
+// activating/start-post until its check passes, then runs; one whose check
+// never passes goes from start-post to auto-restart after StartPeriod and
+// loops under Restart=always, never running and never failed, and ends
+// failed without Restart=. Every phase here lasts longer than the agent's
+// 1s state poll, so fleet publishes each of them.
+func TestHealthCheckThroughFleet(t *testing.T) {
+	e := etcdtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := Start(ctx, Config{Endpoints: e.Endpoints(), Machines: Machines(1), TTL: 4 * time.Second, EngineInterval: time.Second,
+		StartDelay: 1300 * time.Millisecond, HealthDelay: 1500 * time.Millisecond, StartPeriod: 1500 * time.Millisecond, RestartDelay: 1500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	api := c.API()
+	check := [3]string{"Service", "ExecStartPost", "/bin/bash -c 'check' kaylee-health web"}
+	pre := [3]string{"Service", "ExecStartPre", "-/usr/bin/docker rm -f web"}
+	always := [3]string{"Service", "Restart", "always"}
+	healthy := svc("healthy.service", pre, check, always, [3]string{"Service", "RestartSec", "10"})
+	sick := svc("sick.service", pre, check, always, [3]string{"Service", "RestartSec", "10"})
+	sick.Options[0].Value = "/usr/bin/docker run sim-unhealthy/web"
+	once := svc("sick-once.service", pre, check)
+	once.Options[0].Value = "/usr/bin/docker run sim-unhealthy/web"
+	for _, u := range []*schema.Unit{healthy, sick, once} {
+		if err := api.CreateUnit(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]string{
+		"healthy.service":   "activating/start-pre activating/start-post active/running",
+		"sick.service":      "activating/start-pre activating/start-post activating/auto-restart activating/start-pre activating/start-post activating/auto-restart",
+		"sick-once.service": "activating/start-pre activating/start-post failed/failed",
+	}
+	seen := map[string][]string{}
+	eventually(t, 40*time.Second, "start-post seen, and two failed checks", func() (bool, string) {
+		states, err := api.UnitStates()
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, s := range states {
+			if st := s.SystemdActiveState + "/" + s.SystemdSubState; len(seen[s.Name]) == 0 || seen[s.Name][len(seen[s.Name])-1] != st {
+				seen[s.Name] = append(seen[s.Name], st)
+			}
+		}
+		for name, w := range want {
+			if !strings.HasPrefix(strings.Join(seen[name], " "), w) {
+				return false, fmt.Sprint(seen)
+			}
+		}
+		return true, ""
+	})
+	if got := strings.Join(seen["sick.service"], " "); strings.Contains(got, "running") || strings.Contains(got, "failed") {
+		t.Fatalf("a unit whose check never passes under Restart=always: %s", got)
+	}
+	if n := c.Machines()[0].Systemd().Restarts("sick.service"); n < 1 {
+		t.Fatalf("NRestarts %d after two failed checks", n)
 	}
 }

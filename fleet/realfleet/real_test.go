@@ -487,3 +487,80 @@ func TestRealPullPolicy(t *testing.T) {
 		t.Errorf("containers of an image that cannot be pulled: %v", cs)
 	}
 }
+
+// healthUnit is webUnit with an HTTP health check on the test image.
+func healthUnit(name string, replicas int, version string, flags ...string) string {
+	return webUnit(name, replicas, 1, version, flags...) +
+		"health:\n  http: {port: 8080, path: /healthz}\n  interval: 1s\n  timeout: 1s\n  startPeriod: 12s\n  failures: 2\n"
+}
+
+// TestRealHealthChecks: with health: a replica is ready only once its
+// check passes on its machine (a slow starter never costs serving
+// capacity), a version whose /healthz answers 500 fails its rollout at once
+// and never replaces the old one, and a replica that turns unhealthy later
+// is restarted.
+func TestRealHealthChecks(t *testing.T) {
+	e := newEnv(t, "ry")
+	e.server("--rollout-timeout", "5m", "--min-ready", "2s")
+	e.must("run", "--wait", "--timeout", "3m", e.unit("web", healthUnit("web", 2, "v1", "--start-delay=4s")))
+	e.waitContainers("web", 2, "v1", 30*time.Second)
+
+	// A version that takes 6s to serve: with --min-ready 2s and no check,
+	// it would count as ready 4s before it serves.
+	s := e.sample("web")
+	start := time.Now()
+	e.must("run", "--wait", "--timeout", "3m", e.unit("web", healthUnit("web", 2, "v2", "--start-delay=6s")))
+	v2 := e.waitContainers("web", 2, "v2", 30*time.Second)
+	samples, minServe, maxTotal, worst := s.finish()
+	t.Logf("rolling update to a slow starter with a health check: %s; %d samples, fewest serving %d, most containers %d",
+		time.Since(start).Round(100*time.Millisecond), samples, minServe, maxTotal)
+	if minServe < 2 {
+		t.Errorf("during the update only %d containers served /healthz (want >= 2): %s", minServe, worst)
+	}
+	if maxTotal > 3 {
+		t.Errorf("during the update %d containers ran (want <= 3)", maxTotal)
+	}
+
+	// A version that never passes its check.
+	start = time.Now()
+	out, errs, code := e.kaylee("run", "--wait", "--timeout", "4m", e.unit("web", healthUnit("web", 2, "v3", "--unhealthy")))
+	took := time.Since(start)
+	if code != 1 {
+		t.Fatalf("run --wait of an unhealthy version: exit %d\n%s%s", code, out, errs)
+	}
+	st, _ := e.status("web")
+	t.Logf("unhealthy version: rollout failed %s after kaylee run: %s", took.Round(100*time.Millisecond), st.Message)
+	if st.Phase != "failed" || !strings.Contains(st.Message, "healthy") {
+		t.Errorf("status %s: %s", st.Phase, st.Message)
+	}
+	now := e.waitContainers("web", 2, "v2", time.Minute)
+	for i := range now {
+		if now[i].ID != v2[i].ID {
+			t.Errorf("serving container %s was replaced by the unhealthy rollout (%s → %s)", now[i].Name, v2[i].ID, now[i].ID)
+		}
+	}
+
+	// A replica that turns unhealthy after it was deployed is restarted by
+	// systemd, killed by its own liveness check.
+	e.must("run", "--wait", "--timeout", "3m", e.unit("live", healthUnit("live", 1, "v1", "--unhealthy-after=5s")))
+	first := e.waitContainers("live", 1, "v1", 30*time.Second)[0]
+	start = time.Now()
+	e.waitFor("unhealthy replica restarted", 2*time.Minute, func() (bool, string) {
+		for _, c := range e.containers("live") {
+			if c.Name == first.Name && c.ID != first.ID {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(e.containers("live"))
+	})
+	t.Logf("replica unhealthy 5s after start: restarted %s later", time.Since(start).Round(100*time.Millisecond))
+	m, ok := e.c.Machine(first.Machine)
+	if !ok {
+		t.Fatalf("container on unknown machine %s", first.Machine)
+	}
+	unit := strings.ReplaceAll(first.Name, "_", ":") + ".service" // the container is named after its fleet unit
+	journal, err := e.c.Exec(context.Background(), m, "journalctl", "--no-pager", "-u", unit)
+	if err != nil || !strings.Contains(journal, "unhealthy after") {
+		t.Errorf("journal of %s on %s does not say why it was restarted (%v):\n%s", unit, m.Name, err, tail(journal, 20))
+	}
+}

@@ -3,7 +3,7 @@
 // The tests build it with CGO_ENABLED=0 and `docker import` a tar holding
 // only this binary, so no registry is needed.
 //
-//	GET /healthz  200 "ok" (500 with --unhealthy)
+//	GET /healthz  200 "ok" (500 with --unhealthy, or after --unhealthy-after)
 //	GET /env      the environment, one NAME=value a line
 //	GET /file?path=P  the file at P (volumes)
 //	GET /version  the --version value
@@ -27,6 +27,7 @@ func main() {
 	crashAfter := flag.Duration("crash-after", 0, "exit 1 after this long (a crash loop under Restart=always)")
 	startDelay := flag.Duration("start-delay", 0, "sleep this long before serving (a slow start)")
 	unhealthy := flag.Bool("unhealthy", false, "answer 500 on /healthz")
+	unhealthyAfter := flag.Duration("unhealthy-after", 0, "answer 500 on /healthz once serving this long (a replica that turns unhealthy)")
 	termExit := flag.Int("term-exit", 143, "exit code on SIGTERM (143: as a process killed by it)")
 	flag.Parse()
 
@@ -55,9 +56,10 @@ func main() {
 		time.Sleep(*startDelay)
 	}
 
+	serving := time.Now()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if *unhealthy {
+		if *unhealthy || *unhealthyAfter > 0 && time.Since(serving) >= *unhealthyAfter {
 			http.Error(w, "unhealthy on purpose", http.StatusInternalServerError)
 			return
 		}
