@@ -515,16 +515,9 @@ func TestCrashLoopFailsRolloutEarly(t *testing.T) {
 	// Meanwhile the new replica is seen looping through fleet's states.
 	var seen []string
 	eventually(t, 30*time.Second, func() (bool, string) {
-		states, err := h.api.UnitStates()
-		if err != nil {
+		var err error
+		if seen, err = h.recordStates(bad, seen); err != nil {
 			return false, err.Error()
-		}
-		for _, s := range states {
-			if strings.Contains(s.Name, ":"+bad+":") {
-				if st := s.SystemdActiveState + "/" + s.SystemdSubState; len(seen) == 0 || seen[len(seen)-1] != st {
-					seen = append(seen, st)
-				}
-			}
 		}
 		return strings.Contains(strings.Join(seen, " "), "activating/auto-restart"), fmt.Sprint(seen)
 	})
@@ -550,6 +543,23 @@ func TestCrashLoopFailsRolloutEarly(t *testing.T) {
 	if st := h.status("web"); st.Phase != store.PhaseFailed || st.Running != 3 {
 		t.Fatalf("status after the failure: %+v", st)
 	}
+}
+
+// recordStates appends to seen the active/sub states of the fleet units of
+// spec hash, when they differ from the last one recorded.
+func (h *harness) recordStates(hash string, seen []string) ([]string, error) {
+	states, err := h.api.UnitStates()
+	if err != nil {
+		return seen, err
+	}
+	for _, s := range states {
+		if strings.Contains(s.Name, ":"+hash+":") {
+			if st := s.SystemdActiveState + "/" + s.SystemdSubState; len(seen) == 0 || seen[len(seen)-1] != st {
+				seen = append(seen, st)
+			}
+		}
+	}
+	return seen, nil
 }
 
 // withHealth gives a spec an HTTP health check (rendered as ExecStartPost,
@@ -596,16 +606,9 @@ func TestUnhealthyFailsRolloutAtOnce(t *testing.T) {
 	var seen, messages []string
 	var st *store.Status
 	eventually(t, 90*time.Second, func() (bool, string) {
-		states, err := h.api.UnitStates()
-		if err != nil {
+		var err error
+		if seen, err = h.recordStates(bad, seen); err != nil {
 			return false, err.Error()
-		}
-		for _, s := range states {
-			if strings.Contains(s.Name, ":"+bad+":") {
-				if st := s.SystemdActiveState + "/" + s.SystemdSubState; len(seen) == 0 || seen[len(seen)-1] != st {
-					seen = append(seen, st)
-				}
-			}
 		}
 		st = h.status("web")
 		if st != nil && st.SpecHash == bad && (len(messages) == 0 || messages[len(messages)-1] != st.Message) {
