@@ -533,16 +533,7 @@ func TestCrashLoopFailsRolloutEarly(t *testing.T) {
 	if strings.Contains(strings.Join(seen, " "), "failed") {
 		t.Errorf("a replica under Restart=always showed failed: %v", seen)
 	}
-	eventually(t, 30*time.Second, func() (bool, string) {
-		v := h.view("web")
-		return len(v.units) == 3 && v.runningWithHash(v1) == 3, v.String()
-	})
-	if msg := check(); msg != "" {
-		t.Fatalf("the old version stopped serving: %s", msg)
-	}
-	if st := h.status("web"); st.Phase != store.PhaseFailed || st.Running != 3 {
-		t.Fatalf("status after the failure: %+v", st)
-	}
+	h.oldStillServes(v1, check)
 }
 
 // recordStates appends to seen the active/sub states of the fleet units of
@@ -560,6 +551,23 @@ func (h *harness) recordStates(hash string, seen []string) ([]string, error) {
 		}
 	}
 	return seen, nil
+}
+
+// oldStillServes: after a failed rollout of web, its 3 replicas of v1
+// are all that is left, they served throughout (check is the sampler's),
+// and the status says failed with 3 running.
+func (h *harness) oldStillServes(v1 string, check func() string) {
+	h.t.Helper()
+	eventually(h.t, 30*time.Second, func() (bool, string) {
+		v := h.view("web")
+		return len(v.units) == 3 && v.runningWithHash(v1) == 3, v.String()
+	})
+	if msg := check(); msg != "" {
+		h.t.Fatalf("the old version stopped serving: %s", msg)
+	}
+	if st := h.status("web"); st.Phase != store.PhaseFailed || st.Running != 3 {
+		h.t.Fatalf("status after the failure: %+v", st)
+	}
 }
 
 // withHealth gives a spec an HTTP health check (rendered as ExecStartPost,
@@ -637,16 +645,7 @@ func TestUnhealthyFailsRolloutAtOnce(t *testing.T) {
 	if limit := 20 * time.Second; took > limit {
 		t.Errorf("the rollout took %s to fail, want less than %s", took, limit)
 	}
-	eventually(t, 30*time.Second, func() (bool, string) {
-		v := h.view("web")
-		return len(v.units) == 3 && v.runningWithHash(v1) == 3, v.String()
-	})
-	if msg := check(); msg != "" {
-		t.Fatalf("the old version stopped serving: %s", msg)
-	}
-	if st := h.status("web"); st.Phase != store.PhaseFailed || st.Running != 3 {
-		t.Fatalf("status after the failure: %+v", st)
-	}
+	h.oldStillServes(v1, check)
 }
 
 // TestObserveLeavesOutStaleStates: fleet keeps a dead machine's unit
