@@ -28,6 +28,9 @@ func FuzzLoadRender(f *testing.F) {
 	f.Add([]byte("name: a\nengine: docker\napps: [{image: x}]\nhealth: {tcp: {port: 5432}, startPeriod: 1h, timeout: 1h}\n"))
 	f.Add([]byte("name: a\napps: [{image: x}]\nhealth:\n  exec: [/usr/bin/check, --quick, a=b]\n  http: {port: 0, path: \"/a\\nb\"}\n"))
 	f.Add([]byte(`{"name":"a","apps":[{"image":"x"}],"health":{"exec":["/c","%n","$$X"],"interval":"1s"}}`))
+	f.Add([]byte("name: a\nreplicas: 4\napps: [{image: x}]\nupdate: {maxSurge: 50%, minReady: 0s, progressDeadline: 2m}\n"))
+	f.Add([]byte(`{"name":"a","global":true,"apps":[{"image":"x"}],"update":{"strategy":"rolling","maxUnavailable":2}}`))
+	f.Add([]byte("name: a\nreplicas: 2\napps: [{image: x}]\nupdate: {maxSurge: 007, maxUnavailable: '1%'}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		docs, _ := Load("fuzz.yaml", data)
 		for _, d := range docs {

@@ -40,6 +40,8 @@ type Spec struct {
 	// Health comes last: it is newer than the seed format, and the canonical
 	// JSON of a unit without it stays what the seed shows.
 	Health *Health `json:"health,omitempty" yaml:"health"`
+	// Update is the rollout policy; like Health it is newer than the seed.
+	Update *Update `json:"update,omitempty" yaml:"update"`
 }
 
 // EnvVar is one environment variable given to every app of the unit.
@@ -245,9 +247,16 @@ func (s *Spec) CanonicalJSON() []byte {
 // Hash returns the spec hash used in fleet unit names: 8 hex digits of the
 // SHA-256 of the canonical JSON and the restart counter. The same spec and
 // counter always give the same hash; `kaylee restart` bumps the counter.
+// The update policy is left out (changing how to roll out rolls nothing
+// out), but for a global unit's strategy, which changes its fleet units.
 func (s *Spec) Hash(restart int64) string {
 	h := sha256.New()
-	h.Write(s.CanonicalJSON())
+	cp := *s
+	cp.Update = nil
+	h.Write(cp.CanonicalJSON())
+	if s.Rolling() {
+		h.Write([]byte("\x00strategy=" + StrategyRolling))
+	}
 	if restart != 0 {
 		h.Write([]byte("\x00restart=" + strconv.FormatInt(restart, 10)))
 	}

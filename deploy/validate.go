@@ -75,6 +75,9 @@ func validateSpec(s *Spec, file string, lineOf func(string) int) error {
 	if s.Health != nil {
 		c.checkHealth(s.Health)
 	}
+	if s.Update != nil {
+		c.checkUpdate(s)
+	}
 	if len(c.errs) == 0 {
 		// Every value is safe; make sure the rendered unit fits fleet's
 		// line limit with the longest unit prefix allowed.
@@ -370,5 +373,12 @@ func eachString(s *Spec, f func(field, value string)) {
 		f("health.interval", h.Interval)
 		f("health.timeout", h.Timeout)
 		f("health.startPeriod", h.StartPeriod)
+	}
+	if u := s.Update; u != nil {
+		f("update.maxSurge", string(u.MaxSurge))
+		f("update.minReady", u.MinReady)
+		f("update.progressDeadline", u.ProgressDeadline)
+		f("update.strategy", u.Strategy)
+		f("update.maxUnavailable", string(u.MaxUnavailable))
 	}
 }

@@ -208,7 +208,7 @@ func BenchmarkPlanNew(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		t := &term{Reconciler: r, mem: newMemory(), statuses: map[string]*store.Status{}, rendered: map[string]*desiredUnits{}}
-		ops, _ := t.plan(time.Now(), units, nil, nil, nil, nil)
+		ops, _, _ := t.plan(time.Now(), units, nil, nil, nil, nil, nil)
 		if len(ops) != 3000 {
 			b.Fatalf("%d ops, want 3000 creates", len(ops))
 		}

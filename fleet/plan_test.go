@@ -213,7 +213,7 @@ func TestPlanUnit(t *testing.T) {
 			return w
 		},
 		wantOps: "stop:0", wantPhase: store.PhaseFailed,
-		wantMsg:  "not done after --rollout-timeout 5m0s (0 of 3 new replicas running; k2:web:" + v2.Hash(0) + ":",
+		wantMsg:  "no new replica became ready for 5m0s, the progress deadline (update.progressDeadline, or the scheduler's rollout timeout) (0 of 3 new replicas running; k2:web:" + v2.Hash(0) + ":",
 		wantMsg2: ":0.service is activating/start-pre on machine m0 (10.0.0.1); 2 not created yet)",
 	}, {
 		name: "rollout timeout: a replica in start-post is waiting for its health check",
@@ -223,7 +223,7 @@ func TestPlanUnit(t *testing.T) {
 			return w
 		},
 		wantOps: "stop:0", wantPhase: store.PhaseFailed,
-		wantMsg:  "not done after --rollout-timeout 5m0s (0 of 3 new replicas running; k2:web:" + v2.Hash(0) + ":",
+		wantMsg:  "no new replica became ready for 5m0s, the progress deadline (update.progressDeadline, or the scheduler's rollout timeout) (0 of 3 new replicas running; k2:web:" + v2.Hash(0) + ":",
 		wantMsg2: ":0.service is activating/start-post (waiting for its health check) on machine m0 (10.0.0.1); 2 not created yet)",
 	}, {
 		name: "rollout timeout with an unscheduled and a restarting replica",
@@ -346,11 +346,11 @@ func TestPlanUnit(t *testing.T) {
 		},
 		wantOps: "", wantPhase: store.PhasePending,
 	}, {
-		name: "scale down 3 → 1: remove old ones one at a time first",
+		name: "scale down 3 → 1 with a new spec: the surplus old ones stop at once, one old serves until the new one is ready",
 		world: func(t *testing.T) *world {
 			return newWorld(t, replicated(1, "docker://web:2"), 0).with(render(t, v1), "launched", "active", "running")
 		},
-		wantOps: "stop:old2", wantPhase: store.PhasePending,
+		wantOps: "stop:old1 stop:old2", wantPhase: store.PhasePending,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -57,7 +57,10 @@ type Options struct {
 	Poll        time.Duration // how often fleet's unit states are polled; default 2s
 	Resync      time.Duration // full reconcile even when nothing changed; default 30s
 	Workers     int           // concurrent fleet calls; default 8
-	Observer    Observer      // told about fleet calls and phases; may be nil
+	// HistoryLimit: how many revisions of each unit the history keeps.
+	// Default store.DefaultHistory (10).
+	HistoryLimit int
+	Observer     Observer // told about fleet calls and phases; may be nil
 }
 
 // Observer is told what the reconciler does (for metrics).
@@ -91,6 +94,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxRestarts <= 0 {
 		o.MaxRestarts = 2
 	}
+	if o.HistoryLimit <= 0 {
+		o.HistoryLimit = store.DefaultHistory
+	}
 	return o
 }
 
@@ -102,6 +108,12 @@ type Store interface {
 	ListStatuses(ctx context.Context) (map[string]*store.Status, error)
 	PutStatus(ctx context.Context, st *store.Status, f store.Fence) error
 	DeleteStatus(ctx context.Context, name string, f store.Fence) error
+	Suspensions(ctx context.Context) (map[string]*store.Suspension, error)
+	AllHistory(ctx context.Context) (map[string][]*store.HistoryEntry, error)
+	PutHistory(ctx context.Context, e *store.HistoryEntry, drop []int64, f store.Fence) error
+	DeleteHistory(ctx context.Context, name string, f store.Fence) error
+	RollbackPins(ctx context.Context) (map[string]*store.RollbackPin, error)
+	ListSyncRecords(ctx context.Context) (map[string]*store.SyncRecord, error)
 }
 
 // Reconciler drives fleet to the units in the store. Run it only while
@@ -133,7 +145,8 @@ type term struct {
 	mem      *memory
 	statuses map[string]*store.Status // as last written
 	rendered map[string]*desiredUnits
-	states   string // fingerprint of fleet unit states at the last pass
+	history  map[string][]*store.HistoryEntry // as last written
+	states   string                           // fingerprint of fleet unit states at the last pass
 }
 
 func (r *Reconciler) newTerm(ctx context.Context, fence store.Fence) (*term, error) {
@@ -141,7 +154,11 @@ func (r *Reconciler) newTerm(ctx context.Context, fence store.Fence) (*term, err
 	if err != nil {
 		return nil, err
 	}
-	return &term{Reconciler: r, fence: fence, mem: newMemory(), statuses: sts, rendered: map[string]*desiredUnits{}}, nil
+	hist, err := r.store.AllHistory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &term{Reconciler: r, fence: fence, mem: newMemory(), statuses: sts, rendered: map[string]*desiredUnits{}, history: hist}, nil
 }
 
 // Run reconciles until ctx ends or a status write is refused because this
@@ -290,6 +307,10 @@ func (t *term) pass(ctx context.Context) (passResult, error) {
 	if err != nil {
 		return passResult{}, err
 	}
+	suspended, err := t.store.Suspensions(ctx)
+	if err != nil {
+		return passResult{}, err
+	}
 	fleetUnits, err := t.api.Units()
 	if err != nil {
 		return passResult{}, fmt.Errorf("fleet: listing units: %w", err)
@@ -302,11 +323,12 @@ func (t *term) pass(ctx context.Context) (passResult, error) {
 	if err != nil {
 		return passResult{}, fmt.Errorf("fleet: listing machines: %w", err)
 	}
-	ops, statuses := t.plan(time.Now(), units, restarts, fleetUnits, states, machines)
+	now := time.Now()
+	ops, statuses, inputs := t.plan(now, units, restarts, suspended, fleetUnits, states, machines)
 	t.states = fingerprint(t.opts.UnitPrefix, states)
 	res := passResult{rev: rev, ops: len(ops)}
 	for _, st := range statuses {
-		if st.status == nil || st.status.Phase != store.PhaseRunning && st.status.Phase != store.PhaseFailed {
+		if st.status == nil || st.status.Phase != store.PhaseRunning && st.status.Phase != store.PhaseFailed && st.status.Phase != store.PhaseSuspended {
 			res.busy = true
 		}
 	}
@@ -323,7 +345,10 @@ func (t *term) pass(ctx context.Context) (passResult, error) {
 		}
 		t.opts.Observer.Phases(phases)
 	}
-	return res, t.writeStatuses(ctx, statuses)
+	if err := t.writeStatuses(ctx, statuses); err != nil {
+		return res, err
+	}
+	return res, t.recordHistory(ctx, now, inputs, statuses)
 }
 
 type namedStatus struct {
@@ -332,8 +357,8 @@ type namedStatus struct {
 }
 
 // plan turns what was read into fleet calls and statuses. It makes no call.
-func (t *term) plan(now time.Time, units []*store.Unit, restarts map[string]int64,
-	fleetUnits []*schema.Unit, states []*schema.UnitState, machines []machine.MachineState) ([]op, []namedStatus) {
+func (t *term) plan(now time.Time, units []*store.Unit, restarts map[string]int64, suspended map[string]*store.Suspension,
+	fleetUnits []*schema.Unit, states []*schema.UnitState, machines []machine.MachineState) ([]op, []namedStatus, map[string]*unitInput) {
 	p := &planner{opts: t.opts, mem: t.mem, now: now, machines: make(map[string]string, len(machines))}
 	for _, m := range machines {
 		p.machines[m.ID] = m.PublicIP
@@ -341,7 +366,7 @@ func (t *term) plan(now time.Time, units []*store.Unit, restarts map[string]int6
 	actual := t.observe(fleetUnits, states, p.machines)
 	inputs := make(map[string]*unitInput, len(units)+len(actual))
 	for _, u := range units {
-		in := &unitInput{name: u.Name, prev: t.statuses[u.Name], specErr: u.Err}
+		in := &unitInput{name: u.Name, prev: t.statuses[u.Name], specErr: u.Err, raw: u.Raw, restart: restarts[u.Name]}
 		if u.Err == nil {
 			in.spec = &u.Spec
 			in.desired, in.specErr = t.render(u, restarts[u.Name])
@@ -365,6 +390,11 @@ func (t *term) plan(now time.Time, units []*store.Unit, restarts map[string]int6
 			inputs[name] = &unitInput{name: name, prev: st}
 		}
 	}
+	for name, s := range suspended {
+		if in := inputs[name]; in != nil {
+			in.suspended = s
+		}
+	}
 	for name := range t.rendered {
 		if inputs[name] == nil || inputs[name].spec == nil {
 			delete(t.rendered, name)
@@ -383,7 +413,7 @@ func (t *term) plan(now time.Time, units []*store.Unit, restarts map[string]int6
 		statuses = append(statuses, namedStatus{n, st})
 	}
 	t.mem.forget(present, now, 2*t.opts.RetryFailed)
-	return ops, statuses
+	return ops, statuses, inputs
 }
 
 // observe groups fleet's units and states by Kaylee unit, ignoring every

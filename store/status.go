@@ -15,6 +15,7 @@ const (
 	PhaseRunning     = "running"     // every desired replica runs the current spec
 	PhaseFailed      = "failed"      // the rollout of SpecHash failed; see Message
 	PhaseDeleting    = "deleting"    // removed from the store; fleet units are being destroyed
+	PhaseSuspended   = "suspended"   // kaylee suspend: the scheduler leaves its fleet units as they are
 )
 
 // Status is the scheduler's view of one unit, at <prefix>/status/<name>.
@@ -24,15 +25,20 @@ type Status struct {
 	SpecHash string `json:"specHash,omitempty"`
 	// Deployed is the spec hash whose rollout last completed. A failure of
 	// a replica of a deployed spec is repaired, not a failed rollout.
-	Deployed string       `json:"deployed,omitempty"`
-	Desired  int          `json:"desired"`
-	Running  int          `json:"running"`
-	Message  string       `json:"message,omitempty"`
-	Units    []UnitStatus `json:"units"`
+	Deployed string `json:"deployed,omitempty"`
+	Desired  int    `json:"desired"`
+	Running  int    `json:"running"`
+	// Ready counts the current spec's replicas that have run for minReady.
+	Ready   int          `json:"ready,omitempty"`
+	Message string       `json:"message,omitempty"`
+	Units   []UnitStatus `json:"units"`
 	// Since is when the unit entered Phase for SpecHash (the rollout
 	// timeout counts from it); Time is the last change of the record.
 	Since time.Time `json:"since"`
 	Time  time.Time `json:"time"`
+	// Progressed is when a replica of SpecHash last became ready during
+	// its rollout: the progress deadline counts from it (or from Since).
+	Progressed time.Time `json:"progressed,omitzero"`
 }
 
 // UnitStatus is one fleet unit of a Kaylee unit, on one machine.

@@ -189,7 +189,7 @@ func (s *Store) PutUnit(ctx context.Context, spec *deploy.Spec, f Fence) (change
 	// so that an unchanged unit causes no revision for watchers.
 	r, err := s.commit(ctx, f, clientv3.OpTxn(
 		[]clientv3.Cmp{clientv3.Compare(clientv3.Value(key), "=", value)}, nil,
-		[]clientv3.Op{clientv3.OpPut(key, value)}))
+		[]clientv3.Op{clientv3.OpPut(key, value), clientv3.OpDelete(s.rollbackKey(spec.Name))}))
 	if err != nil {
 		return false, fmt.Errorf("writing %s: %w", key, err)
 	}
@@ -201,24 +201,41 @@ func (s *Store) PutUnit(ctx context.Context, spec *deploy.Spec, f Fence) (change
 const maxTxnOps = 100
 
 // ApplyUnits stores specs as canonical JSON and deletes units by name, in
-// fenced transactions of up to 100 writes. The specs must be valid: they
+// fenced transactions of up to 100 writes. A unit written or deleted loses
+// its rollback pin: a new spec ends a rollback. The specs must be valid: they
 // come from deploy.Load, which validated them (PutUnit validates for
 // callers that did not). The batches are not atomic together; every write
 // is idempotent, so a retry converges.
 func (s *Store) ApplyUnits(ctx context.Context, puts []*deploy.Spec, deletes []string, f Fence) error {
-	ops := make([]clientv3.Op, 0, len(puts)+2*len(deletes))
+	// Each unit's writes are a group that stays in one transaction.
+	groups := make([][]clientv3.Op, 0, len(puts)+len(deletes))
 	for _, sp := range puts {
-		ops = append(ops, clientv3.OpPut(s.unitKey(sp.Name), string(sp.CanonicalJSON())))
+		groups = append(groups, []clientv3.Op{clientv3.OpPut(s.unitKey(sp.Name), string(sp.CanonicalJSON())), clientv3.OpDelete(s.rollbackKey(sp.Name))})
 	}
 	for _, n := range deletes {
-		ops = append(ops, clientv3.OpDelete(s.unitKey(n)), clientv3.OpDelete(s.restartKey(n)))
+		groups = append(groups, []clientv3.Op{clientv3.OpDelete(s.unitKey(n)), clientv3.OpDelete(s.restartKey(n)), clientv3.OpDelete(s.rollbackKey(n))})
 	}
-	for len(ops) > 0 {
-		n := min(len(ops), maxTxnOps)
-		if _, err := s.commit(ctx, f, ops[:n]...); err != nil {
+	var ops []clientv3.Op
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
+		}
+		if _, err := s.commit(ctx, f, ops...); err != nil {
 			return fmt.Errorf("writing units: %w", err)
 		}
-		ops = ops[n:]
+		ops = ops[:0]
+		return nil
+	}
+	for _, g := range groups {
+		if len(ops)+len(g) > maxTxnOps {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		ops = append(ops, g...)
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	return nil
 }
@@ -269,7 +286,7 @@ func (s *Store) ListUnits(ctx context.Context) ([]*Unit, int64, error) {
 // DeleteUnit removes a unit (and its restart counter); it reports whether
 // the unit existed.
 func (s *Store) DeleteUnit(ctx context.Context, name string, f Fence) (bool, error) {
-	r, err := s.commit(ctx, f, clientv3.OpDelete(s.unitKey(name)), clientv3.OpDelete(s.restartKey(name)))
+	r, err := s.commit(ctx, f, clientv3.OpDelete(s.unitKey(name)), clientv3.OpDelete(s.restartKey(name)), clientv3.OpDelete(s.rollbackKey(name)))
 	if err != nil {
 		return false, fmt.Errorf("deleting unit %q: %w", name, err)
 	}
@@ -319,15 +336,18 @@ func (s *Store) RestartCounters(ctx context.Context) (map[string]int64, error) {
 	return out, nil
 }
 
-// Event is a change of one unit key, or of a unit's restart counter.
+// Event is a change of one unit key, of a unit's restart counter, or of
+// its suspension.
 type Event struct {
 	Name    string
 	Deleted bool
-	Unit    *Unit // nil when Deleted or Restart
+	Unit    *Unit // nil when Deleted, Restart or Suspension
 	Restart bool  // the restart counter changed
+	// Suspension: the unit was suspended (or resumed, when Deleted).
+	Suspension bool
 }
 
-// WatchUnits sends the changes of units and restart counters after
+// WatchUnits sends the changes of units, restart counters and suspensions after
 // revision rev (from ListUnits) until ctx ends. The channel closes on ctx
 // end or when etcd compacted past rev; the caller then lists again
 // (level-triggered).
@@ -335,7 +355,7 @@ func (s *Store) WatchUnits(ctx context.Context, rev int64) <-chan []Event {
 	out := make(chan []Event)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for _, dir := range []string{s.unitsDir(), s.prefix + "/restart/"} {
+	for _, dir := range []string{s.unitsDir(), s.prefix + "/restart/", s.suspendedDir()} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -360,11 +380,11 @@ func (s *Store) watchDir(ctx context.Context, dir string, rev int64, out chan<- 
 		evs := make([]Event, 0, len(wr.Events))
 		for _, e := range wr.Events {
 			key := string(e.Kv.Key)
-			ev := Event{Name: strings.TrimPrefix(key, dir), Restart: dir != s.unitsDir()}
+			ev := Event{Name: strings.TrimPrefix(key, dir), Restart: dir == s.prefix+"/restart/", Suspension: dir == s.suspendedDir()}
 			switch {
 			case e.Type == clientv3.EventTypeDelete:
 				ev.Deleted = true
-			case !ev.Restart:
+			case dir == s.unitsDir():
 				ev.Unit = s.decodeUnit(key, e.Kv.Value, e.Kv.ModRevision)
 			}
 			evs = append(evs, ev)

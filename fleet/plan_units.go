@@ -1,0 +1,153 @@
+package fleet
+
+import (
+	"github.com/coreos/fleet/schema"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+// actualUnit is one fleet unit of a Kaylee unit as fleet reports it. unit
+// is nil when only a state is left (a unit destroyed a moment ago).
+type actualUnit struct {
+	id     deploy.UnitName
+	unit   *schema.Unit
+	hash   string // unit file hash of unit's options
+	states []*schema.UnitState
+}
+
+func (a *actualUnit) name() string { return a.id.String() }
+
+func (a *actualUnit) target() string {
+	if a.unit == nil {
+		return ""
+	}
+	return a.unit.DesiredState
+}
+
+// running: fleet reports it active/running, with the submitted unit's hash,
+// on every machine it is on (one for a normal unit, many for a global one).
+func (a *actualUnit) running() bool {
+	if len(a.states) == 0 {
+		return false
+	}
+	for _, s := range a.states {
+		if s.SystemdActiveState != "active" || s.SystemdSubState != "running" || s.Hash != a.hash {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *actualUnit) runningCount() int {
+	n := 0
+	for _, s := range a.states {
+		if s.SystemdActiveState == "active" && s.SystemdSubState == "running" && s.Hash == a.hash {
+			n++
+		}
+	}
+	return n
+}
+
+func (a *actualUnit) failedOn() (*schema.UnitState, bool) {
+	for _, s := range a.states {
+		if s.SystemdActiveState == "failed" {
+			return s, true
+		}
+	}
+	return nil, false
+}
+
+// active: systemd still has it up or on its way up or down.
+func (a *actualUnit) active() bool {
+	for _, s := range a.states {
+		switch s.SystemdActiveState {
+		case "active", "activating", "deactivating", "reloading":
+			return true
+		}
+	}
+	return false
+}
+
+func (a *actualUnit) scheduled(global bool) bool {
+	if global {
+		return len(a.states) > 0
+	}
+	return a.unit != nil && a.unit.MachineID != ""
+}
+
+// desiredUnits is a spec rendered, cached by its stored value.
+type desiredUnits struct {
+	key    string // raw JSON + restart counter
+	hash   string // spec hash
+	units  []*schema.Unit
+	hashes map[string]string // fleet unit name → unit file hash
+}
+
+// unitInput is everything known about one Kaylee unit in a pass.
+type unitInput struct {
+	name    string
+	spec    *deploy.Spec // nil when gone from the store
+	specErr error        // the stored value does not decode: hands off
+	desired *desiredUnits
+	actual  unitSet
+	prev    *store.Status
+	raw     []byte // the stored value
+	restart int64  // its restart counter
+	// suspended: kaylee suspend; the scheduler changes none of its fleet units.
+	suspended *store.Suspension
+}
+
+// isDrifted: a fleet unit that is not current but has the name of one of
+// the spec's units, so another unit file.
+func isDrifted(d *desiredUnits, a *actualUnit) bool {
+	_, ok := d.hashes[a.name()]
+	return ok && a.unit != nil && a.hash != d.hashes[a.name()]
+}
+
+// servingOld counts the replicas of an old version that run: after a
+// failed rollout, Running says how many still serve.
+func servingOld(stale unitSet) int {
+	n := 0
+	for _, a := range stale {
+		n += a.runningCount()
+	}
+	return n
+}
+
+// unitSet is a list of fleet units of one Kaylee unit, in replica order.
+type unitSet []*actualUnit
+
+// filter returns the units for which keep is true.
+func (s unitSet) filter(keep func(*actualUnit) bool) unitSet {
+	var out unitSet
+	for _, a := range s {
+		if keep(a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// count returns how many units f is true of.
+func (s unitSet) count(f func(*actualUnit) bool) int {
+	n := 0
+	for _, a := range s {
+		if f(a) {
+			n++
+		}
+	}
+	return n
+}
+
+// names returns the set of the units' names.
+func (s unitSet) names() map[string]bool {
+	out := make(map[string]bool, len(s))
+	for _, a := range s {
+		out[a.name()] = true
+	}
+	return out
+}
+
+// inFleet: the unit is still in fleet (not just a state left over).
+func inFleet(a *actualUnit) bool { return a.unit != nil }

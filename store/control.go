@@ -1,0 +1,156 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
+)
+
+// Suspension holds a unit still, at <prefix>/suspended/<name>: the
+// scheduler changes none of its fleet units (a replica destroyed by hand
+// is not repaired either) until it is resumed. A spec stored meanwhile is
+// kept and rolled out on resume.
+type Suspension struct {
+	Unit string    `json:"unit"`
+	Time time.Time `json:"time"`
+	By   string    `json:"by,omitempty"` // who asked: user@host
+}
+
+// RollbackPin records a rollback, at <prefix>/rollback/<name>. A git
+// source that owns the unit does not overwrite it while the unit's file
+// in git is still the one the rollback replaced (Replaced); a change of
+// the file, or resume, ends it.
+type RollbackPin struct {
+	Unit     string    `json:"unit"`
+	Revision int64     `json:"revision"` // the history revision restored
+	SpecHash string    `json:"specHash"` // its spec hash
+	From     int64     `json:"from,omitempty"`
+	Replaced string    `json:"replaced"` // SHA-256 of the stored JSON the rollback replaced
+	Time     time.Time `json:"time"`
+	By       string    `json:"by,omitempty"`
+}
+
+// ContentHash is the hash RollbackPin.Replaced holds: SHA-256 of a unit's
+// stored (canonical) JSON.
+func ContentHash(canonical []byte) string {
+	sum := sha256.Sum256(canonical)
+	return hex.EncodeToString(sum[:])
+}
+
+func (s *Store) suspendedDir() string           { return s.prefix + "/suspended/" }
+func (s *Store) rollbackDir() string            { return s.prefix + "/rollback/" }
+func (s *Store) rollbackKey(name string) string { return s.rollbackDir() + name }
+
+// Suspend suspends a unit (any process may). It reports false when it was
+// suspended already, keeping the first suspension.
+func (s *Store) Suspend(ctx context.Context, name, by string) (bool, error) {
+	if _, err := s.GetUnit(ctx, name); err != nil {
+		return false, err
+	}
+	key := s.suspendedDir() + name
+	b, _ := json.Marshal(&Suspension{Unit: name, Time: time.Now().UTC(), By: by})
+	r, err := s.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(b))).Commit()
+	if err != nil {
+		return false, fmt.Errorf("etcd: suspending %s: %w", name, err)
+	}
+	return r.Succeeded, nil
+}
+
+// Resume ends a unit's suspension and its rollback pin, in one
+// transaction. It reports which of them there were.
+func (s *Store) Resume(ctx context.Context, name string) (suspended, pinned bool, err error) {
+	r, err := s.c.Txn(ctx).Then(clientv3.OpDelete(s.suspendedDir()+name), clientv3.OpDelete(s.rollbackKey(name))).Commit()
+	if err != nil {
+		return false, false, fmt.Errorf("etcd: resuming %s: %w", name, err)
+	}
+	return r.Responses[0].GetResponseDeleteRange().Deleted > 0, r.Responses[1].GetResponseDeleteRange().Deleted > 0, nil
+}
+
+// Suspensions returns every suspended unit's suspension by name.
+func (s *Store) Suspensions(ctx context.Context) (map[string]*Suspension, error) {
+	return listRecords[Suspension](ctx, s, "suspension", s.suspendedDir())
+}
+
+// RollbackPins returns every rollback pin by unit name.
+func (s *Store) RollbackPins(ctx context.Context) (map[string]*RollbackPin, error) {
+	return listRecords[RollbackPin](ctx, s, "rollback pin", s.rollbackDir())
+}
+
+// ErrNoRevision: the history has no revision to roll back to.
+var ErrNoRevision = errors.New("no such revision")
+
+// Rollback stores an earlier revision of a unit from its history: to is a
+// revision number or spec hash, or "" for the newest revision that was
+// deployed and differs from what is stored. It writes the unit and a
+// RollbackPin in one transaction, refused if the unit changed since it
+// was read; the scheduler then rolls it out as any new spec.
+func (s *Store) Rollback(ctx context.Context, name, to, by string) (*HistoryEntry, error) {
+	u, err := s.GetUnit(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := s.History(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	target, err := pickRollback(entries, u.Raw, to)
+	if err != nil {
+		return nil, fmt.Errorf("rolling back %s: %w", name, err)
+	}
+	doc, err := deploy.DecodeJSON(s.historyKey(name, target.Revision), target.Spec)
+	if err == nil {
+		err = doc.Spec.Validate()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rolling back %s: revision %d no longer loads: %w", name, target.Revision, err)
+	}
+	pin := &RollbackPin{Unit: name, Revision: target.Revision, SpecHash: target.SpecHash, Replaced: ContentHash(u.Raw), Time: time.Now().UTC(), By: by}
+	if len(entries) > 0 {
+		pin.From = entries[len(entries)-1].Revision
+	}
+	b, _ := json.Marshal(pin)
+	key := s.unitKey(name)
+	r, err := s.c.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", u.ModRevision)).
+		Then(clientv3.OpPut(key, string(doc.Spec.CanonicalJSON())), clientv3.OpPut(s.rollbackKey(name), string(b))).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("etcd: rolling back %s: %w", name, err)
+	}
+	if !r.Succeeded {
+		return nil, fmt.Errorf("rolling back %s: the unit changed while the rollback was prepared; nothing was written, try again", name)
+	}
+	return target, nil
+}
+
+// pickRollback chooses the entry to roll back to.
+func pickRollback(entries []*HistoryEntry, stored []byte, to string) (*HistoryEntry, error) {
+	if len(entries) == 0 {
+		return nil, fmt.Errorf("%w: the unit has no history yet (the scheduler records each spec it rolls out)", ErrNoRevision)
+	}
+	if to != "" {
+		e, ok := FindRevision(entries, to)
+		if !ok {
+			return nil, fmt.Errorf("%w: %q is neither a revision number nor a spec hash in its history (revisions %d to %d)",
+				ErrNoRevision, to, entries[0].Revision, entries[len(entries)-1].Revision)
+		}
+		if bytes.Equal(e.Spec, stored) {
+			return nil, fmt.Errorf("%w: revision %d is what is stored now", ErrNoRevision, e.Revision)
+		}
+		return e, nil
+	}
+	for i := len(entries) - 1; i >= 0; i-- {
+		if e := entries[i]; !e.Deployed.IsZero() && !bytes.Equal(e.Spec, stored) {
+			return e, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no earlier revision than the stored one was ever deployed", ErrNoRevision)
+}
