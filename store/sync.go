@@ -25,6 +25,9 @@ type SyncRecord struct {
 	// Inventory maps each unit this source owns to the file defining it:
 	// only these units are ever pruned by it.
 	Inventory map[string]string `json:"inventory"`
+	// RolledBack: units left rolled back (kaylee rollback) although git
+	// has another version, with the history revision they run.
+	RolledBack map[string]int64 `json:"rolledBack,omitempty"`
 }
 
 // SyncError is a file that failed in a sync pass.

@@ -23,6 +23,7 @@ type Store interface {
 	ListSyncRecords(ctx context.Context) (map[string]*store.SyncRecord, error)
 	ApplyUnits(ctx context.Context, puts []*deploy.Spec, deletes []string, f store.Fence) error
 	PutSyncRecord(ctx context.Context, r *store.SyncRecord, f store.Fence) error
+	RollbackPins(ctx context.Context) (map[string]*store.RollbackPin, error)
 }
 
 // Options of a pass.
@@ -55,6 +56,9 @@ const (
 	Prune     Action = "prune"
 	Unchanged Action = "unchanged"
 	Held      Action = "held" // its file failed: left as it was
+	// Kept: rolled back (kaylee rollback) and its file in git is still the
+	// one the rollback replaced: left rolled back.
+	Kept Action = "kept"
 )
 
 // Change is what a pass does (or, dry, would do) to one unit.
@@ -63,6 +67,7 @@ type Change struct {
 	Action Action   `json:"action"`
 	File   string   `json:"file,omitempty"`
 	Diff   []string `json:"diff,omitempty"` // field-level, for updates
+	Note   string   `json:"note,omitempty"` // why, for kept units
 }
 
 // Result of a pass.
@@ -91,6 +96,9 @@ func (r *Result) Count(a Action) int {
 func (r *Result) Summary() string {
 	s := fmt.Sprintf("%s: %d created, %d updated, %d pruned, %d unchanged", r.Short,
 		r.Count(Create), r.Count(Update), r.Count(Prune), r.Count(Unchanged)+r.Count(Held))
+	if n := r.Count(Kept); n > 0 {
+		s += fmt.Sprintf(", %d kept rolled back", n)
+	}
 	if n := len(r.Errors); n == 1 {
 		s += ", 1 error"
 	} else if n > 1 {
@@ -123,6 +131,10 @@ func pass(ctx context.Context, st Store, snap *gitsource.Snapshot, p *parsed, o 
 		return nil, err
 	}
 	records, err := st.ListSyncRecords(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pins, err := st.RollbackPins(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -180,9 +192,17 @@ func pass(ctx context.Context, st Store, snap *gitsource.Snapshot, p *parsed, o 
 		switch cur := stored[name]; {
 		case cur == nil:
 			c.Action = Create
+		case pins[name] != nil && pins[name].Replaced == store.ContentHash(value):
+			c.Action = Kept
+			c.Note = fmt.Sprintf("rolled back to revision %d (spec %s); git still has the version the rollback replaced: it follows git again when its file changes, or on kaylee resume %s",
+				pins[name].Revision, pins[name].SpecHash, name)
 		case cur.Err != nil || string(cur.Raw) != string(value):
 			c.Action = Update
 			c.Diff = diffJSON(cur.Raw, value)
+		}
+		if c.Action == Kept {
+			res.Changes = append(res.Changes, c)
+			continue
 		}
 		if c.Action != Unchanged {
 			puts = append(puts, &d.Spec)
@@ -223,7 +243,15 @@ func pass(ctx context.Context, st Store, snap *gitsource.Snapshot, p *parsed, o 
 
 	rec := &store.SyncRecord{Source: o.Source, URL: o.URL, Path: o.Path, Ref: snap.Ref, Revision: snap.Revision, Time: o.Now(),
 		Created: res.Count(Create), Updated: res.Count(Update), Pruned: res.Count(Prune),
-		Unchanged: res.Count(Unchanged) + res.Count(Held), Errors: res.Errors, Inventory: newInventory}
+		Unchanged: res.Count(Unchanged) + res.Count(Held) + res.Count(Kept), Errors: res.Errors, Inventory: newInventory}
+	for _, c := range res.Changes {
+		if c.Action == Kept {
+			if rec.RolledBack == nil {
+				rec.RolledBack = map[string]int64{}
+			}
+			rec.RolledBack[c.Name] = pins[c.Name].Revision
+		}
+	}
 	if rec.Errors == nil {
 		rec.Errors = []store.SyncError{}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/gitsource"
@@ -249,5 +250,77 @@ func TestDefaultSourceName(t *testing.T) {
 		if got := DefaultSourceName(tt.url, tt.path); got != tt.want {
 			t.Errorf("DefaultSourceName(%q, %q) = %q, want %q", tt.url, tt.path, got, tt.want)
 		}
+	}
+}
+
+// A unit rolled back (store.Rollback) stays rolled back while git still
+// has the version the rollback replaced; a change of its file, or resume,
+// makes sync follow git again.
+func TestPassKeepsRollback(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	webV3 := strings.Replace(webV2, "replicas: 3", "replicas: 4", 1)
+	history := func(rev int64) {
+		t.Helper()
+		raw := e.stored()["web"]
+		if err := e.store.PutHistory(ctx, &store.HistoryEntry{Unit: "web", Revision: rev, SpecHash: fmt.Sprint("h", rev), Spec: []byte(raw),
+			Outcome: store.OutcomeDeployed, Deployed: time.Now()}, nil, store.Fence{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.commit(map[string]string{"web.yaml": webV1})
+	e.mustPass(Options{})
+	v1 := e.stored()["web"]
+	history(1)
+	e.commit(map[string]string{"web.yaml": webV2})
+	e.mustPass(Options{})
+	v2 := e.stored()["web"]
+	history(2)
+
+	if _, err := e.store.Rollback(ctx, "web", "", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.stored()["web"]; got != v1 {
+		t.Fatalf("after rollback the store has %s, want %s", got, v1)
+	}
+	res := e.mustPass(Options{})
+	if got := e.stored()["web"]; got != v1 {
+		t.Fatalf("sync undid the rollback: %s", got)
+	}
+	if !strings.Contains(res.Summary(), "1 kept rolled back") || res.Changes[0].Action != Kept ||
+		!strings.Contains(res.Changes[0].Note, "rolled back to revision 1") {
+		t.Fatalf("pass over a rolled-back unit: %s %+v", res.Summary(), res.Changes)
+	}
+	rec, err := e.store.GetSyncRecord(ctx, "units")
+	if err != nil || rec.RolledBack["web"] != 1 {
+		t.Fatalf("record: %+v %v", rec, err)
+	}
+
+	// The file changes in git: sync follows it, and the pin is gone.
+	e.commit(map[string]string{"web.yaml": webV3})
+	if res := e.mustPass(Options{}); res.Count(Update) != 1 {
+		t.Fatalf("after a change in git: %s", res.Summary())
+	}
+	v3 := e.stored()["web"]
+	if v3 == v1 || v3 == v2 {
+		t.Fatalf("store after the change in git: %s", v3)
+	}
+	if pins, _ := e.store.RollbackPins(ctx); len(pins) != 0 {
+		t.Fatalf("pin left after git changed: %+v", pins)
+	}
+
+	// Rolled back again, then resumed: sync follows git at once.
+	history(3)
+	if _, err := e.store.Rollback(ctx, "web", "2", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if e.mustPass(Options{}).Count(Kept) != 1 || e.stored()["web"] != v2 {
+		t.Fatalf("second rollback not kept: %s", e.stored()["web"])
+	}
+	if _, pinned, err := e.store.Resume(ctx, "web"); err != nil || !pinned {
+		t.Fatalf("resume: %v %v", pinned, err)
+	}
+	if res := e.mustPass(Options{}); res.Count(Update) != 1 || e.stored()["web"] != v3 {
+		t.Fatalf("after resume: %s, stored %s", res.Summary(), e.stored()["web"])
 	}
 }

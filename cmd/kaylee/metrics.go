@@ -104,7 +104,7 @@ func (m *metrics) FleetCall(op string, err error) {
 
 // Phases implements fleet.Observer.
 func (m *metrics) Phases(counts map[string]int) {
-	for _, p := range []string{store.PhasePending, store.PhaseProgressing, store.PhaseRunning, store.PhaseFailed, store.PhaseDeleting} {
+	for _, p := range []string{store.PhasePending, store.PhaseProgressing, store.PhaseRunning, store.PhaseFailed, store.PhaseDeleting, store.PhaseSuspended} {
 		m.phases.WithLabelValues(p).Set(float64(counts[p]))
 	}
 }

@@ -26,6 +26,7 @@ type schedulerFlags struct {
 	minReady       time.Duration
 	rolloutTimeout time.Duration
 	maxRestarts    int
+	history        int
 	resync         time.Duration
 	leaseTTL       time.Duration
 	logFormat      string
@@ -35,8 +36,9 @@ func (f *schedulerFlags) register(fl *pflag.FlagSet, minReady time.Duration) {
 	fl.StringVar(&f.fleetPrefix, "fleet-prefix", fleet.DefaultKeyPrefix, "fleet's key prefix in etcd (registry access)")
 	fl.StringVar(&f.fleetEndpoint, "fleet-endpoint", "", "fleet's HTTP API instead of its registry: unix:///var/run/fleet.sock or http://host:port")
 	fl.StringVar(&f.unitPrefix, "unit-prefix", deploy.DefaultUnitPrefix, "prefix of the fleet units Kaylee owns; no other fleet unit is touched")
-	fl.DurationVar(&f.minReady, "min-ready", minReady, "how long a new replica must run before an old one is removed")
-	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", 5*time.Minute, "a rollout not done by then fails and the old version stays")
+	fl.DurationVar(&f.minReady, "min-ready", minReady, "how long a new replica must run before an old one is removed (a unit's update.minReady overrides it)")
+	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", 5*time.Minute, "a rollout in which no new replica became ready for this long fails and the old version stays (a unit's update.progressDeadline overrides it)")
+	fl.IntVar(&f.history, "history", store.DefaultHistory, "how many revisions of each unit to keep for kaylee history and rollback")
 	fl.IntVar(&f.maxRestarts, "max-restarts", 2, "a new replica seen restarting this many times (activating/auto-restart: units run with Restart=always, so a crashing one never shows failed) fails the rollout at once, without waiting for --rollout-timeout; the old version stays")
 	fl.DurationVar(&f.resync, "resync", 30*time.Second, "full reconcile interval even when nothing changed")
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", 10*time.Second, "leader lease: another server takes over this long after the leader dies")
@@ -71,8 +73,12 @@ func (f *schedulerFlags) options() (fleet.Options, error) {
 	if f.maxRestarts < 1 {
 		return fleet.Options{}, fmt.Errorf("--max-restarts %d: use at least 1", f.maxRestarts)
 	}
+	if f.history < 1 {
+		return fleet.Options{}, fmt.Errorf("--history %d: keep at least 1 revision", f.history)
+	}
 	return fleet.Options{
 		UnitPrefix: f.unitPrefix, MinReady: f.minReady, RolloutTimeout: f.rolloutTimeout, MaxRestarts: f.maxRestarts, Resync: f.resync,
+		HistoryLimit: f.history,
 	}, nil
 }
 
@@ -113,11 +119,14 @@ func (a *app) serverCommand() *cobra.Command {
 The leader reconciles on start, on every change under <etcd-prefix>/units/,
 when fleet's unit states change, and every --resync. For each unit it creates
 missing fleet units, rolls out a changed spec without downtime (a new replica
-must run for --min-ready before an old one goes; units without replicas, global
-and machineId units stop the old one first), fails a rollout whose replicas
-fail, restart --max-restarts times (a crash loop: units run with
-Restart=always) or do not run within --rollout-timeout (the old version keeps
+must run for --min-ready before an old one goes, at most update.maxSurge new
+ones at a time; units without replicas, global and machineId units stop the
+old one first), fails a rollout whose replicas fail, restart --max-restarts
+times (a crash loop: units run with Restart=always), fail their health check
+at start, or make no progress for --rollout-timeout (the old version keeps
 running), and stops then destroys the fleet units of units removed from etcd.
+It records each spec it rolls out (kaylee history, kaylee rollback) and leaves
+suspended units alone (kaylee suspend).
 Only fleet units named <unit-prefix>:... are touched. It writes each unit's
 status to <etcd-prefix>/status/<name> (see kaylee status).
 

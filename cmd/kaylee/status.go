@@ -22,7 +22,7 @@ func (a *app) statusCommand() *cobra.Command {
 		Use:   "status [NAME] [-o text|json]",
 		Short: "Show what the scheduler reports for units",
 		Long: `Status shows the scheduler's view of units: phase (pending, progressing,
-running, failed, deleting), running and desired replicas, the spec hash, and a
+running, failed, deleting, suspended), running and desired replicas, the spec hash, and a
 message. With NAME it also lists the unit's fleet units with their machines
 and systemd states.`,
 		Example: `  kaylee status
@@ -190,6 +190,16 @@ func waitRollouts(ctx context.Context, s *store.Store, w io.Writer, want map[str
 			st := statuses[n]
 			line := n + ": waiting for the scheduler"
 			done := false
+			if st != nil && st.Phase == store.PhaseSuspended {
+				// The status may lag a resume: the suspension decides.
+				sus, err := s.Suspensions(ctx)
+				if err != nil {
+					return err
+				}
+				if sus[n] != nil {
+					return fmt.Errorf("%s is suspended: the scheduler rolls nothing out until kaylee resume %s", n, n)
+				}
+			}
 			if st != nil && st.SpecHash == want[n] {
 				line = fmt.Sprintf("%s: %s, %d/%d running: %s", n, st.Phase, st.Running, st.Desired, st.Message)
 				switch st.Phase {

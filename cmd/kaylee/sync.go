@@ -118,6 +118,11 @@ func (a *app) syncOnce(cmd *cobra.Command, g *gitFlags, dryRun bool, output stri
 			writePlan(w, res)
 		}
 		fmt.Fprintln(w, res.Summary())
+		for _, c := range res.Changes {
+			if c.Action == sync.Kept && !dryRun {
+				fmt.Fprintf(w, "kept      %s: %s\n", c.Name, c.Note)
+			}
+		}
 	}
 	for _, e := range res.Errors {
 		fmt.Fprintln(stderr, e.String())
@@ -138,6 +143,9 @@ func writePlan(w io.Writer, res *sync.Result) {
 			fmt.Fprintf(w, " (%s)", c.File)
 		}
 		fmt.Fprintln(w)
+		if c.Note != "" {
+			fmt.Fprintf(w, "          %s\n", c.Note)
+		}
 		for _, d := range c.Diff {
 			fmt.Fprintf(w, "          %s\n", d)
 		}
