@@ -29,6 +29,10 @@ const mountServicePrefix = "systemd-mountservice-"
 type RenderOptions struct {
 	UnitPrefix string // default DefaultUnitPrefix
 	Restart    int64  // restart counter: changing it renames every unit
+	// Machines are fleet's machines, for a rolling global unit (one fleet
+	// unit per matching machine); nil renders it for ExampleMachineID.
+	// Other units ignore them.
+	Machines []Machine
 }
 
 // Render turns a valid spec into the fleet units that run it, in replica
@@ -57,6 +61,9 @@ func Render(s *Spec, o RenderOptions) ([]*schema.Unit, error) {
 		}
 	}
 	hash := s.Hash(o.Restart)
+	if s.Rolling() {
+		return renderRolling(s, o, hash)
+	}
 	n := s.Instances()
 	groups := 1
 	if s.Replicated() && s.MaxReplicasPerHost > 0 {
@@ -67,10 +74,8 @@ func Render(s *Spec, o RenderOptions) ([]*schema.Unit, error) {
 		name := UnitName{Prefix: o.UnitPrefix, Name: s.Name, SpecHash: hash, Group: groupID(hash, i%groups), Index: i}
 		r := renderer{spec: s, name: name, count: n}
 		u := &schema.Unit{Name: name.String(), DesiredState: "launched", Options: r.options(s.Replicated() && s.MaxReplicasPerHost > 0)}
-		for _, opt := range u.Options {
-			if l := len(opt.Name) + 1 + len(opt.Value); l >= MaxLineLen {
-				return nil, fmt.Errorf("rendered %s= line of %s is %d bytes; fleet's limit is %d: shorten args, env or volumes", opt.Name, s.Name, l, MaxLineLen-1)
-			}
+		if err := checkLines(s, u); err != nil {
+			return nil, err
 		}
 		units = append(units, u)
 	}
@@ -78,10 +83,11 @@ func Render(s *Spec, o RenderOptions) ([]*schema.Unit, error) {
 }
 
 type renderer struct {
-	spec  *Spec
-	name  UnitName
-	count int
-	opts  []*schema.UnitOption
+	spec      *Spec
+	name      UnitName
+	count     int
+	machineID string // the machine of a rolling global unit's fleet unit
+	opts      []*schema.UnitOption
 }
 
 func (r *renderer) add(section, name, value string) {
@@ -93,7 +99,11 @@ func (r *renderer) add(section, name, value string) {
 func (r *renderer) options(grouped bool) []*schema.UnitOption {
 	s := r.spec
 	id := r.name.InstanceID()
-	r.add("Unit", "Description", fmt.Sprintf("kaylee %s %d/%d (spec %s)", s.Name, r.name.Index+1, r.count, r.name.SpecHash))
+	if r.machineID != "" {
+		r.add("Unit", "Description", fmt.Sprintf("kaylee %s on machine %.8s (spec %s, rolling global)", s.Name, r.machineID, r.name.SpecHash))
+	} else {
+		r.add("Unit", "Description", fmt.Sprintf("kaylee %s %d/%d (spec %s)", s.Name, r.name.Index+1, r.count, r.name.SpecHash))
+	}
 	r.add("Unit", "Wants", "network-online.target")
 	r.add("Unit", "After", "network-online.target")
 	for _, v := range s.Volumes {
@@ -136,6 +146,9 @@ func (r *renderer) options(grouped bool) []*schema.UnitOption {
 		r.add("X-Fleet", "MachineMetadata", m)
 	}
 	switch {
+	case r.machineID != "":
+		r.add("X-Fleet", "MachineID", r.machineID)
+		return r.opts // validation refuses conflicts on a rolling global unit
 	case s.MachineID != "":
 		r.add("X-Fleet", "MachineID", s.MachineID)
 		return r.opts // fleet refuses MachineID with Conflicts

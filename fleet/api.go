@@ -15,8 +15,15 @@ import (
 
 	etcd "github.com/coreos/etcd/client"
 	"github.com/coreos/fleet/client"
-	"github.com/coreos/fleet/registry"
+
+	"github.com/kaylee-gitops/kaylee/fleet/fleetreg"
 )
+
+// StateNotifier is a fleet API that can tell when fleet's unit states
+// change (the registry can; fleet's HTTP API cannot, and is polled).
+type StateNotifier interface {
+	StateChanges(ctx context.Context, retry time.Duration) <-chan struct{}
+}
 
 // DefaultKeyPrefix is fleet's etcd key prefix.
 const DefaultKeyPrefix = "/_coreos.com/fleet/"
@@ -66,7 +73,7 @@ func NewAPI(cfg Config) (client.API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet registry at %s: %w", strings.Join(cfg.EtcdEndpoints, ","), err)
 	}
-	return &client.RegistryClient{Registry: registry.NewEtcdRegistry(etcd.NewKeysAPI(c), cfg.KeyPrefix)}, nil
+	return fleetreg.New(etcd.NewKeysAPI(c), cfg.KeyPrefix), nil
 }
 
 func newHTTPAPI(cfg Config) (client.API, error) {

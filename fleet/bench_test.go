@@ -15,6 +15,7 @@ import (
 	"github.com/coreos/fleet/unit"
 
 	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/fleet/fleetreg"
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 )
@@ -64,7 +65,7 @@ func BenchmarkNoopReconcile(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	reg := api.(*client.RegistryClient).Registry
+	reg := api.(*fleetreg.API).Registry()
 	ctx := context.Background()
 	machines := make([]string, 10)
 	for i := range machines {
@@ -208,7 +209,7 @@ func BenchmarkPlanNew(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		t := &term{Reconciler: r, mem: newMemory(), statuses: map[string]*store.Status{}, rendered: map[string]*desiredUnits{}}
-		ops, _, _ := t.plan(time.Now(), units, nil, nil, nil, nil, nil)
+		ops, _, _, _ := t.plan(time.Now(), units, nil, nil, nil, nil, nil)
 		if len(ops) != 3000 {
 			b.Fatalf("%d ops, want 3000 creates", len(ops))
 		}

@@ -48,6 +48,17 @@ type planner struct {
 	mem      *memory
 	now      time.Time
 	machines map[string]string // machine ID → public IP
+	// next is the earliest time a decision of this pass changes with no
+	// change in fleet (a replica becomes ready, a failed one may be
+	// replaced): the reconciler looks again then.
+	next time.Time
+}
+
+// wakeAt asks for a pass at t.
+func (p *planner) wakeAt(t time.Time) {
+	if t.After(p.now) && (p.next.IsZero() || t.Before(p.next)) {
+		p.next = t
+	}
 }
 
 // plan is the planner's entry point: a unit whose stored value is invalid
@@ -154,6 +165,7 @@ type rollout struct {
 	pol        policy
 	n          int  // desired fleet units
 	global     bool // one fleet unit with Global=true
+	rolling    bool // a rolling global unit: one fleet unit per machine
 	replicated bool // old and new replicas may run side by side
 	deployed   bool // the spec's rollout completed before
 
@@ -177,7 +189,7 @@ func (p *planner) newRollout(u *unitInput) *rollout {
 	n := len(u.desired.units)
 	return &rollout{
 		planner: p, u: u, d: u.desired, n: n, pol: p.policyOf(u.spec, n),
-		global: u.spec.Global, replicated: u.spec.Replicated(),
+		global: u.spec.Global && !u.spec.Rolling(), rolling: u.spec.Rolling(), replicated: u.spec.Replicated(),
 		st: p.newStatus(u),
 	}
 }
@@ -190,9 +202,13 @@ func (r *rollout) compute() ([]op, *store.Status) {
 		return r.ops, r.finish(r.st, r.u.prev)
 	}
 	r.repair()
-	r.retire()
-	r.place()
-	r.replaceDrifted()
+	if r.rolling {
+		r.rollMachines()
+	} else {
+		r.retire()
+		r.place()
+		r.replaceDrifted()
+	}
 	r.summarize()
 	return r.ops, r.finish(r.st, r.u.prev)
 }
@@ -213,6 +229,11 @@ func (r *rollout) partition() {
 		r.observe(a, r.global, r.pol.minReady)
 	}
 	r.ready = r.current.count(func(a *actualUnit) bool { return r.planner.ready(a, r.pol.minReady) })
+	for _, a := range r.current {
+		if since, ok := r.mem.readySince[a.name()]; ok && a.running() {
+			r.wakeAt(since.Add(r.pol.minReady))
+		}
+	}
 	r.st.Desired = r.n
 	if r.global && len(r.current) == 1 && len(r.current[0].states) > 1 {
 		r.st.Desired = len(r.current[0].states)
@@ -243,6 +264,9 @@ func (r *rollout) fail() bool {
 	}
 	for _, a := range r.current {
 		r.ops = append(r.ops, r.destroy(r.u.name, a)...)
+	}
+	if r.rolling {
+		r.relaunchParked()
 	}
 	r.st.Phase, r.st.Message, r.st.Running = store.PhaseFailed, msg, servingOld(r.stale)
 	return true
@@ -332,6 +356,7 @@ func (r *rollout) place() {
 			continue
 		}
 		if t, ok := r.mem.failedAt[du.Name]; ok && r.now.Sub(t) < r.opts.RetryFailed {
+			r.wakeAt(t.Add(r.opts.RetryFailed))
 			r.notes = append(r.notes, fmt.Sprintf("replacing %s in %s", du.Name, (r.opts.RetryFailed-r.now.Sub(t)).Round(time.Second)))
 			continue
 		}

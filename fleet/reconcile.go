@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -177,12 +178,19 @@ func (r *Reconciler) Run(ctx context.Context, fence store.Fence) error {
 	wake := make(chan struct{}, 1)
 	revs := make(chan int64, 1)
 	go r.watch(ctx, revs, wake)
+	var fleetChanged <-chan struct{}
+	if n, ok := r.api.(StateNotifier); ok {
+		fleetChanged = n.StateChanges(ctx, time.Second)
+	}
 
 	poll := time.NewTicker(r.opts.Poll)
 	defer poll.Stop()
 	resync := time.NewTicker(r.opts.Resync)
 	defer resync.Stop()
-	due := true // a pass is due now
+	soon := time.NewTimer(time.Hour)
+	defer soon.Stop()
+	quick := time.Duration(0) // after a pass that made fleet calls, look again this soon
+	due := true               // a pass is due now
 	for {
 		if due {
 			res, err := t.pass(ctx)
@@ -199,6 +207,23 @@ func (r *Reconciler) Run(ctx context.Context, fence store.Fence) error {
 				}
 			}
 			due = err != nil || res.busy
+			// See the effect of this pass's own calls at once (fleet's
+			// registry shows them as soon as they return), backing off
+			// while every pass makes calls, so that a call failing over
+			// and over does not spin.
+			next := res.wakeAt
+			if res.ops > 0 {
+				quick = min(max(2*quick, quickPass), r.opts.Poll)
+				if at := time.Now().Add(quick); next.IsZero() || at.Before(next) {
+					next = at
+				}
+			} else {
+				quick = 0
+			}
+			soon.Stop()
+			if !next.IsZero() {
+				soon.Reset(time.Until(next))
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -207,6 +232,14 @@ func (r *Reconciler) Run(ctx context.Context, fence store.Fence) error {
 			due = true
 			sleep(ctx, 100*time.Millisecond) // let a burst of writes land
 			drain(wake)
+		case <-fleetChanged:
+			if !due {
+				due = t.statesChanged()
+			} else {
+				due = true
+			}
+		case <-soon.C:
+			due = true
 		case <-resync.C:
 			due = true
 		case <-poll.C:
@@ -216,6 +249,10 @@ func (r *Reconciler) Run(ctx context.Context, fence store.Fence) error {
 		}
 	}
 }
+
+// quickPass is how soon a pass that made fleet calls is followed by
+// another (doubling, up to Poll, while passes keep making calls).
+const quickPass = 100 * time.Millisecond
 
 // watch wakes the loop on any change of units or restart counters, from
 // the revision the first pass read at.
@@ -290,9 +327,10 @@ func fingerprint(prefix string, states []*schema.UnitState) string {
 
 // passResult sums up one pass.
 type passResult struct {
-	rev  int64 // store revision read
-	ops  int   // fleet calls made
-	busy bool  // some unit is still on its way: look again at the next poll
+	rev    int64     // store revision read
+	ops    int       // fleet calls made
+	busy   bool      // some unit is still on its way: look again at the next poll
+	wakeAt time.Time // look again then, even if nothing changes (a replica becomes ready)
 }
 
 // pass is one level-triggered reconcile: read the store and fleet (a fixed
@@ -324,9 +362,9 @@ func (t *term) pass(ctx context.Context) (passResult, error) {
 		return passResult{}, fmt.Errorf("fleet: listing machines: %w", err)
 	}
 	now := time.Now()
-	ops, statuses, inputs := t.plan(now, units, restarts, suspended, fleetUnits, states, machines)
+	ops, statuses, inputs, wakeAt := t.plan(now, units, restarts, suspended, fleetUnits, states, machines)
 	t.states = fingerprint(t.opts.UnitPrefix, states)
-	res := passResult{rev: rev, ops: len(ops)}
+	res := passResult{rev: rev, ops: len(ops), wakeAt: wakeAt}
 	for _, st := range statuses {
 		if st.status == nil || st.status.Phase != store.PhaseRunning && st.status.Phase != store.PhaseFailed && st.status.Phase != store.PhaseSuspended {
 			res.busy = true
@@ -358,10 +396,12 @@ type namedStatus struct {
 
 // plan turns what was read into fleet calls and statuses. It makes no call.
 func (t *term) plan(now time.Time, units []*store.Unit, restarts map[string]int64, suspended map[string]*store.Suspension,
-	fleetUnits []*schema.Unit, states []*schema.UnitState, machines []machine.MachineState) ([]op, []namedStatus, map[string]*unitInput) {
+	fleetUnits []*schema.Unit, states []*schema.UnitState, machines []machine.MachineState) ([]op, []namedStatus, map[string]*unitInput, time.Time) {
 	p := &planner{opts: t.opts, mem: t.mem, now: now, machines: make(map[string]string, len(machines))}
+	fleetMachines := make([]deploy.Machine, 0, len(machines))
 	for _, m := range machines {
 		p.machines[m.ID] = m.PublicIP
+		fleetMachines = append(fleetMachines, deploy.Machine{ID: m.ID, Metadata: m.Metadata})
 	}
 	actual := t.observe(fleetUnits, states, p.machines)
 	inputs := make(map[string]*unitInput, len(units)+len(actual))
@@ -369,7 +409,7 @@ func (t *term) plan(now time.Time, units []*store.Unit, restarts map[string]int6
 		in := &unitInput{name: u.Name, prev: t.statuses[u.Name], specErr: u.Err, raw: u.Raw, restart: restarts[u.Name]}
 		if u.Err == nil {
 			in.spec = &u.Spec
-			in.desired, in.specErr = t.render(u, restarts[u.Name])
+			in.desired, in.specErr = t.render(u, restarts[u.Name], fleetMachines)
 		}
 		inputs[u.Name] = in
 	}
@@ -413,7 +453,7 @@ func (t *term) plan(now time.Time, units []*store.Unit, restarts map[string]int6
 		statuses = append(statuses, namedStatus{n, st})
 	}
 	t.mem.forget(present, now, 2*t.opts.RetryFailed)
-	return ops, statuses, inputs
+	return ops, statuses, inputs, p.next
 }
 
 // observe groups fleet's units and states by Kaylee unit, ignoring every
@@ -462,17 +502,38 @@ func (t *term) observe(fleetUnits []*schema.Unit, states []*schema.UnitState, ma
 	return out
 }
 
+// machinesKey identifies a set of machines and their metadata.
+func machinesKey(machines []deploy.Machine) string {
+	lines := make([]string, 0, len(machines))
+	for _, m := range machines {
+		md := make([]string, 0, len(m.Metadata))
+		for k, v := range m.Metadata {
+			md = append(md, k+"="+v)
+		}
+		sort.Strings(md)
+		lines = append(lines, m.ID+" "+strings.Join(md, ","))
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
 func unitHash(opts []*schema.UnitOption) string {
 	return schema.MapSchemaUnitOptionsToUnitFile(opts).Hash().String()
 }
 
-// render renders a stored unit, cached by its value and restart counter.
-func (t *term) render(u *store.Unit, restart int64) (*desiredUnits, error) {
+// render renders a stored unit, cached by its value and restart counter
+// (and, for a rolling global unit, the machines it is rendered for).
+func (t *term) render(u *store.Unit, restart int64, machines []deploy.Machine) (*desiredUnits, error) {
 	key := strconv.FormatInt(restart, 10) + ":" + string(u.Raw)
+	opts := deploy.RenderOptions{UnitPrefix: t.opts.UnitPrefix, Restart: restart}
+	if u.Spec.Rolling() {
+		opts.Machines = machines
+		key += "\x00" + machinesKey(machines)
+	}
 	if d := t.rendered[u.Name]; d != nil && d.key == key {
 		return d, nil
 	}
-	units, err := deploy.Render(&u.Spec, deploy.RenderOptions{UnitPrefix: t.opts.UnitPrefix, Restart: restart})
+	units, err := deploy.Render(&u.Spec, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,8 @@ import (
 	"github.com/coreos/fleet/pkg/lease"
 	"github.com/coreos/fleet/registry"
 	"github.com/coreos/fleet/unit"
+
+	"github.com/kaylee-gitops/kaylee/fleet/fleetreg"
 )
 
 // Defaults of Config.
@@ -217,7 +219,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 
 // API is a fleet client over the cluster's registry, as fleetctl uses with
 // --endpoint pointing at etcd.
-func (c *Cluster) API() client.API { return &client.RegistryClient{Registry: c.reg} }
+func (c *Cluster) API() client.API { return fleetreg.New(c.kAPI, c.cfg.KeyPrefix) }
 
 // KeyPrefix is fleet's etcd key prefix.
 func (c *Cluster) KeyPrefix() string { return c.cfg.KeyPrefix }

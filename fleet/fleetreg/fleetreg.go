@@ -1,0 +1,62 @@
+// Package fleetreg is fleet's registry client (fleet's unit and state
+// records in etcd's v2 keyspace) with what fleet's own client lacks: a
+// watch on the unit states that fleet's agents publish, so that the
+// scheduler reacts to a state change as it happens instead of at its next
+// poll.
+package fleetreg
+
+import (
+	"context"
+	"path"
+	"time"
+
+	etcd "github.com/coreos/etcd/client"
+	"github.com/coreos/fleet/client"
+	"github.com/coreos/fleet/registry"
+)
+
+// API is fleet's registry client that can also watch unit states.
+type API struct {
+	client.API
+	reg    registry.Registry
+	keys   etcd.KeysAPI
+	prefix string
+}
+
+// New returns the registry client of fleet's records under prefix.
+func New(keys etcd.KeysAPI, prefix string) *API {
+	reg := registry.NewEtcdRegistry(keys, prefix)
+	return &API{API: &client.RegistryClient{Registry: reg}, reg: reg, keys: keys, prefix: prefix}
+}
+
+// Registry is fleet's registry itself (for tests that write machine
+// records, as fleet's agents do).
+func (a *API) Registry() registry.Registry { return a.reg }
+
+// StateChanges sends a value soon after fleet's agents publish a change
+// of any unit state (several changes may come as one), until ctx ends. A
+// broken watch (etcd away, its event history passed) starts again after
+// retry; a change in between may be missed, so callers keep a slower poll.
+func (a *API) StateChanges(ctx context.Context, retry time.Duration) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	key := path.Join(a.prefix, "states")
+	go func() {
+		for ctx.Err() == nil {
+			w := a.keys.Watcher(key, &etcd.WatcherOptions{Recursive: true})
+			for {
+				if _, err := w.Next(ctx); err != nil {
+					break
+				}
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(retry):
+			}
+		}
+	}()
+	return out
+}
