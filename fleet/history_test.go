@@ -113,9 +113,7 @@ func TestRollbackOnFleet(t *testing.T) {
 	opts.HistoryLimit = 3
 	h.serve(h.api, opts)
 	ctx := context.Background()
-	spec := func(image string) *deploy.Spec {
-		return &deploy.Spec{Name: "web", Replicas: 2, Apps: []deploy.App{{Image: image}}}
-	}
+	spec := func(image string) *deploy.Spec { return replicated(2, image) }
 	v1 := h.put(spec("docker://web:1"))
 	h.waitStatus("web", store.PhaseRunning, v1, 60*time.Second)
 	v2 := h.put(spec("docker://web:2"))
@@ -171,9 +169,7 @@ func TestSuspendOnFleet(t *testing.T) {
 	h := newHarness(t, fleetsim.Machines(3, nil))
 	h.serve(h.api, testOptions)
 	ctx := context.Background()
-	spec := func(image string) *deploy.Spec {
-		return &deploy.Spec{Name: "web", Replicas: 2, Apps: []deploy.App{{Image: image}}}
-	}
+	spec := func(image string) *deploy.Spec { return replicated(2, image) }
 	v1 := h.put(spec("docker://web:1"))
 	h.waitStatus("web", store.PhaseRunning, v1, 60*time.Second)
 	if ok, err := h.store.Suspend(ctx, "web", "ops@test"); err != nil || !ok {

@@ -65,16 +65,96 @@ func (p *planner) wakeAt(t time.Time) {
 // is left alone, a removed one is taken down, any other is rolled out
 // (see rollout for the phases).
 func (p *planner) plan(u *unitInput) ([]op, *store.Status) {
+	var ops []op
+	var st *store.Status
 	switch {
 	case u.suspended != nil:
 		return p.planSuspended(u)
 	case u.specErr != nil:
 		return p.planInvalid(u)
 	case u.spec == nil:
-		return p.planRemoved(u)
+		ops, st = p.planRemoved(u)
+	default:
+		ops, st = p.newRollout(u).compute()
 	}
-	r := p.newRollout(u)
-	return r.compute()
+	return p.nudge(u.name, u.actual, ops), st
+}
+
+// fleet's agents and engine react to a target state change through an
+// etcd v2 watch that they re-create one second after each event they
+// see (fleet's registry event stream), so a change made in that second
+// is only acted on at their next periodic reconcile: 5s for an agent, 2s
+// (engine_reconcile_interval) for the engine. Measured on fleet's own
+// engine and agents: a created unit reached running after 6 to 8s this
+// way, and after 3s when its target state was set again 1.2s after the
+// create. So a target state fleet has not acted on within nudgeAfter is
+// set again (the same value: idempotent), at most maxNudges times.
+const (
+	nudgeAfter = 1200 * time.Millisecond
+	maxNudges  = 3
+)
+
+// nudge sets again the target states that fleet has not acted on, and
+// remembers the ones this pass sets.
+func (p *planner) nudge(owner string, actual unitSet, ops []op) []op {
+	touched := map[string]bool{}
+	for _, o := range ops {
+		touched[o.name] = true
+	}
+	for _, a := range actual {
+		sent := p.mem.sent[a.name()]
+		if sent == nil || touched[a.name()] {
+			continue
+		}
+		if a.unit == nil || a.target() != sent.target || actedOn(a, sent.target) {
+			delete(p.mem.sent, a.name())
+			continue
+		}
+		if p.now.Sub(sent.at) < nudgeAfter {
+			p.wakeAt(sent.at.Add(nudgeAfter))
+			continue
+		}
+		if sent.nudges >= maxNudges {
+			continue
+		}
+		sent.nudges++
+		sent.at = p.now
+		p.wakeAt(p.now.Add(nudgeAfter))
+		kind := opLaunch
+		if sent.target == targetLoaded {
+			kind = opStop
+		}
+		ops = append(ops, op{kind: kind, owner: owner, name: a.name()})
+	}
+	for _, o := range ops {
+		target := targetLaunched
+		switch o.kind {
+		case opStop:
+			target = targetLoaded
+		case opDestroy:
+			delete(p.mem.sent, o.name)
+			continue
+		}
+		if s := p.mem.sent[o.name]; s == nil || s.target != target {
+			p.mem.sent[o.name] = &sentTarget{target: target, at: p.now}
+		}
+	}
+	return ops
+}
+
+// actedOn: fleet's agent has acted on the target state: for launched, a
+// state of the submitted unit file in which systemd has started it (or
+// failed it); for loaded, nothing left active.
+func actedOn(a *actualUnit, target string) bool {
+	if target == targetLoaded {
+		return !a.active()
+	}
+	for _, s := range a.states {
+		if s.Hash == a.hash && s.SystemdActiveState != "inactive" {
+			return true
+		}
+	}
+	return false
 }
 
 // planSuspended: kaylee suspend; hands off its fleet units, whatever the

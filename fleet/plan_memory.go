@@ -17,6 +17,15 @@ type memory struct {
 	failedAt    map[string]time.Time               // fleet unit of a deployed spec → when seen failed
 	restarts    map[string]map[string]*restartSeen // fleet unit → machine → restarts seen
 	created     map[string]time.Time               // fleet unit → when created, until seen in a state other than failed
+	sent        map[string]*sentTarget             // fleet unit → target state sent, until fleet's agent acts on it
+}
+
+// sentTarget is a target state Kaylee set (create: launched; launch;
+// stop: loaded) that fleet's agent has not acted on yet.
+type sentTarget struct {
+	target string
+	at     time.Time // sent, or last nudged
+	nudges int
 }
 
 // restartSeen counts, for a fleet unit on one machine, how many times it
@@ -44,6 +53,7 @@ func newMemory() *memory {
 		failedAt:    map[string]time.Time{},
 		restarts:    map[string]map[string]*restartSeen{},
 		created:     map[string]time.Time{},
+		sent:        map[string]*sentTarget{},
 	}
 }
 
@@ -64,6 +74,11 @@ func (m *memory) forget(present map[string]bool, now time.Time, keepFailed time.
 	for k := range m.restarts {
 		if !present[k] {
 			delete(m.restarts, k)
+		}
+	}
+	for k := range m.sent {
+		if !present[k] {
+			delete(m.sent, k)
 		}
 	}
 	for k, t := range m.created {

@@ -66,9 +66,17 @@ func (r *rollout) rollMachines() {
 			waiting = append(waiting, m)
 		case olds.count((*actualUnit).active) > 0:
 			unavailable++ // parked, still stopping
-		default:
-			r.create(want[m]) // parked and down
+		default: // parked and down
 			unavailable++
+			if drifted := olds.filter(func(a *actualUnit) bool { return isDrifted(r.d, a) }); len(drifted) > 0 {
+				// The old unit has the new one's name (another unit file
+				// under it): it goes first, then the new one is created.
+				for _, a := range drifted {
+					r.ops = append(r.ops, r.destroy(r.u.name, a)...)
+				}
+				continue
+			}
+			r.create(want[m])
 		}
 	}
 	for _, m := range waiting {

@@ -3,9 +3,12 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coreos/fleet/schema"
 
 	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
@@ -115,5 +118,145 @@ func TestRollingGlobalOnFleet(t *testing.T) {
 	})
 	if msg := check(); msg != "" {
 		t.Fatalf("failed rolling update: %s", msg)
+	}
+}
+
+// rollingWorld is a world of a rolling global unit on machines m0..m(n-1).
+func rollingWorld(t *testing.T, s *deploy.Spec, n int) (*world, func(*deploy.Spec) []*schema.Unit) {
+	t.Helper()
+	var ms []deploy.Machine
+	for i := range n {
+		ms = append(ms, deploy.Machine{ID: fmt.Sprintf("m%d", i)})
+	}
+	renderOn := func(s *deploy.Spec) []*schema.Unit {
+		units, err := deploy.Render(s, deploy.RenderOptions{Machines: ms})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return units
+	}
+	units := renderOn(s)
+	d := &desiredUnits{hash: s.Hash(0), units: units, hashes: map[string]string{}}
+	for _, u := range units {
+		d.hashes[u.Name] = unitHash(u.Options)
+	}
+	return &world{t: t, spec: s, d: d}, renderOn
+}
+
+// The phases of a rolling global unit, one machine at a time (the op
+// notation's index is the machine: units render in machine order).
+func TestPlanRollingGlobal(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	opts := Options{}.withDefaults()
+	spec := func(image string, unavailable deploy.Amount) *deploy.Spec {
+		return &deploy.Spec{Name: "edge", Global: true, Apps: []deploy.App{{Image: image}},
+			Update: &deploy.Update{Strategy: deploy.StrategyRolling, MaxUnavailable: unavailable}}
+	}
+	v1, v2, v2two := spec("docker://edge:1", ""), spec("docker://edge:2", ""), spec("docker://edge:2", "2")
+	// machine: name the ops by machine (m0 → "0"), old ones "old0".
+	machineOps := func(ops []op, w *world) string {
+		var out []string
+		for _, o := range ops {
+			tag := ""
+			for _, a := range w.act {
+				if a.name() == o.name {
+					tag = pinnedMachine(a.unit)
+					if a.id.SpecHash != w.d.hash {
+						tag = "old" + tag
+					}
+				}
+			}
+			if o.unit != nil {
+				tag = pinnedMachine(o.unit)
+			}
+			out = append(out, o.kind.String()+":"+tag)
+		}
+		sort.Strings(out)
+		return strings.Join(out, " ")
+	}
+	tests := []struct {
+		name  string
+		world func(t *testing.T) *world
+		want  string
+		phase string
+	}{{
+		name: "first rollout: every machine at once",
+		world: func(t *testing.T) *world {
+			w, _ := rollingWorld(t, v1, 3)
+			return w
+		},
+		want: "create:m0 create:m1 create:m2", phase: store.PhasePending,
+	}, {
+		name: "update: park the old unit of one machine",
+		world: func(t *testing.T) *world {
+			w, on := rollingWorld(t, v2, 3)
+			return w.with(on(v1), "launched", "active", "running")
+		},
+		want: "stop:oldm0", phase: store.PhasePending,
+	}, {
+		name: "maxUnavailable 2: two machines at once",
+		world: func(t *testing.T) *world {
+			w, on := rollingWorld(t, v2two, 3)
+			return w.with(on(v1), "launched", "active", "running")
+		},
+		want: "stop:oldm0 stop:oldm1", phase: store.PhasePending,
+	}, {
+		name: "parked and still stopping: wait, touch no other machine",
+		world: func(t *testing.T) *world {
+			w, on := rollingWorld(t, v2, 3)
+			return w.with(on(v1)[:1], "loaded", "deactivating", "stop-sigterm").with(on(v1)[1:], "launched", "active", "running")
+		},
+		want: "", phase: store.PhasePending,
+	}, {
+		name: "parked and down: create the new unit on that machine, keep the old one loaded",
+		world: func(t *testing.T) *world {
+			w, on := rollingWorld(t, v2, 3)
+			return w.with(on(v1)[:1], "loaded", "inactive", "dead").with(on(v1)[1:], "launched", "active", "running")
+		},
+		want: "create:m0", phase: store.PhasePending,
+	}, {
+		name: "new unit ready: destroy the parked one and park the next machine's",
+		world: func(t *testing.T) *world {
+			w, on := rollingWorld(t, v2, 3)
+			return w.with(on(v1)[:1], "loaded", "inactive", "dead").with(on(v1)[1:], "launched", "active", "running").
+				with(on(v2)[:1], "launched", "active", "running")
+		},
+		want: "destroy:oldm0 stop:oldm1", phase: store.PhaseProgressing,
+	}, {
+		name: "a machine whose old unit is gone and new one missing (it joined): create at once, no budget",
+		world: func(t *testing.T) *world {
+			w, on := rollingWorld(t, v2, 3)
+			return w.with(on(v1)[1:], "launched", "active", "running")
+		},
+		want: "create:m0", phase: store.PhasePending,
+	}, {
+		name: "rollout fails on a machine: new units go, parked ones are launched again",
+		world: func(t *testing.T) *world {
+			w, on := rollingWorld(t, v2, 3)
+			w = w.with(on(v1)[:1], "loaded", "inactive", "dead").with(on(v1)[1:], "launched", "active", "running").
+				with(on(v2)[:1], "launched", "failed", "failed")
+			return w
+		},
+		want: "launch:oldm0 stop:m0", phase: store.PhaseFailed,
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := tt.world(t)
+			// with() schedules units on m0, m1… in order: pin each to the
+			// machine its rendering names.
+			for _, a := range w.act {
+				a.unit.MachineID = pinnedMachine(a.unit)
+				for _, s := range a.states {
+					s.MachineID = a.unit.MachineID
+				}
+			}
+			ops, st := planWorld(opts, now, w, time.Minute)
+			if got := machineOps(ops, w); got != tt.want {
+				t.Errorf("ops = %q, want %q", got, tt.want)
+			}
+			if st.Phase != tt.phase {
+				t.Errorf("phase %s (%s), want %s", st.Phase, st.Message, tt.phase)
+			}
+		})
 	}
 }

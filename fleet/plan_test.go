@@ -106,6 +106,18 @@ func opsString(ops []op, hash string) string {
 	return strings.Join(out, " ")
 }
 
+// planWorld plans w once at now, its running replicas running for
+// readyAgo, on machine m0 (10.0.0.1).
+func planWorld(opts Options, now time.Time, w *world, readyAgo time.Duration) ([]op, *store.Status) {
+	p := &planner{opts: opts, mem: newMemory(), now: now, machines: map[string]string{"m0": "10.0.0.1"}}
+	for _, a := range w.act {
+		if a.running() {
+			p.mem.readySince[a.name()] = now.Add(-readyAgo)
+		}
+	}
+	return p.plan(w.input())
+}
+
 func TestPlanUnit(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	opts := Options{}.withDefaults()
@@ -359,13 +371,7 @@ func TestPlanUnit(t *testing.T) {
 			if tt.maxRestarts > 0 {
 				opts.MaxRestarts = tt.maxRestarts
 			}
-			p := &planner{opts: opts, mem: newMemory(), now: now, machines: map[string]string{"m0": "10.0.0.1"}}
-			for _, a := range w.act {
-				if a.running() {
-					p.mem.readySince[a.name()] = now.Add(-tt.readyAgo)
-				}
-			}
-			ops, st := p.plan(w.input())
+			ops, st := planWorld(opts, now, w, tt.readyAgo)
 			if got := opsString(ops, w.d.hash); got != tt.wantOps {
 				t.Errorf("ops = %q, want %q", got, tt.wantOps)
 			}

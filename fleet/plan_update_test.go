@@ -120,13 +120,7 @@ func TestPlanUpdatePolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := tt.world(t)
-			p := &planner{opts: opts, mem: newMemory(), now: now, machines: map[string]string{"m0": "10.0.0.1"}}
-			for _, a := range w.act {
-				if a.running() {
-					p.mem.readySince[a.name()] = now.Add(-tt.readyAgo)
-				}
-			}
-			ops, st := p.plan(w.input())
+			ops, st := planWorld(opts, now, w, tt.readyAgo)
 			if got := opsString(ops, w.d.hash); got != tt.wantOps {
 				t.Errorf("ops = %q, want %q", got, tt.wantOps)
 			}

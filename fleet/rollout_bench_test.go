@@ -28,7 +28,7 @@ type pollOnly struct{ client.API }
 // share of one step: a unit created until its state is published running
 // (schedule + start + publish), watched the same way.
 //
-//	go test -run XXX -bench BenchmarkRollout -benchtime 3x ./fleet/
+//	go test -run XXX -bench BenchmarkRollout -benchtime 3x -timeout 40m ./fleet/
 func BenchmarkRollout(b *testing.B) {
 	cases := []struct {
 		name     string
@@ -38,6 +38,7 @@ func BenchmarkRollout(b *testing.B) {
 	}{
 		{"replicas=2/poll", 2, "", true},
 		{"replicas=2/watch", 2, "", false},
+		{"replicas=2/surge=2/watch", 2, "2", false},
 		{"replicas=12/surge=1/watch", 12, "", false},
 		{"replicas=12/surge=4/watch", 12, "4", false},
 		{"replicas=12/surge=12/watch", 12, "12", false},

@@ -53,28 +53,25 @@ from. kaylee rollback NAME --to REVISION deploys one of them again.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			s, done, err := a.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			entries, err := s.History(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if len(entries) == 0 {
-				if _, err := s.GetUnit(cmd.Context(), args[0]); err != nil {
-					return noUnit(args[0], err)
+			return a.withStore(cmd.Context(), func(s *store.Store) error {
+				entries, err := s.History(cmd.Context(), args[0])
+				if err != nil {
+					return err
 				}
-			}
-			if output == "json" {
-				if entries == nil {
-					entries = []*store.HistoryEntry{}
+				if len(entries) == 0 {
+					if _, err := s.GetUnit(cmd.Context(), args[0]); err != nil {
+						return noUnit(args[0], err)
+					}
 				}
-				return writeJSON(cmd.OutOrStdout(), entries)
-			}
-			writeHistory(cmd.OutOrStdout(), entries, time.Now())
-			return nil
+				if output == "json" {
+					if entries == nil {
+						entries = []*store.HistoryEntry{}
+					}
+					return writeJSON(cmd.OutOrStdout(), entries)
+				}
+				writeHistory(cmd.OutOrStdout(), entries, time.Now())
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
@@ -138,24 +135,21 @@ kaylee resume NAME.`,
   kaylee rollback countly --to 3 --wait`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, done, err := a.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			e, err := s.Rollback(cmd.Context(), args[0], to, a.who())
-			if err != nil {
-				if errors.Is(err, store.ErrNoRevision) {
-					return fmt.Errorf("%w (see kaylee history %s)", err, args[0])
+			return a.withStore(cmd.Context(), func(s *store.Store) error {
+				e, err := s.Rollback(cmd.Context(), args[0], to, a.who())
+				if err != nil {
+					if errors.Is(err, store.ErrNoRevision) {
+						return fmt.Errorf("%w (see kaylee history %s)", err, args[0])
+					}
+					return noUnit(args[0], err)
 				}
-				return noUnit(args[0], err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s rolled back to revision %d (spec %s); sync keeps it so until its file changes in git or kaylee resume %s\n",
-				args[0], e.Revision, e.SpecHash, args[0])
-			if !wait {
-				return nil
-			}
-			return waitRestored(cmd.Context(), s, cmd.OutOrStdout(), args[0], timeout)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s rolled back to revision %d (spec %s); sync keeps it so until its file changes in git or kaylee resume %s\n",
+					args[0], e.Revision, e.SpecHash, args[0])
+				if !wait {
+					return nil
+				}
+				return waitRestored(cmd.Context(), s, cmd.OutOrStdout(), args[0], timeout)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "the revision (number or spec hash, see kaylee history) to roll back to; default the one deployed before the current one")
@@ -187,21 +181,18 @@ kaylee resume NAME. A spec stored meanwhile (kaylee run, sync) is kept and
 rolled out on resume; kaylee status shows the unit as suspended.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, done, err := a.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			fresh, err := s.Suspend(cmd.Context(), args[0], a.who())
-			if err != nil {
-				return noUnit(args[0], err)
-			}
-			if !fresh {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s was suspended already\n", args[0])
+			return a.withStore(cmd.Context(), func(s *store.Store) error {
+				fresh, err := s.Suspend(cmd.Context(), args[0], a.who())
+				switch {
+				case err != nil:
+					return noUnit(args[0], err)
+				case fresh:
+					fmt.Fprintf(cmd.OutOrStdout(), "%s suspended: the scheduler leaves it as it is until kaylee resume %s\n", args[0], args[0])
+				default:
+					fmt.Fprintf(cmd.OutOrStdout(), "%s was suspended already\n", args[0])
+				}
 				return nil
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s suspended: the scheduler leaves it as it is until kaylee resume %s\n", args[0], args[0])
-			return nil
+			})
 		},
 	}
 }
@@ -215,30 +206,27 @@ rollback): the scheduler rolls out what is stored, and the unit's git source
 writes what git has at its next pass.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, done, err := a.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			suspended, pinned, err := s.Resume(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			switch {
-			case !suspended && !pinned:
-				if _, err := s.GetUnit(cmd.Context(), args[0]); err != nil {
-					return noUnit(args[0], err)
+			return a.withStore(cmd.Context(), func(s *store.Store) error {
+				suspended, pinned, err := s.Resume(cmd.Context(), args[0])
+				if err != nil {
+					return err
 				}
-				fmt.Fprintf(w, "%s was neither suspended nor rolled back: nothing to do\n", args[0])
-			case suspended && pinned:
-				fmt.Fprintf(w, "%s resumed, and its rollback ended: sync writes what git has at its next pass\n", args[0])
-			case suspended:
-				fmt.Fprintf(w, "%s resumed: the scheduler rolls out what is stored\n", args[0])
-			default:
-				fmt.Fprintf(w, "%s: rollback ended: sync writes what git has at its next pass\n", args[0])
-			}
-			return nil
+				w := cmd.OutOrStdout()
+				switch {
+				case !suspended && !pinned:
+					if _, err := s.GetUnit(cmd.Context(), args[0]); err != nil {
+						return noUnit(args[0], err)
+					}
+					fmt.Fprintf(w, "%s was neither suspended nor rolled back: nothing to do\n", args[0])
+				case suspended && pinned:
+					fmt.Fprintf(w, "%s resumed, and its rollback ended: sync writes what git has at its next pass\n", args[0])
+				case suspended:
+					fmt.Fprintf(w, "%s resumed: the scheduler rolls out what is stored\n", args[0])
+				default:
+					fmt.Fprintf(w, "%s: rollback ended: sync writes what git has at its next pass\n", args[0])
+				}
+				return nil
+			})
 		},
 	}
 }

@@ -22,6 +22,17 @@ func (a *app) openStore(ctx context.Context) (*store.Store, func(), error) {
 	return store.New(c, a.etcd.Prefix), func() { closeClient(c) }, nil
 }
 
+// withStore runs fn with a store connected with the global flags; it is
+// the body of every command that reads or writes etcd.
+func (a *app) withStore(ctx context.Context, fn func(s *store.Store) error) error {
+	s, done, err := a.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return fn(s)
+}
+
 func (a *app) dialConfig() store.DialConfig {
 	return store.DialConfig{
 		Endpoints: a.etcd.Endpoints, CertFile: a.etcd.Cert, KeyFile: a.etcd.Key, CAFile: a.etcd.CA,
