@@ -1,0 +1,128 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
+)
+
+func TestSuspendResume(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	if _, err := s.Suspend(ctx, "web", "me"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("suspending an unknown unit: %v", err)
+	}
+	if _, err := s.PutUnit(ctx, spec("web", 2), Fence{}); err != nil {
+		t.Fatal(err)
+	}
+	if fresh, err := s.Suspend(ctx, "web", "me@host"); err != nil || !fresh {
+		t.Fatalf("suspend: %v %v", fresh, err)
+	}
+	if fresh, _ := s.Suspend(ctx, "web", "other"); fresh {
+		t.Fatal("a second suspend replaced the first")
+	}
+	sus, err := s.Suspensions(ctx)
+	if err != nil || sus["web"] == nil || sus["web"].By != "me@host" || time.Since(sus["web"].Time) > time.Minute {
+		t.Fatalf("suspensions: %+v %v", sus, err)
+	}
+	if suspended, pinned, err := s.Resume(ctx, "web"); err != nil || !suspended || pinned {
+		t.Fatalf("resume: %v %v %v", suspended, pinned, err)
+	}
+	if sus, _ := s.Suspensions(ctx); len(sus) != 0 {
+		t.Fatalf("still suspended: %+v", sus)
+	}
+}
+
+func TestRollbackPicksAndPins(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	put := func(replicas int) []byte {
+		t.Helper()
+		sp := spec("web", replicas)
+		if _, err := s.PutUnit(ctx, sp, Fence{}); err != nil {
+			t.Fatal(err)
+		}
+		return sp.CanonicalJSON()
+	}
+	entry := func(rev int64, raw []byte, deployed bool) {
+		t.Helper()
+		e := &HistoryEntry{Unit: "web", Revision: rev, SpecHash: fmt.Sprintf("%08d", rev), Spec: raw, Outcome: OutcomeFailed}
+		if deployed {
+			e.Outcome, e.Deployed = OutcomeDeployed, time.Now()
+		}
+		if err := s.PutHistory(ctx, e, nil, Fence{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r1 := put(1)
+	if _, err := s.Rollback(ctx, "web", "", "me"); !errors.Is(err, ErrNoRevision) || !strings.Contains(err.Error(), "no history yet") {
+		t.Fatalf("rollback without history: %v", err)
+	}
+	entry(1, r1, true)
+	r2 := put(2)
+	entry(2, r2, true)
+	r3 := put(3)
+	entry(3, r3, false) // its rollout failed: 2 still serves
+
+	// Default: the newest deployed revision that is not what is stored.
+	got, err := s.Rollback(ctx, "web", "", "me")
+	if err != nil || got.Revision != 2 {
+		t.Fatalf("default rollback: %+v %v", got, err)
+	}
+	u, _ := s.GetUnit(ctx, "web")
+	if string(u.Raw) != string(r2) {
+		t.Fatalf("stored after rollback: %s", u.Raw)
+	}
+	pins, _ := s.RollbackPins(ctx)
+	if p := pins["web"]; p == nil || p.Revision != 2 || p.From != 3 || p.Replaced != ContentHash(r3) || p.By != "me" {
+		t.Fatalf("pin: %+v", pins["web"])
+	}
+	// By spec hash and by number; what is stored is refused.
+	if got, err := s.Rollback(ctx, "web", "00000001", "me"); err != nil || got.Revision != 1 {
+		t.Fatalf("rollback by spec hash: %+v %v", got, err)
+	}
+	if _, err := s.Rollback(ctx, "web", "1", "me"); err == nil || !strings.Contains(err.Error(), "revision 1 is what is stored now") {
+		t.Fatalf("rollback to the stored revision: %v", err)
+	}
+	if _, err := s.Rollback(ctx, "web", "7", "me"); !errors.Is(err, ErrNoRevision) || !strings.Contains(err.Error(), "revisions 1 to 3") {
+		t.Fatalf("rollback to an unknown revision: %v", err)
+	}
+	// Writing the unit (kaylee run, sync) ends the rollback.
+	put(4)
+	if pins, _ := s.RollbackPins(ctx); len(pins) != 0 {
+		t.Fatalf("pin left after a new spec was stored: %+v", pins)
+	}
+}
+
+// ApplyUnits keeps each unit's writes (the unit, its rollback pin) in one
+// transaction across batches.
+func TestApplyUnitsBatchesByUnit(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	var specs []*deploy.Spec
+	for i := range 120 {
+		specs = append(specs, spec(fmt.Sprintf("u%03d", i), 1))
+	}
+	if err := s.ApplyUnits(ctx, specs, nil, Fence{}); err != nil {
+		t.Fatal(err)
+	}
+	units, _, err := s.ListUnits(ctx)
+	if err != nil || len(units) != 120 {
+		t.Fatalf("%d units stored: %v", len(units), err)
+	}
+	var names []string
+	for _, sp := range specs[:70] {
+		names = append(names, sp.Name)
+	}
+	if err := s.ApplyUnits(ctx, nil, names, Fence{}); err != nil {
+		t.Fatal(err)
+	}
+	if units, _, _ := s.ListUnits(ctx); len(units) != 50 {
+		t.Fatalf("%d units left after deleting 70 of 120", len(units))
+	}
+}
