@@ -131,9 +131,7 @@ func TestRollbackOnFleet(t *testing.T) {
 		t.Fatalf("rolled back to %d %s, want revision 1 (%s)", target.Revision, target.SpecHash, v1)
 	}
 	h.waitStatus("web", store.PhaseRunning, v1, 60*time.Second)
-	if v := h.view("web"); v.runningWithHash(v1) != 2 || len(v.units) != 2 {
-		t.Fatalf("after the rollback: %v", v)
-	}
+	h.waitUnits("web", v1, 2, 30*time.Second)
 	var hs []*store.HistoryEntry
 	eventually(t, 10*time.Second, func() (bool, string) {
 		hs, _ = h.store.History(ctx, "web")
@@ -211,7 +209,5 @@ func TestSuspendOnFleet(t *testing.T) {
 		t.Fatalf("resume: %v %v %v", sus, pinned, err)
 	}
 	h.waitStatus("web", store.PhaseRunning, v2, 60*time.Second)
-	if v := h.view("web"); v.runningWithHash(v2) != 2 || len(v.units) != 2 {
-		t.Fatalf("after resume: %v", v)
-	}
+	h.waitUnits("web", v2, 2, 30*time.Second)
 }

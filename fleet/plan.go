@@ -256,7 +256,7 @@ type rollout struct {
 	serving    unitSet // old replicas that still serve (replicated units)
 	inFlight   bool    // an old fleet unit is on its way down
 	removing   bool    // this pass stops an old serving replica
-	staleUnits int     // stale units still in fleet
+	staleUp    int     // old replicas that still serve after this pass (not being stopped)
 	drifted    int     // stale units under a current name: another unit file
 	created    int     // new replicas created this pass
 
@@ -361,10 +361,15 @@ func (r *rollout) repair() {
 				r.mem.failedAt[a.name()] = r.now
 			}
 			r.notes = append(r.notes, fmt.Sprintf("replica %s failed on %s; replacing it", a.name(), r.machine(s.MachineID)))
+			r.mem.replacing[a.name()] = true
 			r.ops = append(r.ops, r.destroy(r.u.name, a)...)
 			continue
 		}
-		if _, stopping := r.mem.stopping[a.name()]; !stopping && a.target() != targetLaunched {
+		// Stopped by hand, or by Kaylee as an old unit that is current
+		// again (a rollback to the spec it runs, before it was destroyed):
+		// launch it again.
+		if a.target() != targetLaunched && !r.mem.replacing[a.name()] {
+			delete(r.mem.stopping, a.name())
 			r.ops = append(r.ops, op{kind: opLaunch, owner: r.u.name, name: a.name()})
 		}
 		// A restarting replica is left to systemd, which keeps trying;
@@ -385,11 +390,8 @@ func (r *rollout) repair() {
 // so that ready new plus serving old never drop below the desired count.
 func (r *rollout) retire() {
 	for _, a := range r.stale {
-		if a.unit != nil {
-			r.staleUnits++
-			if isDrifted(r.d, a) {
-				r.drifted++
-			}
+		if a.unit != nil && isDrifted(r.d, a) {
+			r.drifted++
 		}
 		if r.replicated && a.running() && a.target() == targetLaunched {
 			r.serving = append(r.serving, a)
@@ -408,24 +410,26 @@ func (r *rollout) retire() {
 		}
 		return r.serving[i].id.Index > r.serving[j].id.Index
 	})
-	surplus := min(r.ready+len(r.serving)-r.n, len(r.serving))
-	for _, a := range r.serving[:max(surplus, 0)] {
+	surplus := max(min(r.ready+len(r.serving)-r.n, len(r.serving)), 0)
+	for _, a := range r.serving[:surplus] {
 		r.ops = append(r.ops, r.destroy(r.u.name, a)...)
 		r.removing = true
 	}
+	r.staleUp = len(r.serving) - surplus
 }
 
 // place creates new replicas: all at once when nothing old is left, else
-// within the surge (at most n + surge fleet units of the unit at a time,
-// counting old ones until destroyed). A replica that failed is replaced
-// only after RetryFailed.
+// within the surge: at most n + surge replicas up or starting, new ones
+// and old ones that still serve (an old one being stopped no longer
+// counts, as in Kubernetes' maxSurge: its stop overlaps the next start).
+// A replica that failed is replaced only after RetryFailed.
 func (r *rollout) place() {
 	budget := 0
 	switch {
 	case len(r.stale) == 0:
 		budget = r.n
 	case r.replicated:
-		budget = r.n + r.pol.surge - (len(r.current) + r.staleUnits)
+		budget = r.n + r.pol.surge - (len(r.current) + r.staleUp)
 	}
 	occupied := r.u.actual.names()
 	for _, du := range r.d.units {
@@ -476,10 +480,16 @@ func (r *rollout) replaceDrifted() {
 // summarize sets the phase and message.
 func (r *rollout) summarize() {
 	st := r.st
+	down := r.stale.count(goingDown)
 	switch {
-	case len(r.stale) == 0 && len(r.current) == r.n && r.ready == r.n:
+	case down == len(r.stale) && len(r.current) == r.n && r.ready == r.n:
+		// Rolled out: old fleet units that are still on their way down
+		// (stopped, or a state fleet has not cleaned up yet) serve no more.
 		st.Phase, st.Deployed = store.PhaseRunning, r.d.hash
 		st.Message = fmt.Sprintf("%d of %d running", st.Running, st.Desired)
+		if n := r.stale.count(inFleet); n > 0 {
+			st.Message += fmt.Sprintf("; %s of the old version on its way out", plural(n, "fleet unit"))
+		}
 	case len(r.current) == 0 && !r.deployed:
 		st.Phase = store.PhasePending
 		st.Message = "waiting to start"

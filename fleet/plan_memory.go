@@ -18,6 +18,10 @@ type memory struct {
 	restarts    map[string]map[string]*restartSeen // fleet unit → machine → restarts seen
 	created     map[string]time.Time               // fleet unit → when created, until seen in a state other than failed
 	sent        map[string]*sentTarget             // fleet unit → target state sent, until fleet's agent acts on it
+	// replacing: current fleet units being stopped because they failed
+	// (any other stopped current unit, such as an old one that is current
+	// again after a rollback, is launched again).
+	replacing map[string]bool
 }
 
 // sentTarget is a target state Kaylee set (create: launched; launch;
@@ -54,6 +58,7 @@ func newMemory() *memory {
 		restarts:    map[string]map[string]*restartSeen{},
 		created:     map[string]time.Time{},
 		sent:        map[string]*sentTarget{},
+		replacing:   map[string]bool{},
 	}
 }
 
@@ -79,6 +84,11 @@ func (m *memory) forget(present map[string]bool, now time.Time, keepFailed time.
 	for k := range m.sent {
 		if !present[k] {
 			delete(m.sent, k)
+		}
+	}
+	for k := range m.replacing {
+		if !present[k] {
+			delete(m.replacing, k)
 		}
 	}
 	for k, t := range m.created {

@@ -69,9 +69,7 @@ func TestRollingGlobalOnFleet(t *testing.T) {
 	if least != 2 {
 		t.Errorf("at least %d machines served during the update; with maxUnavailable 1 one machine at a time is replaced (want 2)", least)
 	}
-	if v := h.view("router"); v.runningWithHash(v2) != 3 || len(v.units) != 3 {
-		t.Fatalf("after the update: %v", v)
-	}
+	h.waitUnits("router", v2, 3, 30*time.Second)
 
 	// A machine leaves: its fleet unit goes. It joins again: it gets one.
 	gone := h.cluster.Machines()[2].ID()

@@ -164,31 +164,45 @@ func TestPlanUnit(t *testing.T) {
 		},
 		readyAgo: time.Second, wantOps: "", wantPhase: store.PhaseProgressing,
 	}, {
-		name: "new replica ready: stop one old one, start no other",
+		name: "new replica ready: stop one old one and start the next new one (a stopping replica leaves the surge)",
 		world: func(t *testing.T) *world {
 			return newWorld(t, v2, 0).with(render(t, v1), "launched", "active", "running").with(render(t, v2)[:1], "launched", "active", "running")
 		},
-		readyAgo: time.Minute, wantOps: "stop:old2", wantPhase: store.PhaseProgressing,
+		readyAgo: time.Minute, wantOps: "create:1 stop:old2", wantPhase: store.PhaseProgressing,
 	}, {
-		name: "old replica stopped: destroy it; surge still used, no create",
+		name: "old replica stopped: destroy it; its stop freed the surge: the next new one starts",
 		world: func(t *testing.T) *world {
 			return newWorld(t, v2, 0).with(render(t, v1)[:2], "launched", "active", "running").
 				with(render(t, v1)[2:], "loaded", "inactive", "dead").with(render(t, v2)[:1], "launched", "active", "running")
 		},
-		readyAgo: time.Minute, wantOps: "destroy:old2", wantPhase: store.PhaseProgressing,
+		readyAgo: time.Minute, wantOps: "create:1 destroy:old2", wantPhase: store.PhaseProgressing,
 	}, {
-		name: "old replica still stopping: wait, do not stop another",
+		name: "old replica still stopping: stop no other old one; the next new one starts",
 		world: func(t *testing.T) *world {
 			return newWorld(t, v2, 0).with(render(t, v1)[:2], "launched", "active", "running").
 				with(render(t, v1)[2:], "loaded", "active", "running").with(render(t, v2)[:1], "launched", "active", "running")
 		},
-		readyAgo: time.Minute, wantOps: "", wantPhase: store.PhaseProgressing,
+		readyAgo: time.Minute, wantOps: "create:1", wantPhase: store.PhaseProgressing,
 	}, {
 		name: "one old gone: start the next new replica",
 		world: func(t *testing.T) *world {
 			return newWorld(t, v2, 0).with(render(t, v1)[:2], "launched", "active", "running").with(render(t, v2)[:1], "launched", "active", "running")
 		},
 		readyAgo: time.Minute, wantOps: "create:1", wantPhase: store.PhaseProgressing,
+	}, {
+		name: "all new ready, the last old one stopping: rolled out (running), it goes on its way",
+		world: func(t *testing.T) *world {
+			return newWorld(t, v2, 0).with(render(t, v1)[:1], "loaded", "deactivating", "stop-sigterm").with(render(t, v2), "launched", "active", "running")
+		},
+		readyAgo: time.Minute, wantOps: "", wantPhase: store.PhaseRunning, wantMsg: "3 of 3 running; 1 fleet unit of the old version on its way out",
+	}, {
+		name: "all new ready, an old one destroyed whose state fleet still shows: running",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, v2, 0).with(render(t, v1)[:1], "loaded", "inactive", "dead").with(render(t, v2), "launched", "active", "running")
+			w.act[0].unit = nil
+			return w
+		},
+		readyAgo: time.Minute, wantOps: "", wantPhase: store.PhaseRunning, wantMsg: "3 of 3 running",
 	}, {
 		name: "all new ready, one old left: stop it",
 		world: func(t *testing.T) *world {
@@ -362,7 +376,7 @@ func TestPlanUnit(t *testing.T) {
 		world: func(t *testing.T) *world {
 			return newWorld(t, replicated(1, "docker://web:2"), 0).with(render(t, v1), "launched", "active", "running")
 		},
-		wantOps: "stop:old1 stop:old2", wantPhase: store.PhasePending,
+		wantOps: "create:0 stop:old1 stop:old2", wantPhase: store.PhasePending,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -575,14 +589,14 @@ func TestPlanRestartLoops(t *testing.T) {
 			{9 * time.Second, restart, "", prog, "(1 restart seen)"},
 			{10 * time.Second, running, "", prog, "0 ready"},
 			{15 * time.Second, running, "", prog, "0 ready"},
-			{20 * time.Second, running, "stop:old2", prog, "1 ready"}, // 10s since the restart
+			{20 * time.Second, running, "create:1 stop:old2", prog, "1 ready"}, // 10s since the restart
 		})
 	})
 	t.Run("running for MinReady ends the loop: the count starts again", func(t *testing.T) {
 		runSteps(t, opts, rollout, rolling, []planStep{
 			{0, restart, "", prog, "(1 restart seen)"},
 			{3 * time.Second, running, "", prog, "(1 restart seen)"},
-			{13 * time.Second, running, "stop:old2", prog, "1 ready"},
+			{13 * time.Second, running, "create:1 stop:old2", prog, "1 ready"},
 			{15 * time.Second, restart, "", prog, "(1 restart seen)"},
 			{17 * time.Second, pre, "", prog, ""},
 			{19 * time.Second, restart, "stop:0", failed, loop},
@@ -673,7 +687,7 @@ func TestPlanHealthChecks(t *testing.T) {
 			{2 * time.Second, post, "", prog, waiting},
 			{4 * time.Second, running, "", prog, "1 of 3 running the current spec, 0 ready; 3 old"},
 			{10 * time.Second, running, "", prog, "0 ready"},
-			{14 * time.Second, running, "stop:old2", prog, "1 of 3 running the current spec, 1 ready; 3 old"},
+			{14 * time.Second, running, "create:1 stop:old2", prog, "1 of 3 running the current spec, 1 ready; 3 old"},
 		})
 	})
 	// Passed its check, then crashed: a restart, counted against

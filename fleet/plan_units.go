@@ -151,3 +151,12 @@ func (s unitSet) names() map[string]bool {
 
 // inFleet: the unit is still in fleet (not just a state left over).
 func inFleet(a *actualUnit) bool { return a.unit != nil }
+
+// goingDown: an old fleet unit that serves no more: stopped (target
+// loaded), or only a state left after it was destroyed, and not running.
+func goingDown(a *actualUnit) bool {
+	if a.unit == nil {
+		return !a.running()
+	}
+	return a.target() != targetLaunched
+}

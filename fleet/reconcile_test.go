@@ -127,8 +127,9 @@ func (h *harness) put(s *deploy.Spec) string {
 // fleetView is what fleet has of one Kaylee unit: per fleet unit, the
 // machines where it runs (active/running with the right hash).
 type fleetView struct {
-	units   map[string]bool     // every fleet unit of it
-	running map[string][]string // fleet unit → machines running it
+	units    map[string]bool     // every fleet unit of it
+	launched int                 // fleet units with target launched: up or starting
+	running  map[string][]string // fleet unit → machines running it
 }
 
 func (h *harness) view(name string) fleetView {
@@ -145,6 +146,17 @@ func (h *harness) view(name string) fleetView {
 }
 
 // runningWithHash counts running replicas whose name carries hash.
+// waitUnits waits until the unit's fleet units are n, all running the
+// spec hash: a rollout is done (status running) while the old version's
+// units are still on their way out.
+func (h *harness) waitUnits(name, hash string, n int, timeout time.Duration) {
+	h.t.Helper()
+	eventually(h.t, timeout, func() (bool, string) {
+		v := h.view(name)
+		return v.runningWithHash(hash) == n && len(v.units) == n, v.String()
+	})
+}
+
 func (v fleetView) runningWithHash(hash string) int {
 	n := 0
 	for name, ms := range v.running {
@@ -234,6 +246,9 @@ func viewOf(name string, units []*schema.Unit, states []*schema.UnitState) fleet
 		if id, ok := deploy.ParseUnitName("k2", u.Name); ok && id.Name == name {
 			v.units[u.Name] = true
 			hashes[u.Name] = unitHash(u.Options)
+			if u.DesiredState == targetLaunched {
+				v.launched++
+			}
 		}
 	}
 	for _, s := range states {
@@ -279,14 +294,15 @@ func TestCountlyLifecycle(t *testing.T) {
 		t.Fatalf("status units: %+v", st.Units)
 	}
 
-	// Rolling update: never fewer than 4 serving, never more than 5 units.
+	// Rolling update: never fewer than 4 serving, never more than 5 units
+	// up or starting (one being stopped is on its way out).
 	check := h.sample("countly", func(v fleetView) string {
 		running := 0
 		for _, ms := range v.running {
 			running += len(ms)
 		}
-		if running < 4 || len(v.units) > 5 {
-			return fmt.Sprintf("%d running, %d units: %v", running, len(v.units), v)
+		if running < 4 || v.launched > 5 {
+			return fmt.Sprintf("%d running, %d launched: %v", running, v.launched, v)
 		}
 		return ""
 	})
@@ -295,9 +311,7 @@ func TestCountlyLifecycle(t *testing.T) {
 	if msg := check(); msg != "" {
 		t.Fatalf("rolling update broke availability: %s", msg)
 	}
-	if v := h.view("countly"); v.runningWithHash(v2) != 4 || len(v.units) != 4 {
-		t.Fatalf("after update: %v", v)
-	}
+	h.waitUnits("countly", v2, 4, 30*time.Second)
 
 	// Restart: same spec, every replica renamed and rolled.
 	if _, err := h.store.Restart(ctx, "countly"); err != nil {
@@ -306,9 +320,7 @@ func TestCountlyLifecycle(t *testing.T) {
 	spec2 := loadSpec(t, "../deploy/testdata/countly.yaml", func(s *deploy.Spec) { s.Env[0].Value += "&w=2" })
 	v2r := spec2.Hash(1)
 	h.waitStatus("countly", store.PhaseRunning, v2r, 90*time.Second)
-	if v := h.view("countly"); v.runningWithHash(v2r) != 4 || len(v.units) != 4 {
-		t.Fatalf("after restart: %v", v)
-	}
+	h.waitUnits("countly", v2r, 4, 30*time.Second)
 
 	// A failing image: the rollout fails, the new replicas go, the old
 	// ones keep serving, and nothing is retried until the spec changes.
@@ -464,8 +476,8 @@ func TestLeaderKilledMidRollout(t *testing.T) {
 		for _, ms := range v.running {
 			running += len(ms)
 		}
-		if len(v.units) > 4 || running < 2 {
-			return fmt.Sprintf("%d units, %d running: %v", len(v.units), running, v)
+		if v.launched > 4 || running < 2 {
+			return fmt.Sprintf("%d launched, %d running: %v", v.launched, running, v)
 		}
 		return ""
 	})
@@ -486,9 +498,7 @@ func TestLeaderKilledMidRollout(t *testing.T) {
 	if msg := check(); msg != "" {
 		t.Fatalf("during failover: %s", msg)
 	}
-	if v := h.view("web"); len(v.units) != 3 || v.runningWithHash(v2) != 3 {
-		t.Fatalf("after failover: %v", v)
-	}
+	h.waitUnits("web", v2, 3, 30*time.Second)
 }
 
 // A new version that crashes at once. Units render Restart=always, so

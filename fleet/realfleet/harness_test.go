@@ -349,10 +349,14 @@ type sampler struct {
 	minServe  int
 	maxTotal  int
 	worstDesc string
+	// maxLaunched: the most containers whose fleet unit had target
+	// launched (up or starting; not one Kaylee is stopping).
+	maxLaunched int
 }
 
 func (e *env) sample(name string) *sampler {
 	s := &sampler{stop: make(chan struct{}), done: make(chan struct{}), minServe: 1 << 30}
+	api := e.c.API(e.t)
 	go func() {
 		defer close(s.done)
 		tick := time.NewTicker(200 * time.Millisecond)
@@ -374,6 +378,18 @@ func (e *env) sample(name string) *sampler {
 				}
 			}
 			cs = mine
+			launched := 0
+			if units, err := api.Units(); err == nil {
+				target := map[string]string{}
+				for _, u := range units {
+					target[u.Name] = u.DesiredState
+				}
+				for _, c := range cs {
+					if target[strings.ReplaceAll(c.Name, "_", ":")+".service"] == "launched" {
+						launched++
+					}
+				}
+			}
 			serving := 0
 			var desc []string
 			for _, c := range cs {
@@ -389,6 +405,7 @@ func (e *env) sample(name string) *sampler {
 				s.minServe, s.worstDesc = serving, strings.Join(desc, " ")
 			}
 			s.maxTotal = max(s.maxTotal, len(cs))
+			s.maxLaunched = max(s.maxLaunched, launched)
 			s.mu.Unlock()
 		}
 	}()

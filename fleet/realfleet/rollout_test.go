@@ -87,7 +87,7 @@ func TestRealRollbackSuspend(t *testing.T) {
 // machine that dies loses its replica from the status and gets one back
 // when it comes back.
 func TestRealRollingGlobal(t *testing.T) {
-	e := newEnv(t, "rr")
+	e := newEnv(t, "rw")
 	e.server("--min-ready", "2s")
 	unit := func(version string) string {
 		return e.unit("edge", fmt.Sprintf(`name: edge
