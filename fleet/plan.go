@@ -253,12 +253,12 @@ type rollout struct {
 	stale   unitSet // every other fleet unit of the unit
 	ready   int     // current units ready (running for minReady)
 
-	serving    unitSet // old replicas that still serve (replicated units)
-	inFlight   bool    // an old fleet unit is on its way down
-	removing   bool    // this pass stops an old serving replica
-	staleUp    int     // old replicas that still serve after this pass (not being stopped)
-	drifted    int     // stale units under a current name: another unit file
-	created    int     // new replicas created this pass
+	serving  unitSet // old replicas that still serve (replicated units)
+	inFlight bool    // an old fleet unit is on its way down
+	removing bool    // this pass stops an old serving replica
+	staleUp  int     // old replicas that still serve after this pass (not being stopped)
+	drifted  int     // stale units under a current name: another unit file
+	created  int     // new replicas created this pass
 
 	st    *store.Status
 	ops   []op
