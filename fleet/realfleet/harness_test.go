@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/kaylee-gitops/kaylee/fleet/realfleet"
 	"github.com/kaylee-gitops/kaylee/store"
 )
@@ -70,8 +72,24 @@ func newEnv(t *testing.T, unitPrefix string) *env {
 	t.Helper()
 	c := realfleet.Require(t)
 	e := &env{t: t, c: c, prefix: "/rt-" + unitPrefix, unitPrefix: unitPrefix, dir: t.TempDir()}
+	e.clearStore() // what an earlier run on this cluster left
 	t.Cleanup(e.cleanup)
 	return e
+}
+
+// clearStore deletes this env's keys in etcd (units, statuses, history…).
+func (e *env) clearStore() {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := store.Dial(ctx, store.DialConfig{Endpoints: []string{e.c.Endpoint}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Delete(ctx, e.prefix+"/", clientv3.WithPrefix()); err != nil {
+		e.t.Fatalf("clearing %s in etcd: %v", e.prefix, err)
+	}
 }
 
 func (e *env) environ() []string {
@@ -210,6 +228,7 @@ func (e *env) cleanup() {
 		e.t.Errorf("cleanup: containers left after their fleet units were stopped and destroyed: %v", left)
 	}
 	realfleet.RemoveContainers(context.Background(), e.unitPrefix+"_")
+	e.clearStore()
 }
 
 func tail(s string, n int) string {
