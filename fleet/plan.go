@@ -439,16 +439,25 @@ func (r *rollout) place() {
 		if occupied[du.Name] {
 			continue
 		}
-		if t, ok := r.mem.failedAt[du.Name]; ok && r.now.Sub(t) < r.opts.RetryFailed {
-			r.wakeAt(t.Add(r.opts.RetryFailed))
-			r.notes = append(r.notes, fmt.Sprintf("replacing %s in %s", du.Name, (r.opts.RetryFailed-r.now.Sub(t)).Round(time.Second)))
-			continue
+		if r.create(du) {
+			budget--
 		}
-		r.ops = append(r.ops, op{kind: opCreate, owner: r.u.name, name: du.Name, unit: du})
-		r.mem.created[du.Name] = r.now
-		budget--
-		r.created++
 	}
+}
+
+// create creates a desired fleet unit, unless it failed a moment ago (a
+// failed replica is replaced only after RetryFailed). It reports whether
+// it did.
+func (r *rollout) create(du *schema.Unit) bool {
+	if t, ok := r.mem.failedAt[du.Name]; ok && r.now.Sub(t) < r.opts.RetryFailed {
+		r.wakeAt(t.Add(r.opts.RetryFailed))
+		r.notes = append(r.notes, fmt.Sprintf("replacing %s in %s", du.Name, (r.opts.RetryFailed-r.now.Sub(t)).Round(time.Second)))
+		return false
+	}
+	r.ops = append(r.ops, op{kind: opCreate, owner: r.u.name, name: du.Name, unit: du})
+	r.mem.created[du.Name] = r.now
+	r.created++
+	return true
 }
 
 // replaceDrifted: a fleet unit under a current name with another unit

@@ -98,17 +98,6 @@ func (r *rollout) park(units unitSet) {
 	}
 }
 
-// create creates a desired fleet unit, unless it failed a moment ago.
-func (r *rollout) create(du *schema.Unit) {
-	if t, ok := r.mem.failedAt[du.Name]; ok && r.now.Sub(t) < r.opts.RetryFailed {
-		r.wakeAt(t.Add(r.opts.RetryFailed))
-		return
-	}
-	r.ops = append(r.ops, op{kind: opCreate, owner: r.u.name, name: du.Name, unit: du})
-	r.mem.created[du.Name] = r.now
-	r.created++
-}
-
 // relaunchParked starts the parked old fleet units again (after a failed
 // rollout of a rolling global unit).
 func (r *rollout) relaunchParked() {

@@ -108,14 +108,20 @@ update:
 	e.must("run", "--wait", "--timeout", "3m", unit("v1"))
 	e.waitContainers("edge", machines, "v1", time.Minute)
 
+	// Sample the containers every 200ms: the fewest machines serving, and
+	// any machine serving two.
+	type seen struct {
+		fewest int
+		worst  string
+	}
 	stop := make(chan struct{})
-	result := make(chan string, 1)
+	result := make(chan seen, 1)
 	go func() {
-		fewest, worst := machines, ""
+		r := seen{fewest: machines}
 		for {
 			select {
 			case <-stop:
-				result <- fmt.Sprintf("%d|%s", fewest, worst)
+				result <- r
 				return
 			case <-time.After(200 * time.Millisecond):
 			}
@@ -129,11 +135,14 @@ update:
 			}
 			for m, n := range perMachine {
 				if n > 1 {
-					worst = fmt.Sprintf("machine %s serves %d containers: %v", short(m), n, desc)
+					r.worst = fmt.Sprintf("machine %s serves %d containers: %v", short(m), n, desc)
 				}
 			}
-			if len(perMachine) < fewest {
-				fewest, worst = len(perMachine), fmt.Sprint(desc)
+			if len(perMachine) < r.fewest {
+				r.fewest = len(perMachine)
+				if r.worst == "" {
+					r.worst = fmt.Sprint(desc)
+				}
 			}
 		}
 	}()
@@ -141,14 +150,10 @@ update:
 	out := e.must("run", "--wait", "--timeout", "4m", unit("v2"))
 	e.waitContainers("edge", machines, "v2", time.Minute)
 	close(stop)
-	var fewest int
-	var worst string
 	r := <-result
-	fmt.Sscanf(r, "%d|", &fewest)
-	worst = r[strings.Index(r, "|")+1:]
-	t.Logf("rolling update of a global unit on %d machines: %s; fewest machines serving %d", machines, time.Since(start).Round(100*time.Millisecond), fewest)
-	if fewest < machines-1 || strings.Contains(worst, "serves") {
-		t.Fatalf("during the rolling update: fewest machines serving %d (want ≥ %d); %s\n%s", fewest, machines-1, worst, out)
+	t.Logf("rolling update of a global unit on %d machines: %s; fewest machines serving %d", machines, time.Since(start).Round(100*time.Millisecond), r.fewest)
+	if r.fewest < machines-1 || strings.Contains(r.worst, "serves") {
+		t.Fatalf("during the rolling update: fewest machines serving %d (want ≥ %d); %s\n%s", r.fewest, machines-1, r.worst, out)
 	}
 
 	// A machine dies: the status desires one fewer; it comes back: it
