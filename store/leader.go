@@ -4,15 +4,29 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
-// Leader is one candidate in the election under <prefix>/leader. After
-// Campaign returns, Fence guards writes so that they fail once this
-// candidate is deposed (its session expired or it resigned).
+// Election names one leadership: the scheduler's, or one git source's
+// sync. Each has its own key under the prefix, so that leading one role
+// never keeps another from being led.
+type Election string
+
+// SchedulerElection is the scheduler's election, at <prefix>/leader (the
+// key every Kaylee version has used for it).
+const SchedulerElection Election = "leader"
+
+// SourceElection is the election of one git source's sync, at
+// <prefix>/sync-leader/<source>.
+func SourceElection(source string) Election { return Election("sync-leader/" + source) }
+
+// Leader is one candidate in an election. After Campaign returns, Fence
+// guards writes so that they fail once this candidate is deposed (its
+// session expired or it resigned).
 type Leader struct {
 	session  *concurrency.Session
 	election *concurrency.Election
@@ -21,7 +35,7 @@ type Leader struct {
 
 // NewLeader opens a session with the given TTL; it ends (and leadership
 // with it) when the process stops renewing it for TTL.
-func (s *Store) NewLeader(ctx context.Context, id string, ttl time.Duration) (*Leader, error) {
+func (s *Store) NewLeader(ctx context.Context, e Election, id string, ttl time.Duration) (*Leader, error) {
 	secs := int(ttl / time.Second)
 	if secs < 1 {
 		secs = 1
@@ -30,7 +44,7 @@ func (s *Store) NewLeader(ctx context.Context, id string, ttl time.Duration) (*L
 	if err != nil {
 		return nil, fmt.Errorf("etcd session: %w", err)
 	}
-	return &Leader{session: sess, election: concurrency.NewElection(sess, s.prefix+"/leader"), id: id}, nil
+	return &Leader{session: sess, election: concurrency.NewElection(sess, s.electionKey(e)), id: id}, nil
 }
 
 // Campaign blocks until this candidate leads or ctx ends.
@@ -56,12 +70,15 @@ func (l *Leader) Resign(ctx context.Context) error {
 	return err
 }
 
-// Lead campaigns for leadership under id and, each time it wins, runs fn
+func (s *Store) electionKey(e Election) string { return s.prefix + "/" + string(e) }
+
+// Lead campaigns in election e under id and, each time it wins, runs fn
 // with a context that ends when leadership is lost. It campaigns again
 // after a loss and returns when ctx ends (resigning if it leads).
-func (s *Store) Lead(ctx context.Context, id string, ttl time.Duration, log *slog.Logger, fn func(ctx context.Context, f Fence) error) error {
+func (s *Store) Lead(ctx context.Context, e Election, id string, ttl time.Duration, log *slog.Logger, fn func(ctx context.Context, f Fence) error) error {
+	log = log.With("election", string(e))
 	for {
-		if err := s.leadOnce(ctx, id, ttl, log, fn); err != nil && ctx.Err() == nil {
+		if err := s.leadOnce(ctx, e, id, ttl, log, fn); err != nil && ctx.Err() == nil {
 			log.Error("leadership ended", "err", err)
 		}
 		select {
@@ -72,8 +89,8 @@ func (s *Store) Lead(ctx context.Context, id string, ttl time.Duration, log *slo
 	}
 }
 
-func (s *Store) leadOnce(ctx context.Context, id string, ttl time.Duration, log *slog.Logger, fn func(ctx context.Context, f Fence) error) error {
-	l, err := s.NewLeader(ctx, id, ttl)
+func (s *Store) leadOnce(ctx context.Context, e Election, id string, ttl time.Duration, log *slog.Logger, fn func(ctx context.Context, f Fence) error) error {
+	l, err := s.NewLeader(ctx, e, id, ttl)
 	if err != nil {
 		return err
 	}
@@ -99,10 +116,10 @@ func (s *Store) leadOnce(ctx context.Context, id string, ttl time.Duration, log 
 	return fn(lctx, l.Fence())
 }
 
-// LeaderID returns the ID of the current leader under <prefix>/leader, or
-// "" when there is none. It needs no session.
-func (s *Store) LeaderID(ctx context.Context) (string, error) {
-	r, err := s.c.Get(ctx, s.prefix+"/leader/", clientv3.WithFirstCreate()...)
+// LeaderID returns the ID of the current leader of election e, or "" when
+// there is none. It needs no session.
+func (s *Store) LeaderID(ctx context.Context, e Election) (string, error) {
+	r, err := s.c.Get(ctx, s.electionKey(e)+"/", clientv3.WithFirstCreate()...)
 	if err != nil {
 		return "", fmt.Errorf("etcd: %w", err)
 	}
@@ -110,4 +127,26 @@ func (s *Store) LeaderID(ctx context.Context) (string, error) {
 		return "", nil
 	}
 	return string(r.Kvs[0].Value), nil
+}
+
+// SourceLeaders returns, for each git source whose sync has a leader, the
+// leader's ID.
+func (s *Store) SourceLeaders(ctx context.Context) (map[string]string, error) {
+	dir := s.electionKey(SourceElection(""))
+	r, err := s.c.Get(ctx, dir, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+	out := map[string]string{}
+	first := map[string]int64{}
+	for _, kv := range r.Kvs {
+		source, _, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), dir), "/")
+		if !ok {
+			continue
+		}
+		if rev, seen := first[source]; !seen || kv.CreateRevision < rev {
+			first[source], out[source] = kv.CreateRevision, string(kv.Value)
+		}
+	}
+	return out, nil
 }

@@ -169,7 +169,7 @@ func TestDeposedLeaderCannotWrite(t *testing.T) {
 	s, _ := newStore(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	a, err := s.NewLeader(ctx, "agent-a", time.Second)
+	a, err := s.NewLeader(ctx, SchedulerElection, "agent-a", time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,11 +180,11 @@ func TestDeposedLeaderCannotWrite(t *testing.T) {
 	if _, err := s.PutUnit(ctx, spec("x", 1), fence); err != nil {
 		t.Fatalf("leader's write: %v", err)
 	}
-	b, err := s.NewLeader(ctx, "agent-b", time.Second)
+	b, err := s.NewLeader(ctx, SchedulerElection, "agent-b", time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if who, _ := s.LeaderID(ctx); who != "agent-a" {
+	if who, _ := s.LeaderID(ctx, SchedulerElection); who != "agent-a" {
 		t.Fatalf("leader is %q", who)
 	}
 	// a is deposed: its session ends, b takes over.
@@ -259,7 +259,7 @@ func TestLeadHandsOver(t *testing.T) {
 	leads := make(chan lead, 4)
 	run := func(s *Store, id string) context.CancelFunc {
 		cctx, stop := context.WithCancel(ctx)
-		go s.Lead(cctx, id, 2*time.Second, log, func(lctx context.Context, f Fence) error {
+		go s.Lead(cctx, SchedulerElection, id, 2*time.Second, log, func(lctx context.Context, f Fence) error {
 			leads <- lead{id, f}
 			<-lctx.Done()
 			return nil
@@ -268,7 +268,7 @@ func TestLeadHandsOver(t *testing.T) {
 	}
 	stopA := run(s, "a")
 	first := <-leads
-	if id, err := s.LeaderID(ctx); id != "a" || err != nil {
+	if id, err := s.LeaderID(ctx, SchedulerElection); id != "a" || err != nil {
 		t.Fatalf("LeaderID = %q, %v; want a", id, err)
 	}
 	stopB := run(s2, "b")

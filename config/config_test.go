@@ -1,0 +1,116 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+const twoSources = `sources:
+- name: team-a
+  repo: ssh://git@git.example.com/team-a/units.git
+  ref: main
+  path: prod
+  interval: 1m
+  sshKeyFile: team-a.key
+  knownHosts: /etc/kaylee/known_hosts
+  maxPrune: 25%
+  verify: {mode: HEAD, allowedSigners: team-a.signers}
+- name: team-b
+  repo: https://git.example.com/team-b/units.git
+  username: kaylee
+  passwordFile: /etc/kaylee/team-b.token
+  allowEmpty: true
+  suspend: true
+  verify: {mode: tagandhead, keyring: team-b.asc}
+notifications:
+- url: https://hooks.example.com/kaylee
+  secretFile: notify.secret
+  events: [rollout]
+`
+
+func TestLoadTwoSources(t *testing.T) {
+	f, err := Load("/etc/kaylee/kaylee.yaml", []byte(twoSources))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Sources) != 2 || len(f.Notifications) != 1 {
+		t.Fatalf("got %d sources, %d notifications", len(f.Sources), len(f.Notifications))
+	}
+	a, b := f.Sources[0], f.Sources[1]
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"a.name", a.Name, "team-a"},
+		{"a.interval", a.Interval, time.Minute},
+		{"a.sshKeyFile made absolute", a.SSHKeyFile, "/etc/kaylee/team-a.key"},
+		{"a.maxPrune", a.MaxPrune, 0.25},
+		{"a.verify.mode", a.Verify.Mode, "HEAD"},
+		{"a.verify.allowedSigners", a.Verify.AllowedSigners, "/etc/kaylee/team-a.signers"},
+		{"b.allowEmpty", b.AllowEmpty, true},
+		{"b.suspend", b.Suspend, true},
+		{"b.verify.mode", b.Verify.Mode, "TagAndHEAD"},
+		{"b.interval default", b.Interval, time.Duration(0)},
+		{"where", a.Where("sshKeyFile"), "/etc/kaylee/kaylee.yaml:7: sources[0].sshKeyFile"},
+		{"where of an unset field: the entry", b.Where("ref"), "/etc/kaylee/kaylee.yaml:11: sources[1].ref"},
+		{"notification wants rollout", f.Notifications[0].Wants("rollout"), true},
+		{"notification does not want sync", f.Notifications[0].Wants("sync"), false},
+		{"secretFile", f.Notifications[0].SecretFile, "/etc/kaylee/notify.secret"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
+		}
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     []string // each a line of the error
+	}{
+		{"empty", ``, []string{"k.yaml: the file is empty: it needs a sources: list"}},
+		{"no sources", "notifications: []\n", []string{"k.yaml:1: sources: no source: list at least one (name, repo)"}},
+		{"yaml syntax", "sources: [\n", []string{"k.yaml:1: YAML: did not find expected node content"}},
+		{"not a mapping", "- a\n", []string{"k.yaml:1: want a mapping of fields, not a list"}},
+		{"typo", "sources:\n- name: a\n  repo: r\n  intervall: 1m\n", []string{"k.yaml:4: sources[0].intervall: unknown field; did you mean interval?"}},
+		{"unknown top", "source:\n- name: a\n", []string{
+			"k.yaml:1: source: unknown field; did you mean sources?",
+			"k.yaml:1: sources: no source: list at least one (name, repo)"}},
+		{"missing name and repo", "sources:\n- ref: main\n", []string{"k.yaml:2: sources[0].name: required", "k.yaml:2: sources[0].repo: required"}},
+		{"bad name", "sources:\n- name: Team A\n  repo: r\n", []string{`k.yaml:2: sources[0].name: "Team A": use lower-case letters, digits, '.', '_' and '-' (it is part of etcd keys), at most 64`}},
+		{"duplicate name", "sources:\n- {name: a, repo: r}\n- {name: a, repo: s}\n", []string{`k.yaml:3: sources[1].name: source "a" is also defined at line 2; names must be unique`}},
+		{"bad interval", "sources:\n- {name: a, repo: r, interval: soon}\n", []string{`k.yaml:2: sources[0].interval: "soon" is not a duration such as 30s or 5m`}},
+		{"short interval", "sources:\n- {name: a, repo: r, interval: 10ms}\n", []string{`k.yaml:2: sources[0].interval: 10ms: use at least 1s`}},
+		{"bad maxPrune", "sources:\n- {name: a, repo: r, maxPrune: 150%}\n", []string{`k.yaml:2: sources[0].maxPrune: "150%": use a percentage between 1% and 100%, such as 25%`}},
+		{"bad bool", "sources:\n- {name: a, repo: r, allowEmpty: sure}\n", []string{`k.yaml:2: sources[0].allowEmpty: want true or false, not "sure"`}},
+		{"field twice", "sources:\n- name: a\n  repo: r\n  repo: s\n", []string{`k.yaml:4: sources[0].repo: given twice (first at line 3)`}},
+		{"verify without keys", "sources:\n- {name: a, repo: r, verify: {mode: HEAD}}\n", []string{`k.yaml:2: sources[0].verify: give keyring (armored OpenPGP public keys) or allowedSigners (an ssh-keygen allowed signers file), or both`}},
+		{"verify mode", "sources:\n- {name: a, repo: r, verify: {mode: commit, keyring: k}}\n", []string{`k.yaml:2: sources[0].verify.mode: "commit": use HEAD (the commit the ref points at), Tag (an annotated tag's signature) or TagAndHEAD`}},
+		{"notification url", "sources:\n- {name: a, repo: r}\nnotifications:\n- url: ftp://x\n", []string{`k.yaml:4: notifications[0].url: "ftp://x": want an http:// or https:// URL with a host`}},
+		{"notification event", "sources:\n- {name: a, repo: r}\nnotifications:\n- {url: 'http://x', events: [push]}\n", []string{`k.yaml:4: notifications[0].events[0]: "push": use sync or rollout`}},
+		{"two documents", "sources:\n- {name: a, repo: r}\n---\nsources: []\n", []string{"k.yaml:3: a configuration file holds one document (found a second after ---)"}},
+		{"null repo", "sources:\n- name: a\n  repo:\n", []string{"k.yaml:3: sources[0].repo: want a string, not nothing"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Load("k.yaml", []byte(tt.in))
+			if err == nil {
+				t.Fatalf("no error; got %+v", f)
+			}
+			if f != nil {
+				t.Errorf("a file came back with the error: %+v", f)
+			}
+			got := strings.Split(err.Error(), "\n")
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("error:\n%s\nwant:\n%s", err, strings.Join(tt.want, "\n"))
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Errorf("%T is not an *Error", err)
+			}
+		})
+	}
+}
