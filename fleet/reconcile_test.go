@@ -79,7 +79,7 @@ func (h *harness) serveAs(id string, s *store.Store, api client.API, opts Option
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = s.Lead(ctx, id, 3*time.Second, testLogger(h.t).With("server", id), r.Run)
+		_ = s.Lead(ctx, store.SchedulerElection, id, 3*time.Second, testLogger(h.t).With("server", id), r.Run)
 	}()
 	var once sync.Once
 	stop = func() {
@@ -464,7 +464,7 @@ func TestLeaderKilledMidRollout(t *testing.T) {
 	opts.MinReady = 2 * time.Second
 	stopA := h.serveAs("a", storeA, h.cluster.API(), opts)
 	eventually(t, 10*time.Second, func() (bool, string) {
-		id, _ := h.store.LeaderID(context.Background())
+		id, _ := h.store.LeaderID(context.Background(), store.SchedulerElection)
 		return id == "a", "leader is " + id
 	})
 	h.serveAs("b", h.store, h.cluster.API(), opts)
@@ -491,7 +491,7 @@ func TestLeaderKilledMidRollout(t *testing.T) {
 	clientA.Close()
 	stopA()
 	eventually(t, 20*time.Second, func() (bool, string) {
-		id, _ := h.store.LeaderID(context.Background())
+		id, _ := h.store.LeaderID(context.Background(), store.SchedulerElection)
 		return id == "b", "leader is " + id
 	})
 	h.waitStatus("web", store.PhaseRunning, v2, 90*time.Second)

@@ -100,3 +100,38 @@ func (s *Store) WatchTriggers(ctx context.Context, source string) <-chan string 
 	}()
 	return out
 }
+
+// SyncAttempt is the last sync pass of a source, whatever its result, at
+// <prefix>/attempts/<source>; the record holds what was last applied.
+type SyncAttempt struct {
+	Source   string    `json:"source"`
+	Time     time.Time `json:"time"`
+	Took     float64   `json:"tookSeconds"`
+	Ref      string    `json:"ref,omitempty"`
+	Revision string    `json:"revision,omitempty"` // what was fetched, when it was
+	Result   string    `json:"result"`
+	Message  string    `json:"message,omitempty"` // why, when it did not apply
+	Leader   string    `json:"leader,omitempty"`  // the process that made it
+}
+
+// Results of a sync attempt.
+const (
+	AttemptSynced     = "synced"      // applied, every file good
+	AttemptFileErrors = "file-errors" // applied; some files failed and their units were held
+	AttemptRefused    = "refused"     // a safety rule refused it: nothing written
+	AttemptUnverified = "unverified"  // the revision's signature did not verify: nothing written
+	AttemptFailed     = "failed"      // git or etcd could not be read: nothing written
+	AttemptSuspended  = "suspended"   // the source is suspended: nothing fetched
+)
+
+func (s *Store) attemptDir() string { return s.prefix + "/attempts/" }
+
+// PutSyncAttempt writes a source's last attempt (fenced).
+func (s *Store) PutSyncAttempt(ctx context.Context, a *SyncAttempt, f Fence) error {
+	return s.putRecord(ctx, "sync attempt", s.attemptDir()+a.Source, a, f)
+}
+
+// ListSyncAttempts returns every source's last attempt by source name.
+func (s *Store) ListSyncAttempts(ctx context.Context) (map[string]*SyncAttempt, error) {
+	return listRecords[SyncAttempt](ctx, s, "sync attempt", s.attemptDir())
+}

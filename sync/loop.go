@@ -39,6 +39,7 @@ type Loop struct {
 	RetryFirst time.Duration
 	Log        *slog.Logger
 	Observer   Observer
+	ID         string // this process, recorded with each attempt
 
 	// The last snapshot parsed: an unmoved ref gives the same snapshot,
 	// which is then not parsed again.
@@ -59,9 +60,19 @@ func (l *Loop) Once(ctx context.Context, fence store.Fence) (*Result, error) {
 			l.lastSnap, l.lastParsed = snap, parse(snap)
 		}
 		res, err = pass(ctx, l.Store, snap, l.lastParsed, o)
+	} else {
+		snap = nil
 	}
 	if l.Observer != nil {
 		l.Observer.Synced(o.Source, res, err, time.Since(start))
+	}
+	if errors.Is(err, store.ErrNotLeader) || ctx.Err() != nil || o.DryRun {
+		return res, err
+	}
+	a := Attempt(o.Source, snap, res, err, start)
+	a.Leader = l.ID
+	if aerr := l.Store.PutSyncAttempt(ctx, a, fence); aerr != nil && err == nil {
+		return res, aerr
 	}
 	return res, err
 }

@@ -24,6 +24,7 @@ type Store interface {
 	ApplyUnits(ctx context.Context, puts []*deploy.Spec, deletes []string, f store.Fence) error
 	PutSyncRecord(ctx context.Context, r *store.SyncRecord, f store.Fence) error
 	RollbackPins(ctx context.Context) (map[string]*store.RollbackPin, error)
+	PutSyncAttempt(ctx context.Context, a *store.SyncAttempt, f store.Fence) error
 }
 
 // Options of a pass.
@@ -110,22 +111,39 @@ func (r *Result) Summary() string {
 	return s
 }
 
-// Pass mirrors a snapshot into the store. A file that fails changes
-// nothing for the units it held; only units in this source's inventory are
-// pruned; a pass that would empty the source or prune more than MaxPrune of
-// it is refused (ErrRefused) unless allowed. An error reading the store
-// means nothing was written.
+// Pass mirrors a snapshot into the store: it reads the store, plans (a
+// pure step: inventory diff, ownership, safety rules) and applies the
+// plan. A file that fails changes nothing for the units it held; only
+// units in this source's inventory are pruned; a pass that would empty
+// the source or prune more than MaxPrune of it is refused (ErrRefused)
+// unless allowed. An error reading the store means nothing was written.
 func Pass(ctx context.Context, st Store, snap *gitsource.Snapshot, o Options) (*Result, error) {
 	return pass(ctx, st, snap, parse(snap), o)
 }
 
 func pass(ctx context.Context, st Store, snap *gitsource.Snapshot, p *parsed, o Options) (*Result, error) {
-	if o.MaxPrune == 0 {
-		o.MaxPrune = DefaultMaxPrune
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	cur, err := readState(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := plan(snap, p, cur, o)
+	if err != nil || o.DryRun {
+		return cs.Result, err
+	}
+	return cs.Result, cs.apply(ctx, st, o.Fence)
+}
+
+// state is what a plan reads from the store.
+type state struct {
+	units   map[string]*store.Unit
+	records map[string]*store.SyncRecord // by source
+	pins    map[string]*store.RollbackPin
+}
+
+func readState(ctx context.Context, st Store) (*state, error) {
 	units, _, err := st.ListUnits(ctx)
 	if err != nil {
 		return nil, err
@@ -138,36 +156,100 @@ func pass(ctx context.Context, st Store, snap *gitsource.Snapshot, p *parsed, o 
 	if err != nil {
 		return nil, err
 	}
-	inventory := map[string]string{}
-	if own := records[o.Source]; own != nil && own.Inventory != nil {
-		inventory = own.Inventory
+	s := &state{units: make(map[string]*store.Unit, len(units)), records: records, pins: pins}
+	for _, u := range units {
+		s.units[u.Name] = u
 	}
-	owners := map[string]string{} // unit → another source owning it
+	return s, nil
+}
+
+// Changeset is a planned pass: what happens to each unit (Result), the
+// writes that make it so, and the source's record before and after.
+type Changeset struct {
+	Result *Result
+	Puts   []*deploy.Spec
+	Prune  []string
+	// Own is the record written before the units, owning every unit of the
+	// old and new inventories, so that a pass killed midway still prunes
+	// the units it created; nil when no unit is written.
+	Own *store.SyncRecord
+	// Record is the source's record once applied.
+	Record *store.SyncRecord
+}
+
+// inventory is a source's units: name → file.
+type inventory map[string]string
+
+func union(a, b inventory) inventory {
+	out := make(inventory, len(a)+len(b))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+// plan is a pass without the store: its phases each do one thing.
+func plan(snap *gitsource.Snapshot, p *parsed, cur *state, o Options) (*Changeset, error) {
+	if o.MaxPrune == 0 {
+		o.MaxPrune = DefaultMaxPrune
+	}
+	res := &Result{Source: o.Source, Ref: snap.Ref, Revision: snap.Revision, Short: snap.Short(), DryRun: o.DryRun}
+	res.Errors = append([]store.SyncError(nil), p.errors...)
+	cs := &Changeset{Result: res}
+
+	owned := inventory{}
+	if own := cur.records[o.Source]; own != nil && own.Inventory != nil {
+		owned = own.Inventory
+	}
+	held := holdFailing(p, owned)
+	desired := claim(p, held, ownedElsewhere(cur.records, o.Source), res)
+	next := cs.diff(desired, cur, res)
+	keepHeld(held, owned, next, res)
+	cs.pruneRemoved(owned, next, cur.units, res)
+	sort.Slice(res.Changes, func(i, j int) bool { return res.Changes[i].Name < res.Changes[j].Name })
+	if err := checkSafety(len(cs.Prune), owned, next, o); err != nil {
+		return cs, err
+	}
+	cs.record(snap, owned, next, cur, o)
+	return cs, nil
+}
+
+// ownedElsewhere maps each unit another source owns to that source.
+func ownedElsewhere(records map[string]*store.SyncRecord, source string) map[string]string {
+	owners := map[string]string{}
 	for src, rec := range records {
-		if src == o.Source {
+		if src == source {
 			continue
 		}
 		for name := range rec.Inventory {
 			owners[name] = src
 		}
 	}
-	stored := make(map[string]*store.Unit, len(units))
-	for _, u := range units {
-		stored[u.Name] = u
-	}
+	return owners
+}
 
-	res := &Result{Source: o.Source, Ref: snap.Ref, Revision: snap.Revision, Short: snap.Short(), DryRun: o.DryRun}
-	res.Errors = append([]store.SyncError(nil), p.errors...)
-
-	held := make(map[string]string, len(p.held)) // p is shared between passes: copy
+// holdFailing: the units whose file fails stay as they are. They are the
+// units named in failing documents, and the owned units of a failing file
+// that the snapshot does not define cleanly elsewhere.
+func holdFailing(p *parsed, owned inventory) inventory {
+	held := make(inventory, len(p.held)) // p is shared between passes: copy
 	for k, v := range p.held {
 		held[k] = v
 	}
-	for name, file := range inventory {
+	for name, file := range owned {
 		if p.badFiles[file] && len(p.defs[name]) != 1 {
 			held[name] = file
 		}
 	}
+	return held
+}
+
+// claim picks the documents this source applies: defined once, not held,
+// and not owned by another source (an error, reported on the document).
+func claim(p *parsed, held inventory, owners map[string]string, res *Result) map[string]*deploy.Document {
 	desired := map[string]*deploy.Document{}
 	for name, docs := range p.defs {
 		if _, bad := held[name]; bad || len(docs) != 1 {
@@ -181,106 +263,169 @@ func pass(ctx context.Context, st Store, snap *gitsource.Snapshot, p *parsed, o 
 		}
 		desired[name] = d
 	}
+	return desired
+}
 
-	var puts []*deploy.Spec
-	var prune []string
-	newInventory := map[string]string{}
+// diff compares each desired unit with the stored one and returns the
+// new inventory.
+func (cs *Changeset) diff(desired map[string]*deploy.Document, cur *state, res *Result) inventory {
+	next := inventory{}
 	for name, d := range desired {
-		newInventory[name] = d.File
+		next[name] = d.File
 		c := Change{Name: name, File: d.File, Action: Unchanged}
 		value := d.Spec.CanonicalJSON()
-		switch cur := stored[name]; {
-		case cur == nil:
+		switch stored, pin := cur.units[name], cur.pins[name]; {
+		case stored == nil:
 			c.Action = Create
-		case pins[name] != nil && pins[name].Replaced == store.ContentHash(value):
+		case pin != nil && pin.Replaced == store.ContentHash(value):
 			c.Action = Kept
 			c.Note = fmt.Sprintf("rolled back to revision %d (spec %s); git still has the version the rollback replaced: it follows git again when its file changes, or on kaylee resume %s",
-				pins[name].Revision, pins[name].SpecHash, name)
-		case cur.Err != nil || string(cur.Raw) != string(value):
+				pin.Revision, pin.SpecHash, name)
+		case stored.Err != nil || string(stored.Raw) != string(value):
 			c.Action = Update
-			c.Diff = diffJSON(cur.Raw, value)
+			c.Diff = diffJSON(stored.Raw, value)
 		}
-		if c.Action == Kept {
-			res.Changes = append(res.Changes, c)
-			continue
-		}
-		if c.Action != Unchanged {
-			puts = append(puts, &d.Spec)
+		if c.Action == Create || c.Action == Update {
+			cs.Puts = append(cs.Puts, &d.Spec)
 		}
 		res.Changes = append(res.Changes, c)
 	}
+	sort.Slice(cs.Puts, func(i, j int) bool { return cs.Puts[i].Name < cs.Puts[j].Name })
+	return next
+}
+
+// keepHeld keeps the owned units whose file fails in the inventory.
+func keepHeld(held, owned, next inventory, res *Result) {
 	for name, file := range held {
-		if _, owned := inventory[name]; owned {
-			newInventory[name] = inventory[name]
+		if _, ok := owned[name]; ok {
+			next[name] = owned[name]
 			res.Changes = append(res.Changes, Change{Name: name, File: file, Action: Held})
 		}
 	}
-	for name := range inventory {
-		if _, keep := newInventory[name]; keep {
+}
+
+// pruneRemoved: the owned units git no longer has (and the store still
+// does) are pruned.
+func (cs *Changeset) pruneRemoved(owned, next inventory, units map[string]*store.Unit, res *Result) {
+	for name, file := range owned {
+		if _, keep := next[name]; keep || units[name] == nil {
 			continue
 		}
-		if stored[name] != nil {
-			prune = append(prune, name)
-			res.Changes = append(res.Changes, Change{Name: name, File: inventory[name], Action: Prune})
-		}
+		cs.Prune = append(cs.Prune, name)
+		res.Changes = append(res.Changes, Change{Name: name, File: file, Action: Prune})
 	}
-	sort.Slice(res.Changes, func(i, j int) bool { return res.Changes[i].Name < res.Changes[j].Name })
-	sort.Strings(prune)
+	sort.Strings(cs.Prune)
+}
 
-	if len(prune) > 0 {
-		if len(newInventory) == 0 && !o.AllowEmpty {
-			return res, fmt.Errorf("%w: this pass would prune all %d units of source %q and leave it empty (is --path right? is the branch empty?); pass --allow-empty if that is what you want",
-				ErrRefused, len(prune), o.Source)
-		}
-		if share := float64(len(prune)) / float64(len(inventory)); share > o.MaxPrune && !o.Force {
-			return res, fmt.Errorf("%w: this pass would prune %d of the %d units of source %q (%.0f%%, more than --max-prune %.0f%%); pass --force if that is what you want",
-				ErrRefused, len(prune), len(inventory), o.Source, 100*share, 100*o.MaxPrune)
-		}
+// checkSafety refuses a pass that empties the source (unless AllowEmpty,
+// which is then enough) or prunes more than MaxPrune of it (unless Force).
+func checkSafety(prune int, owned, next inventory, o Options) error {
+	if prune == 0 {
+		return nil
 	}
-	if o.DryRun {
-		return res, nil
+	r := &RefusedError{Source: o.Source, Prune: prune, Owned: len(owned), MaxPrune: o.MaxPrune}
+	if len(next) == 0 {
+		if o.AllowEmpty {
+			return nil
+		}
+		r.Empty = true
+		return r
 	}
+	if float64(prune)/float64(len(owned)) > o.MaxPrune && !o.Force {
+		return r
+	}
+	return nil
+}
 
+// RefusedError is a pass a safety rule refused: it would have left the
+// source empty (Empty), or pruned more than MaxPrune of its units.
+type RefusedError struct {
+	Source       string
+	Prune, Owned int
+	MaxPrune     float64
+	Empty        bool
+}
+
+func (e *RefusedError) Error() string {
+	if e.Empty {
+		return fmt.Sprintf("%v: this pass would prune all %d units of source %q and leave it empty (is the path right? is the branch empty?)",
+			ErrRefused, e.Prune, e.Source)
+	}
+	return fmt.Sprintf("%v: this pass would prune %d of the %d units of source %q (%.0f%%, more than the %.0f%% allowed)",
+		ErrRefused, e.Prune, e.Owned, e.Source, 100*float64(e.Prune)/float64(e.Owned), 100*e.MaxPrune)
+}
+
+// Is makes errors.Is(err, ErrRefused) true.
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
+
+// record fills the source's records: Record as applied, and Own when
+// units are written.
+func (cs *Changeset) record(snap *gitsource.Snapshot, owned, next inventory, cur *state, o Options) {
+	res := cs.Result
 	rec := &store.SyncRecord{Source: o.Source, URL: o.URL, Path: o.Path, Ref: snap.Ref, Revision: snap.Revision, Time: o.Now(),
 		Created: res.Count(Create), Updated: res.Count(Update), Pruned: res.Count(Prune),
-		Unchanged: res.Count(Unchanged) + res.Count(Held) + res.Count(Kept), Errors: res.Errors, Inventory: newInventory}
+		Unchanged: res.Count(Unchanged) + res.Count(Held) + res.Count(Kept), Errors: res.Errors, Inventory: next}
 	for _, c := range res.Changes {
 		if c.Action == Kept {
 			if rec.RolledBack == nil {
 				rec.RolledBack = map[string]int64{}
 			}
-			rec.RolledBack[c.Name] = pins[c.Name].Revision
+			rec.RolledBack[c.Name] = cur.pins[c.Name].Revision
 		}
 	}
 	if rec.Errors == nil {
 		rec.Errors = []store.SyncError{}
 	}
-	if len(puts) > 0 || len(prune) > 0 {
-		// Own the new units before creating them, so that a pass killed
-		// midway still prunes them later.
-		union := make(map[string]string, len(inventory)+len(newInventory))
-		for k, v := range inventory {
-			union[k] = v
+	cs.Record = rec
+	if len(cs.Puts) > 0 || len(cs.Prune) > 0 {
+		own := *rec
+		own.Revision, own.Inventory = "", union(owned, next)
+		if prev := cur.records[o.Source]; prev != nil {
+			own.Revision, own.Ref = prev.Revision, prev.Ref
 		}
-		for k, v := range newInventory {
-			union[k] = v
+		cs.Own = &own
+	}
+}
+
+// apply writes a changeset: the owning record, the units, the record.
+func (cs *Changeset) apply(ctx context.Context, st Store, f store.Fence) error {
+	if cs.Own != nil {
+		if err := st.PutSyncRecord(ctx, cs.Own, f); err != nil {
+			return err
 		}
-		pre := *rec
-		pre.Revision, pre.Inventory = "", union
-		if own := records[o.Source]; own != nil {
-			pre.Revision, pre.Ref = own.Revision, own.Ref
-		}
-		if err := st.PutSyncRecord(ctx, &pre, o.Fence); err != nil {
-			return res, err
-		}
-		if err := st.ApplyUnits(ctx, puts, prune, o.Fence); err != nil {
-			return res, err
+		if err := st.ApplyUnits(ctx, cs.Puts, cs.Prune, f); err != nil {
+			return err
 		}
 	}
-	if err := st.PutSyncRecord(ctx, rec, o.Fence); err != nil {
-		return res, err
+	return st.PutSyncRecord(ctx, cs.Record, f)
+}
+
+// Attempt describes a pass for <prefix>/attempts/<source>: its result,
+// and why when it applied nothing. snap is what was fetched (nil when the
+// fetch failed).
+func Attempt(source string, snap *gitsource.Snapshot, res *Result, err error, start time.Time) *store.SyncAttempt {
+	a := &store.SyncAttempt{Source: source, Time: start, Took: time.Since(start).Seconds(), Result: store.AttemptSynced}
+	if snap != nil {
+		a.Ref, a.Revision = snap.Ref, snap.Revision
 	}
-	return res, nil
+	switch {
+	case errors.Is(err, ErrRefused):
+		a.Result = store.AttemptRefused
+	case errors.Is(err, gitsource.ErrUnverified):
+		a.Result = store.AttemptUnverified
+	case err != nil:
+		a.Result = store.AttemptFailed
+	case len(res.Errors) > 0:
+		a.Result = store.AttemptFileErrors
+		a.Message = fmt.Sprintf("%d file errors; their units were left as they were", len(res.Errors))
+		if len(res.Errors) == 1 {
+			a.Message = "1 file error; its units were left as they were"
+		}
+	}
+	if err != nil {
+		a.Message = err.Error() + "; nothing was written"
+	}
+	return a
 }
 
 // parsed is a snapshot's files read and validated.

@@ -185,7 +185,7 @@ func TestPassSafetyRules(t *testing.T) {
 	e.commit(map[string]string{"u0.yaml": "", "u1.yaml": "", "u2.yaml": ""})
 	before := e.revision()
 	_, err := e.pass(Options{})
-	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "prune 3 of the 4 units") || !strings.Contains(err.Error(), "--force") {
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "prune 3 of the 4 units of source \"units\" (75%, more than the 50% allowed)") {
 		t.Fatalf("large prune: %v", err)
 	}
 	if e.revision() != before || len(e.stored()) != 4 {
@@ -195,7 +195,7 @@ func TestPassSafetyRules(t *testing.T) {
 		t.Fatalf("forced: %s", counts(r))
 	}
 
-	// Emptying the source is refused unless --allow-empty.
+	// Emptying the source is refused unless allowed.
 	e.commit(map[string]string{"u3.yaml": "", "NOTES.md": "units were here\n"})
 	_, err = e.pass(Options{Force: true})
 	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "leave it empty") {
@@ -204,7 +204,7 @@ func TestPassSafetyRules(t *testing.T) {
 	if len(e.stored()) != 1 {
 		t.Fatalf("a refused pass pruned: %v", e.stored())
 	}
-	if r := e.mustPass(Options{AllowEmpty: true, Force: true}); r.Count(Prune) != 1 || len(e.stored()) != 0 {
+	if r := e.mustPass(Options{AllowEmpty: true}); r.Count(Prune) != 1 || len(e.stored()) != 0 {
 		t.Fatalf("allowed empty: %s %v", counts(r), e.stored())
 	}
 }

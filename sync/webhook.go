@@ -20,12 +20,19 @@ const maxHookBody = 5 << 20
 
 var commitHex = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
-// WebhookHandler takes git push webhooks. GitHub's (X-Hub-Signature-256, an
-// HMAC of the body with the secret) and GitLab's (X-Gitlab-Token, the
-// secret) are verified; anything else gets 401. A verified push calls
-// trigger with the pushed commit (payload "after"; "" when absent), and
-// answers 202.
-func WebhookHandler(secret []byte, trigger func(ctx context.Context, after string) error, log *slog.Logger) http.Handler {
+// Push is what a verified push webhook says.
+type Push struct {
+	After string   // the pushed commit; "" when absent or a deleted branch
+	Repos []string // the repository's URLs the payload names (clone, SSH, web)
+}
+
+// WebhookHandler takes git push webhooks. GitHub's and Gitea's
+// (X-Hub-Signature-256, an HMAC of the body with the secret) and GitLab's
+// (X-Gitlab-Token, the secret) are verified; anything else gets 401. A
+// verified push calls route, which triggers the sources following the
+// pushed repository and returns their names; the answer is 202 with them,
+// or 404 when no source follows the repository.
+func WebhookHandler(secret []byte, route func(ctx context.Context, p Push) ([]string, error), log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -54,25 +61,83 @@ func WebhookHandler(secret []byte, trigger func(ctx context.Context, after strin
 			fmt.Fprintln(w, "pong")
 			return
 		}
-		var payload struct {
-			After string `json:"after"`
-		}
-		_ = json.Unmarshal(body, &payload)
-		after := strings.ToLower(payload.After)
-		if !commitHex.MatchString(after) || after == strings.Repeat("0", 40) {
-			after = "" // no commit, or a deleted branch: just sync
-		}
-		if err := trigger(r.Context(), after); err != nil {
+		p := readPush(body)
+		sources, err := route(r.Context(), p)
+		if err != nil {
 			log.Error("webhook: could not trigger a sync", "err", err)
 			http.Error(w, "could not trigger a sync: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		log.Info("webhook: sync triggered", "from", kind, "after", after)
+		if len(sources) == 0 {
+			log.Warn("webhook: no source follows the pushed repository", "from", kind, "repos", p.Repos)
+			http.Error(w, "no source of this agent follows "+strings.Join(p.Repos, " or "), http.StatusNotFound)
+			return
+		}
+		log.Info("webhook: sync triggered", "from", kind, "after", p.After, "sources", sources)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusAccepted)
-		_ = json.NewEncoder(w).Encode(map[string]any{"triggered": true, "after": after})
+		_ = json.NewEncoder(w).Encode(map[string]any{"triggered": sources, "after": p.After})
 	})
 }
+
+// readPush reads the commit and the repository's URLs of a GitHub,
+// GitLab or Gitea push payload.
+func readPush(body []byte) Push {
+	var payload struct {
+		After      string         `json:"after"`
+		Repository map[string]any `json:"repository"`
+		Project    map[string]any `json:"project"`
+	}
+	_ = json.Unmarshal(body, &payload)
+	p := Push{After: strings.ToLower(payload.After)}
+	if !commitHex.MatchString(p.After) || p.After == strings.Repeat("0", 40) {
+		p.After = "" // no commit, or a deleted branch: just sync
+	}
+	seen := map[string]bool{}
+	for _, m := range []map[string]any{payload.Repository, payload.Project} {
+		for _, k := range []string{"clone_url", "ssh_url", "git_url", "html_url", "url", "git_http_url", "git_ssh_url", "web_url", "homepage"} {
+			if u, ok := m[k].(string); ok && u != "" && !seen[u] {
+				seen[u] = true
+				p.Repos = append(p.Repos, u)
+			}
+		}
+	}
+	return p
+}
+
+// SameRepo reports whether a source's repository URL and a URL from a
+// webhook name the same repository: host and path compared, without
+// scheme, user, port, ".git" or trailing slash, so that
+// git@github.com:org/units.git matches https://github.com/org/units.
+func SameRepo(a, b string) bool {
+	ka, kb := repoKey(a), repoKey(b)
+	return ka != "" && ka == kb
+}
+
+func repoKey(u string) string {
+	u = strings.TrimSpace(u)
+	if i := strings.Index(u, "://"); i >= 0 {
+		u = u[i+3:]
+		host, path, _ := strings.Cut(u, "/")
+		if at := strings.LastIndexByte(host, '@'); at >= 0 {
+			host = host[at+1:]
+		}
+		if h, _, ok := strings.Cut(host, ":"); ok {
+			host = h
+		}
+		u = host + "/" + path
+	} else if m := scpURL.FindStringSubmatch(u); m != nil {
+		u = m[1] + "/" + m[2]
+	}
+	host, path, _ := strings.Cut(u, "/")
+	path = strings.TrimSuffix(strings.Trim(path, "/"), ".git")
+	if path == "" {
+		return strings.ToLower(host)
+	}
+	return strings.ToLower(host) + "/" + path
+}
+
+var scpURL = regexp.MustCompile(`^(?:[^@/]+@)?([^/:]+):/?(.*)$`)
 
 func verify(h http.Header, body, secret []byte) (string, bool) {
 	if sig := h.Get("X-Hub-Signature-256"); sig != "" {

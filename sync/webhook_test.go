@@ -22,6 +22,75 @@ func githubSig(secret, body string) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
+func TestSameRepo(t *testing.T) {
+	tests := []struct {
+		a, b string
+		same bool
+	}{
+		{"git@github.com:org/units.git", "https://github.com/org/units", true},
+		{"ssh://git@github.com/org/units.git", "https://github.com/org/units.git", true},
+		{"ssh://git@git.example.com:2222/team-a/units.git", "git@git.example.com:team-a/units.git", true},
+		{"https://kaylee:tok@GitHub.com/org/units/", "git://github.com/org/units.git", true},
+		{"https://github.com/org/units", "https://github.com/org/units-b", false},
+		{"https://github.com/org/units", "https://gitlab.com/org/units", false},
+		{"https://github.com/org/units", "https://github.com/other/units", false},
+		{"file:///srv/git/units.git", "/srv/git/units", true},
+		{"", "", false},
+	}
+	for _, tt := range tests {
+		if got := SameRepo(tt.a, tt.b); got != tt.same {
+			t.Errorf("SameRepo(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.same)
+		}
+	}
+}
+
+// Payloads of GitHub, GitLab and Gitea name the repository; the handler
+// hands every URL to the router, and 404s when no source follows it.
+func TestWebhookRoutes(t *testing.T) {
+	const secret = "s"
+	tests := []struct {
+		name  string
+		body  string
+		repos string
+		code  int
+	}{
+		{"github", `{"after":"","repository":{"clone_url":"https://github.com/org/a.git","ssh_url":"git@github.com:org/a.git","html_url":"https://github.com/org/a"}}`,
+			"https://github.com/org/a.git git@github.com:org/a.git https://github.com/org/a", 202},
+		{"gitlab", `{"project":{"git_http_url":"https://gitlab.com/org/b.git","git_ssh_url":"git@gitlab.com:org/b.git","web_url":"https://gitlab.com/org/b"}}`,
+			"https://gitlab.com/org/b.git git@gitlab.com:org/b.git https://gitlab.com/org/b", 202},
+		{"a repository no source follows", `{"repository":{"clone_url":"https://github.com/org/zzz.git"}}`, "https://github.com/org/zzz.git", 404},
+	}
+	follows := []string{"git@github.com:org/a.git", "https://gitlab.com/org/b"}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			h := WebhookHandler([]byte(secret), func(_ context.Context, p Push) ([]string, error) {
+				got = p.Repos
+				var out []string
+				for _, f := range follows {
+					for _, r := range p.Repos {
+						if SameRepo(f, r) {
+							out = append(out, f)
+							break
+						}
+					}
+				}
+				return out, nil
+			}, nil)
+			req := httptest.NewRequest("POST", "/hooks/git", strings.NewReader(tt.body))
+			req.Header.Set("X-Hub-Signature-256", githubSig(secret, tt.body))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.code || strings.Join(got, " ") != tt.repos {
+				t.Fatalf("code %d repos %q; want %d %q (%s)", rec.Code, got, tt.code, tt.repos, rec.Body)
+			}
+			if tt.code == 404 && !strings.Contains(rec.Body.String(), "no source of this agent follows https://github.com/org/zzz.git") {
+				t.Errorf("404 body %q", rec.Body)
+			}
+		})
+	}
+}
+
 func TestWebhookHandler(t *testing.T) {
 	const secret = "hook-secret"
 	commit := strings.Repeat("ab", 20)
@@ -49,9 +118,9 @@ func TestWebhookHandler(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var seen []string
-			h := WebhookHandler([]byte(tt.secret), func(_ context.Context, after string) error {
-				seen = append(seen, after)
-				return nil
+			h := WebhookHandler([]byte(tt.secret), func(_ context.Context, p Push) ([]string, error) {
+				seen = append(seen, p.After)
+				return []string{"units"}, nil
 			}, nil)
 			req := httptest.NewRequest(tt.method, "/hooks/git", strings.NewReader(tt.body))
 			for k, v := range tt.headers {
@@ -134,7 +203,7 @@ func TestLoopConvergesAfterFaults(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- e.store.Lead(ctx, "t", 2*time.Second, slog.New(slog.DiscardHandler), loop.Run)
+		done <- e.store.Lead(ctx, store.SourceElection("t"), "t", 2*time.Second, slog.New(slog.DiscardHandler), loop.Run)
 	}()
 	defer func() {
 		cancel()
@@ -146,10 +215,15 @@ func TestLoopConvergesAfterFaults(t *testing.T) {
 	if err := os.Rename(e.repo.Dir, hidden); err != nil {
 		t.Fatal(err)
 	}
-	before := e.revision()
+	before, _ := e.store.GetSyncRecord(ctx, "units")
 	time.Sleep(1500 * time.Millisecond)
-	if e.revision() != before || len(e.stored()) != 3 {
-		t.Fatalf("with git unreachable the loop wrote: %d revisions, units %v", e.revision()-before, e.stored())
+	after, _ := e.store.GetSyncRecord(ctx, "units")
+	if len(e.stored()) != 3 || after.Time != before.Time {
+		t.Fatalf("with git unreachable the loop wrote: record %v → %v, units %v", before.Time, after.Time, e.stored())
+	}
+	attempts, err := e.store.ListSyncAttempts(ctx)
+	if a := attempts["units"]; err != nil || a == nil || a.Result != store.AttemptFailed || !strings.Contains(a.Message, "nothing was written") || a.Revision != "" {
+		t.Fatalf("the attempt with git away: %+v %v", a, err)
 	}
 	if err := os.Rename(hidden, e.repo.Dir); err != nil {
 		t.Fatal(err)

@@ -29,10 +29,9 @@ type agentConfig struct {
 	webhookSecretFile string
 	syncOnly          bool // kaylee sync without --once: no scheduler
 
-	store  *store.Store
-	api    client.API
-	log    *slog.Logger
-	onLead func() // called each time this process becomes leader (tests, dev)
+	store *store.Store
+	api   client.API
+	log   *slog.Logger
 }
 
 func (a *app) agentCommand() *cobra.Command {
@@ -88,8 +87,9 @@ func registerAgentFlags(fl flagSet, c *agentConfig) {
 	fl.StringVar(&c.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret (GitHub HMAC key or GitLab token); without it webhooks get 401")
 }
 
-// runAgent runs sync (and, unless syncOnly, the scheduler) under leader
-// election until the command's context ends.
+// runAgent runs each source's sync loop (and, unless syncOnly, the
+// scheduler), each under its own leader election, until the command's
+// context ends.
 func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 	ctx := cmd.Context()
 	log := c.log
@@ -105,7 +105,11 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 	if c.sched.leaseTTL < time.Second {
 		return fmt.Errorf("--lease-ttl %s: use at least 1s", c.sched.leaseTTL)
 	}
-	src, opts, err := a.openGit(c.git)
+	cf, err := loadConfig(c.git.configFile, cmd.Flags())
+	if err != nil {
+		return err
+	}
+	sources, err := a.openSources(c.git, cf, c.interval)
 	if err != nil {
 		return err
 	}
@@ -146,51 +150,88 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 			return err
 		}
 	}
-	loop := &sync.Loop{Fetcher: src, Store: s, Options: opts, Interval: c.interval, Log: log, Observer: m,
-		Triggers: func(ctx context.Context) <-chan string { return s.WatchTriggers(ctx, opts.Source) }}
-
 	if c.listen != "" {
-		stop, err := serveHTTP(ctx, c.listen, agentMux(s, opts.Source, secret, m, log), log)
+		stop, err := serveHTTP(ctx, c.listen, agentMux(s, sources, rec != nil, secret, m, log), log)
 		if err != nil {
 			return err
 		}
 		defer stop()
 	}
-	log.Info("kaylee agent starting", "version", versionString(), "repo", src.URL(), "path", src.Path(), "ref", c.git.ref,
-		"source", opts.Source, "etcd", strings.Join(a.etcd.Endpoints, ","), "prefix", s.Prefix(), "listen", c.listen, "scheduler", rec != nil)
-	return s.Lead(ctx, candidateID(), c.sched.leaseTTL, log, func(lctx context.Context, fence store.Fence) error {
-		m.leader.Set(1)
-		defer m.leader.Set(0)
-		if c.onLead != nil {
-			c.onLead()
+	id := candidateID()
+	var names []string
+	for _, src := range sources {
+		names = append(names, src.opts.Source)
+	}
+	log.Info("kaylee agent starting", "version", versionString(), "sources", strings.Join(names, ","), "etcd", strings.Join(a.etcd.Endpoints, ","),
+		"prefix", s.Prefix(), "listen", c.listen, "scheduler", rec != nil, "id", id)
+
+	var roles []func(context.Context)
+	lead := func(e store.Election, labels []string, fn func(context.Context, store.Fence) error) func(context.Context) {
+		return func(ctx context.Context) {
+			m.leader.WithLabelValues(labels...).Set(0)
+			_ = s.Lead(ctx, e, id, c.sched.leaseTTL, log, func(lctx context.Context, f store.Fence) error {
+				m.leader.WithLabelValues(labels...).Set(1)
+				defer m.leader.WithLabelValues(labels...).Set(0)
+				return fn(lctx, f)
+			})
 		}
-		runs := []func(context.Context, store.Fence) error{loop.Run}
-		if rec != nil {
-			runs = append(runs, rec.Run)
-		}
-		return runAll(lctx, fence, runs...)
-	})
+	}
+	if rec != nil {
+		roles = append(roles, lead(store.SchedulerElection, []string{"scheduler", ""}, rec.Run))
+	}
+	for _, src := range sources {
+		roles = append(roles, lead(store.SourceElection(src.opts.Source), []string{"sync", src.opts.Source}, src.loop(s, id, m, log).run))
+	}
+	runRoles(ctx, roles...)
+	return nil
 }
 
-// runAll runs fns together; the first to return ends the others, and its
-// error (if any) is returned.
-func runAll(ctx context.Context, fence store.Fence, fns ...func(context.Context, store.Fence) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, len(fns))
-	for _, f := range fns {
-		go func() { errc <- f(ctx, fence) }()
+// sourceLoop runs one source while this process leads its sync.
+type sourceLoop struct {
+	*sync.Loop
+	src *source
+	st  *store.Store
+}
+
+func (src *source) loop(s *store.Store, id string, obs sync.Observer, log *slog.Logger) *sourceLoop {
+	name := src.opts.Source
+	return &sourceLoop{src: src, st: s, Loop: &sync.Loop{Fetcher: src.git, Store: s, Options: src.opts, Interval: src.interval,
+		Log: log, Observer: obs, ID: id,
+		Triggers: func(ctx context.Context) <-chan string { return s.WatchTriggers(ctx, name) }}}
+}
+
+// run syncs, or, for a suspended source, records that it is suspended and
+// waits.
+func (l *sourceLoop) run(ctx context.Context, f store.Fence) error {
+	if !l.src.cfg.Suspend {
+		return l.Loop.Run(ctx, f)
 	}
-	first := <-errc
-	cancel()
-	for range len(fns) - 1 {
-		<-errc
+	l.Log.Warn("source suspended in the config file: not syncing it", "source", l.src.opts.Source)
+	a := &store.SyncAttempt{Source: l.src.opts.Source, Time: time.Now(), Result: store.AttemptSuspended, Leader: l.ID,
+		Message: "suspend: true in " + l.src.cfg.Where("suspend")}
+	if err := l.st.PutSyncAttempt(ctx, a, f); err != nil {
+		return err
 	}
-	return first
+	<-ctx.Done()
+	return nil
+}
+
+// runRoles runs each role until ctx ends.
+func runRoles(ctx context.Context, roles ...func(context.Context)) {
+	done := make(chan struct{}, len(roles))
+	for _, r := range roles {
+		go func() {
+			r(ctx)
+			done <- struct{}{}
+		}()
+	}
+	for range roles {
+		<-done
+	}
 }
 
 // agentMux serves health, readiness, metrics and the webhook.
-func agentMux(s *store.Store, source string, secret []byte, m *metrics, log *slog.Logger) *http.ServeMux {
+func agentMux(s *store.Store, sources []*source, scheduler bool, secret []byte, m *metrics, log *slog.Logger) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -198,31 +239,69 @@ func agentMux(s *store.Store, source string, secret []byte, m *metrics, log *slo
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		var problems []string
-		leader, err := s.LeaderID(ctx)
-		switch {
-		case err != nil:
+		problems, err := readiness(ctx, s, sources, scheduler)
+		if err != nil {
 			problems = append(problems, "etcd: "+err.Error())
-		case leader == "":
-			problems = append(problems, "no leader elected yet")
-		}
-		if err == nil {
-			rec, err := s.GetSyncRecord(ctx, source)
-			if err != nil || !syncDone(rec) {
-				problems = append(problems, "source "+source+" not synced yet")
-			}
 		}
 		if len(problems) > 0 {
 			http.Error(w, "not ready: "+strings.Join(problems, "; "), http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintf(w, "ready (leader %s)\n", leader)
+		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", m.handler())
-	mux.Handle("/hooks/git", sync.WebhookHandler(secret, func(ctx context.Context, after string) error {
-		return s.Trigger(ctx, source, after)
+	mux.Handle("/hooks/git", sync.WebhookHandler(secret, func(ctx context.Context, p sync.Push) ([]string, error) {
+		var hit []string
+		for _, src := range sources {
+			if !follows(src, p.Repos) {
+				continue
+			}
+			if err := s.Trigger(ctx, src.opts.Source, p.After); err != nil {
+				return hit, err
+			}
+			hit = append(hit, src.opts.Source)
+		}
+		return hit, nil
 	}, log))
 	return mux
+}
+
+// follows: a webhook naming no repository goes to every source.
+func follows(src *source, repos []string) bool {
+	if len(repos) == 0 {
+		return true
+	}
+	for _, r := range repos {
+		if sync.SameRepo(src.git.URL(), r) {
+			return true
+		}
+	}
+	return false
+}
+
+// readiness lists what keeps the agent from being ready: no scheduler
+// leader, a source (not suspended) never synced or without a leader.
+func readiness(ctx context.Context, s *store.Store, sources []*source, scheduler bool) ([]string, error) {
+	var problems []string
+	if scheduler {
+		leader, err := s.LeaderID(ctx, store.SchedulerElection)
+		if err != nil {
+			return nil, err
+		}
+		if leader == "" {
+			problems = append(problems, "no scheduler leader elected yet")
+		}
+	}
+	records, err := s.ListSyncRecords(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, src := range sources {
+		if !src.cfg.Suspend && !syncDone(records[src.opts.Source]) {
+			problems = append(problems, "source "+src.opts.Source+" not synced yet")
+		}
+	}
+	return problems, nil
 }
 
 // serveHTTP listens on addr; stop shuts the server down.

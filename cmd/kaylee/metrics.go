@@ -23,7 +23,7 @@ type metrics struct {
 	revision     *prometheus.GaugeVec
 	units        *prometheus.GaugeVec
 	fileErrors   *prometheus.GaugeVec
-	leader       prometheus.Gauge
+	leader       *prometheus.GaugeVec
 	fleetOps     *prometheus.CounterVec
 	phases       *prometheus.GaugeVec
 
@@ -46,8 +46,8 @@ func newMetrics() *metrics {
 			Help: "Units owned by the source after the last pass."}, []string{"source"}),
 		fileErrors: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kaylee_sync_file_errors",
 			Help: "Unit file errors in the last pass."}, []string{"source"}),
-		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kaylee_leader",
-			Help: "1 while this process is the leader."}),
+		leader: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kaylee_leader",
+			Help: "1 while this process leads a role: the scheduler, or the sync of a source."}, []string{"role", "source"}),
 		fleetOps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kaylee_fleet_operations_total",
 			Help: "fleet calls made by the scheduler, by op (create, launch, stop, destroy) and result."}, []string{"op", "result"}),
 		phases: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kaylee_units_phase",

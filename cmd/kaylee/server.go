@@ -96,7 +96,7 @@ func (a *app) schedule(ctx context.Context, s *store.Store, api client.API, f *s
 	if f.leaseTTL < time.Second {
 		return fmt.Errorf("--lease-ttl %s: use at least 1s", f.leaseTTL)
 	}
-	return s.Lead(ctx, candidateID(), f.leaseTTL, log, r.Run)
+	return s.Lead(ctx, store.SchedulerElection, candidateID(), f.leaseTTL, log, r.Run)
 }
 
 func candidateID() string {

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kaylee-gitops/kaylee/gitsource"
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/sync"
 )
@@ -29,8 +31,8 @@ func (a *app) syncCommand() *cobra.Command {
 		sched    schedulerFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "sync --repo URL [--path DIR] [--once [--dry-run]]",
-		Short: "Mirror the unit files of a git repository into etcd",
+		Use:   "sync (--repo URL [--path DIR] | --config FILE [SOURCE...]) [--once [--dry-run]]",
+		Short: "Mirror the unit files of git repositories into etcd",
 		Long: `Sync reads every *.yaml and *.yml file under --path at the head of --ref,
 validates each unit, and writes to <etcd-prefix>/units/ only what changed. It
 prunes the units this source created earlier (its inventory, kept with the
@@ -40,25 +42,35 @@ Safety rules: a file that fails changes nothing for its units (they stay as
 they were); units made with kaylee run are never pruned; a sync that would
 leave the source empty needs --allow-empty, and one that would prune more than
 --max-prune of its units needs --force; if the repository or etcd cannot be
-read, nothing is written.
+read, nothing is written. A source with verify: in --config applies only
+revisions whose signature verifies; any other writes nothing and keeps the
+last verified revision applied.
+
+--config FILE lists several sources (see kaylee help config); each has its
+own record, inventory and leader. With --once, SOURCE names pick some.
 
 With --once (the CI use) it makes one pass and prints a summary:
   main@3f2a9c1: 2 created, 1 updated, 1 pruned, 14 unchanged, 1 error
 with each error on stderr as FILE:LINE: message. Exit status: 0 all well;
 1 some file failed (the good ones were applied); 2 the repository or etcd
-could not be reached (nothing written); 3 a safety rule refused the pass
-(nothing written). --dry-run prints the plan, with a field diff per updated
+could not be reached (nothing written); 3 a safety rule refused the pass, or
+the revision's signature did not verify (nothing written). With several
+sources, the highest status of any. --dry-run prints the plan, with a field diff per updated
 unit, and writes nothing.
 
-Without --once it syncs every --interval under leader election, as kaylee
-agent does, but without the scheduler.`,
+Without --once it syncs every --interval, each source under its own leader
+election, as kaylee agent does, but without the scheduler.`,
 		Example: `  kaylee sync --once --repo https://git.example.com/ops/units.git --path prod
   kaylee sync --once --dry-run --repo . --path examples
-  KAYLEE_GIT_PASSWORD=$TOKEN kaylee sync --once --repo https://github.com/org/units --git-username ci`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+  KAYLEE_GIT_PASSWORD=$TOKEN kaylee sync --once --repo https://github.com/org/units --git-username ci
+  kaylee sync --once --config /etc/kaylee/kaylee.yaml team-a`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
+			}
+			if len(args) > 0 && (g.configFile == "" || !once) {
+				return fmt.Errorf("source names (%s) pick sources of --config with --once; otherwise give no argument", strings.Join(args, " "))
 			}
 			if !once {
 				if dryRun {
@@ -66,7 +78,7 @@ agent does, but without the scheduler.`,
 				}
 				return a.runAgent(cmd, agentConfig{git: &g, sched: &sched, interval: interval, listen: "", syncOnly: true})
 			}
-			return a.syncOnce(cmd, &g, dryRun, output)
+			return a.syncOnce(cmd, &g, dryRun, output, args)
 		},
 	}
 	fl := cmd.Flags()
@@ -80,42 +92,117 @@ agent does, but without the scheduler.`,
 	return cmd
 }
 
-func (a *app) syncOnce(cmd *cobra.Command, g *gitFlags, dryRun bool, output string) error {
+func (a *app) syncOnce(cmd *cobra.Command, g *gitFlags, dryRun bool, output string, only []string) error {
 	ctx := cmd.Context()
 	stderr := cmd.ErrOrStderr()
-	src, opts, err := a.openGit(g)
+	cf, err := loadConfig(g.configFile, cmd.Flags())
 	if err != nil {
 		return err
 	}
-	opts.DryRun = dryRun
-	fail := func(code int, format string, args ...any) error {
-		fmt.Fprintf(stderr, "kaylee: "+format+"\n", args...)
-		return exitError{code: code}
-	}
-	snap, err := src.Fetch(ctx)
+	sources, err := a.openSources(g, cf, time.Minute)
 	if err != nil {
-		return fail(exitUnreachable, "cannot read the repository: %v; nothing was written", err)
+		return err
+	}
+	if sources, err = pickSources(sources, only); err != nil {
+		return err
 	}
 	s, done, err := a.openStore(ctx)
 	if err != nil {
-		return fail(exitUnreachable, "%v; nothing was written", err)
+		fmt.Fprintf(stderr, "kaylee: %v; nothing was written\n", err)
+		return exitError{code: exitUnreachable}
 	}
 	defer done()
-	res, err := sync.Pass(ctx, s, snap, opts)
-	switch {
-	case errors.Is(err, sync.ErrRefused):
-		return fail(exitRefused, "%v; nothing was written", err)
-	case err != nil:
-		return fail(exitUnreachable, "%v", err)
+	code := 0
+	var results []*sync.Result
+	for _, src := range sources {
+		res, c := a.syncSource(cmd, s, src, dryRun, output, len(sources) > 1)
+		code = max(code, c)
+		if res != nil {
+			results = append(results, res)
+		}
 	}
-	w := cmd.OutOrStdout()
 	if output == "json" {
-		if err := writeJSON(w, res); err != nil {
+		var v any = results
+		if cf == nil && len(results) == 1 {
+			v = results[0]
+		}
+		if err := writeJSON(cmd.OutOrStdout(), v); err != nil {
 			return err
 		}
+	}
+	if code != 0 {
+		return exitError{code: code}
+	}
+	return nil
+}
+
+// pickSources keeps the sources named on the command line (all when none).
+func pickSources(all []*source, names []string) ([]*source, error) {
+	if len(names) == 0 {
+		return all, nil
+	}
+	byName := map[string]*source{}
+	var known []string
+	for _, s := range all {
+		byName[s.opts.Source] = s
+		known = append(known, s.opts.Source)
+	}
+	var out []*source
+	for _, n := range names {
+		s := byName[n]
+		if s == nil {
+			return nil, fmt.Errorf("no source %q in the config file (it has %s)", n, strings.Join(known, ", "))
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// syncSource makes one pass of one source, prints it, records the attempt
+// and returns the exit code it calls for.
+func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src *source, dryRun bool, output string, named bool) (*sync.Result, int) {
+	ctx := cmd.Context()
+	stderr := cmd.ErrOrStderr()
+	prefix := "kaylee: "
+	if named {
+		prefix = "kaylee: source " + src.opts.Source + ": "
+	}
+	start := time.Now()
+	opts := src.opts
+	opts.DryRun = dryRun
+	snap, err := src.git.Fetch(ctx)
+	var res *sync.Result
+	if err == nil {
+		res, err = sync.Pass(ctx, s, snap, opts)
 	} else {
+		snap = nil
+	}
+	if !dryRun {
+		if aerr := s.PutSyncAttempt(ctx, sync.Attempt(opts.Source, snap, res, err, start), store.Fence{}); aerr != nil && err == nil {
+			err = aerr
+		}
+	}
+	switch {
+	case errors.Is(err, gitsource.ErrUnverified):
+		fmt.Fprintf(stderr, "%s%v; nothing was written, the last verified revision stays applied\n", prefix, err)
+		return nil, exitRefused
+	case errors.Is(err, sync.ErrRefused):
+		fmt.Fprintf(stderr, "%s%v; nothing was written%s\n", prefix, err, refusalHint(err))
+		return nil, exitRefused
+	case snap == nil:
+		fmt.Fprintf(stderr, "%scannot read the repository: %v; nothing was written\n", prefix, err)
+		return nil, exitUnreachable
+	case err != nil:
+		fmt.Fprintf(stderr, "%s%v\n", prefix, err)
+		return nil, exitUnreachable
+	}
+	if output != "json" {
+		w := cmd.OutOrStdout()
 		if dryRun {
 			writePlan(w, res)
+		}
+		if named {
+			fmt.Fprintf(w, "%s: ", opts.Source)
 		}
 		fmt.Fprintln(w, res.Summary())
 		for _, c := range res.Changes {
@@ -128,9 +215,21 @@ func (a *app) syncOnce(cmd *cobra.Command, g *gitFlags, dryRun bool, output stri
 		fmt.Fprintln(stderr, e.String())
 	}
 	if len(res.Errors) > 0 {
-		return exitError{code: exitFileErrors}
+		return res, exitFileErrors
 	}
-	return nil
+	return res, 0
+}
+
+// refusalHint says how to allow what a safety rule refused.
+func refusalHint(err error) string {
+	var r *sync.RefusedError
+	if !errors.As(err, &r) {
+		return ""
+	}
+	if r.Empty {
+		return "; pass --allow-empty (allowEmpty: true in a config file) if that is what you want"
+	}
+	return "; pass --force (or raise --max-prune, maxPrune: in a config file) if that is what you want"
 }
 
 func writePlan(w io.Writer, res *sync.Result) {

@@ -243,26 +243,36 @@ func TestAgents(t *testing.T) {
 	waitStatus("web", store.PhaseRunning, "nginx:2")
 	waitStatus("api", store.PhaseRunning, "docker://api")
 
-	// Metrics: the leader reports the sync and its leadership.
+	// Metrics: each role's leader reports its work and its leadership;
+	// the other agent says it follows. The roles may be led by either.
+	const syncLeads, schedLeads = `kaylee_leader{role="sync",source="team-units"} 1`, `kaylee_leader{role="scheduler",source=""} 1`
 	_, metricsA := get(addrA, "/metrics")
 	_, metricsB := get(addrB, "/metrics")
-	leaderMetrics, other := metricsA, metricsB
-	if !strings.Contains(metricsA, "kaylee_leader 1") {
-		leaderMetrics, other = metricsB, metricsA
+	pick := func(lead string) (leader, other string) {
+		if strings.Contains(metricsA, lead) {
+			return metricsA, metricsB
+		}
+		return metricsB, metricsA
 	}
-	for _, want := range []string{"kaylee_leader 1", `kaylee_sync_total{result="ok",source="team-units"}`, `kaylee_sync_revision_info{revision="` + rev + `",source="team-units"} 1`,
-		`kaylee_fleet_operations_total{op="create",result="ok"}`, `kaylee_units_phase{phase="running"} 2`, "kaylee_sync_duration_seconds_bucket"} {
-		if !strings.Contains(leaderMetrics, want) {
-			t.Errorf("leader's metrics lack %s", want)
+	syncM, syncOther := pick(syncLeads)
+	schedM, schedOther := pick(schedLeads)
+	for _, want := range []string{syncLeads, `kaylee_sync_total{result="ok",source="team-units"}`, `kaylee_sync_revision_info{revision="` + rev + `",source="team-units"} 1`, "kaylee_sync_duration_seconds_bucket"} {
+		if !strings.Contains(syncM, want) {
+			t.Errorf("the sync leader's metrics lack %s", want)
 		}
 	}
-	if !strings.Contains(other, "kaylee_leader 0") {
+	for _, want := range []string{schedLeads, `kaylee_fleet_operations_total{op="create",result="ok"}`, `kaylee_units_phase{phase="running"} 2`} {
+		if !strings.Contains(schedM, want) {
+			t.Errorf("the scheduler leader's metrics lack %s", want)
+		}
+	}
+	if !strings.Contains(syncOther, `kaylee_leader{role="sync",source="team-units"} 0`) || !strings.Contains(schedOther, `kaylee_leader{role="scheduler",source=""} 0`) {
 		t.Errorf("the other agent's metrics do not say it follows")
 	}
 
-	// The leader stops; the other takes over and syncs the next push.
+	// The sync leader stops; the other takes over and syncs the next push.
 	leader, followerAddr := a, addrB
-	if strings.Contains(metricsB, "kaylee_leader 1") {
+	if strings.Contains(metricsB, syncLeads) {
 		leader, followerAddr = b, addrA
 	}
 	if code, err := leader.Stop(); code != 0 || err != nil {
@@ -270,7 +280,7 @@ func TestAgents(t *testing.T) {
 	}
 	repo.Write(map[string]string{"units/api.yaml": ""})
 	rev = repo.Commit("third")
-	waitFor(t, 30*time.Second, "follower leads", func() bool { _, m := get(followerAddr, "/metrics"); return strings.Contains(m, "kaylee_leader 1") })
+	waitFor(t, 30*time.Second, "follower leads", func() bool { _, m := get(followerAddr, "/metrics"); return strings.Contains(m, syncLeads) })
 	if code := postHook(t, followerAddr, "hook-secret", `{"after":"`+rev+`"}`); code != http.StatusAccepted {
 		t.Fatalf("webhook to the new leader: %d", code)
 	}
