@@ -135,6 +135,9 @@ func (t *term) recordHistory(ctx context.Context, now time.Time, inputs map[stri
 			if err := t.store.PutHistory(ctx, c.entry, c.drop, t.fence); err != nil {
 				return err
 			}
+			if t.opts.History != nil {
+				t.opts.History(*c.entry)
+			}
 			t.history[ns.name] = applyHistory(t.history[ns.name], c)
 		}
 	}

@@ -62,6 +62,10 @@ type Options struct {
 	// Default store.DefaultHistory (10).
 	HistoryLimit int
 	Observer     Observer // told about fleet calls and phases; may be nil
+	// History, when set, is told of each history entry the leader wrote:
+	// a rollout opened (progressing) or closed (deployed, failed…). It must
+	// not block (notifications queue what they send).
+	History func(e store.HistoryEntry)
 }
 
 // Observer is told what the reconciler does (for metrics).

@@ -132,6 +132,10 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 		defer done()
 	}
 	m := newMetrics()
+	ns, err := newNotifiers(cf, log)
+	if err != nil {
+		return err
+	}
 	var rec *fleet.Reconciler
 	if !c.syncOnly {
 		api := c.api
@@ -144,7 +148,7 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 		if err != nil {
 			return err
 		}
-		ropts.Observer = m
+		ropts.Observer, ropts.History = m, ns.history
 		rec, err = fleet.NewReconciler(api, s, ropts, log)
 		if err != nil {
 			return err
@@ -180,9 +184,9 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 		roles = append(roles, lead(store.SchedulerElection, []string{"scheduler", ""}, rec.Run))
 	}
 	for _, src := range sources {
-		roles = append(roles, lead(store.SourceElection(src.opts.Source), []string{"sync", src.opts.Source}, src.loop(s, id, m, log).run))
+		roles = append(roles, lead(store.SourceElection(src.opts.Source), []string{"sync", src.opts.Source}, src.loop(s, id, observers{m, ns}, log).run))
 	}
-	runRoles(ctx, roles...)
+	runRoles(ctx, append(roles, ns.run)...)
 	return nil
 }
 

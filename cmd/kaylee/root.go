@@ -123,6 +123,7 @@ Start with: kaylee dev --repo . --path examples`,
 		a.resumeCommand(),
 		a.serverCommand(),
 		a.statusCommand(),
+		a.sourcesCommand(),
 		a.syncCommand(),
 		a.agentCommand(),
 	)

@@ -39,25 +39,31 @@ and systemd states.`,
 			}
 			defer done()
 			w := cmd.OutOrStdout()
+			records, err := s.ListSyncRecords(cmd.Context())
+			if err != nil {
+				return err
+			}
 			if len(args) == 1 {
 				st, err := unitStatus(cmd.Context(), s, args[0])
 				if err != nil {
 					return err
 				}
+				v := withGit([]*store.Status{st}, records)[0]
 				if output == "json" {
-					return writeJSON(w, st)
+					return writeJSON(w, v)
 				}
-				writeStatus(w, st, time.Now())
+				writeStatus(w, v, time.Now())
 				return nil
 			}
 			all, err := allStatuses(cmd.Context(), s)
 			if err != nil {
 				return err
 			}
+			v := withGit(all, records)
 			if output == "json" {
-				return writeJSON(w, all)
+				return writeJSON(w, v)
 			}
-			writeStatusTable(w, all, time.Now())
+			writeStatusTable(w, v, time.Now())
 			return nil
 		},
 	}
@@ -110,18 +116,72 @@ func allStatuses(ctx context.Context, s *store.Store) ([]*store.Status, error) {
 	return out, nil
 }
 
-func writeStatusTable(w io.Writer, all []*store.Status, now time.Time) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPHASE\tRUNNING\tSPEC\tAGE\tMESSAGE")
-	for _, st := range all {
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", st.Name, st.Phase, st.Running, st.Desired, orDash(st.SpecHash), age(st.Time, now), st.Message)
-	}
-	tw.Flush()
+// unitView is a unit's status with where it comes from: the git source
+// owning it, and the errors of its file at the source's last pass.
+type unitView struct {
+	*store.Status
+	Source    string   `json:"source,omitempty"`
+	File      string   `json:"file,omitempty"`
+	GitErrors []string `json:"gitErrors,omitempty"`
 }
 
-func writeStatus(w io.Writer, st *store.Status, now time.Time) {
+// gitMark is SOURCE as the table shows it: "-" for units of kaylee run, a
+// "!" after the source when the unit's file fails in git.
+func (v unitView) gitMark() string {
+	switch {
+	case v.Source == "":
+		return "-"
+	case len(v.GitErrors) > 0:
+		return v.Source + "!"
+	}
+	return v.Source
+}
+
+func withGit(sts []*store.Status, records map[string]*store.SyncRecord) []unitView {
+	owners := store.Owners(records)
+	out := make([]unitView, len(sts))
+	for i, st := range sts {
+		v := unitView{Status: st}
+		if o, ok := owners[st.Name]; ok {
+			v.Source, v.File = o.Source, o.File
+			for _, e := range o.Record.Errors {
+				if e.File == o.File {
+					v.GitErrors = append(v.GitErrors, e.String())
+				}
+			}
+		}
+		out[i] = v
+	}
+	return out
+}
+
+func writeStatusTable(w io.Writer, all []unitView, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tPHASE\tRUNNING\tSPEC\tSOURCE\tAGE\tMESSAGE")
+	failing := 0
+	for _, st := range all {
+		msg := st.Message
+		if len(st.GitErrors) > 0 {
+			failing++
+			msg = "its file fails in git (" + st.GitErrors[0] + "); it runs its last good version. " + msg
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", st.Name, st.Phase, st.Running, st.Desired, orDash(st.SpecHash), st.gitMark(), age(st.Time, now), msg)
+	}
+	tw.Flush()
+	if failing > 0 {
+		fmt.Fprintf(w, "\n%d unit(s) marked ! have a file that fails in git: see kaylee sources\n", failing)
+	}
+}
+
+func writeStatus(w io.Writer, st unitView, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Name:\t%s\n", st.Name)
+	if st.Source != "" {
+		fmt.Fprintf(tw, "Source:\t%s (%s)\n", st.Source, st.File)
+	}
+	for _, e := range st.GitErrors {
+		fmt.Fprintf(tw, "Git error:\t%s (the unit runs its last good version)\n", e)
+	}
 	fmt.Fprintf(tw, "Phase:\t%s\n", st.Phase)
 	fmt.Fprintf(tw, "Replicas:\t%d running, %d desired\n", st.Running, st.Desired)
 	fmt.Fprintf(tw, "Spec:\t%s (deployed: %s)\n", orDash(st.SpecHash), orDash(st.Deployed))

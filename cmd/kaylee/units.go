@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/store"
 )
 
@@ -43,15 +44,18 @@ func (a *app) dialConfig() store.DialConfig {
 func closeClient(c *clientv3.Client) { _ = c.Close() }
 
 func (a *app) runCommand() *cobra.Command {
-	var wait bool
+	var wait, force bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "run PATH... [--wait [--timeout 10m]]",
+		Use:   "run PATH... [--wait [--timeout 10m]] [--force]",
 		Short: "Validate unit files and store their units in etcd",
 		Long: `Run validates unit files and stores each unit under <etcd-prefix>/units/<name>,
 creating it or replacing the unit of the same name (the file name does not
 matter). Directories are read recursively (*.yaml, *.yml). Nothing is stored
 unless every unit in every file is valid.
+
+A unit that a git source owns (kaylee sources) is not changed: the next sync
+would put its file's version back. Commit the change instead, or pass --force.
 
 With --wait it then follows the rollout of each unit, printing a line at each
 change, and exits 0 once all run the new spec, 1 if a rollout fails or
@@ -74,6 +78,9 @@ change, and exits 0 once all run the new spec, 1 if a rollout fails or
 				return err
 			}
 			defer done()
+			if err := a.refuseOwned(cmd.Context(), s, "run", changedUnits(cmd.Context(), s, docs), force); err != nil {
+				return err
+			}
 			for _, d := range docs {
 				sp := &d.Spec
 				changed, err := s.PutUnit(cmd.Context(), sp, store.Fence{})
@@ -102,7 +109,21 @@ change, and exits 0 once all run the new spec, 1 if a rollout fails or
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the rollouts until they finish or fail")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "with --wait: give up after this long")
+	cmd.Flags().BoolVar(&force, "force", false, "change units a git source owns (until its next sync puts them back)")
 	return cmd
+}
+
+// changedUnits names the units of docs whose stored version differs (or
+// is missing): those run would write.
+func changedUnits(ctx context.Context, s *store.Store, docs []*deploy.Document) []string {
+	var out []string
+	for _, d := range docs {
+		u, err := s.GetUnit(ctx, d.Spec.Name)
+		if err != nil || string(u.Raw) != string(d.Spec.CanonicalJSON()) {
+			out = append(out, d.Spec.Name)
+		}
+	}
+	return out
 }
 
 func (a *app) lsCommand() *cobra.Command {
@@ -145,16 +166,25 @@ func (a *app) lsCommand() *cobra.Command {
 }
 
 func (a *app) rmCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "rm NAME...",
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "rm NAME... [--force]",
 		Short: "Remove units (the scheduler destroys their fleet units)",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Rm removes units from etcd; the scheduler stops and destroys their fleet units.
+
+A unit that a git source owns (kaylee sources) is not removed: its replicas
+would stop and the next sync would create it again. Delete its file in git
+instead (the sync prunes it), or pass --force.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, names []string) error {
 			s, done, err := a.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer done()
+			if err := a.refuseOwned(cmd.Context(), s, "rm", names, force); err != nil {
+				return err
+			}
 			var missing []string
 			for _, n := range names {
 				existed, err := s.DeleteUnit(cmd.Context(), n, store.Fence{})
@@ -173,19 +203,28 @@ func (a *app) rmCommand() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "remove units a git source owns (its next sync creates them again)")
+	return cmd
 }
 
 func (a *app) restartCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "restart NAME",
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "restart NAME [--force]",
 		Short: "Roll every replica of a unit without changing its spec",
-		Args:  cobra.ExactArgs(1),
+		Long: `Restart rolls every replica of a unit, one at a time as a rollout does, without
+changing its spec. A unit that a git source owns needs --force: git owns how
+it runs, so roll it with a commit.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, done, err := a.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer done()
+			if err := a.refuseOwned(cmd.Context(), s, "restart", args, force); err != nil {
+				return err
+			}
 			n, err := s.Restart(cmd.Context(), args[0])
 			if errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("no unit named %q (see kaylee ls)", args[0])
@@ -197,4 +236,6 @@ func (a *app) restartCommand() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "restart a unit a git source owns")
+	return cmd
 }
