@@ -61,6 +61,9 @@ type Source struct {
 	mu       gosync.Mutex
 	last     *Snapshot     // the last good (verified) snapshot
 	lastObj  plumbing.Hash // what its ref pointed at (a tag object for annotated tags)
+	// held, if set (by tests), is called with the cache lock held; what
+	// it returns is called before the lock is released.
+	held func() (release func())
 }
 
 // File is a unit file at a revision.
@@ -258,6 +261,9 @@ func (s *Source) Fetch(ctx context.Context) (*Snapshot, error) {
 		return nil, err
 	}
 	defer unlock()
+	if s.held != nil {
+		defer s.held()()
+	}
 	snap, obj, err := s.fetchInto(ctx, s.dir, t)
 	if err != nil && !permanent(ctx, err) {
 		snap, obj, err = s.refetch(ctx, t, err)
