@@ -23,6 +23,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/memory"
 )
 
 // MaxFileSize is the largest unit file read; bigger ones are refused.
@@ -42,15 +43,27 @@ type Config struct {
 	// CacheDir holds the fetched repository (see DefaultCacheDir).
 	CacheDir string
 	Auth     transport.AuthMethod // nil: none (see Auth)
+	// Verify, when set, makes Fetch refuse revisions whose signatures
+	// are not by a trusted key.
+	Verify *Verify
 }
 
 // Source is a repository being followed. It is safe for concurrent use.
+//
+// Its cache directory may be shared with other Sources and processes:
+// Fetch holds a lock on it (see lock) and opens the repository afresh
+// under the lock. A cache that cannot be read is fetched again.
 type Source struct {
-	cfg  Config
-	dir  string
-	mu   gosync.Mutex
-	repo *git.Repository
-	last *Snapshot
+	cfg      Config
+	dir      string
+	lister   *git.Remote // lists the remote's refs without the cache
+	verifier *verifier   // nil: no verification
+	mu       gosync.Mutex
+	last     *Snapshot     // the last good (verified) snapshot
+	lastObj  plumbing.Hash // what its ref pointed at (a tag object for annotated tags)
+	// held, if set (by tests), is called with the cache lock held; what
+	// it returns is called before the lock is released.
+	held func() (release func())
 }
 
 // File is a unit file at a revision.
@@ -74,6 +87,10 @@ type Snapshot struct {
 	Ref      string // what was asked for, resolved: "main", "v1.2", or the hash
 	Files    []File
 	Errors   []*FileError
+	// Verified is who signed the revision, e.g. "SSH key SHA256:… of
+	// alice@example.com" or "OpenPGP key 4AB1… (Alice
+	// <alice@example.com>)"; empty when verification is off.
+	Verified string
 }
 
 // Short is ref@abbreviated-revision, for summaries.
@@ -117,7 +134,19 @@ func New(cfg Config) (*Source, error) {
 	p := path.Clean("/" + filepath.ToSlash(cfg.Path))
 	cfg.Path = strings.TrimPrefix(p, "/")
 	sum := sha256.Sum256([]byte(cfg.URL))
-	return &Source{cfg: cfg, dir: filepath.Join(cfg.CacheDir, "git", hex.EncodeToString(sum[:8]))}, nil
+	s := &Source{
+		cfg:    cfg,
+		dir:    filepath.Join(cfg.CacheDir, "git", hex.EncodeToString(sum[:8])),
+		lister: git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{cfg.URL}}),
+	}
+	if cfg.Verify != nil {
+		v, err := newVerifier(cfg.Verify, cfg.Ref)
+		if err != nil {
+			return nil, err
+		}
+		s.verifier = v
+	}
+	return s, nil
 }
 
 func isLocalPath(u string) bool {
@@ -136,24 +165,22 @@ func (s *Source) URL() string { return s.cfg.URL }
 // Path is the directory read in the repository ("" for the root).
 func (s *Source) Path() string { return s.cfg.Path }
 
-func (s *Source) open() (*git.Repository, error) {
-	if s.repo != nil {
-		return s.repo, nil
-	}
-	r, err := git.PlainOpen(s.dir)
+// open opens the cache repository in dir, making it if missing. Call it
+// with the lock held.
+func (s *Source) open(dir string) (*git.Repository, error) {
+	r, err := git.PlainOpen(dir)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
-		if err := os.MkdirAll(s.dir, 0o755); err != nil {
-			return nil, fmt.Errorf("--cache-dir: %w", err)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("git cache: %w", err)
 		}
-		r, err = git.PlainInit(s.dir, true)
+		r, err = git.PlainInit(dir, true)
 		if err == nil {
 			_, err = r.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{s.cfg.URL}})
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("git cache %s: %w (delete it to start afresh)", s.dir, err)
+		return nil, fmt.Errorf("git cache %s: %w", dir, err)
 	}
-	s.repo = r
 	return r, nil
 }
 
@@ -169,16 +196,12 @@ var commitRe = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
 // Resolve lists the remote's refs (one round trip, no fetch) and returns
 // what the ref points at.
-func (s *Source) resolve(ctx context.Context, r *git.Repository) (target, error) {
+func (s *Source) resolve(ctx context.Context) (target, error) {
 	if commitRe.MatchString(s.cfg.Ref) {
 		h := plumbing.NewHash(s.cfg.Ref)
 		return target{name: s.cfg.Ref, commit: h, object: h}, nil
 	}
-	remote, err := r.Remote("origin")
-	if err != nil {
-		return target{}, err
-	}
-	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: s.cfg.Auth, PeelingOption: git.AppendPeeled})
+	refs, err := s.lister.ListContext(ctx, &git.ListOptions{Auth: s.cfg.Auth, PeelingOption: git.AppendPeeled})
 	if err != nil {
 		return target{}, fmt.Errorf("listing refs of %s: %w", s.cfg.URL, explain(err))
 	}
@@ -218,39 +241,118 @@ func (s *Source) resolve(ctx context.Context, r *git.Repository) (target, error)
 
 // Fetch returns the unit files at the ref's current revision. When the
 // ref has not moved since the last call, it costs one ref listing and
-// returns the same snapshot.
+// returns the same snapshot, without touching the cache.
+//
+// With Config.Verify, a revision that fails verification is an error
+// wrapping ErrUnverified (a *VerificationError), every time it is asked
+// for; it never replaces the last good snapshot.
 func (s *Source) Fetch(ctx context.Context) (*Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, err := s.open()
+	t, err := s.resolve(ctx)
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.resolve(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	if s.last != nil && s.last.Revision == t.commit.String() {
+	if s.last != nil && s.last.Revision == t.commit.String() && s.lastObj == t.object {
 		return s.last, nil
 	}
-	commit, err := s.commit(ctx, r, t)
+	unlock, err := s.lock(ctx)
 	if err != nil {
 		return nil, err
 	}
-	snap, err := s.read(commit)
+	defer unlock()
+	if s.held != nil {
+		defer s.held()()
+	}
+	snap, obj, err := s.fetchInto(ctx, s.dir, t)
+	if err != nil && !permanent(ctx, err) {
+		snap, obj, err = s.refetch(ctx, t, err)
+	}
 	if err != nil {
 		return nil, err
 	}
 	snap.Ref = t.name
-	s.last = snap
+	s.last, s.lastObj = snap, obj
 	return snap, nil
 }
 
+// fetchInto opens (or makes) the cache repository in dir, fetches the
+// target into it if missing, verifies it and reads the snapshot. It
+// returns what the ref pointed at, too.
+func (s *Source) fetchInto(ctx context.Context, dir string, t target) (*Snapshot, plumbing.Hash, error) {
+	r, err := s.open(dir)
+	if err != nil {
+		return nil, plumbing.ZeroHash, err
+	}
+	c, tag, obj, err := s.commit(ctx, r, t)
+	if err != nil {
+		return nil, plumbing.ZeroHash, err
+	}
+	verified := ""
+	if s.verifier != nil {
+		if verified, err = s.verifier.verify(t, c, tag); err != nil {
+			return nil, plumbing.ZeroHash, err
+		}
+	}
+	snap, err := s.read(c)
+	if err != nil {
+		return nil, plumbing.ZeroHash, err
+	}
+	snap.Verified = verified
+	return snap, obj, nil
+}
+
+// refetch handles a failure in the cache (firstErr): it fetches afresh
+// into an empty directory beside it. When that gets as far as the
+// fetched revision, the new directory replaces the cache (a damaged one:
+// a crash or a full disk); when it does not (the remote failed), the
+// cache is kept and the error returned.
+func (s *Source) refetch(ctx context.Context, t target, firstErr error) (*Snapshot, plumbing.Hash, error) {
+	fresh := s.dir + ".fresh"
+	if err := os.RemoveAll(fresh); err != nil {
+		return nil, plumbing.ZeroHash, firstErr
+	}
+	snap, obj, err := s.fetchInto(ctx, fresh, t)
+	if err != nil && !permanent(ctx, err) {
+		_ = os.RemoveAll(fresh)
+		if err.Error() == firstErr.Error() {
+			return nil, plumbing.ZeroHash, firstErr
+		}
+		return nil, plumbing.ZeroHash, fmt.Errorf("%w (fetching afresh failed too: %v)", firstErr, err)
+	}
+	old := s.dir + ".old"
+	_ = os.RemoveAll(old)
+	if rerr := os.Rename(s.dir, old); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		_ = os.RemoveAll(fresh)
+		return nil, plumbing.ZeroHash, fmt.Errorf("%w (replacing the cache: %v)", firstErr, rerr)
+	}
+	if rerr := os.Rename(fresh, s.dir); rerr != nil {
+		return nil, plumbing.ZeroHash, fmt.Errorf("%w (replacing the cache: %v)", firstErr, rerr)
+	}
+	_ = os.RemoveAll(old)
+	return snap, obj, err
+}
+
+// permanentError is an error a fresh fetch would not change (a missing
+// path, a refused signature).
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
+
+// permanent says whether err is not worth a fresh fetch: it is about the
+// revision, not the cache, or ctx has ended.
+func permanent(ctx context.Context, err error) bool {
+	var ve *VerificationError
+	var pe permanentError
+	return ctx.Err() != nil || errors.As(err, &ve) || errors.As(err, &pe)
+}
+
 // commit fetches what is missing (shallow, only the ref) and returns the
-// commit.
-func (s *Source) commit(ctx context.Context, r *git.Repository, t target) (*object.Commit, error) {
-	if c, err := peelCommit(r, t.commit); err == nil {
-		return c, nil // already in the cache
+// commit, the annotated tag the ref names (or nil) and what the ref
+// points at.
+func (s *Source) commit(ctx context.Context, r *git.Repository, t target) (*object.Commit, *object.Tag, plumbing.Hash, error) {
+	if c, tag, err := peel(r, t.object); err == nil {
+		return c, tag, t.object, nil // already in the cache
 	}
 	opts := &git.FetchOptions{RemoteName: "origin", Auth: s.cfg.Auth, Tags: git.NoTags, Force: true, Depth: 1}
 	switch {
@@ -265,27 +367,35 @@ func (s *Source) commit(ctx context.Context, r *git.Repository, t target) (*obje
 		opts.RefSpecs = []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", t.ref, t.ref))}
 	}
 	if err := r.FetchContext(ctx, opts); err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return nil, fmt.Errorf("fetching %s from %s: %w", t.name, s.cfg.URL, explain(err))
+		return nil, nil, plumbing.ZeroHash, fmt.Errorf("fetching %s from %s: %w", t.name, s.cfg.URL, explain(err))
 	}
+	obj := t.object
 	if t.ref != "" && t.ref != plumbing.HEAD {
 		// The listing may be older than the fetch: use what was fetched.
 		if ref, err := r.Reference(t.ref, true); err == nil {
-			t.commit = ref.Hash()
+			obj = ref.Hash()
 		}
 	}
-	c, err := peelCommit(r, t.commit)
+	c, tag, err := peel(r, obj)
 	if err != nil {
-		return nil, fmt.Errorf("%s at %s: %w", s.cfg.URL, t.name, err)
+		return nil, nil, plumbing.ZeroHash, fmt.Errorf("%s at %s: %w", s.cfg.URL, t.name, err)
 	}
-	return c, nil
+	return c, tag, obj, nil
 }
 
-// peelCommit returns the commit h names, through an annotated tag.
-func peelCommit(r *git.Repository, h plumbing.Hash) (*object.Commit, error) {
-	if tag, err := r.TagObject(h); err == nil {
-		return tag.Commit()
+// peel returns the commit h names and, when h is an annotated tag, the
+// tag.
+func peel(r *git.Repository, h plumbing.Hash) (*object.Commit, *object.Tag, error) {
+	tag, err := r.TagObject(h)
+	if err == nil {
+		c, err := tag.Commit()
+		return c, tag, err
 	}
-	return r.CommitObject(h)
+	if !errors.Is(err, plumbing.ErrObjectNotFound) {
+		return nil, nil, err
+	}
+	c, err := r.CommitObject(h)
+	return c, nil, err
 }
 
 // read collects *.yaml and *.yml files under Path at a commit, skipping
@@ -300,7 +410,11 @@ func (s *Source) read(c *object.Commit) (*Snapshot, error) {
 	if s.cfg.Path != "" {
 		tree, err = root.Tree(s.cfg.Path)
 		if err != nil {
-			return nil, fmt.Errorf("--path %s: not a directory at %s: %w (nothing was changed)", s.cfg.Path, c.Hash.String()[:7], err)
+			err = fmt.Errorf("--path %s: not a directory at %s: %w (nothing was changed)", s.cfg.Path, c.Hash.String()[:7], err)
+			if e, ferr := root.FindEntry(s.cfg.Path); ferr == nil && e.Mode != filemode.Dir || missing(ferr) {
+				err = permanentError{err} // not a cache problem
+			}
+			return nil, err
 		}
 	}
 	snap := &Snapshot{Revision: c.Hash.String()}
@@ -326,6 +440,10 @@ func (s *Source) read(c *object.Commit) (*Snapshot, error) {
 				continue
 			}
 			data, ferr := readEntry(root, full, e)
+			var se storageError
+			if errors.As(ferr, &se) {
+				return fmt.Errorf("reading %s at %s: %w", full, short(c.Hash.String()), se.error)
+			}
 			if ferr != nil {
 				snap.Errors = append(snap.Errors, &FileError{Path: full, Err: ferr})
 				continue
@@ -344,8 +462,17 @@ func isUnitFile(name string) bool {
 	return strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")
 }
 
+// storageError is a failure to read the repository (a damaged cache),
+// not a problem of the file.
+type storageError struct{ error }
+
+// missing says whether err is a path not in a tree.
+func missing(err error) bool {
+	return errors.Is(err, object.ErrDirectoryNotFound) || errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrFileNotFound)
+}
+
 // readEntry reads a regular file or a symlink to one inside the
-// repository.
+// repository. Failures to read the repository are storageErrors.
 func readEntry(root *object.Tree, full string, e object.TreeEntry) ([]byte, error) {
 	switch e.Mode {
 	case filemode.Regular, filemode.Executable:
@@ -353,11 +480,11 @@ func readEntry(root *object.Tree, full string, e object.TreeEntry) ([]byte, erro
 	case filemode.Symlink:
 		f, err := root.File(full)
 		if err != nil {
-			return nil, err
+			return nil, storageError{err}
 		}
 		link, err := f.Contents()
 		if err != nil {
-			return nil, err
+			return nil, storageError{err}
 		}
 		if path.IsAbs(link) {
 			return nil, fmt.Errorf("symlink to %s leaves the repository; not followed", link)
@@ -367,6 +494,9 @@ func readEntry(root *object.Tree, full string, e object.TreeEntry) ([]byte, erro
 			return nil, fmt.Errorf("symlink to %s leaves the repository; not followed", link)
 		}
 		te, err := root.FindEntry(dest)
+		if err != nil && !missing(err) {
+			return nil, storageError{err}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("symlink to %s: %w", link, err)
 		}
@@ -381,17 +511,21 @@ func readEntry(root *object.Tree, full string, e object.TreeEntry) ([]byte, erro
 func readBlob(root *object.Tree, p string) ([]byte, error) {
 	f, err := root.File(p)
 	if err != nil {
-		return nil, err
+		return nil, storageError{err} // its entry is there: the blob is not
 	}
 	if f.Size > MaxFileSize {
 		return nil, fmt.Errorf("%d bytes; unit files over %d bytes are refused", f.Size, MaxFileSize)
 	}
 	r, err := f.Reader()
 	if err != nil {
-		return nil, err
+		return nil, storageError{err}
 	}
 	defer r.Close()
-	return io.ReadAll(io.LimitReader(r, MaxFileSize+1))
+	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
+	if err != nil {
+		return nil, storageError{err}
+	}
+	return data, nil
 }
 
 // explain adds a hint to the transport errors operators meet most.

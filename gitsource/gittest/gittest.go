@@ -47,14 +47,26 @@ func NewRepo(t testing.TB) *Repo {
 // Git runs git in the repository and returns its trimmed output.
 func (r *Repo) Git(args ...string) string {
 	r.t.Helper()
+	out, err := r.run(nil, nil, args...)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return out
+}
+
+// run runs git with extra environment and stdin; the error has git's
+// output.
+func (r *Repo) run(env []string, stdin io.Reader, args ...string) (string, error) {
 	cmd := exec.Command("git", args...)
 	cmd.Dir = r.Dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+r.Dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	cmd.Env = append(append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+r.Dir), env...)
+	cmd.Stdin = stdin
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("git %s: %v\n%s", strings.Join(args, " "), err, out.String())
 	}
-	return strings.TrimSpace(string(out))
+	return strings.TrimSpace(out.String()), nil
 }
 
 // Write writes files (path → content) into the work tree; an empty
