@@ -405,8 +405,12 @@ func (cs *Changeset) apply(ctx context.Context, st Store, f store.Fence) error {
 // fetch failed).
 func Attempt(source string, snap *gitsource.Snapshot, res *Result, err error, start time.Time) *store.SyncAttempt {
 	a := &store.SyncAttempt{Source: source, Time: start, Took: time.Since(start).Seconds(), Result: store.AttemptSynced}
-	if snap != nil {
+	var ve *gitsource.VerificationError
+	switch {
+	case snap != nil:
 		a.Ref, a.Revision = snap.Ref, snap.Revision
+	case errors.As(err, &ve):
+		a.Ref, a.Revision = ve.Ref, ve.Revision
 	}
 	switch {
 	case errors.Is(err, ErrRefused):

@@ -115,7 +115,7 @@ func (a *app) syncOnce(cmd *cobra.Command, g *gitFlags, dryRun bool, output stri
 	code := 0
 	var results []*sync.Result
 	for _, src := range sources {
-		res, c := a.syncSource(cmd, s, src, dryRun, output, len(sources) > 1)
+		res, c := a.syncSource(cmd, s, src, dryRun, output, cf != nil)
 		code = max(code, c)
 		if res != nil {
 			results = append(results, res)
@@ -178,7 +178,9 @@ func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src *source, dryRun
 		snap = nil
 	}
 	if !dryRun {
-		if aerr := s.PutSyncAttempt(ctx, sync.Attempt(opts.Source, snap, res, err, start), store.Fence{}); aerr != nil && err == nil {
+		at := sync.Attempt(opts.Source, snap, res, err, start)
+		at.Leader = "sync --once " + candidateID()
+		if aerr := s.PutSyncAttempt(ctx, at, store.Fence{}); aerr != nil && err == nil {
 			err = aerr
 		}
 	}
