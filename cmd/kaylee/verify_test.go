@@ -61,7 +61,10 @@ func TestSyncOnceVerifiedSources(t *testing.T) {
 		commit func() string
 		want   string // on stderr, after the short commit
 	}{
-		{"unsigned", func() string { repoA.Write(map[string]string{"prod/web.yaml": unitWeb2}); return repoA.Commit("unsigned") }, " (main) is not signed"},
+		{"unsigned", func() string {
+			repoA.Write(map[string]string{"prod/web.yaml": unitWeb2})
+			return repoA.Commit("unsigned")
+		}, " (main) is not signed"},
 		{"signed by a key not allowed", func() string {
 			repoA.Write(map[string]string{"prod/web.yaml": unitWeb2})
 			return repoA.CommitSigned("mallory", mallory)
