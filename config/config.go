@@ -36,6 +36,7 @@ type Source struct {
 	Ref      string
 	Path     string
 	Interval time.Duration // 0: the process's default
+	Timeout  time.Duration // of one pass (fetch and apply); 0: the default
 
 	SSHKeyFile               string
 	KnownHosts               string
@@ -252,7 +253,7 @@ func (d *decoder) list(n *yaml.Node, path string) bool {
 	return true
 }
 
-var sourceFields = []string{"name", "repo", "ref", "path", "interval", "sshKeyFile", "knownHosts", "insecureSkipHostKeyCheck",
+var sourceFields = []string{"name", "repo", "ref", "path", "interval", "timeout", "sshKeyFile", "knownHosts", "insecureSkipHostKeyCheck",
 	"username", "passwordFile", "allowEmpty", "maxPrune", "suspend", "verify"}
 
 func (d *decoder) source(n *yaml.Node, path string) (Source, bool) {
@@ -269,17 +270,8 @@ func (d *decoder) source(n *yaml.Node, path string) (Source, bool) {
 	s.Repo = d.str(v, path, "repo", true)
 	s.Ref = d.str(v, path, "ref", false)
 	s.Path = d.str(v, path, "path", false)
-	if n := v["interval"]; n != nil {
-		iv, err := time.ParseDuration(n.Value)
-		switch {
-		case n.Kind != yaml.ScalarNode || err != nil:
-			d.fail(n, path+".interval", "%s is not a duration such as 30s or 5m", kind(n))
-		case iv < time.Second:
-			d.fail(n, path+".interval", "%s: use at least 1s", iv)
-		default:
-			s.Interval = iv
-		}
-	}
+	s.Interval = d.duration(v, path, "interval")
+	s.Timeout = d.duration(v, path, "timeout")
 	s.SSHKeyFile = d.file(v, path, "sshKeyFile")
 	s.KnownHosts = d.file(v, path, "knownHosts")
 	s.InsecureSkipHostKeyCheck = d.bool(v, path, "insecureSkipHostKeyCheck")
@@ -380,6 +372,24 @@ func (d *decoder) file(v map[string]*yaml.Node, path, field string) string {
 		return s
 	}
 	return filepath.Join(d.dir, s)
+}
+
+// duration is a duration of at least a second, or 0 when not given.
+func (d *decoder) duration(v map[string]*yaml.Node, path, field string) time.Duration {
+	n := v[field]
+	if n == nil {
+		return 0
+	}
+	iv, err := time.ParseDuration(n.Value)
+	switch {
+	case n.Kind != yaml.ScalarNode || err != nil:
+		d.fail(n, join(path, field), "%s is not a duration such as 30s or 5m", kind(n))
+	case iv < time.Second:
+		d.fail(n, join(path, field), "%s: use at least 1s", iv)
+	default:
+		return iv
+	}
+	return 0
 }
 
 func (d *decoder) bool(v map[string]*yaml.Node, path, field string) bool {

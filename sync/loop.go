@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -10,6 +11,9 @@ import (
 	"github.com/kaylee-gitops/kaylee/gitsource"
 	"github.com/kaylee-gitops/kaylee/store"
 )
+
+// DefaultTimeout bounds a pass when Loop.Timeout is not set.
+const DefaultTimeout = 2 * time.Minute
 
 // Fetcher gives the current snapshot of a source (gitsource.Source).
 type Fetcher interface {
@@ -28,6 +32,9 @@ type Loop struct {
 	Store    Store
 	Options  Options       // Source, URL, Path, safety flags
 	Interval time.Duration // default 1m; each wait is ±10% at random
+	// Timeout bounds one pass (fetch and apply), so that a git server that
+	// hangs fails the pass instead of stopping the loop. Default 2m.
+	Timeout time.Duration
 	// Triggers, when set, gives the commits announced by webhooks (""
 	// when unknown); the loop syncs at once on each. A closed channel is
 	// watched again.
@@ -51,6 +58,13 @@ type Loop struct {
 // written. Once is not safe for concurrent use (Run calls it in turn).
 func (l *Loop) Once(ctx context.Context, fence store.Fence) (*Result, error) {
 	start := time.Now()
+	timeout := l.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	outer := ctx
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	o := l.Options
 	o.Fence = fence
 	snap, err := l.Fetcher.Fetch(ctx)
@@ -66,12 +80,17 @@ func (l *Loop) Once(ctx context.Context, fence store.Fence) (*Result, error) {
 	if l.Observer != nil {
 		l.Observer.Synced(o.Source, res, err, time.Since(start))
 	}
-	if errors.Is(err, store.ErrNotLeader) || ctx.Err() != nil || o.DryRun {
+	if errors.Is(err, store.ErrNotLeader) || outer.Err() != nil || o.DryRun {
 		return res, err
+	}
+	if ctx.Err() != nil {
+		err = fmt.Errorf("the pass took longer than its timeout of %s: %w", timeout, err)
 	}
 	a := Attempt(o.Source, snap, res, err, start)
 	a.Leader = l.ID
-	if aerr := l.Store.PutSyncAttempt(ctx, a, fence); aerr != nil && err == nil {
+	actx, acancel := context.WithTimeout(outer, 10*time.Second)
+	defer acancel()
+	if aerr := l.Store.PutSyncAttempt(actx, a, fence); aerr != nil && err == nil {
 		return res, aerr
 	}
 	return res, err

@@ -41,28 +41,39 @@ func (a *app) agentCommand() *cobra.Command {
 		c     = agentConfig{git: &g, sched: &sched}
 	)
 	cmd := &cobra.Command{
-		Use:   "agent --repo URL [--path DIR] [flags]",
+		Use:   "agent (--repo URL [--path DIR] | --config FILE) [flags]",
 		Short: "Run the GitOps agent: git sync and the scheduler, with webhooks, health and metrics",
 		Long: `Agent is Kaylee on the cluster: in one process, the sync loop of kaylee sync
-(every --interval, and at once on a webhook) and the scheduler of kaylee server.
-Run several: they elect one leader, and only the leader syncs and schedules.
+for each git source (every --interval, and at once on a webhook) and the
+scheduler of kaylee server. The source is --repo with the git flags, or each
+source of --config FILE (see kaylee help config), which also lists where to
+send notifications of syncs and rollouts.
+
+Run several. Each role has its own leader election: the scheduler at
+<etcd-prefix>/leader, each source's sync at <etcd-prefix>/sync-leader/<name>.
+Only a role's leader acts, and its writes are fenced on its own election key;
+so agents, servers and sync loops mix on one etcd, and one process may lead
+the scheduler while others sync.
 
 HTTP on --listen:
   GET  /healthz    200 while the process runs
-  GET  /readyz     200 once etcd answers, a leader is known and the source has
-                   been synced at least once; 503 with the reasons otherwise
+  GET  /readyz     200 once etcd answers, the scheduler has a leader and every
+                   source (not suspended) has been synced; 503 with the reasons
   GET  /metrics    Prometheus metrics (kaylee_*)
-  POST /hooks/git  a GitHub (X-Hub-Signature-256) or GitLab (X-Gitlab-Token)
-                   push webhook, verified with --webhook-secret-file; anything
-                   else gets 401. It triggers a sync at once (any agent takes
-                   it; the leader syncs). When the payload names the pushed
-                   commit, the leader fetches until the head is that commit,
-                   for about a minute, so a webhook that outruns the git
-                   server is not lost.
+  POST /hooks/git  a GitHub or Gitea (X-Hub-Signature-256) or GitLab
+                   (X-Gitlab-Token) push webhook, verified with
+                   --webhook-secret-file; anything else gets 401. It triggers
+                   at once the sources whose repository the payload names
+                   (202 with their names; 404 when no source follows it; a
+                   payload naming no repository triggers all). Any agent takes
+                   it; the source's leader syncs. When the payload names the
+                   pushed commit, the leader fetches until the head is that
+                   commit, for about a minute.
 
 Git, sync and scheduler flags are those of kaylee sync and kaylee server.`,
 		Example: `  kaylee agent --repo git@github.com:org/units.git --ssh-key /etc/kaylee/deploy-key --path prod \
       --webhook-secret-file /etc/kaylee/webhook-secret --listen 0.0.0.0:9520
+  kaylee agent --config /etc/kaylee/kaylee.yaml --webhook-secret-file /etc/kaylee/webhook-secret
   KAYLEE_REPO=https://git.example.com/ops/units.git KAYLEE_GIT_PASSWORD=$TOKEN kaylee agent --git-username kaylee`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -200,7 +211,7 @@ type sourceLoop struct {
 func (src *source) loop(s *store.Store, id string, obs sync.Observer, log *slog.Logger) *sourceLoop {
 	name := src.opts.Source
 	return &sourceLoop{src: src, st: s, Loop: &sync.Loop{Fetcher: src.git, Store: s, Options: src.opts, Interval: src.interval,
-		Log: log, Observer: obs, ID: id,
+		Timeout: src.timeout, Log: log, Observer: obs, ID: id,
 		Triggers: func(ctx context.Context) <-chan string { return s.WatchTriggers(ctx, name) }}}
 }
 

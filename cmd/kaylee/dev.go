@@ -150,8 +150,12 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 	defer closeClient(c)
 	s := store.New(c, a.etcd.Prefix)
 	fmt.Fprintf(out, "scheduler: units under %s/units/, fleet units %s:*, --min-ready %s\n", s.Prefix(), f.sched.unitPrefix, f.sched.minReady)
-	if f.git.repo != "" {
-		fmt.Fprintf(out, "git: %s path %q every %s; webhooks and metrics on %s\n", f.git.repo, f.git.path, f.agent.interval, orDash(f.agent.listen))
+	if f.git.repo != "" || f.git.configFile != "" {
+		if f.git.configFile != "" {
+			fmt.Fprintf(out, "git: the sources of %s; webhooks and metrics on %s\n", f.git.configFile, orDash(f.agent.listen))
+		} else {
+			fmt.Fprintf(out, "git: %s path %q every %s; webhooks and metrics on %s\n", f.git.repo, f.git.path, f.agent.interval, orDash(f.agent.listen))
+		}
 		fmt.Fprintf(out, "ready: commit unit files and watch them roll out below   (Ctrl-C stops)\n")
 		c := f.agent
 		c.git, c.sched, c.store, c.api, c.log = &f.git, &f.sched, s, cluster.API(), log

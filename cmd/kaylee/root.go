@@ -124,6 +124,7 @@ Start with: kaylee dev --repo . --path examples`,
 		a.serverCommand(),
 		a.statusCommand(),
 		a.sourcesCommand(),
+		configHelp(),
 		a.syncCommand(),
 		a.agentCommand(),
 	)

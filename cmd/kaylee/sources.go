@@ -20,6 +20,7 @@ type source struct {
 	git      *gitsource.Source
 	opts     sync.Options
 	interval time.Duration
+	timeout  time.Duration // of a pass; 0: sync.DefaultTimeout
 }
 
 // sourceFlags are the git flags that describe one source; with --config
@@ -66,6 +67,7 @@ func (a *app) openSources(g *gitFlags, cf *config.File, interval time.Duration) 
 		if s.interval = cs.Interval; s.interval == 0 {
 			s.interval = interval
 		}
+		s.timeout = cs.Timeout
 		out = append(out, s)
 	}
 	return out, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -188,6 +189,16 @@ notifications:
 		return e.Kind == "sync" && e.Source == "team-b" && e.Revision == revB && e.Result == "synced" && e.Updated == 1
 	})
 
+	// team-a's sync loop stops too: the agent alone syncs both sources and
+	// schedules.
+	if code, err := syncA.Stop(); code != 0 || err != nil {
+		t.Fatalf("stopping sync a: %d %v", code, err)
+	}
+	waitFor(t, 20*time.Second, "the agent leads team-a", func() bool { return leads(t, agent, store.SourceElection("team-a")) })
+	repoA.Write(map[string]string{"units/web.yaml": unitWeb})
+	revA = repoA.Commit("a3")
+	running("web", "nginx:1")
+
 	// kaylee sources shows both, with the revision each applied.
 	r := kaylee(t, env, "sources")
 	for _, want := range []string{"team-a", revA[:7], "team-b", revB[:7], "synced"} {
@@ -208,5 +219,64 @@ notifications:
 	defer rcv.mu.Unlock()
 	if rcv.bad > 0 {
 		t.Errorf("%d notifications had a bad signature or body", rcv.bad)
+	}
+}
+
+// One source whose git server hangs delays no other: the good source is
+// synced at once, the hanging one fails its pass at its timeout, and
+// kaylee sources says so.
+func TestSlowSourceDelaysNoOther(t *testing.T) {
+	e := etcdtest.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hung []net.Conn
+	var mu gosync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			hung = append(hung, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range hung {
+			c.Close()
+		}
+	})
+	repo := gittest.NewRepo(t)
+	repo.Write(map[string]string{"web.yaml": unitWeb})
+	rev := repo.Commit("first")
+	cfg := writeConfig(t, t.TempDir(), "kaylee.yaml", fmt.Sprintf(`sources:
+- name: hangs
+  repo: http://%s/units.git
+  timeout: 12s
+  interval: 1h
+- name: good
+  repo: %s
+  interval: 1h
+`, ln.Addr(), repo.FileURL()))
+	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
+	startKaylee(t, env, "sync", "--config", cfg, "--cache-dir", t.TempDir(), "--lease-ttl", "2s")
+	s := store.New(e.Client(t), store.DefaultPrefix)
+	waitFor(t, 10*time.Second, "the good source synced", func() bool {
+		r, err := s.GetSyncRecord(context.Background(), "good")
+		return err == nil && r.Revision == rev
+	})
+	waitFor(t, 40*time.Second, "the hanging source's pass failed at its timeout", func() bool {
+		a, err := s.ListSyncAttempts(context.Background())
+		return err == nil && a["hangs"] != nil && a["hangs"].Result == store.AttemptFailed
+	})
+	r := kaylee(t, env, "sources", "hangs")
+	if !strings.Contains(r.stdout, "Last attempt:  failed") || !strings.Contains(r.stdout, "the pass took longer than its timeout of 12s") || !strings.Contains(r.stdout, "Applied:       nothing yet") {
+		t.Fatalf("kaylee sources hangs:\n%s%s", r.stdout, r.err)
 	}
 }

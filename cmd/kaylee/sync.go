@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -170,6 +171,12 @@ func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src *source, dryRun
 	start := time.Now()
 	opts := src.opts
 	opts.DryRun = dryRun
+	timeout := src.timeout
+	if timeout == 0 {
+		timeout = sync.DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	snap, err := src.git.Fetch(ctx)
 	var res *sync.Result
 	if err == nil {
@@ -180,7 +187,7 @@ func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src *source, dryRun
 	if !dryRun {
 		at := sync.Attempt(opts.Source, snap, res, err, start)
 		at.Leader = "sync --once " + candidateID()
-		if aerr := s.PutSyncAttempt(ctx, at, store.Fence{}); aerr != nil && err == nil {
+		if aerr := s.PutSyncAttempt(cmd.Context(), at, store.Fence{}); aerr != nil && err == nil {
 			err = aerr
 		}
 	}

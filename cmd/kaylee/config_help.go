@@ -1,0 +1,46 @@
+package main
+
+import "github.com/spf13/cobra"
+
+// configHelp is the help topic "kaylee help config".
+func configHelp() *cobra.Command {
+	return &cobra.Command{
+		Use:   "config",
+		Short: "The config file of kaylee agent --config and kaylee sync --config",
+		Long: `A config file lists the git sources one process follows and where it sends
+notifications. Decoding is strict: an unknown field, a wrong type or a bad
+value is an error naming FILE:LINE and the field, and the process does not
+start. Relative file names are taken from the file's directory.
+
+  sources:
+  - name: team-a                      # required: [a-z0-9._-], its etcd keys
+    repo: ssh://git@git.example.com/team-a/units.git   # required
+    ref: main                         # branch, tag or commit (default: HEAD)
+    path: prod                        # directory of unit files (default: root)
+    interval: 1m                      # default: --interval
+    timeout: 2m                       # of one pass, fetch and apply (default 2m)
+    sshKeyFile: team-a.key            # SSH auth, as --ssh-key
+    knownHosts: known_hosts           # as --known-hosts
+    insecureSkipHostKeyCheck: false
+    username: kaylee                  # HTTPS auth, as --git-username
+    passwordFile: team-a.token        # as --git-password-file
+    allowEmpty: false                 # a pass may leave the source empty
+    maxPrune: 50%                     # share one pass may prune
+    suspend: false                    # true: follow nothing, say so in kaylee sources
+    verify:                           # only signed revisions apply
+      mode: HEAD                      # HEAD (the commit), Tag (an annotated tag), TagAndHEAD
+      allowedSigners: team-a.signers  # SSH signatures: git's gpg.ssh.allowedSignersFile format
+      keyring: team-a.asc             # OpenPGP signatures: armored public keys
+  notifications:
+  - url: https://hooks.example.com/kaylee
+    secretFile: notify.secret         # HMAC-SHA256 key of X-Kaylee-Signature-256
+    events: [sync, rollout]           # default: both
+
+Each source has its own record (<prefix>/sync/<name>), last attempt
+(<prefix>/attempts/<name>), inventory and leader election
+(<prefix>/sync-leader/<name>), so one slow or broken source delays no other
+and processes with different roles share one etcd. With --config, the
+one-source flags (--repo, --path, --source, …) are refused; --cache-dir,
+--interval and --force still apply.`,
+	}
+}
