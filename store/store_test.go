@@ -290,3 +290,55 @@ func TestLeadHandsOver(t *testing.T) {
 		t.Fatalf("new leader's status write: %v", err)
 	}
 }
+
+// Each role has its own election: two candidates lead two elections at
+// once, and each leader's writes are fenced on its own key, so losing one
+// leadership fences only that leader's writes.
+func TestElectionsAreIndependent(t *testing.T) {
+	s, _ := newStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sched, err := s.NewLeader(ctx, SchedulerElection, "server", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := s.NewLeader(ctx, SourceElection("team-a"), "sync-a", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []*Leader{sched, src} {
+		done := make(chan error, 1)
+		go func() { done <- l.Campaign(ctx) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s waits behind another election", l.id)
+		}
+	}
+	if id, _ := s.LeaderID(ctx, SchedulerElection); id != "server" {
+		t.Fatalf("scheduler leader %q", id)
+	}
+	leaders, err := s.SourceLeaders(ctx)
+	if err != nil || len(leaders) != 1 || leaders["team-a"] != "sync-a" {
+		t.Fatalf("source leaders %v %v", leaders, err)
+	}
+	schedFence, srcFence := sched.Fence(), src.Fence()
+	if schedFence.Key == srcFence.Key {
+		t.Fatalf("both fences on %s", schedFence.Key)
+	}
+	if err := src.Resign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutUnit(ctx, spec("x", 1), srcFence); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("write of the resigned source leader: %v, want ErrNotLeader", err)
+	}
+	if _, err := s.PutUnit(ctx, spec("x", 1), schedFence); err != nil {
+		t.Fatalf("the scheduler leader's write after another role's leader resigned: %v", err)
+	}
+	if leaders, _ := s.SourceLeaders(ctx); len(leaders) != 0 {
+		t.Fatalf("source leaders after resigning: %v", leaders)
+	}
+}

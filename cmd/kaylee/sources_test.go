@@ -263,7 +263,10 @@ func TestSlowSourceDelaysNoOther(t *testing.T) {
 - name: good
   repo: %s
   interval: 1h
-`, ln.Addr(), repo.FileURL()))
+- name: paused
+  repo: %s
+  suspend: true
+`, ln.Addr(), repo.FileURL(), repo.FileURL()))
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
 	startKaylee(t, env, "sync", "--config", cfg, "--cache-dir", t.TempDir(), "--lease-ttl", "2s")
 	s := store.New(e.Client(t), store.DefaultPrefix)
@@ -275,6 +278,12 @@ func TestSlowSourceDelaysNoOther(t *testing.T) {
 		a, err := s.ListSyncAttempts(context.Background())
 		return err == nil && a["hangs"] != nil && a["hangs"].Result == store.AttemptFailed
 	})
+	if r := kaylee(t, env, "sources", "paused"); !strings.Contains(r.stdout, "Suspended:     true") || !strings.Contains(r.stdout, "suspend: true in "+cfg+":11: sources[2].suspend") {
+		t.Fatalf("kaylee sources paused:\n%s%s", r.stdout, r.err)
+	}
+	if _, err := s.GetSyncRecord(context.Background(), "paused"); err == nil {
+		t.Fatal("a suspended source synced")
+	}
 	r := kaylee(t, env, "sources", "hangs")
 	if !strings.Contains(r.stdout, "Last attempt:  failed") || !strings.Contains(r.stdout, "the pass took longer than its timeout of 12s") || !strings.Contains(r.stdout, "Applied:       nothing yet") {
 		t.Fatalf("kaylee sources hangs:\n%s%s", r.stdout, r.err)

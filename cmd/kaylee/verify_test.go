@@ -206,6 +206,40 @@ func TestGitOwnedUnitsProtected(t *testing.T) {
 	if r := kaylee(t, env, "rm", "--force", "web"); r.code != 0 || storedUnits(t, e)["web"] != "" {
 		t.Fatalf("rm --force: %d %s%s", r.code, r.stdout, r.err)
 	}
+
+	// kaylee status names each unit's source and marks one whose file
+	// fails in git.
+	repo.Write(map[string]string{"units/web.yaml": unitWeb, "units/api.yaml": unitAPI})
+	repo.Commit("web back, api")
+	kaylee(t, env, "sync", "--once", "--repo", repo.FileURL(), "--path", "units", "--source", "team-a")
+	repo.Write(map[string]string{"units/api.yaml": "name: api\nreplicas: lots\napps:\n- image: docker://api\n"})
+	repo.Commit("api broken")
+	if r := kaylee(t, env, "sync", "--once", "--repo", repo.FileURL(), "--path", "units", "--source", "team-a"); r.code != 1 {
+		t.Fatalf("sync of a broken file: %d", r.code)
+	}
+	r := kaylee(t, env, "status")
+	lines := map[string]string{}
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			lines[f[0]] = l
+		}
+	}
+	if l := lines["api"]; !strings.Contains(l, " team-a! ") || !strings.Contains(l, "its file fails in git (units/api.yaml:2: replicas:") {
+		t.Errorf("status of api: %q", l)
+	}
+	if l := lines["web"]; !strings.Contains(l, " team-a ") || strings.Contains(l, "fails in git") {
+		t.Errorf("status of web: %q", l)
+	}
+	if l := lines["own"]; !strings.Contains(l, " - ") {
+		t.Errorf("status of own (kaylee run): %q", l)
+	}
+	if !strings.Contains(r.stdout, "1 unit(s) marked ! have a file that fails in git: see kaylee sources") {
+		t.Errorf("status lacks the footnote:\n%s", r.stdout)
+	}
+	r = kaylee(t, env, "status", "api", "-o", "json")
+	if !strings.Contains(r.stdout, `"source": "team-a"`) || !strings.Contains(r.stdout, `"gitErrors": [`) {
+		t.Errorf("status api -o json:\n%s", r.stdout)
+	}
 }
 
 // Two kaylee sync --once on one cache directory at once (two CI jobs on
