@@ -26,6 +26,16 @@ type File struct {
 	Name          string // as given to Load
 	Sources       []Source
 	Notifications []Notification
+	sourcesLine   int
+}
+
+// NeedSources is an error when the file lists no source: the commands
+// that sync need one (kaylee server reads only notifications:).
+func (f *File) NeedSources() error {
+	if len(f.Sources) > 0 {
+		return nil
+	}
+	return &Error{File: f.Name, Line: f.sourcesLine, Field: "sources", Msg: "no source: list at least one (name, repo)"}
 }
 
 // Source is one git source: a repository path mirrored into etcd, with
@@ -109,7 +119,7 @@ func Load(name string, data []byte) (*File, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, &Error{File: name, Msg: "the file is empty: it needs a sources: list"}
+			return nil, &Error{File: name, Msg: "the file is empty: list sources: or notifications:"}
 		}
 		return nil, d.yamlError(err)
 	}
@@ -215,13 +225,11 @@ func (d *decoder) top(root *yaml.Node, f *File) {
 	if !ok {
 		return
 	}
-	if n := v["sources"]; n == nil || n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
-		line := root
-		if n != nil {
-			line = n
-		}
-		d.fail(line, "sources", "no source: list at least one (name, repo)")
-	} else if d.list(n, "sources") {
+	f.sourcesLine = root.Line
+	if n := v["sources"]; n != nil {
+		f.sourcesLine = n.Line
+	}
+	if n := v["sources"]; n != nil && d.list(n, "sources") {
 		seen := map[string]*yaml.Node{}
 		for i, e := range n.Content {
 			s, ok := d.source(e, fmt.Sprintf("sources[%d]", i))

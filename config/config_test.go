@@ -66,19 +66,37 @@ func TestLoadTwoSources(t *testing.T) {
 	}
 }
 
+func TestNeedSources(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"notifications:\n- url: http://x\n", "k.yaml:1: sources: no source: list at least one (name, repo)"},
+		{"notifications: []\nsources: []\n", "k.yaml:2: sources: no source: list at least one (name, repo)"},
+		{"sources:\n- {name: a, repo: r}\n", ""},
+	}
+	for _, tt := range tests {
+		f, err := Load("k.yaml", []byte(tt.in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if err := f.NeedSources(); err != nil {
+			got = err.Error()
+		}
+		if got != tt.want {
+			t.Errorf("%q: NeedSources %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	tests := []struct {
 		name, in string
 		want     []string // each a line of the error
 	}{
-		{"empty", ``, []string{"k.yaml: the file is empty: it needs a sources: list"}},
-		{"no sources", "notifications: []\n", []string{"k.yaml:1: sources: no source: list at least one (name, repo)"}},
+		{"empty", ``, []string{"k.yaml: the file is empty: list sources: or notifications:"}},
 		{"yaml syntax", "sources: [\n", []string{"k.yaml:1: YAML: did not find expected node content"}},
 		{"not a mapping", "- a\n", []string{"k.yaml:1: want a mapping of fields, not a list"}},
 		{"typo", "sources:\n- name: a\n  repo: r\n  intervall: 1m\n", []string{"k.yaml:4: sources[0].intervall: unknown field; did you mean interval?"}},
-		{"unknown top", "source:\n- name: a\n", []string{
-			"k.yaml:1: source: unknown field; did you mean sources?",
-			"k.yaml:1: sources: no source: list at least one (name, repo)"}},
+		{"unknown top", "source:\n- name: a\n", []string{"k.yaml:1: source: unknown field; did you mean sources?"}},
 		{"missing name and repo", "sources:\n- ref: main\n", []string{"k.yaml:2: sources[0].name: required", "k.yaml:2: sources[0].repo: required"}},
 		{"bad name", "sources:\n- name: Team A\n  repo: r\n", []string{`k.yaml:2: sources[0].name: "Team A": use lower-case letters, digits, '.', '_' and '-' (it is part of etcd keys), at most 64`}},
 		{"duplicate name", "sources:\n- {name: a, repo: r}\n- {name: a, repo: s}\n", []string{`k.yaml:3: sources[1].name: source "a" is also defined at line 2; names must be unique`}},

@@ -30,8 +30,8 @@ func FuzzLoad(f *testing.F) {
 			}
 			return
 		}
-		if len(file.Sources) == 0 {
-			t.Fatal("loaded with no source")
+		if (len(file.Sources) == 0) != (file.NeedSources() != nil) {
+			t.Fatal("NeedSources disagrees with the sources loaded")
 		}
 		for _, s := range file.Sources {
 			if !ValidName(s.Name) || s.Repo == "" {

@@ -163,7 +163,7 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 		err = a.runAgent(cmd, c)
 	} else {
 		fmt.Fprintf(out, "ready: in another terminal  kaylee run examples/countly.yaml && kaylee status   (Ctrl-C stops)\n")
-		err = a.schedule(ctx, s, cluster.API(), &f.sched, log)
+		err = a.schedule(ctx, s, cluster.API(), &f.sched, log, &notifiers{})
 	}
 	fmt.Fprintln(out, "stopping")
 	return err

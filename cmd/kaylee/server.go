@@ -85,11 +85,12 @@ func (f *schedulerFlags) options() (fleet.Options, error) {
 
 // schedule runs the scheduler until ctx ends: it campaigns for leadership
 // and reconciles while it leads.
-func (a *app) schedule(ctx context.Context, s *store.Store, api client.API, f *schedulerFlags, log *slog.Logger) error {
+func (a *app) schedule(ctx context.Context, s *store.Store, api client.API, f *schedulerFlags, log *slog.Logger, ns *notifiers) error {
 	opts, err := f.options()
 	if err != nil {
 		return err
 	}
+	opts.History = ns.history
 	r, err := fleet.NewReconciler(api, s, opts, log)
 	if err != nil {
 		return err
@@ -97,6 +98,7 @@ func (a *app) schedule(ctx context.Context, s *store.Store, api client.API, f *s
 	if f.leaseTTL < time.Second {
 		return fmt.Errorf("--lease-ttl %s: use at least 1s", f.leaseTTL)
 	}
+	go ns.run(ctx)
 	return s.Lead(ctx, store.SchedulerElection, candidateID(), f.leaseTTL, log, r.Run)
 }
 
@@ -112,12 +114,14 @@ func candidateID() string {
 
 func (a *app) serverCommand() *cobra.Command {
 	var f schedulerFlags
+	var configFile string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the scheduler: turn the units in etcd into fleet units",
 		Long: `Server runs the scheduler. Run several for availability: they elect one leader
 (under <etcd-prefix>/leader) and only the leader acts; another takes over
---lease-ttl after it dies.
+--lease-ttl after it dies. With --config FILE, the endpoints of its
+notifications: are told of rollouts started, succeeded and failed.
 
 The leader reconciles on start, on every change under <etcd-prefix>/units/,
 when fleet's unit states change, and every --resync. For each unit it creates
@@ -144,6 +148,17 @@ which need etcd's v2 API) or, with --fleet-endpoint, through fleetd's HTTP API.`
 			if err != nil {
 				return err
 			}
+			cf, err := loadConfig(configFile, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			if cf != nil && len(cf.Sources) > 0 {
+				log.Info("kaylee server runs no sync: the sources of the config file are for kaylee agent or kaylee sync", "config", configFile)
+			}
+			ns, err := newNotifiers(cf, log)
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			s, done, err := a.openStore(ctx)
 			if err != nil {
@@ -156,10 +171,11 @@ which need etcd's v2 API) or, with --fleet-endpoint, through fleetd's HTTP API.`
 			}
 			log.Info("kaylee server starting", "version", versionString(), "etcd", strings.Join(a.etcd.Endpoints, ","),
 				"prefix", s.Prefix(), "fleet", fleetWhere(&f), "unitPrefix", f.unitPrefix)
-			return a.schedule(ctx, s, api, &f, log)
+			return a.schedule(ctx, s, api, &f, log, ns)
 		},
 	}
 	f.register(cmd.Flags(), 10*time.Second)
+	cmd.Flags().StringVar(&configFile, "config", "", "config file whose notifications: are told of rollouts (see kaylee help config)")
 	return cmd
 }
 

@@ -50,6 +50,9 @@ func loadConfig(file string, fl *pflag.FlagSet) (*config.File, error) {
 func (a *app) openSources(g *gitFlags, cf *config.File, interval time.Duration) ([]*source, error) {
 	var cfgs []config.Source
 	if cf != nil {
+		if err := cf.NeedSources(); err != nil {
+			return nil, err
+		}
 		cfgs = cf.Sources
 	} else {
 		cs, err := g.source()

@@ -94,7 +94,9 @@ func TestRolesCoexist(t *testing.T) {
 	urlA, urlB := repoA.ServeHTTP("", ""), repoB.ServeHTTP("", "")
 	dir := t.TempDir()
 	rcv := newReceiver(t, "notify-secret")
+	rcvServer := newReceiver(t, "notify-secret")
 	files := map[string]string{
+		"server.yaml":   "notifications:\n- url: " + rcvServer.URL + "\n  secretFile: notify.secret\n  events: [rollout]\n",
 		"hook.secret":   "hook-secret\n",
 		"notify.secret": "notify-secret\n",
 		"kaylee.yaml": fmt.Sprintf(`sources:
@@ -116,7 +118,7 @@ notifications:
 		}
 	}
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
-	server := startKaylee(t, env, "server", "--min-ready", "300ms", "--lease-ttl", "2s")
+	server := startKaylee(t, env, "server", "--min-ready", "300ms", "--lease-ttl", "2s", "--config", filepath.Join(dir, "server.yaml"))
 	waitFor(t, 20*time.Second, "server leads the scheduler", func() bool { return leads(t, server, store.SchedulerElection) })
 	syncA := startKaylee(t, env, "sync", "--repo", urlA, "--path", "units", "--source", "team-a", "--interval", "1s", "--lease-ttl", "2s", "--cache-dir", t.TempDir())
 	syncB := startKaylee(t, env, "sync", "--repo", urlB, "--source", "team-b", "--interval", "1s", "--lease-ttl", "2s", "--cache-dir", t.TempDir())
@@ -138,6 +140,9 @@ notifications:
 	}
 	running("web", "nginx:1")
 	running("api", "docker://api")
+	rcvServer.has("kaylee server tells of api's first rollout", func(e notify.Event) bool {
+		return e.Kind == "rollout" && e.Unit == "api" && e.Result == "succeeded" && e.Source == "team-b"
+	})
 	waitFor(t, 30*time.Second, "the agent is ready", func() bool { code, _ := get(addr, "/readyz"); return code == 200 })
 	for _, p := range []*proc{agent} {
 		for _, el := range []store.Election{store.SchedulerElection, store.SourceElection("team-a"), store.SourceElection("team-b")} {
