@@ -66,6 +66,10 @@ type Options struct {
 	// a rollout opened (progressing) or closed (deployed, failed…). It must
 	// not block (notifications queue what they send).
 	History func(e store.HistoryEntry)
+	// Confirmed, when set, is called each time the leader has confirmed
+	// its leadership right before fleet calls (a fault-injection hook for
+	// tests: a process may stop itself there).
+	Confirmed func()
 }
 
 // Observer is told what the reconciler does (for metrics).
@@ -119,6 +123,9 @@ type Store interface {
 	DeleteHistory(ctx context.Context, name string, f store.Fence) error
 	RollbackPins(ctx context.Context) (map[string]*store.RollbackPin, error)
 	ListSyncRecords(ctx context.Context) (map[string]*store.SyncRecord, error)
+	// Confirm checks the fence stands and says for how long at least (see
+	// store.Store.Confirm); every batch of fleet calls waits for it.
+	Confirm(ctx context.Context, f store.Fence) (time.Duration, error)
 }
 
 // Reconciler drives fleet to the units in the store. Run it only while
@@ -377,7 +384,9 @@ func (t *term) pass(ctx context.Context) (passResult, error) {
 	if len(ops) > 0 {
 		res.busy = true
 	}
-	t.apply(ctx, ops)
+	if err := t.apply(ctx, ops); err != nil {
+		return res, err
+	}
 	if t.opts.Observer != nil {
 		phases := map[string]int{}
 		for _, st := range statuses {
@@ -551,7 +560,15 @@ func (t *term) render(u *store.Unit, restart int64, machines []deploy.Machine) (
 
 // apply makes the fleet calls with at most Workers at once. A call that
 // fails is logged and made again by a later pass.
-func (t *term) apply(ctx context.Context, ops []op) {
+// apply makes the fleet calls of a pass with a bounded pool, each within
+// a window of confirmed leadership (see guard). When leadership cannot be
+// confirmed it makes no further call and returns why.
+func (t *term) apply(ctx context.Context, ops []op) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	g := &guard{confirm: func(ctx context.Context) (time.Duration, error) { return t.store.Confirm(ctx, t.fence) },
+		confirmed: t.opts.Confirmed}
 	work := make(chan op)
 	var wg sync.WaitGroup
 	for range min(t.opts.Workers, len(ops)) {
@@ -559,6 +576,9 @@ func (t *term) apply(ctx context.Context, ops []op) {
 		go func() {
 			defer wg.Done()
 			for o := range work {
+				if g.allow(ctx) != nil {
+					continue
+				}
 				err := t.call(o)
 				if t.opts.Observer != nil {
 					t.opts.Observer.FleetCall(o.kind.String(), err)
@@ -582,6 +602,10 @@ func (t *term) apply(ctx context.Context, ops []op) {
 	}
 	close(work)
 	wg.Wait()
+	if g.err != nil && ctx.Err() == nil {
+		t.log.Warn("fleet calls not made: leadership could not be confirmed", "err", g.err)
+	}
+	return g.err
 }
 
 func (t *term) call(o op) error {

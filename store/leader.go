@@ -56,7 +56,9 @@ func (l *Leader) Campaign(ctx context.Context) error {
 }
 
 // Fence returns the guard for this leader's writes.
-func (l *Leader) Fence() Fence { return Fence{Key: l.election.Key(), Rev: l.election.Rev()} }
+func (l *Leader) Fence() Fence {
+	return Fence{Key: l.election.Key(), Rev: l.election.Rev(), Lease: l.session.Lease()}
+}
 
 // Done is closed when the session ends: leadership is lost.
 func (l *Leader) Done() <-chan struct{} { return l.session.Done() }
@@ -149,4 +151,39 @@ func (s *Store) SourceLeaders(ctx context.Context) (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// Confirm checks that the fence still stands, with a linearizable read of
+// its key, and returns how long it stands at least, counted from before
+// the call: the remaining time to live of its lease, which etcd does not
+// shorten. A writer that cannot guard a write with the fence (a fleet
+// call: fleet's registry is in etcd's v2 keyspace, out of reach of a v3
+// transaction) makes it only within that time. It returns ErrNotLeader
+// when the key is gone or belongs to a newer candidate. The zero Fence
+// always stands.
+func (s *Store) Confirm(ctx context.Context, f Fence) (time.Duration, error) {
+	if f.Key == "" {
+		return time.Duration(1<<62 - 1), nil
+	}
+	start := time.Now()
+	r, err := s.c.Get(ctx, f.Key)
+	if err != nil {
+		return 0, fmt.Errorf("etcd: confirming leadership: %w", err)
+	}
+	if len(r.Kvs) == 0 || r.Kvs[0].CreateRevision != f.Rev {
+		return 0, ErrNotLeader
+	}
+	if f.Lease == clientv3.NoLease {
+		return time.Duration(1<<62 - 1), nil
+	}
+	ttl, err := s.c.TimeToLive(ctx, f.Lease)
+	if err != nil {
+		return 0, fmt.Errorf("etcd: confirming leadership: lease: %w", err)
+	}
+	if ttl.TTL < 0 { // the lease is gone
+		return 0, ErrNotLeader
+	}
+	// TTL is in whole seconds, rounded down: at least that much remains
+	// (0: under a second, until the next keep-alive).
+	return max(0, time.Duration(ttl.TTL)*time.Second-time.Since(start)), nil
 }

@@ -126,8 +126,9 @@ func (s *Store) restartKey(n string) string { return s.prefix + "/restart/" + n 
 // Fence makes a write conditional on the writer still holding its election
 // key (see Leader). The zero Fence writes unconditionally, as the CLI does.
 type Fence struct {
-	Key string
-	Rev int64 // create revision of Key
+	Key   string
+	Rev   int64            // create revision of Key
+	Lease clientv3.LeaseID // the session's lease Key is attached to
 }
 
 func (f Fence) cmps() []clientv3.Cmp {

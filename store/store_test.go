@@ -342,3 +342,38 @@ func TestElectionsAreIndependent(t *testing.T) {
 		t.Fatalf("source leaders after resigning: %v", leaders)
 	}
 }
+
+// Confirm: a leader's fence stands for a while (its lease's time to live);
+// a resigned leader's does not; the zero fence always does.
+func TestConfirm(t *testing.T) {
+	s, _ := newStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l, err := s.NewLeader(ctx, SchedulerElection, "a", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Campaign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f := l.Fence()
+	w, err := s.Confirm(ctx, f)
+	if err != nil || w < 3*time.Second || w > 5*time.Second {
+		t.Fatalf("leader's window %s %v, want 3-5s of its 5s lease", w, err)
+	}
+	if w, err := s.Confirm(ctx, Fence{}); err != nil || w < time.Hour {
+		t.Fatalf("zero fence: %s %v", w, err)
+	}
+	if err := l.Resign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Confirm(ctx, f); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("after resigning: %v, want ErrNotLeader", err)
+	}
+	// A newer candidate holding a key of the same name is not this leader.
+	other := f
+	other.Rev++
+	if _, err := s.Confirm(ctx, other); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("another revision: %v", err)
+	}
+}
