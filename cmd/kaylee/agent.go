@@ -159,7 +159,7 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 		if err != nil {
 			return err
 		}
-		ropts.Observer, ropts.History = m, ns.history
+		ropts.Observer, ropts.History, ropts.Confirmed = m, ns.history, a.stopAfterConfirm()
 		rec, err = fleet.NewReconciler(api, s, ropts, log)
 		if err != nil {
 			return err

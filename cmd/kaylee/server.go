@@ -90,7 +90,7 @@ func (a *app) schedule(ctx context.Context, s *store.Store, api client.API, f *s
 	if err != nil {
 		return err
 	}
-	opts.History = ns.history
+	opts.History, opts.Confirmed = ns.history, a.stopAfterConfirm()
 	r, err := fleet.NewReconciler(api, s, opts, log)
 	if err != nil {
 		return err
