@@ -114,14 +114,14 @@ func (l *Loop) Run(ctx context.Context, fence store.Fence) error {
 	if first <= 0 {
 		first = 500 * time.Millisecond
 	}
-	triggers := make(chan string, 16)
+	triggers := make(chan string, 64)
 	if l.Triggers != nil {
 		go func() {
 			for ctx.Err() == nil {
 				for after := range l.Triggers(ctx) {
 					select {
 					case triggers <- after:
-					default: // a sync is queued already; it fetches the newest head
+					default: // full: the triggers queued already make a pass that fetches the newest head
 					}
 				}
 				sleepCtx(ctx, time.Second)
@@ -147,39 +147,103 @@ func (l *Loop) Run(ctx context.Context, fence store.Fence) error {
 		}
 		return res, nil
 	}
-	if _, err := pass("start"); err != nil {
+	res, err := pass("start")
+	if err != nil {
 		return err
 	}
+	applied := "" // the revision the last pass fetched
+	if res != nil {
+		applied = res.Revision
+	}
+	var pending triggerSet
 	for {
 		wait := time.Duration(float64(interval) * (0.9 + 0.2*rand.Float64()))
+		if !pending.empty() {
+			wait = 0
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
-			if _, err := pass("interval"); err != nil {
-				return err
-			}
-		case after := <-triggers:
-			delay := first
-			for try := 1; ; try++ {
-				res, err := pass("webhook")
-				if err != nil {
+			if pending.empty() {
+				if res, err = pass("interval"); err != nil {
 					return err
 				}
-				if after == "" || res != nil && res.Revision == after {
-					break
+				if res != nil {
+					applied = res.Revision
 				}
-				if try == retries {
-					log.Warn("webhook's commit never appeared at the ref; the next interval will look again",
-						"source", l.Options.Source, "after", after, "tries", try)
-					break
-				}
-				log.Info("webhook's commit not fetched yet; retrying", "source", l.Options.Source, "after", after, "in", delay)
-				if !sleepCtx(ctx, delay) {
-					return nil
-				}
-				delay = min(2*delay, 8*time.Second)
+				continue
 			}
+		case after := <-triggers:
+			pending.add(after, applied)
+		}
+		// Webhooks: every trigger queued now is served by one pass (and its
+		// retries); a trigger for the commit already applied adds nothing.
+		pending.drain(triggers, applied)
+		if pending.empty() {
+			continue
+		}
+		target := pending.newest
+		pending = triggerSet{}
+		delay := first
+		for try := 1; ; try++ {
+			res, err := pass("webhook")
+			if err != nil {
+				return err
+			}
+			if res != nil {
+				applied = res.Revision
+			}
+			// Triggers that came during the pass: those it served go.
+			pending.drain(triggers, applied)
+			if target == "" || res != nil && res.Revision == target {
+				break
+			}
+			if try == retries {
+				log.Warn("webhook's commit never appeared at the ref; the next interval will look again",
+					"source", l.Options.Source, "after", target, "tries", try)
+				break
+			}
+			log.Info("webhook's commit not fetched yet; retrying", "source", l.Options.Source, "after", target, "in", delay)
+			if !sleepCtx(ctx, delay) {
+				return nil
+			}
+			delay = min(2*delay, 8*time.Second)
+			if pending.newest != "" { // a newer push meanwhile: wait for it instead
+				target, pending = pending.newest, triggerSet{}
+			}
+		}
+	}
+}
+
+// triggerSet is the webhook triggers waiting for a pass, coalesced: the
+// newest commit announced, or any pass at all when a trigger named none.
+type triggerSet struct {
+	any    bool   // a trigger waits
+	newest string // the last commit a waiting trigger named ("" when none did)
+}
+
+func (s *triggerSet) empty() bool { return !s.any }
+
+// add queues a trigger unless it names the commit already applied.
+func (s *triggerSet) add(after, applied string) {
+	if after != "" && after == applied {
+		return
+	}
+	s.any = true
+	if after != "" {
+		s.newest = after
+	}
+}
+
+// drain adds every trigger queued on c without waiting.
+func (s *triggerSet) drain(c <-chan string, applied string) {
+	for {
+		select {
+		case after := <-c:
+			s.add(after, applied)
+		default:
+			return
 		}
 	}
 }

@@ -7,12 +7,15 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
+	gosync "sync"
+	"time"
 )
 
 // maxHookBody bounds a webhook payload.
@@ -46,9 +49,14 @@ func WebhookHandler(secret []byte, route func(ctx context.Context, p Push) ([]st
 			http.Error(w, "webhooks are off: start kaylee agent with --webhook-secret-file", http.StatusUnauthorized)
 			return
 		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxHookBody+1))
-		if err != nil || len(body) > maxHookBody {
-			http.Error(w, "cannot read the payload (at most 5 MiB)", http.StatusBadRequest)
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHookBody))
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			http.Error(w, "payload over 5 MiB", http.StatusRequestEntityTooLarge)
+			return
+		case err != nil:
+			http.Error(w, "cannot read the payload: "+err.Error(), http.StatusBadRequest)
 			return
 		}
 		kind, ok := verify(r.Header, body, secret)
@@ -78,6 +86,46 @@ func WebhookHandler(secret []byte, route func(ctx context.Context, p Push) ([]st
 		w.WriteHeader(http.StatusAccepted)
 		_ = json.NewEncoder(w).Encode(map[string]any{"triggered": sources, "after": p.After})
 	})
+}
+
+// Recent tells repeated triggers apart from new ones, so that a storm of
+// webhooks for one push writes one trigger: Fresh is false for a (source,
+// commit) seen within Window. A trigger naming no commit is always fresh:
+// it may announce a push the last one did not see. It is safe for concurrent use and keeps at
+// most a few thousand entries.
+type Recent struct {
+	Window time.Duration
+	mu     gosync.Mutex
+	seen   map[string]time.Time
+}
+
+// Fresh reports whether source's trigger for commit after was not seen
+// within the window, and records it.
+func (r *Recent) Fresh(source, after string, now time.Time) bool {
+	if after == "" {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen == nil {
+		r.seen = map[string]time.Time{}
+	}
+	key := source + "\x00" + after
+	if at, ok := r.seen[key]; ok && now.Sub(at) < r.Window {
+		return false
+	}
+	if len(r.seen) >= 4096 {
+		for k, at := range r.seen {
+			if now.Sub(at) >= r.Window {
+				delete(r.seen, k)
+			}
+		}
+		if len(r.seen) >= 4096 {
+			clear(r.seen)
+		}
+	}
+	r.seen[key] = now
+	return true
 }
 
 // readPush reads the commit and the repository's URLs of a GitHub,

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	gosync "sync"
 	"testing"
 	"time"
 
@@ -113,6 +114,7 @@ func TestWebhookHandler(t *testing.T) {
 		{"unsigned", "POST", nil, body, secret, 401, nil},
 		{"no secret configured", "POST", map[string]string{"X-Gitlab-Token": ""}, body, "", 401, nil},
 		{"GET", "GET", nil, "", secret, 405, nil},
+		{"payload over 5 MiB", "POST", map[string]string{"X-Gitlab-Token": secret}, `{"after":"` + strings.Repeat(" ", 5<<20) + `"}`, secret, 413, nil},
 		{"branch deleted: sync without a commit", "POST", map[string]string{"X-Gitlab-Token": secret}, `{"after":"` + strings.Repeat("0", 40) + `"}`, secret, 202, []string{""}},
 	}
 	for _, tt := range tests {
@@ -241,5 +243,85 @@ func TestLoopConvergesAfterFaults(t *testing.T) {
 	rec := waitRecord(t, e, func(r *store.SyncRecord) bool { return r.Revision == rev })
 	if _, ok := e.stored()["worker"]; ok || rec.Pruned != 1 || !strings.Contains(e.stored()["web"], `"replicas":3`) {
 		t.Fatalf("after etcd came back: record %+v, units %v", rec, e.stored())
+	}
+}
+
+func TestRecent(t *testing.T) {
+	r := &Recent{Window: time.Second}
+	t0 := time.Unix(1000, 0)
+	steps := []struct {
+		source, after string
+		at            time.Duration
+		fresh         bool
+	}{
+		{"a", "c1", 0, true},
+		{"a", "c1", 500 * time.Millisecond, false}, // the same push again
+		{"b", "c1", 500 * time.Millisecond, true},  // another source
+		{"a", "c2", 600 * time.Millisecond, true},  // another push
+		{"a", "", 700 * time.Millisecond, true},    // no commit named: never dropped
+		{"a", "", 800 * time.Millisecond, true},
+		{"a", "c1", 1100 * time.Millisecond, true}, // the window has passed
+	}
+	for i, s := range steps {
+		if got := r.Fresh(s.source, s.after, t0.Add(s.at)); got != s.fresh {
+			t.Errorf("step %d (%s %q at %s): fresh %v, want %v", i, s.source, s.after, s.at, got, s.fresh)
+		}
+	}
+}
+
+// countingObserver counts passes.
+type countingObserver struct {
+	mu     gosync.Mutex
+	passes int
+}
+
+func (c *countingObserver) Synced(string, *Result, error, time.Duration) {
+	c.mu.Lock()
+	c.passes++
+	c.mu.Unlock()
+}
+
+func (c *countingObserver) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.passes
+}
+
+// A storm of triggers is coalesced: 1,000 triggers for the commit being
+// applied (and some naming none or an older commit) make a handful of
+// passes, and the newest commit is applied.
+func TestLoopCoalescesTriggers(t *testing.T) {
+	e := newEnv(t)
+	old := e.commit(map[string]string{"web.yaml": webV1})
+	triggers := make(chan string)
+	obs := &countingObserver{}
+	loop := &Loop{Fetcher: e.src, Store: e.store, Options: Options{Source: "units"}, Interval: time.Hour, Observer: obs,
+		Triggers: func(context.Context) <-chan string { return triggers }, RetryFirst: 50 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(ctx, store.Fence{}) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitRecord(t, e, func(r *store.SyncRecord) bool { return r.Revision == old })
+	head := e.commit(map[string]string{"web.yaml": webV2})
+	start := obs.count()
+	for i := range 1000 {
+		after := head
+		switch i % 100 {
+		case 7:
+			after = ""
+		case 13:
+			after = old
+		}
+		triggers <- after
+	}
+	waitRecord(t, e, func(r *store.SyncRecord) bool { return r.Revision == head })
+	time.Sleep(500 * time.Millisecond) // let any queued pass run
+	passes := obs.count() - start
+	t.Logf("1000 triggers: %d passes", passes)
+	if passes > 25 {
+		t.Fatalf("1000 triggers made %d passes; they should coalesce into a handful", passes)
 	}
 }

@@ -265,16 +265,22 @@ func agentMux(s *store.Store, sources []*source, scheduler bool, secret []byte, 
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", m.handler())
+	// A storm of webhooks for one push writes one trigger per source (a
+	// second later, the same again: the sync loop coalesces the rest).
+	recent := &sync.Recent{Window: time.Second}
 	mux.Handle("/hooks/git", sync.WebhookHandler(secret, func(ctx context.Context, p sync.Push) ([]string, error) {
 		var hit []string
 		for _, src := range sources {
 			if !follows(src, p.Repos) {
 				continue
 			}
+			hit = append(hit, src.opts.Source)
+			if !recent.Fresh(src.opts.Source, p.After, time.Now()) {
+				continue
+			}
 			if err := s.Trigger(ctx, src.opts.Source, p.After); err != nil {
 				return hit, err
 			}
-			hit = append(hit, src.opts.Source)
 		}
 		return hit, nil
 	}, log))
@@ -325,7 +331,11 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("--listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	// A client whose headers or body stall is cut off: it holds no
+	// connection for long.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 64 << 10,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("HTTP server stopped", "err", err)
