@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,6 +29,11 @@ type Config struct {
 	// Fsync makes writes durable (off by default: tests and `kaylee dev`
 	// throw the data away).
 	Fsync bool
+	// Name and InitialCluster ("a=http://127.0.0.1:2380,b=…") make the
+	// server a member of a cluster (see StartCluster); empty: a cluster of
+	// one named kaylee.
+	Name           string
+	InitialCluster string
 }
 
 // Server is a running (or stopped) embedded etcd.
@@ -136,10 +142,19 @@ func (s *Server) start() error {
 	}
 	cfg := embed.NewConfig()
 	cfg.Name = "kaylee"
+	if s.cfg.Name != "" {
+		cfg.Name = s.cfg.Name
+	}
 	cfg.Dir = s.cfg.Dir
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*curl}, []url.URL{*curl}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*purl}, []url.URL{*purl}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	if s.cfg.InitialCluster != "" {
+		cfg.InitialCluster = s.cfg.InitialCluster
+		cfg.InitialClusterToken = "kaylee-test"
+		// Elections within a second or two on a loaded test machine.
+		cfg.TickMs, cfg.ElectionMs = 50, 500
+	}
 	cfg.EnableV2 = true
 	cfg.UnsafeNoFsync = !s.cfg.Fsync
 	if s.cfg.Verbose {
@@ -191,6 +206,17 @@ func (s *Server) Stop() {
 	}
 }
 
+// Kill stops the server as a crash would: without handing its raft
+// leadership over first (Stop does). Its data stays for Restart.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	if e := s.etcd; e != nil {
+		e.Server.HardStop()
+	}
+	s.mu.Unlock()
+	s.Stop()
+}
+
 // Restart starts a stopped server again on the same ports and data.
 func (s *Server) Restart() error {
 	var err error
@@ -222,4 +248,129 @@ func freeURL() (string, error) {
 	}
 	defer ln.Close()
 	return "http://" + ln.Addr().String(), nil
+}
+
+// IsLeader reports whether this running member is its cluster's raft
+// leader.
+func (s *Server) IsLeader() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.etcd != nil && s.etcd.Server.Leader() == s.etcd.Server.ID()
+}
+
+// Running reports whether the server runs (it was not stopped).
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.etcd != nil
+}
+
+// Cluster is several embedded members on loopback forming one etcd
+// cluster, for tests of member loss.
+type Cluster struct {
+	Members []*Server
+}
+
+// StartCluster starts n members together and waits until each serves.
+func StartCluster(n int) (*Cluster, error) {
+	c := &Cluster{}
+	var initial []string
+	for i := range n {
+		curl, err := freeURL()
+		if err != nil {
+			return nil, err
+		}
+		purl, err := freeURL()
+		if err != nil {
+			return nil, err
+		}
+		dir, err := os.MkdirTemp("", "kaylee-etcd-")
+		if err != nil {
+			return nil, fmt.Errorf("etcd data dir: %w", err)
+		}
+		name := fmt.Sprintf("m%d", i)
+		c.Members = append(c.Members, &Server{cfg: Config{Dir: dir, ClientURL: curl, PeerURL: purl, Name: name}, tempDir: true})
+		initial = append(initial, name+"="+purl)
+	}
+	errs := make(chan error, n)
+	for _, m := range c.Members {
+		m.cfg.InitialCluster = strings.Join(initial, ",")
+		go func() { errs <- m.start() }() // each waits for a quorum: start them together
+	}
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		c.Close()
+		return nil, first
+	}
+	return c, nil
+}
+
+// NewCluster starts a cluster of n for a test; it is closed and its data
+// removed when the test ends.
+func NewCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	var (
+		c   *Cluster
+		err error
+	)
+	for range 3 {
+		if c, err = StartCluster(n); err == nil || !errors.Is(err, ErrAddrInUse) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("etcdtest: cluster: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// Endpoints are every member's client URL.
+func (c *Cluster) Endpoints() []string {
+	var out []string
+	for _, m := range c.Members {
+		out = append(out, m.ClientURL())
+	}
+	return out
+}
+
+// Leader returns the index of the raft leader among the running members,
+// or -1 while there is none.
+func (c *Cluster) Leader() int {
+	for i, m := range c.Members {
+		if m.IsLeader() {
+			return i
+		}
+	}
+	return -1
+}
+
+// Client returns a v3 client on every member's endpoint, closed at the end
+// of the test.
+func (c *Cluster) Client(t testing.TB) *clientv3.Client {
+	t.Helper()
+	cl, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatalf("etcdtest: client: %v", err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// Close stops every member and removes their data.
+func (c *Cluster) Close() {
+	var wg sync.WaitGroup
+	for _, m := range c.Members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.Close()
+		}()
+	}
+	wg.Wait()
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 func TestServeV3AndV2(t *testing.T) {
@@ -69,5 +71,46 @@ func TestSeveralServersAndPortInUse(t *testing.T) {
 	_, err := Start(Config{ClientURL: a.ClientURL(), Dir: t.TempDir()})
 	if !errors.Is(err, ErrAddrInUse) || !strings.Contains(err.Error(), strings.TrimPrefix(a.ClientURL(), "http://")) {
 		t.Fatalf("want a clear address-in-use error naming the address, got %v", err)
+	}
+}
+
+// A cluster of three: writes go on through any member's loss and the
+// leader's, and a member brought back catches up.
+func TestCluster(t *testing.T) {
+	c := NewCluster(t, 3)
+	cl := c.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := cl.Put(ctx, "k", "1"); err != nil {
+		t.Fatal(err)
+	}
+	leader := c.Leader()
+	if leader < 0 {
+		t.Fatal("no raft leader")
+	}
+	start := time.Now()
+	c.Members[leader].Kill()
+	t.Logf("the leader was killed in %s", time.Since(start).Round(10*time.Millisecond))
+	for {
+		if _, err := cl.Put(ctx, "k", "2"); err == nil {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("no write within 30s of the leader's loss")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("a write went through %s after the leader's kill began", time.Since(start).Round(10*time.Millisecond))
+	if err := c.Members[leader].Restart(); err != nil {
+		t.Fatal(err)
+	}
+	one, err := clientv3.New(clientv3.Config{Endpoints: c.Members[leader].Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	r, err := one.Get(ctx, "k") // linearizable: through the new leader
+	if err != nil || len(r.Kvs) != 1 || string(r.Kvs[0].Value) != "2" {
+		t.Fatalf("the restored member reads %v %v", r, err)
 	}
 }
