@@ -42,11 +42,27 @@ type sampler struct {
 	stop    func()
 }
 
+// maxLaunched is the most web replicas launched at once.
+func (s *sampler) maxLaunched() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	most := 0
+	for _, sm := range s.samples {
+		n := 0
+		for _, c := range sm.launched {
+			n += c
+		}
+		most = max(most, n)
+	}
+	return most
+}
+
 func sampleFleet(cluster *fleetsim.Cluster) *sampler {
 	s := &sampler{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	s.stop = func() { cancel(); <-done }
+	var once gosync.Once
+	s.stop = func() { once.Do(func() { cancel(); <-done }) }
 	api := cluster.API()
 	go func() {
 		defer close(done)
