@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
 	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
 	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
 	"github.com/kaylee-gitops/kaylee/store"
@@ -137,13 +140,46 @@ func names(m map[string]string) string {
 	return strings.Join(out, " ")
 }
 
+// member is one etcd cluster member a test can kill and bring back.
+type member interface {
+	Kill()
+	Restart() error
+}
+
+// leaderOf is the index of the endpoint whose member is the raft leader,
+// or -1.
+func leaderOf(t *testing.T, endpoints []string) int {
+	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i, ep := range endpoints {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := c.Status(ctx, ep)
+		cancel()
+		if err == nil && st.Leader == st.Header.MemberId {
+			return i
+		}
+	}
+	return -1
+}
+
 // A three-member etcd loses the member listed first during a sync, then
 // its raft leader during a rollout: the sync and the rollout complete,
 // nothing is lost or doubled, and bringing the members back changes
 // nothing. The recovery times are logged (FAULTS.md).
 func TestEtcdMemberLoss(t *testing.T) {
 	c := etcdtest.NewCluster(t, 3)
-	w := newWorld(t, c.Endpoints(), store.New(c.Client(t), store.DefaultPrefix))
+	members := make([]member, len(c.Members))
+	for i, m := range c.Members {
+		members[i] = m
+	}
+	memberLoss(t, c.Endpoints(), members, c.Client(t))
+}
+
+func memberLoss(t *testing.T, endpoints []string, members []member, client *clientv3.Client) {
+	w := newWorld(t, endpoints, store.New(client, store.DefaultPrefix))
 	w.synced(w.repo.Git("rev-parse", "HEAD"), "web:1", 60*time.Second, time.Now())
 	smp := sampleFleet(w.cluster)
 	defer smp.stop()
@@ -151,10 +187,10 @@ func TestEtcdMemberLoss(t *testing.T) {
 	// During a sync: a commit, and the first member goes.
 	rev := w.commit("web:2")
 	killed := time.Now()
-	c.Members[0].Kill()
+	members[0].Kill()
 	s, r := w.synced(rev, "web:2", 90*time.Second, killed)
 	t.Logf("member 0 killed as a commit landed: synced %s later, rolled out %s later", s.Round(100*time.Millisecond), r.Round(100*time.Millisecond))
-	if err := c.Members[0].Restart(); err != nil {
+	if err := members[0].Restart(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -164,18 +200,16 @@ func TestEtcdMemberLoss(t *testing.T) {
 		st := w.status()
 		return st != nil && st.Phase == store.PhaseProgressing
 	})
-	leader := c.Leader()
-	if leader < 0 {
-		t.Fatal("no raft leader")
-	}
+	var leader int
+	waitFor(t, 30*time.Second, "a raft leader", func() bool { leader = leaderOf(t, endpoints); return leader >= 0 })
 	killed = time.Now()
-	c.Members[leader].Kill()
-	w.synced(rev, "web:3", 90*time.Second, killed)
-	t.Logf("raft leader (member %d) killed mid-rollout: rollout complete %s later", leader, time.Since(killed).Round(100*time.Millisecond))
+	members[leader].Kill()
+	_, r = w.synced(rev, "web:3", 90*time.Second, killed)
+	t.Logf("raft leader (member %d) killed mid-rollout: rollout complete %s later", leader, r.Round(100*time.Millisecond))
 	before := w.settled()
 
 	// The member comes back: nothing changes.
-	if err := c.Members[leader].Restart(); err != nil {
+	if err := members[leader].Restart(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Second)
