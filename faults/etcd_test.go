@@ -28,7 +28,14 @@ type world struct {
 	syncer  *proc
 }
 
-func newWorld(t *testing.T, endpoints []string, st *store.Store) *world {
+// worldOptions change a world; the zero value is the usual one.
+type worldOptions struct {
+	// serverEndpoints, when set, gives each server its own etcd endpoints
+	// (a proxy the test can cut, say).
+	serverEndpoints [][]string
+}
+
+func newWorld(t *testing.T, endpoints []string, st *store.Store, opts ...worldOptions) *world {
 	t.Helper()
 	cluster, err := fleetsim.Start(context.Background(), fleetsim.Config{Endpoints: endpoints, Machines: fleetsim.Machines(3),
 		TTL: 4 * time.Second, EngineInterval: time.Second, StartDelay: 100 * time.Millisecond})
@@ -40,8 +47,15 @@ func newWorld(t *testing.T, endpoints []string, st *store.Store) *world {
 	w.repo.Write(map[string]string{"web.yaml": webFile("web:1")})
 	w.repo.Commit("v1")
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": strings.Join(endpoints, ",")}
-	for _, name := range []string{"server a", "server b"} {
-		w.servers = append(w.servers, start(t, name, env, "server", "--lease-ttl", leaseTTL.String(), "--min-ready", "300ms"))
+	for i, name := range []string{"server a", "server b"} {
+		senv := env
+		if len(opts) > 0 && opts[0].serverEndpoints != nil {
+			senv = map[string]string{"KAYLEE_ETCD_ENDPOINTS": strings.Join(opts[0].serverEndpoints[i], ",")}
+		}
+		w.servers = append(w.servers, start(t, name, senv, "server", "--lease-ttl", leaseTTL.String(), "--min-ready", "300ms"))
+		if i == 0 {
+			waitFor(t, 20*time.Second, name+" leads", func() bool { return strings.Contains(w.servers[0].stderr.String(), `msg="became leader"`) })
+		}
 	}
 	w.syncer = start(t, "sync", env, "sync", "--repo", w.repo.Dir, "--source", "units", "--interval", "1s",
 		"--lease-ttl", leaseTTL.String(), "--cache-dir", t.TempDir())
