@@ -151,9 +151,9 @@ func (l *Loop) Run(ctx context.Context, fence store.Fence) error {
 	if err != nil {
 		return err
 	}
-	applied := "" // the revision the last pass fetched
+	seen := &revisions{} // revisions fetched: a trigger for one adds nothing
 	if res != nil {
-		applied = res.Revision
+		seen.add(res.Revision)
 	}
 	var pending triggerSet
 	for {
@@ -170,16 +170,17 @@ func (l *Loop) Run(ctx context.Context, fence store.Fence) error {
 					return err
 				}
 				if res != nil {
-					applied = res.Revision
+					seen.add(res.Revision)
 				}
 				continue
 			}
 		case after := <-triggers:
-			pending.add(after, applied)
+			pending.add(after, seen)
 		}
 		// Webhooks: every trigger queued now is served by one pass (and its
-		// retries); a trigger for the commit already applied adds nothing.
-		pending.drain(triggers, applied)
+		// retries); a trigger for a commit already fetched (the one applied,
+		// or an older one) adds nothing.
+		pending.drain(triggers, seen)
 		if pending.empty() {
 			continue
 		}
@@ -192,10 +193,10 @@ func (l *Loop) Run(ctx context.Context, fence store.Fence) error {
 				return err
 			}
 			if res != nil {
-				applied = res.Revision
+				seen.add(res.Revision)
 			}
 			// Triggers that came during the pass: those it served go.
-			pending.drain(triggers, applied)
+			pending.drain(triggers, seen)
 			if target == "" || res != nil && res.Revision == target {
 				break
 			}
@@ -225,9 +226,9 @@ type triggerSet struct {
 
 func (s *triggerSet) empty() bool { return !s.any }
 
-// add queues a trigger unless it names the commit already applied.
-func (s *triggerSet) add(after, applied string) {
-	if after != "" && after == applied {
+// add queues a trigger unless it names a commit already fetched.
+func (s *triggerSet) add(after string, seen *revisions) {
+	if after != "" && seen.has(after) {
 		return
 	}
 	s.any = true
@@ -237,15 +238,40 @@ func (s *triggerSet) add(after, applied string) {
 }
 
 // drain adds every trigger queued on c without waiting.
-func (s *triggerSet) drain(c <-chan string, applied string) {
+func (s *triggerSet) drain(c <-chan string, seen *revisions) {
 	for {
 		select {
 		case after := <-c:
-			s.add(after, applied)
+			s.add(after, seen)
 		default:
 			return
 		}
 	}
+}
+
+// revisions are the last revisions a loop fetched (64 at most): a webhook
+// for one of them, late or repeated, needs no pass.
+type revisions struct {
+	list []string
+}
+
+func (r *revisions) add(rev string) {
+	if rev == "" || r.has(rev) {
+		return
+	}
+	if len(r.list) == 64 {
+		r.list = r.list[1:]
+	}
+	r.list = append(r.list, rev)
+}
+
+func (r *revisions) has(rev string) bool {
+	for _, x := range r.list {
+		if x == rev {
+			return true
+		}
+	}
+	return false
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
