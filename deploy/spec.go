@@ -42,6 +42,16 @@ type Spec struct {
 	Health *Health `json:"health,omitempty" yaml:"health"`
 	// Update is the rollout policy; like Health it is newer than the seed.
 	Update *Update `json:"update,omitempty" yaml:"update"`
+	// Ports are published with each running replica in the instance
+	// registry (<prefix>/instances/); they change no fleet unit.
+	Ports []Port `json:"ports,omitempty" yaml:"ports"`
+}
+
+// Port is a port a unit's replicas serve on, for the instance registry.
+type Port struct {
+	Name     string `json:"name" yaml:"name"`
+	Port     int    `json:"port" yaml:"port"`
+	Protocol string `json:"protocol,omitempty" yaml:"protocol"` // tcp (default) or udp
 }
 
 // EnvVar is one environment variable given to every app of the unit.
@@ -252,7 +262,7 @@ func (s *Spec) CanonicalJSON() []byte {
 func (s *Spec) Hash(restart int64) string {
 	h := sha256.New()
 	cp := *s
-	cp.Update = nil
+	cp.Update, cp.Ports = nil, nil
 	h.Write(cp.CanonicalJSON())
 	if s.Rolling() {
 		h.Write([]byte("\x00strategy=" + StrategyRolling))

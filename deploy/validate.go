@@ -78,6 +78,7 @@ func validateSpec(s *Spec, file string, lineOf func(string) int) error {
 	if s.Update != nil {
 		c.checkUpdate(s)
 	}
+	c.checkPorts(s.Ports)
 	if len(c.errs) == 0 {
 		// Every value is safe; make sure the rendered unit fits fleet's
 		// line limit with the longest unit prefix allowed.
@@ -380,5 +381,28 @@ func eachString(s *Spec, f func(field, value string)) {
 		f("update.progressDeadline", u.ProgressDeadline)
 		f("update.strategy", u.Strategy)
 		f("update.maxUnavailable", string(u.MaxUnavailable))
+	}
+}
+
+var portNameRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$`)
+
+// checkPorts: each port a name (unique), a number and tcp or udp.
+func (c *checker) checkPorts(ports []Port) {
+	seen := map[string]int{}
+	for i, p := range ports {
+		field := fmt.Sprintf("ports[%d]", i)
+		switch {
+		case !portNameRe.MatchString(p.Name):
+			c.fail(field+".name", "%q: use 1 to 15 lowercase letters, digits and - (as http or metrics)", p.Name)
+		case seen[p.Name] > 0:
+			c.fail(field+".name", "%q is also ports[%d]: port names must be unique", p.Name, seen[p.Name]-1)
+		}
+		seen[p.Name] = i + 1
+		if p.Port < 1 || p.Port > 65535 {
+			c.fail(field+".port", "%d is not a port: 1 to 65535", p.Port)
+		}
+		if p.Protocol != "" && p.Protocol != "tcp" && p.Protocol != "udp" {
+			c.fail(field+".protocol", "%q: use tcp (the default) or udp", p.Protocol)
+		}
 	}
 }

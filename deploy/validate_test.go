@@ -29,6 +29,7 @@ func TestValidateAcceptsEveryField(t *testing.T) {
 		"pull policies":       "name: pod\napps:\n- image: a\n  pull: always\n- image: b\n  pull: missing\n- image: c\n  pull: never\n- image: d\n  pull: ''\n- image: e\n  pull:\n",
 		"docker pull never":   "name: web\nengine: docker\napps:\n- image: nginx\n  pull: never\n",
 		"max name":            strings.Replace(unit(""), "name: api", "name: "+strings.Repeat("a", MaxNameLen), 1),
+		"ports":               unit("ports:\n- {name: http, port: 8080}\n- {name: dns, port: 53, protocol: udp}\n"),
 	}
 	for name, in := range good {
 		t.Run(name, func(t *testing.T) {
@@ -51,6 +52,11 @@ func TestValidateRefuses(t *testing.T) {
 	}{
 		// names: an etcd key and a systemd unit name
 		{"no name", "apps:\n- image: x\n", "u.yaml:1: name: required"},
+		// ports: for the instance registry
+		{"port name", unit("ports:\n- {name: HTTP, port: 80}\n"), `u.yaml:5: ports[0].name: "HTTP": use 1 to 15 lowercase letters`},
+		{"port twice", unit("ports:\n- {name: http, port: 80}\n- {name: http, port: 81}\n"), `u.yaml:6: ports[1].name: "http" is also ports[0]`},
+		{"port number", unit("ports:\n- {name: http, port: 70000}\n"), "u.yaml:5: ports[0].port: 70000 is not a port: 1 to 65535"},
+		{"port protocol", unit("ports:\n- {name: http, port: 80, protocol: sctp}\n"), `u.yaml:5: ports[0].protocol: "sctp": use tcp (the default) or udp`},
 		{"upper case", strings.Replace(unit(""), "api", "Api", 1), "u.yaml:1: name: \"Api\" is not a valid name"},
 		{"slash", strings.Replace(unit(""), "api", "a/b", 1), "name: \"a/b\" is not a valid name"},
 		{"colon", strings.Replace(unit(""), "api", "a:b", 1), "name: \"a:b\" is not a valid name"},

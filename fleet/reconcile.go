@@ -126,6 +126,8 @@ type Store interface {
 	// Confirm checks the fence stands and says for how long at least (see
 	// store.Store.Confirm); every batch of fleet calls waits for it.
 	Confirm(ctx context.Context, f store.Fence) (time.Duration, error)
+	ListInstances(ctx context.Context) (map[string]*store.Instance, error)
+	ApplyInstances(ctx context.Context, puts []*store.Instance, deletes []string, f store.Fence) error
 }
 
 // Reconciler drives fleet to the units in the store. Run it only while
@@ -159,6 +161,7 @@ type term struct {
 	rendered map[string]*desiredUnits
 	history  map[string][]*store.HistoryEntry // as last written
 	states   string                           // fingerprint of fleet unit states at the last pass
+	reg      *registry
 }
 
 func (r *Reconciler) newTerm(ctx context.Context, fence store.Fence) (*term, error) {
@@ -170,7 +173,11 @@ func (r *Reconciler) newTerm(ctx context.Context, fence store.Fence) (*term, err
 	if err != nil {
 		return nil, err
 	}
-	return &term{Reconciler: r, fence: fence, mem: newMemory(), statuses: sts, rendered: map[string]*desiredUnits{}, history: hist}, nil
+	reg, err := r.newRegistry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &term{Reconciler: r, fence: fence, mem: newMemory(), statuses: sts, rendered: map[string]*desiredUnits{}, history: hist, reg: reg}, nil
 }
 
 // Run reconciles until ctx ends or a status write is refused because this
@@ -383,6 +390,19 @@ func (t *term) pass(ctx context.Context) (passResult, error) {
 	}
 	if len(ops) > 0 {
 		res.busy = true
+	}
+	// The registry first: a replica about to be stopped leaves it before
+	// fleet is told to stop it.
+	byID := make(map[string]machine.MachineState, len(machines))
+	for _, m := range machines {
+		byID[m.ID] = m
+	}
+	puts, deletes := t.reg.diff(serving(inputs, ops, byID, t.reg.since, now))
+	if len(puts)+len(deletes) > 0 {
+		if err := t.store.ApplyInstances(ctx, puts, deletes, t.fence); err != nil {
+			return res, fmt.Errorf("instance registry: %w; no fleet call made", err)
+		}
+		t.reg.applied(puts, deletes)
 	}
 	if err := t.apply(ctx, ops); err != nil {
 		return res, err
