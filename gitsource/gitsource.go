@@ -526,8 +526,15 @@ func readEntry(root, dir *object.Tree, full string, e object.TreeEntry) ([]byte,
 		if err != nil {
 			return nil, fmt.Errorf("symlink to %s%w", link, err)
 		}
-		if found.entry.Mode != filemode.Regular && found.entry.Mode != filemode.Executable {
-			return nil, fmt.Errorf("symlink to %s: %s is not a regular file; not followed", link, dest)
+		switch found.entry.Mode {
+		case filemode.Regular, filemode.Executable:
+		case filemode.Dir:
+			if dest == "" {
+				dest = "the repository's root"
+			}
+			return nil, fmt.Errorf("symlink to %s: %s is a directory; not followed", link, dest)
+		default:
+			return nil, fmt.Errorf("symlink to %s: %s is not a regular file (mode %s); not followed", link, dest, found.entry.Mode)
 		}
 		return readBlob(found.dir, found.entry)
 	}
@@ -658,7 +665,7 @@ func (r *resolver) follow(link string) (string, located, error) {
 			return "", located{}, fmt.Errorf(": %s is not a directory", at)
 		}
 	}
-	return strings.Join(r.dirs, "/") + "/", dirEntry, nil
+	return strings.Join(r.dirs, "/"), dirEntry, nil
 }
 
 // readBlob reads the file entry e of dir, refusing one over MaxFileSize.
