@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	gosync "sync"
 
@@ -423,12 +424,24 @@ func (s *Source) read(c *object.Commit) (*Snapshot, error) {
 		}
 		base = strings.Split(s.cfg.Path, "/")
 	}
+	stack := []*object.Tree{root} // the trees from the root to Path
+	for _, name := range base[:max(len(base)-1, 0)] {
+		t, err := stack[len(stack)-1].Tree(name)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", name, err) // found above: cannot happen
+		}
+		stack = append(stack, t)
+	}
+	if len(base) > 0 {
+		stack = append(stack, tree)
+	}
 	snap := &Snapshot{Revision: c.Hash.String()}
-	// dirs is the directory being read, as components from the root; the
-	// walk is depth first, so appending to it in a call does not disturb
-	// the caller's view.
-	var walk func(t *object.Tree, dirs []string) error
-	walk = func(t *object.Tree, dirs []string) error {
+	links := map[plumbing.Hash]*object.Tree{} // trees reached by symlinks, decoded once
+	// dirs is the directory being read, as components from the root, and
+	// trees the trees from the root to it; the walk is depth first, so
+	// appending to them in a call does not disturb the caller's view.
+	var walk func(t *object.Tree, dirs []string, trees []*object.Tree) error
+	walk = func(t *object.Tree, dirs []string, trees []*object.Tree) error {
 		prefix := "" // the directory's path, made when a file needs it
 		for _, e := range t.Entries {
 			if strings.HasPrefix(e.Name, ".") {
@@ -443,7 +456,7 @@ func (s *Source) read(c *object.Commit) (*Snapshot, error) {
 				if err != nil {
 					return fmt.Errorf("reading %s: %w", path.Join(path.Join(dirs...), e.Name), err)
 				}
-				if err := walk(sub, append(dirs, e.Name)); err != nil {
+				if err := walk(sub, append(dirs, e.Name), append(trees, sub)); err != nil {
 					return err
 				}
 				continue
@@ -455,7 +468,7 @@ func (s *Source) read(c *object.Commit) (*Snapshot, error) {
 				prefix = strings.Join(dirs, "/") + "/"
 			}
 			full := prefix + e.Name
-			data, ferr := readEntry(root, t, full, e)
+			data, ferr := readEntry(trees, dirs, links, full, e)
 			var se storageError
 			if errors.As(ferr, &se) {
 				return fmt.Errorf("reading %s at %s: %w", full, short(c.Hash.String()), se.error)
@@ -468,7 +481,7 @@ func (s *Source) read(c *object.Commit) (*Snapshot, error) {
 		}
 		return nil
 	}
-	if err := walk(tree, base); err != nil {
+	if err := walk(tree, base, stack); err != nil {
 		return nil, err
 	}
 	return snap, nil
@@ -509,7 +522,11 @@ func missing(err error) bool {
 // regular file, or a symlink (through any chain of symlinks, to files
 // or through directories) to one inside the repository. Failures to read
 // the repository are storageErrors.
-func readEntry(root, dir *object.Tree, full string, e object.TreeEntry) ([]byte, error) {
+//
+// trees are the trees from the root to the one holding e, dirs their
+// names (of trees[1:]); links caches the trees symlinks lead to.
+func readEntry(trees []*object.Tree, dirs []string, links map[plumbing.Hash]*object.Tree, full string, e object.TreeEntry) ([]byte, error) {
+	dir := trees[len(trees)-1]
 	switch e.Mode {
 	case filemode.Regular, filemode.Executable:
 		return readBlob(dir, e)
@@ -518,10 +535,8 @@ func readEntry(root, dir *object.Tree, full string, e object.TreeEntry) ([]byte,
 		if err != nil {
 			return nil, err
 		}
-		r := &resolver{chain: []string{full}, seen: map[string]bool{full + "\x00": true}}
-		if err := r.start(root, full); err != nil {
-			return nil, err
-		}
+		r := &resolver{trees: slices.Clone(trees), dirs: slices.Clone(dirs), links: links,
+			chain: []string{full}, seen: map[string]bool{full + "\x00": true}}
 		dest, found, err := r.follow(link)
 		if err != nil {
 			return nil, fmt.Errorf("symlink to %s%w", link, err)
@@ -574,20 +589,7 @@ type resolver struct {
 	dirs  []string       // their names (of trees[1:])
 	chain []string       // the symlinks followed, by path
 	seen  map[string]bool
-}
-
-// start sets the current directory to the one holding the file at full.
-func (r *resolver) start(root *object.Tree, full string) error {
-	r.trees = []*object.Tree{root}
-	parts := strings.Split(full, "/")
-	for _, name := range parts[:len(parts)-1] {
-		t, err := r.trees[len(r.trees)-1].Tree(name)
-		if err != nil {
-			return storageError{err} // the walk came through it: it is there
-		}
-		r.trees, r.dirs = append(r.trees, t), append(r.dirs, name)
-	}
-	return nil
+	links map[plumbing.Hash]*object.Tree // trees decoded, by hash
 }
 
 var errLeaves = errors.New(" leaves the repository; not followed")
@@ -656,9 +658,12 @@ func (r *resolver) follow(link string) (string, located, error) {
 		case len(rest) == 0:
 			return at, located{dir: cur, entry: *e}, nil
 		case e.Mode == filemode.Dir:
-			sub, err := cur.Tree(name)
-			if err != nil {
-				return "", located{}, storageError{err}
+			sub := r.links[e.Hash]
+			if sub == nil {
+				if sub, err = cur.Tree(name); err != nil {
+					return "", located{}, storageError{err}
+				}
+				r.links[e.Hash] = sub
 			}
 			r.trees, r.dirs = append(r.trees, sub), append(r.dirs, name)
 		default:
