@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
+	"io"
 	"runtime"
 	"runtime/metrics"
 	"testing"
 	"time"
-
-	git "github.com/go-git/go-git/v5"
 
 	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
 )
@@ -53,28 +51,25 @@ func BenchmarkNoopPoll(b *testing.B) {
 }
 
 // longHistory makes a repository with n commits over 100 files of 4 KiB,
-// with git fast-import.
+// with git fast-import (BenchmarkHostileLongHistory fetches 10,000).
 func longHistory(b *testing.B, n int) *gittest.Repo {
 	r := gittest.NewRepo(b)
-	var in bytes.Buffer
-	for c := 1; c <= n; c++ {
-		fmt.Fprintf(&in, "commit refs/heads/main\ncommitter t <t@e> %d +0000\ndata 3\nc%d\n", 1700000000+c, c%10)
-		for f := 0; f < 100; f++ {
-			if c > 1 && (c+f)%20 != 0 {
-				continue // each commit changes 5 files
+	r.FastImport(func(w io.Writer) error {
+		for c := 1; c <= n; c++ {
+			fmt.Fprintf(w, "commit refs/heads/main\ncommitter t <t@e> %d +0000\ndata 3\nc%d\n", 1700000000+c, c%10)
+			for f := 0; f < 100; f++ {
+				if c > 1 && (c+f)%20 != 0 {
+					continue // each commit changes 5 files
+				}
+				body := bytes.Repeat(fmt.Appendf(nil, "# commit %d file %d\n", c, f), 4096/24)
+				body = append(fmt.Appendf(nil, "name: u%03d\napps:\n- image: docker://x:%d\n", f, c), body...)
+				if _, err := fmt.Fprintf(w, "M 644 inline units/u%03d.yaml\ndata %d\n%s\n", f, len(body), body); err != nil {
+					return err
+				}
 			}
-			body := bytes.Repeat(fmt.Appendf(nil, "# commit %d file %d\n", c, f), 4096/24)
-			body = append(fmt.Appendf(nil, "name: u%03d\napps:\n- image: docker://x:%d\n", f, c), body...)
-			fmt.Fprintf(&in, "M 644 inline units/u%03d.yaml\ndata %d\n%s\n", f, len(body), body)
 		}
-	}
-	cmd := exec.Command("git", "fast-import", "--quiet")
-	cmd.Dir = r.Dir
-	cmd.Stdin = &in
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("fast-import: %v %s", err, out)
-	}
-	r.Git("reset", "-q", "--hard", "main")
+		return nil
+	})
 	r.Git("gc", "-q")
 	return r
 }
@@ -105,46 +100,4 @@ func peakHeap(f func() error) (uint64, error) {
 	err := f()
 	close(done)
 	return peak - base, err
-}
-
-// BenchmarkCloneLongHistory: peak heap of the first Fetch (shallow, one
-// ref) of a repository with 3,000 commits, against a full go-git clone of
-// the same repository (the baseline) — reported as peak-MB.
-func BenchmarkCloneLongHistory(b *testing.B) {
-	r := longHistory(b, 3000)
-	url := r.ServeHTTP("", "")
-	ctx := context.Background()
-	b.Run("kaylee-shallow-fetch", func(b *testing.B) {
-		var peak uint64
-		for b.Loop() {
-			s, _ := New(Config{URL: url, Path: "units", CacheDir: b.TempDir()})
-			p, err := peakHeap(func() error {
-				snap, err := s.Fetch(ctx)
-				if err == nil && len(snap.Files) != 100 {
-					err = fmt.Errorf("%d files", len(snap.Files))
-				}
-				return err
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			peak = max(peak, p)
-		}
-		b.ReportMetric(float64(peak)/(1<<20), "peak-MB")
-	})
-	b.Run("go-git-full-clone", func(b *testing.B) {
-		var peak uint64
-		for b.Loop() {
-			dir := b.TempDir()
-			p, err := peakHeap(func() error {
-				_, err := git.PlainCloneContext(ctx, dir, true, &git.CloneOptions{URL: url})
-				return err
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			peak = max(peak, p)
-		}
-		b.ReportMetric(float64(peak)/(1<<20), "peak-MB")
-	})
 }

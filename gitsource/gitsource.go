@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	gosync "sync"
 
@@ -400,13 +401,18 @@ func peel(r *git.Repository, h plumbing.Hash) (*object.Commit, *object.Tag, erro
 
 // read collects *.yaml and *.yml files under Path at a commit, skipping
 // hidden directories. A symlink is followed only within the repository;
-// a file over MaxFileSize is refused.
+// a file over MaxFileSize is refused; a tree nested deeper than
+// MaxTreeDepth refuses the revision.
+//
+// Each tree and blob is read once, from its entry: the cost is linear in
+// the files and the depth, however they are laid out.
 func (s *Source) read(c *object.Commit) (*Snapshot, error) {
 	root, err := c.Tree()
 	if err != nil {
 		return nil, fmt.Errorf("reading commit %s: %w", c.Hash, err)
 	}
 	tree := root
+	var base []string // Path's components
 	if s.cfg.Path != "" {
 		tree, err = root.Tree(s.cfg.Path)
 		if err != nil {
@@ -416,30 +422,53 @@ func (s *Source) read(c *object.Commit) (*Snapshot, error) {
 			}
 			return nil, err
 		}
+		base = strings.Split(s.cfg.Path, "/")
+	}
+	stack := []*object.Tree{root} // the trees from the root to Path
+	for _, name := range base[:max(len(base)-1, 0)] {
+		t, err := stack[len(stack)-1].Tree(name)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", name, err) // found above: cannot happen
+		}
+		stack = append(stack, t)
+	}
+	if len(base) > 0 {
+		stack = append(stack, tree)
 	}
 	snap := &Snapshot{Revision: c.Hash.String()}
-	var walk func(t *object.Tree, dir string) error
-	walk = func(t *object.Tree, dir string) error {
+	links := map[plumbing.Hash]*object.Tree{} // trees reached by symlinks, decoded once
+	// dirs is the directory being read, as components from the root, and
+	// trees the trees from the root to it; the walk is depth first, so
+	// appending to them in a call does not disturb the caller's view.
+	var walk func(t *object.Tree, dirs []string, trees []*object.Tree) error
+	walk = func(t *object.Tree, dirs []string, trees []*object.Tree) error {
+		prefix := "" // the directory's path, made when a file needs it
 		for _, e := range t.Entries {
-			name := path.Join(dir, e.Name)
-			full := path.Join(s.cfg.Path, name)
 			if strings.HasPrefix(e.Name, ".") {
 				continue
 			}
 			if e.Mode == filemode.Dir {
+				if len(dirs)+1 > MaxTreeDepth {
+					return permanentError{fmt.Errorf("%s: directories nested deeper than %d levels at %s; the revision is refused (nothing was changed)",
+						abbrevPath(append(dirs, e.Name)), MaxTreeDepth, short(c.Hash.String()))}
+				}
 				sub, err := t.Tree(e.Name)
 				if err != nil {
-					return fmt.Errorf("reading %s: %w", full, err)
+					return fmt.Errorf("reading %s: %w", path.Join(path.Join(dirs...), e.Name), err)
 				}
-				if err := walk(sub, name); err != nil {
+				if err := walk(sub, append(dirs, e.Name), append(trees, sub)); err != nil {
 					return err
 				}
 				continue
 			}
-			if !isUnitFile(name) {
+			if !isUnitFile(e.Name) {
 				continue
 			}
-			data, ferr := readEntry(root, full, e)
+			if prefix == "" && len(dirs) > 0 {
+				prefix = strings.Join(dirs, "/") + "/"
+			}
+			full := prefix + e.Name
+			data, ferr := readEntry(trees, dirs, links, full, e)
 			var se storageError
 			if errors.As(ferr, &se) {
 				return fmt.Errorf("reading %s at %s: %w", full, short(c.Hash.String()), se.error)
@@ -452,10 +481,28 @@ func (s *Source) read(c *object.Commit) (*Snapshot, error) {
 		}
 		return nil
 	}
-	if err := walk(tree, ""); err != nil {
+	if err := walk(tree, base, stack); err != nil {
 		return nil, err
 	}
 	return snap, nil
+}
+
+// MaxTreeDepth is how deeply directories may nest in a revision (git's
+// own default limit, core.maxTreeDepth): a deeper tree refuses the
+// revision rather than costing time without bound.
+const MaxTreeDepth = 4096
+
+// MaxSymlinks is how many symlinks reading one file may follow (Linux's
+// limit); a longer chain is a file error.
+const MaxSymlinks = 40
+
+// abbrevPath is a long path shortened for messages: its first components,
+// "…", its last one and how deep it is.
+func abbrevPath(dirs []string) string {
+	if len(dirs) <= 8 {
+		return strings.Join(dirs, "/")
+	}
+	return fmt.Sprintf("%s/…/%s (%d levels)", strings.Join(dirs[:4], "/"), dirs[len(dirs)-1], len(dirs))
 }
 
 func isUnitFile(name string) bool {
@@ -471,45 +518,164 @@ func missing(err error) bool {
 	return errors.Is(err, object.ErrDirectoryNotFound) || errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrFileNotFound)
 }
 
-// readEntry reads a regular file or a symlink to one inside the
-// repository. Failures to read the repository are storageErrors.
-func readEntry(root *object.Tree, full string, e object.TreeEntry) ([]byte, error) {
+// readEntry reads entry e of tree dir, at full in the repository: a
+// regular file, or a symlink (through any chain of symlinks, to files
+// or through directories) to one inside the repository. Failures to read
+// the repository are storageErrors.
+//
+// trees are the trees from the root to the one holding e, dirs their
+// names (of trees[1:]); links caches the trees symlinks lead to.
+func readEntry(trees []*object.Tree, dirs []string, links map[plumbing.Hash]*object.Tree, full string, e object.TreeEntry) ([]byte, error) {
+	dir := trees[len(trees)-1]
 	switch e.Mode {
 	case filemode.Regular, filemode.Executable:
-		return readBlob(root, full)
+		return readBlob(dir, e)
 	case filemode.Symlink:
-		f, err := root.File(full)
+		link, err := readLink(dir, e)
 		if err != nil {
-			return nil, storageError{err}
+			return nil, err
 		}
-		link, err := f.Contents()
+		r := &resolver{trees: slices.Clone(trees), dirs: slices.Clone(dirs), links: links,
+			chain: []string{full}, seen: map[string]bool{full + "\x00": true}}
+		dest, found, err := r.follow(link)
 		if err != nil {
-			return nil, storageError{err}
+			return nil, fmt.Errorf("symlink to %s%w", link, err)
 		}
-		if path.IsAbs(link) {
-			return nil, fmt.Errorf("symlink to %s leaves the repository; not followed", link)
+		switch found.entry.Mode {
+		case filemode.Regular, filemode.Executable:
+		case filemode.Dir:
+			if dest == "" {
+				dest = "the repository's root"
+			}
+			return nil, fmt.Errorf("symlink to %s: %s is a directory; not followed", link, dest)
+		default:
+			return nil, fmt.Errorf("symlink to %s: %s is not a regular file (mode %s); not followed", link, dest, found.entry.Mode)
 		}
-		dest := path.Join(path.Dir(full), link)
-		if dest == ".." || strings.HasPrefix(dest, "../") {
-			return nil, fmt.Errorf("symlink to %s leaves the repository; not followed", link)
-		}
-		te, err := root.FindEntry(dest)
-		if err != nil && !missing(err) {
-			return nil, storageError{err}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("symlink to %s: %w", link, err)
-		}
-		if te.Mode != filemode.Regular && te.Mode != filemode.Executable {
-			return nil, fmt.Errorf("symlink to %s: not a regular file; not followed", link)
-		}
-		return readBlob(root, dest)
+		return readBlob(found.dir, found.entry)
 	}
 	return nil, fmt.Errorf("not a regular file (mode %s)", e.Mode)
 }
 
-func readBlob(root *object.Tree, p string) ([]byte, error) {
-	f, err := root.File(p)
+// maxLink is the longest symlink target read (PATH_MAX).
+const maxLink = 4096
+
+// readLink reads a symlink's target.
+func readLink(dir *object.Tree, e object.TreeEntry) (string, error) {
+	f, err := dir.TreeEntryFile(&e)
+	if err != nil {
+		return "", storageError{err}
+	}
+	if f.Size > maxLink {
+		return "", fmt.Errorf("a symlink to a target of %d bytes (over %d); not followed", f.Size, maxLink)
+	}
+	link, err := f.Contents()
+	if err != nil {
+		return "", storageError{err}
+	}
+	return link, nil
+}
+
+// located is an entry and the tree that holds it.
+type located struct {
+	dir   *object.Tree
+	entry object.TreeEntry
+}
+
+// resolver follows symlinks in a revision's tree the way the kernel
+// would in a checkout, component by component, without leaving the
+// repository: at most MaxSymlinks of them, and a loop is named.
+type resolver struct {
+	trees []*object.Tree // the directories from the root to the current one
+	dirs  []string       // their names (of trees[1:])
+	chain []string       // the symlinks followed, by path
+	seen  map[string]bool
+	links map[plumbing.Hash]*object.Tree // trees decoded, by hash
+}
+
+var errLeaves = errors.New(" leaves the repository; not followed")
+
+// via is the chain of symlinks followed so far, for messages.
+func (r *resolver) via(last string) string {
+	chain := r.chain[:len(r.chain):len(r.chain)]
+	if len(chain) > 4 {
+		chain = append(chain[:2:2], "…", chain[len(chain)-1])
+	}
+	return strings.Join(append(chain, last), " -> ")
+}
+
+// follow resolves link from the current directory. It returns the path
+// and entry reached, or an error to follow "symlink to <link>".
+func (r *resolver) follow(link string) (string, located, error) {
+	dirEntry := located{entry: object.TreeEntry{Mode: filemode.Dir}}
+	if path.IsAbs(link) {
+		return "", located{}, errLeaves
+	}
+	rest := strings.Split(link, "/")
+	for len(rest) > 0 {
+		name := rest[0]
+		rest = rest[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			if len(r.dirs) == 0 {
+				if len(r.chain) > 1 {
+					return "", located{}, fmt.Errorf(" leaves the repository (%s); not followed", r.via(".."))
+				}
+				return "", located{}, errLeaves
+			}
+			r.trees, r.dirs = r.trees[:len(r.trees)-1], r.dirs[:len(r.dirs)-1]
+			continue
+		}
+		cur := r.trees[len(r.trees)-1]
+		at := strings.Join(append(r.dirs[:len(r.dirs):len(r.dirs)], name), "/")
+		e, err := cur.FindEntry(name)
+		if err != nil {
+			if missing(err) {
+				return "", located{}, fmt.Errorf(": %s does not exist", at)
+			}
+			return "", located{}, storageError{err}
+		}
+		switch {
+		case e.Mode == filemode.Symlink:
+			key := at + "\x00" + strings.Join(rest, "/")
+			if r.seen[key] {
+				return "", located{}, fmt.Errorf(": a symlink loop (%s); not followed", r.via(at))
+			}
+			r.seen[key] = true
+			if len(r.chain) == MaxSymlinks {
+				return "", located{}, fmt.Errorf(": more than %d symlinks to follow (%s); not followed", MaxSymlinks, r.via(at))
+			}
+			r.chain = append(r.chain, at)
+			next, err := readLink(cur, *e)
+			if err != nil {
+				return "", located{}, err
+			}
+			if path.IsAbs(next) {
+				return "", located{}, fmt.Errorf(" leaves the repository (%s); not followed", r.via(next))
+			}
+			rest = append(strings.Split(next, "/"), rest...)
+		case len(rest) == 0:
+			return at, located{dir: cur, entry: *e}, nil
+		case e.Mode == filemode.Dir:
+			sub := r.links[e.Hash]
+			if sub == nil {
+				if sub, err = cur.Tree(name); err != nil {
+					return "", located{}, storageError{err}
+				}
+				r.links[e.Hash] = sub
+			}
+			r.trees, r.dirs = append(r.trees, sub), append(r.dirs, name)
+		default:
+			return "", located{}, fmt.Errorf(": %s is not a directory", at)
+		}
+	}
+	return strings.Join(r.dirs, "/"), dirEntry, nil
+}
+
+// readBlob reads the file entry e of dir, refusing one over MaxFileSize.
+func readBlob(dir *object.Tree, e object.TreeEntry) ([]byte, error) {
+	f, err := dir.TreeEntryFile(&e)
 	if err != nil {
 		return nil, storageError{err} // its entry is there: the blob is not
 	}

@@ -5,6 +5,7 @@
 package gittest
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -101,10 +102,54 @@ func (r *Repo) Commit(msg string) string {
 // FileURL is the repository as a file:// URL.
 func (r *Repo) FileURL() string { return "file://" + filepath.ToSlash(r.Dir) }
 
+// Symlink makes name (slash separated, in the work tree) a symlink to
+// target, as written (relative or absolute).
+func (r *Repo) Symlink(name, target string) {
+	r.t.Helper()
+	p := filepath.Join(r.Dir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	_ = os.Remove(p)
+	if err := os.Symlink(target, p); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// FastImport feeds the stream write writes to git fast-import (see
+// git-fast-import(1): commits, blobs and trees made without a work tree,
+// thousands a second). The work tree is left as it was: to Write and
+// Commit on top, check out first (Git("reset", "-q", "--hard", "main")).
+func (r *Repo) FastImport(write func(w io.Writer) error) {
+	r.t.Helper()
+	pr, pw := io.Pipe()
+	go func() {
+		bw := bufio.NewWriterSize(pw, 1<<16)
+		err := write(bw)
+		if err == nil {
+			err = bw.Flush()
+		}
+		pw.CloseWithError(err)
+	}()
+	_, err := r.run(nil, pr, "fast-import", "--quiet")
+	pr.CloseWithError(io.ErrClosedPipe) // unblock the writer if git stopped early
+	if err != nil {
+		r.t.Fatal(err)
+	}
+}
+
 // ServeHTTP serves the repository over git's smart HTTP protocol (git
 // http-backend). With a user name, requests need basic auth with it and
 // password. It returns the repository's URL.
 func (r *Repo) ServeHTTP(user, password string) string {
+	r.t.Helper()
+	return r.ServeHTTPHook(user, password, nil)
+}
+
+// ServeHTTPHook is ServeHTTP with a hook called before each request is
+// served (after auth), e.g. to move a ref between a client's ref listing
+// (GET .../info/refs) and its fetch (POST .../git-upload-pack).
+func (r *Repo) ServeHTTPHook(user, password string, hook func(req *http.Request)) string {
 	r.t.Helper()
 	execPath := r.Git("--exec-path")
 	backend := &cgi.Handler{
@@ -119,6 +164,9 @@ func (r *Repo) ServeHTTP(user, password string) string {
 				http.Error(w, "unauthorized", http.StatusUnauthorized)
 				return
 			}
+		}
+		if hook != nil {
+			hook(req)
 		}
 		backend.ServeHTTP(w, req)
 	})
