@@ -33,6 +33,10 @@ type RenderOptions struct {
 	// unit per matching machine); nil renders it for ExampleMachineID.
 	// Other units ignore them.
 	Machines []Machine
+	// Zones gives, for a unit with spread, the value of its spread key for
+	// each replica (see AssignZones), rendered as one more MachineMetadata
+	// line; nil renders none (fleet then places replicas as it likes).
+	Zones []string
 }
 
 // Render turns a valid spec into the fleet units that run it, in replica
@@ -73,6 +77,9 @@ func Render(s *Spec, o RenderOptions) ([]*schema.Unit, error) {
 	for i := 0; i < n; i++ {
 		name := UnitName{Prefix: o.UnitPrefix, Name: s.Name, SpecHash: hash, Group: groupID(hash, i%groups), Index: i}
 		r := renderer{spec: s, name: name, count: n}
+		if s.Spread != nil && i < len(o.Zones) && o.Zones[i] != "" {
+			r.zone = s.Spread.Key + "=" + o.Zones[i]
+		}
 		u := &schema.Unit{Name: name.String(), DesiredState: "launched", Options: r.options(s.Replicated() && s.MaxReplicasPerHost > 0)}
 		if err := checkLines(s, u); err != nil {
 			return nil, err
@@ -87,6 +94,7 @@ type renderer struct {
 	name      UnitName
 	count     int
 	machineID string // the machine of a rolling global unit's fleet unit
+	zone      string // key=value of a spread unit's replica
 	opts      []*schema.UnitOption
 }
 
@@ -144,6 +152,9 @@ func (r *renderer) options(grouped bool) []*schema.UnitOption {
 
 	for _, m := range s.Machine {
 		r.add("X-Fleet", "MachineMetadata", m)
+	}
+	if r.zone != "" {
+		r.add("X-Fleet", "MachineMetadata", r.zone)
 	}
 	switch {
 	case r.machineID != "":

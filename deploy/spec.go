@@ -45,6 +45,8 @@ type Spec struct {
 	// Ports are published with each running replica in the instance
 	// registry (<prefix>/instances/); they change no fleet unit.
 	Ports []Port `json:"ports,omitempty" yaml:"ports"`
+	// Spread places the replicas evenly over a machine metadata key.
+	Spread *Spread `json:"spread,omitempty" yaml:"spread"`
 }
 
 // Port is a port a unit's replicas serve on, for the instance registry.

@@ -79,6 +79,9 @@ func validateSpec(s *Spec, file string, lineOf func(string) int) error {
 		c.checkUpdate(s)
 	}
 	c.checkPorts(s.Ports)
+	if s.Spread != nil {
+		c.checkSpread(s)
+	}
 	if len(c.errs) == 0 {
 		// Every value is safe; make sure the rendered unit fits fleet's
 		// line limit with the longest unit prefix allowed.
@@ -403,6 +406,30 @@ func (c *checker) checkPorts(ports []Port) {
 		}
 		if p.Protocol != "" && p.Protocol != "tcp" && p.Protocol != "udp" {
 			c.fail(field+".protocol", "%q: use tcp (the default) or udp", p.Protocol)
+		}
+	}
+}
+
+// checkSpread: a key name, a skew of at least 1, and replicas to spread.
+func (c *checker) checkSpread(s *Spec) {
+	sp := s.Spread
+	switch {
+	case s.Global:
+		c.fail("spread", "has no effect on a global unit (it runs on every matching machine): remove spread")
+	case s.MachineID != "":
+		c.fail("spread", "has no effect on a unit with machineId (it runs on that machine): remove spread")
+	case !s.Replicated():
+		c.fail("spread", "needs replicas: a single instance runs in one place")
+	}
+	if !metadataKeyRe.MatchString(sp.Key) {
+		c.fail("spread.key", "%q is not a machine metadata key: letters, digits, '.', '_' and '-' (as az or rack)", sp.Key)
+	}
+	if sp.MaxSkew < 0 {
+		c.fail("spread.maxSkew", "%d: use at least 1 (the default)", sp.MaxSkew)
+	}
+	for _, m := range s.Machine {
+		if k, _, _ := strings.Cut(m, "="); k == sp.Key {
+			c.fail("spread.key", "%q is also constrained by machine (%s): spread over a key the unit leaves free", sp.Key, m)
 		}
 	}
 }

@@ -30,6 +30,7 @@ func TestValidateAcceptsEveryField(t *testing.T) {
 		"docker pull never":   "name: web\nengine: docker\napps:\n- image: nginx\n  pull: never\n",
 		"max name":            strings.Replace(unit(""), "name: api", "name: "+strings.Repeat("a", MaxNameLen), 1),
 		"ports":               unit("ports:\n- {name: http, port: 8080}\n- {name: dns, port: 53, protocol: udp}\n"),
+		"spread":              unit("replicas: 6\nspread: {key: az, maxSkew: 2}\n"),
 	}
 	for name, in := range good {
 		t.Run(name, func(t *testing.T) {
@@ -52,6 +53,13 @@ func TestValidateRefuses(t *testing.T) {
 	}{
 		// names: an etcd key and a systemd unit name
 		{"no name", "apps:\n- image: x\n", "u.yaml:1: name: required"},
+		// spread: over a machine metadata key
+		{"spread global", unit("global: true\nspread: {key: az}\n"), "u.yaml:5: spread: has no effect on a global unit"},
+		{"spread machineId", unit("machineId: abc\nspread: {key: az}\n"), "u.yaml:5: spread: has no effect on a unit with machineId"},
+		{"spread single", unit("spread: {key: az}\n"), "u.yaml:4: spread: needs replicas"},
+		{"spread key", unit("replicas: 2\nspread: {key: 'a z'}\n"), `u.yaml:5: spread.key: "a z" is not a machine metadata key`},
+		{"spread skew", unit("replicas: 2\nspread: {key: az, maxSkew: -1}\n"), "u.yaml:5: spread.maxSkew: -1: use at least 1"},
+		{"spread constrained key", unit("replicas: 2\nmachine: [az=a]\nspread: {key: az}\n"), `spread.key: "az" is also constrained by machine (az=a)`},
 		// ports: for the instance registry
 		{"port name", unit("ports:\n- {name: HTTP, port: 80}\n"), `u.yaml:5: ports[0].name: "HTTP": use 1 to 15 lowercase letters`},
 		{"port twice", unit("ports:\n- {name: http, port: 80}\n- {name: http, port: 81}\n"), `u.yaml:6: ports[1].name: "http" is also ports[0]`},

@@ -442,7 +442,7 @@ func (t *term) plan(now time.Time, units []*store.Unit, restarts map[string]int6
 		in := &unitInput{name: u.Name, prev: t.statuses[u.Name], specErr: u.Err, raw: u.Raw, restart: restarts[u.Name]}
 		if u.Err == nil {
 			in.spec = &u.Spec
-			in.desired, in.specErr = t.render(u, restarts[u.Name], fleetMachines)
+			in.desired, in.specErr = t.render(u, restarts[u.Name], fleetMachines, actual[u.Name])
 		}
 		inputs[u.Name] = in
 	}
@@ -556,12 +556,16 @@ func unitHash(opts []*schema.UnitOption) string {
 
 // render renders a stored unit, cached by its value and restart counter
 // (and, for a rolling global unit, the machines it is rendered for).
-func (t *term) render(u *store.Unit, restart int64, machines []deploy.Machine) (*desiredUnits, error) {
+func (t *term) render(u *store.Unit, restart int64, machines []deploy.Machine, actual unitSet) (*desiredUnits, error) {
 	key := strconv.FormatInt(restart, 10) + ":" + string(u.Raw)
 	opts := deploy.RenderOptions{UnitPrefix: t.opts.UnitPrefix, Restart: restart}
 	if u.Spec.Rolling() {
 		opts.Machines = machines
 		key += "\x00" + machinesKey(machines)
+	}
+	if u.Spec.Spread != nil {
+		opts.Zones = spreadZones(&u.Spec, u.Spec.Hash(restart), machines, actual)
+		key += "\x00zones=" + strings.Join(opts.Zones, ",")
 	}
 	if d := t.rendered[u.Name]; d != nil && d.key == key {
 		return d, nil
@@ -578,8 +582,30 @@ func (t *term) render(u *store.Unit, restart int64, machines []deploy.Machine) (
 	return d, nil
 }
 
-// apply makes the fleet calls with at most Workers at once. A call that
-// fails is logged and made again by a later pass.
+// spreadZones assigns each replica of a spread unit a value of its key
+// among the live machines that match it, keeping each replica of the
+// current spec in the zone it has while the skew allows (see
+// deploy.AssignZones): a zone that loses its last machine has its
+// replicas re-rendered into the others (fleet's drift repair then
+// replaces them), and one that comes back is given its share again.
+func spreadZones(s *deploy.Spec, hash string, machines []deploy.Machine, actual unitSet) []string {
+	n := s.Instances()
+	prev := make([]string, n)
+	for _, a := range actual {
+		if a.unit == nil || a.id.SpecHash != hash || a.id.Index >= n {
+			continue
+		}
+		var md []string
+		for _, o := range a.unit.Options {
+			if o.Section == "X-Fleet" && o.Name == "MachineMetadata" {
+				md = append(md, o.Value)
+			}
+		}
+		prev[a.id.Index] = deploy.ZoneOf(s, md)
+	}
+	return deploy.AssignZones(n, deploy.Zones(s, machines), prev, s.Spread.Skew())
+}
+
 // apply makes the fleet calls of a pass with a bounded pool, each within
 // a window of confirmed leadership (see guard). When leadership cannot be
 // confirmed it makes no further call and returns why.

@@ -1,0 +1,71 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+// zonesOf counts a unit's serving replicas per zone, from the registry.
+func (h *harness) zonesOf(name string) string {
+	h.t.Helper()
+	ins, err := h.store.UnitInstances(context.Background(), name)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	c := map[string]int{}
+	for _, in := range ins {
+		c[in.Metadata["az"]]++
+	}
+	var out []string
+	for z, n := range c {
+		out = append(out, fmt.Sprintf("%s=%d", z, n))
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+// spread: {key: az} over five machines, three of them in zone a: 6
+// replicas land 2 per zone (fleet alone would put 3 or 4 in a); when
+// every machine of zone a dies its replicas move to b and c (3 + 3) and
+// the registry follows; when they come back the zones even out again
+// (2 + 2 + 2), which fleet never does by itself.
+func TestSpreadAcrossZones(t *testing.T) {
+	a, b, c := map[string]string{"az": "a"}, map[string]string{"az": "b"}, map[string]string{"az": "c"}
+	machines := fleetsim.Machines(5, a, a, a, b, c)
+	h := newHarness(t, machines)
+	opts := testOptions
+	opts.MinReady = 200 * time.Millisecond
+	h.serve(h.api, opts)
+	spec := &deploy.Spec{Name: "api", Replicas: 6, Apps: []deploy.App{{Image: "docker://api"}}, Spread: &deploy.Spread{Key: "az"},
+		Ports: []deploy.Port{{Name: "http", Port: 80}}}
+	hash := h.put(spec)
+	h.waitStatus("api", store.PhaseRunning, hash, 60*time.Second)
+	eventually(t, 20*time.Second, func() (bool, string) { z := h.zonesOf("api"); return z == "a=2 b=2 c=2", z })
+
+	for _, m := range machines[:3] {
+		if err := h.cluster.Kill(m.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	killed := time.Now()
+	eventually(t, 90*time.Second, func() (bool, string) { z := h.zonesOf("api"); return z == "b=3 c=3", z })
+	t.Logf("zone a lost: its replicas serve in b and c %s later (fleet's machine TTL 4s)", time.Since(killed).Round(100*time.Millisecond))
+
+	for _, m := range machines[:3] {
+		if err := h.cluster.Revive(context.Background(), m.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	back := time.Now()
+	eventually(t, 90*time.Second, func() (bool, string) { z := h.zonesOf("api"); return z == "a=2 b=2 c=2", z })
+	t.Logf("zone a back: 2 + 2 + 2 again %s later", time.Since(back).Round(100*time.Millisecond))
+	h.waitStatus("api", store.PhaseRunning, hash, 30*time.Second)
+}
