@@ -42,7 +42,15 @@ with -o json a JSON array of fleet unit objects (fleet's API field names).`,
 			}
 			var units []*schema.Unit
 			for _, d := range docs {
-				us, err := deploy.Render(&d.Spec, deploy.RenderOptions{UnitPrefix: prefix})
+				ro := deploy.RenderOptions{UnitPrefix: prefix}
+				if sp := d.Spec.Spread; sp != nil {
+					// The scheduler picks each replica's zone from the live
+					// machines; show it with example zones.
+					ro.Zones = deploy.AssignZones(d.Spec.Instances(), []string{"ZONE-1", "ZONE-2", "ZONE-3"}, nil, sp.Skew())
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: spread over %s: each replica gets MachineMetadata=%s=<zone>, the zones being the values of %s among the live machines that match; shown here with ZONE-1, ZONE-2, ZONE-3\n",
+						d.File, sp.Key, sp.Key, sp.Key)
+				}
+				us, err := deploy.Render(&d.Spec, ro)
 				if err != nil {
 					return fmt.Errorf("%s: %w", d.File, err)
 				}
