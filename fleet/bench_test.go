@@ -96,7 +96,8 @@ func BenchmarkNoopReconcile(b *testing.B) {
 	}
 
 	counting := &countingAPI{API: api}
-	r, err := NewReconciler(counting, s, Options{MinReady: time.Nanosecond}, nil)
+	cs := &countingStore{Store: s}
+	r, err := NewReconciler(counting, cs, Options{MinReady: time.Nanosecond}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -112,9 +113,15 @@ func BenchmarkNoopReconcile(b *testing.B) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+	if n, keys := cs.txns.Load(), cs.keys.Load(); keys != 3*units {
+		b.Fatalf("the first passes wrote %d registry entries, want %d", keys, 3*units)
+	} else {
+		b.Logf("registry: %d entries written by the first pass in %d transactions", keys, n)
+	}
 	b.Run("reconcile", func(b *testing.B) {
 		b.ReportAllocs()
 		counting.calls.Store(0)
+		cs.txns.Store(0)
 		for b.Loop() {
 			res, err := t.pass(ctx)
 			if err != nil {
@@ -125,6 +132,7 @@ func BenchmarkNoopReconcile(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(counting.calls.Load())/float64(b.N), "fleet-calls/op")
+		b.ReportMetric(float64(cs.txns.Load())/float64(b.N), "registry-txns/op")
 	})
 	for _, part := range []struct {
 		name string
@@ -163,6 +171,20 @@ func BenchmarkNoopReconcile(b *testing.B) {
 			}
 		}
 	})
+}
+
+// countingStore counts the registry's writes: transactions (up to 120
+// keys each) and keys.
+type countingStore struct {
+	*store.Store
+	txns, keys atomic.Int64
+}
+
+func (c *countingStore) ApplyInstances(ctx context.Context, puts []*store.Instance, deletes []string, f store.Fence) error {
+	n := len(puts) + len(deletes)
+	c.txns.Add(int64((n + 119) / 120))
+	c.keys.Add(int64(n))
+	return c.Store.ApplyInstances(ctx, puts, deletes, f)
 }
 
 // seedUnit stores a spec and puts its rendered units in the registry,

@@ -2,7 +2,8 @@ package fleet
 
 import (
 	"context"
-	"encoding/json"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -136,7 +137,7 @@ func (reg *registry) applied(puts []*store.Instance, deletes []string) {
 }
 
 func sameInstance(a, b *store.Instance) bool {
-	x, _ := json.Marshal(a)
-	y, _ := json.Marshal(b)
-	return string(x) == string(y)
+	return a.Unit == b.Unit && a.Instance == b.Instance && a.FleetUnit == b.FleetUnit && a.MachineID == b.MachineID &&
+		a.MachineIP == b.MachineIP && a.State == b.State && a.Since.Equal(b.Since) && a.SpecHash == b.SpecHash &&
+		maps.Equal(a.Metadata, b.Metadata) && slices.Equal(a.Ports, b.Ports)
 }
