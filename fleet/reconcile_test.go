@@ -623,10 +623,17 @@ func TestUnhealthyFailsRolloutAtOnce(t *testing.T) {
 	bad := h.put(withHealth(replicated(3, "docker://sim-unhealthy/web:2")))
 	var seen, messages []string
 	var st *store.Status
+	listed := 0 // registry entries of the unhealthy version seen: there must be none
 	eventually(t, 90*time.Second, func() (bool, string) {
 		var err error
 		if seen, err = h.recordStates(bad, seen); err != nil {
 			return false, err.Error()
+		}
+		ins, _ := h.store.UnitInstances(context.Background(), "web")
+		for _, in := range ins {
+			if in.SpecHash == bad {
+				listed++
+			}
 		}
 		st = h.status("web")
 		if st != nil && st.SpecHash == bad && (len(messages) == 0 || messages[len(messages)-1] != st.Message) {
@@ -636,6 +643,12 @@ func TestUnhealthyFailsRolloutAtOnce(t *testing.T) {
 	})
 	took := time.Since(start)
 	t.Logf("rollout failed after %s (--rollout-timeout %s); states seen: %v; messages: %q", took.Round(time.Second), opts.RolloutTimeout, seen, messages)
+	if listed > 0 {
+		t.Errorf("the instance registry listed an unhealthy replica (%d times)", listed)
+	}
+	if in := h.instances("web"); len(in) != 3 {
+		t.Errorf("registry after the failed rollout: %v, want the 3 old replicas", in)
+	}
 	for _, want := range []string{"rollout of " + bad + " failed: replica k2:web:" + bad + ":", " on machine ", "(192.0.2.",
 		"did not become healthy (its health check did not pass within startPeriod; see its journal on that machine)",
 		"the previous version (if any) keeps running"} {
