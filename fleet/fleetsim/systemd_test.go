@@ -179,13 +179,14 @@ func TestFailMarkerRestartLoopThroughFleet(t *testing.T) {
 // never passes goes from start-post to auto-restart after StartPeriod and
 // loops under Restart=always, never running and never failed, and ends
 // failed without Restart=. Every phase here lasts longer than the agent's
-// 1s state poll, so fleet publishes each of them.
+// 1s state poll (start-post 2.5s, so that a loaded machine does not miss
+// it), so fleet publishes each of them.
 func TestHealthCheckThroughFleet(t *testing.T) {
 	e := etcdtest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := Start(ctx, Config{Endpoints: e.Endpoints(), Machines: Machines(1), TTL: 4 * time.Second, EngineInterval: time.Second,
-		StartDelay: 1300 * time.Millisecond, HealthDelay: 1500 * time.Millisecond, StartPeriod: 1500 * time.Millisecond, RestartDelay: 1500 * time.Millisecond})
+		StartDelay: 1300 * time.Millisecond, HealthDelay: 2500 * time.Millisecond, StartPeriod: 2500 * time.Millisecond, RestartDelay: 1500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
