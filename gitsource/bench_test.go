@@ -5,10 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"runtime"
-	"runtime/metrics"
 	"testing"
-	"time"
 
 	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
 )
@@ -74,30 +71,5 @@ func longHistory(b *testing.B, n int) *gittest.Repo {
 	return r
 }
 
-// peakHeap runs f and returns the highest live heap seen while it ran,
-// above what was live before.
-func peakHeap(f func() error) (uint64, error) {
-	runtime.GC()
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(sample)
-	base := sample[0].Value.Uint64()
-	peak := base
-	done := make(chan struct{})
-	go func() {
-		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(time.Millisecond):
-			}
-			metrics.Read(s)
-			if v := s[0].Value.Uint64(); v > peak {
-				peak = v
-			}
-		}
-	}()
-	err := f()
-	close(done)
-	return peak - base, err
-}
+// peakHeap is gittest.PeakHeap.
+func peakHeap(f func() error) (uint64, error) { return gittest.PeakHeap(f) }

@@ -200,48 +200,17 @@ func TestFetchWaitsForCacheLock(t *testing.T) {
 // fetched afresh, by a new Source at the same revision and by the same
 // Source when the ref moved.
 func TestFetchRecoversDamagedCache(t *testing.T) {
-	write := func(name, data string) func(t *testing.T, dir string) {
-		return func(t *testing.T, dir string) {
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
-				t.Fatal(err)
-			}
+	var damages []gittest.Damage
+	for _, d := range gittest.Damages() {
+		if d.Name != "empty HEAD and config" {
+			damages = append(damages, d)
 		}
-	}
-	damages := []struct {
-		name   string
-		damage func(t *testing.T, dir string)
-	}{
-		{"packs truncated to half", func(t *testing.T, dir string) {
-			n := 0
-			err := filepath.WalkDir(filepath.Join(dir, "objects", "pack"), func(p string, d fs.DirEntry, err error) error {
-				if err != nil || d.IsDir() {
-					return err
-				}
-				info, err := d.Info()
-				if err != nil {
-					return err
-				}
-				n++
-				return os.Truncate(p, info.Size()/2)
-			})
-			if err != nil || n == 0 {
-				t.Fatalf("truncating %d pack files: %v", n, err)
-			}
-		}},
-		{"empty HEAD", write("HEAD", "")},
-		{"objects deleted", func(t *testing.T, dir string) {
-			if err := os.RemoveAll(filepath.Join(dir, "objects")); err != nil {
-				t.Fatal(err)
-			}
-		}},
-		{"garbage config", write("config", "[[[ not git config \x00\n")},
-		{"empty config", write("config", "")},
 	}
 	for _, d := range damages {
 		for _, moved := range []bool{false, true} {
-			name := d.name + ", same revision"
+			name := d.Name + ", same revision"
 			if moved {
-				name = d.name + ", ref moved"
+				name = d.Name + ", ref moved"
 			}
 			t.Run(name, func(t *testing.T) {
 				r := gittest.NewRepo(t)
@@ -255,7 +224,7 @@ func TestFetchRecoversDamagedCache(t *testing.T) {
 				if _, err := s.Fetch(context.Background()); err != nil {
 					t.Fatal(err)
 				}
-				d.damage(t, s.dir)
+				d.Do(t, s.dir)
 				want := "units/a.yaml"
 				if moved {
 					r.Write(map[string]string{"units/b.yaml": "name: b\n"})

@@ -3,8 +3,6 @@ package sync
 import (
 	"context"
 	"fmt"
-	"runtime"
-	"runtime/metrics"
 	"testing"
 	"time"
 
@@ -14,33 +12,8 @@ import (
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 )
 
-// peakHeap runs f and returns the highest live heap seen while it ran,
-// above what was live before (as gitsource's benchmarks measure it).
-func peakHeap(f func() error) (uint64, error) {
-	runtime.GC()
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(sample)
-	base := sample[0].Value.Uint64()
-	peak := base
-	done := make(chan struct{})
-	go func() {
-		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(time.Millisecond):
-			}
-			metrics.Read(s)
-			if v := s[0].Value.Uint64(); v > peak {
-				peak = v
-			}
-		}
-	}()
-	err := f()
-	close(done)
-	return peak - base, err
-}
+// peakHeap is gittest.PeakHeap.
+func peakHeap(f func() error) (uint64, error) { return gittest.PeakHeap(f) }
 
 // BenchmarkHostileManyFiles: 10,000 unit files in 100 directories of one
 // revision, against 100 files (the baseline): the first fetch, the first

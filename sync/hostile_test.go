@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/kaylee-gitops/kaylee/gitsource"
+	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
 	"github.com/kaylee-gitops/kaylee/store"
 )
 
@@ -222,43 +221,16 @@ func TestHostileManyFiles(t *testing.T) {
 // ref moved, fetches afresh and applies the right revision; a revision
 // that is then refused keeps the units as they were.
 func TestHostileLoopAfterDamagedCache(t *testing.T) {
-	damages := []struct {
-		name   string
-		damage func(t *testing.T, repo string)
-	}{
-		{"packs truncated to half", func(t *testing.T, repo string) {
-			n := 0
-			err := filepath.WalkDir(filepath.Join(repo, "objects", "pack"), func(p string, d fs.DirEntry, err error) error {
-				if err != nil || d.IsDir() {
-					return err
-				}
-				info, err := d.Info()
-				if err != nil {
-					return err
-				}
-				n++
-				return os.Truncate(p, info.Size()/2)
-			})
-			if err != nil || n == 0 {
-				t.Fatalf("truncating %d pack files: %v", n, err)
-			}
-		}},
-		{"objects deleted", func(t *testing.T, repo string) {
-			if err := os.RemoveAll(filepath.Join(repo, "objects")); err != nil {
-				t.Fatal(err)
-			}
-		}},
-		{"empty HEAD and config", func(t *testing.T, repo string) {
-			for _, f := range []string{"HEAD", "config"} {
-				if err := os.WriteFile(filepath.Join(repo, f), nil, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}},
+	var damages []gittest.Damage
+	for _, d := range gittest.Damages() {
+		switch d.Name {
+		case "packs truncated to half", "objects deleted", "empty HEAD and config":
+			damages = append(damages, d)
+		}
 	}
 	for _, d := range damages {
 		for _, then := range []string{"restart at the same revision", "ref moved", "ref moved to a refused revision"} {
-			t.Run(d.name+", "+then, func(t *testing.T) {
+			t.Run(d.Name+", "+then, func(t *testing.T) {
 				e := newEnv(t)
 				cache := t.TempDir()
 				newLoop := func() *Loop {
@@ -282,7 +254,7 @@ func TestHostileLoopAfterDamagedCache(t *testing.T) {
 				if len(repos) != 1 {
 					t.Fatalf("cache repositories %v", repos)
 				}
-				d.damage(t, repos[0])
+				d.Do(t, repos[0])
 
 				want := "c0 u0 p0 n4 e0"
 				switch then {
