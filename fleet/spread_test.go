@@ -69,3 +69,52 @@ func TestSpreadAcrossZones(t *testing.T) {
 	t.Logf("zone a back: 2 + 2 + 2 again %s later", time.Since(back).Round(100*time.Millisecond))
 	h.waitStatus("api", store.PhaseRunning, hash, 30*time.Second)
 }
+
+// spread with maxReplicasPerHost 1, a rolling update and kaylee restart:
+// on six machines (two per zone), 6 replicas run one per machine and 2 per
+// zone, and stay so through an update of the image and a restart.
+func TestSpreadWithPerHostUpdateAndRestart(t *testing.T) {
+	a, b, c := map[string]string{"az": "a"}, map[string]string{"az": "b"}, map[string]string{"az": "c"}
+	h := newHarness(t, fleetsim.Machines(6, a, a, b, b, c, c))
+	opts := testOptions
+	opts.MinReady = 200 * time.Millisecond
+	h.serve(h.api, opts)
+	spec := func(image string) *deploy.Spec {
+		return &deploy.Spec{Name: "api", Replicas: 6, MaxReplicasPerHost: 1, Apps: []deploy.App{{Image: image}}, Spread: &deploy.Spread{Key: "az"}}
+	}
+	placed := func(hash string) {
+		t.Helper()
+		eventually(t, 60*time.Second, func() (bool, string) {
+			v := h.view("api")
+			machines := map[string]bool{}
+			for name, ms := range v.running {
+				if strings.Contains(name, ":"+hash+":") {
+					for _, m := range ms {
+						machines[m] = true
+					}
+				}
+			}
+			z := h.zonesOf("api")
+			return z == "a=2 b=2 c=2" && len(machines) == 6 && v.runningWithHash(hash) == 6, fmt.Sprintf("zones %s, %d machines: %v", z, len(machines), v)
+		})
+	}
+	v1 := h.put(spec("docker://api:1"))
+	h.waitStatus("api", store.PhaseRunning, v1, 60*time.Second)
+	placed(v1)
+	v2 := h.put(spec("docker://api:2"))
+	h.waitStatus("api", store.PhaseRunning, v2, 90*time.Second)
+	h.waitUnits("api", v2, 6, 30*time.Second)
+	placed(v2)
+	n, err := h.store.Restart(context.Background(), "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := h.store.GetUnit(context.Background(), "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v3 := u.Spec.Hash(n)
+	h.waitStatus("api", store.PhaseRunning, v3, 90*time.Second)
+	h.waitUnits("api", v3, 6, 30*time.Second)
+	placed(v3)
+}

@@ -27,7 +27,7 @@ func TestDevSchedulesExamples(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("run --wait examples: exit %d\nstdout:\n%s\nstderr:\n%s\ndev stderr:\n%s", r.code, r.stdout, r.err, p.errb.String())
 	}
-	for _, want := range []string{"countly stored", "countly: running, 4/4 running", "node-exporter: running, 3/3 running", "ingress: running, 3/3 running", "db-primary: running, 1/1", "search: running, 2/2"} {
+	for _, want := range []string{"countly stored", "countly: running, 4/4 running", "node-exporter: running, 3/3 running", "ingress: running, 3/3 running", "db-primary: running, 1/1", "search: running, 2/2", "api: running, 6/6"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("run --wait output lacks %q:\n%s", want, r.stdout)
 		}
@@ -47,7 +47,7 @@ func TestDevSchedulesExamples(t *testing.T) {
 		t.Fatalf("status of db-primary: %+v", st)
 	}
 	r = kaylee(t, env, "status")
-	if r.code != 0 || !strings.Contains(r.stdout, "NAME") || strings.Count(r.stdout, " running ") != 5 {
+	if r.code != 0 || !strings.Contains(r.stdout, "NAME") || strings.Count(r.stdout, " running ") != 6 {
 		t.Fatalf("status table: exit %d\n%s%s", r.code, r.stdout, r.err)
 	}
 	if r := kaylee(t, env, "status", "nope"); r.code != 1 || !strings.Contains(r.err, `no unit named "nope"`) {
@@ -135,7 +135,7 @@ func TestServerCommand(t *testing.T) {
 func TestDevWithRepo(t *testing.T) {
 	repo := gittest.NewRepo(t)
 	files := map[string]string{}
-	for _, name := range []string{"countly.yaml", "db-primary.yaml", "ingress.yaml", "node-exporter.yaml", "search.yaml"} {
+	for _, name := range []string{"api.yaml", "countly.yaml", "db-primary.yaml", "ingress.yaml", "node-exporter.yaml", "search.yaml"} {
 		b, err := os.ReadFile(filepath.Join("../../examples", name))
 		if err != nil {
 			t.Fatal(err)
@@ -148,7 +148,7 @@ func TestDevWithRepo(t *testing.T) {
 	p := startKaylee(t, nil, "dev", "--repo", repo.Dir, "--path", "examples", "--listen-client", "http://"+addr,
 		"--data-dir", t.TempDir(), "--cache-dir", t.TempDir(), "--listen", freePort(t), "--min-ready", "500ms")
 	waitOutput(t, p.out, "ready:", 60*time.Second)
-	for _, want := range []string{"countly        running  4/4", "db-primary     running  1/1      192.0.2.3", "ingress        running  3/3", "node-exporter  running  3/3", "search         running  2/2"} {
+	for _, want := range []string{"countly        running  4/4", "db-primary     running  1/1      192.0.2.3", "ingress        running  3/3", "node-exporter  running  3/3", "search         running  2/2", "api            running  6/6"} {
 		waitOutput(t, p.out, want, 60*time.Second)
 	}
 	// A commit shows up at the next interval (10s in dev) or webhook.
