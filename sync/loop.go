@@ -77,14 +77,14 @@ func (l *Loop) Once(ctx context.Context, fence store.Fence) (*Result, error) {
 	} else {
 		snap = nil
 	}
+	if err != nil && ctx.Err() != nil && outer.Err() == nil {
+		err = fmt.Errorf("the pass took longer than its timeout of %s: %w", timeout, err)
+	}
 	if l.Observer != nil {
 		l.Observer.Synced(o.Source, res, err, time.Since(start))
 	}
 	if errors.Is(err, store.ErrNotLeader) || outer.Err() != nil || o.DryRun {
 		return res, err
-	}
-	if ctx.Err() != nil {
-		err = fmt.Errorf("the pass took longer than its timeout of %s: %w", timeout, err)
 	}
 	a := Attempt(o.Source, snap, res, err, start)
 	a.Leader = l.ID
