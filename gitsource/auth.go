@@ -45,6 +45,22 @@ func Auth(repoURL string, c AuthConfig) (transport.AuthMethod, error) {
 	return nil, nil
 }
 
+// AuthError is a credential that could not be used; Part says which.
+type AuthError struct {
+	Part      string // AuthSSHKey or AuthKnownHosts
+	Encrypted bool   // the SSH key needs a passphrase
+	Err       error
+}
+
+// The parts of an AuthError.
+const (
+	AuthSSHKey     = "ssh key"
+	AuthKnownHosts = "known hosts"
+)
+
+func (e *AuthError) Error() string { return e.Err.Error() }
+func (e *AuthError) Unwrap() error { return e.Err }
+
 func isSSH(u string) bool {
 	return strings.HasPrefix(u, "ssh://") || strings.HasPrefix(u, "git+ssh://") || scpLike.MatchString(u)
 }
@@ -63,7 +79,7 @@ func sshAuth(repoURL string, c AuthConfig) (transport.AuthMethod, error) {
 	if c.SSHKeyFile == "" {
 		a, err := gitssh.NewSSHAgentAuth(user)
 		if err != nil {
-			return nil, fmt.Errorf("ssh repository and no --ssh-key: the ssh agent is not usable either: %w", err)
+			return nil, &AuthError{Part: AuthSSHKey, Err: fmt.Errorf("an ssh repository, no SSH key given, and the ssh agent is not usable either: %w", err)}
 		}
 		a.HostKeyCallback = hostKeys
 		return a, nil
@@ -72,9 +88,9 @@ func sshAuth(repoURL string, c AuthConfig) (transport.AuthMethod, error) {
 	if err != nil {
 		var missing *ssh.PassphraseMissingError
 		if errors.As(err, &missing) {
-			return nil, fmt.Errorf("--ssh-key %s is encrypted: set KAYLEE_SSH_PASSPHRASE", c.SSHKeyFile)
+			return nil, &AuthError{Part: AuthSSHKey, Encrypted: true, Err: fmt.Errorf("SSH key %s is encrypted and no passphrase was given", c.SSHKeyFile)}
 		}
-		return nil, fmt.Errorf("--ssh-key %s: %w", c.SSHKeyFile, err)
+		return nil, &AuthError{Part: AuthSSHKey, Err: fmt.Errorf("SSH key %s: %w", c.SSHKeyFile, err)}
 	}
 	keys.HostKeyCallback = hostKeys
 	return keys, nil
@@ -88,16 +104,16 @@ func hostKeyCallback(c AuthConfig) (ssh.HostKeyCallback, error) {
 	if file == "" {
 		home, err := os.UserHomeDir()
 		if err != nil {
-			return nil, fmt.Errorf("no --known-hosts and no home directory: %w", err)
+			return nil, &AuthError{Part: AuthKnownHosts, Err: fmt.Errorf("no known hosts file given and no home directory: %w", err)}
 		}
 		file = filepath.Join(home, ".ssh", "known_hosts")
 	}
 	if _, err := os.Stat(file); err != nil {
-		return nil, fmt.Errorf("known hosts file %s: %w (add the server's key with ssh-keyscan HOST >> %s, pass --known-hosts FILE, or --insecure-skip-host-key-check)", file, err, file)
+		return nil, &AuthError{Part: AuthKnownHosts, Err: fmt.Errorf("known hosts file %s: %w (add the server's key with ssh-keyscan HOST >> %s, give another known hosts file, or skip the host key check, which is unsafe)", file, err, file)}
 	}
 	cb, err := gitssh.NewKnownHostsCallback(file)
 	if err != nil {
-		return nil, fmt.Errorf("--known-hosts %s: %w", file, err)
+		return nil, &AuthError{Part: AuthKnownHosts, Err: fmt.Errorf("known hosts file %s: %w", file, err)}
 	}
 	return cb, nil
 }

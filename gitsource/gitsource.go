@@ -120,7 +120,7 @@ func DefaultCacheDir() string {
 // New returns a source; nothing is fetched yet.
 func New(cfg Config) (*Source, error) {
 	if cfg.URL == "" {
-		return nil, errors.New("no repository: give --repo")
+		return nil, errors.New("no repository given")
 	}
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = DefaultCacheDir()
@@ -128,7 +128,7 @@ func New(cfg Config) (*Source, error) {
 	if isLocalPath(cfg.URL) {
 		abs, err := filepath.Abs(cfg.URL)
 		if err != nil {
-			return nil, fmt.Errorf("--repo %s: %w", cfg.URL, err)
+			return nil, fmt.Errorf("repository %s: %w", cfg.URL, err)
 		}
 		cfg.URL = abs
 	}
@@ -215,7 +215,7 @@ func (s *Source) resolve(ctx context.Context) (target, error) {
 	case s.cfg.Ref == "":
 		head := byName[plumbing.HEAD]
 		if head == nil {
-			return target{}, fmt.Errorf("%s has no HEAD (an empty repository?): give --ref", s.cfg.URL)
+			return target{}, fmt.Errorf("%s has no HEAD (an empty repository?): name a ref", s.cfg.URL)
 		}
 		if head.Type() == plumbing.HashReference {
 			return target{name: "HEAD", ref: plumbing.HEAD, commit: head.Hash(), object: head.Hash()}, nil
@@ -237,7 +237,7 @@ func (s *Source) resolve(ctx context.Context) (target, error) {
 		}
 		return t, nil
 	}
-	return target{}, fmt.Errorf("%s has no branch or tag %q (check --ref)", s.cfg.URL, s.cfg.Ref)
+	return target{}, fmt.Errorf("%s has no branch or tag %q (check the ref)", s.cfg.URL, s.cfg.Ref)
 }
 
 // Fetch returns the unit files at the ref's current revision. When the
@@ -416,7 +416,7 @@ func (s *Source) read(c *object.Commit) (*Snapshot, error) {
 	if s.cfg.Path != "" {
 		tree, err = root.Tree(s.cfg.Path)
 		if err != nil {
-			err = fmt.Errorf("--path %s: not a directory at %s: %w (nothing was changed)", s.cfg.Path, c.Hash.String()[:7], err)
+			err = fmt.Errorf("path %s: not a directory at %s: %w (nothing was changed)", s.cfg.Path, c.Hash.String()[:7], err)
 			if e, ferr := root.FindEntry(s.cfg.Path); ferr == nil && e.Mode != filemode.Dir || missing(ferr) {
 				err = permanentError{err} // not a cache problem
 			}
@@ -698,13 +698,13 @@ func readBlob(dir *object.Tree, e object.TreeEntry) ([]byte, error) {
 func explain(err error) error {
 	switch {
 	case errors.Is(err, transport.ErrAuthenticationRequired):
-		return fmt.Errorf("%w (give --git-username with --git-password-file or KAYLEE_GIT_PASSWORD, or --ssh-key)", err)
+		return fmt.Errorf("%w (give a user name and a password or token, or an SSH key)", err)
 	case errors.Is(err, transport.ErrAuthorizationFailed):
 		return fmt.Errorf("%w (check the credentials and that they may read the repository)", err)
 	case errors.Is(err, transport.ErrRepositoryNotFound):
-		return fmt.Errorf("%w (check --repo)", err)
+		return fmt.Errorf("%w (check the repository URL)", err)
 	case strings.Contains(err.Error(), "knownhosts"):
-		return fmt.Errorf("%w (add the host key to --known-hosts, e.g. ssh-keyscan HOST >> ~/.ssh/known_hosts)", err)
+		return fmt.Errorf("%w (add the host key to the known hosts file, e.g. ssh-keyscan HOST >> ~/.ssh/known_hosts)", err)
 	}
 	return err
 }

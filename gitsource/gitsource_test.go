@@ -97,8 +97,8 @@ func TestFetchFiles(t *testing.T) {
 	}
 
 	for _, tt := range []struct{ name, url, ref, path, want string }{
-		{"missing path", r.FileURL(), "", "nope", "--path nope: not a directory"},
-		{"missing ref", r.FileURL(), "nope", "", `has no branch or tag "nope" (check --ref)`},
+		{"missing path", r.FileURL(), "", "nope", "path nope: not a directory"},
+		{"missing ref", r.FileURL(), "nope", "", `has no branch or tag "nope" (check the ref)`},
 		{"missing repo", "file:///does/not/exist", "", "", "listing refs of file:///does/not/exist"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,7 +152,7 @@ func TestFetchOverHTTPWithBasicAuth(t *testing.T) {
 		wantErr string
 	}{
 		{"right password", AuthConfig{Username: "ci", Password: "s3cret"}, ""},
-		{"no credentials", AuthConfig{}, "--git-username"},
+		{"no credentials", AuthConfig{}, "give a user name and a password or token, or an SSH key"},
 		{"wrong password", AuthConfig{Username: "ci", Password: "nope"}, "authentication required"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -113,7 +114,7 @@ func (a *app) openSource(cs config.Source, cacheDir string, force bool) (*source
 		Username: cs.Username, Password: password,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cs.Where("repo"), err)
+		return nil, authError(cs, err)
 	}
 	gc := gitsource.Config{URL: cs.Repo, Ref: cs.Ref, Path: cs.Path, CacheDir: cacheDir, Auth: auth}
 	if err := setVerify(&gc, cs); err != nil {
@@ -131,4 +132,20 @@ func (a *app) openSource(cs config.Source, cacheDir string, force bool) (*source
 	}
 	return &source{cfg: cs, git: src, opts: sync.Options{Source: cs.Name, URL: src.URL(), Path: src.Path(),
 		AllowEmpty: cs.AllowEmpty, MaxPrune: cs.MaxPrune, Force: force}}, nil
+}
+
+// authError names the field or flag of the credential that failed.
+func authError(cs config.Source, err error) error {
+	var ae *gitsource.AuthError
+	if !errors.As(err, &ae) {
+		return fmt.Errorf("%s: %w", cs.Where("repo"), err)
+	}
+	field := "sshKeyFile"
+	if ae.Part == gitsource.AuthKnownHosts {
+		field = "knownHosts"
+	}
+	if ae.Encrypted {
+		return fmt.Errorf("%s: %w: set %sSSH_PASSPHRASE", cs.Where(field), err, envPrefix)
+	}
+	return fmt.Errorf("%s: %w", cs.Where(field), err)
 }

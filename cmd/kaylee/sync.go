@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/spf13/cobra"
 
 	"github.com/kaylee-gitops/kaylee/gitsource"
@@ -199,7 +200,11 @@ func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src *source, dryRun
 		fmt.Fprintf(stderr, "%s%v; nothing was written%s\n", prefix, err, refusalHint(err))
 		return nil, exitRefused
 	case snap == nil:
-		fmt.Fprintf(stderr, "%scannot read the repository: %v; nothing was written\n", prefix, err)
+		hint := ""
+		if errors.Is(err, transport.ErrAuthenticationRequired) {
+			hint = fmt.Sprintf(" (set %s with %s or %sGIT_PASSWORD, or %s)", src.cfg.Where("username"), src.cfg.Where("passwordFile"), envPrefix, src.cfg.Where("sshKeyFile"))
+		}
+		fmt.Fprintf(stderr, "%scannot read the repository: %v%s; nothing was written\n", prefix, err, hint)
 		return nil, exitUnreachable
 	case err != nil:
 		fmt.Fprintf(stderr, "%s%v\n", prefix, err)
