@@ -78,7 +78,11 @@ change, and exits 0 once all run the new spec, 1 if a rollout fails or
 				return err
 			}
 			defer done()
-			if err := a.refuseOwned(cmd.Context(), s, "run", changedUnits(cmd.Context(), s, docs), force); err != nil {
+			changed, err := changedUnits(cmd.Context(), s, docs)
+			if err != nil {
+				return err
+			}
+			if err := a.refuseOwned(cmd.Context(), s, "run", changed, force); err != nil {
 				return err
 			}
 			for _, d := range docs {
@@ -114,16 +118,23 @@ change, and exits 0 once all run the new spec, 1 if a rollout fails or
 }
 
 // changedUnits names the units of docs whose stored version differs (or
-// is missing): those run would write.
-func changedUnits(ctx context.Context, s *store.Store, docs []*deploy.Document) []string {
+// is missing): those run would write. One read of the units.
+func changedUnits(ctx context.Context, s *store.Store, docs []*deploy.Document) ([]string, error) {
+	units, _, err := s.ListUnits(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stored := make(map[string]string, len(units))
+	for _, u := range units {
+		stored[u.Name] = string(u.Raw)
+	}
 	var out []string
 	for _, d := range docs {
-		u, err := s.GetUnit(ctx, d.Spec.Name)
-		if err != nil || string(u.Raw) != string(d.Spec.CanonicalJSON()) {
+		if raw, ok := stored[d.Spec.Name]; !ok || raw != string(d.Spec.CanonicalJSON()) {
 			out = append(out, d.Spec.Name)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func (a *app) lsCommand() *cobra.Command {
