@@ -17,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Config says where the server listens and keeps its data. The zero value
@@ -41,8 +42,9 @@ type Server struct {
 	cfg     Config
 	tempDir bool
 
-	mu   sync.Mutex
-	etcd *embed.Etcd
+	mu      sync.Mutex
+	etcd    *embed.Etcd
+	closing chan struct{} // closed once the last Stop's close has finished
 }
 
 // ErrAddrInUse is returned by Start when the client or peer port is taken.
@@ -160,7 +162,10 @@ func (s *Server) start() error {
 	if s.cfg.Verbose {
 		cfg.LogLevel = "info"
 	} else {
-		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+		// Quiet, except for what ends the process: etcd's Fatal exits,
+		// and a silent exit is a mystery in a test log.
+		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(zapcore.NewCore(
+			zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.Lock(os.Stderr), zapcore.DPanicLevel)))
 	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
@@ -194,6 +199,7 @@ func (s *Server) Stop() {
 	e := s.etcd
 	s.etcd = nil
 	done := make(chan struct{})
+	s.closing = done
 	go func() {
 		e.Close()
 		close(done)
@@ -230,8 +236,24 @@ func (s *Server) Restart() error {
 }
 
 // Close stops the server and removes its data if Start created the directory.
+//
+// A close that Stop gave up on is still writing to the data directory:
+// removing it then makes etcd fail fatally (zap's Fatal exits the process,
+// silently with a quiet logger). So Close waits for it, a while longer,
+// and leaves the directory behind if it never ends.
 func (s *Server) Close() {
 	s.Stop()
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing != nil {
+		select {
+		case <-closing:
+		case <-time.After(2 * time.Minute):
+			fmt.Fprintf(os.Stderr, "etcdtest: etcd at %s never finished closing; its data stays in %s\n", s.cfg.ClientURL, s.cfg.Dir)
+			return
+		}
+	}
 	s.removeTemp()
 }
 
