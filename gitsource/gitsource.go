@@ -25,6 +25,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
 )
 
 // MaxFileSize is the largest unit file read; bigger ones are refused.
@@ -461,7 +463,7 @@ func (s *Source) read(c *object.Commit) (*Snapshot, error) {
 				}
 				continue
 			}
-			if !isUnitFile(e.Name) {
+			if !deploy.IsUnitFile(e.Name) {
 				continue
 			}
 			if prefix == "" && len(dirs) > 0 {
@@ -503,10 +505,6 @@ func abbrevPath(dirs []string) string {
 		return strings.Join(dirs, "/")
 	}
 	return fmt.Sprintf("%s/…/%s (%d levels)", strings.Join(dirs[:4], "/"), dirs[len(dirs)-1], len(dirs))
-}
-
-func isUnitFile(name string) bool {
-	return strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")
 }
 
 // storageError is a failure to read the repository (a damaged cache),

@@ -400,6 +400,23 @@ func (cs *Changeset) apply(ctx context.Context, st Store, f store.Fence) error {
 	return st.PutSyncRecord(ctx, cs.Record, f)
 }
 
+// Outcome classifies a pass by what it returned: one of the store's
+// Attempt results (synced, file-errors, refused, unverified, failed). The
+// CLI's exit code, the metrics and the attempt record all follow it.
+func Outcome(res *Result, err error) string {
+	switch {
+	case errors.Is(err, ErrRefused):
+		return store.AttemptRefused
+	case errors.Is(err, gitsource.ErrUnverified):
+		return store.AttemptUnverified
+	case err != nil:
+		return store.AttemptFailed
+	case res != nil && len(res.Errors) > 0:
+		return store.AttemptFileErrors
+	}
+	return store.AttemptSynced
+}
+
 // Attempt describes a pass for <prefix>/attempts/<source>: its result,
 // and why when it applied nothing. snap is what was fetched (nil when the
 // fetch failed).
@@ -412,15 +429,8 @@ func Attempt(source string, snap *gitsource.Snapshot, res *Result, err error, st
 	case errors.As(err, &ve):
 		a.Ref, a.Revision = ve.Ref, ve.Revision
 	}
-	switch {
-	case errors.Is(err, ErrRefused):
-		a.Result = store.AttemptRefused
-	case errors.Is(err, gitsource.ErrUnverified):
-		a.Result = store.AttemptUnverified
-	case err != nil:
-		a.Result = store.AttemptFailed
-	case len(res.Errors) > 0:
-		a.Result = store.AttemptFileErrors
+	a.Result = Outcome(res, err)
+	if a.Result == store.AttemptFileErrors {
 		a.Message = fmt.Sprintf("%d file errors; their units were left as they were", len(res.Errors))
 		if len(res.Errors) == 1 {
 			a.Message = "1 file error; its units were left as they were"

@@ -214,3 +214,25 @@ func TestPlan(t *testing.T) {
 		})
 	}
 }
+
+func TestOutcome(t *testing.T) {
+	tests := []struct {
+		name string
+		res  *Result
+		err  error
+		want string
+	}{
+		{"clean", &Result{}, nil, store.AttemptSynced},
+		{"file errors", &Result{Errors: []store.SyncError{{File: "a.yaml", Message: "bad"}}}, nil, store.AttemptFileErrors},
+		{"refused", nil, fmt.Errorf("pass: %w", &RefusedError{Source: "s", Empty: true}), store.AttemptRefused},
+		{"unverified", nil, &gitsource.VerificationError{Ref: "main", Revision: "abc", Reason: "not signed"}, store.AttemptUnverified},
+		{"git unreachable", nil, errors.New("dial tcp: refused"), store.AttemptFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Outcome(tt.res, tt.err); got != tt.want {
+				t.Errorf("Outcome = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -13,8 +12,6 @@ import (
 
 	"github.com/kaylee-gitops/kaylee/store"
 )
-
-const noSchedulerYet = "no status yet: is a kaylee server (or agent) running against this etcd?"
 
 func (a *app) statusCommand() *cobra.Command {
 	var output string
@@ -48,7 +45,7 @@ and systemd states.`,
 				if err != nil {
 					return err
 				}
-				v := withGit([]*store.Status{st}, records)[0]
+				v := store.WithGit([]*store.Status{st}, records)[0]
 				if output == "json" {
 					return writeJSON(w, v)
 				}
@@ -59,7 +56,7 @@ and systemd states.`,
 			if err != nil {
 				return err
 			}
-			v := withGit(all, records)
+			v := store.WithGit(all, records)
 			if output == "json" {
 				return writeJSON(w, v)
 			}
@@ -71,91 +68,19 @@ and systemd states.`,
 	return cmd
 }
 
-// unitStatus is a unit's status record, or a pending one for a unit no
-// scheduler has seen yet.
+// unitStatus is a unit's status, pending when no scheduler has seen it yet.
 func unitStatus(ctx context.Context, s *store.Store, name string) (*store.Status, error) {
-	st, err := s.GetStatus(ctx, name)
-	if err == nil {
-		return st, nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
-	if _, err := s.GetUnit(ctx, name); errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("no unit named %q (see kaylee ls)", name)
-	} else if err != nil {
-		return nil, err
-	}
-	return &store.Status{Name: name, Phase: store.PhasePending, Message: noSchedulerYet, Units: []store.UnitStatus{}}, nil
+	st, err := s.UnitStatus(ctx, name)
+	return st, noUnit(name, err)
 }
 
 // allStatuses has one entry per unit in the store, and one per unit still
 // being deleted.
 func allStatuses(ctx context.Context, s *store.Store) ([]*store.Status, error) {
-	units, _, err := s.ListUnits(ctx)
-	if err != nil {
-		return nil, err
-	}
-	sts, err := s.ListStatuses(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*store.Status, 0, len(sts))
-	for _, u := range units {
-		st := sts[u.Name]
-		if st == nil {
-			st = &store.Status{Name: u.Name, Phase: store.PhasePending, Message: noSchedulerYet, Units: []store.UnitStatus{}}
-		}
-		delete(sts, u.Name)
-		out = append(out, st)
-	}
-	for _, st := range sts {
-		out = append(out, st)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return s.AllStatuses(ctx)
 }
 
-// unitView is a unit's status with where it comes from: the git source
-// owning it, and the errors of its file at the source's last pass.
-type unitView struct {
-	*store.Status
-	Source    string   `json:"source,omitempty"`
-	File      string   `json:"file,omitempty"`
-	GitErrors []string `json:"gitErrors,omitempty"`
-}
-
-// gitMark is SOURCE as the table shows it: "-" for units of kaylee run, a
-// "!" after the source when the unit's file fails in git.
-func (v unitView) gitMark() string {
-	switch {
-	case v.Source == "":
-		return "-"
-	case len(v.GitErrors) > 0:
-		return v.Source + "!"
-	}
-	return v.Source
-}
-
-func withGit(sts []*store.Status, records map[string]*store.SyncRecord) []unitView {
-	owners := store.Owners(records)
-	out := make([]unitView, len(sts))
-	for i, st := range sts {
-		v := unitView{Status: st}
-		if o, ok := owners[st.Name]; ok {
-			v.Source, v.File = o.Source, o.File
-			for _, e := range o.Record.Errors {
-				if e.File == o.File {
-					v.GitErrors = append(v.GitErrors, e.String())
-				}
-			}
-		}
-		out[i] = v
-	}
-	return out
-}
-
-func writeStatusTable(w io.Writer, all []unitView, now time.Time) {
+func writeStatusTable(w io.Writer, all []store.UnitView, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tPHASE\tRUNNING\tSPEC\tSOURCE\tAGE\tMESSAGE")
 	failing := 0
@@ -165,7 +90,7 @@ func writeStatusTable(w io.Writer, all []unitView, now time.Time) {
 			failing++
 			msg = "its file fails in git (" + st.GitErrors[0] + "); it runs its last good version. " + msg
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", st.Name, st.Phase, st.Running, st.Desired, orDash(st.SpecHash), st.gitMark(), age(st.Time, now), msg)
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", st.Name, st.Phase, st.Running, st.Desired, orDash(st.SpecHash), st.GitMark(), age(st.Time, now), msg)
 	}
 	tw.Flush()
 	if failing > 0 {
@@ -173,7 +98,7 @@ func writeStatusTable(w io.Writer, all []unitView, now time.Time) {
 	}
 }
 
-func writeStatus(w io.Writer, st unitView, now time.Time) {
+func writeStatus(w io.Writer, st store.UnitView, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Name:\t%s\n", st.Name)
 	if st.Source != "" {
@@ -248,8 +173,6 @@ func waitRollouts(ctx context.Context, s *store.Store, w io.Writer, want map[str
 		}
 		for _, n := range names {
 			st := statuses[n]
-			line := n + ": waiting for the scheduler"
-			done := false
 			if st != nil && st.Phase == store.PhaseSuspended {
 				// The status may lag a resume: the suspension decides.
 				sus, err := s.Suspensions(ctx)
@@ -260,15 +183,10 @@ func waitRollouts(ctx context.Context, s *store.Store, w io.Writer, want map[str
 					return fmt.Errorf("%s is suspended: the scheduler rolls nothing out until kaylee resume %s", n, n)
 				}
 			}
-			if st != nil && st.SpecHash == want[n] {
-				line = fmt.Sprintf("%s: %s, %d/%d running: %s", n, st.Phase, st.Running, st.Desired, st.Message)
-				switch st.Phase {
-				case store.PhaseRunning:
-					done = true
-				case store.PhaseFailed:
-					done = true
-					failed = append(failed, n)
-				}
+			r := store.RolloutOf(n, st, want[n])
+			line, done := r.Line, r.Done
+			if r.Failed {
+				failed = append(failed, n)
 			}
 			if line != last[n] {
 				fmt.Fprintln(w, line)

@@ -97,7 +97,7 @@ func unitFiles(paths []string) ([]string, error) {
 			if d.IsDir() && path != p && strings.HasPrefix(d.Name(), ".") {
 				return filepath.SkipDir // .git and friends
 			}
-			if !d.IsDir() && isUnitFileName(d.Name()) {
+			if !d.IsDir() && deploy.IsUnitFile(d.Name()) {
 				found = append(found, path)
 			}
 			return nil
@@ -109,8 +109,4 @@ func unitFiles(paths []string) ([]string, error) {
 		out = append(out, found...)
 	}
 	return out, nil
-}
-
-func isUnitFileName(name string) bool {
-	return strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")
 }

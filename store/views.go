@@ -1,0 +1,162 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// NoSchedulerYet is the message of a unit no scheduler has reported on.
+const NoSchedulerYet = "no status yet: is a kaylee server (or agent) running against this etcd?"
+
+// PendingStatus is the status of a stored unit no scheduler has seen yet.
+func PendingStatus(name string) *Status {
+	return &Status{Name: name, Phase: PhasePending, Message: NoSchedulerYet, Units: []UnitStatus{}}
+}
+
+// UnitStatus returns a unit's status record, or a pending one for a stored
+// unit that has none yet; ErrNotFound when there is neither.
+func (s *Store) UnitStatus(ctx context.Context, name string) (*Status, error) {
+	st, err := s.GetStatus(ctx, name)
+	if err == nil {
+		return st, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	if _, err := s.GetUnit(ctx, name); err != nil {
+		return nil, err
+	}
+	return PendingStatus(name), nil
+}
+
+// AllStatuses has one status per stored unit (pending when the scheduler
+// has not reported on it yet) and one per unit still being deleted, by name.
+func (s *Store) AllStatuses(ctx context.Context) ([]*Status, error) {
+	units, _, err := s.ListUnits(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sts, err := s.ListStatuses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Status, 0, len(sts))
+	for _, u := range units {
+		st := sts[u.Name]
+		if st == nil {
+			st = PendingStatus(u.Name)
+		}
+		delete(sts, u.Name)
+		out = append(out, st)
+	}
+	for _, st := range sts {
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// UnitView is a unit's status with where it comes from: the git source
+// owning it, the revision that source last applied, and the errors of the
+// unit's file at that pass (the unit then runs its last good version).
+type UnitView struct {
+	*Status
+	Source    string   `json:"source,omitempty"`
+	File      string   `json:"file,omitempty"`
+	Revision  string   `json:"revision,omitempty"` // full commit hash
+	GitErrors []string `json:"gitErrors,omitempty"`
+}
+
+// ShortRevision is the first 7 characters of the git revision, or "".
+func (v UnitView) ShortRevision() string {
+	if len(v.Revision) > 7 {
+		return v.Revision[:7]
+	}
+	return v.Revision
+}
+
+// GitMark is the unit's source as tables show it: "-" for units of kaylee
+// run, a "!" after the source when the unit's file fails in git.
+func (v UnitView) GitMark() string {
+	switch {
+	case v.Source == "":
+		return "-"
+	case len(v.GitErrors) > 0:
+		return v.Source + "!"
+	}
+	return v.Source
+}
+
+// WithGit joins statuses with the sync records of the sources owning them.
+func WithGit(sts []*Status, records map[string]*SyncRecord) []UnitView {
+	owners := Owners(records)
+	out := make([]UnitView, len(sts))
+	for i, st := range sts {
+		v := UnitView{Status: st}
+		if o, ok := owners[st.Name]; ok {
+			v.Source, v.File, v.Revision = o.Source, o.File, o.Record.Revision
+			for _, e := range o.Record.Errors {
+				if e.File == o.File {
+					v.GitErrors = append(v.GitErrors, e.String())
+				}
+			}
+		}
+		out[i] = v
+	}
+	return out
+}
+
+// UnitViews is every unit's view (AllStatuses joined with the sync
+// records).
+func (s *Store) UnitViews(ctx context.Context) ([]UnitView, error) {
+	all, err := s.AllStatuses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	records, err := s.ListSyncRecords(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return WithGit(all, records), nil
+}
+
+// UnitViewOf is one unit's view; ErrNotFound when the unit is neither
+// stored nor being deleted.
+func (s *Store) UnitViewOf(ctx context.Context, name string) (UnitView, error) {
+	st, err := s.UnitStatus(ctx, name)
+	if err != nil {
+		return UnitView{}, err
+	}
+	records, err := s.ListSyncRecords(ctx)
+	if err != nil {
+		return UnitView{}, err
+	}
+	return WithGit([]*Status{st}, records)[0], nil
+}
+
+// Rollout is where the rollout of one spec stands, as a rollout viewer
+// decides it from the unit's status.
+type Rollout struct {
+	Done   bool   // finished: running, or failed
+	Failed bool   // the rollout of the wanted spec failed
+	Line   string // one line for a person: "web: progressing, 1/3 running: …"
+}
+
+// RolloutOf decides the rollout of spec hash want from a unit's status (nil
+// when the scheduler has written none yet). A status of another spec hash
+// is not about this rollout: the scheduler has not taken it up yet.
+func RolloutOf(name string, st *Status, want string) Rollout {
+	if st == nil || st.SpecHash != want {
+		return Rollout{Line: name + ": waiting for the scheduler"}
+	}
+	r := Rollout{Line: fmt.Sprintf("%s: %s, %d/%d running: %s", name, st.Phase, st.Running, st.Desired, st.Message)}
+	switch st.Phase {
+	case PhaseRunning:
+		r.Done = true
+	case PhaseFailed:
+		r.Done, r.Failed = true, true
+	}
+	return r
+}
