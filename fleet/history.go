@@ -138,6 +138,9 @@ func (t *term) recordHistory(ctx context.Context, now time.Time, inputs map[stri
 			if t.opts.History != nil {
 				t.opts.History(*c.entry)
 			}
+			if ev, ok := historyEvent(*c.entry); ok {
+				t.events.add(ev)
+			}
 			t.history[ns.name] = applyHistory(t.history[ns.name], c)
 		}
 	}

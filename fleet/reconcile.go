@@ -66,6 +66,8 @@ type Options struct {
 	// a rollout opened (progressing) or closed (deployed, failed…). It must
 	// not block (notifications queue what they send).
 	History func(e store.HistoryEntry)
+	// ID names this process in the events it writes (<prefix>/events).
+	ID string
 	// Confirmed, when set, is called each time the leader has confirmed
 	// its leadership right before fleet calls (a fault-injection hook for
 	// tests: a process may stop itself there).
@@ -113,7 +115,7 @@ func (o Options) withDefaults() Options {
 type Store interface {
 	ListUnits(ctx context.Context) ([]*store.Unit, int64, error)
 	RestartCounters(ctx context.Context) (map[string]int64, error)
-	WatchUnits(ctx context.Context, rev int64) <-chan []store.Event
+	WatchUnits(ctx context.Context, rev int64) <-chan []store.Change
 	ListStatuses(ctx context.Context) (map[string]*store.Status, error)
 	PutStatus(ctx context.Context, st *store.Status, f store.Fence) error
 	DeleteStatus(ctx context.Context, name string, f store.Fence) error
@@ -128,6 +130,7 @@ type Store interface {
 	Confirm(ctx context.Context, f store.Fence) (time.Duration, error)
 	ListInstances(ctx context.Context) (map[string]*store.Instance, error)
 	ApplyInstances(ctx context.Context, puts []*store.Instance, deletes []string, f store.Fence) error
+	AppendEvents(ctx context.Context, f store.Fence, evs ...store.Event) error
 }
 
 // Reconciler drives fleet to the units in the store. Run it only while
@@ -162,6 +165,7 @@ type term struct {
 	history  map[string][]*store.HistoryEntry // as last written
 	states   string                           // fingerprint of fleet unit states at the last pass
 	reg      *registry
+	events   eventBatch // of the pass under way
 }
 
 func (r *Reconciler) newTerm(ctx context.Context, fence store.Fence) (*term, error) {
@@ -404,7 +408,14 @@ func (t *term) pass(ctx context.Context) (passResult, error) {
 		}
 		t.reg.applied(puts, deletes)
 	}
-	if err := t.apply(ctx, ops); err != nil {
+	why := make(map[string]string, len(statuses))
+	for _, st := range statuses {
+		if st.status != nil {
+			why[st.name] = st.status.Message
+		}
+	}
+	defer t.flushEvents(ctx)
+	if err := t.apply(ctx, ops, why); err != nil {
 		return res, err
 	}
 	if t.opts.Observer != nil {
@@ -609,7 +620,7 @@ func spreadZones(s *deploy.Spec, hash string, machines []deploy.Machine, actual 
 // apply makes the fleet calls of a pass with a bounded pool, each within
 // a window of confirmed leadership (see guard). When leadership cannot be
 // confirmed it makes no further call and returns why.
-func (t *term) apply(ctx context.Context, ops []op) error {
+func (t *term) apply(ctx context.Context, ops []op, why map[string]string) error {
 	if len(ops) == 0 {
 		return nil
 	}
@@ -634,6 +645,7 @@ func (t *term) apply(ctx context.Context, ops []op) error {
 					continue
 				}
 				t.log.Info("fleet", "unit", o.owner, "op", o.kind.String(), "fleetUnit", o.name)
+				t.events.add(opEvent(o, why[o.owner]))
 			}
 		}()
 	}

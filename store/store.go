@@ -103,6 +103,8 @@ type Store struct {
 	// 1,000 unchanged units decodes none of them again.
 	mu      sync.Mutex
 	decoded map[string]*Unit
+
+	events *eventLog
 }
 
 // New returns a store on an etcd client and key prefix.
@@ -110,7 +112,7 @@ func New(c *clientv3.Client, prefix string) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Store{c: c, prefix: strings.TrimSuffix(prefix, "/"), decoded: map[string]*Unit{}}
+	return &Store{c: c, prefix: strings.TrimSuffix(prefix, "/"), decoded: map[string]*Unit{}, events: newEventLog()}
 }
 
 // Client is the etcd client.
@@ -337,9 +339,9 @@ func (s *Store) RestartCounters(ctx context.Context) (map[string]int64, error) {
 	return out, nil
 }
 
-// Event is a change of one unit key, of a unit's restart counter, or of
+// Change is a change of one unit key, of a unit's restart counter, or of
 // its suspension.
-type Event struct {
+type Change struct {
 	Name    string
 	Deleted bool
 	Unit    *Unit // nil when Deleted, Restart or Suspension
@@ -352,8 +354,8 @@ type Event struct {
 // revision rev (from ListUnits) until ctx ends. The channel closes on ctx
 // end or when etcd compacted past rev; the caller then lists again
 // (level-triggered).
-func (s *Store) WatchUnits(ctx context.Context, rev int64) <-chan []Event {
-	out := make(chan []Event)
+func (s *Store) WatchUnits(ctx context.Context, rev int64) <-chan []Change {
+	out := make(chan []Change)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for _, dir := range []string{s.unitsDir(), s.prefix + "/restart/", s.suspendedDir()} {
@@ -372,16 +374,16 @@ func (s *Store) WatchUnits(ctx context.Context, rev int64) <-chan []Event {
 	return out
 }
 
-func (s *Store) watchDir(ctx context.Context, dir string, rev int64, out chan<- []Event) {
+func (s *Store) watchDir(ctx context.Context, dir string, rev int64, out chan<- []Change) {
 	wc := s.c.Watch(clientv3.WithRequireLeader(ctx), dir, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	for wr := range wc {
 		if wr.Err() != nil {
 			return
 		}
-		evs := make([]Event, 0, len(wr.Events))
+		evs := make([]Change, 0, len(wr.Events))
 		for _, e := range wr.Events {
 			key := string(e.Kv.Key)
-			ev := Event{Name: strings.TrimPrefix(key, dir), Restart: dir == s.prefix+"/restart/", Suspension: dir == s.suspendedDir()}
+			ev := Change{Name: strings.TrimPrefix(key, dir), Restart: dir == s.prefix+"/restart/", Suspension: dir == s.suspendedDir()}
 			switch {
 			case e.Type == clientv3.EventTypeDelete:
 				ev.Deleted = true

@@ -52,6 +52,8 @@ type Loop struct {
 	// which is then not parsed again.
 	lastSnap   *gitsource.Snapshot
 	lastParsed *parsed
+	// lastAttempt is the attempt of the pass before (for the event log).
+	lastAttempt *store.SyncAttempt
 }
 
 // Once fetches and makes one pass. A fetch error means nothing was
@@ -93,6 +95,10 @@ func (l *Loop) Once(ctx context.Context, fence store.Fence) (*Result, error) {
 	if aerr := l.Store.PutSyncAttempt(actx, a, fence); aerr != nil && err == nil {
 		return res, aerr
 	}
+	if eerr := l.Store.AppendEvents(actx, fence, Events(res, l.lastAttempt, a)...); eerr != nil && l.Log != nil {
+		l.Log.Warn("event log not written", "source", o.Source, "err", eerr)
+	}
+	l.lastAttempt = a
 	return res, err
 }
 

@@ -25,6 +25,7 @@ type Store interface {
 	PutSyncRecord(ctx context.Context, r *store.SyncRecord, f store.Fence) error
 	RollbackPins(ctx context.Context) (map[string]*store.RollbackPin, error)
 	PutSyncAttempt(ctx context.Context, a *store.SyncAttempt, f store.Fence) error
+	AppendEvents(ctx context.Context, f store.Fence, evs ...store.Event) error
 }
 
 // Options of a pass.

@@ -147,6 +147,7 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 	if err != nil {
 		return err
 	}
+	id := candidateID()
 	var rec *fleet.Reconciler
 	if !c.syncOnly {
 		api := c.api
@@ -159,7 +160,7 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 		if err != nil {
 			return err
 		}
-		ropts.Observer, ropts.History, ropts.Confirmed = m, ns.history, a.stopAfterConfirm()
+		ropts.Observer, ropts.History, ropts.Confirmed, ropts.ID = m, ns.history, a.stopAfterConfirm(), id
 		rec, err = fleet.NewReconciler(api, s, ropts, log)
 		if err != nil {
 			return err
@@ -172,7 +173,6 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 		}
 		defer stop()
 	}
-	id := candidateID()
 	var names []string
 	for _, src := range sources {
 		names = append(names, src.opts.Source)

@@ -90,7 +90,8 @@ func (a *app) schedule(ctx context.Context, s *store.Store, api client.API, f *s
 	if err != nil {
 		return err
 	}
-	opts.History, opts.Confirmed = ns.history, a.stopAfterConfirm()
+	id := candidateID()
+	opts.History, opts.Confirmed, opts.ID = ns.history, a.stopAfterConfirm(), id
 	r, err := fleet.NewReconciler(api, s, opts, log)
 	if err != nil {
 		return err
@@ -99,7 +100,7 @@ func (a *app) schedule(ctx context.Context, s *store.Store, api client.API, f *s
 		return fmt.Errorf("--lease-ttl %s: use at least 1s", f.leaseTTL)
 	}
 	go ns.run(ctx)
-	return s.Lead(ctx, store.SchedulerElection, candidateID(), f.leaseTTL, log, r.Run)
+	return s.Lead(ctx, store.SchedulerElection, id, f.leaseTTL, log, r.Run)
 }
 
 func candidateID() string {

@@ -188,8 +188,12 @@ func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src *source, dryRun
 	if !dryRun {
 		at := sync.Attempt(opts.Source, snap, res, err, start)
 		at.Leader = "sync --once " + candidateID()
+		prev, _ := s.ListSyncAttempts(cmd.Context())
 		if aerr := s.PutSyncAttempt(cmd.Context(), at, store.Fence{}); aerr != nil && err == nil {
 			err = aerr
+		}
+		if eerr := s.AppendEvents(cmd.Context(), store.Fence{}, sync.Events(res, prev[opts.Source], at)...); eerr != nil {
+			fmt.Fprintf(stderr, "%swarning: event log not written: %v\n", prefix, eerr)
 		}
 	}
 	switch {

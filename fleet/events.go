@@ -1,0 +1,71 @@
+package fleet
+
+import (
+	"context"
+	"sort"
+	gosync "sync"
+
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+// opEvent is the event of a fleet call made; why is the unit's status
+// message of the pass that made it.
+func opEvent(o op, why string) store.Event {
+	kind := map[opKind]string{opCreate: store.EventCreated, opLaunch: store.EventLaunched, opStop: store.EventStopped, opDestroy: store.EventDestroyed}[o.kind]
+	if o.kind == opLaunch {
+		why = "drift repaired: it was stopped outside Kaylee. " + why
+	}
+	return store.Event{Kind: kind, Unit: o.owner, FleetUnit: o.name, Message: why}
+}
+
+// historyEvent is the rollout event of a history entry written, if any:
+// an entry opened is a rollout started (or, when its spec already runs, one
+// that succeeded), one closed is a rollout that succeeded or failed.
+func historyEvent(h store.HistoryEntry) (store.Event, bool) {
+	kind := map[string]string{store.OutcomeProgressing: store.EventRolloutStarted, store.OutcomeDeployed: store.EventRolloutSucceeded,
+		store.OutcomeFailed: store.EventRolloutFailed, store.OutcomeRolledBack: store.EventRolledBack}[h.Outcome]
+	if kind == "" {
+		return store.Event{}, false
+	}
+	msg := h.Message
+	if h.RollbackTo != 0 && h.Outcome == store.OutcomeProgressing {
+		msg = "a rollback to an earlier revision"
+	}
+	return store.Event{Kind: kind, Unit: h.Unit, Source: h.Source, Revision: h.GitRevision, SpecHash: h.SpecHash, Message: msg}, true
+}
+
+// eventBatch gathers a pass's events; the workers of apply add to it.
+type eventBatch struct {
+	mu  gosync.Mutex
+	evs []store.Event
+}
+
+func (b *eventBatch) add(e store.Event) {
+	b.mu.Lock()
+	b.evs = append(b.evs, e)
+	b.mu.Unlock()
+}
+
+// flush writes the pass's events (fenced). The event log is for people: a
+// failure to write it is logged and fails nothing.
+func (t *term) flushEvents(ctx context.Context) {
+	b := &t.events
+	b.mu.Lock()
+	evs := b.evs
+	b.evs = nil
+	b.mu.Unlock()
+	if len(evs) == 0 {
+		return
+	}
+	// A rollout starts before the fleet calls it makes (its history entry
+	// is written after them).
+	sort.SliceStable(evs, func(i, j int) bool {
+		return evs[i].Kind == store.EventRolloutStarted && evs[j].Kind != store.EventRolloutStarted
+	})
+	for i := range evs {
+		evs[i].By = t.opts.ID
+	}
+	if err := t.store.AppendEvents(ctx, t.fence, evs...); err != nil {
+		t.log.Warn("event log not written", "events", len(evs), "err", err)
+	}
+}

@@ -1,0 +1,219 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Kinds of events: what Kaylee did.
+const (
+	// The scheduler's fleet calls, one event per fleet unit.
+	EventCreated   = "created"   // a fleet unit was submitted and launched
+	EventLaunched  = "launched"  // a fleet unit stopped by hand was launched again (drift repaired)
+	EventStopped   = "stopped"   // a fleet unit was stopped, before its destruction
+	EventDestroyed = "destroyed" // a fleet unit was destroyed
+	// Rollouts, from the unit's history.
+	EventRolloutStarted   = "rollout-started"
+	EventRolloutSucceeded = "rollout-succeeded"
+	EventRolloutFailed    = "rollout-failed"
+	EventRolledBack       = "rolled-back"
+	// Sync passes.
+	EventSynced     = "synced"      // a source applied a new revision
+	EventStored     = "stored"      // a source wrote a unit (created or changed in git)
+	EventPruned     = "pruned"      // a source removed a unit deleted from git
+	EventSyncFailed = "sync-failed" // a pass applied nothing (failed, refused, unverified), or met file errors
+	EventSyncOK     = "sync-ok"     // a source's passes apply cleanly again after failing
+)
+
+// Event is one thing Kaylee did, and why, at <prefix>/events/<id>. Events
+// are ordered by ID (time first).
+type Event struct {
+	ID        string    `json:"id"`
+	Time      time.Time `json:"time"`
+	Kind      string    `json:"kind"`
+	Unit      string    `json:"unit,omitempty"`
+	Source    string    `json:"source,omitempty"`
+	FleetUnit string    `json:"fleetUnit,omitempty"`
+	Revision  string    `json:"revision,omitempty"` // git revision
+	SpecHash  string    `json:"specHash,omitempty"`
+	Message   string    `json:"message,omitempty"` // why
+	By        string    `json:"by,omitempty"`      // the process (candidate ID) that did it
+}
+
+// About: the event concerns the unit or source of that name.
+func (e *Event) About(name string) bool {
+	return name == "" || e.Unit == name || e.Source == name
+}
+
+// Bounds of the event log: each event lives EventTTL (on a lease shared by
+// the events a process writes within an hour), and a writer trims the
+// oldest beyond MaxEvents every so often.
+const (
+	EventTTL  = 24 * time.Hour
+	MaxEvents = 2000
+	trimEvery = 50 // appends between two trims by one process
+)
+
+// eventLog is the event writer's state of one Store: its lease and ID
+// sequence.
+type eventLog struct {
+	tag     string // random, tells processes apart within one nanosecond
+	seq     atomic.Uint64
+	appends atomic.Uint64
+	lease   atomic.Pointer[eventLease]
+}
+
+type eventLease struct {
+	id      clientv3.LeaseID
+	granted time.Time
+}
+
+func newEventLog() *eventLog {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return &eventLog{tag: hex.EncodeToString(b)}
+}
+
+func (s *Store) eventsDir() string { return s.prefix + "/events/" }
+
+// eventID orders events by time; the tag and a sequence keep the IDs of
+// two writers (or two events of one nanosecond) apart.
+func (s *Store) eventID(t time.Time) string {
+	return fmt.Sprintf("%019d-%s-%06d", t.UnixNano(), s.events.tag, s.events.seq.Add(1)%1000000)
+}
+
+// leaseForEvents returns a lease of at least EventTTL for new events,
+// granting a fresh one each hour.
+func (s *Store) leaseForEvents(ctx context.Context, now time.Time) (clientv3.LeaseID, error) {
+	if l := s.events.lease.Load(); l != nil && now.Sub(l.granted) < time.Hour {
+		return l.id, nil
+	}
+	r, err := s.c.Grant(ctx, int64((EventTTL + time.Hour).Seconds()))
+	if err != nil {
+		return 0, fmt.Errorf("etcd: lease for events: %w", err)
+	}
+	s.events.lease.Store(&eventLease{id: r.ID, granted: now})
+	return r.ID, nil
+}
+
+// AppendEvents writes events (fenced: a deposed leader writes none),
+// filling in their ID and, when zero, their time.
+func (s *Store) AppendEvents(ctx context.Context, f Fence, evs ...Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	now := time.Now()
+	lease, err := s.leaseForEvents(ctx, now)
+	if err != nil {
+		return err
+	}
+	ops := make([]clientv3.Op, 0, len(evs))
+	for i := range evs {
+		e := &evs[i]
+		if e.Time.IsZero() {
+			e.Time = now
+		}
+		e.ID = s.eventID(e.Time)
+		b, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("encoding event: %w", err)
+		}
+		ops = append(ops, clientv3.OpPut(s.eventsDir()+e.ID, string(b), clientv3.WithLease(lease)))
+	}
+	for len(ops) > 0 {
+		n := min(len(ops), 100) // etcd's default limit is 128 operations per transaction
+		if _, err := s.commit(ctx, f, ops[:n]...); err != nil {
+			if strings.Contains(err.Error(), "requested lease not found") {
+				s.events.lease.Store(nil) // revoked or expired: the next append grants another
+			}
+			return fmt.Errorf("writing events: %w", err)
+		}
+		ops = ops[n:]
+	}
+	k := uint64(len(evs))
+	if n := s.events.appends.Add(k); n/trimEvery != (n-k)/trimEvery {
+		return s.TrimEvents(ctx, MaxEvents)
+	}
+	return nil
+}
+
+// TrimEvents deletes the oldest events beyond max.
+func (s *Store) TrimEvents(ctx context.Context, max int) error {
+	dir := s.eventsDir()
+	r, err := s.c.Get(ctx, dir, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return fmt.Errorf("etcd: counting events: %w", err)
+	}
+	extra := r.Count - int64(max)
+	if extra <= 0 {
+		return nil
+	}
+	r, err = s.c.Get(ctx, dir, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+		clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend), clientv3.WithLimit(extra))
+	if err != nil || len(r.Kvs) == 0 {
+		return err
+	}
+	last := string(r.Kvs[len(r.Kvs)-1].Key)
+	if _, err := s.c.Delete(ctx, dir, clientv3.WithRange(last+"\x00")); err != nil {
+		return fmt.Errorf("etcd: trimming events: %w", err)
+	}
+	return nil
+}
+
+// ListEvents returns the events about name ("" for all), oldest first, at
+// most limit of them (the newest; 0 for all), and the store revision read.
+func (s *Store) ListEvents(ctx context.Context, name string, limit int) ([]Event, int64, error) {
+	r, err := s.c.Get(ctx, s.eventsDir(), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	if err != nil {
+		return nil, 0, fmt.Errorf("etcd: listing events: %w", err)
+	}
+	out := make([]Event, 0, len(r.Kvs))
+	for _, kv := range r.Kvs {
+		var e Event
+		if json.Unmarshal(kv.Value, &e) != nil || !e.About(name) {
+			continue
+		}
+		out = append(out, e)
+	}
+	if limit > 0 && len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out, r.Header.Revision, nil
+}
+
+// WatchEvents sends the events about name ("" for all) written after
+// revision rev, until ctx ends or the watch fails (compaction): the
+// channel then closes and the caller lists again.
+func (s *Store) WatchEvents(ctx context.Context, name string, rev int64) <-chan Event {
+	out := make(chan Event, 64)
+	go func() {
+		defer close(out)
+		wc := s.c.Watch(clientv3.WithRequireLeader(ctx), s.eventsDir(), clientv3.WithPrefix(), clientv3.WithRev(rev+1),
+			clientv3.WithFilterDelete())
+		for wr := range wc {
+			if wr.Err() != nil {
+				return
+			}
+			for _, we := range wr.Events {
+				var e Event
+				if json.Unmarshal(we.Kv.Value, &e) != nil || !e.About(name) {
+					continue
+				}
+				select {
+				case out <- e:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
+}

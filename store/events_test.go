@@ -1,0 +1,126 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+func kinds(evs []Event) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.Kind + ":" + e.Unit + e.Source
+	}
+	return out
+}
+
+func TestEventLog(t *testing.T) {
+	s, e := newStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.AppendEvents(ctx, Fence{},
+		Event{Kind: EventSynced, Source: "team-a", Revision: "abc"},
+		Event{Kind: EventStored, Unit: "web", Source: "team-a"},
+		Event{Kind: EventCreated, Unit: "db", FleetUnit: "k2:db:1:2:0.service"},
+	); err != nil {
+		t.Fatal(err)
+	}
+	all, rev, err := s.ListEvents(ctx, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := kinds(all), []string{"synced:team-a", "stored:webteam-a", "created:db"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("events = %v, want %v (in the order written)", got, want)
+	}
+	for _, ev := range all {
+		if ev.ID == "" || ev.Time.IsZero() {
+			t.Errorf("event without ID or time: %+v", ev)
+		}
+	}
+	if got, _, _ := s.ListEvents(ctx, "team-a", 0); len(got) != 2 {
+		t.Errorf("events about team-a: %v, want the synced and stored ones", kinds(got))
+	}
+	if got, _, _ := s.ListEvents(ctx, "", 1); !reflect.DeepEqual(kinds(got), []string{"created:db"}) {
+		t.Errorf("last event: %v", kinds(got))
+	}
+
+	// Each event lives on a lease of at least EventTTL.
+	r, err := e.Client(t).Get(ctx, s.eventsDir()+all[0].ID)
+	if err != nil || len(r.Kvs) != 1 {
+		t.Fatalf("event key: %v %v", r, err)
+	}
+	ttl, err := e.Client(t).TimeToLive(ctx, clientv3.LeaseID(r.Kvs[0].Lease))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(ttl.TTL)*time.Second < EventTTL {
+		t.Errorf("event lease TTL %ds, want at least %s", ttl.TTL, EventTTL)
+	}
+
+	// A watcher sees the events written after the revision listed, about
+	// the name it asked for.
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	ch := s.WatchEvents(wctx, "web", rev)
+	if err := s.AppendEvents(ctx, Fence{}, Event{Kind: EventStopped, Unit: "db"}, Event{Kind: EventRolloutStarted, Unit: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-ch:
+		if ev.Kind != EventRolloutStarted || ev.Unit != "web" {
+			t.Errorf("watched %+v, want web's rollout-started only", ev)
+		}
+	case <-ctx.Done():
+		t.Fatal("no event watched")
+	}
+}
+
+func TestEventLogIsCapped(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	var evs []Event
+	for i := range 130 {
+		evs = append(evs, Event{Kind: EventCreated, Unit: fmt.Sprintf("u%03d", i)})
+	}
+	if err := s.AppendEvents(ctx, Fence{}, evs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TrimEvents(ctx, 100); err != nil {
+		t.Fatal(err)
+	}
+	all, _, err := s.ListEvents(ctx, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 100 || all[0].Unit != "u030" || all[99].Unit != "u129" {
+		t.Fatalf("after trimming to 100: %d events, first %q, last %q; want the newest 100 (u030…u129)", len(all), all[0].Unit, all[len(all)-1].Unit)
+	}
+}
+
+func TestDeposedLeaderWritesNoEvent(t *testing.T) {
+	s, _ := newStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, err := s.NewLeader(ctx, SchedulerElection, "agent-a", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Campaign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fence := a.Fence()
+	if err := a.Resign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendEvents(ctx, fence, Event{Kind: EventCreated, Unit: "x"}); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("deposed leader's event: %v, want ErrNotLeader", err)
+	}
+	if all, _, _ := s.ListEvents(ctx, "", 0); len(all) != 0 {
+		t.Fatalf("events %v written by a deposed leader", kinds(all))
+	}
+}

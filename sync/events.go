@@ -1,0 +1,64 @@
+package sync
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+// Events are what a pass tells the event log, given the attempt it made (a)
+// and the one before it (prev, nil when unknown): the revision applied and
+// each unit written or pruned, when it changed something; a pass that
+// applied nothing or met file errors, when the result changed; and the
+// first clean pass after such failures.
+func Events(res *Result, prev, a *store.SyncAttempt) []store.Event {
+	src := a.Source
+	var out []store.Event
+	applied := a.Result == store.AttemptSynced || a.Result == store.AttemptFileErrors
+	if applied && res != nil && !res.DryRun {
+		var units []store.Event
+		for _, c := range res.Changes {
+			switch c.Action {
+			case Create:
+				units = append(units, store.Event{Kind: store.EventStored, Unit: c.Name, Source: src, Revision: res.Revision, Message: "created from " + c.File})
+			case Update:
+				msg := "changed in " + c.File
+				if len(c.Diff) > 0 {
+					msg += ": " + strings.Join(c.Diff, "; ")
+				}
+				units = append(units, store.Event{Kind: store.EventStored, Unit: c.Name, Source: src, Revision: res.Revision, Message: msg})
+			case Prune:
+				units = append(units, store.Event{Kind: store.EventPruned, Unit: c.Name, Source: src, Revision: res.Revision,
+					Message: "its file was removed from git"})
+			}
+		}
+		if len(units) > 0 {
+			out = append(out, store.Event{Kind: store.EventSynced, Source: src, Revision: res.Revision, Message: res.Summary()})
+			out = append(out, units...)
+		}
+	}
+	changed := prev == nil || prev.Result != a.Result
+	switch {
+	case a.Result == store.AttemptSynced:
+		if prev != nil && prev.Result != store.AttemptSynced && prev.Result != store.AttemptSuspended {
+			out = append(out, store.Event{Kind: store.EventSyncOK, Source: src, Revision: a.Revision,
+				Message: fmt.Sprintf("passes apply cleanly again (the last one before was %s)", prev.Result)})
+		}
+	case a.Result == store.AttemptSuspended:
+	case changed:
+		msg := a.Message
+		if a.Result == store.AttemptFileErrors && res != nil {
+			var files []string
+			for _, e := range res.Errors {
+				files = append(files, e.String())
+			}
+			msg += ": " + strings.Join(files, "; ")
+		}
+		out = append(out, store.Event{Kind: store.EventSyncFailed, Source: src, Revision: a.Revision, Message: a.Result + ": " + msg})
+	}
+	for i := range out {
+		out[i].By = a.Leader
+	}
+	return out
+}

@@ -1,0 +1,58 @@
+package sync
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+func TestEvents(t *testing.T) {
+	res := &Result{Source: "team-a", Revision: "0123456789", Short: "main@0123456", Changes: []Change{
+		{Name: "web", Action: Create, File: "web.yaml"},
+		{Name: "api", Action: Update, File: "api.yaml", Diff: []string{"replicas: 2 → 3"}},
+		{Name: "old", Action: Prune},
+		{Name: "db", Action: Unchanged, File: "db.yaml"},
+	}}
+	quiet := &Result{Source: "team-a", Revision: "0123456789", Changes: []Change{{Name: "db", Action: Unchanged}}}
+	bad := &Result{Source: "team-a", Revision: "0123456789", Errors: []store.SyncError{{File: "x.yaml", Line: 2, Message: "replicas: not a number"}}}
+	at := func(result string) *store.SyncAttempt {
+		return &store.SyncAttempt{Source: "team-a", Result: result, Revision: "0123456789", Leader: "agent-1", Message: "why"}
+	}
+	tests := []struct {
+		name      string
+		res       *Result
+		prev, now *store.SyncAttempt
+		want      []string
+	}{
+		{"changes", res, at(store.AttemptSynced), at(store.AttemptSynced),
+			[]string{"synced team-a", "stored web", "stored api", "pruned old"}},
+		{"nothing changed", quiet, at(store.AttemptSynced), at(store.AttemptSynced), nil},
+		{"first failure", nil, at(store.AttemptSynced), at(store.AttemptFailed), []string{"sync-failed team-a"}},
+		{"failure again is not repeated", nil, at(store.AttemptFailed), at(store.AttemptFailed), nil},
+		{"failure after a restart of the loop", nil, nil, at(store.AttemptRefused), []string{"sync-failed team-a"}},
+		{"recovered", quiet, at(store.AttemptUnverified), at(store.AttemptSynced), []string{"sync-ok team-a"}},
+		{"file errors", bad, at(store.AttemptSynced), at(store.AttemptFileErrors), []string{"sync-failed team-a"}},
+		{"after a suspension", quiet, at(store.AttemptSuspended), at(store.AttemptSynced), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs := Events(tt.res, tt.prev, tt.now)
+			var got []string
+			for _, e := range evs {
+				got = append(got, e.Kind+" "+e.Unit+map[bool]string{true: e.Source}[e.Unit == ""])
+				if e.By != "agent-1" || e.Source != "team-a" {
+					t.Errorf("event %+v: want by agent-1, source team-a", e)
+				}
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("events = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	evs := Events(bad, nil, at(store.AttemptFileErrors))
+	if len(evs) != 1 || !strings.Contains(evs[0].Message, "x.yaml:2: replicas: not a number") {
+		t.Errorf("file errors event %+v: want the file, line and why", evs)
+	}
+}
