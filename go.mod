@@ -1,6 +1,6 @@
 module github.com/kaylee-gitops/kaylee
 
-go 1.24.0
+go 1.25
 
 require (
 	github.com/coreos/fleet v1.0.0
@@ -11,6 +11,12 @@ require (
 	go.etcd.io/etcd/server/v3 v3.5.21
 	go.uber.org/zap v1.17.0
 	gopkg.in/yaml.v3 v3.0.1
+)
+
+require (
+	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/chromedp/chromedp v0.23.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 )
 
 require (

@@ -205,7 +205,7 @@ func TestSuspendOnFleet(t *testing.T) {
 		t.Fatalf("suspended status: %+v", st)
 	}
 
-	if sus, pinned, err := h.store.Resume(ctx, "web"); err != nil || !sus || pinned {
+	if sus, pinned, err := h.store.Resume(ctx, "web", "test"); err != nil || !sus || pinned {
 		t.Fatalf("resume: %v %v %v", sus, pinned, err)
 	}
 	h.waitStatus("web", store.PhaseRunning, v2, 60*time.Second)

@@ -314,7 +314,7 @@ func TestCountlyLifecycle(t *testing.T) {
 	h.waitUnits("countly", v2, 4, 30*time.Second)
 
 	// Restart: same spec, every replica renamed and rolled.
-	if _, err := h.store.Restart(ctx, "countly"); err != nil {
+	if _, err := h.store.Restart(ctx, "countly", "test"); err != nil {
 		t.Fatal(err)
 	}
 	spec2 := loadSpec(t, "../deploy/testdata/countly.yaml", func(s *deploy.Spec) { s.Env[0].Value += "&w=2" })

@@ -105,7 +105,7 @@ func TestSpreadWithPerHostUpdateAndRestart(t *testing.T) {
 	h.waitStatus("api", store.PhaseRunning, v2, 90*time.Second)
 	h.waitUnits("api", v2, 6, 30*time.Second)
 	placed(v2)
-	n, err := h.store.Restart(context.Background(), "api")
+	n, err := h.store.Restart(context.Background(), "api", "test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,17 +63,26 @@ func (s *Store) Suspend(ctx context.Context, name, by string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("etcd: suspending %s: %w", name, err)
 	}
+	if r.Succeeded {
+		s.note(ctx, Event{Kind: EventSuspended, Unit: name, By: by, Message: "the scheduler leaves its fleet units as they are until resumed"})
+	}
 	return r.Succeeded, nil
 }
 
 // Resume ends a unit's suspension and its rollback pin, in one
 // transaction. It reports which of them there were.
-func (s *Store) Resume(ctx context.Context, name string) (suspended, pinned bool, err error) {
+func (s *Store) Resume(ctx context.Context, name, by string) (suspended, pinned bool, err error) {
 	r, err := s.c.Txn(ctx).Then(clientv3.OpDelete(s.suspendedDir()+name), clientv3.OpDelete(s.rollbackKey(name))).Commit()
 	if err != nil {
 		return false, false, fmt.Errorf("etcd: resuming %s: %w", name, err)
 	}
-	return r.Responses[0].GetResponseDeleteRange().Deleted > 0, r.Responses[1].GetResponseDeleteRange().Deleted > 0, nil
+	suspended, pinned = r.Responses[0].GetResponseDeleteRange().Deleted > 0, r.Responses[1].GetResponseDeleteRange().Deleted > 0
+	if suspended || pinned {
+		msg := map[[2]bool]string{{true, false}: "suspension ended", {false, true}: "rollback ended: sync writes what git has",
+			{true, true}: "suspension and rollback ended"}[[2]bool{suspended, pinned}]
+		s.note(ctx, Event{Kind: EventResumed, Unit: name, By: by, Message: msg})
+	}
+	return suspended, pinned, nil
 }
 
 // Suspensions returns every suspended unit's suspension by name.
@@ -128,6 +137,8 @@ func (s *Store) Rollback(ctx context.Context, name, to, by string) (*HistoryEntr
 	if !r.Succeeded {
 		return nil, fmt.Errorf("rolling back %s: the unit changed while the rollback was prepared; nothing was written, try again", name)
 	}
+	s.note(ctx, Event{Kind: EventRollbackRequested, Unit: name, By: by, SpecHash: target.SpecHash,
+		Message: fmt.Sprintf("rollback to revision %d (spec %s)", target.Revision, target.SpecHash)})
 	return target, nil
 }
 

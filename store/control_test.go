@@ -30,7 +30,7 @@ func TestSuspendResume(t *testing.T) {
 	if err != nil || sus["web"] == nil || sus["web"].By != "me@host" || time.Since(sus["web"].Time) > time.Minute {
 		t.Fatalf("suspensions: %+v %v", sus, err)
 	}
-	if suspended, pinned, err := s.Resume(ctx, "web"); err != nil || !suspended || pinned {
+	if suspended, pinned, err := s.Resume(ctx, "web", "test"); err != nil || !suspended || pinned {
 		t.Fatalf("resume: %v %v %v", suspended, pinned, err)
 	}
 	if sus, _ := s.Suspensions(ctx); len(sus) != 0 {

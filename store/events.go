@@ -31,6 +31,12 @@ const (
 	EventPruned     = "pruned"      // a source removed a unit deleted from git
 	EventSyncFailed = "sync-failed" // a pass applied nothing (failed, refused, unverified), or met file errors
 	EventSyncOK     = "sync-ok"     // a source's passes apply cleanly again after failing
+	// What people asked for (kaylee restart, suspend, resume, rollback, or
+	// the same through the API).
+	EventRestartRequested  = "restart-requested"
+	EventSuspended         = "suspended"
+	EventResumed           = "resumed"
+	EventRollbackRequested = "rollback-requested"
 )
 
 // Event is one thing Kaylee did, and why, at <prefix>/events/<id>. Events
@@ -143,6 +149,12 @@ func (s *Store) AppendEvents(ctx context.Context, f Fence, evs ...Event) error {
 		return s.TrimEvents(ctx, MaxEvents)
 	}
 	return nil
+}
+
+// note records what a person asked for. The change is made already: a
+// failure to record it is not the change's failure.
+func (s *Store) note(ctx context.Context, e Event) {
+	_ = s.AppendEvents(ctx, Fence{}, e)
 }
 
 // TrimEvents deletes the oldest events beyond max.

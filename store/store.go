@@ -296,9 +296,10 @@ func (s *Store) DeleteUnit(ctx context.Context, name string, f Fence) (bool, err
 	return r.Responses[0].GetResponseDeleteRange().Deleted > 0, nil
 }
 
-// Restart bumps a unit's restart counter, which renames (and so rolls)
+// Restart bumps a unit's restart counter (by: who asked, for the event
+// log), which renames (and so rolls)
 // every fleet unit of it. It returns the new counter.
-func (s *Store) Restart(ctx context.Context, name string) (int64, error) {
+func (s *Store) Restart(ctx context.Context, name, by string) (int64, error) {
 	for {
 		if _, err := s.GetUnit(ctx, name); err != nil {
 			return 0, err
@@ -319,6 +320,7 @@ func (s *Store) Restart(ctx context.Context, name string) (int64, error) {
 			return 0, fmt.Errorf("etcd: %w", err)
 		}
 		if tr.Succeeded {
+			s.note(ctx, Event{Kind: EventRestartRequested, Unit: name, By: by, Message: fmt.Sprintf("restart %d: every replica is replaced", n+1)})
 			return n + 1, nil
 		}
 	}

@@ -114,7 +114,7 @@ func TestWatchUnits(t *testing.T) {
 	if _, err := s.PutUnit(ctx, spec("a", 1), Fence{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Restart(ctx, "a"); err != nil {
+	if _, err := s.Restart(ctx, "a", "test"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.DeleteUnit(ctx, "a", Fence{}); err != nil {
@@ -149,14 +149,14 @@ func TestWatchUnits(t *testing.T) {
 func TestRestartCounter(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()
-	if _, err := s.Restart(ctx, "ghost"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Restart(ctx, "ghost", "test"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("restart of a missing unit: %v", err)
 	}
 	if _, err := s.PutUnit(ctx, spec("web", 2), Fence{}); err != nil {
 		t.Fatal(err)
 	}
 	for want := int64(1); want <= 3; want++ {
-		if n, err := s.Restart(ctx, "web"); err != nil || n != want {
+		if n, err := s.Restart(ctx, "web", "test"); err != nil || n != want {
 			t.Fatalf("restart: %d %v, want %d", n, err, want)
 		}
 	}

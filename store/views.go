@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // NoSchedulerYet is the message of a unit no scheduler has reported on.
@@ -159,4 +161,24 @@ func RolloutOf(name string, st *Status, want string) Rollout {
 		r.Done, r.Failed = true, true
 	}
 	return r
+}
+
+// WatchChanges sends the store revision of each change of any key under
+// the prefix until ctx ends; it closes when the watch fails (the caller
+// reads again and watches anew).
+func (s *Store) WatchChanges(ctx context.Context) <-chan int64 {
+	out := make(chan int64, 1)
+	go func() {
+		defer close(out)
+		for wr := range s.c.Watch(clientv3.WithRequireLeader(ctx), s.prefix+"/", clientv3.WithPrefix()) {
+			if wr.Err() != nil {
+				return
+			}
+			select {
+			case out <- wr.Header.Revision:
+			default: // one pending notice says as much as many
+			}
+		}
+	}()
+	return out
 }

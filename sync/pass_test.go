@@ -317,7 +317,7 @@ func TestPassKeepsRollback(t *testing.T) {
 	if e.mustPass(Options{}).Count(Kept) != 1 || e.stored()["web"] != v2 {
 		t.Fatalf("second rollback not kept: %s", e.stored()["web"])
 	}
-	if _, pinned, err := e.store.Resume(ctx, "web"); err != nil || !pinned {
+	if _, pinned, err := e.store.Resume(ctx, "web", "test"); err != nil || !pinned {
 		t.Fatalf("resume: %v %v", pinned, err)
 	}
 	if res := e.mustPass(Options{}); res.Count(Update) != 1 || e.stored()["web"] != v3 {

@@ -14,6 +14,7 @@ import (
 	"github.com/coreos/fleet/client"
 	"github.com/spf13/cobra"
 
+	"github.com/kaylee-gitops/kaylee/console"
 	"github.com/kaylee-gitops/kaylee/fleet"
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/sync"
@@ -27,6 +28,7 @@ type agentConfig struct {
 	interval          time.Duration
 	listen            string
 	webhookSecretFile string
+	apiTokenFile      string
 	syncOnly          bool // kaylee sync without --once: no scheduler
 
 	store *store.Store
@@ -56,6 +58,12 @@ so agents, servers and sync loops mix on one etcd, and one process may lead
 the scheduler while others sync.
 
 HTTP on --listen:
+  GET  /           the web dashboard: units, their replicas on the machines,
+                   sources, history and events, updated live
+  GET  /api/v1/    the JSON API (GET /api/v1/ lists its endpoints; see the
+                   README): read-only, and with --api-token-file the actions
+                   sync, restart, rollback, suspend and resume for requests
+                   with "Authorization: Bearer <token>"
   GET  /healthz    200 while the process runs
   GET  /readyz     200 once etcd answers, the scheduler has a leader and every
                    source (not suspended) has been synced; 503 with the reasons
@@ -96,6 +104,26 @@ func registerAgentFlags(fl flagSet, c *agentConfig) {
 	fl.DurationVar(&c.interval, "interval", time.Minute, "time between syncs (±10% at random)")
 	fl.StringVar(&c.listen, "listen", "127.0.0.1:9520", "address of the HTTP endpoints (health, metrics, webhooks); empty for none")
 	fl.StringVar(&c.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret (GitHub HMAC key or GitLab token); without it webhooks get 401")
+	fl.StringVar(&c.apiTokenFile, "api-token-file", "", "file holding the bearer token that allows the API's actions (sync, restart, rollback, suspend, resume); without it the API is read-only")
+}
+
+// console is the dashboard and API of --listen; fleet's machines come from
+// api when there is one.
+func (c agentConfig) console(s *store.Store, api client.API, log *slog.Logger) (*console.Server, error) {
+	cfg := console.Config{Store: s, Log: log}
+	if api != nil {
+		cfg.Machines = api
+	}
+	if c.apiTokenFile != "" {
+		b, err := os.ReadFile(c.apiTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--api-token-file: %w", err)
+		}
+		if cfg.Token = []byte(strings.TrimSpace(string(b))); len(cfg.Token) == 0 {
+			return nil, fmt.Errorf("--api-token-file %s is empty", c.apiTokenFile)
+		}
+	}
+	return console.New(cfg), nil
 }
 
 // runAgent runs each source's sync loop (and, unless syncOnly, the
@@ -148,9 +176,12 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 		return err
 	}
 	id := candidateID()
-	var rec *fleet.Reconciler
+	var (
+		rec *fleet.Reconciler
+		api client.API
+	)
 	if !c.syncOnly {
-		api := c.api
+		api = c.api
 		if api == nil {
 			if api, err = a.fleetAPI(c.sched); err != nil {
 				return err
@@ -167,7 +198,11 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 		}
 	}
 	if c.listen != "" {
-		stop, err := serveHTTP(ctx, c.listen, agentMux(s, sources, rec != nil, secret, m, log), log)
+		con, err := c.console(s, api, log)
+		if err != nil {
+			return err
+		}
+		stop, err := serveHTTP(ctx, c.listen, agentMux(s, sources, rec != nil, secret, m, con, log), log)
 		if err != nil {
 			return err
 		}
@@ -246,8 +281,9 @@ func runRoles(ctx context.Context, roles ...func(context.Context)) {
 }
 
 // agentMux serves health, readiness, metrics and the webhook.
-func agentMux(s *store.Store, sources []*source, scheduler bool, secret []byte, m *metrics, log *slog.Logger) *http.ServeMux {
+func agentMux(s *store.Store, sources []*source, scheduler bool, secret []byte, m *metrics, con *console.Server, log *slog.Logger) *http.ServeMux {
 	mux := http.NewServeMux()
+	con.Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -150,6 +151,9 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 	defer closeClient(c)
 	s := store.New(c, a.etcd.Prefix)
 	fmt.Fprintf(out, "scheduler: units under %s/units/, fleet units %s:*, --min-ready %s\n", s.Prefix(), f.sched.unitPrefix, f.sched.minReady)
+	if f.agent.listen != "" {
+		fmt.Fprintf(out, "dashboard: http://%s/   (JSON API at http://%s/api/v1/)\n", f.agent.listen, f.agent.listen)
+	}
 	if f.git.repo != "" || f.git.configFile != "" {
 		if f.git.configFile != "" {
 			fmt.Fprintf(out, "git: the sources of %s; webhooks and metrics on %s\n", f.git.configFile, orDash(f.agent.listen))
@@ -162,6 +166,19 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 		go devSummary(ctx, s, out)
 		err = a.runAgent(cmd, c)
 	} else {
+		if f.agent.listen != "" {
+			con, err := f.agent.console(s, cluster.API(), log)
+			if err != nil {
+				return err
+			}
+			mux := http.NewServeMux()
+			con.Register(mux)
+			stop, err := serveHTTP(ctx, f.agent.listen, mux, log)
+			if err != nil {
+				return err
+			}
+			defer stop()
+		}
 		fmt.Fprintf(out, "ready: in another terminal  kaylee run examples/countly.yaml && kaylee status   (Ctrl-C stops)\n")
 		err = a.schedule(ctx, s, cluster.API(), &f.sched, log, &notifiers{})
 	}

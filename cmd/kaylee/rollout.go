@@ -207,7 +207,7 @@ writes what git has at its next pass.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withStore(cmd.Context(), func(s *store.Store) error {
-				suspended, pinned, err := s.Resume(cmd.Context(), args[0])
+				suspended, pinned, err := s.Resume(cmd.Context(), args[0], a.who())
 				if err != nil {
 					return err
 				}

@@ -236,7 +236,7 @@ it runs, so roll it with a commit.`,
 			if err := a.refuseOwned(cmd.Context(), s, "restart", args, force); err != nil {
 				return err
 			}
-			n, err := s.Restart(cmd.Context(), args[0])
+			n, err := s.Restart(cmd.Context(), args[0], a.who())
 			if errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("no unit named %q (see kaylee ls)", args[0])
 			}

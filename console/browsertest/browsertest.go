@@ -1,0 +1,102 @@
+// Package browsertest drives a real headless Chromium (Debian's chromium)
+// from Go tests with chromedp, and keeps screenshots as test artifacts.
+package browsertest
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// Path finds Chromium: $KAYLEE_TEST_CHROMIUM, or chromium (Debian), or
+// chromium-browser, google-chrome on the PATH.
+func Path() (string, bool) {
+	if p := os.Getenv("KAYLEE_TEST_CHROMIUM"); p != "" {
+		return p, true
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// New starts a headless Chromium for the test, with a window of width ×
+// height, and returns a tab's context; both end with the test. Without
+// Chromium the test is skipped, except in CI (CI=true), where it fails.
+func New(t *testing.T, width, height int) context.Context {
+	t.Helper()
+	path, ok := Path()
+	if !ok {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("chromium not found: CI must run the browser tests (apt-get install chromium)")
+		}
+		t.Skip("chromium not found (apt-get install chromium): browser test skipped")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox, // as root, Chromium needs it
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(width, height),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	start, cancelStart := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelStart()
+	if err := chromedp.Do(start); err != nil { // starts the browser
+		t.Fatalf("starting %s: %v", path, err)
+	}
+	return ctx
+}
+
+// ArtifactDir is where a test keeps what it shows: the directory
+// $KAYLEE_TEST_ARTIFACTS/<test name> (scripts/test sets it), or a
+// temporary directory removed after the test.
+func ArtifactDir(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("KAYLEE_TEST_ARTIFACTS")
+	if base == "" {
+		return t.TempDir()
+	}
+	dir := filepath.Join(base, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// Screenshot saves a PNG of the whole page as name.png in the test's
+// artifact directory and returns its path.
+func Screenshot(t *testing.T, ctx context.Context, name string) string {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Errorf("screenshot %s: %v", name, err)
+		return ""
+	}
+	p := filepath.Join(ArtifactDir(t), name+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		t.Errorf("screenshot %s: %v", name, err)
+	}
+	t.Logf("screenshot: %s", p)
+	return p
+}

@@ -1,0 +1,128 @@
+// Package console is the agent's HTTP surface for people and programs: a
+// versioned JSON API under /api/v1/ (read-only unless a bearer token is
+// configured), a stream of changes (server-sent events), and the web
+// dashboard at /, embedded in the binary. It decides nothing of its own:
+// statuses, rollouts, sync outcomes and ownership come from the packages
+// the CLI uses too.
+package console
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+// Config of a console.
+type Config struct {
+	Store *store.Store
+	// Machines lists fleet's machines for the cluster view; nil shows only
+	// the machines that statuses name.
+	Machines MachineLister
+	// Token, when set, allows the actions (POST) to requests that carry it
+	// as "Authorization: Bearer <token>". Without it the API is read-only.
+	Token []byte
+	// Refresh is how often the stream sends the state even when the store
+	// has not changed (fleet's machines are not in the store); default 5s.
+	Refresh time.Duration
+	Log     *slog.Logger
+}
+
+// Server serves the console.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a console on cfg.
+func New(cfg Config) *Server {
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = 5 * time.Second
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, log: log}
+}
+
+// Register adds the console's routes to mux: the API under /api/v1/ and
+// the dashboard at /.
+func (s *Server) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/{$}", s.index)
+	mux.HandleFunc("GET /api/v1/state", s.getState)
+	mux.HandleFunc("GET /api/v1/units", s.listUnits)
+	mux.HandleFunc("GET /api/v1/units/{name}", s.getUnit)
+	mux.HandleFunc("GET /api/v1/units/{name}/history", s.getHistory)
+	mux.HandleFunc("GET /api/v1/units/{name}/events", s.getUnitEvents)
+	mux.HandleFunc("GET /api/v1/machines", s.listMachines)
+	mux.HandleFunc("GET /api/v1/sources", s.listSources)
+	mux.HandleFunc("GET /api/v1/sources/{name}", s.getSource)
+	mux.HandleFunc("GET /api/v1/events", s.listEvents)
+	mux.HandleFunc("GET /api/v1/stream", s.stream)
+
+	mux.HandleFunc("POST /api/v1/sources/{name}/sync", s.action(s.syncNow))
+	mux.HandleFunc("POST /api/v1/units/{name}/restart", s.action(s.restart))
+	mux.HandleFunc("POST /api/v1/units/{name}/rollback", s.action(s.rollback))
+	mux.HandleFunc("POST /api/v1/units/{name}/suspend", s.action(s.suspend))
+	mux.HandleFunc("POST /api/v1/units/{name}/resume", s.action(s.resume))
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path+" (GET /api/v1/ lists them)")
+	})
+
+	mux.Handle("GET /{$}", s.dashboard())
+	mux.Handle("GET /ui/", s.assets())
+}
+
+// apiError is the body of every error answer.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, apiError{Error: msg})
+}
+
+// fail answers an error: 404 for what does not exist, 503 when etcd
+// cannot be read, else 500.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case strings.HasPrefix(err.Error(), "etcd:") || errors.Is(err, r.Context().Err()):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		s.log.Warn("console: request failed", "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+// authorized checks the bearer token of an action.
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if len(s.cfg.Token) == 0 {
+		writeError(w, http.StatusForbidden, "the API is read-only: this agent was started without an API token")
+		return false
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), s.cfg.Token) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kaylee"`)
+		writeError(w, http.StatusUnauthorized, "actions need the header Authorization: Bearer <the agent's API token>")
+		return false
+	}
+	return true
+}

@@ -1,0 +1,240 @@
+// Kaylee's dashboard: one page, no dependencies. It listens to
+// /api/v1/stream (server-sent events) and draws the state it is sent;
+// a unit's page also reads its history and events from the API.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+// h builds an element; text is always set as text, never as HTML.
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") el.className = v;
+    else if (k.startsWith("data-")) el.setAttribute(k, v);
+    else el[k] = v;
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+const short = (s, n = 7) => (s ? String(s).slice(0, n) : "");
+const badge = (cls, text) => h("span", { class: "badge " + cls }, text);
+
+function ago(t) {
+  if (!t || t.startsWith("0001")) return "–";
+  const s = Math.max(0, Math.round((Date.now() - new Date(t)) / 1000));
+  if (s < 60) return s + "s";
+  if (s < 3600) return Math.floor(s / 60) + "m";
+  if (s < 172800) return Math.floor(s / 3600) + "h";
+  return Math.floor(s / 86400) + "d";
+}
+
+function clock(t) {
+  return new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+}
+
+function stateDot(state) {
+  if (state === "active/running") return "dot ok";
+  if (!state) return "dot";
+  if (state.startsWith("failed") || state.includes("auto-restart")) return "dot bad";
+  return "dot busy";
+}
+
+let state = null;
+let route = { view: "all" };
+
+function parseRoute() {
+  const p = location.hash.replace(/^#\/?/, "").split("/");
+  if (p[0] === "units" && p[1]) return { view: "unit", name: decodeURIComponent(p[1]) };
+  if (["cluster", "sources", "events"].includes(p[0])) return { view: p[0] };
+  return { view: "all" };
+}
+
+function show() {
+  route = parseRoute();
+  const main = document.querySelector("main");
+  main.classList.toggle("all", route.view === "all");
+  for (const id of ["units", "cluster", "sources", "events"]) {
+    $(id).hidden = !(route.view === "all" || route.view === id);
+  }
+  $("unit").hidden = route.view !== "unit";
+  for (const a of document.querySelectorAll("nav a")) {
+    a.classList.toggle("active", a.dataset.view === route.view || (route.view === "all" && a.dataset.view === "units"));
+  }
+  if (route.view === "unit") loadUnit(route.name);
+}
+
+function drawSummary(st) {
+  const n = st.units.length;
+  const running = st.units.filter((u) => u.phase === "running").length;
+  const failed = st.units.filter((u) => u.phase === "failed").length;
+  const gitBad = st.units.filter((u) => (u.gitErrors || []).length > 0).length;
+  let s = `${n} unit${n === 1 ? "" : "s"}, ${running} running`;
+  if (failed) s += `, ${failed} failed`;
+  if (gitBad) s += `, ${gitBad} with a file failing in git`;
+  s += ` · ${st.machines.length} machine${st.machines.length === 1 ? "" : "s"}`;
+  s += st.scheduler ? ` · scheduler ${st.scheduler}` : " · no scheduler leader";
+  $("summary").textContent = s;
+  const p = $("problems");
+  p.hidden = !(st.problems && st.problems.length);
+  p.textContent = (st.problems || []).join("; ");
+}
+
+function drawUnits(st) {
+  const rows = st.units.map((u) => {
+    const bad = (u.gitErrors || []).length > 0;
+    const src = u.source ? [u.source, bad ? h("span", { class: "gitbad", title: u.gitErrors.join("\n") }, "!") : null] : "–";
+    let msg = u.message || "";
+    if (bad) msg = "its file fails in git (" + u.gitErrors[0] + "); it runs its last good version. " + msg;
+    return h("tr", { "data-unit": u.name },
+      h("td", {}, h("a", { href: "#/units/" + encodeURIComponent(u.name) }, u.name)),
+      h("td", { class: "phase" }, badge("phase-" + u.phase, u.phase)),
+      h("td", { class: "replicas" }, `${u.running}/${u.desired}`),
+      h("td", { class: "mono spec" }, u.specHash || "–"),
+      h("td", { class: "mono revision", title: u.revision || "" }, short(u.revision) || "–"),
+      h("td", { class: "source" }, src),
+      h("td", { class: "wide message" }, msg));
+  });
+  if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: 7, class: "muted" }, "no units yet: commit unit files to a source, or kaylee run FILE")));
+  $("unit-rows").replaceChildren(...rows);
+}
+
+function drawMachines(st) {
+  const cards = st.machines.map((m) => h("div", { class: "card machine", "data-machine": m.id },
+    h("h4", {}, m.ip || "(no IP)", " ", h("span", { class: "muted mono" }, short(m.id, 8))),
+    m.known ? null : h("div", { class: "muted" }, "not listed by fleet"),
+    h("div", { class: "chips" }, Object.entries(m.metadata || {}).sort().map(([k, v]) => h("span", { class: "chip" }, k + "=" + v))),
+    h("ul", { class: "replicas" }, m.replicas.length ? m.replicas.map((r) => h("li", { "data-replica": r.fleetUnit, title: r.fleetUnit },
+      h("span", { class: stateDot(r.state) }), h("a", { href: "#/units/" + encodeURIComponent(r.unit) }, r.unit),
+      h("span", { class: "muted" }, r.state || "no state yet"))) : h("li", { class: "muted" }, "no replicas"))));
+  $("machines").replaceChildren(...(cards.length ? cards : [h("p", { class: "muted" }, "no machines seen")]));
+}
+
+function drawSources(st) {
+  const cards = st.sources.map((s) => {
+    const a = s.lastAttempt;
+    return h("div", { class: "card source", "data-source": s.name },
+      h("h4", {}, s.name, " ", a ? badge("result-" + a.result, a.result) : null),
+      h("div", { class: "mono muted" }, (s.repo || "") + (s.path ? " · " + s.path : "")),
+      h("div", {}, "revision ", h("span", { class: "mono revision", title: s.revision || "" }, short(s.revision) || "none yet"),
+        s.ref ? " on " + s.ref : "", s.applied ? " · applied " + ago(s.applied) + " ago" : ""),
+      h("div", { class: "muted" }, `${s.units.length} unit${s.units.length === 1 ? "" : "s"}`, s.leader ? " · leader " + s.leader : " · no leader"),
+      a && a.message && a.result !== "synced" ? h("div", { class: "muted" }, a.message) : null,
+      s.errors.length ? h("ul", { class: "errors" }, s.errors.map((e) => h("li", {}, e.file + (e.line ? ":" + e.line : "") + ": " + e.message))) : null);
+  });
+  $("source-cards").replaceChildren(...(cards.length ? cards : [h("p", { class: "muted" }, "no git source has synced here")]));
+}
+
+function eventItem(e) {
+  const what = [e.unit, e.fleetUnit ? "(" + e.fleetUnit + ")" : "", e.source ? "from " + e.source + (e.revision ? "@" + short(e.revision) : "") : ""].filter(Boolean).join(" ");
+  return h("li", { "data-event": e.id, "data-kind": e.kind },
+    h("span", { class: "when", title: e.time }, clock(e.time)),
+    h("span", { class: "kind kind-" + e.kind }, e.kind), what, e.message ? h("div", { class: "muted" }, e.message) : null);
+}
+
+const maxEvents = 100;
+function addEvent(list, e) {
+  if (list.querySelector(`[data-event="${CSS.escape(e.id)}"]`)) return;
+  list.prepend(eventItem(e));
+  while (list.children.length > maxEvents) list.lastChild.remove();
+}
+
+async function getJSON(path) {
+  const r = await fetch(path, { headers: { Accept: "application/json" } });
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.error || r.statusText);
+  return body;
+}
+
+async function loadEvents() {
+  try {
+    const evs = await getJSON("/api/v1/events?limit=" + maxEvents);
+    const list = $("event-list");
+    list.replaceChildren();
+    for (const e of evs) addEvent(list, e);
+  } catch (err) {
+    $("event-list").replaceChildren(h("li", { class: "muted" }, "events: " + err.message));
+  }
+}
+
+function drawUnitFields(u) {
+  const f = $("unit-fields");
+  const row = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
+  $("unit-title").replaceChildren(u.name, " ", badge("phase-" + u.phase, u.phase));
+  f.replaceChildren(
+    ...row("Replicas", `${u.running} running, ${u.desired} desired`),
+    ...row("Spec", h("span", { class: "mono" }, (u.specHash || "–") + (u.deployed && u.deployed !== u.specHash ? " (deployed: " + u.deployed + ")" : ""))),
+    ...row("Source", u.source ? `${u.source} · ${u.file} · ${short(u.revision)}` : "kaylee run (no git source)"),
+    ...((u.gitErrors || []).length ? row("Git error", h("span", { class: "gitbad" }, u.gitErrors.join("; ") + " (it runs its last good version)")) : []),
+    ...row("Message", u.message || "–"),
+    ...row("Updated", ago(u.time) + " ago"));
+  $("unit-replicas").replaceChildren(...(u.units || []).map((r) => h("tr", { "data-replica": r.name },
+    h("td", { class: "mono" }, r.name), h("td", {}, r.machineIP || short(r.machineID, 8) || "unscheduled"),
+    h("td", {}, h("span", { class: stateDot(r.activeState ? r.activeState + "/" + r.subState : "") }), " ", r.activeState ? r.activeState + "/" + r.subState : "–"))));
+}
+
+let unitLoad = 0;
+async function loadUnit(name) {
+  const my = ++unitLoad;
+  try {
+    const [u, hist, evs] = await Promise.all([getJSON("/api/v1/units/" + encodeURIComponent(name)),
+      getJSON("/api/v1/units/" + encodeURIComponent(name) + "/history"), getJSON("/api/v1/units/" + encodeURIComponent(name) + "/events?limit=50")]);
+    if (my !== unitLoad) return;
+    drawUnitFields(u);
+    $("unit-history").replaceChildren(...hist.slice().reverse().map((e) => h("tr", { "data-revision": e.revision },
+      h("td", {}, e.revision), h("td", { class: "mono" }, e.specHash), h("td", {}, badge("outcome-" + e.outcome, e.outcome)),
+      h("td", {}, ago(e.time) + " ago"), h("td", { class: "mono" }, e.source ? e.source + "@" + short(e.gitRevision) : "–"),
+      h("td", { class: "wide" }, [e.rollbackTo ? "rollback to " + e.rollbackTo : "", e.restart ? "restart " + e.restart : "", e.message || ""].filter(Boolean).join("; ")))));
+    if (!hist.length) $("unit-history").replaceChildren(h("tr", {}, h("td", { colspan: 6, class: "muted" }, "no revisions recorded yet")));
+    const list = $("unit-events");
+    list.replaceChildren();
+    for (const e of evs) addEvent(list, e);
+  } catch (err) {
+    if (my !== unitLoad) return;
+    $("unit-title").textContent = name;
+    $("unit-fields").replaceChildren(h("dt", {}, "Error"), h("dd", {}, err.message));
+  }
+}
+
+function draw(st) {
+  state = st;
+  drawSummary(st);
+  drawUnits(st);
+  drawMachines(st);
+  drawSources(st);
+  if (route.view === "unit") {
+    const u = st.units.find((x) => x.name === route.name);
+    if (u) drawUnitFields(u);
+  }
+}
+
+let refreshUnit = null;
+function connect() {
+  const es = new EventSource("/api/v1/stream");
+  const live = $("live");
+  es.onopen = () => { live.className = "live on"; live.textContent = "live"; loadEvents(); };
+  es.onerror = () => { live.className = "live off"; live.textContent = "reconnecting…"; };
+  es.addEventListener("state", (m) => draw(JSON.parse(m.data)));
+  es.addEventListener("problem", (m) => {
+    const p = $("problems");
+    p.hidden = false;
+    p.textContent = JSON.parse(m.data).error;
+  });
+  es.addEventListener("event", (m) => {
+    const e = JSON.parse(m.data);
+    addEvent($("event-list"), e);
+    if (route.view === "unit" && (e.unit === route.name)) {
+      addEvent($("unit-events"), e);
+      clearTimeout(refreshUnit);
+      refreshUnit = setTimeout(() => loadUnit(route.name), 300);
+    }
+  });
+}
+
+window.addEventListener("hashchange", show);
+show();
+connect();
