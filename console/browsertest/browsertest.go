@@ -58,10 +58,17 @@ func New(t *testing.T, width, height int) context.Context {
 		cancel()
 		cancelAlloc()
 	})
-	start, cancelStart := context.WithTimeout(ctx, 60*time.Second)
-	defer cancelStart()
-	if err := chromedp.Do(start); err != nil { // starts the browser
-		t.Fatalf("starting %s: %v", path, err)
+	// The first run starts the browser, which lives as long as the context
+	// of that run: it must be ctx itself, not one with a timeout.
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(ctx) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("starting %s: %v", path, err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s did not start within 60s", path)
 	}
 	return ctx
 }

@@ -93,7 +93,7 @@ function drawUnits(st) {
     return h("tr", { "data-unit": u.name },
       h("td", {}, h("a", { href: "#/units/" + encodeURIComponent(u.name) }, u.name)),
       h("td", { class: "phase" }, badge("phase-" + u.phase, u.phase)),
-      h("td", { class: "replicas" }, `${u.running}/${u.desired}`),
+      h("td", { class: "count" }, `${u.running}/${u.desired}`),
       h("td", { class: "mono spec" }, u.specHash || "–"),
       h("td", { class: "mono revision", title: u.revision || "" }, short(u.revision) || "–"),
       h("td", { class: "source" }, src),
