@@ -38,12 +38,34 @@ func historyEvent(h store.HistoryEntry) (store.Event, bool) {
 type eventBatch struct {
 	mu  gosync.Mutex
 	evs []store.Event
+	// told is the last call told of each fleet unit this term: a stop the
+	// scheduler repeats until the unit is inactive is told once.
+	told map[string]opKind
 }
 
 func (b *eventBatch) add(e store.Event) {
 	b.mu.Lock()
 	b.evs = append(b.evs, e)
 	b.mu.Unlock()
+}
+
+// addCall adds the event of a fleet call, unless it repeats the call last
+// told of that fleet unit.
+func (b *eventBatch) addCall(o op, why string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.told == nil {
+		b.told = map[string]opKind{}
+	}
+	if k, ok := b.told[o.name]; ok && k == o.kind {
+		return
+	}
+	if o.kind == opDestroy {
+		delete(b.told, o.name)
+	} else {
+		b.told[o.name] = o.kind
+	}
+	b.evs = append(b.evs, opEvent(o, why))
 }
 
 // flush writes the pass's events (fenced). The event log is for people: a

@@ -68,10 +68,22 @@ func TestEventLogOfARollout(t *testing.T) {
 		return n[store.EventCreated] == 6 && n[store.EventDestroyed] == 3 && n[store.EventRolloutSucceeded] == 2, fmt.Sprint(n)
 	})
 	var destroyed []string
+	stops := map[string]int{}
 	for _, e := range h.eventsOf("web") {
-		if e.Kind == store.EventDestroyed {
+		switch e.Kind {
+		case store.EventDestroyed:
 			destroyed = append(destroyed, e.FleetUnit)
+		case store.EventStopped:
+			stops[e.FleetUnit]++
 		}
+	}
+	for fu, n := range stops {
+		if n != 1 {
+			t.Errorf("%s: %d stopped events, want one (the scheduler repeats the call, the log tells it once)", fu, n)
+		}
+	}
+	if len(stops) != 3 {
+		t.Errorf("stopped events for %v, want v1's 3 replicas", stops)
 	}
 	sort.Strings(destroyed)
 	for _, d := range destroyed {

@@ -645,7 +645,7 @@ func (t *term) apply(ctx context.Context, ops []op, why map[string]string) error
 					continue
 				}
 				t.log.Info("fleet", "unit", o.owner, "op", o.kind.String(), "fleetUnit", o.name)
-				t.events.add(opEvent(o, why[o.owner]))
+				t.events.addCall(o, why[o.owner])
 			}
 		}()
 	}
