@@ -79,7 +79,7 @@ func NewAPI(cfg Config) (client.API, error) {
 func newHTTPAPI(cfg Config) (client.API, error) {
 	u, err := url.Parse(cfg.Endpoint)
 	if err != nil {
-		return nil, fmt.Errorf("--fleet-endpoint %q: %w", cfg.Endpoint, err)
+		return nil, fmt.Errorf("fleet endpoint %q: %w", cfg.Endpoint, err)
 	}
 	tr := &http.Transport{TLSClientConfig: cfg.TLS, MaxIdleConnsPerHost: 16}
 	switch u.Scheme {
@@ -96,7 +96,7 @@ func newHTTPAPI(cfg Config) (client.API, error) {
 		u = &url.URL{Scheme: "http", Host: "domain-sock"}
 	case "http", "https":
 	default:
-		return nil, fmt.Errorf("--fleet-endpoint %q: use unix:///path/to/fleet.sock or http(s)://host:port", cfg.Endpoint)
+		return nil, fmt.Errorf("fleet endpoint %q: use unix:///path/to/fleet.sock or http(s)://host:port", cfg.Endpoint)
 	}
 	api, err := client.NewHTTPClient(&http.Client{Transport: tr, Timeout: cfg.RequestTimeout}, *u)
 	if err != nil {

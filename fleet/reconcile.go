@@ -147,7 +147,7 @@ type Reconciler struct {
 func NewReconciler(api client.API, s Store, opts Options, log *slog.Logger) (*Reconciler, error) {
 	opts = opts.withDefaults()
 	if err := deploy.CheckUnitPrefix(opts.UnitPrefix); err != nil {
-		return nil, fmt.Errorf("--unit-prefix: %w", err)
+		return nil, fmt.Errorf("unit prefix: %w", err)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -46,7 +46,7 @@ func WebhookHandler(secret []byte, route func(ctx context.Context, p Push) ([]st
 			return
 		}
 		if len(secret) == 0 {
-			http.Error(w, "webhooks are off: start kaylee agent with --webhook-secret-file", http.StatusUnauthorized)
+			http.Error(w, "webhooks are off: this agent was started without a webhook secret", http.StatusUnauthorized)
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHookBody))

@@ -63,10 +63,14 @@ func (a *app) fleetAPI(f *schedulerFlags) (client.API, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fleet.NewAPI(fleet.Config{
+	api, err := fleet.NewAPI(fleet.Config{
 		Endpoint: f.fleetEndpoint, EtcdEndpoints: a.etcd.Endpoints, KeyPrefix: f.fleetPrefix,
 		TLS: tls, Username: a.etcd.Username, Password: a.etcd.Password,
 	})
+	if err != nil && f.fleetEndpoint != "" {
+		return nil, fmt.Errorf("--fleet-endpoint: %w", err)
+	}
+	return api, err
 }
 
 // options are the reconciler's options the flags set.
@@ -76,6 +80,9 @@ func (f *schedulerFlags) options() (fleet.Options, error) {
 	}
 	if f.history < 1 {
 		return fleet.Options{}, fmt.Errorf("--history %d: keep at least 1 revision", f.history)
+	}
+	if err := deploy.CheckUnitPrefix(f.unitPrefix); err != nil {
+		return fleet.Options{}, fmt.Errorf("--unit-prefix: %w", err)
 	}
 	return fleet.Options{
 		UnitPrefix: f.unitPrefix, MinReady: f.minReady, RolloutTimeout: f.rolloutTimeout, MaxRestarts: f.maxRestarts, Resync: f.resync,

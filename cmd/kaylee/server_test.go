@@ -117,7 +117,7 @@ func TestServerCommand(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"server", "--fleet-endpoint", "ftp://x"}, `--fleet-endpoint "ftp://x": use unix:///path/to/fleet.sock or http(s)://host:port`},
+		{[]string{"server", "--fleet-endpoint", "ftp://x"}, `--fleet-endpoint: fleet endpoint "ftp://x": use unix:///path/to/fleet.sock or http(s)://host:port`},
 		{[]string{"server", "--unit-prefix", "K2:"}, `unit prefix "K2:": use 1 to 16 lowercase letters or digits`},
 		{[]string{"server", "--log-format", "xml"}, `--log-format "xml": use text or json`},
 		{[]string{"server", "--max-restarts", "0"}, `--max-restarts 0: use at least 1`},
