@@ -108,6 +108,9 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 			if errors.Is(err, etcdtest.ErrAddrInUse) {
 				return fmt.Errorf("%w; use --listen-client to pick another address, or --etcd-endpoints to use the etcd already there", err)
 			}
+			if errors.Is(err, etcdtest.ErrDataDirInUse) {
+				return fmt.Errorf("%w: stop it, or give this one another directory with --data-dir DIR", err)
+			}
 			return err
 		}
 		defer srv.Close()

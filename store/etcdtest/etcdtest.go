@@ -41,6 +41,7 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	tempDir bool
+	unlock  func() // releases the data directory (see lockDir); nil if none
 
 	mu      sync.Mutex
 	etcd    *embed.Etcd
@@ -50,7 +51,9 @@ type Server struct {
 // ErrAddrInUse is returned by Start when the client or peer port is taken.
 var ErrAddrInUse = errors.New("address already in use")
 
-// Start starts a server and waits until it serves clients.
+// Start starts a server and waits until it serves clients. The data
+// directory is the server's until Close: a second Start on it fails at
+// once with a *DataDirInUseError (errors.Is ErrDataDirInUse).
 func Start(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg}
 	if s.cfg.Dir == "" {
@@ -71,7 +74,12 @@ func Start(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	if s.unlock, err = lockDir(s.cfg.Dir); err != nil {
+		s.removeTemp()
+		return nil, err
+	}
 	if err := s.start(); err != nil {
+		s.unlock()
 		s.removeTemp()
 		return nil, err
 	}
@@ -251,10 +259,23 @@ func (s *Server) Close() {
 		case <-closing:
 		case <-time.After(2 * time.Minute):
 			fmt.Fprintf(os.Stderr, "etcdtest: etcd at %s never finished closing; its data stays in %s\n", s.cfg.ClientURL, s.cfg.Dir)
+			s.release()
 			return
 		}
 	}
+	s.release()
 	s.removeTemp()
+}
+
+// release gives the data directory up (once).
+func (s *Server) release() {
+	s.mu.Lock()
+	unlock := s.unlock
+	s.unlock = nil
+	s.mu.Unlock()
+	if unlock != nil {
+		unlock()
+	}
 }
 
 func (s *Server) removeTemp() {
