@@ -94,6 +94,7 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 	}
 	endpoints := a.etcd.Endpoints
 	where := "external"
+	logDir := devFleetLogDir()
 	if !cmd.Flags().Changed("etcd-endpoints") {
 		dir := f.dataDir
 		if dir == "" {
@@ -116,7 +117,13 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 		defer srv.Close()
 		endpoints = srv.Endpoints()
 		where = "embedded, data in " + dir
+		logDir = dir
 	}
+	fleetLog, restoreLog, err := devFleetLog(logDir, f.verbose, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer restoreLog() // after the cluster's Close: its last lines go there too
 	logger := slog.New(slog.DiscardHandler)
 	if f.verbose {
 		logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
@@ -130,6 +137,7 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 	a.etcd.Endpoints = endpoints
 	fmt.Fprintf(out, "etcd:  %s (%s)\n", strings.Join(endpoints, ","), where)
 	fmt.Fprintf(out, "fleet: %d machines under %s\n", len(machines), f.sched.fleetPrefix)
+	fmt.Fprintf(out, "fleet's own log: %s\n", fleetLog)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  MACHINE\tIP\tMETADATA")
 	for _, m := range cluster.Machines() {
