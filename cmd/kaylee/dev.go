@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -137,13 +135,13 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 	a.etcd.Endpoints = endpoints
 	fmt.Fprintf(out, "etcd:  %s (%s)\n", strings.Join(endpoints, ","), where)
 	fmt.Fprintf(out, "fleet: %d machines under %s\n", len(machines), f.sched.fleetPrefix)
-	fmt.Fprintf(out, "fleet's own log: %s\n", fleetLog)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  MACHINE\tIP\tMETADATA")
 	for _, m := range cluster.Machines() {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", m.ID(), m.PublicIP(), formatMetadata(m.State().Metadata))
 	}
 	tw.Flush()
+	fmt.Fprintf(out, "fleet's own log: %s\n", fleetLog)
 	if f.fleetOnly {
 		fmt.Fprintf(out, "ready: try  fleetctl --endpoint %s list-machines   (Ctrl-C stops)\n", endpoints[0])
 		<-ctx.Done()
@@ -233,39 +231,4 @@ func formatMetadata(md map[string]string) string {
 		parts[i] = k + "=" + md[k]
 	}
 	return strings.Join(parts, ",")
-}
-
-// devSummary prints the units, their phase and machines each time they
-// change, until ctx ends.
-func devSummary(ctx context.Context, s *store.Store, w io.Writer) {
-	last := ""
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
-		}
-		all, err := allStatuses(ctx, s)
-		if err != nil {
-			continue
-		}
-		var b strings.Builder
-		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  NAME\tPHASE\tRUNNING\tMACHINES")
-		for _, st := range all {
-			var ips []string
-			for _, u := range st.Units {
-				if u.ActiveState == "active" && u.SubState == "running" {
-					ips = append(ips, u.MachineIP)
-				}
-			}
-			sort.Strings(ips)
-			fmt.Fprintf(tw, "  %s\t%s\t%d/%d\t%s\n", st.Name, st.Phase, st.Running, st.Desired, strings.Join(ips, " "))
-		}
-		tw.Flush()
-		if b.String() != last {
-			last = b.String()
-			fmt.Fprintf(w, "-- %s\n%s", time.Now().Format("15:04:05"), last)
-		}
-	}
 }
