@@ -129,6 +129,7 @@ Start with: kaylee dev --repo . --path examples`,
 		a.syncCommand(),
 		a.agentCommand(),
 	)
+	addUsageToErrors(root)
 	return root
 }
 
