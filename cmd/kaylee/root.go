@@ -130,6 +130,7 @@ Start with: kaylee dev --repo . --path examples`,
 		a.agentCommand(),
 	)
 	addUsageToErrors(root)
+	a.registerCompletions(root)
 	return root
 }
 
