@@ -27,6 +27,9 @@ type Config struct {
 	ClientURL string // e.g. http://127.0.0.1:2379; empty picks a free port
 	PeerURL   string // empty picks a free port
 	Verbose   bool   // log at info level on stderr instead of staying quiet
+	// CertFile and KeyFile, when set, make the server speak TLS to
+	// clients (a free ClientURL is then https://); see NewTLS.
+	CertFile, KeyFile string
 	// Fsync makes writes durable (off by default: tests and `kaylee dev`
 	// throw the data away).
 	Fsync bool
@@ -67,6 +70,9 @@ func Start(cfg Config) (*Server, error) {
 	if s.cfg.ClientURL == "" {
 		if s.cfg.ClientURL, err = freeURL(); err != nil {
 			return nil, err
+		}
+		if s.cfg.CertFile != "" {
+			s.cfg.ClientURL = "https://" + strings.TrimPrefix(s.cfg.ClientURL, "http://")
 		}
 	}
 	if s.cfg.PeerURL == "" {
@@ -166,6 +172,7 @@ func (s *Server) start() error {
 		cfg.TickMs, cfg.ElectionMs = 50, 500
 	}
 	cfg.EnableV2 = true
+	cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile = s.cfg.CertFile, s.cfg.KeyFile
 	cfg.UnsafeNoFsync = !s.cfg.Fsync
 	if s.cfg.Verbose {
 		cfg.LogLevel = "info"
