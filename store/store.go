@@ -42,7 +42,9 @@ type DialConfig struct {
 	DialTimeout       time.Duration // default 5s
 }
 
-// Dial connects to etcd and checks that it answers.
+// Dial connects to etcd and checks that it answers. When it does not, and
+// an endpoint's scheme is the wrong one for its server, the error is a
+// *SchemeError.
 func Dial(ctx context.Context, cfg DialConfig) (*clientv3.Client, error) {
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 5 * time.Second
@@ -56,13 +58,13 @@ func Dial(ctx context.Context, cfg DialConfig) (*clientv3.Client, error) {
 		DialTimeout: cfg.DialTimeout, Logger: zap.NewNop(), Context: ctx,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("etcd at %s: %w", strings.Join(cfg.Endpoints, ","), err)
+		return nil, probeSchemes(ctx, cfg.Endpoints, fmt.Errorf("etcd at %s: %w", strings.Join(cfg.Endpoints, ","), err))
 	}
 	sctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 	if _, err := c.Get(sctx, "/kaylee-health-check", clientv3.WithCountOnly()); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("etcd at %s does not answer: %w (check --etcd-endpoints and that etcd runs)", strings.Join(cfg.Endpoints, ","), err)
+		return nil, probeSchemes(ctx, cfg.Endpoints, fmt.Errorf("etcd at %s does not answer: %w (check --etcd-endpoints and that etcd runs)", strings.Join(cfg.Endpoints, ","), err))
 	}
 	return c, nil
 }

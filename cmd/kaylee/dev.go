@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -95,6 +93,7 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 	}
 	endpoints := a.etcd.Endpoints
 	where := "external"
+	logDir := devFleetLogDir()
 	if !cmd.Flags().Changed("etcd-endpoints") {
 		dir := f.dataDir
 		if dir == "" {
@@ -109,12 +108,21 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 			if errors.Is(err, etcdtest.ErrAddrInUse) {
 				return fmt.Errorf("%w; use --listen-client to pick another address, or --etcd-endpoints to use the etcd already there", err)
 			}
+			if errors.Is(err, etcdtest.ErrDataDirInUse) {
+				return fmt.Errorf("%w: stop it, or give this one another directory with --data-dir DIR", err)
+			}
 			return err
 		}
 		defer srv.Close()
 		endpoints = srv.Endpoints()
 		where = "embedded, data in " + dir
+		logDir = dir
 	}
+	fleetLog, restoreLog, err := devFleetLog(logDir, f.verbose, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer restoreLog() // after the cluster's Close: its last lines go there too
 	logger := slog.New(slog.DiscardHandler)
 	if f.verbose {
 		logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
@@ -134,6 +142,7 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", m.ID(), m.PublicIP(), formatMetadata(m.State().Metadata))
 	}
 	tw.Flush()
+	fmt.Fprintf(out, "fleet's own log: %s\n", fleetLog)
 	if f.fleetOnly {
 		fmt.Fprintf(out, "ready: try  fleetctl --endpoint %s list-machines   (Ctrl-C stops)\n", endpoints[0])
 		<-ctx.Done()
@@ -239,39 +248,4 @@ func formatMetadata(md map[string]string) string {
 		parts[i] = k + "=" + md[k]
 	}
 	return strings.Join(parts, ",")
-}
-
-// devSummary prints the units, their phase and machines each time they
-// change, until ctx ends.
-func devSummary(ctx context.Context, s *store.Store, w io.Writer) {
-	last := ""
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
-		}
-		all, err := allStatuses(ctx, s)
-		if err != nil {
-			continue
-		}
-		var b strings.Builder
-		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  NAME\tPHASE\tRUNNING\tMACHINES")
-		for _, st := range all {
-			var ips []string
-			for _, u := range st.Units {
-				if u.ActiveState == "active" && u.SubState == "running" {
-					ips = append(ips, u.MachineIP)
-				}
-			}
-			sort.Strings(ips)
-			fmt.Fprintf(tw, "  %s\t%s\t%d/%d\t%s\n", st.Name, st.Phase, st.Running, st.Desired, strings.Join(ips, " "))
-		}
-		tw.Flush()
-		if b.String() != last {
-			last = b.String()
-			fmt.Fprintf(w, "-- %s\n%s", time.Now().Format("15:04:05"), last)
-		}
-	}
 }

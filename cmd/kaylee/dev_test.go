@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
+	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 )
 
@@ -154,6 +156,59 @@ func TestDevFleetOnlyExternalEtcd(t *testing.T) {
 	want := map[string]string{"192.0.2.1": "az=a,role=worker,ssd=false", "192.0.2.2": "az=b,role=worker,ssd=false", "192.0.2.3": "az=c,role=edge,ssd=false"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("machines: %v, want %v", got, want)
+	}
+}
+
+// dev's summary: the git revision owning each unit ("-" for one of
+// kaylee run), and a file that fails in git marked on its unit, with the
+// error under the table.
+func TestDevSummaryRevisionAndGitErrors(t *testing.T) {
+	repo := gittest.NewRepo(t)
+	repo.Write(map[string]string{"units/web.yaml": "name: web\napps:\n- image: nginx\n"})
+	rev1 := repo.Commit("web")
+	addr := "http://" + freePort(t)
+	p := startKaylee(t, nil, "dev", "--repo", repo.Dir, "--path", "units", "--interval", "1s", "--listen-client", addr,
+		"--data-dir", t.TempDir(), "--cache-dir", t.TempDir(), "--listen", freePort(t), "--min-ready", "500ms")
+	waitOutput(t, p.out, "ready:", 60*time.Second)
+	solo := writeFiles(t, map[string]string{"solo.yaml": "name: solo\napps:\n- image: x\n"})
+	if r := kaylee(t, map[string]string{"KAYLEE_ETCD_ENDPOINTS": addr}, "run", solo); r.code != 0 {
+		t.Fatalf("run: exit %d %s", r.code, r.err)
+	}
+	ip := `192\.0\.2\.\d`
+	waitSummary(t, p.out, `(?m)^  NAME  PHASE    RUNNING  REVISION  MACHINES\n`+
+		`  solo  running  1/1      -         `+ip+`\n`+
+		`  web   running  1/1      `+rev1[:7]+`   `+ip+`\n`)
+
+	repo.Write(map[string]string{"units/web.yaml": "name: web\nreplcas: 2\napps:\n- image: nginx\n"})
+	rev2 := repo.Commit("break web")
+	last := waitSummary(t, p.out, `(?m)^  web   running  1/1      `+rev2[:7]+`!  `+ip+`\n`)
+	want := " at " + rev2[:7] + " (units marked ! run their last good version):\n" +
+		"    units/web.yaml:2: unknown field \"replcas\" (did you mean \"replicas\"?)\n"
+	if !strings.Contains(last, "  files failing in git source ") || !strings.HasSuffix(last, want) {
+		t.Fatalf("summary lacks the file error %q:\n%s", want, last)
+	}
+}
+
+// waitSummary waits for dev's last summary to match the regexp want, and
+// returns it.
+func waitSummary(t *testing.T, out *syncBuffer, want string) string {
+	t.Helper()
+	re := regexp.MustCompile(want)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		all := out.String()
+		last := ""
+		if i := strings.LastIndex(all, "\n-- "); i >= 0 {
+			last = all[i+1:]
+			last = last[strings.Index(last, "\n")+1:]
+		}
+		if re.MatchString(last) {
+			return last
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dev's last summary lacks %q:\n%s", want, last)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -18,14 +18,17 @@ func (a *app) renderCommand() *cobra.Command {
 		output string
 	)
 	cmd := &cobra.Command{
-		Use:   "render [--unit-prefix k2] [-o text|json] FILE",
-		Short: "Print the fleet units a unit file becomes",
-		Long: `Render validates a unit file and prints the fleet units Kaylee would create
-for it: with -o text each as "# <fleet unit name>" followed by its unit file;
-with -o json a JSON array of fleet unit objects (fleet's API field names).`,
+		Use:   "render [--unit-prefix k2] [-o text|json] PATH...",
+		Short: "Print the fleet units unit files become",
+		Long: `Render validates unit files and prints the fleet units Kaylee would create
+for them: with -o text each as "# <fleet unit name>" followed by its unit file;
+with -o json a JSON array of fleet unit objects (fleet's API field names).
+Directories are read as kaylee validate reads them (recursively, *.yaml and
+*.yml, in name order). If any unit is invalid, nothing is printed on stdout.`,
 		Example: `  kaylee render examples/countly.yaml
+  kaylee render examples/
   kaylee render -o json examples/countly.yaml | jq -r '.[].name'`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -33,11 +36,11 @@ with -o json a JSON array of fleet unit objects (fleet's API field names).`,
 			if err := deploy.CheckUnitPrefix(prefix); err != nil {
 				return fmt.Errorf("--unit-prefix: %w", err)
 			}
-			docs, err := loadFile(args[0])
+			docs, bad, err := loadPaths(cmd.ErrOrStderr(), args)
 			if err != nil {
-				for _, fe := range deploy.FieldErrors(err) {
-					fmt.Fprintln(cmd.ErrOrStderr(), fe)
-				}
+				return err
+			}
+			if bad {
 				return exitError{code: 1}
 			}
 			var units []*schema.Unit

@@ -130,6 +130,8 @@ Start with: kaylee dev --repo . --path examples`,
 		a.syncCommand(),
 		a.agentCommand(),
 	)
+	addUsageToErrors(root)
+	a.registerCompletions(root)
 	return root
 }
 

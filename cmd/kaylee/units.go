@@ -18,7 +18,7 @@ import (
 func (a *app) openStore(ctx context.Context) (*store.Store, func(), error) {
 	c, err := store.Dial(ctx, a.dialConfig())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, a.etcdHint(err)
 	}
 	return store.New(c, a.etcd.Prefix), func() { closeClient(c) }, nil
 }

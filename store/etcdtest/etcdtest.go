@@ -27,6 +27,9 @@ type Config struct {
 	ClientURL string // e.g. http://127.0.0.1:2379; empty picks a free port
 	PeerURL   string // empty picks a free port
 	Verbose   bool   // log at info level on stderr instead of staying quiet
+	// CertFile and KeyFile, when set, make the server speak TLS to
+	// clients (a free ClientURL is then https://); see NewTLS.
+	CertFile, KeyFile string
 	// Fsync makes writes durable (off by default: tests and `kaylee dev`
 	// throw the data away).
 	Fsync bool
@@ -41,6 +44,7 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	tempDir bool
+	unlock  func() // releases the data directory (see lockDir); nil if none
 
 	mu      sync.Mutex
 	etcd    *embed.Etcd
@@ -50,7 +54,9 @@ type Server struct {
 // ErrAddrInUse is returned by Start when the client or peer port is taken.
 var ErrAddrInUse = errors.New("address already in use")
 
-// Start starts a server and waits until it serves clients.
+// Start starts a server and waits until it serves clients. The data
+// directory is the server's until Close: a second Start on it fails at
+// once with a *DataDirInUseError (errors.Is ErrDataDirInUse).
 func Start(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg}
 	if s.cfg.Dir == "" {
@@ -65,13 +71,21 @@ func Start(cfg Config) (*Server, error) {
 		if s.cfg.ClientURL, err = freeURL(); err != nil {
 			return nil, err
 		}
+		if s.cfg.CertFile != "" {
+			s.cfg.ClientURL = "https://" + strings.TrimPrefix(s.cfg.ClientURL, "http://")
+		}
 	}
 	if s.cfg.PeerURL == "" {
 		if s.cfg.PeerURL, err = freeURL(); err != nil {
 			return nil, err
 		}
 	}
+	if s.unlock, err = lockDir(s.cfg.Dir); err != nil {
+		s.removeTemp()
+		return nil, err
+	}
 	if err := s.start(); err != nil {
+		s.unlock()
 		s.removeTemp()
 		return nil, err
 	}
@@ -158,6 +172,7 @@ func (s *Server) start() error {
 		cfg.TickMs, cfg.ElectionMs = 50, 500
 	}
 	cfg.EnableV2 = true
+	cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile = s.cfg.CertFile, s.cfg.KeyFile
 	cfg.UnsafeNoFsync = !s.cfg.Fsync
 	if s.cfg.Verbose {
 		cfg.LogLevel = "info"
@@ -251,10 +266,23 @@ func (s *Server) Close() {
 		case <-closing:
 		case <-time.After(2 * time.Minute):
 			fmt.Fprintf(os.Stderr, "etcdtest: etcd at %s never finished closing; its data stays in %s\n", s.cfg.ClientURL, s.cfg.Dir)
+			s.release()
 			return
 		}
 	}
+	s.release()
 	s.removeTemp()
+}
+
+// release gives the data directory up (once).
+func (s *Server) release() {
+	s.mu.Lock()
+	unlock := s.unlock
+	s.unlock = nil
+	s.mu.Unlock()
+	if unlock != nil {
+		unlock()
+	}
 }
 
 func (s *Server) removeTemp() {
