@@ -64,10 +64,27 @@ func Dial(ctx context.Context, cfg DialConfig) (*clientv3.Client, error) {
 	defer cancel()
 	if _, err := c.Get(sctx, "/kaylee-health-check", clientv3.WithCountOnly()); err != nil {
 		c.Close()
-		return nil, probeSchemes(ctx, cfg.Endpoints, fmt.Errorf("etcd at %s does not answer: %w (check --etcd-endpoints and that etcd runs)", strings.Join(cfg.Endpoints, ","), err))
+		return nil, probeSchemes(ctx, cfg.Endpoints, fmt.Errorf("etcd at %s does not answer: %w: %w", strings.Join(cfg.Endpoints, ","), ErrNoAnswer, err))
 	}
 	return c, nil
 }
+
+// ErrNoAnswer: no etcd endpoint answered (none runs there, or it is
+// unreachable).
+var ErrNoAnswer = errors.New("no answer")
+
+// TLSFileError: a TLS file of the dial configuration does not load.
+type TLSFileError struct {
+	What  string // "CA", "client certificate and key"
+	Files string
+	Err   error
+}
+
+func (e *TLSFileError) Error() string {
+	return fmt.Sprintf("etcd TLS %s (%s): %v", e.What, e.Files, e.Err)
+}
+
+func (e *TLSFileError) Unwrap() error { return e.Err }
 
 // TLS is the client TLS configuration the files name, or nil for none.
 func (cfg DialConfig) TLS() (*tls.Config, error) {
@@ -78,18 +95,18 @@ func (cfg DialConfig) TLS() (*tls.Config, error) {
 	if cfg.CertFile != "" || cfg.KeyFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("--etcd-cert/--etcd-key: %w", err)
+			return nil, &TLSFileError{What: "client certificate and key", Files: cfg.CertFile + ", " + cfg.KeyFile, Err: err}
 		}
 		t.Certificates = []tls.Certificate{cert}
 	}
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("--etcd-ca: %w", err)
+			return nil, &TLSFileError{What: "CA", Files: cfg.CAFile, Err: err}
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--etcd-ca %s: no PEM certificate in it", cfg.CAFile)
+			return nil, &TLSFileError{What: "CA", Files: cfg.CAFile, Err: errors.New("no PEM certificate in it")}
 		}
 		t.RootCAs = pool
 	}

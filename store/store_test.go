@@ -211,12 +211,16 @@ func TestDeposedLeaderCannotWrite(t *testing.T) {
 func TestDialErrors(t *testing.T) {
 	ctx := context.Background()
 	_, err := Dial(ctx, DialConfig{Endpoints: []string{"http://127.0.0.1:1"}, DialTimeout: 500 * time.Millisecond})
-	if err == nil || !strings.Contains(err.Error(), "does not answer") || !strings.Contains(err.Error(), "127.0.0.1:1") {
+	if err == nil || !strings.Contains(err.Error(), "does not answer") || !strings.Contains(err.Error(), "127.0.0.1:1") || !errors.Is(err, ErrNoAnswer) {
 		t.Fatalf("unreachable etcd: %v", err)
 	}
 	_, err = Dial(ctx, DialConfig{Endpoints: []string{"http://127.0.0.1:1"}, CAFile: "/nonexistent/ca.pem"})
-	if err == nil || !strings.Contains(err.Error(), "--etcd-ca") {
+	var fe *TLSFileError
+	if !errors.As(err, &fe) || fe.What != "CA" || !strings.Contains(err.Error(), "etcd TLS CA (/nonexistent/ca.pem): open /nonexistent/ca.pem") {
 		t.Fatalf("bad CA file: %v", err)
+	}
+	if strings.Contains(err.Error(), "--") {
+		t.Errorf("a library error names a flag: %v", err)
 	}
 }
 

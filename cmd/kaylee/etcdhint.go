@@ -7,12 +7,22 @@ import (
 	"github.com/kaylee-gitops/kaylee/store"
 )
 
-// etcdHint adds the flags to set to a dial error that says what to change
-// (store names none): a wrong scheme in --etcd-endpoints, and the CA a TLS
-// etcd needs.
+// etcdHint adds the flags to set to a dial error (store names none): the
+// endpoints, a TLS file that does not load, a wrong scheme in
+// --etcd-endpoints, and the CA a TLS etcd needs.
 func (a *app) etcdHint(err error) error {
-	var se *store.SchemeError
-	if !errors.As(err, &se) {
+	var (
+		se *store.SchemeError
+		fe *store.TLSFileError
+	)
+	switch {
+	case errors.As(err, &fe) && fe.What == "CA":
+		return fmt.Errorf("--etcd-ca: %w", err)
+	case errors.As(err, &fe):
+		return fmt.Errorf("--etcd-cert/--etcd-key: %w", err)
+	case errors.Is(err, store.ErrNoAnswer) && !errors.As(err, &se):
+		return fmt.Errorf("%w (check --etcd-endpoints, and that etcd runs there)", err)
+	case !errors.As(err, &se):
 		return err
 	}
 	if se.ServerTLS && a.etcd.CA == "" {

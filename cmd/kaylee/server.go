@@ -61,7 +61,7 @@ func (f *schedulerFlags) logger(w io.Writer) (*slog.Logger, error) {
 func (a *app) fleetAPI(f *schedulerFlags) (client.API, error) {
 	tls, err := a.dialConfig().TLS()
 	if err != nil {
-		return nil, err
+		return nil, a.etcdHint(err)
 	}
 	api, err := fleet.NewAPI(fleet.Config{
 		Endpoint: f.fleetEndpoint, EtcdEndpoints: a.etcd.Endpoints, KeyPrefix: f.fleetPrefix,

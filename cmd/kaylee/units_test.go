@@ -53,7 +53,11 @@ func TestRunLsRmRestart(t *testing.T) {
 
 func TestUnreachableEtcd(t *testing.T) {
 	r := kaylee(t, map[string]string{"KAYLEE_ETCD_ENDPOINTS": "http://127.0.0.1:1"}, "ls")
-	if r.code != 1 || !strings.Contains(r.err, "etcd at http://127.0.0.1:1 does not answer") {
+	if r.code != 1 || !strings.Contains(r.err, "etcd at http://127.0.0.1:1 does not answer") || !strings.Contains(r.err, "(check --etcd-endpoints, and that etcd runs there)") {
 		t.Fatalf("%+v", r)
+	}
+	r = kaylee(t, map[string]string{"KAYLEE_ETCD_ENDPOINTS": "http://127.0.0.1:1"}, "ls", "--etcd-ca", "/nonexistent/ca.pem")
+	if r.code != 1 || !strings.Contains(r.err, "kaylee: --etcd-ca: etcd TLS CA (/nonexistent/ca.pem): open /nonexistent/ca.pem") {
+		t.Fatalf("bad CA file: %+v", r)
 	}
 }
