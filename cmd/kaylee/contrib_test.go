@@ -16,11 +16,14 @@ import (
 )
 
 // The install files of contrib/, checked with the tools that read them:
-// systemd's systemd-analyze, and the kaylee CLI for the flags the units use.
+// systemd's systemd-analyze, the kaylee CLI for the flags the units use, and
+// promtool.
 
 const (
-	contribSystemd = "../../contrib/systemd/kaylee-agent.service"
-	contribFleet   = "../../contrib/fleet/kaylee-agent.service"
+	contribRules     = "../../contrib/prometheus/kaylee-rules.yml"
+	contribRulesTest = "../../contrib/prometheus/kaylee-rules.test.yml"
+	contribSystemd   = "../../contrib/systemd/kaylee-agent.service"
+	contribFleet     = "../../contrib/fleet/kaylee-agent.service"
 )
 
 // unitFile is a systemd unit file: section → key → values, in order.
@@ -160,5 +163,27 @@ func verifyUnit(t *testing.T, path, binary string) {
 	t.Logf("systemd-analyze security: exposure %.1f of 10", level)
 	if level > 3 {
 		t.Errorf("systemd-analyze security: exposure %.1f, want at most 3 (OK):\n%s", level, out)
+	}
+}
+
+// promtool's own checks: the rules load, and their unit tests (each alert
+// firing and not firing) pass.
+func TestContribPromtool(t *testing.T) {
+	promtool := gittest.NeedTool(t, "promtool")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"check rules", []string{"check", "rules", contribRules}, "SUCCESS: 9 rules found"},
+		{"test rules", []string{"test", "rules", contribRulesTest}, "SUCCESS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := exec.Command(promtool, tt.args...).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), tt.want) || strings.Contains(string(out), "FAILED") {
+				t.Fatalf("promtool %s: %v, want %q:\n%s", strings.Join(tt.args, " "), err, tt.want, out)
+			}
+		})
 	}
 }
