@@ -216,21 +216,26 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 		"prefix", s.Prefix(), "listen", c.listen, "scheduler", rec != nil, "id", id)
 
 	var roles []func(context.Context)
-	lead := func(e store.Election, labels []string, fn func(context.Context, store.Fence) error) func(context.Context) {
+	// lead runs fn while this process leads e; stopped drops the role's
+	// series when it stops leading.
+	lead := func(e store.Election, labels []string, fn func(context.Context, store.Fence) error, stopped func()) func(context.Context) {
 		return func(ctx context.Context) {
 			m.leader.WithLabelValues(labels...).Set(0)
 			_ = s.Lead(ctx, e, id, c.sched.leaseTTL, log, func(lctx context.Context, f store.Fence) error {
 				m.leader.WithLabelValues(labels...).Set(1)
 				defer m.leader.WithLabelValues(labels...).Set(0)
+				defer stopped()
 				return fn(lctx, f)
 			})
 		}
 	}
 	if rec != nil {
-		roles = append(roles, lead(store.SchedulerElection, []string{"scheduler", ""}, rec.Run))
+		roles = append(roles, lead(store.SchedulerElection, []string{"scheduler", ""}, rec.Run, m.stopScheduling))
 	}
 	for _, src := range sources {
-		roles = append(roles, lead(store.SourceElection(src.opts.Source), []string{"sync", src.opts.Source}, src.loop(s, id, observers{m, ns}, log).run))
+		name := src.opts.Source
+		roles = append(roles, lead(store.SourceElection(name), []string{"sync", name}, src.loop(s, id, observers{m, ns}, log).run,
+			func() { m.stopSyncing(name) }))
 	}
 	runRoles(ctx, append(roles, ns.run)...)
 	return nil

@@ -20,6 +20,7 @@ type metrics struct {
 	syncDuration *prometheus.HistogramVec
 	syncs        *prometheus.CounterVec
 	lastSuccess  *prometheus.GaugeVec
+	failing      *prometheus.GaugeVec
 	revision     *prometheus.GaugeVec
 	units        *prometheus.GaugeVec
 	fileErrors   *prometheus.GaugeVec
@@ -40,6 +41,8 @@ func newMetrics() *metrics {
 			Help: "Sync passes by result: ok, file_errors, refused, failed."}, []string{"source", "result"}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kaylee_sync_last_success_timestamp_seconds",
 			Help: "Unix time of the last sync pass that applied (possibly with file errors)."}, []string{"source"}),
+		failing: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kaylee_sync_failing",
+			Help: "1 when the last sync pass applied nothing (failed, refused, unverified), 0 when it applied."}, []string{"source"}),
 		revision: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kaylee_sync_revision_info",
 			Help: "The git revision last applied (value 1)."}, []string{"source", "revision"}),
 		units: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kaylee_sync_units",
@@ -54,7 +57,7 @@ func newMetrics() *metrics {
 			Help: "Units by rollout phase, as of the scheduler's last pass."}, []string{"phase"}),
 		lastRev: map[string]string{},
 	}
-	m.reg.MustRegister(m.syncDuration, m.syncs, m.lastSuccess, m.revision, m.units, m.fileErrors, m.leader, m.fleetOps, m.phases,
+	m.reg.MustRegister(m.syncDuration, m.syncs, m.lastSuccess, m.failing, m.revision, m.units, m.fileErrors, m.leader, m.fleetOps, m.phases,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -77,8 +80,10 @@ func (m *metrics) Synced(source string, res *sync.Result, err error, took time.D
 	}
 	m.syncs.WithLabelValues(source, result).Inc()
 	if err != nil {
+		m.failing.WithLabelValues(source).Set(1)
 		return
 	}
+	m.failing.WithLabelValues(source).Set(0)
 	m.lastSuccess.WithLabelValues(source).SetToCurrentTime()
 	m.fileErrors.WithLabelValues(source).Set(float64(len(res.Errors)))
 	m.units.WithLabelValues(source).Set(float64(len(res.Changes) - res.Count(sync.Prune)))
@@ -91,6 +96,27 @@ func (m *metrics) Synced(source string, res *sync.Result, err error, took time.D
 		m.revision.WithLabelValues(source, res.Revision).Set(1)
 		m.lastRev[source] = res.Revision
 	}
+}
+
+// stopSyncing drops the series of a source whose sync this process no
+// longer leads, so that only its leader reports them and an alert on the
+// maximum over agents does not follow a former leader's last pass. The
+// last success time stays: the newest over agents is the source's.
+func (m *metrics) stopSyncing(source string) {
+	m.failing.DeleteLabelValues(source)
+	m.units.DeleteLabelValues(source)
+	m.fileErrors.DeleteLabelValues(source)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if rev := m.lastRev[source]; rev != "" {
+		m.revision.DeleteLabelValues(source, rev)
+		delete(m.lastRev, source)
+	}
+}
+
+// stopScheduling drops the phase counts of a former scheduler leader.
+func (m *metrics) stopScheduling() {
+	m.phases.Reset()
 }
 
 // FleetCall implements fleet.Observer.
