@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"net/http"
 	gosync "sync"
 	"time"
@@ -38,7 +37,7 @@ func newMetrics() *metrics {
 		syncDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kaylee_sync_duration_seconds",
 			Help: "Time of a sync pass (fetch and apply).", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}, []string{"source"}),
 		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kaylee_sync_total",
-			Help: "Sync passes by result: ok, file_errors, refused, failed."}, []string{"source", "result"}),
+			Help: "Sync passes by result: ok, file_errors, refused, unverified, failed."}, []string{"source", "result"}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kaylee_sync_last_success_timestamp_seconds",
 			Help: "Unix time of the last sync pass that applied (possibly with file errors)."}, []string{"source"}),
 		failing: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kaylee_sync_failing",
@@ -66,19 +65,14 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
+// metricResult is the result label of a pass's outcome.
+var metricResult = map[string]string{store.AttemptSynced: "ok", store.AttemptFileErrors: "file_errors",
+	store.AttemptRefused: "refused", store.AttemptUnverified: "unverified", store.AttemptFailed: "failed"}
+
 // Synced implements sync.Observer.
 func (m *metrics) Synced(source string, res *sync.Result, err error, took time.Duration) {
 	m.syncDuration.WithLabelValues(source).Observe(took.Seconds())
-	result := "ok"
-	switch {
-	case errors.Is(err, sync.ErrRefused):
-		result = "refused"
-	case err != nil:
-		result = "failed"
-	case len(res.Errors) > 0:
-		result = "file_errors"
-	}
-	m.syncs.WithLabelValues(source, result).Inc()
+	m.syncs.WithLabelValues(source, metricResult[sync.Outcome(res, err)]).Inc()
 	if err != nil {
 		m.failing.WithLabelValues(source).Set(1)
 		return

@@ -41,7 +41,7 @@ func TestMetricsSyncFailing(t *testing.T) {
 		{"ok", applied, nil, "ok", "0"},
 		{"file errors", withErrors, nil, "file_errors", "0"},
 		{"refused", nil, fmt.Errorf("pass: %w", sync.ErrRefused), "refused", "1"},
-		{"unverified", nil, fmt.Errorf("fetch: %w", gitsource.ErrUnverified), "failed", "1"},
+		{"unverified", nil, fmt.Errorf("fetch: %w", gitsource.ErrUnverified), "unverified", "1"},
 		{"git unreachable", nil, errors.New("repository not found"), "failed", "1"},
 	}
 	for _, tt := range tests {
