@@ -3,6 +3,7 @@ package sync
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/kaylee-gitops/kaylee/store"
 )
@@ -25,7 +26,7 @@ func Events(res *Result, prev, a *store.SyncAttempt) []store.Event {
 			case Update:
 				msg := "changed in " + c.File
 				if len(c.Diff) > 0 {
-					msg += ": " + strings.Join(c.Diff, "; ")
+					msg += ": " + clip(strings.Join(c.Diff, "; "), maxDiff)
 				}
 				units = append(units, store.Event{Kind: store.EventStored, Unit: c.Name, Source: src, Revision: res.Revision, Message: msg})
 			case Prune:
@@ -61,4 +62,19 @@ func Events(res *Result, prev, a *store.SyncAttempt) []store.Event {
 		out[i].By = a.Leader
 	}
 	return out
+}
+
+// maxDiff bounds the field diff an event carries: kaylee sync --dry-run
+// shows it whole.
+const maxDiff = 300
+
+// clip cuts s to at most n bytes, on a rune boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

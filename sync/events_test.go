@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/kaylee-gitops/kaylee/store"
 )
@@ -54,5 +55,15 @@ func TestEvents(t *testing.T) {
 	evs := Events(bad, nil, at(store.AttemptFileErrors))
 	if len(evs) != 1 || !strings.Contains(evs[0].Message, "x.yaml:2: replicas: not a number") {
 		t.Errorf("file errors event %+v: want the file, line and why", evs)
+	}
+}
+
+func TestEventsClipLongDiffs(t *testing.T) {
+	long := strings.Repeat("é", 400)
+	res := &Result{Revision: "r", Changes: []Change{{Name: "web", Action: Update, File: "web.yaml", Diff: []string{"~ env: " + long}}}}
+	evs := Events(res, nil, &store.SyncAttempt{Source: "s", Result: store.AttemptSynced})
+	msg := evs[1].Message
+	if len(msg) > 400 || !strings.HasSuffix(msg, "…") || !utf8.ValidString(msg) {
+		t.Errorf("stored event message of %d bytes (valid UTF-8: %v): want it clipped at a rune, marked …", len(msg), utf8.ValidString(msg))
 	}
 }
