@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/kaylee-gitops/kaylee/store"
@@ -44,19 +45,22 @@ func (s *Server) syncNow(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	known := false
-	for _, src := range srcs {
-		known = known || src.Name == name
-	}
-	if !known {
+	i := slices.IndexFunc(srcs, func(src sync.SourceStatus) bool { return src.Name == name })
+	if i < 0 {
 		writeError(w, http.StatusNotFound, "no source named "+strconv.Quote(name)+" has synced, tried or led here")
+		return
+	}
+	if srcs[i].Leader == "" {
+		writeError(w, http.StatusConflict, "no process leads the sync of "+name+" now (it was synced by kaylee sync --once, or its agents are down): nothing would fetch it")
 		return
 	}
 	if err := s.cfg.Store.Trigger(r.Context(), name, ""); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, actionResult{Source: name, Message: "sync of " + name + " triggered: its leader fetches at once"})
+	_ = s.cfg.Store.AppendEvents(r.Context(), store.Fence{}, store.Event{Kind: store.EventSyncRequested, Source: name, By: who(r),
+		Message: "sync now: " + srcs[i].Leader + " fetches at once"})
+	writeJSON(w, http.StatusAccepted, actionResult{Source: name, Message: "sync of " + name + " triggered: its leader " + srcs[i].Leader + " fetches at once"})
 }
 
 // refuseOwned answers 409 when git owns the unit (the CLI refuses the same

@@ -58,7 +58,9 @@ func TestDashboardLive(t *testing.T) {
 	eval[bool](t, b, `window.kayleeMarker = true`)
 
 	rev := w.commit(map[string]string{"units/web.yaml": unitWeb})
+	stored := time.Now()
 	within(t, b, 2*time.Second, "the unit stored shows", chromedp.WaitVisible(chromedp.CSS(`tr[data-unit="web"]`)))
+	t.Logf("the unit showed %s after it was stored", time.Since(stored).Round(time.Millisecond))
 	if got := text(t, b, `tr[data-unit="web"] .revision`); got != rev[:7] {
 		t.Errorf("revision column %q, want %s", got, rev[:7])
 	}
@@ -93,12 +95,16 @@ func TestDashboardLive(t *testing.T) {
 	}
 	browsertest.Screenshot(t, b, "2-running")
 
-	// A broken file in git is shown on the unit and its source.
-	w.commit(map[string]string{"units/web.yaml": "name: web\nreplicas: many\napps:\n- image: docker://nginx:2\n"})
+	// A broken file in git is shown on the unit and its source, as text:
+	// what git holds never becomes markup.
+	w.commit(map[string]string{"units/web.yaml": "name: web\nreplicas: \"<img src=x onerror=window.pwned=1>\"\napps:\n- image: docker://nginx:2\n"})
 	within(t, b, 5*time.Second, "the git error shows", chromedp.WaitVisible(chromedp.CSS(`tr[data-unit="web"] .gitbad`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-source="team-a"] .errors`)))
-	if got := text(t, b, `[data-source="team-a"] .errors`); !strings.Contains(got, "units/web.yaml:2") {
-		t.Errorf("source errors %q, want the file and line", got)
+	if got := text(t, b, `[data-source="team-a"] .errors`); !strings.Contains(got, "units/web.yaml:2") || !strings.Contains(got, "<img src=x") {
+		t.Errorf("source errors %q, want the file, the line and the value as text", got)
+	}
+	if n := eval[int](t, b, `document.querySelectorAll('main img').length + (window.pwned ? 100 : 0)`); n != 0 {
+		t.Errorf("a value from git became markup (%d)", n)
 	}
 
 	// The unit's page.

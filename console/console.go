@@ -11,7 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,7 +32,12 @@ type Config struct {
 	// Refresh is how often the stream sends the state even when the store
 	// has not changed (fleet's machines are not in the store); default 5s.
 	Refresh time.Duration
-	Log     *slog.Logger
+	// Hosts are the host names (beside IP addresses and localhost) that
+	// requests may name in their Host header: the console refuses others,
+	// so that a web page cannot rebind a name of its own to the console's
+	// address and read it. "*" allows any.
+	Hosts []string
+	Log   *slog.Logger
 }
 
 // Server serves the console.
@@ -54,6 +61,12 @@ func New(cfg Config) *Server {
 // Register adds the console's routes to mux: the API under /api/v1/ and
 // the dashboard at /.
 func (s *Server) Register(mux *http.ServeMux) {
+	mux.Handle("/", s.guard(s.routes()))
+}
+
+// routes are the console's own routes.
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/{$}", s.index)
 	mux.HandleFunc("GET /api/v1/state", s.getState)
 	mux.HandleFunc("GET /api/v1/units", s.listUnits)
@@ -77,6 +90,40 @@ func (s *Server) Register(mux *http.ServeMux) {
 
 	mux.Handle("GET /{$}", s.dashboard())
 	mux.Handle("GET /ui/", s.assets())
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "404 page not found: the dashboard is at /, the API at /api/v1/", http.StatusNotFound)
+	})
+	return mux
+}
+
+// guard refuses requests whose Host header names a host the console does
+// not answer to (see Config.Hosts).
+func (s *Server) guard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.allowedHost(r.Host) {
+			writeError(w, http.StatusMisdirectedRequest, "host "+strconv.Quote(r.Host)+
+				" is not one this console answers to: use its IP address or localhost, or allow the name in its configuration")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) allowedHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if host == "" || strings.EqualFold(host, "localhost") || net.ParseIP(host) != nil {
+		return true
+	}
+	for _, h := range s.cfg.Hosts {
+		if h == "*" || strings.EqualFold(h, host) {
+			return true
+		}
+	}
+	return false
 }
 
 // apiError is the body of every error answer.
@@ -87,6 +134,8 @@ type apiError struct {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'")
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
@@ -104,6 +153,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, store.ErrConflict):
+		writeError(w, http.StatusConflict, err.Error())
 	case strings.HasPrefix(err.Error(), "etcd:") || errors.Is(err, r.Context().Err()):
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	default:

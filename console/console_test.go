@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -102,6 +103,31 @@ func TestReadAPI(t *testing.T) {
 	if code := w.get("/api/v2/units", &e); code != http.StatusNotFound || !strings.Contains(e.Error, "GET /api/v1/") {
 		t.Errorf("GET /api/v2/units: %d %q", code, e.Error)
 	}
+
+	// A page of another site that rebinds its name to the console's address
+	// reads nothing: only IP addresses, localhost and configured names pass.
+	for host, want := range map[string]int{"evil.example:80": http.StatusMisdirectedRequest, "localhost:9520": http.StatusOK,
+		"127.0.0.1": http.StatusOK, "[::1]:9520": http.StatusOK} {
+		req, _ := http.NewRequest("GET", w.srv.URL+"/api/v1/units", nil)
+		req.Host = host
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, r.StatusCode, want)
+		}
+	}
+	mux := http.NewServeMux()
+	New(Config{Store: w.store, Hosts: []string{"kaylee.example.com"}}).Register(mux)
+	req := httptest.NewRequest("GET", "/api/v1/units", nil)
+	req.Host = "kaylee.example.com"
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Errorf("a configured host name: %d %s", rec.Code, rec.Body.String())
+	}
 }
 
 // Actions need the token, and a unit git owns is refused as the CLI
@@ -157,9 +183,22 @@ func TestActions(t *testing.T) {
 		t.Errorf("rollback with one revision: %d %q, want 409", code, e.Error)
 	}
 
-	// Sync now writes the trigger the source's leader watches.
-	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// Sync now needs a leader of the source's sync to fetch.
+	if code := w.do("POST", "/api/v1/sources/team-a/sync", token, &e); code != http.StatusConflict || !strings.Contains(e.Error, "no process leads the sync of team-a") {
+		t.Errorf("sync now without a leader: %d %q, want 409", code, e.Error)
+	}
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
+	leading := make(chan struct{})
+	go func() {
+		_ = w.store.Lead(tctx, store.SourceElection("team-a"), "sync-1", 2*time.Second, slog.New(slog.DiscardHandler), func(lctx context.Context, _ store.Fence) error {
+			close(leading)
+			<-lctx.Done()
+			return nil
+		})
+	}()
+	<-leading
+	// Sync now writes the trigger the source's leader watches.
 	triggers := w.store.WatchTriggers(tctx, "team-a")
 	time.Sleep(200 * time.Millisecond) // the watch is set up
 	if code := w.do("POST", "/api/v1/sources/team-a/sync", token, &res); code != http.StatusAccepted {
@@ -181,7 +220,14 @@ func TestActions(t *testing.T) {
 	for _, ev := range evs {
 		asked[ev.Kind] = ev.By
 	}
-	for _, k := range []string{store.EventRestartRequested, store.EventSuspended, store.EventResumed} {
+	var srcEvs []store.Event
+	w.get("/api/v1/events?name=team-a", &srcEvs)
+	for _, ev := range srcEvs {
+		if ev.Kind == store.EventSyncRequested {
+			asked[ev.Kind] = ev.By
+		}
+	}
+	for _, k := range []string{store.EventRestartRequested, store.EventSuspended, store.EventResumed, store.EventSyncRequested} {
 		if !strings.HasPrefix(asked[k], "api@") {
 			t.Errorf("no %s event by the API's client: %v", k, asked)
 		}

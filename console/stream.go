@@ -11,6 +11,10 @@ import (
 // debounce gathers a burst of store changes into one state sent.
 const debounce = 150 * time.Millisecond
 
+// writeTimeout: a stream's client that takes longer to read one message
+// is disconnected.
+const writeTimeout = 30 * time.Second
+
 // stream serves server-sent events: "state" with the whole State at once,
 // then after each change of the store (and every Refresh, for fleet's
 // machines); "event" with each new event of the log; "problem" when the
@@ -19,8 +23,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	rc := http.NewResponseController(w)
 	// The listener's write timeout is for ordinary requests; a stream
-	// lives as long as its client.
-	_ = rc.SetWriteDeadline(time.Time{})
+	// lives as long as its client reads it: each write has a deadline of
+	// its own, so a client that stops reading is let go.
+	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(writeTimeout)) }
+	deadline()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -32,6 +38,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return false
 		}
+		deadline()
 		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b); err != nil {
 			return false
 		}
@@ -103,6 +110,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-keepalive.C:
+			deadline()
 			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil || rc.Flush() != nil {
 				return
 			}

@@ -5,6 +5,8 @@ import (
 	"sort"
 	gosync "sync"
 
+	"github.com/coreos/fleet/schema"
+
 	"github.com/kaylee-gitops/kaylee/store"
 )
 
@@ -38,8 +40,10 @@ func historyEvent(h store.HistoryEntry) (store.Event, bool) {
 type eventBatch struct {
 	mu  gosync.Mutex
 	evs []store.Event
-	// told is the last call told of each fleet unit this term: a stop the
-	// scheduler repeats until the unit is inactive is told once.
+	// told is the call last told of each fleet unit, until fleet shows it
+	// took effect: a call the scheduler repeats meanwhile (a stop, until
+	// the unit is inactive) is told once, and the same call after that (a
+	// replica stopped by hand a second time) is told again.
 	told map[string]opKind
 }
 
@@ -49,8 +53,8 @@ func (b *eventBatch) add(e store.Event) {
 	b.mu.Unlock()
 }
 
-// addCall adds the event of a fleet call, unless it repeats the call last
-// told of that fleet unit.
+// addCall adds the event of a fleet call, unless it repeats one told that
+// has not taken effect yet.
 func (b *eventBatch) addCall(o op, why string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -60,12 +64,42 @@ func (b *eventBatch) addCall(o op, why string) {
 	if k, ok := b.told[o.name]; ok && k == o.kind {
 		return
 	}
-	if o.kind == opDestroy {
-		delete(b.told, o.name)
-	} else {
-		b.told[o.name] = o.kind
-	}
+	b.told[o.name] = o.kind
 	b.evs = append(b.evs, opEvent(o, why))
+}
+
+// settle forgets the calls fleet shows done: a unit created or launched
+// that runs, one stopped that is inactive (or failed, or gone), one
+// destroyed that is gone.
+func (b *eventBatch) settle(units []*schema.Unit, states []*schema.UnitState) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.told) == 0 {
+		return
+	}
+	exists := make(map[string]bool, len(units))
+	for _, u := range units {
+		exists[u.Name] = true
+	}
+	state := make(map[string]*schema.UnitState, len(states))
+	for _, s := range states {
+		state[s.Name] = s
+	}
+	for name, kind := range b.told {
+		st := state[name]
+		var done bool
+		switch kind {
+		case opCreate, opLaunch:
+			done = st != nil && st.SystemdActiveState == "active" && st.SystemdSubState == "running"
+		case opStop:
+			done = !exists[name] || st == nil || st.SystemdActiveState == "inactive" || st.SystemdActiveState == "failed"
+		case opDestroy:
+			done = !exists[name]
+		}
+		if done {
+			delete(b.told, name)
+		}
+	}
 }
 
 // flush writes the pass's events (fenced). The event log is for people: a

@@ -107,12 +107,29 @@ func TestEventLogOfARollout(t *testing.T) {
 	if err := h.api.SetUnitTargetState(victim, "inactive"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() (bool, string) {
+	launches := func() (int, string) {
+		n, msg := 0, ""
 		for _, e := range h.eventsOf("web") {
 			if e.Kind == store.EventLaunched && e.FleetUnit == victim {
-				return strings.Contains(e.Message, "drift repaired"), e.Message
+				n, msg = n+1, e.Message
 			}
 		}
-		return false, fmt.Sprint(countKinds(h.eventsOf("web")))
+		return n, msg
+	}
+	eventually(t, 30*time.Second, func() (bool, string) {
+		n, msg := launches()
+		return n == 1 && strings.Contains(msg, "drift repaired"), fmt.Sprint(countKinds(h.eventsOf("web")))
+	})
+	// Once it runs again, a second stop by hand is repaired, and told, again.
+	h.waitStatus("web", store.PhaseRunning, v2, 30*time.Second)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		return len(h.view("web").running[victim]) == 1, fmt.Sprint(h.view("web"))
+	})
+	if err := h.api.SetUnitTargetState(victim, "inactive"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() (bool, string) {
+		n, _ := launches()
+		return n == 2, fmt.Sprintf("%d launched events of %s", n, victim)
 	})
 }

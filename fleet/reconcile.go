@@ -415,6 +415,7 @@ func (t *term) pass(ctx context.Context) (passResult, error) {
 		}
 	}
 	defer t.flushEvents(ctx)
+	t.events.settle(fleetUnits, states)
 	if err := t.apply(ctx, ops, why); err != nil {
 		return res, err
 	}

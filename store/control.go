@@ -98,6 +98,10 @@ func (s *Store) RollbackPins(ctx context.Context) (map[string]*RollbackPin, erro
 // ErrNoRevision: the history has no revision to roll back to.
 var ErrNoRevision = errors.New("no such revision")
 
+// ErrConflict: the change does not fit the unit as it now is (it changed
+// meanwhile, or what it restores no longer loads); nothing was written.
+var ErrConflict = errors.New("conflict")
+
 // Rollback stores an earlier revision of a unit from its history: to is a
 // revision number or spec hash, or "" for the newest revision that was
 // deployed and differs from what is stored. It writes the unit and a
@@ -121,7 +125,7 @@ func (s *Store) Rollback(ctx context.Context, name, to, by string) (*HistoryEntr
 		err = doc.Spec.Validate()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("rolling back %s: revision %d no longer loads: %w", name, target.Revision, err)
+		return nil, fmt.Errorf("rolling back %s: revision %d no longer loads (%w): %w", name, target.Revision, ErrConflict, err)
 	}
 	pin := &RollbackPin{Unit: name, Revision: target.Revision, SpecHash: target.SpecHash, Replaced: ContentHash(u.Raw), Time: time.Now().UTC(), By: by}
 	if len(entries) > 0 {
@@ -135,7 +139,7 @@ func (s *Store) Rollback(ctx context.Context, name, to, by string) (*HistoryEntr
 		return nil, fmt.Errorf("etcd: rolling back %s: %w", name, err)
 	}
 	if !r.Succeeded {
-		return nil, fmt.Errorf("rolling back %s: the unit changed while the rollback was prepared; nothing was written, try again", name)
+		return nil, fmt.Errorf("rolling back %s: the unit changed while the rollback was prepared (%w); nothing was written, try again", name, ErrConflict)
 	}
 	s.note(ctx, Event{Kind: EventRollbackRequested, Unit: name, By: by, SpecHash: target.SpecHash,
 		Message: fmt.Sprintf("rollback to revision %d (spec %s)", target.Revision, target.SpecHash)})

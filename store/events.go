@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,7 @@ const (
 	EventSuspended         = "suspended"
 	EventResumed           = "resumed"
 	EventRollbackRequested = "rollback-requested"
+	EventSyncRequested     = "sync-requested"
 )
 
 // Event is one thing Kaylee did, and why, at <prefix>/events/<id>. Events
@@ -60,8 +62,9 @@ func (e *Event) About(name string) bool {
 }
 
 // Bounds of the event log: each event lives EventTTL (on a lease shared by
-// the events a process writes within an hour), and a writer trims the
-// oldest beyond MaxEvents every so often.
+// the events a process writes within an hour), and each process that
+// writes events trims the oldest beyond MaxEvents every trimEvery events
+// it writes (so the log may pass MaxEvents by a few writes' worth).
 const (
 	EventTTL  = 24 * time.Hour
 	MaxEvents = 2000
@@ -146,7 +149,9 @@ func (s *Store) AppendEvents(ctx context.Context, f Fence, evs ...Event) error {
 	}
 	k := uint64(len(evs))
 	if n := s.events.appends.Add(k); n/trimEvery != (n-k)/trimEvery {
-		return s.TrimEvents(ctx, MaxEvents)
+		// The events are written: a trim that fails now is done at a
+		// later one.
+		_ = s.TrimEvents(ctx, MaxEvents)
 	}
 	return nil
 }
@@ -183,7 +188,12 @@ func (s *Store) TrimEvents(ctx context.Context, max int) error {
 // ListEvents returns the events about name ("" for all), oldest first, at
 // most limit of them (the newest; 0 for all), and the store revision read.
 func (s *Store) ListEvents(ctx context.Context, name string, limit int) ([]Event, int64, error) {
-	r, err := s.c.Get(ctx, s.eventsDir(), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)}
+	if name == "" && limit > 0 {
+		// The newest limit events only: read no more.
+		opts = []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(int64(limit))}
+	}
+	r, err := s.c.Get(ctx, s.eventsDir(), opts...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("etcd: listing events: %w", err)
 	}
@@ -194,6 +204,9 @@ func (s *Store) ListEvents(ctx context.Context, name string, limit int) ([]Event
 			continue
 		}
 		out = append(out, e)
+	}
+	if name == "" && limit > 0 {
+		slices.Reverse(out)
 	}
 	if limit > 0 && len(out) > limit {
 		out = out[len(out)-limit:]

@@ -124,3 +124,29 @@ func TestDeposedLeaderWritesNoEvent(t *testing.T) {
 		t.Fatalf("events %v written by a deposed leader", kinds(all))
 	}
 }
+
+// Appending trims the log by itself: past MaxEvents, the oldest go.
+func TestAppendEventsTrims(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	for b := range (MaxEvents + 100) / trimEvery {
+		evs := make([]Event, trimEvery)
+		for i := range evs {
+			evs[i] = Event{Kind: EventCreated, Unit: fmt.Sprintf("u%05d", b*trimEvery+i)}
+		}
+		if err := s.AppendEvents(ctx, Fence{}, evs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, _, err := s.ListEvents(ctx, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != MaxEvents || all[0].Unit != "u00100" {
+		t.Fatalf("%d events after %d appended, the oldest %q; want the newest %d (from u00100)", len(all), MaxEvents+100, all[0].Unit, MaxEvents)
+	}
+	last, _, _ := s.ListEvents(ctx, "", 3)
+	if got := kinds(last); len(got) != 3 || last[2].Unit != fmt.Sprintf("u%05d", MaxEvents+99) {
+		t.Errorf("the newest 3: %v, want the last 3 written, oldest first", last)
+	}
+}

@@ -64,7 +64,7 @@ func Dial(ctx context.Context, cfg DialConfig) (*clientv3.Client, error) {
 	defer cancel()
 	if _, err := c.Get(sctx, "/kaylee-health-check", clientv3.WithCountOnly()); err != nil {
 		c.Close()
-		return nil, probeSchemes(ctx, cfg.Endpoints, fmt.Errorf("etcd at %s does not answer: %w: %w", strings.Join(cfg.Endpoints, ","), ErrNoAnswer, err))
+		return nil, probeSchemes(ctx, cfg.Endpoints, &noAnswerError{endpoints: strings.Join(cfg.Endpoints, ","), err: err})
 	}
 	return c, nil
 }
@@ -72,6 +72,17 @@ func Dial(ctx context.Context, cfg DialConfig) (*clientv3.Client, error) {
 // ErrNoAnswer: no etcd endpoint answered (none runs there, or it is
 // unreachable).
 var ErrNoAnswer = errors.New("no answer")
+
+// noAnswerError: etcd did not answer (errors.Is ErrNoAnswer).
+type noAnswerError struct {
+	endpoints string
+	err       error
+}
+
+func (e *noAnswerError) Error() string {
+	return fmt.Sprintf("etcd at %s does not answer: %v", e.endpoints, e.err)
+}
+func (e *noAnswerError) Unwrap() []error { return []error{ErrNoAnswer, e.err} }
 
 // TLSFileError: a TLS file of the dial configuration does not load.
 type TLSFileError struct {

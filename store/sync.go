@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -162,7 +163,20 @@ func (o Ownership) Where() string {
 		if len(rev) > 7 {
 			rev = rev[:7]
 		}
-		s += fmt.Sprintf(" (%s, %s@%s)", r.URL, r.Ref, rev)
+		s += fmt.Sprintf(" (%s, %s@%s)", RedactURL(r.URL), r.Ref, rev)
 	}
 	return s
+}
+
+// RedactURL hides the password of a repository URL written as
+// https://user:password@host/…, for what is shown to people.
+func RedactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		return u
+	}
+	if _, ok := p.User.Password(); !ok {
+		return u
+	}
+	return p.Redacted()
 }

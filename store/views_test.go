@@ -87,3 +87,16 @@ func TestAllStatusesSynthesisesPending(t *testing.T) {
 		t.Errorf("UnitStatus(nope) = %v, want ErrNotFound", err)
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://kaylee:s3cret@git.example.com/ops/units.git": "https://kaylee:xxxxx@git.example.com/ops/units.git",
+		"https://kaylee@git.example.com/ops/units.git":        "https://kaylee@git.example.com/ops/units.git",
+		"git@github.com:org/units.git":                        "git@github.com:org/units.git",
+		"file:///srv/units":                                   "file:///srv/units",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

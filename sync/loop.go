@@ -92,6 +92,12 @@ func (l *Loop) Once(ctx context.Context, fence store.Fence) (*Result, error) {
 	a.Leader = l.ID
 	actx, acancel := context.WithTimeout(outer, 10*time.Second)
 	defer acancel()
+	if l.lastAttempt == nil {
+		// A new leader goes on from the last attempt any process recorded.
+		if prev, err := l.Store.ListSyncAttempts(actx); err == nil {
+			l.lastAttempt = prev[o.Source]
+		}
+	}
 	if aerr := l.Store.PutSyncAttempt(actx, a, fence); aerr != nil && err == nil {
 		return res, aerr
 	}

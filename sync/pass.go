@@ -26,6 +26,7 @@ type Store interface {
 	RollbackPins(ctx context.Context) (map[string]*store.RollbackPin, error)
 	PutSyncAttempt(ctx context.Context, a *store.SyncAttempt, f store.Fence) error
 	AppendEvents(ctx context.Context, f store.Fence, evs ...store.Event) error
+	ListSyncAttempts(ctx context.Context) (map[string]*store.SyncAttempt, error)
 }
 
 // Options of a pass.

@@ -62,7 +62,7 @@ func Sources(ctx context.Context, st StatusReader) ([]SourceStatus, error) {
 	for n := range names {
 		s := SourceStatus{Name: n, Units: []string{}, Errors: []store.SyncError{}, Attempt: attempts[n], Leader: leaders[n]}
 		if r := records[n]; r != nil {
-			s.Repo, s.Path, s.Ref, s.Revision, s.Applied, s.RolledBack = r.URL, r.Path, r.Ref, r.Revision, r.Time, r.RolledBack
+			s.Repo, s.Path, s.Ref, s.Revision, s.Applied, s.RolledBack = store.RedactURL(r.URL), r.Path, r.Ref, r.Revision, r.Time, r.RolledBack
 			for u := range r.Inventory {
 				s.Units = append(s.Units, u)
 			}

@@ -29,6 +29,8 @@ type agentConfig struct {
 	listen            string
 	webhookSecretFile string
 	apiTokenFile      string
+	consoleListen     string
+	consoleHosts      []string
 	syncOnly          bool // kaylee sync without --once: no scheduler
 
 	store *store.Store
@@ -98,19 +100,45 @@ Git, sync and scheduler flags are those of kaylee sync and kaylee server.`,
 type flagSet interface {
 	DurationVar(p *time.Duration, name string, value time.Duration, usage string)
 	StringVar(p *string, name string, value string, usage string)
+	StringSliceVar(p *[]string, name string, value []string, usage string)
 }
 
 func registerAgentFlags(fl flagSet, c *agentConfig) {
 	fl.DurationVar(&c.interval, "interval", time.Minute, "time between syncs (±10% at random)")
-	fl.StringVar(&c.listen, "listen", "127.0.0.1:9520", "address of the HTTP endpoints (health, metrics, webhooks); empty for none")
+	fl.StringVar(&c.listen, "listen", "127.0.0.1:9520", "address of the HTTP endpoints (dashboard and API unless --console-listen, health, metrics, webhooks); empty for none")
+	fl.StringVar(&c.consoleListen, "console-listen", "", "address of the dashboard and JSON API when not --listen's (keep it private: reading needs no token); off for none")
+	fl.StringSliceVar(&c.consoleHosts, "console-host", nil, "host names the dashboard and API answer to beside IP addresses and localhost (the name of a proxy in front of it; * for any)")
 	fl.StringVar(&c.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret (GitHub HMAC key or GitLab token); without it webhooks get 401")
 	fl.StringVar(&c.apiTokenFile, "api-token-file", "", "file holding the bearer token that allows the API's actions (sync, restart, rollback, suspend, resume); without it the API is read-only")
 }
 
-// console is the dashboard and API of --listen; fleet's machines come from
-// api when there is one.
+// consoleAddr is where the dashboard and API are served, and the flag
+// that says so: --console-listen, or --listen; "" when off.
+func (c agentConfig) consoleAddr() (addr, flag string) {
+	switch c.consoleListen {
+	case "off":
+		return "", ""
+	case "":
+		return c.listen, "--listen"
+	}
+	return c.consoleListen, "--console-listen"
+}
+
+// serveConsole serves the dashboard and API on --console-listen, when it
+// is set; stop shuts it down.
+func (c agentConfig) serveConsole(ctx context.Context, con *console.Server, log *slog.Logger) (stop func(), err error) {
+	if addr, flag := c.consoleAddr(); flag == "--console-listen" {
+		mux := http.NewServeMux()
+		con.Register(mux)
+		return serveHTTP(ctx, flag, addr, mux, log)
+	}
+	return func() {}, nil
+}
+
+// console is the dashboard and API; fleet's machines come from api when
+// there is one.
 func (c agentConfig) console(s *store.Store, api client.API, log *slog.Logger) (*console.Server, error) {
-	cfg := console.Config{Store: s, Log: log}
+	cfg := console.Config{Store: s, Log: log, Hosts: c.consoleHosts}
 	if api != nil {
 		cfg.Machines = api
 	}
@@ -197,12 +225,21 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 			return err
 		}
 	}
+	con, err := c.console(s, api, log)
+	if err != nil {
+		return err
+	}
+	stopConsole, err := c.serveConsole(ctx, con, log)
+	if err != nil {
+		return err
+	}
+	defer stopConsole()
 	if c.listen != "" {
-		con, err := c.console(s, api, log)
-		if err != nil {
-			return err
+		onListen := con
+		if _, flag := c.consoleAddr(); flag != "--listen" {
+			onListen = nil
 		}
-		stop, err := serveHTTP(ctx, c.listen, agentMux(s, sources, rec != nil, secret, m, con, log), log)
+		stop, err := serveHTTP(ctx, "--listen", c.listen, agentMux(s, sources, rec != nil, secret, m, onListen, log), log)
 		if err != nil {
 			return err
 		}
@@ -288,7 +325,9 @@ func runRoles(ctx context.Context, roles ...func(context.Context)) {
 // agentMux serves health, readiness, metrics and the webhook.
 func agentMux(s *store.Store, sources []*source, scheduler bool, secret []byte, m *metrics, con *console.Server, log *slog.Logger) *http.ServeMux {
 	mux := http.NewServeMux()
-	con.Register(mux)
+	if con != nil {
+		con.Register(mux)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -367,10 +406,10 @@ func readiness(ctx context.Context, s *store.Store, sources []*source, scheduler
 }
 
 // serveHTTP listens on addr; stop shuts the server down.
-func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+func serveHTTP(ctx context.Context, flag, addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--listen %s: %w", addr, err)
+		return nil, fmt.Errorf("%s %s: %w", flag, addr, err)
 	}
 	// A client whose headers or body stall is cut off: it holds no
 	// connection for long.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -48,9 +49,13 @@ With --fleet-only the scheduler does not run. Units whose unit file contains
 does under Restart=always, so failed rollouts can be tried out.
 
 It prints the etcd endpoint and the machines, logs every fleet call and
-status change, and runs until interrupted. In another terminal, kaylee run,
-ls, status, restart and rm work against it with no flags (the default
---etcd-endpoints include http://127.0.0.1:2379).
+status change, and runs until interrupted. The web dashboard and the JSON
+API are at http://<--listen>/ (default http://127.0.0.1:9520/): units,
+their replicas on the machines, the source and the event log, live. In
+another terminal, kaylee run, ls, status, restart, rm and events work
+against it with no flags (the default --etcd-endpoints include
+http://127.0.0.1:2379). fleet's own log lines go to fleet.log in the data
+directory (with --verbose, to stderr).
 
 --machine-metadata given once applies to every machine; given N times, the
 i-th applies to machine i. By default machine i gets az=a|b|c in turn, ssd=false,
@@ -75,7 +80,7 @@ examples/ ask for.`,
 	fl.StringVar(&f.dataDir, "data-dir", "", "data directory of the embedded etcd (default <user cache dir>/kaylee/dev-etcd)")
 	fl.IntVar(&f.machines, "machines", 3, "number of simulated fleet machines")
 	fl.StringArrayVar(&f.metadata, "machine-metadata", nil, "machine metadata k=v,k=v (once: every machine; N times: machine i)")
-	fl.BoolVar(&f.verbose, "verbose", false, "log the simulated fleet's and etcd's activity too")
+	fl.BoolVar(&f.verbose, "verbose", false, "log the simulated fleet's and etcd's activity on stderr (fleet's lines otherwise go to <data dir>/fleet.log)")
 	f.sched.register(fl, 2*time.Second)
 	f.git.register(fl)
 	registerAgentFlags(fl, &f.agent)
@@ -155,13 +160,14 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 	}
 	c, err := store.Dial(ctx, store.DialConfig{Endpoints: endpoints})
 	if err != nil {
-		return err
+		return a.etcdHint(err)
 	}
 	defer closeClient(c)
 	s := store.New(c, a.etcd.Prefix)
 	fmt.Fprintf(out, "scheduler: units under %s/units/, fleet units %s:*, --min-ready %s\n", s.Prefix(), f.sched.unitPrefix, f.sched.minReady)
-	if f.agent.listen != "" {
-		fmt.Fprintf(out, "dashboard: http://%s/   (JSON API at http://%s/api/v1/)\n", f.agent.listen, f.agent.listen)
+	if addr, _ := f.agent.consoleAddr(); addr != "" {
+		u := "http://" + browsable(addr)
+		fmt.Fprintf(out, "dashboard: %s/   (JSON API at %s/api/v1/)\n", u, u)
 	}
 	if f.git.repo != "" || f.git.configFile != "" {
 		if f.git.configFile != "" {
@@ -175,14 +181,14 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 		go devSummary(ctx, s, out)
 		err = a.runAgent(cmd, c)
 	} else {
-		if f.agent.listen != "" {
+		if addr, flag := f.agent.consoleAddr(); addr != "" {
 			con, err := f.agent.console(s, cluster.API(), log)
 			if err != nil {
 				return err
 			}
 			mux := http.NewServeMux()
 			con.Register(mux)
-			stop, err := serveHTTP(ctx, f.agent.listen, mux, log)
+			stop, err := serveHTTP(ctx, flag, addr, mux, log)
 			if err != nil {
 				return err
 			}
@@ -248,4 +254,17 @@ func formatMetadata(md map[string]string) string {
 		parts[i] = k + "=" + md[k]
 	}
 	return strings.Join(parts, ",")
+}
+
+// browsable is a listen address as a browser reaches it: a host left out
+// (":9520") or unspecified ("0.0.0.0") is this machine's loopback.
+func browsable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }

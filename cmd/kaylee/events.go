@@ -31,7 +31,7 @@ launched again after it was stopped by hand: drift repaired) with the reason,
 and rollouts (started, succeeded, failed, rolled back).
 
 NAME keeps the events about a unit or a source. Each event lives 24 hours
-and the log keeps the newest 2000. -f prints new events as they are written
+and the log keeps about the newest 2000. -f prints new events as they are written
 until interrupted; with -o json, events are JSON objects, an array without -f
 and one per line with it.`,
 		Example: `  kaylee events
@@ -143,17 +143,22 @@ func showEvents(ctx context.Context, s *store.Store, w io.Writer, name string, l
 	if !follow {
 		return p.flush()
 	}
-	seen := map[string]bool{}
-	for _, e := range evs {
-		seen[e.ID] = true
+	// IDs sort by time: what follows the last one printed is new.
+	last := ""
+	if len(evs) > 0 {
+		last = evs[len(evs)-1].ID
+	}
+	printNew := func(e store.Event) error {
+		if e.ID <= last {
+			return nil
+		}
+		last = e.ID
+		return p.print([]store.Event{e})
 	}
 	for ctx.Err() == nil {
 		for e := range s.WatchEvents(ctx, name, rev) {
-			if !seen[e.ID] {
-				seen[e.ID] = true
-				if err := p.print([]store.Event{e}); err != nil {
-					return err
-				}
+			if err := printNew(e); err != nil {
+				return err
 			}
 		}
 		select {
@@ -167,9 +172,8 @@ func showEvents(ctx context.Context, s *store.Store, w io.Writer, name string, l
 			continue
 		}
 		for _, e := range again {
-			if !seen[e.ID] {
-				seen[e.ID] = true
-				_ = p.print([]store.Event{e})
+			if err := printNew(e); err != nil {
+				return err
 			}
 		}
 	}

@@ -49,7 +49,13 @@ let route = { view: "all" };
 
 function parseRoute() {
   const p = location.hash.replace(/^#\/?/, "").split("/");
-  if (p[0] === "units" && p[1]) return { view: "unit", name: decodeURIComponent(p[1]) };
+  if (p[0] === "units" && p[1]) {
+    try {
+      return { view: "unit", name: decodeURIComponent(p[1]) };
+    } catch (err) {
+      return { view: "all" }; // a hash that is not a unit's
+    }
+  }
   if (["cluster", "sources", "events"].includes(p[0])) return { view: p[0] };
   return { view: "all" };
 }
@@ -99,7 +105,7 @@ function drawUnits(st) {
       h("td", { class: "source" }, src),
       h("td", { class: "wide message" }, msg));
   });
-  if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: 7, class: "muted" }, "no units yet: commit unit files to a source, or kaylee run FILE")));
+  if (!rows.length) rows.push(h("tr", {}, h("td", { colSpan: 7, class: "muted" }, "no units yet: commit unit files to a source, or kaylee run FILE")));
   $("unit-rows").replaceChildren(...rows);
 }
 
@@ -189,7 +195,7 @@ async function loadUnit(name) {
       h("td", {}, e.revision), h("td", { class: "mono" }, e.specHash), h("td", {}, badge("outcome-" + e.outcome, e.outcome)),
       h("td", {}, ago(e.time) + " ago"), h("td", { class: "mono" }, e.source ? e.source + "@" + short(e.gitRevision) : "–"),
       h("td", { class: "wide" }, [e.rollbackTo ? "rollback to " + e.rollbackTo : "", e.restart ? "restart " + e.restart : "", e.message || ""].filter(Boolean).join("; ")))));
-    if (!hist.length) $("unit-history").replaceChildren(h("tr", {}, h("td", { colspan: 6, class: "muted" }, "no revisions recorded yet")));
+    if (!hist.length) $("unit-history").replaceChildren(h("tr", {}, h("td", { colSpan: 6, class: "muted" }, "no revisions recorded yet")));
     const list = $("unit-events");
     list.replaceChildren();
     for (const e of evs) addEvent(list, e);
