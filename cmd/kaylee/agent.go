@@ -59,7 +59,9 @@ Only a role's leader acts, and its writes are fenced on its own election key;
 so agents, servers and sync loops mix on one etcd, and one process may lead
 the scheduler while others sync.
 
-HTTP on --listen:
+HTTP on --listen (the dashboard and API on --console-listen instead, when
+given; they answer only Host headers that are IP addresses, localhost or a
+--console-host name):
   GET  /           the web dashboard: units, their replicas on the machines,
                    sources, history and events, updated live
   GET  /api/v1/    the JSON API (GET /api/v1/ lists its endpoints; see the

@@ -61,9 +61,8 @@ sources, the highest status of any. --dry-run prints the plan, with a field diff
 unit, and writes nothing.
 
 Without --once it syncs every --interval, each source under its own leader
-election, as kaylee agent does, but without the scheduler; its --listen
-serves webhooks, health, metrics, and the dashboard and API of kaylee agent
-(without fleet's machines).`,
+election, as kaylee agent does, but without the scheduler (and without
+kaylee agent's HTTP endpoints).`,
 		Example: `  kaylee sync --once --repo https://git.example.com/ops/units.git --path prod
   kaylee sync --once --dry-run --repo . --path examples
   KAYLEE_GIT_PASSWORD=$TOKEN kaylee sync --once --repo https://github.com/org/units --git-username ci
