@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"slices"
-	"strconv"
 
 	"github.com/kaylee-gitops/kaylee/store"
-	"github.com/kaylee-gitops/kaylee/sync"
 )
 
 // actionResult is the answer to an action.
@@ -40,17 +37,12 @@ func who(r *http.Request) string {
 
 func (s *Server) syncNow(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	srcs, err := sync.Sources(r.Context(), s.cfg.Store)
+	src, err := s.source(r.Context(), name)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	i := slices.IndexFunc(srcs, func(src sync.SourceStatus) bool { return src.Name == name })
-	if i < 0 {
-		writeError(w, http.StatusNotFound, "no source named "+strconv.Quote(name)+" has synced, tried or led here")
-		return
-	}
-	if srcs[i].Leader == "" {
+	if src.Leader == "" {
 		writeError(w, http.StatusConflict, "no process leads the sync of "+name+" now (it was synced by kaylee sync --once, or its agents are down): nothing would fetch it")
 		return
 	}
@@ -59,8 +51,8 @@ func (s *Server) syncNow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = s.cfg.Store.AppendEvents(r.Context(), store.Fence{}, store.Event{Kind: store.EventSyncRequested, Source: name, By: who(r),
-		Message: "sync now: " + srcs[i].Leader + " fetches at once"})
-	writeJSON(w, http.StatusAccepted, actionResult{Source: name, Message: "sync of " + name + " triggered: its leader " + srcs[i].Leader + " fetches at once"})
+		Message: "sync now: " + src.Leader + " fetches at once"})
+	writeJSON(w, http.StatusAccepted, actionResult{Source: name, Message: "sync of " + name + " triggered: its leader " + src.Leader + " fetches at once"})
 }
 
 // refuseOwned answers 409 when git owns the unit (the CLI refuses the same

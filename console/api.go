@@ -1,7 +1,9 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -141,17 +143,25 @@ func (s *Server) listSources(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getSource(w http.ResponseWriter, r *http.Request) {
-	srcs, err := sync.Sources(r.Context(), s.cfg.Store)
+	src, err := s.source(r.Context(), r.PathValue("name"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	name := r.PathValue("name")
-	for _, src := range srcs {
-		if src.Name == name {
-			writeJSON(w, http.StatusOK, src)
-			return
+	writeJSON(w, http.StatusOK, src)
+}
+
+// source is one source's status; ErrNotFound when no process has synced,
+// tried or led it.
+func (s *Server) source(ctx context.Context, name string) (*sync.SourceStatus, error) {
+	srcs, err := sync.Sources(ctx, s.cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	for i := range srcs {
+		if srcs[i].Name == name {
+			return &srcs[i], nil
 		}
 	}
-	writeError(w, http.StatusNotFound, "no source named "+strconv.Quote(name)+" has synced, tried or led here")
+	return nil, fmt.Errorf("no source named %q has synced, tried or led here: %w", name, store.ErrNotFound)
 }

@@ -22,7 +22,7 @@ func devSummary(ctx context.Context, s *store.Store, w io.Writer) {
 			return
 		case <-time.After(time.Second):
 		}
-		all, err := allStatuses(ctx, s)
+		all, err := s.AllStatuses(ctx)
 		if err != nil {
 			continue
 		}

@@ -36,27 +36,21 @@ and systemd states.`,
 			}
 			defer done()
 			w := cmd.OutOrStdout()
-			records, err := s.ListSyncRecords(cmd.Context())
-			if err != nil {
-				return err
-			}
 			if len(args) == 1 {
-				st, err := unitStatus(cmd.Context(), s, args[0])
+				v, err := s.UnitViewOf(cmd.Context(), args[0])
 				if err != nil {
-					return err
+					return noUnit(args[0], err)
 				}
-				v := store.WithGit([]*store.Status{st}, records)[0]
 				if output == "json" {
 					return writeJSON(w, v)
 				}
 				writeStatus(w, v, time.Now())
 				return nil
 			}
-			all, err := allStatuses(cmd.Context(), s)
+			v, err := s.UnitViews(cmd.Context())
 			if err != nil {
 				return err
 			}
-			v := store.WithGit(all, records)
 			if output == "json" {
 				return writeJSON(w, v)
 			}
@@ -72,12 +66,6 @@ and systemd states.`,
 func unitStatus(ctx context.Context, s *store.Store, name string) (*store.Status, error) {
 	st, err := s.UnitStatus(ctx, name)
 	return st, noUnit(name, err)
-}
-
-// allStatuses has one entry per unit in the store, and one per unit still
-// being deleted.
-func allStatuses(ctx context.Context, s *store.Store) ([]*store.Status, error) {
-	return s.AllStatuses(ctx)
 }
 
 func writeStatusTable(w io.Writer, all []store.UnitView, now time.Time) {
