@@ -121,6 +121,13 @@ func DecodeJSON(source string, data []byte) (*Document, error) {
 
 func decodeDocument(file string, n *yaml.Node) *Document {
 	d := &Document{File: file, Line: n.Line, lines: map[string]int{}}
+	// Bound the work before any walk: an alias is a pointer in yaml.v3's
+	// tree, and a few KB of them expand to millions of values.
+	if err := bound(file, n); err != nil {
+		d.Spec.Name = peekName(n)
+		d.Err = err
+		return d
+	}
 	w := &walker{file: file, lines: d.lines}
 	if n.Kind == yaml.MappingNode && mappingHasKey(n, "spec") {
 		var lf legacyFile
