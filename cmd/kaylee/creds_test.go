@@ -250,3 +250,32 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// kaylee dev names its repository without the credentials in the URL,
+// in its banner and in its log.
+func TestDevHidesRepoCredentials(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ln.Addr().String()
+	ln.Close()
+	for _, repo := range []string{"http://kaylee:" + credPassword + "@" + down + "/units.git", "http://" + credToken + "@" + down + "/units.git"} {
+		p := startKaylee(t, nil, "dev", "--repo", repo, "--listen-client", "http://"+freePort(t), "--data-dir", t.TempDir(),
+			"--machines", "1", "--listen", "", "--cache-dir", t.TempDir())
+		waitOutput(t, p.out, "ready:", 60*time.Second)
+		waitFor(t, 30*time.Second, "the first pass failed", func() bool { return strings.Contains(p.out.String()+p.errb.String(), "connection refused") })
+		if _, err := p.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		out := p.out.String() + p.errb.String()
+		if !strings.Contains(out, "git: http://***@"+down+"/units.git") {
+			t.Errorf("dev's banner should name the repository masked:\n%s", out)
+		}
+		for _, secret := range []string{credPassword, credToken} {
+			if strings.Contains(out, secret) {
+				t.Errorf("kaylee dev shows the secret %q:\n%s", secret, out)
+			}
+		}
+	}
+}
