@@ -18,6 +18,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/kaylee-gitops/kaylee/internal/redact"
 	"github.com/kaylee-gitops/kaylee/internal/suggest"
 )
 
@@ -336,7 +337,7 @@ func (d *decoder) notification(n *yaml.Node, path string) (Notification, bool) {
 	nt.URL = d.str(v, path, "url", true)
 	if nt.URL != "" {
 		if u, err := url.Parse(nt.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			d.fail(v["url"], path+".url", "%q: want an http:// or https:// URL with a host", nt.URL)
+			d.fail(v["url"], path+".url", "%q: want an http:// or https:// URL with a host", redact.URL(nt.URL))
 		}
 	}
 	nt.SecretFile = d.file(v, path, "secretFile")

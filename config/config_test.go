@@ -108,6 +108,8 @@ func TestLoadErrors(t *testing.T) {
 		{"verify without keys", "sources:\n- {name: a, repo: r, verify: {mode: HEAD}}\n", []string{`k.yaml:2: sources[0].verify: give keyring (armored OpenPGP public keys) or allowedSigners (an ssh-keygen allowed signers file), or both`}},
 		{"verify mode", "sources:\n- {name: a, repo: r, verify: {mode: commit, keyring: k}}\n", []string{`k.yaml:2: sources[0].verify.mode: "commit": use HEAD (the commit the ref points at), Tag (an annotated tag's signature) or TagAndHEAD`}},
 		{"notification url", "sources:\n- {name: a, repo: r}\nnotifications:\n- url: ftp://x\n", []string{`k.yaml:4: notifications[0].url: "ftp://x": want an http:// or https:// URL with a host`}},
+		{"notification url's credentials not echoed", "sources:\n- {name: a, repo: r}\nnotifications:\n- url: ftp://bob:s3cretPW@x/hook\n",
+			[]string{`k.yaml:4: notifications[0].url: "ftp://***@x/hook": want an http:// or https:// URL with a host`}},
 		{"notification event", "sources:\n- {name: a, repo: r}\nnotifications:\n- {url: 'http://x', events: [push]}\n", []string{`k.yaml:4: notifications[0].events[0]: "push": use sync or rollout`}},
 		{"two documents", "sources:\n- {name: a, repo: r}\n---\nsources: []\n", []string{"k.yaml:3: a configuration file holds one document (found a second after ---)"}},
 		{"null repo", "sources:\n- name: a\n  repo:\n", []string{"k.yaml:3: sources[0].repo: want a string, not nothing"}},

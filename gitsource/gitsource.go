@@ -24,9 +24,11 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/memory"
 
 	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/internal/redact"
 )
 
 // MaxFileSize is the largest unit file read; bigger ones are refused.
@@ -35,7 +37,8 @@ const MaxFileSize = 1 << 20
 // Config says what to fetch.
 type Config struct {
 	// URL of the repository: https://, http://, ssh://, user@host:path,
-	// file:// or a local path.
+	// file:// or a local path. Credentials in it (https://user:pass@…,
+	// https://token@…) are used, and never shown: see RedactURL.
 	URL string
 	// Ref is a branch, a tag or a full commit hash; empty means the
 	// remote's HEAD.
@@ -58,6 +61,8 @@ type Config struct {
 // under the lock. A cache that cannot be read is fetched again.
 type Source struct {
 	cfg      Config
+	shown    string   // cfg.URL as shown: its credentials masked
+	secrets  []string // the credentials, masked in every error (see redact.Secrets)
 	dir      string
 	lister   *git.Remote // lists the remote's refs without the cache
 	verifier *verifier   // nil: no verification
@@ -130,7 +135,7 @@ func New(cfg Config) (*Source, error) {
 	if isLocalPath(cfg.URL) {
 		abs, err := filepath.Abs(cfg.URL)
 		if err != nil {
-			return nil, fmt.Errorf("repository %s: %w", cfg.URL, err)
+			return nil, fmt.Errorf("repository %s: %w", RedactURL(cfg.URL), err)
 		}
 		cfg.URL = abs
 	}
@@ -138,9 +143,11 @@ func New(cfg Config) (*Source, error) {
 	cfg.Path = strings.TrimPrefix(p, "/")
 	sum := sha256.Sum256([]byte(cfg.URL))
 	s := &Source{
-		cfg:    cfg,
-		dir:    filepath.Join(cfg.CacheDir, "git", hex.EncodeToString(sum[:8])),
-		lister: git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{cfg.URL}}),
+		cfg:     cfg,
+		shown:   RedactURL(cfg.URL),
+		secrets: secrets(cfg),
+		dir:     filepath.Join(cfg.CacheDir, "git", hex.EncodeToString(sum[:8])),
+		lister:  git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{cfg.URL}}),
 	}
 	if cfg.Verify != nil {
 		v, err := newVerifier(cfg.Verify, cfg.Ref)
@@ -162,14 +169,65 @@ func isLocalPath(u string) bool {
 
 var scpLike = regexp.MustCompile(`^[^/]+@[^/:]+:`)
 
-// URL is the repository's URL (a local path made absolute).
-func (s *Source) URL() string { return s.cfg.URL }
+// URL is the repository's URL as shown to people (a local path made
+// absolute): its credentials masked (RedactURL). Only the Source itself
+// uses the URL as given.
+func (s *Source) URL() string { return s.shown }
+
+// RedactURL is a repository URL with its credentials masked, host and
+// path kept: the whole user info of an http(s) URL, which is a token even
+// without a password (https://***@host/x); only the password of an ssh
+// URL (ssh://git:***@host/x, git@host:x unchanged). See package
+// internal/redact for the rule.
+func RedactURL(u string) string { return redact.URL(u) }
+
+// Redact masks the credentials of every URL quoted in s (an error's text,
+// a log line).
+func Redact(s string) string { return redact.Text(s) }
+
+// secrets are the credentials of cfg: those of its URL and the password
+// or token of its HTTP auth.
+func secrets(cfg Config) []string {
+	out := redact.Secrets(cfg.URL)
+	switch a := cfg.Auth.(type) {
+	case *githttp.BasicAuth:
+		out = append(out, redact.Forms(a.Password)...)
+	case *githttp.TokenAuth:
+		out = append(out, redact.Forms(a.Token)...)
+	}
+	return out
+}
+
+// redactedError is an error of go-git (or of the HTTP or SSH client under
+// it) with the source's credentials masked in its text. It is not
+// unwrapped, so that no caller reaches the error holding the raw URL
+// (*url.Error, go-git's endpoint); errors.Is still sees what it wraps
+// (transport.ErrAuthenticationRequired, context.DeadlineExceeded).
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string        { return e.msg }
+func (e *redactedError) Is(target error) bool { return errors.Is(e.err, target) }
+
+// scrub masks the source's credentials in a transport error.
+func (s *Source) scrub(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &redactedError{msg: redact.Scrub(err.Error(), s.secrets), err: err}
+}
 
 // Path is the directory read in the repository ("" for the root).
 func (s *Source) Path() string { return s.cfg.Path }
 
 // open opens the cache repository in dir, making it if missing. Call it
 // with the lock held.
+//
+// The cache's remote holds the URL as shown, credentials masked (a cache
+// made by an older version is corrected): fetches name the real URL
+// (FetchOptions.RemoteURL), so it is never written to disk.
 func (s *Source) open(dir string) (*git.Repository, error) {
 	r, err := git.PlainOpen(dir)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
@@ -177,14 +235,31 @@ func (s *Source) open(dir string) (*git.Repository, error) {
 			return nil, fmt.Errorf("git cache: %w", err)
 		}
 		r, err = git.PlainInit(dir, true)
-		if err == nil {
-			_, err = r.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{s.cfg.URL}})
-		}
+	}
+	if err == nil {
+		err = s.setRemote(r)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("git cache %s: %w", dir, err)
+		return nil, fmt.Errorf("git cache %s: %w", dir, s.scrub(err))
 	}
 	return r, nil
+}
+
+// setRemote makes the cache's origin the URL as shown.
+func (s *Source) setRemote(r *git.Repository) error {
+	cfg, err := r.Config()
+	if err != nil {
+		return err
+	}
+	if o := cfg.Remotes["origin"]; o != nil && len(o.URLs) == 1 && o.URLs[0] == s.shown {
+		return nil
+	}
+	o := &config.RemoteConfig{Name: "origin", URLs: []string{s.shown}}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	cfg.Remotes["origin"] = o
+	return r.SetConfig(cfg)
 }
 
 // target is what a ref resolved to on the remote.
@@ -206,7 +281,7 @@ func (s *Source) resolve(ctx context.Context) (target, error) {
 	}
 	refs, err := s.lister.ListContext(ctx, &git.ListOptions{Auth: s.cfg.Auth, PeelingOption: git.AppendPeeled})
 	if err != nil {
-		return target{}, fmt.Errorf("listing refs of %s: %w", s.cfg.URL, explain(err))
+		return target{}, fmt.Errorf("listing refs of %s: %w", s.shown, s.scrub(explain(err)))
 	}
 	byName := map[plumbing.ReferenceName]*plumbing.Reference{}
 	for _, ref := range refs {
@@ -217,7 +292,7 @@ func (s *Source) resolve(ctx context.Context) (target, error) {
 	case s.cfg.Ref == "":
 		head := byName[plumbing.HEAD]
 		if head == nil {
-			return target{}, fmt.Errorf("%s has no HEAD (an empty repository?): name a ref", s.cfg.URL)
+			return target{}, fmt.Errorf("%s has no HEAD (an empty repository?): name a ref", s.shown)
 		}
 		if head.Type() == plumbing.HashReference {
 			return target{name: "HEAD", ref: plumbing.HEAD, commit: head.Hash(), object: head.Hash()}, nil
@@ -239,7 +314,7 @@ func (s *Source) resolve(ctx context.Context) (target, error) {
 		}
 		return t, nil
 	}
-	return target{}, fmt.Errorf("%s has no branch or tag %q (check the ref)", s.cfg.URL, s.cfg.Ref)
+	return target{}, fmt.Errorf("%s has no branch or tag %q (check the ref)", s.shown, s.cfg.Ref)
 }
 
 // Fetch returns the unit files at the ref's current revision. When the
@@ -357,7 +432,7 @@ func (s *Source) commit(ctx context.Context, r *git.Repository, t target) (*obje
 	if c, tag, err := peel(r, t.object); err == nil {
 		return c, tag, t.object, nil // already in the cache
 	}
-	opts := &git.FetchOptions{RemoteName: "origin", Auth: s.cfg.Auth, Tags: git.NoTags, Force: true, Depth: 1}
+	opts := &git.FetchOptions{RemoteName: "origin", RemoteURL: s.cfg.URL, Auth: s.cfg.Auth, Tags: git.NoTags, Force: true, Depth: 1}
 	switch {
 	case t.ref == "":
 		// A bare commit: servers only hand out what refs reach, so fetch
@@ -370,7 +445,7 @@ func (s *Source) commit(ctx context.Context, r *git.Repository, t target) (*obje
 		opts.RefSpecs = []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", t.ref, t.ref))}
 	}
 	if err := r.FetchContext(ctx, opts); err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return nil, nil, plumbing.ZeroHash, fmt.Errorf("fetching %s from %s: %w", t.name, s.cfg.URL, explain(err))
+		return nil, nil, plumbing.ZeroHash, fmt.Errorf("fetching %s from %s: %w", t.name, s.shown, s.scrub(explain(err)))
 	}
 	obj := t.object
 	if t.ref != "" && t.ref != plumbing.HEAD {
@@ -381,7 +456,7 @@ func (s *Source) commit(ctx context.Context, r *git.Repository, t target) (*obje
 	}
 	c, tag, err := peel(r, obj)
 	if err != nil {
-		return nil, nil, plumbing.ZeroHash, fmt.Errorf("%s at %s: %w", s.cfg.URL, t.name, err)
+		return nil, nil, plumbing.ZeroHash, fmt.Errorf("%s at %s: %w", s.shown, t.name, s.scrub(err))
 	}
 	return c, tag, obj, nil
 }

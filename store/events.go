@@ -12,6 +12,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/kaylee-gitops/kaylee/internal/redact"
 )
 
 // Kinds of events: what Kaylee did.
@@ -131,6 +133,7 @@ func (s *Store) AppendEvents(ctx context.Context, f Fence, evs ...Event) error {
 			e.Time = now
 		}
 		e.ID = s.eventID(e.Time)
+		e.Message = redact.Text(e.Message) // no repository credentials in the log
 		b, err := json.Marshal(e)
 		if err != nil {
 			return fmt.Errorf("encoding event: %w", err)
@@ -203,6 +206,7 @@ func (s *Store) ListEvents(ctx context.Context, name string, limit int) ([]Event
 		if json.Unmarshal(kv.Value, &e) != nil || !e.About(name) {
 			continue
 		}
+		e.Message = redact.Text(e.Message) // written by an older version
 		out = append(out, e)
 	}
 	if name == "" && limit > 0 {
@@ -232,6 +236,7 @@ func (s *Store) WatchEvents(ctx context.Context, name string, rev int64) <-chan 
 				if json.Unmarshal(we.Kv.Value, &e) != nil || !e.About(name) {
 					continue
 				}
+				e.Message = redact.Text(e.Message)
 				select {
 				case out <- e:
 				case <-ctx.Done():

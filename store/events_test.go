@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,5 +149,50 @@ func TestAppendEventsTrims(t *testing.T) {
 	last, _, _ := s.ListEvents(ctx, "", 3)
 	if got := kinds(last); len(got) != 3 || last[2].Unit != fmt.Sprintf("u%05d", MaxEvents+99) {
 		t.Errorf("the newest 3: %v, want the last 3 written, oldest first", last)
+	}
+}
+
+// Repository credentials never reach the event log, the sync records or
+// the attempts: they are masked as they are written, and an event an
+// older version wrote with them is masked as it is read.
+func TestRecordsHoldNoCredentials(t *testing.T) {
+	s, e := newStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const raw = "http://kaylee:s3cretPW@git.example.com/units.git"
+	const shown = "http://***@git.example.com/units.git"
+	if err := s.PutSyncRecord(ctx, &SyncRecord{Source: "a", URL: raw, Revision: "abc"}, Fence{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSyncAttempt(ctx, &SyncAttempt{Source: "a", Result: AttemptFailed, Message: "listing refs of " + raw + ": EOF"}, Fence{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendEvents(ctx, Fence{}, Event{Kind: EventSyncFailed, Source: "a", Message: "failed: " + raw}); err != nil {
+		t.Fatal(err)
+	}
+	old := `{"id":"0-old","kind":"sync-failed","source":"a","message":"failed: ` + raw + `"}`
+	if _, err := e.Client(t).Put(ctx, DefaultPrefix+"/events/0-old", old); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.Client(t).Get(ctx, DefaultPrefix+"/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range r.Kvs {
+		if string(kv.Key) != DefaultPrefix+"/events/0-old" && strings.Contains(string(kv.Value), "s3cretPW") {
+			t.Errorf("%s holds the password: %s", kv.Key, kv.Value)
+		}
+	}
+	if rec, err := s.GetSyncRecord(ctx, "a"); err != nil || rec.URL != shown {
+		t.Errorf("record URL = %v %v, want %s", rec, err, shown)
+	}
+	evs, _, err := s.ListEvents(ctx, "", 0)
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("events: %v %v", evs, err)
+	}
+	for _, ev := range evs {
+		if ev.Message != "failed: "+shown {
+			t.Errorf("event %s: %q, want the URL masked", ev.ID, ev.Message)
+		}
 	}
 }

@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/kaylee-gitops/kaylee/internal/redact"
 )
 
 // SyncRecord is what a git source last applied, at <prefix>/sync/<source>.
@@ -47,9 +48,12 @@ func (e SyncError) String() string {
 
 func (s *Store) syncDir() string { return s.prefix + "/sync/" }
 
-// PutSyncRecord writes a source's record (fenced).
+// PutSyncRecord writes a source's record (fenced). The repository URL
+// is written with its credentials masked (RedactURL).
 func (s *Store) PutSyncRecord(ctx context.Context, r *SyncRecord, f Fence) error {
-	return s.putRecord(ctx, "sync record", s.syncDir()+r.Source, r, f)
+	rec := *r
+	rec.URL = RedactURL(r.URL)
+	return s.putRecord(ctx, "sync record", s.syncDir()+r.Source, &rec, f)
 }
 
 // ListSyncRecords returns every source's record by source name.
@@ -127,9 +131,12 @@ const (
 
 func (s *Store) attemptDir() string { return s.prefix + "/attempts/" }
 
-// PutSyncAttempt writes a source's last attempt (fenced).
+// PutSyncAttempt writes a source's last attempt (fenced), with the
+// credentials of any URL in its message masked.
 func (s *Store) PutSyncAttempt(ctx context.Context, a *SyncAttempt, f Fence) error {
-	return s.putRecord(ctx, "sync attempt", s.attemptDir()+a.Source, a, f)
+	at := *a
+	at.Message = redact.Text(a.Message)
+	return s.putRecord(ctx, "sync attempt", s.attemptDir()+a.Source, &at, f)
 }
 
 // ListSyncAttempts returns every source's last attempt by source name.
@@ -168,15 +175,7 @@ func (o Ownership) Where() string {
 	return s
 }
 
-// RedactURL hides the password of a repository URL written as
-// https://user:password@host/…, for what is shown to people.
-func RedactURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil || p.User == nil {
-		return u
-	}
-	if _, ok := p.User.Password(); !ok {
-		return u
-	}
-	return p.Redacted()
-}
+// RedactURL masks the credentials of a repository URL, for what is
+// stored and shown: https://user:password@host/… and https://token@host/…
+// become https://***@host/…; an ssh user stays (see internal/redact).
+func RedactURL(u string) string { return redact.URL(u) }

@@ -543,6 +543,9 @@ func DefaultSourceName(url, path string) string {
 	if i := strings.LastIndexAny(base, "/:"); i >= 0 {
 		base = base[i+1:]
 	}
+	if i := strings.LastIndexByte(base, '@'); i >= 0 {
+		base = base[i+1:] // a URL without a path: its host, never its user info
+	}
 	name := base
 	if p := strings.Trim(path, "/"); p != "" && p != "." {
 		name += "-" + p

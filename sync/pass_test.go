@@ -246,6 +246,9 @@ func TestDefaultSourceName(t *testing.T) {
 		{"git@github.com:org/units.git", "", "units"},
 		{"/home/me/Repo", "a/b", "repo-a-b"},
 		{"file:///srv/git/deploy/", ".", "deploy"},
+		// A URL without a path: the host, never the user info.
+		{"http://kaylee:s3cretPW@git.example.com", "", "git.example.com"},
+		{"http://***@git.example.com", "", "git.example.com"},
 	} {
 		if got := DefaultSourceName(tt.url, tt.path); got != tt.want {
 			t.Errorf("DefaultSourceName(%q, %q) = %q, want %q", tt.url, tt.path, got, tt.want)

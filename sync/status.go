@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/kaylee-gitops/kaylee/gitsource"
 	"github.com/kaylee-gitops/kaylee/store"
 )
 
@@ -72,6 +73,10 @@ func Sources(ctx context.Context, st StatusReader) ([]SourceStatus, error) {
 			}
 		}
 		if a := s.Attempt; a != nil {
+			// Masked again for what an older version wrote.
+			masked := *a
+			masked.Message = gitsource.Redact(a.Message)
+			s.Attempt = &masked
 			s.Suspended = a.Result == store.AttemptSuspended
 			if s.Ref == "" {
 				s.Ref = a.Ref

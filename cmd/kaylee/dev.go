@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
+	"github.com/kaylee-gitops/kaylee/gitsource"
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 )
@@ -173,7 +174,7 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 		if f.git.configFile != "" {
 			fmt.Fprintf(out, "git: the sources of %s; webhooks and metrics on %s\n", f.git.configFile, orDash(f.agent.listen))
 		} else {
-			fmt.Fprintf(out, "git: %s path %q every %s; webhooks and metrics on %s\n", f.git.repo, f.git.path, f.agent.interval, orDash(f.agent.listen))
+			fmt.Fprintf(out, "git: %s path %q every %s; webhooks and metrics on %s\n", gitsource.RedactURL(f.git.repo), f.git.path, f.agent.interval, orDash(f.agent.listen))
 		}
 		fmt.Fprintf(out, "ready: commit unit files and watch them roll out below   (Ctrl-C stops)\n")
 		c := f.agent
