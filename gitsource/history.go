@@ -70,11 +70,43 @@ func (s *Source) Descends(ctx context.Context, rev, base string) (bool, error) {
 	}
 	want, from := plumbing.NewHash(base), plumbing.NewHash(rev)
 	var t *target
+	resolve := func() error {
+		if t == nil {
+			rt, err := s.resolve(ctx)
+			if err != nil {
+				return err
+			}
+			t = &rt
+		}
+		return nil
+	}
+	repaired := false
+	// repair fetches afresh into a cache that failed to read (a crash, a
+	// full disk), as Fetch does, once.
+	repair := func(cause error) error {
+		if repaired || ctx.Err() != nil || errors.Is(cause, errTooLong) {
+			return cause
+		}
+		repaired = true
+		if err := resolve(); err != nil {
+			return err
+		}
+		if _, _, err := s.refetch(ctx, *t, cause); err != nil {
+			return err
+		}
+		r, err = s.open(s.dir)
+		return err
+	}
 	for i := 0; ; i++ {
 		found, complete, err := walkHistory(ctx, r, from, want)
+		if err != nil {
+			if err = repair(err); err != nil {
+				return false, &HistoryError{Revision: rev, Base: base, Reason: "reading the history", Err: err}
+			}
+			i = -1 // the fresh cache is shallow again
+			continue
+		}
 		switch {
-		case err != nil:
-			return false, &HistoryError{Revision: rev, Base: base, Reason: "reading the history", Err: err}
 		case found:
 			return true, nil
 		case complete:
@@ -83,12 +115,8 @@ func (s *Source) Descends(ctx context.Context, rev, base string) (bool, error) {
 			return false, &HistoryError{Revision: rev, Base: base,
 				Reason: fmt.Sprintf("the history of %s at %s is incomplete even after fetching all of it (did the ref move meanwhile?)", s.cfg.Ref, s.cfg.URL)}
 		}
-		if t == nil {
-			rt, err := s.resolve(ctx)
-			if err != nil {
-				return false, &HistoryError{Revision: rev, Base: base, Reason: "fetching the history", Err: err}
-			}
-			t = &rt
+		if err := resolve(); err != nil {
+			return false, &HistoryError{Revision: rev, Base: base, Reason: "fetching the history", Err: err}
 		}
 		opts := &git.FetchOptions{RemoteName: "origin", Auth: s.cfg.Auth, Tags: git.NoTags, Force: true,
 			Depth: historyDepths[i], RefSpecs: refSpecs(*t)}
@@ -98,6 +126,8 @@ func (s *Source) Descends(ctx context.Context, rev, base string) (bool, error) {
 		}
 	}
 }
+
+var errTooLong = fmt.Errorf("more than %d commits to read", MaxHistoryWalk)
 
 // walkHistory looks for want among the ancestors of from (from
 // included), breadth first. complete says the whole ancestry was read
@@ -114,7 +144,7 @@ func walkHistory(ctx context.Context, r *git.Repository, from, want plumbing.Has
 			return true, false, nil
 		}
 		if n > MaxHistoryWalk {
-			return false, false, fmt.Errorf("more than %d commits to read", MaxHistoryWalk)
+			return false, false, errTooLong
 		}
 		if n%1024 == 0 && ctx.Err() != nil {
 			return false, false, ctx.Err()
