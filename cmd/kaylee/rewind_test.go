@@ -209,7 +209,9 @@ func TestRewindNotified(t *testing.T) {
 	config(true)
 	startKaylee(t, env, "sync", "--config", filepath.Join(dir, "kaylee.yaml"), "--cache-dir", cache, "--lease-ttl", "2s")
 	applied(a)
-	got = rcv.has("the rewind allowed", func(e notify.Event) bool { return e.Kind == notify.KindSync && strings.Contains(e.Summary, "rewound from") })
+	got = rcv.has("the rewind allowed", func(e notify.Event) bool {
+		return e.Kind == notify.KindSync && strings.Contains(e.Summary, "rewound from")
+	})
 	if got.Revision != a || got.Updated != 1 || !strings.Contains(got.Summary, "allowed by "+cfg+":5: sources[0].allowRewind: true") {
 		t.Fatalf("notification %+v", got)
 	}
