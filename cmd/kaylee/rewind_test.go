@@ -193,7 +193,7 @@ func TestRewindNotified(t *testing.T) {
 	applied(b)
 	repo.Git("reset", "-q", "--hard", a)
 	got := rcv.has("the rewind refused", func(e notify.Event) bool { return e.Kind == notify.KindSync && e.Result == store.AttemptRefused })
-	if got.Revision != a || got.Ref != "main" || !strings.Contains(got.Reason, "main@"+a[:7]+" ("+a+") does not descend from main@"+b[:7]) {
+	if got.Revision != a || got.Ref != "main" || got.RewoundFrom != b || !strings.Contains(got.Reason, "main@"+a[:7]+" ("+a+") does not descend from main@"+b[:7]) {
 		t.Fatalf("notification %+v", got)
 	}
 	if !strings.Contains(p.errb.String(), "does not descend from") {
@@ -212,7 +212,7 @@ func TestRewindNotified(t *testing.T) {
 	got = rcv.has("the rewind allowed", func(e notify.Event) bool {
 		return e.Kind == notify.KindSync && strings.Contains(e.Summary, "rewound from")
 	})
-	if got.Revision != a || got.Updated != 1 || !strings.Contains(got.Summary, "allowed by "+cfg+":5: sources[0].allowRewind: true") {
+	if got.Revision != a || got.Updated != 1 || got.RewoundFrom != b || !strings.Contains(got.Summary, "allowed by "+cfg+":5: sources[0].allowRewind: true") {
 		t.Fatalf("notification %+v", got)
 	}
 }
