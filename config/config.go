@@ -58,6 +58,10 @@ type Source struct {
 	AllowEmpty bool
 	MaxPrune   float64 // share, 0 < x ≤ 1; 0: the default
 	Suspend    bool    // follow nothing until set back to false
+	// AllowRewind applies a revision that does not descend from the one
+	// last applied (the ref moved back, its history rewritten) instead of
+	// refusing it.
+	AllowRewind bool
 
 	Verify *Verify
 
@@ -263,7 +267,7 @@ func (d *decoder) list(n *yaml.Node, path string) bool {
 }
 
 var sourceFields = []string{"name", "repo", "ref", "path", "interval", "timeout", "sshKeyFile", "knownHosts", "insecureSkipHostKeyCheck",
-	"username", "passwordFile", "allowEmpty", "maxPrune", "suspend", "verify"}
+	"username", "passwordFile", "allowEmpty", "maxPrune", "allowRewind", "suspend", "verify"}
 
 func (d *decoder) source(n *yaml.Node, path string) (Source, bool) {
 	before := len(d.errs)
@@ -288,6 +292,7 @@ func (d *decoder) source(n *yaml.Node, path string) (Source, bool) {
 	s.PasswordFile = d.file(v, path, "passwordFile")
 	s.AllowEmpty = d.bool(v, path, "allowEmpty")
 	s.Suspend = d.bool(v, path, "suspend")
+	s.AllowRewind = d.bool(v, path, "allowRewind")
 	if n := v["maxPrune"]; n != nil {
 		p, err := ParsePercent(n.Value)
 		if n.Kind != yaml.ScalarNode || err != nil {

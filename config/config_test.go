@@ -22,6 +22,7 @@ const twoSources = `sources:
   username: kaylee
   passwordFile: /etc/kaylee/team-b.token
   allowEmpty: true
+  allowRewind: true
   suspend: true
   verify: {mode: tagandhead, keyring: team-b.asc}
 notifications:
@@ -50,6 +51,9 @@ func TestLoadTwoSources(t *testing.T) {
 		{"a.verify.mode", a.Verify.Mode, "HEAD"},
 		{"a.verify.allowedSigners", a.Verify.AllowedSigners, "/etc/kaylee/team-a.signers"},
 		{"b.allowEmpty", b.AllowEmpty, true},
+		{"b.allowRewind", b.AllowRewind, true},
+		{"a.allowRewind default: refused", a.AllowRewind, false},
+		{"where allowRewind", b.Where("allowRewind"), "/etc/kaylee/kaylee.yaml:16: sources[1].allowRewind"},
 		{"b.suspend", b.Suspend, true},
 		{"b.verify.mode", b.Verify.Mode, "TagAndHEAD"},
 		{"b.interval default", b.Interval, time.Duration(0)},
@@ -104,6 +108,8 @@ func TestLoadErrors(t *testing.T) {
 		{"short interval", "sources:\n- {name: a, repo: r, interval: 10ms}\n", []string{`k.yaml:2: sources[0].interval: 10ms: use at least 1s`}},
 		{"bad maxPrune", "sources:\n- {name: a, repo: r, maxPrune: 150%}\n", []string{`k.yaml:2: sources[0].maxPrune: "150%": use a percentage between 1% and 100%, such as 25%`}},
 		{"bad bool", "sources:\n- {name: a, repo: r, allowEmpty: sure}\n", []string{`k.yaml:2: sources[0].allowEmpty: want true or false, not "sure"`}},
+		{"bad allowRewind", "sources:\n- name: a\n  repo: r\n  allowRewind: yes please\n", []string{`k.yaml:4: sources[0].allowRewind: want true or false, not "yes please"`}},
+		{"allowRewind misspelt", "sources:\n- name: a\n  repo: r\n  allowRewinds: true\n", []string{`k.yaml:4: sources[0].allowRewinds: unknown field; did you mean allowRewind?`}},
 		{"field twice", "sources:\n- name: a\n  repo: r\n  repo: s\n", []string{`k.yaml:4: sources[0].repo: given twice (first at line 3)`}},
 		{"verify without keys", "sources:\n- {name: a, repo: r, verify: {mode: HEAD}}\n", []string{`k.yaml:2: sources[0].verify: give keyring (armored OpenPGP public keys) or allowedSigners (an ssh-keygen allowed signers file), or both`}},
 		{"verify mode", "sources:\n- {name: a, repo: r, verify: {mode: commit, keyring: k}}\n", []string{`k.yaml:2: sources[0].verify.mode: "commit": use HEAD (the commit the ref points at), Tag (an annotated tag's signature) or TagAndHEAD`}},

@@ -432,17 +432,11 @@ func (s *Source) commit(ctx context.Context, r *git.Repository, t target) (*obje
 	if c, tag, err := peel(r, t.object); err == nil {
 		return c, tag, t.object, nil // already in the cache
 	}
-	opts := &git.FetchOptions{RemoteName: "origin", RemoteURL: s.cfg.URL, Auth: s.cfg.Auth, Tags: git.NoTags, Force: true, Depth: 1}
-	switch {
-	case t.ref == "":
+	opts := &git.FetchOptions{RemoteName: "origin", RemoteURL: s.cfg.URL, Auth: s.cfg.Auth, Tags: git.NoTags, Force: true, Depth: 1, RefSpecs: refSpecs(t)}
+	if t.ref == "" {
 		// A bare commit: servers only hand out what refs reach, so fetch
 		// every branch with history and look for it.
 		opts.Depth = 0
-		opts.RefSpecs = []config.RefSpec{"+refs/heads/*:refs/remotes/origin/*"}
-	case t.ref == plumbing.HEAD:
-		opts.RefSpecs = []config.RefSpec{"+HEAD:refs/remotes/origin/HEAD"}
-	default:
-		opts.RefSpecs = []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", t.ref, t.ref))}
 	}
 	if err := r.FetchContext(ctx, opts); err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return nil, nil, plumbing.ZeroHash, fmt.Errorf("fetching %s from %s: %w", t.name, s.shown, s.scrub(explain(err)))
@@ -459,6 +453,18 @@ func (s *Source) commit(ctx context.Context, r *git.Repository, t target) (*obje
 		return nil, nil, plumbing.ZeroHash, fmt.Errorf("%s at %s: %w", s.shown, t.name, s.scrub(err))
 	}
 	return c, tag, obj, nil
+}
+
+// refSpecs are what a fetch of t asks for: the ref into the same name,
+// or, for a bare commit, every branch.
+func refSpecs(t target) []config.RefSpec {
+	switch t.ref {
+	case "":
+		return []config.RefSpec{"+refs/heads/*:refs/remotes/origin/*"}
+	case plumbing.HEAD:
+		return []config.RefSpec{"+HEAD:refs/remotes/origin/HEAD"}
+	}
+	return []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", t.ref, t.ref))}
 }
 
 // peel returns the commit h names and, when h is an annotated tag, the

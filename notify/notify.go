@@ -65,8 +65,9 @@ type Event struct {
 	Ref      string `json:"ref,omitempty"`      // the branch or tag
 	Revision string `json:"revision,omitempty"` // full git commit hash
 
-	// Result is, for KindSync, "synced", "failed", "refused" or
-	// "unverified"; for KindRollout, "started", "succeeded" or "failed".
+	// Result is, for KindSync, "synced", "failed", "refused" (a safety
+	// rule, a rewind among them) or "unverified"; for KindRollout,
+	// "started", "succeeded" or "failed".
 	Result  string `json:"result,omitempty"`
 	Summary string `json:"summary,omitempty"` // one line for people
 
@@ -76,6 +77,11 @@ type Event struct {
 	Updated int      `json:"updated,omitempty"`
 	Pruned  int      `json:"pruned,omitempty"`
 	Errors  []string `json:"errors,omitempty"`
+	// RewoundFrom, for KindSync, is the revision the source had applied
+	// when Revision does not descend from it (the ref was moved back or
+	// its history rewritten): refused, or synced because allowed (the
+	// Summary then says by what).
+	RewoundFrom string `json:"rewoundFrom,omitempty"`
 
 	// For KindRollout.
 	Unit     string `json:"unit,omitempty"`     // the unit's name

@@ -215,6 +215,11 @@ func TestDelivery(t *testing.T) {
 			Kind: KindRollout, Time: when, ID: "given-id", Unit: "web", SpecHash: "abc123", Result: "failed", Reason: "progress deadline",
 		}},
 		{"no secret: unsigned", nil, Event{Kind: KindSync, Time: when, Result: "refused"}},
+		{"rewind refused", []byte("s3cret"), Event{
+			Kind: KindSync, Time: when, Source: "prod", Ref: "main", Revision: "98db8a1d7f8e0c3b2a1908f7e6d5c4b3a2918070",
+			RewoundFrom: "a6d361c0b1a2c3d4e5f60718293a4b5c6d7e8f90", Result: "refused",
+			Reason: `sync refused: source "prod": main@98db8a1 (…) does not descend from main@a6d361c (…), the revision last applied; …`,
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -32,8 +32,9 @@ const (
 	EventSynced     = "synced"      // a source applied a new revision
 	EventStored     = "stored"      // a source wrote a unit (created or changed in git)
 	EventPruned     = "pruned"      // a source removed a unit deleted from git
-	EventSyncFailed = "sync-failed" // a pass applied nothing (failed, refused, unverified), or met file errors
+	EventSyncFailed = "sync-failed" // a pass applied nothing (failed, refused, unverified, a rewind refused), or met file errors
 	EventSyncOK     = "sync-ok"     // a source's passes apply cleanly again after failing
+	EventRewound    = "rewound"     // a source applied a revision not descending from the one it had applied, as allowed
 	// What people asked for (kaylee restart, suspend, resume, rollback, or
 	// the same through the API).
 	EventRestartRequested  = "restart-requested"

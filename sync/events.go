@@ -10,7 +10,8 @@ import (
 
 // Events are what a pass tells the event log, given the attempt it made (a)
 // and the one before it (prev, nil when unknown): the revision applied and
-// each unit written or pruned, when it changed something; a pass that
+// each unit written or pruned, when it changed something; a rewind
+// applied because it was allowed; a pass that
 // applied nothing or met file errors, when the result changed; and the
 // first clean pass after such failures.
 func Events(res *Result, prev, a *store.SyncAttempt) []store.Event {
@@ -34,12 +35,18 @@ func Events(res *Result, prev, a *store.SyncAttempt) []store.Event {
 					Message: "its file was removed from git"})
 			}
 		}
+		if res.Rewound != nil {
+			out = append(out, store.Event{Kind: store.EventRewound, Source: src, Revision: res.Revision, Message: res.Rewound.Applied()})
+		}
 		if len(units) > 0 {
 			out = append(out, store.Event{Kind: store.EventSynced, Source: src, Revision: res.Revision, Message: res.Summary()})
 			out = append(out, units...)
 		}
 	}
-	changed := prev == nil || prev.Result != a.Result
+	// A failure is told when it is new; a refusal also when it is another
+	// one (a rewind to another revision, after a prune refused).
+	changed := prev == nil || prev.Result != a.Result ||
+		a.Result == store.AttemptRefused && (prev.Message != a.Message || prev.Revision != a.Revision)
 	switch {
 	case a.Result == store.AttemptSynced:
 		if prev != nil && prev.Result != store.AttemptSynced && prev.Result != store.AttemptSuspended {

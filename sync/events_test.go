@@ -21,6 +21,10 @@ func TestEvents(t *testing.T) {
 	at := func(result string) *store.SyncAttempt {
 		return &store.SyncAttempt{Source: "team-a", Result: result, Revision: "0123456789", Leader: "agent-1", Message: "why"}
 	}
+	otherRefusal := at(store.AttemptRefused)
+	otherRefusal.Message = "another why"
+	rewound := &Result{Source: "team-a", Revision: "0123456789", Short: "main@0123456", Changes: []Change{{Name: "web", Action: Update, File: "web.yaml"}},
+		Rewound: &Rewind{From: "abcdef0123", FromRef: "main", To: "0123456789", ToRef: "main", AllowedBy: "--allow-rewind"}}
 	tests := []struct {
 		name      string
 		res       *Result
@@ -36,6 +40,9 @@ func TestEvents(t *testing.T) {
 		{"recovered", quiet, at(store.AttemptUnverified), at(store.AttemptSynced), []string{"sync-ok team-a"}},
 		{"file errors", bad, at(store.AttemptSynced), at(store.AttemptFileErrors), []string{"sync-failed team-a"}},
 		{"after a suspension", quiet, at(store.AttemptSuspended), at(store.AttemptSynced), nil},
+		{"the same refusal is not repeated", nil, at(store.AttemptRefused), at(store.AttemptRefused), nil},
+		{"another refusal is told", nil, at(store.AttemptRefused), otherRefusal, []string{"sync-failed team-a"}},
+		{"a rewind allowed", rewound, at(store.AttemptSynced), at(store.AttemptSynced), []string{"rewound team-a", "synced team-a", "stored web"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,6 +62,10 @@ func TestEvents(t *testing.T) {
 	evs := Events(bad, nil, at(store.AttemptFileErrors))
 	if len(evs) != 1 || !strings.Contains(evs[0].Message, "x.yaml:2: replicas: not a number") {
 		t.Errorf("file errors event %+v: want the file, line and why", evs)
+	}
+	evs = Events(rewound, nil, at(store.AttemptSynced))
+	if want := "rewound from main@abcdef0 (abcdef0123) to main@0123456 (0123456789), which does not descend from it; allowed by --allow-rewind"; len(evs) == 0 || evs[0].Message != want {
+		t.Errorf("rewound event %+v: want %q", evs, want)
 	}
 }
 

@@ -69,6 +69,9 @@ func (l *Loop) Once(ctx context.Context, fence store.Fence) (*Result, error) {
 	defer cancel()
 	o := l.Options
 	o.Fence = fence
+	if h, ok := l.Fetcher.(History); ok && o.History == nil {
+		o.History = h
+	}
 	snap, err := l.Fetcher.Fetch(ctx)
 	var res *Result
 	if err == nil {

@@ -36,9 +36,18 @@ type Options struct {
 	AllowEmpty bool   // allow a pass that leaves the source with no unit
 	MaxPrune   float64
 	Force      bool // allow pruning more than MaxPrune
-	DryRun     bool // plan only, write nothing
-	Fence      store.Fence
-	Now        func() time.Time
+	// History checks that a revision descends from the one the source last
+	// applied (gitsource.Source); nil: not checked. A Loop whose Fetcher
+	// is a History uses it when this is nil.
+	History History
+	// AllowRewind, when not empty, allows a revision that does not
+	// descend from the last applied one, and names who allows it for the
+	// record ("allowRewind: true at kaylee.yaml:7"); empty: refused
+	// (RewindError).
+	AllowRewind string
+	DryRun      bool // plan only, write nothing
+	Fence       store.Fence
+	Now         func() time.Time
 }
 
 // DefaultMaxPrune is the share of a source's units one pass may prune
@@ -82,6 +91,9 @@ type Result struct {
 	Changes  []Change          `json:"changes"`
 	Errors   []store.SyncError `json:"errors"`
 	DryRun   bool              `json:"dryRun,omitempty"`
+	// Rewound: the revision does not descend from the one last applied,
+	// and it was applied because that was allowed.
+	Rewound *Rewind `json:"rewound,omitempty"`
 }
 
 // Count returns how many units had action a.
@@ -107,15 +119,20 @@ func (r *Result) Summary() string {
 	} else if n > 1 {
 		s += fmt.Sprintf(", %d errors", n)
 	}
+	if r.Rewound != nil {
+		s += "; " + r.Rewound.Applied()
+	}
 	if r.DryRun {
 		s += " (dry run: nothing written)"
 	}
 	return s
 }
 
-// Pass mirrors a snapshot into the store: it reads the store, plans (a
-// pure step: inventory diff, ownership, safety rules) and applies the
-// plan. A file that fails changes nothing for the units it held; only
+// Pass mirrors a snapshot into the store: it reads the store, checks the
+// revision's history, plans (a pure step: inventory diff, ownership,
+// safety rules) and applies the plan. A revision that does not descend
+// from the one the source last applied is refused (RewindError) unless
+// allowed; a file that fails changes nothing for the units it held; only
 // units in this source's inventory are pruned; a pass that would empty
 // the source or prune more than MaxPrune of it is refused (ErrRefused)
 // unless allowed. An error reading the store means nothing was written.
@@ -131,7 +148,13 @@ func pass(ctx context.Context, st Store, snap *gitsource.Snapshot, p *parsed, o 
 	if err != nil {
 		return nil, err
 	}
+	rewound, err := checkHistory(ctx, cur.records[o.Source], snap, o)
+	if err != nil {
+		return &Result{Source: o.Source, Ref: snap.Ref, Revision: snap.Revision, Short: snap.Short(), DryRun: o.DryRun,
+			Changes: []Change{}, Errors: []store.SyncError{}}, err
+	}
 	cs, err := plan(snap, p, cur, o)
+	cs.Result.Rewound = rewound
 	if err != nil || o.DryRun {
 		return cs.Result, err
 	}
@@ -437,6 +460,9 @@ func Attempt(source string, snap *gitsource.Snapshot, res *Result, err error, st
 		if len(res.Errors) == 1 {
 			a.Message = "1 file error; its units were left as they were"
 		}
+	}
+	if res != nil && res.Rewound != nil && err == nil {
+		a.Message = strings.TrimSuffix(res.Rewound.Applied()+"; "+a.Message, "; ")
 	}
 	if err != nil {
 		a.Message = err.Error() + "; nothing was written"

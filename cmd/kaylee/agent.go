@@ -178,6 +178,9 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 	if err != nil {
 		return err
 	}
+	if cf != nil && c.git.allowRewind {
+		return errRewindFlag
+	}
 	sources, err := a.openSources(c.git, cf, c.interval)
 	if err != nil {
 		return err

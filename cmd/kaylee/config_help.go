@@ -26,6 +26,8 @@ start. Relative file names are taken from the file's directory.
     passwordFile: team-a.token        # as --git-password-file
     allowEmpty: false                 # a pass may leave the source empty
     maxPrune: 50%                     # share one pass may prune
+    allowRewind: false                # apply a revision not descending from the one
+                                      # applied (branch moved back, history rewritten)
     suspend: false                    # true: follow nothing, say so in kaylee sources
     verify:                           # only signed revisions apply
       mode: HEAD                      # HEAD (the commit), Tag (an annotated tag), TagAndHEAD
@@ -41,6 +43,8 @@ Each source has its own record (<prefix>/sync/<name>), last attempt
 (<prefix>/sync-leader/<name>), so one slow or broken source delays no other
 and processes with different roles share one etcd. With --config, the
 one-source flags (--repo, --path, --source, …) are refused; --cache-dir,
---interval and --force still apply.`,
+--interval and --force still apply, and --allow-rewind for one run of
+kaylee sync --once (a process that keeps running takes allowRewind from the
+file only).`,
 	}
 }

@@ -15,6 +15,7 @@ type gitFlags struct {
 	sourceName                string
 	configFile                string
 	allowEmpty, force         bool
+	allowRewind               bool
 	maxPrune                  string
 }
 
@@ -33,4 +34,5 @@ func (f *gitFlags) register(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.allowEmpty, "allow-empty", false, "allow a sync that leaves the source with no unit")
 	fl.StringVar(&f.maxPrune, "max-prune", "50%", "largest share of the source's units one sync may prune without --force")
 	fl.BoolVar(&f.force, "force", false, "allow pruning more than --max-prune")
+	fl.BoolVar(&f.allowRewind, "allow-rewind", false, "apply a revision that does not descend from the one last applied (the ref moved back, or its history rewritten), which is otherwise refused; with --config, for one kaylee sync --once run")
 }

@@ -100,6 +100,13 @@ func (ns *notifiers) Synced(source string, res *sync.Result, err error, _ time.D
 	if errors.As(err, &ve) {
 		e.Ref, e.Revision = ve.Ref, ve.Revision
 	}
+	var re *sync.RewindError
+	switch {
+	case errors.As(err, &re):
+		e.RewoundFrom = re.Rewind.From
+	case err == nil && res != nil && res.Rewound != nil:
+		e.RewoundFrom = res.Rewound.From
+	}
 	told := a.Result + "\x00" + a.Message + "\x00" + strings.Join(e.Errors, "\n")
 	ns.mu.Lock()
 	same := ns.last[source] == told

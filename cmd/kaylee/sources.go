@@ -29,6 +29,11 @@ type source struct {
 var sourceFlags = []string{"repo", "ref", "path", "ssh-key", "known-hosts", "insecure-skip-host-key-check",
 	"git-username", "git-password-file", "source", "allow-empty", "max-prune"}
 
+// errRewindFlag: --allow-rewind beside --config allows rewinds for one
+// kaylee sync --once run; a process that keeps running takes it per
+// source, from the file.
+var errRewindFlag = errors.New("--allow-rewind with --config allows rewinds for one run of kaylee sync --once; for a process that keeps running, set allowRewind: true on the source in the file (and remove it once applied)")
+
 // loadConfig reads --config, refusing the one-source flags beside it.
 func loadConfig(file string, fl *pflag.FlagSet) (*config.File, error) {
 	if file == "" {
@@ -68,6 +73,9 @@ func (a *app) openSources(g *gitFlags, cf *config.File, interval time.Duration) 
 		if err != nil {
 			return nil, err
 		}
+		if g.allowRewind && cf != nil {
+			s.opts.AllowRewind = "--allow-rewind" // one run: the caller refuses it otherwise
+		}
 		if s.interval = cs.Interval; s.interval == 0 {
 			s.interval = interval
 		}
@@ -88,11 +96,11 @@ func (g *gitFlags) source() (config.Source, error) {
 		return config.Source{}, fmt.Errorf("--max-prune %q: %w", g.maxPrune, err)
 	}
 	flags := map[string]string{"repo": "--repo", "ref": "--ref", "path": "--path", "sshKeyFile": "--ssh-key", "knownHosts": "--known-hosts",
-		"username": "--git-username", "passwordFile": "--git-password-file", "name": "--source"}
+		"username": "--git-username", "passwordFile": "--git-password-file", "name": "--source", "allowRewind": "--allow-rewind"}
 	return config.Source{
 		Name: g.sourceName, Repo: g.repo, Ref: g.ref, Path: g.path,
 		SSHKeyFile: g.sshKey, KnownHosts: g.knownHosts, InsecureSkipHostKeyCheck: g.insecureSkipHostKey,
-		Username: g.username, PasswordFile: g.passwordFile, AllowEmpty: g.allowEmpty, MaxPrune: maxPrune,
+		Username: g.username, PasswordFile: g.passwordFile, AllowEmpty: g.allowEmpty, MaxPrune: maxPrune, AllowRewind: g.allowRewind,
 		Where: func(field string) string { return flags[field] },
 	}, nil
 }
@@ -131,7 +139,20 @@ func (a *app) openSource(cs config.Source, cacheDir string, force bool) (*source
 		return nil, fmt.Errorf("%s %q: no / or spaces (it is part of etcd keys)", cs.Where("name"), cs.Name)
 	}
 	return &source{cfg: cs, git: src, opts: sync.Options{Source: cs.Name, URL: src.URL(), Path: src.Path(),
-		AllowEmpty: cs.AllowEmpty, MaxPrune: cs.MaxPrune, Force: force}}, nil
+		AllowEmpty: cs.AllowEmpty, MaxPrune: cs.MaxPrune, Force: force, History: src, AllowRewind: allowedRewind(cs)}}, nil
+}
+
+// allowedRewind names what allows a source's rewinds, for the record
+// ("kaylee.yaml:7: sources[0].allowRewind: true", "--allow-rewind"); ""
+// when nothing does.
+func allowedRewind(cs config.Source) string {
+	if !cs.AllowRewind {
+		return ""
+	}
+	if w := cs.Where("allowRewind"); strings.HasPrefix(w, "--") {
+		return w
+	}
+	return cs.Where("allowRewind") + ": true"
 }
 
 // authError names the field or flag of the credential that failed.

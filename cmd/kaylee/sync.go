@@ -44,9 +44,12 @@ Safety rules: a file that fails changes nothing for its units (they stay as
 they were); units made with kaylee run are never pruned; a sync that would
 leave the source empty needs --allow-empty, and one that would prune more than
 --max-prune of its units needs --force; if the repository or etcd cannot be
-read, nothing is written. A source with verify: in --config applies only
-revisions whose signature verifies; any other writes nothing and keeps the
-last verified revision applied.
+read, nothing is written. A revision that does not descend from the one the
+source last applied (the ref was moved back, or its history rewritten) is
+refused unless --allow-rewind (allowRewind: true in a config file) allows it;
+an allowed one is recorded and told as a rewound event. A source with
+verify: in --config applies only revisions whose signature verifies; any
+other writes nothing and keeps the last verified revision applied.
 
 --config FILE lists several sources (see kaylee help config); each has its
 own record, inventory and leader. With --once, SOURCE names pick some.
@@ -55,8 +58,9 @@ With --once (the CI use) it makes one pass and prints a summary:
   main@3f2a9c1: 2 created, 1 updated, 1 pruned, 14 unchanged, 1 error
 with each error on stderr as FILE:LINE: message. Exit status: 0 all well;
 1 some file failed (the good ones were applied); 2 the repository or etcd
-could not be reached (nothing written); 3 a safety rule refused the pass, or
-the revision's signature did not verify (nothing written). With several
+could not be reached (nothing written); 3 a safety rule refused the pass (a
+rewind among them), or the revision's signature did not verify (nothing
+written). With several
 sources, the highest status of any. --dry-run prints the plan, with a field diff per updated
 unit, and writes nothing.
 
@@ -202,7 +206,7 @@ func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src *source, dryRun
 		fmt.Fprintf(stderr, "%s%v; nothing was written, the last verified revision stays applied\n", prefix, err)
 		return nil, exitRefused
 	case errors.Is(err, sync.ErrRefused):
-		fmt.Fprintf(stderr, "%s%v; nothing was written%s\n", prefix, err, refusalHint(err))
+		fmt.Fprintf(stderr, "%s%v; nothing was written%s\n", prefix, err, refusalHint(err, named))
 		return nil, exitRefused
 	case snap == nil:
 		hint := ""
@@ -239,8 +243,15 @@ func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src *source, dryRun
 	return res, 0
 }
 
-// refusalHint says how to allow what a safety rule refused.
-func refusalHint(err error) string {
+// refusalHint says how to allow what a safety rule refused; named: the
+// source is one of a config file's.
+func refusalHint(err error, named bool) string {
+	if errors.Is(err, sync.ErrRewind) {
+		if named {
+			return "; allowRewind: true on the source in the config file, or --allow-rewind for one run, applies it, if that is what you want"
+		}
+		return "; --allow-rewind applies it (this run only), if that is what you want"
+	}
 	var r *sync.RefusedError
 	if !errors.As(err, &r) {
 		return ""
