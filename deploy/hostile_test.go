@@ -96,3 +96,35 @@ func TestAnchorsWithinBounds(t *testing.T) {
 		t.Fatalf("apps %+v, want the anchored app three times", docs[0].Spec.Apps)
 	}
 }
+
+// The cost of refusing a bomb against reading a plain file of the same
+// size (the baseline): go test -run - -bench LoadHostile -benchmem ./deploy
+func BenchmarkLoadHostile(b *testing.B) {
+	plain := func(size int) string {
+		var s strings.Builder
+		s.WriteString("name: plain\napps:\n- image: x\n  args: [")
+		for s.Len() < size {
+			s.WriteString("a,")
+		}
+		s.WriteString("a]\n")
+		return s.String()
+	}
+	for _, bb := range []struct {
+		name string
+		in   string
+	}{
+		{"plain-21KB", plain(22545)},
+		{"bomb-21KB", aliasBomb(5000, 2500)},
+		{"plain-42KB", plain(45045)},
+		{"bomb-42KB", aliasBomb(10000, 5000)},
+		{"laughs-1KB", nestedBomb(9, 10)},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bb.in)))
+			for b.Loop() {
+				Load("u.yaml", []byte(bb.in))
+			}
+		})
+	}
+}

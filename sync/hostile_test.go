@@ -79,6 +79,9 @@ func TestHostileRevisionKeepsState(t *testing.T) {
 			e.repo.Symlink("units/web.yaml", "dir/loop/dir/loop/../real/web.yaml")
 			return e.commit(map[string]string{"api.yaml": apiV2})
 		}, "", "", true},
+		{"web.yaml an alias bomb of 42 KB", func(e *env) string {
+			return e.commit(map[string]string{"web.yaml": aliasBomb("web", 10000, 5000), "api.yaml": apiV2})
+		}, "", "units/web.yaml:4: apps[1]: aliases expand to more than 10000 values; write the values out, or use fewer aliases", false},
 		{"a tree 4,097 deep", func(e *env) string {
 			e.commit(map[string]string{"api.yaml": apiV2, "web.yaml": webV2})
 			body := "name: deep\napps:\n- image: docker://x\n"
@@ -295,5 +298,37 @@ func TestHostileLoopAfterDamagedCache(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// aliasBomb is issue 20's unit file: an app whose args are n words,
+// repeated m times by alias (about 2n+4m bytes, n·m values expanded).
+func aliasBomb(name string, n, m int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "name: %s\napps:\n- &a {image: x, args: [%s]}\n", name, strings.TrimSuffix(strings.Repeat("a,", n), ","))
+	for range m {
+		b.WriteString("- *a\n")
+	}
+	return b.String()
+}
+
+// A pass's context ends the reading of a revision: the pass returns the
+// context's error, naming where it stopped, and writes nothing.
+func TestPassStopsWithItsContext(t *testing.T) {
+	e := newEnv(t)
+	e.commit(manyFiles(50, "x:1"))
+	snap, err := e.src.Fetch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	before := e.revision()
+	_, err = Pass(ctx, e.store, snap, Options{Source: "units"})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "reading the unit files of main@"+snap.Revision[:7]+": stopped at units/d000/svc-00000.yaml") {
+		t.Fatalf("pass with a cancelled context: %v", err)
+	}
+	if e.revision() != before {
+		t.Fatal("a cancelled pass wrote to etcd")
 	}
 }

@@ -74,10 +74,13 @@ func (l *Loop) Once(ctx context.Context, fence store.Fence) (*Result, error) {
 	}
 	snap, err := l.Fetcher.Fetch(ctx)
 	var res *Result
-	if err == nil {
-		if snap != l.lastSnap {
-			l.lastSnap, l.lastParsed = snap, parse(snap)
+	if err == nil && snap != l.lastSnap {
+		var p *parsed
+		if p, err = parse(ctx, snap); err == nil {
+			l.lastSnap, l.lastParsed = snap, p
 		}
+	}
+	if err == nil {
 		res, err = pass(ctx, l.Store, snap, l.lastParsed, o)
 	} else {
 		snap = nil

@@ -137,7 +137,11 @@ func (r *Result) Summary() string {
 // the source or prune more than MaxPrune of it is refused (ErrRefused)
 // unless allowed. An error reading the store means nothing was written.
 func Pass(ctx context.Context, st Store, snap *gitsource.Snapshot, o Options) (*Result, error) {
-	return pass(ctx, st, snap, parse(snap), o)
+	p, err := parse(ctx, snap)
+	if err != nil {
+		return nil, err
+	}
+	return pass(ctx, st, snap, p, o)
 }
 
 func pass(ctx context.Context, st Store, snap *gitsource.Snapshot, p *parsed, o Options) (*Result, error) {
@@ -478,13 +482,20 @@ type parsed struct {
 	errors   []store.SyncError
 }
 
-func parse(snap *gitsource.Snapshot) *parsed {
+// parse reads every file of the snapshot. A file's work is bounded by
+// deploy (its size by gitsource, its aliases and nesting by the decoder);
+// the context is checked between files, so a pass's timeout ends a
+// revision of many costly files. Nothing is written before parse returns.
+func parse(ctx context.Context, snap *gitsource.Snapshot) (*parsed, error) {
 	p := &parsed{defs: map[string][]*deploy.Document{}, held: map[string]string{}, badFiles: map[string]bool{}}
 	for _, fe := range snap.Errors {
 		p.badFiles[fe.Path] = true
 		p.errors = append(p.errors, store.SyncError{File: fe.Path, Message: fe.Err.Error()})
 	}
 	for _, f := range snap.Files {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("reading the unit files of %s: stopped at %s: %w", snap.Short(), f.Path, err)
+		}
 		docs, err := deploy.Load(f.Path, f.Data)
 		if err != nil {
 			p.badFiles[f.Path] = true
@@ -522,7 +533,7 @@ func parse(snap *gitsource.Snapshot) *parsed {
 		}
 		return p.errors[i].Line < p.errors[j].Line
 	})
-	return p
+	return p, nil
 }
 
 // diffJSON lists the top-level fields that differ between two units'

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -155,7 +156,8 @@ func TestPlan(t *testing.T) {
 			o := tt.opts
 			o.Source, o.Now = "src", func() time.Time { return time.Unix(0, 0) }
 			snap := snapshot(tt.files)
-			cs, err := plan(snap, parse(snap), tt.world.state(t), o)
+			p, _ := parse(context.Background(), snap)
+			cs, err := plan(snap, p, tt.world.state(t), o)
 			if got := changes(cs.Result); got != tt.changes {
 				t.Errorf("changes %q, want %q", got, tt.changes)
 			}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	gosync "sync"
+	"testing"
+	"time"
+
+	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
+	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/store/etcdtest"
+)
+
+// heapPeak samples the process's heap until stop is called and returns
+// the highest value seen, in bytes.
+func heapPeak() (stop func() uint64) {
+	var (
+		mu   gosync.Mutex
+		peak uint64
+	)
+	done := make(chan struct{})
+	go func() {
+		var m runtime.MemStats
+		for {
+			runtime.ReadMemStats(&m)
+			mu.Lock()
+			peak = max(peak, m.HeapAlloc)
+			mu.Unlock()
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		mu.Lock()
+		defer mu.Unlock()
+		return peak
+	}
+}
+
+// Issue 20: a team commits a 42 KB alias bomb to its source. The agent
+// that follows it and another team's source reports the file with its line
+// and keeps the unit's last good version, with its heap bounded; the other
+// source goes on syncing, before and after.
+func TestAgentSurvivesAliasBomb(t *testing.T) {
+	e := etcdtest.New(t)
+	a, b := gittest.NewRepo(t), gittest.NewRepo(t)
+	a.Write(map[string]string{"web.yaml": unitWeb})
+	a.Commit("web")
+	b.Write(map[string]string{"api.yaml": "name: api\napps:\n- image: docker://api:1\n"})
+	b.Commit("api")
+	cfg := writeConfig(t, t.TempDir(), "kaylee.yaml", fmt.Sprintf(
+		"sources:\n- name: team-a\n  repo: %s\n- name: team-b\n  repo: %s\n", a.FileURL(), b.FileURL()))
+	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
+	startKaylee(t, env, "agent", "--config", cfg, "--cache-dir", t.TempDir(), "--listen", freePort(t),
+		"--interval", "1s", "--lease-ttl", "2s")
+	s := store.New(e.Client(t), store.DefaultPrefix)
+	unit := func(name string) string {
+		u, err := s.GetUnit(context.Background(), name)
+		if err != nil || u == nil {
+			return ""
+		}
+		return string(u.Raw)
+	}
+	waitFor(t, 60*time.Second, "both sources stored", func() bool {
+		return strings.Contains(unit("web"), "nginx:1") && strings.Contains(unit("api"), "api:1")
+	})
+	webBefore := unit("web")
+
+	var bomb strings.Builder
+	bomb.WriteString("name: web\napps:\n- &a {image: x, args: [" + strings.TrimSuffix(strings.Repeat("a,", 10000), ",") + "]}\n")
+	for range 5000 {
+		bomb.WriteString("- *a\n")
+	}
+	runtime.GC()
+	stop := heapPeak()
+	a.Write(map[string]string{"web.yaml": bomb.String()})
+	bombRev := a.Commit("bomb")
+	b.Write(map[string]string{"api.yaml": "name: api\napps:\n- image: docker://api:2\n"})
+	b.Commit("api 2")
+	const want = "web.yaml:4: apps[1]: aliases expand to more than 10000 values"
+	waitFor(t, 60*time.Second, "team-a's attempt names the bomb and team-b applies api:2", func() bool {
+		rec, err := s.GetSyncRecord(context.Background(), "team-a")
+		return err == nil && rec.Revision == bombRev && strings.Contains(fmt.Sprint(rec.Errors), want) &&
+			strings.Contains(unit("api"), "api:2")
+	})
+	b.Write(map[string]string{"api.yaml": "name: api\napps:\n- image: docker://api:3\n"})
+	b.Commit("api 3")
+	waitFor(t, 30*time.Second, "team-b applies api:3 while team-a holds the bomb", func() bool {
+		return strings.Contains(unit("api"), "api:3")
+	})
+	peak := stop()
+	if got := unit("web"); got != webBefore {
+		t.Fatalf("web in etcd: %s, want its last good version %s", got, webBefore)
+	}
+	// Before the bound, this pass alone took ~0.9 GB at 21 KB and ran
+	// out of memory at 42 KB.
+	if limit := uint64(256 << 20); peak > limit {
+		t.Fatalf("the agent's heap peaked at %d MB while following the bomb, want under %d MB", peak>>20, limit>>20)
+	}
+	t.Logf("heap peak while following a 42 KB alias bomb: %d MB", peak>>20)
+}
