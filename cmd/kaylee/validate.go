@@ -1,17 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/internal/localtree"
 )
 
 func (a *app) validateCommand() *cobra.Command {
@@ -30,7 +27,7 @@ also when other files fail.`,
   kaylee validate --json api.yaml | etcdctl put /kaylee2/units/api`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
-			docs, bad, err := loadPaths(cmd.ErrOrStderr(), paths)
+			docs, bad, err := loadPaths(cmd.Context(), cmd.ErrOrStderr(), paths)
 			if err != nil {
 				return err
 			}
@@ -49,16 +46,23 @@ also when other files fail.`,
 	return cmd
 }
 
-// loadPaths loads every unit file under paths (see unitFiles), printing
-// each problem on w as FILE:LINE: FIELD: MESSAGE; bad says whether there
-// was any. Documents with errors are returned too, with Err set.
-func loadPaths(w io.Writer, paths []string) (docs []*deploy.Document, bad bool, err error) {
-	files, err := unitFiles(paths)
+// loadPaths loads every unit file under paths (read by localtree: a
+// directory's files must stay inside it, only regular files up to
+// deploy.MaxFileSize are read), printing each problem on w as
+// FILE:LINE: FIELD: MESSAGE; bad says whether there was any. Documents
+// with errors are returned too, with Err set.
+func loadPaths(ctx context.Context, w io.Writer, paths []string) (docs []*deploy.Document, bad bool, err error) {
+	files, err := localtree.Read(ctx, paths)
 	if err != nil {
 		return nil, false, err
 	}
 	for _, f := range files {
-		fdocs, err := loadFile(f)
+		var fdocs []*deploy.Document
+		if f.Err != nil {
+			err = &deploy.FieldError{File: f.Path, Msg: f.Err.Err.Error()}
+		} else {
+			fdocs, err = deploy.Load(f.Path, f.Data)
+		}
 		for _, fe := range deploy.FieldErrors(err) {
 			bad = true
 			fmt.Fprintln(w, fe)
@@ -66,47 +70,4 @@ func loadPaths(w io.Writer, paths []string) (docs []*deploy.Document, bad bool, 
 		docs = append(docs, fdocs...)
 	}
 	return docs, bad, nil
-}
-
-func loadFile(path string) ([]*deploy.Document, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, &deploy.FieldError{File: path, Msg: fmt.Sprintf("cannot read: %v", err)}
-	}
-	return deploy.Load(path, data)
-}
-
-// unitFiles expands directories into the unit files under them (*.yaml,
-// *.yml, sorted); files named explicitly are taken whatever their extension.
-func unitFiles(paths []string) ([]string, error) {
-	var out []string
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
-		}
-		if !st.IsDir() {
-			out = append(out, p)
-			continue
-		}
-		var found []string
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() && path != p && strings.HasPrefix(d.Name(), ".") {
-				return filepath.SkipDir // .git and friends
-			}
-			if !d.IsDir() && deploy.IsUnitFile(d.Name()) {
-				found = append(found, path)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("reading directory %s: %w", p, err)
-		}
-		sort.Strings(found)
-		out = append(out, found...)
-	}
-	return out, nil
 }
