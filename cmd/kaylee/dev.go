@@ -182,13 +182,16 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 		err = a.runAgent(cmd, c)
 	} else {
 		if addr, flag := f.agent.consoleAddr(); addr != "" {
+			if err := f.agent.http.check(); err != nil {
+				return err
+			}
 			con, err := f.agent.console(s, cluster.API(), log)
 			if err != nil {
 				return err
 			}
 			mux := http.NewServeMux()
 			con.Register(mux)
-			stop, err := serveHTTP(ctx, flag, addr, mux, log)
+			stop, err := serveHTTP(ctx, flag, addr, mux, f.agent.http.limits(1, log), log)
 			if err != nil {
 				return err
 			}
