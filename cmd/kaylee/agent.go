@@ -64,7 +64,10 @@ the scheduler while others sync.
 
 HTTP on --listen (the dashboard and API on --console-listen instead, when
 given; they answer only Host headers that are IP addresses, localhost or a
---console-host name):
+--console-host name). Each listener holds at most --max-connections at once
+(lowered to keep 256 file descriptors for etcd, git and fleet), closes
+keep-alive connections idle for --idle-timeout, and serves at most
+--max-streams event streams:
   GET  /           the web dashboard: units, their replicas on the machines,
                    sources, history and events, updated live
   GET  /api/v1/    the JSON API (GET /api/v1/ lists its endpoints; see the

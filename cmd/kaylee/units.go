@@ -51,7 +51,8 @@ func (a *app) runCommand() *cobra.Command {
 		Short: "Validate unit files and store their units in etcd",
 		Long: `Run validates unit files and stores each unit under <etcd-prefix>/units/<name>,
 creating it or replacing the unit of the same name (the file name does not
-matter). Directories are read recursively (*.yaml, *.yml). Nothing is stored
+matter). Directories are read as kaylee validate reads them (recursively,
+*.yaml and *.yml, symlinks only inside the directory). Nothing is stored
 unless every unit in every file is valid.
 
 A unit that a git source owns (kaylee sources) is not changed: the next sync

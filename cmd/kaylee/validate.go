@@ -22,7 +22,14 @@ and directories (recursively, every *.yaml and *.yml) and checks every unit.
 Each problem is printed on stderr as FILE:LINE: FIELD: MESSAGE. The exit code is
 0 when every unit is valid and 1 otherwise. With --json, stdout holds the
 canonical JSON of each valid unit, one per line (what kaylee stores in etcd),
-also when other files fail.`,
+also when other files fail.
+
+Local files obey a git source's rules. In a directory, a symlink is followed
+only when it stays inside the directory given (one leading out is refused
+without being opened) and symlinked directories are not entered; a file named
+explicitly is followed wherever its symlinks lead. Only regular files are read
+(a FIFO, device or socket is refused without waiting on it), up to 1 MiB each.
+kaylee render and kaylee run read files the same way.`,
 		Example: `  kaylee validate units/
   kaylee validate --json api.yaml | etcdctl put /kaylee2/units/api`,
 		Args: cobra.MinimumNArgs(1),
