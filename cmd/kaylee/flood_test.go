@@ -88,27 +88,61 @@ func flood(ctx context.Context, addr string, n int) *floodConns {
 }
 
 // A flood of idle keep-alive connections on --listen, more than the
-// process has descriptors for, does not stop the agent: it accepts no
-// more than --max-connections at once, closes idle ones after
-// --idle-timeout, and its sync loop syncs a commit during the flood; a
-// stream over --max-streams gets 503.
+// process has descriptors for, does not stop the agent (or kaylee dev,
+// whose etcd is in the process): it accepts no more than
+// --max-connections at once, closes the longest idle connection to admit
+// another and idle ones after --idle-timeout, and its sync loop syncs a
+// commit during the flood into etcd; a stream over --max-streams gets 503.
 func TestConnectionFlood(t *testing.T) {
 	const (
-		nofile = 512 // the agent's RLIMIT_NOFILE
+		nofile = 512 // the process's RLIMIT_NOFILE
 		n      = 700 // connections in the flood
 		idle   = time.Second
 	)
 	capFlags := []string{"--max-connections", "50", "--idle-timeout", idle.String(), "--max-streams", "2"}
+	tests := []struct {
+		name string
+		// start returns the command line and the etcd it syncs into.
+		start func(t *testing.T, repoURL, addr string) (args []string, env map[string]string, etcd func(t *testing.T) *store.Store)
+	}{
+		{"agent", func(t *testing.T, repoURL, addr string) ([]string, map[string]string, func(t *testing.T) *store.Store) {
+			e := etcdtest.New(t)
+			return []string{"agent", "--repo", repoURL, "--source", "units", "--cache-dir", t.TempDir(), "--interval", "1s",
+					"--listen", addr, "--lease-ttl", "2s"}, map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()},
+				func(t *testing.T) *store.Store { return store.New(e.Client(t), store.DefaultPrefix) }
+		}},
+		{"dev, with its etcd embedded", func(t *testing.T, repoURL, addr string) ([]string, map[string]string, func(t *testing.T) *store.Store) {
+			etcdURL := "http://" + freePort(t)
+			return []string{"dev", "--repo", repoURL, "--source", "units", "--cache-dir", t.TempDir(), "--interval", "1s",
+					"--listen", addr, "--listen-client", etcdURL, "--data-dir", t.TempDir(), "--machines", "1"}, nil,
+				func(t *testing.T) *store.Store {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					c, err := store.Dial(ctx, store.DialConfig{Endpoints: []string{etcdURL}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { c.Close() })
+					return store.New(c, store.DefaultPrefix)
+				}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			floodOne(t, nofile, n, idle, capFlags, tt.start)
+		})
+	}
+}
 
-	e := etcdtest.New(t)
+func floodOne(t *testing.T, nofile, n int, idle time.Duration, capFlags []string,
+	start func(t *testing.T, repoURL, addr string) ([]string, map[string]string, func(t *testing.T) *store.Store)) {
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"web.yaml": unitWeb})
 	repo.Commit("first")
 	url := repo.ServeHTTP("", "")
 	addr := freePort(t)
-	cmd := kayleeProcess(t, nofile, map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()},
-		append([]string{"agent", "--repo", url, "--source", "units", "--cache-dir", t.TempDir(), "--interval", "1s",
-			"--listen", addr, "--lease-ttl", "2s"}, capFlags...)...)
+	args, env, etcd := start(t, url, addr)
+	cmd := kayleeProcess(t, nofile, env, append(args, capFlags...)...)
 	var logs syncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -125,11 +159,12 @@ func TestConnectionFlood(t *testing.T) {
 			<-exited
 		}
 		if t.Failed() {
-			t.Logf("agent's log (last 3000 bytes):\n%s", tail(logs.String(), 3000))
+			t.Logf("kaylee's output (last 3000 bytes):\n%s", tail(logs.String(), 3000))
 		}
 	})
-	waitFor(t, 60*time.Second, "agent ready", func() bool { code, _ := get(addr, "/readyz"); return code == 200 })
-	t.Logf("agent's HTTP limits: %s", grepLine(logs.String(), "HTTP listening"))
+	waitFor(t, 60*time.Second, "kaylee ready", func() bool { code, _ := get(addr, "/readyz"); return code == 200 })
+	s := etcd(t)
+	t.Logf("HTTP limits: %s", grepLine(logs.String(), "HTTP listening"))
 
 	// (c) Streams beyond --max-streams get 503 and a JSON error.
 	var streams []*http.Response
@@ -160,7 +195,7 @@ func TestConnectionFlood(t *testing.T) {
 	// The flood.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	start := time.Now()
+	began := time.Now()
 	conns := flood(ctx, addr, n)
 	time.Sleep(2 * time.Second) // every connection made
 
@@ -181,7 +216,6 @@ func TestConnectionFlood(t *testing.T) {
 	// (a) The control loop: a commit is synced into etcd during the flood.
 	repo.Write(map[string]string{"web.yaml": unitWeb2})
 	repo.Commit("during the flood")
-	s := store.New(e.Client(t), store.DefaultPrefix)
 	synced := time.Now()
 	waitFor(t, 30*time.Second, "the commit made during the flood synced into etcd", func() bool {
 		u, err := s.GetUnit(context.Background(), "web")
@@ -196,7 +230,7 @@ func TestConnectionFlood(t *testing.T) {
 		answered, closedInTime = conns.count(idle + 3*time.Second)
 		return answered == n
 	})
-	t.Logf("%d connections answered in %s; %d closed by the agent within %s of their answer", answered, time.Since(start).Round(time.Millisecond), closedInTime, idle+3*time.Second)
+	t.Logf("%d connections answered in %s; %d closed by the agent within %s of their answer", answered, time.Since(began).Round(time.Millisecond), closedInTime, idle+3*time.Second)
 	if closedInTime < n-50 {
 		t.Errorf("only %d of %d idle connections were closed within %s of their answer", closedInTime, n, idle+3*time.Second)
 	}
