@@ -71,6 +71,9 @@ examples/ ask for.`,
 			if f.sched.fleetEndpoint != "" {
 				return errors.New("--fleet-endpoint does not apply to kaylee dev: it reaches its simulated fleet through the registry")
 			}
+			if err := f.agent.http.check(); err != nil {
+				return err
+			}
 			return a.runDev(cmd, f)
 		},
 	}
@@ -182,9 +185,6 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 		err = a.runAgent(cmd, c)
 	} else {
 		if addr, flag := f.agent.consoleAddr(); addr != "" {
-			if err := f.agent.http.check(); err != nil {
-				return err
-			}
 			con, err := f.agent.console(s, cluster.API(), log)
 			if err != nil {
 				return err

@@ -269,3 +269,26 @@ func grepLine(s, sub string) string {
 	}
 	return ""
 }
+
+// The HTTP limits' flags are checked before anything starts.
+func TestHTTPLimitFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--max-connections", "0"}, "--max-connections 0: use at least 1"},
+		{[]string{"--max-streams", "-1"}, "--max-streams -1: use at least 1"},
+		{[]string{"--idle-timeout", "0s"}, "--idle-timeout 0s: use a positive duration"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			for _, cmd := range []string{"agent", "dev"} {
+				args := append([]string{cmd, "--repo", t.TempDir(), "--listen", "127.0.0.1:0"}, tt.args...)
+				r := kayleeWithin(t, 10*time.Second, args...)
+				if r.code != 1 || !strings.Contains(r.err, tt.want) {
+					t.Errorf("kaylee %s: exit %d, stderr %q, want %q", strings.Join(args, " "), r.code, r.err, tt.want)
+				}
+			}
+		})
+	}
+}
