@@ -37,13 +37,20 @@ type Config struct {
 	// so that a web page cannot rebind a name of its own to the console's
 	// address and read it. "*" allows any.
 	Hosts []string
-	Log   *slog.Logger
+	// MaxStreams is how many event streams (GET /api/v1/stream) may be
+	// open at once; more get 503. Default DefaultMaxStreams.
+	MaxStreams int
+	Log        *slog.Logger
 }
+
+// DefaultMaxStreams is Config.MaxStreams's default.
+const DefaultMaxStreams = 64
 
 // Server serves the console.
 type Server struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	streams chan struct{} // one value per open event stream
 }
 
 // New returns a console on cfg.
@@ -51,11 +58,14 @@ func New(cfg Config) *Server {
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = 5 * time.Second
 	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = DefaultMaxStreams
+	}
 	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: log}
+	return &Server{cfg: cfg, log: log, streams: make(chan struct{}, cfg.MaxStreams)}
 }
 
 // Register adds the console's routes to mux: the API under /api/v1/ and

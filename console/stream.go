@@ -19,7 +19,19 @@ const writeTimeout = 30 * time.Second
 // then after each change of the store (and every Refresh, for fleet's
 // machines); "event" with each new event of the log; "problem" when the
 // store cannot be read. A comment every 15s keeps proxies from closing it.
+//
+// At most Config.MaxStreams streams are open at once: each holds a
+// connection for as long as its client stays, so one more gets 503 (the
+// dashboard opens another 10 s later).
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
+	select {
+	case s.streams <- struct{}{}:
+		defer func() { <-s.streams }()
+	default:
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("too many event streams open (%d); try again later", cap(s.streams)))
+		return
+	}
 	ctx := r.Context()
 	rc := http.NewResponseController(w)
 	// The listener's write timeout is for ordinary requests; a stream

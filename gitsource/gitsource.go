@@ -31,8 +31,9 @@ import (
 	"github.com/kaylee-gitops/kaylee/internal/redact"
 )
 
-// MaxFileSize is the largest unit file read; bigger ones are refused.
-const MaxFileSize = 1 << 20
+// MaxFileSize is the largest unit file read; bigger ones are refused. It
+// is deploy's, which local files (kaylee validate) obey too.
+const MaxFileSize = deploy.MaxFileSize
 
 // Config says what to fetch.
 type Config struct {
@@ -759,7 +760,7 @@ func readBlob(dir *object.Tree, e object.TreeEntry) ([]byte, error) {
 		return nil, storageError{err} // its entry is there: the blob is not
 	}
 	if f.Size > MaxFileSize {
-		return nil, fmt.Errorf("%d bytes; unit files over %d bytes are refused", f.Size, MaxFileSize)
+		return nil, deploy.FileTooBig(f.Size)
 	}
 	r, err := f.Reader()
 	if err != nil {

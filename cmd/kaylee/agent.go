@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/kaylee-gitops/kaylee/console"
 	"github.com/kaylee-gitops/kaylee/fleet"
+	"github.com/kaylee-gitops/kaylee/internal/listen"
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/sync"
 )
@@ -31,6 +33,7 @@ type agentConfig struct {
 	apiTokenFile      string
 	consoleListen     string
 	consoleHosts      []string
+	http              httpFlags
 	syncOnly          bool // kaylee sync without --once: no scheduler
 
 	store *store.Store
@@ -61,7 +64,10 @@ the scheduler while others sync.
 
 HTTP on --listen (the dashboard and API on --console-listen instead, when
 given; they answer only Host headers that are IP addresses, localhost or a
---console-host name):
+--console-host name). Each listener holds at most --max-connections at once
+(lowered to keep 256 file descriptors for etcd, git and fleet), closes
+keep-alive connections idle for --idle-timeout, and serves at most
+--max-streams event streams:
   GET  /           the web dashboard: units, their replicas on the machines,
                    sources, history and events, updated live
   GET  /api/v1/    the JSON API (GET /api/v1/ lists its endpoints; see the
@@ -101,6 +107,7 @@ Git, sync and scheduler flags are those of kaylee sync and kaylee server.`,
 
 type flagSet interface {
 	DurationVar(p *time.Duration, name string, value time.Duration, usage string)
+	IntVar(p *int, name string, value int, usage string)
 	StringVar(p *string, name string, value string, usage string)
 	StringSliceVar(p *[]string, name string, value []string, usage string)
 }
@@ -112,6 +119,68 @@ func registerAgentFlags(fl flagSet, c *agentConfig) {
 	fl.StringSliceVar(&c.consoleHosts, "console-host", nil, "host names the dashboard and API answer to beside IP addresses and localhost (the name of a proxy in front of it; * for any)")
 	fl.StringVar(&c.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret (GitHub HMAC key or GitLab token); without it webhooks get 401")
 	fl.StringVar(&c.apiTokenFile, "api-token-file", "", "file holding the bearer token that allows the API's actions (sync, restart, rollback, suspend, resume); without it the API is read-only")
+	c.http.register(fl)
+}
+
+// httpFlags bound what HTTP clients may hold.
+type httpFlags struct {
+	maxConns    int
+	maxStreams  int
+	idleTimeout time.Duration
+}
+
+func (f *httpFlags) register(fl flagSet) {
+	fl.IntVar(&f.maxConns, "max-connections", 1024, "most connections each HTTP listener holds at once (more wait; at the limit the longest idle keep-alive one is closed); lowered so that, with every listener full, "+
+		strconv.Itoa(listen.Reserve)+" file descriptors (RLIMIT_NOFILE, raised to its hard limit) stay for etcd, git and fleet")
+	fl.IntVar(&f.maxStreams, "max-streams", console.DefaultMaxStreams, "most event streams (the dashboard's live view, GET /api/v1/stream) open at once; more get 503")
+	fl.DurationVar(&f.idleTimeout, "idle-timeout", time.Minute, "an HTTP keep-alive connection idle this long is closed")
+}
+
+func (f *httpFlags) check() error {
+	if f.maxConns < 1 {
+		return fmt.Errorf("--max-connections %d: use at least 1", f.maxConns)
+	}
+	if f.maxStreams < 1 {
+		return fmt.Errorf("--max-streams %d: use at least 1", f.maxStreams)
+	}
+	if f.idleTimeout <= 0 {
+		return fmt.Errorf("--idle-timeout %s: use a positive duration", f.idleTimeout)
+	}
+	return nil
+}
+
+// limits raises RLIMIT_NOFILE to its hard limit and sizes the cap on
+// connections of each of listeners listeners.
+func (f *httpFlags) limits(listeners int, log *slog.Logger) httpLimits {
+	nofile, err := listen.RaiseNoFile()
+	if err != nil {
+		log.Warn("file descriptor limit", "err", err)
+	}
+	lim := httpLimits{maxConns: listen.MaxConns(f.maxConns, listeners, nofile), idleTimeout: f.idleTimeout, nofile: nofile}
+	if lim.maxConns < f.maxConns {
+		log.Warn("--max-connections lowered to keep file descriptors for etcd, git and fleet", "maxConnections", lim.maxConns,
+			"asked", f.maxConns, "listeners", listeners, "nofile", nofile, "reserve", listen.Reserve)
+	}
+	return lim
+}
+
+// httpLimits are what serveHTTP applies to a listener.
+type httpLimits struct {
+	maxConns    int
+	idleTimeout time.Duration
+	nofile      uint64 // RLIMIT_NOFILE, for the log; 0 if unknown
+}
+
+// listeners is how many HTTP listeners the agent opens.
+func (c agentConfig) listeners() int {
+	n := 0
+	if c.listen != "" {
+		n++
+	}
+	if _, flag := c.consoleAddr(); flag == "--console-listen" {
+		n++
+	}
+	return n
 }
 
 // consoleAddr is where the dashboard and API are served, and the flag
@@ -128,11 +197,11 @@ func (c agentConfig) consoleAddr() (addr, flag string) {
 
 // serveConsole serves the dashboard and API on --console-listen, when it
 // is set; stop shuts it down.
-func (c agentConfig) serveConsole(ctx context.Context, con *console.Server, log *slog.Logger) (stop func(), err error) {
+func (c agentConfig) serveConsole(ctx context.Context, con *console.Server, lim httpLimits, log *slog.Logger) (stop func(), err error) {
 	if addr, flag := c.consoleAddr(); flag == "--console-listen" {
 		mux := http.NewServeMux()
 		con.Register(mux)
-		return serveHTTP(ctx, flag, addr, mux, log)
+		return serveHTTP(ctx, flag, addr, mux, lim, log)
 	}
 	return func() {}, nil
 }
@@ -140,7 +209,7 @@ func (c agentConfig) serveConsole(ctx context.Context, con *console.Server, log 
 // console is the dashboard and API; fleet's machines come from api when
 // there is one.
 func (c agentConfig) console(s *store.Store, api client.API, log *slog.Logger) (*console.Server, error) {
-	cfg := console.Config{Store: s, Log: log, Hosts: c.consoleHosts}
+	cfg := console.Config{Store: s, Log: log, Hosts: c.consoleHosts, MaxStreams: c.http.maxStreams}
 	if api != nil {
 		cfg.Machines = api
 	}
@@ -173,6 +242,11 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 	}
 	if c.sched.leaseTTL < time.Second {
 		return fmt.Errorf("--lease-ttl %s: use at least 1s", c.sched.leaseTTL)
+	}
+	if c.listeners() > 0 {
+		if err := c.http.check(); err != nil {
+			return err
+		}
 	}
 	cf, err := loadConfig(c.git.configFile, cmd.Flags())
 	if err != nil {
@@ -234,7 +308,8 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 	if err != nil {
 		return err
 	}
-	stopConsole, err := c.serveConsole(ctx, con, log)
+	lim := c.http.limits(c.listeners(), log)
+	stopConsole, err := c.serveConsole(ctx, con, lim, log)
 	if err != nil {
 		return err
 	}
@@ -244,7 +319,7 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 		if _, flag := c.consoleAddr(); flag != "--listen" {
 			onListen = nil
 		}
-		stop, err := serveHTTP(ctx, "--listen", c.listen, agentMux(s, sources, rec != nil, secret, m, onListen, log), log)
+		stop, err := serveHTTP(ctx, "--listen", c.listen, agentMux(s, sources, rec != nil, secret, m, onListen, log), lim, log)
 		if err != nil {
 			return err
 		}
@@ -410,23 +485,26 @@ func readiness(ctx context.Context, s *store.Store, sources []*source, scheduler
 	return problems, nil
 }
 
-// serveHTTP listens on addr; stop shuts the server down.
-func serveHTTP(ctx context.Context, flag, addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
+// serveHTTP listens on addr, holding at most lim.maxConns connections at
+// once (see listen.Listener); stop shuts the server down.
+func serveHTTP(ctx context.Context, flag, addr string, h http.Handler, lim httpLimits, log *slog.Logger) (stop func(), err error) {
+	raw, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", flag, addr, err)
 	}
-	// A client whose headers or body stall is cut off: it holds no
-	// connection for long.
+	ln := listen.Limit(raw, lim.maxConns)
+	// A client whose headers or body stall is cut off, and one idle
+	// between requests is let go: it holds no connection for long. Event
+	// streams set a write deadline per message instead of WriteTimeout.
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 64 << 10,
-		BaseContext: func(net.Listener) context.Context { return ctx }}
+		WriteTimeout: 30 * time.Second, IdleTimeout: lim.idleTimeout, MaxHeaderBytes: 64 << 10,
+		ConnState: ln.ConnState, BaseContext: func(net.Listener) context.Context { return ctx }}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("HTTP server stopped", "err", err)
 		}
 	}()
-	log.Info("HTTP listening", "addr", ln.Addr().String())
+	log.Info("HTTP listening", "addr", ln.Addr().String(), "maxConnections", lim.maxConns, "idleTimeout", lim.idleTimeout, "nofile", lim.nofile)
 	return func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()

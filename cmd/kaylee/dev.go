@@ -72,6 +72,9 @@ examples/ ask for.`,
 			if f.sched.fleetEndpoint != "" {
 				return errors.New("--fleet-endpoint does not apply to kaylee dev: it reaches its simulated fleet through the registry")
 			}
+			if err := f.agent.http.check(); err != nil {
+				return err
+			}
 			return a.runDev(cmd, f)
 		},
 	}
@@ -189,7 +192,7 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 			}
 			mux := http.NewServeMux()
 			con.Register(mux)
-			stop, err := serveHTTP(ctx, flag, addr, mux, log)
+			stop, err := serveHTTP(ctx, flag, addr, mux, f.agent.http.limits(1, log), log)
 			if err != nil {
 				return err
 			}

@@ -36,7 +36,7 @@ Directories are read as kaylee validate reads them (recursively, *.yaml and
 			if err := deploy.CheckUnitPrefix(prefix); err != nil {
 				return fmt.Errorf("--unit-prefix: %w", err)
 			}
-			docs, bad, err := loadPaths(cmd.ErrOrStderr(), args)
+			docs, bad, err := loadPaths(cmd.Context(), cmd.ErrOrStderr(), args)
 			if err != nil {
 				return err
 			}

@@ -51,7 +51,8 @@ func (a *app) runCommand() *cobra.Command {
 		Short: "Validate unit files and store their units in etcd",
 		Long: `Run validates unit files and stores each unit under <etcd-prefix>/units/<name>,
 creating it or replacing the unit of the same name (the file name does not
-matter). Directories are read recursively (*.yaml, *.yml). Nothing is stored
+matter). Directories are read as kaylee validate reads them (recursively,
+*.yaml and *.yml, symlinks only inside the directory). Nothing is stored
 unless every unit in every file is valid.
 
 A unit that a git source owns (kaylee sources) is not changed: the next sync
@@ -65,7 +66,7 @@ change, and exits 0 once all run the new spec, 1 if a rollout fails or
   KAYLEE_ETCD_ENDPOINTS=http://10.0.0.1:2379 kaylee run units/*.yaml`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
-			docs, bad, err := loadPaths(cmd.ErrOrStderr(), paths)
+			docs, bad, err := loadPaths(cmd.Context(), cmd.ErrOrStderr(), paths)
 			if err != nil {
 				return err
 			}

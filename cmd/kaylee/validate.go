@@ -1,17 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/internal/localtree"
 )
 
 func (a *app) validateCommand() *cobra.Command {
@@ -25,12 +22,19 @@ and directories (recursively, every *.yaml and *.yml) and checks every unit.
 Each problem is printed on stderr as FILE:LINE: FIELD: MESSAGE. The exit code is
 0 when every unit is valid and 1 otherwise. With --json, stdout holds the
 canonical JSON of each valid unit, one per line (what kaylee stores in etcd),
-also when other files fail.`,
+also when other files fail.
+
+Local files obey a git source's rules. In a directory, a symlink is followed
+only when it stays inside the directory given (one leading out is refused
+without being opened) and symlinked directories are not entered; a file named
+explicitly is followed wherever its symlinks lead. Only regular files are read
+(a FIFO, device or socket is refused without waiting on it), up to 1 MiB each.
+kaylee render and kaylee run read files the same way.`,
 		Example: `  kaylee validate units/
   kaylee validate --json api.yaml | etcdctl put /kaylee2/units/api`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
-			docs, bad, err := loadPaths(cmd.ErrOrStderr(), paths)
+			docs, bad, err := loadPaths(cmd.Context(), cmd.ErrOrStderr(), paths)
 			if err != nil {
 				return err
 			}
@@ -49,16 +53,23 @@ also when other files fail.`,
 	return cmd
 }
 
-// loadPaths loads every unit file under paths (see unitFiles), printing
-// each problem on w as FILE:LINE: FIELD: MESSAGE; bad says whether there
-// was any. Documents with errors are returned too, with Err set.
-func loadPaths(w io.Writer, paths []string) (docs []*deploy.Document, bad bool, err error) {
-	files, err := unitFiles(paths)
+// loadPaths loads every unit file under paths (read by localtree: a
+// directory's files must stay inside it, only regular files up to
+// deploy.MaxFileSize are read), printing each problem on w as
+// FILE:LINE: FIELD: MESSAGE; bad says whether there was any. Documents
+// with errors are returned too, with Err set.
+func loadPaths(ctx context.Context, w io.Writer, paths []string) (docs []*deploy.Document, bad bool, err error) {
+	files, err := localtree.Read(ctx, paths)
 	if err != nil {
 		return nil, false, err
 	}
 	for _, f := range files {
-		fdocs, err := loadFile(f)
+		var fdocs []*deploy.Document
+		if f.Err != nil {
+			err = &deploy.FieldError{File: f.Path, Msg: f.Err.Err.Error()}
+		} else {
+			fdocs, err = deploy.Load(f.Path, f.Data)
+		}
 		for _, fe := range deploy.FieldErrors(err) {
 			bad = true
 			fmt.Fprintln(w, fe)
@@ -66,47 +77,4 @@ func loadPaths(w io.Writer, paths []string) (docs []*deploy.Document, bad bool, 
 		docs = append(docs, fdocs...)
 	}
 	return docs, bad, nil
-}
-
-func loadFile(path string) ([]*deploy.Document, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, &deploy.FieldError{File: path, Msg: fmt.Sprintf("cannot read: %v", err)}
-	}
-	return deploy.Load(path, data)
-}
-
-// unitFiles expands directories into the unit files under them (*.yaml,
-// *.yml, sorted); files named explicitly are taken whatever their extension.
-func unitFiles(paths []string) ([]string, error) {
-	var out []string
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
-		}
-		if !st.IsDir() {
-			out = append(out, p)
-			continue
-		}
-		var found []string
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() && path != p && strings.HasPrefix(d.Name(), ".") {
-				return filepath.SkipDir // .git and friends
-			}
-			if !d.IsDir() && deploy.IsUnitFile(d.Name()) {
-				found = append(found, path)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("reading directory %s: %w", p, err)
-		}
-		sort.Strings(found)
-		out = append(out, found...)
-	}
-	return out, nil
 }

@@ -223,7 +223,12 @@ function connect() {
   const es = new EventSource("/api/v1/stream");
   const live = $("live");
   es.onopen = () => { live.className = "live on"; live.textContent = "live"; loadEvents(); };
-  es.onerror = () => { live.className = "live off"; live.textContent = "reconnecting…"; };
+  es.onerror = () => {
+    live.className = "live off"; live.textContent = "reconnecting…";
+    // A refusal (503: too many streams open) ends an EventSource for
+    // good; open another later.
+    if (es.readyState === EventSource.CLOSED) setTimeout(connect, 10000);
+  };
   es.addEventListener("state", (m) => draw(JSON.parse(m.data)));
   es.addEventListener("problem", (m) => {
     const p = $("problems");

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package localtree
+
+const oNonblock = 0
