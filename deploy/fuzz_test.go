@@ -25,6 +25,8 @@ func FuzzLoadRender(f *testing.F) {
 	f.Add([]byte("name: a\nreplicas: 3\nmaxReplicasPerHost: 2\napps: [{image: x}]\n---\nname: b\nglobal: true\napps: [{image: y}]\n"))
 	f.Add([]byte("a: &x [*x]\n"))
 	f.Add([]byte(aliasBomb(20, 10)))
+	f.Add([]byte("name: a\nargs: [\"--format '$$ip:80'\", \"';'\", a;b]\nvolumes: [{id: v, driver: d, path: /x, options: \"-o ro ; /evil\"}]\napps: [{image: x, args: [\";\", \"'open\"]}]\n"))
+	f.Add([]byte("name: a\nengine: docker\nmachine: [role=x=y, \"az=\\\"a\\\"\"]\napps: [{image: \"x\\\"\", cmd: \"/bin/a\\\\b\"}]\n"))
 	f.Add([]byte(nestedBomb(3, 4)))
 	f.Add([]byte("name: a\nenv: &e [{name: A, value: a}]\napps: [&p {image: x, args: &g [a, b]}, *p]\nargs: *g\n"))
 	f.Add([]byte("name: a\napps: [{image: x}]\nhealth:\n  http: {port: 8080, path: /healthz}\n  interval: 500ms\n  failures: 1\n"))
@@ -57,6 +59,13 @@ func FuzzLoadRender(f *testing.F) {
 					}
 					// A health check's user words stay separate words:
 					// systemd runs Kaylee's script with exactly them.
+					// Every other Exec line is one command of plain words:
+					// no lone ;, no open quote, no escape.
+					if strings.HasPrefix(o.Name, "Exec") && o.Name != "ExecStartPost" {
+						if p := execFragmentProblem(o.Value); p != "" {
+							t.Fatalf("rendered %s=%s: %s", o.Name, o.Value, p)
+						}
+					}
 					if o.Name == "ExecStartPost" {
 						h := d.Spec.Health
 						argv := execArgv(t, o.Value)

@@ -2,9 +2,14 @@ package deploy
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/coreos/fleet/schema"
 )
 
 // aliasBomb is the unit file of issue 20: one app whose args are n words,
@@ -126,5 +131,134 @@ func BenchmarkLoadHostile(b *testing.B) {
 				Load("u.yaml", []byte(bb.in))
 			}
 		})
+	}
+}
+
+// verifyUnits runs systemd's own `systemd-analyze verify` on the first
+// rendered unit of each spec, with the engine and plugin paths pointed at
+// /bin/true (systemd checks that each command is executable; only the
+// grammar of the lines is under test), and returns what systemd said
+// about each.
+func verifyUnits(t *testing.T, specs map[string]*Spec) map[string]string {
+	t.Helper()
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		skipOutsideCI(t, "systemd-analyze is not installed")
+	}
+	dir := t.TempDir()
+	out := map[string]string{}
+	for name, s := range specs {
+		units, err := Render(s, RenderOptions{})
+		if err != nil {
+			t.Fatalf("%s: render: %v", name, err)
+		}
+		text := schema.MapSchemaUnitOptionsToUnitFile(units[0].Options).String()
+		for _, p := range []string{DockerPath, RktPath, VolumePluginDir + "/blocker", "/bin/rm"} {
+			text = strings.ReplaceAll(text, p, "/bin/true")
+		}
+		file := filepath.Join(dir, name+".service")
+		if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := exec.Command(analyze, "verify", file).CombinedOutput()
+		out[name] = strings.ReplaceAll(string(b), file, name+".service")
+	}
+	return out
+}
+
+// Issue 20: every value lands in a line of the unit file and is held to
+// that line's grammar. systemd itself judges: what validation accepts
+// renders to units `systemd-analyze verify` takes without a word, and
+// what it refuses, rendered anyway, is what systemd refuses (two
+// ExecStart=, broken quoting) or would run as a second command.
+func TestValuesByTheGrammarOfTheirLine(t *testing.T) {
+	base := func(f func(s *Spec)) *Spec {
+		s := &Spec{Name: "web", Apps: []App{{Image: "docker://web:1"}}}
+		f(s)
+		return s
+	}
+	blocker := Volume{ID: "v1", Driver: "blocker", Path: "/data"}
+	refused := []struct {
+		name    string
+		spec    *Spec
+		want    string // the validation error
+		systemd string // what systemd says of the unit rendered anyway; "" when it loads it
+	}{
+		{"; in a volume's options", base(func(s *Spec) {
+			v := blocker
+			v.Options = "-o ro ; /nonexistent/evil"
+			s.Volumes = []Volume{v}
+			// systemd 252's verify checks only a chain's first command, so
+			// it takes this line; systemd would run /nonexistent/evil.
+		}), `volumes[0].options: "-o ro ; /nonexistent/evil" ";" alone is systemd's separator of commands`, ""},
+		{"; as an args word", base(func(s *Spec) { s.Args = []string{"--net=host", ";", "/nonexistent/evil"} }),
+			`args[1]: ";" ";" alone is systemd's separator of commands`, "more than one ExecStart"},
+		{"; in an app's args (docker)", base(func(s *Spec) {
+			s.Engine = EngineDocker
+			s.Apps[0].Args = []string{"serve ; /nonexistent/evil"}
+		}), `apps[0].args[0]: "serve ; /nonexistent/evil" ";" alone`, "more than one ExecStart"},
+		{"an unbalanced quote in args", base(func(s *Spec) { s.Args = []string{"--format '$$ip:80"} }),
+			`args[0]: "--format '$$ip:80" has a ' quote that is never closed`, "quot"},
+		{"an unbalanced quote in an image", base(func(s *Spec) { s.Apps[0].Image = `docker://web:1"` }),
+			`apps[0].image: "docker://web:1\"" is not an image reference`, "quot"},
+		{"a backslash in a cmd", base(func(s *Spec) {
+			s.Engine = EngineDocker
+			s.Apps[0].Cmd = `/bin/grep\x20-r`
+		}), `apps[0].cmd: "/bin/grep\\x20-r" holds a backslash`, ""},
+		{"a quote in a volume path", base(func(s *Spec) {
+			s.Volumes = []Volume{{ID: "v", Source: "/srv/a'b", Path: "/data"}}
+		}), `volumes[0].source: "/srv/a'b" must be an absolute host path without spaces, quotes`, "quot"},
+		{"a second = in machine", base(func(s *Spec) { s.Machine = []string{"role=x=y"} }),
+			`machine[0]: "role=x=y": the value "x=y" holds =, a quote or a backslash, and fleet silently drops`, ""},
+		{"quotes in machine", base(func(s *Spec) { s.Machine = []string{`role="a b"`} }),
+			`machine[0]: "role=\"a b\"" must be key=value`, ""},
+	}
+	accepted := map[string]*Spec{
+		"seed-quotes": base(func(s *Spec) {
+			s.Apps = append(s.Apps, App{Image: "monder.cc/rkt-sidekick:v0.0.3", Args: []string{"--cidr 10.5.0.0/16", "--format '$$ip:80'", "/services/countly/${KAYLEE_ID}"}})
+			s.Args = []string{"--dns=10.0.0.2", "--net=flannel,default"}
+		}),
+		"quoted-semicolon": base(func(s *Spec) { s.Args = []string{"';'", "a;b", `"x y"`} }),
+		"docker-args":      base(func(s *Spec) { s.Engine = EngineDocker; s.Apps[0].Args = []string{"--opt='a b'", "c;d"} }),
+		"volume-options": base(func(s *Spec) {
+			v := blocker
+			v.Options = "-o ro,noexec --size=1G"
+			s.Volumes = []Volume{v}
+		}),
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.spec.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate: %v\nwant an error with %s", err, tt.want)
+			}
+		})
+	}
+	for name, s := range accepted {
+		if err := s.Validate(); err != nil {
+			t.Errorf("%s: Validate: %v", name, err)
+		}
+	}
+	said := verifyUnits(t, accepted)
+	for name, out := range said {
+		if strings.TrimSpace(out) != "" {
+			t.Errorf("systemd-analyze verify on %s, which validation accepts:\n%s", name, out)
+		}
+	}
+	// What systemd does with what validation refuses: the reason to refuse.
+	hostile := map[string]*Spec{}
+	for i, tt := range refused {
+		if tt.systemd != "" {
+			hostile[fmt.Sprintf("refused-%d", i)] = tt.spec
+		}
+	}
+	said = verifyUnits(t, hostile)
+	for i, tt := range refused {
+		if tt.systemd == "" {
+			continue
+		}
+		if out := said[fmt.Sprintf("refused-%d", i)]; !strings.Contains(out, tt.systemd) {
+			t.Errorf("%s: systemd-analyze verify said %q, want it to mention %q", tt.name, out, tt.systemd)
+		}
 	}
 }

@@ -63,7 +63,7 @@ func validateSpec(s *Spec, file string, lineOf func(string) int) error {
 	}
 	for i, f := range s.EnvFiles {
 		if p := strings.TrimPrefix(f, "-"); !isAbsPath(p) {
-			c.fail(fmt.Sprintf("envFiles[%d]", i), "%q must be an absolute path without spaces (a leading - makes it optional)", f)
+			c.fail(fmt.Sprintf("envFiles[%d]", i), "%q must be an absolute path without spaces, quotes or backslashes (a leading - makes it optional)", f)
 		}
 	}
 	for i, v := range s.Volumes {
@@ -71,6 +71,11 @@ func validateSpec(s *Spec, file string, lineOf func(string) int) error {
 	}
 	if strings.ContainsFunc(s.Net, unicode.IsSpace) {
 		c.fail("net", "%q must not contain spaces (separate networks with commas)", s.Net)
+	} else {
+		c.checkExec("net", s.Net)
+	}
+	for i, a := range s.Args {
+		c.checkExec(fmt.Sprintf("args[%d]", i), a)
 	}
 	if s.Health != nil {
 		c.checkHealth(s.Health)
@@ -169,6 +174,8 @@ func (c *checker) checkScheduling(s *Spec) {
 			c.fail(field, "%q: fleet has no != in machine metadata; use key=value", m)
 		case !ok || !metaKeyRe.MatchString(k) || v == "" || strings.ContainsFunc(v, unicode.IsSpace):
 			c.fail(field, "%q must be key=value (fleet silently drops anything else)", m)
+		case !ValidMetadataValue(v):
+			c.fail(field, "%q: the value %q holds =, a quote or a backslash, and fleet silently drops such a constraint (the unit would run anywhere)", m, v)
 		}
 	}
 	for i, p := range s.Conflicts {
@@ -193,9 +200,16 @@ func (c *checker) checkApps(s *Spec) {
 			c.fail(field+".image", "required: the image to run")
 		case strings.ContainsFunc(a.Image, unicode.IsSpace):
 			c.fail(field+".image", "%q must not contain spaces", a.Image)
+		case !imageRe.MatchString(a.Image):
+			c.fail(field+".image", "%q is not an image reference: letters, digits and . _ / : @ + = , ~ - (no quotes, $, ; or backslash: it is a word of the Exec line)", a.Image)
 		}
 		if s.EngineName() == EngineRkt && strings.ContainsFunc(a.Cmd, unicode.IsSpace) {
 			c.fail(field+".cmd", "%q must be one path (rkt --exec): put its arguments in args", a.Cmd)
+		} else {
+			c.checkExec(field+".cmd", a.Cmd)
+		}
+		for j, w := range a.Args {
+			c.checkExec(fmt.Sprintf("%s.args[%d]", field, j), w)
 		}
 		c.checkPull(field+".pull", a.Pull)
 	}
@@ -299,31 +313,31 @@ func (c *checker) checkEnv(field string, e EnvVar, before []EnvVar) {
 
 func (c *checker) checkVolume(field string, v Volume) {
 	if !isAbsPath(v.Path) || strings.ContainsAny(v.Path, ",:") {
-		c.fail(field+".path", "%q must be an absolute path in the container, without spaces, commas or colons", v.Path)
+		c.fail(field+".path", "%q must be an absolute path in the container, without spaces, quotes, backslashes, commas or colons", v.Path)
 	}
 	if v.Driver == "" {
 		if !isAbsPath(v.Source) || strings.ContainsAny(v.Source, ",:") {
-			c.fail(field+".source", "%q must be an absolute host path without spaces, commas or colons (a volume without driver mounts a host path)", v.Source)
+			c.fail(field+".source", "%q must be an absolute host path without spaces, quotes, backslashes, commas or colons (a volume without driver mounts a host path)", v.Source)
 		}
 		if v.Options != "" {
 			c.fail(field+".options", "options are for volume drivers; this volume has no driver")
 		}
 		return
 	}
+	c.checkExec(field+".options", v.Options)
 	if !driverRe.MatchString(v.Driver) || v.Driver == mountServicePrefix {
 		c.fail(field+".driver", "%q is not a driver name (lowercase letters, digits, - and _; systemd-mountservice-<service> for a systemd template)", v.Driver)
 	}
 	if !volumeIDRe.MatchString(v.ID) {
 		c.fail(field+".id", "%q: a volume with a driver needs an id (letters, digits, ., _ and -)", v.ID)
 	}
-	if v.Source != "" && (strings.HasPrefix(v.Source, "/") || strings.ContainsFunc(v.Source, unicode.IsSpace) ||
-		strings.ContainsAny(v.Source, ",:") || containsDotDot(v.Source)) {
-		c.fail(field+".source", "%q must be a relative path inside the volume, without .., spaces, commas or colons", v.Source)
+	if v.Source != "" && (strings.HasPrefix(v.Source, "/") || pathProblem(v.Source) != "" || strings.ContainsAny(v.Source, ",:")) {
+		c.fail(field+".source", "%q must be a relative path inside the volume, without .., spaces, quotes, backslashes, commas or colons", v.Source)
 	}
 }
 
 func isAbsPath(p string) bool {
-	return strings.HasPrefix(p, "/") && !strings.ContainsFunc(p, unicode.IsSpace) && !containsDotDot(p)
+	return strings.HasPrefix(p, "/") && pathProblem(p) == ""
 }
 
 func containsDotDot(p string) bool {
