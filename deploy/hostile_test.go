@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -260,5 +261,34 @@ func TestValuesByTheGrammarOfTheirLine(t *testing.T) {
 		if out := said[fmt.Sprintf("refused-%d", i)]; !strings.Contains(out, tt.systemd) {
 			t.Errorf("%s: systemd-analyze verify said %q, want it to mention %q", tt.name, out, tt.systemd)
 		}
+	}
+}
+
+func TestCleanMachine(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		in      Machine
+		want    string // the metadata kept, sorted
+		dropped string
+		ok      bool
+	}{
+		{"plain", Machine{ID: "abc123", Metadata: map[string]string{"az": "a", "role": "edge"}}, "az=a role=edge", "", true},
+		{"newline in a value", Machine{ID: "abc", Metadata: map[string]string{"az": "c\nExecStartPre=/evil", "ssd": "true"}}, "ssd=true", `metadata "az"="c\nExecStartPre=/evil"`, true},
+		{"= in a value", Machine{ID: "abc", Metadata: map[string]string{"role": "x=y"}}, "", `metadata "role"="x=y"`, true},
+		{"quote in a value", Machine{ID: "abc", Metadata: map[string]string{"role": `"a"`}}, "", `metadata "role"="\"a\""`, true},
+		{"space in a key", Machine{ID: "abc", Metadata: map[string]string{"a z": "a"}}, "", `metadata "a z"="a"`, true},
+		{"newline in the ID", Machine{ID: "abc\nMachineID=def"}, "", `machine ID "abc\nMachineID=def" is not letters and digits`, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, dropped, ok := CleanMachine(tt.in)
+			var kept []string
+			for k, v := range got.Metadata {
+				kept = append(kept, k+"="+v)
+			}
+			slices.Sort(kept)
+			if strings.Join(kept, " ") != tt.want || strings.Join(dropped, "; ") != tt.dropped || ok != tt.ok {
+				t.Fatalf("CleanMachine: kept %q dropped %q ok %v, want %q %q %v", kept, dropped, ok, tt.want, tt.dropped, tt.ok)
+			}
+		})
 	}
 }

@@ -84,3 +84,26 @@ func checkLines(s *Spec, u *schema.Unit) error {
 	}
 	return nil
 }
+
+// CleanMachine holds a machine that fleet reports to the rules a unit
+// file holds its own values to, since Kaylee renders a machine's ID
+// (MachineID=, a rolling global unit) and its metadata values
+// (MachineMetadata=, a spread unit) into unit files: metadata whose key or
+// value could not stand in a MachineMetadata=key=value line (a newline,
+// a space, =, a quote) is left out, and ok is false when the ID itself is
+// not one (the machine is left out). dropped says what was left out.
+func CleanMachine(m Machine) (clean Machine, dropped []string, ok bool) {
+	if !machineIDRe.MatchString(m.ID) || len(m.ID) > 64 {
+		return Machine{}, []string{fmt.Sprintf("machine ID %q is not letters and digits", m.ID)}, false
+	}
+	clean = Machine{ID: m.ID, Metadata: make(map[string]string, len(m.Metadata))}
+	for k, v := range m.Metadata {
+		if !ValidMetadataKey(k) || !ValidMetadataValue(v) {
+			dropped = append(dropped, fmt.Sprintf("metadata %q=%q", k, v))
+			continue
+		}
+		clean.Metadata[k] = v
+	}
+	sort.Strings(dropped)
+	return clean, dropped, true
+}

@@ -166,6 +166,8 @@ type term struct {
 	states   string                           // fingerprint of fleet unit states at the last pass
 	reg      *registry
 	events   eventBatch // of the pass under way
+	// machinesDropped is what was last left out of fleet's machines.
+	machinesDropped string
 }
 
 func (r *Reconciler) newTerm(ctx context.Context, fence store.Fence) (*term, error) {
@@ -434,6 +436,19 @@ func (t *term) pass(ctx context.Context) (passResult, error) {
 	return res, t.recordHistory(ctx, now, inputs, statuses)
 }
 
+// warnMachines logs what was left out of fleet's machines, once for each
+// change of it.
+func (t *term) warnMachines(dropped []string) {
+	key := strings.Join(dropped, "\n")
+	if key == t.machinesDropped {
+		return
+	}
+	t.machinesDropped = key
+	for _, d := range dropped {
+		t.log.Warn("fleet reports machine data no unit file can hold; left out of placement", "what", d)
+	}
+}
+
 type namedStatus struct {
 	name   string
 	status *store.Status // nil: delete
@@ -444,10 +459,20 @@ func (t *term) plan(now time.Time, units []*store.Unit, restarts map[string]int6
 	fleetUnits []*schema.Unit, states []*schema.UnitState, machines []machine.MachineState) ([]op, []namedStatus, map[string]*unitInput, time.Time) {
 	p := &planner{opts: t.opts, mem: t.mem, now: now, machines: make(map[string]string, len(machines))}
 	fleetMachines := make([]deploy.Machine, 0, len(machines))
+	var dropped []string
 	for _, m := range machines {
 		p.machines[m.ID] = m.PublicIP
-		fleetMachines = append(fleetMachines, deploy.Machine{ID: m.ID, Metadata: m.Metadata})
+		// What fleet reports is held to the rules of what git gives:
+		// its IDs and metadata are rendered into unit files.
+		clean, d, ok := deploy.CleanMachine(deploy.Machine{ID: m.ID, Metadata: m.Metadata})
+		for _, x := range d {
+			dropped = append(dropped, fmt.Sprintf("machine %.12q: %s", m.ID, x))
+		}
+		if ok {
+			fleetMachines = append(fleetMachines, clean)
+		}
 	}
+	t.warnMachines(dropped)
 	actual := t.observe(fleetUnits, states, p.machines)
 	inputs := make(map[string]*unitInput, len(units)+len(actual))
 	for _, u := range units {

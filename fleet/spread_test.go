@@ -118,3 +118,41 @@ func TestSpreadWithPerHostUpdateAndRestart(t *testing.T) {
 	h.waitUnits("api", v3, 6, 30*time.Second)
 	placed(v3)
 }
+
+// Issue 20: fleet's machine metadata is rendered into spread units, so it
+// is held to the rules of a unit file's own values. A machine whose zone
+// holds a newline (a directive after it) or a second = is left out of
+// the zones: no unit gets a line from it, and the replicas spread over
+// the zones that can be written.
+func TestSpreadLeavesOutHostileMetadata(t *testing.T) {
+	machines := fleetsim.Machines(4, map[string]string{"az": "a"}, map[string]string{"az": "b"},
+		map[string]string{"az": "c\nExecStartPre=/nonexistent/evil"}, map[string]string{"az": "x=y"})
+	h := newHarness(t, machines)
+	opts := testOptions
+	opts.MinReady = 200 * time.Millisecond
+	h.serve(h.api, opts)
+	spec := &deploy.Spec{Name: "api", Replicas: 4, Apps: []deploy.App{{Image: "docker://api"}}, Spread: &deploy.Spread{Key: "az"},
+		Ports: []deploy.Port{{Name: "http", Port: 80}}}
+	hash := h.put(spec)
+	h.waitStatus("api", store.PhaseRunning, hash, 60*time.Second)
+	units, err := h.api.Units()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zones []string
+	for _, u := range units {
+		for _, o := range u.Options {
+			if strings.ContainsAny(o.Value, "\n\r") {
+				t.Errorf("%s: %s=%q holds a line break", u.Name, o.Name, o.Value)
+			}
+			if o.Name == "MachineMetadata" {
+				zones = append(zones, o.Value)
+			}
+		}
+	}
+	sort.Strings(zones)
+	if got := strings.Join(zones, " "); got != "az=a az=a az=b az=b" {
+		t.Fatalf("spread units' MachineMetadata: %s, want az=a az=a az=b az=b", got)
+	}
+	eventually(t, 20*time.Second, func() (bool, string) { z := h.zonesOf("api"); return z == "a=2 b=2", z })
+}
