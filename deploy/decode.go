@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -160,6 +161,10 @@ type walker struct {
 
 const maxDepth = 32
 
+// fieldNameRe is what an unknown field's name must look like to be
+// repeated in its error ("did you mean"): a word of at most 64 bytes.
+var fieldNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,63}$`)
+
 var (
 	specType   = reflect.TypeOf(Spec{})
 	appType    = reflect.TypeOf(App{})
@@ -202,7 +207,13 @@ func (w *walker) check(n *yaml.Node, t reflect.Type, path string, depth int) {
 		w.check(n, t.Elem(), path, depth+1)
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			w.fail(n.Line, path, "expected a mapping of fields, got %s", describe(n))
+			got := describe(n)
+			if path == "" && n.Kind == yaml.ScalarNode {
+				// A whole document that is one line of text: a file that
+				// is not a unit file. Its content is not repeated.
+				got = fmt.Sprintf("a line of text (%d bytes)", len(n.Value))
+			}
+			w.fail(n.Line, path, "expected a mapping of fields, got %s", got)
 			return
 		}
 		fields := yamlFields(t)
@@ -216,6 +227,13 @@ func (w *walker) check(n *yaml.Node, t reflect.Type, path string, depth int) {
 				continue
 			}
 			f, ok := fields[key]
+			if !ok && !fieldNameRe.MatchString(key) {
+				// Not even a name: a file that is not a unit file (a
+				// symlink named on the command line, say). Its content
+				// is not repeated.
+				w.fail(k.Line, "", "a key that is not a field name (%d bytes): is this a unit file? (known fields: %s)", len(key), strings.Join(sortedKeys(fields), ", "))
+				continue
+			}
 			if !ok {
 				msg := fmt.Sprintf("unknown field %q", key)
 				if _, app := yamlFields(appType)[key]; app && t == specType {

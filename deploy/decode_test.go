@@ -50,6 +50,16 @@ func TestDecodeErrors(t *testing.T) {
 			want: []string{`u.yaml:2: unknown field "replcas" (did you mean "replicas"?)`},
 		},
 		{
+			name: "a file that is not a unit file is not repeated",
+			in:   "root:$6$S3CR3T:19000:0:99999:7:::\n",
+			want: []string{`u.yaml:1: a key that is not a field name (32 bytes): is this a unit file?`},
+		},
+		{
+			name: "nor a line of text",
+			in:   "root:$6$S3CR3T:19000:0:99999:7\n",
+			want: []string{`u.yaml:1: expected a mapping of fields, got a line of text (30 bytes)`},
+		},
+		{
 			name: "typo in nested app",
 			in:   "name: api\napps:\n- image: x\n  agrs: [a]\n",
 			want: []string{`u.yaml:4: unknown field "agrs" (did you mean "args"?)`},
