@@ -449,6 +449,7 @@ func (t *term) plan(now time.Time, units []*store.Unit, restarts map[string]int6
 		fleetMachines = append(fleetMachines, deploy.Machine{ID: m.ID, Metadata: m.Metadata})
 	}
 	actual := t.observe(fleetUnits, states, p.machines)
+	p.conflicts = newConflictView(t.opts.UnitPrefix, fleetUnits, states, p.machines)
 	inputs := make(map[string]*unitInput, len(units)+len(actual))
 	for _, u := range units {
 		in := &unitInput{name: u.Name, prev: t.statuses[u.Name], specErr: u.Err, raw: u.Raw, restart: restarts[u.Name]}
