@@ -19,8 +19,8 @@ import (
 // operator's: their conflicts are not checked, in either direction.
 
 // conflictScope is what the conflicts phase reads: the names this source
-// defines, every stored unit and who owns it, and the other sources'
-// allowances.
+// defines, the stored units (but this source's that this pass prunes)
+// and who owns them, and the other sources' allowances.
 type conflictScope struct {
 	source string
 	allow  []string        // this source's conflictsWith
@@ -31,30 +31,26 @@ type conflictScope struct {
 }
 
 func newConflictScope(p *parsed, owned, held inventory, owners map[string]string, cur *state, o Options) *conflictScope {
-	sc := &conflictScope{source: o.Source, allow: o.ConflictsWith, mine: map[string]bool{}, units: cur.units, owners: owners, others: cur.records}
-	for _, names := range []map[string]string{p.held, heldOwned(held, owned)} {
-		for name := range names {
-			if owners[name] == "" {
-				sc.mine[name] = true
-			}
-		}
-	}
+	sc := &conflictScope{source: o.Source, allow: o.ConflictsWith, mine: map[string]bool{}, units: map[string]*store.Unit{},
+		owners: owners, others: cur.records}
 	for name := range p.defs {
-		if owners[name] == "" {
+		sc.mine[name] = owners[name] == ""
+	}
+	for name := range p.held {
+		sc.mine[name] = owners[name] == ""
+	}
+	for name := range held {
+		if _, ok := owned[name]; ok {
 			sc.mine[name] = true
 		}
 	}
-	return sc
-}
-
-func heldOwned(held, owned inventory) map[string]string {
-	out := map[string]string{}
-	for name := range held {
-		if _, ok := owned[name]; ok {
-			out[name] = held[name]
+	for name, u := range cur.units {
+		if _, ours := owned[name]; ours && !sc.mine[name] {
+			continue // pruned by this pass
 		}
+		sc.units[name] = u
 	}
-	return out
+	return sc
 }
 
 // refuseConflicts is the conflicts phase of a plan: each desired unit

@@ -106,6 +106,10 @@ func TestConflictsOnlyOwnUnits(t *testing.T) {
 			`units/evil.yaml:6: conflicts[0]: "ops" is a unit stored with kaylee run (no source), not of source "team-a"`, ""},
 		{"a name no unit has", nil, map[string]string{"evil.yaml": evil("cache")}, Options{},
 			`units/evil.yaml:6: conflicts[0]: no unit of source "team-a" is named "cache": a unit may only conflict with units of its own source`, ""},
+		{"a unit of its own this pass prunes", func(w *teams) {
+			w.sync("team-a", map[string]string{"cache.yaml": "name: cache\napps:\n- image: docker://c\n", "evil.yaml": evilNone}, Options{})
+		}, map[string]string{"evil.yaml": evil("cache")}, Options{MaxPrune: 1},
+			`units/evil.yaml:6: conflicts[0]: no unit of source "team-a" is named "cache"`, `"image":"docker://evil:1"`},
 		{"a family with no unit", nil, map[string]string{"evil.yaml": evil("cache-*")}, Options{},
 			`units/evil.yaml:6: conflicts[0]: "cache-*" matches no unit of source "team-a"`, ""},
 		{"second entry", nil, map[string]string{"evil.yaml": evil("mine", "db"), "mine.yaml": "name: mine\napps:\n- image: docker://m\n"}, Options{},
