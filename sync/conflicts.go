@@ -65,8 +65,9 @@ func refuseConflicts(desired map[string]*deploy.Document, held inventory, sc *co
 	sort.Strings(names)
 	for _, name := range names {
 		d := desired[name]
-		errs := sc.foreign(d)
-		if _, stored := sc.units[name]; !stored {
+		_, stored := sc.units[name]
+		errs := sc.foreign(d, stored)
+		if !stored {
 			errs = append(errs, sc.conflictedBy(d)...)
 		}
 		if len(errs) == 0 {
@@ -80,8 +81,12 @@ func refuseConflicts(desired map[string]*deploy.Document, held inventory, sc *co
 
 // foreign checks a unit's own conflicts: each entry names only units of
 // this source, or ones its conflictsWith allows.
-func (sc *conflictScope) foreign(d *deploy.Document) []store.SyncError {
+func (sc *conflictScope) foreign(d *deploy.Document, stored bool) []store.SyncError {
 	var errs []store.SyncError
+	kept := "the unit is not created"
+	if stored {
+		kept = "the unit is left as it was"
+	}
 	for i, entry := range d.Spec.Conflicts {
 		field := fmt.Sprintf("conflicts[%d]", i)
 		if sc.allowed(entry) {
@@ -109,7 +114,7 @@ func (sc *conflictScope) foreign(d *deploy.Document) []store.SyncError {
 			continue
 		}
 		errs = append(errs, store.SyncError{File: d.File, Line: d.LineOf(field), Message: field + ": " + msg +
-			": a unit may only conflict with units of its own source, unless the source's conflictsWith (config file) allows it; the unit is left as it was"})
+			": a unit may only conflict with units of its own source, unless the source's conflictsWith (config file) allows it; " + kept})
 	}
 	return errs
 }

@@ -92,11 +92,11 @@ func TestConflictsOnlyOwnUnits(t *testing.T) {
 		evil  string // evil in etcd afterwards ("" none); a fragment
 	}{
 		{"another team's unit", nil, map[string]string{"evil.yaml": evil("web")}, Options{},
-			`units/evil.yaml:6: conflicts[0]: "web" is a unit of source "team-b", not of source "team-a": a unit may only conflict with units of its own source, unless the source's conflictsWith (config file) allows it; the unit is left as it was`, ""},
+			`units/evil.yaml:6: conflicts[0]: "web" is a unit of source "team-b", not of source "team-a": a unit may only conflict with units of its own source, unless the source's conflictsWith (config file) allows it; the unit is not created`, ""},
 		{"another team's unit, existing unit held", func(w *teams) {
 			w.sync("team-a", map[string]string{"evil.yaml": evilNone}, Options{})
 		}, map[string]string{"evil.yaml": evil("db")}, Options{},
-			`units/evil.yaml:6: conflicts[0]: "db" is a unit of source "team-b", not of source "team-a"`, `"image":"docker://evil:1"`},
+			`units/evil.yaml:6: conflicts[0]: "db" is a unit of source "team-b", not of source "team-a": a unit may only conflict with units of its own source, unless the source's conflictsWith (config file) allows it; the unit is left as it was`, `"image":"docker://evil:1"`},
 		{"a family reaching another team's unit", nil,
 			map[string]string{"evil.yaml": evil("web-*"), "web.yaml": "name: web-a\napps:\n- image: docker://a\n"}, Options{},
 			`units/evil.yaml:6: conflicts[0]: "web-*" matches "web-b", a unit of source "team-b", not of source "team-a"`, ""},
