@@ -32,11 +32,12 @@ type placedUnit struct {
 // conflictView is every fleet unit, whoever made it, by name.
 type conflictView struct {
 	units []*placedUnit
-	live  []string // machine IDs, sorted
+	live  []string                 // machine IDs, sorted
+	on    map[string][]*placedUnit // machine → units scheduled or loaded there
 }
 
 func newConflictView(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitState, machines map[string]string) *conflictView {
-	v := &conflictView{}
+	v := &conflictView{on: map[string][]*placedUnit{}}
 	byName := map[string]*placedUnit{}
 	for _, u := range fleetUnits {
 		pu := &placedUnit{name: u.Name, scheduled: u.MachineID, loaded: map[string]bool{}}
@@ -51,16 +52,24 @@ func newConflictView(prefix string, fleetUnits []*schema.Unit, states []*schema.
 		byName[u.Name] = pu
 		v.units = append(v.units, pu)
 	}
+	sort.Slice(v.units, func(i, j int) bool { return v.units[i].name < v.units[j].name })
 	for _, s := range states {
 		if _, live := machines[s.MachineID]; live && byName[s.Name] != nil {
 			byName[s.Name].loaded[s.MachineID] = true
+		}
+	}
+	for _, pu := range v.units {
+		for m := range pu.loaded {
+			v.on[m] = append(v.on[m], pu)
+		}
+		if pu.scheduled != "" && !pu.loaded[pu.scheduled] {
+			v.on[pu.scheduled] = append(v.on[pu.scheduled], pu)
 		}
 	}
 	for id := range machines {
 		v.live = append(v.live, id)
 	}
 	sort.Strings(v.live)
-	sort.Slice(v.units, func(i, j int) bool { return v.units[i].name < v.units[j].name })
 	return v
 }
 
@@ -87,7 +96,7 @@ func (v *conflictView) blockers(name, m string, scheduled bool) []string {
 		return nil
 	}
 	var out []string
-	for _, o := range v.units {
+	for _, o := range v.on[m] {
 		on := o.loaded[m] || scheduled && o.scheduled == m
 		if o.name == name || (o.owner != "" && o.owner == self.owner) || !on || !conflict(self, o) {
 			continue
