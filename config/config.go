@@ -18,6 +18,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/internal/redact"
 	"github.com/kaylee-gitops/kaylee/internal/suggest"
 )
@@ -62,6 +63,11 @@ type Source struct {
 	// last applied (the ref moved back, its history rewritten) instead of
 	// refusing it.
 	AllowRewind bool
+	// ConflictsWith: units of other sources (or made with kaylee run)
+	// this source's units may name in conflicts, as names or families
+	// (db, db-*). Empty: a unit may conflict only with units of its own
+	// source.
+	ConflictsWith []string
 
 	Verify *Verify
 
@@ -267,7 +273,7 @@ func (d *decoder) list(n *yaml.Node, path string) bool {
 }
 
 var sourceFields = []string{"name", "repo", "ref", "path", "interval", "timeout", "sshKeyFile", "knownHosts", "insecureSkipHostKeyCheck",
-	"username", "passwordFile", "allowEmpty", "maxPrune", "allowRewind", "suspend", "verify"}
+	"username", "passwordFile", "allowEmpty", "maxPrune", "allowRewind", "conflictsWith", "suspend", "verify"}
 
 func (d *decoder) source(n *yaml.Node, path string) (Source, bool) {
 	before := len(d.errs)
@@ -293,6 +299,19 @@ func (d *decoder) source(n *yaml.Node, path string) (Source, bool) {
 	s.AllowEmpty = d.bool(v, path, "allowEmpty")
 	s.Suspend = d.bool(v, path, "suspend")
 	s.AllowRewind = d.bool(v, path, "allowRewind")
+	if n := v["conflictsWith"]; n != nil && d.list(n, path+".conflictsWith") {
+		for i, x := range n.Content {
+			field := fmt.Sprintf("%s.conflictsWith[%d]", path, i)
+			switch {
+			case x.Kind != yaml.ScalarNode || x.Tag == "!!null":
+				d.fail(x, field, "want a unit name or a family (db-*), not %s", kind(x))
+			case deploy.ValidConflict(x.Value) != nil:
+				d.fail(x, field, "%v", deploy.ValidConflict(x.Value))
+			default:
+				s.ConflictsWith = append(s.ConflictsWith, x.Value)
+			}
+		}
+	}
 	if n := v["maxPrune"]; n != nil {
 		p, err := ParsePercent(n.Value)
 		if n.Kind != yaml.ScalarNode || err != nil {

@@ -23,6 +23,7 @@ const twoSources = `sources:
   passwordFile: /etc/kaylee/team-b.token
   allowEmpty: true
   allowRewind: true
+  conflictsWith: [db, cache-*]
   suspend: true
   verify: {mode: tagandhead, keyring: team-b.asc}
 notifications:
@@ -54,6 +55,8 @@ func TestLoadTwoSources(t *testing.T) {
 		{"b.allowRewind", b.AllowRewind, true},
 		{"a.allowRewind default: refused", a.AllowRewind, false},
 		{"where allowRewind", b.Where("allowRewind"), "/etc/kaylee/kaylee.yaml:16: sources[1].allowRewind"},
+		{"b.conflictsWith", strings.Join(b.ConflictsWith, ","), "db,cache-*"},
+		{"a.conflictsWith default: own units only", len(a.ConflictsWith), 0},
 		{"b.suspend", b.Suspend, true},
 		{"b.verify.mode", b.Verify.Mode, "TagAndHEAD"},
 		{"b.interval default", b.Interval, time.Duration(0)},
@@ -109,6 +112,11 @@ func TestLoadErrors(t *testing.T) {
 		{"bad maxPrune", "sources:\n- {name: a, repo: r, maxPrune: 150%}\n", []string{`k.yaml:2: sources[0].maxPrune: "150%": use a percentage between 1% and 100%, such as 25%`}},
 		{"bad bool", "sources:\n- {name: a, repo: r, allowEmpty: sure}\n", []string{`k.yaml:2: sources[0].allowEmpty: want true or false, not "sure"`}},
 		{"bad allowRewind", "sources:\n- name: a\n  repo: r\n  allowRewind: yes please\n", []string{`k.yaml:4: sources[0].allowRewind: want true or false, not "yes please"`}},
+		{"conflictsWith everything", "sources:\n- name: a\n  repo: r\n  conflictsWith:\n  - db\n  - '*'\n", []string{`k.yaml:6: sources[0].conflictsWith[1]: "*" would conflict with every unit on the cluster, other teams' too; name the units (conflicts: [db, cache])`}},
+		{"conflictsWith a broad glob", "sources:\n- name: a\n  repo: r\n  conflictsWith: [k*]\n", []string{`k.yaml:4: sources[0].conflictsWith[0]: "k*" is too broad: it matches every unit whose name starts with "k", other teams' too; name the units (conflicts: [db, cache]), or a family of them as db-* (a name prefix ending in -, then *)`}},
+		{"conflictsWith not a list", "sources:\n- name: a\n  repo: r\n  conflictsWith: db\n", []string{`k.yaml:4: sources[0].conflictsWith: want a list, not "db"`}},
+		{"conflictsWith not a name", "sources:\n- name: a\n  repo: r\n  conflictsWith: [[db]]\n", []string{`k.yaml:4: sources[0].conflictsWith[0]: want a unit name or a family (db-*), not a list`}},
+		{"conflictsWith misspelt", "sources:\n- name: a\n  repo: r\n  conflictWith: [db]\n", []string{`k.yaml:4: sources[0].conflictWith: unknown field; did you mean conflictsWith?`}},
 		{"allowRewind misspelt", "sources:\n- name: a\n  repo: r\n  allowRewinds: true\n", []string{`k.yaml:4: sources[0].allowRewinds: unknown field; did you mean allowRewind?`}},
 		{"field twice", "sources:\n- name: a\n  repo: r\n  repo: s\n", []string{`k.yaml:4: sources[0].repo: given twice (first at line 3)`}},
 		{"verify without keys", "sources:\n- {name: a, repo: r, verify: {mode: HEAD}}\n", []string{`k.yaml:2: sources[0].verify: give keyring (armored OpenPGP public keys) or allowedSigners (an ssh-keygen allowed signers file), or both`}},

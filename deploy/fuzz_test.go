@@ -36,11 +36,20 @@ func FuzzLoadRender(f *testing.F) {
 	f.Add([]byte("name: a\nreplicas: 4\napps: [{image: x}]\nupdate: {maxSurge: 50%, minReady: 0s, progressDeadline: 2m}\n"))
 	f.Add([]byte(`{"name":"a","global":true,"apps":[{"image":"x"}],"update":{"strategy":"rolling","maxUnavailable":2}}`))
 	f.Add([]byte("name: a\nreplicas: 2\napps: [{image: x}]\nupdate: {maxSurge: 007, maxUnavailable: '1%'}\n"))
+	f.Add([]byte("name: a\nglobal: true\napps: [{image: x}]\nconflicts: ['*', '?*', '*-db', k*, web-*, mongo-n*, db]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		docs, _ := Load("fuzz.yaml", data)
 		for _, d := range docs {
 			if d.Err != nil {
 				continue
+			}
+			// A valid conflicts entry is a name or a family (db-*): a
+			// literal name prefix with a dash, at most one trailing *.
+			for _, c := range d.Spec.Conflicts {
+				lit, glob := strings.CutSuffix(c, "*")
+				if strings.ContainsAny(lit, "*?[") || (glob && !strings.Contains(lit, "-")) || strings.HasPrefix(lit, "-") || lit == "" {
+					t.Fatalf("conflicts entry %q reaches beyond a named unit or family", c)
+				}
 			}
 			units, err := Render(&d.Spec, RenderOptions{})
 			if err != nil {

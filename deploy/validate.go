@@ -179,8 +179,8 @@ func (c *checker) checkScheduling(s *Spec) {
 		}
 	}
 	for i, p := range s.Conflicts {
-		if !conflictRe.MatchString(p) {
-			c.fail(fmt.Sprintf("conflicts[%d]", i), "%q must be a unit name or a glob of one (lowercase letters, digits, -, * and ?)", p)
+		if msg := checkConflict(p); msg != "" {
+			c.fail(fmt.Sprintf("conflicts[%d]", i), "%s", msg)
 		}
 	}
 }

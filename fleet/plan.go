@@ -48,6 +48,9 @@ type planner struct {
 	mem      *memory
 	now      time.Time
 	machines map[string]string // machine ID → public IP
+	// conflicts: every fleet unit with its Conflicts and machines, to
+	// name the unit in the way of a replica fleet does not run.
+	conflicts *conflictView
 	// next is the earliest time a decision of this pass changes with no
 	// change in fleet (a replica becomes ready, a failed one may be
 	// replaced): the reconciler looks again then.
@@ -521,6 +524,9 @@ func (r *rollout) summarize() {
 			st.Message += fmt.Sprintf("; %d old still to replace", len(r.stale))
 		}
 	}
+	if st.Phase != store.PhaseRunning {
+		r.notes = append(r.notes, r.conflictNotes()...)
+	}
 	if len(r.notes) > 0 {
 		st.Message += "; " + strings.Join(r.notes, "; ")
 	}
@@ -552,14 +558,18 @@ func (r *rollout) rolloutFailure() string {
 	}
 	for _, a := range r.current {
 		if t, ok := r.mem.unscheduled[a.name()]; ok && !a.scheduled(r.global) && r.now.Sub(t) >= r.opts.Unschedulable {
-			return fmt.Sprintf("rollout of %s failed: %s is unschedulable: no machine has been found for it in %s (check machine, machineId, maxReplicasPerHost and conflicts against the machines in fleet)",
-				hash, a.name(), r.opts.Unschedulable)
+			why := "check machine, machineId, maxReplicasPerHost and conflicts against the machines in fleet"
+			if w := r.inTheWay(a, r.global); w != "" {
+				why = w
+			}
+			return fmt.Sprintf("rollout of %s failed: %s is unschedulable: no machine has been found for it in %s (%s)",
+				hash, a.name(), r.opts.Unschedulable, why)
 		}
 	}
 	if since, ok := r.lastProgress(); ok && r.now.Sub(since) >= r.pol.deadline {
 		running := r.current.count((*actualUnit).running)
 		detail := ""
-		if what := r.whatNewDo(r.current, r.n); what != "" {
+		if what := r.whatNewDo(r.current, r.n, r.global); what != "" {
 			detail = "; " + what
 		}
 		return fmt.Sprintf("rollout of %s failed: no new replica became ready for %s, the progress deadline (update.progressDeadline, or the scheduler's rollout timeout) (%d of %d new replicas running%s)",

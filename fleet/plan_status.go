@@ -18,8 +18,8 @@ func plural(n int, what string) string {
 
 // whatNewDo says what the new replicas that do not run are doing, so
 // that a timed-out rollout shows a replica stuck in start-pre (an image
-// pull, say) or restarting.
-func (p *planner) whatNewDo(current unitSet, desired int) string {
+// pull, say), restarting, or kept off its machines by a conflict.
+func (p *planner) whatNewDo(current unitSet, desired int, global bool) string {
 	const most = 3
 	var out []string
 	more := 0
@@ -32,6 +32,10 @@ func (p *planner) whatNewDo(current unitSet, desired int) string {
 	}
 	for _, a := range current {
 		if a.running() {
+			continue
+		}
+		if w := p.inTheWay(a, global); w != "" {
+			add(w)
 			continue
 		}
 		if len(a.states) == 0 {

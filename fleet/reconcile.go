@@ -474,6 +474,7 @@ func (t *term) plan(now time.Time, units []*store.Unit, restarts map[string]int6
 	}
 	t.warnMachines(dropped)
 	actual := t.observe(fleetUnits, states, p.machines)
+	p.conflicts = newConflictView(t.opts.UnitPrefix, fleetUnits, states, p.machines)
 	inputs := make(map[string]*unitInput, len(units)+len(actual))
 	for _, u := range units {
 		in := &unitInput{name: u.Name, prev: t.statuses[u.Name], specErr: u.Err, raw: u.Raw, restart: restarts[u.Name]}

@@ -30,6 +30,9 @@ type SyncRecord struct {
 	// RolledBack: units left rolled back (kaylee rollback) although git
 	// has another version, with the history revision they run.
 	RolledBack map[string]int64 `json:"rolledBack,omitempty"`
+	// ConflictsWith: units of other sources this source's units may name
+	// in conflicts (its config's conflictsWith: names or families).
+	ConflictsWith []string `json:"conflictsWith,omitempty"`
 }
 
 // SyncError is a file that failed in a sync pass.

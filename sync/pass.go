@@ -45,9 +45,14 @@ type Options struct {
 	// record ("allowRewind: true at kaylee.yaml:7"); empty: refused
 	// (RewindError).
 	AllowRewind string
-	DryRun      bool // plan only, write nothing
-	Fence       store.Fence
-	Now         func() time.Time
+	// ConflictsWith: units of other sources (or made with kaylee run) that
+	// this source's units may name in conflicts, as names or families
+	// (db, db-*); a source's units may always name its own. Recorded, so
+	// that other sources know what it was allowed.
+	ConflictsWith []string
+	DryRun        bool // plan only, write nothing
+	Fence         store.Fence
+	Now           func() time.Time
 }
 
 // DefaultMaxPrune is the share of a source's units one pass may prune
@@ -234,7 +239,9 @@ func plan(snap *gitsource.Snapshot, p *parsed, cur *state, o Options) (*Changese
 		owned = own.Inventory
 	}
 	held := holdFailing(p, owned)
-	desired := claim(p, held, ownedElsewhere(cur.records, o.Source), res)
+	owners := ownedElsewhere(cur.records, o.Source)
+	desired := claim(p, held, owners, res)
+	refuseConflicts(desired, held, newConflictScope(p, owned, held, owners, cur, o), res)
 	next := cs.diff(desired, cur, res)
 	keepHeld(held, owned, next, res)
 	cs.pruneRemoved(owned, next, cur.units, res)
@@ -393,7 +400,8 @@ func (cs *Changeset) record(snap *gitsource.Snapshot, owned, next inventory, cur
 	res := cs.Result
 	rec := &store.SyncRecord{Source: o.Source, URL: o.URL, Path: o.Path, Ref: snap.Ref, Revision: snap.Revision, Time: o.Now(),
 		Created: res.Count(Create), Updated: res.Count(Update), Pruned: res.Count(Prune),
-		Unchanged: res.Count(Unchanged) + res.Count(Held) + res.Count(Kept), Errors: res.Errors, Inventory: next}
+		Unchanged: res.Count(Unchanged) + res.Count(Held) + res.Count(Kept), Errors: res.Errors, Inventory: next,
+		ConflictsWith: o.ConflictsWith}
 	for _, c := range res.Changes {
 		if c.Action == Kept {
 			if rec.RolledBack == nil {

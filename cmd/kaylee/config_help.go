@@ -28,6 +28,8 @@ start. Relative file names are taken from the file's directory.
     maxPrune: 50%                     # share one pass may prune
     allowRewind: false                # apply a revision not descending from the one
                                       # applied (branch moved back, history rewritten)
+    conflictsWith: [db, cache-*]      # units of other sources (or kaylee run) this
+                                      # source's units may name in conflicts
     suspend: false                    # true: follow nothing, say so in kaylee sources
     verify:                           # only signed revisions apply
       mode: HEAD                      # HEAD (the commit), Tag (an annotated tag), TagAndHEAD
@@ -45,6 +47,17 @@ and processes with different roles share one etcd. With --config, the
 one-source flags (--repo, --path, --source, …) are refused; --cache-dir,
 --interval and --force still apply, and --allow-rewind for one run of
 kaylee sync --once (a process that keeps running takes allowRewind from the
-file only).`,
+file only).
+
+A unit's conflicts keep fleet from running it on a machine with the units
+they name, whoever made those (fleet's agent unloads the later, in name
+order, of two conflicting units). So a unit of a source may name in
+conflicts only units of that source (names, or families as db-*), and a
+source does not create a unit a unit of another source already conflicts
+with; either is a file error at FILE:LINE and the unit stays as it was.
+conflictsWith lists the units of other sources (or made with kaylee run)
+this source's units may name anyway, and lets other sources create units it
+names. Units made with kaylee run are the operator's: their conflicts are
+not checked.`,
 	}
 }

@@ -139,7 +139,7 @@ func (a *app) openSource(cs config.Source, cacheDir string, force bool) (*source
 		return nil, fmt.Errorf("%s %q: no / or spaces (it is part of etcd keys)", cs.Where("name"), cs.Name)
 	}
 	return &source{cfg: cs, git: src, opts: sync.Options{Source: cs.Name, URL: src.URL(), Path: src.Path(),
-		AllowEmpty: cs.AllowEmpty, MaxPrune: cs.MaxPrune, Force: force, History: src, AllowRewind: allowedRewind(cs)}}, nil
+		AllowEmpty: cs.AllowEmpty, MaxPrune: cs.MaxPrune, Force: force, History: src, AllowRewind: allowedRewind(cs), ConflictsWith: cs.ConflictsWith}}, nil
 }
 
 // allowedRewind names what allows a source's rewinds, for the record
