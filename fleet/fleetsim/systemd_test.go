@@ -206,8 +206,8 @@ func TestHealthCheckThroughFleet(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		"healthy.service":   "activating/start-pre activating/start-post active/running",
-		"sick.service":      "activating/start-pre activating/start-post activating/auto-restart activating/start-pre activating/start-post activating/auto-restart",
+		"healthy.service": "activating/start-pre activating/start-post active/running",
+		"sick.service":    "activating/start-pre activating/start-post activating/auto-restart activating/start-pre activating/start-post activating/auto-restart",
 		// start-post is seen on sick.service; here it may fall between
 		// two of the agent's polls on a loaded machine: the point is that
 		// without Restart= the unit ends failed.
