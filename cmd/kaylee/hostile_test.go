@@ -106,3 +106,45 @@ func TestAgentSurvivesAliasBomb(t *testing.T) {
 	}
 	t.Logf("heap peak while following a 42 KB alias bomb: %d MB", peak>>20)
 }
+
+// Issue 20: one team's unit may not conflict with another team's. With
+// kaylee sync --once over both sources: a conflict on the other team's
+// unit is a file error (exit 1) and the unit is not created, "*" is
+// refused at its line, and the operator's conflictsWith lets it through.
+func TestSyncOnceConflictsAcrossSources(t *testing.T) {
+	e := etcdtest.New(t)
+	a, b := gittest.NewRepo(t), gittest.NewRepo(t)
+	a.Write(map[string]string{"web.yaml": unitWeb})
+	a.Commit("web")
+	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL(), "KAYLEE_CACHE_DIR": t.TempDir()}
+	dir := t.TempDir()
+	config := func(allow string) string {
+		return writeConfig(t, dir, "kaylee.yaml", fmt.Sprintf("sources:\n- name: team-a\n  repo: %s\n- name: team-b\n  repo: %s\n%s",
+			a.FileURL(), b.FileURL(), allow))
+	}
+	for _, tt := range []struct {
+		name, evil, allow string
+		code              int
+		stderr            string
+		stored            bool
+	}{
+		{"another team's unit", "name: evil\nglobal: true\napps:\n- image: docker://x\nconflicts: [web]\n", "", 1,
+			`evil.yaml:5: conflicts[0]: "web" is a unit of source "team-a", not of source "team-b"`, false},
+		{"everything", "name: evil\nglobal: true\napps:\n- image: docker://x\nconflicts: [\"*\"]\n", "", 1,
+			`evil.yaml:5: conflicts[0]: "*" would conflict with every unit on the cluster, other teams' too`, false},
+		{"allowed by the operator", "name: evil\nglobal: true\napps:\n- image: docker://x\nconflicts: [web]\n", "  conflictsWith: [web]\n", 0, "", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b.Write(map[string]string{"evil.yaml": tt.evil})
+			b.Commit(tt.name)
+			r := kaylee(t, env, "sync", "--once", "--config", config(tt.allow))
+			if r.code != tt.code || !strings.Contains(r.err, tt.stderr) {
+				t.Fatalf("exit %d, want %d with %q\n%s%s", r.code, tt.code, tt.stderr, r.stdout, r.err)
+			}
+			s := storedUnits(t, e)
+			if _, ok := s["evil"]; ok != tt.stored || s["web"] == "" {
+				t.Fatalf("units in etcd: %v; want evil stored: %v, web kept", s, tt.stored)
+			}
+		})
+	}
+}
