@@ -101,6 +101,9 @@ func Decode(file string, data []byte) ([]*Document, error) {
 // written by hand. Unknown fields and wrong types are errors; the spec is
 // not validated (call Validate).
 func DecodeJSON(source string, data []byte) (*Document, error) {
+	if len(data) > MaxFileSize {
+		return nil, &FieldError{File: source, Msg: FileTooBig(int64(len(data))).Error()}
+	}
 	if !json.Valid(data) {
 		var v any
 		err := json.Unmarshal(data, &v)

@@ -38,6 +38,10 @@ func (s *Spec) Validate() error {
 	return validateSpec(s, "", func(string) int { return 0 })
 }
 
+// Validate checks a decoded document's spec, its errors naming the
+// document's file (an etcd key for a stored unit) and lines.
+func (d *Document) Validate() error { return d.validate() }
+
 func (d *Document) validate() error {
 	return validateSpec(&d.Spec, d.File, d.LineOf)
 }

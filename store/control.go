@@ -122,7 +122,7 @@ func (s *Store) Rollback(ctx context.Context, name, to, by string) (*HistoryEntr
 	}
 	doc, err := deploy.DecodeJSON(s.historyKey(name, target.Revision), target.Spec)
 	if err == nil {
-		err = doc.Spec.Validate()
+		err = doc.Validate()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("rolling back %s: revision %d no longer loads (%w): %w", name, target.Revision, ErrConflict, err)

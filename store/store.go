@@ -197,7 +197,7 @@ func (s *Store) decodeUnit(key string, value []byte, rev int64) *Unit {
 	u := &Unit{Name: strings.TrimPrefix(key, s.unitsDir()), Raw: value, ModRevision: rev}
 	d, err := deploy.DecodeJSON(key, value)
 	if err == nil {
-		err = d.Spec.Validate()
+		err = d.Validate()
 	}
 	switch {
 	case err != nil:

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"strings"
 	gosync "sync"
 	"testing"
 	"time"
 
+	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
@@ -146,5 +148,49 @@ func TestSyncOnceConflictsAcrossSources(t *testing.T) {
 				t.Fatalf("units in etcd: %v; want evil stored: %v, web kept", s, tt.stored)
 			}
 		})
+	}
+}
+
+// Issue 21.5: one limit, one message, every path. A unit file one byte
+// over deploy.MaxFileSize is refused by validate, render, run and sync
+// with the same words, and nothing is stored; a unit's JSON that big,
+// written into etcd by hand, is refused by the same words too.
+func TestOneSizeLimitEveryPath(t *testing.T) {
+	e := etcdtest.New(t)
+	body := "name: big\napps:\n- image: docker://x\n"
+	big := body + "#" + strings.Repeat("x", deploy.MaxFileSize+1-len(body)-2) + "\n"
+	repo := gittest.NewRepo(t)
+	repo.Write(map[string]string{"units/big.yaml": big, "units/web.yaml": unitWeb})
+	repo.Commit("big")
+	file := filepath.Join(repo.Dir, "units", "big.yaml")
+	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL(), "KAYLEE_CACHE_DIR": t.TempDir()}
+	const want = "big.yaml: 1048577 bytes; unit files over 1048576 bytes are refused"
+	for _, args := range [][]string{
+		{"validate", file},
+		{"render", file},
+		{"run", file},
+		{"sync", "--once", "--repo", repo.FileURL(), "--path", "units"},
+	} {
+		r := kaylee(t, env, args...)
+		if r.code != 1 || !strings.Contains(r.err, want) {
+			t.Errorf("kaylee %s: exit %d, want 1 with %q\n%s%s", args[0], r.code, want, r.stdout, r.err)
+		}
+	}
+	if s := storedUnits(t, e); s["big"] != "" || s["web"] == "" {
+		t.Fatalf("units in etcd: %v; want web and no big", s)
+	}
+	// By hand: etcd takes a value this big; Kaylee reads it as a bad unit.
+	value := `{"name":"big","apps":[{"image":"docker://x"}],"args":["` + strings.Repeat("x", deploy.MaxFileSize) + `"]}`
+	if _, err := e.Client(t).Put(context.Background(), "/kaylee2/units/big", value); err != nil {
+		t.Fatal(err)
+	}
+	// Issue 21.7: a stored unit's error names its key, not "<input>".
+	if _, err := e.Client(t).Put(context.Background(), "/kaylee2/units/bad", `{"name":"bad","replicas":-1,"apps":[{"image":"docker://x"}]}`); err != nil {
+		t.Fatal(err)
+	}
+	r := kaylee(t, env, "ls")
+	if out := r.stdout + r.err; !strings.Contains(out, fmt.Sprintf("/kaylee2/units/big: %d bytes; unit files over 1048576 bytes are refused", len(value))) ||
+		!strings.Contains(out, "/kaylee2/units/bad:1: replicas: -1 is out of range") || strings.Contains(out, "<input>") {
+		t.Fatalf("kaylee ls with a unit's JSON of %d bytes and a bad unit in etcd: exit %d\n%s", len(value), r.code, out)
 	}
 }

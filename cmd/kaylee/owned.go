@@ -12,7 +12,7 @@ import (
 var forceHint = map[string]string{
 	"run":     "; or pass --force to change it anyway until the next sync, or kaylee suspend %[1]s to keep the scheduler off it",
 	"rm":      "; or pass --force to remove it anyway until the next sync, or kaylee suspend %[1]s to keep the scheduler off it",
-	"restart": "; or pass --force to restart it anyway",
+	"restart": "; or pass --force to restart %[1]s anyway",
 }
 
 // refuseOwned returns an error for the units of names a git source owns,

@@ -58,7 +58,7 @@ func TestDevSchedulesExamples(t *testing.T) {
 	// version keeps running.
 	dir := writeFiles(t, map[string]string{"search.yaml": "name: search\nreplicas: 2\nmaxReplicasPerHost: 1\napps:\n- image: docker://sim-fail/search\n"})
 	r = kaylee(t, env, "run", "--wait", "--timeout", "2m", dir)
-	if r.code != 1 || !strings.Contains(r.err, "rollout failed: [search]") || !strings.Contains(r.stdout, "search: failed") {
+	if r.code != 1 || !strings.Contains(r.err, "kaylee: rollout of search failed (see kaylee status search)") || !strings.Contains(r.stdout, "search: failed") {
 		t.Fatalf("failing rollout: exit %d\n%s\n%s", r.code, r.stdout, r.err)
 	}
 	r = kaylee(t, env, "status", "search", "-o", "json")

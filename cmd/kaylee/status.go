@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -185,7 +186,7 @@ func waitRollouts(ctx context.Context, s *store.Store, w io.Writer, want map[str
 			}
 		}
 		if len(failed) > 0 && pending == 0 {
-			return fmt.Errorf("rollout failed: %v (see kaylee status NAME)", failed)
+			return rolloutFailed(failed)
 		}
 		if pending == 0 {
 			return nil
@@ -193,10 +194,15 @@ func waitRollouts(ctx context.Context, s *store.Store, w io.Writer, want map[str
 		select {
 		case <-ctx.Done():
 			if len(failed) > 0 {
-				return fmt.Errorf("rollout failed: %v (see kaylee status NAME)", failed)
+				return rolloutFailed(failed)
 			}
 			return fmt.Errorf("%d unit(s) not running after --timeout %s; the rollout goes on (see kaylee status)", pending, timeout)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// rolloutFailed names the units whose rollout failed, and where to look.
+func rolloutFailed(names []string) error {
+	return fmt.Errorf("rollout of %s failed (see kaylee status %s)", strings.Join(names, ", "), names[0])
 }

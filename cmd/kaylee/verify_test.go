@@ -175,7 +175,7 @@ func TestGitOwnedUnitsProtected(t *testing.T) {
 		{[]string{"run", filepath.Join(changed, "web.yaml")}, owner + ": the next sync puts the file's version back. Commit the change to units/web.yaml instead"},
 		{[]string{"run", changed}, owner + ": the next sync"},
 		{[]string{"rm", "web"}, owner + ": removing it stops every replica, and the next sync creates it again. Delete units/web.yaml in git instead"},
-		{[]string{"restart", "web"}, owner + ": git owns how it runs. Commit a change to units/web.yaml to roll it; or pass --force"},
+		{[]string{"restart", "web"}, owner + ": git owns how it runs. Commit a change to units/web.yaml to roll it; or pass --force to restart web anyway; nothing was changed"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args[:1], " "), func(t *testing.T) {
