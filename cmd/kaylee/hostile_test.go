@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	osuser "os/user"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -192,5 +194,27 @@ func TestOneSizeLimitEveryPath(t *testing.T) {
 	if out := r.stdout + r.err; !strings.Contains(out, fmt.Sprintf("/kaylee2/units/big: %d bytes; unit files over 1048576 bytes are refused", len(value))) ||
 		!strings.Contains(out, "/kaylee2/units/bad:1: replicas: -1 is out of range") || strings.Contains(out, "<input>") {
 		t.Fatalf("kaylee ls with a unit's JSON of %d bytes and a bad unit in etcd: exit %d\n%s", len(value), r.code, out)
+	}
+}
+
+// Issue 21.7: who made a change, when $USER is unset (systemd, cron, CI).
+func TestWhoWithoutUSER(t *testing.T) {
+	u, err := osuser.Current()
+	if err != nil {
+		t.Skipf("no current user: %v", err)
+	}
+	host, _ := os.Hostname()
+	for _, tt := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"USER": "alice"}, "alice@" + host},
+		{map[string]string{"LOGNAME": "bob"}, "bob@" + host},
+		{map[string]string{}, u.Username + "@" + host},
+	} {
+		a := &app{getenv: func(k string) string { return tt.env[k] }}
+		if got := a.who(); got != tt.want {
+			t.Errorf("who() with %v = %q, want %q", tt.env, got, tt.want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	osuser "os/user"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,11 +16,20 @@ import (
 	"github.com/kaylee-gitops/kaylee/store"
 )
 
-// who is user@host, recorded with a suspension or a rollback.
+// who is user@host, recorded with a suspension or a rollback. systemd,
+// cron and CI runners often set no $USER: the process's own user is
+// looked up then (uid N when even that fails).
 func (a *app) who() string {
 	user := a.getenv("USER")
 	if user == "" {
-		user = "unknown"
+		user = a.getenv("LOGNAME")
+	}
+	if user == "" {
+		if u, err := osuser.Current(); err == nil && u.Username != "" {
+			user = u.Username
+		} else {
+			user = fmt.Sprintf("uid %d", os.Getuid())
+		}
 	}
 	host, err := os.Hostname()
 	if err != nil || host == "" {
