@@ -788,3 +788,24 @@ func explain(err error) error {
 	}
 	return err
 }
+
+// LocalOrigin is the URL of the "origin" remote of a repository given as a
+// local path (a CI runner's checkout), credentials masked; "" for a URL,
+// or a repository without one. Two checkouts of one repository in two
+// workspaces have different paths and the same origin.
+func LocalOrigin(repo string) string {
+	if strings.HasPrefix(repo, "file://") {
+		repo = strings.TrimPrefix(repo, "file://")
+	} else if !isLocalPath(repo) {
+		return ""
+	}
+	r, err := git.PlainOpenWithOptions(repo, &git.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return ""
+	}
+	rem, err := r.Remote("origin")
+	if err != nil || len(rem.Config().URLs) == 0 {
+		return ""
+	}
+	return RedactURL(rem.Config().URLs[0])
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	osuser "os/user"
 	"path/filepath"
 	"runtime"
@@ -216,5 +217,39 @@ func TestWhoWithoutUSER(t *testing.T) {
 		if got := a.who(); got != tt.want {
 			t.Errorf("who() with %v = %q, want %q", tt.env, got, tt.want)
 		}
+	}
+}
+
+// Issue 21.4: a CI runner's checkout is named after its origin, so two
+// workspaces of one repository (two runners, two paths) are one source,
+// not two that fight over the same units.
+func TestSyncOnceCheckoutsShareASource(t *testing.T) {
+	e := etcdtest.New(t)
+	repo := gittest.NewRepo(t)
+	repo.Write(map[string]string{"prod/web.yaml": unitWeb})
+	repo.Commit("web")
+	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL(), "KAYLEE_CACHE_DIR": t.TempDir()}
+	var outs []string
+	for i := range 2 {
+		ws := filepath.Join(t.TempDir(), []string{"ci-repo", "build-7f3a"}[i]) // runners name workspaces as they like
+		if out, err := exec.Command("git", "clone", "-q", repo.Dir, ws).CombinedOutput(); err != nil {
+			t.Fatalf("git clone: %v\n%s", err, out)
+		}
+		if out, err := exec.Command("git", "-C", ws, "remote", "set-url", "origin", "https://x-access-token:ghs_s3cret@github.com/acme/deploy.git").CombinedOutput(); err != nil {
+			t.Fatalf("git remote set-url: %v\n%s", err, out)
+		}
+		r := kaylee(t, env, "sync", "--once", "--repo", ws, "--path", "prod")
+		if r.code != 0 {
+			t.Fatalf("workspace %d: exit %d\n%s%s", i, r.code, r.stdout, r.err)
+		}
+		outs = append(outs, r.stdout)
+	}
+	if !strings.Contains(outs[0], "1 created") || !strings.Contains(outs[1], "1 unchanged") {
+		t.Fatalf("two workspaces: %q", outs)
+	}
+	r := kaylee(t, env, "sources")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[1], "deploy-prod ") || strings.Contains(r.stdout, "ghs_s3cret") {
+		t.Fatalf("kaylee sources:\n%s%s", r.stdout, r.err)
 	}
 }

@@ -133,7 +133,13 @@ func (a *app) openSource(cs config.Source, cacheDir string, force bool) (*source
 		return nil, fmt.Errorf("%s: %w", cs.Where("repo"), err)
 	}
 	if cs.Name == "" {
-		cs.Name = sync.DefaultSourceName(src.URL(), src.Path())
+		// A checkout is named after its origin, not its directory: two
+		// runner workspaces of one repository are one source.
+		named := src.URL()
+		if o := gitsource.LocalOrigin(cs.Repo); o != "" {
+			named = o
+		}
+		cs.Name = sync.DefaultSourceName(named, src.Path())
 	}
 	if strings.ContainsAny(cs.Name, "/ ") {
 		return nil, fmt.Errorf("%s %q: no / or spaces (it is part of etcd keys)", cs.Where("name"), cs.Name)
