@@ -39,7 +39,14 @@ func (a *app) registerCompletions(root *cobra.Command) {
 				_ = c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 			}
 		}
-		if c.ValidArgsFunction != nil || !c.HasParent() || c.Parent() != root {
+		if c.ValidArgsFunction != nil || !c.HasParent() {
+			return
+		}
+		if c.Parent().Name() == "sources" && c.Name() == "rm" {
+			c.ValidArgsFunction = a.complete(1, a.storedSourceNames)
+			return
+		}
+		if c.Parent() != root {
 			return
 		}
 		switch name := c.Name(); {

@@ -253,3 +253,50 @@ func TestSyncOnceCheckoutsShareASource(t *testing.T) {
 		t.Fatalf("kaylee sources:\n%s%s", r.stdout, r.err)
 	}
 }
+
+// Issue 21.4: a stale source record is removed with kaylee sources rm, not
+// etcdctl: refused while the source owns units or a process syncs it,
+// with the way out named; its units stay.
+func TestSourcesRm(t *testing.T) {
+	e := etcdtest.New(t)
+	repo := gittest.NewRepo(t)
+	repo.Write(map[string]string{"units/web.yaml": unitWeb})
+	repo.Commit("web")
+	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL(), "KAYLEE_CACHE_DIR": t.TempDir()}
+	if r := kaylee(t, env, "sync", "--once", "--repo", repo.FileURL(), "--path", "units", "--source", "old"); r.code != 0 {
+		t.Fatalf("sync: %d %s", r.code, r.err)
+	}
+	for _, tt := range []struct {
+		args   []string
+		code   int
+		out    string
+		exists bool // the record after
+	}{
+		{[]string{"sources", "rm", "ghost"}, 1, `kaylee: no git source named "ghost" (see kaylee sources)`, true},
+		{[]string{"sources", "rm", "old"}, 1, `kaylee: source "old" owns 1 unit(s) (web): delete their files in git and let it sync, or remove them with kaylee rm, first; or keep them, with no git source to prune them; or pass --keep-units; nothing was changed`, true},
+		{[]string{"sources", "rm", "old", "--keep-units"}, 0, "source old removed", false},
+		{[]string{"sources", "rm", "old"}, 1, `no git source named "old"`, false},
+	} {
+		r := kaylee(t, env, tt.args...)
+		if r.code != tt.code || !strings.Contains(r.stdout+r.err, tt.out) {
+			t.Fatalf("kaylee %s: exit %d, want %d with %q\n%s%s", strings.Join(tt.args, " "), r.code, tt.code, tt.out, r.stdout, r.err)
+		}
+		s := store.New(e.Client(t), store.DefaultPrefix)
+		if _, err := s.GetSyncRecord(context.Background(), "old"); (err == nil) != tt.exists {
+			t.Fatalf("after kaylee %s: record: %v, want it there: %v", strings.Join(tt.args, " "), err, tt.exists)
+		}
+	}
+	if storedUnits(t, e)["web"] == "" {
+		t.Fatal("sources rm removed the unit")
+	}
+	// A source a process leads is not removed.
+	cfg := writeConfig(t, t.TempDir(), "kaylee.yaml", fmt.Sprintf("sources:\n- name: live\n  repo: %s\n  path: units\n", repo.FileURL()))
+	startKaylee(t, env, "agent", "--config", cfg, "--cache-dir", t.TempDir(), "--listen", freePort(t), "--interval", "1h", "--lease-ttl", "2s")
+	waitFor(t, 30*time.Second, "the agent leads source live", func() bool {
+		l, err := store.New(e.Client(t), store.DefaultPrefix).SourceLeaders(context.Background())
+		return err == nil && l["live"] != ""
+	})
+	if r := kaylee(t, env, "sources", "rm", "live", "--keep-units"); r.code != 1 || !strings.Contains(r.err, `source "live" is synced now by `) {
+		t.Fatalf("rm of a led source: exit %d\n%s%s", r.code, r.stdout, r.err)
+	}
+}

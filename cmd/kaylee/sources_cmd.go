@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -67,6 +68,7 @@ run their last good version). With NAME, one source in full.`,
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.AddCommand(a.sourcesRmCommand())
 	return cmd
 }
 
@@ -142,4 +144,40 @@ func writeSource(w io.Writer, s sync.SourceStatus, now time.Time) {
 			fmt.Fprintf(w, "  %s\n", e.String())
 		}
 	}
+}
+
+func (a *app) sourcesRmCommand() *cobra.Command {
+	var keepUnits bool
+	cmd := &cobra.Command{
+		Use:   "rm NAME",
+		Short: "Forget a git source no process follows any more (its record, last attempt and trigger)",
+		Long: `Sources rm removes what a git source leaves in etcd once no process follows
+it (a renamed source, a CI workspace's old name): its record, its last attempt
+and its webhook trigger. It refuses while a process leads the source's sync,
+and while the source owns units: delete their files in git and let it sync, or
+remove them with kaylee rm, first; or pass --keep-units to keep them with no
+git source to prune them (as if stored with kaylee run). Units are never
+removed by it.`,
+		Example: `  kaylee sources rm ci-repo-prod
+  kaylee sources rm old-name --keep-units`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withStore(cmd.Context(), func(s *store.Store) error {
+				err := s.DeleteSource(cmd.Context(), args[0], keepUnits)
+				var inUse *store.SourceInUseError
+				switch {
+				case errors.As(err, &inUse) && inUse.Leader == "":
+					return fmt.Errorf("%w; or pass --keep-units; nothing was changed", err)
+				case errors.Is(err, store.ErrNotFound):
+					return fmt.Errorf("no git source named %q (see kaylee sources)", args[0])
+				case err != nil:
+					return fmt.Errorf("%w; nothing was changed", err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "source %s removed\n", args[0])
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&keepUnits, "keep-units", false, "remove the record of a source that still owns units, keeping the units (no git source prunes them then)")
+	return cmd
 }
