@@ -300,3 +300,34 @@ func TestSourcesRm(t *testing.T) {
 		t.Fatalf("rm of a led source: exit %d\n%s%s", r.code, r.stdout, r.err)
 	}
 }
+
+// Issue 21.4: kaylee sync's setup errors have their own exit code (4), so
+// that CI tells a wrong job from a repository whose files failed (1).
+func TestSyncSetupErrorsExit4(t *testing.T) {
+	e := etcdtest.New(t)
+	repo := gittest.NewRepo(t)
+	repo.Write(map[string]string{"units/web.yaml": unitWeb})
+	repo.Commit("web")
+	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL(), "KAYLEE_CACHE_DIR": t.TempDir()}
+	base := []string{"sync", "--once", "--repo", repo.FileURL(), "--path", "units"}
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no known_hosts", []string{"sync", "--once", "--repo", "ssh://git@127.0.0.1:1/units.git", "--known-hosts", "/nonexistent/known_hosts"}, "--known-hosts: known hosts file /nonexistent/known_hosts"},
+		{"a missing key", []string{"sync", "--once", "--repo", "ssh://git@127.0.0.1:1/units.git", "--ssh-key", "/nonexistent/key", "--insecure-skip-host-key-check"}, "--ssh-key: SSH key /nonexistent/key"},
+		{"a bad flag value", append(base, "--max-prune", "abc"), "--max-prune"},
+		{"an unknown flag", append(base, "--max-prunes", "0.5"), "unknown flag: --max-prunes"},
+		{"a bad output", append(base, "-o", "yaml"), "yaml"},
+		{"a missing config file", []string{"sync", "--once", "--config", "/nonexistent/kaylee.yaml"}, "/nonexistent/kaylee.yaml"},
+	} {
+		r := kaylee(t, env, tt.args...)
+		if r.code != exitSetup || !strings.Contains(r.err, tt.want) {
+			t.Errorf("%s: exit %d, want %d with %q\n%s%s", tt.name, r.code, exitSetup, tt.want, r.stdout, r.err)
+		}
+	}
+	if len(storedUnits(t, e)) != 0 {
+		t.Fatal("a setup error stored something")
+	}
+}

@@ -64,12 +64,19 @@ func run(ctx context.Context, args []string, s *stdio, getenv func(string) strin
 	root.SetOut(s.out)
 	root.SetErr(s.err)
 	err := root.ExecuteContext(ctx)
-	var ee exitError
+	var (
+		ee exitError
+		se setupError
+		ue *usageError
+	)
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &ee):
 		return ee.code
+	case errors.As(err, &se), errors.As(err, &ue) && ue.cmd.Name() == "sync":
+		fmt.Fprintf(s.err, "kaylee: %v\n", err)
+		return exitSetup
 	default:
 		fmt.Fprintf(s.err, "kaylee: %v\n", err)
 		return 1

@@ -21,7 +21,16 @@ const (
 	exitFileErrors  = 1 // some file failed; the good ones were applied
 	exitUnreachable = 2 // the repository or etcd could not be read: nothing written
 	exitRefused     = 3 // a safety rule refused the pass: nothing written
+	exitSetup       = 4 // a flag, the config file or a file it names is wrong: nothing was tried
 )
+
+// setupError is an error of kaylee sync's setup (exit 4): a bad flag
+// value, config file, key, known_hosts or password file. CI tells it from
+// a repository that failed (1, 2, 3) by its code.
+type setupError struct{ err error }
+
+func (e setupError) Error() string { return e.err.Error() }
+func (e setupError) Unwrap() error { return e.err }
 
 func (a *app) syncCommand() *cobra.Command {
 	var (
@@ -60,7 +69,8 @@ with each error on stderr as FILE:LINE: message. Exit status: 0 all well;
 1 some file failed (the good ones were applied); 2 the repository or etcd
 could not be reached (nothing written); 3 a safety rule refused the pass (a
 rewind among them), or the revision's signature did not verify (nothing
-written). With several
+written); 4 the setup is wrong: a flag, the config file, or a file it names
+(key, known_hosts, password file); nothing was tried. With several
 sources, the highest status of any. --dry-run prints the plan, with a field diff per updated
 unit, and writes nothing.
 
@@ -74,14 +84,14 @@ kaylee agent's HTTP endpoints).`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
-				return err
+				return setupError{err}
 			}
 			if len(args) > 0 && (g.configFile == "" || !once) {
-				return fmt.Errorf("source names (%s) pick sources of --config with --once; otherwise give no argument", strings.Join(args, " "))
+				return setupError{fmt.Errorf("source names (%s) pick sources of --config with --once; otherwise give no argument", strings.Join(args, " "))}
 			}
 			if !once {
 				if dryRun {
-					return errors.New("--dry-run needs --once")
+					return setupError{errors.New("--dry-run needs --once")}
 				}
 				return a.runAgent(cmd, agentConfig{git: &g, sched: &sched, interval: interval, listen: "", syncOnly: true})
 			}
@@ -104,14 +114,14 @@ func (a *app) syncOnce(cmd *cobra.Command, g *gitFlags, dryRun bool, output stri
 	stderr := cmd.ErrOrStderr()
 	cf, err := loadConfig(g.configFile, cmd.Flags())
 	if err != nil {
-		return err
+		return setupError{err}
 	}
 	sources, err := a.openSources(g, cf, time.Minute)
 	if err != nil {
-		return err
+		return setupError{err}
 	}
 	if sources, err = pickSources(sources, only); err != nil {
-		return err
+		return setupError{err}
 	}
 	s, done, err := a.openStore(ctx)
 	if err != nil {

@@ -22,7 +22,8 @@ func (e *usageError) Unwrap() error { return e.err }
 // addUsageToErrors makes every command of the tree under root answer an
 // argument or flag error with its usage line (cobra's own usage output is
 // silenced: it prints the whole help). The exit code stays 1, as for any
-// error: kaylee sync --once gives 2 and 3 meanings of their own.
+// error, but for kaylee sync, whose codes 1 to 3 speak of the repository:
+// its usage and setup errors are 4 (run).
 func addUsageToErrors(root *cobra.Command) {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{cmd: cmd, err: err}

@@ -101,7 +101,7 @@ func TestSyncOnceVerifiedSources(t *testing.T) {
 	if r.code != 0 || strings.TrimSpace(r.stdout) != "team-a: main@"+revA[:7]+": 0 created, 1 updated, 0 pruned, 0 unchanged" {
 		t.Fatalf("signed again: exit %d\n%s%s", r.code, r.stdout, r.err)
 	}
-	if r := kaylee(t, env, "sync", "--once", "--config", cfg, "team-c"); r.code != 1 || !strings.Contains(r.err, `no source "team-c" in the config file (it has team-a, team-b)`) {
+	if r := kaylee(t, env, "sync", "--once", "--config", cfg, "team-c"); r.code != exitSetup || !strings.Contains(r.err, `no source "team-c" in the config file (it has team-a, team-b)`) {
 		t.Fatalf("unknown source: exit %d\n%s", r.code, r.err)
 	}
 
@@ -115,11 +115,11 @@ func TestSyncOnceVerifiedSources(t *testing.T) {
 	}
 
 	// A config file and the one-source flags are not mixed.
-	if r := kaylee(t, env, "sync", "--once", "--config", cfg, "--repo", repoA.Dir); r.code != 1 || !strings.Contains(r.err, "--config "+cfg+" and --repo (or KAYLEE_REPO) both given") {
+	if r := kaylee(t, env, "sync", "--once", "--config", cfg, "--repo", repoA.Dir); r.code != exitSetup || !strings.Contains(r.err, "--config "+cfg+" and --repo (or KAYLEE_REPO) both given") {
 		t.Fatalf("--config with --repo: exit %d\n%s", r.code, r.err)
 	}
 	bad := writeConfig(t, dir, "bad.yaml", "sources:\n- name: x\n  repo: r\n  verify: {mode: Commit, keyring: k}\n")
-	if r := kaylee(t, env, "sync", "--once", "--config", bad); r.code != 1 || !strings.Contains(r.err, bad+`:4: sources[0].verify.mode: "Commit": use HEAD`) {
+	if r := kaylee(t, env, "sync", "--once", "--config", bad); r.code != exitSetup || !strings.Contains(r.err, bad+`:4: sources[0].verify.mode: "Commit": use HEAD`) {
 		t.Fatalf("bad config: exit %d\n%s", r.code, r.err)
 	}
 }
