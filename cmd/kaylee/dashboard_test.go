@@ -34,7 +34,7 @@ func TestDevDashboard(t *testing.T) {
 	files := map[string]string{}
 	names := []string{"api", "countly", "db-primary", "ingress", "node-exporter", "search"}
 	for _, n := range names {
-		b, err := os.ReadFile(filepath.Join("../../examples", n+".yaml"))
+		b, err := os.ReadFile(filepath.Join("testdata/examples", n+".yaml"))
 		if err != nil {
 			t.Fatal(err)
 		}

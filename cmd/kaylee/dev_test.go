@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -50,6 +51,14 @@ type proc struct {
 // of the test.
 func startKaylee(t *testing.T, env map[string]string, args ...string) *proc {
 	t.Helper()
+	// dev and agent listen on 127.0.0.1:9520 by default, where the
+	// README's kaylee dev may be running beside the tests: a test that
+	// names no --listen gets a free port.
+	if len(args) > 0 && (args[0] == "dev" || args[0] == "agent") && !slices.ContainsFunc(args, func(a string) bool {
+		return a == "--listen" || strings.HasPrefix(a, "--listen=")
+	}) {
+		args = append(slices.Clip(args), "--listen", freePort(t))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &proc{args: args, out: &syncBuffer{}, errb: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
 	go func() {

@@ -23,7 +23,7 @@ func TestDevSchedulesExamples(t *testing.T) {
 	p := startKaylee(t, nil, "dev", "--listen-client", "http://"+addr, "--data-dir", t.TempDir(), "--min-ready", "500ms")
 	waitOutput(t, p.out, "ready:", 60*time.Second)
 
-	r := kaylee(t, env, "run", "--wait", "--timeout", "2m", "../../examples")
+	r := kaylee(t, env, "run", "--wait", "--timeout", "2m", "testdata/examples")
 	if r.code != 0 {
 		t.Fatalf("run --wait examples: exit %d\nstdout:\n%s\nstderr:\n%s\ndev stderr:\n%s", r.code, r.stdout, r.err, p.errb.String())
 	}
@@ -136,7 +136,7 @@ func TestDevWithRepo(t *testing.T) {
 	repo := gittest.NewRepo(t)
 	files := map[string]string{}
 	for _, name := range []string{"api.yaml", "countly.yaml", "db-primary.yaml", "ingress.yaml", "node-exporter.yaml", "search.yaml"} {
-		b, err := os.ReadFile(filepath.Join("../../examples", name))
+		b, err := os.ReadFile(filepath.Join("testdata/examples", name))
 		if err != nil {
 			t.Fatal(err)
 		}
