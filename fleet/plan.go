@@ -350,9 +350,67 @@ func (r *rollout) fail() bool {
 	}
 	if r.rolling {
 		r.relaunchParked()
+	} else {
+		r.restorePrevious()
 	}
 	r.st.Phase, r.st.Message, r.st.Running = store.PhaseFailed, msg, servingOld(r.stale)
 	return true
+}
+
+// restorePrevious brings the previous version (the spec last rolled out)
+// back to full strength after a failed rollout, at every pass while the
+// failure is held. A rollout takes old replicas down before it can know
+// it will fail: retire destroys at its start every old replica that is
+// not running at that moment (restarting, moved by fleet, stopped by
+// hand), and one old replica goes for each new one that became ready.
+// fail then removes every new replica, so without this the unit was left
+// short for good. This is drift repair for the previous spec's rendering:
+// a replica of it that is stopped is launched again, one that failed is
+// replaced (after RetryFailed, as create pauses), one that is gone is
+// created again under its name once fleet has dropped its last state.
+// Safety rule 5 holds: nothing serving is touched, and the old version
+// only comes back up. The surge holds: a replica is launched or created
+// only while fewer fleet units of the unit than the previous spec's count
+// have target launched (old or new: the new ones are stopped in this pass
+// and leave room at the next), so never more than desired + maxSurge.
+func (r *rollout) restorePrevious() {
+	prev := r.u.previous
+	if prev == nil {
+		return
+	}
+	byName := make(map[string]*actualUnit, len(r.stale))
+	for _, a := range r.stale {
+		byName[a.name()] = a
+	}
+	room := len(prev.units) - r.u.actual.count(func(a *actualUnit) bool { return a.target() == targetLaunched })
+	for _, du := range prev.units {
+		a := byName[du.Name]
+		switch {
+		case a == nil:
+			if room > 0 && r.create(du) {
+				room--
+			}
+		case a.unit == nil:
+			// Destroyed a moment ago: the name is reused once fleet has
+			// dropped its state.
+		case r.mem.replacing[a.name()]:
+			r.ops = append(r.ops, r.destroy(r.u.name, a)...)
+		default:
+			if _, failed := r.failedOn(a); failed {
+				if _, ok := r.mem.failedAt[a.name()]; !ok {
+					r.mem.failedAt[a.name()] = r.now
+				}
+				r.mem.replacing[a.name()] = true
+				r.ops = append(r.ops, r.destroy(r.u.name, a)...)
+				continue
+			}
+			if a.target() != targetLaunched && room > 0 {
+				room--
+				delete(r.mem.stopping, a.name())
+				r.ops = append(r.ops, op{kind: opLaunch, owner: r.u.name, name: a.name()})
+			}
+		}
+	}
 }
 
 // repair replaces current replicas that failed (after a pause, see place)

@@ -18,9 +18,10 @@ type memory struct {
 	restarts    map[string]map[string]*restartSeen // fleet unit → machine → restarts seen
 	created     map[string]time.Time               // fleet unit → when created, until seen in a state other than failed
 	sent        map[string]*sentTarget             // fleet unit → target state sent, until fleet's agent acts on it
-	// replacing: current fleet units being stopped because they failed
-	// (any other stopped current unit, such as an old one that is current
-	// again after a rollback, is launched again).
+	// replacing: fleet units being stopped because they failed: current
+	// ones, or the previous version's after a failed rollout (any other
+	// stopped unit of these, such as an old one that is current again
+	// after a rollback, is launched again).
 	replacing map[string]bool
 }
 

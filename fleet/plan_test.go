@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"fmt"
 	"sort"
 	"strings"
@@ -21,6 +22,9 @@ type world struct {
 	d    *desiredUnits
 	prev *store.Status
 	act  []*actualUnit
+	// previous: the rendering of the spec last rolled out (see
+	// unitInput.previous).
+	previous *desiredUnits
 }
 
 func newWorld(t *testing.T, s *deploy.Spec, restart int64) *world {
@@ -75,7 +79,14 @@ func (w *world) rerendered(idx ...int) *world {
 }
 
 func (w *world) input() *unitInput {
-	return &unitInput{name: w.spec.Name, spec: w.spec, desired: w.d, actual: w.act, prev: w.prev}
+	return &unitInput{name: w.spec.Name, spec: w.spec, desired: w.d, actual: w.act, prev: w.prev, previous: w.previous}
+}
+
+// previously says s is the spec the unit last rolled out: the planner
+// knows its rendering (read back from the history by the reconciler).
+func (w *world) previously(s *deploy.Spec) *world {
+	w.previous = newWorld(w.t, s, 0).d
+	return w
 }
 
 func replicated(n int, image string) *deploy.Spec {
@@ -134,6 +145,7 @@ func TestPlanUnit(t *testing.T) {
 		wantPhase   string
 		wantMsg     string
 		wantMsg2    string // a second part of the message
+		running     int    // replicas a failed status says run, if not 3
 	}{{
 		name:      "nothing in fleet: create every replica at once",
 		world:     func(t *testing.T) *world { return newWorld(t, v1, 0) },
@@ -223,6 +235,75 @@ func TestPlanUnit(t *testing.T) {
 			return w
 		},
 		wantOps: "destroy:0", wantPhase: store.PhaseFailed, wantMsg: "boom",
+	}, {
+		// Issue 21, item 9: retire destroyed old2 at the start (it was not
+		// running), the rollout then failed. The new ones are stopped
+		// first: nothing is created while they have target launched (the
+		// surge); then old2 comes back.
+		name: "new replica failed, an old one gone: the new ones stop first",
+		world: func(t *testing.T) *world {
+			return newWorld(t, v2, 0).with(render(t, v1)[:2], "launched", "active", "running").with(render(t, v2)[:1], "launched", "failed", "failed").previously(v1)
+		},
+		wantOps: "stop:0", wantPhase: store.PhaseFailed, wantMsg: "the previous version (if any) keeps running", running: 2,
+	}, {
+		name: "failed rollout held, an old one gone, the new one stopped: the previous version is created again under its name",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, v2, 0).with(render(t, v1)[:2], "launched", "active", "running").with(render(t, v2)[:1], "loaded", "failed", "failed").previously(v1)
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseFailed, SpecHash: v2.Hash(0), Deployed: v1.Hash(0), Message: "boom"}
+			return w
+		},
+		wantOps: "create:old2 destroy:0", wantPhase: store.PhaseFailed, wantMsg: "boom", running: 2,
+	}, {
+		// A new replica was ready and replaced old2 (stopped, destroyed),
+		// the next one failed: old2 comes back too.
+		name: "a new replica was ready and replaced an old one, the next failed: the old one comes back once the new ones stop",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, v2, 0).with(render(t, v1)[:2], "launched", "active", "running").
+				with(render(t, v2)[:1], "loaded", "deactivating", "stop-sigterm").with(render(t, v2)[1:2], "loaded", "failed", "failed").previously(v1)
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseFailed, SpecHash: v2.Hash(0), Deployed: v1.Hash(0), Message: "boom"}
+			return w
+		},
+		wantOps: "create:old2 destroy:1", wantPhase: store.PhaseFailed, wantMsg: "boom", running: 2,
+	}, {
+		name: "failed rollout held, an old replica stopped by hand (or by retire): launched again",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, v2, 0).with(render(t, v1)[:2], "launched", "active", "running").with(render(t, v1)[2:], "inactive", "inactive", "dead").
+				with(render(t, v2)[:1], "loaded", "failed", "failed").previously(v1)
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseFailed, SpecHash: v2.Hash(0), Deployed: v1.Hash(0), Message: "boom"}
+			return w
+		},
+		wantOps: "destroy:0 launch:old2", wantPhase: store.PhaseFailed, wantMsg: "boom", running: 2,
+	}, {
+		name: "failed rollout held, an old replica failed: replaced",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, v2, 0).with(render(t, v1)[:2], "launched", "active", "running").with(render(t, v1)[2:], "launched", "failed", "failed").previously(v1)
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseFailed, SpecHash: v2.Hash(0), Deployed: v1.Hash(0), Message: "boom"}
+			return w
+		},
+		wantOps: "stop:old2", wantPhase: store.PhaseFailed, wantMsg: "boom", running: 2,
+	}, {
+		name: "failed rollout held, an old replica destroyed a moment ago, its state lingers: wait before reusing its name",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, v2, 0).with(render(t, v1)[:2], "launched", "active", "running").with(render(t, v1)[2:], "loaded", "inactive", "dead").previously(v1)
+			w.act[2].unit = nil
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseFailed, SpecHash: v2.Hash(0), Deployed: v1.Hash(0), Message: "boom"}
+			return w
+		},
+		wantOps: "", wantPhase: store.PhaseFailed, wantMsg: "boom", running: 2,
+	}, {
+		name: "failed rollout held, the previous version at full strength: nothing to do",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, v2, 0).with(render(t, v1), "launched", "active", "running").previously(v1)
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseFailed, SpecHash: v2.Hash(0), Deployed: v1.Hash(0), Message: "boom"}
+			return w
+		},
+		wantOps: "", wantPhase: store.PhaseFailed, wantMsg: "boom",
+	}, {
+		name: "failed rollout, the previous spec not known (no history): nothing to create",
+		world: func(t *testing.T) *world {
+			return newWorld(t, v2, 0).with(render(t, v1)[:2], "launched", "active", "running").with(render(t, v2)[:1], "launched", "failed", "failed")
+		},
+		wantOps: "stop:0", wantPhase: store.PhaseFailed, running: 2,
 	}, {
 		name: "restart counter changed: a held failure is retried",
 		world: func(t *testing.T) *world {
@@ -389,8 +470,8 @@ func TestPlanUnit(t *testing.T) {
 			if got := opsString(ops, w.d.hash); got != tt.wantOps {
 				t.Errorf("ops = %q, want %q", got, tt.wantOps)
 			}
-			if st.Phase == store.PhaseFailed && st.Running != 3 {
-				t.Errorf("failed status says %d running; the 3 old replicas serve", st.Running)
+			if want := cmp.Or(tt.running, 3); st.Phase == store.PhaseFailed && st.Running != want {
+				t.Errorf("failed status says %d running; %d old replicas serve", st.Running, want)
 			}
 			if st.Phase != tt.wantPhase || !strings.Contains(st.Message, tt.wantMsg) || !strings.Contains(st.Message, tt.wantMsg2) {
 				t.Errorf("status = %s %q, want %s containing %q and %q", st.Phase, st.Message, tt.wantPhase, tt.wantMsg, tt.wantMsg2)

@@ -90,10 +90,15 @@ type unitInput struct {
 	spec    *deploy.Spec // nil when gone from the store
 	specErr error        // the stored value does not decode: hands off
 	desired *desiredUnits
-	actual  unitSet
-	prev    *store.Status
-	raw     []byte // the stored value
-	restart int64  // its restart counter
+	// previous is the rendering of the spec the unit last rolled out (its
+	// status's Deployed hash, read back from its history) while another
+	// one is desired; nil when there is none or it is not known. A failed
+	// rollout brings it back to full strength (restorePrevious).
+	previous *desiredUnits
+	actual   unitSet
+	prev     *store.Status
+	raw      []byte // the stored value
+	restart  int64  // its restart counter
 	// suspended: kaylee suspend; the scheduler changes none of its fleet units.
 	suspended *store.Suspension
 }

@@ -162,10 +162,16 @@ type term struct {
 	mem      *memory
 	statuses map[string]*store.Status // as last written
 	rendered map[string]*desiredUnits
-	history  map[string][]*store.HistoryEntry // as last written
-	states   string                           // fingerprint of fleet unit states at the last pass
-	reg      *registry
-	events   eventBatch // of the pass under way
+	// previous: renderings of the spec each unit last rolled out, while
+	// another one is desired (see renderPrevious).
+	previous map[string]*desiredUnits
+	// previousWarned: unit → the spec hash whose previous rendering
+	// failed, logged once.
+	previousWarned map[string]string
+	history        map[string][]*store.HistoryEntry // as last written
+	states         string                           // fingerprint of fleet unit states at the last pass
+	reg            *registry
+	events         eventBatch // of the pass under way
 	// machinesDropped is what was last left out of fleet's machines.
 	machinesDropped string
 }
@@ -183,7 +189,7 @@ func (r *Reconciler) newTerm(ctx context.Context, fence store.Fence) (*term, err
 	if err != nil {
 		return nil, err
 	}
-	return &term{Reconciler: r, fence: fence, mem: newMemory(), statuses: sts, rendered: map[string]*desiredUnits{}, history: hist, reg: reg}, nil
+	return &term{Reconciler: r, fence: fence, mem: newMemory(), statuses: sts, rendered: map[string]*desiredUnits{}, previous: map[string]*desiredUnits{}, previousWarned: map[string]string{}, history: hist, reg: reg}, nil
 }
 
 // Run reconciles until ctx ends or a status write is refused because this
@@ -506,9 +512,24 @@ func (t *term) plan(now time.Time, units []*store.Unit, restarts map[string]int6
 			in.suspended = s
 		}
 	}
+	for _, in := range inputs {
+		if in.desired != nil {
+			in.previous = t.renderPrevious(in, fleetMachines)
+		}
+	}
 	for name := range t.rendered {
 		if inputs[name] == nil || inputs[name].spec == nil {
 			delete(t.rendered, name)
+		}
+	}
+	for name := range t.previous {
+		if inputs[name] == nil || inputs[name].previous == nil {
+			delete(t.previous, name)
+		}
+	}
+	for name := range t.previousWarned {
+		if inputs[name] == nil {
+			delete(t.previousWarned, name)
 		}
 	}
 	names := make([]string, 0, len(inputs))
@@ -592,9 +613,64 @@ func unitHash(opts []*schema.UnitOption) string {
 	return schema.MapSchemaUnitOptionsToUnitFile(opts).Hash().String()
 }
 
+// renderPrevious renders the spec a unit last rolled out (its status's
+// Deployed hash), read back from its history, while another spec is
+// desired: if that rollout fails, the planner brings the previous version
+// back to full strength with it (restorePrevious). It is nil when the
+// unit never rolled out, is rolling global (a failed rollout launches its
+// parked units again), or the history no longer has that spec.
+func (t *term) renderPrevious(in *unitInput, machines []deploy.Machine) *desiredUnits {
+	if in.prev == nil || in.prev.Deployed == "" || in.prev.Deployed == in.desired.hash || in.spec.Rolling() {
+		return nil
+	}
+	entries := t.history[in.name]
+	for i := len(entries) - 1; i >= 0; i-- {
+		e := entries[i]
+		if e.SpecHash != in.prev.Deployed {
+			continue
+		}
+		d, err := t.renderEntry(in, e, machines)
+		if err != nil {
+			if t.previousWarned[in.name] == e.SpecHash {
+				return nil
+			}
+			t.previousWarned[in.name] = e.SpecHash
+			t.log.Warn("the previous version of a unit cannot be rendered again from its history: a failed rollout will not bring it back to full strength",
+				"unit", in.name, "specHash", e.SpecHash, "revision", e.Revision, "err", err)
+			return nil
+		}
+		return d
+	}
+	return nil
+}
+
+// renderEntry renders the spec of a history entry, cached in t.previous.
+func (t *term) renderEntry(in *unitInput, e *store.HistoryEntry, machines []deploy.Machine) (*desiredUnits, error) {
+	doc, err := deploy.DecodeJSON(fmt.Sprintf("history of %s, revision %d", in.name, e.Revision), e.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("decoding revision %d: %w", e.Revision, err)
+	}
+	u := &store.Unit{Name: in.name, Raw: e.Spec, Spec: doc.Spec}
+	d, err := t.renderInto(t.previous, u, e.Restart, machines, in.actual)
+	if err != nil {
+		return nil, fmt.Errorf("rendering revision %d: %w", e.Revision, err)
+	}
+	if d.hash != e.SpecHash {
+		// Another Kaylee hashed it: its fleet units have other names.
+		delete(t.previous, in.name)
+		return nil, fmt.Errorf("revision %d hashes to %s now, not %s", e.Revision, d.hash, e.SpecHash)
+	}
+	return d, nil
+}
+
 // render renders a stored unit, cached by its value and restart counter
 // (and, for a rolling global unit, the machines it is rendered for).
 func (t *term) render(u *store.Unit, restart int64, machines []deploy.Machine, actual unitSet) (*desiredUnits, error) {
+	return t.renderInto(t.rendered, u, restart, machines, actual)
+}
+
+// renderInto is render with its cache, one rendering per unit name.
+func (t *term) renderInto(cache map[string]*desiredUnits, u *store.Unit, restart int64, machines []deploy.Machine, actual unitSet) (*desiredUnits, error) {
 	key := strconv.FormatInt(restart, 10) + ":" + string(u.Raw)
 	opts := deploy.RenderOptions{UnitPrefix: t.opts.UnitPrefix, Restart: restart}
 	if u.Spec.Rolling() {
@@ -605,7 +681,7 @@ func (t *term) render(u *store.Unit, restart int64, machines []deploy.Machine, a
 		opts.Zones = spreadZones(&u.Spec, u.Spec.Hash(restart), machines, actual)
 		key += "\x00zones=" + strings.Join(opts.Zones, ",")
 	}
-	if d := t.rendered[u.Name]; d != nil && d.key == key {
+	if d := cache[u.Name]; d != nil && d.key == key {
 		return d, nil
 	}
 	units, err := deploy.Render(&u.Spec, opts)
@@ -616,7 +692,7 @@ func (t *term) render(u *store.Unit, restart int64, machines []deploy.Machine, a
 	for _, du := range units {
 		d.hashes[du.Name] = unitHash(du.Options)
 	}
-	t.rendered[u.Name] = d
+	cache[u.Name] = d
 	return d, nil
 }
 
