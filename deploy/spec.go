@@ -274,3 +274,14 @@ func (s *Spec) Hash(restart int64) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))[:8]
 }
+
+// Warnings are what a valid unit should hear before it runs, though
+// nothing stops it: a unit with no engine runs with rkt, the seed
+// format's default (kept for its contract), which no current host has.
+func (d *Document) Warnings() []*FieldError {
+	if d.Err != nil || d.Spec.Engine != "" || d.Legacy {
+		return nil
+	}
+	return []*FieldError{{File: d.File, Line: d.LineOf("apps"), Field: "engine",
+		Msg: fmt.Sprintf("none given, so %s runs with rkt (the seed format's default), which is archived and on no current host; write engine: docker, or engine: rkt to keep it", d.Spec.Name)}}
+}

@@ -95,6 +95,9 @@ type Result struct {
 	Short    string            `json:"-"`
 	Changes  []Change          `json:"changes"`
 	Errors   []store.SyncError `json:"errors"`
+	// Warnings are about valid units, which were applied (an implicit
+	// rkt engine).
+	Warnings []store.SyncError `json:"warnings,omitempty"`
 	DryRun   bool              `json:"dryRun,omitempty"`
 	// Rewound: the revision does not descend from the one last applied,
 	// and it was applied because that was allowed.
@@ -232,6 +235,7 @@ func plan(snap *gitsource.Snapshot, p *parsed, cur *state, o Options) (*Changese
 	}
 	res := &Result{Source: o.Source, Ref: snap.Ref, Revision: snap.Revision, Short: snap.Short(), DryRun: o.DryRun}
 	res.Errors = append([]store.SyncError(nil), p.errors...)
+	res.Warnings = p.warnings
 	cs := &Changeset{Result: res}
 
 	owned := inventory{}
@@ -488,6 +492,7 @@ type parsed struct {
 	held     map[string]string             // unit → file: named in a failing document
 	badFiles map[string]bool
 	errors   []store.SyncError
+	warnings []store.SyncError // of valid documents
 }
 
 // parse reads every file of the snapshot. A file's work is bounded by
@@ -521,6 +526,9 @@ func parse(ctx context.Context, snap *gitsource.Snapshot) (*parsed, error) {
 				p.held[d.Spec.Name] = f.Path
 			case d.Err == nil:
 				p.defs[d.Spec.Name] = append(p.defs[d.Spec.Name], d)
+				for _, w := range d.Warnings() {
+					p.warnings = append(p.warnings, store.SyncError{File: w.File, Line: w.Line, Message: w.Field + ": " + w.Msg})
+				}
 			}
 		}
 	}

@@ -48,7 +48,7 @@ func TestValidateCommand(t *testing.T) {
 		"units/inject.yaml":    "name: evil\napps:\n- image: x\nenv:\n- name: A\n  value: \"x\\nExecStartPre=/bin/sh\"\n",
 		"units/README.md":      "not a unit",
 		"units/.git/HEAD.yaml": "ignored: true",
-		"good/only.yaml":       "name: only\napps:\n- image: x\n",
+		"good/only.yaml":       "name: only\nengine: docker\napps:\n- image: x\n",
 	})
 	tests := []struct {
 		name       string

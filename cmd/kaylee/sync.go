@@ -247,6 +247,9 @@ func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src *source, dryRun
 	for _, e := range res.Errors {
 		fmt.Fprintln(stderr, e.String())
 	}
+	for _, e := range res.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", e.String())
+	}
 	if len(res.Errors) > 0 {
 		return res, exitFileErrors
 	}

@@ -74,6 +74,11 @@ func loadPaths(ctx context.Context, w io.Writer, paths []string) (docs []*deploy
 			bad = true
 			fmt.Fprintln(w, fe)
 		}
+		for _, d := range fdocs {
+			for _, fe := range d.Warnings() {
+				fmt.Fprintf(w, "warning: %s\n", fe)
+			}
+		}
 		docs = append(docs, fdocs...)
 	}
 	return docs, bad, nil
