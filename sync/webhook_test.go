@@ -324,3 +324,49 @@ func TestLoopCoalescesTriggers(t *testing.T) {
 		t.Fatalf("1000 triggers made %d passes; they should coalesce into a handful", passes)
 	}
 }
+
+// GitHub's "Redeliver" after a pass that failed for the pushed commit
+// (here refused: it would remove every unit) runs a pass at once; a
+// trigger for a commit applied stays dropped.
+func TestLoopRedeliveryAfterFailedPass(t *testing.T) {
+	e := newEnv(t)
+	applied := e.commit(map[string]string{"web.yaml": webV1})
+	triggers := make(chan string, 4)
+	obs := &countingObserver{}
+	loop := &Loop{Fetcher: e.src, Store: e.store, Options: Options{Source: "units"}, Interval: time.Hour, Observer: obs,
+		Triggers: func(context.Context) <-chan string { return triggers }, RetryFirst: 50 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(ctx, store.Fence{}) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitRecord(t, e, func(r *store.SyncRecord) bool { return r.Revision == applied })
+	waitPasses := func(n int, within time.Duration) int {
+		deadline := time.Now().Add(within)
+		for obs.count() < n && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return obs.count()
+	}
+	e.repo.Git("rm", "-q", "units/web.yaml")
+	e.repo.Write(map[string]string{"units/NOTES.md": "nothing here\n"})
+	refused := e.repo.Commit("remove every unit")
+	triggers <- refused
+	if got := waitPasses(2, 10*time.Second); got != 2 {
+		t.Fatalf("the webhook for %s made %d passes", refused, got-1)
+	}
+	attempts, err := e.store.ListSyncAttempts(ctx)
+	if a := attempts["units"]; err != nil || a == nil || a.Result != store.AttemptRefused || a.Revision != refused {
+		t.Fatalf("the pass for the commit removing every unit: %+v %v", a, err)
+	}
+	triggers <- refused // Redeliver
+	if got := waitPasses(3, 3*time.Second); got != 3 {
+		t.Fatalf("a redelivery after the failed pass for %s made %d passes, want 1", refused, got-2)
+	}
+	triggers <- applied // late webhook for the commit applied before: nothing to do
+	if got := waitPasses(4, time.Second); got != 3 {
+		t.Fatalf("a trigger for the commit applied before made %d passes, want 0", got-3)
+	}
+}
