@@ -223,9 +223,10 @@ func (l *Loop) Run(ctx context.Context, fence store.Fence) error {
 			if res != nil {
 				seen.add(res.Revision)
 			}
-			// Triggers that came during the pass: those it served go.
+			// Triggers that came during the pass: those it served go (a
+			// failed pass served none: they make one more pass).
+			seen.forget(failed)
 			pending.drain(triggers, seen)
-			seen.forget(failed) // those that come after a failed pass do not
 			if target == "" || res != nil && res.Revision == target {
 				break
 			}

@@ -46,44 +46,36 @@ func TestSameRepo(t *testing.T) {
 }
 
 // Payloads of GitHub, GitLab and Gitea name the repository; the handler
-// hands every URL to the router, and 404s when no source follows it.
+// triggers the sources following it, and 404s when none does.
 func TestWebhookRoutes(t *testing.T) {
 	const secret = "s"
 	tests := []struct {
-		name  string
-		body  string
-		repos string
-		code  int
+		name      string
+		body      string
+		triggered string
+		code      int
 	}{
 		{"github", `{"after":"","repository":{"clone_url":"https://github.com/org/a.git","ssh_url":"git@github.com:org/a.git","html_url":"https://github.com/org/a"}}`,
-			"https://github.com/org/a.git git@github.com:org/a.git https://github.com/org/a", 202},
+			"a", 202},
 		{"gitlab", `{"project":{"git_http_url":"https://gitlab.com/org/b.git","git_ssh_url":"git@gitlab.com:org/b.git","web_url":"https://gitlab.com/org/b"}}`,
-			"https://gitlab.com/org/b.git git@gitlab.com:org/b.git https://gitlab.com/org/b", 202},
-		{"a repository no source follows", `{"repository":{"clone_url":"https://github.com/org/zzz.git"}}`, "https://github.com/org/zzz.git", 404},
+			"b", 202},
+		{"naming no repository: every source", `{}`, "a b", 202},
+		{"a repository no source follows", `{"repository":{"clone_url":"https://github.com/org/zzz.git"}}`, "", 404},
 	}
-	follows := []string{"git@github.com:org/a.git", "https://gitlab.com/org/b"}
+	sources := []WebhookSource{{Name: "a", URL: "git@github.com:org/a.git"}, {Name: "b", URL: "https://gitlab.com/org/b"}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			h := WebhookHandler([]byte(secret), func(_ context.Context, p Push) ([]string, error) {
-				got = p.Repos
-				var out []string
-				for _, f := range follows {
-					for _, r := range p.Repos {
-						if SameRepo(f, r) {
-							out = append(out, f)
-							break
-						}
-					}
-				}
-				return out, nil
-			}, nil)
+			h := &Webhooks{Secret: []byte(secret), Sources: sources, Trigger: func(_ context.Context, source, _ string) error {
+				got = append(got, source)
+				return nil
+			}}
 			req := httptest.NewRequest("POST", "/hooks/git", strings.NewReader(tt.body))
 			req.Header.Set("X-Hub-Signature-256", githubSig(secret, tt.body))
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
-			if rec.Code != tt.code || strings.Join(got, " ") != tt.repos {
-				t.Fatalf("code %d repos %q; want %d %q (%s)", rec.Code, got, tt.code, tt.repos, rec.Body)
+			if rec.Code != tt.code || strings.Join(got, " ") != tt.triggered {
+				t.Fatalf("code %d triggered %q; want %d %q (%s)", rec.Code, got, tt.code, tt.triggered, rec.Body)
 			}
 			if tt.code == 404 && !strings.Contains(rec.Body.String(), "no source of this agent follows https://github.com/org/zzz.git") {
 				t.Errorf("404 body %q", rec.Body)
@@ -115,15 +107,17 @@ func TestWebhookHandler(t *testing.T) {
 		{"no secret configured", "POST", map[string]string{"X-Gitlab-Token": ""}, body, "", 401, nil},
 		{"GET", "GET", nil, "", secret, 405, nil},
 		{"payload over 5 MiB", "POST", map[string]string{"X-Gitlab-Token": secret}, `{"after":"` + strings.Repeat(" ", 5<<20) + `"}`, secret, 413, nil},
-		{"branch deleted: sync without a commit", "POST", map[string]string{"X-Gitlab-Token": secret}, `{"after":"` + strings.Repeat("0", 40) + `"}`, secret, 202, []string{""}},
+		{"not JSON", "POST", map[string]string{"X-Gitlab-Token": secret}, `after=1`, secret, 400, nil},
+		{"branch deleted: sync without a commit", "POST", map[string]string{"X-Gitlab-Token": secret}, `{"ref":"refs/heads/main","after":"` + strings.Repeat("0", 40) + `"}`, secret, 202, []string{""}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var seen []string
-			h := WebhookHandler([]byte(tt.secret), func(_ context.Context, p Push) ([]string, error) {
-				seen = append(seen, p.After)
-				return []string{"units"}, nil
-			}, nil)
+			h := &Webhooks{Secret: []byte(tt.secret), Sources: []WebhookSource{{Name: "units", URL: "https://github.com/org/units", Ref: "main"}},
+				Trigger: func(_ context.Context, _, after string) error {
+					seen = append(seen, after)
+					return nil
+				}}
 			req := httptest.NewRequest(tt.method, "/hooks/git", strings.NewReader(tt.body))
 			for k, v := range tt.headers {
 				req.Header.Set(k, v)

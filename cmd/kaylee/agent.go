@@ -425,39 +425,20 @@ func agentMux(s *store.Store, sources []*source, scheduler bool, secret []byte, 
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", m.handler())
-	// A storm of webhooks for one push writes one trigger per source (a
-	// second later, the same again: the sync loop coalesces the rest).
-	recent := &sync.Recent{Window: time.Second}
-	mux.Handle("/hooks/git", sync.WebhookHandler(secret, func(ctx context.Context, p sync.Push) ([]string, error) {
-		var hit []string
-		for _, src := range sources {
-			if !follows(src, p.Repos) {
-				continue
-			}
-			hit = append(hit, src.opts.Source)
-			if !recent.Fresh(src.opts.Source, p.After, time.Now()) {
-				continue
-			}
-			if err := s.Trigger(ctx, src.opts.Source, p.After); err != nil {
-				return hit, err
-			}
-		}
-		return hit, nil
-	}, log))
+	mux.Handle("/hooks/git", webhooks(s, sources, secret, m, log))
 	return mux
 }
 
-// follows: a webhook naming no repository goes to every source.
-func follows(src *source, repos []string) bool {
-	if len(repos) == 0 {
-		return true
+// webhooks routes the webhook to the sources, triggering through etcd
+// (any agent takes it; the sync leader acts). A storm of webhooks for one
+// push writes one trigger per source (a second later, the same again: the
+// sync loop coalesces the rest).
+func webhooks(s *store.Store, sources []*source, secret []byte, m *metrics, log *slog.Logger) *sync.Webhooks {
+	h := &sync.Webhooks{Secret: secret, Trigger: s.Trigger, Recent: &sync.Recent{Window: time.Second}, Count: m.Webhook, Log: log}
+	for _, src := range sources {
+		h.Sources = append(h.Sources, sync.WebhookSource{Name: src.opts.Source, URL: src.git.URL(), Ref: src.cfg.Ref})
 	}
-	for _, r := range repos {
-		if sync.SameRepo(src.git.URL(), r) {
-			return true
-		}
-	}
-	return false
+	return h
 }
 
 // readiness lists what keeps the agent from being ready: no scheduler
