@@ -80,13 +80,16 @@ keep-alive connections idle for --idle-timeout, and serves at most
   GET  /metrics    Prometheus metrics (kaylee_*)
   POST /hooks/git  a GitHub or Gitea (X-Hub-Signature-256) or GitLab
                    (X-Gitlab-Token) push webhook, verified with
-                   --webhook-secret-file; anything else gets 401. It triggers
-                   at once the sources whose repository the payload names
-                   (202 with their names; 404 when no source follows it; a
-                   payload naming no repository triggers all). Any agent takes
-                   it; the source's leader syncs. When the payload names the
-                   pushed commit, the leader fetches until the head is that
-                   commit, for about a minute.
+                   --webhook-secret-file; anything else gets 401. JSON or
+                   form-encoded (payload=<json>). A push triggers at once the
+                   sources following the repository and the pushed ref (202
+                   with their names); a push to another ref and any other
+                   event (pull_request, release, create, delete, GitLab's
+                   Merge Request Hook...) get 200 {"ignored": why}; ping gets
+                   pong; a repository no source follows gets 404. Any agent
+                   takes it; the source's leader syncs. When a branch push
+                   names its commit, the leader fetches until the head is
+                   that commit, for about a minute. See the README's table.
 
 Git, sync and scheduler flags are those of kaylee sync and kaylee server.`,
 		Example: `  kaylee agent --repo git@github.com:org/units.git --ssh-key /etc/kaylee/deploy-key --path prod \
