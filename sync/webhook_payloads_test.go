@@ -160,7 +160,7 @@ func newHookEnv(t *testing.T, secret string) *hookEnv {
 		}()
 	}
 	for _, s := range sources {
-		e.waitPasses(s.name, 1)
+		e.waitPasses(t, s.name, 1)
 	}
 	e.h = hookHandler([]byte(secret), e.url, sources, e.st, func(source, event, result string) {
 		e.mu.Lock()
@@ -174,12 +174,12 @@ type hookSource struct{ name, ref, path string }
 
 func (e *hookEnv) count(name string) int { return e.passes[name].count() }
 
-func (e *hookEnv) waitPasses(name string, n int) {
-	e.t.Helper()
+func (e *hookEnv) waitPasses(t *testing.T, name string, n int) {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for e.count(name) < n {
 		if time.Now().After(deadline) {
-			e.t.Fatalf("source %s: %d passes, want %d", name, e.count(name), n)
+			t.Fatalf("source %s: %d passes, want %d", name, e.count(name), n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -309,7 +309,7 @@ func TestWebhookRealPayloads(t *testing.T) {
 					t.Errorf("answer %d %s; want %d with %s", code, body, tt.want.code, tt.want.body)
 				}
 				if tt.want.passes != "" {
-					e.waitPasses(tt.want.passes, before[tt.want.passes]+1)
+					e.waitPasses(t, tt.want.passes, before[tt.want.passes]+1)
 				}
 				time.Sleep(time.Second) // time for a pass nobody wants, and for retries
 				for _, s := range []string{"branch", "tag"} {
