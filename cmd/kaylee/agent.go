@@ -440,6 +440,9 @@ func webhooks(s *store.Store, sources []*source, secret []byte, m *metrics, log 
 	h := &sync.Webhooks{Secret: secret, Trigger: s.Trigger, Recent: &sync.Recent{Window: time.Second}, Count: m.Webhook, Log: log}
 	for _, src := range sources {
 		h.Sources = append(h.Sources, sync.WebhookSource{Name: src.opts.Source, URL: src.git.URL(), Ref: src.cfg.Ref})
+		// Exported from the start (at 0), so that rate() and the dashboard
+		// see the series before the first webhook.
+		m.webhooks.WithLabelValues(src.opts.Source, "push", sync.HookTriggered)
 	}
 	return h
 }
