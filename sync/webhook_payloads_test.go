@@ -264,6 +264,9 @@ func TestWebhookRealPayloads(t *testing.T) {
 			e.repo.Git("tag", "-f", "-a", "-m", "other", "other-tag")
 			return example(t, gh["push"][0], e.url, "refs/tags/other-tag", e.repo.Git("rev-parse", "other-tag"))
 		}, want{200, `"ignored":"push to refs/tags/other-tag`, ""}},
+		{"github push deleting the followed tag", github("push"), func() any {
+			return example(t, gh["push"][1], e.url, "", "") // after: all zeros
+		}, want{202, `"triggered":["tag"]`, "tag"}},
 		{"github ping for a followed repository", github("ping"), func() any { return example(t, gh["ping"][0], e.url, "", "") },
 			want{200, "pong", ""}},
 		{"github ping for a repository no source follows", github("ping"), func() any { return example(t, gh["ping"][0], "", "", "") },
@@ -326,7 +329,7 @@ func TestWebhookRealPayloads(t *testing.T) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for k, n := range map[string]int{"push/triggered": 5, "push/ignored": 15, "tag_push/triggered": 1, "tag_push/ignored": 1, "ping/pong": 2, "ping/unfollowed": 2,
+	for k, n := range map[string]int{"push/triggered": 7, "push/ignored": 17, "tag_push/triggered": 1, "tag_push/ignored": 1, "ping/pong": 2, "ping/unfollowed": 2,
 		"pull_request/ignored": 2, "release/ignored": 2, "create/ignored": 2, "delete/ignored": 2, "other/ignored": 2, "merge_request/ignored": 1} {
 		if e.counted[k] != n {
 			t.Errorf("webhooks counted as %s: %d, want %d (all: %v)", k, e.counted[k], n, e.counted)
