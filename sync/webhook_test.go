@@ -364,3 +364,39 @@ func TestLoopRedeliveryAfterFailedPass(t *testing.T) {
 		t.Fatalf("a trigger for the commit applied before made %d passes, want 0", got-3)
 	}
 }
+
+// Which pushes move the ref a source follows, and the commit to wait for.
+func TestWebhookRefMatch(t *testing.T) {
+	c := strings.Repeat("c", 40)
+	tests := []struct {
+		name          string
+		sourceRef     string
+		ref, after    string
+		defaultBranch string
+		match         bool
+		wait          string
+	}{
+		{"branch", "main", "refs/heads/main", c, "", true, c},
+		{"another branch", "main", "refs/heads/dev", c, "", false, ""},
+		{"a tag named like the branch", "main", "refs/tags/main", c, "", true, ""},
+		{"tag: no commit to wait for", "v1", "refs/tags/v1", c, "", true, ""},
+		{"another tag", "v1", "refs/tags/v2", c, "", false, ""},
+		{"full ref", "refs/heads/main", "refs/heads/main", c, "", true, c},
+		{"full ref, another", "refs/heads/main", "refs/heads/mainline", c, "", false, ""},
+		{"HEAD, the default branch", "", "refs/heads/trunk", c, "trunk", true, c},
+		{"HEAD, another branch", "", "refs/heads/dev", c, "trunk", false, ""},
+		{"HEAD, default branch unknown: sync without a commit", "", "refs/heads/dev", c, "", true, ""},
+		{"HEAD, a tag", "", "refs/tags/v1", c, "trunk", false, ""},
+		{"a fixed commit follows no push", c, "refs/heads/main", c, "main", false, ""},
+		{"payload without a ref", "main", "", c, "", true, c},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := &hookEvent{ref: tt.ref, after: tt.after, defaultBranch: tt.defaultBranch}
+			wait, match := ev.matches(WebhookSource{Name: "s", Ref: tt.sourceRef})
+			if match != tt.match || match && wait != tt.wait {
+				t.Fatalf("matches = %q, %v; want %q, %v", wait, match, tt.wait, tt.match)
+			}
+		})
+	}
+}
