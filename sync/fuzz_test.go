@@ -47,13 +47,11 @@ func FuzzWebhook(f *testing.F) {
 	f.Add(`{"repository":{"clone_url":"ssh://git@h:22/a.git","ssh_url":"git@h:a"}}`, "", "secret")
 	f.Fuzz(func(t *testing.T, body, sig, token string) {
 		triggered := false
-		h := WebhookHandler([]byte("secret"), func(_ context.Context, p Push) ([]string, error) {
-			triggered = true
-			for _, r := range p.Repos {
-				_ = SameRepo(r, "git@github.com:org/units.git") // must not panic
-			}
-			return []string{"units"}, nil
-		}, nil)
+		h := &Webhooks{Secret: []byte("secret"), Sources: []WebhookSource{{Name: "units", URL: "git@github.com:org/units.git", Ref: "main"}},
+			Trigger: func(context.Context, string, string) error {
+				triggered = true
+				return nil
+			}}
 		req := httptest.NewRequest("POST", "/hooks/git", strings.NewReader(body))
 		if sig != "" {
 			req.Header.Set("X-Hub-Signature-256", sig)

@@ -146,8 +146,17 @@ func (l *Loop) Run(ctx context.Context, fence store.Fence) error {
 			}
 		}()
 	}
+	// failed is the revision fetched by the last pass when that pass
+	// failed (refused, unverified, a write that did not go through): a
+	// trigger for it that comes after the pass (GitHub's "Redeliver")
+	// runs a pass again instead of being dropped as already fetched.
+	var failed string
 	pass := func(reason string) (*Result, error) {
 		res, err := l.Once(ctx, fence)
+		failed = ""
+		if err != nil && res != nil {
+			failed = res.Revision
+		}
 		switch {
 		case errors.Is(err, store.ErrNotLeader):
 			return res, err
@@ -170,7 +179,7 @@ func (l *Loop) Run(ctx context.Context, fence store.Fence) error {
 		return err
 	}
 	seen := &revisions{} // revisions fetched: a trigger for one adds nothing
-	if res != nil {
+	if res != nil && failed == "" {
 		seen.add(res.Revision)
 	}
 	var pending triggerSet
@@ -190,6 +199,7 @@ func (l *Loop) Run(ctx context.Context, fence store.Fence) error {
 				if res != nil {
 					seen.add(res.Revision)
 				}
+				seen.forget(failed)
 				continue
 			}
 		case after := <-triggers:
@@ -213,7 +223,9 @@ func (l *Loop) Run(ctx context.Context, fence store.Fence) error {
 			if res != nil {
 				seen.add(res.Revision)
 			}
-			// Triggers that came during the pass: those it served go.
+			// Triggers that came during the pass: those it served go (a
+			// failed pass served none: they make one more pass).
+			seen.forget(failed)
 			pending.drain(triggers, seen)
 			if target == "" || res != nil && res.Revision == target {
 				break
@@ -281,6 +293,16 @@ func (r *revisions) add(rev string) {
 		r.list = r.list[1:]
 	}
 	r.list = append(r.list, rev)
+}
+
+// forget removes rev ("" does nothing).
+func (r *revisions) forget(rev string) {
+	for i, x := range r.list {
+		if x == rev {
+			r.list = append(r.list[:i], r.list[i+1:]...)
+			return
+		}
+	}
 }
 
 func (r *revisions) has(rev string) bool {

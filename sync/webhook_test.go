@@ -46,44 +46,36 @@ func TestSameRepo(t *testing.T) {
 }
 
 // Payloads of GitHub, GitLab and Gitea name the repository; the handler
-// hands every URL to the router, and 404s when no source follows it.
+// triggers the sources following it, and 404s when none does.
 func TestWebhookRoutes(t *testing.T) {
 	const secret = "s"
 	tests := []struct {
-		name  string
-		body  string
-		repos string
-		code  int
+		name      string
+		body      string
+		triggered string
+		code      int
 	}{
 		{"github", `{"after":"","repository":{"clone_url":"https://github.com/org/a.git","ssh_url":"git@github.com:org/a.git","html_url":"https://github.com/org/a"}}`,
-			"https://github.com/org/a.git git@github.com:org/a.git https://github.com/org/a", 202},
+			"a", 202},
 		{"gitlab", `{"project":{"git_http_url":"https://gitlab.com/org/b.git","git_ssh_url":"git@gitlab.com:org/b.git","web_url":"https://gitlab.com/org/b"}}`,
-			"https://gitlab.com/org/b.git git@gitlab.com:org/b.git https://gitlab.com/org/b", 202},
-		{"a repository no source follows", `{"repository":{"clone_url":"https://github.com/org/zzz.git"}}`, "https://github.com/org/zzz.git", 404},
+			"b", 202},
+		{"naming no repository: every source", `{}`, "a b", 202},
+		{"a repository no source follows", `{"repository":{"clone_url":"https://github.com/org/zzz.git"}}`, "", 404},
 	}
-	follows := []string{"git@github.com:org/a.git", "https://gitlab.com/org/b"}
+	sources := []WebhookSource{{Name: "a", URL: "git@github.com:org/a.git"}, {Name: "b", URL: "https://gitlab.com/org/b"}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			h := WebhookHandler([]byte(secret), func(_ context.Context, p Push) ([]string, error) {
-				got = p.Repos
-				var out []string
-				for _, f := range follows {
-					for _, r := range p.Repos {
-						if SameRepo(f, r) {
-							out = append(out, f)
-							break
-						}
-					}
-				}
-				return out, nil
-			}, nil)
+			h := &Webhooks{Secret: []byte(secret), Sources: sources, Trigger: func(_ context.Context, source, _ string) error {
+				got = append(got, source)
+				return nil
+			}}
 			req := httptest.NewRequest("POST", "/hooks/git", strings.NewReader(tt.body))
 			req.Header.Set("X-Hub-Signature-256", githubSig(secret, tt.body))
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
-			if rec.Code != tt.code || strings.Join(got, " ") != tt.repos {
-				t.Fatalf("code %d repos %q; want %d %q (%s)", rec.Code, got, tt.code, tt.repos, rec.Body)
+			if rec.Code != tt.code || strings.Join(got, " ") != tt.triggered {
+				t.Fatalf("code %d triggered %q; want %d %q (%s)", rec.Code, got, tt.code, tt.triggered, rec.Body)
 			}
 			if tt.code == 404 && !strings.Contains(rec.Body.String(), "no source of this agent follows https://github.com/org/zzz.git") {
 				t.Errorf("404 body %q", rec.Body)
@@ -115,15 +107,17 @@ func TestWebhookHandler(t *testing.T) {
 		{"no secret configured", "POST", map[string]string{"X-Gitlab-Token": ""}, body, "", 401, nil},
 		{"GET", "GET", nil, "", secret, 405, nil},
 		{"payload over 5 MiB", "POST", map[string]string{"X-Gitlab-Token": secret}, `{"after":"` + strings.Repeat(" ", 5<<20) + `"}`, secret, 413, nil},
-		{"branch deleted: sync without a commit", "POST", map[string]string{"X-Gitlab-Token": secret}, `{"after":"` + strings.Repeat("0", 40) + `"}`, secret, 202, []string{""}},
+		{"not JSON", "POST", map[string]string{"X-Gitlab-Token": secret}, `after=1`, secret, 400, nil},
+		{"branch deleted: sync without a commit", "POST", map[string]string{"X-Gitlab-Token": secret}, `{"ref":"refs/heads/main","after":"` + strings.Repeat("0", 40) + `"}`, secret, 202, []string{""}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var seen []string
-			h := WebhookHandler([]byte(tt.secret), func(_ context.Context, p Push) ([]string, error) {
-				seen = append(seen, p.After)
-				return []string{"units"}, nil
-			}, nil)
+			h := &Webhooks{Secret: []byte(tt.secret), Sources: []WebhookSource{{Name: "units", URL: "https://github.com/org/units", Ref: "main"}},
+				Trigger: func(_ context.Context, _, after string) error {
+					seen = append(seen, after)
+					return nil
+				}}
 			req := httptest.NewRequest(tt.method, "/hooks/git", strings.NewReader(tt.body))
 			for k, v := range tt.headers {
 				req.Header.Set(k, v)
@@ -322,5 +316,87 @@ func TestLoopCoalescesTriggers(t *testing.T) {
 	t.Logf("1000 triggers: %d passes", passes)
 	if passes > 3 {
 		t.Fatalf("1000 triggers made %d passes; they should coalesce into a handful", passes)
+	}
+}
+
+// GitHub's "Redeliver" after a pass that failed for the pushed commit
+// (here refused: it would remove every unit) runs a pass at once; a
+// trigger for a commit applied stays dropped.
+func TestLoopRedeliveryAfterFailedPass(t *testing.T) {
+	e := newEnv(t)
+	applied := e.commit(map[string]string{"web.yaml": webV1})
+	triggers := make(chan string, 4)
+	obs := &countingObserver{}
+	loop := &Loop{Fetcher: e.src, Store: e.store, Options: Options{Source: "units"}, Interval: time.Hour, Observer: obs,
+		Triggers: func(context.Context) <-chan string { return triggers }, RetryFirst: 50 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(ctx, store.Fence{}) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitRecord(t, e, func(r *store.SyncRecord) bool { return r.Revision == applied })
+	waitPasses := func(n int, within time.Duration) int {
+		deadline := time.Now().Add(within)
+		for obs.count() < n && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return obs.count()
+	}
+	e.repo.Git("rm", "-q", "units/web.yaml")
+	e.repo.Write(map[string]string{"units/NOTES.md": "nothing here\n"})
+	refused := e.repo.Commit("remove every unit")
+	triggers <- refused
+	if got := waitPasses(2, 10*time.Second); got != 2 {
+		t.Fatalf("the webhook for %s made %d passes", refused, got-1)
+	}
+	attempts, err := e.store.ListSyncAttempts(ctx)
+	if a := attempts["units"]; err != nil || a == nil || a.Result != store.AttemptRefused || a.Revision != refused {
+		t.Fatalf("the pass for the commit removing every unit: %+v %v", a, err)
+	}
+	triggers <- refused // Redeliver
+	if got := waitPasses(3, 3*time.Second); got != 3 {
+		t.Fatalf("a redelivery after the failed pass for %s made %d passes, want 1", refused, got-2)
+	}
+	triggers <- applied // late webhook for the commit applied before: nothing to do
+	if got := waitPasses(4, time.Second); got != 3 {
+		t.Fatalf("a trigger for the commit applied before made %d passes, want 0", got-3)
+	}
+}
+
+// Which pushes move the ref a source follows, and the commit to wait for.
+func TestWebhookRefMatch(t *testing.T) {
+	c := strings.Repeat("c", 40)
+	tests := []struct {
+		name          string
+		sourceRef     string
+		ref, after    string
+		defaultBranch string
+		match         bool
+		wait          string
+	}{
+		{"branch", "main", "refs/heads/main", c, "", true, c},
+		{"another branch", "main", "refs/heads/dev", c, "", false, ""},
+		{"a tag named like the branch", "main", "refs/tags/main", c, "", true, ""},
+		{"tag: no commit to wait for", "v1", "refs/tags/v1", c, "", true, ""},
+		{"another tag", "v1", "refs/tags/v2", c, "", false, ""},
+		{"full ref", "refs/heads/main", "refs/heads/main", c, "", true, c},
+		{"full ref, another", "refs/heads/main", "refs/heads/mainline", c, "", false, ""},
+		{"HEAD, the default branch", "", "refs/heads/trunk", c, "trunk", true, c},
+		{"HEAD, another branch", "", "refs/heads/dev", c, "trunk", false, ""},
+		{"HEAD, default branch unknown: sync without a commit", "", "refs/heads/dev", c, "", true, ""},
+		{"HEAD, a tag", "", "refs/tags/v1", c, "trunk", false, ""},
+		{"a fixed commit follows no push", c, "refs/heads/main", c, "main", false, ""},
+		{"payload without a ref", "main", "", c, "", true, c},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := &hookEvent{ref: tt.ref, after: tt.after, defaultBranch: tt.defaultBranch}
+			wait, match := ev.matches(WebhookSource{Name: "s", Ref: tt.sourceRef})
+			if match != tt.match || match && wait != tt.wait {
+				t.Fatalf("matches = %q, %v; want %q, %v", wait, match, tt.wait, tt.match)
+			}
+		})
 	}
 }

@@ -80,13 +80,16 @@ keep-alive connections idle for --idle-timeout, and serves at most
   GET  /metrics    Prometheus metrics (kaylee_*)
   POST /hooks/git  a GitHub or Gitea (X-Hub-Signature-256) or GitLab
                    (X-Gitlab-Token) push webhook, verified with
-                   --webhook-secret-file; anything else gets 401. It triggers
-                   at once the sources whose repository the payload names
-                   (202 with their names; 404 when no source follows it; a
-                   payload naming no repository triggers all). Any agent takes
-                   it; the source's leader syncs. When the payload names the
-                   pushed commit, the leader fetches until the head is that
-                   commit, for about a minute.
+                   --webhook-secret-file; anything else gets 401. JSON or
+                   form-encoded (payload=<json>). A push triggers at once the
+                   sources following the repository and the pushed ref (202
+                   with their names); a push to another ref and any other
+                   event (pull_request, release, create, delete, GitLab's
+                   Merge Request Hook...) get 200 {"ignored": why}; ping gets
+                   pong; a repository no source follows gets 404. Any agent
+                   takes it; the source's leader syncs. When a branch push
+                   names its commit, the leader fetches until the head is
+                   that commit, for about a minute. See the README's table.
 
 Git, sync and scheduler flags are those of kaylee sync and kaylee server.`,
 		Example: `  kaylee agent --repo git@github.com:org/units.git --ssh-key /etc/kaylee/deploy-key --path prod \
@@ -425,39 +428,23 @@ func agentMux(s *store.Store, sources []*source, scheduler bool, secret []byte, 
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", m.handler())
-	// A storm of webhooks for one push writes one trigger per source (a
-	// second later, the same again: the sync loop coalesces the rest).
-	recent := &sync.Recent{Window: time.Second}
-	mux.Handle("/hooks/git", sync.WebhookHandler(secret, func(ctx context.Context, p sync.Push) ([]string, error) {
-		var hit []string
-		for _, src := range sources {
-			if !follows(src, p.Repos) {
-				continue
-			}
-			hit = append(hit, src.opts.Source)
-			if !recent.Fresh(src.opts.Source, p.After, time.Now()) {
-				continue
-			}
-			if err := s.Trigger(ctx, src.opts.Source, p.After); err != nil {
-				return hit, err
-			}
-		}
-		return hit, nil
-	}, log))
+	mux.Handle("/hooks/git", webhooks(s, sources, secret, m, log))
 	return mux
 }
 
-// follows: a webhook naming no repository goes to every source.
-func follows(src *source, repos []string) bool {
-	if len(repos) == 0 {
-		return true
+// webhooks routes the webhook to the sources, triggering through etcd
+// (any agent takes it; the sync leader acts). A storm of webhooks for one
+// push writes one trigger per source (a second later, the same again: the
+// sync loop coalesces the rest).
+func webhooks(s *store.Store, sources []*source, secret []byte, m *metrics, log *slog.Logger) *sync.Webhooks {
+	h := &sync.Webhooks{Secret: secret, Trigger: s.Trigger, Recent: &sync.Recent{Window: time.Second}, Count: m.Webhook, Log: log}
+	for _, src := range sources {
+		h.Sources = append(h.Sources, sync.WebhookSource{Name: src.opts.Source, URL: src.git.URL(), Ref: src.cfg.Ref})
+		// Exported from the start (at 0), so that rate() and the dashboard
+		// see the series before the first webhook.
+		m.webhooks.WithLabelValues(src.opts.Source, "push", sync.HookTriggered)
 	}
-	for _, r := range repos {
-		if sync.SameRepo(src.git.URL(), r) {
-			return true
-		}
-	}
-	return false
+	return h
 }
 
 // readiness lists what keeps the agent from being ready: no scheduler

@@ -26,6 +26,7 @@ type metrics struct {
 	leader       *prometheus.GaugeVec
 	fleetOps     *prometheus.CounterVec
 	phases       *prometheus.GaugeVec
+	webhooks     *prometheus.CounterVec
 
 	mu      gosync.Mutex
 	lastRev map[string]string
@@ -54,9 +55,12 @@ func newMetrics() *metrics {
 			Help: "fleet calls made by the scheduler, by op (create, launch, stop, destroy) and result."}, []string{"op", "result"}),
 		phases: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kaylee_units_phase",
 			Help: "Units by rollout phase, as of the scheduler's last pass."}, []string{"phase"}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kaylee_webhooks_total",
+			Help: "Webhooks received, by source (empty when none), event (push, tag_push, ping, pull_request, release, create, delete, merge_request, other) and result (triggered, ignored, pong, unfollowed, unauthorized, bad_request, error)."},
+			[]string{"source", "event", "result"}),
 		lastRev: map[string]string{},
 	}
-	m.reg.MustRegister(m.syncDuration, m.syncs, m.lastSuccess, m.failing, m.revision, m.units, m.fileErrors, m.leader, m.fleetOps, m.phases,
+	m.reg.MustRegister(m.syncDuration, m.syncs, m.lastSuccess, m.failing, m.revision, m.units, m.fileErrors, m.leader, m.fleetOps, m.phases, m.webhooks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -127,4 +131,9 @@ func (m *metrics) Phases(counts map[string]int) {
 	for _, p := range []string{store.PhasePending, store.PhaseProgressing, store.PhaseRunning, store.PhaseFailed, store.PhaseDeleting, store.PhaseSuspended} {
 		m.phases.WithLabelValues(p).Set(float64(counts[p]))
 	}
+}
+
+// Webhook counts a webhook's answer (sync.Webhooks.Count).
+func (m *metrics) Webhook(source, event, result string) {
+	m.webhooks.WithLabelValues(source, event, result).Inc()
 }
