@@ -19,11 +19,26 @@ const (
 	RktPath         = "/usr/bin/rkt"
 	DockerPath      = "/usr/bin/docker"
 	BashPath        = "/bin/bash"
+	SystemctlPath   = "/usr/bin/systemctl"
 	VolumePluginDir = "/var/lib/kaylee/plugins/volumes"
 	uuidDir         = "/var/run"
 )
 
 const mountServicePrefix = "systemd-mountservice-"
+
+// MountServices are the systemd units that the spec's volumes with driver
+// systemd-mountservice-<svc> depend on, <svc>@<id>.service, in volume
+// order. A replica starts only once every one of them is active on its
+// machine (see the gate in options).
+func (s *Spec) MountServices() []string {
+	var out []string
+	for _, v := range s.Volumes {
+		if svc, ok := strings.CutPrefix(v.Driver, mountServicePrefix); ok {
+			out = append(out, fmt.Sprintf("%s@%s.service", svc, v.ID))
+		}
+	}
+	return out
+}
 
 // RenderOptions are the cluster-wide settings of rendering.
 type RenderOptions struct {
@@ -114,12 +129,10 @@ func (r *renderer) options(grouped bool) []*schema.UnitOption {
 	}
 	r.add("Unit", "Wants", "network-online.target")
 	r.add("Unit", "After", "network-online.target")
-	for _, v := range s.Volumes {
-		if svc, ok := strings.CutPrefix(v.Driver, mountServicePrefix); ok {
-			dep := fmt.Sprintf("%s@%s.service", svc, v.ID)
-			r.add("Unit", "Wants", dep)
-			r.add("Unit", "After", dep)
-		}
+	mounts := s.MountServices()
+	for _, dep := range mounts {
+		r.add("Unit", "Wants", dep)
+		r.add("Unit", "After", dep)
 	}
 
 	for _, f := range s.EnvFiles {
@@ -132,6 +145,16 @@ func (r *renderer) options(grouped bool) []*schema.UnitOption {
 	r.add("Service", "TimeoutStartSec", "0")
 	r.add("Service", "Restart", "always")
 	r.add("Service", "RestartSec", "10")
+	// The mount gate. systemd starts a unit whose Wants= dependency failed
+	// all the same, so without it the pod would run on an unmounted
+	// directory. Failing here fails the start, and Restart=always tries
+	// again after RestartSec: each restart pulls the mount service in again
+	// (Wants=), so a mount that recovers lets the replica start with no one
+	// acting. Requires= would not do: a failed dependency fails the start
+	// job with result "dependency", which Restart= never retries.
+	for _, dep := range mounts {
+		r.add("Service", "ExecStartPre", joinArgs(SystemctlPath, "is-active", dep))
+	}
 	// Volume plugins mount before the engine starts and unmount after it
 	// stopped (systemd runs Exec lines of one kind in file order).
 	var plugins []Volume

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -479,5 +480,75 @@ func TestRenderRefusesBadHealth(t *testing.T) {
 	_, err := Render(&Spec{Name: "a", Apps: []App{{Image: "x"}}, Health: &Health{HTTP: &HTTPCheck{Port: 80, Path: "/a b"}}}, RenderOptions{})
 	if want := `health.http.path: "/a b" may only hold letters, digits and / . _ ~ ? = & - (no %, spaces, quotes or $)`; err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+// TestRenderMountServiceGate: a systemd-mountservice-<svc> volume makes the
+// unit want <svc>@<id>.service, start after it, and refuse to start while it
+// is not active: systemd starts a unit whose Wants= dependency failed
+// anyway, so without the gate the pod ran on an unmounted directory. The
+// gate is the first ExecStartPre (before the engine's own and the volume
+// plugins'), so nothing runs before the mounts are there; Restart=always
+// retries it, and each restart pulls the mount service in again.
+func TestRenderMountServiceGate(t *testing.T) {
+	const gate = "/usr/bin/systemctl is-active "
+	ebs := Volume{ID: "vol-a7039121", Driver: "systemd-mountservice-ebs", Source: "data", Path: "/data"}
+	nfs := Volume{ID: "share_1.home", Driver: "systemd-mountservice-nfs-v4", Path: "/home"}
+	host := Volume{Source: "/srv/conf", Path: "/conf"}
+	plugin := Volume{ID: "vol-9", Driver: "blocker", Path: "/backup"}
+	tests := []struct {
+		name      string
+		spec      Spec
+		wantDeps  []string // in order
+		wantFirst string   // the first ExecStartPre
+	}{
+		{"rkt, one mount service", Spec{Name: "es", Replicas: 2, Volumes: []Volume{host, ebs}, Apps: []App{{Image: "docker://es:8"}}},
+			[]string{"ebs@vol-a7039121.service"}, gate + "ebs@vol-a7039121.service"},
+		{"docker, two mount services and a plugin", Spec{Name: "es", Engine: EngineDocker, Volumes: []Volume{plugin, ebs, nfs}, Apps: []App{{Image: "es:8"}}},
+			[]string{"ebs@vol-a7039121.service", "nfs-v4@share_1.home.service"}, gate + "ebs@vol-a7039121.service"},
+		{"global rolling", Spec{Name: "es", Engine: EngineDocker, Global: true, Update: &Update{Strategy: StrategyRolling}, Volumes: []Volume{ebs}, Apps: []App{{Image: "es:8"}}},
+			[]string{"ebs@vol-a7039121.service"}, gate + "ebs@vol-a7039121.service"},
+		{"no mount service: no gate", Spec{Name: "es", Engine: EngineDocker, Volumes: []Volume{host, plugin}, Apps: []App{{Image: "es:8"}}},
+			nil, VolumePluginDir + "/blocker vol-9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.spec.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			units, err := Render(&tt.spec, RenderOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range units {
+				pre := options(u, "Service", "ExecStartPre")
+				var gates []string
+				for _, p := range pre {
+					if svc, ok := strings.CutPrefix(p, gate); ok {
+						gates = append(gates, svc)
+					}
+				}
+				if !slices.Equal(gates, tt.wantDeps) {
+					t.Errorf("%s: ExecStartPre gates on %q, want %q\nExecStartPre: %q", u.Name, gates, tt.wantDeps, pre)
+				}
+				if len(pre) == 0 || pre[0] != tt.wantFirst {
+					t.Errorf("%s: first ExecStartPre %q, want %q", u.Name, pre, tt.wantFirst)
+				}
+				for _, dep := range tt.wantDeps {
+					for _, opt := range []string{"Wants", "After"} {
+						if !slices.Contains(options(u, "Unit", opt), dep) {
+							t.Errorf("%s: no %s=%s: %q", u.Name, opt, dep, options(u, "Unit", opt))
+						}
+					}
+					// Requires= (or BindsTo=, Requisite=) fails the start job
+					// with result "dependency", which Restart= never retries.
+					for _, opt := range []string{"Requires", "BindsTo", "Requisite"} {
+						if slices.Contains(options(u, "Unit", opt), dep) {
+							t.Errorf("%s: %s=%s: a failed mount would never be retried", u.Name, opt, dep)
+						}
+					}
+				}
+			}
+		})
 	}
 }

@@ -440,9 +440,38 @@ func (r *rollout) repair() {
 			if rs := r.mem.restarts[a.name()][m]; rs != nil && rs.unhealthy > 0 {
 				how += fmt.Sprintf(", %d after its health check did not pass at start", rs.unhealthy)
 			}
-			r.notes = append(r.notes, fmt.Sprintf("replica %s on %s is restarting (%s)", a.name(), r.machine(m), how))
+			note := fmt.Sprintf("replica %s on %s is restarting (%s)", a.name(), r.machine(m), how)
+			if g := r.mountGate(m); g != "" {
+				note += "; " + g
+			}
+			r.notes = append(r.notes, note)
+			continue
+		}
+		// Not started yet: with mount services, it may be waiting for them.
+		if a.target() == targetLaunched && !a.running() {
+			for _, s := range a.states {
+				if g := r.mountGate(s.MachineID); g != "" && s.Hash == a.hash && s.SystemdActiveState != "active" && s.SystemdActiveState != "failed" {
+					r.notes = append(r.notes, fmt.Sprintf("replica %s on %s is %s/%s; %s", a.name(), r.machine(s.MachineID), s.SystemdActiveState, s.SystemdSubState, g))
+				}
+			}
 		}
 	}
+}
+
+// mountGate says what a replica of the unit waits for on a machine when the
+// unit has volumes of systemd mount services: rendered units start only
+// once every one of them is active there (systemd's own state, which the
+// planner cannot see), "" when it has none.
+func (r *rollout) mountGate(machineID string) string {
+	deps := r.u.spec.MountServices()
+	if len(deps) == 0 {
+		return ""
+	}
+	all, verb := deps[0], "is"
+	if n := len(deps); n > 1 {
+		all, verb = strings.Join(deps[:n-1], ", ")+" and "+deps[n-1], "are"
+	}
+	return fmt.Sprintf("it starts only once %s %s active on %s (systemctl status %s)", all, verb, r.machine(machineID), strings.Join(deps, " "))
 }
 
 // retire takes old fleet units down. Units that cannot overlap (no
@@ -610,8 +639,12 @@ func (r *rollout) rolloutFailure() string {
 	}
 	for _, a := range r.current {
 		if m, n := r.restartsSeen(a); n >= r.opts.MaxRestarts {
-			return fmt.Sprintf("rollout of %s failed: replica %s on %s is in a restart loop: systemd restarted it %s (activating/auto-restart; see its journal on that machine)",
+			msg := fmt.Sprintf("rollout of %s failed: replica %s on %s is in a restart loop: systemd restarted it %s (activating/auto-restart; see its journal on that machine)",
 				hash, a.name(), r.machine(m), plural(n, "time"))
+			if g := r.mountGate(m); g != "" {
+				msg += "; " + g
+			}
+			return msg
 		}
 	}
 	for _, a := range r.current {
@@ -627,7 +660,7 @@ func (r *rollout) rolloutFailure() string {
 	if since, ok := r.lastProgress(); ok && r.now.Sub(since) >= r.pol.deadline {
 		running := r.current.count((*actualUnit).running)
 		detail := ""
-		if what := r.whatNewDo(r.current, r.n, r.global); what != "" {
+		if what := r.whatNewDo(r.current, r.n, r.global, r.mountGate); what != "" {
 			detail = "; " + what
 		}
 		return fmt.Sprintf("rollout of %s failed: no new replica became ready for %s, the progress deadline (update.progressDeadline, or the scheduler's rollout timeout) (%d of %d new replicas running%s)",

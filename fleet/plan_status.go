@@ -18,8 +18,10 @@ func plural(n int, what string) string {
 
 // whatNewDo says what the new replicas that do not run are doing, so
 // that a timed-out rollout shows a replica stuck in start-pre (an image
-// pull, say), restarting, or kept off its machines by a conflict.
-func (p *planner) whatNewDo(current unitSet, desired int, global bool) string {
+// pull, say), restarting, or kept off its machines by a conflict. gate
+// says what a replica waits for on a machine before it can start ("" for
+// nothing).
+func (p *planner) whatNewDo(current unitSet, desired int, global bool, gate func(machineID string) string) string {
 	const most = 3
 	var out []string
 	more := 0
@@ -61,6 +63,9 @@ func (p *planner) whatNewDo(current unitSet, desired int, global bool) string {
 			}
 			if r := p.mem.restarts[a.name()][s.MachineID]; r != nil && r.n > 0 {
 				w += ", " + plural(r.n, "restart") + " seen"
+			}
+			if g := gate(s.MachineID); g != "" && s.SystemdActiveState != "failed" {
+				w += ", and " + g
 			}
 			add(w)
 		}

@@ -136,6 +136,15 @@ func TestPlanUnit(t *testing.T) {
 	v2 := replicated(3, "docker://web:2")
 	single1 := &deploy.Spec{Name: "web", Apps: []deploy.App{{Image: "docker://web:1"}}}
 	single2 := &deploy.Spec{Name: "web", Apps: []deploy.App{{Image: "docker://web:2"}}}
+	// m1, m2: with a volume of a systemd mount service, which gates the
+	// start of each replica on ebs@vol-1.service (see deploy's render).
+	mounted := func(image string) *deploy.Spec {
+		s := replicated(3, image)
+		s.Volumes = []deploy.Volume{{ID: "vol-1", Driver: "systemd-mountservice-ebs", Source: "data", Path: "/data"}}
+		return s
+	}
+	m1, m2 := mounted("docker://web:1"), mounted("docker://web:2")
+	gate := "it starts only once ebs@vol-1.service is active on machine m0 (10.0.0.1) (systemctl status ebs@vol-1.service)"
 	tests := []struct {
 		name        string
 		world       func(t *testing.T) *world
@@ -438,6 +447,45 @@ func TestPlanUnit(t *testing.T) {
 		wantOps:     "stop:0", wantPhase: store.PhaseFailed,
 		wantMsg:  "rollout of " + v2.Hash(0) + " failed: replica k2:web:" + v2.Hash(0) + ":",
 		wantMsg2: ":0.service on machine m0 (10.0.0.1) is in a restart loop: systemd restarted it 1 time",
+	}, {
+		name: "a new replica with a mount service restarting: the note names the mount service it waits for",
+		world: func(t *testing.T) *world {
+			return newWorld(t, m2, 0).with(render(t, m1), "launched", "active", "running").with(render(t, m2)[:1], "launched", "activating", "auto-restart")
+		},
+		wantOps: "", wantPhase: store.PhaseProgressing, wantMsg: ":0.service on machine m0 (10.0.0.1) is restarting (1 restart seen); " + gate,
+	}, {
+		name: "a deployed replica with a mount service restarting: left to systemd, the note names the mount service",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, m1, 0).with(render(t, m1)[:2], "launched", "active", "running").with(render(t, m1)[2:], "launched", "activating", "auto-restart")
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseRunning, SpecHash: m1.Hash(0), Deployed: m1.Hash(0)}
+			return w
+		},
+		readyAgo: time.Minute, wantOps: "", wantPhase: store.PhaseProgressing, wantMsg: ":2.service on machine m0 (10.0.0.1) is restarting (1 restart seen); " + gate,
+	}, {
+		name: "a new replica with a mount service not started yet: the note names the mount service",
+		world: func(t *testing.T) *world {
+			return newWorld(t, m2, 0).with(render(t, m1), "launched", "active", "running").with(render(t, m2)[:1], "launched", "inactive", "dead")
+		},
+		wantOps: "", wantPhase: store.PhaseProgressing, wantMsg: ":0.service on machine m0 (10.0.0.1) is inactive/dead; " + gate,
+	}, {
+		name: "a new replica with a mount service restarting, MaxRestarts 1: the rollout fails, naming the mount service",
+		world: func(t *testing.T) *world {
+			return newWorld(t, m2, 0).with(render(t, m1), "launched", "active", "running").with(render(t, m2)[:1], "launched", "activating", "auto-restart")
+		},
+		maxRestarts: 1,
+		wantOps:     "stop:0", wantPhase: store.PhaseFailed,
+		wantMsg:  "rollout of " + m2.Hash(0) + " failed: replica k2:web:" + m2.Hash(0) + ":",
+		wantMsg2: ":0.service on machine m0 (10.0.0.1) is in a restart loop: systemd restarted it 1 time (activating/auto-restart; see its journal on that machine); " + gate + "; the new replicas are removed",
+	}, {
+		name: "rollout timeout: a replica with a mount service in start-pre, the message names the mount service",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, m2, 0).with(render(t, m1), "launched", "active", "running").with(render(t, m2)[:1], "launched", "activating", "start-pre")
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseProgressing, SpecHash: m2.Hash(0), Since: now.Add(-6 * time.Minute)}
+			return w
+		},
+		wantOps: "stop:0", wantPhase: store.PhaseFailed,
+		wantMsg:  "no new replica became ready for 5m0s, the progress deadline",
+		wantMsg2: ":0.service is activating/start-pre on machine m0 (10.0.0.1), and " + gate + "; 2 not created yet)",
 	}, {
 		name: "no replicas: the old one stops before the new one is created",
 		world: func(t *testing.T) *world {
