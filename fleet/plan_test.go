@@ -1013,3 +1013,34 @@ func TestRestartSec(t *testing.T) {
 		t.Error("a unit not known has a RestartSec")
 	}
 }
+
+// The note of a replica gated on several mount services names them all.
+func TestPlanMountGateNames(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	vol := func(id, driver string) deploy.Volume {
+		return deploy.Volume{ID: id, Driver: driver, Path: "/" + id}
+	}
+	tests := []struct {
+		name    string
+		volumes []deploy.Volume
+		want    string // "" : no gate in the note
+	}{
+		{"host path and plugin: no gate", []deploy.Volume{{Source: "/srv", Path: "/srv"}, vol("v9", "blocker")}, ""},
+		{"one", []deploy.Volume{vol("vol-1", "systemd-mountservice-ebs")},
+			"; it starts only once ebs@vol-1.service is active on machine m0 (10.0.0.1) (systemctl status ebs@vol-1.service)"},
+		{"three", []deploy.Volume{vol("a", "systemd-mountservice-ebs"), vol("v9", "blocker"), vol("b", "systemd-mountservice-nfs"), vol("c", "systemd-mountservice-ebs")},
+			"; it starts only once ebs@a.service, nfs@b.service and ebs@c.service are active on machine m0 (10.0.0.1) (systemctl status ebs@a.service nfs@b.service ebs@c.service)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := replicated(1, "docker://web:1")
+			s.Volumes = tt.volumes
+			w := newWorld(t, s, 0).with(render(t, s), "launched", "activating", "auto-restart")
+			_, st := planWorld(Options{}.withDefaults(), now, w, 0)
+			restarting := ":0.service on machine m0 (10.0.0.1) is restarting (1 restart seen)"
+			if !strings.Contains(st.Message, restarting+tt.want) || tt.want == "" && strings.Contains(st.Message, "starts only once") {
+				t.Errorf("status %q, want %q", st.Message, restarting+tt.want)
+			}
+		})
+	}
+}
