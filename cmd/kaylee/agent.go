@@ -34,7 +34,15 @@ type agentConfig struct {
 	consoleListen     string
 	consoleHosts      []string
 	http              httpFlags
-	syncOnly          bool // kaylee sync without --once: no scheduler
+
+	// The roles: kaylee agent and kaylee dev --repo run both; the sync
+	// loop of kaylee sync runs no scheduler; kaylee server (and kaylee dev
+	// without --repo) no sync. Each serves health, readiness and metrics
+	// on --listen all the same.
+	name          string // the command, for the log: agent, server, sync, dev
+	syncOnly      bool   // no scheduler
+	schedulerOnly bool   // no git source; --config names only notifications
+	noWebhooks    bool   // no /hooks/git on --listen
 
 	store *store.Store
 	api   client.API
@@ -117,12 +125,30 @@ type flagSet interface {
 
 func registerAgentFlags(fl flagSet, c *agentConfig) {
 	fl.DurationVar(&c.interval, "interval", time.Minute, "time between syncs (±10% at random)")
-	fl.StringVar(&c.listen, "listen", "127.0.0.1:9520", "address of the HTTP endpoints (dashboard and API unless --console-listen, health, metrics, webhooks); empty for none")
+	fl.StringVar(&c.listen, "listen", agentListen, "address of the HTTP endpoints (dashboard and API unless --console-listen, health, metrics, webhooks); empty for none")
 	fl.StringVar(&c.consoleListen, "console-listen", "", "address of the dashboard and JSON API when not --listen's (keep it private: reading needs no token); off for none")
 	fl.StringSliceVar(&c.consoleHosts, "console-host", nil, "host names the dashboard and API answer to beside IP addresses and localhost (the name of a proxy in front of it; * for any)")
 	fl.StringVar(&c.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret (GitHub HMAC key or GitLab token); without it webhooks get 401")
 	fl.StringVar(&c.apiTokenFile, "api-token-file", "", "file holding the bearer token that allows the API's actions (sync, restart, rollback, suspend, resume); without it the API is read-only")
 	c.http.register(fl)
+}
+
+// Default --listen of each long-running command: apart, so that an agent,
+// a server and a sync loop run on one host side by side (9521 is the
+// agent's --console-listen in contrib/).
+const (
+	agentListen  = "127.0.0.1:9520"
+	serverListen = "127.0.0.1:9522"
+	syncListen   = "127.0.0.1:9523"
+)
+
+// registerRoleListen gives kaylee server and the sync loop of kaylee sync
+// their --listen: health, readiness and metrics only (no console, no
+// webhooks), with the agent's default limits on connections.
+func registerRoleListen(fl flagSet, c *agentConfig, def, when string) {
+	fl.StringVar(&c.listen, "listen", def, when+"address of the HTTP endpoints /healthz, /readyz and /metrics; empty for none")
+	c.consoleListen, c.noWebhooks = "off", true
+	c.http = httpFlags{maxConns: 1024, maxStreams: console.DefaultMaxStreams, idleTimeout: time.Minute}
 }
 
 // httpFlags bound what HTTP clients may hold.
@@ -240,7 +266,7 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 			return err
 		}
 	}
-	if c.interval < time.Second {
+	if c.interval < time.Second && !c.schedulerOnly {
 		return fmt.Errorf("--interval %s: use at least 1s", c.interval)
 	}
 	if c.sched.leaseTTL < time.Second {
@@ -255,12 +281,17 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 	if err != nil {
 		return err
 	}
-	if cf != nil && c.git.allowRewind {
-		return errRewindFlag
+	var sources []*source
+	if c.schedulerOnly && cf != nil && len(cf.Sources) > 0 {
+		log.Info("kaylee "+c.name+" runs no sync: the sources of the config file are for kaylee agent or kaylee sync", "config", c.git.configFile)
 	}
-	sources, err := a.openSources(c.git, cf, c.interval)
-	if err != nil {
-		return err
+	if !c.schedulerOnly {
+		if cf != nil && c.git.allowRewind {
+			return errRewindFlag
+		}
+		if sources, err = a.openSources(c.git, cf, c.interval); err != nil {
+			return err
+		}
 	}
 	var secret []byte
 	if c.webhookSecretFile != "" {
@@ -322,7 +353,11 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 		if _, flag := c.consoleAddr(); flag != "--listen" {
 			onListen = nil
 		}
-		stop, err := serveHTTP(ctx, "--listen", c.listen, agentMux(s, sources, rec != nil, secret, m, onListen, log), lim, log)
+		var hooks http.Handler
+		if !c.noWebhooks {
+			hooks = webhooks(s, sources, secret, m, log)
+		}
+		stop, err := serveHTTP(ctx, "--listen", c.listen, agentMux(s, sources, rec != nil, hooks, m, onListen), lim, log)
 		if err != nil {
 			return err
 		}
@@ -332,8 +367,12 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 	for _, src := range sources {
 		names = append(names, src.opts.Source)
 	}
-	log.Info("kaylee agent starting", "version", versionString(), "sources", strings.Join(names, ","), "etcd", strings.Join(a.etcd.Endpoints, ","),
-		"prefix", s.Prefix(), "listen", c.listen, "scheduler", rec != nil, "id", id)
+	name := c.name
+	if name == "" {
+		name = "agent"
+	}
+	log.Info("kaylee "+name+" starting", "version", versionString(), "sources", strings.Join(names, ","), "etcd", strings.Join(a.etcd.Endpoints, ","),
+		"prefix", s.Prefix(), "listen", c.listen, "scheduler", rec != nil, "fleet", fleetWhere(c.sched, rec != nil), "unitPrefix", c.sched.unitPrefix, "id", id)
 
 	var roles []func(context.Context)
 	// lead runs fn while this process leads e; stopped drops the role's
@@ -405,8 +444,9 @@ func runRoles(ctx context.Context, roles ...func(context.Context)) {
 	}
 }
 
-// agentMux serves health, readiness, metrics and the webhook.
-func agentMux(s *store.Store, sources []*source, scheduler bool, secret []byte, m *metrics, con *console.Server, log *slog.Logger) *http.ServeMux {
+// agentMux serves health, readiness and metrics, and the webhook and the
+// console when they are not nil.
+func agentMux(s *store.Store, sources []*source, scheduler bool, hooks http.Handler, m *metrics, con *console.Server) *http.ServeMux {
 	mux := http.NewServeMux()
 	if con != nil {
 		con.Register(mux)
@@ -428,7 +468,9 @@ func agentMux(s *store.Store, sources []*source, scheduler bool, secret []byte, 
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", m.handler())
-	mux.Handle("/hooks/git", webhooks(s, sources, secret, m, log))
+	if hooks != nil {
+		mux.Handle("/hooks/git", hooks)
+	}
 	return mux
 }
 

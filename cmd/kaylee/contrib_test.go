@@ -594,10 +594,18 @@ type promAlert struct {
 	State       string
 }
 
-// startPrometheus runs Prometheus on a free port, scraping target every
+func quoted(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strconv.Quote(s)
+	}
+	return out
+}
+
+// startPrometheus runs Prometheus on a free port, scraping targets every
 // second with contrib's rules, and stops it at the end of the test (its
 // log is printed if the test failed).
-func startPrometheus(t *testing.T, bin, target string) *promServer {
+func startPrometheus(t *testing.T, bin string, targets ...string) *promServer {
 	t.Helper()
 	dir := t.TempDir()
 	rules, err := os.ReadFile(contribRules)
@@ -620,8 +628,8 @@ rule_files: [rules.yml]
 scrape_configs:
 - job_name: kaylee
   static_configs:
-  - targets: [%q]
-`, target)
+  - targets: [%s]
+`, strings.Join(quoted(targets), ", "))
 	for name, body := range map[string][]byte{"rules.yml": rules, "prometheus.yml": []byte(cfg)} {
 		if err := os.WriteFile(filepath.Join(dir, name), body, 0o644); err != nil {
 			t.Fatal(err)
@@ -709,4 +717,168 @@ func (p *promServer) alerts(t *testing.T, state string) []promAlert {
 		}
 	}
 	return out
+}
+
+// kayleeProc is kaylee run as a real process (see kayleeProcess), stopped
+// with SIGTERM as systemd stops it.
+type kayleeProc struct {
+	args   []string
+	cmd    *exec.Cmd
+	logs   *syncBuffer
+	exited chan struct{}
+}
+
+func startKayleeProcess(t *testing.T, env map[string]string, args ...string) *kayleeProc {
+	t.Helper()
+	p := &kayleeProc{args: args, cmd: kayleeProcess(t, 0, env, args...), logs: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.stop(t)
+		if t.Failed() {
+			t.Logf("kaylee %s's output (last 4000 bytes):\n%s", args[0], tail(p.logs.String(), 4000))
+		}
+	})
+	return p
+}
+
+// running fails the test at once if the process has ended.
+func (p *kayleeProc) running(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.exited:
+		t.Fatalf("kaylee %s ended: %v\n%s", strings.Join(p.args, " "), p.cmd.ProcessState, tail(p.logs.String(), 4000))
+	default:
+	}
+}
+
+// stop sends SIGTERM and waits for the process to end.
+func (p *kayleeProc) stop(t *testing.T) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		t.Errorf("kaylee did not stop within 20s of SIGTERM")
+	}
+}
+
+// alert returns the alert named name in state (pending or firing; ""
+// for either) with the labels of want, if Prometheus has it.
+func (p *promServer) alert(t *testing.T, state, name string, want map[string]string) (promAlert, bool) {
+	t.Helper()
+	for _, al := range p.alerts(t, state) {
+		ok := al.Labels["alertname"] == name
+		for k, v := range want {
+			ok = ok && al.Labels[k] == v
+		}
+		if ok {
+			return al, true
+		}
+	}
+	return promAlert{}, false
+}
+
+// The shipped rules in a mixed setup, scraped by a real Prometheus: a
+// kaylee server leads the scheduler beside a kaylee sync loop, or beside
+// an agent that waits for the scheduler, each a real process on one etcd
+// and fleet's engine. While the server leads, KayleeNoSchedulerLeader stays
+// quiet; a unit whose new version crash-loops makes KayleeRolloutFailed
+// fire from the server's metrics; once the server stops, the alert fires
+// beside the sync loop (nothing schedules), and stays quiet beside the
+// agent, which takes the scheduler over.
+func TestContribAlertsServerBesideSync(t *testing.T) {
+	promBin := gittest.NeedTool(t, "prometheus")
+	tests := []struct {
+		name          string
+		beside        func(repo, addr string) []string
+		firesWhenGone bool // KayleeNoSchedulerLeader once the server stops
+	}{
+		{"sync loop", func(repo, addr string) []string {
+			return []string{"sync", "--repo", repo, "--source", "demo", "--interval", "1s", "--lease-ttl", "2s", "--cache-dir", t.TempDir(), "--listen", addr}
+		}, true},
+		{"agent", func(repo, addr string) []string {
+			return []string{"agent", "--repo", repo, "--source", "demo", "--interval", "1s", "--lease-ttl", "2s", "--cache-dir", t.TempDir(), "--listen", addr,
+				"--console-listen", "off", "--min-ready", "3s", "--max-restarts", "2", "--rollout-timeout", "20s"}
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := etcdtest.New(t)
+			startFleet(t, e, 2)
+			repo := gittest.NewRepo(t)
+			repo.Write(map[string]string{"web.yaml": unitWeb})
+			repo.Commit("first")
+			env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
+			serverAddr, besideAddr := freePort(t), freePort(t)
+
+			// The server first, so that it leads the scheduler.
+			// --min-ready 3s: a replica that crashes 200ms after each start
+			// (fleetsim's sim-fail) never counts as ready, whatever fleet's
+			// 1s state poll misses; --rollout-timeout fails it anyway.
+			server := startKayleeProcess(t, env, "server", "--listen", serverAddr, "--min-ready", "3s", "--lease-ttl", "2s", "--max-restarts", "2",
+				"--rollout-timeout", "20s")
+			waitFor(t, 60*time.Second, "the server leads the scheduler", func() bool {
+				server.running(t)
+				_, m := get(serverAddr, "/metrics")
+				return strings.Contains(m, `kaylee_leader{role="scheduler",source=""} 1`)
+			})
+			startKayleeProcess(t, env, tt.beside(repo.FileURL(), besideAddr)...)
+			prom := startPrometheus(t, promBin, serverAddr, besideAddr)
+			waitFor(t, 60*time.Second, "Prometheus scrapes both, and web runs", func() bool {
+				return len(prom.query(t, `up{job="kaylee"} == 1`)) == 2 &&
+					len(prom.query(t, `kaylee_units_phase{phase="running"} == 1`)) == 1 &&
+					len(prom.query(t, `kaylee_leader{role="sync",source="demo"} == 1`)) == 1
+			})
+			// A few evaluations (1s apart, every for: shortened to 2s):
+			// anything that would fire has fired by now.
+			time.Sleep(5 * time.Second)
+			if firing := prom.alerts(t, "firing"); len(firing) > 0 {
+				t.Fatalf("alerts firing while the server leads and the source syncs: %v", firing)
+			}
+
+			// A new version that crash-loops: the server fails the rollout
+			// after --max-restarts, and the alert fires, once.
+			repo.Write(map[string]string{"web.yaml": "name: web\nreplicas: 2\napps:\n- image: docker://sim-fail/web:2\n"})
+			repo.Commit("crash-looping web")
+			var failed promAlert
+			waitFor(t, 90*time.Second, "KayleeRolloutFailed firing", func() bool {
+				var ok bool
+				failed, ok = prom.alert(t, "firing", "KayleeRolloutFailed", map[string]string{"job": "kaylee"})
+				return ok
+			})
+			if n := len(prom.alerts(t, "firing")); n != 1 || failed.Annotations["summary"] != "1 Kaylee unit(s) failed to roll out" {
+				t.Errorf("firing: %d alerts, KayleeRolloutFailed %+v; want it alone, for one unit", n, failed)
+			}
+
+			// The server stops.
+			server.stop(t)
+			stopped := time.Now()
+			if !tt.firesWhenGone {
+				waitFor(t, 30*time.Second, "the agent leads the scheduler", func() bool {
+					return len(prom.query(t, `kaylee_leader{role="scheduler",instance="`+besideAddr+`"} == 1`)) == 1
+				})
+				time.Sleep(5 * time.Second)
+				if al, ok := prom.alert(t, "", "KayleeNoSchedulerLeader", nil); ok {
+					t.Fatalf("KayleeNoSchedulerLeader %s while the agent leads the scheduler: %+v", al.State, al)
+				}
+				return
+			}
+			var none promAlert
+			waitFor(t, 30*time.Second, "KayleeNoSchedulerLeader firing", func() bool {
+				var ok bool
+				none, ok = prom.alert(t, "firing", "KayleeNoSchedulerLeader", map[string]string{"job": "kaylee"})
+				return ok
+			})
+			t.Logf("KayleeNoSchedulerLeader firing %s after the server stopped", time.Since(stopped).Round(100*time.Millisecond))
+			if none.Annotations["summary"] != "No Kaylee scheduler leader (job kaylee)" {
+				t.Errorf("KayleeNoSchedulerLeader: %+v", none)
+			}
+		})
+	}
 }

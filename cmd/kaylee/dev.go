@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -173,6 +172,8 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 		u := "http://" + browsable(addr)
 		fmt.Fprintf(out, "dashboard: %s/   (JSON API at %s/api/v1/)\n", u, u)
 	}
+	ac := f.agent
+	ac.name = "dev"
 	if f.git.repo != "" || f.git.configFile != "" {
 		if f.git.configFile != "" {
 			fmt.Fprintf(out, "git: the sources of %s; webhooks and metrics on %s\n", f.git.configFile, orDash(f.agent.listen))
@@ -180,27 +181,15 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 			fmt.Fprintf(out, "git: %s path %q every %s; webhooks and metrics on %s\n", gitsource.RedactURL(f.git.repo), f.git.path, f.agent.interval, orDash(f.agent.listen))
 		}
 		fmt.Fprintf(out, "ready: commit unit files and watch them roll out below   (Ctrl-C stops)\n")
-		c := f.agent
-		c.git, c.sched, c.store, c.api, c.log = &f.git, &f.sched, s, cluster.API(), log
 		go devSummary(ctx, s, out)
-		err = a.runAgent(cmd, c)
 	} else {
-		if addr, flag := f.agent.consoleAddr(); addr != "" {
-			con, err := f.agent.console(s, cluster.API(), log)
-			if err != nil {
-				return err
-			}
-			mux := http.NewServeMux()
-			con.Register(mux)
-			stop, err := serveHTTP(ctx, flag, addr, mux, f.agent.http.limits(1, log), log)
-			if err != nil {
-				return err
-			}
-			defer stop()
-		}
 		fmt.Fprintf(out, "ready: in another terminal  kaylee run examples/countly.yaml && kaylee status   (Ctrl-C stops)\n")
-		err = a.schedule(ctx, s, cluster.API(), &f.sched, log, &notifiers{})
+		// The scheduler alone, as kaylee server runs it, with the
+		// dashboard, health and metrics on --listen.
+		ac.schedulerOnly, ac.noWebhooks = true, true
 	}
+	ac.git, ac.sched, ac.store, ac.api, ac.log = &f.git, &f.sched, s, cluster.API(), log
+	err = a.runAgent(cmd, ac)
 	fmt.Fprintln(out, "stopping")
 	return err
 }

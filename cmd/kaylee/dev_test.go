@@ -52,9 +52,11 @@ type proc struct {
 func startKaylee(t *testing.T, env map[string]string, args ...string) *proc {
 	t.Helper()
 	// dev and agent listen on 127.0.0.1:9520 by default, where the
-	// README's kaylee dev may be running beside the tests: a test that
-	// names no --listen gets a free port.
-	if len(args) > 0 && (args[0] == "dev" || args[0] == "agent") && !slices.ContainsFunc(args, func(a string) bool {
+	// README's kaylee dev may be running beside the tests, server on 9522
+	// and the sync loop on 9523, which several tests start at once: a
+	// test that names no --listen gets a free port.
+	long := len(args) > 0 && (args[0] == "dev" || args[0] == "agent" || args[0] == "server" || args[0] == "sync" && !slices.Contains(args, "--once"))
+	if long && !slices.ContainsFunc(args, func(a string) bool {
 		return a == "--listen" || strings.HasPrefix(a, "--listen=")
 	}) {
 		args = append(slices.Clip(args), "--listen", freePort(t))

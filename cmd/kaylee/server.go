@@ -1,13 +1,11 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/coreos/fleet/client"
@@ -90,26 +88,6 @@ func (f *schedulerFlags) options() (fleet.Options, error) {
 	}, nil
 }
 
-// schedule runs the scheduler until ctx ends: it campaigns for leadership
-// and reconciles while it leads.
-func (a *app) schedule(ctx context.Context, s *store.Store, api client.API, f *schedulerFlags, log *slog.Logger, ns *notifiers) error {
-	opts, err := f.options()
-	if err != nil {
-		return err
-	}
-	id := candidateID()
-	opts.History, opts.Confirmed, opts.ID = ns.history, a.stopAfterConfirm(), id
-	r, err := fleet.NewReconciler(api, s, opts, log)
-	if err != nil {
-		return err
-	}
-	if f.leaseTTL < time.Second {
-		return fmt.Errorf("--lease-ttl %s: use at least 1s", f.leaseTTL)
-	}
-	go ns.run(ctx)
-	return s.Lead(ctx, store.SchedulerElection, id, f.leaseTTL, log, r.Run)
-}
-
 func candidateID() string {
 	host, err := os.Hostname()
 	if err != nil {
@@ -121,8 +99,10 @@ func candidateID() string {
 }
 
 func (a *app) serverCommand() *cobra.Command {
-	var f schedulerFlags
-	var configFile string
+	var (
+		f schedulerFlags
+		c = agentConfig{git: &gitFlags{}, sched: &f, name: "server", schedulerOnly: true}
+	)
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the scheduler: turn the units in etcd into fleet units",
@@ -146,48 +126,37 @@ Only fleet units named <unit-prefix>:... are touched. It writes each unit's
 status to <etcd-prefix>/status/<name> (see kaylee status).
 
 fleet is reached through its registry in etcd (the same --etcd-endpoints,
-which need etcd's v2 API) or, with --fleet-endpoint, through fleetd's HTTP API.`,
+which need etcd's v2 API) or, with --fleet-endpoint, through fleetd's HTTP API.
+
+HTTP on --listen (default 127.0.0.1:9522, apart from kaylee agent's 9520 and
+kaylee sync's 9523; empty for none):
+  GET  /healthz    200 while the process runs
+  GET  /readyz     200 once etcd answers and the scheduler has a leader (this
+                   server or another process); 503 with the reasons
+  GET  /metrics    Prometheus metrics: kaylee_leader{role="scheduler"} (1 on
+                   the leader), and on the leader kaylee_units_phase and
+                   kaylee_fleet_operations_total`,
 		Example: `  kaylee server --etcd-endpoints http://10.0.0.1:2379
-  kaylee server --fleet-endpoint unix:///var/run/fleet.sock --min-ready 30s
+  kaylee server --fleet-endpoint unix:///var/run/fleet.sock --min-ready 30s --listen 0.0.0.0:9522
   KAYLEE_ETCD_ENDPOINTS=https://etcd:2379 KAYLEE_ETCD_CA=/etc/ssl/etcd-ca.pem kaylee server`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := f.logger(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			cf, err := loadConfig(configFile, cmd.Flags())
-			if err != nil {
-				return err
-			}
-			if cf != nil && len(cf.Sources) > 0 {
-				log.Info("kaylee server runs no sync: the sources of the config file are for kaylee agent or kaylee sync", "config", configFile)
-			}
-			ns, err := newNotifiers(cf, log)
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			s, done, err := a.openStore(ctx)
-			if err != nil {
-				return err
-			}
-			defer done()
-			api, err := a.fleetAPI(&f)
-			if err != nil {
-				return err
-			}
-			log.Info("kaylee server starting", "version", versionString(), "etcd", strings.Join(a.etcd.Endpoints, ","),
-				"prefix", s.Prefix(), "fleet", fleetWhere(&f), "unitPrefix", f.unitPrefix)
-			return a.schedule(ctx, s, api, &f, log, ns)
+			return a.runAgent(cmd, c)
 		},
 	}
-	f.register(cmd.Flags(), 10*time.Second)
-	cmd.Flags().StringVar(&configFile, "config", "", "config file whose notifications: are told of rollouts (see kaylee help config)")
+	fl := cmd.Flags()
+	f.register(fl, 10*time.Second)
+	fl.StringVar(&c.git.configFile, "config", "", "config file whose notifications: are told of rollouts (see kaylee help config)")
+	registerRoleListen(fl, &c, serverListen, "")
 	return cmd
 }
 
-func fleetWhere(f *schedulerFlags) string {
+// fleetWhere says how the scheduler reaches fleet, for the log; "" when
+// it does not run.
+func fleetWhere(f *schedulerFlags, scheduler bool) string {
+	if !scheduler {
+		return ""
+	}
 	if f.fleetEndpoint != "" {
 		return f.fleetEndpoint
 	}

@@ -40,6 +40,7 @@ func (a *app) syncCommand() *cobra.Command {
 		output   string
 		interval time.Duration
 		sched    schedulerFlags
+		loop     = agentConfig{name: "sync", syncOnly: true}
 	)
 	cmd := &cobra.Command{
 		Use:   "sync (--repo URL [--path DIR] | --config FILE [SOURCE...]) [--once [--dry-run]]",
@@ -75,8 +76,12 @@ sources, the highest status of any. --dry-run prints the plan, with a field diff
 unit, and writes nothing.
 
 Without --once it syncs every --interval, each source under its own leader
-election, as kaylee agent does, but without the scheduler (and without
-kaylee agent's HTTP endpoints).`,
+election, as kaylee agent does, but without the scheduler, and serves on
+--listen (default 127.0.0.1:9523, apart from kaylee agent's 9520 and kaylee
+server's 9522; empty for none) /healthz (200 while it runs), /readyz (200
+once etcd answers and every source not suspended has been synced; 503 with
+the reasons) and /metrics (kaylee_sync_* and kaylee_leader{role="sync"} of
+the sources it leads). No dashboard and no webhooks: kaylee agent has them.`,
 		Example: `  kaylee sync --once --repo https://git.example.com/ops/units.git --path prod
   kaylee sync --once --dry-run --repo . --path examples
   KAYLEE_GIT_PASSWORD=$TOKEN kaylee sync --once --repo https://github.com/org/units --git-username ci
@@ -93,7 +98,8 @@ kaylee agent's HTTP endpoints).`,
 				if dryRun {
 					return setupError{errors.New("--dry-run needs --once")}
 				}
-				return a.runAgent(cmd, agentConfig{git: &g, sched: &sched, interval: interval, listen: "", syncOnly: true})
+				loop.git, loop.sched, loop.interval = &g, &sched, interval
+				return a.runAgent(cmd, loop)
 			}
 			return a.syncOnce(cmd, &g, dryRun, output, args)
 		},
@@ -106,6 +112,7 @@ kaylee agent's HTTP endpoints).`,
 	fl.DurationVar(&interval, "interval", time.Minute, "without --once: time between syncs (±10%)")
 	fl.DurationVar(&sched.leaseTTL, "lease-ttl", 10*time.Second, "without --once: leader lease")
 	fl.StringVar(&sched.logFormat, "log-format", "text", "without --once: log format, text or json")
+	registerRoleListen(fl, &loop, syncListen, "without --once: ")
 	return cmd
 }
 
