@@ -107,6 +107,9 @@ func writeHistory(w io.Writer, entries []*store.HistoryEntry, now time.Time) {
 			}
 		}
 		var notes []string
+		if e.Change != "" {
+			notes = append(notes, e.Change+": no replica replaced")
+		}
 		if e.RollbackTo != 0 {
 			notes = append(notes, fmt.Sprintf("rollback to %d", e.RollbackTo))
 		}
