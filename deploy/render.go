@@ -91,7 +91,12 @@ func Render(s *Spec, o RenderOptions) ([]*schema.Unit, error) {
 	units := make([]*schema.Unit, 0, n)
 	for i := 0; i < n; i++ {
 		name := UnitName{Prefix: o.UnitPrefix, Name: s.Name, SpecHash: hash, Group: groupID(hash, i%groups), Index: i}
-		r := renderer{spec: s, name: name, count: n}
+		r := renderer{spec: s, name: name}
+		if s.Global {
+			// One fleet unit that fleet runs on every machine: its
+			// instance ID ends in the machine's, which systemd fills in.
+			r.idSpec = machineIDSpecifier
+		}
 		if s.Spread != nil && i < len(o.Zones) && o.Zones[i] != "" {
 			r.zone = s.Spread.Key + "=" + o.Zones[i]
 		}
@@ -107,10 +112,13 @@ func Render(s *Spec, o RenderOptions) ([]*schema.Unit, error) {
 type renderer struct {
 	spec      *Spec
 	name      UnitName
-	count     int
 	machineID string // the machine of a rolling global unit's fleet unit
 	zone      string // key=value of a spread unit's replica
-	opts      []*schema.UnitOption
+	// idSpec ends the instance ID (KAYLEE_ID, the container's name) with
+	// a specifier systemd expands on each machine: "_%m" for a global
+	// unit, whose one fleet unit runs on every machine; "" for others.
+	idSpec string
+	opts   []*schema.UnitOption
 }
 
 func (r *renderer) add(section, name, value string) {
@@ -121,11 +129,12 @@ func (r *renderer) add(section, name, value string) {
 // replica's conflict group must not share a machine.
 func (r *renderer) options(grouped bool) []*schema.UnitOption {
 	s := r.spec
-	id := r.name.InstanceID()
 	if r.machineID != "" {
 		r.add("Unit", "Description", fmt.Sprintf("kaylee %s on machine %.8s (spec %s, rolling global)", s.Name, r.machineID, r.name.SpecHash))
 	} else {
-		r.add("Unit", "Description", fmt.Sprintf("kaylee %s %d/%d (spec %s)", s.Name, r.name.Index+1, r.count, r.name.SpecHash))
+		// No count: the unit file of a replica does not change with
+		// replicas. Replicas count from 0, as in their names.
+		r.add("Unit", "Description", fmt.Sprintf("kaylee %s replica %d (spec %s)", s.Name, r.name.Index, r.name.SpecHash))
 	}
 	r.add("Unit", "Wants", "network-online.target")
 	r.add("Unit", "After", "network-online.target")
@@ -138,7 +147,7 @@ func (r *renderer) options(grouped bool) []*schema.UnitOption {
 	for _, f := range s.EnvFiles {
 		r.add("Service", "EnvironmentFile", escapeSpecifiers(f))
 	}
-	r.add("Service", "Environment", quoteEnv("KAYLEE_ID", id))
+	r.add("Service", "Environment", strings.TrimSuffix(quoteEnv("KAYLEE_ID", r.name.InstanceID()), `"`)+r.idSpec+`"`)
 	for _, e := range s.Env {
 		r.add("Service", "Environment", quoteEnv(e.Name, e.Value))
 	}
@@ -165,9 +174,9 @@ func (r *renderer) options(grouped bool) []*schema.UnitOption {
 		}
 	}
 	if s.EngineName() == EngineDocker {
-		r.docker(id)
+		r.docker()
 	} else {
-		r.rkt(id)
+		r.rkt()
 	}
 	for _, v := range plugins {
 		r.add("Service", "ExecStopPost", joinArgs("-"+VolumePluginDir+"/"+v.Driver, "-u", v.ID))
@@ -199,12 +208,12 @@ func (r *renderer) options(grouped bool) []*schema.UnitOption {
 	return r.opts
 }
 
-func (r *renderer) rkt(id string) {
+func (r *renderer) rkt() {
 	s := r.spec
-	uuidFile := fmt.Sprintf("%s/kaylee_%s.uuid", uuidDir, id)
+	uuidFile := func(flag string) string { return r.idWord(flag+uuidDir+"/kaylee_", ".uuid") }
 	r.add("Service", "KillMode", "mixed")
-	r.add("Service", "ExecStartPre", joinArgs("-"+RktPath, "stop", "--force=true", "--uuid-file="+uuidFile))
-	r.add("Service", "ExecStartPre", joinArgs("-"+RktPath, "rm", "--uuid-file="+uuidFile))
+	r.add("Service", "ExecStartPre", joinEscaped(joinArgs("-"+RktPath, "stop", "--force=true"), uuidFile("--uuid-file=")))
+	r.add("Service", "ExecStartPre", joinEscaped(joinArgs("-"+RktPath, "rm"), uuidFile("--uuid-file=")))
 	// rkt run would fetch a missing image itself, but without a policy of
 	// ours; fetch each image first with the app's policy instead. An app
 	// that must never be fetched gets no fetch line. rkt run's own policy
@@ -218,11 +227,12 @@ func (r *renderer) rkt(id string) {
 		allNever = false
 		r.add("Service", "ExecStartPre", joinArgs(RktPath, "fetch", "--insecure-options=image", "--pull-policy="+rktPullPolicy[policy], a.Image))
 	}
-	args := []string{RktPath, "run"}
+	head := []string{RktPath, "run"}
 	if allNever {
-		args = append(args, "--pull-policy=never")
+		head = append(head, "--pull-policy=never")
 	}
-	args = append(args, "--insecure-options=image", "--inherit-env", "--uuid-file-save="+uuidFile)
+	head = append(head, "--insecure-options=image", "--inherit-env")
+	var args []string
 	if s.Net != "" {
 		args = append(args, "--net="+s.Net)
 	}
@@ -244,11 +254,11 @@ func (r *renderer) rkt(id string) {
 		}
 		args = append(args, "---")
 	}
-	r.add("Service", "ExecStart", joinArgs(args...))
-	r.health(id, "-") // rkt: the check connects to 127.0.0.1
-	r.add("Service", "ExecStop", joinArgs("-"+RktPath, "stop", "--uuid-file="+uuidFile))
-	r.add("Service", "ExecStopPost", joinArgs("-"+RktPath, "rm", "--uuid-file="+uuidFile))
-	r.add("Service", "ExecStopPost", joinArgs("-/bin/rm", "-f", uuidFile))
+	r.add("Service", "ExecStart", joinEscaped(joinArgs(head...), uuidFile("--uuid-file-save="), joinArgs(args...)))
+	r.health("-") // rkt: the check connects to 127.0.0.1
+	r.add("Service", "ExecStop", joinEscaped(joinArgs("-"+RktPath, "stop"), uuidFile("--uuid-file=")))
+	r.add("Service", "ExecStopPost", joinEscaped(joinArgs("-"+RktPath, "rm"), uuidFile("--uuid-file=")))
+	r.add("Service", "ExecStopPost", joinEscaped(joinArgs("-/bin/rm", "-f"), uuidFile("")))
 }
 
 // rktPullPolicy maps an app's pull policy to rkt fetch's --pull-policy.
@@ -263,12 +273,13 @@ const dockerStopStatus = "143 137"
 // machine ID specifier, so it is added to the Exec line unescaped.
 const machineLabel = "--label=io.kaylee.machine=%m"
 
-func (r *renderer) docker(id string) {
+func (r *renderer) docker() {
 	s := r.spec
 	app := s.Apps[0]
 	image := strings.TrimPrefix(app.Image, "docker://")
+	id := r.idWord("", "")
 	r.add("Service", "SuccessExitStatus", dockerStopStatus)
-	r.add("Service", "ExecStartPre", joinArgs("-"+DockerPath, "rm", "-f", id))
+	r.add("Service", "ExecStartPre", joinEscaped(joinArgs("-"+DockerPath, "rm", "-f"), id))
 	// docker run pulls a missing image by itself (policy missing); a pull
 	// line would fail on a host that cannot reach the registry even when
 	// the image is there, so only policy always has one.
@@ -279,7 +290,8 @@ func (r *renderer) docker(id string) {
 	case PullNever:
 		args = append(args, "--pull=never") // docker >= 20.10
 	}
-	args = append(args, "--rm", "--name", id, "-e", "KAYLEE_ID")
+	head := append(args, "--rm", "--name")
+	args = []string{"-e", "KAYLEE_ID"}
 	for _, e := range s.Env {
 		args = append(args, "-e", e.Name) // the value comes from Environment=
 	}
@@ -296,23 +308,36 @@ func (r *renderer) docker(id string) {
 	}
 	// Labels tell which Kaylee unit, instance and machine a container
 	// belongs to (docker ps --filter label=io.kaylee.unit=NAME).
-	args = append(args, "--label=io.kaylee.unit="+s.Name, "--label=io.kaylee.instance="+id)
+	args = append(args, "--label=io.kaylee.unit="+s.Name)
 	user := append(append([]string{}, s.Args...), image)
 	if app.Cmd != "" {
 		user = append(user, app.Cmd)
 	}
 	user = append(user, app.Args...)
-	r.add("Service", "ExecStart", joinEscaped(joinArgs(args...), machineLabel, joinArgs(user...)))
-	r.health(id, DockerPath)
-	r.add("Service", "ExecStop", joinArgs("-"+DockerPath, "stop", id))
+	r.add("Service", "ExecStart", joinEscaped(joinArgs(head...), id, joinArgs(args...), r.idWord("--label=io.kaylee.instance=", ""), machineLabel, joinArgs(user...)))
+	r.health(DockerPath)
+	r.add("Service", "ExecStop", joinEscaped(joinArgs("-"+DockerPath, "stop"), id))
+}
+
+// machineIDSpecifier ends a global unit's instance ID: systemd expands %m
+// to the machine ID (32 hex digits), so each machine's instance has an ID
+// of its own that is still a valid file and container name.
+const machineIDSpecifier = "_%m"
+
+// idWord is a word of an Exec line that holds the instance ID between pre
+// and post, escaped: only the ID's specifier (idSpec) is left for systemd
+// to expand.
+func (r *renderer) idWord(pre, post string) string {
+	return escapeSpecifiers(pre+r.name.InstanceID()) + r.idSpec + escapeSpecifiers(post)
 }
 
 // health renders the spec's health check as an ExecStartPost line: Kaylee's
 // script (healthScript) with the check's values as separate arguments.
-// Validation holds every user word to a charset that needs no quoting. id
-// is the instance ID (the docker container's name); docker is the docker
-// binary that finds the container's address, or "-" for 127.0.0.1.
-func (r *renderer) health(id, docker string) {
+// Validation holds every user word to a charset that needs no quoting.
+// The script's first word is the instance ID (the docker container's
+// name); docker is the docker binary that finds the container's address,
+// or "-" for 127.0.0.1.
+func (r *renderer) health(docker string) {
 	h := r.spec.Health
 	if h == nil {
 		return
@@ -324,11 +349,11 @@ func (r *renderer) health(id, docker string) {
 	case HealthTCP:
 		port = strconv.Itoa(h.TCP.Port)
 	}
-	words := []string{"kaylee-health", id, kind, port, path,
+	words := []string{kind, port, path,
 		wholeSeconds(h.IntervalDuration()), wholeSeconds(h.TimeoutDuration()), wholeSeconds(h.StartPeriodDuration()),
 		strconv.Itoa(h.FailureThreshold()), docker}
 	words = append(words, h.Exec...)
-	r.add("Service", "ExecStartPost", joinEscaped(BashPath+" -c "+healthScriptWord, joinArgs(words...)))
+	r.add("Service", "ExecStartPost", joinEscaped(BashPath+" -c "+healthScriptWord, "kaylee-health", r.idWord("", ""), joinArgs(words...)))
 }
 
 // wholeSeconds renders a duration as whole seconds, rounded up, at least 1.

@@ -148,9 +148,133 @@ func TestRenderDeterministicAndRestart(t *testing.T) {
 	}
 	// A changed spec changes the hash; a re-ordered YAML file does not.
 	s2 := *s
-	s2.Replicas = 5
+	s2.Apps = append([]App{{Image: "docker://monder/countly-docker:2"}}, s.Apps[1:]...)
 	if s2.Hash(0) == s.Hash(0) {
 		t.Fatal("changed spec kept its hash")
+	}
+}
+
+// Issue 21, item 2: a change of replicas alone keeps the spec hash, and
+// every replica that stays keeps its fleet unit: the same name and the
+// same unit file. Replicas are added or removed at the end.
+func TestRenderScaleKeepsReplicas(t *testing.T) {
+	base := func(n int) Spec {
+		return Spec{Name: "web", Replicas: n, Engine: EngineDocker, Apps: []App{{Image: "docker://web:1"}}}
+	}
+	perHost := func(n int) Spec { s := base(n); s.MaxReplicasPerHost = 2; return s }
+	spread := func(n int) Spec { s := base(n); s.Spread = &Spread{Key: "az"}; return s }
+	tests := []struct {
+		name     string
+		spec     func(n int) Spec
+		from, to int
+	}{
+		{"plain up", base, 2, 3},
+		{"plain down", base, 3, 1},
+		{"maxReplicasPerHost up", perHost, 2, 5},
+		{"maxReplicasPerHost down", perHost, 5, 1},
+		{"spread up", spread, 2, 3},
+		{"from 1", base, 1, 4},
+	}
+	zones := []string{"a", "b", "c", "a", "b"}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b := tt.spec(tt.from), tt.spec(tt.to)
+			if a.Hash(0) != b.Hash(0) {
+				t.Fatalf("replicas %d → %d changed the spec hash: %s → %s", tt.from, tt.to, a.Hash(0), b.Hash(0))
+			}
+			ua, err := Render(&a, RenderOptions{Zones: zones[:tt.from]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ub, err := Render(&b, RenderOptions{Zones: zones[:tt.to]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range min(tt.from, tt.to) {
+				if ua[i].Name != ub[i].Name {
+					t.Fatalf("replica %d renamed by replicas %d → %d: %s → %s", i, tt.from, tt.to, ua[i].Name, ub[i].Name)
+				}
+				if x, y := unitText(ua[i:i+1]), unitText(ub[i:i+1]); x != y {
+					t.Fatalf("unit file of replica %d changed by replicas %d → %d:\n%s\n---\n%s", i, tt.from, tt.to, x, y)
+				}
+			}
+		})
+	}
+	// Descriptions count from 0, as the names do, and hold no count.
+	s := base(2)
+	units, _ := Render(&s, RenderOptions{})
+	for i, u := range units {
+		want := fmt.Sprintf("kaylee web replica %d (spec %s)", i, s.Hash(0))
+		if got := optionValue(u, "Unit", "Description"); got != want || !strings.HasSuffix(u.Name, fmt.Sprintf(":%d.service", i)) {
+			t.Fatalf("unit %s: Description=%s, want %s", u.Name, got, want)
+		}
+	}
+}
+
+// optionValue is the value of the unit's first option section.name.
+func optionValue(u *schema.Unit, section, name string) string {
+	for _, o := range u.Options {
+		if o.Section == section && o.Name == name {
+			return o.Value
+		}
+	}
+	return ""
+}
+
+// Issue 21, item 7: KAYLEE_ID is unique per instance. A global unit is one
+// fleet unit that fleet runs on every machine: its KAYLEE_ID, container
+// name, rkt uuid file and health check target end in systemd's machine
+// ID specifier (%m), which systemd expands on each machine, unescaped;
+// a % the user wrote stays escaped. Other units keep theirs as they are.
+func TestRenderGlobalInstanceIDPerMachine(t *testing.T) {
+	health := &Health{TCP: &TCPCheck{Port: 80}}
+	tests := []struct {
+		name string
+		spec Spec
+		id   string // the ID as systemd reads it, before expansion
+	}{
+		{"global docker", Spec{Name: "agent", Global: true, Engine: EngineDocker, Health: health,
+			Env: []EnvVar{{Name: "PCT", Value: "50%m"}}, Apps: []App{{Image: "docker://agent:1", Args: []string{"--p=%m"}}}}, "_%m"},
+		{"global rkt", Spec{Name: "agent", Global: true, Engine: EngineRkt, Apps: []App{{Image: "docker://agent:1"}}}, "_%m"},
+		{"replicated docker", Spec{Name: "agent", Replicas: 2, Engine: EngineDocker, Health: health, Apps: []App{{Image: "docker://agent:1"}}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			units, err := Render(&tt.spec, RenderOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := units[0]
+			id, _ := ParseUnitName(DefaultUnitPrefix, u.Name)
+			want := id.InstanceID() + tt.id
+			if got := optionValue(u, "Service", "Environment"); got != `"KAYLEE_ID=`+want+`"` {
+				t.Fatalf("Environment=%s, want KAYLEE_ID=%s", got, want)
+			}
+			var uses []string
+			for _, o := range u.Options {
+				if o.Section != "Service" || !strings.HasPrefix(o.Name, "Exec") {
+					continue
+				}
+				for _, w := range strings.Fields(o.Value) {
+					if strings.Contains(w, id.InstanceID()) {
+						uses = append(uses, w)
+						if !strings.Contains(w, want) || strings.Contains(w, want+"%") || strings.Contains(w, id.InstanceID()+"_%%m") {
+							t.Errorf("%s=… holds the instance ID as %s, want %s", o.Name, w, want)
+						}
+					}
+				}
+			}
+			if len(uses) < 3 {
+				t.Fatalf("instance ID used %d times in Exec lines: %v", len(uses), uses)
+			}
+			text := unitText(units)
+			if tt.spec.Engine == EngineDocker && !strings.Contains(text, "--name "+want+" ") {
+				t.Fatalf("docker --name is not %s:\n%s", want, text)
+			}
+			if tt.spec.Env != nil && (!strings.Contains(text, `"PCT=50%%m"`) || !strings.Contains(text, "--p=%%m")) {
+				t.Fatalf("a %% the user wrote is not escaped:\n%s", text)
+			}
+		})
 	}
 }
 

@@ -65,7 +65,7 @@ func renderRolling(s *Spec, o RenderOptions, hash string) ([]*schema.Unit, error
 		group := hex.EncodeToString(sum[:])[:6]
 		name := UnitName{Prefix: o.UnitPrefix, Name: s.Name, SpecHash: hash, Group: group, Index: used[group]}
 		used[group]++
-		r := renderer{spec: s, name: name, count: len(match), machineID: m.ID}
+		r := renderer{spec: s, name: name, machineID: m.ID}
 		u := &schema.Unit{Name: name.String(), DesiredState: "launched", Options: r.options(false)}
 		if err := checkLines(s, u); err != nil {
 			return nil, err

@@ -259,12 +259,20 @@ func (s *Spec) CanonicalJSON() []byte {
 // Hash returns the spec hash used in fleet unit names: 8 hex digits of the
 // SHA-256 of the canonical JSON and the restart counter. The same spec and
 // counter always give the same hash; `kaylee restart` bumps the counter.
-// The update policy is left out (changing how to roll out rolls nothing
-// out), but for a global unit's strategy, which changes its fleet units.
+// Left out, as they change no replica's unit file: replicas (a change of
+// the count adds or removes replicas and leaves the others running under
+// their names), the update policy (changing how to roll out rolls nothing
+// out, but for a global unit's strategy, which changes its fleet units)
+// and ports (published in the instance registry only).
 func (s *Spec) Hash(restart int64) string {
 	h := sha256.New()
 	cp := *s
-	cp.Update, cp.Ports = nil, nil
+	cp.Replicas, cp.Update, cp.Ports = 0, nil, nil
+	if s.Replicated() {
+		// A unit with replicas renders otherwise than one without (its
+		// replicas do not conflict with each other): keep them apart.
+		cp.Replicas = 1
+	}
 	h.Write(cp.CanonicalJSON())
 	if s.Rolling() {
 		h.Write([]byte("\x00strategy=" + StrategyRolling))

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	gosync "sync"
 
@@ -30,6 +31,20 @@ func historyEvent(h store.HistoryEntry) (store.Event, bool) {
 		return store.Event{}, false
 	}
 	msg := h.Message
+	if h.Change != "" {
+		// A change that rolls nothing out is no rollout: one event when
+		// it is seen, none when its added replicas run.
+		switch {
+		case h.Outcome == store.OutcomeDeployed && !h.Time.Equal(h.Deployed):
+			return store.Event{}, false
+		case h.Outcome == store.OutcomeProgressing || h.Outcome == store.OutcomeDeployed:
+			kind, msg = store.EventChanged, h.Change+": no replica replaced"
+			if h.RollbackTo != 0 {
+				msg += fmt.Sprintf(" (a rollback to revision %d)", h.RollbackTo)
+			}
+			return store.Event{Kind: kind, Unit: h.Unit, Source: h.Source, Revision: h.GitRevision, SpecHash: h.SpecHash, Message: msg}, true
+		}
+	}
 	if h.RollbackTo != 0 && h.Outcome == store.OutcomeProgressing {
 		msg = "a rollback to an earlier revision"
 	}

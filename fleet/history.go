@@ -3,6 +3,10 @@ package fleet
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/kaylee-gitops/kaylee/store"
@@ -35,7 +39,7 @@ func historyChanges(now time.Time, limit int, hist map[string][]*store.HistoryEn
 		last = entries[len(entries)-1]
 	}
 	deployed := st.Phase == store.PhaseRunning && st.Deployed == st.SpecHash
-	if last != nil && last.SpecHash == st.SpecHash {
+	if last != nil && last.SpecHash == st.SpecHash && (bytes.Equal(last.Spec, in.raw) || in.raw == nil) {
 		if last.Outcome != store.OutcomeProgressing {
 			return nil
 		}
@@ -61,6 +65,11 @@ func historyChanges(now time.Time, limit int, hist map[string][]*store.HistoryEn
 	}
 	setSource(e, records)
 	var out []historyChange
+	if last != nil && last.SpecHash == st.SpecHash {
+		// Another spec of the same hash (replicas, update or ports
+		// changed): a revision of its own, that replaces no replica.
+		e.Change = inPlaceChange(last.Spec, in.raw)
+	}
 	if last != nil {
 		e.Revision = last.Revision + 1
 		prev := *last
@@ -79,6 +88,50 @@ func historyChanges(now time.Time, limit int, hist map[string][]*store.HistoryEn
 		change.drop = append(change.drop, entries[i].Revision)
 	}
 	return append(out, change)
+}
+
+// inPlaceChange names the top-level fields that differ between two specs
+// of one hash, with the counts of replicas: "replicas 2 → 3, update".
+func inPlaceChange(before, after []byte) string {
+	var a, b map[string]json.RawMessage
+	_ = json.Unmarshal(before, &a)
+	_ = json.Unmarshal(after, &b)
+	keys := map[string]bool{}
+	for k := range a {
+		keys[k] = true
+	}
+	for k := range b {
+		keys[k] = true
+	}
+	var out []string
+	for k := range keys {
+		if bytes.Equal(a[k], b[k]) {
+			continue
+		}
+		if k == "replicas" {
+			count := func(v json.RawMessage) string {
+				if v == nil {
+					return "0"
+				}
+				return string(v)
+			}
+			out = append(out, fmt.Sprintf("replicas %s → %s", count(a[k]), count(b[k])))
+			continue
+		}
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		// replicas first, then by name
+		ri, rj := strings.HasPrefix(out[i], "replicas "), strings.HasPrefix(out[j], "replicas ")
+		if ri != rj {
+			return ri
+		}
+		return out[i] < out[j]
+	})
+	if len(out) == 0 {
+		return "the stored spec"
+	}
+	return strings.Join(out, ", ")
 }
 
 // restores: the stored spec is the one the rollback pin restored.

@@ -53,6 +53,19 @@ func TestHistoryChanges(t *testing.T) {
 		{"a pin for another spec is not this rollback",
 			[]*store.HistoryEntry{entry(1, "aaaa", "deployed"), entry(2, "bbbb", "deployed")}, &store.RollbackPin{Unit: "web", Revision: 1}, input("cccc"),
 			store.Status{SpecHash: "cccc", Phase: store.PhasePending}, "3:progressing"},
+		// Issue 21, item 2: a change of replicas (or update, ports) keeps
+		// the spec hash: a revision of its own that names the change.
+		{"replicas changed after a deployed one", []*store.HistoryEntry{entry(1, "aaaa", "deployed")}, nil,
+			&unitInput{name: "web", spec: &deploy.Spec{Name: "web"}, raw: []byte(`{"name":"web","replicas":3,"v":"aaaa"}`)},
+			store.Status{SpecHash: "aaaa", Deployed: "aaaa", Phase: store.PhaseProgressing}, "2:progressing[replicas 0 → 3]"},
+		{"replicas and update changed while a rollout goes on: the rollout goes on under the new revision",
+			[]*store.HistoryEntry{{Unit: "web", Revision: 1, SpecHash: "aaaa", Spec: []byte(`{"name":"web","replicas":2,"v":"aaaa"}`), Outcome: "progressing"}}, nil,
+			&unitInput{name: "web", spec: &deploy.Spec{Name: "web"}, raw: []byte(`{"name":"web","replicas":1,"v":"aaaa","update":{"maxSurge":2}}`)},
+			store.Status{SpecHash: "aaaa", Phase: store.PhaseProgressing}, "1:superseded 2:progressing[replicas 2 → 1, update]"},
+		{"the added replicas run: deployed", []*store.HistoryEntry{entry(1, "aaaa", "deployed"),
+			{Unit: "web", Revision: 2, SpecHash: "aaaa", Spec: []byte(`{"name":"web","replicas":3,"v":"aaaa"}`), Outcome: "progressing", Change: "replicas 0 → 3"}}, nil,
+			&unitInput{name: "web", spec: &deploy.Spec{Name: "web"}, raw: []byte(`{"name":"web","replicas":3,"v":"aaaa"}`)},
+			store.Status{SpecHash: "aaaa", Deployed: "aaaa", Phase: store.PhaseRunning}, "2:deployed[replicas 0 → 3]"},
 		{"suspended: nothing", []*store.HistoryEntry{entry(1, "aaaa", "progressing")}, nil,
 			&unitInput{name: "web", spec: &deploy.Spec{Name: "web"}, suspended: &store.Suspension{}},
 			store.Status{SpecHash: "aaaa", Deployed: "aaaa", Phase: store.PhaseSuspended}, ""},
@@ -70,6 +83,9 @@ func TestHistoryChanges(t *testing.T) {
 				s := fmt.Sprintf("%d:%s", c.entry.Revision, c.entry.Outcome)
 				if c.entry.RollbackTo != 0 {
 					s += fmt.Sprintf("(rollback to %d)", c.entry.RollbackTo)
+				}
+				if c.entry.Change != "" {
+					s += "[" + c.entry.Change + "]"
 				}
 				got = append(got, s)
 				if c.entry.Outcome == store.OutcomeFailed && c.entry.Message != "boom" {

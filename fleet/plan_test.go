@@ -167,6 +167,23 @@ func TestPlanUnit(t *testing.T) {
 		},
 		readyAgo: time.Minute, wantOps: "", wantPhase: store.PhaseRunning,
 	}, {
+		// Issue 21, item 2: replicas are not in the spec hash.
+		name: "replicas 3 → 4: the new replica is created, the three running ones are left alone",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, replicated(4, "docker://web:1"), 0).with(render(t, v1), "launched", "active", "running")
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseRunning, SpecHash: v1.Hash(0), Deployed: v1.Hash(0)}
+			return w
+		},
+		readyAgo: time.Minute, wantOps: "create:3", wantPhase: store.PhaseProgressing,
+	}, {
+		name: "replicas 3 → 1: the highest indexes stop, replica 0 is left alone",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, replicated(1, "docker://web:1"), 0).with(render(t, v1), "launched", "active", "running")
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseRunning, SpecHash: v1.Hash(0), Deployed: v1.Hash(0)}
+			return w
+		},
+		readyAgo: time.Minute, wantOps: "stop:1 stop:2", wantPhase: store.PhaseProgressing,
+	}, {
 		name: "running but not for MinReady yet: still progressing",
 		world: func(t *testing.T) *world {
 			return newWorld(t, v1, 0).with(render(t, v1), "launched", "active", "running")

@@ -28,6 +28,10 @@ const (
 	EventRolloutSucceeded = "rollout-succeeded"
 	EventRolloutFailed    = "rollout-failed"
 	EventRolledBack       = "rolled-back"
+	// EventChanged: a new revision of a unit that rolls nothing out (its
+	// spec hash is the same: replicas, update or ports changed); replicas
+	// are added or removed, none is replaced.
+	EventChanged = "changed"
 	// Sync passes.
 	EventSynced     = "synced"      // a source applied a new revision
 	EventStored     = "stored"      // a source wrote a unit (created or changed in git)

@@ -46,6 +46,10 @@ type HistoryEntry struct {
 	// RollbackTo is the revision kaylee rollback restored (this entry is
 	// that rollback).
 	RollbackTo int64 `json:"rollbackTo,omitempty"`
+	// Change is set on a revision with the spec hash of the one before
+	// it: a change that rolls nothing out ("replicas 2 → 3", "update",
+	// "ports"). Replicas were added or removed; none was replaced.
+	Change string `json:"change,omitempty"`
 }
 
 func (s *Store) historyDir(name string) string { return s.prefix + "/history/" + name + "/" }

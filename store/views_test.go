@@ -24,10 +24,13 @@ func TestRolloutOf(t *testing.T) {
 			Rollout{Done: true, Failed: true, Line: "web: failed, 0/3 running: crash loop"}},
 		{"suspended is not done", &Status{Phase: PhaseSuspended, SpecHash: "new", Desired: 3},
 			Rollout{Line: "web: suspended, 0/3 running: "}},
+		// Issue 21, item 2: replicas 2 → 3 keeps the spec hash.
+		{"status of the same spec with the old count of replicas", &Status{Phase: PhaseRunning, SpecHash: "new", Running: 2, Desired: 2},
+			Rollout{Line: "web: waiting for the scheduler"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := RolloutOf("web", tt.st, "new"); got != tt.want {
+			if got := RolloutOf("web", tt.st, Want{Hash: "new", Replicas: 3}); got != tt.want {
 				t.Errorf("RolloutOf = %+v, want %+v", got, tt.want)
 			}
 		})

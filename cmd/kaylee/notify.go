@@ -121,6 +121,9 @@ func (ns *notifiers) Synced(source string, res *sync.Result, err error, _ time.D
 // succeeded and failed.
 func (ns *notifiers) history(h store.HistoryEntry) {
 	result := map[string]string{store.OutcomeProgressing: "started", store.OutcomeDeployed: "succeeded", store.OutcomeFailed: "failed"}[h.Outcome]
+	if h.Change != "" && h.Outcome != store.OutcomeFailed {
+		result = "" // replicas added or removed, or the policy changed: no rollout
+	}
 	if result == "" || len(ns.list) == 0 {
 		return
 	}

@@ -107,6 +107,9 @@ func writeHistory(w io.Writer, entries []*store.HistoryEntry, now time.Time) {
 			}
 		}
 		var notes []string
+		if e.Change != "" {
+			notes = append(notes, e.Change+": no replica replaced")
+		}
 		if e.RollbackTo != 0 {
 			notes = append(notes, fmt.Sprintf("rollback to %d", e.RollbackTo))
 		}
@@ -178,7 +181,7 @@ func waitRestored(ctx context.Context, s *store.Store, w io.Writer, name string,
 	if err != nil {
 		return err
 	}
-	return waitRollouts(ctx, s, w, map[string]string{name: u.Spec.Hash(restarts[name])}, timeout)
+	return waitRollouts(ctx, s, w, map[string]store.Want{name: store.WantOf(&u.Spec, restarts[name])}, timeout)
 }
 
 func (a *app) suspendCommand() *cobra.Command {

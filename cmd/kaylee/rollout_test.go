@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 )
 
@@ -85,4 +87,20 @@ func TestHistoryRollbackSuspend(t *testing.T) {
 	must("web resumed", "resume", "web")
 	must("web: running, 2/2", "run", "--wait", "--timeout", "2m", filepath.Join(dir, "v3.yaml"))
 	must("web was neither suspended nor rolled back: nothing to do", "resume", "web")
+}
+
+// Issue 21, item 2: a revision that changed only replicas shares its spec
+// hash with the one before it, and kaylee history says what changed and
+// that no replica was replaced.
+func TestHistoryTableNotesInPlaceChange(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 10, 0, 0, time.UTC)
+	var b strings.Builder
+	writeHistory(&b, []*store.HistoryEntry{
+		{Unit: "web", Revision: 1, SpecHash: "1a2b3c4d", Time: now.Add(-10 * time.Minute), Outcome: store.OutcomeDeployed},
+		{Unit: "web", Revision: 2, SpecHash: "1a2b3c4d", Time: now.Add(-time.Minute), Outcome: store.OutcomeDeployed, Change: "replicas 2 → 3"},
+	}, now)
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(lines[2], "replicas 2 → 3: no replica replaced") || !strings.HasPrefix(lines[2], "2 ") || !strings.Contains(lines[2], "1a2b3c4d") {
+		t.Fatalf("history table:\n%s", b.String())
+	}
 }

@@ -144,7 +144,7 @@ func age(t, now time.Time) string {
 // waitRollouts follows the statuses of units until each runs the given
 // spec hash (nil) or one fails (an error naming it). It prints a line each
 // time a unit's status changes.
-func waitRollouts(ctx context.Context, s *store.Store, w io.Writer, want map[string]string, timeout time.Duration) error {
+func waitRollouts(ctx context.Context, s *store.Store, w io.Writer, want map[string]store.Want, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	last := map[string]string{}

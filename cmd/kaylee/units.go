@@ -105,9 +105,9 @@ change, and exits 0 once all run the new spec, 1 if a rollout fails or
 			if err != nil {
 				return err
 			}
-			want := map[string]string{}
+			want := map[string]store.Want{}
 			for _, d := range docs {
-				want[d.Spec.Name] = d.Spec.Hash(restarts[d.Spec.Name])
+				want[d.Spec.Name] = store.WantOf(&d.Spec, restarts[d.Spec.Name])
 			}
 			return waitRollouts(cmd.Context(), s, cmd.OutOrStdout(), want, timeout)
 		},

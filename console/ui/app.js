@@ -194,7 +194,7 @@ async function loadUnit(name) {
     $("unit-history").replaceChildren(...hist.slice().reverse().map((e) => h("tr", { "data-revision": e.revision },
       h("td", {}, e.revision), h("td", { class: "mono" }, e.specHash), h("td", {}, badge("outcome-" + e.outcome, e.outcome)),
       h("td", {}, ago(e.time) + " ago"), h("td", { class: "mono" }, e.source ? e.source + "@" + short(e.gitRevision) : "–"),
-      h("td", { class: "wide" }, [e.rollbackTo ? "rollback to " + e.rollbackTo : "", e.restart ? "restart " + e.restart : "", e.message || ""].filter(Boolean).join("; ")))));
+      h("td", { class: "wide" }, [e.change ? e.change + ": no replica replaced" : "", e.rollbackTo ? "rollback to " + e.rollbackTo : "", e.restart ? "restart " + e.restart : "", e.message || ""].filter(Boolean).join("; ")))));
     if (!hist.length) $("unit-history").replaceChildren(h("tr", {}, h("td", { colSpan: 6, class: "muted" }, "no revisions recorded yet")));
     const list = $("unit-events");
     list.replaceChildren();
