@@ -39,7 +39,7 @@ func TestWithGit(t *testing.T) {
 		"team-a": {Source: "team-a", Revision: "0123456789abcdef", Inventory: map[string]string{"web": "web.yaml", "db": "db.yaml"},
 			Errors: []SyncError{{File: "db.yaml", Line: 3, Message: "replicas: not a number"}, {File: "other.yaml", Message: "bad"}}},
 	}
-	views := WithGit([]*Status{{Name: "web"}, {Name: "db"}, {Name: "adhoc"}}, records)
+	views := Views([]*Status{{Name: "web"}, {Name: "db"}, {Name: "adhoc"}}, records, Controls{})
 	type row struct{ Mark, Rev, File string }
 	var got []row
 	for _, v := range views {
