@@ -106,7 +106,7 @@ func (v UnitView) RunsRevision() string {
 	return v.ShortRevision()
 }
 
-// Serving is the replicas that serve, of any version: a status written
+// ServingReplicas is the replicas that serve, of any version: a status written
 // before the scheduler counted them has the running ones.
 func (st *Status) ServingReplicas() int {
 	if st.Serving == 0 {
