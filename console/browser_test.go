@@ -172,3 +172,95 @@ func TestDashboardNeedsNoExternalAsset(t *testing.T) {
 		t.Errorf("%s style sheets, want the embedded one", got)
 	}
 }
+
+// A rolled-back unit and a suspended one show so in the API and on the
+// page, with the revision a rolled-back unit runs; long messages (a failed
+// rollout's reason, a file error with its path and line) are wholly
+// readable in the table at 1400 px and on a phone.
+func TestDashboardShowsRollbackSuspensionAndWholeMessages(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	// search fits no machine: its rollout fails after 30s (fleet's
+	// scheduler leaves it unscheduled) with a long reason.
+	rev1 := w.commit(map[string]string{"units/web.yaml": unitWeb, "units/db.yaml": unitDB, "units/api.yaml": "name: api\napps:\n- image: docker://api:1\n",
+		"units/search.yaml": "name: search\nreplicas: 2\nmachine:\n- az=z\napps:\n- image: docker://search:1\n"})
+	for _, n := range []string{"web", "db", "api"} {
+		w.waitPhase(n, store.PhaseRunning, 60*time.Second)
+	}
+	w.commit(map[string]string{"units/web.yaml": strings.Replace(unitWeb, "nginx:1", "nginx:2", 1)})
+	deployed := func(name string, n int) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			h, err := w.store.History(ctx, name)
+			if err == nil && len(h) == n && h[n-1].Outcome == store.OutcomeDeployed {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: revision %d not deployed: %v", name, n, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	deployed("web", 2)
+	w.waitPhase("search", store.PhaseFailed, 60*time.Second)
+	if _, err := w.store.Rollback(ctx, "web", "", "ops@laptop"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.store.Suspend(ctx, "db", "ops@laptop"); err != nil {
+		t.Fatal(err)
+	}
+	w.commit(map[string]string{"units/api.yaml": "name: api\nreplcas: 2\napps:\n- image: docker://api:2\n"})
+	deployed("web", 3) // the rollback's rollout
+
+	var web, db map[string]any
+	w.get("/api/v1/units/web", &web)
+	w.get("/api/v1/units/db", &db)
+	if rb, _ := web["rolledBack"].(map[string]any); web["state"] != "rolled back" || rb == nil || rb["revision"] != float64(1) || rb["gitRevision"] != rev1 {
+		t.Errorf("GET units/web: state %v, rolledBack %v; want rolled back to revision 1 from %s", web["state"], web["rolledBack"], rev1[:7])
+	}
+	if sus, _ := db["suspended"].(map[string]any); db["state"] != store.PhaseSuspended || sus == nil || sus["by"] != "ops@laptop" {
+		t.Errorf("GET units/db: state %v, suspended %v; want suspended by ops@laptop", db["state"], db["suspended"])
+	}
+	var search map[string]any
+	w.get("/api/v1/units/search", &search)
+	reason, _ := search["message"].(string)
+	if len(reason) < 150 {
+		t.Fatalf("search's failed rollout says %q: want a long reason to show", reason)
+	}
+
+	for _, vp := range []struct {
+		name          string
+		width, height int
+		mobile        bool
+	}{{"desktop-1400", 1400, 900, false}, {"phone-390", 390, 844, true}} {
+		t.Run(vp.name, func(t *testing.T) {
+			b := browsertest.New(t, vp.width, vp.height)
+			steps := []chromedp.Action[chromedp.Void]{chromedp.Navigate(w.srv.URL + "/"), chromedp.WaitVisible(chromedp.CSS(`tr[data-unit="search"]`))}
+			if vp.mobile {
+				steps = append([]chromedp.Action[chromedp.Void]{chromedp.EmulateViewport(int64(vp.width), int64(vp.height), chromedp.EmulateMobile)}, steps...)
+			}
+			within(t, b, 20*time.Second, "page loads", steps...)
+			within(t, b, 5*time.Second, "the file error shows", chromedp.WaitVisible(chromedp.CSS(`tr[data-unit="api"] .gitbad`)))
+			browsertest.Screenshot(t, b, vp.name)
+			if got := text(t, b, `tr[data-unit="web"] .phase`); got != "rolled back" {
+				t.Errorf("web's phase shows %q, want rolled back", got)
+			}
+			if got := text(t, b, `tr[data-unit="web"] .revision`); got != rev1[:7] {
+				t.Errorf("web's revision shows %q, want %s, the revision its rollback restored", got, rev1[:7])
+			}
+			if got := text(t, b, `tr[data-unit="db"] .phase`); got != "suspended" {
+				t.Errorf("db's phase shows %q, want suspended", got)
+			}
+			all := text(t, b, `#unit-rows`)
+			for _, want := range []string{reason, "units/api.yaml:2: unknown field \"replcas\"", "rolled back to revision 1"} {
+				if !strings.Contains(all, want) {
+					t.Errorf("the units table lacks %q:\n%s", want, all)
+				}
+			}
+			if bad := eval[[]string](t, b, browsertest.Clipped(`#unit-rows .message`)); len(bad) > 0 {
+				t.Errorf("messages not wholly readable at %dx%d:\n%s", vp.width, vp.height, strings.Join(bad, "\n"))
+			}
+		})
+	}
+}

@@ -171,6 +171,7 @@ func (p *planner) planSuspended(u *unitInput) ([]op, *store.Status) {
 	for _, a := range u.actual {
 		st.Running += a.runningCount()
 	}
+	st.Serving = servingCount(u.actual)
 	by := ""
 	if u.suspended.By != "" {
 		by = " by " + u.suspended.By
@@ -197,6 +198,7 @@ func (p *planner) planInvalid(u *unitInput) ([]op, *store.Status) {
 	for _, a := range u.actual {
 		st.Running += a.runningCount()
 	}
+	st.Serving = servingCount(u.actual)
 	return nil, p.finish(st, u.prev)
 }
 
@@ -211,6 +213,7 @@ func (p *planner) planRemoved(u *unitInput) ([]op, *store.Status) {
 	}
 	st := p.newStatus(u)
 	st.Phase = store.PhaseDeleting
+	st.Serving = servingCount(u.actual)
 	st.Message = fmt.Sprintf("removed from the store: destroying %d fleet unit(s)", len(u.actual))
 	return ops, p.finish(st, u.prev)
 }
@@ -353,7 +356,7 @@ func (r *rollout) fail() bool {
 	} else {
 		r.restorePrevious()
 	}
-	r.st.Phase, r.st.Message, r.st.Running = store.PhaseFailed, msg, servingOld(r.stale)
+	r.st.Phase, r.st.Message, r.st.Running, r.st.Serving = store.PhaseFailed, msg, servingOld(r.stale), servingCount(r.stale)
 	return true
 }
 
@@ -576,9 +579,10 @@ func (r *rollout) replaceDrifted() {
 	}
 }
 
-// summarize sets the phase and message.
+// summarize sets the phase, the replicas that serve and the message.
 func (r *rollout) summarize() {
 	st := r.st
+	st.Serving = st.Running + servingCount(r.stale)
 	down := r.stale.count(goingDown)
 	switch {
 	case down == len(r.stale) && len(r.current) == r.n && r.ready == r.n:
@@ -609,6 +613,9 @@ func (r *rollout) summarize() {
 		}
 		if len(r.stale) > 0 {
 			st.Message += fmt.Sprintf("; %d old still to replace", len(r.stale))
+			if st.Serving != st.Running {
+				st.Message += fmt.Sprintf(", %d serving", st.Serving) // old and new
+			}
 		}
 	}
 	if st.Phase != store.PhaseRunning {

@@ -155,6 +155,7 @@ func TestPlanUnit(t *testing.T) {
 		wantMsg     string
 		wantMsg2    string // a second part of the message
 		running     int    // replicas a failed status says run, if not 3
+		serving     int    // replicas of any version that serve, checked when set
 	}{{
 		name:      "nothing in fleet: create every replica at once",
 		world:     func(t *testing.T) *world { return newWorld(t, v1, 0) },
@@ -165,7 +166,7 @@ func TestPlanUnit(t *testing.T) {
 		world: func(t *testing.T) *world {
 			return newWorld(t, v1, 0).with(render(t, v1), "launched", "active", "running")
 		},
-		readyAgo: time.Minute, wantOps: "", wantPhase: store.PhaseRunning,
+		readyAgo: time.Minute, wantOps: "", wantPhase: store.PhaseRunning, serving: 3,
 	}, {
 		// Issue 21, item 2: replicas are not in the spec hash.
 		name: "replicas 3 → 4: the new replica is created, the three running ones are left alone",
@@ -194,13 +195,23 @@ func TestPlanUnit(t *testing.T) {
 		world: func(t *testing.T) *world {
 			return newWorld(t, v2, 0).with(render(t, v1), "launched", "active", "running")
 		},
-		wantOps: "create:0", wantPhase: store.PhasePending,
+		wantOps: "create:0", wantPhase: store.PhasePending, serving: 3,
 	}, {
 		name: "new replica running but not ready: keep every old one",
 		world: func(t *testing.T) *world {
 			return newWorld(t, v2, 0).with(render(t, v1), "launched", "active", "running").with(render(t, v2)[:1], "launched", "active", "running")
 		},
-		readyAgo: time.Second, wantOps: "", wantPhase: store.PhaseProgressing,
+		readyAgo: time.Second, wantOps: "", wantPhase: store.PhaseProgressing, serving: 4,
+	}, {
+		// Progressing 1/3 new while the old ones serve: the status says
+		// how many serve, not only the new spec's replicas.
+		name: "rollout under way: new and old replicas that serve are counted, a stopping one is not",
+		world: func(t *testing.T) *world {
+			return newWorld(t, v2, 0).with(render(t, v1)[:2], "launched", "active", "running").
+				with(render(t, v1)[2:], "loaded", "active", "running").with(render(t, v2)[:1], "launched", "active", "running")
+		},
+		readyAgo: time.Minute, wantOps: "create:1", wantPhase: store.PhaseProgressing, serving: 3,
+		wantMsg: "1 of 3 running the current spec, 1 ready; 3 old still to replace, 3 serving",
 	}, {
 		name: "new replica ready: stop one old one and start the next new one (a stopping replica leaves the surge)",
 		world: func(t *testing.T) *world {
@@ -252,7 +263,7 @@ func TestPlanUnit(t *testing.T) {
 		world: func(t *testing.T) *world {
 			return newWorld(t, v2, 0).with(render(t, v1), "launched", "active", "running").with(render(t, v2)[:1], "launched", "failed", "failed")
 		},
-		wantOps: "stop:0", wantPhase: store.PhaseFailed, wantMsg: "replica k2:web:",
+		wantOps: "stop:0", wantPhase: store.PhaseFailed, wantMsg: "replica k2:web:", serving: 3,
 	}, {
 		name: "failed rollout held: failed replicas destroyed, nothing created",
 		world: func(t *testing.T) *world {
@@ -537,6 +548,9 @@ func TestPlanUnit(t *testing.T) {
 			}
 			if want := cmp.Or(tt.running, 3); st.Phase == store.PhaseFailed && st.Running != want {
 				t.Errorf("failed status says %d running; %d old replicas serve", st.Running, want)
+			}
+			if tt.serving > 0 && st.Serving != tt.serving {
+				t.Errorf("status says %d serving (%d of the current spec running), want %d", st.Serving, st.Running, tt.serving)
 			}
 			if st.Phase != tt.wantPhase || !strings.Contains(st.Message, tt.wantMsg) || !strings.Contains(st.Message, tt.wantMsg2) {
 				t.Errorf("status = %s %q, want %s containing %q and %q", st.Phase, st.Message, tt.wantPhase, tt.wantMsg, tt.wantMsg2)
@@ -843,7 +857,7 @@ func TestPlanHealthChecks(t *testing.T) {
 		runSteps(t, opts, rollout, rolling, []planStep{
 			{0, post, "", prog, waiting},
 			{2 * time.Second, running, "", prog, "1 of 3 running the current spec, 0 ready"},
-			{4 * time.Second, restart, "", prog, "3 old still to replace; replica " + newName + " on machine m0 (10.0.0.1) is restarting (1 restart seen)"},
+			{4 * time.Second, restart, "", prog, "3 old still to replace, 3 serving; replica " + newName + " on machine m0 (10.0.0.1) is restarting (1 restart seen)"},
 			{6 * time.Second, pre, "", prog, "(1 restart seen)"},
 			{8 * time.Second, post, "", prog, "1 waiting for its health check"},
 			{10 * time.Second, running, "", prog, "(1 restart seen)"},

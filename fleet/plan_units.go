@@ -110,6 +110,19 @@ func isDrifted(d *desiredUnits, a *actualUnit) bool {
 	return ok && a.unit != nil && a.hash != d.hashes[a.name()]
 }
 
+// servingCount counts the replicas that serve: running with their unit
+// file and launched (one being stopped serves no more), as the instance
+// registry lists them.
+func servingCount(set unitSet) int {
+	n := 0
+	for _, a := range set {
+		if a.target() == targetLaunched {
+			n += a.runningCount()
+		}
+	}
+	return n
+}
+
 // servingOld counts the replicas of an old version that run: after a
 // failed rollout, Running says how many still serve.
 func servingOld(stale unitSet) int {

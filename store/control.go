@@ -30,13 +30,16 @@ type Suspension struct {
 // in git is still the one the rollback replaced (Replaced); a change of
 // the file, or resume, ends it.
 type RollbackPin struct {
-	Unit     string    `json:"unit"`
-	Revision int64     `json:"revision"` // the history revision restored
-	SpecHash string    `json:"specHash"` // its spec hash
-	From     int64     `json:"from,omitempty"`
-	Replaced string    `json:"replaced"` // SHA-256 of the stored JSON the rollback replaced
-	Time     time.Time `json:"time"`
-	By       string    `json:"by,omitempty"`
+	Unit     string `json:"unit"`
+	Revision int64  `json:"revision"` // the history revision restored
+	SpecHash string `json:"specHash"` // its spec hash
+	// GitRevision is the git revision the restored revision came from,
+	// when a git source owned the unit then.
+	GitRevision string    `json:"gitRevision,omitempty"`
+	From        int64     `json:"from,omitempty"`
+	Replaced    string    `json:"replaced"` // SHA-256 of the stored JSON the rollback replaced
+	Time        time.Time `json:"time"`
+	By          string    `json:"by,omitempty"`
 }
 
 // ContentHash is the hash RollbackPin.Replaced holds: SHA-256 of a unit's
@@ -127,7 +130,7 @@ func (s *Store) Rollback(ctx context.Context, name, to, by string) (*HistoryEntr
 	if err != nil {
 		return nil, fmt.Errorf("rolling back %s: revision %d no longer loads (%w): %w", name, target.Revision, ErrConflict, err)
 	}
-	pin := &RollbackPin{Unit: name, Revision: target.Revision, SpecHash: target.SpecHash, Replaced: ContentHash(u.Raw), Time: time.Now().UTC(), By: by}
+	pin := &RollbackPin{Unit: name, Revision: target.Revision, SpecHash: target.SpecHash, GitRevision: target.GitRevision, Replaced: ContentHash(u.Raw), Time: time.Now().UTC(), By: by}
 	if len(entries) > 0 {
 		pin.From = entries[len(entries)-1].Revision
 	}

@@ -28,6 +28,10 @@ type Status struct {
 	Deployed string `json:"deployed,omitempty"`
 	Desired  int    `json:"desired"`
 	Running  int    `json:"running"`
+	// Serving counts the replicas that serve, of any version: during a
+	// rollout, the new spec's running replicas (Running) and the old ones
+	// still launched and running.
+	Serving int `json:"serving"`
 	// Ready counts the current spec's replicas that have run for minReady.
 	Ready   int          `json:"ready,omitempty"`
 	Message string       `json:"message,omitempty"`

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -62,23 +64,57 @@ func (s *Store) AllStatuses(ctx context.Context) ([]*Status, error) {
 	return out, nil
 }
 
-// UnitView is a unit's status with where it comes from: the git source
+// UnitView is a unit's status with where it comes from (the git source
 // owning it, the revision that source last applied, and the errors of the
-// unit's file at that pass (the unit then runs its last good version).
+// unit's file at that pass: the unit then runs its last good version) and
+// what people set on it (a suspension, a rollback).
 type UnitView struct {
 	*Status
 	Source    string   `json:"source,omitempty"`
 	File      string   `json:"file,omitempty"`
 	Revision  string   `json:"revision,omitempty"` // full commit hash
 	GitErrors []string `json:"gitErrors,omitempty"`
+	// State is the phase as people are shown it: the scheduler's, except
+	// "suspended" while a suspension holds the unit (whatever its last
+	// status says) and "rolled back" while a rollback holds it and it runs.
+	State string `json:"state"`
+	// StateNote says what holds the unit and until when, or "".
+	StateNote  string       `json:"stateNote,omitempty"`
+	Suspended  *Suspension  `json:"suspended,omitempty"`
+	RolledBack *RollbackPin `json:"rolledBack,omitempty"`
+}
+
+// StateRolledBack is the state of a unit that runs a revision kaylee
+// rollback restored.
+const StateRolledBack = "rolled back"
+
+func short(rev string) string {
+	if len(rev) > 7 {
+		return rev[:7]
+	}
+	return rev
 }
 
 // ShortRevision is the first 7 characters of the git revision, or "".
-func (v UnitView) ShortRevision() string {
-	if len(v.Revision) > 7 {
-		return v.Revision[:7]
+func (v UnitView) ShortRevision() string { return short(v.Revision) }
+
+// RunsRevision is the short git revision of what the unit runs, as far as
+// it is known: the source's revision, or for a rolled-back unit the one
+// its rollback restored ("" when not known).
+func (v UnitView) RunsRevision() string {
+	if v.RolledBack != nil {
+		return short(v.RolledBack.GitRevision)
 	}
-	return v.Revision
+	return v.ShortRevision()
+}
+
+// ServingReplicas is the replicas that serve, of any version: a status written
+// before the scheduler counted them has the running ones.
+func (st *Status) ServingReplicas() int {
+	if st.Serving == 0 {
+		return st.Running
+	}
+	return st.Serving
 }
 
 // GitMark is the unit's source as tables show it: "-" for units of kaylee
@@ -93,12 +129,33 @@ func (v UnitView) GitMark() string {
 	return v.Source
 }
 
-// WithGit joins statuses with the sync records of the sources owning them.
-func WithGit(sts []*Status, records map[string]*SyncRecord) []UnitView {
+// Controls are what people set on units, by unit name: suspensions
+// (kaylee suspend) and rollbacks (kaylee rollback).
+type Controls struct {
+	Suspended  map[string]*Suspension
+	RolledBack map[string]*RollbackPin
+}
+
+// Controls reads every suspension and rollback pin.
+func (s *Store) Controls(ctx context.Context) (Controls, error) {
+	sus, err := s.Suspensions(ctx)
+	if err != nil {
+		return Controls{}, err
+	}
+	pins, err := s.RollbackPins(ctx)
+	if err != nil {
+		return Controls{}, err
+	}
+	return Controls{Suspended: sus, RolledBack: pins}, nil
+}
+
+// Views joins statuses with the sync records of the sources owning them
+// and with what people set on them.
+func Views(sts []*Status, records map[string]*SyncRecord, c Controls) []UnitView {
 	owners := Owners(records)
 	out := make([]UnitView, len(sts))
 	for i, st := range sts {
-		v := UnitView{Status: st}
+		v := UnitView{Status: st, State: st.Phase, Suspended: c.Suspended[st.Name], RolledBack: c.RolledBack[st.Name]}
 		if o, ok := owners[st.Name]; ok {
 			v.Source, v.File, v.Revision = o.Source, o.File, o.Record.Revision
 			for _, e := range o.Record.Errors {
@@ -107,23 +164,70 @@ func WithGit(sts []*Status, records map[string]*SyncRecord) []UnitView {
 				}
 			}
 		}
+		v.describeControls()
 		out[i] = v
 	}
 	return out
 }
 
+// describeControls sets State and StateNote from the unit's suspension
+// and rollback.
+func (v *UnitView) describeControls() {
+	var notes []string
+	if p := v.RolledBack; p != nil {
+		if v.Phase == PhaseRunning {
+			v.State = StateRolledBack
+		}
+		what := fmt.Sprintf("spec %s", p.SpecHash)
+		if p.GitRevision != "" {
+			what = fmt.Sprintf("git %s, spec %s", short(p.GitRevision), p.SpecHash)
+		}
+		n := fmt.Sprintf("rolled back to revision %d (%s)%s", p.Revision, what, byWhom(p.By))
+		if v.Source != "" {
+			n += fmt.Sprintf(": git's %s is not applied until %s changes in git, or kaylee resume %s", v.ShortRevision(), v.File, v.Name)
+		} else {
+			n += fmt.Sprintf(": until another spec is stored, or kaylee resume %s", v.Name)
+		}
+		notes = append(notes, n)
+	}
+	if sus := v.Suspended; sus != nil {
+		v.State = PhaseSuspended
+		if v.Phase != PhaseSuspended {
+			// The scheduler's message says it once it has taken it up.
+			notes = append(notes, fmt.Sprintf("suspended%s at %s; no scheduler has taken it up yet (its last status follows)",
+				byWhom(sus.By), sus.Time.UTC().Format(time.RFC3339)))
+		}
+	}
+	v.StateNote = strings.Join(notes, "; ")
+}
+
+func byWhom(by string) string {
+	if by == "" {
+		return ""
+	}
+	return " by " + by
+}
+
 // UnitViews is every unit's view (AllStatuses joined with the sync
-// records).
+// records and the controls).
 func (s *Store) UnitViews(ctx context.Context) ([]UnitView, error) {
 	all, err := s.AllStatuses(ctx)
 	if err != nil {
 		return nil, err
 	}
+	return s.views(ctx, all)
+}
+
+func (s *Store) views(ctx context.Context, sts []*Status) ([]UnitView, error) {
 	records, err := s.ListSyncRecords(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return WithGit(all, records), nil
+	c, err := s.Controls(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return Views(sts, records, c), nil
 }
 
 // UnitViewOf is one unit's view; ErrNotFound when the unit is neither
@@ -133,11 +237,11 @@ func (s *Store) UnitViewOf(ctx context.Context, name string) (UnitView, error) {
 	if err != nil {
 		return UnitView{}, err
 	}
-	records, err := s.ListSyncRecords(ctx)
+	v, err := s.views(ctx, []*Status{st})
 	if err != nil {
 		return UnitView{}, err
 	}
-	return WithGit([]*Status{st}, records)[0], nil
+	return v[0], nil
 }
 
 // Rollout is where the rollout of one spec stands, as a rollout viewer

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func TestRolloutOf(t *testing.T) {
@@ -42,7 +43,7 @@ func TestWithGit(t *testing.T) {
 		"team-a": {Source: "team-a", Revision: "0123456789abcdef", Inventory: map[string]string{"web": "web.yaml", "db": "db.yaml"},
 			Errors: []SyncError{{File: "db.yaml", Line: 3, Message: "replicas: not a number"}, {File: "other.yaml", Message: "bad"}}},
 	}
-	views := WithGit([]*Status{{Name: "web"}, {Name: "db"}, {Name: "adhoc"}}, records)
+	views := Views([]*Status{{Name: "web"}, {Name: "db"}, {Name: "adhoc"}}, records, Controls{})
 	type row struct{ Mark, Rev, File string }
 	var got []row
 	for _, v := range views {
@@ -102,5 +103,45 @@ func TestRedactURL(t *testing.T) {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// What people set on a unit shows in its view: the state and the note
+// that tables put before the scheduler's message.
+func TestViewsShowControls(t *testing.T) {
+	at := time.Date(2026, 12, 2, 17, 0, 0, 0, time.UTC)
+	records := map[string]*SyncRecord{"team-a": {Source: "team-a", Revision: "9c2d11f0000", Inventory: map[string]string{"web": "units/web.yaml"}}}
+	pin := &RollbackPin{Unit: "web", Revision: 1, SpecHash: "3cbb8d9a", GitRevision: "4b1e0a2ffff", By: "ops@laptop"}
+	sus := &Suspension{Unit: "web", Time: at, By: "ops@laptop"}
+	tests := []struct {
+		name      string
+		phase     string
+		source    bool
+		c         Controls
+		wantState string
+		wantNote  string
+	}{
+		{"nothing set", PhaseRunning, true, Controls{}, PhaseRunning, ""},
+		{"rolled back and running", PhaseRunning, true, Controls{RolledBack: map[string]*RollbackPin{"web": pin}}, StateRolledBack,
+			"rolled back to revision 1 (git 4b1e0a2, spec 3cbb8d9a) by ops@laptop: git's 9c2d11f is not applied until units/web.yaml changes in git, or kaylee resume web"},
+		{"rolling back", PhaseProgressing, true, Controls{RolledBack: map[string]*RollbackPin{"web": pin}}, PhaseProgressing,
+			"rolled back to revision 1 (git 4b1e0a2, spec 3cbb8d9a) by ops@laptop: git's 9c2d11f is not applied until units/web.yaml changes in git, or kaylee resume web"},
+		{"rolled back, no git source", PhaseRunning, false, Controls{RolledBack: map[string]*RollbackPin{"web": {Revision: 2, SpecHash: "8ff9ef70"}}}, StateRolledBack,
+			"rolled back to revision 2 (spec 8ff9ef70): until another spec is stored, or kaylee resume web"},
+		{"suspended, the scheduler has it", PhaseSuspended, true, Controls{Suspended: map[string]*Suspension{"web": sus}}, PhaseSuspended, ""},
+		{"suspended, not taken up yet", PhaseRunning, true, Controls{Suspended: map[string]*Suspension{"web": sus}}, PhaseSuspended,
+			"suspended by ops@laptop at 2026-12-02T17:00:00Z; no scheduler has taken it up yet (its last status follows)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recs := records
+			if !tt.source {
+				recs = nil
+			}
+			v := Views([]*Status{{Name: "web", Phase: tt.phase}}, recs, tt.c)[0]
+			if v.State != tt.wantState || v.StateNote != tt.wantNote {
+				t.Errorf("state %q, note %q\nwant %q, %q", v.State, v.StateNote, tt.wantState, tt.wantNote)
+			}
+		})
 	}
 }

@@ -42,12 +42,12 @@ func TestDevDashboard(t *testing.T) {
 	}
 	repo.Write(files)
 	rev := repo.Commit("examples")
-	listen := freePort(t)
-	p := startKaylee(t, nil, "dev", "--repo", repo.Dir, "--path", "examples", "--listen-client", "http://"+freePort(t),
+	listen, etcd := freePort(t), "http://"+freePort(t)
+	p := startKaylee(t, nil, "dev", "--repo", repo.Dir, "--path", "examples", "--listen-client", etcd,
 		"--data-dir", t.TempDir(), "--cache-dir", t.TempDir(), "--listen", listen, "--min-ready", "500ms", "--interval", "2s")
 	waitOutput(t, p.out, "dashboard: http://"+listen+"/", 60*time.Second)
 
-	b := browsertest.New(t, 1400, 1000)
+	b := browsertest.New(t, 1400, 900)
 	browse(t, b, 20*time.Second, "the dashboard loads", chromedp.Steps(chromedp.Navigate("http://"+listen+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#live.on`))))
 	for _, n := range names {
@@ -95,4 +95,24 @@ func TestDevDashboard(t *testing.T) {
 	}
 	browse(t, b, 10*time.Second, "the rollout's events", chromedp.WaitVisible(chromedp.CSS(`#event-list [data-kind="rollout-succeeded"]`)))
 	browsertest.Screenshot(t, b, "2-countly-rolled-out")
+
+	// countly rolled back to its first revision, and a commit that breaks
+	// search's file: the rows say so, their messages wholly readable
+	// (docs/dashboard.png is this screenshot).
+	waitFor(t, 10*time.Second, "countly's revision 2 deployed", func() bool {
+		return strings.Contains(kaylee(t, map[string]string{"KAYLEE_ETCD_ENDPOINTS": etcd}, "history", "countly").stdout, "2         ")
+	})
+	if r := kaylee(t, map[string]string{"KAYLEE_ETCD_ENDPOINTS": etcd, "USER": "ops"}, "rollback", "countly"); r.code != 0 {
+		t.Fatalf("rollback countly: exit %d\n%s%s", r.code, r.stdout, r.err)
+	}
+	repo.Write(map[string]string{"examples/search.yaml": strings.Replace(files["examples/search.yaml"], "replicas:", "replcas:", 1)})
+	repo.Commit("search: a typo")
+	browse(t, b, 60*time.Second, "countly rolled back, search's file error",
+		chromedp.Poll[bool](`(() => { const c = document.querySelector('tr[data-unit="countly"]');
+			return c && c.querySelector('.phase').textContent === "rolled back" && c.querySelector('.revision').textContent === "`+rev[:7]+`" &&
+				!!document.querySelector('tr[data-unit="search"] .gitbad') })()`, chromedp.WithPollingTimeout(60*time.Second)))
+	if bad := browse(t, b, 5*time.Second, "messages", chromedp.Evaluate[[]string](browsertest.Clipped(`#unit-rows .message`))); len(bad) > 0 {
+		t.Errorf("messages not wholly readable at 1400 px:\n%s", strings.Join(bad, "\n"))
+	}
+	browsertest.Screenshot(t, b, "3-countly-rolled-back-search-broken")
 }

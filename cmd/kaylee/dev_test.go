@@ -186,13 +186,13 @@ func TestDevSummaryRevisionAndGitErrors(t *testing.T) {
 		t.Fatalf("run: exit %d %s", r.code, r.err)
 	}
 	ip := `192\.0\.2\.\d`
-	waitSummary(t, p.out, `(?m)^  NAME  PHASE    RUNNING  REVISION  MACHINES\n`+
-		`  solo  running  1/1      -         `+ip+`\n`+
-		`  web   running  1/1      `+rev1[:7]+`   `+ip+`\n`)
+	waitSummary(t, p.out, `(?m)^  NAME  PHASE    RUNNING  SERVING  REVISION  MACHINES\n`+
+		`  solo  running  1/1      1        -         `+ip+`\n`+
+		`  web   running  1/1      1        `+rev1[:7]+`   `+ip+`\n`)
 
 	repo.Write(map[string]string{"units/web.yaml": "name: web\nreplcas: 2\napps:\n- image: nginx\n"})
 	rev2 := repo.Commit("break web")
-	last := waitSummary(t, p.out, `(?m)^  web   running  1/1      `+rev2[:7]+`!  `+ip+`\n`)
+	last := waitSummary(t, p.out, `(?m)^  web   running  1/1      1        `+rev2[:7]+`!  `+ip+`\n`)
 	want := " at " + rev2[:7] + " (units marked ! run their last good version):\n" +
 		"    units/web.yaml:2: unknown field \"replcas\" (did you mean \"replicas\"?)\n"
 	if !strings.Contains(last, "  files failing in git source ") || !strings.HasSuffix(last, want) {

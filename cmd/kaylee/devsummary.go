@@ -30,22 +30,29 @@ func devSummary(ctx context.Context, s *store.Store, w io.Writer) {
 		if err != nil {
 			continue
 		}
-		if text := formatDevSummary(all, records); text != last {
+		controls, err := s.Controls(ctx)
+		if err != nil {
+			continue
+		}
+		if text := formatDevSummary(store.Views(all, records, controls), records); text != last {
 			last = text
 			fmt.Fprintf(w, "-- %s\n%s", time.Now().Format("15:04:05"), last)
 		}
 	}
 }
 
-// formatDevSummary is dev's table: REVISION is the short git revision of
-// the source owning the unit ("-" for units of kaylee run), with a "!" when
-// the unit's file fails in git; the file errors of every source follow the
-// table.
-func formatDevSummary(all []*store.Status, records map[string]*store.SyncRecord) string {
+// formatDevSummary is dev's table: PHASE is the unit's state (rolled back
+// or suspended when kaylee rollback or suspend holds it), RUNNING the
+// current spec's replicas, SERVING those of any version that serve,
+// REVISION the short git revision the unit runs ("-" for units of kaylee
+// run; for a rolled-back unit the one its rollback restored), with a "!"
+// when the unit's file fails in git; the file errors of every source
+// follow the table.
+func formatDevSummary(views []store.UnitView, records map[string]*store.SyncRecord) string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  NAME\tPHASE\tRUNNING\tREVISION\tMACHINES")
-	for _, v := range store.WithGit(all, records) {
+	fmt.Fprintln(tw, "  NAME\tPHASE\tRUNNING\tSERVING\tREVISION\tMACHINES")
+	for _, v := range views {
 		var ips []string
 		for _, u := range v.Units {
 			if u.ActiveState == "active" && u.SubState == "running" {
@@ -54,13 +61,13 @@ func formatDevSummary(all []*store.Status, records map[string]*store.SyncRecord)
 		}
 		sort.Strings(ips)
 		rev := "-"
-		if v.Source != "" {
-			rev = v.ShortRevision()
+		if v.Source != "" || v.RolledBack != nil {
+			rev = orDash(v.RunsRevision())
 			if len(v.GitErrors) > 0 {
 				rev += "!"
 			}
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d/%d\t%s\t%s\n", v.Name, v.Phase, v.Running, v.Desired, rev, strings.Join(ips, " "))
+		fmt.Fprintf(tw, "  %s\t%s\t%d/%d\t%d\t%s\t%s\n", v.Name, v.State, v.Running, v.Desired, v.ServingReplicas(), rev, strings.Join(ips, " "))
 	}
 	tw.Flush()
 	sources := make([]string, 0, len(records))

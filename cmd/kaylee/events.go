@@ -93,7 +93,8 @@ type jsonArrayPrinter struct {
 func (p *jsonArrayPrinter) print(evs []store.Event) error { p.evs = append(p.evs, evs...); return nil }
 func (p *jsonArrayPrinter) flush() error                  { return writeJSON(p.w, p.evs) }
 
-// eventTable prints one line per event: time, kind, what, message.
+// eventTable prints one line per event: time, kind, what, source, who
+// did it (a person's user@host, api@address, or the process), message.
 type eventTable struct {
 	w      io.Writer
 	header bool
@@ -105,7 +106,7 @@ func (p *eventTable) print(evs []store.Event) error {
 	}
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
 	if !p.header {
-		fmt.Fprintln(tw, "TIME\tKIND\tUNIT\tSOURCE\tMESSAGE")
+		fmt.Fprintln(tw, "TIME\tKIND\tUNIT\tSOURCE\tBY\tMESSAGE")
 		p.header = true
 	}
 	for _, e := range evs {
@@ -117,8 +118,8 @@ func (p *eventTable) print(evs []store.Event) error {
 		if len(e.Revision) >= 7 {
 			src += "@" + e.Revision[:7]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format("15:04:05"), e.Kind, orDash(what), orDash(src),
-			orDash(strings.ReplaceAll(e.Message, "\n", " ")))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format("15:04:05"), e.Kind, orDash(what), orDash(src),
+			orDash(e.By), orDash(strings.ReplaceAll(e.Message, "\n", " ")))
 	}
 	return tw.Flush()
 }

@@ -54,6 +54,30 @@ func TestEventsCommand(t *testing.T) {
 	if r := kaylee(t, env, "events", "web"); strings.Contains(r.stdout, "api") {
 		t.Errorf("events web shows api's:\n%s", r.stdout)
 	}
+	// BY says who did it: the person who asked (user@host), or the
+	// process that acted (the sync's leader).
+	asker := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL(), "USER": "ops"}
+	if r := kaylee(t, asker, "suspend", "web"); r.code != 0 {
+		t.Fatalf("suspend: exit %d %s", r.code, r.err)
+	}
+	r = kaylee(t, env, "events", "web")
+	rows := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if head := strings.Fields(rows[0]); len(head) < 6 || head[4] != "BY" {
+		t.Errorf("events header %q: want TIME KIND UNIT SOURCE BY MESSAGE", rows[0])
+	}
+	if last := rows[len(rows)-1]; !strings.Contains(last, "suspended") || !strings.Contains(last, " ops@") {
+		t.Errorf("the suspension's line %q does not say who asked (ops@…)", last)
+	}
+	// Every line names the event's by, as -o json has it.
+	var webEvs []store.Event
+	if err := json.Unmarshal([]byte(kaylee(t, env, "events", "web", "-o", "json").stdout), &webEvs); err != nil || len(webEvs) != len(rows)-1 {
+		t.Fatalf("events web -o json: %v, %d events for %d lines", err, len(webEvs), len(rows)-1)
+	}
+	for i, ev := range webEvs {
+		if ev.By == "" || !strings.Contains(rows[i+1], "  "+ev.By+"  ") {
+			t.Errorf("line %q: want the event's by %q in its BY column", rows[i+1], ev.By)
+		}
+	}
 
 	// -f prints events as they are written.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

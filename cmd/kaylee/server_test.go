@@ -148,7 +148,7 @@ func TestDevWithRepo(t *testing.T) {
 	p := startKaylee(t, nil, "dev", "--repo", repo.Dir, "--path", "examples", "--listen-client", "http://"+addr,
 		"--data-dir", t.TempDir(), "--cache-dir", t.TempDir(), "--listen", freePort(t), "--min-ready", "500ms")
 	waitOutput(t, p.out, "ready:", 60*time.Second)
-	for _, want := range []string{"countly        running  4/4", "db-primary     running  1/1      " + rev[:7] + "   192.0.2.3", "ingress        running  3/3", "node-exporter  running  3/3", "search         running  2/2", "api            running  6/6"} {
+	for _, want := range []string{"countly        running  4/4", "db-primary     running  1/1      1        " + rev[:7] + "   192.0.2.3", "ingress        running  3/3", "node-exporter  running  3/3", "search         running  2/2", "api            running  6/6"} {
 		waitOutput(t, p.out, want, 60*time.Second)
 	}
 	// A commit shows up at the next interval (10s in dev) or webhook.

@@ -20,8 +20,10 @@ func (a *app) statusCommand() *cobra.Command {
 		Use:   "status [NAME] [-o text|json]",
 		Short: "Show what the scheduler reports for units",
 		Long: `Status shows the scheduler's view of units: phase (pending, progressing,
-running, failed, deleting, suspended), running and desired replicas, the spec hash, and a
-message. With NAME it also lists the unit's fleet units with their machines
+running, failed, deleting, suspended; rolled back for a unit kaylee rollback
+holds at an earlier revision), running replicas of the current spec and desired
+ones, the replicas that serve (old ones too, during a rollout), the spec hash,
+and a message. With NAME it also lists the unit's fleet units with their machines
 and systemd states.`,
 		Example: `  kaylee status
   kaylee status countly
@@ -71,15 +73,14 @@ func unitStatus(ctx context.Context, s *store.Store, name string) (*store.Status
 
 func writeStatusTable(w io.Writer, all []store.UnitView, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPHASE\tRUNNING\tSPEC\tSOURCE\tAGE\tMESSAGE")
+	fmt.Fprintln(tw, "NAME\tPHASE\tRUNNING\tSERVING\tSPEC\tSOURCE\tAGE\tMESSAGE")
 	failing := 0
 	for _, st := range all {
-		msg := st.Message
 		if len(st.GitErrors) > 0 {
 			failing++
-			msg = "its file fails in git (" + st.GitErrors[0] + "); it runs its last good version. " + msg
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", st.Name, st.Phase, st.Running, st.Desired, orDash(st.SpecHash), st.GitMark(), age(st.Time, now), msg)
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%s\t%s\t%s\t%s\n", st.Name, st.State, st.Running, st.Desired, st.ServingReplicas(),
+			orDash(st.SpecHash), st.GitMark(), age(st.Time, now), viewMessage(st))
 	}
 	tw.Flush()
 	if failing > 0 {
@@ -87,17 +88,38 @@ func writeStatusTable(w io.Writer, all []store.UnitView, now time.Time) {
 	}
 }
 
+// viewMessage is the message tables show: what holds the unit (a
+// rollback, a suspension), its file's error in git, then the scheduler's
+// message.
+func viewMessage(v store.UnitView) string {
+	msg := v.Message
+	if len(v.GitErrors) > 0 {
+		msg = "its file fails in git (" + v.GitErrors[0] + "); it runs its last good version. " + msg
+	}
+	if v.StateNote != "" {
+		msg = v.StateNote + ". " + msg
+	}
+	return msg
+}
+
 func writeStatus(w io.Writer, st store.UnitView, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Name:\t%s\n", st.Name)
 	if st.Source != "" {
-		fmt.Fprintf(tw, "Source:\t%s (%s)\n", st.Source, st.File)
+		fmt.Fprintf(tw, "Source:\t%s (%s at %s)\n", st.Source, st.File, shortRev(st.Revision))
 	}
 	for _, e := range st.GitErrors {
 		fmt.Fprintf(tw, "Git error:\t%s (the unit runs its last good version)\n", e)
 	}
-	fmt.Fprintf(tw, "Phase:\t%s\n", st.Phase)
-	fmt.Fprintf(tw, "Replicas:\t%d running, %d desired\n", st.Running, st.Desired)
+	if st.State != st.Phase {
+		fmt.Fprintf(tw, "Phase:\t%s (the scheduler: %s)\n", st.State, st.Phase)
+	} else {
+		fmt.Fprintf(tw, "Phase:\t%s\n", st.Phase)
+	}
+	if st.StateNote != "" {
+		fmt.Fprintf(tw, "Note:\t%s\n", st.StateNote)
+	}
+	fmt.Fprintf(tw, "Replicas:\t%d running, %d serving, %d desired\n", st.Running, st.ServingReplicas(), st.Desired)
 	fmt.Fprintf(tw, "Spec:\t%s (deployed: %s)\n", orDash(st.SpecHash), orDash(st.Deployed))
 	fmt.Fprintf(tw, "Message:\t%s\n", st.Message)
 	fmt.Fprintf(tw, "Updated:\t%s ago\n", age(st.Time, now))

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -106,4 +107,20 @@ func Screenshot(t *testing.T, ctx context.Context, name string) string {
 	}
 	t.Logf("screenshot: %s", p)
 	return p
+}
+
+// Clipped is a script that lists the elements matching selector whose text
+// is not wholly readable: wider than the element, cut by the box that
+// scrolls around it (the nearest .scroll) or by the window, or ended with
+// an ellipsis. Each is named by the start of its text and what is wrong.
+func Clipped(selector string) string {
+	return `(() => [...document.querySelectorAll(` + strconv.Quote(selector) + `)].map((m) => {
+	const sc = m.closest(".scroll"), box = (sc || document.documentElement).getBoundingClientRect(), r = m.getBoundingClientRect(), cs = getComputedStyle(m);
+	const bad = [];
+	if (m.scrollWidth > m.clientWidth + 1) bad.push("text " + m.scrollWidth + "px wide in a cell of " + m.clientWidth + "px");
+	if (r.left < box.left - 1 || r.right > box.right + 1) bad.push("cell at " + Math.round(r.left) + "-" + Math.round(r.right) + "px, its box shows " + Math.round(box.left) + "-" + Math.round(box.right) + "px");
+	if (r.right > document.documentElement.clientWidth + 1) bad.push("past the window's " + document.documentElement.clientWidth + "px");
+	if (cs.textOverflow === "ellipsis" && cs.overflow !== "visible") bad.push("ellipsis");
+	return bad.length ? JSON.stringify(m.textContent.slice(0, 50)) + ": " + bad.join(", ") : "";
+}).filter(Boolean))()`
 }

@@ -76,11 +76,16 @@ function show() {
 
 function drawSummary(st) {
   const n = st.units.length;
-  const running = st.units.filter((u) => u.phase === "running").length;
-  const failed = st.units.filter((u) => u.phase === "failed").length;
-  const gitBad = st.units.filter((u) => (u.gitErrors || []).length > 0).length;
+  const count = (f) => st.units.filter(f).length;
+  const running = count((u) => u.phase === "running");
+  const failed = count((u) => u.phase === "failed");
+  const rolledBack = count((u) => u.rolledBack);
+  const suspended = count((u) => u.suspended);
+  const gitBad = count((u) => (u.gitErrors || []).length > 0);
   let s = `${n} unit${n === 1 ? "" : "s"}, ${running} running`;
   if (failed) s += `, ${failed} failed`;
+  if (rolledBack) s += `, ${rolledBack} rolled back`;
+  if (suspended) s += `, ${suspended} suspended`;
   if (gitBad) s += `, ${gitBad} with a file failing in git`;
   s += ` · ${st.machines.length} machine${st.machines.length === 1 ? "" : "s"}`;
   s += st.scheduler ? ` · scheduler ${st.scheduler}` : " · no scheduler leader";
@@ -90,22 +95,46 @@ function drawSummary(st) {
   p.textContent = (st.problems || []).join("; ");
 }
 
+// The unit's state (its phase, or rolled back, suspended) as a badge.
+const stateBadge = (u) => badge("phase-" + (u.state || u.phase).replace(/ /g, "-"), u.state || u.phase);
+// Replicas that serve, of any version (a status of an older scheduler has
+// only the running ones).
+const serving = (u) => u.serving || u.running;
+
+// The git revision the unit runs: for a rolled-back unit, the one its
+// rollback restored.
+function runsRevision(u) {
+  if (u.rolledBack) return short(u.rolledBack.gitRevision) || "#" + u.rolledBack.revision;
+  return short(u.revision);
+}
+
+// The message as kaylee status shows it: what holds the unit, its file's
+// error in git, the scheduler's message.
+function unitMessage(u) {
+  const parts = [];
+  if (u.stateNote) parts.push(u.stateNote + ".");
+  if ((u.gitErrors || []).length) parts.push("its file fails in git (" + u.gitErrors[0] + "); it runs its last good version.");
+  if (u.message) parts.push(u.message);
+  return parts.join(" ");
+}
+
 function drawUnits(st) {
-  const rows = st.units.map((u) => {
+  const rows = st.units.flatMap((u) => {
     const bad = (u.gitErrors || []).length > 0;
     const src = u.source ? [u.source, bad ? h("span", { class: "gitbad", title: u.gitErrors.join("\n") }, "!") : null] : "–";
-    let msg = u.message || "";
-    if (bad) msg = "its file fails in git (" + u.gitErrors[0] + "); it runs its last good version. " + msg;
-    return h("tr", { "data-unit": u.name },
+    const msg = unitMessage(u);
+    const row = h("tr", { "data-unit": u.name, class: msg ? "has-message" : "" },
       h("td", {}, h("a", { href: "#/units/" + encodeURIComponent(u.name) }, u.name)),
-      h("td", { class: "phase" }, badge("phase-" + u.phase, u.phase)),
-      h("td", { class: "count" }, `${u.running}/${u.desired}`),
+      h("td", { class: "phase" }, stateBadge(u)),
+      h("td", { class: "count" }, `${u.running}/${u.desired}`, serving(u) !== u.running ? h("span", { class: "serving" }, ` · ${serving(u)} serving`) : null),
       h("td", { class: "mono spec" }, u.specHash || "–"),
-      h("td", { class: "mono revision", title: u.revision || "" }, short(u.revision) || "–"),
-      h("td", { class: "source" }, src),
-      h("td", { class: "wide message" }, msg));
+      h("td", { class: "mono revision", title: u.rolledBack ? "rolled back; git has " + short(u.revision) : u.revision || "" }, runsRevision(u) || "–"),
+      h("td", { class: "source" }, src));
+    // The message has a row of its own, the table's whole width, so that
+    // it wraps instead of widening the table past its box.
+    return msg ? [row, h("tr", { class: "msg", "data-unit-message": u.name }, h("td", { colSpan: 6, class: "message" }, msg))] : [row];
   });
-  if (!rows.length) rows.push(h("tr", {}, h("td", { colSpan: 7, class: "muted" }, "no units yet: commit unit files to a source, or kaylee run FILE")));
+  if (!rows.length) rows.push(h("tr", {}, h("td", { colSpan: 6, class: "muted" }, "no units yet: commit unit files to a source, or kaylee run FILE")));
   $("unit-rows").replaceChildren(...rows);
 }
 
@@ -170,11 +199,12 @@ async function loadEvents() {
 function drawUnitFields(u) {
   const f = $("unit-fields");
   const row = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
-  $("unit-title").replaceChildren(u.name, " ", badge("phase-" + u.phase, u.phase));
+  $("unit-title").replaceChildren(u.name, " ", stateBadge(u));
   f.replaceChildren(
-    ...row("Replicas", `${u.running} running, ${u.desired} desired`),
+    ...(u.stateNote ? row("Note", u.stateNote) : []),
+    ...row("Replicas", `${u.running} running, ${serving(u)} serving, ${u.desired} desired`),
     ...row("Spec", h("span", { class: "mono" }, (u.specHash || "–") + (u.deployed && u.deployed !== u.specHash ? " (deployed: " + u.deployed + ")" : ""))),
-    ...row("Source", u.source ? `${u.source} · ${u.file} · ${short(u.revision)}` : "kaylee run (no git source)"),
+    ...row("Source", u.source ? `${u.source} · ${u.file} · ${short(u.revision)}` + (u.rolledBack ? " (not applied: it runs " + runsRevision(u) + ")" : "") : "kaylee run (no git source)"),
     ...((u.gitErrors || []).length ? row("Git error", h("span", { class: "gitbad" }, u.gitErrors.join("; ") + " (it runs its last good version)")) : []),
     ...row("Message", u.message || "–"),
     ...row("Updated", ago(u.time) + " ago"));
