@@ -317,7 +317,8 @@ var fleetCallLine = regexp.MustCompile(`(?m)^time=\S+ level=INFO msg=fleet `)
 
 // dev's terminal is quiet by default: over sync passes and a rollout, no
 // INFO log line (the fleet calls, status changes, syncs: the summary says
-// it), while warnings stay; --verbose logs every fleet call.
+// it), while warnings stay, once each, not at every pass; --verbose logs
+// every fleet call.
 func TestDevQuietByDefault(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
@@ -340,7 +341,12 @@ func TestDevQuietByDefault(t *testing.T) {
 			waitMatch(t, p.out, `(?m)^  web\s+progressing\s[^\n]*\n(?s:.*)^  web\s+running\s+2/2\s+`+rev2[:7])
 			repo.Write(map[string]string{"units/bad.yaml": "name: bad\nreplcas: 2\napps:\n- image: x\n"})
 			repo.Commit("bad")
-			waitOutput(t, p.errb, `level=WARN msg="unit file error; its units are left as they were"`, 60*time.Second)
+			fileError := `level=WARN msg="unit file error; its units are left as they were"`
+			waitOutput(t, p.errb, fileError, 60*time.Second)
+			time.Sleep(3500 * time.Millisecond) // 3 more passes at --interval 1s
+			if n := strings.Count(p.errb.String(), fileError); n != 1 {
+				t.Errorf("the file error logged %d times over 4 passes, want once (the summary shows it all along):\n%s", n, p.errb.String())
+			}
 			if code, err := p.Stop(); code != 0 || err != nil {
 				t.Fatalf("stop: exit %d %v", code, err)
 			}
