@@ -172,7 +172,8 @@ func TestDevInterrupt(t *testing.T) {
 	}{
 		{
 			name: "before ready: etcd not answering",
-			args: func(string) []string { return []string{"--etcd-endpoints", "http://" + hole} },
+			// Three machines: none waits on the silent etcd to be removed.
+			args: func(string) []string { return []string{"--etcd-endpoints", "http://" + hole, "--machines", "3"} },
 			signalAt: func(t *testing.T, _ string, _ *syncBuffer) {
 				select {
 				case <-accepted: // dev is asking etcd
@@ -184,7 +185,7 @@ func TestDevInterrupt(t *testing.T) {
 		{
 			name: "before ready: embedded etcd just up",
 			args: func(etcd string) []string {
-				return []string{"--listen-client", "http://" + etcd, "--data-dir", t.TempDir()}
+				return []string{"--listen-client", "http://" + etcd, "--data-dir", t.TempDir(), "--machines", "1"}
 			},
 			signalAt: func(t *testing.T, etcd string, _ *syncBuffer) {
 				deadline := time.Now().Add(30 * time.Second)
@@ -203,7 +204,7 @@ func TestDevInterrupt(t *testing.T) {
 		{
 			name: "after ready",
 			args: func(etcd string) []string {
-				return []string{"--listen-client", "http://" + etcd, "--data-dir", t.TempDir()}
+				return []string{"--listen-client", "http://" + etcd, "--data-dir", t.TempDir(), "--machines", "1"}
 			},
 			signalAt:  func(t *testing.T, _ string, stdout *syncBuffer) { waitOutput(t, stdout, "\nready:", 60*time.Second) },
 			wantReady: true,
@@ -211,7 +212,7 @@ func TestDevInterrupt(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			etcd := freePort(t)
-			args := append([]string{"dev", "--repo", repo.Dir, "--path", "units", "--cache-dir", t.TempDir(), "--listen", freePort(t), "--machines", "1"}, tt.args(etcd)...)
+			args := append([]string{"dev", "--repo", repo.Dir, "--path", "units", "--cache-dir", t.TempDir(), "--listen", freePort(t)}, tt.args(etcd)...)
 			cmd := exec.Command(bin, args...)
 			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 			var stdout, stderr syncBuffer
@@ -233,8 +234,8 @@ func TestDevInterrupt(t *testing.T) {
 			}
 			select {
 			case <-waited:
-			case <-time.After(20 * time.Second):
-				t.Fatalf("kaylee dev still runs 20s after SIGINT\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+			case <-time.After(10 * time.Second):
+				t.Fatalf("kaylee dev still runs 10s after SIGINT\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 			}
 			out, errs := stdout.String(), stderr.String()
 			if code := cmd.ProcessState.ExitCode(); code != 0 || !strings.HasSuffix(out, "stopping\n") ||

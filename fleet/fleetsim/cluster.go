@@ -210,6 +210,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	for _, m := range c.machines {
 		if err := m.start(ctx); err != nil {
+			if ctx.Err() != nil {
+				c.cancel() // stopping: Close waits on no etcd request
+			}
 			c.Close()
 			return nil, err
 		}
