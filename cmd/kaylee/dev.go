@@ -54,8 +54,8 @@ It prints the etcd endpoint, the machines and the fleetctl command that
 reaches them, says "ready" once everything listens, and runs until
 interrupted (Ctrl-C, at any point, start-up included: exit 0). The terminal
 shows the summary, warnings and errors; --verbose logs every fleet call,
-status change and sync too. The web dashboard and the JSON
-API are at http://<--listen>/ (default http://127.0.0.1:9520/): units,
+status change and sync too. The web dashboard and the JSON API are at
+http://<--listen>/ (default http://127.0.0.1:9520/): units,
 their replicas on the machines, the source and the event log, live. In
 another terminal, kaylee run, ls, status, restart, rm and events work
 against it with no flags (the default --etcd-endpoints include
