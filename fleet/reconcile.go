@@ -199,6 +199,9 @@ func (r *Reconciler) Run(ctx context.Context, fence store.Fence) error {
 	for t == nil {
 		var err error
 		if t, err = r.newTerm(ctx, fence); err != nil {
+			if ctx.Err() != nil { // stopping: not an error
+				return nil
+			}
 			r.log.Error("reading status records; retrying", "err", err)
 			if !sleep(ctx, r.opts.Poll) {
 				return nil

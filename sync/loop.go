@@ -151,6 +151,9 @@ func (l *Loop) Run(ctx context.Context, fence store.Fence) error {
 	// trigger for it that comes after the pass (GitHub's "Redeliver")
 	// runs a pass again instead of being dropped as already fetched.
 	var failed string
+	// warned holds the file errors the last pass logged: one that stays
+	// is logged once, not at every pass (sync records and events keep it).
+	warned := map[string]bool{}
 	pass := func(reason string) (*Result, error) {
 		res, err := l.Once(ctx, fence)
 		failed = ""
@@ -168,9 +171,14 @@ func (l *Loop) Run(ctx context.Context, fence store.Fence) error {
 				lvl = slog.LevelDebug
 			}
 			log.Log(ctx, lvl, "synced", "source", l.Options.Source, "reason", reason, "summary", res.Summary())
+			now := map[string]bool{}
 			for _, e := range res.Errors {
-				log.Warn("unit file error; its units are left as they were", "source", l.Options.Source, "error", e.String())
+				if msg := e.String(); !warned[msg] {
+					log.Warn("unit file error; its units are left as they were", "source", l.Options.Source, "error", msg)
+				}
+				now[e.String()] = true
 			}
+			warned = now
 		}
 		return res, nil
 	}

@@ -47,6 +47,7 @@ type agentConfig struct {
 	store *store.Store
 	api   client.API
 	log   *slog.Logger
+	ready func() // called once every listener accepts connections, before the roles start
 }
 
 func (a *app) agentCommand() *cobra.Command {
@@ -373,6 +374,9 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 	}
 	log.Info("kaylee "+name+" starting", "version", versionString(), "sources", strings.Join(names, ","), "etcd", strings.Join(a.etcd.Endpoints, ","),
 		"prefix", s.Prefix(), "listen", c.listen, "scheduler", rec != nil, "fleet", fleetWhere(c.sched, rec != nil), "unitPrefix", c.sched.unitPrefix, "id", id)
+	if c.ready != nil {
+		c.ready()
+	}
 
 	var roles []func(context.Context)
 	// lead runs fn while this process leads e; stopped drops the role's

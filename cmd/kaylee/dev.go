@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kaylee-gitops/kaylee/fleet"
 	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
 	"github.com/kaylee-gitops/kaylee/gitsource"
 	"github.com/kaylee-gitops/kaylee/store"
@@ -48,9 +49,12 @@ With --fleet-only the scheduler does not run. Units whose unit file contains
 "sim-fail" crash after starting and are restarted in a loop, as real systemd
 does under Restart=always, so failed rollouts can be tried out.
 
-It prints the etcd endpoint and the machines, logs every fleet call and
-status change, and runs until interrupted. The web dashboard and the JSON
-API are at http://<--listen>/ (default http://127.0.0.1:9520/): units,
+It prints the etcd endpoint, the machines and the fleetctl command that
+reaches them, says "ready" once everything listens, and runs until
+interrupted (Ctrl-C, at any point, start-up included: exit 0). The terminal
+shows the summary, warnings and errors; --verbose logs every fleet call,
+status change and sync too. The web dashboard and the JSON API are at
+http://<--listen>/ (default http://127.0.0.1:9520/): units,
 their replicas on the machines, the source and the event log, live. In
 another terminal, kaylee run, ls, status, restart, rm and events work
 against it with no flags (the default --etcd-endpoints include
@@ -83,7 +87,7 @@ examples/ ask for.`,
 	fl.StringVar(&f.dataDir, "data-dir", "", "data directory of the embedded etcd (default <user cache dir>/kaylee/dev-etcd)")
 	fl.IntVar(&f.machines, "machines", 3, "number of simulated fleet machines")
 	fl.StringArrayVar(&f.metadata, "machine-metadata", nil, "machine metadata k=v,k=v (once: every machine; N times: machine i)")
-	fl.BoolVar(&f.verbose, "verbose", false, "log the simulated fleet's and etcd's activity on stderr (fleet's lines otherwise go to <data dir>/fleet.log)")
+	fl.BoolVar(&f.verbose, "verbose", false, "log every fleet call, status change and sync, and the simulated fleet's and etcd's activity, on stderr (fleet's own lines otherwise go to <data dir>/fleet.log)")
 	f.sched.register(fl, 2*time.Second)
 	f.git.register(fl)
 	registerAgentFlags(fl, &f.agent)
@@ -92,9 +96,24 @@ examples/ ask for.`,
 	return cmd
 }
 
-func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
+func (a *app) runDev(cmd *cobra.Command, f devFlags) (err error) {
 	ctx := cmd.Context()
 	out := cmd.OutOrStdout()
+	said := false
+	stopping := func() {
+		if !said {
+			said = true
+			fmt.Fprintln(out, "stopping")
+		}
+	}
+	// Ctrl-C (or SIGTERM) is how dev stops, also while it starts: what it
+	// cut short is no error.
+	defer func() {
+		if ctx.Err() != nil {
+			stopping()
+			err = nil
+		}
+	}()
 	machines, err := devMachines(f.machines, f.metadata)
 	if err != nil {
 		return err
@@ -151,13 +170,20 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 	}
 	tw.Flush()
 	fmt.Fprintf(out, "fleet's own log: %s\n", fleetLog)
+	fmt.Fprintf(out, "fleetctl: %s   (fleet's own CLI, v1.0.0; list-machines too)\n", a.fleetctlCommand(endpoints, f.sched.fleetPrefix, "list-units"))
 	if f.fleetOnly {
-		fmt.Fprintf(out, "ready: try  fleetctl --endpoint %s list-machines   (Ctrl-C stops)\n", endpoints[0])
+		fmt.Fprintf(out, "ready: try  %s   (Ctrl-C stops)\n", a.fleetctlCommand(endpoints, f.sched.fleetPrefix, "list-machines"))
 		<-ctx.Done()
-		fmt.Fprintln(out, "stopping")
+		stopping()
 		return nil
 	}
-	log, err := f.sched.logger(cmd.ErrOrStderr())
+	// Quiet by default: the summary says what the fleet calls, status
+	// changes and syncs did; warnings and errors stay.
+	level := slog.LevelWarn
+	if f.verbose {
+		level = slog.LevelInfo
+	}
+	log, err := f.sched.leveledLogger(cmd.ErrOrStderr(), level)
 	if err != nil {
 		return err
 	}
@@ -180,18 +206,51 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 		} else {
 			fmt.Fprintf(out, "git: %s path %q every %s; webhooks and metrics on %s\n", gitsource.RedactURL(f.git.repo), f.git.path, f.agent.interval, orDash(f.agent.listen))
 		}
-		fmt.Fprintf(out, "ready: commit unit files and watch them roll out below   (Ctrl-C stops)\n")
-		go devSummary(ctx, s, out)
+		ac.ready = func() { // once --listen accepts connections
+			fmt.Fprintf(out, "ready: commit unit files and watch them roll out below   (Ctrl-C stops)\n")
+			go devSummary(ctx, s, out)
+		}
 	} else {
-		fmt.Fprintf(out, "ready: in another terminal  kaylee run examples/countly.yaml && kaylee status   (Ctrl-C stops)\n")
+		ac.ready = func() {
+			fmt.Fprintf(out, "ready: in another terminal  kaylee run examples/countly.yaml && kaylee status   (Ctrl-C stops)\n")
+		}
 		// The scheduler alone, as kaylee server runs it, with the
 		// dashboard, health and metrics on --listen.
 		ac.schedulerOnly, ac.noWebhooks = true, true
 	}
 	ac.git, ac.sched, ac.store, ac.api, ac.log = &f.git, &f.sched, s, cluster.API(), log
 	err = a.runAgent(cmd, ac)
-	fmt.Fprintln(out, "stopping")
+	stopping()
 	return err
+}
+
+// fleetctlCommand is the command line of fleet's own fleetctl (v1.0.0)
+// that runs sub against dev's fleet: through its registry in etcd
+// (fleetctl's default driver is fleetd's HTTP API, which dev does not
+// serve), under its key prefix, with the etcd TLS files.
+func (a *app) fleetctlCommand(endpoints []string, prefix, sub string) string {
+	args := []string{"fleetctl", "--driver", "etcd", "--endpoint", strings.Join(endpoints, ",")}
+	if prefix != fleet.DefaultKeyPrefix {
+		args = append(args, "--etcd-key-prefix", prefix)
+	}
+	for _, f := range []struct{ flag, file string }{{"--ca-file", a.etcd.CA}, {"--cert-file", a.etcd.Cert}, {"--key-file", a.etcd.Key}} {
+		if f.file != "" {
+			args = append(args, f.flag, f.file)
+		}
+	}
+	args = append(args, sub)
+	for i, arg := range args {
+		args[i] = shellQuote(arg)
+	}
+	return strings.Join(args, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // devMachines builds the machine list: metadata given once applies to all,

@@ -45,11 +45,17 @@ func (f *schedulerFlags) register(fl *pflag.FlagSet, minReady time.Duration) {
 }
 
 func (f *schedulerFlags) logger(w io.Writer) (*slog.Logger, error) {
+	return f.leveledLogger(w, slog.LevelInfo)
+}
+
+// leveledLogger is logger, leaving out what is below level.
+func (f *schedulerFlags) leveledLogger(w io.Writer, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
 	switch f.logFormat {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, nil)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, nil)), nil
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: use text or json", f.logFormat)
 }

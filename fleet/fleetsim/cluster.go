@@ -210,6 +210,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	for _, m := range c.machines {
 		if err := m.start(ctx); err != nil {
+			if ctx.Err() != nil {
+				c.cancel() // stopping: Close waits on no etcd request
+			}
 			c.Close()
 			return nil, err
 		}
@@ -317,6 +320,9 @@ func (m *Machine) start(ctx context.Context) error {
 	}
 	reg := registry.NewEtcdRegistry(kAPI, cfg.KeyPrefix)
 	hrt := heart.New(reg, m)
+	// ctx ending cuts the registration's requests short: an etcd that
+	// does not answer holds each for seconds.
+	abort := context.AfterFunc(ctx, cancel)
 	for {
 		_, err := hrt.Register(cfg.TTL)
 		if err == nil {
@@ -332,6 +338,9 @@ func (m *Machine) start(ctx context.Context) error {
 			return fmt.Errorf("fleetsim: registering machine %s: %w (last error: %v)", m.state.ID, ctx.Err(), err)
 		case <-time.After(500 * time.Millisecond):
 		}
+	}
+	if !abort() { // ctx ended as the registration succeeded: life is over
+		return fmt.Errorf("fleetsim: registering machine %s: %w", m.state.ID, ctx.Err())
 	}
 	stop := make(chan struct{})
 	m.stop, m.cancel = stop, cancel
