@@ -335,11 +335,11 @@ func TestDevQuietByDefault(t *testing.T) {
 			rev1 := repo.Commit("web")
 			p := startKaylee(t, nil, append([]string{"dev", "--repo", repo.Dir, "--path", "units", "--interval", "1s", "--listen-client", "http://" + freePort(t),
 				"--data-dir", t.TempDir(), "--cache-dir", t.TempDir(), "--min-ready", "500ms", "--machines", "2"}, tt.args...)...)
-			waitSummary(t, p.out, `(?m)^  web\s+running\s+2/2\s+`+rev1[:7])
+			waitSummary(t, p.out, `(?m)^  web\s+running\s+2/2\s+2\s+`+rev1[:7])
 			repo.Write(map[string]string{"units/web.yaml": "name: web\nreplicas: 2\napps:\n- image: nginx:2\n"})
 			rev2 := repo.Commit("web: nginx 2")
 			// The rollout: progressing, then running again, at rev2.
-			waitMatch(t, p.out, `(?m)^  web\s+progressing\s[^\n]*\n(?s:.*)^  web\s+running\s+2/2\s+`+rev2[:7])
+			waitMatch(t, p.out, `(?m)^  web\s+progressing\s[^\n]*\n(?s:.*)^  web\s+running\s+2/2\s+2\s+`+rev2[:7])
 			repo.Write(map[string]string{"units/bad.yaml": "name: bad\nreplcas: 2\napps:\n- image: x\n"})
 			repo.Commit("bad")
 			fileError := `level=WARN msg="unit file error; its units are left as they were"`
