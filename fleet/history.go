@@ -5,10 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
+	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/store"
 )
 
@@ -93,41 +93,22 @@ func historyChanges(now time.Time, limit int, hist map[string][]*store.HistoryEn
 // inPlaceChange names the top-level fields that differ between two specs
 // of one hash, with the counts of replicas: "replicas 2 → 3, update".
 func inPlaceChange(before, after []byte) string {
-	var a, b map[string]json.RawMessage
-	_ = json.Unmarshal(before, &a)
-	_ = json.Unmarshal(after, &b)
-	keys := map[string]bool{}
-	for k := range a {
-		keys[k] = true
-	}
-	for k := range b {
-		keys[k] = true
-	}
+	changes, _ := deploy.ChangedFields(before, after)
 	var out []string
-	for k := range keys {
-		if bytes.Equal(a[k], b[k]) {
+	for _, c := range changes {
+		if c.Field != "replicas" {
+			out = append(out, c.Field)
 			continue
 		}
-		if k == "replicas" {
-			count := func(v json.RawMessage) string {
-				if v == nil {
-					return "0"
-				}
-				return string(v)
+		count := func(v json.RawMessage) string {
+			if v == nil {
+				return "0"
 			}
-			out = append(out, fmt.Sprintf("replicas %s → %s", count(a[k]), count(b[k])))
-			continue
+			return string(v)
 		}
-		out = append(out, k)
-	}
-	sort.Slice(out, func(i, j int) bool {
 		// replicas first, then by name
-		ri, rj := strings.HasPrefix(out[i], "replicas "), strings.HasPrefix(out[j], "replicas ")
-		if ri != rj {
-			return ri
-		}
-		return out[i] < out[j]
-	})
+		out = append([]string{fmt.Sprintf("replicas %s → %s", count(c.Before), count(c.After))}, out...)
+	}
 	if len(out) == 0 {
 		return "the stored spec"
 	}

@@ -5,7 +5,6 @@ package sync
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -555,36 +554,20 @@ func parse(ctx context.Context, snap *gitsource.Snapshot) (*parsed, error) {
 // diffJSON lists the top-level fields that differ between two units'
 // canonical JSON: "~ replicas: 2 → 3", "+ env: [...]", "- machine: [...]".
 func diffJSON(before, after []byte) []string {
-	var a, b map[string]json.RawMessage
-	_ = json.Unmarshal(before, &a)
-	_ = json.Unmarshal(after, &b)
-	keys := map[string]bool{}
-	for k := range a {
-		keys[k] = true
-	}
-	for k := range b {
-		keys[k] = true
-	}
-	order := make([]string, 0, len(keys))
-	for k := range keys {
-		order = append(order, k)
-	}
-	sort.Strings(order)
+	changes, decoded := deploy.ChangedFields(before, after)
 	var out []string
-	for _, k := range order {
-		x, inA := a[k]
-		y, inB := b[k]
-		switch {
-		case !inA:
-			out = append(out, fmt.Sprintf("+ %s: %s", k, y))
-		case !inB:
-			out = append(out, fmt.Sprintf("- %s: %s", k, x))
-		case string(x) != string(y):
-			out = append(out, fmt.Sprintf("~ %s: %s → %s", k, x, y))
-		}
+	if !decoded {
+		out = append(out, "(the stored value did not decode; it is replaced)")
 	}
-	if a == nil {
-		out = append([]string{"(the stored value did not decode; it is replaced)"}, out...)
+	for _, c := range changes {
+		switch {
+		case c.Before == nil:
+			out = append(out, fmt.Sprintf("+ %s: %s", c.Field, c.After))
+		case c.After == nil:
+			out = append(out, fmt.Sprintf("- %s: %s", c.Field, c.Before))
+		default:
+			out = append(out, fmt.Sprintf("~ %s: %s → %s", c.Field, c.Before, c.After))
+		}
 	}
 	return out
 }
