@@ -74,6 +74,18 @@ func startKaylee(t *testing.T, env map[string]string, args ...string) *proc {
 	return p
 }
 
+// startDevOnRepo starts kaylee dev syncing dir's units/ every second, on
+// free ports, and waits until it is ready; it returns the process and the
+// URL of dev's etcd.
+func startDevOnRepo(t *testing.T, dir string) (*proc, string) {
+	t.Helper()
+	addr := "http://" + freePort(t)
+	p := startKaylee(t, nil, "dev", "--repo", dir, "--path", "units", "--interval", "1s", "--listen-client", addr,
+		"--data-dir", t.TempDir(), "--cache-dir", t.TempDir(), "--listen", freePort(t), "--min-ready", "500ms")
+	waitOutput(t, p.out, "ready:", 60*time.Second)
+	return p, addr
+}
+
 // Stop interrupts the command and returns its exit code.
 func (p *proc) Stop() (int, error) {
 	var err error
@@ -177,10 +189,7 @@ func TestDevSummaryRevisionAndGitErrors(t *testing.T) {
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": "name: web\napps:\n- image: nginx\n"})
 	rev1 := repo.Commit("web")
-	addr := "http://" + freePort(t)
-	p := startKaylee(t, nil, "dev", "--repo", repo.Dir, "--path", "units", "--interval", "1s", "--listen-client", addr,
-		"--data-dir", t.TempDir(), "--cache-dir", t.TempDir(), "--listen", freePort(t), "--min-ready", "500ms")
-	waitOutput(t, p.out, "ready:", 60*time.Second)
+	p, addr := startDevOnRepo(t, repo.Dir)
 	solo := writeFiles(t, map[string]string{"solo.yaml": "name: solo\napps:\n- image: x\n"})
 	if r := kaylee(t, map[string]string{"KAYLEE_ETCD_ENDPOINTS": addr}, "run", solo); r.code != 0 {
 		t.Fatalf("run: exit %d %s", r.code, r.err)

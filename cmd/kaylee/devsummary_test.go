@@ -14,10 +14,7 @@ func TestDevSummaryShowsRollbackAndSuspension(t *testing.T) {
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": "name: web\napps:\n- image: docker://web:1\n"})
 	rev1 := repo.Commit("web 1")
-	addr := "http://" + freePort(t)
-	p := startKaylee(t, nil, "dev", "--repo", repo.Dir, "--path", "units", "--interval", "1s", "--listen-client", addr,
-		"--data-dir", t.TempDir(), "--cache-dir", t.TempDir(), "--listen", freePort(t), "--min-ready", "500ms")
-	waitOutput(t, p.out, "ready:", 60*time.Second)
+	p, addr := startDevOnRepo(t, repo.Dir)
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": addr, "USER": "ops"}
 	ip := `192\.0\.2\.\d`
 	waitSummary(t, p.out, `(?m)^  web\s+running\s+1/1\s+(1\s+)?`+rev1[:7]+`\s+`+ip+`\n`)
