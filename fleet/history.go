@@ -65,9 +65,11 @@ func historyChanges(now time.Time, limit int, hist map[string][]*store.HistoryEn
 	}
 	setSource(e, records)
 	var out []historyChange
-	if last != nil && last.SpecHash == st.SpecHash {
+	if last != nil && last.SpecHash == st.SpecHash && (last.Outcome != store.OutcomeProgressing || last.Change != "") {
 		// Another spec of the same hash (replicas, update or ports
 		// changed): a revision of its own, that replaces no replica.
+		// During a rollout it is that rollout's new revision: its
+		// replicas are still being replaced, and its success is told.
 		e.Change = inPlaceChange(last.Spec, in.raw)
 	}
 	if last != nil {

@@ -149,7 +149,12 @@ func (s *Store) Rollback(ctx context.Context, name, to, by string) (*HistoryEntr
 	return target, nil
 }
 
-// pickRollback chooses the entry to roll back to.
+// pickRollback chooses the entry to roll back to: the one asked for (a
+// revision, or the newest of a spec hash that is not what is stored), or
+// by default the newest deployed version before the stored one. Entries of
+// the stored spec's hash (the same version, scaled: replicas, update or
+// ports changed) are skipped by default: a rollback goes to the previous
+// version, not to the replica count before a scale (kaylee run does that).
 func pickRollback(entries []*HistoryEntry, stored []byte, to string) (*HistoryEntry, error) {
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("%w: the unit has no history yet (the scheduler records each spec it rolls out)", ErrNoRevision)
@@ -160,13 +165,29 @@ func pickRollback(entries []*HistoryEntry, stored []byte, to string) (*HistoryEn
 			return nil, fmt.Errorf("%w: %q is neither a revision number nor a spec hash in its history (revisions %d to %d)",
 				ErrNoRevision, to, entries[0].Revision, entries[len(entries)-1].Revision)
 		}
+		if bytes.Equal(e.Spec, stored) && e.SpecHash == to {
+			// The newest of that hash is what is stored: an earlier
+			// spec of the hash (before a scale) is meant.
+			for i := len(entries) - 1; i >= 0; i-- {
+				if x := entries[i]; x.SpecHash == to && !bytes.Equal(x.Spec, stored) {
+					return x, nil
+				}
+			}
+		}
 		if bytes.Equal(e.Spec, stored) {
 			return nil, fmt.Errorf("%w: revision %d is what is stored now", ErrNoRevision, e.Revision)
 		}
 		return e, nil
 	}
+	storedHash := ""
 	for i := len(entries) - 1; i >= 0; i-- {
-		if e := entries[i]; !e.Deployed.IsZero() && !bytes.Equal(e.Spec, stored) {
+		if bytes.Equal(entries[i].Spec, stored) {
+			storedHash = entries[i].SpecHash
+			break
+		}
+	}
+	for i := len(entries) - 1; i >= 0; i-- {
+		if e := entries[i]; !e.Deployed.IsZero() && !bytes.Equal(e.Spec, stored) && e.SpecHash != storedHash {
 			return e, nil
 		}
 	}

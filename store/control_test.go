@@ -126,3 +126,43 @@ func TestApplyUnitsBatchesByUnit(t *testing.T) {
 		t.Fatalf("%d units left after deleting 70 of 120", len(units))
 	}
 }
+
+// A scale (same spec hash, another replicas count) is a revision of its
+// own; rollback goes to the version before it, and a spec hash asked for
+// names the newest of its specs that is not the stored one.
+func TestPickRollbackAfterScale(t *testing.T) {
+	at := time.Date(2026, 12, 2, 18, 0, 0, 0, time.UTC)
+	spec := func(image string, n int) []byte {
+		return []byte(fmt.Sprintf(`{"name":"web","replicas":%d,"apps":[{"image":%q}]}`, n, image))
+	}
+	entries := []*HistoryEntry{
+		{Revision: 1, SpecHash: "11111111", Spec: spec("web:1", 2), Deployed: at},
+		{Revision: 2, SpecHash: "22222222", Spec: spec("web:2", 2), Deployed: at},
+		{Revision: 3, SpecHash: "22222222", Spec: spec("web:2", 3), Deployed: at, Change: "replicas 2 → 3"},
+	}
+	stored := spec("web:2", 3)
+	tests := []struct {
+		to   string
+		want int64
+		err  string
+	}{
+		{"", 1, ""},         // the version before, not the count before
+		{"22222222", 2, ""}, // the hash of the stored spec: its spec before the scale
+		{"2", 2, ""},
+		{"11111111", 1, ""},
+		{"3", 0, "revision 3 is what is stored now"},
+	}
+	for _, tt := range tests {
+		got, err := pickRollback(entries, stored, tt.to)
+		switch {
+		case tt.err != "":
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("rollback to %q: %v, want an error containing %q", tt.to, err, tt.err)
+			}
+		case err != nil:
+			t.Errorf("rollback to %q: %v", tt.to, err)
+		case got.Revision != tt.want:
+			t.Errorf("rollback to %q picks revision %d, want %d", tt.to, got.Revision, tt.want)
+		}
+	}
+}

@@ -102,10 +102,16 @@ func (v UnitView) ShortRevision() string { return short(v.Revision) }
 // it is known: the source's revision, or for a rolled-back unit the one
 // its rollback restored ("" when not known).
 func (v UnitView) RunsRevision() string {
-	if v.RolledBack != nil {
+	if v.runsPinned() {
 		return short(v.RolledBack.GitRevision)
 	}
 	return v.ShortRevision()
+}
+
+// runsPinned says the spec a rollback restored is the one deployed: not
+// before the scheduler has acted on the rollback, nor when it failed.
+func (v UnitView) runsPinned() bool {
+	return v.RolledBack != nil && v.Status != nil && v.Deployed == v.RolledBack.SpecHash
 }
 
 // ServingReplicas is the replicas that serve, of any version: a status written
@@ -175,7 +181,7 @@ func Views(sts []*Status, records map[string]*SyncRecord, c Controls) []UnitView
 func (v *UnitView) describeControls() {
 	var notes []string
 	if p := v.RolledBack; p != nil {
-		if v.Phase == PhaseRunning {
+		if v.Phase == PhaseRunning && v.runsPinned() {
 			v.State = StateRolledBack
 		}
 		what := fmt.Sprintf("spec %s", p.SpecHash)

@@ -120,17 +120,23 @@ func TestViewsShowControls(t *testing.T) {
 		c         Controls
 		wantState string
 		wantNote  string
+		deployed  string // the spec hash the status says runs
 	}{
-		{"nothing set", PhaseRunning, true, Controls{}, PhaseRunning, ""},
+		{"nothing set", PhaseRunning, true, Controls{}, PhaseRunning, "", ""},
 		{"rolled back and running", PhaseRunning, true, Controls{RolledBack: map[string]*RollbackPin{"web": pin}}, StateRolledBack,
-			"rolled back to revision 1 (git 4b1e0a2, spec 3cbb8d9a) by ops@laptop: git's 9c2d11f is not applied until units/web.yaml changes in git, or kaylee resume web"},
+			"rolled back to revision 1 (git 4b1e0a2, spec 3cbb8d9a) by ops@laptop: git's 9c2d11f is not applied until units/web.yaml changes in git, or kaylee resume web", "3cbb8d9a"},
+		{"rollback stored, not acted on yet: the spec it replaced still runs", PhaseRunning, true, Controls{RolledBack: map[string]*RollbackPin{"web": pin}}, PhaseRunning,
+			"rolled back to revision 1 (git 4b1e0a2, spec 3cbb8d9a) by ops@laptop: git's 9c2d11f is not applied until units/web.yaml changes in git, or kaylee resume web", "77aa0000"},
 		{"rolling back", PhaseProgressing, true, Controls{RolledBack: map[string]*RollbackPin{"web": pin}}, PhaseProgressing,
-			"rolled back to revision 1 (git 4b1e0a2, spec 3cbb8d9a) by ops@laptop: git's 9c2d11f is not applied until units/web.yaml changes in git, or kaylee resume web"},
+			"rolled back to revision 1 (git 4b1e0a2, spec 3cbb8d9a) by ops@laptop: git's 9c2d11f is not applied until units/web.yaml changes in git, or kaylee resume web", ""},
 		{"rolled back, no git source", PhaseRunning, false, Controls{RolledBack: map[string]*RollbackPin{"web": {Revision: 2, SpecHash: "8ff9ef70"}}}, StateRolledBack,
-			"rolled back to revision 2 (spec 8ff9ef70): until another spec is stored, or kaylee resume web"},
-		{"suspended, the scheduler has it", PhaseSuspended, true, Controls{Suspended: map[string]*Suspension{"web": sus}}, PhaseSuspended, ""},
+			"rolled back to revision 2 (spec 8ff9ef70): until another spec is stored, or kaylee resume web", "8ff9ef70"},
+		{"suspended, the scheduler has it", PhaseSuspended, true, Controls{Suspended: map[string]*Suspension{"web": sus}}, PhaseSuspended, "", ""},
+		{"rolled back, then suspended: it runs the rolled-back revision", PhaseSuspended, true,
+			Controls{Suspended: map[string]*Suspension{"web": sus}, RolledBack: map[string]*RollbackPin{"web": pin}}, PhaseSuspended,
+			"rolled back to revision 1 (git 4b1e0a2, spec 3cbb8d9a) by ops@laptop: git's 9c2d11f is not applied until units/web.yaml changes in git, or kaylee resume web", "3cbb8d9a"},
 		{"suspended, not taken up yet", PhaseRunning, true, Controls{Suspended: map[string]*Suspension{"web": sus}}, PhaseSuspended,
-			"suspended by ops@laptop at 2026-12-02T17:00:00Z; no scheduler has taken it up yet (its last status follows)"},
+			"suspended by ops@laptop at 2026-12-02T17:00:00Z; no scheduler has taken it up yet (its last status follows)", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -138,9 +144,12 @@ func TestViewsShowControls(t *testing.T) {
 			if !tt.source {
 				recs = nil
 			}
-			v := Views([]*Status{{Name: "web", Phase: tt.phase}}, recs, tt.c)[0]
+			v := Views([]*Status{{Name: "web", Phase: tt.phase, SpecHash: tt.deployed, Deployed: tt.deployed}}, recs, tt.c)[0]
 			if v.State != tt.wantState || v.StateNote != tt.wantNote {
 				t.Errorf("state %q, note %q\nwant %q, %q", v.State, v.StateNote, tt.wantState, tt.wantNote)
+			}
+			if rev := v.RunsRevision(); (rev == "4b1e0a2") != (tt.deployed == pin.SpecHash) {
+				t.Errorf("runs revision %q while its state is %q", rev, v.State)
 			}
 		})
 	}

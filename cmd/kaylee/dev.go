@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -200,6 +201,9 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) (err error) {
 	}
 	ac := f.agent
 	ac.name = "dev"
+	// The summary ends before "stopping" and before the store closes.
+	summaryCtx, stopSummary := context.WithCancel(ctx)
+	summaryDone, summarizing := make(chan struct{}), false
 	if f.git.repo != "" || f.git.configFile != "" {
 		if f.git.configFile != "" {
 			fmt.Fprintf(out, "git: the sources of %s; webhooks and metrics on %s\n", f.git.configFile, orDash(f.agent.listen))
@@ -208,7 +212,11 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) (err error) {
 		}
 		ac.ready = func() { // once --listen accepts connections
 			fmt.Fprintf(out, "ready: commit unit files and watch them roll out below   (Ctrl-C stops)\n")
-			go devSummary(ctx, s, out)
+			summarizing = true // ready runs on runAgent's caller's goroutine, before runAgent returns
+			go func() {
+				defer close(summaryDone)
+				devSummary(summaryCtx, s, out)
+			}()
 		}
 	} else {
 		ac.ready = func() {
@@ -220,6 +228,10 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) (err error) {
 	}
 	ac.git, ac.sched, ac.store, ac.api, ac.log = &f.git, &f.sched, s, cluster.API(), log
 	err = a.runAgent(cmd, ac)
+	stopSummary()
+	if summarizing {
+		<-summaryDone
+	}
 	stopping()
 	return err
 }

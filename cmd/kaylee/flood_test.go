@@ -114,7 +114,7 @@ func TestConnectionFlood(t *testing.T) {
 		{"dev, with its etcd embedded", func(t *testing.T, repoURL, addr string) ([]string, map[string]string, func(t *testing.T) *store.Store) {
 			etcdURL := "http://" + freePort(t)
 			return []string{"dev", "--repo", repoURL, "--source", "units", "--cache-dir", t.TempDir(), "--interval", "1s",
-					"--listen", addr, "--listen-client", etcdURL, "--data-dir", t.TempDir(), "--machines", "1"}, nil,
+					"--listen", addr, "--listen-client", etcdURL, "--data-dir", t.TempDir(), "--machines", "1", "--verbose"}, nil,
 				func(t *testing.T) *store.Store {
 					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 					defer cancel()

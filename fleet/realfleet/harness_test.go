@@ -152,9 +152,11 @@ func (e *env) start(args ...string) *proc {
 	return p
 }
 
-// server starts `kaylee server` for this env with extra flags.
+// server starts `kaylee server` for this env with extra flags, without
+// HTTP endpoints (a test may run two, and they would share --listen's
+// default port).
 func (e *env) server(flags ...string) *proc {
-	return e.start(append([]string{"server", "--unit-prefix", e.unitPrefix, "--min-ready", "3s", "--lease-ttl", "5s"}, flags...)...)
+	return e.start(append([]string{"server", "--unit-prefix", e.unitPrefix, "--min-ready", "3s", "--lease-ttl", "5s", "--listen="}, flags...)...)
 }
 
 func (e *env) stopProcs() {
