@@ -20,8 +20,23 @@ func within(t *testing.T, ctx context.Context, d time.Duration, what string, ste
 	defer cancel()
 	if err := chromedp.Do(sctx, steps...); err != nil {
 		browsertest.Screenshot(t, ctx, "failed-"+strings.NewReplacer(" ", "-", "/", "-").Replace(what))
+		logPage(t, ctx)
 		t.Fatalf("%s: not within %s: %v", what, d, err)
 	}
+}
+
+// logPage logs what the page shows (its route and the text of the view it
+// shows), so that a failure can be read from the log alone.
+func logPage(t *testing.T, ctx context.Context) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(sctx, chromedp.Evaluate[string](`location.hash + "\n" + [...document.querySelectorAll("main > section:not([hidden])")].map((e) => e.id + ": " + e.innerText.slice(0, 1500)).join("\n")`))
+	if err != nil {
+		t.Logf("the page: %v", err)
+		return
+	}
+	t.Logf("the page shows %s", s)
 }
 
 func text(t *testing.T, ctx context.Context, sel string) string {
@@ -107,8 +122,13 @@ func TestDashboardLive(t *testing.T) {
 		t.Errorf("a value from git became markup (%d)", n)
 	}
 
-	// The unit's page.
-	within(t, b, 10*time.Second, "the unit's page", chromedp.Click(chromedp.CSS(`tr[data-unit="web"] a`)),
+	// The unit's page, by its link. (The link is clicked in the page: a
+	// mouse click at its place misses when a live update redraws the table
+	// between finding the link and clicking.)
+	if got := eval[string](t, b, `document.querySelector('tr[data-unit="web"] a').click(), location.hash`); got != "#/units/web" {
+		t.Fatalf("the unit's link leads to %q, want #/units/web", got)
+	}
+	within(t, b, 10*time.Second, "the unit's page",
 		chromedp.WaitVisible(chromedp.CSS(`#unit-history tr[data-revision="1"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#unit-replicas tr[data-replica]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#unit-events [data-kind="created"]`)))
