@@ -56,62 +56,118 @@ type Loop struct {
 	lastAttempt *store.SyncAttempt
 }
 
-// Once fetches and makes one pass. A fetch error means nothing was
-// written. Once is not safe for concurrent use (Run calls it in turn).
-func (l *Loop) Once(ctx context.Context, fence store.Fence) (*Result, error) {
+// Report is one pass of a loop as a value: what it fetched and did
+// (attempted, and applied unless Err), why it applied nothing, and how
+// that is classified (Outcome).
+type Report struct {
+	// Result is the pass's plan, applied unless Err is set or it was dry;
+	// nil when no plan was made (the fetch or the store's read failed).
+	Result *Result
+	// Err is why the pass applied nothing, or why its attempt could not
+	// be recorded.
+	Err error
+	// Fetched: the repository was read; an Err came after (the unit
+	// files, the store, a safety rule).
+	Fetched bool
+	// EventsErr: the event log could not be written; the pass stands.
+	EventsErr error
+}
+
+// Outcome classifies the pass (Outcome): one of the store's Attempt
+// results, as recorded.
+func (r Report) Outcome() string { return Outcome(r.Result, r.Err) }
+
+// Pass is one pass of the loop, a pipeline of named steps:
+//
+//  1. fetchAndApply: fetch the source, parse its files (unless the
+//     snapshot is the one parsed last) and make the pass (sync.Pass's
+//     steps), all within the pass's Timeout;
+//  2. observe: tell the Observer;
+//  3. record: write the attempt and its events, fenced, unless the pass
+//     was dry, this process no longer leads, or ctx ended.
+//
+// A fetch error means nothing was written. Pass is not safe for
+// concurrent use (Run calls it in turn).
+func (l *Loop) Pass(ctx context.Context, fence store.Fence) Report {
 	start := time.Now()
-	timeout := l.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	outer := ctx
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	o := l.Options
 	o.Fence = fence
 	if h, ok := l.Fetcher.(History); ok && o.History == nil {
 		o.History = h
 	}
-	snap, err := l.Fetcher.Fetch(ctx)
-	var res *Result
+	rep, snap := l.fetchAndApply(ctx, o)
+	if l.Observer != nil {
+		l.Observer.Synced(o.Source, rep.Result, rep.Err, time.Since(start))
+	}
+	if errors.Is(rep.Err, store.ErrNotLeader) || ctx.Err() != nil || o.DryRun {
+		return rep
+	}
+	a := Attempt(o.Source, snap, rep.Result, rep.Err, start)
+	a.Leader = l.ID
+	l.record(ctx, fence, a, &rep)
+	return rep
+}
+
+// Once is Pass for callers that want its result and error.
+func (l *Loop) Once(ctx context.Context, fence store.Fence) (*Result, error) {
+	rep := l.Pass(ctx, fence)
+	return rep.Result, rep.Err
+}
+
+// fetchAndApply fetches, parses and makes the pass within the pass's
+// timeout; a pass that ran out of it says so. The snapshot returned is
+// the one the attempt names: nil when the fetch or the parse failed.
+func (l *Loop) fetchAndApply(ctx context.Context, o Options) (Report, *gitsource.Snapshot) {
+	timeout := l.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var rep Report
+	snap, err := l.Fetcher.Fetch(pctx)
+	rep.Fetched = err == nil
 	if err == nil && snap != l.lastSnap {
 		var p *parsed
-		if p, err = parse(ctx, snap); err == nil {
+		if p, err = parse(pctx, snap); err == nil {
 			l.lastSnap, l.lastParsed = snap, p
 		}
 	}
 	if err == nil {
-		res, err = pass(ctx, l.Store, snap, l.lastParsed, o)
+		rep.Result, err = pass(pctx, l.Store, snap, l.lastParsed, o)
 	} else {
 		snap = nil
 	}
-	if err != nil && ctx.Err() != nil && outer.Err() == nil {
+	if err != nil && pctx.Err() != nil && ctx.Err() == nil {
 		err = fmt.Errorf("the pass took longer than its timeout of %s: %w", timeout, err)
 	}
-	if l.Observer != nil {
-		l.Observer.Synced(o.Source, res, err, time.Since(start))
-	}
-	if errors.Is(err, store.ErrNotLeader) || outer.Err() != nil || o.DryRun {
-		return res, err
-	}
-	a := Attempt(o.Source, snap, res, err, start)
-	a.Leader = l.ID
-	actx, acancel := context.WithTimeout(outer, 10*time.Second)
-	defer acancel()
+	rep.Err = err
+	return rep, snap
+}
+
+// record writes the attempt a of the pass rep and the events it makes
+// after the attempt before. ctx is the loop's, not the pass's: a pass
+// that ran out of time is recorded too. An attempt that cannot be
+// written fails a pass that had not failed (with store.ErrNotLeader when
+// this process no longer leads).
+func (l *Loop) record(ctx context.Context, fence store.Fence, a *store.SyncAttempt, rep *Report) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	if l.lastAttempt == nil {
 		// A new leader goes on from the last attempt any process recorded.
-		if prev, err := l.Store.ListSyncAttempts(actx); err == nil {
-			l.lastAttempt = prev[o.Source]
+		if prev, err := l.Store.ListSyncAttempts(ctx); err == nil {
+			l.lastAttempt = prev[a.Source]
 		}
 	}
-	if aerr := l.Store.PutSyncAttempt(actx, a, fence); aerr != nil && err == nil {
-		return res, aerr
+	if err := l.Store.PutSyncAttempt(ctx, a, fence); err != nil && rep.Err == nil {
+		rep.Err = err
+		return
 	}
-	if eerr := l.Store.AppendEvents(actx, fence, Events(res, l.lastAttempt, a)...); eerr != nil && l.Log != nil {
-		l.Log.Warn("event log not written", "source", o.Source, "err", eerr)
+	rep.EventsErr = l.Store.AppendEvents(ctx, fence, Events(rep.Result, l.lastAttempt, a)...)
+	if rep.EventsErr != nil && l.Log != nil {
+		l.Log.Warn("event log not written", "source", a.Source, "err", rep.EventsErr)
 	}
 	l.lastAttempt = a
-	return res, err
 }
 
 // Run syncs until ctx ends or a write is refused because this process no
