@@ -56,203 +56,330 @@ type Loop struct {
 	lastAttempt *store.SyncAttempt
 }
 
-// Once fetches and makes one pass. A fetch error means nothing was
-// written. Once is not safe for concurrent use (Run calls it in turn).
-func (l *Loop) Once(ctx context.Context, fence store.Fence) (*Result, error) {
+// Report is one pass of a loop as a value: what it fetched and did
+// (attempted, and applied unless Err), why it applied nothing, and how
+// that is classified (Outcome).
+type Report struct {
+	// Result is what the pass planned (changes, file errors), applied
+	// when Err is nil and the pass was not dry; nil when no plan was made
+	// (the fetch, the unit files or the store's read failed).
+	Result *Result
+	// Err is why the pass applied nothing; or, after a plan applied, why
+	// its attempt could not be recorded (store.ErrNotLeader when this
+	// process no longer leads).
+	Err error
+	// Fetched: the repository was read; an Err came after (the unit
+	// files, the store, a safety rule).
+	Fetched bool
+	// EventsErr: the event log could not be written; the pass stands.
+	EventsErr error
+}
+
+// Outcome classifies the pass (Outcome): one of the store's Attempt
+// results, as recorded.
+func (r Report) Outcome() string { return Outcome(r.Result, r.Err) }
+
+// Pass is one pass of the loop, a pipeline of named steps:
+//
+//  1. fetchAndApply: fetch the source, parse its files (unless the
+//     snapshot is the one parsed last) and make the pass (sync.Pass's
+//     steps), all within the pass's Timeout;
+//  2. observe: tell the Observer;
+//  3. record: write the attempt and its events, fenced, unless the pass
+//     was dry, this process no longer leads, or ctx ended.
+//
+// A fetch error means nothing was written. Pass is not safe for
+// concurrent use (Run calls it in turn).
+func (l *Loop) Pass(ctx context.Context, fence store.Fence) Report {
 	start := time.Now()
-	timeout := l.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	outer := ctx
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	o := l.Options
 	o.Fence = fence
 	if h, ok := l.Fetcher.(History); ok && o.History == nil {
 		o.History = h
 	}
-	snap, err := l.Fetcher.Fetch(ctx)
-	var res *Result
+	rep, snap := l.fetchAndApply(ctx, o)
+	if l.Observer != nil {
+		l.Observer.Synced(o.Source, rep.Result, rep.Err, time.Since(start))
+	}
+	if errors.Is(rep.Err, store.ErrNotLeader) || ctx.Err() != nil || o.DryRun {
+		return rep
+	}
+	a := Attempt(o.Source, snap, rep.Result, rep.Err, start)
+	a.Leader = l.ID
+	l.record(ctx, fence, a, &rep)
+	return rep
+}
+
+// Once is Pass for callers that want its result and error.
+func (l *Loop) Once(ctx context.Context, fence store.Fence) (*Result, error) {
+	rep := l.Pass(ctx, fence)
+	return rep.Result, rep.Err
+}
+
+// fetchAndApply fetches, parses and makes the pass within the pass's
+// timeout; a pass that ran out of it says so. The snapshot returned is
+// the one the attempt names: nil when the fetch or the parse failed.
+func (l *Loop) fetchAndApply(ctx context.Context, o Options) (Report, *gitsource.Snapshot) {
+	timeout := l.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var rep Report
+	snap, err := l.Fetcher.Fetch(pctx)
+	rep.Fetched = err == nil
 	if err == nil && snap != l.lastSnap {
 		var p *parsed
-		if p, err = parse(ctx, snap); err == nil {
+		if p, err = parse(pctx, snap); err == nil {
 			l.lastSnap, l.lastParsed = snap, p
 		}
 	}
 	if err == nil {
-		res, err = pass(ctx, l.Store, snap, l.lastParsed, o)
+		rep.Result, err = pass(pctx, l.Store, snap, l.lastParsed, o)
 	} else {
 		snap = nil
 	}
-	if err != nil && ctx.Err() != nil && outer.Err() == nil {
+	if err != nil && pctx.Err() != nil && ctx.Err() == nil {
 		err = fmt.Errorf("the pass took longer than its timeout of %s: %w", timeout, err)
 	}
-	if l.Observer != nil {
-		l.Observer.Synced(o.Source, res, err, time.Since(start))
-	}
-	if errors.Is(err, store.ErrNotLeader) || outer.Err() != nil || o.DryRun {
-		return res, err
-	}
-	a := Attempt(o.Source, snap, res, err, start)
-	a.Leader = l.ID
-	actx, acancel := context.WithTimeout(outer, 10*time.Second)
-	defer acancel()
+	rep.Err = err
+	return rep, snap
+}
+
+// record writes the attempt a of the pass rep and the events it makes
+// after the attempt before. ctx is the loop's, not the pass's: a pass
+// that ran out of time is recorded too. An attempt that cannot be
+// written fails a pass that had not failed (with store.ErrNotLeader when
+// this process no longer leads).
+func (l *Loop) record(ctx context.Context, fence store.Fence, a *store.SyncAttempt, rep *Report) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	if l.lastAttempt == nil {
 		// A new leader goes on from the last attempt any process recorded.
-		if prev, err := l.Store.ListSyncAttempts(actx); err == nil {
-			l.lastAttempt = prev[o.Source]
+		if prev, err := l.Store.ListSyncAttempts(ctx); err == nil {
+			l.lastAttempt = prev[a.Source]
 		}
 	}
-	if aerr := l.Store.PutSyncAttempt(actx, a, fence); aerr != nil && err == nil {
-		return res, aerr
+	if err := l.Store.PutSyncAttempt(ctx, a, fence); err != nil && rep.Err == nil {
+		rep.Err = err
+		return
 	}
-	if eerr := l.Store.AppendEvents(actx, fence, Events(res, l.lastAttempt, a)...); eerr != nil && l.Log != nil {
-		l.Log.Warn("event log not written", "source", o.Source, "err", eerr)
+	rep.EventsErr = l.Store.AppendEvents(ctx, fence, Events(rep.Result, l.lastAttempt, a)...)
+	if rep.EventsErr != nil && l.Log != nil {
+		l.Log.Warn("event log not written", "source", a.Source, "err", rep.EventsErr)
 	}
 	l.lastAttempt = a
-	return res, err
 }
 
 // Run syncs until ctx ends or a write is refused because this process no
-// longer leads (store.ErrNotLeader).
+// longer leads (store.ErrNotLeader). It is a pipeline of named steps:
+//
+//  1. forwardTriggers: queue the commits webhooks announce (Triggers);
+//  2. pass "start": one pass at once;
+//  3. wait: for the interval (±10%), or for webhook triggers, coalesced,
+//     that name a commit not fetched yet (at once when some wait already);
+//  4. on the interval, pass "interval";
+//  5. on triggers, serveWebhooks: pass "webhook" until the fetched head
+//     is the newest commit announced, retrying with backoff;
+//
+// then back to 3. Every pass (runner.pass) is Loop.Pass: fetched,
+// applied, recorded, then logged; only a lost leadership ends Run.
 func (l *Loop) Run(ctx context.Context, fence store.Fence) error {
-	log := l.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	interval := l.Interval
-	if interval <= 0 {
-		interval = time.Minute
-	}
-	retries, first := l.Retries, l.RetryFirst
-	if retries <= 0 {
-		retries = 8
-	}
-	if first <= 0 {
-		first = 500 * time.Millisecond
-	}
-	triggers := make(chan string, 64)
-	if l.Triggers != nil {
-		go func() {
-			for ctx.Err() == nil {
-				for after := range l.Triggers(ctx) {
-					select {
-					case triggers <- after:
-					default: // full: the triggers queued already make a pass that fetches the newest head
-					}
-				}
-				sleepCtx(ctx, time.Second)
-			}
-		}()
-	}
-	// failed is the revision fetched by the last pass when that pass
-	// failed (refused, unverified, a write that did not go through): a
-	// trigger for it that comes after the pass (GitHub's "Redeliver")
-	// runs a pass again instead of being dropped as already fetched.
-	var failed string
-	// warned holds the file errors the last pass logged: one that stays
-	// is logged once, not at every pass (sync records and events keep it).
-	warned := map[string]bool{}
-	pass := func(reason string) (*Result, error) {
-		res, err := l.Once(ctx, fence)
-		failed = ""
-		if err != nil && res != nil {
-			failed = res.Revision
-		}
-		switch {
-		case errors.Is(err, store.ErrNotLeader):
-			return res, err
-		case err != nil && ctx.Err() == nil:
-			log.Error("sync failed", "source", l.Options.Source, "reason", reason, "err", err)
-		case err == nil:
-			lvl := slog.LevelInfo
-			if res.Count(Create)+res.Count(Update)+res.Count(Prune) == 0 && len(res.Errors) == 0 {
-				lvl = slog.LevelDebug
-			}
-			log.Log(ctx, lvl, "synced", "source", l.Options.Source, "reason", reason, "summary", res.Summary())
-			now := map[string]bool{}
-			for _, e := range res.Errors {
-				if msg := e.String(); !warned[msg] {
-					log.Warn("unit file error; its units are left as they were", "source", l.Options.Source, "error", msg)
-				}
-				now[e.String()] = true
-			}
-			warned = now
-		}
-		return res, nil
-	}
-	res, err := pass("start")
-	if err != nil {
+	r := l.newRunner(fence)
+	r.forwardTriggers(ctx)
+	if _, err := r.pass(ctx, "start"); err != nil {
 		return err
 	}
-	seen := &revisions{} // revisions fetched: a trigger for one adds nothing
-	if res != nil && failed == "" {
-		seen.add(res.Revision)
-	}
-	var pending triggerSet
 	for {
-		wait := time.Duration(float64(interval) * (0.9 + 0.2*rand.Float64()))
-		if !pending.empty() {
+		var err error
+		switch r.wait(ctx) {
+		case wakeStop:
+			return nil
+		case wakeInterval:
+			_, err = r.pass(ctx, "interval")
+		case wakeWebhook:
+			err = r.serveWebhooks(ctx)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// runner is the state of one Run.
+type runner struct {
+	l        *Loop
+	fence    store.Fence
+	log      *slog.Logger
+	interval time.Duration
+	retries  int           // passes for one webhook's commit
+	first    time.Duration // the first wait between them
+	triggers chan string   // the commits webhooks announced ("" when unknown)
+	pending  triggerSet    // triggers waiting for a pass
+	seen     revisions     // revisions fetched: a trigger for one adds nothing
+	// warned holds the file errors the last pass logged: one that stays
+	// is logged once, not at every pass (sync records and events keep it).
+	warned map[string]bool
+}
+
+// newRunner fills in the loop's defaults.
+func (l *Loop) newRunner(fence store.Fence) *runner {
+	r := &runner{l: l, fence: fence, log: l.Log, interval: l.Interval, retries: l.Retries, first: l.RetryFirst,
+		triggers: make(chan string, 64), warned: map[string]bool{}}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.interval <= 0 {
+		r.interval = time.Minute
+	}
+	if r.retries <= 0 {
+		r.retries = 8
+	}
+	if r.first <= 0 {
+		r.first = 500 * time.Millisecond
+	}
+	return r
+}
+
+// forwardTriggers queues the commits of l.Triggers on r.triggers until
+// ctx ends, watching again when the channel closes.
+func (r *runner) forwardTriggers(ctx context.Context) {
+	if r.l.Triggers == nil {
+		return
+	}
+	go func() {
+		for ctx.Err() == nil {
+			for after := range r.l.Triggers(ctx) {
+				select {
+				case r.triggers <- after:
+				default: // full: the triggers queued already make a pass that fetches the newest head
+				}
+			}
+			sleepCtx(ctx, time.Second)
+		}
+	}()
+}
+
+// wake is why wait returned.
+type wake int
+
+const (
+	wakeStop     wake = iota // ctx ended
+	wakeInterval             // the interval passed, no trigger waits
+	wakeWebhook              // triggers wait (r.pending)
+)
+
+// wait waits for the next pass. Every trigger queued when it wakes is
+// served by one pass (and its retries); a trigger for a commit already
+// fetched (the one applied, or an older one) adds nothing.
+func (r *runner) wait(ctx context.Context) wake {
+	for ctx.Err() == nil {
+		wait := time.Duration(float64(r.interval) * (0.9 + 0.2*rand.Float64()))
+		if !r.pending.empty() {
 			wait = 0
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return wakeStop
 		case <-time.After(wait):
-			if pending.empty() {
-				if res, err = pass("interval"); err != nil {
-					return err
-				}
-				if res != nil {
-					seen.add(res.Revision)
-				}
-				seen.forget(failed)
-				continue
+			if r.pending.empty() {
+				return wakeInterval
 			}
-		case after := <-triggers:
-			pending.add(after, seen)
+		case after := <-r.triggers:
+			r.pending.add(after, &r.seen)
 		}
-		// Webhooks: every trigger queued now is served by one pass (and its
-		// retries); a trigger for a commit already fetched (the one applied,
-		// or an older one) adds nothing.
-		pending.drain(triggers, seen)
-		if pending.empty() {
-			continue
-		}
-		target := pending.newest
-		pending = triggerSet{}
-		delay := first
-		for try := 1; ; try++ {
-			res, err := pass("webhook")
-			if err != nil {
-				return err
-			}
-			if res != nil {
-				seen.add(res.Revision)
-			}
-			// Triggers that came during the pass: those it served go (a
-			// failed pass served none: they make one more pass).
-			seen.forget(failed)
-			pending.drain(triggers, seen)
-			if target == "" || res != nil && res.Revision == target {
-				break
-			}
-			if try == retries {
-				log.Warn("webhook's commit never appeared at the ref; the next interval will look again",
-					"source", l.Options.Source, "after", target, "tries", try)
-				break
-			}
-			log.Info("webhook's commit not fetched yet; retrying", "source", l.Options.Source, "after", target, "in", delay)
-			if !sleepCtx(ctx, delay) {
-				return nil
-			}
-			delay = min(2*delay, 8*time.Second)
-			if pending.newest != "" { // a newer push meanwhile: wait for it instead
-				target, pending = pending.newest, triggerSet{}
-			}
+		r.pending.drain(r.triggers, &r.seen)
+		if !r.pending.empty() {
+			return wakeWebhook
 		}
 	}
+	return wakeStop
+}
+
+// serveWebhooks makes passes for the triggers waiting until the fetched
+// head is the newest commit they named (git servers can lag behind their
+// webhooks): at most r.retries, waiting r.first, then twice as long up
+// to 8s, between them. A newer push meanwhile becomes the commit waited
+// for.
+func (r *runner) serveWebhooks(ctx context.Context) error {
+	target := r.pending.newest
+	r.pending = triggerSet{}
+	delay := r.first
+	for try := 1; ; try++ {
+		res, err := r.pass(ctx, "webhook")
+		if err != nil {
+			return err
+		}
+		// Triggers that came during the pass: those it served go (a
+		// failed pass served none: they make one more pass).
+		r.pending.drain(r.triggers, &r.seen)
+		if target == "" || res != nil && res.Revision == target {
+			return nil
+		}
+		if try == r.retries {
+			r.log.Warn("webhook's commit never appeared at the ref; the next interval will look again",
+				"source", r.l.Options.Source, "after", target, "tries", try)
+			return nil
+		}
+		r.log.Info("webhook's commit not fetched yet; retrying", "source", r.l.Options.Source, "after", target, "in", delay)
+		if !sleepCtx(ctx, delay) {
+			return nil
+		}
+		delay = min(2*delay, 8*time.Second)
+		if r.pending.newest != "" { // a newer push meanwhile: wait for it instead
+			target, r.pending = r.pending.newest, triggerSet{}
+		}
+	}
+}
+
+// pass makes one pass (Loop.Pass), notes the revision it fetched and
+// logs it. Only a lost leadership (store.ErrNotLeader) is returned: any
+// other failure is recorded and logged, and the next pass tries again.
+func (r *runner) pass(ctx context.Context, reason string) (*Result, error) {
+	rep := r.l.Pass(ctx, r.fence)
+	if errors.Is(rep.Err, store.ErrNotLeader) {
+		return rep.Result, rep.Err
+	}
+	if res := rep.Result; res != nil {
+		r.seen.add(res.Revision)
+		if rep.Err != nil {
+			// Failed (refused, unverified, a write that did not go
+			// through): a trigger for its revision that comes after the
+			// pass (GitHub's "Redeliver") runs a pass again instead of
+			// being dropped as already fetched.
+			r.seen.forget(res.Revision)
+		}
+	}
+	r.logPass(ctx, reason, rep)
+	return rep.Result, nil
+}
+
+// logPass logs a pass: a failure as an error (unless ctx ended), a pass
+// that changed something or met file errors as info, a quiet one as
+// debug; each file error once while it stays.
+func (r *runner) logPass(ctx context.Context, reason string, rep Report) {
+	source := r.l.Options.Source
+	if rep.Err != nil {
+		if ctx.Err() == nil {
+			r.log.Error("sync failed", "source", source, "reason", reason, "err", rep.Err)
+		}
+		return
+	}
+	res := rep.Result
+	lvl := slog.LevelInfo
+	if res.Count(Create)+res.Count(Update)+res.Count(Prune) == 0 && len(res.Errors) == 0 {
+		lvl = slog.LevelDebug
+	}
+	r.log.Log(ctx, lvl, "synced", "source", source, "reason", reason, "summary", res.Summary())
+	now := map[string]bool{}
+	for _, e := range res.Errors {
+		if msg := e.String(); !r.warned[msg] {
+			r.log.Warn("unit file error; its units are left as they were", "source", source, "error", msg)
+		}
+		now[e.String()] = true
+	}
+	r.warned = now
 }
 
 // triggerSet is the webhook triggers waiting for a pass, coalesced: the

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/spf13/cobra"
 
-	"github.com/kaylee-gitops/kaylee/gitsource"
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/sync"
 )
@@ -182,74 +180,30 @@ func pickSources(all []*source, names []string) ([]*source, error) {
 	return out, nil
 }
 
-// syncSource makes one pass of one source, prints it, records the attempt
-// and returns the exit code it calls for.
+// syncSource makes one pass of one source, the loop's own
+// (sync.Loop.Pass: it records the attempt unless dry), prints it and
+// returns the exit status its outcome calls for.
 func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src *source, dryRun bool, output string, named bool) (*sync.Result, int) {
-	ctx := cmd.Context()
 	stderr := cmd.ErrOrStderr()
 	prefix := "kaylee: "
 	if named {
 		prefix = "kaylee: source " + src.opts.Source + ": "
 	}
-	start := time.Now()
 	opts := src.opts
 	opts.DryRun = dryRun
-	timeout := src.timeout
-	if timeout == 0 {
-		timeout = sync.DefaultTimeout
+	l := &sync.Loop{Fetcher: src.git, Store: s, Options: opts, Timeout: src.timeout, ID: "sync --once " + candidateID()}
+	rep := l.Pass(cmd.Context(), store.Fence{})
+	if rep.EventsErr != nil {
+		fmt.Fprintf(stderr, "%swarning: event log not written: %v\n", prefix, rep.EventsErr)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	snap, err := src.git.Fetch(ctx)
-	var res *sync.Result
-	if err == nil {
-		res, err = sync.Pass(ctx, s, snap, opts)
-	} else {
-		snap = nil
+	code := onceExit(rep.Outcome())
+	if rep.Err != nil {
+		fmt.Fprintf(stderr, "%s%s\n", prefix, onceFailure(src, rep, named))
+		return nil, code
 	}
-	if !dryRun {
-		at := sync.Attempt(opts.Source, snap, res, err, start)
-		at.Leader = "sync --once " + candidateID()
-		prev, _ := s.ListSyncAttempts(cmd.Context())
-		if aerr := s.PutSyncAttempt(cmd.Context(), at, store.Fence{}); aerr != nil && err == nil {
-			err = aerr
-		}
-		if eerr := s.AppendEvents(cmd.Context(), store.Fence{}, sync.Events(res, prev[opts.Source], at)...); eerr != nil {
-			fmt.Fprintf(stderr, "%swarning: event log not written: %v\n", prefix, eerr)
-		}
-	}
-	switch {
-	case errors.Is(err, gitsource.ErrUnverified):
-		fmt.Fprintf(stderr, "%s%v; nothing was written, the last verified revision stays applied\n", prefix, err)
-		return nil, exitRefused
-	case errors.Is(err, sync.ErrRefused):
-		fmt.Fprintf(stderr, "%s%v; nothing was written%s\n", prefix, err, refusalHint(err, named))
-		return nil, exitRefused
-	case snap == nil:
-		hint := ""
-		if errors.Is(err, transport.ErrAuthenticationRequired) {
-			hint = fmt.Sprintf(" (set %s with %s or %sGIT_PASSWORD, or %s)", src.cfg.Where("username"), src.cfg.Where("passwordFile"), envPrefix, src.cfg.Where("sshKeyFile"))
-		}
-		fmt.Fprintf(stderr, "%scannot read the repository: %v%s; nothing was written\n", prefix, err, hint)
-		return nil, exitUnreachable
-	case err != nil:
-		fmt.Fprintf(stderr, "%s%v\n", prefix, err)
-		return nil, exitUnreachable
-	}
+	res := rep.Result
 	if output != "json" {
-		w := cmd.OutOrStdout()
-		if dryRun {
-			writePlan(w, res)
-		}
-		if named {
-			fmt.Fprintf(w, "%s: ", opts.Source)
-		}
-		fmt.Fprintln(w, res.Summary())
-		for _, c := range res.Changes {
-			if c.Action == sync.Kept && !dryRun {
-				fmt.Fprintf(w, "kept      %s: %s\n", c.Name, c.Note)
-			}
-		}
+		writeSummary(cmd.OutOrStdout(), res, named)
 	}
 	for _, e := range res.Errors {
 		fmt.Fprintln(stderr, e.String())
@@ -257,10 +211,61 @@ func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src *source, dryRun
 	for _, e := range res.Warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", e.String())
 	}
-	if len(res.Errors) > 0 {
-		return res, exitFileErrors
+	return res, code
+}
+
+// onceExit is the exit status of kaylee sync --once for the outcome of a
+// pass (sync.Outcome).
+func onceExit(outcome string) int {
+	switch outcome {
+	case store.AttemptSynced:
+		return 0
+	case store.AttemptFileErrors:
+		return exitFileErrors
+	case store.AttemptRefused, store.AttemptUnverified:
+		return exitRefused
 	}
-	return res, 0
+	return exitUnreachable // failed: the repository or etcd could not be read
+}
+
+// onceFailure is what kaylee sync --once says of a pass that applied
+// nothing, by its outcome, with what to do about it.
+func onceFailure(src *source, rep sync.Report, named bool) string {
+	switch rep.Outcome() {
+	case store.AttemptUnverified:
+		return fmt.Sprintf("%v; nothing was written, the last verified revision stays applied", rep.Err)
+	case store.AttemptRefused:
+		return fmt.Sprintf("%v; nothing was written%s", rep.Err, refusalHint(rep.Err, named))
+	}
+	if !rep.Fetched {
+		return fmt.Sprintf("cannot read the repository: %v%s; nothing was written", rep.Err, authHint(src, rep.Err))
+	}
+	return rep.Err.Error()
+}
+
+// authHint says where credentials go when the repository asked for them.
+func authHint(src *source, err error) string {
+	if !errors.Is(err, transport.ErrAuthenticationRequired) {
+		return ""
+	}
+	return fmt.Sprintf(" (set %s with %s or %sGIT_PASSWORD, or %s)", src.cfg.Where("username"), src.cfg.Where("passwordFile"), envPrefix, src.cfg.Where("sshKeyFile"))
+}
+
+// writeSummary prints a pass that applied (or, dry, would apply): the
+// plan when dry, the summary line, and the units kept rolled back.
+func writeSummary(w io.Writer, res *sync.Result, named bool) {
+	if res.DryRun {
+		writePlan(w, res)
+	}
+	if named {
+		fmt.Fprintf(w, "%s: ", res.Source)
+	}
+	fmt.Fprintln(w, res.Summary())
+	for _, c := range res.Changes {
+		if c.Action == sync.Kept && !res.DryRun {
+			fmt.Fprintf(w, "kept      %s: %s\n", c.Name, c.Note)
+		}
+	}
 }
 
 // refusalHint says how to allow what a safety rule refused; named: the

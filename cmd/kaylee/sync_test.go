@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	gosync "sync"
 	"testing"
 	"time"
 
@@ -289,4 +291,92 @@ func TestAgents(t *testing.T) {
 		_, serr := s.GetStatus(context.Background(), "api")
 		return err != nil && serr != nil
 	})
+}
+
+// hangingGitServer listens on loopback, accepts every connection and
+// never answers: a git server that hangs. It returns its address.
+func hangingGitServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu   gosync.Mutex
+		hung []net.Conn
+	)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			hung = append(hung, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range hung {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// One pass, one classifier: a pass that times out says the same in
+// kaylee sync --once (its exit status and stderr, the attempt it records)
+// as in the loop of kaylee sync (the attempt it records, kaylee sources).
+func TestSyncOnceTimeoutAsTheLoop(t *testing.T) {
+	e := etcdtest.New(t)
+	cfg := writeConfig(t, t.TempDir(), "kaylee.yaml", fmt.Sprintf(`sources:
+- name: hangs
+  repo: http://%s/units.git
+  timeout: 2s
+  interval: 1h
+`, hangingGitServer(t)))
+	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
+	s := store.New(e.Client(t), store.DefaultPrefix)
+	ctx := context.Background()
+
+	once := kaylee(t, env, "sync", "--once", "--config", cfg, "--cache-dir", t.TempDir())
+	attempts, err := s.ListSyncAttempts(ctx)
+	onceAt := attempts["hangs"]
+	if err != nil || onceAt == nil {
+		t.Fatalf("kaylee sync --once recorded no attempt (%v): exit %d\n%s%s", err, once.code, once.stdout, once.err)
+	}
+
+	startKaylee(t, env, "sync", "--config", cfg, "--cache-dir", t.TempDir(), "--lease-ttl", "2s")
+	var loopAt *store.SyncAttempt
+	waitFor(t, 30*time.Second, "the loop's pass failed at its timeout", func() bool {
+		a, err := s.ListSyncAttempts(ctx)
+		if err != nil || a["hangs"] == nil || strings.HasPrefix(a["hangs"].Leader, "sync --once") {
+			return false
+		}
+		loopAt = a["hangs"]
+		return true
+	})
+	sources := kaylee(t, env, "sources", "hangs")
+
+	if once.code != exitUnreachable || onceAt.Result != store.AttemptFailed || loopAt.Result != store.AttemptFailed {
+		t.Fatalf("kaylee sync --once: exit %d, attempt %s; the loop's attempt %s; want exit %d and %s for both",
+			once.code, onceAt.Result, loopAt.Result, exitUnreachable, store.AttemptFailed)
+	}
+	const took = "the pass took longer than its timeout of 2s"
+	for _, c := range []struct{ what, text string }{
+		{"kaylee sync --once's stderr", once.err},
+		{"kaylee sync --once's attempt", onceAt.Message},
+		{"the loop's attempt", loopAt.Message},
+		{"kaylee sources", sources.stdout},
+	} {
+		if !strings.Contains(c.text, took) {
+			t.Errorf("%s does not say %q:\n%s", c.what, took, c.text)
+		}
+	}
+	if !strings.Contains(once.err, onceAt.Message) {
+		t.Errorf("kaylee sync --once's stderr does not tell its attempt %q:\n%s", onceAt.Message, once.err)
+	}
 }
