@@ -17,6 +17,7 @@ import (
 
 	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
+	"github.com/kaylee-gitops/kaylee/fleet/fleetsim/fleetsimtest"
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 )
@@ -368,7 +369,7 @@ func TestCountlyLifecycle(t *testing.T) {
 func TestSchedulerOverHTTPAPI(t *testing.T) {
 	ms := fleetsim.Machines(3, map[string]string{"role": "worker"}, map[string]string{"role": "worker"}, map[string]string{"role": "edge"})
 	h := newHarness(t, ms)
-	endpoint := fleetsim.StartAPIServer(t, h.etcd.Endpoints(), fleetsim.DefaultKeyPrefix)
+	endpoint := fleetsimtest.StartAPIServer(t, h.etcd.Endpoints(), fleetsim.DefaultKeyPrefix)
 	api, err := NewAPI(Config{Endpoint: endpoint})
 	if err != nil {
 		t.Fatal(err)
