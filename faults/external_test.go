@@ -2,7 +2,6 @@ package faults
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/kaylee-gitops/kaylee/internal/testutil"
 )
 
 // etcdProc is one member of a cluster of Debian's etcd, run as a process.
@@ -41,23 +42,14 @@ func (p *etcdProc) Kill() {
 // Restart starts the member again on its data.
 func (p *etcdProc) Restart() error { return p.start() }
 
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startEtcdCluster starts n members of Debian's etcd (the etcd-server
 // package) with the v2 API on.
 func startEtcdCluster(t *testing.T, n int) ([]string, []member) {
 	dir := t.TempDir()
 	var peers, clients []string
 	for i := range n {
-		peers = append(peers, fmt.Sprintf("e%d=http://%s", i, freePort(t)))
-		clients = append(clients, "http://"+freePort(t))
+		peers = append(peers, fmt.Sprintf("e%d=http://%s", i, testutil.FreeAddr(t)))
+		clients = append(clients, "http://"+testutil.FreeAddr(t))
 	}
 	var members []member
 	for i := range n {

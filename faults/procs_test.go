@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kaylee-gitops/kaylee/fleet/realfleet"
+	"github.com/kaylee-gitops/kaylee/internal/testutil"
 )
 
 var kayleeBin string
@@ -122,12 +123,5 @@ func (p *proc) signal(t *testing.T, sig syscall.Signal) {
 
 func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for !ok() {
-		if time.Since(start) > timeout {
-			t.Fatalf("not after %s: %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return time.Since(start)
+	return testutil.EventuallyEvery(t, 50*time.Millisecond, timeout, what, func() (bool, string) { return ok(), "" })
 }

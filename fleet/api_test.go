@@ -11,6 +11,7 @@ import (
 	"github.com/coreos/fleet/schema"
 
 	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
+	"github.com/kaylee-gitops/kaylee/fleet/fleetsim/fleetsimtest"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 )
 
@@ -22,7 +23,7 @@ func TestAPIRegistryAndHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(sim.Close)
-	httpEndpoint := fleetsim.StartAPIServer(t, e.Endpoints(), fleetsim.DefaultKeyPrefix)
+	httpEndpoint := fleetsimtest.StartAPIServer(t, e.Endpoints(), fleetsim.DefaultKeyPrefix)
 
 	for _, tt := range []struct {
 		name string

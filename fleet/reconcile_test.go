@@ -17,6 +17,8 @@ import (
 
 	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
+	"github.com/kaylee-gitops/kaylee/fleet/fleetsim/fleetsimtest"
+	"github.com/kaylee-gitops/kaylee/internal/testutil"
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 )
@@ -198,17 +200,7 @@ func (h *harness) waitStatus(name, phase, hash string, timeout time.Duration) *s
 
 func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not after %s: %s", timeout, msg)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.Eventually(t, timeout, "", cond)
 }
 
 // sample checks inv on fleet every 100ms until stop is closed; it returns
@@ -368,7 +360,7 @@ func TestCountlyLifecycle(t *testing.T) {
 func TestSchedulerOverHTTPAPI(t *testing.T) {
 	ms := fleetsim.Machines(3, map[string]string{"role": "worker"}, map[string]string{"role": "worker"}, map[string]string{"role": "edge"})
 	h := newHarness(t, ms)
-	endpoint := fleetsim.StartAPIServer(t, h.etcd.Endpoints(), fleetsim.DefaultKeyPrefix)
+	endpoint := fleetsimtest.StartAPIServer(t, h.etcd.Endpoints(), fleetsim.DefaultKeyPrefix)
 	api, err := NewAPI(Config{Endpoint: endpoint})
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package gitsource
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +14,7 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 
 	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
+	"github.com/kaylee-gitops/kaylee/internal/testutil"
 )
 
 const (
@@ -37,12 +37,7 @@ func noSecret(t *testing.T, what, s string) {
 // or echoing the credentials it got; errors.Is still sees go-git's
 // errors.
 func TestFetchErrorsHideCredentials(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := ln.Addr().String()
-	ln.Close()
+	down := testutil.FreeAddr(t) // nothing listens there
 	r := gittest.NewRepo(t)
 	r.Write(map[string]string{"web.yaml": "name: web\n"})
 	r.Commit("web")

@@ -18,8 +18,8 @@ import (
 	"github.com/kaylee-gitops/kaylee/fleet"
 	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
 	"github.com/kaylee-gitops/kaylee/gitsource"
+	"github.com/kaylee-gitops/kaylee/internal/embedetcd"
 	"github.com/kaylee-gitops/kaylee/store"
-	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 )
 
 type devFlags struct {
@@ -131,12 +131,12 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) (err error) {
 			}
 			dir = filepath.Join(base, "kaylee", "dev-etcd")
 		}
-		srv, err := etcdtest.Start(etcdtest.Config{Dir: dir, ClientURL: f.listenClient, Verbose: f.verbose, Fsync: true})
+		srv, err := embedetcd.Start(embedetcd.Config{Dir: dir, ClientURL: f.listenClient, Verbose: f.verbose, Fsync: true})
 		if err != nil {
-			if errors.Is(err, etcdtest.ErrAddrInUse) {
+			if errors.Is(err, embedetcd.ErrAddrInUse) {
 				return fmt.Errorf("%w; use --listen-client to pick another address, or --etcd-endpoints to use the etcd already there", err)
 			}
-			if errors.Is(err, etcdtest.ErrDataDirInUse) {
+			if errors.Is(err, embedetcd.ErrDataDirInUse) {
 				return fmt.Errorf("%w: stop it, or give this one another directory with --data-dir DIR", err)
 			}
 			return err

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
+	"github.com/kaylee-gitops/kaylee/fleet/fleetsim/fleetsimtest"
 	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
 )
 
@@ -256,7 +256,7 @@ var fleetctlHint = regexp.MustCompile(`fleetctl --[^\n]*?list-(?:units|machines)
 // fleetctl (v1.0.0): list-machines lists dev's machines, list-units its
 // units, with the default fleet prefix and another.
 func TestDevFleetctlHint(t *testing.T) {
-	fleetctl := fleetsim.BuildFleetctl(t)
+	fleetctl := fleetsimtest.BuildFleetctl(t)
 	for _, tt := range []struct {
 		name         string
 		args         []string

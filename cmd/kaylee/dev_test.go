@@ -15,6 +15,7 @@ import (
 
 	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
 	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
+	"github.com/kaylee-gitops/kaylee/internal/testutil"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 )
 
@@ -114,12 +115,7 @@ func waitOutput(t *testing.T, out *syncBuffer, want string, timeout time.Duratio
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return testutil.FreeAddr(t)
 }
 
 // machinesInRegistry reads fleet's registry with a fresh client, as

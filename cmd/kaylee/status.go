@@ -163,12 +163,18 @@ func age(t, now time.Time) string {
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
+// waitFallback is how often waitRollouts reads the statuses again when no
+// change under the prefix woke it up (a safety net: the watch wakes it).
+const waitFallback = 5 * time.Second
+
 // waitRollouts follows the statuses of units until each runs the given
 // spec hash (nil) or one fails (an error naming it). It prints a line each
-// time a unit's status changes.
+// time a unit's status changes. It reads again on each change in the store
+// (store.Wakeups), and at least every waitFallback.
 func waitRollouts(ctx context.Context, s *store.Store, w io.Writer, want map[string]store.Want, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	wake := s.Wakeups(ctx, waitFallback) // before the first read: no change is missed
 	last := map[string]string{}
 	names := make([]string, 0, len(want))
 	for n := range want {
@@ -215,11 +221,13 @@ func waitRollouts(ctx context.Context, s *store.Store, w io.Writer, want map[str
 		}
 		select {
 		case <-ctx.Done():
+		case <-wake: // closed only once ctx has ended
+		}
+		if ctx.Err() != nil {
 			if len(failed) > 0 {
 				return rolloutFailed(failed)
 			}
 			return fmt.Errorf("%d unit(s) not running after --timeout %s; the rollout goes on (see kaylee status)", pending, timeout)
-		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }

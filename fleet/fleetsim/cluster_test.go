@@ -11,6 +11,7 @@ import (
 	"github.com/coreos/fleet/client"
 	"github.com/coreos/fleet/schema"
 
+	"github.com/kaylee-gitops/kaylee/internal/testutil"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 )
 
@@ -58,17 +59,7 @@ func running(t *testing.T, api client.API) map[string][]string {
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %s; last state: %s", what, timeout, last)
+	testutil.EventuallyEvery(t, 200*time.Millisecond, timeout, what, cond)
 }
 
 func TestMachinesRegister(t *testing.T) {

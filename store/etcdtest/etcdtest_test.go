@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kaylee-gitops/kaylee/internal/embedetcd"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -68,8 +69,8 @@ func TestSeveralServersAndPortInUse(t *testing.T) {
 	if a.ClientURL() == b.ClientURL() {
 		t.Fatal("two servers share a URL")
 	}
-	_, err := Start(Config{ClientURL: a.ClientURL(), Dir: t.TempDir()})
-	if !errors.Is(err, ErrAddrInUse) || !strings.Contains(err.Error(), strings.TrimPrefix(a.ClientURL(), "http://")) {
+	_, err := embedetcd.Start(embedetcd.Config{ClientURL: a.ClientURL(), Dir: t.TempDir()})
+	if !errors.Is(err, embedetcd.ErrAddrInUse) || !strings.Contains(err.Error(), strings.TrimPrefix(a.ClientURL(), "http://")) {
 		t.Fatalf("want a clear address-in-use error naming the address, got %v", err)
 	}
 }

@@ -1,6 +1,6 @@
 //go:build unix
 
-package etcdtest
+package embedetcd
 
 import (
 	"errors"

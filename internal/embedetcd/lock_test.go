@@ -1,6 +1,6 @@
 //go:build unix
 
-package etcdtest
+package embedetcd
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // A second server on a data directory in use fails at once, naming the
@@ -39,7 +41,7 @@ func TestDataDirInUse(t *testing.T) {
 		t.Fatalf("second start: %v\nwant errors.Is ErrDataDirInUse and %q", err, want)
 	}
 
-	c := first.Client(t)
+	c := client(t, first)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := c.Put(ctx, "k", "v"); err != nil {
@@ -67,11 +69,22 @@ func TestDataDirInUse(t *testing.T) {
 		t.Fatalf("the directory stays taken after Close: %v", err)
 	}
 	defer again.Close()
-	r, err := again.Client(t).Get(ctx, "k")
+	r, err := client(t, again).Get(ctx, "k")
 	if err != nil || len(r.Kvs) != 1 {
 		t.Fatalf("data after a restart on the directory: %v %v", r, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, lockFileName)); err != nil {
 		t.Errorf("no lock file: %v", err)
 	}
+}
+
+// client is a v3 client on s, closed at the end of the test.
+func client(t *testing.T, s *Server) *clientv3.Client {
+	t.Helper()
+	c, err := s.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

@@ -1,4 +1,9 @@
-package fleetsim
+// Package fleetsimtest holds test helpers around fleetsim that take a
+// *testing.T: building and starting fleet v1.0.0's own HTTP API server and
+// fleetctl from the small Go modules beside fleetsim (fleet/fleetsim/fleetapi
+// and fleet/fleetsim/fleetctl). Kept apart from fleetsim, which `kaylee dev`
+// links, so that the binary does not link package testing.
+package fleetsimtest
 
 import (
 	"bufio"
@@ -14,14 +19,14 @@ import (
 )
 
 // StartAPIServer builds and starts fleet's real HTTP API server (the
-// fleetapi module beside this package) on a unix socket, over the registry
+// fleetapi module beside package fleetsim) on a unix socket, over the registry
 // at the given etcd endpoints and key prefix. It returns the endpoint to
 // give to fleet clients (unix:///…/fleet.sock); the server stops at the end
 // of the test.
 func StartAPIServer(t testing.TB, endpoints []string, keyPrefix string) string {
 	t.Helper()
 	_, self, _, _ := runtime.Caller(0)
-	src := filepath.Join(filepath.Dir(self), "fleetapi")
+	src := filepath.Join(filepath.Dir(self), "..", "fleetapi")
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "fleetapi")
 	build := exec.Command("go", "build", "-o", bin, ".")
