@@ -70,7 +70,7 @@ func start(t *testing.T, name string, env map[string]string, args ...string) *pr
 	p := &proc{name: name, stderr: &buffer{}, done: make(chan struct{})}
 	if len(args) > 0 && (args[0] == "server" || args[0] == "sync" && !slices.Contains(args, "--once")) && !slices.Contains(args, "--listen") {
 		// Several run at once: each its own port, not the default.
-		args = append(args, "--listen", freePort(t))
+		args = append(args, "--listen", testutil.FreeAddr(t))
 	}
 	p.cmd = exec.Command(kayleeBin, args...)
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
