@@ -209,78 +209,114 @@ func (w *walker) check(n *yaml.Node, t reflect.Type, path string, depth int) {
 	case reflect.Pointer:
 		w.check(n, t.Elem(), path, depth+1)
 	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			got := describe(n)
-			if path == "" && n.Kind == yaml.ScalarNode {
-				// A whole document that is one line of text: a file that
-				// is not a unit file. Its content is not repeated.
-				got = fmt.Sprintf("a line of text (%d bytes)", len(n.Value))
-			}
-			w.fail(n.Line, path, "expected a mapping of fields, got %s", got)
-			return
-		}
-		fields := yamlFields(t)
-		seen := map[string]bool{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			key := k.Value
-			fp := joinPath(path, key)
-			if k.Kind != yaml.ScalarNode {
-				w.fail(k.Line, path, "field names must be plain strings")
-				continue
-			}
-			f, ok := fields[key]
-			if !ok && !fieldNameRe.MatchString(key) {
-				// Not even a name: a file that is not a unit file (a
-				// symlink named on the command line, say). Its content
-				// is not repeated.
-				w.fail(k.Line, "", "a key that is not a field name (%d bytes): is this a unit file? (known fields: %s)", len(key), strings.Join(sortedKeys(fields), ", "))
-				continue
-			}
-			if !ok {
-				msg := fmt.Sprintf("unknown field %q", key)
-				if _, app := yamlFields(appType)[key]; app && t == specType {
-					msg += fmt.Sprintf(" (it is a field of each app: apps[].%s)", key)
-				} else if hint, ok := healthCheckFields[key]; ok && t == healthType {
-					msg += fmt.Sprintf(" (it is a field of the check: %s)", hint)
-				} else if s := suggest(key, sortedKeys(fields)); s != "" {
-					msg += fmt.Sprintf(" (did you mean %q?)", s)
-				} else {
-					msg += fmt.Sprintf(" (known fields: %s)", strings.Join(sortedKeys(fields), ", "))
-				}
-				w.fail(k.Line, "", "%s", msg)
-				continue
-			}
-			if seen[key] {
-				w.fail(k.Line, fp, "field given twice")
-				continue
-			}
-			seen[key] = true
-			w.lines[fp] = k.Line
-			w.check(v, f.Type, fp, depth+1)
-		}
+		w.checkMapping(n, t, path, depth)
 	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			w.fail(n.Line, path, "expected a list, got %s", describe(n))
-			return
+		w.checkList(n, t, path, depth)
+	default:
+		w.checkScalar(n, t.Kind(), path)
+	}
+}
+
+// checkMapping checks a struct's fields: every key must be a known field,
+// given once, and each value is checked against its field's type.
+func (w *walker) checkMapping(n *yaml.Node, t reflect.Type, path string, depth int) {
+	if n.Kind != yaml.MappingNode {
+		got := describe(n)
+		if path == "" && n.Kind == yaml.ScalarNode {
+			// A whole document that is one line of text: a file that
+			// is not a unit file. Its content is not repeated.
+			got = fmt.Sprintf("a line of text (%d bytes)", len(n.Value))
 		}
-		for i, e := range n.Content {
-			ep := fmt.Sprintf("%s[%d]", path, i)
-			w.lines[ep] = e.Line
-			w.check(e, t.Elem(), ep, depth+1)
+		w.fail(n.Line, path, "expected a mapping of fields, got %s", got)
+		return
+	}
+	fields := yamlFields(t)
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		f, ok := w.checkKey(k, t, fields, path, seen)
+		if !ok {
+			continue
 		}
-	case reflect.String:
-		if n.Kind != yaml.ScalarNode {
-			w.fail(n.Line, path, "expected a string, got %s", describe(n))
-		}
-	case reflect.Int:
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
-			w.fail(n.Line, path, "expected a whole number, got %s", describe(n))
-		}
-	case reflect.Bool:
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
-			w.fail(n.Line, path, "expected true or false, got %s", describe(n))
-		}
+		fp := joinPath(path, k.Value)
+		w.lines[fp] = k.Line
+		w.check(v, f.Type, fp, depth+1)
+	}
+}
+
+// checkKey reports a key of a mapping of type t that is not a plain
+// string, not one of its fields or given twice. It returns the field and
+// true when the key's value is to be checked.
+func (w *walker) checkKey(k *yaml.Node, t reflect.Type, fields map[string]reflect.StructField, path string, seen map[string]bool) (reflect.StructField, bool) {
+	key := k.Value
+	if k.Kind != yaml.ScalarNode {
+		w.fail(k.Line, path, "field names must be plain strings")
+		return reflect.StructField{}, false
+	}
+	f, known := fields[key]
+	switch {
+	case !known && !fieldNameRe.MatchString(key):
+		// Not even a name: a file that is not a unit file (a symlink
+		// named on the command line, say). Its content is not repeated.
+		w.fail(k.Line, "", "a key that is not a field name (%d bytes): is this a unit file? (known fields: %s)", len(key), strings.Join(sortedKeys(fields), ", "))
+	case !known:
+		w.fail(k.Line, "", "%s", unknownField(key, t, fields))
+	case seen[key]:
+		w.fail(k.Line, joinPath(path, key), "field given twice")
+	default:
+		seen[key] = true
+		return f, true
+	}
+	return f, false
+}
+
+// unknownField is the error for a key that is not a field of type t, with
+// the most helpful hint: where the field belongs, the closest known field,
+// or the list of known fields.
+func unknownField(key string, t reflect.Type, fields map[string]reflect.StructField) string {
+	msg := fmt.Sprintf("unknown field %q", key)
+	if _, app := yamlFields(appType)[key]; app && t == specType {
+		return msg + fmt.Sprintf(" (it is a field of each app: apps[].%s)", key)
+	}
+	if hint, ok := healthCheckFields[key]; ok && t == healthType {
+		return msg + fmt.Sprintf(" (it is a field of the check: %s)", hint)
+	}
+	if s := suggest(key, sortedKeys(fields)); s != "" {
+		return msg + fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	return msg + fmt.Sprintf(" (known fields: %s)", strings.Join(sortedKeys(fields), ", "))
+}
+
+// checkList checks each element of a list against the slice's element type.
+func (w *walker) checkList(n *yaml.Node, t reflect.Type, path string, depth int) {
+	if n.Kind != yaml.SequenceNode {
+		w.fail(n.Line, path, "expected a list, got %s", describe(n))
+		return
+	}
+	for i, e := range n.Content {
+		ep := fmt.Sprintf("%s[%d]", path, i)
+		w.lines[ep] = e.Line
+		w.check(e, t.Elem(), ep, depth+1)
+	}
+}
+
+// scalarKinds says, for each kind of scalar field, the YAML tag its value
+// must have ("" for any scalar) and what the error says was expected.
+var scalarKinds = map[reflect.Kind]struct{ tag, want string }{
+	reflect.String: {"", "a string"},
+	reflect.Int:    {"!!int", "a whole number"},
+	reflect.Bool:   {"!!bool", "true or false"},
+}
+
+// checkScalar checks a value against a field of a scalar kind; other kinds
+// are left to the decoder.
+func (w *walker) checkScalar(n *yaml.Node, kind reflect.Kind, path string) {
+	s, ok := scalarKinds[kind]
+	if !ok {
+		return
+	}
+	if n.Kind != yaml.ScalarNode || (s.tag != "" && n.Tag != s.tag) {
+		w.fail(n.Line, path, "expected %s, got %s", s.want, describe(n))
 	}
 }
 
