@@ -131,6 +131,28 @@ func (c *checker) checkName(name string) {
 }
 
 func (c *checker) checkScheduling(s *Spec) {
+	c.checkReplicas(s)
+	if s.MachineID != "" {
+		c.checkMachineID(s)
+	}
+	switch s.Engine {
+	case "", EngineRkt, EngineDocker:
+	default:
+		c.fail("engine", "%q is not an engine: use rkt (the default) or docker", s.Engine)
+	}
+	for i, m := range s.Machine {
+		c.checkMachine(fmt.Sprintf("machine[%d]", i), m)
+	}
+	for i, p := range s.Conflicts {
+		if msg := checkConflict(p); msg != "" {
+			c.fail(fmt.Sprintf("conflicts[%d]", i), "%s", msg)
+		}
+	}
+}
+
+// checkReplicas checks replicas and maxReplicasPerHost: in range, and
+// left out of a global unit or one pinned with machineId.
+func (c *checker) checkReplicas(s *Spec) {
 	if s.Replicas < 0 || s.Replicas > MaxReplicas {
 		c.fail("replicas", "%d is out of range: 1 to %d (leave it out for a single unit)", s.Replicas, MaxReplicas)
 	}
@@ -151,41 +173,36 @@ func (c *checker) checkScheduling(s *Spec) {
 			c.fail("maxReplicasPerHost", "has no effect on a unit with %s: remove it", only.name)
 		}
 	}
-	if s.MachineID != "" {
-		if !machineIDRe.MatchString(s.MachineID) {
-			c.fail("machineId", "%q is not a machine ID (letters and digits, as in /etc/machine-id)", s.MachineID)
-		}
-		if s.Global {
-			c.fail("global", "a unit cannot be both global and pinned with machineId: choose one")
-		}
-		if len(s.Conflicts) > 0 {
-			c.fail("conflicts", "fleet does not accept conflicts on a unit pinned with machineId: remove one of them")
-		}
-		if len(s.Machine) > 0 {
-			c.fail("machine", "has no effect with machineId: remove one of them")
-		}
+}
+
+// checkMachineID checks a unit pinned with machineId: a well-formed ID,
+// and none of the placement fields that pinning overrides.
+func (c *checker) checkMachineID(s *Spec) {
+	if !machineIDRe.MatchString(s.MachineID) {
+		c.fail("machineId", "%q is not a machine ID (letters and digits, as in /etc/machine-id)", s.MachineID)
 	}
-	switch s.Engine {
-	case "", EngineRkt, EngineDocker:
-	default:
-		c.fail("engine", "%q is not an engine: use rkt (the default) or docker", s.Engine)
+	if s.Global {
+		c.fail("global", "a unit cannot be both global and pinned with machineId: choose one")
 	}
-	for i, m := range s.Machine {
-		field := fmt.Sprintf("machine[%d]", i)
-		k, v, ok := strings.Cut(m, "=")
-		switch {
-		case strings.Contains(m, "!="):
-			c.fail(field, "%q: fleet has no != in machine metadata; use key=value", m)
-		case !ok || !metaKeyRe.MatchString(k) || v == "" || strings.ContainsFunc(v, unicode.IsSpace):
-			c.fail(field, "%q must be key=value (fleet silently drops anything else)", m)
-		case !ValidMetadataValue(v):
-			c.fail(field, "%q: the value %q holds =, a quote or a backslash, and fleet silently drops such a constraint (the unit would run anywhere)", m, v)
-		}
+	if len(s.Conflicts) > 0 {
+		c.fail("conflicts", "fleet does not accept conflicts on a unit pinned with machineId: remove one of them")
 	}
-	for i, p := range s.Conflicts {
-		if msg := checkConflict(p); msg != "" {
-			c.fail(fmt.Sprintf("conflicts[%d]", i), "%s", msg)
-		}
+	if len(s.Machine) > 0 {
+		c.fail("machine", "has no effect with machineId: remove one of them")
+	}
+}
+
+// checkMachine checks one machine metadata constraint, key=value, in the
+// form fleet keeps (it silently drops any other).
+func (c *checker) checkMachine(field, m string) {
+	k, v, ok := strings.Cut(m, "=")
+	switch {
+	case strings.Contains(m, "!="):
+		c.fail(field, "%q: fleet has no != in machine metadata; use key=value", m)
+	case !ok || !metaKeyRe.MatchString(k) || v == "" || strings.ContainsFunc(v, unicode.IsSpace):
+		c.fail(field, "%q must be key=value (fleet silently drops anything else)", m)
+	case !ValidMetadataValue(v):
+		c.fail(field, "%q: the value %q holds =, a quote or a backslash, and fleet silently drops such a constraint (the unit would run anywhere)", m, v)
 	}
 }
 
