@@ -254,15 +254,7 @@ func (c *checker) checkHealth(h *Health) {
 	if h.HTTP != nil {
 		kinds = append(kinds, HealthHTTP)
 		c.checkHealthPort("health.http.port", h.HTTP.Port)
-		switch p := h.HTTP.Path; {
-		case p == "":
-		case len(p) > MaxHealthPathLen:
-			c.fail("health.http.path", "is %d bytes; at most %d", len(p), MaxHealthPathLen)
-		case !strings.HasPrefix(p, "/"):
-			c.fail("health.http.path", "%q must start with /", p)
-		case !healthPathRe.MatchString(p):
-			c.fail("health.http.path", "%q may only hold letters, digits and / . _ ~ ? = & - (no %%, spaces, quotes or $)", p)
-		}
+		c.checkHealthPath("health.http.path", h.HTTP.Path)
 	}
 	if h.TCP != nil {
 		kinds = append(kinds, HealthTCP)
@@ -270,18 +262,7 @@ func (c *checker) checkHealth(h *Health) {
 	}
 	if len(h.Exec) > 0 {
 		kinds = append(kinds, HealthExec)
-		if len(h.Exec) > MaxHealthExecWords {
-			c.fail("health.exec", "%d words; at most %d", len(h.Exec), MaxHealthExecWords)
-		}
-		for i, w := range h.Exec {
-			field := fmt.Sprintf("health.exec[%d]", i)
-			switch {
-			case !healthWordRe.MatchString(w):
-				c.fail(field, "%q may only hold letters, digits and _ . / : = , @ + - (no spaces, quotes, $ or %%: the words are passed as they are, never through a shell)", w)
-			case i == 0 && !strings.HasPrefix(w, "/"):
-				c.fail(field, "%q must be an absolute path: the command the machine runs", w)
-			}
-		}
+		c.checkHealthExec("health.exec", h.Exec)
 	}
 	switch len(kinds) {
 	case 0:
@@ -295,17 +276,53 @@ func (c *checker) checkHealth(h *Health) {
 		{"health.timeout", h.Timeout, "2s"},
 		{"health.startPeriod", h.StartPeriod, "60s"},
 	} {
-		if d.value == "" {
-			continue
-		}
-		if _, err := time.ParseDuration(d.value); err != nil {
-			c.fail(d.field, "%q is not a duration: use a number with a unit, such as 5s, 500ms or 1m (default %s)", d.value, d.def)
-		} else if _, ok := parseHealthDuration(d.value); !ok {
-			c.fail(d.field, "%q is out of range: more than 0 and at most 1h (default %s)", d.value, d.def)
-		}
+		c.checkHealthDuration(d.field, d.value, d.def)
 	}
 	if h.Failures < 0 || h.Failures > MaxHealthFailures {
 		c.fail("health.failures", "%d is out of range: 1 to %d (default %d)", h.Failures, MaxHealthFailures, DefaultHealthFailures)
+	}
+}
+
+// checkHealthPath checks an http check's path (optional).
+func (c *checker) checkHealthPath(field, p string) {
+	switch {
+	case p == "":
+	case len(p) > MaxHealthPathLen:
+		c.fail(field, "is %d bytes; at most %d", len(p), MaxHealthPathLen)
+	case !strings.HasPrefix(p, "/"):
+		c.fail(field, "%q must start with /", p)
+	case !healthPathRe.MatchString(p):
+		c.fail(field, "%q may only hold letters, digits and / . _ ~ ? = & - (no %%, spaces, quotes or $)", p)
+	}
+}
+
+// checkHealthExec checks an exec check's command: a bounded number of
+// words, each needing no quoting, the first an absolute path.
+func (c *checker) checkHealthExec(field string, words []string) {
+	if len(words) > MaxHealthExecWords {
+		c.fail(field, "%d words; at most %d", len(words), MaxHealthExecWords)
+	}
+	for i, w := range words {
+		wf := fmt.Sprintf("%s[%d]", field, i)
+		switch {
+		case !healthWordRe.MatchString(w):
+			c.fail(wf, "%q may only hold letters, digits and _ . / : = , @ + - (no spaces, quotes, $ or %%: the words are passed as they are, never through a shell)", w)
+		case i == 0 && !strings.HasPrefix(w, "/"):
+			c.fail(wf, "%q must be an absolute path: the command the machine runs", w)
+		}
+	}
+}
+
+// checkHealthDuration checks one of the check's durations (optional), def
+// being its default as the error tells it.
+func (c *checker) checkHealthDuration(field, value, def string) {
+	if value == "" {
+		return
+	}
+	if _, err := time.ParseDuration(value); err != nil {
+		c.fail(field, "%q is not a duration: use a number with a unit, such as 5s, 500ms or 1m (default %s)", value, def)
+	} else if _, ok := parseHealthDuration(value); !ok {
+		c.fail(field, "%q is out of range: more than 0 and at most 1h (default %s)", value, def)
 	}
 }
 
