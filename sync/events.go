@@ -15,43 +15,72 @@ import (
 // applied nothing or met file errors, when the result changed; and the
 // first clean pass after such failures.
 func Events(res *Result, prev, a *store.SyncAttempt) []store.Event {
-	src := a.Source
 	var out []store.Event
 	applied := a.Result == store.AttemptSynced || a.Result == store.AttemptFileErrors
 	if applied && res != nil && !res.DryRun {
-		var units []store.Event
-		for _, c := range res.Changes {
-			switch c.Action {
-			case Create:
-				units = append(units, store.Event{Kind: store.EventStored, Unit: c.Name, Source: src, Revision: res.Revision, Message: "created from " + c.File})
-			case Update:
-				msg := "changed in " + c.File
-				if len(c.Diff) > 0 {
-					msg += ": " + clip(strings.Join(c.Diff, "; "), maxDiff)
-				}
-				units = append(units, store.Event{Kind: store.EventStored, Unit: c.Name, Source: src, Revision: res.Revision, Message: msg})
-			case Prune:
-				units = append(units, store.Event{Kind: store.EventPruned, Unit: c.Name, Source: src, Revision: res.Revision,
-					Message: "its file was removed from git"})
-			}
-		}
-		if res.Rewound != nil {
-			out = append(out, store.Event{Kind: store.EventRewound, Source: src, Revision: res.Revision, Message: res.Rewound.Applied()})
-		}
-		if len(units) > 0 {
-			out = append(out, store.Event{Kind: store.EventSynced, Source: src, Revision: res.Revision, Message: res.Summary()})
-			out = append(out, units...)
+		out = appliedEvents(res, a.Source)
+	}
+	if e, ok := outcomeEvent(res, prev, a); ok {
+		out = append(out, e)
+	}
+	for i := range out {
+		out[i].By = a.Leader
+	}
+	return out
+}
+
+// appliedEvents are the events of a pass that applied a revision: the
+// rewind, when it was one, and the revision with each unit it wrote or
+// pruned, when it changed something.
+func appliedEvents(res *Result, src string) []store.Event {
+	var out, units []store.Event
+	for _, c := range res.Changes {
+		if e, ok := changeEvent(c, src, res.Revision); ok {
+			units = append(units, e)
 		}
 	}
-	// A failure is told when it is new; a refusal also when it is another
-	// one (a rewind to another revision, after a prune refused).
+	if res.Rewound != nil {
+		out = append(out, store.Event{Kind: store.EventRewound, Source: src, Revision: res.Revision, Message: res.Rewound.Applied()})
+	}
+	if len(units) > 0 {
+		out = append(out, store.Event{Kind: store.EventSynced, Source: src, Revision: res.Revision, Message: res.Summary()})
+		out = append(out, units...)
+	}
+	return out
+}
+
+// changeEvent is the event of one unit a pass wrote or pruned; false for
+// an action that is not told.
+func changeEvent(c Change, src, revision string) (store.Event, bool) {
+	e := store.Event{Kind: store.EventStored, Unit: c.Name, Source: src, Revision: revision}
+	switch c.Action {
+	case Create:
+		e.Message = "created from " + c.File
+	case Update:
+		e.Message = "changed in " + c.File
+		if len(c.Diff) > 0 {
+			e.Message += ": " + clip(strings.Join(c.Diff, "; "), maxDiff)
+		}
+	case Prune:
+		e.Kind, e.Message = store.EventPruned, "its file was removed from git"
+	default:
+		return store.Event{}, false
+	}
+	return e, true
+}
+
+// outcomeEvent tells how a pass went, when that is news: the first clean
+// pass after failures, or a failure that is new. A refusal is new also
+// when it is another one (a rewind to another revision, after a prune
+// refused).
+func outcomeEvent(res *Result, prev, a *store.SyncAttempt) (store.Event, bool) {
 	changed := prev == nil || prev.Result != a.Result ||
 		a.Result == store.AttemptRefused && (prev.Message != a.Message || prev.Revision != a.Revision)
 	switch {
 	case a.Result == store.AttemptSynced:
 		if prev != nil && prev.Result != store.AttemptSynced && prev.Result != store.AttemptSuspended {
-			out = append(out, store.Event{Kind: store.EventSyncOK, Source: src, Revision: a.Revision,
-				Message: fmt.Sprintf("passes apply cleanly again (the last one before was %s)", prev.Result)})
+			return store.Event{Kind: store.EventSyncOK, Source: a.Source, Revision: a.Revision,
+				Message: fmt.Sprintf("passes apply cleanly again (the last one before was %s)", prev.Result)}, true
 		}
 	case a.Result == store.AttemptSuspended:
 	case changed:
@@ -63,12 +92,9 @@ func Events(res *Result, prev, a *store.SyncAttempt) []store.Event {
 			}
 			msg += ": " + strings.Join(files, "; ")
 		}
-		out = append(out, store.Event{Kind: store.EventSyncFailed, Source: src, Revision: a.Revision, Message: a.Result + ": " + msg})
+		return store.Event{Kind: store.EventSyncFailed, Source: a.Source, Revision: a.Revision, Message: a.Result + ": " + msg}, true
 	}
-	for i := range out {
-		out[i].By = a.Leader
-	}
-	return out
+	return store.Event{}, false
 }
 
 // maxDiff bounds the field diff an event carries: kaylee sync --dry-run
