@@ -140,66 +140,92 @@ func isKeyType(s string) bool {
 // (and then hold commas).
 func (s *AllowedSigner) parseOptions(opts string) error {
 	for opts != "" {
-		end, quoted := len(opts), false
-		for i := 0; i < len(opts); i++ {
-			if opts[i] == '"' {
-				quoted = !quoted
-			} else if opts[i] == ',' && !quoted {
-				end = i
-				break
-			}
+		opt, rest, err := nextOption(opts)
+		if err != nil {
+			return err
 		}
-		opt := opts[:end]
-		if end < len(opts) {
-			opts = opts[end+1:]
-			if opts == "" {
-				return errors.New("options end with a comma")
-			}
-		} else {
-			opts = ""
+		if err := s.parseOption(opt); err != nil {
+			return err
 		}
-		name, value, hasValue := strings.Cut(opt, "=")
-		name = strings.ToLower(name)
-		if hasValue {
-			v, err := unquote(value)
-			if err != nil {
-				return fmt.Errorf("option %s: %w", name, err)
-			}
-			value = v
-		}
-		switch {
-		case name == "cert-authority" && !hasValue:
-			return errors.New("cert-authority: certificate authorities are not supported")
-		case name == "namespaces" && hasValue:
-			if s.Namespaces != nil {
-				return errors.New("more than one namespaces option")
-			}
-			for _, ns := range strings.Split(value, ",") {
-				if ns == "" {
-					return errors.New("namespaces: an empty namespace")
-				}
-				s.Namespaces = append(s.Namespaces, ns)
-			}
-		case (name == "valid-after" || name == "valid-before") && hasValue:
-			t, err := parseSignerTime(value)
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			p := &s.ValidAfter
-			if name == "valid-before" {
-				p = &s.ValidBefore
-			}
-			if !p.IsZero() {
-				return fmt.Errorf("more than one %s option", name)
-			}
-			*p = t
-		default:
-			return fmt.Errorf("unknown option %q", opt)
-		}
+		opts = rest
 	}
 	if !s.ValidAfter.IsZero() && !s.ValidBefore.IsZero() && !s.ValidBefore.After(s.ValidAfter) {
 		return errors.New("valid-before is not after valid-after")
 	}
+	return nil
+}
+
+// nextOption splits off the first option of option[,option…]; a comma
+// within double quotes does not end it, and a comma must be followed by
+// another option.
+func nextOption(opts string) (opt, rest string, err error) {
+	quoted := false
+	for i := 0; i < len(opts); i++ {
+		if opts[i] == '"' {
+			quoted = !quoted
+		} else if opts[i] == ',' && !quoted {
+			if i+1 == len(opts) {
+				return "", "", errors.New("options end with a comma")
+			}
+			return opts[:i], opts[i+1:], nil
+		}
+	}
+	return opts, "", nil
+}
+
+// parseOption parses one option, name or name=value (value may be
+// double-quoted), into s.
+func (s *AllowedSigner) parseOption(opt string) error {
+	name, value, hasValue := strings.Cut(opt, "=")
+	name = strings.ToLower(name)
+	if hasValue {
+		v, err := unquote(value)
+		if err != nil {
+			return fmt.Errorf("option %s: %w", name, err)
+		}
+		value = v
+	}
+	switch {
+	case name == "cert-authority" && !hasValue:
+		return errors.New("cert-authority: certificate authorities are not supported")
+	case name == "namespaces" && hasValue:
+		return s.setNamespaces(value)
+	case (name == "valid-after" || name == "valid-before") && hasValue:
+		return s.setValidity(name, value)
+	default:
+		return fmt.Errorf("unknown option %q", opt)
+	}
+}
+
+// setNamespaces sets the namespaces option's comma-separated value.
+func (s *AllowedSigner) setNamespaces(value string) error {
+	if s.Namespaces != nil {
+		return errors.New("more than one namespaces option")
+	}
+	for _, ns := range strings.Split(value, ",") {
+		if ns == "" {
+			return errors.New("namespaces: an empty namespace")
+		}
+		s.Namespaces = append(s.Namespaces, ns)
+	}
+	return nil
+}
+
+// setValidity sets the valid-after or valid-before option (name) to the
+// time value.
+func (s *AllowedSigner) setValidity(name, value string) error {
+	t, err := parseSignerTime(value)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	p := &s.ValidAfter
+	if name == "valid-before" {
+		p = &s.ValidBefore
+	}
+	if !p.IsZero() {
+		return fmt.Errorf("more than one %s option", name)
+	}
+	*p = t
 	return nil
 }
 
