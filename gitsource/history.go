@@ -51,8 +51,9 @@ func (e *HistoryError) Unwrap() error { return e.Err }
 // rev's ancestry or from finding base in it. Anything else is a
 // *HistoryError: a question Descends cannot answer is never a yes.
 func (s *Source) Descends(ctx context.Context, rev, base string) (bool, error) {
+	d := &descent{s: s, ctx: ctx, rev: rev, base: base}
 	if !commitRe.MatchString(rev) || !commitRe.MatchString(base) {
-		return false, &HistoryError{Revision: rev, Base: base, Reason: "not full commit hashes"}
+		return false, d.fail("not full commit hashes", nil)
 	}
 	if rev == base {
 		return true, nil
@@ -61,47 +62,39 @@ func (s *Source) Descends(ctx context.Context, rev, base string) (bool, error) {
 	defer s.mu.Unlock()
 	unlock, err := s.lock(ctx)
 	if err != nil {
-		return false, &HistoryError{Revision: rev, Base: base, Reason: "the git cache", Err: err}
+		return false, d.fail("the git cache", err)
 	}
 	defer unlock()
-	r, err := s.open(s.dir)
-	if err != nil {
-		return false, &HistoryError{Revision: rev, Base: base, Reason: "the git cache", Err: err}
+	if d.r, err = s.open(s.dir); err != nil {
+		return false, d.fail("the git cache", err)
 	}
-	want, from := plumbing.NewHash(base), plumbing.NewHash(rev)
-	var t *target
-	resolve := func() error {
-		if t == nil {
-			rt, err := s.resolve(ctx)
-			if err != nil {
-				return err
-			}
-			t = &rt
-		}
-		return nil
-	}
-	repaired := false
-	// repair fetches afresh into a cache that failed to read (a crash, a
-	// full disk), as Fetch does, once.
-	repair := func(cause error) error {
-		if repaired || ctx.Err() != nil || errors.Is(cause, errTooLong) {
-			return cause
-		}
-		repaired = true
-		if err := resolve(); err != nil {
-			return err
-		}
-		if _, _, err := s.refetch(ctx, *t, cause); err != nil {
-			return err
-		}
-		r, err = s.open(s.dir)
-		return err
-	}
+	return d.answer()
+}
+
+// descent is one question Descends answers, with the cache locked: does
+// rev descend from base, in repository r.
+type descent struct {
+	s         *Source
+	ctx       context.Context
+	rev, base string
+	r         *git.Repository
+	t         *target // the ref's target, once resolved
+	repaired  bool    // the cache was fetched afresh once
+}
+
+func (d *descent) fail(reason string, err error) error {
+	return &HistoryError{Revision: d.rev, Base: d.base, Reason: reason, Err: err}
+}
+
+// answer walks rev's ancestry, fetching it deeper (historyDepths) until
+// the walk finds base or reads it all.
+func (d *descent) answer() (bool, error) {
+	want, from := plumbing.NewHash(d.base), plumbing.NewHash(d.rev)
 	for i := 0; ; i++ {
-		found, complete, err := walkHistory(ctx, r, from, want)
+		found, complete, err := walkHistory(d.ctx, d.r, from, want)
 		if err != nil {
-			if err = repair(err); err != nil {
-				return false, &HistoryError{Revision: rev, Base: base, Reason: "reading the history", Err: err}
+			if err = d.repair(err); err != nil {
+				return false, d.fail("reading the history", err)
 			}
 			i = -1 // the fresh cache is shallow again
 			continue
@@ -112,19 +105,55 @@ func (s *Source) Descends(ctx context.Context, rev, base string) (bool, error) {
 		case complete:
 			return false, nil
 		case i == len(historyDepths):
-			return false, &HistoryError{Revision: rev, Base: base,
-				Reason: fmt.Sprintf("the history of %s at %s is incomplete even after fetching all of it (did the ref move meanwhile?)", s.cfg.Ref, s.shown)}
+			return false, d.fail(fmt.Sprintf("the history of %s at %s is incomplete even after fetching all of it (did the ref move meanwhile?)", d.s.cfg.Ref, d.s.shown), nil)
 		}
-		if err := resolve(); err != nil {
-			return false, &HistoryError{Revision: rev, Base: base, Reason: "fetching the history", Err: err}
-		}
-		opts := &git.FetchOptions{RemoteName: "origin", RemoteURL: s.cfg.URL, Auth: s.cfg.Auth, Tags: git.NoTags, Force: true,
-			Depth: historyDepths[i], RefSpecs: refSpecs(*t)}
-		if err := r.FetchContext(ctx, opts); err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-			return false, &HistoryError{Revision: rev, Base: base,
-				Reason: fmt.Sprintf("fetching the history of %s from %s", t.name, s.shown), Err: s.scrub(explain(err))}
+		if err := d.deepen(historyDepths[i]); err != nil {
+			return false, err
 		}
 	}
+}
+
+// resolve resolves the ref's target, once.
+func (d *descent) resolve() error {
+	if d.t == nil {
+		rt, err := d.s.resolve(d.ctx)
+		if err != nil {
+			return err
+		}
+		d.t = &rt
+	}
+	return nil
+}
+
+// repair fetches afresh into a cache that failed to read (a crash, a
+// full disk), as Fetch does, once.
+func (d *descent) repair(cause error) error {
+	if d.repaired || d.ctx.Err() != nil || errors.Is(cause, errTooLong) {
+		return cause
+	}
+	d.repaired = true
+	if err := d.resolve(); err != nil {
+		return err
+	}
+	if _, _, err := d.s.refetch(d.ctx, *d.t, cause); err != nil {
+		return err
+	}
+	var err error
+	d.r, err = d.s.open(d.s.dir)
+	return err
+}
+
+// deepen fetches the ref's history to depth into the cache.
+func (d *descent) deepen(depth int) error {
+	if err := d.resolve(); err != nil {
+		return d.fail("fetching the history", err)
+	}
+	opts := &git.FetchOptions{RemoteName: "origin", RemoteURL: d.s.cfg.URL, Auth: d.s.cfg.Auth, Tags: git.NoTags, Force: true,
+		Depth: depth, RefSpecs: refSpecs(*d.t)}
+	if err := d.r.FetchContext(d.ctx, opts); err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return d.fail(fmt.Sprintf("fetching the history of %s from %s", d.t.name, d.s.shown), d.s.scrub(explain(err)))
+	}
+	return nil
 }
 
 var errTooLong = fmt.Errorf("more than %d commits to read", MaxHistoryWalk)
