@@ -495,80 +495,107 @@ func (s *Source) read(c *object.Commit) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading commit %s: %w", c.Hash, err)
 	}
-	tree := root
-	var base []string // Path's components
-	if s.cfg.Path != "" {
-		tree, err = root.Tree(s.cfg.Path)
-		if err != nil {
-			err = fmt.Errorf("path %s: not a directory at %s: %w (nothing was changed)", s.cfg.Path, c.Hash.String()[:7], err)
-			if e, ferr := root.FindEntry(s.cfg.Path); ferr == nil && e.Mode != filemode.Dir || missing(ferr) {
-				err = permanentError{err} // not a cache problem
-			}
-			return nil, err
-		}
-		base = strings.Split(s.cfg.Path, "/")
+	tree, base, stack, err := s.pathTree(c, root)
+	if err != nil {
+		return nil, err
 	}
-	stack := []*object.Tree{root} // the trees from the root to Path
-	for _, name := range base[:max(len(base)-1, 0)] {
+	tr := &treeReader{
+		rev:   c.Hash.String(),
+		snap:  &Snapshot{Revision: c.Hash.String()},
+		links: map[plumbing.Hash]*object.Tree{},
+	}
+	if err := tr.walk(tree, base, stack); err != nil {
+		return nil, err
+	}
+	return tr.snap, nil
+}
+
+// pathTree finds Path's tree under the commit's root tree: it returns
+// that tree, Path's components (nil when Path is "") and the trees from
+// the root to it.
+func (s *Source) pathTree(c *object.Commit, root *object.Tree) (*object.Tree, []string, []*object.Tree, error) {
+	if s.cfg.Path == "" {
+		return root, nil, []*object.Tree{root}, nil
+	}
+	tree, err := root.Tree(s.cfg.Path)
+	if err != nil {
+		err = fmt.Errorf("path %s: not a directory at %s: %w (nothing was changed)", s.cfg.Path, c.Hash.String()[:7], err)
+		if e, ferr := root.FindEntry(s.cfg.Path); ferr == nil && e.Mode != filemode.Dir || missing(ferr) {
+			err = permanentError{err} // not a cache problem
+		}
+		return nil, nil, nil, err
+	}
+	base := strings.Split(s.cfg.Path, "/")
+	stack := []*object.Tree{root}
+	for _, name := range base[:len(base)-1] {
 		t, err := stack[len(stack)-1].Tree(name)
 		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", name, err) // found above: cannot happen
+			return nil, nil, nil, fmt.Errorf("reading %s: %w", name, err) // found above: cannot happen
 		}
 		stack = append(stack, t)
 	}
-	if len(base) > 0 {
-		stack = append(stack, tree)
-	}
-	snap := &Snapshot{Revision: c.Hash.String()}
-	links := map[plumbing.Hash]*object.Tree{} // trees reached by symlinks, decoded once
-	// dirs is the directory being read, as components from the root, and
-	// trees the trees from the root to it; the walk is depth first, so
-	// appending to them in a call does not disturb the caller's view.
-	var walk func(t *object.Tree, dirs []string, trees []*object.Tree) error
-	walk = func(t *object.Tree, dirs []string, trees []*object.Tree) error {
-		prefix := "" // the directory's path, made when a file needs it
-		for _, e := range t.Entries {
-			if strings.HasPrefix(e.Name, ".") {
-				continue
+	return tree, base, append(stack, tree), nil
+}
+
+// treeReader reads the unit files of the trees of commit rev into snap.
+type treeReader struct {
+	rev   string // the commit's hash
+	snap  *Snapshot
+	links map[plumbing.Hash]*object.Tree // trees reached by symlinks, decoded once
+}
+
+// walk reads tree t and the directories under it. dirs is the directory
+// being read, as components from the root, and trees the trees from the
+// root to it; the walk is depth first, so appending to them in a call
+// does not disturb the caller's view.
+func (tr *treeReader) walk(t *object.Tree, dirs []string, trees []*object.Tree) error {
+	prefix := "" // the directory's path, made when a file needs it
+	for _, e := range t.Entries {
+		switch {
+		case strings.HasPrefix(e.Name, "."):
+		case e.Mode == filemode.Dir:
+			if err := tr.walkDir(t, e.Name, dirs, trees); err != nil {
+				return err
 			}
-			if e.Mode == filemode.Dir {
-				if len(dirs)+1 > MaxTreeDepth {
-					return permanentError{fmt.Errorf("%s: directories nested deeper than %d levels at %s; the revision is refused (nothing was changed)",
-						abbrevPath(append(dirs, e.Name)), MaxTreeDepth, short(c.Hash.String()))}
-				}
-				sub, err := t.Tree(e.Name)
-				if err != nil {
-					return fmt.Errorf("reading %s: %w", path.Join(path.Join(dirs...), e.Name), err)
-				}
-				if err := walk(sub, append(dirs, e.Name), append(trees, sub)); err != nil {
-					return err
-				}
-				continue
-			}
-			if !deploy.IsUnitFile(e.Name) {
-				continue
-			}
+		case deploy.IsUnitFile(e.Name):
 			if prefix == "" && len(dirs) > 0 {
 				prefix = strings.Join(dirs, "/") + "/"
 			}
-			full := prefix + e.Name
-			data, ferr := readEntry(trees, dirs, links, full, e)
-			var se storageError
-			if errors.As(ferr, &se) {
-				return fmt.Errorf("reading %s at %s: %w", full, short(c.Hash.String()), se.error)
+			if err := tr.readFile(trees, dirs, prefix+e.Name, e); err != nil {
+				return err
 			}
-			if ferr != nil {
-				snap.Errors = append(snap.Errors, &FileError{Path: full, Err: ferr})
-				continue
-			}
-			snap.Files = append(snap.Files, File{Path: full, Data: data})
 		}
+	}
+	return nil
+}
+
+// walkDir walks the directory name of tree t, within MaxTreeDepth.
+func (tr *treeReader) walkDir(t *object.Tree, name string, dirs []string, trees []*object.Tree) error {
+	if len(dirs)+1 > MaxTreeDepth {
+		return permanentError{fmt.Errorf("%s: directories nested deeper than %d levels at %s; the revision is refused (nothing was changed)",
+			abbrevPath(append(dirs, name)), MaxTreeDepth, short(tr.rev))}
+	}
+	sub, err := t.Tree(name)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path.Join(path.Join(dirs...), name), err)
+	}
+	return tr.walk(sub, append(dirs, name), append(trees, sub))
+}
+
+// readFile reads the unit file e, at path full, into the snapshot: its
+// data, or its file error. A storage error fails the whole read.
+func (tr *treeReader) readFile(trees []*object.Tree, dirs []string, full string, e object.TreeEntry) error {
+	data, ferr := readEntry(trees, dirs, tr.links, full, e)
+	var se storageError
+	if errors.As(ferr, &se) {
+		return fmt.Errorf("reading %s at %s: %w", full, short(tr.rev), se.error)
+	}
+	if ferr != nil {
+		tr.snap.Errors = append(tr.snap.Errors, &FileError{Path: full, Err: ferr})
 		return nil
 	}
-	if err := walk(tree, base, stack); err != nil {
-		return nil, err
-	}
-	return snap, nil
+	tr.snap.Files = append(tr.snap.Files, File{Path: full, Data: data})
+	return nil
 }
 
 // MaxTreeDepth is how deeply directories may nest in a revision (git's
