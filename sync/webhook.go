@@ -143,49 +143,21 @@ func answerJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func (wh *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	log := wh.log()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "POST a GitHub or GitLab push webhook here", http.StatusMethodNotAllowed)
 		return
 	}
-	event := eventName(r.Header)
-	if len(wh.Secret) == 0 {
-		wh.count("", event, HookUnauthorized)
-		http.Error(w, "webhooks are off: this agent was started without a webhook secret", http.StatusUnauthorized)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHookBody))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		wh.count("", event, HookBadRequest)
-		http.Error(w, "payload over 5 MiB", http.StatusRequestEntityTooLarge)
-		return
-	case err != nil:
-		wh.count("", event, HookBadRequest)
-		http.Error(w, "cannot read the payload: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	from, ok := verify(r.Header, body, wh.Secret)
+	ev, ok := wh.receive(w, r)
 	if !ok {
-		wh.count("", event, HookUnauthorized)
-		log.Warn("webhook refused: bad or missing signature", "remote", r.RemoteAddr)
-		http.Error(w, "signature or token missing or wrong", http.StatusUnauthorized)
 		return
 	}
-	ev, err := readEvent(r.Header.Get("Content-Type"), body)
-	if err != nil {
-		wh.count("", event, HookBadRequest)
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	ev.from, ev.name = from, event
+	log, event := wh.log(), ev.name
 	delivery := r.Header.Get("X-GitHub-Delivery")
 	followers := wh.followers(ev.repos)
 	if len(ev.repos) > 0 && len(followers) == 0 {
 		wh.count("", event, HookUnfollowed)
-		log.Warn("webhook: no source follows the repository", "from", from, "event", event, "repos", ev.repos, "delivery", delivery)
+		log.Warn("webhook: no source follows the repository", "from", ev.from, "event", event, "repos", ev.repos, "delivery", delivery)
 		http.Error(w, "no source of this agent follows "+strings.Join(ev.repos, " or ")+": is the webhook set up on the right repository?", http.StatusNotFound)
 		return
 	}
@@ -193,16 +165,88 @@ func (wh *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "ping":
 		wh.count("", event, HookPong)
 		fmt.Fprintln(w, "pong")
-		return
 	case "push", "tag_push":
+		wh.push(w, r, ev, followers, delivery)
 	default:
 		wh.count("", event, HookIgnored)
-		log.Debug("webhook ignored", "from", from, "event", event, "delivery", delivery)
+		log.Debug("webhook ignored", "from", ev.from, "event", event, "delivery", delivery)
 		answerJSON(w, http.StatusOK, map[string]string{"ignored": event + " events do not trigger a sync; only pushes do"})
+	}
+}
+
+// receive reads a webhook's payload and verifies it. When it cannot, it
+// answers the request and returns false.
+func (wh *Webhooks) receive(w http.ResponseWriter, r *http.Request) (*hookEvent, bool) {
+	event := eventName(r.Header)
+	if len(wh.Secret) == 0 {
+		wh.count("", event, HookUnauthorized)
+		http.Error(w, "webhooks are off: this agent was started without a webhook secret", http.StatusUnauthorized)
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHookBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		wh.count("", event, HookBadRequest)
+		http.Error(w, "payload over 5 MiB", http.StatusRequestEntityTooLarge)
+		return nil, false
+	case err != nil:
+		wh.count("", event, HookBadRequest)
+		http.Error(w, "cannot read the payload: "+err.Error(), http.StatusBadRequest)
+		return nil, false
+	}
+	from, ok := verify(r.Header, body, wh.Secret)
+	if !ok {
+		wh.count("", event, HookUnauthorized)
+		wh.log().Warn("webhook refused: bad or missing signature", "remote", r.RemoteAddr)
+		http.Error(w, "signature or token missing or wrong", http.StatusUnauthorized)
+		return nil, false
+	}
+	ev, err := readEvent(r.Header.Get("Content-Type"), body)
+	if err != nil {
+		wh.count("", event, HookBadRequest)
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return nil, false
+	}
+	ev.from, ev.name = from, event
+	return ev, true
+}
+
+// push answers a push (or tag push) to a repository that followers follow:
+// it triggers those whose ref it matches, and tells which ones it did.
+func (wh *Webhooks) push(w http.ResponseWriter, r *http.Request, ev *hookEvent, followers []WebhookSource, delivery string) {
+	log, event := wh.log(), ev.name
+	triggered, follow, after, ok := wh.trigger(w, r, ev, followers)
+	if !ok {
 		return
 	}
-	var triggered, follow []string
-	after := ""
+	for _, s := range followers {
+		if !slices.Contains(triggered, s.Name) {
+			wh.count(s.Name, event, HookIgnored)
+		}
+	}
+	if len(triggered) == 0 {
+		reason := "push to " + ev.ref + ": " + strings.Join(follow, ", ")
+		log.Info("webhook: push to a ref no source follows", "from", ev.from, "ref", ev.ref, "delivery", delivery)
+		answerJSON(w, http.StatusOK, map[string]string{"ignored": reason})
+		return
+	}
+	for _, name := range triggered {
+		wh.count(name, event, HookTriggered)
+	}
+	log.Info("webhook: sync triggered", "from", ev.from, "event", event, "ref", ev.ref, "after", after, "sources", triggered, "delivery", delivery)
+	out := map[string]any{"triggered": triggered}
+	if after != "" {
+		out["after"] = after
+	}
+	answerJSON(w, http.StatusAccepted, out)
+}
+
+// trigger asks a pass of each follower whose ref the push matches (once
+// within Recent's window). It returns the sources matched, a "follows"
+// line for each other one, and the pushed commit when known. When a
+// trigger fails, it answers the request and returns false.
+func (wh *Webhooks) trigger(w http.ResponseWriter, r *http.Request, ev *hookEvent, followers []WebhookSource) (triggered, follow []string, after string, ok bool) {
 	for _, s := range followers {
 		a, match := ev.matches(s)
 		if !match {
@@ -217,32 +261,13 @@ func (wh *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if err := wh.Trigger(r.Context(), s.Name, a); err != nil {
-			wh.count(s.Name, event, HookError)
-			log.Error("webhook: could not trigger a sync", "source", s.Name, "err", err)
+			wh.count(s.Name, ev.name, HookError)
+			wh.log().Error("webhook: could not trigger a sync", "source", s.Name, "err", err)
 			http.Error(w, "could not trigger a sync: "+err.Error(), http.StatusServiceUnavailable)
-			return
+			return nil, nil, "", false
 		}
 	}
-	for _, s := range followers {
-		if !slices.Contains(triggered, s.Name) {
-			wh.count(s.Name, event, HookIgnored)
-		}
-	}
-	if len(triggered) == 0 {
-		reason := "push to " + ev.ref + ": " + strings.Join(follow, ", ")
-		log.Info("webhook: push to a ref no source follows", "from", from, "ref", ev.ref, "delivery", delivery)
-		answerJSON(w, http.StatusOK, map[string]string{"ignored": reason})
-		return
-	}
-	for _, name := range triggered {
-		wh.count(name, event, HookTriggered)
-	}
-	log.Info("webhook: sync triggered", "from", from, "event", event, "ref", ev.ref, "after", after, "sources", triggered, "delivery", delivery)
-	out := map[string]any{"triggered": triggered}
-	if after != "" {
-		out["after"] = after
-	}
-	answerJSON(w, http.StatusAccepted, out)
+	return triggered, follow, after, true
 }
 
 // followers are the sources following one of repos; a payload naming no
