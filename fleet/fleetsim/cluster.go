@@ -154,39 +154,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if len(cfg.Machines) == 0 {
 		return nil, errors.New("fleetsim: no machines")
 	}
-	if cfg.KeyPrefix == "" {
-		cfg.KeyPrefix = DefaultKeyPrefix
-	}
-	if cfg.StartDelay == 0 {
-		cfg.StartDelay = DefaultStartDelay
-	}
-	if cfg.FailMarker == "" {
-		cfg.FailMarker = DefaultFailMarker
-	}
-	if cfg.CrashAfter == 0 {
-		cfg.CrashAfter = DefaultCrashAfter
-	}
-	if cfg.RestartScale == 0 {
-		cfg.RestartScale = DefaultRestartScale
-	}
-	if cfg.HealthDelay == 0 {
-		cfg.HealthDelay = DefaultHealthDelay
-	}
-	if cfg.UnhealthyMarker == "" {
-		cfg.UnhealthyMarker = DefaultUnhealthyMarker
-	}
-	if cfg.StartPeriod == 0 {
-		cfg.StartPeriod = DefaultStartPeriod
-	}
-	if cfg.TTL == 0 {
-		cfg.TTL = DefaultTTL
-	}
-	if cfg.EngineInterval == 0 {
-		cfg.EngineInterval = DefaultEngineInterval
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.setDefaults()
 	c := &Cluster{cfg: cfg}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	kAPI, err := newKeysAPI(c.ctx, cfg.Endpoints)
@@ -202,11 +170,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			return nil, fmt.Errorf("fleetsim: machine ID %q is empty or repeated", mc.ID)
 		}
 		seen[mc.ID] = true
-		m := &Machine{cluster: c, state: machine.MachineState{ID: mc.ID, PublicIP: mc.PublicIP, Metadata: mc.Metadata, Version: "1.0.0"}}
-		m.systemd = newSystemd(systemdConfig{startDelay: cfg.StartDelay, failMarker: cfg.FailMarker,
-			crashAfter: cfg.CrashAfter, restartDelay: cfg.RestartDelay, restartScale: cfg.RestartScale,
-			healthDelay: cfg.HealthDelay, unhealthyMarker: cfg.UnhealthyMarker, startPeriod: cfg.StartPeriod})
-		c.machines = append(c.machines, m)
+		c.machines = append(c.machines, c.newMachine(mc))
 	}
 	for _, m := range c.machines {
 		if err := m.start(ctx); err != nil {
@@ -218,6 +182,42 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 	}
 	return c, nil
+}
+
+// setDefaults gives each field left zero its default.
+func (cfg *Config) setDefaults() {
+	setDefault(&cfg.KeyPrefix, DefaultKeyPrefix)
+	setDefault(&cfg.StartDelay, DefaultStartDelay)
+	setDefault(&cfg.FailMarker, DefaultFailMarker)
+	setDefault(&cfg.CrashAfter, DefaultCrashAfter)
+	setDefault(&cfg.RestartScale, DefaultRestartScale)
+	setDefault(&cfg.HealthDelay, DefaultHealthDelay)
+	setDefault(&cfg.UnhealthyMarker, DefaultUnhealthyMarker)
+	setDefault(&cfg.StartPeriod, DefaultStartPeriod)
+	setDefault(&cfg.TTL, DefaultTTL)
+	setDefault(&cfg.EngineInterval, DefaultEngineInterval)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// setDefault sets *v to def when *v is its type's zero value.
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// newMachine is the machine of mc in the cluster, not started, with a
+// simulated systemd configured as the cluster is.
+func (c *Cluster) newMachine(mc MachineConfig) *Machine {
+	cfg := c.cfg
+	m := &Machine{cluster: c, state: machine.MachineState{ID: mc.ID, PublicIP: mc.PublicIP, Metadata: mc.Metadata, Version: "1.0.0"}}
+	m.systemd = newSystemd(systemdConfig{startDelay: cfg.StartDelay, failMarker: cfg.FailMarker,
+		crashAfter: cfg.CrashAfter, restartDelay: cfg.RestartDelay, restartScale: cfg.RestartScale,
+		healthDelay: cfg.HealthDelay, unhealthyMarker: cfg.UnhealthyMarker, startPeriod: cfg.StartPeriod})
+	return m
 }
 
 // API is a fleet client over the cluster's registry, as fleetctl uses with
