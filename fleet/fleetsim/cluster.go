@@ -154,6 +154,13 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if len(cfg.Machines) == 0 {
 		return nil, errors.New("fleetsim: no machines")
 	}
+	seen := map[string]bool{}
+	for _, mc := range cfg.Machines {
+		if mc.ID == "" || seen[mc.ID] {
+			return nil, fmt.Errorf("fleetsim: machine ID %q is empty or repeated", mc.ID)
+		}
+		seen[mc.ID] = true
+	}
 	cfg.setDefaults()
 	c := &Cluster{cfg: cfg}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -164,12 +171,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	c.kAPI = kAPI
 	c.reg = registry.NewEtcdRegistry(c.kAPI, cfg.KeyPrefix)
-	seen := map[string]bool{}
 	for _, mc := range cfg.Machines {
-		if mc.ID == "" || seen[mc.ID] {
-			return nil, fmt.Errorf("fleetsim: machine ID %q is empty or repeated", mc.ID)
-		}
-		seen[mc.ID] = true
 		c.machines = append(c.machines, c.newMachine(mc))
 	}
 	for _, m := range c.machines {
