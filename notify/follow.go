@@ -139,7 +139,7 @@ func NewFollower(s *store.Store, targets []Target, o FollowOptions) (*Follower, 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Follower{store: s, targets: targets, o: o, log: log.With("role", "notifications")}, nil
+	return &Follower{store: s, targets: targets, o: o, log: log}, nil
 }
 
 // Run campaigns for the notifications' leadership and tells the events
