@@ -102,8 +102,11 @@ type FollowOptions struct {
 	// told the events of its last FlushEvery again by the next leader
 	// (with the same delivery ID).
 	FlushEvery time.Duration
-	// MaxPending bounds the batches of events being told at once; while
-	// more are, no more are read. Default 64.
+	// MaxPending bounds the notifications being sent at once (queued or
+	// in flight, all endpoints together): while as many are, no more
+	// events are read, so that a slow endpoint's queue does not overflow.
+	// Default 128, which with batches of at most 100 events (see
+	// store.AppendEvents) keeps within a Notifier's default queue of 256.
 	MaxPending int
 	// Notifier are the options of each endpoint's Notifier; its Log is
 	// the follower's log too.
@@ -133,7 +136,7 @@ func NewFollower(s *store.Store, targets []Target, o FollowOptions) (*Follower, 
 		o.FlushEvery = 500 * time.Millisecond
 	}
 	if o.MaxPending <= 0 {
-		o.MaxPending = 64
+		o.MaxPending = 128
 	}
 	log := o.Notifier.Log
 	if log == nil {
@@ -186,9 +189,10 @@ type term struct {
 	f         *Follower
 	fence     store.Fence
 	notifiers []*Notifier
-	pending   []*batch // in revision order
-	saved     int64    // the cursor as stored
-	done      int64    // the last revision whose notifications are all done
+	pending   []*batch     // in revision order
+	saved     int64        // the cursor as stored
+	done      int64        // the last revision whose notifications are all done
+	sending   atomic.Int64 // notifications sent and not done yet
 }
 
 // batch is one batch of events being told.
@@ -216,42 +220,19 @@ func (t *term) follow(ctx context.Context) error {
 	tick := time.NewTicker(t.f.o.FlushEvery)
 	defer tick.Stop()
 	for {
-		// What the log holds after from, then what is appended.
-		batches, rev, err := s.EventsSince(ctx, from)
+		// What the log holds after from, then what is appended after.
+		backlog, rev, err := s.EventsSince(ctx, from)
 		if err != nil {
 			return err
 		}
-		for _, b := range batches {
-			t.tell(b)
-		}
-		t.tell(store.EventBatch{Rev: rev}) // nothing to tell up to rev
-		from = rev
+		backlog = append(backlog, store.EventBatch{Rev: rev}) // nothing more to tell up to rev
 		wctx, cancel := context.WithCancel(ctx)
-		ch := s.WatchEventBatches(wctx, from)
-	watch:
-		for {
-			in := ch
-			if t.settle() > t.f.o.MaxPending {
-				in = nil // until the endpoints catch up
-			}
-			select {
-			case <-ctx.Done():
-				cancel()
-				return nil
-			case <-tick.C:
-				if err := t.flush(ctx); err != nil {
-					cancel()
-					return err
-				}
-			case b, ok := <-in:
-				if !ok {
-					break watch
-				}
-				t.tell(b)
-				from = b.Rev
-			}
-		}
+		ch := s.WatchEventBatches(wctx, rev)
+		ended := t.drain(ctx, tick.C, &backlog, ch, &from)
 		cancel()
+		if ended != nil || ctx.Err() != nil {
+			return ended
+		}
 		// The watch ended (compacted, or etcd lost its leader): read what
 		// it missed, after a pause.
 		log.Warn("notifications: the watch of the events ended: reading them again", "after", from)
@@ -261,6 +242,40 @@ func (t *term) follow(ctx context.Context) error {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// drain tells the backlog, then the batches of ch, flushing the cursor on
+// each tick, until ctx ends (nil), ch closes (nil) or a flush fails. from
+// follows the last batch told.
+func (t *term) drain(ctx context.Context, tick <-chan time.Time, backlog *[]store.EventBatch, ch <-chan store.EventBatch, from *int64) error {
+	for ctx.Err() == nil {
+		ready := t.sending.Load() < int64(t.f.o.MaxPending)
+		if ready && len(*backlog) > 0 {
+			b := (*backlog)[0]
+			*backlog = (*backlog)[1:]
+			t.tell(b)
+			*from = b.Rev
+			continue
+		}
+		in := ch
+		if !ready || len(*backlog) > 0 {
+			in = nil // until the endpoints catch up
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick:
+			if err := t.flush(ctx); err != nil {
+				return err
+			}
+		case b, ok := <-in:
+			if !ok {
+				return nil
+			}
+			t.tell(b)
+			*from = b.Rev
+		}
+	}
+	return nil
 }
 
 // tell sends the notifications of a batch to the endpoints that want them.
@@ -277,7 +292,11 @@ func (t *term) tell(eb store.EventBatch) {
 				continue
 			}
 			b.left.Add(1)
-			t.notifiers[i].SendThen(n, func() { b.left.Add(-1) })
+			t.sending.Add(1)
+			t.notifiers[i].SendThen(n, func() {
+				t.sending.Add(-1)
+				b.left.Add(-1)
+			})
 		}
 	}
 	b.left.Add(-1)

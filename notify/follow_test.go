@@ -148,6 +148,9 @@ func (r *recorder) reasons() []string {
 	for _, e := range r.got {
 		out = append(out, e.Reason)
 	}
+	if len(out) > 20 {
+		out = append([]string{"…"}, out[len(out)-20:]...)
+	}
 	return out
 }
 
@@ -277,5 +280,32 @@ func TestFollowerQuietRestart(t *testing.T) {
 	time.Sleep(time.Second)
 	if n := rcv.count(); n != 1 {
 		t.Errorf("after a quiet restart the receiver got %d notifications, want 1: %v", n, rcv.reasons())
+	}
+}
+
+// A new leader with a backlog larger than an endpoint's queue tells it
+// all, none dropped: it reads no more events while MaxPending are being
+// sent.
+func TestFollowerBacklogNotDropped(t *testing.T) {
+	e := etcdtest.New(t)
+	s := store.New(e.Client(t), "/kaylee-test")
+	rcv := newRecorder(t)
+	stop := follower(t, s, "a", rcv)
+	waitLeads(t, s, "a")
+	stop()
+	const n = 300 // written in batches of 100, while nobody leads
+	var evs []store.Event
+	for i := 1; i <= n; i++ {
+		evs = append(evs, rolloutEvent(store.EventRolloutStarted, i))
+	}
+	if err := s.AppendEvents(t.Context(), store.Fence{}, evs...); err != nil {
+		t.Fatal(err)
+	}
+	follower(t, s, "b", rcv)
+	rcv.waitCount(t, n)
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	if len(rcv.ids) != n {
+		t.Errorf("%d distinct notifications, want %d", len(rcv.ids), n)
 	}
 }
