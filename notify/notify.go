@@ -7,6 +7,12 @@
 // queue is full the new event is dropped for that endpoint and counted.
 // Delivery is in order per endpoint, at most MaxAttempts tries per event,
 // and best effort: events still queued when Run ends are lost.
+//
+// What is told comes from the event log (follow.go): FromEvent maps the
+// store's events to notifications, and a Follower, run by the one process
+// that leads store.NotifyElection, tells them, resuming after a failover
+// from a cursor in etcd, so that what a Notifier lost when its Run ended
+// is told by the next leader.
 package notify
 
 import (
@@ -55,8 +61,9 @@ const (
 type Event struct {
 	Kind string    `json:"kind"` // KindSync or KindRollout
 	Time time.Time `json:"time"` // when it happened; Send sets the current time when zero
-	// ID identifies the delivery: Send sets 32 random hex digits when it
-	// is empty. It is sent as DeliveryHeader too.
+	// ID identifies the delivery: the event's ID in the event log (see
+	// FromEvent); Send sets 32 random hex digits when it is empty. It is
+	// sent as DeliveryHeader too.
 	ID string `json:"id"`
 
 	// For KindSync.
@@ -65,9 +72,10 @@ type Event struct {
 	Ref      string `json:"ref,omitempty"`      // the branch or tag
 	Revision string `json:"revision,omitempty"` // full git commit hash
 
-	// Result is, for KindSync, "synced", "failed", "refused" (a safety
-	// rule, a rewind among them) or "unverified"; for KindRollout,
-	// "started", "succeeded" or "failed".
+	// Result is, for KindSync, "synced", "file-errors", "failed",
+	// "refused" (a safety rule, a rewind among them) or "unverified"; for
+	// KindRollout, "started", "succeeded", "failed" or "rolled-back" (the
+	// revision a rollback replaced).
 	Result  string `json:"result,omitempty"`
 	Summary string `json:"summary,omitempty"` // one line for people
 
