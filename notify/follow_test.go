@@ -198,6 +198,28 @@ func waitLeads(t *testing.T, s *store.Store, id string) {
 	}
 }
 
+// waitCursor waits until the cursor is at the last event appended.
+func waitCursor(t *testing.T, s *store.Store) {
+	t.Helper()
+	batches, _, err := s.EventsSince(t.Context(), 0)
+	if err != nil || len(batches) == 0 {
+		t.Fatalf("events: %v %v", batches, err)
+	}
+	last := batches[len(batches)-1].Rev
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rev, _, err := s.Cursor(t.Context(), cursorName)
+		if err == nil && rev >= last {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("the cursor is at %d (%v), want %d", rev, err, last)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // rolloutEvent is a rollout event, its message numbered.
 func rolloutEvent(kind string, i int) store.Event {
 	return store.Event{Kind: kind, Unit: "web", SpecHash: fmt.Sprintf("h%d", i), Message: fmt.Sprint("event ", i)}
@@ -229,6 +251,7 @@ func TestFollowerFailover(t *testing.T) {
 	waitLeads(t, s, "a")
 	appendN(1, 4)
 	rcv.waitCount(t, 4)
+	waitCursor(t, s) // a got the receiver's answers too: they are done
 	stopA()
 	appendN(5, 7) // while nobody leads
 	follower(t, s, "b", rcv)
@@ -274,6 +297,7 @@ func TestFollowerQuietRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	rcv.waitCount(t, 1)
+	waitCursor(t, s)
 	stop()
 	follower(t, s, "b", rcv)
 	waitLeads(t, s, "b")
