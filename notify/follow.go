@@ -108,6 +108,10 @@ type FollowOptions struct {
 	// Default 128, which with batches of at most 100 events (see
 	// store.AppendEvents) keeps within a Notifier's default queue of 256.
 	MaxPending int
+	// StopGrace is how long a leader that stops (its ctx ended while it
+	// still leads) waits for the notifications it is sending before it
+	// gives them up to the next leader; default 2s.
+	StopGrace time.Duration
 	// Notifier are the options of each endpoint's Notifier; its Log is
 	// the follower's log too.
 	Notifier Options
@@ -135,6 +139,9 @@ func NewFollower(s *store.Store, targets []Target, o FollowOptions) (*Follower, 
 	if o.FlushEvery <= 0 {
 		o.FlushEvery = 500 * time.Millisecond
 	}
+	if o.StopGrace <= 0 {
+		o.StopGrace = 2 * time.Second
+	}
 	if o.MaxPending <= 0 {
 		o.MaxPending = 128
 	}
@@ -159,29 +166,53 @@ func (f *Follower) Run(ctx context.Context) {
 // lead tells events during one leadership, with Notifiers of its own: what
 // they had not delivered when it ends is the next leader's to tell.
 func (f *Follower) lead(ctx context.Context, fence store.Fence) error {
-	nctx, stop := context.WithCancel(ctx)
+	// The notifiers outlive ctx by the grace of finish.
+	nctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
 	t := &term{f: f, fence: fence, notifiers: make([]*Notifier, len(f.targets))}
 	var wg sync.WaitGroup
 	for i, tg := range f.targets {
 		n, err := New([]Endpoint{tg.Endpoint}, f.o.Notifier)
 		if err != nil { // checked by NewFollower
 			stop()
+			wg.Wait()
 			return err
 		}
 		t.notifiers[i] = n
 		wg.Go(func() { n.Run(nctx) })
 	}
 	err := t.follow(ctx)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.o.StopGrace+5*time.Second)
+	defer cancel()
+	t.finish(fctx)
 	stop()
 	wg.Wait()
 	// What was delivered until the notifiers stopped is done: the cursor
 	// says so, while this process still leads (it resigns after).
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
 	if ferr := t.flush(fctx); ferr != nil && err == nil && ctx.Err() == nil {
 		err = ferr
 	}
 	return err
+}
+
+// finish waits, up to StopGrace, for the notifications being sent to be
+// done, when this process still leads: a shutdown leaves the next leader
+// nothing begun to send again. A leadership lost ends at once: another
+// process may be sending already.
+func (t *term) finish(ctx context.Context) {
+	if t.sending.Load() == 0 || t.f.o.StopGrace <= 0 {
+		return
+	}
+	if _, err := t.f.store.Confirm(ctx, t.fence); err != nil {
+		return
+	}
+	deadline := time.Now().Add(t.f.o.StopGrace)
+	for t.sending.Load() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := t.sending.Load(); n > 0 {
+		t.f.log.Warn("notifications: stopping with notifications not delivered: the next leader sends them", "notifications", n)
+	}
 }
 
 // term is one leadership's state.

@@ -105,9 +105,13 @@ type recorder struct {
 	ids map[string]int // delivery ID → times received
 }
 
-func newRecorder(t *testing.T) *recorder {
+func newRecorder(t *testing.T) *recorder { return newSlowRecorder(t, 0) }
+
+// newSlowRecorder answers each notification after delay.
+func newSlowRecorder(t *testing.T, delay time.Duration) *recorder {
 	r := &recorder{ids: map[string]int{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		defer time.Sleep(delay)
 		body, _ := io.ReadAll(req.Body)
 		var e Event
 		if err := json.Unmarshal(body, &e); err != nil || req.Header.Get(DeliveryHeader) != e.ID {
@@ -331,5 +335,37 @@ func TestFollowerBacklogNotDropped(t *testing.T) {
 	defer rcv.mu.Unlock()
 	if len(rcv.ids) != n {
 		t.Errorf("%d distinct notifications, want %d", len(rcv.ids), n)
+	}
+}
+
+// A leader stopped (its process shutting down) while it sends finishes the
+// notifications it had begun, within a grace period, before it gives up
+// its leadership: the next leader sends none of them again.
+func TestFollowerStopFinishesWhatItSends(t *testing.T) {
+	e := etcdtest.New(t)
+	s := store.New(e.Client(t), "/kaylee-test")
+	rcv := newSlowRecorder(t, 300*time.Millisecond)
+	stopA := follower(t, s, "a", rcv)
+	waitLeads(t, s, "a")
+	for i := 1; i <= 3; i++ {
+		if err := s.AppendEvents(t.Context(), store.Fence{}, rolloutEvent(store.EventRolloutStarted, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rcv.waitCount(t, 1) // the first is being answered
+	stopA()
+	follower(t, s, "b", rcv)
+	waitLeads(t, s, "b")
+	rcv.waitCount(t, 3)
+	time.Sleep(time.Second) // for duplicates to come, if any
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	for id, c := range rcv.ids {
+		if c != 1 {
+			t.Errorf("notification %s received %d times", id, c)
+		}
+	}
+	if len(rcv.got) != 3 {
+		t.Errorf("the receiver got %d notifications, want 3", len(rcv.got))
 	}
 }
