@@ -171,9 +171,6 @@ func (t *term) recordHistory(ctx context.Context, now time.Time, inputs map[stri
 			if err := t.store.PutHistory(ctx, c.entry, c.drop, t.fence); err != nil {
 				return err
 			}
-			if t.opts.History != nil {
-				t.opts.History(*c.entry)
-			}
 			if ev, ok := historyEvent(*c.entry); ok {
 				t.events.add(ev)
 			}

@@ -62,10 +62,6 @@ type Options struct {
 	// Default store.DefaultHistory (10).
 	HistoryLimit int
 	Observer     Observer // told about fleet calls and phases; may be nil
-	// History, when set, is told of each history entry the leader wrote:
-	// a rollout opened (progressing) or closed (deployed, failed…). It must
-	// not block (notifications queue what they send).
-	History func(e store.HistoryEntry)
 	// ID names this process in the events it writes (<prefix>/events).
 	ID string
 	// Confirmed, when set, is called each time the leader has confirmed

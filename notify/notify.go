@@ -7,6 +7,12 @@
 // queue is full the new event is dropped for that endpoint and counted.
 // Delivery is in order per endpoint, at most MaxAttempts tries per event,
 // and best effort: events still queued when Run ends are lost.
+//
+// What is told comes from the event log (follow.go): FromEvent maps the
+// store's events to notifications, and a Follower, run by the one process
+// that leads store.NotifyElection, tells them, resuming after a failover
+// from a cursor in etcd, so that what a Notifier lost when its Run ended
+// is told by the next leader.
 package notify
 
 import (
@@ -55,8 +61,9 @@ const (
 type Event struct {
 	Kind string    `json:"kind"` // KindSync or KindRollout
 	Time time.Time `json:"time"` // when it happened; Send sets the current time when zero
-	// ID identifies the delivery: Send sets 32 random hex digits when it
-	// is empty. It is sent as DeliveryHeader too.
+	// ID identifies the delivery: the event's ID in the event log (see
+	// FromEvent); Send sets 32 random hex digits when it is empty. It is
+	// sent as DeliveryHeader too.
 	ID string `json:"id"`
 
 	// For KindSync.
@@ -65,9 +72,10 @@ type Event struct {
 	Ref      string `json:"ref,omitempty"`      // the branch or tag
 	Revision string `json:"revision,omitempty"` // full git commit hash
 
-	// Result is, for KindSync, "synced", "failed", "refused" (a safety
-	// rule, a rewind among them) or "unverified"; for KindRollout,
-	// "started", "succeeded" or "failed".
+	// Result is, for KindSync, "synced", "file-errors", "failed",
+	// "refused" (a safety rule, a rewind among them) or "unverified"; for
+	// KindRollout, "started", "succeeded", "failed" or "rolled-back" (the
+	// revision a rollback replaced).
 	Result  string `json:"result,omitempty"`
 	Summary string `json:"summary,omitempty"` // one line for people
 
@@ -167,6 +175,19 @@ type endpoint struct {
 type delivery struct {
 	id, kind string
 	body     []byte
+	done     *tracker // nil: nobody waits
+}
+
+// tracker calls fn once an event is done with at every endpoint.
+type tracker struct {
+	left atomic.Int64
+	fn   func()
+}
+
+func (t *tracker) end() {
+	if t != nil && t.left.Add(-1) == 0 {
+		t.fn()
+	}
 }
 
 // New checks the endpoints' URLs (http or https, with a host) and the
@@ -307,9 +328,24 @@ func redactRaw(raw string) string {
 // most once a minute per endpoint). e is encoded before Send returns, so
 // the caller may reuse it. Send is safe for concurrent use, before, while
 // and after Run runs. On a nil Notifier it does nothing.
-func (n *Notifier) Send(e Event) {
+func (n *Notifier) Send(e Event) { n.SendThen(e, nil) }
+
+// SendThen is Send, and then calls done (when not nil) once e is done with
+// at every endpoint: delivered, refused, failed after its last attempt,
+// or dropped from a full queue; but not when Run ends first. done is
+// called from another goroutine, or from SendThen's caller (at once with
+// no endpoint or a full queue): it must not block.
+func (n *Notifier) SendThen(e Event, done func()) {
 	if n == nil || len(n.endpoints) == 0 {
+		if done != nil {
+			done()
+		}
 		return
+	}
+	var t *tracker
+	if done != nil {
+		t = &tracker{fn: done}
+		t.left.Store(int64(len(n.endpoints)))
 	}
 	if e.ID == "" {
 		e.ID = newID()
@@ -320,14 +356,18 @@ func (n *Notifier) Send(e Event) {
 	body, err := json.Marshal(e)
 	if err != nil { // only a Time out of years 0-9999
 		n.log.Error("notification not sent: cannot encode it", "kind", e.Kind, "id", e.ID, "err", err)
+		if done != nil {
+			done()
+		}
 		return
 	}
-	d := delivery{id: e.ID, kind: e.Kind, body: body}
+	d := delivery{id: e.ID, kind: e.Kind, body: body, done: t}
 	for _, ep := range n.endpoints {
 		select {
 		case ep.queue <- d:
 		default:
 			n.drop(ep)
+			t.end()
 		}
 	}
 }
@@ -392,7 +432,9 @@ func (n *Notifier) work(ctx context.Context, ep *endpoint) {
 		case d := <-ep.queue:
 			if !n.deliver(ctx, ep, d) {
 				lost++
+				continue
 			}
+			d.done.end()
 		}
 	}
 	if lost += len(ep.queue); lost > 0 {

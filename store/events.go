@@ -1,16 +1,19 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/kaylee-gitops/kaylee/internal/redact"
@@ -61,7 +64,31 @@ type Event struct {
 	SpecHash  string    `json:"specHash,omitempty"`
 	Message   string    `json:"message,omitempty"` // why
 	By        string    `json:"by,omitempty"`      // the process (candidate ID) that did it
+	// Pass, on the events of a sync pass that tell its outcome (synced,
+	// rewound, sync-failed, sync-ok), is what the pass did: what
+	// notifications tell of it.
+	Pass *PassOutcome `json:"pass,omitempty"`
 }
+
+// PassOutcome is what one sync pass did, carried by its events.
+type PassOutcome struct {
+	Ref     string `json:"ref,omitempty"`
+	Result  string `json:"result"`            // the attempt's result: AttemptSynced, AttemptFileErrors, ...
+	Summary string `json:"summary,omitempty"` // one line for people, when a plan was made
+	Reason  string `json:"reason,omitempty"`  // the attempt's message: why it applied nothing, or the rewind it applied
+	// The units created, updated and pruned, and the unit file errors as
+	// "FILE:LINE: message".
+	Created int      `json:"created,omitempty"`
+	Updated int      `json:"updated,omitempty"`
+	Pruned  int      `json:"pruned,omitempty"`
+	Errors  []string `json:"errors,omitempty"`
+	// RewoundFrom is the revision the source had applied when the pass's
+	// revision does not descend from it (refused, or applied as allowed).
+	RewoundFrom string `json:"rewoundFrom,omitempty"`
+}
+
+// Changed reports whether the pass wrote units.
+func (p *PassOutcome) Changed() bool { return p != nil && p.Created+p.Updated+p.Pruned > 0 }
 
 // About: the event concerns the unit or source of that name.
 func (e *Event) About(name string) bool {
@@ -139,6 +166,15 @@ func (s *Store) AppendEvents(ctx context.Context, f Fence, evs ...Event) error {
 		}
 		e.ID = s.eventID(e.Time)
 		e.Message = redact.Text(e.Message) // no repository credentials in the log
+		if e.Pass != nil {
+			p := *e.Pass
+			p.Summary, p.Reason = redact.Text(p.Summary), redact.Text(p.Reason)
+			p.Errors = slices.Clone(p.Errors)
+			for i := range p.Errors {
+				p.Errors[i] = redact.Text(p.Errors[i])
+			}
+			e.Pass = &p
+		}
 		b, err := json.Marshal(e)
 		if err != nil {
 			return fmt.Errorf("encoding event: %w", err)
@@ -251,4 +287,106 @@ func (s *Store) WatchEvents(ctx context.Context, name string, rev int64) <-chan 
 		}
 	}()
 	return out
+}
+
+// EventBatch is the events one write appended, at one store revision.
+type EventBatch struct {
+	Rev    int64
+	Events []Event // in the order written
+}
+
+// batchEvents groups key-values of events by their store revision, in
+// revision order (a watch and a sorted read both give them so).
+func batchEvents(kvs []*mvccpb.KeyValue) []EventBatch {
+	var out []EventBatch
+	for _, kv := range kvs {
+		var e Event
+		if json.Unmarshal(kv.Value, &e) != nil {
+			continue
+		}
+		e.Message = redact.Text(e.Message)
+		if n := len(out); n == 0 || out[n-1].Rev != kv.ModRevision {
+			out = append(out, EventBatch{Rev: kv.ModRevision})
+		}
+		out[len(out)-1].Events = append(out[len(out)-1].Events, e)
+	}
+	return out
+}
+
+// EventsSince returns the events still in the log that were written after
+// store revision rev, in batches in the order written, and the store
+// revision read (to watch from).
+func (s *Store) EventsSince(ctx context.Context, rev int64) ([]EventBatch, int64, error) {
+	r, err := s.c.Get(ctx, s.eventsDir(), clientv3.WithPrefix(), clientv3.WithMinModRev(rev+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("etcd: reading the events since revision %d: %w", rev, err)
+	}
+	kvs := r.Kvs
+	// A batch is written in one transaction (IDs ascending within it):
+	// sort by revision, then by key.
+	slices.SortStableFunc(kvs, func(a, b *mvccpb.KeyValue) int {
+		if a.ModRevision != b.ModRevision {
+			return cmp.Compare(a.ModRevision, b.ModRevision)
+		}
+		return strings.Compare(string(a.Key), string(b.Key))
+	})
+	return batchEvents(kvs), r.Header.Revision, nil
+}
+
+// WatchEventBatches sends the batches of events written after store
+// revision rev, until ctx ends or the watch fails (compaction): the
+// channel then closes, and the caller reads EventsSince its last batch.
+func (s *Store) WatchEventBatches(ctx context.Context, rev int64) <-chan EventBatch {
+	out := make(chan EventBatch, 16)
+	go func() {
+		defer close(out)
+		wc := s.c.Watch(clientv3.WithRequireLeader(ctx), s.eventsDir(), clientv3.WithPrefix(), clientv3.WithRev(rev+1),
+			clientv3.WithFilterDelete())
+		for wr := range wc {
+			if wr.Err() != nil {
+				return
+			}
+			kvs := make([]*mvccpb.KeyValue, 0, len(wr.Events))
+			for _, we := range wr.Events {
+				kvs = append(kvs, we.Kv)
+			}
+			for _, b := range batchEvents(kvs) {
+				select {
+				case out <- b:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
+}
+
+func (s *Store) cursorKey(name string) string { return s.prefix + "/cursors/" + name }
+
+// Cursor returns the store revision a follower of the event log named
+// name last recorded (PutCursor), and found true; when it recorded none,
+// the current store revision and found false.
+func (s *Store) Cursor(ctx context.Context, name string) (rev int64, found bool, err error) {
+	r, err := s.c.Get(ctx, s.cursorKey(name))
+	if err != nil {
+		return 0, false, fmt.Errorf("etcd: reading the cursor %s: %w", name, err)
+	}
+	if len(r.Kvs) == 0 {
+		return r.Header.Revision, false, nil
+	}
+	rev, err = strconv.ParseInt(string(r.Kvs[0].Value), 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("the cursor %s: %q is not a store revision: %w", name, r.Kvs[0].Value, err)
+	}
+	return rev, true, nil
+}
+
+// PutCursor records, fenced, that the follower named name is done with
+// the events up to store revision rev.
+func (s *Store) PutCursor(ctx context.Context, name string, rev int64, f Fence) error {
+	if _, err := s.commit(ctx, f, clientv3.OpPut(s.cursorKey(name), strconv.FormatInt(rev, 10))); err != nil {
+		return fmt.Errorf("writing the cursor %s: %w", name, err)
+	}
+	return nil
 }

@@ -196,3 +196,63 @@ func TestRecordsHoldNoCredentials(t *testing.T) {
 		}
 	}
 }
+
+// A follower of the log reads the events after a revision in the batches
+// they were appended in, watches the next ones, and keeps its cursor under
+// its leadership's fence.
+func TestEventBatchesAndCursor(t *testing.T) {
+	s, _ := newStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start, found, err := s.Cursor(ctx, "notify")
+	if err != nil || found || start <= 0 {
+		t.Fatalf("no cursor yet: %d %v %v, want the store's revision, not found", start, found, err)
+	}
+	if err := s.AppendEvents(ctx, Fence{}, Event{Kind: EventCreated, Unit: "a"}, Event{Kind: EventCreated, Unit: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendEvents(ctx, Fence{}, Event{Kind: EventRolledBack, Unit: "c", Message: "https://user:pw@git.example/x"}); err != nil {
+		t.Fatal(err)
+	}
+	batches, rev, err := s.EventsSince(ctx, start)
+	if err != nil || len(batches) != 2 || rev != batches[1].Rev {
+		t.Fatalf("events since %d: %+v (read at %d) %v, want 2 batches", start, batches, rev, err)
+	}
+	if got := kinds(batches[0].Events); len(got) != 2 || batches[0].Events[0].Unit != "a" || batches[0].Events[1].Unit != "b" {
+		t.Errorf("first batch %+v, want a then b", batches[0].Events)
+	}
+	if strings.Contains(batches[1].Events[0].Message, "pw") {
+		t.Errorf("a password in the event read: %q", batches[1].Events[0].Message)
+	}
+	if later, _, _ := s.EventsSince(ctx, batches[0].Rev); len(later) != 1 || later[0].Events[0].Unit != "c" {
+		t.Errorf("events since the first batch: %+v, want c's", later)
+	}
+	ch := s.WatchEventBatches(ctx, rev)
+	if err := s.AppendEvents(ctx, Fence{}, Event{Kind: EventCreated, Unit: "d"}, Event{Kind: EventCreated, Unit: "e"}); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-ch; len(b.Events) != 2 || b.Events[0].Unit != "d" || b.Rev <= rev {
+		t.Errorf("watched batch %+v, want d and e after %d", b, rev)
+	}
+
+	l, err := s.NewLeader(ctx, NotifyElection, "a", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Campaign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutCursor(ctx, "notify", rev, l.Fence()); err != nil {
+		t.Fatal(err)
+	}
+	if got, found, err := s.Cursor(ctx, "notify"); got != rev || !found || err != nil {
+		t.Errorf("cursor %d %v %v, want %d", got, found, err, rev)
+	}
+	fence := l.Fence()
+	if err := l.Resign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutCursor(ctx, "notify", rev+1, fence); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("a deposed leader's cursor: %v, want ErrNotLeader", err)
+	}
+}

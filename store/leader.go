@@ -20,6 +20,10 @@ type Election string
 // key every Kaylee version has used for it).
 const SchedulerElection Election = "leader"
 
+// NotifyElection is the election of the process that sends the
+// notifications, at <prefix>/notify-leader.
+const NotifyElection Election = "notify-leader"
+
 // SourceElection is the election of one git source's sync, at
 // <prefix>/sync-leader/<source>.
 func SourceElection(source string) Election { return Election("sync-leader/" + source) }

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -13,8 +14,11 @@ import (
 // each unit written or pruned, when it changed something; a rewind
 // applied because it was allowed; a pass that
 // applied nothing or met file errors, when the result changed; and the
-// first clean pass after such failures.
-func Events(res *Result, prev, a *store.SyncAttempt) []store.Event {
+// first clean pass after such failures. err is why the pass applied
+// nothing, if it did not. The events that tell the pass's outcome (synced,
+// rewound, sync-failed, sync-ok) carry what it did (store.PassOutcome),
+// for notifications.
+func Events(res *Result, err error, prev, a *store.SyncAttempt) []store.Event {
 	var out []store.Event
 	applied := a.Result == store.AttemptSynced || a.Result == store.AttemptFileErrors
 	if applied && res != nil && !res.DryRun {
@@ -23,8 +27,13 @@ func Events(res *Result, prev, a *store.SyncAttempt) []store.Event {
 	if e, ok := outcomeEvent(res, prev, a); ok {
 		out = append(out, e)
 	}
+	pass := outcome(res, err, a)
 	for i := range out {
 		out[i].By = a.Leader
+		switch out[i].Kind {
+		case store.EventSynced, store.EventRewound, store.EventSyncFailed, store.EventSyncOK:
+			out[i].Pass = pass
+		}
 	}
 	return out
 }
@@ -95,6 +104,29 @@ func outcomeEvent(res *Result, prev, a *store.SyncAttempt) (store.Event, bool) {
 		return store.Event{Kind: store.EventSyncFailed, Source: a.Source, Revision: a.Revision, Message: a.Result + ": " + msg}, true
 	}
 	return store.Event{}, false
+}
+
+// outcome is what the pass did, as its events carry it.
+func outcome(res *Result, err error, a *store.SyncAttempt) *store.PassOutcome {
+	p := &store.PassOutcome{Ref: a.Ref, Result: a.Result, Reason: a.Message}
+	if res != nil {
+		if p.Ref == "" {
+			p.Ref = res.Ref
+		}
+		p.Summary = res.Summary()
+		p.Created, p.Updated, p.Pruned = res.Count(Create), res.Count(Update), res.Count(Prune)
+		for _, fe := range res.Errors {
+			p.Errors = append(p.Errors, fe.String())
+		}
+	}
+	var re *RewindError
+	switch {
+	case errors.As(err, &re):
+		p.RewoundFrom = re.Rewind.From
+	case err == nil && res != nil && res.Rewound != nil:
+		p.RewoundFrom = res.Rewound.From
+	}
+	return p
 }
 
 // maxDiff bounds the field diff an event carries: kaylee sync --dry-run

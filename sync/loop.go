@@ -165,7 +165,7 @@ func (l *Loop) record(ctx context.Context, fence store.Fence, a *store.SyncAttem
 		rep.Err = err
 		return
 	}
-	rep.EventsErr = l.Store.AppendEvents(ctx, fence, Events(rep.Result, l.lastAttempt, a)...)
+	rep.EventsErr = l.Store.AppendEvents(ctx, fence, Events(rep.Result, rep.Err, l.lastAttempt, a)...)
 	if rep.EventsErr != nil && l.Log != nil {
 		l.Log.Warn("event log not written", "source", a.Source, "err", rep.EventsErr)
 	}

@@ -66,7 +66,9 @@ source of --config FILE (see kaylee help config), which also lists where to
 send notifications of syncs and rollouts.
 
 Run several. Each role has its own leader election: the scheduler at
-<etcd-prefix>/leader, each source's sync at <etcd-prefix>/sync-leader/<name>.
+<etcd-prefix>/leader, each source's sync at <etcd-prefix>/sync-leader/<name>,
+the notifications (among the processes with notifications:) at
+<etcd-prefix>/notify-leader.
 Only a role's leader acts, and its writes are fenced on its own election key;
 so agents, servers and sync loops mix on one etcd, and one process may lead
 the scheduler while others sync.
@@ -313,11 +315,11 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 		defer done()
 	}
 	m := newMetrics()
-	ns, err := newNotifiers(cf, log)
+	id := candidateID()
+	ns, err := newNotifications(cf, s, id, c.sched.leaseTTL, log)
 	if err != nil {
 		return err
 	}
-	id := candidateID()
 	var (
 		rec *fleet.Reconciler
 		api client.API
@@ -333,7 +335,7 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 		if err != nil {
 			return err
 		}
-		ropts.Observer, ropts.History, ropts.Confirmed, ropts.ID = m, ns.history, a.stopAfterConfirm(), id
+		ropts.Observer, ropts.Confirmed, ropts.ID = m, a.stopAfterConfirm(), id
 		rec, err = fleet.NewReconciler(api, s, ropts, log)
 		if err != nil {
 			return err
@@ -397,10 +399,10 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 	}
 	for _, src := range sources {
 		name := src.opts.Source
-		roles = append(roles, lead(store.SourceElection(name), []string{"sync", name}, src.loop(s, id, observers{m, ns}, log).run,
+		roles = append(roles, lead(store.SourceElection(name), []string{"sync", name}, src.loop(s, id, m, log).run,
 			func() { m.stopSyncing(name) }))
 	}
-	runRoles(ctx, append(roles, ns.run)...)
+	runRoles(ctx, append(roles, ns.Run)...)
 	return nil
 }
 

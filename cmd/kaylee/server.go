@@ -114,8 +114,9 @@ func (a *app) serverCommand() *cobra.Command {
 		Short: "Run the scheduler: turn the units in etcd into fleet units",
 		Long: `Server runs the scheduler. Run several for availability: they elect one leader
 (under <etcd-prefix>/leader) and only the leader acts; another takes over
---lease-ttl after it dies. With --config FILE, the endpoints of its
-notifications: are told of rollouts started, succeeded and failed.
+--lease-ttl after it dies. With --config FILE, it may lead the notifications
+(under <etcd-prefix>/notify-leader): the endpoints of its notifications: are
+then told the event log's syncs, rollouts and rollbacks.
 
 The leader reconciles on start, on every change under <etcd-prefix>/units/,
 when fleet's unit states change, and every --resync. For each unit it creates
