@@ -185,92 +185,132 @@ func (r *Reconciler) newTerm(ctx context.Context, fence store.Fence) (*term, err
 // Run reconciles until ctx ends or a status write is refused because this
 // process no longer leads. fence guards its writes.
 func (r *Reconciler) Run(ctx context.Context, fence store.Fence) error {
-	var t *term
-	for t == nil {
-		var err error
-		if t, err = r.newTerm(ctx, fence); err != nil {
-			if ctx.Err() != nil { // stopping: not an error
-				return nil
-			}
-			r.log.Error("reading status records; retrying", "err", err)
-			if !sleep(ctx, r.opts.Poll) {
-				return nil
-			}
-		}
+	t := r.startTerm(ctx, fence)
+	if t == nil { // stopping: not an error
+		return nil
 	}
-	wake := make(chan struct{}, 1)
-	revs := make(chan int64, 1)
-	go r.watch(ctx, revs, wake)
-	var fleetChanged <-chan struct{}
-	if n, ok := r.api.(StateNotifier); ok {
-		fleetChanged = n.StateChanges(ctx, time.Second)
-	}
-
-	poll := time.NewTicker(r.opts.Poll)
-	defer poll.Stop()
-	resync := time.NewTicker(r.opts.Resync)
-	defer resync.Stop()
-	soon := time.NewTimer(time.Hour)
-	defer soon.Stop()
-	quick := time.Duration(0) // after a pass that made fleet calls, look again this soon
-	due := true               // a pass is due now
+	l := t.newLoop(ctx)
+	defer l.stop()
 	for {
-		if due {
-			res, err := t.pass(ctx)
-			switch {
-			case errors.Is(err, store.ErrNotLeader):
+		if l.due {
+			if err := l.runPass(ctx); err != nil {
 				return err
-			case err != nil && ctx.Err() == nil:
-				r.log.Error("reconcile pass failed; nothing was changed for what it could not read, retrying", "err", err)
-			}
-			if res.rev > 0 {
-				select {
-				case revs <- res.rev:
-				default:
-				}
-			}
-			due = err != nil || res.busy
-			// See the effect of this pass's own calls at once (fleet's
-			// registry shows them as soon as they return), backing off
-			// while every pass makes calls, so that a call failing over
-			// and over does not spin.
-			next := res.wakeAt
-			if res.ops > 0 {
-				quick = min(max(2*quick, quickPass), r.opts.Poll)
-				if at := time.Now().Add(quick); next.IsZero() || at.Before(next) {
-					next = at
-				}
-			} else {
-				quick = 0
-			}
-			soon.Stop()
-			if !next.IsZero() {
-				soon.Reset(time.Until(next))
 			}
 		}
-		select {
-		case <-ctx.Done():
+		if !l.wait(ctx) {
 			return nil
-		case <-wake:
-			due = true
-			sleep(ctx, 100*time.Millisecond) // let a burst of writes land
-			drain(wake)
-		case <-fleetChanged:
-			if !due {
-				due = t.statesChanged()
-			} else {
-				due = true
-			}
-		case <-soon.C:
-			due = true
-		case <-resync.C:
-			due = true
-		case <-poll.C:
-			if !due {
-				due = t.statesChanged()
-			}
 		}
 	}
+}
+
+// startTerm reads what the term starts from, retrying until it can; nil
+// when ctx ends first.
+func (r *Reconciler) startTerm(ctx context.Context, fence store.Fence) *term {
+	for {
+		t, err := r.newTerm(ctx, fence)
+		if err == nil {
+			return t
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		r.log.Error("reading status records; retrying", "err", err)
+		if !sleep(ctx, r.opts.Poll) {
+			return nil
+		}
+	}
+}
+
+// loop is when Run makes a pass: at once after a change of the units
+// (watch), of fleet's unit states (a notifier, or a poll), at the time a
+// pass asked for, and at every resync.
+type loop struct {
+	t            *term
+	wake         chan struct{}
+	revs         chan int64 // store revisions passes read, for the watch
+	fleetChanged <-chan struct{}
+	poll, resync *time.Ticker
+	soon         *time.Timer
+	quick        time.Duration // after a pass that made fleet calls, look again this soon
+	due          bool          // a pass is due now
+}
+
+func (t *term) newLoop(ctx context.Context) *loop {
+	l := &loop{t: t, wake: make(chan struct{}, 1), revs: make(chan int64, 1), due: true,
+		poll: time.NewTicker(t.opts.Poll), resync: time.NewTicker(t.opts.Resync), soon: time.NewTimer(time.Hour)}
+	go t.watch(ctx, l.revs, l.wake)
+	if n, ok := t.api.(StateNotifier); ok {
+		l.fleetChanged = n.StateChanges(ctx, time.Second)
+	}
+	return l
+}
+
+func (l *loop) stop() {
+	l.poll.Stop()
+	l.resync.Stop()
+	l.soon.Stop()
+}
+
+// runPass makes one pass and schedules the next. It returns an error only
+// when the term ends (store.ErrNotLeader).
+func (l *loop) runPass(ctx context.Context) error {
+	res, err := l.t.pass(ctx)
+	switch {
+	case errors.Is(err, store.ErrNotLeader):
+		return err
+	case err != nil && ctx.Err() == nil:
+		l.t.log.Error("reconcile pass failed; nothing was changed for what it could not read, retrying", "err", err)
+	}
+	if res.rev > 0 {
+		select {
+		case l.revs <- res.rev:
+		default:
+		}
+	}
+	l.due = err != nil || res.busy
+	l.schedule(res)
+	return nil
+}
+
+// schedule sets the timer of the next pass: when the pass asked, or soon
+// after one that made fleet calls, to see their effect at once (fleet's
+// registry shows them as soon as they return), backing off while every
+// pass makes calls, so that a call failing over and over does not spin.
+func (l *loop) schedule(res passResult) {
+	next := res.wakeAt
+	if res.ops > 0 {
+		l.quick = min(max(2*l.quick, quickPass), l.t.opts.Poll)
+		if at := time.Now().Add(l.quick); next.IsZero() || at.Before(next) {
+			next = at
+		}
+	} else {
+		l.quick = 0
+	}
+	l.soon.Stop()
+	if !next.IsZero() {
+		l.soon.Reset(time.Until(next))
+	}
+}
+
+// wait waits for the next reason to look; false when ctx ends.
+func (l *loop) wait(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-l.wake:
+		l.due = true
+		sleep(ctx, 100*time.Millisecond) // let a burst of writes land
+		drain(l.wake)
+	case <-l.fleetChanged:
+		l.due = l.due || l.t.statesChanged()
+	case <-l.soon.C:
+		l.due = true
+	case <-l.resync.C:
+		l.due = true
+	case <-l.poll.C:
+		l.due = l.due || l.t.statesChanged()
+	}
+	return true
 }
 
 // quickPass is how soon a pass that made fleet calls is followed by
