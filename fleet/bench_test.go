@@ -230,10 +230,10 @@ func BenchmarkPlanNew(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		t := &term{Reconciler: r, mem: newMemory(), statuses: map[string]*store.Status{}, rendered: map[string]*desiredUnits{}}
-		ops, _, _, _ := t.plan(time.Now(), units, nil, nil, nil, nil, nil)
-		if len(ops) != 3000 {
-			b.Fatalf("%d ops, want 3000 creates", len(ops))
+		snap := &snapshot{units: units, statuses: map[string]*store.Status{}, registry: &registry{}}
+		plan := newPassPlanner(r.opts).plan(snap, time.Now())
+		if len(plan.ops) != 3000 {
+			b.Fatalf("%d ops, want 3000 creates", len(plan.ops))
 		}
 	}
 }

@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -25,12 +24,11 @@ type historyChange struct {
 
 // historyChanges compares each unit's status with its latest entry: a new
 // spec hash opens an entry (and supersedes or rolls back the one before
-// it), a rollout that completed or failed closes one. lookup gives the
-// rollback pins and sync records, read only when an entry is opened or
-// closed.
-func historyChanges(now time.Time, limit int, hist map[string][]*store.HistoryEntry, in *unitInput, st *store.Status,
-	lookup func() (map[string]*store.RollbackPin, map[string]*store.SyncRecord)) []historyChange {
-	if st == nil || in == nil || in.spec == nil || in.specErr != nil || in.suspended != nil || st.SpecHash == "" {
+// it), a rollout that completed or failed closes one. src gives the
+// rollback pins and sync records an entry opened or closed is written
+// with.
+func historyChanges(now time.Time, limit int, hist map[string][]*store.HistoryEntry, in *unitInput, st *store.Status, src historySources) []historyChange {
+	if !keepsHistory(in, st) {
 		return nil
 	}
 	entries := hist[in.name]
@@ -40,49 +38,59 @@ func historyChanges(now time.Time, limit int, hist map[string][]*store.HistoryEn
 	}
 	deployed := st.Phase == store.PhaseRunning && st.Deployed == st.SpecHash
 	if last != nil && last.SpecHash == st.SpecHash && (bytes.Equal(last.Spec, in.raw) || in.raw == nil) {
-		if last.Outcome != store.OutcomeProgressing {
-			return nil
-		}
-		e := *last
-		switch {
-		case deployed:
-			e.Outcome, e.Deployed, e.Message = store.OutcomeDeployed, now, ""
-		case st.Phase == store.PhaseFailed:
-			e.Outcome, e.Message = store.OutcomeFailed, st.Message
-		default:
-			return nil
-		}
-		_, records := lookup()
-		setSource(&e, records)
-		return []historyChange{{entry: &e}}
+		return closeEntry(now, last, st, deployed, src.records)
 	}
+	return openEntry(now, limit, entries, in, st, deployed, src)
+}
 
-	pins, records := lookup()
+// keepsHistory: the status is of a valid spec the scheduler acts on (not
+// suspended): its rollouts are recorded.
+func keepsHistory(in *unitInput, st *store.Status) bool {
+	return st != nil && in != nil && in.spec != nil && in.specErr == nil && in.suspended == nil && st.SpecHash != ""
+}
+
+// closeEntry closes the latest entry, of the status's spec, once its
+// rollout completed (deployed) or failed.
+func closeEntry(now time.Time, last *store.HistoryEntry, st *store.Status, deployed bool, records map[string]*store.SyncRecord) []historyChange {
+	if last.Outcome != store.OutcomeProgressing {
+		return nil
+	}
+	e := *last
+	switch {
+	case deployed:
+		e.Outcome, e.Deployed, e.Message = store.OutcomeDeployed, now, ""
+	case st.Phase == store.PhaseFailed:
+		e.Outcome, e.Message = store.OutcomeFailed, st.Message
+	default:
+		return nil
+	}
+	setSource(&e, records)
+	return []historyChange{{entry: &e}}
+}
+
+// openEntry opens an entry for the status's spec, closes the one before it
+// (rolled back or superseded) and drops the revisions beyond limit.
+func openEntry(now time.Time, limit int, entries []*store.HistoryEntry, in *unitInput, st *store.Status, deployed bool, src historySources) []historyChange {
 	e := &store.HistoryEntry{Unit: in.name, Revision: 1, SpecHash: st.SpecHash, Restart: in.restart,
 		Spec: append([]byte(nil), in.raw...), Time: now, Outcome: store.OutcomeProgressing}
 	if deployed {
 		e.Outcome, e.Deployed = store.OutcomeDeployed, now
 	}
-	setSource(e, records)
+	setSource(e, src.records)
 	var out []historyChange
-	if last != nil && last.SpecHash == st.SpecHash && (last.Outcome != store.OutcomeProgressing || last.Change != "") {
-		// Another spec of the same hash (replicas, update or ports
-		// changed): a revision of its own, that replaces no replica.
-		// During a rollout it is that rollout's new revision: its
-		// replicas are still being replaced, and its success is told.
-		e.Change = inPlaceChange(last.Spec, in.raw)
-	}
-	if last != nil {
+	if len(entries) > 0 {
+		last := entries[len(entries)-1]
 		e.Revision = last.Revision + 1
-		prev := *last
-		if pin := pins[in.name]; pin != nil && restores(entries, pin, in.raw) {
-			e.RollbackTo = pin.Revision
-			prev.Outcome = store.OutcomeRolledBack
-		} else if prev.Outcome == store.OutcomeProgressing {
-			prev.Outcome = store.OutcomeSuperseded
+		if last.SpecHash == st.SpecHash && (last.Outcome != store.OutcomeProgressing || last.Change != "") {
+			// Another spec of the same hash (replicas, update or ports
+			// changed): a revision of its own, that replaces no replica.
+			// During a rollout it is that rollout's new revision: its
+			// replicas are still being replaced, and its success is told.
+			e.Change = inPlaceChange(last.Spec, in.raw)
 		}
-		if prev.Outcome != last.Outcome {
-			out = append(out, historyChange{entry: &prev})
+		var prev *store.HistoryEntry
+		if e.RollbackTo, prev = closePrevious(entries, src.pins[in.name], in.raw); prev != nil {
+			out = append(out, historyChange{entry: prev})
 		}
 	}
 	change := historyChange{entry: e}
@@ -90,6 +98,25 @@ func historyChanges(now time.Time, limit int, hist map[string][]*store.HistoryEn
 		change.drop = append(change.drop, entries[i].Revision)
 	}
 	return append(out, change)
+}
+
+// closePrevious closes the latest entry when another opens: rolled back
+// when the stored spec is the one pin restored (rollbackTo is then the
+// pin's revision), superseded if it was in progress. prev is nil when its
+// outcome stays.
+func closePrevious(entries []*store.HistoryEntry, pin *store.RollbackPin, raw []byte) (rollbackTo int64, prev *store.HistoryEntry) {
+	last := entries[len(entries)-1]
+	e := *last
+	if pin != nil && restores(entries, pin, raw) {
+		rollbackTo = pin.Revision
+		e.Outcome = store.OutcomeRolledBack
+	} else if e.Outcome == store.OutcomeProgressing {
+		e.Outcome = store.OutcomeSuperseded
+	}
+	if e.Outcome == last.Outcome {
+		return rollbackTo, nil
+	}
+	return rollbackTo, &e
 }
 
 // inPlaceChange names the top-level fields that differ between two specs
@@ -136,48 +163,6 @@ func setSource(e *store.HistoryEntry, records map[string]*store.SyncRecord) {
 			return
 		}
 	}
-}
-
-// recordHistory writes the history changes of a pass (fenced), and drops
-// the history of units whose status went.
-func (t *term) recordHistory(ctx context.Context, now time.Time, inputs map[string]*unitInput, statuses []namedStatus) error {
-	var pins map[string]*store.RollbackPin
-	var records map[string]*store.SyncRecord
-	read := false
-	lookup := func() (map[string]*store.RollbackPin, map[string]*store.SyncRecord) {
-		if !read {
-			read = true
-			var err error
-			if pins, err = t.store.RollbackPins(ctx); err != nil {
-				t.log.Warn("reading rollback pins for the history", "err", err)
-			}
-			if records, err = t.store.ListSyncRecords(ctx); err != nil {
-				t.log.Warn("reading sync records for the history", "err", err)
-			}
-		}
-		return pins, records
-	}
-	for _, ns := range statuses {
-		if ns.status == nil {
-			if _, ok := t.history[ns.name]; ok {
-				if err := t.store.DeleteHistory(ctx, ns.name, t.fence); err != nil {
-					return err
-				}
-				delete(t.history, ns.name)
-			}
-			continue
-		}
-		for _, c := range historyChanges(now, t.opts.HistoryLimit, t.history, inputs[ns.name], ns.status, lookup) {
-			if err := t.store.PutHistory(ctx, c.entry, c.drop, t.fence); err != nil {
-				return err
-			}
-			if ev, ok := historyEvent(*c.entry); ok {
-				t.events.add(ev)
-			}
-			t.history[ns.name] = applyHistory(t.history[ns.name], c)
-		}
-	}
-	return nil
 }
 
 // applyHistory is entries after a change was written.

@@ -79,7 +79,7 @@ func TestHistoryChanges(t *testing.T) {
 			}
 			st := tt.st
 			var got []string
-			for _, c := range historyChanges(now, 10, hist, tt.in, &st, func() (map[string]*store.RollbackPin, map[string]*store.SyncRecord) { return pins, records }) {
+			for _, c := range historyChanges(now, 10, hist, tt.in, &st, historySources{pins: pins, records: records}) {
 				s := fmt.Sprintf("%d:%s", c.entry.Revision, c.entry.Outcome)
 				if c.entry.RollbackTo != 0 {
 					s += fmt.Sprintf("(rollback to %d)", c.entry.RollbackTo)
@@ -111,7 +111,7 @@ func TestHistoryLimit(t *testing.T) {
 	}
 	in := &unitInput{name: "web", spec: &deploy.Spec{Name: "web"}}
 	changes := historyChanges(time.Now(), 3, map[string][]*store.HistoryEntry{"web": entries}, in,
-		&store.Status{SpecHash: "4", Phase: store.PhasePending}, func() (map[string]*store.RollbackPin, map[string]*store.SyncRecord) { return nil, nil })
+		&store.Status{SpecHash: "4", Phase: store.PhasePending}, historySources{})
 	if len(changes) != 1 || changes[0].entry.Revision != 4 || fmt.Sprint(changes[0].drop) != "[1]" {
 		t.Fatalf("changes %+v", changes)
 	}

@@ -687,12 +687,7 @@ func TestObserveLeavesOutStaleStates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := NewReconciler(nil, nil, Options{}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tm := &term{Reconciler: r}
-			actual := tm.observe([]*schema.Unit{unit, global}, tc.states, machines)
+			actual := observe(deploy.DefaultUnitPrefix, []*schema.Unit{unit, global}, tc.states, machines)
 			var got []string
 			for _, a := range actual[tc.unit] {
 				for _, s := range a.states {

@@ -1,0 +1,208 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+// apply carries out a pass's plan, in this order:
+//
+//  1. the plan's warnings are logged;
+//  2. the instance registry (one fenced transaction): a replica about to
+//     be stopped leaves it before fleet is told to stop it, so a refused
+//     write makes no fleet call;
+//  3. the fleet calls, each in a window of confirmed leadership (see
+//     guard): none once leadership cannot be confirmed;
+//  4. the observer is told the phases;
+//  5. the statuses that changed (fenced);
+//  6. the history (fenced), with its notifications and events: written
+//     after the fleet calls and statuses it tells of;
+//  7. the pass's events, whatever failed before (deferred).
+//
+// It stops at the first step that fails and returns why: a refused fenced
+// write (store.ErrNotLeader) ends the term.
+func (t *term) apply(ctx context.Context, snap *snapshot, plan *planResult) error {
+	t.logWarnings(plan)
+	if err := t.writeInstances(ctx, plan.instances); err != nil {
+		return err
+	}
+	defer t.flushEvents(ctx)
+	t.events.settle(snap.fleetUnits, snap.states)
+	if err := t.callFleet(ctx, plan.ops, plan.why()); err != nil {
+		return err
+	}
+	if t.opts.Observer != nil {
+		t.opts.Observer.Phases(plan.phases())
+	}
+	if err := t.writeStatuses(ctx, plan.statuses); err != nil {
+		return err
+	}
+	return t.writeHistory(ctx, plan.history)
+}
+
+// logWarnings logs what the plan warns of.
+func (t *term) logWarnings(plan *planResult) {
+	t.warnMachines(plan.droppedMachines)
+	for _, w := range plan.warnings {
+		t.log.Warn(w.msg, w.args...)
+	}
+}
+
+// warnMachines logs what was left out of fleet's machines, once for each
+// change of it.
+func (t *term) warnMachines(dropped []string) {
+	key := strings.Join(dropped, "\n")
+	if key == t.machinesDropped {
+		return
+	}
+	t.machinesDropped = key
+	for _, d := range dropped {
+		t.log.Warn("fleet reports machine data no unit file can hold; left out of placement", "what", d)
+	}
+}
+
+// writeInstances writes the instance registry's change (one fenced
+// transaction).
+func (t *term) writeInstances(ctx context.Context, d instanceDiff) error {
+	if len(d.puts)+len(d.deletes) == 0 {
+		return nil
+	}
+	if err := t.store.ApplyInstances(ctx, d.puts, d.deletes, t.fence); err != nil {
+		return fmt.Errorf("instance registry: %w; no fleet call made", err)
+	}
+	t.reg.applied(d.puts, d.deletes)
+	return nil
+}
+
+// callFleet makes the fleet calls of a pass with a bounded pool, each
+// within a window of confirmed leadership (see guard). When leadership
+// cannot be confirmed it makes no further call and returns why.
+func (t *term) callFleet(ctx context.Context, ops []op, why map[string]string) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	g := &guard{confirm: func(ctx context.Context) (time.Duration, error) { return t.store.Confirm(ctx, t.fence) },
+		confirmed: t.opts.Confirmed}
+	work := make(chan op)
+	var wg sync.WaitGroup
+	for range min(t.opts.Workers, len(ops)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for o := range work {
+				if g.allow(ctx) != nil {
+					continue
+				}
+				t.callOne(o, why[o.owner])
+			}
+		}()
+	}
+	for _, o := range ops {
+		select {
+		case work <- o:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(work)
+	wg.Wait()
+	if g.err != nil && ctx.Err() == nil {
+		t.log.Warn("fleet calls not made: leadership could not be confirmed", "err", g.err)
+	}
+	return g.err
+}
+
+// callOne makes one fleet call, allowed by the guard, and tells of it.
+func (t *term) callOne(o op, why string) {
+	err := t.call(o)
+	if t.opts.Observer != nil {
+		t.opts.Observer.FleetCall(o.kind.String(), err)
+	}
+	if err != nil {
+		t.log.Warn("fleet call failed; will retry", "unit", o.owner, "op", o.kind.String(), "fleetUnit", o.name, "err", err)
+		return
+	}
+	t.log.Info("fleet", "unit", o.owner, "op", o.kind.String(), "fleetUnit", o.name)
+	t.events.addCall(o, why)
+}
+
+func (t *term) call(o op) error {
+	switch o.kind {
+	case opCreate:
+		return t.api.CreateUnit(o.unit)
+	case opLaunch:
+		return t.api.SetUnitTargetState(o.name, targetLaunched)
+	case opStop:
+		return t.api.SetUnitTargetState(o.name, targetLoaded)
+	case opDestroy:
+		return t.api.DestroyUnit(o.name)
+	}
+	return fmt.Errorf("unknown op %d", o.kind)
+}
+
+// writeStatuses writes the statuses that changed (fenced). A refused
+// write means leadership is lost: ErrNotLeader ends the term.
+func (t *term) writeStatuses(ctx context.Context, statuses []namedStatus) error {
+	for _, ns := range statuses {
+		prev := t.statuses[ns.name]
+		switch {
+		case ns.status == nil && prev != nil:
+			if err := t.store.DeleteStatus(ctx, ns.name, t.fence); err != nil {
+				return err
+			}
+			delete(t.statuses, ns.name)
+		case ns.status != nil && !sameStatus(prev, ns.status):
+			if err := t.store.PutStatus(ctx, ns.status, t.fence); err != nil {
+				return err
+			}
+			if prev == nil || prev.Phase != ns.status.Phase || prev.Message != ns.status.Message {
+				t.log.Info("status", "unit", ns.name, "phase", ns.status.Phase, "running", ns.status.Running, "desired", ns.status.Desired, "message", ns.status.Message)
+			}
+			t.statuses[ns.name] = ns.status
+		}
+	}
+	return nil
+}
+
+// sameStatus compares all but the time stamp.
+func sameStatus(a, b *store.Status) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.Time, y.Time = time.Time{}, time.Time{}
+	return reflect.DeepEqual(x, y)
+}
+
+// writeHistory writes the history's changes (fenced): each entry written
+// is told to Options.History and, when it opens or closes a rollout, to
+// the event log.
+func (t *term) writeHistory(ctx context.Context, changes []unitHistory) error {
+	for _, h := range changes {
+		if h.drop {
+			if err := t.store.DeleteHistory(ctx, h.name, t.fence); err != nil {
+				return err
+			}
+			delete(t.history, h.name)
+			continue
+		}
+		for _, c := range h.changes {
+			if err := t.store.PutHistory(ctx, c.entry, c.drop, t.fence); err != nil {
+				return err
+			}
+			if ev, ok := historyEvent(*c.entry); ok {
+				t.events.add(ev)
+			}
+			t.history[h.name] = applyHistory(t.history[h.name], c)
+		}
+	}
+	return nil
+}

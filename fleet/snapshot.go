@@ -1,0 +1,92 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/coreos/fleet/machine"
+	"github.com/coreos/fleet/schema"
+
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+// A pass is a pipeline of three steps (see term.pass):
+//
+//  1. snapshot: read the store and fleet once, with a fixed number of list
+//     calls (readSnapshot);
+//  2. plan: compute from the snapshot alone every fleet call, status,
+//     registry entry and history entry of the pass (passPlanner.plan, in
+//     compute.go), making no call;
+//  3. apply: carry the plan out in a fixed order, fleet calls under the
+//     fence (term.apply, in apply.go).
+
+// snapshot is everything a pass plans from, read once at its start.
+type snapshot struct {
+	rev        int64 // store revision units were read at
+	units      []*store.Unit
+	restarts   map[string]int64             // restart counters (kaylee restart)
+	suspended  map[string]*store.Suspension // kaylee suspend
+	fleetUnits []*schema.Unit
+	states     []*schema.UnitState
+	machines   []machine.MachineState
+
+	// What this term last wrote of the records only the leader writes,
+	// read from the store when the term started and kept since.
+	statuses map[string]*store.Status
+	history  map[string][]*store.HistoryEntry
+	registry *registry
+
+	// sources: the rollback pins and sync records a history entry is
+	// written with, read only when a pass changes a history (see
+	// term.readSources).
+	sources historySources
+}
+
+// historySources is what a history entry takes from outside the
+// scheduler: the rollback pins (kaylee rollback) and the sync records
+// naming the git source of each unit.
+type historySources struct {
+	pins    map[string]*store.RollbackPin
+	records map[string]*store.SyncRecord
+}
+
+// readSnapshot reads the store and fleet for one pass. Any error leaves
+// the pass without a plan: nothing is changed for what it could not read.
+func (t *term) readSnapshot(ctx context.Context) (*snapshot, error) {
+	s := &snapshot{statuses: t.statuses, history: t.history, registry: t.reg}
+	var err error
+	if s.units, s.rev, err = t.store.ListUnits(ctx); err != nil {
+		return nil, err
+	}
+	if s.restarts, err = t.store.RestartCounters(ctx); err != nil {
+		return nil, err
+	}
+	if s.suspended, err = t.store.Suspensions(ctx); err != nil {
+		return nil, err
+	}
+	if s.fleetUnits, err = t.api.Units(); err != nil {
+		return nil, fmt.Errorf("fleet: listing units: %w", err)
+	}
+	if s.states, err = t.api.UnitStates(); err != nil {
+		return nil, fmt.Errorf("fleet: listing unit states: %w", err)
+	}
+	if s.machines, err = t.api.Machines(); err != nil {
+		return nil, fmt.Errorf("fleet: listing machines: %w", err)
+	}
+	return s, nil
+}
+
+// readSources reads the history's sources. They only name a source and
+// tell a rollback from a supersede, so an error is logged and the history
+// is written without them.
+func (t *term) readSources(ctx context.Context) historySources {
+	var src historySources
+	var err error
+	if src.pins, err = t.store.RollbackPins(ctx); err != nil {
+		t.log.Warn("reading rollback pins for the history", "err", err)
+	}
+	if src.records, err = t.store.ListSyncRecords(ctx); err != nil {
+		t.log.Warn("reading sync records for the history", "err", err)
+	}
+	return src
+}
