@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/view"
 )
 
 // actionResult is the answer to an action.
@@ -66,7 +67,7 @@ func (s *Server) refuseOwned(w http.ResponseWriter, r *http.Request, verb, name 
 		s.fail(w, r, err)
 		return true
 	}
-	if oe := store.OwnedErrors(records, verb, []string{name}); len(oe) > 0 {
+	if oe := view.OwnedErrors(records, verb, []string{name}); len(oe) > 0 {
 		writeError(w, http.StatusConflict, oe[0].Error()+"; or send force=true to "+verb+" it anyway; nothing was changed")
 		return true
 	}
