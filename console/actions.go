@@ -62,7 +62,7 @@ func (s *Server) refuseOwned(w http.ResponseWriter, r *http.Request, verb, name 
 	if r.URL.Query().Get("force") == "true" {
 		return false
 	}
-	records, err := s.cfg.Store.ListSyncRecords(r.Context())
+	records, err := s.cfg.Reader.ListSyncRecords(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return true

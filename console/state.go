@@ -96,7 +96,7 @@ func machines(ml MachineLister, units []view.Unit) ([]Machine, error) {
 // state reads everything the dashboard shows. Units come first: without
 // them there is nothing to show; the rest degrades to a problem noted.
 func (s *Server) state(ctx context.Context) (*State, error) {
-	units, err := view.Units(ctx, s.cfg.Store)
+	units, err := view.Units(ctx, s.cfg.Reader)
 	if err != nil {
 		return nil, err
 	}
@@ -104,11 +104,11 @@ func (s *Server) state(ctx context.Context) (*State, error) {
 	if st.Machines, err = machines(s.cfg.Machines, units); err != nil {
 		st.Problems = append(st.Problems, "fleet: listing machines: "+err.Error())
 	}
-	if st.Sources, err = view.Sources(ctx, s.cfg.Store); err != nil {
+	if st.Sources, err = view.Sources(ctx, s.cfg.Reader); err != nil {
 		st.Problems = append(st.Problems, "sources: "+err.Error())
 		st.Sources = []view.Source{}
 	}
-	if st.Scheduler, err = s.cfg.Store.LeaderID(ctx, store.SchedulerElection); err != nil {
+	if st.Scheduler, err = s.cfg.Reader.LeaderID(ctx, store.SchedulerElection); err != nil {
 		st.Problems = append(st.Problems, "scheduler leader: "+err.Error())
 	}
 	return st, nil

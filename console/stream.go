@@ -66,12 +66,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		return send("state", st)
 	}
 
-	_, rev, err := s.cfg.Store.ListEvents(ctx, "", 1)
+	_, rev, err := s.cfg.Reader.ListEvents(ctx, "", 1)
 	if err != nil {
 		rev = 0
 	}
-	changes := s.cfg.Store.WatchChanges(ctx)
-	events := s.cfg.Store.WatchEvents(ctx, "", rev)
+	changes := s.cfg.Reader.WatchChanges(ctx)
+	events := s.cfg.Reader.WatchEvents(ctx, "", rev)
 	if !sendState() {
 		return
 	}
@@ -106,12 +106,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		case <-pending:
 			pending = nil
 			if changes == nil {
-				changes = s.cfg.Store.WatchChanges(ctx)
+				changes = s.cfg.Reader.WatchChanges(ctx)
 			}
 			if events == nil {
-				_, rev, err := s.cfg.Store.ListEvents(ctx, "", 1)
+				_, rev, err := s.cfg.Reader.ListEvents(ctx, "", 1)
 				if err == nil {
-					events = s.cfg.Store.WatchEvents(ctx, "", rev)
+					events = s.cfg.Reader.WatchEvents(ctx, "", rev)
 				}
 			}
 			if !sendState() {
