@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -203,5 +204,35 @@ func TestStateFromMemoryReader(t *testing.T) {
 	r.leaderOf = errors.New("etcd: no leader")
 	if code := get("/api/v1/state", &st); code != http.StatusOK || len(st.Problems) != 1 || st.Problems[0] != "scheduler leader: etcd: no leader" {
 		t.Errorf("GET state, leader unreadable: %d problems %q", code, st.Problems)
+	}
+}
+
+// The stream, too, serves from a Reader in memory: its first message is
+// the whole state.
+func TestStreamFromMemoryReader(t *testing.T) {
+	r := &memReader{units: []string{"web"}, leader: "sched-1"}
+	mux := http.NewServeMux()
+	New(Config{Reader: r}).Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/v1/stream", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	if !sc.Scan() || sc.Text() != "event: state" || !sc.Scan() {
+		t.Fatalf("first line %q, want event: state (%v)", sc.Text(), sc.Err())
+	}
+	var st State
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(sc.Text(), "data: ")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Units) != 1 || st.Units[0].State != store.PhasePending || st.Scheduler != "sched-1" {
+		t.Errorf("streamed state: %+v", st)
 	}
 }
