@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/view"
 )
 
 // actionResult is the answer to an action.
@@ -61,12 +62,12 @@ func (s *Server) refuseOwned(w http.ResponseWriter, r *http.Request, verb, name 
 	if r.URL.Query().Get("force") == "true" {
 		return false
 	}
-	records, err := s.cfg.Store.ListSyncRecords(r.Context())
+	records, err := s.cfg.Reader.ListSyncRecords(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return true
 	}
-	if oe := store.OwnedErrors(records, verb, []string{name}); len(oe) > 0 {
+	if oe := view.OwnedErrors(records, verb, []string{name}); len(oe) > 0 {
 		writeError(w, http.StatusConflict, oe[0].Error()+"; or send force=true to "+verb+" it anyway; nothing was changed")
 		return true
 	}

@@ -8,7 +8,7 @@ import (
 	"strconv"
 
 	"github.com/kaylee-gitops/kaylee/store"
-	"github.com/kaylee-gitops/kaylee/sync"
+	"github.com/kaylee-gitops/kaylee/view"
 )
 
 // endpoints is what GET /api/v1/ lists.
@@ -31,7 +31,7 @@ var endpoints = []string{
 }
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"version": "v1", "endpoints": endpoints, "actions": len(s.cfg.Token) > 0})
+	writeJSON(w, http.StatusOK, map[string]any{"version": "v1", "endpoints": endpoints, "actions": len(s.cfg.Token) > 0 && s.cfg.Store != nil})
 }
 
 func (s *Server) getState(w http.ResponseWriter, r *http.Request) {
@@ -44,7 +44,7 @@ func (s *Server) getState(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listUnits(w http.ResponseWriter, r *http.Request) {
-	views, err := s.cfg.Store.UnitViews(r.Context())
+	views, err := view.Units(r.Context(), s.cfg.Reader)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -54,20 +54,20 @@ func (s *Server) listUnits(w http.ResponseWriter, r *http.Request) {
 
 // unitDetail is one unit: its view and the spec stored.
 type unitDetail struct {
-	store.UnitView
+	view.Unit
 	Spec      json.RawMessage `json:"spec,omitempty"`
 	SpecError string          `json:"specError,omitempty"`
 }
 
 func (s *Server) getUnit(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	v, err := s.cfg.Store.UnitViewOf(r.Context(), name)
+	v, err := view.UnitOf(r.Context(), s.cfg.Reader, name)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	d := unitDetail{UnitView: v}
-	if u, err := s.cfg.Store.GetUnit(r.Context(), name); err == nil {
+	d := unitDetail{Unit: v}
+	if u, err := s.cfg.Reader.GetUnit(r.Context(), name); err == nil {
 		d.Spec = json.RawMessage(u.Raw)
 		if u.Err != nil {
 			d.SpecError = u.Err.Error()
@@ -78,13 +78,13 @@ func (s *Server) getUnit(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	entries, err := s.cfg.Store.History(r.Context(), name)
+	entries, err := s.cfg.Reader.History(r.Context(), name)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	if len(entries) == 0 {
-		if _, err := s.cfg.Store.UnitStatus(r.Context(), name); err != nil {
+		if _, err := view.StatusOf(r.Context(), s.cfg.Reader, name); err != nil {
 			s.fail(w, r, err)
 			return
 		}
@@ -111,7 +111,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, name string) {
 		}
 		limit = n
 	}
-	evs, _, err := s.cfg.Store.ListEvents(r.Context(), name, limit)
+	evs, _, err := s.cfg.Reader.ListEvents(r.Context(), name, limit)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -120,7 +120,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, name string) {
 }
 
 func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) {
-	views, err := s.cfg.Store.UnitViews(r.Context())
+	views, err := view.Units(r.Context(), s.cfg.Reader)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -134,7 +134,7 @@ func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listSources(w http.ResponseWriter, r *http.Request) {
-	srcs, err := sync.Sources(r.Context(), s.cfg.Store)
+	srcs, err := view.Sources(r.Context(), s.cfg.Reader)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -153,8 +153,8 @@ func (s *Server) getSource(w http.ResponseWriter, r *http.Request) {
 
 // source is one source's status; ErrNotFound when no process has synced,
 // tried or led it.
-func (s *Server) source(ctx context.Context, name string) (*sync.SourceStatus, error) {
-	srcs, err := sync.Sources(ctx, s.cfg.Store)
+func (s *Server) source(ctx context.Context, name string) (*view.Source, error) {
+	srcs, err := view.Sources(ctx, s.cfg.Reader)
 	if err != nil {
 		return nil, err
 	}

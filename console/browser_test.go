@@ -43,11 +43,19 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	s, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS(sel)))
-	if err != nil {
-		t.Fatalf("text of %s: %v", sel, err)
+	for {
+		s, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS(sel)))
+		switch {
+		case err == nil:
+			return strings.TrimSpace(s)
+		case strings.Contains(err.Error(), "No node with given id found") && sctx.Err() == nil:
+			// A live update redrew the element between finding it and
+			// reading it: read the new one.
+			time.Sleep(50 * time.Millisecond)
+		default:
+			t.Fatalf("text of %s: %v", sel, err)
+		}
 	}
-	return strings.TrimSpace(s)
 }
 
 func eval[T any](t *testing.T, ctx context.Context, js string) T {

@@ -7,6 +7,7 @@
 package console
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -18,11 +19,31 @@ import (
 	"time"
 
 	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/view"
 )
+
+// Reader is what the console reads: the views (units, sources), the
+// scheduler's leader, history, the event log, and the changes of the
+// store to stream. *store.Store is one; tests serve one in memory.
+type Reader interface {
+	view.Reader
+	view.SourceReader
+	LeaderID(ctx context.Context, e store.Election) (string, error)
+	History(ctx context.Context, name string) ([]*store.HistoryEntry, error)
+	ListEvents(ctx context.Context, name string, limit int) ([]store.Event, int64, error)
+	WatchChanges(ctx context.Context) <-chan int64
+	WatchEvents(ctx context.Context, name string, rev int64) <-chan store.Event
+}
+
+var _ Reader = (*store.Store)(nil)
 
 // Config of a console.
 type Config struct {
+	// Store is what the actions (POST) change; nil keeps the API
+	// read-only. It is the Reader too when Reader is nil.
 	Store *store.Store
+	// Reader is what every GET reads; default Store.
+	Reader Reader
 	// Machines lists fleet's machines for the cluster view; nil shows only
 	// the machines that statuses name.
 	Machines MachineLister
@@ -60,6 +81,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxStreams <= 0 {
 		cfg.MaxStreams = DefaultMaxStreams
+	}
+	if cfg.Reader == nil && cfg.Store != nil {
+		cfg.Reader = cfg.Store
 	}
 	log := cfg.Log
 	if log == nil {
@@ -175,7 +199,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 // authorized checks the bearer token of an action.
 func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
-	if len(s.cfg.Token) == 0 {
+	if len(s.cfg.Token) == 0 || s.cfg.Store == nil {
 		writeError(w, http.StatusForbidden, "the API is read-only: this agent was started without an API token")
 		return false
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/kaylee-gitops/kaylee/store"
-	"github.com/kaylee-gitops/kaylee/sync"
+	"github.com/kaylee-gitops/kaylee/view"
 )
 
 const (
@@ -28,7 +28,7 @@ func TestReadAPI(t *testing.T) {
 	w.waitPhase("web", store.PhaseRunning, 60*time.Second)
 	w.waitPhase("db", store.PhaseRunning, 60*time.Second)
 
-	var units []store.UnitView
+	var units []view.Unit
 	if code := w.get("/api/v1/units", &units); code != http.StatusOK || len(units) != 2 {
 		t.Fatalf("GET units: %d, %d units", code, len(units))
 	}
@@ -73,11 +73,11 @@ func TestReadAPI(t *testing.T) {
 		}
 	}
 
-	var srcs []sync.SourceStatus
+	var srcs []view.Source
 	if code := w.get("/api/v1/sources", &srcs); code != http.StatusOK || len(srcs) != 1 || srcs[0].Revision != rev || srcs[0].Attempt.Result != store.AttemptSynced {
 		t.Errorf("GET sources: %d %+v", code, srcs)
 	}
-	var src sync.SourceStatus
+	var src view.Source
 	if code := w.get("/api/v1/sources/team-a", &src); code != http.StatusOK || len(src.Units) != 2 {
 		t.Errorf("GET sources/team-a: %d %+v", code, src)
 	}

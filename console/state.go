@@ -8,7 +8,7 @@ import (
 	"github.com/coreos/fleet/machine"
 
 	"github.com/kaylee-gitops/kaylee/store"
-	"github.com/kaylee-gitops/kaylee/sync"
+	"github.com/kaylee-gitops/kaylee/view"
 )
 
 // MachineLister lists fleet's machines; fleet's client.API is one.
@@ -36,18 +36,18 @@ type Replica struct {
 
 // State is everything the dashboard shows, as of Time.
 type State struct {
-	Time      time.Time           `json:"time"`
-	Units     []store.UnitView    `json:"units"`
-	Machines  []Machine           `json:"machines"`
-	Sources   []sync.SourceStatus `json:"sources"`
-	Scheduler string              `json:"scheduler,omitempty"` // the scheduler's leader
-	Problems  []string            `json:"problems,omitempty"`  // what could not be read
+	Time      time.Time     `json:"time"`
+	Units     []view.Unit   `json:"units"`
+	Machines  []Machine     `json:"machines"`
+	Sources   []view.Source `json:"sources"`
+	Scheduler string        `json:"scheduler,omitempty"` // the scheduler's leader
+	Problems  []string      `json:"problems,omitempty"`  // what could not be read
 }
 
 // machines joins fleet's machines with the replicas the statuses place on
 // them. A nil lister, or one that fails, leaves only the machines the
 // statuses name (with their IPs).
-func machines(ml MachineLister, units []store.UnitView) ([]Machine, error) {
+func machines(ml MachineLister, units []view.Unit) ([]Machine, error) {
 	byID := map[string]*Machine{}
 	var err error
 	if ml != nil {
@@ -96,7 +96,7 @@ func machines(ml MachineLister, units []store.UnitView) ([]Machine, error) {
 // state reads everything the dashboard shows. Units come first: without
 // them there is nothing to show; the rest degrades to a problem noted.
 func (s *Server) state(ctx context.Context) (*State, error) {
-	units, err := s.cfg.Store.UnitViews(ctx)
+	units, err := view.Units(ctx, s.cfg.Reader)
 	if err != nil {
 		return nil, err
 	}
@@ -104,11 +104,11 @@ func (s *Server) state(ctx context.Context) (*State, error) {
 	if st.Machines, err = machines(s.cfg.Machines, units); err != nil {
 		st.Problems = append(st.Problems, "fleet: listing machines: "+err.Error())
 	}
-	if st.Sources, err = sync.Sources(ctx, s.cfg.Store); err != nil {
+	if st.Sources, err = view.Sources(ctx, s.cfg.Reader); err != nil {
 		st.Problems = append(st.Problems, "sources: "+err.Error())
-		st.Sources = []sync.SourceStatus{}
+		st.Sources = []view.Source{}
 	}
-	if st.Scheduler, err = s.cfg.Store.LeaderID(ctx, store.SchedulerElection); err != nil {
+	if st.Scheduler, err = s.cfg.Reader.LeaderID(ctx, store.SchedulerElection); err != nil {
 		st.Problems = append(st.Problems, "scheduler leader: "+err.Error())
 	}
 	return st, nil

@@ -18,6 +18,7 @@ import (
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 	"github.com/kaylee-gitops/kaylee/sync"
+	"github.com/kaylee-gitops/kaylee/view"
 )
 
 const token = "s3cret-token"
@@ -118,11 +119,11 @@ func (w *world) do(method, path, tok string, v any) int {
 	return r.StatusCode
 }
 
-func (w *world) waitPhase(name, phase string, timeout time.Duration) store.UnitView {
+func (w *world) waitPhase(name, phase string, timeout time.Duration) view.Unit {
 	w.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		v, err := w.store.UnitViewOf(context.Background(), name)
+		v, err := view.UnitOf(context.Background(), w.store, name)
 		if err == nil && v.Phase == phase {
 			return v
 		}

@@ -54,6 +54,15 @@ type UnitStatus struct {
 	SubState    string `json:"subState,omitempty"`
 }
 
+// ServingReplicas is the replicas that serve, of any version: a status written
+// before the scheduler counted them has the running ones.
+func (st *Status) ServingReplicas() int {
+	if st.Serving == 0 {
+		return st.Running
+	}
+	return st.Serving
+}
+
 func (s *Store) statusDir() string { return s.prefix + "/status/" }
 
 // PutStatus writes a unit's status (fenced).

@@ -147,37 +147,6 @@ func (s *Store) ListSyncAttempts(ctx context.Context) (map[string]*SyncAttempt, 
 	return listRecords[SyncAttempt](ctx, s, "sync attempt", s.attemptDir())
 }
 
-// Ownership names the git source that owns a unit and the file defining it.
-type Ownership struct {
-	Source string
-	File   string
-	Record *SyncRecord
-}
-
-// Owners maps each unit a git source owns (its inventory) to its owner.
-func Owners(records map[string]*SyncRecord) map[string]Ownership {
-	out := map[string]Ownership{}
-	for src, r := range records {
-		for name, file := range r.Inventory {
-			out[name] = Ownership{Source: src, File: file, Record: r}
-		}
-	}
-	return out
-}
-
-// Where is "prod/web.yaml in git source team-a (https://…, main@3f2a9c1)".
-func (o Ownership) Where() string {
-	s := fmt.Sprintf("%s in git source %q", o.File, o.Source)
-	if r := o.Record; r != nil && r.URL != "" {
-		rev := r.Revision
-		if len(rev) > 7 {
-			rev = rev[:7]
-		}
-		s += fmt.Sprintf(" (%s, %s@%s)", RedactURL(r.URL), r.Ref, rev)
-	}
-	return s
-}
-
 // RedactURL masks the credentials of a repository URL, for what is
 // stored and shown: https://user:password@host/… and https://token@host/…
 // become https://***@host/…; an ssh user stays (see internal/redact).

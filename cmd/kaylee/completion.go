@@ -11,7 +11,7 @@ import (
 
 	"github.com/kaylee-gitops/kaylee/config"
 	"github.com/kaylee-gitops/kaylee/store"
-	"github.com/kaylee-gitops/kaylee/sync"
+	"github.com/kaylee-gitops/kaylee/view"
 )
 
 // completionTimeout bounds what a completion may wait for etcd: a shell
@@ -126,7 +126,7 @@ func (a *app) storedSourceNames(ctx context.Context, cmd *cobra.Command) ([]stri
 		return nil, err
 	}
 	defer done()
-	all, err := sync.Sources(ctx, s)
+	all, err := view.Sources(ctx, s)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/view"
 )
 
 // devSummary prints the units, their phase, git revision and machines, and
@@ -22,7 +23,7 @@ func devSummary(ctx context.Context, s *store.Store, w io.Writer) {
 			return
 		case <-time.After(time.Second):
 		}
-		all, err := s.AllStatuses(ctx)
+		all, err := view.AllStatuses(ctx, s)
 		if err != nil {
 			continue
 		}
@@ -30,11 +31,11 @@ func devSummary(ctx context.Context, s *store.Store, w io.Writer) {
 		if err != nil {
 			continue
 		}
-		controls, err := s.Controls(ctx)
+		controls, err := view.ReadControls(ctx, s)
 		if err != nil {
 			continue
 		}
-		if text := formatDevSummary(store.Views(all, records, controls), records); text != last {
+		if text := formatDevSummary(view.Join(all, records, controls), records); text != last {
 			last = text
 			fmt.Fprintf(w, "-- %s\n%s", time.Now().Format("15:04:05"), last)
 		}
@@ -48,7 +49,7 @@ func devSummary(ctx context.Context, s *store.Store, w io.Writer) {
 // run; for a rolled-back unit the one its rollback restored), with a "!"
 // when the unit's file fails in git; the file errors of every source
 // follow the table.
-func formatDevSummary(views []store.UnitView, records map[string]*store.SyncRecord) string {
+func formatDevSummary(views []view.Unit, records map[string]*store.SyncRecord) string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  NAME\tPHASE\tRUNNING\tSERVING\tREVISION\tMACHINES")

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/view"
 )
 
 // How to force each verb on a unit git owns, or do without it.
@@ -24,7 +25,7 @@ func (a *app) refuseOwned(ctx context.Context, s *store.Store, verb string, name
 		return err
 	}
 	var msgs []string
-	for _, oe := range store.OwnedErrors(records, verb, names) {
+	for _, oe := range view.OwnedErrors(records, verb, names) {
 		msg := oe.Error() + fmt.Sprintf(forceHint[verb], oe.Unit)
 		if force {
 			fmt.Fprintf(a.io.err, "warning: %s\n", strings.Replace(msg, "; or pass --force", "; --force given", 1))

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/view"
 )
 
 // who is user@host, recorded with a suspension or a rollback. systemd,
@@ -181,7 +182,7 @@ func waitRestored(ctx context.Context, s *store.Store, w io.Writer, name string,
 	if err != nil {
 		return err
 	}
-	return waitRollouts(ctx, s, w, map[string]store.Want{name: store.WantOf(&u.Spec, restarts[name])}, timeout)
+	return waitRollouts(ctx, s, w, map[string]view.Want{name: view.WantOf(&u.Spec, restarts[name])}, timeout)
 }
 
 func (a *app) suspendCommand() *cobra.Command {

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kaylee-gitops/kaylee/store"
-	"github.com/kaylee-gitops/kaylee/sync"
+	"github.com/kaylee-gitops/kaylee/view"
 )
 
 func (a *app) sourcesCommand() *cobra.Command {
@@ -34,7 +34,7 @@ run their last good version). With NAME, one source in full.`,
 				return err
 			}
 			return a.withStore(cmd.Context(), func(s *store.Store) error {
-				all, err := sync.Sources(cmd.Context(), s)
+				all, err := view.Sources(cmd.Context(), s)
 				if err != nil {
 					return err
 				}
@@ -87,7 +87,7 @@ func lastAttempt(a *store.SyncAttempt, now time.Time) string {
 	return a.Result + " " + age(a.Time, now) + " ago"
 }
 
-func writeSources(w io.Writer, all []sync.SourceStatus, now time.Time) {
+func writeSources(w io.Writer, all []view.Source, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SOURCE\tREPO\tREF\tAPPLIED\tLAST ATTEMPT\tUNITS\tERRORS\tLEADER")
 	for _, s := range all {
@@ -109,7 +109,7 @@ func writeSources(w io.Writer, all []sync.SourceStatus, now time.Time) {
 	}
 }
 
-func writeSource(w io.Writer, s sync.SourceStatus, now time.Time) {
+func writeSource(w io.Writer, s view.Source, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Source:\t%s\n", s.Name)
 	fmt.Fprintf(tw, "Repository:\t%s\n", orDash(s.Repo))

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/view"
 )
 
 func (a *app) statusCommand() *cobra.Command {
@@ -40,7 +41,7 @@ and systemd states.`,
 			defer done()
 			w := cmd.OutOrStdout()
 			if len(args) == 1 {
-				v, err := s.UnitViewOf(cmd.Context(), args[0])
+				v, err := view.UnitOf(cmd.Context(), s, args[0])
 				if err != nil {
 					return noUnit(args[0], err)
 				}
@@ -50,7 +51,7 @@ and systemd states.`,
 				writeStatus(w, v, time.Now())
 				return nil
 			}
-			v, err := s.UnitViews(cmd.Context())
+			v, err := view.Units(cmd.Context(), s)
 			if err != nil {
 				return err
 			}
@@ -67,11 +68,11 @@ and systemd states.`,
 
 // unitStatus is a unit's status, pending when no scheduler has seen it yet.
 func unitStatus(ctx context.Context, s *store.Store, name string) (*store.Status, error) {
-	st, err := s.UnitStatus(ctx, name)
+	st, err := view.StatusOf(ctx, s, name)
 	return st, noUnit(name, err)
 }
 
-func writeStatusTable(w io.Writer, all []store.UnitView, now time.Time) {
+func writeStatusTable(w io.Writer, all []view.Unit, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tPHASE\tRUNNING\tSERVING\tSPEC\tSOURCE\tAGE\tMESSAGE")
 	failing := 0
@@ -91,7 +92,7 @@ func writeStatusTable(w io.Writer, all []store.UnitView, now time.Time) {
 // viewMessage is the message tables show: what holds the unit (a
 // rollback, a suspension), its file's error in git, then the scheduler's
 // message.
-func viewMessage(v store.UnitView) string {
+func viewMessage(v view.Unit) string {
 	msg := v.Message
 	if len(v.GitErrors) > 0 {
 		msg = "its file fails in git (" + v.GitErrors[0] + "); it runs its last good version. " + msg
@@ -102,7 +103,7 @@ func viewMessage(v store.UnitView) string {
 	return msg
 }
 
-func writeStatus(w io.Writer, st store.UnitView, now time.Time) {
+func writeStatus(w io.Writer, st view.Unit, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Name:\t%s\n", st.Name)
 	if st.Source != "" {
@@ -171,7 +172,7 @@ const waitFallback = 5 * time.Second
 // spec hash (nil) or one fails (an error naming it). It prints a line each
 // time a unit's status changes. It reads again on each change in the store
 // (store.Wakeups), and at least every waitFallback.
-func waitRollouts(ctx context.Context, s *store.Store, w io.Writer, want map[string]store.Want, timeout time.Duration) error {
+func waitRollouts(ctx context.Context, s *store.Store, w io.Writer, want map[string]view.Want, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	wake := s.Wakeups(ctx, waitFallback) // before the first read: no change is missed
@@ -200,7 +201,7 @@ func waitRollouts(ctx context.Context, s *store.Store, w io.Writer, want map[str
 					return fmt.Errorf("%s is suspended: the scheduler rolls nothing out until kaylee resume %s", n, n)
 				}
 			}
-			r := store.RolloutOf(n, st, want[n])
+			r := view.RolloutOf(n, st, want[n])
 			line, done := r.Line, r.Done
 			if r.Failed {
 				failed = append(failed, n)

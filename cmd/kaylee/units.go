@@ -12,6 +12,7 @@ import (
 
 	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/view"
 )
 
 // openStore connects to etcd with the global flags.
@@ -105,9 +106,9 @@ change, and exits 0 once all run the new spec, 1 if a rollout fails or
 			if err != nil {
 				return err
 			}
-			want := map[string]store.Want{}
+			want := map[string]view.Want{}
 			for _, d := range docs {
-				want[d.Spec.Name] = store.WantOf(&d.Spec, restarts[d.Spec.Name])
+				want[d.Spec.Name] = view.WantOf(&d.Spec, restarts[d.Spec.Name])
 			}
 			return waitRollouts(cmd.Context(), s, cmd.OutOrStdout(), want, timeout)
 		},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
+	"github.com/kaylee-gitops/kaylee/view"
 )
 
 // How long `run --wait` (waitRollouts) takes to notice that the scheduler
@@ -31,7 +32,7 @@ func BenchmarkWaitRolloutsNotice(b *testing.B) {
 		}
 		done := make(chan error, 1)
 		go func() {
-			done <- waitRollouts(ctx, s, io.Discard, map[string]store.Want{name: {Hash: hash}}, time.Minute)
+			done <- waitRollouts(ctx, s, io.Discard, map[string]view.Want{name: {Hash: hash}}, time.Minute)
 		}()
 		time.Sleep(100*time.Millisecond + time.Duration(i*137%500)*time.Millisecond)
 		wrote := time.Now()

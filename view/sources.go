@@ -1,17 +1,17 @@
-package sync
+package view
 
 import (
 	"context"
 	"sort"
 	"time"
 
-	"github.com/kaylee-gitops/kaylee/gitsource"
+	"github.com/kaylee-gitops/kaylee/internal/redact"
 	"github.com/kaylee-gitops/kaylee/store"
 )
 
-// SourceStatus is what one git source has done: what it last applied
+// Source is what one git source has done: what it last applied
 // (its record), its last attempt, and who leads its sync.
-type SourceStatus struct {
+type Source struct {
 	Name      string             `json:"name"`
 	Repo      string             `json:"repo,omitempty"`
 	Path      string             `json:"path,omitempty"`
@@ -27,16 +27,9 @@ type SourceStatus struct {
 	RolledBack map[string]int64 `json:"rolledBack,omitempty"`
 }
 
-// StatusReader is what Sources reads.
-type StatusReader interface {
-	ListSyncRecords(ctx context.Context) (map[string]*store.SyncRecord, error)
-	ListSyncAttempts(ctx context.Context) (map[string]*store.SyncAttempt, error)
-	SourceLeaders(ctx context.Context) (map[string]string, error)
-}
-
 // Sources returns every source that has a record, an attempt or a leader,
 // by name.
-func Sources(ctx context.Context, st StatusReader) ([]SourceStatus, error) {
+func Sources(ctx context.Context, st SourceReader) ([]Source, error) {
 	records, err := st.ListSyncRecords(ctx)
 	if err != nil {
 		return nil, err
@@ -59,9 +52,9 @@ func Sources(ctx context.Context, st StatusReader) ([]SourceStatus, error) {
 	for n := range leaders {
 		names[n] = true
 	}
-	out := make([]SourceStatus, 0, len(names))
+	out := make([]Source, 0, len(names))
 	for n := range names {
-		s := SourceStatus{Name: n, Units: []string{}, Errors: []store.SyncError{}, Attempt: attempts[n], Leader: leaders[n]}
+		s := Source{Name: n, Units: []string{}, Errors: []store.SyncError{}, Attempt: attempts[n], Leader: leaders[n]}
 		if r := records[n]; r != nil {
 			s.Repo, s.Path, s.Ref, s.Revision, s.Applied, s.RolledBack = store.RedactURL(r.URL), r.Path, r.Ref, r.Revision, r.Time, r.RolledBack
 			for u := range r.Inventory {
@@ -75,7 +68,7 @@ func Sources(ctx context.Context, st StatusReader) ([]SourceStatus, error) {
 		if a := s.Attempt; a != nil {
 			// Masked again for what an older version wrote.
 			masked := *a
-			masked.Message = gitsource.Redact(a.Message)
+			masked.Message = redact.Text(a.Message)
 			s.Attempt = &masked
 			s.Suspended = a.Result == store.AttemptSuspended
 			if s.Ref == "" {

@@ -1,6 +1,37 @@
-package store
+package view
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+// Ownership names the git source that owns a unit and the file defining it.
+type Ownership struct {
+	Source string
+	File   string
+	Record *store.SyncRecord
+}
+
+// Owners maps each unit a git source owns (its inventory) to its owner.
+func Owners(records map[string]*store.SyncRecord) map[string]Ownership {
+	out := map[string]Ownership{}
+	for src, r := range records {
+		for name, file := range r.Inventory {
+			out[name] = Ownership{Source: src, File: file, Record: r}
+		}
+	}
+	return out
+}
+
+// Where is "prod/web.yaml in git source team-a (https://…, main@3f2a9c1)".
+func (o Ownership) Where() string {
+	s := fmt.Sprintf("%s in git source %q", o.File, o.Source)
+	if r := o.Record; r != nil && r.URL != "" {
+		s += fmt.Sprintf(" (%s, %s@%s)", store.RedactURL(r.URL), r.Ref, short(r.Revision))
+	}
+	return s
+}
 
 // OwnedError refuses a change to a unit a git source owns, which the next
 // sync would undo (run, rm) or which git decides (restart). Callers that
@@ -29,7 +60,7 @@ func (e *OwnedError) Error() string {
 
 // OwnedErrors are the refusals of verb for those of names a git source
 // owns, in the order of names.
-func OwnedErrors(records map[string]*SyncRecord, verb string, names []string) []*OwnedError {
+func OwnedErrors(records map[string]*store.SyncRecord, verb string, names []string) []*OwnedError {
 	owners := Owners(records)
 	var out []*OwnedError
 	for _, n := range names {
