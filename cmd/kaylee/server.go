@@ -157,12 +157,8 @@ kaylee sync's 9523; empty for none):
 	return cmd
 }
 
-// fleetWhere says how the scheduler reaches fleet, for the log; "" when
-// it does not run.
-func fleetWhere(f *schedulerFlags, scheduler bool) string {
-	if !scheduler {
-		return ""
-	}
+// fleetWhere says how the scheduler reaches fleet, for the log.
+func fleetWhere(f *schedulerFlags) string {
 	if f.fleetEndpoint != "" {
 		return f.fleetEndpoint
 	}

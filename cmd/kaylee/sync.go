@@ -305,6 +305,3 @@ func writePlan(w io.Writer, res *sync.Result) {
 		}
 	}
 }
-
-// syncDone: the source has been synced at least once (for readiness).
-func syncDone(r *store.SyncRecord) bool { return r != nil && r.Revision != "" }
