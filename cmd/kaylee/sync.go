@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/sync"
@@ -31,15 +32,7 @@ func (e setupError) Error() string { return e.err.Error() }
 func (e setupError) Unwrap() error { return e.err }
 
 func (a *app) syncCommand() *cobra.Command {
-	var (
-		g        gitFlags
-		once     bool
-		dryRun   bool
-		output   string
-		interval time.Duration
-		sched    schedulerFlags
-		loop     = agentConfig{name: "sync", syncOnly: true}
-	)
+	f := syncFlags{loop: agentConfig{name: "sync", syncOnly: true}}
 	cmd := &cobra.Command{
 		Use:   "sync (--repo URL [--path DIR] | --config FILE [SOURCE...]) [--once [--dry-run]]",
 		Short: "Mirror the unit files of git repositories into etcd",
@@ -86,32 +79,50 @@ the sources it leads). No dashboard and no webhooks: kaylee agent has them.`,
   kaylee sync --once --config /etc/kaylee/kaylee.yaml team-a`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return setupError{err}
-			}
-			if len(args) > 0 && (g.configFile == "" || !once) {
-				return setupError{fmt.Errorf("source names (%s) pick sources of --config with --once; otherwise give no argument", strings.Join(args, " "))}
-			}
-			if !once {
-				if dryRun {
-					return setupError{errors.New("--dry-run needs --once")}
-				}
-				loop.git, loop.sched, loop.interval = &g, &sched, interval
-				return a.runAgent(cmd, loop)
-			}
-			return a.syncOnce(cmd, &g, dryRun, output, args)
+			return a.runSync(cmd, &f, args)
 		},
 	}
-	fl := cmd.Flags()
-	g.register(fl)
-	fl.BoolVar(&once, "once", false, "one pass, then exit (the CI use)")
-	fl.BoolVar(&dryRun, "dry-run", false, "with --once: print the plan and write nothing")
-	fl.StringVarP(&output, "output", "o", "text", "with --once: text or json")
-	fl.DurationVar(&interval, "interval", time.Minute, "without --once: time between syncs (±10%)")
-	fl.DurationVar(&sched.leaseTTL, "lease-ttl", 10*time.Second, "without --once: leader lease")
-	fl.StringVar(&sched.logFormat, "log-format", "text", "without --once: log format, text or json")
-	registerRoleListen(fl, &loop, syncListen, "without --once: ")
+	f.register(cmd.Flags())
 	return cmd
+}
+
+// syncFlags are kaylee sync's flags: one pass (--once), or the sync loop.
+type syncFlags struct {
+	g      gitFlags
+	once   bool
+	dryRun bool
+	output string
+	sched  schedulerFlags
+	loop   agentConfig
+}
+
+func (f *syncFlags) register(fl *pflag.FlagSet) {
+	f.g.register(fl)
+	fl.BoolVar(&f.once, "once", false, "one pass, then exit (the CI use)")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "with --once: print the plan and write nothing")
+	fl.StringVarP(&f.output, "output", "o", "text", "with --once: text or json")
+	fl.DurationVar(&f.loop.interval, "interval", time.Minute, "without --once: time between syncs (±10%)")
+	fl.DurationVar(&f.sched.leaseTTL, "lease-ttl", 10*time.Second, "without --once: leader lease")
+	fl.StringVar(&f.sched.logFormat, "log-format", "text", "without --once: log format, text or json")
+	registerRoleListen(fl, &f.loop, syncListen, "without --once: ")
+}
+
+// runSync makes one pass with --once, else runs the sync loop.
+func (a *app) runSync(cmd *cobra.Command, f *syncFlags, args []string) error {
+	if err := checkOutput(f.output); err != nil {
+		return setupError{err}
+	}
+	if len(args) > 0 && (f.g.configFile == "" || !f.once) {
+		return setupError{fmt.Errorf("source names (%s) pick sources of --config with --once; otherwise give no argument", strings.Join(args, " "))}
+	}
+	if !f.once {
+		if f.dryRun {
+			return setupError{errors.New("--dry-run needs --once")}
+		}
+		f.loop.git, f.loop.sched = &f.g, &f.sched
+		return a.runAgent(cmd, f.loop)
+	}
+	return a.syncOnce(cmd, &f.g, f.dryRun, f.output, args)
 }
 
 func (a *app) syncOnce(cmd *cobra.Command, g *gitFlags, dryRun bool, output string, only []string) error {
