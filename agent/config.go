@@ -17,6 +17,7 @@ import (
 
 	"github.com/coreos/fleet/client"
 
+	"github.com/kaylee-gitops/kaylee/config"
 	"github.com/kaylee-gitops/kaylee/console"
 	"github.com/kaylee-gitops/kaylee/fleet"
 	"github.com/kaylee-gitops/kaylee/store"
@@ -66,19 +67,18 @@ type Scheduler struct {
 	Where string
 }
 
-// Source is one git source the agent syncs.
+// Source is one git source the agent syncs (see OpenSource).
 type Source struct {
+	// Config is the source as configured: its ref, whether it is
+	// suspended, and where each field was set (Config.Where).
+	Config  config.Source
 	Fetcher sync.Fetcher
 	// Options of its passes; Options.Source names it.
 	Options  sync.Options
 	Interval time.Duration
 	Timeout  time.Duration // of a pass; 0: sync.DefaultTimeout
-	// URL and Ref are what webhooks are matched against.
-	URL, Ref string
-	// Suspended, when not "", says where the source is suspended (e.g.
-	// "suspend: true in kaylee.yaml:7"): its leader records that and
-	// does not sync it, and readiness does not wait for it.
-	Suspended string
+	// URL is the repository's, as webhooks are matched against it.
+	URL string
 }
 
 func (s Source) name() string { return s.Options.Source }

@@ -111,7 +111,7 @@ func (rd readiness) problems(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	for _, src := range rd.sources {
-		if src.Suspended == "" && !synced(records[src.name()]) {
+		if !src.Config.Suspend && !synced(records[src.name()]) {
 			problems = append(problems, "source "+src.name()+" not synced yet")
 		}
 	}

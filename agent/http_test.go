@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kaylee-gitops/kaylee/config"
 	"github.com/kaylee-gitops/kaylee/console"
 	"github.com/kaylee-gitops/kaylee/store"
 )
@@ -24,8 +25,8 @@ func (f fakeReader) ListSyncRecords(context.Context) (map[string]*store.SyncReco
 	return f.records, f.err
 }
 
-func src(name, suspended string) Source {
-	s := Source{Suspended: suspended}
+func src(name string, suspended bool) Source {
+	s := Source{Config: config.Source{Suspend: suspended}}
 	s.Options.Source = name
 	return s
 }
@@ -44,14 +45,14 @@ func TestReadiness(t *testing.T) {
 	}{
 		{"server, leader elected", fakeReader{leader: "me"}, true, nil, 200, "ready\n"},
 		{"server, no leader", fakeReader{}, true, nil, 503, "not ready: no scheduler leader elected yet\n"},
-		{"sync, source synced", fakeReader{records: synced}, false, []Source{src("units", "")}, 200, "ready\n"},
-		{"sync, source never synced", fakeReader{}, false, []Source{src("units", "")}, 503, "not ready: source units not synced yet\n"},
-		{"sync, record without revision", fakeReader{records: map[string]*store.SyncRecord{"units": {}}}, false, []Source{src("units", "")}, 503,
+		{"sync, source synced", fakeReader{records: synced}, false, []Source{src("units", false)}, 200, "ready\n"},
+		{"sync, source never synced", fakeReader{}, false, []Source{src("units", false)}, 503, "not ready: source units not synced yet\n"},
+		{"sync, record without revision", fakeReader{records: map[string]*store.SyncRecord{"units": {}}}, false, []Source{src("units", false)}, 503,
 			"not ready: source units not synced yet\n"},
-		{"sync, suspended source not waited for", fakeReader{}, false, []Source{src("units", "suspend: true in k.yaml:3")}, 200, "ready\n"},
-		{"agent, both missing", fakeReader{}, true, []Source{src("a", ""), src("b", "")}, 503,
+		{"sync, suspended source not waited for", fakeReader{}, false, []Source{src("units", true)}, 200, "ready\n"},
+		{"agent, both missing", fakeReader{}, true, []Source{src("a", false), src("b", false)}, 503,
 			"not ready: no scheduler leader elected yet; source a not synced yet; source b not synced yet\n"},
-		{"sync ignores the scheduler's leader", fakeReader{records: synced}, false, []Source{src("units", "")}, 200, "ready\n"},
+		{"sync ignores the scheduler's leader", fakeReader{records: synced}, false, []Source{src("units", false)}, 200, "ready\n"},
 		{"etcd down", fakeReader{err: errors.New("context deadline exceeded")}, true, nil, 503, "not ready: etcd: context deadline exceeded\n"},
 	}
 	for _, tt := range tests {

@@ -63,12 +63,12 @@ func newSourceLoop(c Config, src Source, obs sync.Observer) *sourceLoop {
 // run syncs, or, for a suspended source, records that it is suspended and
 // waits.
 func (l *sourceLoop) run(ctx context.Context, f store.Fence) error {
-	if l.src.Suspended == "" {
+	if !l.src.Config.Suspend {
 		return l.Loop.Run(ctx, f)
 	}
 	l.Log.Warn("source suspended in the config file: not syncing it", "source", l.src.name())
 	a := &store.SyncAttempt{Source: l.src.name(), Time: time.Now(), Result: store.AttemptSuspended, Leader: l.ID,
-		Message: l.src.Suspended}
+		Message: "suspend: true in " + l.src.Config.Where("suspend")}
 	if err := l.store.PutSyncAttempt(ctx, a, f); err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func runRoles(ctx context.Context, roles []role) {
 func webhooks(c Config, m *metrics) *sync.Webhooks {
 	h := &sync.Webhooks{Secret: c.HTTP.WebhookSecret, Trigger: c.Store.Trigger, Recent: &sync.Recent{Window: time.Second}, Count: m.Webhook, Log: c.Log}
 	for _, src := range c.Sources {
-		h.Sources = append(h.Sources, sync.WebhookSource{Name: src.name(), URL: src.URL, Ref: src.Ref})
+		h.Sources = append(h.Sources, sync.WebhookSource{Name: src.name(), URL: src.URL, Ref: src.Config.Ref})
 		// Exported from the start (at 0), so that rate() and the dashboard
 		// see the series before the first webhook.
 		m.webhooks.WithLabelValues(src.name(), "push", sync.HookTriggered)

@@ -330,19 +330,7 @@ func (a *app) agentSources(c agentConfig, cf *config.File, log *slog.Logger) ([]
 	if cf != nil && c.git.allowRewind {
 		return nil, errRewindFlag
 	}
-	srcs, err := a.openSources(c.git, cf, c.interval)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]agent.Source, 0, len(srcs))
-	for _, src := range srcs {
-		as := agent.Source{Fetcher: src.git, Options: src.opts, Interval: src.interval, Timeout: src.timeout, URL: src.git.URL(), Ref: src.cfg.Ref}
-		if src.cfg.Suspend {
-			as.Suspended = "suspend: true in " + src.cfg.Where("suspend")
-		}
-		out = append(out, as)
-	}
-	return out, nil
+	return a.openSources(c.git, cf, c.interval)
 }
 
 // scheduler is the scheduler's part of the agent: fleet's API (dev's

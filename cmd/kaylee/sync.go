@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/kaylee-gitops/kaylee/agent"
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/sync"
 )
@@ -170,20 +171,20 @@ func (a *app) syncOnce(cmd *cobra.Command, g *gitFlags, dryRun bool, output stri
 }
 
 // pickSources keeps the sources named on the command line (all when none).
-func pickSources(all []*source, names []string) ([]*source, error) {
+func pickSources(all []agent.Source, names []string) ([]agent.Source, error) {
 	if len(names) == 0 {
 		return all, nil
 	}
-	byName := map[string]*source{}
+	byName := map[string]agent.Source{}
 	var known []string
 	for _, s := range all {
-		byName[s.opts.Source] = s
-		known = append(known, s.opts.Source)
+		byName[s.Options.Source] = s
+		known = append(known, s.Options.Source)
 	}
-	var out []*source
+	var out []agent.Source
 	for _, n := range names {
-		s := byName[n]
-		if s == nil {
+		s, ok := byName[n]
+		if !ok {
 			return nil, fmt.Errorf("no source %q in the config file (it has %s)", n, strings.Join(known, ", "))
 		}
 		out = append(out, s)
@@ -194,15 +195,15 @@ func pickSources(all []*source, names []string) ([]*source, error) {
 // syncSource makes one pass of one source, the loop's own
 // (sync.Loop.Pass: it records the attempt unless dry), prints it and
 // returns the exit status its outcome calls for.
-func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src *source, dryRun bool, output string, named bool) (*sync.Result, int) {
+func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src agent.Source, dryRun bool, output string, named bool) (*sync.Result, int) {
 	stderr := cmd.ErrOrStderr()
 	prefix := "kaylee: "
 	if named {
-		prefix = "kaylee: source " + src.opts.Source + ": "
+		prefix = "kaylee: source " + src.Options.Source + ": "
 	}
-	opts := src.opts
+	opts := src.Options
 	opts.DryRun = dryRun
-	l := &sync.Loop{Fetcher: src.git, Store: s, Options: opts, Timeout: src.timeout, ID: "sync --once " + candidateID()}
+	l := &sync.Loop{Fetcher: src.Fetcher, Store: s, Options: opts, Timeout: src.Timeout, ID: "sync --once " + candidateID()}
 	rep := l.Pass(cmd.Context(), store.Fence{})
 	if rep.EventsErr != nil {
 		fmt.Fprintf(stderr, "%swarning: event log not written: %v\n", prefix, rep.EventsErr)
@@ -241,7 +242,7 @@ func onceExit(outcome string) int {
 
 // onceFailure is what kaylee sync --once says of a pass that applied
 // nothing, by its outcome, with what to do about it.
-func onceFailure(src *source, rep sync.Report, named bool) string {
+func onceFailure(src agent.Source, rep sync.Report, named bool) string {
 	switch rep.Outcome() {
 	case store.AttemptUnverified:
 		return fmt.Sprintf("%v; nothing was written, the last verified revision stays applied", rep.Err)
@@ -255,11 +256,11 @@ func onceFailure(src *source, rep sync.Report, named bool) string {
 }
 
 // authHint says where credentials go when the repository asked for them.
-func authHint(src *source, err error) string {
+func authHint(src agent.Source, err error) string {
 	if !errors.Is(err, transport.ErrAuthenticationRequired) {
 		return ""
 	}
-	return fmt.Sprintf(" (set %s with %s or %sGIT_PASSWORD, or %s)", src.cfg.Where("username"), src.cfg.Where("passwordFile"), envPrefix, src.cfg.Where("sshKeyFile"))
+	return fmt.Sprintf(" (set %s with %s or %sGIT_PASSWORD, or %s)", src.Config.Where("username"), src.Config.Where("passwordFile"), envPrefix, src.Config.Where("sshKeyFile"))
 }
 
 // writeSummary prints a pass that applied (or, dry, would apply): the
