@@ -2,18 +2,21 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/kaylee-gitops/kaylee/console"
 	"github.com/kaylee-gitops/kaylee/fleet"
 )
 
 // Run runs the agent c describes until ctx ends. It returns an error only
-// when it cannot start: the scheduler's options are wrong, or a listener
-// cannot open (a *ListenError).
+// when it cannot start: the Config lacks what its roles need, the
+// scheduler's options are wrong, or a listener cannot open (a
+// *ListenError).
 //
 // The pipeline:
 //  1. assemble the scheduler (when c.Scheduler is set) and the console;
@@ -24,6 +27,9 @@ import (
 //  4. run the roles, each under its election, and the background
 //     runners, until ctx ends; then close the listeners.
 func Run(ctx context.Context, c Config) error {
+	if err := c.check(); err != nil {
+		return err
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -46,6 +52,24 @@ func Run(ctx context.Context, c Config) error {
 		c.Ready()
 	}
 	runRoles(ctx, roles(c, rec, m))
+	return nil
+}
+
+// check refuses a Config the agent cannot run.
+func (c Config) check() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("agent: no store")
+	case c.LeaseTTL < time.Second:
+		return fmt.Errorf("agent: lease TTL %s: use at least 1s", c.LeaseTTL)
+	case c.Scheduler != nil && c.Scheduler.API == nil:
+		return errors.New("agent: a scheduler without fleet's API")
+	}
+	for _, src := range c.Sources {
+		if src.Fetcher == nil || src.name() == "" {
+			return fmt.Errorf("agent: source %q: no name or no fetcher", src.name())
+		}
+	}
 	return nil
 }
 

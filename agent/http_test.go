@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kaylee-gitops/kaylee/config"
 	"github.com/kaylee-gitops/kaylee/console"
@@ -183,5 +184,38 @@ func TestListenError(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "--") {
 		t.Errorf("%q names a flag", err)
+	}
+}
+
+// Run refuses a Config it cannot run before it opens anything.
+func TestConfigCheck(t *testing.T) {
+	s := store.New(nil, "/t")
+	ok := Config{Store: s, LeaseTTL: 10 * time.Second}
+	noFetcher := ok
+	noFetcher.Sources = []Source{src("units", false)}
+	noAPI := ok
+	noAPI.Scheduler = &Scheduler{}
+	shortLease := ok
+	shortLease.LeaseTTL = time.Millisecond
+	tests := []struct {
+		name string
+		c    Config
+		want string
+	}{
+		{"server without a store", Config{LeaseTTL: time.Second}, "agent: no store"},
+		{"lease too short", shortLease, "agent: lease TTL 1ms: use at least 1s"},
+		{"scheduler without fleet", noAPI, "agent: a scheduler without fleet's API"},
+		{"source without fetcher", noFetcher, `agent: source "units": no name or no fetcher`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Run(context.Background(), tt.c)
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("Run: %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if err := ok.check(); err != nil {
+		t.Errorf("a sync loop with no source: %v", err)
 	}
 }

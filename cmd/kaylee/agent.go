@@ -305,7 +305,7 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 	if err != nil {
 		return err
 	}
-	ac := agent.Config{Name: c.name, ID: candidateID(), Store: s, Log: log, LeaseTTL: c.sched.leaseTTL, Sources: sources,
+	ac := agent.Config{Name: c.name, ID: agent.NewID(), Store: s, Log: log, LeaseTTL: c.sched.leaseTTL, Sources: sources,
 		SyncObserver: ns, Background: []func(context.Context){ns.run}, Ready: c.ready, Version: versionString(), Etcd: a.etcd.Endpoints}
 	if !c.syncOnly {
 		if ac.Scheduler, err = a.scheduler(c, ns); err != nil {

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/coreos/fleet/client"
@@ -92,16 +90,6 @@ func (f *schedulerFlags) options() (fleet.Options, error) {
 		UnitPrefix: f.unitPrefix, MinReady: f.minReady, RolloutTimeout: f.rolloutTimeout, MaxRestarts: f.maxRestarts, Resync: f.resync,
 		HistoryLimit: f.history,
 	}, nil
-}
-
-func candidateID() string {
-	host, err := os.Hostname()
-	if err != nil {
-		host = "unknown"
-	}
-	var b [2]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s/%d/%x", host, os.Getpid(), b) // the suffix tells runs in one process apart
 }
 
 func (a *app) serverCommand() *cobra.Command {

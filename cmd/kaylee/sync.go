@@ -203,7 +203,7 @@ func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src agent.Source, d
 	}
 	opts := src.Options
 	opts.DryRun = dryRun
-	l := &sync.Loop{Fetcher: src.Fetcher, Store: s, Options: opts, Timeout: src.Timeout, ID: "sync --once " + candidateID()}
+	l := &sync.Loop{Fetcher: src.Fetcher, Store: s, Options: opts, Timeout: src.Timeout, ID: "sync --once " + agent.NewID()}
 	rep := l.Pass(cmd.Context(), store.Fence{})
 	if rep.EventsErr != nil {
 		fmt.Fprintf(stderr, "%swarning: event log not written: %v\n", prefix, rep.EventsErr)
