@@ -231,7 +231,7 @@ func (c agentConfig) httpConfig(secret []byte, log *slog.Logger) (agent.HTTP, er
 			h.ConsoleListen = c.consoleListen
 		}
 	}
-	h.Limits = c.http.limits(c.listeners(), log)
+	h.Limits = c.http.limits(h.Listeners(), log)
 	return h, nil
 }
 
