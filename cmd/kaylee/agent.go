@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -15,11 +13,11 @@ import (
 	"github.com/coreos/fleet/client"
 	"github.com/spf13/cobra"
 
+	"github.com/kaylee-gitops/kaylee/agent"
+	"github.com/kaylee-gitops/kaylee/config"
 	"github.com/kaylee-gitops/kaylee/console"
-	"github.com/kaylee-gitops/kaylee/fleet"
 	"github.com/kaylee-gitops/kaylee/internal/listen"
 	"github.com/kaylee-gitops/kaylee/store"
-	"github.com/kaylee-gitops/kaylee/sync"
 )
 
 // agentConfig wires the agent: flags, plus (from kaylee dev) a store, a
@@ -183,24 +181,17 @@ func (f *httpFlags) check() error {
 
 // limits raises RLIMIT_NOFILE to its hard limit and sizes the cap on
 // connections of each of listeners listeners.
-func (f *httpFlags) limits(listeners int, log *slog.Logger) httpLimits {
+func (f *httpFlags) limits(listeners int, log *slog.Logger) agent.Limits {
 	nofile, err := listen.RaiseNoFile()
 	if err != nil {
 		log.Warn("file descriptor limit", "err", err)
 	}
-	lim := httpLimits{maxConns: listen.MaxConns(f.maxConns, listeners, nofile), idleTimeout: f.idleTimeout, nofile: nofile}
-	if lim.maxConns < f.maxConns {
-		log.Warn("--max-connections lowered to keep file descriptors for etcd, git and fleet", "maxConnections", lim.maxConns,
+	lim := agent.Limits{MaxConns: listen.MaxConns(f.maxConns, listeners, nofile), IdleTimeout: f.idleTimeout, NoFile: nofile}
+	if lim.MaxConns < f.maxConns {
+		log.Warn("--max-connections lowered to keep file descriptors for etcd, git and fleet", "maxConnections", lim.MaxConns,
 			"asked", f.maxConns, "listeners", listeners, "nofile", nofile, "reserve", listen.Reserve)
 	}
 	return lim
-}
-
-// httpLimits are what serveHTTP applies to a listener.
-type httpLimits struct {
-	maxConns    int
-	idleTimeout time.Duration
-	nofile      uint64 // RLIMIT_NOFILE, for the log; 0 if unknown
 }
 
 // listeners is how many HTTP listeners the agent opens.
@@ -227,39 +218,59 @@ func (c agentConfig) consoleAddr() (addr, flag string) {
 	return c.consoleListen, "--console-listen"
 }
 
-// serveConsole serves the dashboard and API on --console-listen, when it
-// is set; stop shuts it down.
-func (c agentConfig) serveConsole(ctx context.Context, con *console.Server, lim httpLimits, log *slog.Logger) (stop func(), err error) {
-	if addr, flag := c.consoleAddr(); flag == "--console-listen" {
-		mux := http.NewServeMux()
-		con.Register(mux)
-		return serveHTTP(ctx, flag, addr, mux, lim, log)
+// httpConfig is what the agent serves: the console per --console-listen
+// (with the token of --api-token-file), webhooks unless the role has
+// none, and the limits of the HTTP flags.
+func (c agentConfig) httpConfig(secret []byte, log *slog.Logger) (agent.HTTP, error) {
+	h := agent.HTTP{Listen: c.listen, Webhooks: !c.noWebhooks, WebhookSecret: secret}
+	token, err := readSecretFile("--api-token-file", c.apiTokenFile)
+	if err != nil {
+		return agent.HTTP{}, err
 	}
-	return func() {}, nil
-}
-
-// console is the dashboard and API; fleet's machines come from api when
-// there is one.
-func (c agentConfig) console(s *store.Store, api client.API, log *slog.Logger) (*console.Server, error) {
-	cfg := console.Config{Store: s, Log: log, Hosts: c.consoleHosts, MaxStreams: c.http.maxStreams}
-	if api != nil {
-		cfg.Machines = api
-	}
-	if c.apiTokenFile != "" {
-		b, err := os.ReadFile(c.apiTokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("--api-token-file: %w", err)
-		}
-		if cfg.Token = []byte(strings.TrimSpace(string(b))); len(cfg.Token) == 0 {
-			return nil, fmt.Errorf("--api-token-file %s is empty", c.apiTokenFile)
+	if _, flag := c.consoleAddr(); flag != "" {
+		h.Console = &console.Config{Hosts: c.consoleHosts, MaxStreams: c.http.maxStreams, Token: token}
+		if flag == "--console-listen" {
+			h.ConsoleListen = c.consoleListen
 		}
 	}
-	return console.New(cfg), nil
+	h.Limits = c.http.limits(h.Listeners(), log)
+	return h, nil
 }
 
-// runAgent runs each source's sync loop (and, unless syncOnly, the
-// scheduler), each under its own leader election, until the command's
-// context ends.
+// readSecretFile reads a secret from the file of flag; none when file is
+// "".
+func readSecretFile(flag, file string) ([]byte, error) {
+	if file == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	secret := []byte(strings.TrimSpace(string(b)))
+	if len(secret) == 0 {
+		return nil, fmt.Errorf("%s %s is empty", flag, file)
+	}
+	return secret, nil
+}
+
+// check refuses flag values the agent cannot run with.
+func (c agentConfig) check() error {
+	if c.interval < time.Second && !c.schedulerOnly {
+		return fmt.Errorf("--interval %s: use at least 1s", c.interval)
+	}
+	if c.sched.leaseTTL < time.Second {
+		return fmt.Errorf("--lease-ttl %s: use at least 1s", c.sched.leaseTTL)
+	}
+	if c.listeners() > 0 {
+		return c.http.check()
+	}
+	return nil
+}
+
+// runAgent runs the agent the flags describe (see agent.Run): each
+// source's sync loop and, unless syncOnly, the scheduler, each under its
+// own leader election, until the command's context ends.
 func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 	ctx := cmd.Context()
 	log := c.log
@@ -269,42 +280,20 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 			return err
 		}
 	}
-	if c.interval < time.Second && !c.schedulerOnly {
-		return fmt.Errorf("--interval %s: use at least 1s", c.interval)
-	}
-	if c.sched.leaseTTL < time.Second {
-		return fmt.Errorf("--lease-ttl %s: use at least 1s", c.sched.leaseTTL)
-	}
-	if c.listeners() > 0 {
-		if err := c.http.check(); err != nil {
-			return err
-		}
+	if err := c.check(); err != nil {
+		return err
 	}
 	cf, err := loadConfig(c.git.configFile, cmd.Flags())
 	if err != nil {
 		return err
 	}
-	var sources []*source
-	if c.schedulerOnly && cf != nil && len(cf.Sources) > 0 {
-		log.Info("kaylee "+c.name+" runs no sync: the sources of the config file are for kaylee agent or kaylee sync", "config", c.git.configFile)
+	sources, err := a.agentSources(c, cf, log)
+	if err != nil {
+		return err
 	}
-	if !c.schedulerOnly {
-		if cf != nil && c.git.allowRewind {
-			return errRewindFlag
-		}
-		if sources, err = a.openSources(c.git, cf, c.interval); err != nil {
-			return err
-		}
-	}
-	var secret []byte
-	if c.webhookSecretFile != "" {
-		b, err := os.ReadFile(c.webhookSecretFile)
-		if err != nil {
-			return fmt.Errorf("--webhook-secret-file: %w", err)
-		}
-		if secret = []byte(strings.TrimSpace(string(b))); len(secret) == 0 {
-			return fmt.Errorf("--webhook-secret-file %s is empty", c.webhookSecretFile)
-		}
+	secret, err := readSecretFile("--webhook-secret-file", c.webhookSecretFile)
+	if err != nil {
+		return err
 	}
 	s := c.store
 	if s == nil {
@@ -314,235 +303,66 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 		}
 		defer done()
 	}
-	m := newMetrics()
-	id := candidateID()
+	id := agent.NewID()
 	ns, err := newNotifications(cf, s, id, c.sched.leaseTTL, log)
 	if err != nil {
 		return err
 	}
-	var (
-		rec *fleet.Reconciler
-		api client.API
-	)
+	ac := agent.Config{Name: c.name, ID: id, Store: s, Log: log, LeaseTTL: c.sched.leaseTTL, Sources: sources,
+		Background: []func(context.Context){ns.Run}, Ready: c.ready, Version: versionString(), Etcd: a.etcd.Endpoints}
 	if !c.syncOnly {
-		api = c.api
-		if api == nil {
-			if api, err = a.fleetAPI(c.sched); err != nil {
-				return err
-			}
-		}
-		ropts, err := c.sched.options()
-		if err != nil {
-			return err
-		}
-		ropts.Observer, ropts.Confirmed, ropts.ID = m, a.stopAfterConfirm(), id
-		rec, err = fleet.NewReconciler(api, s, ropts, log)
-		if err != nil {
+		if ac.Scheduler, err = a.scheduler(c); err != nil {
 			return err
 		}
 	}
-	con, err := c.console(s, api, log)
-	if err != nil {
+	if ac.HTTP, err = c.httpConfig(secret, log); err != nil {
 		return err
 	}
-	lim := c.http.limits(c.listeners(), log)
-	stopConsole, err := c.serveConsole(ctx, con, lim, log)
-	if err != nil {
-		return err
-	}
-	defer stopConsole()
-	if c.listen != "" {
-		onListen := con
-		if _, flag := c.consoleAddr(); flag != "--listen" {
-			onListen = nil
+	return listenFlagError(agent.Run(ctx, ac))
+}
+
+// agentSources are the sources the agent syncs: those of --config, or
+// the one of the git flags; none for the scheduler alone.
+func (a *app) agentSources(c agentConfig, cf *config.File, log *slog.Logger) ([]agent.Source, error) {
+	if c.schedulerOnly {
+		if cf != nil && len(cf.Sources) > 0 {
+			log.Info("kaylee "+c.name+" runs no sync: the sources of the config file are for kaylee agent or kaylee sync", "config", c.git.configFile)
 		}
-		var hooks http.Handler
-		if !c.noWebhooks {
-			hooks = webhooks(s, sources, secret, m, log)
-		}
-		stop, err := serveHTTP(ctx, "--listen", c.listen, agentMux(s, sources, rec != nil, hooks, m, onListen), lim, log)
-		if err != nil {
-			return err
-		}
-		defer stop()
+		return nil, nil
 	}
-	var names []string
-	for _, src := range sources {
-		names = append(names, src.opts.Source)
+	if cf != nil && c.git.allowRewind {
+		return nil, errRewindFlag
 	}
-	name := c.name
-	if name == "" {
-		name = "agent"
-	}
-	log.Info("kaylee "+name+" starting", "version", versionString(), "sources", strings.Join(names, ","), "etcd", strings.Join(a.etcd.Endpoints, ","),
-		"prefix", s.Prefix(), "listen", c.listen, "scheduler", rec != nil, "fleet", fleetWhere(c.sched, rec != nil), "unitPrefix", c.sched.unitPrefix, "id", id)
-	if c.ready != nil {
-		c.ready()
-	}
-
-	var roles []func(context.Context)
-	// lead runs fn while this process leads e; stopped drops the role's
-	// series when it stops leading.
-	lead := func(e store.Election, labels []string, fn func(context.Context, store.Fence) error, stopped func()) func(context.Context) {
-		return func(ctx context.Context) {
-			m.leader.WithLabelValues(labels...).Set(0)
-			_ = s.Lead(ctx, e, id, c.sched.leaseTTL, log, func(lctx context.Context, f store.Fence) error {
-				m.leader.WithLabelValues(labels...).Set(1)
-				defer m.leader.WithLabelValues(labels...).Set(0)
-				defer stopped()
-				return fn(lctx, f)
-			})
-		}
-	}
-	if rec != nil {
-		roles = append(roles, lead(store.SchedulerElection, []string{"scheduler", ""}, rec.Run, m.stopScheduling))
-	}
-	for _, src := range sources {
-		name := src.opts.Source
-		roles = append(roles, lead(store.SourceElection(name), []string{"sync", name}, src.loop(s, id, m, log).run,
-			func() { m.stopSyncing(name) }))
-	}
-	runRoles(ctx, append(roles, ns.Run)...)
-	return nil
+	return a.openSources(c.git, cf, c.interval)
 }
 
-// sourceLoop runs one source while this process leads its sync.
-type sourceLoop struct {
-	*sync.Loop
-	src *source
-	st  *store.Store
-}
-
-func (src *source) loop(s *store.Store, id string, obs sync.Observer, log *slog.Logger) *sourceLoop {
-	name := src.opts.Source
-	return &sourceLoop{src: src, st: s, Loop: &sync.Loop{Fetcher: src.git, Store: s, Options: src.opts, Interval: src.interval,
-		Timeout: src.timeout, Log: log, Observer: obs, ID: id,
-		Triggers: func(ctx context.Context) <-chan string { return s.WatchTriggers(ctx, name) }}}
-}
-
-// run syncs, or, for a suspended source, records that it is suspended and
-// waits.
-func (l *sourceLoop) run(ctx context.Context, f store.Fence) error {
-	if !l.src.cfg.Suspend {
-		return l.Loop.Run(ctx, f)
-	}
-	l.Log.Warn("source suspended in the config file: not syncing it", "source", l.src.opts.Source)
-	a := &store.SyncAttempt{Source: l.src.opts.Source, Time: time.Now(), Result: store.AttemptSuspended, Leader: l.ID,
-		Message: "suspend: true in " + l.src.cfg.Where("suspend")}
-	if err := l.st.PutSyncAttempt(ctx, a, f); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	return nil
-}
-
-// runRoles runs each role until ctx ends.
-func runRoles(ctx context.Context, roles ...func(context.Context)) {
-	done := make(chan struct{}, len(roles))
-	for _, r := range roles {
-		go func() {
-			r(ctx)
-			done <- struct{}{}
-		}()
-	}
-	for range roles {
-		<-done
-	}
-}
-
-// agentMux serves health, readiness and metrics, and the webhook and the
-// console when they are not nil.
-func agentMux(s *store.Store, sources []*source, scheduler bool, hooks http.Handler, m *metrics, con *console.Server) *http.ServeMux {
-	mux := http.NewServeMux()
-	if con != nil {
-		con.Register(mux)
-	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		problems, err := readiness(ctx, s, sources, scheduler)
-		if err != nil {
-			problems = append(problems, "etcd: "+err.Error())
-		}
-		if len(problems) > 0 {
-			http.Error(w, "not ready: "+strings.Join(problems, "; "), http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	mux.Handle("GET /metrics", m.handler())
-	if hooks != nil {
-		mux.Handle("/hooks/git", hooks)
-	}
-	return mux
-}
-
-// webhooks routes the webhook to the sources, triggering through etcd
-// (any agent takes it; the sync leader acts). A storm of webhooks for one
-// push writes one trigger per source (a second later, the same again: the
-// sync loop coalesces the rest).
-func webhooks(s *store.Store, sources []*source, secret []byte, m *metrics, log *slog.Logger) *sync.Webhooks {
-	h := &sync.Webhooks{Secret: secret, Trigger: s.Trigger, Recent: &sync.Recent{Window: time.Second}, Count: m.Webhook, Log: log}
-	for _, src := range sources {
-		h.Sources = append(h.Sources, sync.WebhookSource{Name: src.opts.Source, URL: src.git.URL(), Ref: src.cfg.Ref})
-		// Exported from the start (at 0), so that rate() and the dashboard
-		// see the series before the first webhook.
-		m.webhooks.WithLabelValues(src.opts.Source, "push", sync.HookTriggered)
-	}
-	return h
-}
-
-// readiness lists what keeps the agent from being ready: no scheduler
-// leader, a source (not suspended) never synced or without a leader.
-func readiness(ctx context.Context, s *store.Store, sources []*source, scheduler bool) ([]string, error) {
-	var problems []string
-	if scheduler {
-		leader, err := s.LeaderID(ctx, store.SchedulerElection)
-		if err != nil {
+// scheduler is the scheduler's part of the agent: fleet's API (dev's
+// simulated one, or the one the flags reach) and the reconciler's options.
+func (a *app) scheduler(c agentConfig) (*agent.Scheduler, error) {
+	api := c.api
+	if api == nil {
+		var err error
+		if api, err = a.fleetAPI(c.sched); err != nil {
 			return nil, err
 		}
-		if leader == "" {
-			problems = append(problems, "no scheduler leader elected yet")
-		}
 	}
-	records, err := s.ListSyncRecords(ctx)
+	opts, err := c.sched.options()
 	if err != nil {
 		return nil, err
 	}
-	for _, src := range sources {
-		if !src.cfg.Suspend && !syncDone(records[src.opts.Source]) {
-			problems = append(problems, "source "+src.opts.Source+" not synced yet")
-		}
-	}
-	return problems, nil
+	opts.Confirmed = a.stopAfterConfirm()
+	return &agent.Scheduler{API: api, Options: opts, Where: fleetWhere(c.sched)}, nil
 }
 
-// serveHTTP listens on addr, holding at most lim.maxConns connections at
-// once (see listen.Listener); stop shuts the server down.
-func serveHTTP(ctx context.Context, flag, addr string, h http.Handler, lim httpLimits, log *slog.Logger) (stop func(), err error) {
-	raw, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", flag, addr, err)
+// listenFlagError names the flag of a listener that could not open.
+func listenFlagError(err error) error {
+	var le *agent.ListenError
+	if !errors.As(err, &le) {
+		return err
 	}
-	ln := listen.Limit(raw, lim.maxConns)
-	// A client whose headers or body stall is cut off, and one idle
-	// between requests is let go: it holds no connection for long. Event
-	// streams set a write deadline per message instead of WriteTimeout.
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: lim.idleTimeout, MaxHeaderBytes: 64 << 10,
-		ConnState: ln.ConnState, BaseContext: func(net.Listener) context.Context { return ctx }}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("HTTP server stopped", "err", err)
-		}
-	}()
-	log.Info("HTTP listening", "addr", ln.Addr().String(), "maxConnections", lim.maxConns, "idleTimeout", lim.idleTimeout, "nofile", lim.nofile)
-	return func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}, nil
+	flag := "--listen"
+	if le.Listener == agent.ListenConsole {
+		flag = "--console-listen"
+	}
+	return fmt.Errorf("%s %s: %w", flag, le.Addr, le.Err)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -97,6 +98,9 @@ examples/ ask for.`,
 	return cmd
 }
 
+// runDev starts etcd (embedded unless --etcd-endpoints) and the simulated
+// fleet, prints where they are, and runs the agent on them: the scheduler
+// alone, or with the sync of --repo or --config; nothing with --fleet-only.
 func (a *app) runDev(cmd *cobra.Command, f devFlags) (err error) {
 	ctx := cmd.Context()
 	out := cmd.OutOrStdout()
@@ -119,34 +123,12 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) (err error) {
 	if err != nil {
 		return err
 	}
-	endpoints := a.etcd.Endpoints
-	where := "external"
-	logDir := devFleetLogDir()
-	if !cmd.Flags().Changed("etcd-endpoints") {
-		dir := f.dataDir
-		if dir == "" {
-			base, err := os.UserCacheDir()
-			if err != nil {
-				return fmt.Errorf("no --data-dir and no user cache dir: %w", err)
-			}
-			dir = filepath.Join(base, "kaylee", "dev-etcd")
-		}
-		srv, err := embedetcd.Start(embedetcd.Config{Dir: dir, ClientURL: f.listenClient, Verbose: f.verbose, Fsync: true})
-		if err != nil {
-			if errors.Is(err, embedetcd.ErrAddrInUse) {
-				return fmt.Errorf("%w; use --listen-client to pick another address, or --etcd-endpoints to use the etcd already there", err)
-			}
-			if errors.Is(err, embedetcd.ErrDataDirInUse) {
-				return fmt.Errorf("%w: stop it, or give this one another directory with --data-dir DIR", err)
-			}
-			return err
-		}
-		defer srv.Close()
-		endpoints = srv.Endpoints()
-		where = "embedded, data in " + dir
-		logDir = dir
+	etcd, err := a.devEtcd(cmd, f)
+	if err != nil {
+		return err
 	}
-	fleetLog, restoreLog, err := devFleetLog(logDir, f.verbose, cmd.ErrOrStderr())
+	defer etcd.close()
+	fleetLog, restoreLog, err := devFleetLog(etcd.logDir, f.verbose, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
@@ -155,15 +137,63 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) (err error) {
 	if f.verbose {
 		logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 	}
-	cluster, err := fleetsim.Start(ctx, fleetsim.Config{Endpoints: endpoints, KeyPrefix: f.sched.fleetPrefix, Machines: machines, Logger: logger})
+	cluster, err := fleetsim.Start(ctx, fleetsim.Config{Endpoints: etcd.endpoints, KeyPrefix: f.sched.fleetPrefix, Machines: machines, Logger: logger})
 	if err != nil {
-		return fmt.Errorf("starting simulated fleet on %s: %w (is the etcd v2 API enabled?)", strings.Join(endpoints, ","), err)
+		return fmt.Errorf("starting simulated fleet on %s: %w (is the etcd v2 API enabled?)", strings.Join(etcd.endpoints, ","), err)
 	}
 	defer cluster.Close()
 
-	a.etcd.Endpoints = endpoints
-	fmt.Fprintf(out, "etcd:  %s (%s)\n", strings.Join(endpoints, ","), where)
-	fmt.Fprintf(out, "fleet: %d machines under %s\n", len(machines), f.sched.fleetPrefix)
+	a.etcd.Endpoints = etcd.endpoints
+	a.printDevCluster(out, f, etcd, cluster, fleetLog)
+	if f.fleetOnly {
+		fmt.Fprintf(out, "ready: try  %s   (Ctrl-C stops)\n", a.fleetctlCommand(etcd.endpoints, f.sched.fleetPrefix, "list-machines"))
+		<-ctx.Done()
+		stopping()
+		return nil
+	}
+	err = a.runDevAgent(cmd, f, etcd.endpoints, cluster)
+	stopping()
+	return err
+}
+
+// devEtcdRun is the etcd kaylee dev runs on.
+type devEtcdRun struct {
+	endpoints []string
+	where     string // for people: external, or embedded and its data directory
+	logDir    string // where fleet's own log goes
+	close     func()
+}
+
+// devEtcd starts the embedded etcd, unless --etcd-endpoints names one.
+func (a *app) devEtcd(cmd *cobra.Command, f devFlags) (devEtcdRun, error) {
+	if cmd.Flags().Changed("etcd-endpoints") {
+		return devEtcdRun{endpoints: a.etcd.Endpoints, where: "external", logDir: devFleetLogDir(), close: func() {}}, nil
+	}
+	dir := f.dataDir
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return devEtcdRun{}, fmt.Errorf("no --data-dir and no user cache dir: %w", err)
+		}
+		dir = filepath.Join(base, "kaylee", "dev-etcd")
+	}
+	srv, err := embedetcd.Start(embedetcd.Config{Dir: dir, ClientURL: f.listenClient, Verbose: f.verbose, Fsync: true})
+	if err != nil {
+		if errors.Is(err, embedetcd.ErrAddrInUse) {
+			return devEtcdRun{}, fmt.Errorf("%w; use --listen-client to pick another address, or --etcd-endpoints to use the etcd already there", err)
+		}
+		if errors.Is(err, embedetcd.ErrDataDirInUse) {
+			return devEtcdRun{}, fmt.Errorf("%w: stop it, or give this one another directory with --data-dir DIR", err)
+		}
+		return devEtcdRun{}, err
+	}
+	return devEtcdRun{endpoints: srv.Endpoints(), where: "embedded, data in " + dir, logDir: dir, close: srv.Close}, nil
+}
+
+// printDevCluster tells where etcd and fleet's machines are.
+func (a *app) printDevCluster(out io.Writer, f devFlags, etcd devEtcdRun, cluster *fleetsim.Cluster, fleetLog string) {
+	fmt.Fprintf(out, "etcd:  %s (%s)\n", strings.Join(etcd.endpoints, ","), etcd.where)
+	fmt.Fprintf(out, "fleet: %d machines under %s\n", len(cluster.Machines()), f.sched.fleetPrefix)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  MACHINE\tIP\tMETADATA")
 	for _, m := range cluster.Machines() {
@@ -171,13 +201,14 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) (err error) {
 	}
 	tw.Flush()
 	fmt.Fprintf(out, "fleet's own log: %s\n", fleetLog)
-	fmt.Fprintf(out, "fleetctl: %s   (fleet's own CLI, v1.0.0; list-machines too)\n", a.fleetctlCommand(endpoints, f.sched.fleetPrefix, "list-units"))
-	if f.fleetOnly {
-		fmt.Fprintf(out, "ready: try  %s   (Ctrl-C stops)\n", a.fleetctlCommand(endpoints, f.sched.fleetPrefix, "list-machines"))
-		<-ctx.Done()
-		stopping()
-		return nil
-	}
+	fmt.Fprintf(out, "fleetctl: %s   (fleet's own CLI, v1.0.0; list-machines too)\n", a.fleetctlCommand(etcd.endpoints, f.sched.fleetPrefix, "list-units"))
+}
+
+// runDevAgent runs the agent on dev's etcd and simulated fleet: with
+// --repo or --config, kaylee agent's configuration and a summary printed
+// at each change; otherwise kaylee server's, with the dashboard.
+func (a *app) runDevAgent(cmd *cobra.Command, f devFlags, endpoints []string, cluster *fleetsim.Cluster) error {
+	ctx, out := cmd.Context(), cmd.OutOrStdout()
 	// Quiet by default: the summary says what the fleet calls, status
 	// changes and syncs did; warnings and errors stay.
 	level := slog.LevelWarn
@@ -201,38 +232,37 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) (err error) {
 	}
 	ac := f.agent
 	ac.name = "dev"
-	// The summary ends before "stopping" and before the store closes.
-	summaryCtx, stopSummary := context.WithCancel(ctx)
-	summaryDone, summarizing := make(chan struct{}), false
-	if f.git.repo != "" || f.git.configFile != "" {
-		if f.git.configFile != "" {
-			fmt.Fprintf(out, "git: the sources of %s; webhooks and metrics on %s\n", f.git.configFile, orDash(f.agent.listen))
-		} else {
-			fmt.Fprintf(out, "git: %s path %q every %s; webhooks and metrics on %s\n", gitsource.RedactURL(f.git.repo), f.git.path, f.agent.interval, orDash(f.agent.listen))
-		}
-		ac.ready = func() { // once --listen accepts connections
-			fmt.Fprintf(out, "ready: commit unit files and watch them roll out below   (Ctrl-C stops)\n")
-			summarizing = true // ready runs on runAgent's caller's goroutine, before runAgent returns
-			go func() {
-				defer close(summaryDone)
-				devSummary(summaryCtx, s, out)
-			}()
-		}
-	} else {
+	ac.git, ac.sched, ac.store, ac.api, ac.log = &f.git, &f.sched, s, cluster.API(), log
+	if f.git.repo == "" && f.git.configFile == "" {
 		ac.ready = func() {
 			fmt.Fprintf(out, "ready: in another terminal  kaylee run examples/countly.yaml && kaylee status   (Ctrl-C stops)\n")
 		}
 		// The scheduler alone, as kaylee server runs it, with the
 		// dashboard, health and metrics on --listen.
 		ac.schedulerOnly, ac.noWebhooks = true, true
+		return a.runAgent(cmd, ac)
 	}
-	ac.git, ac.sched, ac.store, ac.api, ac.log = &f.git, &f.sched, s, cluster.API(), log
+	if f.git.configFile != "" {
+		fmt.Fprintf(out, "git: the sources of %s; webhooks and metrics on %s\n", f.git.configFile, orDash(f.agent.listen))
+	} else {
+		fmt.Fprintf(out, "git: %s path %q every %s; webhooks and metrics on %s\n", gitsource.RedactURL(f.git.repo), f.git.path, f.agent.interval, orDash(f.agent.listen))
+	}
+	// The summary ends before "stopping" and before the store closes.
+	summaryCtx, stopSummary := context.WithCancel(ctx)
+	summaryDone, summarizing := make(chan struct{}), false
+	ac.ready = func() { // once --listen accepts connections
+		fmt.Fprintf(out, "ready: commit unit files and watch them roll out below   (Ctrl-C stops)\n")
+		summarizing = true // ready runs on runAgent's caller's goroutine, before runAgent returns
+		go func() {
+			defer close(summaryDone)
+			devSummary(summaryCtx, s, out)
+		}()
+	}
 	err = a.runAgent(cmd, ac)
 	stopSummary()
 	if summarizing {
 		<-summaryDone
 	}
-	stopping()
 	return err
 }
 

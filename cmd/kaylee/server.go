@@ -1,11 +1,9 @@
 package main
 
 import (
-	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/coreos/fleet/client"
@@ -94,16 +92,6 @@ func (f *schedulerFlags) options() (fleet.Options, error) {
 	}, nil
 }
 
-func candidateID() string {
-	host, err := os.Hostname()
-	if err != nil {
-		host = "unknown"
-	}
-	var b [2]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s/%d/%x", host, os.Getpid(), b) // the suffix tells runs in one process apart
-}
-
 func (a *app) serverCommand() *cobra.Command {
 	var (
 		f schedulerFlags
@@ -158,12 +146,8 @@ kaylee sync's 9523; empty for none):
 	return cmd
 }
 
-// fleetWhere says how the scheduler reaches fleet, for the log; "" when
-// it does not run.
-func fleetWhere(f *schedulerFlags, scheduler bool) string {
-	if !scheduler {
-		return ""
-	}
+// fleetWhere says how the scheduler reaches fleet, for the log.
+func fleetWhere(f *schedulerFlags) string {
 	if f.fleetEndpoint != "" {
 		return f.fleetEndpoint
 	}

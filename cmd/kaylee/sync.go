@@ -9,7 +9,9 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/kaylee-gitops/kaylee/agent"
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/sync"
 )
@@ -31,15 +33,7 @@ func (e setupError) Error() string { return e.err.Error() }
 func (e setupError) Unwrap() error { return e.err }
 
 func (a *app) syncCommand() *cobra.Command {
-	var (
-		g        gitFlags
-		once     bool
-		dryRun   bool
-		output   string
-		interval time.Duration
-		sched    schedulerFlags
-		loop     = agentConfig{name: "sync", syncOnly: true}
-	)
+	f := syncFlags{loop: agentConfig{name: "sync", syncOnly: true}}
 	cmd := &cobra.Command{
 		Use:   "sync (--repo URL [--path DIR] | --config FILE [SOURCE...]) [--once [--dry-run]]",
 		Short: "Mirror the unit files of git repositories into etcd",
@@ -86,32 +80,50 @@ the sources it leads). No dashboard and no webhooks: kaylee agent has them.`,
   kaylee sync --once --config /etc/kaylee/kaylee.yaml team-a`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return setupError{err}
-			}
-			if len(args) > 0 && (g.configFile == "" || !once) {
-				return setupError{fmt.Errorf("source names (%s) pick sources of --config with --once; otherwise give no argument", strings.Join(args, " "))}
-			}
-			if !once {
-				if dryRun {
-					return setupError{errors.New("--dry-run needs --once")}
-				}
-				loop.git, loop.sched, loop.interval = &g, &sched, interval
-				return a.runAgent(cmd, loop)
-			}
-			return a.syncOnce(cmd, &g, dryRun, output, args)
+			return a.runSync(cmd, &f, args)
 		},
 	}
-	fl := cmd.Flags()
-	g.register(fl)
-	fl.BoolVar(&once, "once", false, "one pass, then exit (the CI use)")
-	fl.BoolVar(&dryRun, "dry-run", false, "with --once: print the plan and write nothing")
-	fl.StringVarP(&output, "output", "o", "text", "with --once: text or json")
-	fl.DurationVar(&interval, "interval", time.Minute, "without --once: time between syncs (±10%)")
-	fl.DurationVar(&sched.leaseTTL, "lease-ttl", 10*time.Second, "without --once: leader lease")
-	fl.StringVar(&sched.logFormat, "log-format", "text", "without --once: log format, text or json")
-	registerRoleListen(fl, &loop, syncListen, "without --once: ")
+	f.register(cmd.Flags())
 	return cmd
+}
+
+// syncFlags are kaylee sync's flags: one pass (--once), or the sync loop.
+type syncFlags struct {
+	g      gitFlags
+	once   bool
+	dryRun bool
+	output string
+	sched  schedulerFlags
+	loop   agentConfig
+}
+
+func (f *syncFlags) register(fl *pflag.FlagSet) {
+	f.g.register(fl)
+	fl.BoolVar(&f.once, "once", false, "one pass, then exit (the CI use)")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "with --once: print the plan and write nothing")
+	fl.StringVarP(&f.output, "output", "o", "text", "with --once: text or json")
+	fl.DurationVar(&f.loop.interval, "interval", time.Minute, "without --once: time between syncs (±10%)")
+	fl.DurationVar(&f.sched.leaseTTL, "lease-ttl", 10*time.Second, "without --once: leader lease")
+	fl.StringVar(&f.sched.logFormat, "log-format", "text", "without --once: log format, text or json")
+	registerRoleListen(fl, &f.loop, syncListen, "without --once: ")
+}
+
+// runSync makes one pass with --once, else runs the sync loop.
+func (a *app) runSync(cmd *cobra.Command, f *syncFlags, args []string) error {
+	if err := checkOutput(f.output); err != nil {
+		return setupError{err}
+	}
+	if len(args) > 0 && (f.g.configFile == "" || !f.once) {
+		return setupError{fmt.Errorf("source names (%s) pick sources of --config with --once; otherwise give no argument", strings.Join(args, " "))}
+	}
+	if !f.once {
+		if f.dryRun {
+			return setupError{errors.New("--dry-run needs --once")}
+		}
+		f.loop.git, f.loop.sched = &f.g, &f.sched
+		return a.runAgent(cmd, f.loop)
+	}
+	return a.syncOnce(cmd, &f.g, f.dryRun, f.output, args)
 }
 
 func (a *app) syncOnce(cmd *cobra.Command, g *gitFlags, dryRun bool, output string, only []string) error {
@@ -159,20 +171,20 @@ func (a *app) syncOnce(cmd *cobra.Command, g *gitFlags, dryRun bool, output stri
 }
 
 // pickSources keeps the sources named on the command line (all when none).
-func pickSources(all []*source, names []string) ([]*source, error) {
+func pickSources(all []agent.Source, names []string) ([]agent.Source, error) {
 	if len(names) == 0 {
 		return all, nil
 	}
-	byName := map[string]*source{}
+	byName := map[string]agent.Source{}
 	var known []string
 	for _, s := range all {
-		byName[s.opts.Source] = s
-		known = append(known, s.opts.Source)
+		byName[s.Options.Source] = s
+		known = append(known, s.Options.Source)
 	}
-	var out []*source
+	var out []agent.Source
 	for _, n := range names {
-		s := byName[n]
-		if s == nil {
+		s, ok := byName[n]
+		if !ok {
 			return nil, fmt.Errorf("no source %q in the config file (it has %s)", n, strings.Join(known, ", "))
 		}
 		out = append(out, s)
@@ -183,15 +195,15 @@ func pickSources(all []*source, names []string) ([]*source, error) {
 // syncSource makes one pass of one source, the loop's own
 // (sync.Loop.Pass: it records the attempt unless dry), prints it and
 // returns the exit status its outcome calls for.
-func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src *source, dryRun bool, output string, named bool) (*sync.Result, int) {
+func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src agent.Source, dryRun bool, output string, named bool) (*sync.Result, int) {
 	stderr := cmd.ErrOrStderr()
 	prefix := "kaylee: "
 	if named {
-		prefix = "kaylee: source " + src.opts.Source + ": "
+		prefix = "kaylee: source " + src.Options.Source + ": "
 	}
-	opts := src.opts
+	opts := src.Options
 	opts.DryRun = dryRun
-	l := &sync.Loop{Fetcher: src.git, Store: s, Options: opts, Timeout: src.timeout, ID: "sync --once " + candidateID()}
+	l := &sync.Loop{Fetcher: src.Fetcher, Store: s, Options: opts, Timeout: src.Timeout, ID: "sync --once " + agent.NewID()}
 	rep := l.Pass(cmd.Context(), store.Fence{})
 	if rep.EventsErr != nil {
 		fmt.Fprintf(stderr, "%swarning: event log not written: %v\n", prefix, rep.EventsErr)
@@ -230,7 +242,7 @@ func onceExit(outcome string) int {
 
 // onceFailure is what kaylee sync --once says of a pass that applied
 // nothing, by its outcome, with what to do about it.
-func onceFailure(src *source, rep sync.Report, named bool) string {
+func onceFailure(src agent.Source, rep sync.Report, named bool) string {
 	switch rep.Outcome() {
 	case store.AttemptUnverified:
 		return fmt.Sprintf("%v; nothing was written, the last verified revision stays applied", rep.Err)
@@ -244,11 +256,11 @@ func onceFailure(src *source, rep sync.Report, named bool) string {
 }
 
 // authHint says where credentials go when the repository asked for them.
-func authHint(src *source, err error) string {
+func authHint(src agent.Source, err error) string {
 	if !errors.Is(err, transport.ErrAuthenticationRequired) {
 		return ""
 	}
-	return fmt.Sprintf(" (set %s with %s or %sGIT_PASSWORD, or %s)", src.cfg.Where("username"), src.cfg.Where("passwordFile"), envPrefix, src.cfg.Where("sshKeyFile"))
+	return fmt.Sprintf(" (set %s with %s or %sGIT_PASSWORD, or %s)", src.Config.Where("username"), src.Config.Where("passwordFile"), envPrefix, src.Config.Where("sshKeyFile"))
 }
 
 // writeSummary prints a pass that applied (or, dry, would apply): the
@@ -305,6 +317,3 @@ func writePlan(w io.Writer, res *sync.Result) {
 		}
 	}
 }
-
-// syncDone: the source has been synced at least once (for readiness).
-func syncDone(r *store.SyncRecord) bool { return r != nil && r.Revision != "" }

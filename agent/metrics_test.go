@@ -1,4 +1,4 @@
-package main
+package agent
 
 import (
 	"errors"
@@ -90,5 +90,47 @@ func TestMetricsStopLeading(t *testing.T) {
 	m.Synced("units", &sync.Result{Revision: "abc"}, nil, time.Second)
 	if out := scrape(t, m); !strings.Contains(out, `kaylee_sync_revision_info{revision="abc",source="units"} 1`) {
 		t.Errorf("the revision is not reported after leading again:\n%s", out)
+	}
+}
+
+// Which series a role's configuration exports before anything happened:
+// the webhook counters of each source only where webhooks are served.
+func TestMetricsOfRoles(t *testing.T) {
+	tests := []struct {
+		name     string
+		webhooks bool
+		sources  []string
+		want     []string
+		wantNot  []string
+	}{
+		{"agent", true, []string{"a", "b"}, []string{
+			`kaylee_webhooks_total{event="push",result="triggered",source="a"} 0`,
+			`kaylee_webhooks_total{event="push",result="triggered",source="b"} 0`,
+		}, nil},
+		{"sync loop: no webhooks", false, []string{"a"}, nil, []string{"kaylee_webhooks_total{"}},
+		{"server: no sources", false, nil, nil, []string{"kaylee_webhooks_total{", "kaylee_sync_"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Config{HTTP: HTTP{Listen: ":0", Webhooks: tt.webhooks}, Store: store.New(nil, "/t")}
+			for _, n := range tt.sources {
+				var s Source
+				s.Options.Source = n
+				c.Sources = append(c.Sources, s)
+			}
+			m := newMetrics()
+			mainRoutes(c, nil, m)
+			out := scrape(t, m)
+			for _, w := range tt.want {
+				if !strings.Contains(out, w+"\n") {
+					t.Errorf("no %s:\n%s", w, out)
+				}
+			}
+			for _, w := range tt.wantNot {
+				if strings.Contains(out, w) {
+					t.Errorf("has %s:\n%s", w, out)
+				}
+			}
+		})
 	}
 }
