@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -17,17 +16,13 @@ import (
 
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/view"
+	"github.com/kaylee-gitops/kaylee/view/viewtest"
 )
 
-// memReader is a console Reader in memory: no etcd, no fleet.
+// memReader is a console Reader in memory: no etcd, no fleet. The views'
+// reads are viewtest.Mem's.
 type memReader struct {
-	units    []string
-	statuses map[string]*store.Status
-	records  map[string]*store.SyncRecord
-	attempts map[string]*store.SyncAttempt
-	leaders  map[string]string
-	sus      map[string]*store.Suspension
-	pins     map[string]*store.RollbackPin
+	viewtest.Mem
 	history  map[string][]*store.HistoryEntry
 	events   []store.Event
 	leader   string
@@ -35,56 +30,6 @@ type memReader struct {
 }
 
 var _ Reader = (*memReader)(nil)
-
-func (m *memReader) ListUnits(context.Context) ([]*store.Unit, int64, error) {
-	out := make([]*store.Unit, len(m.units))
-	for i, n := range m.units {
-		out[i] = &store.Unit{Name: n, Raw: []byte(`{"name":"` + n + `"}`)}
-	}
-	return out, 7, nil
-}
-
-func (m *memReader) GetUnit(_ context.Context, name string) (*store.Unit, error) {
-	for _, n := range m.units {
-		if n == name {
-			return &store.Unit{Name: n, Raw: []byte(`{"name":"` + n + `"}`)}, nil
-		}
-	}
-	return nil, fmt.Errorf("unit %q: %w", name, store.ErrNotFound)
-}
-
-func (m *memReader) GetStatus(_ context.Context, name string) (*store.Status, error) {
-	if st, ok := m.statuses[name]; ok {
-		return st, nil
-	}
-	return nil, fmt.Errorf("status of %q: %w", name, store.ErrNotFound)
-}
-
-func (m *memReader) ListStatuses(context.Context) (map[string]*store.Status, error) {
-	out := map[string]*store.Status{}
-	for n, st := range m.statuses {
-		out[n] = st
-	}
-	return out, nil
-}
-
-func (m *memReader) ListSyncRecords(context.Context) (map[string]*store.SyncRecord, error) {
-	return m.records, nil
-}
-
-func (m *memReader) ListSyncAttempts(context.Context) (map[string]*store.SyncAttempt, error) {
-	return m.attempts, nil
-}
-
-func (m *memReader) SourceLeaders(context.Context) (map[string]string, error) { return m.leaders, nil }
-
-func (m *memReader) Suspensions(context.Context) (map[string]*store.Suspension, error) {
-	return m.sus, nil
-}
-
-func (m *memReader) RollbackPins(context.Context) (map[string]*store.RollbackPin, error) {
-	return m.pins, nil
-}
 
 func (m *memReader) LeaderID(context.Context, store.Election) (string, error) {
 	return m.leader, m.leaderOf
@@ -122,17 +67,19 @@ func (l machineList) Machines() ([]machine.MachineState, error) { return l, nil 
 func TestStateFromMemoryReader(t *testing.T) {
 	at := time.Date(2026, 12, 2, 17, 0, 0, 0, time.UTC)
 	r := &memReader{
-		units: []string{"adhoc", "web"},
-		statuses: map[string]*store.Status{"web": {Name: "web", Phase: store.PhaseRunning, SpecHash: "aa", Deployed: "aa", Desired: 1, Running: 1,
-			Message: "1 of 1 running", Units: []store.UnitStatus{{Name: "k2:web:aa:0:0.service", MachineID: "m1", MachineIP: "10.0.0.1", ActiveState: "active", SubState: "running"}}}},
-		records: map[string]*store.SyncRecord{"team-a": {Source: "team-a", URL: "https://tok@git.example.com/u.git", Ref: "main", Revision: "9c2d11f0000",
-			Inventory: map[string]string{"web": "units/web.yaml"}}},
-		attempts: map[string]*store.SyncAttempt{"team-a": {Source: "team-a", Result: store.AttemptSynced}},
-		leaders:  map[string]string{"team-a": "agent-1"},
-		sus:      map[string]*store.Suspension{"adhoc": {Unit: "adhoc", Time: at, By: "ops@laptop"}},
-		history:  map[string][]*store.HistoryEntry{"web": {{Unit: "web", Revision: 1, SpecHash: "aa", Outcome: store.OutcomeDeployed}}},
-		events:   []store.Event{{Kind: store.EventStored, Unit: "web"}, {Kind: store.EventStored, Unit: "adhoc"}},
-		leader:   "sched-1",
+		Mem: viewtest.Mem{
+			Units: []string{"adhoc", "web"},
+			Statuses: map[string]*store.Status{"web": {Name: "web", Phase: store.PhaseRunning, SpecHash: "aa", Deployed: "aa", Desired: 1, Running: 1,
+				Message: "1 of 1 running", Units: []store.UnitStatus{{Name: "k2:web:aa:0:0.service", MachineID: "m1", MachineIP: "10.0.0.1", ActiveState: "active", SubState: "running"}}}},
+			Records: map[string]*store.SyncRecord{"team-a": {Source: "team-a", URL: "https://tok@git.example.com/u.git", Ref: "main", Revision: "9c2d11f0000",
+				Inventory: map[string]string{"web": "units/web.yaml"}}},
+			Attempts:  map[string]*store.SyncAttempt{"team-a": {Source: "team-a", Result: store.AttemptSynced}},
+			Leaders:   map[string]string{"team-a": "agent-1"},
+			Suspended: map[string]*store.Suspension{"adhoc": {Unit: "adhoc", Time: at, By: "ops@laptop"}},
+		},
+		history: map[string][]*store.HistoryEntry{"web": {{Unit: "web", Revision: 1, SpecHash: "aa", Outcome: store.OutcomeDeployed}}},
+		events:  []store.Event{{Kind: store.EventStored, Unit: "web"}, {Kind: store.EventStored, Unit: "adhoc"}},
+		leader:  "sched-1",
 	}
 	mux := http.NewServeMux()
 	New(Config{Reader: r, Token: []byte("t0ken"), Hosts: []string{"example.com"}, Machines: machineList{{ID: "m1", PublicIP: "10.0.0.1", Metadata: map[string]string{"az": "a"}}}}).Register(mux)
@@ -210,7 +157,7 @@ func TestStateFromMemoryReader(t *testing.T) {
 // The stream, too, serves from a Reader in memory: its first message is
 // the whole state.
 func TestStreamFromMemoryReader(t *testing.T) {
-	r := &memReader{units: []string{"web"}, leader: "sched-1"}
+	r := &memReader{Mem: viewtest.Mem{Units: []string{"web"}}, leader: "sched-1"}
 	mux := http.NewServeMux()
 	New(Config{Reader: r}).Register(mux)
 	srv := httptest.NewServer(mux)

@@ -266,18 +266,11 @@ func (s *Store) WatchEvents(ctx context.Context, name string, rev int64) <-chan 
 	out := make(chan Event, 64)
 	go func() {
 		defer close(out)
-		wc := s.c.Watch(clientv3.WithRequireLeader(ctx), s.eventsDir(), clientv3.WithPrefix(), clientv3.WithRev(rev+1),
-			clientv3.WithFilterDelete())
-		for wr := range wc {
-			if wr.Err() != nil {
-				return
-			}
-			for _, we := range wr.Events {
-				var e Event
-				if json.Unmarshal(we.Kv.Value, &e) != nil || !e.About(name) {
+		for b := range s.WatchEventBatches(ctx, rev) {
+			for _, e := range b.Events {
+				if !e.About(name) {
 					continue
 				}
-				e.Message = redact.Text(e.Message)
 				select {
 				case out <- e:
 				case <-ctx.Done():

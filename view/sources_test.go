@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/view/viewtest"
 )
 
 // Sources shows no repository credentials, even those an older version
@@ -15,9 +16,9 @@ import (
 // message are masked.
 func TestSourcesMaskCredentials(t *testing.T) {
 	const raw = "https://ghp_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@git.example.com/units.git"
-	r := &mem{
-		records:  map[string]*store.SyncRecord{"a": {Source: "a", URL: raw, Ref: "main", Revision: "abc"}},
-		attempts: map[string]*store.SyncAttempt{"a": {Source: "a", Result: "failed", Message: "listing refs of " + raw + ": EOF"}},
+	r := &viewtest.Mem{
+		Records:  map[string]*store.SyncRecord{"a": {Source: "a", URL: raw, Ref: "main", Revision: "abc"}},
+		Attempts: map[string]*store.SyncAttempt{"a": {Source: "a", Result: "failed", Message: "listing refs of " + raw + ": EOF"}},
 	}
 	all, err := Sources(context.Background(), r)
 	if err != nil || len(all) != 1 {
@@ -27,7 +28,7 @@ func TestSourcesMaskCredentials(t *testing.T) {
 	if s := all[0]; s.Repo != shown || s.Attempt.Message != "listing refs of "+shown+": EOF" || strings.Contains(s.Attempt.Message, "ghp_") {
 		t.Errorf("source a: repo %q, message %q; want both masked", s.Repo, s.Attempt.Message)
 	}
-	if r.attempts["a"].Message != "listing refs of "+raw+": EOF" {
+	if r.Attempts["a"].Message != "listing refs of "+raw+": EOF" {
 		t.Error("Sources changed the attempt it read")
 	}
 }
@@ -35,13 +36,13 @@ func TestSourcesMaskCredentials(t *testing.T) {
 // A source shows whatever of it there is: a record, an attempt, a leader.
 func TestSources(t *testing.T) {
 	at := time.Date(2026, 12, 2, 17, 0, 0, 0, time.UTC)
-	r := &mem{
-		records: map[string]*store.SyncRecord{"team-a": {Source: "team-a", URL: "file:///srv/a", Ref: "main", Revision: "0123456789", Time: at,
+	r := &viewtest.Mem{
+		Records: map[string]*store.SyncRecord{"team-a": {Source: "team-a", URL: "file:///srv/a", Ref: "main", Revision: "0123456789", Time: at,
 			Inventory: map[string]string{"web": "web.yaml", "db": "db.yaml"}, Errors: []store.SyncError{{File: "db.yaml", Message: "bad"}}}},
-		attempts: map[string]*store.SyncAttempt{
+		Attempts: map[string]*store.SyncAttempt{
 			"team-b": {Source: "team-b", Ref: "dev", Result: store.AttemptSuspended},
 		},
-		leaders: map[string]string{"team-a": "agent-1", "team-c": "agent-2"},
+		Leaders: map[string]string{"team-a": "agent-1", "team-c": "agent-2"},
 	}
 	all, err := Sources(context.Background(), r)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/view/viewtest"
 )
 
 func TestRolloutOf(t *testing.T) {
@@ -64,20 +65,20 @@ func TestJoinWithGit(t *testing.T) {
 // memory come the states, notes, marks and messages tables show.
 func TestUnitsFromReader(t *testing.T) {
 	at := time.Date(2026, 12, 2, 17, 0, 0, 0, time.UTC)
-	r := &mem{
-		units: []string{"web", "db", "adhoc", "held", "old"},
-		statuses: map[string]*store.Status{
+	r := &viewtest.Mem{
+		Units: []string{"web", "db", "adhoc", "held", "old"},
+		Statuses: map[string]*store.Status{
 			"web":  {Name: "web", Phase: store.PhaseRunning, SpecHash: "aa", Deployed: "aa", Desired: 2, Running: 2, Message: "2 of 2 running"},
 			"db":   {Name: "db", Phase: store.PhaseFailed, SpecHash: "bb", Message: "crash loop"},
 			"held": {Name: "held", Phase: store.PhaseRunning, SpecHash: "cc", Deployed: "cc", Message: "1 of 1 running"},
 			"old":  {Name: "old", Phase: store.PhaseRunning, SpecHash: "3cbb8d9a", Deployed: "3cbb8d9a", Message: "1 of 1 running"},
 			"gone": {Name: "gone", Phase: store.PhaseDeleting, Message: "destroying 1 fleet unit"},
 		},
-		records: map[string]*store.SyncRecord{"team-a": {Source: "team-a", Revision: "9c2d11f0000",
+		Records: map[string]*store.SyncRecord{"team-a": {Source: "team-a", Revision: "9c2d11f0000",
 			Inventory: map[string]string{"web": "units/web.yaml", "db": "units/db.yaml", "old": "units/old.yaml"},
 			Errors:    []store.SyncError{{File: "units/db.yaml", Line: 2, Message: "replicas: not a number"}}}},
-		sus:  map[string]*store.Suspension{"held": {Unit: "held", Time: at, By: "ops@laptop"}},
-		pins: map[string]*store.RollbackPin{"old": {Unit: "old", Revision: 1, SpecHash: "3cbb8d9a", GitRevision: "4b1e0a2ffff", By: "ops@laptop"}},
+		Suspended: map[string]*store.Suspension{"held": {Unit: "held", Time: at, By: "ops@laptop"}},
+		Pins:      map[string]*store.RollbackPin{"old": {Unit: "old", Revision: 1, SpecHash: "3cbb8d9a", GitRevision: "4b1e0a2ffff", By: "ops@laptop"}},
 	}
 	type row struct {
 		Name, State, Mark, Runs, Message, Note string
@@ -119,7 +120,7 @@ func TestUnitsFromReader(t *testing.T) {
 		t.Errorf("UnitOf(nope) = %v, want ErrNotFound", err)
 	}
 	broken := errors.New("etcd: no leader")
-	if _, err := Units(ctx, &mem{err: broken}); !errors.Is(err, broken) {
+	if _, err := Units(ctx, &viewtest.Mem{Err: broken}); !errors.Is(err, broken) {
 		t.Errorf("Units of a failing reader = %v, want its error", err)
 	}
 }
@@ -202,3 +203,8 @@ func TestOwnedErrors(t *testing.T) {
 		t.Errorf("Where without a record = %q", w)
 	}
 }
+
+var (
+	_ Reader       = (*viewtest.Mem)(nil)
+	_ SourceReader = (*viewtest.Mem)(nil)
+)
