@@ -27,7 +27,7 @@ func Events(res *Result, err error, prev, a *store.SyncAttempt) []store.Event {
 	if e, ok := outcomeEvent(res, prev, a); ok {
 		out = append(out, e)
 	}
-	pass := outcome(res, err, a)
+	pass := outcome(res, err, a, applied)
 	for i := range out {
 		out[i].By = a.Leader
 		switch out[i].Kind {
@@ -106,15 +106,19 @@ func outcomeEvent(res *Result, prev, a *store.SyncAttempt) (store.Event, bool) {
 	return store.Event{}, false
 }
 
-// outcome is what the pass did, as its events carry it.
-func outcome(res *Result, err error, a *store.SyncAttempt) *store.PassOutcome {
+// outcome is what the pass did, as its events carry it: the units it
+// wrote are counted only when it applied its plan (a refused or failed
+// pass wrote none, whatever it had planned).
+func outcome(res *Result, err error, a *store.SyncAttempt, applied bool) *store.PassOutcome {
 	p := &store.PassOutcome{Ref: a.Ref, Result: a.Result, Reason: a.Message}
 	if res != nil {
 		if p.Ref == "" {
 			p.Ref = res.Ref
 		}
 		p.Summary = res.Summary()
-		p.Created, p.Updated, p.Pruned = res.Count(Create), res.Count(Update), res.Count(Prune)
+		if applied && !res.DryRun {
+			p.Created, p.Updated, p.Pruned = res.Count(Create), res.Count(Update), res.Count(Prune)
+		}
 		for _, fe := range res.Errors {
 			p.Errors = append(p.Errors, fe.String())
 		}
