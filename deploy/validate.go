@@ -70,7 +70,9 @@ func validateSpec(s *Spec, file string, lineOf func(string) int) error {
 			c.fail(fmt.Sprintf("envFiles[%d]", i), "%q must be an absolute path without spaces, quotes or backslashes (a leading - makes it optional)", f)
 		}
 	}
-	for i, v := range s.Volumes {
+	// A volume is checked as a member renders it (MemberRef replaced by
+	// an ordinal); checkStateful checks where MemberRef may stand.
+	for i, v := range s.MemberVolumes(0) {
 		c.checkVolume(fmt.Sprintf("volumes[%d]", i), v)
 	}
 	if strings.ContainsFunc(s.Net, unicode.IsSpace) {
@@ -91,6 +93,7 @@ func validateSpec(s *Spec, file string, lineOf func(string) int) error {
 	if s.Spread != nil {
 		c.checkSpread(s)
 	}
+	c.checkStateful(s)
 	if len(c.errs) == 0 {
 		// Every value is safe; make sure the rendered unit fits fleet's
 		// line limit with the longest unit prefix allowed.
@@ -341,6 +344,8 @@ func (c *checker) checkEnv(field string, e EnvVar, before []EnvVar) {
 		c.fail(field+".name", "%q is not a variable name (letters, digits and _, not starting with a digit)", e.Name)
 	case e.Name == "KAYLEE_ID":
 		c.fail(field+".name", "KAYLEE_ID is set by Kaylee for each instance")
+	case e.Name == MemberVar:
+		c.fail(field+".name", "%s is set by Kaylee for each member of a stateful unit", MemberVar)
 	}
 	for _, b := range before {
 		if b.Name == e.Name {
@@ -436,6 +441,14 @@ func eachString(s *Spec, f func(field, value string)) {
 		f("update.progressDeadline", u.ProgressDeadline)
 		f("update.strategy", u.Strategy)
 		f("update.maxUnavailable", string(u.MaxUnavailable))
+		f("update.order", u.Order)
+	}
+	f("onMachineLoss", s.OnMachineLoss)
+	if p := s.Primary; p != nil {
+		if p.HTTP != nil {
+			f("primary.http.path", p.HTTP.Path)
+		}
+		list("primary.exec", p.Exec)
 	}
 }
 
