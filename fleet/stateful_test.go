@@ -110,13 +110,16 @@ func (h *harness) sampleMembers(name string, n func() int, maxDown int) func() (
 	}
 }
 
-// On fleet's engine and agents, 4 machines: a stateful unit of 2 members
+// On fleet's engine and agents, 4 machines whose units take 2s to stop:
+// a stateful unit of 2 members
 // (maxReplicasPerHost 1) goes through 5 updates of its env and a scale-up
 // to 3. Each member keeps its machine every time, and a sampler of
 // fleet's unit states never sees two fleet units of one member up nor
 // more than one member not running during the updates.
 func TestStatefulMembersKeepTheirMachines(t *testing.T) {
-	h := newHarness(t, fleetsim.Machines(4))
+	// A member takes 2s to stop (a database flushing): a new copy started
+	// before the old one is down would overlap it.
+	h := newHarnessWith(t, fleetsim.Machines(4), func(c *fleetsim.Config) { c.StopDelay = 2 * time.Second })
 	opts := testOptions
 	opts.MinReady = 200 * time.Millisecond
 	h.serve(h.api, opts)
