@@ -111,6 +111,10 @@ func TestStatefulRefused(t *testing.T) {
 			`u.yaml:7: volumes[0].id: "${X}": only ${KAYLEE_MEMBER} is replaced in a volume's id and source`},
 		{"unterminated ref", statefulUnit("volumes:\n- source: /srv/${KAYLEE_MEMBER\n  path: /d\n"),
 			`u.yaml:7: volumes[0].source: "${KAYLEE_MEMBER": only ${KAYLEE_MEMBER} is replaced in a volume's id and source`},
+		{"member volume quoted as written", statefulUnit("volumes:\n- source: /srv/${KAYLEE_MEMBER}/../etc\n  path: /d\n"),
+			`u.yaml:7: volumes[0].source: "/srv/${KAYLEE_MEMBER}/../etc" must be an absolute host path without spaces, quotes, backslashes, commas or colons (a volume without driver mounts a host path)`},
+		{"member id quoted as written", statefulUnit("volumes:\n- {id: 'v ${KAYLEE_MEMBER}', driver: ebs, path: /d}\n"),
+			`u.yaml:7: volumes[0].id: "v ${KAYLEE_MEMBER}": a volume with a driver needs an id (letters, digits, ., _ and -)`},
 		{"member ref lower case", statefulUnit("volumes:\n- source: /srv/${kaylee_member}\n  path: /d\n"),
 			`u.yaml:7: volumes[0].source: "${kaylee_member}": only ${KAYLEE_MEMBER} is replaced in a volume's id and source`},
 	}
