@@ -73,7 +73,7 @@ func validateSpec(s *Spec, file string, lineOf func(string) int) error {
 	// A volume is checked as a member renders it (MemberRef replaced by
 	// an ordinal); checkStateful checks where MemberRef may stand.
 	for i, v := range s.MemberVolumes(0) {
-		c.checkVolume(fmt.Sprintf("volumes[%d]", i), v)
+		c.checkVolume(fmt.Sprintf("volumes[%d]", i), v, s.Volumes[i])
 	}
 	if strings.ContainsFunc(s.Net, unicode.IsSpace) {
 		c.fail("net", "%q must not contain spaces (separate networks with commas)", s.Net)
@@ -354,13 +354,14 @@ func (c *checker) checkEnv(field string, e EnvVar, before []EnvVar) {
 	}
 }
 
-func (c *checker) checkVolume(field string, v Volume) {
+// checkVolume checks a volume v as rendered; errors quote it as written.
+func (c *checker) checkVolume(field string, v, written Volume) {
 	if !isAbsPath(v.Path) || strings.ContainsAny(v.Path, ",:") {
 		c.fail(field+".path", "%q must be an absolute path in the container, without spaces, quotes, backslashes, commas or colons", v.Path)
 	}
 	if v.Driver == "" {
 		if !isAbsPath(v.Source) || strings.ContainsAny(v.Source, ",:") {
-			c.fail(field+".source", "%q must be an absolute host path without spaces, quotes, backslashes, commas or colons (a volume without driver mounts a host path)", v.Source)
+			c.fail(field+".source", "%q must be an absolute host path without spaces, quotes, backslashes, commas or colons (a volume without driver mounts a host path)", written.Source)
 		}
 		if v.Options != "" {
 			c.fail(field+".options", "options are for volume drivers; this volume has no driver")
@@ -372,10 +373,10 @@ func (c *checker) checkVolume(field string, v Volume) {
 		c.fail(field+".driver", "%q is not a driver name (lowercase letters, digits, - and _; systemd-mountservice-<service> for a systemd template)", v.Driver)
 	}
 	if !volumeIDRe.MatchString(v.ID) {
-		c.fail(field+".id", "%q: a volume with a driver needs an id (letters, digits, ., _ and -)", v.ID)
+		c.fail(field+".id", "%q: a volume with a driver needs an id (letters, digits, ., _ and -)", written.ID)
 	}
 	if v.Source != "" && (strings.HasPrefix(v.Source, "/") || pathProblem(v.Source) != "" || strings.ContainsAny(v.Source, ",:")) {
-		c.fail(field+".source", "%q must be a relative path inside the volume, without .., spaces, quotes, backslashes, commas or colons", v.Source)
+		c.fail(field+".source", "%q must be a relative path inside the volume, without .., spaces, quotes, backslashes, commas or colons", written.Source)
 	}
 }
 
