@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -115,7 +116,9 @@ func (h *harness) sampleMembers(name string, n func() int, maxDown int) func() (
 // (maxReplicasPerHost 1) goes through 5 updates of its env and a scale-up
 // to 3. Each member keeps its machine every time, and a sampler of
 // fleet's unit states never sees two fleet units of one member up nor
-// more than one member not running during the updates.
+// more than one member not running during the updates. Then the machine
+// of member 1 dies: the member waits for it (runs nowhere else, the
+// status says so) and runs there again once it is back.
 func TestStatefulMembersKeepTheirMachines(t *testing.T) {
 	// A member takes 2s to stop (a database flushing): a new copy started
 	// before the old one is down would overlap it.
@@ -127,25 +130,10 @@ func TestStatefulMembersKeepTheirMachines(t *testing.T) {
 		return &deploy.Spec{Name: "db", Replicas: replicas, MaxReplicasPerHost: 1, Stateful: true,
 			Apps: []deploy.App{{Image: "docker://db"}}, Env: []deploy.EnvVar{{Name: "VERSION", Value: fmt.Sprint(version)}}}
 	}
-	placedAt := func(hash string, n int) []string {
-		t.Helper()
-		var on []string
-		eventually(t, 60*time.Second, func() (bool, string) {
-			units, err1 := h.api.Units()
-			states, err2 := h.api.UnitStates()
-			if err1 != nil || err2 != nil {
-				return false, fmt.Sprint(err1, err2)
-			}
-			on = memberViewOf("db", units, states).machines(n)
-			v := h.view("db")
-			return v.runningWithHash(hash) == n && len(v.units) == n && !strings.Contains(strings.Join(on, " "), "-"), fmt.Sprintf("%v: %v", on, v)
-		})
-		return on
-	}
 	start := time.Now()
 	hash := h.put(spec(2, 0))
 	h.waitStatus("db", store.PhaseRunning, hash, 60*time.Second)
-	first := placedAt(hash, 2)
+	first := h.placedMembers(hash, 2)
 	t.Logf("first rollout: 2 members running in %s, on %.8s and %.8s", time.Since(start).Round(100*time.Millisecond), first[0], first[1])
 	if first[0] == first[1] {
 		t.Fatalf("members 0 and 1 share machine %s (maxReplicasPerHost 1)", first[0])
@@ -157,7 +145,7 @@ func TestStatefulMembersKeepTheirMachines(t *testing.T) {
 		start := time.Now()
 		hash = h.put(spec(2, v))
 		h.waitStatus("db", store.PhaseRunning, hash, 90*time.Second)
-		on := placedAt(hash, 2)
+		on := h.placedMembers(hash, 2)
 		t.Logf("update %d: both members replaced in %s", v, time.Since(start).Round(100*time.Millisecond))
 		if on[0] != first[0] || on[1] != first[1] {
 			t.Fatalf("update %d: members on %v, were on %v", v, on, first)
@@ -166,7 +154,7 @@ func TestStatefulMembersKeepTheirMachines(t *testing.T) {
 	start = time.Now()
 	hash = h.put(spec(3, 5))
 	h.waitScaled("db", hash, 3)
-	on := placedAt(hash, 3)
+	on := h.placedMembers(hash, 3)
 	members = 3
 	t.Logf("scale-up to 3: member 2 running in %s on %.8s", time.Since(start).Round(100*time.Millisecond), on[2])
 	msg, looks := check()
@@ -182,4 +170,60 @@ func TestStatefulMembersKeepTheirMachines(t *testing.T) {
 	if sorted[0] == sorted[1] || sorted[1] == sorted[2] {
 		t.Fatalf("members share a machine: %v (maxReplicasPerHost 1)", on)
 	}
+	h.memberWaitsForItsMachine(hash, on)
+}
+
+// memberWaitsForItsMachine kills the machine of member 1 of db (members on
+// machines on): the member runs nowhere else, the status says it waits,
+// and once the machine is back it runs there again.
+func (h *harness) memberWaitsForItsMachine(hash string, on []string) {
+	t := h.t
+	ip := ""
+	for _, m := range h.cluster.Machines() {
+		if m.ID() == on[1] {
+			ip = m.PublicIP()
+		}
+	}
+	if err := h.cluster.Kill(on[1]); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	want := fmt.Sprintf("member 1 waits for machine %.8s (%s), its data is there", on[1], ip)
+	eventually(t, 60*time.Second, func() (bool, string) {
+		st := h.status("db")
+		return st != nil && strings.Contains(st.Message, want), fmt.Sprintf("status %+v", st)
+	})
+	t.Logf("machine of member 1 killed: the status says it waits %s later", time.Since(killed).Round(100*time.Millisecond))
+	units, _ := h.api.Units()
+	states, _ := h.api.UnitStates()
+	if v := memberViewOf("db", units, states); len(v.running[1]) > 0 || len(v.up[1]) > 0 {
+		t.Fatalf("member 1 runs elsewhere while its machine is gone: %v", v.up[1])
+	}
+	if err := h.cluster.Revive(context.Background(), on[1]); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	h.waitStatus("db", store.PhaseRunning, hash, 60*time.Second)
+	if got := h.placedMembers(hash, 3); strings.Join(got, " ") != strings.Join(on, " ") {
+		t.Fatalf("after its machine came back: members on %v, were on %v", got, on)
+	}
+	t.Logf("machine back: member 1 running on it again %s later", time.Since(back).Round(100*time.Millisecond))
+}
+
+// placedMembers waits until the n members of db run the spec hash, one
+// fleet unit each, and returns their machines by ordinal.
+func (h *harness) placedMembers(hash string, n int) []string {
+	h.t.Helper()
+	var on []string
+	eventually(h.t, 60*time.Second, func() (bool, string) {
+		units, err1 := h.api.Units()
+		states, err2 := h.api.UnitStates()
+		if err1 != nil || err2 != nil {
+			return false, fmt.Sprint(err1, err2)
+		}
+		on = memberViewOf("db", units, states).machines(n)
+		v := h.view("db")
+		return v.runningWithHash(hash) == n && len(v.units) == n && !strings.Contains(strings.Join(on, " "), "-"), fmt.Sprintf("%v: %v", on, v)
+	})
+	return on
 }
