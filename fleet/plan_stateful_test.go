@@ -325,3 +325,43 @@ func TestPlanStateful(t *testing.T) {
 		})
 	}
 }
+
+// render places a stateful unit's members and caches the rendering by
+// placement: the same placement (even on other machines) is the cached
+// rendering, another one renders again; every member is pinned.
+func TestRenderStatefulMembers(t *testing.T) {
+	pp := newPassPlanner(Options{}.withDefaults())
+	s := stateful(3, 1, "docker://db:2")
+	u := &store.Unit{Name: "db", Spec: *s, Raw: s.CanonicalJSON()}
+	pins := func(d *desiredUnits) string {
+		var on []string
+		for _, du := range d.units {
+			on = append(on, pinnedMachine(du))
+		}
+		return strings.Join(on, " ")
+	}
+	d1, err := pp.render(u, 0, dbMachines(4), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pins(d1); got != "m1 m2 m3" || strings.Join(d1.members, " ") != got {
+		t.Fatalf("first placement pinned to %q (members %v), want m1 m2 m3", got, d1.members)
+	}
+	// Members 0 and 1 run an older spec on m3 and m1: they keep them.
+	old := (&world{t: t, spec: s}).with(members(t, stateful(2, 1, "docker://db:1"), "m3", "m1"), "launched", "active", "running").act
+	d2, err := pp.render(u, 0, dbMachines(4), old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pins(d2); got != "m3 m1 m2" || d2 == d1 {
+		t.Fatalf("pinned to %q (cached: %v), want m3 m1 m2 rendered again", got, d2 == d1)
+	}
+	// A machine joins: no member moves, the rendering is the cached one.
+	d3, err := pp.render(u, 0, append(dbMachines(4), deploy.Machine{ID: "m4", Metadata: map[string]string{"role": "db"}}), old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d3 != d2 {
+		t.Fatalf("a machine that joins re-rendered the unit: %q", pins(d3))
+	}
+}
