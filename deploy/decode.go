@@ -172,6 +172,7 @@ var (
 	specType   = reflect.TypeOf(Spec{})
 	appType    = reflect.TypeOf(App{})
 	healthType = reflect.TypeOf(Health{})
+	probeType  = reflect.TypeOf(Probe{})
 )
 
 // healthCheckFields are fields of a check that are easily written one
@@ -280,6 +281,9 @@ func unknownField(key string, t reflect.Type, fields map[string]reflect.StructFi
 	}
 	if hint, ok := healthCheckFields[key]; ok && t == healthType {
 		return msg + fmt.Sprintf(" (it is a field of the check: %s)", hint)
+	}
+	if _, ok := healthCheckFields[key]; ok && t == probeType {
+		return msg + fmt.Sprintf(" (it is a field of the check: primary.http.%s)", key)
 	}
 	if s := suggest(key, sortedKeys(fields)); s != "" {
 		return msg + fmt.Sprintf(" (did you mean %q?)", s)

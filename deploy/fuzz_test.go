@@ -2,8 +2,10 @@ package deploy
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -37,6 +39,9 @@ func FuzzLoadRender(f *testing.F) {
 	f.Add([]byte(`{"name":"a","global":true,"apps":[{"image":"x"}],"update":{"strategy":"rolling","maxUnavailable":2}}`))
 	f.Add([]byte("name: a\nreplicas: 2\napps: [{image: x}]\nupdate: {maxSurge: 007, maxUnavailable: '1%'}\n"))
 	f.Add([]byte("name: a\nglobal: true\napps: [{image: x}]\nconflicts: ['*', '?*', '*-db', k*, web-*, mongo-n*, db]\n"))
+	f.Add([]byte("name: db\nengine: docker\nreplicas: 3\nstateful: true\nonMachineLoss: move\nvolumes: [{id: 'v-${KAYLEE_MEMBER}', source: '/srv/${KAYLEE_MEMBER}', path: /d}, {id: 'e${KAYLEE_MEMBER}', driver: systemd-mountservice-ebs, source: 'x/${KAYLEE_MEMBER}', path: /e}]\napps: [{image: x}]\nprimary: {exec: [/bin/p]}\nupdate: {order: primary-last, maxUnavailable: 50%}\n"))
+	f.Add([]byte("name: db\nreplicas: 2\nmaxReplicasPerHost: 1\nstateful: true\nspread: {key: az}\nvolumes: [{id: 'v-${KAYLEE_MEMBER}${X}', driver: d, source: 'a/${KAYLEE_MEMBER}', path: /d}]\nargs: [\"${KAYLEE_MEMBER}\"]\napps: [{image: x}]\nprimary: {http: {port: 80, path: /p}}\n"))
+	f.Add([]byte(`{"name":"db","replicas":1,"stateful":true,"onMachineLoss":"wait","volumes":[{"id":"${KAYLEE_MEMBER","source":"/s/${KAYLEE_MEMBER}","path":"/d"}],"apps":[{"image":"x"}],"update":{"order":"highest-first"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		docs, _ := Load("fuzz.yaml", data)
 		for _, d := range docs {
@@ -84,6 +89,9 @@ func FuzzLoadRender(f *testing.F) {
 					}
 				}
 			}
+			if d.Spec.Stateful {
+				checkMembers(t, &d.Spec)
+			}
 			canon := d.Spec.CanonicalJSON()
 			back, err := DecodeJSON("canonical", canon)
 			if err != nil {
@@ -97,4 +105,51 @@ func FuzzLoadRender(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkMembers renders a valid stateful unit with every other member
+// placed and checks what the scheduler relies on: one unit per member,
+// named by its ordinal whatever its placement, a placed member pinned with
+// MachineID and no Conflicts (fleet refuses the pair), no ${KAYLEE_MEMBER}
+// left in any rendered value.
+func checkMembers(t *testing.T, s *Spec) {
+	unplaced, err := Render(s, RenderOptions{})
+	if err != nil {
+		t.Fatalf("stateful unit does not render: %v", err)
+	}
+	var members []string
+	for i := range s.Replicas {
+		m := ""
+		if i%2 == 0 {
+			m = fmt.Sprintf("%032x", i+1)
+		}
+		members = append(members, m)
+	}
+	placed, err := Render(s, RenderOptions{Members: members})
+	if err != nil {
+		t.Fatalf("stateful unit does not render placed: %v", err)
+	}
+	if len(placed) != s.Replicas || len(unplaced) != s.Replicas {
+		t.Fatalf("%d and %d units for %d members", len(unplaced), len(placed), s.Replicas)
+	}
+	for i, u := range placed {
+		if n, ok := ParseUnitName(DefaultUnitPrefix, u.Name); !ok || n.Index != i || u.Name != unplaced[i].Name {
+			t.Fatalf("member %d renders as %q placed, %q unplaced", i, u.Name, unplaced[i].Name)
+		}
+		ids, conflicts := options(u, "X-Fleet", "MachineID"), options(u, "X-Fleet", "Conflicts")
+		if members[i] != "" && (len(ids) != 1 || ids[0] != members[i] || len(conflicts) > 0) {
+			t.Fatalf("placed member %d: MachineID %q, Conflicts %q", i, ids, conflicts)
+		}
+		if members[i] == "" && len(ids) > 0 {
+			t.Fatalf("unplaced member %d pinned to %q", i, ids)
+		}
+		if env := options(u, "Service", "Environment"); !slices.Contains(env, fmt.Sprintf(`"KAYLEE_MEMBER=%d"`, i)) {
+			t.Fatalf("member %d: Environment %q", i, env)
+		}
+		for _, o := range u.Options {
+			if strings.Contains(o.Value, MemberRef) {
+				t.Fatalf("member %d: %s=%s keeps %s", i, o.Name, o.Value, MemberRef)
+			}
+		}
+	}
 }

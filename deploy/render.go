@@ -52,6 +52,12 @@ type RenderOptions struct {
 	// each replica (see AssignZones), rendered as one more MachineMetadata
 	// line; nil renders none (fleet then places replicas as it likes).
 	Zones []string
+	// Members gives, for a stateful unit, the machine ID each member is
+	// placed on, by ordinal: a placed member is pinned there (MachineID);
+	// "" or a missing entry is a member not placed yet, rendered as a
+	// replica. nil (kaylee render, validation) renders every member
+	// unplaced. Other units ignore them.
+	Members []string
 }
 
 // Render turns a valid spec into the fleet units that run it, in replica
@@ -82,6 +88,9 @@ func Render(s *Spec, o RenderOptions) ([]*schema.Unit, error) {
 	hash := s.Hash(o.Restart)
 	if s.Rolling() {
 		return renderRolling(s, o, hash)
+	}
+	if s.Stateful {
+		return renderMembers(s, o, hash)
 	}
 	n := s.Instances()
 	groups := 1
@@ -114,6 +123,9 @@ type renderer struct {
 	name      UnitName
 	machineID string // the machine of a rolling global unit's fleet unit
 	zone      string // key=value of a spread unit's replica
+	// memberMachine is the machine a stateful unit's member is placed on
+	// ("": not placed yet).
+	memberMachine string
 	// idSpec ends the instance ID (KAYLEE_ID, the container's name) with
 	// a specifier systemd expands on each machine: "_%m" for a global
 	// unit, whose one fleet unit runs on every machine; "" for others.
@@ -129,9 +141,14 @@ func (r *renderer) add(section, name, value string) {
 // replica's conflict group must not share a machine.
 func (r *renderer) options(grouped bool) []*schema.UnitOption {
 	s := r.spec
-	if r.machineID != "" {
+	switch {
+	case r.machineID != "":
 		r.add("Unit", "Description", fmt.Sprintf("kaylee %s on machine %.8s (spec %s, rolling global)", s.Name, r.machineID, r.name.SpecHash))
-	} else {
+	case s.Stateful && r.memberMachine != "":
+		r.add("Unit", "Description", fmt.Sprintf("kaylee %s member %d on machine %.8s (spec %s)", s.Name, r.name.Index, r.memberMachine, r.name.SpecHash))
+	case s.Stateful:
+		r.add("Unit", "Description", fmt.Sprintf("kaylee %s member %d (spec %s)", s.Name, r.name.Index, r.name.SpecHash))
+	default:
 		// No count: the unit file of a replica does not change with
 		// replicas. Replicas count from 0, as in their names.
 		r.add("Unit", "Description", fmt.Sprintf("kaylee %s replica %d (spec %s)", s.Name, r.name.Index, r.name.SpecHash))
@@ -148,6 +165,10 @@ func (r *renderer) options(grouped bool) []*schema.UnitOption {
 		r.add("Service", "EnvironmentFile", escapeSpecifiers(f))
 	}
 	r.add("Service", "Environment", strings.TrimSuffix(quoteEnv("KAYLEE_ID", r.name.InstanceID()), `"`)+r.idSpec+`"`)
+	if s.Stateful {
+		// rkt passes it on with --inherit-env, docker with -e.
+		r.add("Service", "Environment", quoteEnv(MemberVar, strconv.Itoa(r.name.Index)))
+	}
 	for _, e := range s.Env {
 		r.add("Service", "Environment", quoteEnv(e.Name, e.Value))
 	}
@@ -192,6 +213,9 @@ func (r *renderer) options(grouped bool) []*schema.UnitOption {
 	case r.machineID != "":
 		r.add("X-Fleet", "MachineID", r.machineID)
 		return r.opts // validation refuses conflicts on a rolling global unit
+	case r.memberMachine != "":
+		r.add("X-Fleet", "MachineID", r.memberMachine)
+		return r.opts // fleet refuses MachineID with Conflicts
 	case s.MachineID != "":
 		r.add("X-Fleet", "MachineID", s.MachineID)
 		return r.opts // fleet refuses MachineID with Conflicts
@@ -292,6 +316,9 @@ func (r *renderer) docker() {
 	}
 	head := append(args, "--rm", "--name")
 	args = []string{"-e", "KAYLEE_ID"}
+	if s.Stateful {
+		args = append(args, "-e", MemberVar)
+	}
 	for _, e := range s.Env {
 		args = append(args, "-e", e.Name) // the value comes from Environment=
 	}

@@ -42,7 +42,13 @@ func TestRenderGolden(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			units, err := Render(loadOne(t, f), RenderOptions{})
+			// X.members, when there is one, places a stateful unit's
+			// members: a machine ID per line, by ordinal ("" unplaced).
+			var o RenderOptions
+			if data, err := os.ReadFile(strings.TrimSuffix(f, ".yaml") + ".members"); err == nil {
+				o.Members = strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+			}
+			units, err := Render(loadOne(t, f), o)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -47,6 +47,15 @@ type Spec struct {
 	Ports []Port `json:"ports,omitempty" yaml:"ports"`
 	// Spread places the replicas evenly over a machine metadata key.
 	Spread *Spread `json:"spread,omitempty" yaml:"spread"`
+	// Stateful makes each replica a member with a stable ordinal
+	// (0..replicas-1) that keeps its machine and its data (see stateful.go).
+	Stateful bool `json:"stateful,omitempty" yaml:"stateful"`
+	// OnMachineLoss is what the scheduler does with a member whose machine
+	// is gone: wait (the default) or move. Stateful units only.
+	OnMachineLoss string `json:"onMachineLoss,omitempty" yaml:"onMachineLoss"`
+	// Primary tells which member is the primary (its probe passes), for
+	// update.order. Stateful units only.
+	Primary *Probe `json:"primary,omitempty" yaml:"primary"`
 }
 
 // Port is a port a unit's replicas serve on, for the instance registry.
@@ -262,12 +271,16 @@ func (s *Spec) CanonicalJSON() []byte {
 // Left out, as they change no replica's unit file: replicas (a change of
 // the count adds or removes replicas and leaves the others running under
 // their names), the update policy (changing how to roll out rolls nothing
-// out, but for a global unit's strategy, which changes its fleet units)
-// and ports (published in the instance registry only).
+// out, but for a global unit's strategy, which changes its fleet units),
+// ports (published in the instance registry only), and a stateful unit's
+// onMachineLoss and primary (read by the scheduler only). stateful itself
+// is kept: a member's fleet unit differs from a replica's (KAYLEE_MEMBER,
+// per-member volumes), and the scheduler tells units apart by name.
 func (s *Spec) Hash(restart int64) string {
 	h := sha256.New()
 	cp := *s
 	cp.Replicas, cp.Update, cp.Ports = 0, nil, nil
+	cp.OnMachineLoss, cp.Primary = "", nil
 	if s.Replicated() {
 		// A unit with replicas renders otherwise than one without (its
 		// replicas do not conflict with each other): keep them apart.
@@ -285,11 +298,17 @@ func (s *Spec) Hash(restart int64) string {
 
 // Warnings are what a valid unit should hear before it runs, though
 // nothing stops it: a unit with no engine runs with rkt, the seed
-// format's default (kept for its contract), which no current host has.
+// format's default (kept for its contract), which no current host has;
+// a stateful unit's volume that every member shares (see
+// statefulWarnings).
 func (d *Document) Warnings() []*FieldError {
-	if d.Err != nil || d.Spec.Engine != "" || d.Legacy {
+	if d.Err != nil {
 		return nil
 	}
-	return []*FieldError{{File: d.File, Line: d.LineOf("apps"), Field: "engine",
-		Msg: fmt.Sprintf("none given, so %s runs with rkt (the seed format's default), which is archived and on no current host; write engine: docker, or engine: rkt to keep it", d.Spec.Name)}}
+	var out []*FieldError
+	if d.Spec.Engine == "" && !d.Legacy {
+		out = append(out, &FieldError{File: d.File, Line: d.LineOf("apps"), Field: "engine",
+			Msg: fmt.Sprintf("none given, so %s runs with rkt (the seed format's default), which is archived and on no current host; write engine: docker, or engine: rkt to keep it", d.Spec.Name)})
+	}
+	return append(out, statefulWarnings(d)...)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +36,15 @@ type Update struct {
 	// MaxUnavailable: with strategy rolling, on how many machines at a
 	// time a global unit is being replaced: a count or a percentage of the
 	// machines (rounded down, at least 1). Default 1.
+	//
+	// For a stateful unit: how many members may be down (stopped for their
+	// update) at a time, a count or a percentage of the members (rounded
+	// down, at least 1). Default 1.
 	MaxUnavailable Amount `json:"maxUnavailable,omitempty" yaml:"maxUnavailable"`
+	// Order in which a stateful unit's members are updated: highest-first
+	// (the default), primary-last or primary-first (these two need the
+	// unit's primary probe). See OrderOf.
+	Order string `json:"order,omitempty" yaml:"order"`
 }
 
 // StrategyRolling is the strategy of a global unit replaced machine by
@@ -113,7 +122,8 @@ func (u *Update) SurgeOf(n int) int {
 }
 
 // UnavailableOf returns on how many of n machines a rolling global unit
-// may be replaced at once (default 1).
+// may be replaced at once, or how many of a stateful unit's n members may
+// be down for their update at once (default 1).
 func (u *Update) UnavailableOf(n int) int {
 	if u == nil || u.MaxUnavailable == "" {
 		return 1
@@ -185,14 +195,26 @@ func (c *checker) checkUpdate(s *Spec) {
 	}
 	if u.MaxSurge != "" {
 		c.checkAmount("update.maxSurge", u.MaxSurge, "1")
-		if !s.Replicated() {
+		if s.Stateful {
+			c.fail("update.maxSurge", "a member never has two copies: stateful units are updated stop-then-start, see update.maxUnavailable")
+		} else if !s.Replicated() {
 			c.fail("update.maxSurge", "applies to a unit with replicas (not global, not pinned with machineId): this unit's old fleet unit stops before the new one starts")
 		}
 	}
 	if u.MaxUnavailable != "" {
 		c.checkAmount("update.maxUnavailable", u.MaxUnavailable, "1")
-		if !s.Rolling() {
-			c.fail("update.maxUnavailable", "applies to a global unit with strategy: rolling; a unit with replicas never has fewer serving than desired (use maxSurge to go faster)")
+		if !s.Rolling() && !s.Stateful {
+			c.fail("update.maxUnavailable", "applies to a global unit with strategy: rolling, or to a stateful unit; a unit with replicas never has fewer serving than desired (use maxSurge to go faster)")
+		}
+	}
+	if u.Order != "" {
+		switch {
+		case !s.Stateful:
+			c.fail("update.order", "applies to a stateful unit (stateful: true), whose members are updated one after the other")
+		case !slices.Contains(updateOrders, u.Order):
+			c.fail("update.order", "%s: use highest-first (the default), primary-last or primary-first", notOneOf(u.Order, "an update order", updateOrders))
+		case u.Order != OrderHighestFirst && s.Primary == nil:
+			c.fail("update.order", "%s needs a primary probe (primary: with http or exec) to tell which member is the primary", u.Order)
 		}
 	}
 	for _, d := range []struct {

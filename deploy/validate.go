@@ -70,8 +70,10 @@ func validateSpec(s *Spec, file string, lineOf func(string) int) error {
 			c.fail(fmt.Sprintf("envFiles[%d]", i), "%q must be an absolute path without spaces, quotes or backslashes (a leading - makes it optional)", f)
 		}
 	}
-	for i, v := range s.Volumes {
-		c.checkVolume(fmt.Sprintf("volumes[%d]", i), v)
+	// A volume is checked as a member renders it (MemberRef replaced by
+	// an ordinal); checkStateful checks where MemberRef may stand.
+	for i, v := range s.MemberVolumes(0) {
+		c.checkVolume(fmt.Sprintf("volumes[%d]", i), v, s.Volumes[i])
 	}
 	if strings.ContainsFunc(s.Net, unicode.IsSpace) {
 		c.fail("net", "%q must not contain spaces (separate networks with commas)", s.Net)
@@ -91,6 +93,7 @@ func validateSpec(s *Spec, file string, lineOf func(string) int) error {
 	if s.Spread != nil {
 		c.checkSpread(s)
 	}
+	c.checkStateful(s)
 	if len(c.errs) == 0 {
 		// Every value is safe; make sure the rendered unit fits fleet's
 		// line limit with the longest unit prefix allowed.
@@ -341,6 +344,8 @@ func (c *checker) checkEnv(field string, e EnvVar, before []EnvVar) {
 		c.fail(field+".name", "%q is not a variable name (letters, digits and _, not starting with a digit)", e.Name)
 	case e.Name == "KAYLEE_ID":
 		c.fail(field+".name", "KAYLEE_ID is set by Kaylee for each instance")
+	case e.Name == MemberVar:
+		c.fail(field+".name", "%s is set by Kaylee for each member of a stateful unit", MemberVar)
 	}
 	for _, b := range before {
 		if b.Name == e.Name {
@@ -349,13 +354,14 @@ func (c *checker) checkEnv(field string, e EnvVar, before []EnvVar) {
 	}
 }
 
-func (c *checker) checkVolume(field string, v Volume) {
+// checkVolume checks a volume v as rendered; errors quote it as written.
+func (c *checker) checkVolume(field string, v, written Volume) {
 	if !isAbsPath(v.Path) || strings.ContainsAny(v.Path, ",:") {
 		c.fail(field+".path", "%q must be an absolute path in the container, without spaces, quotes, backslashes, commas or colons", v.Path)
 	}
 	if v.Driver == "" {
 		if !isAbsPath(v.Source) || strings.ContainsAny(v.Source, ",:") {
-			c.fail(field+".source", "%q must be an absolute host path without spaces, quotes, backslashes, commas or colons (a volume without driver mounts a host path)", v.Source)
+			c.fail(field+".source", "%q must be an absolute host path without spaces, quotes, backslashes, commas or colons (a volume without driver mounts a host path)", written.Source)
 		}
 		if v.Options != "" {
 			c.fail(field+".options", "options are for volume drivers; this volume has no driver")
@@ -367,10 +373,10 @@ func (c *checker) checkVolume(field string, v Volume) {
 		c.fail(field+".driver", "%q is not a driver name (lowercase letters, digits, - and _; systemd-mountservice-<service> for a systemd template)", v.Driver)
 	}
 	if !volumeIDRe.MatchString(v.ID) {
-		c.fail(field+".id", "%q: a volume with a driver needs an id (letters, digits, ., _ and -)", v.ID)
+		c.fail(field+".id", "%q: a volume with a driver needs an id (letters, digits, ., _ and -)", written.ID)
 	}
 	if v.Source != "" && (strings.HasPrefix(v.Source, "/") || pathProblem(v.Source) != "" || strings.ContainsAny(v.Source, ",:")) {
-		c.fail(field+".source", "%q must be a relative path inside the volume, without .., spaces, quotes, backslashes, commas or colons", v.Source)
+		c.fail(field+".source", "%q must be a relative path inside the volume, without .., spaces, quotes, backslashes, commas or colons", written.Source)
 	}
 }
 
@@ -436,6 +442,14 @@ func eachString(s *Spec, f func(field, value string)) {
 		f("update.progressDeadline", u.ProgressDeadline)
 		f("update.strategy", u.Strategy)
 		f("update.maxUnavailable", string(u.MaxUnavailable))
+		f("update.order", u.Order)
+	}
+	f("onMachineLoss", s.OnMachineLoss)
+	if p := s.Primary; p != nil {
+		if p.HTTP != nil {
+			f("primary.http.path", p.HTTP.Path)
+		}
+		list("primary.exec", p.Exec)
 	}
 }
 

@@ -126,6 +126,9 @@ func (pp *passPlanner) plan(snap *snapshot, now time.Time) *planResult {
 	actual := observe(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines)
 	p.conflicts = newConflictView(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines)
 	res.inputs = pp.unitInputs(snap, fleetMachines, actual, &res.warnings)
+	for id, ip := range p.machines {
+		pp.mem.ips[id] = ip
+	}
 	res.ops, res.statuses = planUnits(p, res.inputs)
 	res.wakeAt = p.next
 	present := make(map[string]bool)
@@ -347,10 +350,11 @@ func unitHash(opts []*schema.UnitOption) string {
 // Deployed hash), read back from its history, while another spec is
 // desired: if that rollout fails, the planner brings the previous version
 // back to full strength with it (restorePrevious). It is nil when the
-// unit never rolled out, is rolling global (a failed rollout launches its
-// parked units again), or the history no longer has that spec.
+// unit never rolled out, is rolling global or stateful (a failed rollout
+// launches its parked units again), or the history no longer has that
+// spec.
 func (pp *passPlanner) renderPrevious(in *unitInput, entries []*store.HistoryEntry, machines []deploy.Machine, warnings *[]planWarning) *desiredUnits {
-	if in.prev == nil || in.prev.Deployed == "" || in.prev.Deployed == in.desired.hash || in.spec.Rolling() {
+	if in.prev == nil || in.prev.Deployed == "" || in.prev.Deployed == in.desired.hash || in.spec.Rolling() || in.spec.Stateful {
 		return nil
 	}
 	for i := len(entries) - 1; i >= 0; i-- {
@@ -406,7 +410,14 @@ func (pp *passPlanner) renderInto(cache map[string]*desiredUnits, u *store.Unit,
 		opts.Machines = machines
 		key += "\x00" + machinesKey(machines)
 	}
-	if u.Spec.Spread != nil {
+	switch {
+	case u.Spec.Stateful:
+		// The placement is all that varies a member's rendering: the key
+		// holds it, not the machines (a machine that joins or leaves
+		// moves no placed member).
+		opts.Members, opts.Zones = placeMembers(&u.Spec, u.Spec.Hash(restart), machines, actual)
+		key += "\x00members=" + strings.Join(opts.Members, ",") + "\x00zones=" + strings.Join(opts.Zones, ",")
+	case u.Spec.Spread != nil:
 		opts.Zones = spreadZones(&u.Spec, u.Spec.Hash(restart), machines, actual)
 		key += "\x00zones=" + strings.Join(opts.Zones, ",")
 	}
@@ -417,7 +428,7 @@ func (pp *passPlanner) renderInto(cache map[string]*desiredUnits, u *store.Unit,
 	if err != nil {
 		return nil, err
 	}
-	d := &desiredUnits{key: key, hash: u.Spec.Hash(restart), units: units, hashes: make(map[string]string, len(units))}
+	d := &desiredUnits{key: key, hash: u.Spec.Hash(restart), units: units, hashes: make(map[string]string, len(units)), members: opts.Members}
 	for _, du := range units {
 		d.hashes[du.Name] = unitHash(du.Options)
 	}

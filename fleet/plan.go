@@ -252,6 +252,7 @@ type rollout struct {
 	n          int  // desired fleet units
 	global     bool // one fleet unit with Global=true
 	rolling    bool // a rolling global unit: one fleet unit per machine
+	stateful   bool // a stateful unit: one fleet unit per member, pinned
 	replicated bool // old and new replicas may run side by side
 	deployed   bool // the spec's rollout completed before
 
@@ -275,8 +276,9 @@ func (p *planner) newRollout(u *unitInput) *rollout {
 	n := len(u.desired.units)
 	return &rollout{
 		planner: p, u: u, d: u.desired, n: n, pol: p.policyOf(u.spec, n),
-		global: u.spec.Global && !u.spec.Rolling(), rolling: u.spec.Rolling(), replicated: u.spec.Replicated(),
-		st: p.newStatus(u),
+		global: u.spec.Global && !u.spec.Rolling(), rolling: u.spec.Rolling(), stateful: u.spec.Stateful,
+		replicated: u.spec.Replicated() && !u.spec.Stateful, // a member never runs twice
+		st:         p.newStatus(u),
 	}
 }
 
@@ -288,8 +290,11 @@ func (r *rollout) compute() ([]op, *store.Status) {
 		return r.ops, r.finish(r.st, r.u.prev)
 	}
 	r.repair()
-	if r.rolling {
-		r.rollMachines()
+	if r.rolling || r.stateful {
+		r.rollSlots()
+		if r.stateful {
+			r.notes = append(r.notes, r.statefulNotes()...)
+		}
 	} else {
 		r.retire()
 		r.place()
@@ -348,15 +353,16 @@ func (r *rollout) fail() bool {
 		}
 		msg = reason + "; the new replicas are removed and the previous version (if any) keeps running. Fix the unit, or run kaylee restart " + r.u.name + " to try again"
 	}
-	for _, a := range r.current {
-		r.ops = append(r.ops, r.destroy(r.u.name, a)...)
-	}
-	if r.rolling {
-		r.relaunchParked()
+	kept := 0
+	if r.rolling || r.stateful {
+		kept = r.failSlots()
 	} else {
+		for _, a := range r.current {
+			r.ops = append(r.ops, r.destroy(r.u.name, a)...)
+		}
 		r.restorePrevious()
 	}
-	r.st.Phase, r.st.Message, r.st.Running, r.st.Serving = store.PhaseFailed, msg, servingOld(r.stale), servingCount(r.stale)
+	r.st.Phase, r.st.Message, r.st.Running, r.st.Serving = store.PhaseFailed, msg, servingOld(r.stale)+kept, servingCount(r.stale)+kept
 	return true
 }
 

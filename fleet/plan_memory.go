@@ -23,6 +23,10 @@ type memory struct {
 	// stopped unit of these, such as an old one that is current again
 	// after a rollback, is launched again).
 	replacing map[string]bool
+	// ips: machine ID → the public IP fleet last reported for it, kept
+	// after the machine leaves (a stateful member waiting for its machine
+	// names it).
+	ips map[string]string
 }
 
 // sentTarget is a target state Kaylee set (create: launched; launch;
@@ -60,6 +64,7 @@ func newMemory() *memory {
 		created:     map[string]time.Time{},
 		sent:        map[string]*sentTarget{},
 		replacing:   map[string]bool{},
+		ips:         map[string]string{},
 	}
 }
 

@@ -3,90 +3,190 @@ package fleet
 import (
 	"fmt"
 	"sort"
+	"strconv"
 
 	"github.com/coreos/fleet/schema"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
 )
 
-// A rolling global unit runs as one fleet unit per matching machine,
-// pinned with MachineID (see deploy's rendering). It is replaced machine
-// by machine: on a machine, the old fleet unit is parked (stopped, kept
-// loaded in fleet), the new one created once the old one is down, and the
-// old one destroyed once the new one is ready. At most maxUnavailable
-// machines are between parking and ready at a time. A failed rollout
-// destroys the new fleet units and launches the parked ones again, so
-// every machine runs the old version again.
+// The rolling machinery replaces a unit slot by slot, stop-then-start: a
+// slot is a machine of a rolling global unit (one fleet unit per matching
+// machine, pinned with MachineID), or a member of a stateful unit (its
+// ordinal; the member is pinned to its machine too). In a slot, the old
+// fleet unit is parked (stopped, kept loaded in fleet), the new one
+// created once the old one is down, and the old one destroyed once the
+// new one is ready. At most update.maxUnavailable slots are between
+// parking and ready at a time. Machines are taken in ID order, members
+// highest ordinal first. A failed rollout destroys the new fleet units
+// and launches the parked ones again, so every slot runs the old version
+// again (a member already replaced keeps its new unit: its old one is
+// gone).
 
-// rollMachines is the retire and place phases of a rolling global unit.
-func (r *rollout) rollMachines() {
-	want := map[string]*schema.Unit{} // machine → desired fleet unit
-	var machines []string
+// slot is one place of a unit rolled slot by slot.
+type slot struct {
+	key     string       // machine ID, or member ordinal
+	ordinal int          // the member's ordinal (stateful units), else -1
+	want    *schema.Unit // the desired fleet unit
+	cur     *actualUnit  // its fleet unit, if any
+	olds    unitSet      // the other fleet units in the slot
+}
+
+// slotKey is the slot of a fleet unit: the member ordinal of a stateful
+// unit's, the pinned machine of a rolling global unit's ("" for none).
+func (r *rollout) slotKey(name string, u *schema.Unit) string {
+	if !r.stateful {
+		return pinnedMachine(u)
+	}
+	id, ok := deploy.ParseUnitName(r.opts.UnitPrefix, name)
+	if !ok {
+		return ""
+	}
+	return strconv.Itoa(id.Index)
+}
+
+// slots groups the desired and actual fleet units by slot, in the order
+// slots are replaced; strays are the actual fleet units in no slot (on a
+// machine that left or no longer matches, fleet's Global=true unit of the
+// default strategy, a member above replicas after a scale-down).
+func (r *rollout) slots() (slots []*slot, strays unitSet) {
+	byKey := map[string]*slot{}
 	for _, du := range r.d.units {
-		if m := pinnedMachine(du); m != "" {
-			want[m] = du
-			machines = append(machines, m)
-		}
-	}
-	sort.Strings(machines)
-	cur := map[string]*actualUnit{}
-	for _, a := range r.current {
-		cur[pinnedMachine(a.unit)] = a
-	}
-	old := map[string]unitSet{}
-	for _, a := range r.stale {
-		m := ""
-		if a.unit != nil {
-			m = pinnedMachine(a.unit)
-		}
-		if _, ok := want[m]; !ok {
-			// Not on a machine that should run the unit (one that left or
-			// no longer matches, or fleet's Global=true unit of the
-			// default strategy): it goes.
-			r.ops = append(r.ops, r.destroy(r.u.name, a)...)
+		k := r.slotKey(du.Name, du)
+		if k == "" {
 			continue
 		}
-		old[m] = append(old[m], a)
+		sl := &slot{key: k, ordinal: -1, want: du}
+		if r.stateful {
+			sl.ordinal, _ = strconv.Atoi(k)
+		}
+		byKey[k] = sl
+		slots = append(slots, sl)
 	}
-	budget := r.u.spec.Update.UnavailableOf(len(machines))
-	unavailable := 0
-	var waiting []string // machines whose old unit serves, to replace
-	for _, m := range machines {
-		c, olds := cur[m], old[m]
-		switch {
-		case c != nil && r.planner.ready(c, r.pol.minReady):
-			for _, a := range olds {
-				r.ops = append(r.ops, r.destroy(r.u.name, a)...)
-			}
-		case c != nil:
-			unavailable++
-			r.park(olds)
-		case len(olds) == 0:
-			r.create(want[m])
-			unavailable++
-		case olds.count(func(a *actualUnit) bool { return a.target() == targetLaunched }) > 0:
-			waiting = append(waiting, m)
-		case olds.count((*actualUnit).active) > 0:
-			unavailable++ // parked, still stopping
-		default: // parked and down
-			unavailable++
-			if drifted := olds.filter(func(a *actualUnit) bool { return isDrifted(r.d, a) }); len(drifted) > 0 {
-				// The old unit has the new one's name (another unit file
-				// under it): it goes first, then the new one is created.
-				for _, a := range drifted {
-					r.ops = append(r.ops, r.destroy(r.u.name, a)...)
-				}
-				continue
-			}
-			r.create(want[m])
+	if r.stateful {
+		sort.Slice(slots, func(i, j int) bool { return slots[i].ordinal > slots[j].ordinal })
+	} else {
+		sort.Slice(slots, func(i, j int) bool { return slots[i].key < slots[j].key })
+	}
+	for _, a := range r.current {
+		if sl := byKey[r.slotKey(a.name(), a.unit)]; sl != nil {
+			sl.cur = a
 		}
 	}
-	for _, m := range waiting {
+	for _, a := range r.stale {
+		sl := byKey[r.slotKey(a.name(), a.unit)]
+		if sl == nil {
+			strays = append(strays, a)
+			continue
+		}
+		sl.olds = append(sl.olds, a)
+	}
+	return slots, strays
+}
+
+// rollSlots is the retire and place phases of a unit rolled slot by slot.
+func (r *rollout) rollSlots() {
+	slots, strays := r.slots()
+	for _, a := range strays {
+		r.ops = append(r.ops, r.destroy(r.u.name, a)...)
+	}
+	budget := r.u.spec.Update.UnavailableOf(len(slots))
+	unavailable := 0
+	var waiting []*slot // slots whose old unit serves, to replace
+	for _, sl := range slots {
+		if r.stateful && r.memberLost(sl.ordinal) {
+			// Nothing is touched: the member waits for its machine.
+			unavailable++
+			r.notes = append(r.notes, r.waitNote(sl.ordinal))
+			continue
+		}
+		if r.rollSlot(sl) {
+			waiting = append(waiting, sl)
+		} else if sl.cur == nil || !r.planner.ready(sl.cur, r.pol.minReady) {
+			unavailable++
+		}
+	}
+	for _, sl := range waiting {
 		if unavailable >= budget {
-			r.notes = append(r.notes, fmt.Sprintf("replacing on %s at a time (update.maxUnavailable)", plural(budget, "machine")))
+			what := "machine"
+			if r.stateful {
+				what = "member"
+			}
+			r.notes = append(r.notes, fmt.Sprintf("replacing %s at a time (update.maxUnavailable)", plural(budget, what)))
 			break
 		}
-		r.park(old[m])
+		r.park(sl.olds)
 		unavailable++
 	}
+}
+
+// rollSlot moves one slot on and reports whether its old unit still
+// serves, waiting for the budget to be parked. A slot with nothing to
+// create (no machine for a member yet) counts as unavailable all the
+// same: rollSlots only asks whether it is ready.
+func (r *rollout) rollSlot(sl *slot) (waiting bool) {
+	c, olds := sl.cur, sl.olds
+	switch {
+	case c != nil && r.planner.ready(c, r.pol.minReady):
+		for _, a := range olds {
+			r.ops = append(r.ops, r.destroy(r.u.name, a)...)
+		}
+	case c != nil:
+		r.park(olds)
+	case len(olds) == 0:
+		r.createSlot(sl)
+	case olds.count(func(a *actualUnit) bool { return a.target() == targetLaunched }) > 0:
+		return true
+	case olds.count((*actualUnit).active) > 0:
+		// parked, still stopping
+	default: // parked and down
+		if drifted := olds.filter(func(a *actualUnit) bool { return isDrifted(r.d, a) }); len(drifted) > 0 {
+			// The old unit has the new one's name (another unit file
+			// under it): it goes first, then the new one is created.
+			for _, a := range drifted {
+				r.ops = append(r.ops, r.destroy(r.u.name, a)...)
+			}
+			return false
+		}
+		r.createSlot(sl)
+	}
+	return false
+}
+
+// createSlot creates a slot's new fleet unit; a member with no machine
+// for it is not created (rendered unplaced, fleet would place it where
+// it likes, and it would not be pinned).
+func (r *rollout) createSlot(sl *slot) {
+	if r.stateful && r.memberMachine(sl.ordinal) == "" {
+		r.notes = append(r.notes, fmt.Sprintf("member %d has no machine: no live machine matches its machine metadata (and spread zone) with room under maxReplicasPerHost", sl.ordinal))
+		return
+	}
+	r.create(sl.want)
+}
+
+// failSlots is a failed rollout's cleanup for a unit rolled slot by
+// slot: the new fleet units go, and the parked old ones are launched
+// again. A stateful unit's member is never run twice: its parked unit is
+// launched only once its new one is down, and a member whose new unit
+// runs with no old one left (replaced before the failure) keeps it. It
+// returns the replicas that keep running the new version.
+func (r *rollout) failSlots() int {
+	slots, _ := r.slots()
+	kept := 0
+	for _, sl := range slots {
+		if sl.cur != nil && r.stateful && len(sl.olds) == 0 && sl.cur.running() {
+			kept += sl.cur.runningCount()
+			continue
+		}
+		if sl.cur != nil {
+			r.ops = append(r.ops, r.destroy(r.u.name, sl.cur)...)
+			if r.stateful && sl.cur.active() {
+				continue
+			}
+		}
+		r.relaunch(sl.olds)
+	}
+	return kept
 }
 
 // park stops fleet units, keeping them loaded in fleet.
@@ -98,11 +198,10 @@ func (r *rollout) park(units unitSet) {
 	}
 }
 
-// relaunchParked starts the parked old fleet units again (after a failed
-// rollout of a rolling global unit).
-func (r *rollout) relaunchParked() {
-	for _, a := range r.stale {
-		if a.unit != nil && a.target() != targetLaunched && pinnedMachine(a.unit) != "" {
+// relaunch starts parked old fleet units again.
+func (r *rollout) relaunch(units unitSet) {
+	for _, a := range units {
+		if a.unit != nil && a.target() != targetLaunched {
 			delete(r.mem.stopping, a.name())
 			r.ops = append(r.ops, op{kind: opLaunch, owner: r.u.name, name: a.name()})
 		}

@@ -82,6 +82,9 @@ type desiredUnits struct {
 	hash   string // spec hash
 	units  []*schema.Unit
 	hashes map[string]string // fleet unit name → unit file hash
+	// members: for a stateful unit, the machine each member is placed on,
+	// by ordinal ("": no machine for it yet; see placeMembers).
+	members []string
 }
 
 // unitInput is everything known about one Kaylee unit in a pass.

@@ -53,6 +53,9 @@ Directories are read as kaylee validate reads them (recursively, *.yaml and
 					fmt.Fprintf(cmd.ErrOrStderr(), "%s: spread over %s: each replica gets MachineMetadata=%s=<zone>, the zones being the values of %s among the live machines that match; shown here with ZONE-1, ZONE-2, ZONE-3\n",
 						d.File, sp.Key, sp.Key, sp.Key)
 				}
+				if d.Spec.Stateful {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: stateful: one fleet unit per member, shown unplaced; the scheduler pins a placed member to its machine (MachineID)\n", d.File)
+				}
 				us, err := deploy.Render(&d.Spec, ro)
 				if err != nil {
 					return fmt.Errorf("%s: %w", d.File, err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -58,5 +59,35 @@ func TestRenderDirectory(t *testing.T) {
 	r = kaylee(t, nil, "render", bad)
 	if want := filepath.Join(bad, "b.yaml") + `:2: unknown field "replcas" (did you mean "replicas"?)`; r.code != 1 || r.stdout != "" || !strings.Contains(r.err, want) {
 		t.Fatalf("render DIR with a bad file: exit %d, stdout %q, stderr %q; want 1, nothing, %q", r.code, r.stdout, r.err, want)
+	}
+}
+
+// render of a stateful unit shows one fleet unit per member, its ordinal
+// in the name, KAYLEE_MEMBER and the member's own volume.
+func TestRenderStateful(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"db.yaml": "name: db\nengine: docker\nreplicas: 3\nmaxReplicasPerHost: 1\nstateful: true\n" +
+		"volumes:\n- id: vol-db-${KAYLEE_MEMBER}\n  source: /srv/db/${KAYLEE_MEMBER}\n  path: /var/lib/db\napps:\n- image: postgres:16\n"})
+	r := kaylee(t, nil, "render", filepath.Join(dir, "db.yaml"))
+	if r.code != 0 {
+		t.Fatalf("render: exit %d %s", r.code, r.err)
+	}
+	names := regexp.MustCompile(`(?m)^# k2:db:[0-9a-f]{8}:[0-9a-f]{6}:([0-9]+)\.service$`).FindAllStringSubmatch(r.stdout, -1)
+	if len(names) != 3 {
+		t.Fatalf("%d member units, want 3:\n%s", len(names), r.stdout)
+	}
+	units := strings.Split(r.stdout, "\n\n# ")
+	for i, n := range names {
+		if n[1] != fmt.Sprint(i) {
+			t.Fatalf("unit %d is member %s", i, n[1])
+		}
+		for _, want := range []string{fmt.Sprintf("Description=kaylee db member %d ", i), fmt.Sprintf(`Environment="KAYLEE_MEMBER=%d"`, i),
+			fmt.Sprintf("-v /srv/db/%d:/var/lib/db", i), "-e KAYLEE_MEMBER", "Conflicts=k2:db:"} {
+			if !strings.Contains(units[i], want) {
+				t.Errorf("member %d lacks %q:\n%s", i, want, units[i])
+			}
+		}
+	}
+	if !strings.Contains(r.err, "db.yaml: stateful: one fleet unit per member, shown unplaced") {
+		t.Errorf("stderr %q", r.err)
 	}
 }

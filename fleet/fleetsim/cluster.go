@@ -94,6 +94,10 @@ type Config struct {
 	// script enforces; the simulation does not parse the script and uses
 	// this for every unit. Default DefaultStartPeriod.
 	StartPeriod time.Duration
+	// StopDelay: how long a unit that is stopped spends in
+	// deactivating/stop-sigterm (ExecStop, a database flushing) before it
+	// is inactive/dead. Zero (the default): stopping is instant.
+	StopDelay time.Duration
 	// TTL of machine presence and of published unit states (fleet's
 	// agent_ttl). A killed machine's units move after about this long.
 	TTL time.Duration
@@ -218,7 +222,8 @@ func (c *Cluster) newMachine(mc MachineConfig) *Machine {
 	m := &Machine{cluster: c, state: machine.MachineState{ID: mc.ID, PublicIP: mc.PublicIP, Metadata: mc.Metadata, Version: "1.0.0"}}
 	m.systemd = newSystemd(systemdConfig{startDelay: cfg.StartDelay, failMarker: cfg.FailMarker,
 		crashAfter: cfg.CrashAfter, restartDelay: cfg.RestartDelay, restartScale: cfg.RestartScale,
-		healthDelay: cfg.HealthDelay, unhealthyMarker: cfg.UnhealthyMarker, startPeriod: cfg.StartPeriod})
+		healthDelay: cfg.HealthDelay, unhealthyMarker: cfg.UnhealthyMarker, startPeriod: cfg.StartPeriod,
+		stopDelay: cfg.StopDelay})
 	return m
 }
 

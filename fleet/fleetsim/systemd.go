@@ -51,7 +51,7 @@ import (
 // deactivating/stop and stop-post, running ExecStop and ExecStopPost,
 // which can take seconds); a running unit never fails a check later (the
 // rendered script kills it; here it runs on); and stopping a unit is
-// instant (no ExecStop, no TimeoutStopSec).
+// instant (no ExecStop, no TimeoutStopSec) unless Config.StopDelay is set.
 type Systemd struct {
 	cfg systemdConfig
 
@@ -69,6 +69,7 @@ type systemdConfig struct {
 	healthDelay     time.Duration // in start-post before a check passes
 	unhealthyMarker string        // a unit containing it never passes its check
 	startPeriod     time.Duration // in start-post before a check gives up
+	stopDelay       time.Duration // in deactivating/stop-sigterm when stopped
 }
 
 type simUnit struct {
@@ -225,15 +226,24 @@ func restarts(f unit.UnitFile) bool {
 }
 
 // TriggerStop stops a unit. A unit waiting in auto-restart ends
-// inactive/dead, as on systemd; a failed one stays failed.
+// inactive/dead, as on systemd; a failed one stays failed. With a stop
+// delay, a unit up or starting spends it in deactivating/stop-sigterm
+// first (a stop already under way goes on).
 func (s *Systemd) TriggerStop(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if u, ok := s.units[name]; ok {
-		u.stopTimer()
-		if u.active != "failed" {
-			u.active, u.sub = "inactive", "dead"
-		}
+	u, ok := s.units[name]
+	if !ok || u.active == "deactivating" {
+		return nil
+	}
+	u.stopTimer()
+	switch {
+	case u.active == "failed":
+	case s.cfg.stopDelay > 0 && (u.active == "active" || u.active == "activating" && u.sub != "auto-restart"):
+		u.active, u.sub = "deactivating", "stop-sigterm"
+		s.after(u, s.cfg.stopDelay, func() { u.active, u.sub = "inactive", "dead" })
+	default:
+		u.active, u.sub = "inactive", "dead"
 	}
 	return nil
 }

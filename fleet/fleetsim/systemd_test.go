@@ -254,3 +254,29 @@ func inOrder(seen, want []string) bool {
 	}
 	return i == len(want)
 }
+
+// StopDelay: a running unit that is stopped spends it in
+// deactivating/stop-sigterm, a second stop does not cut it short, and
+// one waiting in auto-restart stops at once.
+func TestStopDelay(t *testing.T) {
+	s := newSystemd(systemdConfig{startDelay: 20 * time.Millisecond, stopDelay: 100 * time.Millisecond})
+	if err := s.Load("u.service", *unitFile(t, "ExecStart=/bin/db")); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.TriggerStart("u.service")
+	time.Sleep(60 * time.Millisecond)
+	_ = s.TriggerStop("u.service")
+	_ = s.TriggerStop("u.service")
+	if got := strings.Join(states(s, "u.service", 200*time.Millisecond), " "); got != "deactivating/stop-sigterm inactive/dead" {
+		t.Fatalf("states after stop: %q", got)
+	}
+	s = newSystemd(systemdConfig{startDelay: 20 * time.Millisecond, stopDelay: 100 * time.Millisecond})
+	_ = s.Load("u.service", *unitFile(t, "ExecStart=/bin/db"))
+	s.mu.Lock()
+	s.units["u.service"].active, s.units["u.service"].sub = "activating", "auto-restart"
+	s.mu.Unlock()
+	_ = s.TriggerStop("u.service")
+	if a, sub := s.State("u.service"); a+"/"+sub != "inactive/dead" {
+		t.Fatalf("auto-restart stopped: %s/%s", a, sub)
+	}
+}

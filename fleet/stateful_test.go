@@ -1,0 +1,229 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coreos/fleet/schema"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+// memberView is what fleet shows of a stateful unit's members, by
+// ordinal: the fleet units that systemd has up (active, activating,
+// deactivating or reloading: a copy of the member, whatever its version)
+// and the machines where one runs with its unit file (active/running).
+type memberView struct {
+	up      map[int][]string // ordinal → "unit on machine" of each fleet unit up
+	running map[int][]string // ordinal → machines running it
+}
+
+func memberViewOf(name string, units []*schema.Unit, states []*schema.UnitState) memberView {
+	v := memberView{up: map[int][]string{}, running: map[int][]string{}}
+	hashes := map[string]string{}
+	for _, u := range units {
+		hashes[u.Name] = unitHash(u.Options)
+	}
+	for _, s := range states {
+		id, ok := deploy.ParseUnitName("k2", s.Name)
+		if !ok || id.Name != name {
+			continue
+		}
+		switch s.SystemdActiveState {
+		case "active", "activating", "deactivating", "reloading":
+			v.up[id.Index] = append(v.up[id.Index], fmt.Sprintf("%s on %.8s (%s/%s)", s.Name, s.MachineID, s.SystemdActiveState, s.SystemdSubState))
+		}
+		if s.SystemdActiveState == "active" && s.SystemdSubState == "running" && s.Hash == hashes[s.Name] {
+			v.running[id.Index] = append(v.running[id.Index], s.MachineID)
+		}
+	}
+	return v
+}
+
+// machines is the machine running each of n members, "-" for none.
+func (v memberView) machines(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = "-"
+		if ms := v.running[i]; len(ms) == 1 {
+			out[i] = ms[0]
+		}
+	}
+	return out
+}
+
+// sampleMembers reads fleet's units and states every 200ms and checks
+// that no member has two fleet units up and that at most maxDown of the
+// n members do not run, until the returned func is called; it returns
+// the first violation and how many looks it took.
+func (h *harness) sampleMembers(name string, n func() int, maxDown int) func() (string, int) {
+	var mu sync.Mutex
+	quit, done := make(chan struct{}), make(chan struct{})
+	first, looks := "", 0
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			units, err1 := h.api.Units()
+			states, err2 := h.api.UnitStates()
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			v := memberViewOf(name, units, states)
+			msg, want := "", n()
+			down := 0
+			for i := range want {
+				if len(v.up[i]) > 1 {
+					msg = fmt.Sprintf("member %d has %d fleet units up: %s", i, len(v.up[i]), strings.Join(v.up[i], "; "))
+				}
+				if len(v.running[i]) == 0 {
+					down++
+				}
+			}
+			if msg == "" && down > maxDown {
+				msg = fmt.Sprintf("%d of %d members not running (at most %d may be): running %v", down, want, maxDown, v.running)
+			}
+			mu.Lock()
+			looks++
+			if msg != "" && first == "" {
+				first = msg
+			}
+			mu.Unlock()
+		}
+	}()
+	return func() (string, int) {
+		close(quit)
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return first, looks
+	}
+}
+
+// On fleet's engine and agents, 4 machines whose units take 2s to stop:
+// a stateful unit of 2 members
+// (maxReplicasPerHost 1) goes through 5 updates of its env and a scale-up
+// to 3. Each member keeps its machine every time, and a sampler of
+// fleet's unit states never sees two fleet units of one member up nor
+// more than one member not running during the updates. Then the machine
+// of member 1 dies: the member waits for it (runs nowhere else, the
+// status says so) and runs there again once it is back.
+func TestStatefulMembersKeepTheirMachines(t *testing.T) {
+	// A member takes 2s to stop (a database flushing): a new copy started
+	// before the old one is down would overlap it.
+	h := newHarnessWith(t, fleetsim.Machines(4), func(c *fleetsim.Config) { c.StopDelay = 2 * time.Second })
+	opts := testOptions
+	opts.MinReady = 200 * time.Millisecond
+	h.serve(h.api, opts)
+	spec := func(replicas, version int) *deploy.Spec {
+		return &deploy.Spec{Name: "db", Replicas: replicas, MaxReplicasPerHost: 1, Stateful: true,
+			Apps: []deploy.App{{Image: "docker://db"}}, Env: []deploy.EnvVar{{Name: "VERSION", Value: fmt.Sprint(version)}}}
+	}
+	start := time.Now()
+	hash := h.put(spec(2, 0))
+	h.waitStatus("db", store.PhaseRunning, hash, 60*time.Second)
+	first := h.placedMembers(hash, 2)
+	t.Logf("first rollout: 2 members running in %s, on %.8s and %.8s", time.Since(start).Round(100*time.Millisecond), first[0], first[1])
+	if first[0] == first[1] {
+		t.Fatalf("members 0 and 1 share machine %s (maxReplicasPerHost 1)", first[0])
+	}
+
+	members := 2
+	check := h.sampleMembers("db", func() int { return members }, 1)
+	for v := 1; v <= 5; v++ {
+		start := time.Now()
+		hash = h.put(spec(2, v))
+		h.waitStatus("db", store.PhaseRunning, hash, 90*time.Second)
+		on := h.placedMembers(hash, 2)
+		t.Logf("update %d: both members replaced in %s", v, time.Since(start).Round(100*time.Millisecond))
+		if on[0] != first[0] || on[1] != first[1] {
+			t.Fatalf("update %d: members on %v, were on %v", v, on, first)
+		}
+	}
+	start = time.Now()
+	hash = h.put(spec(3, 5))
+	h.waitScaled("db", hash, 3)
+	on := h.placedMembers(hash, 3)
+	members = 3
+	t.Logf("scale-up to 3: member 2 running in %s on %.8s", time.Since(start).Round(100*time.Millisecond), on[2])
+	msg, looks := check()
+	t.Logf("sampler: %d looks of fleet's unit states, every 200ms", looks)
+	if msg != "" {
+		t.Fatalf("during the updates: %s", msg)
+	}
+	if on[0] != first[0] || on[1] != first[1] {
+		t.Fatalf("scale-up: members on %v, were on %v", on, first)
+	}
+	sorted := append([]string(nil), on...)
+	sort.Strings(sorted)
+	if sorted[0] == sorted[1] || sorted[1] == sorted[2] {
+		t.Fatalf("members share a machine: %v (maxReplicasPerHost 1)", on)
+	}
+	h.memberWaitsForItsMachine(hash, on)
+}
+
+// memberWaitsForItsMachine kills the machine of member 1 of db (members on
+// machines on): the member runs nowhere else, the status says it waits,
+// and once the machine is back it runs there again.
+func (h *harness) memberWaitsForItsMachine(hash string, on []string) {
+	t := h.t
+	ip := ""
+	for _, m := range h.cluster.Machines() {
+		if m.ID() == on[1] {
+			ip = m.PublicIP()
+		}
+	}
+	if err := h.cluster.Kill(on[1]); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	want := fmt.Sprintf("member 1 waits for machine %.8s (%s), its data is there", on[1], ip)
+	eventually(t, 60*time.Second, func() (bool, string) {
+		st := h.status("db")
+		return st != nil && strings.Contains(st.Message, want), fmt.Sprintf("status %+v", st)
+	})
+	t.Logf("machine of member 1 killed: the status says it waits %s later", time.Since(killed).Round(100*time.Millisecond))
+	units, _ := h.api.Units()
+	states, _ := h.api.UnitStates()
+	if v := memberViewOf("db", units, states); len(v.running[1]) > 0 || len(v.up[1]) > 0 {
+		t.Fatalf("member 1 runs elsewhere while its machine is gone: %v", v.up[1])
+	}
+	if err := h.cluster.Revive(context.Background(), on[1]); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	h.waitStatus("db", store.PhaseRunning, hash, 60*time.Second)
+	if got := h.placedMembers(hash, 3); strings.Join(got, " ") != strings.Join(on, " ") {
+		t.Fatalf("after its machine came back: members on %v, were on %v", got, on)
+	}
+	t.Logf("machine back: member 1 running on it again %s later", time.Since(back).Round(100*time.Millisecond))
+}
+
+// placedMembers waits until the n members of db run the spec hash, one
+// fleet unit each, and returns their machines by ordinal.
+func (h *harness) placedMembers(hash string, n int) []string {
+	h.t.Helper()
+	var on []string
+	eventually(h.t, 60*time.Second, func() (bool, string) {
+		units, err1 := h.api.Units()
+		states, err2 := h.api.UnitStates()
+		if err1 != nil || err2 != nil {
+			return false, fmt.Sprint(err1, err2)
+		}
+		on = memberViewOf("db", units, states).machines(n)
+		v := h.view("db")
+		return v.runningWithHash(hash) == n && len(v.units) == n && !strings.Contains(strings.Join(on, " "), "-"), fmt.Sprintf("%v: %v", on, v)
+	})
+	return on
+}
