@@ -166,15 +166,16 @@ func (r *rollout) createSlot(sl *slot) {
 
 // failSlots is a failed rollout's cleanup for a unit rolled slot by
 // slot: the new fleet units go, and the parked old ones are launched
-// again. A stateful unit's member is never run twice: its parked unit is
-// launched only once its new one is down, and a member whose new unit
-// runs with no old one left (replaced before the failure) keeps it. It
-// returns the replicas that keep running the new version.
+// again. A slot whose new unit runs with no old one left (replaced before
+// the failure: its old unit was destroyed once the new one was ready)
+// keeps it, or it would run nothing. A stateful unit's member is never
+// run twice: its parked unit is launched only once its new one is down.
+// It returns the replicas that keep running the new version.
 func (r *rollout) failSlots() int {
 	slots, _ := r.slots()
 	kept := 0
 	for _, sl := range slots {
-		if sl.cur != nil && r.stateful && len(sl.olds) == 0 && sl.cur.running() {
+		if sl.cur != nil && len(sl.olds) == 0 && sl.cur.running() {
 			kept += sl.cur.runningCount()
 			continue
 		}
