@@ -137,9 +137,19 @@ func (r *renderer) add(section, name, value string) {
 	r.opts = append(r.opts, &schema.UnitOption{Section: section, Name: name, Value: value})
 }
 
-// options renders the unit file; grouped says whether members of the
-// replica's conflict group must not share a machine.
+// options renders the unit file, section by section; grouped says
+// whether members of the replica's conflict group must not share a
+// machine.
 func (r *renderer) options(grouped bool) []*schema.UnitOption {
+	mounts := r.spec.MountServices()
+	r.unitSection(mounts)
+	r.serviceSection(mounts)
+	r.fleetSection(grouped)
+	return r.opts
+}
+
+// unitSection: the description and what the unit waits for.
+func (r *renderer) unitSection(mounts []string) {
 	s := r.spec
 	switch {
 	case r.machineID != "":
@@ -155,12 +165,16 @@ func (r *renderer) options(grouped bool) []*schema.UnitOption {
 	}
 	r.add("Unit", "Wants", "network-online.target")
 	r.add("Unit", "After", "network-online.target")
-	mounts := s.MountServices()
 	for _, dep := range mounts {
 		r.add("Unit", "Wants", dep)
 		r.add("Unit", "After", dep)
 	}
+}
 
+// serviceSection: the environment, restarts, the mount gate, volume
+// plugins and the engine's Exec lines.
+func (r *renderer) serviceSection(mounts []string) {
+	s := r.spec
 	for _, f := range s.EnvFiles {
 		r.add("Service", "EnvironmentFile", escapeSpecifiers(f))
 	}
@@ -202,7 +216,11 @@ func (r *renderer) options(grouped bool) []*schema.UnitOption {
 	for _, v := range plugins {
 		r.add("Service", "ExecStopPost", joinArgs("-"+VolumePluginDir+"/"+v.Driver, "-u", v.ID))
 	}
+}
 
+// fleetSection: where fleet may run the unit.
+func (r *renderer) fleetSection(grouped bool) {
+	s := r.spec
 	for _, m := range s.Machine {
 		r.add("X-Fleet", "MachineMetadata", m)
 	}
@@ -212,13 +230,13 @@ func (r *renderer) options(grouped bool) []*schema.UnitOption {
 	switch {
 	case r.machineID != "":
 		r.add("X-Fleet", "MachineID", r.machineID)
-		return r.opts // validation refuses conflicts on a rolling global unit
+		return // validation refuses conflicts on a rolling global unit
 	case r.memberMachine != "":
 		r.add("X-Fleet", "MachineID", r.memberMachine)
-		return r.opts // fleet refuses MachineID with Conflicts
+		return // fleet refuses MachineID with Conflicts
 	case s.MachineID != "":
 		r.add("X-Fleet", "MachineID", s.MachineID)
-		return r.opts // fleet refuses MachineID with Conflicts
+		return // fleet refuses MachineID with Conflicts
 	case s.Global:
 		r.add("X-Fleet", "Global", "true")
 	case !s.Replicated():
@@ -229,7 +247,6 @@ func (r *renderer) options(grouped bool) []*schema.UnitOption {
 	for _, c := range s.Conflicts {
 		r.add("X-Fleet", "Conflicts", fmt.Sprintf("%s:%s:*.service", r.name.Prefix, c))
 	}
-	return r.opts
 }
 
 func (r *renderer) rkt() {
