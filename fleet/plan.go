@@ -55,6 +55,8 @@ type planner struct {
 	// change in fleet (a replica becomes ready, a failed one may be
 	// replaced): the reconciler looks again then.
 	next time.Time
+	// events: what this pass decided that its fleet calls do not tell.
+	events []store.Event
 }
 
 // wakeAt asks for a pass at t.

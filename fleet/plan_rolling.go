@@ -94,10 +94,15 @@ func (r *rollout) rollSlots() {
 	unavailable := 0
 	var waiting []*slot // slots whose old unit serves, to replace
 	for _, sl := range slots {
+		if r.stateful && r.moveSlot(sl) {
+			// Moving: its old units on its gone machine go first.
+			unavailable++
+			continue
+		}
 		if r.stateful && r.memberLost(sl.ordinal) {
 			// Nothing is touched: the member waits for its machine.
 			unavailable++
-			r.notes = append(r.notes, r.waitNote(sl.ordinal))
+			r.notes = append(r.notes, r.lostNote(sl.ordinal))
 			continue
 		}
 		if r.rollSlot(sl) {

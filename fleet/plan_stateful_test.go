@@ -61,13 +61,19 @@ func (w *world) pinned(live map[string]string) *world {
 // placeMembers on machines, from w's fleet units.
 func (w *world) placed(machines []deploy.Machine) *world {
 	w.t.Helper()
+	return w.placedWith(machines, memberLoss{})
+}
+
+// placedWith is placed with what placement knows of lost machines.
+func (w *world) placedWith(machines []deploy.Machine, loss memberLoss) *world {
+	w.t.Helper()
 	hash := w.spec.Hash(0)
-	on, zones := placeMembers(w.spec, hash, machines, w.act)
-	units, err := deploy.Render(w.spec, deploy.RenderOptions{Members: on, Zones: zones})
+	pl := placeMembers(w.spec, hash, machines, w.act, loss)
+	units, err := deploy.Render(w.spec, deploy.RenderOptions{Members: pl.members, Zones: pl.zones})
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	w.d = &desiredUnits{hash: hash, units: units, hashes: map[string]string{}, members: on}
+	w.d = &desiredUnits{hash: hash, units: units, hashes: map[string]string{}, members: pl.members, zones: pl.zones, stuck: pl.stuck}
 	for _, u := range units {
 		w.d.hashes[u.Name] = unitHash(u.Options)
 	}
@@ -138,7 +144,7 @@ func TestPlaceMembers(t *testing.T) {
 			if tt.actual != nil {
 				actual = tt.actual(t)
 			}
-			on, _ := placeMembers(tt.spec, tt.spec.Hash(0), machines, actual)
+			on := placeMembers(tt.spec, tt.spec.Hash(0), machines, actual, memberLoss{}).members
 			for i := range on {
 				if on[i] == "" {
 					on[i] = "-"
@@ -275,7 +281,7 @@ func TestPlanStateful(t *testing.T) {
 		live:  map[string]string{"m0": "10.0.0.1", "m2": "10.0.0.3", "m3": "10.0.0.4"},
 		want:  "", phase: store.PhasePending,
 	}, {
-		name: "update.order primary-last and onMachineLoss move: noted, not applied",
+		name: "update.order primary-last: noted, not applied; onMachineLoss move with every machine live: nothing to say",
 		world: func(t *testing.T) *world {
 			s := stateful(3, 1, "docker://db:1")
 			s.Primary = &deploy.Probe{Exec: []string{"/bin/true"}}
@@ -284,7 +290,7 @@ func TestPlanStateful(t *testing.T) {
 			return deployed((&world{t: t, spec: s}).with(members(t, s, "m1", "m2", "m3"), "launched", "active", "running"), h1)
 		},
 		want: "", phase: store.PhaseRunning,
-		msg: "3 of 3 running; update.order primary-last: not applied yet, highest ordinal first; onMachineLoss move: not applied yet, member waits",
+		msg: "3 of 3 running; update.order primary-last: not applied yet, highest ordinal first",
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

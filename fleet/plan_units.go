@@ -85,6 +85,11 @@ type desiredUnits struct {
 	// members: for a stateful unit, the machine each member is placed on,
 	// by ordinal ("": no machine for it yet; see placeMembers).
 	members []string
+	// zones: the spread zone of each member (nil without spread); stuck:
+	// by ordinal, why a member cannot leave its gone machine (see
+	// memberPlacement).
+	zones []string
+	stuck map[int]string
 }
 
 // unitInput is everything known about one Kaylee unit in a pass.
