@@ -104,6 +104,22 @@ func TestPlanStatefulMove(t *testing.T) {
 		want: "", phase: store.PhaseProgressing,
 		msg: "1 of 2 running the current spec, 1 ready; member 1 waits for machine m2 (10.0.0.3), its data is there",
 	}, {
+		// During an update member 1's only fleet unit is the old version's,
+		// pinned to the gone machine: it goes too, or the machine coming
+		// back would start a second copy of member 1 under the old name.
+		name: "gone for the grace during an update: the old version's unit on the gone machine is destroyed",
+		world: func(t *testing.T) *world {
+			v2 := spec(deploy.MachineLossMove, true)
+			v2.Apps[0].Image = "docker://db:2"
+			w := (&world{t: t, spec: v2}).with(members(t, move, "m1", "m2"), "launched", "active", "running")
+			w.prev = &store.Status{Name: "db", Phase: store.PhaseProgressing, SpecHash: v2.Hash(0), Deployed: move.Hash(0)}
+			return w
+		},
+		gone: 5 * time.Minute,
+		want: "destroy:old1", phase: store.PhasePending,
+		msg:   "waiting for 2 old fleet unit(s) to stop before starting the new one; member 1 moved from machine m2 (gone 5m0s) to m4; replacing 1 member at a time (update.maxUnavailable)",
+		event: "member 1 moved from machine m2 (gone 5m0s) to m4",
+	}, {
 		name:  "m2 comes back after the move: member 1 stays on m4, nothing goes back to m2",
 		world: running(move, "m1", "m4"), live: []string{"m1", "m2", "m3", "m4"},
 		want: "", phase: store.PhaseRunning,
