@@ -27,6 +27,9 @@ type memory struct {
 	// after the machine leaves (a stateful member waiting for its machine
 	// names it).
 	ips map[string]string
+	// primary: Kaylee unit → the order of its stateful rollout, once
+	// asked of its primary probes (see decideOrder).
+	primary map[string]*primaryDecision
 }
 
 // sentTarget is a target state Kaylee set (create: launched; launch;
@@ -65,6 +68,7 @@ func newMemory() *memory {
 		sent:        map[string]*sentTarget{},
 		replacing:   map[string]bool{},
 		ips:         map[string]string{},
+		primary:     map[string]*primaryDecision{},
 	}
 }
 

@@ -139,9 +139,6 @@ func (r *rollout) waitNote(ordinal int) string {
 // does not apply yet.
 func (r *rollout) statefulNotes() []string {
 	var notes []string
-	if o := r.u.spec.Update.OrderName(); o != deploy.OrderHighestFirst {
-		notes = append(notes, fmt.Sprintf("update.order %s: not applied yet, highest ordinal first", o))
-	}
 	if r.u.spec.MachineLoss() == deploy.MachineLossMove {
 		notes = append(notes, "onMachineLoss move: not applied yet, member waits")
 	}
