@@ -108,10 +108,10 @@ type unitInput struct {
 	previous *desiredUnits
 	actual   unitSet
 	// probes: the fleet units of the unit's primary probes (any rollout's).
-	probes unitSet
-	prev   *store.Status
-	raw      []byte // the stored value
-	restart  int64  // its restart counter
+	probes  unitSet
+	prev    *store.Status
+	raw     []byte // the stored value
+	restart int64  // its restart counter
 	// suspended: kaylee suspend; the scheduler changes none of its fleet units.
 	suspended *store.Suspension
 }
