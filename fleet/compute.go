@@ -128,10 +128,19 @@ func (pp *passPlanner) plan(snap *snapshot, now time.Time) *planResult {
 	var fleetMachines []deploy.Machine
 	fleetMachines, res.droppedMachines = cleanMachines(snap.machines, p.machines)
 	actual := observe(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines)
+	probes := observeProbes(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines)
 	p.conflicts = newConflictView(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines)
 	pp.now = now
 	pp.mem.seeMachines(fleetMachines, p.machines, actual, now)
 	res.inputs = pp.unitInputs(snap, fleetMachines, actual, &res.warnings)
+	for name, ps := range probes {
+		in := res.inputs[name]
+		if in == nil {
+			in = &unitInput{name: name, prev: snap.statuses[name]}
+			res.inputs[name] = in
+		}
+		in.probes = ps
+	}
 	for id, ip := range p.machines {
 		pp.mem.ips[id] = ip
 	}
@@ -140,6 +149,11 @@ func (pp *passPlanner) plan(snap *snapshot, now time.Time) *planResult {
 	present := make(map[string]bool)
 	for _, as := range actual {
 		for _, a := range as {
+			present[a.name()] = true
+		}
+	}
+	for _, ps := range probes {
+		for _, a := range ps {
 			present[a.name()] = true
 		}
 	}
@@ -334,6 +348,44 @@ func observe(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitStat
 		sort.Slice(as, func(i, j int) bool {
 			return as[i].id.Index < as[j].id.Index || as[i].id.Index == as[j].id.Index && as[i].name() < as[j].name()
 		})
+	}
+	return out
+}
+
+// observeProbes groups the fleet units of primary probes (see
+// deploy.ProbeName) and their states by Kaylee unit, as observe does
+// members.
+func observeProbes(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitState, machines map[string]string) map[string]unitSet {
+	byName := map[string]*actualUnit{}
+	out := map[string]unitSet{}
+	get := func(name string) *actualUnit {
+		if a, ok := byName[name]; ok {
+			return a
+		}
+		id, ok := deploy.ParseProbeName(prefix, name)
+		if !ok {
+			return nil
+		}
+		a := &actualUnit{probe: &id}
+		byName[name] = a
+		out[id.Name] = append(out[id.Name], a)
+		return a
+	}
+	for _, u := range fleetUnits {
+		if a := get(u.Name); a != nil {
+			a.unit, a.hash = u, unitHash(u.Options)
+		}
+	}
+	for _, s := range states {
+		if _, live := machines[s.MachineID]; !live {
+			continue
+		}
+		if a := get(s.Name); a != nil {
+			a.states = append(a.states, s)
+		}
+	}
+	for _, as := range out {
+		sort.Slice(as, func(i, j int) bool { return as[i].name() < as[j].name() })
 	}
 	return out
 }

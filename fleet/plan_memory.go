@@ -37,6 +37,9 @@ type memory struct {
 	goneSince map[string]time.Time
 	meta      map[string]map[string]string
 	moves     map[string]map[int]*memberMove
+	// primary: Kaylee unit → the order of its stateful rollout, once
+	// asked of its primary probes (see decideOrder).
+	primary map[string]*primaryDecision
 }
 
 // sentTarget is a target state Kaylee set (create: launched; launch;
@@ -78,6 +81,7 @@ func newMemory() *memory {
 		goneSince:   map[string]time.Time{},
 		meta:        map[string]map[string]string{},
 		moves:       map[string]map[int]*memberMove{},
+		primary:     map[string]*primaryDecision{},
 	}
 }
 

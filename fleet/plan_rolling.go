@@ -87,6 +87,10 @@ func (r *rollout) slots() (slots []*slot, strays unitSet) {
 // rollSlots is the retire and place phases of a unit rolled slot by slot.
 func (r *rollout) rollSlots() {
 	slots, strays := r.slots()
+	if r.stateful {
+		r.decideOrder(slots)
+		r.orderSlots(slots)
+	}
 	for _, a := range strays {
 		r.ops = append(r.ops, r.destroy(r.u.name, a)...)
 	}
@@ -112,6 +116,9 @@ func (r *rollout) rollSlots() {
 		}
 	}
 	for _, sl := range waiting {
+		if r.probing {
+			break // the order is not known yet
+		}
 		if unavailable >= budget {
 			what := "machine"
 			if r.stateful {

@@ -290,13 +290,3 @@ func (r *rollout) moveSlot(sl *slot) bool {
 	r.notes = append(r.notes, mv.String(sl.ordinal))
 	return true
 }
-
-// statefulNotes are the parts of a stateful unit's policy the scheduler
-// does not apply yet.
-func (r *rollout) statefulNotes() []string {
-	var notes []string
-	if o := r.u.spec.Update.OrderName(); o != deploy.OrderHighestFirst {
-		notes = append(notes, fmt.Sprintf("update.order %s: not applied yet, highest ordinal first", o))
-	}
-	return notes
-}

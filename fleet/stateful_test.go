@@ -305,3 +305,112 @@ func TestStatefulMemberMovesInItsZone(t *testing.T) {
 		t.Fatalf("sampler: %s", msg)
 	}
 }
+
+// sampleOrder reads fleet's unit states every 200ms until the returned
+// func is called, and returns the ordinals of db's members in the order
+// their fleet unit of hash was first seen running.
+func (h *harness) sampleOrder(hash string) func() []int {
+	var mu sync.Mutex
+	var order []int
+	seen := map[int]bool{}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			states, err := h.api.UnitStates()
+			if err != nil {
+				continue
+			}
+			mu.Lock()
+			for _, s := range states {
+				id, ok := deploy.ParseUnitName("k2", s.Name)
+				if ok && id.Name == "db" && id.SpecHash == hash && s.SystemdActiveState == "active" && s.SystemdSubState == "running" && !seen[id.Index] {
+					seen[id.Index] = true
+					order = append(order, id.Index)
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+	return func() []int {
+		close(quit)
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return order
+	}
+}
+
+// probeUnits lists the primary probes' fleet units in fleet.
+func (h *harness) probeUnits() []string {
+	units, err := h.api.Units()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []string
+	for _, u := range units {
+		if _, ok := deploy.ParseProbeName("k2", u.Name); ok {
+			out = append(out, u.Name)
+		}
+	}
+	return out
+}
+
+// On fleet's engine and agents: a stateful unit of 3 members whose
+// member 1 is the primary (its machine is the only one where the
+// simulated probe passes). An env update with update.order primary-last
+// replaces member 1 last, one with primary-first replaces it first; the
+// members keep their machines, a sampler of fleet's unit states never
+// sees a member twice up nor more than one down, and no probe unit is
+// left once each rollout is done.
+func TestStatefulPrimaryOrder(t *testing.T) {
+	h := newHarnessWith(t, fleetsim.Machines(4), nil)
+	opts := testOptions
+	opts.MinReady = 200 * time.Millisecond
+	h.serve(h.api, opts)
+	spec := func(order string, version int) *deploy.Spec {
+		return &deploy.Spec{Name: "db", Replicas: 3, MaxReplicasPerHost: 1, Stateful: true,
+			Apps: []deploy.App{{Image: "docker://db"}}, Env: []deploy.EnvVar{{Name: "VERSION", Value: fmt.Sprint(version)}},
+			Primary: &deploy.Probe{Exec: []string{"/usr/local/bin/is-primary"}}, Update: &deploy.Update{Order: order}}
+	}
+	hash := h.put(spec(deploy.OrderPrimaryLast, 0))
+	h.waitStatus("db", store.PhaseRunning, hash, 60*time.Second)
+	first := h.placedMembers(hash, 3)
+	for _, m := range h.cluster.Machines() {
+		m.Systemd().SetOneshotsFail(m.ID() != first[1]) // member 1 is the primary
+	}
+	if p := h.probeUnits(); len(p) > 0 {
+		t.Fatalf("probes for a first placement: %v", p)
+	}
+	check := h.sampleMembers("db", func() int { return 3 }, 1)
+	for v, tt := range []struct {
+		order string
+		want  string
+	}{{deploy.OrderPrimaryLast, "2 0 1"}, {deploy.OrderPrimaryFirst, "1 2 0"}} {
+		start := time.Now()
+		s := spec(tt.order, v+1)
+		order := h.sampleOrder(s.Hash(0))
+		hash = h.put(s)
+		h.waitStatus("db", store.PhaseRunning, hash, 90*time.Second)
+		got := order()
+		t.Logf("%s: members replaced in the order %v in %s", tt.order, got, time.Since(start).Round(100*time.Millisecond))
+		if fmt.Sprint(got) != "["+tt.want+"]" {
+			t.Fatalf("%s with member 1 the primary: members replaced in the order %v, want [%s]", tt.order, got, tt.want)
+		}
+		if on := h.placedMembers(hash, 3); strings.Join(on, " ") != strings.Join(first, " ") {
+			t.Fatalf("%s: members on %v, were on %v", tt.order, on, first)
+		}
+		eventually(t, 20*time.Second, func() (bool, string) {
+			p := h.probeUnits()
+			return len(p) == 0, fmt.Sprintf("probe units left: %v", p)
+		})
+	}
+	if msg, looks := check(); msg != "" {
+		t.Fatalf("during the updates (%d looks): %s", looks, msg)
+	}
+}
