@@ -178,6 +178,13 @@ func TestPlanStateful(t *testing.T) {
 		w.prev = &store.Status{Name: "db", Phase: store.PhaseRunning, SpecHash: hash, Deployed: hash}
 		return w
 	}
+	// old1Parked: members 0 and 1 of v1 on m1 and m2, member 1 parked and
+	// down (member 2's old unit already destroyed).
+	old1Parked := func(t *testing.T) *world {
+		w := (&world{t: t, spec: v2}).with(members(t, v1, "m1", "m2", "m3")[:2], "launched", "active", "running")
+		w.act[1].unit.DesiredState, w.act[1].states[0].SystemdActiveState, w.act[1].states[0].SystemdSubState = "loaded", "inactive", "dead"
+		return w
+	}
 	tests := []struct {
 		name   string
 		world  func(t *testing.T) *world
@@ -230,24 +237,21 @@ func TestPlanStateful(t *testing.T) {
 	}, {
 		name: "member 1 ready: its old unit is destroyed, member 0 parked",
 		world: func(t *testing.T) *world {
-			w := (&world{t: t, spec: v2}).with(members(t, v1, "m1", "m2", "m3")[:2], "launched", "active", "running")
-			w.act[1].unit.DesiredState, w.act[1].states[0].SystemdActiveState, w.act[1].states[0].SystemdSubState = "loaded", "inactive", "dead"
+			w := old1Parked(t)
 			return newOn(t, newOn(t, w, 1, "launched", "active", "running"), 2, "launched", "active", "running")
 		},
 		want: "destroy:old1 stop:old0", phase: store.PhaseProgressing,
 	}, {
 		name: "member 1 fails: its new unit goes, its parked one is launched again; member 2 keeps its new unit, member 0 its old one",
 		world: func(t *testing.T) *world {
-			w := (&world{t: t, spec: v2}).with(members(t, v1, "m1", "m2", "m3")[:2], "launched", "active", "running")
-			w.act[1].unit.DesiredState, w.act[1].states[0].SystemdActiveState, w.act[1].states[0].SystemdSubState = "loaded", "inactive", "dead"
+			w := old1Parked(t)
 			return newOn(t, newOn(t, w, 1, "launched", "failed", "failed"), 2, "launched", "active", "running")
 		},
 		want: "launch:old1 stop:1", phase: store.PhaseFailed,
 	}, {
 		name: "failure held, member 1's new unit still up: it is stopped, its old one launched only once it is down",
 		world: func(t *testing.T) *world {
-			w := (&world{t: t, spec: v2}).with(members(t, v1, "m1", "m2", "m3")[:2], "launched", "active", "running")
-			w.act[1].unit.DesiredState, w.act[1].states[0].SystemdActiveState, w.act[1].states[0].SystemdSubState = "loaded", "inactive", "dead"
+			w := old1Parked(t)
 			w = newOn(t, newOn(t, w, 1, "launched", "active", "running"), 2, "launched", "active", "running")
 			w.prev = &store.Status{Name: "db", Phase: store.PhaseFailed, SpecHash: h2, Deployed: h1, Message: "rollout failed"}
 			return w
