@@ -433,6 +433,7 @@ func (r *rollout) restorePrevious() {
 // repair replaces current replicas that failed (after a pause, see place)
 // and starts those stopped by hand again; it names restarting ones.
 func (r *rollout) repair() {
+	slotOf := r.currentSlots()
 	for _, a := range r.current {
 		if s, failed := r.failedOn(a); failed {
 			if _, ok := r.mem.failedAt[a.name()]; !ok {
@@ -445,8 +446,9 @@ func (r *rollout) repair() {
 		}
 		// Stopped by hand, or by Kaylee as an old unit that is current
 		// again (a rollback to the spec it runs, before it was destroyed):
-		// launch it again.
-		if a.target() != targetLaunched && !r.mem.replacing[a.name()] {
+		// launch it again, in its slot once the other units there are down
+		// (rollSlot stops them).
+		if a.target() != targetLaunched && !r.mem.replacing[a.name()] && slotOf[a].mayStart(a) {
 			delete(r.mem.stopping, a.name())
 			r.ops = append(r.ops, op{kind: opLaunch, owner: r.u.name, name: a.name()})
 		}
@@ -473,6 +475,22 @@ func (r *rollout) repair() {
 			}
 		}
 	}
+}
+
+// currentSlots is, for a unit rolled slot by slot, the slot of each
+// current fleet unit (nil for any other unit).
+func (r *rollout) currentSlots() map[*actualUnit]*slot {
+	if !r.rolling && !r.stateful {
+		return nil
+	}
+	slots, _ := r.slots()
+	slotOf := make(map[*actualUnit]*slot, len(slots))
+	for _, sl := range slots {
+		if sl.cur != nil {
+			slotOf[sl.cur] = sl
+		}
+	}
+	return slotOf
 }
 
 // mountGate says what a replica of the unit waits for on a machine when the

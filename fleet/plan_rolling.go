@@ -22,6 +22,12 @@ import (
 // and launches the parked ones again, so every slot runs the old version
 // again (a member already replaced keeps its new unit: its old one is
 // gone).
+//
+// A slot runs one fleet unit at a time (a member never runs twice; two
+// versions of a global unit on one machine would share its ports): a
+// unit of a slot is started (created, launched again) only once every
+// other unit of the slot is down and will not start by itself (mayStart),
+// whoever starts it: repair, rollSlot or failSlots.
 
 // slot is one place of a unit rolled slot by slot.
 type slot struct {
@@ -43,6 +49,38 @@ func (r *rollout) slotKey(name string, u *schema.Unit) string {
 		return ""
 	}
 	return strconv.Itoa(id.Index)
+}
+
+// actualSlotKey is slotKey of an actual fleet unit; one destroyed a
+// moment ago (only its state left) is in the slot of the machine its
+// state is on, for a rolling global unit.
+func (r *rollout) actualSlotKey(a *actualUnit) string {
+	if a.unit == nil && !r.stateful {
+		for _, s := range a.states {
+			return s.MachineID
+		}
+	}
+	return r.slotKey(a.name(), a.unit)
+}
+
+// mayStart reports whether fleet unit a of the slot (nil: its new unit,
+// to create) may be started: every other unit of the slot is down (not
+// active) and not about to start (its target is not launched, or it
+// failed, as a new unit of a failed rollout). A unit in no slot (sl nil)
+// may.
+func (sl *slot) mayStart(a *actualUnit) bool {
+	if sl == nil {
+		return true
+	}
+	for _, o := range append(unitSet{sl.cur}, sl.olds...) {
+		if o == nil || o == a {
+			continue
+		}
+		if _, failed := o.failedOn(); o.active() || o.target() == targetLaunched && !failed {
+			return false
+		}
+	}
+	return true
 }
 
 // slots groups the desired and actual fleet units by slot, in the order
@@ -69,12 +107,12 @@ func (r *rollout) slots() (slots []*slot, strays unitSet) {
 		sort.Slice(slots, func(i, j int) bool { return slots[i].key < slots[j].key })
 	}
 	for _, a := range r.current {
-		if sl := byKey[r.slotKey(a.name(), a.unit)]; sl != nil {
+		if sl := byKey[r.actualSlotKey(a)]; sl != nil {
 			sl.cur = a
 		}
 	}
 	for _, a := range r.stale {
-		sl := byKey[r.slotKey(a.name(), a.unit)]
+		sl := byKey[r.actualSlotKey(a)]
 		if sl == nil {
 			strays = append(strays, a)
 			continue
@@ -149,7 +187,7 @@ func (r *rollout) rollSlot(sl *slot) (waiting bool) {
 		r.createSlot(sl)
 	case olds.count(func(a *actualUnit) bool { return a.target() == targetLaunched }) > 0:
 		return true
-	case olds.count((*actualUnit).active) > 0:
+	case !sl.mayStart(nil):
 		// parked, still stopping
 	default: // parked and down
 		if drifted := olds.filter(func(a *actualUnit) bool { return isDrifted(r.d, a) }); len(drifted) > 0 {
@@ -180,9 +218,10 @@ func (r *rollout) createSlot(sl *slot) {
 // slot: the new fleet units go, and the parked old ones are launched
 // again. A slot whose new unit runs with no old one left (replaced before
 // the failure: its old unit was destroyed once the new one was ready)
-// keeps it, or it would run nothing. A stateful unit's member is never
-// run twice: its parked unit is launched only once its new one is down.
-// It returns the replicas that keep running the new version.
+// keeps it, or it would run nothing. One old unit per slot is kept (the
+// deployed version's, see fallback), the others go, and the kept one is
+// launched again only once every other unit of the slot is down
+// (mayStart). It returns the replicas that keep running the new version.
 func (r *rollout) failSlots() int {
 	slots, _ := r.slots()
 	kept := 0
@@ -193,13 +232,36 @@ func (r *rollout) failSlots() int {
 		}
 		if sl.cur != nil {
 			r.ops = append(r.ops, r.destroy(r.u.name, sl.cur)...)
-			if r.stateful && sl.cur.active() {
-				continue
+		}
+		back := r.fallback(sl.olds)
+		for _, a := range sl.olds {
+			if a != back {
+				r.ops = append(r.ops, r.destroy(r.u.name, a)...)
 			}
 		}
-		r.relaunch(sl.olds)
+		if back != nil && sl.mayStart(back) {
+			r.relaunch(unitSet{back})
+		}
 	}
 	return kept
+}
+
+// fallback is the old fleet unit of a slot that a failed rollout runs
+// again: the deployed version's, else one still launched (it was
+// serving), else the first (fleet does not say which version is newer).
+// nil when the slot has none with a unit file.
+func (r *rollout) fallback(olds unitSet) *actualUnit {
+	var back *actualUnit
+	for _, a := range olds {
+		switch {
+		case a.unit == nil:
+		case a.id.SpecHash == r.st.Deployed && r.st.Deployed != "":
+			return a
+		case back == nil || a.target() == targetLaunched && back.target() != targetLaunched:
+			back = a
+		}
+	}
+	return back
 }
 
 // park stops fleet units, keeping them loaded in fleet.

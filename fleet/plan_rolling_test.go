@@ -151,13 +151,15 @@ func TestPlanRollingGlobal(t *testing.T) {
 			Update: &deploy.Update{Strategy: deploy.StrategyRolling, MaxUnavailable: unavailable}}
 	}
 	v1, v2, v2two := spec("docker://edge:1", ""), spec("docker://edge:2", ""), spec("docker://edge:2", "2")
+	v3 := spec("docker://edge:3", "")
+	h1, h2, h3 := v1.Hash(0), v2.Hash(0), v3.Hash(0)
 	// machine: name the ops by machine (m0 → "0"), old ones "old0".
 	machineOps := func(ops []op, w *world) string {
 		var out []string
 		for _, o := range ops {
 			tag := ""
 			for _, a := range w.act {
-				if a.name() == o.name {
+				if a.name() == o.name && a.unit != nil {
 					tag = pinnedMachine(a.unit)
 					if a.id.SpecHash != w.d.hash {
 						tag = "old" + tag
@@ -247,6 +249,39 @@ func TestPlanRollingGlobal(t *testing.T) {
 				with(on(v2)[1:2], "launched", "failed", "failed")
 		},
 		want: "launch:oldm1 stop:m1", phase: store.PhaseFailed,
+	}, {
+		// Two versions on one machine share its ports: a machine's unit
+		// starts only once every other unit there is down and not launched.
+		name: "revert to v1 while m0's v2 unit runs, not ready: v2 is stopped, m0's parked v1 unit launched only once v2 is down",
+		world: func(t *testing.T) *world {
+			w, on := rollingWorld(t, v1, 3)
+			w = w.with(on(v1)[:1], "loaded", "inactive", "dead").with(on(v1)[1:], "launched", "active", "running").
+				with(on(v2)[:1], "launched", "active", "running")
+			w.prev = &store.Status{Name: "edge", Phase: store.PhaseProgressing, SpecHash: h2, Deployed: h1}
+			return w
+		},
+		want: "stop:oldm0", phase: store.PhaseProgressing,
+	}, {
+		name: "v3 fails on m0, parked units of v1 and v2 there: only the deployed v1's is launched again, v2's destroyed",
+		world: func(t *testing.T) *world {
+			w, on := rollingWorld(t, v3, 3)
+			w = w.with(on(v1)[:1], "loaded", "inactive", "dead").with(on(v1)[1:], "launched", "active", "running").
+				with(on(v2)[:1], "loaded", "inactive", "dead").with(on(v3)[:1], "launched", "failed", "failed")
+			w.prev = &store.Status{Name: "edge", Phase: store.PhaseFailed, SpecHash: h3, Deployed: h1, Message: "rollout failed"}
+			return w
+		},
+		want: "destroy:oldm0 launch:oldm0 stop:m0", phase: store.PhaseFailed,
+	}, {
+		name: "failure held, m0's new unit destroyed while still stopping (only its state left, deactivating): m0's parked unit waits",
+		world: func(t *testing.T) *world {
+			w, on := rollingWorld(t, v2, 3)
+			w = w.with(on(v1)[:1], "loaded", "inactive", "dead").with(on(v1)[1:], "launched", "active", "running").
+				with(on(v2)[:1], "launched", "deactivating", "stop-sigterm")
+			w.act[3].unit = nil // with() has its state on m0
+			w.prev = &store.Status{Name: "edge", Phase: store.PhaseFailed, SpecHash: h2, Deployed: h1, Message: "rollout failed"}
+			return w
+		},
+		want: "", phase: store.PhaseFailed,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -254,6 +289,9 @@ func TestPlanRollingGlobal(t *testing.T) {
 			// with() schedules units on m0, m1… in order: pin each to the
 			// machine its rendering names.
 			for _, a := range w.act {
+				if a.unit == nil {
+					continue // only a state left: with() put it on its machine
+				}
 				a.unit.MachineID = pinnedMachine(a.unit)
 				for _, s := range a.states {
 					s.MachineID = a.unit.MachineID

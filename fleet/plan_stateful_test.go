@@ -46,6 +46,9 @@ func members(t *testing.T, s *deploy.Spec, on ...string) []*schema.Unit {
 // live is unscheduled, with no state, as fleet leaves it.
 func (w *world) pinned(live map[string]string) *world {
 	for _, a := range w.act {
+		if a.unit == nil {
+			continue // only a state left: it says where it is
+		}
 		a.unit.MachineID = pinnedMachine(a.unit)
 		if _, ok := live[a.unit.MachineID]; !ok {
 			a.unit.MachineID, a.states = "", nil
@@ -165,8 +168,12 @@ func TestPlanStateful(t *testing.T) {
 	opts := Options{}.withDefaults()
 	machines := dbMachines(4)
 	live := map[string]string{"m0": "10.0.0.1", "m1": "10.0.0.2", "m2": "10.0.0.3", "m3": "10.0.0.4"}
-	v1, v2 := stateful(3, 1, "docker://db:1"), stateful(3, 1, "docker://db:2")
-	h1, h2 := v1.Hash(0), v2.Hash(0)
+	v1, v2, v3 := stateful(3, 1, "docker://db:1"), stateful(3, 1, "docker://db:2"), stateful(3, 1, "docker://db:3")
+	h1, h2, h3 := v1.Hash(0), v2.Hash(0), v3.Hash(0)
+	// park: the fleet unit w.act[i] parked and down.
+	park := func(w *world, i int) {
+		w.act[i].unit.DesiredState, w.act[i].states[0].SystemdActiveState, w.act[i].states[0].SystemdSubState = "loaded", "inactive", "dead"
+	}
 	// update: v1 runs members 0, 1, 2 on m1, m2, m3; v2 is desired.
 	upd := func(t *testing.T) *world {
 		return (&world{t: t, spec: v2}).with(members(t, v1, "m1", "m2", "m3"), "launched", "active", "running")
@@ -194,6 +201,8 @@ func TestPlanStateful(t *testing.T) {
 		pinned string // the machines of the units created, in op order (highest ordinal first)
 		phase  string
 		msg    string // the status message, when set
+		// launchOf: the spec hash of every fleet unit launched, when set
+		launchOf string
 	}{{
 		name:  "first placement: every member at once, each pinned to its own machine",
 		world: func(t *testing.T) *world { return &world{t: t, spec: v1} },
@@ -257,6 +266,50 @@ func TestPlanStateful(t *testing.T) {
 			return w
 		},
 		want: "stop:1", phase: store.PhaseFailed,
+	}, {
+		// A member never runs twice: a slot's unit starts only once every
+		// other unit of the slot is down and not launched.
+		name: "revert to v1 while member 2's v2 unit runs, not ready: v2 is stopped, v1's parked unit launched only once v2 is down",
+		world: func(t *testing.T) *world {
+			w := (&world{t: t, spec: v1}).with(members(t, v1, "m1", "m2", "m3"), "launched", "active", "running")
+			park(w, 2)
+			w = w.with(members(t, v2, "m1", "m2", "m3")[2:3], "launched", "active", "running")
+			w.prev = &store.Status{Name: "db", Phase: store.PhaseProgressing, SpecHash: h2, Deployed: h1}
+			return w
+		},
+		want: "stop:old2", phase: store.PhaseProgressing,
+	}, {
+		name: "revert to v1, member 2's v2 unit down: v1's parked unit is launched",
+		world: func(t *testing.T) *world {
+			w := (&world{t: t, spec: v1}).with(members(t, v1, "m1", "m2", "m3"), "launched", "active", "running")
+			park(w, 2)
+			w = w.with(members(t, v2, "m1", "m2", "m3")[2:3], "loaded", "inactive", "dead")
+			w.prev = &store.Status{Name: "db", Phase: store.PhaseProgressing, SpecHash: h2, Deployed: h1}
+			return w
+		},
+		want: "launch:2", launchOf: h1, phase: store.PhaseProgressing,
+	}, {
+		name: "v3 fails on member 2, parked units of v1 and v2 there: only the deployed v1's is launched again, v2's destroyed",
+		world: func(t *testing.T) *world {
+			w := (&world{t: t, spec: v3}).with(members(t, v1, "m1", "m2", "m3"), "launched", "active", "running")
+			park(w, 2)
+			w = w.with(members(t, v2, "m1", "m2", "m3")[2:3], "loaded", "inactive", "dead")
+			w = w.with(members(t, v3, "m1", "m2", "m3")[2:3], "launched", "failed", "failed")
+			w.prev = &store.Status{Name: "db", Phase: store.PhaseFailed, SpecHash: h3, Deployed: h1, Message: "rollout failed"}
+			return w
+		},
+		want: "destroy:old2 launch:old2 stop:2", launchOf: h1, phase: store.PhaseFailed,
+	}, {
+		name: "failure held, member 2's new unit destroyed while still stopping (only its state left, deactivating): its parked one waits",
+		world: func(t *testing.T) *world {
+			w := (&world{t: t, spec: v2}).with(members(t, v1, "m1", "m2", "m3"), "launched", "active", "running")
+			park(w, 2)
+			w = w.with(members(t, v2, "m1", "m2", "m3")[2:3], "launched", "deactivating", "stop-sigterm")
+			w.act[3].states[0].MachineID, w.act[3].unit = "m3", nil
+			w.prev = &store.Status{Name: "db", Phase: store.PhaseFailed, SpecHash: h2, Deployed: h1, Message: "rollout failed"}
+			return w
+		},
+		want: "", phase: store.PhaseFailed,
 	}, {
 		name: "scale 2 → 3: member 2 is added, pinned to a machine of its own; 0 and 1 untouched",
 		world: func(t *testing.T) *world {
@@ -325,6 +378,11 @@ func TestPlanStateful(t *testing.T) {
 			}
 			if got := strings.Join(on, " "); got != tt.pinned {
 				t.Errorf("created on %q, want %q", got, tt.pinned)
+			}
+			for _, o := range ops {
+				if id, _ := deploy.ParseUnitName("k2", o.name); o.kind == opLaunch && tt.launchOf != "" && id.SpecHash != tt.launchOf {
+					t.Errorf("launched %s, want only units of spec hash %s launched", o.name, tt.launchOf)
+				}
 			}
 			if st.Phase != tt.phase {
 				t.Errorf("phase %s (%s), want %s", st.Phase, st.Message, tt.phase)
