@@ -139,7 +139,7 @@ func TestRealStatefulKeepsData(t *testing.T) {
 	if on[0] == on[1] {
 		t.Fatalf("both members on machine %s (maxReplicasPerHost 1)", on[0])
 	}
-	t.Logf("2 members running %s after kaylee run: member 0 on %s, member 1 on %s", time.Since(start).Round(100*time.Millisecond), short(on[0]), short(on[1]))
+	t.Logf("spec %s: 2 members running %s after kaylee run: member 0 on %s, member 1 on %s", st.SpecHash, time.Since(start).Round(100*time.Millisecond), short(on[0]), short(on[1]))
 	count := map[int]int{0: bump(t, ms[0], 3), 1: bump(t, ms[1], 5)}
 
 	// check waits for the members of a new spec hash (other than old) on
