@@ -189,6 +189,7 @@ func TestPlanStateful(t *testing.T) {
 		name:  "update: park member 2 first; nothing created while it runs",
 		world: upd,
 		want:  "stop:old2", phase: store.PhasePending,
+		msg: "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; replacing 1 member at a time (update.maxUnavailable)",
 	}, {
 		name: "member 2 parked, still stopping: wait, touch no other member",
 		world: func(t *testing.T) *world {
@@ -197,6 +198,7 @@ func TestPlanStateful(t *testing.T) {
 			return w
 		},
 		want: "", phase: store.PhasePending,
+		msg: "rolling out: each member stops before its new version starts; 2 of 3 serving the old version; replacing 1 member at a time (update.maxUnavailable)",
 	}, {
 		name: "member 2 parked and down: its new unit is created on the same machine, the old one kept loaded",
 		world: func(t *testing.T) *world {
