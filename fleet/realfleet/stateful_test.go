@@ -144,15 +144,25 @@ func TestRealStatefulKeepsData(t *testing.T) {
 
 	// check waits for the members of a new spec hash (other than old) on
 	// their machines, their counters where they were, and bumps each once.
-	check := func(step string, old string, began time.Time) {
+	// s samples db's containers during the step: one member serves at
+	// all times (update.maxUnavailable 1) and none runs twice.
+	check := func(step string, old string, began time.Time, s *sampler) {
 		t.Helper()
+		var first string // the first status of the new spec seen
 		e.waitFor("db running a new spec after "+step, 3*time.Minute, func() (bool, string) {
 			s, ok := e.status("db")
+			if ok && s.SpecHash != old && first == "" {
+				first = fmt.Sprintf("%s %d/%d: %s", s.Phase, s.Running, s.Desired, s.Message)
+			}
 			return ok && s.Phase == "running" && s.SpecHash != old, fmt.Sprintf("%s %s %d/%d: %s", s.SpecHash, s.Phase, s.Running, s.Desired, s.Message)
 		})
 		now, _ := e.status("db")
 		ms := e.members(now.SpecHash, on, time.Minute)
 		took := time.Since(began)
+		samples, minServe, maxTotal, worst := s.finish()
+		if minServe < 1 || maxTotal > 2 {
+			t.Errorf("during %s: %d member(s) served at the least (want 1), %d containers at the most (want 2, a member never runs twice): %s", step, minServe, maxTotal, worst)
+		}
 		for _, o := range []int{0, 1} {
 			if got := counter(t, ms[o]); got != count[o] {
 				t.Errorf("after %s: member %d's counter is %d, was %d", step, o, got, count[o])
@@ -166,27 +176,28 @@ func TestRealStatefulKeepsData(t *testing.T) {
 				round = v
 			}
 		}
-		t.Logf("%s: spec %s (ROUND=%s) running %s later, members on the same machines, counters continue at %d and %d",
-			step, now.SpecHash, round, took.Round(100*time.Millisecond), count[0], count[1])
+		t.Logf("%s: first status %q", step, first)
+		t.Logf("%s: spec %s (ROUND=%s) running %s later, members on the same machines, counters continue at %d and %d; %d samples: at least %d serving, at most %d containers",
+			step, now.SpecHash, round, took.Round(100*time.Millisecond), count[0], count[1], samples, minServe, maxTotal)
 	}
 
-	began := time.Now()
+	s, began := e.sample("db"), time.Now()
 	e.must("run", e.unit("db", statefulUnit(2)))
-	check("env update (ROUND=2)", st.SpecHash, began)
+	check("env update (ROUND=2)", st.SpecHash, began, s)
 	hash := func() string { s, _ := e.status("db"); return s.SpecHash }
 
 	old := hash()
-	began = time.Now()
+	s, began = e.sample("db"), time.Now()
 	e.must("restart", "db")
-	check("kaylee restart", old, began)
+	check("kaylee restart", old, began, s)
 
 	old = hash()
-	began = time.Now()
+	s, began = e.sample("db"), time.Now()
 	out := e.must("rollback", "db", "--wait", "--timeout", "3m")
 	if !strings.Contains(out, "db rolled back to revision") {
 		t.Fatalf("rollback output:\n%s", out)
 	}
-	check("kaylee rollback", old, began)
+	check("kaylee rollback", old, began, s)
 
 	e.memberWaitsForItsMachine(on, count)
 }
