@@ -137,9 +137,19 @@ func (r *renderer) add(section, name, value string) {
 	r.opts = append(r.opts, &schema.UnitOption{Section: section, Name: name, Value: value})
 }
 
-// options renders the unit file; grouped says whether members of the
-// replica's conflict group must not share a machine.
+// options renders the unit file, section by section; grouped says
+// whether members of the replica's conflict group must not share a
+// machine.
 func (r *renderer) options(grouped bool) []*schema.UnitOption {
+	mounts := r.spec.MountServices()
+	r.unitSection(mounts)
+	r.serviceSection(mounts)
+	r.fleetSection(grouped)
+	return r.opts
+}
+
+// unitSection: the description and what the unit waits for.
+func (r *renderer) unitSection(mounts []string) {
 	s := r.spec
 	switch {
 	case r.machineID != "":
@@ -155,23 +165,17 @@ func (r *renderer) options(grouped bool) []*schema.UnitOption {
 	}
 	r.add("Unit", "Wants", "network-online.target")
 	r.add("Unit", "After", "network-online.target")
-	mounts := s.MountServices()
 	for _, dep := range mounts {
 		r.add("Unit", "Wants", dep)
 		r.add("Unit", "After", dep)
 	}
+}
 
-	for _, f := range s.EnvFiles {
-		r.add("Service", "EnvironmentFile", escapeSpecifiers(f))
-	}
-	r.add("Service", "Environment", strings.TrimSuffix(quoteEnv("KAYLEE_ID", r.name.InstanceID()), `"`)+r.idSpec+`"`)
-	if s.Stateful {
-		// rkt passes it on with --inherit-env, docker with -e.
-		r.add("Service", "Environment", quoteEnv(MemberVar, strconv.Itoa(r.name.Index)))
-	}
-	for _, e := range s.Env {
-		r.add("Service", "Environment", quoteEnv(e.Name, e.Value))
-	}
+// serviceSection: the environment, restarts, the mount gate, volume
+// plugins and the engine's Exec lines.
+func (r *renderer) serviceSection(mounts []string) {
+	s := r.spec
+	r.environment()
 	r.add("Service", "TimeoutStartSec", "0")
 	r.add("Service", "Restart", "always")
 	r.add("Service", "RestartSec", "10")
@@ -202,7 +206,11 @@ func (r *renderer) options(grouped bool) []*schema.UnitOption {
 	for _, v := range plugins {
 		r.add("Service", "ExecStopPost", joinArgs("-"+VolumePluginDir+"/"+v.Driver, "-u", v.ID))
 	}
+}
 
+// fleetSection: where fleet may run the unit.
+func (r *renderer) fleetSection(grouped bool) {
+	s := r.spec
 	for _, m := range s.Machine {
 		r.add("X-Fleet", "MachineMetadata", m)
 	}
@@ -212,13 +220,13 @@ func (r *renderer) options(grouped bool) []*schema.UnitOption {
 	switch {
 	case r.machineID != "":
 		r.add("X-Fleet", "MachineID", r.machineID)
-		return r.opts // validation refuses conflicts on a rolling global unit
+		return // validation refuses conflicts on a rolling global unit
 	case r.memberMachine != "":
 		r.add("X-Fleet", "MachineID", r.memberMachine)
-		return r.opts // fleet refuses MachineID with Conflicts
+		return // fleet refuses MachineID with Conflicts
 	case s.MachineID != "":
 		r.add("X-Fleet", "MachineID", s.MachineID)
-		return r.opts // fleet refuses MachineID with Conflicts
+		return // fleet refuses MachineID with Conflicts
 	case s.Global:
 		r.add("X-Fleet", "Global", "true")
 	case !s.Replicated():
@@ -229,7 +237,23 @@ func (r *renderer) options(grouped bool) []*schema.UnitOption {
 	for _, c := range s.Conflicts {
 		r.add("X-Fleet", "Conflicts", fmt.Sprintf("%s:%s:*.service", r.name.Prefix, c))
 	}
-	return r.opts
+}
+
+// environment renders the instance's environment: env files, KAYLEE_ID,
+// KAYLEE_MEMBER (stateful units) and env.
+func (r *renderer) environment() {
+	s := r.spec
+	for _, f := range s.EnvFiles {
+		r.add("Service", "EnvironmentFile", escapeSpecifiers(f))
+	}
+	r.add("Service", "Environment", strings.TrimSuffix(quoteEnv("KAYLEE_ID", r.name.InstanceID()), `"`)+r.idSpec+`"`)
+	if s.Stateful {
+		// rkt passes it on with --inherit-env, docker with -e.
+		r.add("Service", "Environment", quoteEnv(MemberVar, strconv.Itoa(r.name.Index)))
+	}
+	for _, e := range s.Env {
+		r.add("Service", "Environment", quoteEnv(e.Name, e.Value))
+	}
 }
 
 func (r *renderer) rkt() {
@@ -369,18 +393,43 @@ func (r *renderer) health(docker string) {
 	if h == nil {
 		return
 	}
-	kind, port, path := h.Kind(), "-", "-"
-	switch kind {
+	c := check{kind: h.Kind(), exec: h.Exec, every: h.IntervalDuration(), limit: h.TimeoutDuration(),
+		start: h.StartPeriodDuration(), failures: h.FailureThreshold(), docker: docker}
+	switch c.kind {
 	case HealthHTTP:
-		port, path = strconv.Itoa(h.HTTP.Port), h.HTTP.RequestPath()
+		c.port, c.path = h.HTTP.Port, h.HTTP.RequestPath()
 	case HealthTCP:
-		port = strconv.Itoa(h.TCP.Port)
+		c.port = h.TCP.Port
 	}
-	words := []string{kind, port, path,
-		wholeSeconds(h.IntervalDuration()), wholeSeconds(h.TimeoutDuration()), wholeSeconds(h.StartPeriodDuration()),
-		strconv.Itoa(h.FailureThreshold()), docker}
-	words = append(words, h.Exec...)
-	r.add("Service", "ExecStartPost", joinEscaped(BashPath+" -c "+healthScriptWord, "kaylee-health", r.idWord("", ""), joinArgs(words...)))
+	r.add("Service", "ExecStartPost", c.line("kaylee-health", r.idWord("", "")))
+}
+
+// check is one run of healthScript: a health check's, or a primary
+// probe's (see RenderProbe).
+type check struct {
+	kind                string // http, tcp or exec
+	port                int    // 0: none
+	path                string // "": none
+	exec                []string
+	every, limit, start time.Duration
+	failures            int
+	docker              string // the docker binary, or "-" for 127.0.0.1
+}
+
+// line is the Exec line that runs healthScript for the check, as argv0,
+// against the instance id (an escaped word, see idWord).
+func (c check) line(argv0, id string) string {
+	port, path := "-", "-"
+	if c.port > 0 {
+		port = strconv.Itoa(c.port)
+	}
+	if c.path != "" {
+		path = c.path
+	}
+	words := []string{c.kind, port, path, wholeSeconds(c.every), wholeSeconds(c.limit), wholeSeconds(c.start),
+		strconv.Itoa(c.failures), c.docker}
+	words = append(words, c.exec...)
+	return joinEscaped(BashPath+" -c "+healthScriptWord, argv0, id, joinArgs(words...))
 }
 
 // wholeSeconds renders a duration as whole seconds, rounded up, at least 1.

@@ -176,6 +176,14 @@ func parseUpdateDuration(v string, zeroOK bool) (time.Duration, bool) {
 
 // checkUpdate checks an update block against the unit it belongs to.
 func (c *checker) checkUpdate(s *Spec) {
+	c.checkStrategy(s)
+	c.checkPace(s)
+	c.checkOrder(s)
+	c.checkUpdateDurations(s.Update)
+}
+
+// checkStrategy checks update.strategy.
+func (c *checker) checkStrategy(s *Spec) {
 	u := s.Update
 	switch u.Strategy {
 	case "":
@@ -193,6 +201,12 @@ func (c *checker) checkUpdate(s *Spec) {
 		}
 		c.fail("update.strategy", "%s: use rolling (a global unit replaced machine by machine) or leave it out", msg)
 	}
+}
+
+// checkPace checks update.maxSurge and update.maxUnavailable against the
+// kind of unit each applies to.
+func (c *checker) checkPace(s *Spec) {
+	u := s.Update
 	if u.MaxSurge != "" {
 		c.checkAmount("update.maxSurge", u.MaxSurge, "1")
 		if s.Stateful {
@@ -207,16 +221,24 @@ func (c *checker) checkUpdate(s *Spec) {
 			c.fail("update.maxUnavailable", "applies to a global unit with strategy: rolling, or to a stateful unit; a unit with replicas never has fewer serving than desired (use maxSurge to go faster)")
 		}
 	}
-	if u.Order != "" {
-		switch {
-		case !s.Stateful:
-			c.fail("update.order", "applies to a stateful unit (stateful: true), whose members are updated one after the other")
-		case !slices.Contains(updateOrders, u.Order):
-			c.fail("update.order", "%s: use highest-first (the default), primary-last or primary-first", notOneOf(u.Order, "an update order", updateOrders))
-		case u.Order != OrderHighestFirst && s.Primary == nil:
-			c.fail("update.order", "%s needs a primary probe (primary: with http or exec) to tell which member is the primary", u.Order)
-		}
+}
+
+// checkOrder checks update.order.
+func (c *checker) checkOrder(s *Spec) {
+	u := s.Update
+	switch {
+	case u.Order == "":
+	case !s.Stateful:
+		c.fail("update.order", "applies to a stateful unit (stateful: true), whose members are updated one after the other")
+	case !slices.Contains(updateOrders, u.Order):
+		c.fail("update.order", "%s: use highest-first (the default), primary-last or primary-first", notOneOf(u.Order, "an update order", updateOrders))
+	case u.Order != OrderHighestFirst && s.Primary == nil:
+		c.fail("update.order", "%s needs a primary probe (primary: with http or exec) to tell which member is the primary", u.Order)
 	}
+}
+
+// checkUpdateDurations checks update.minReady and update.progressDeadline.
+func (c *checker) checkUpdateDurations(u *Update) {
 	for _, d := range []struct {
 		field, value, def string
 		zeroOK            bool

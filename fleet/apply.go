@@ -34,6 +34,9 @@ func (t *term) apply(ctx context.Context, snap *snapshot, plan *planResult) erro
 	}
 	defer t.flushEvents(ctx)
 	t.events.settle(snap.fleetUnits, snap.states)
+	for _, e := range plan.events {
+		t.events.add(e)
+	}
 	if err := t.callFleet(ctx, plan.ops, plan.why()); err != nil {
 		return err
 	}

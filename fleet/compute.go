@@ -28,6 +28,7 @@ type passPlanner struct {
 	// previousWarned: unit → the spec hash whose previous rendering
 	// failed, warned of once.
 	previousWarned map[string]string
+	now            time.Time // the pass's time
 }
 
 func newPassPlanner(opts Options) *passPlanner {
@@ -54,6 +55,9 @@ type planResult struct {
 	// placement; warnings: anything else worth a warning.
 	droppedMachines []string
 	warnings        []planWarning
+	// events: what the pass decided that its fleet calls do not tell
+	// (a member that moves).
+	events []store.Event
 }
 
 type namedStatus struct {
@@ -124,16 +128,32 @@ func (pp *passPlanner) plan(snap *snapshot, now time.Time) *planResult {
 	var fleetMachines []deploy.Machine
 	fleetMachines, res.droppedMachines = cleanMachines(snap.machines, p.machines)
 	actual := observe(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines)
+	probes := observeProbes(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines)
 	p.conflicts = newConflictView(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines)
+	pp.now = now
+	pp.mem.seeMachines(fleetMachines, p.machines, actual, now)
 	res.inputs = pp.unitInputs(snap, fleetMachines, actual, &res.warnings)
+	for name, ps := range probes {
+		in := res.inputs[name]
+		if in == nil {
+			in = &unitInput{name: name, prev: snap.statuses[name]}
+			res.inputs[name] = in
+		}
+		in.probes = ps
+	}
 	for id, ip := range p.machines {
 		pp.mem.ips[id] = ip
 	}
 	res.ops, res.statuses = planUnits(p, res.inputs)
-	res.wakeAt = p.next
+	res.wakeAt, res.events = p.next, p.events
 	present := make(map[string]bool)
 	for _, as := range actual {
 		for _, a := range as {
+			present[a.name()] = true
+		}
+	}
+	for _, ps := range probes {
+		for _, a := range ps {
 			present[a.name()] = true
 		}
 	}
@@ -219,6 +239,11 @@ func (pp *passPlanner) forgetRenderings(inputs map[string]*unitInput) {
 	for name := range pp.previousWarned {
 		if inputs[name] == nil {
 			delete(pp.previousWarned, name)
+		}
+	}
+	for name := range pp.mem.moves {
+		if inputs[name] == nil || inputs[name].spec == nil {
+			delete(pp.mem.moves, name)
 		}
 	}
 }
@@ -327,6 +352,44 @@ func observe(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitStat
 	return out
 }
 
+// observeProbes groups the fleet units of primary probes (see
+// deploy.ProbeName) and their states by Kaylee unit, as observe does
+// members.
+func observeProbes(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitState, machines map[string]string) map[string]unitSet {
+	byName := map[string]*actualUnit{}
+	out := map[string]unitSet{}
+	get := func(name string) *actualUnit {
+		if a, ok := byName[name]; ok {
+			return a
+		}
+		id, ok := deploy.ParseProbeName(prefix, name)
+		if !ok {
+			return nil
+		}
+		a := &actualUnit{probe: &id}
+		byName[name] = a
+		out[id.Name] = append(out[id.Name], a)
+		return a
+	}
+	for _, u := range fleetUnits {
+		if a := get(u.Name); a != nil {
+			a.unit, a.hash = u, unitHash(u.Options)
+		}
+	}
+	for _, s := range states {
+		if _, live := machines[s.MachineID]; !live {
+			continue
+		}
+		if a := get(s.Name); a != nil {
+			a.states = append(a.states, s)
+		}
+	}
+	for _, as := range out {
+		sort.Slice(as, func(i, j int) bool { return as[i].name() < as[j].name() })
+	}
+	return out
+}
+
 // machinesKey identifies a set of machines and their metadata.
 func machinesKey(machines []deploy.Machine) string {
 	lines := make([]string, 0, len(machines))
@@ -410,13 +473,15 @@ func (pp *passPlanner) renderInto(cache map[string]*desiredUnits, u *store.Unit,
 		opts.Machines = machines
 		key += "\x00" + machinesKey(machines)
 	}
+	var pl memberPlacement
 	switch {
 	case u.Spec.Stateful:
 		// The placement is all that varies a member's rendering: the key
 		// holds it, not the machines (a machine that joins or leaves
 		// moves no placed member).
-		opts.Members, opts.Zones = placeMembers(&u.Spec, u.Spec.Hash(restart), machines, actual)
-		key += "\x00members=" + strings.Join(opts.Members, ",") + "\x00zones=" + strings.Join(opts.Zones, ",")
+		pl = placeMembers(&u.Spec, u.Spec.Hash(restart), machines, actual, pp.lossOf(u.Name, &u.Spec))
+		opts.Members, opts.Zones = pl.members, pl.zones
+		key += pl.key()
 	case u.Spec.Spread != nil:
 		opts.Zones = spreadZones(&u.Spec, u.Spec.Hash(restart), machines, actual)
 		key += "\x00zones=" + strings.Join(opts.Zones, ",")
@@ -428,7 +493,7 @@ func (pp *passPlanner) renderInto(cache map[string]*desiredUnits, u *store.Unit,
 	if err != nil {
 		return nil, err
 	}
-	d := &desiredUnits{key: key, hash: u.Spec.Hash(restart), units: units, hashes: make(map[string]string, len(units)), members: opts.Members}
+	d := &desiredUnits{key: key, hash: u.Spec.Hash(restart), units: units, hashes: make(map[string]string, len(units)), members: opts.Members, zones: pl.zones, stuck: pl.stuck}
 	for _, du := range units {
 		d.hashes[du.Name] = unitHash(du.Options)
 	}
@@ -458,4 +523,23 @@ func spreadZones(s *deploy.Spec, hash string, machines []deploy.Machine, actual 
 		prev[a.id.Index] = deploy.ZoneOf(s, md)
 	}
 	return deploy.AssignZones(n, deploy.Zones(s, machines), prev, s.Spread.Skew())
+}
+
+// lossOf is what placement knows of lost machines for unit name with
+// spec s: for onMachineLoss move, the machines gone for
+// MachineLossGrace (the memory's goneSince) and the members' moves.
+func (pp *passPlanner) lossOf(name string, s *deploy.Spec) memberLoss {
+	if !s.Stateful || s.MachineLoss() != deploy.MachineLossMove {
+		return memberLoss{}
+	}
+	loss := memberLoss{leave: map[string]map[string]string{}, to: map[int]string{}}
+	for id, since := range pp.mem.goneSince {
+		if pp.now.Sub(since) >= pp.opts.MachineLossGrace {
+			loss.leave[id] = pp.mem.meta[id]
+		}
+	}
+	for i, mv := range pp.mem.moves[name] {
+		loss.to[i] = mv.to
+	}
+	return loss
 }

@@ -55,6 +55,8 @@ type planner struct {
 	// change in fleet (a replica becomes ready, a failed one may be
 	// replaced): the reconciler looks again then.
 	next time.Time
+	// events: what this pass decided that its fleet calls do not tell.
+	events []store.Event
 }
 
 // wakeAt asks for a pass at t.
@@ -80,7 +82,7 @@ func (p *planner) plan(u *unitInput) ([]op, *store.Status) {
 	default:
 		ops, st = p.newRollout(u).compute()
 	}
-	return p.nudge(u.name, u.actual, ops), st
+	return p.nudge(u.name, append(append(unitSet(nil), u.actual...), u.probes...), ops), st
 }
 
 // fleet's agents and engine react to a target state change through an
@@ -204,10 +206,10 @@ func (p *planner) planInvalid(u *unitInput) ([]op, *store.Status) {
 
 // planRemoved: gone from the store; its fleet units go, then its status.
 func (p *planner) planRemoved(u *unitInput) ([]op, *store.Status) {
+	ops := p.cleanProbes(u, "", true)
 	if len(u.actual) == 0 {
-		return nil, nil
+		return ops, nil
 	}
-	var ops []op
 	for _, a := range u.actual {
 		ops = append(ops, p.destroy(u.name, a)...)
 	}
@@ -267,6 +269,12 @@ type rollout struct {
 	drifted  int     // stale units under a current name: another unit file
 	created  int     // new replicas created this pass
 
+	// primary: the ordinal a stateful unit's members are updated around
+	// (update.order), -1 for none; probing: its primary probes have not
+	// all answered, no member is parked (see decideOrder).
+	primary int
+	probing bool
+
 	st    *store.Status
 	ops   []op
 	notes []string
@@ -279,6 +287,7 @@ func (p *planner) newRollout(u *unitInput) *rollout {
 		global: u.spec.Global && !u.spec.Rolling(), rolling: u.spec.Rolling(), stateful: u.spec.Stateful,
 		replicated: u.spec.Replicated() && !u.spec.Stateful, // a member never runs twice
 		st:         p.newStatus(u),
+		primary:    -1,
 	}
 }
 
@@ -287,20 +296,19 @@ func (p *planner) newRollout(u *unitInput) *rollout {
 func (r *rollout) compute() ([]op, *store.Status) {
 	r.partition()
 	if r.fail() {
+		r.ops = append(r.ops, r.cleanProbes(r.u, r.d.hash, true)...)
 		return r.ops, r.finish(r.st, r.u.prev)
 	}
 	r.repair()
 	if r.rolling || r.stateful {
 		r.rollSlots()
-		if r.stateful {
-			r.notes = append(r.notes, r.statefulNotes()...)
-		}
 	} else {
 		r.retire()
 		r.place()
 		r.replaceDrifted()
 	}
 	r.summarize()
+	r.ops = append(r.ops, r.cleanProbes(r.u, r.d.hash, r.st.Phase == store.PhaseRunning)...)
 	return r.ops, r.finish(r.st, r.u.prev)
 }
 

@@ -27,6 +27,19 @@ type memory struct {
 	// after the machine leaves (a stateful member waiting for its machine
 	// names it).
 	ips map[string]string
+	// Machine loss (stateful units): goneSince: machine ID → when a
+	// machine some fleet unit is pinned to was first seen gone, until it
+	// is back or nothing is pinned to it (a new leader starts the grace
+	// again); meta: machine ID → the metadata fleet last reported for
+	// it, kept while it is gone (a member that moves stays in its zone);
+	// moves: unit → member ordinal → its move, until it is ready on its
+	// new machine.
+	goneSince map[string]time.Time
+	meta      map[string]map[string]string
+	moves     map[string]map[int]*memberMove
+	// primary: Kaylee unit → the order of its stateful rollout, once
+	// asked of its primary probes (see decideOrder).
+	primary map[string]*primaryDecision
 }
 
 // sentTarget is a target state Kaylee set (create: launched; launch;
@@ -65,6 +78,10 @@ func newMemory() *memory {
 		sent:        map[string]*sentTarget{},
 		replacing:   map[string]bool{},
 		ips:         map[string]string{},
+		goneSince:   map[string]time.Time{},
+		meta:        map[string]map[string]string{},
+		moves:       map[string]map[int]*memberMove{},
+		primary:     map[string]*primaryDecision{},
 	}
 }
 
@@ -276,4 +293,38 @@ func restartSec(u *schema.Unit) (time.Duration, bool) {
 func (p *planner) ready(a *actualUnit, minReady time.Duration) bool {
 	t, ok := p.mem.readySince[a.name()]
 	return ok && a.running() && p.now.Sub(t) >= minReady
+}
+
+// seeMachines keeps the memory of machine loss up to date: machines is
+// fleet's machines (their metadata), live every machine ID fleet lists,
+// actual the fleet units by Kaylee unit.
+func (m *memory) seeMachines(machines []deploy.Machine, live map[string]string, actual map[string][]*actualUnit, now time.Time) {
+	for _, mc := range machines {
+		m.meta[mc.ID] = mc.Metadata
+	}
+	pinned := map[string]bool{}
+	for _, as := range actual {
+		for _, a := range as {
+			if id := pinnedMachine(a.unit); id != "" {
+				pinned[id] = true
+			}
+		}
+	}
+	for id := range pinned {
+		if _, ok := live[id]; !ok {
+			if _, seen := m.goneSince[id]; !seen {
+				m.goneSince[id] = now
+			}
+		}
+	}
+	for id := range m.goneSince {
+		if _, ok := live[id]; ok || !pinned[id] {
+			delete(m.goneSince, id)
+		}
+	}
+	for id := range m.meta {
+		if _, ok := live[id]; !ok && !pinned[id] {
+			delete(m.meta, id)
+		}
+	}
 }

@@ -87,6 +87,10 @@ func (r *rollout) slots() (slots []*slot, strays unitSet) {
 // rollSlots is the retire and place phases of a unit rolled slot by slot.
 func (r *rollout) rollSlots() {
 	slots, strays := r.slots()
+	if r.stateful {
+		r.decideOrder(slots)
+		r.orderSlots(slots)
+	}
 	for _, a := range strays {
 		r.ops = append(r.ops, r.destroy(r.u.name, a)...)
 	}
@@ -94,10 +98,15 @@ func (r *rollout) rollSlots() {
 	unavailable := 0
 	var waiting []*slot // slots whose old unit serves, to replace
 	for _, sl := range slots {
+		if r.stateful && r.moveSlot(sl) {
+			// Moving: its old units on its gone machine go first.
+			unavailable++
+			continue
+		}
 		if r.stateful && r.memberLost(sl.ordinal) {
 			// Nothing is touched: the member waits for its machine.
 			unavailable++
-			r.notes = append(r.notes, r.waitNote(sl.ordinal))
+			r.notes = append(r.notes, r.lostNote(sl.ordinal))
 			continue
 		}
 		if r.rollSlot(sl) {
@@ -107,6 +116,9 @@ func (r *rollout) rollSlots() {
 		}
 	}
 	for _, sl := range waiting {
+		if r.probing {
+			break // the order is not known yet
+		}
 		if unavailable >= budget {
 			what := "machine"
 			if r.stateful {
@@ -166,15 +178,16 @@ func (r *rollout) createSlot(sl *slot) {
 
 // failSlots is a failed rollout's cleanup for a unit rolled slot by
 // slot: the new fleet units go, and the parked old ones are launched
-// again. A stateful unit's member is never run twice: its parked unit is
-// launched only once its new one is down, and a member whose new unit
-// runs with no old one left (replaced before the failure) keeps it. It
-// returns the replicas that keep running the new version.
+// again. A slot whose new unit runs with no old one left (replaced before
+// the failure: its old unit was destroyed once the new one was ready)
+// keeps it, or it would run nothing. A stateful unit's member is never
+// run twice: its parked unit is launched only once its new one is down.
+// It returns the replicas that keep running the new version.
 func (r *rollout) failSlots() int {
 	slots, _ := r.slots()
 	kept := 0
 	for _, sl := range slots {
-		if sl.cur != nil && r.stateful && len(sl.olds) == 0 && sl.cur.running() {
+		if sl.cur != nil && len(sl.olds) == 0 && sl.cur.running() {
 			kept += sl.cur.runningCount()
 			continue
 		}

@@ -236,6 +236,17 @@ func TestPlanRollingGlobal(t *testing.T) {
 			return w
 		},
 		want: "launch:oldm0 stop:m0", phase: store.PhaseFailed,
+	}, {
+		// m0 was replaced before the rollout failed on m1: its old unit is
+		// gone, so removing its new one would leave m0 with nothing.
+		name: "rollout fails on a later machine: a machine already replaced keeps its new unit",
+		world: func(t *testing.T) *world {
+			w, on := rollingWorld(t, v2, 3)
+			return w.with(on(v2)[:1], "launched", "active", "running").
+				with(on(v1)[1:2], "loaded", "inactive", "dead").with(on(v1)[2:], "launched", "active", "running").
+				with(on(v2)[1:2], "launched", "failed", "failed")
+		},
+		want: "launch:oldm1 stop:m1", phase: store.PhaseFailed,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

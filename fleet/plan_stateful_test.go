@@ -61,13 +61,19 @@ func (w *world) pinned(live map[string]string) *world {
 // placeMembers on machines, from w's fleet units.
 func (w *world) placed(machines []deploy.Machine) *world {
 	w.t.Helper()
+	return w.placedWith(machines, memberLoss{})
+}
+
+// placedWith is placed with what placement knows of lost machines.
+func (w *world) placedWith(machines []deploy.Machine, loss memberLoss) *world {
+	w.t.Helper()
 	hash := w.spec.Hash(0)
-	on, zones := placeMembers(w.spec, hash, machines, w.act)
-	units, err := deploy.Render(w.spec, deploy.RenderOptions{Members: on, Zones: zones})
+	pl := placeMembers(w.spec, hash, machines, w.act, loss)
+	units, err := deploy.Render(w.spec, deploy.RenderOptions{Members: pl.members, Zones: pl.zones})
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	w.d = &desiredUnits{hash: hash, units: units, hashes: map[string]string{}, members: on}
+	w.d = &desiredUnits{hash: hash, units: units, hashes: map[string]string{}, members: pl.members, zones: pl.zones, stuck: pl.stuck}
 	for _, u := range units {
 		w.d.hashes[u.Name] = unitHash(u.Options)
 	}
@@ -138,7 +144,7 @@ func TestPlaceMembers(t *testing.T) {
 			if tt.actual != nil {
 				actual = tt.actual(t)
 			}
-			on, _ := placeMembers(tt.spec, tt.spec.Hash(0), machines, actual)
+			on := placeMembers(tt.spec, tt.spec.Hash(0), machines, actual, memberLoss{}).members
 			for i := range on {
 				if on[i] == "" {
 					on[i] = "-"
@@ -170,6 +176,13 @@ func TestPlanStateful(t *testing.T) {
 	}
 	deployed := func(w *world, hash string) *world {
 		w.prev = &store.Status{Name: "db", Phase: store.PhaseRunning, SpecHash: hash, Deployed: hash}
+		return w
+	}
+	// old1Parked: members 0 and 1 of v1 on m1 and m2, member 1 parked and
+	// down (member 2's old unit already destroyed).
+	old1Parked := func(t *testing.T) *world {
+		w := (&world{t: t, spec: v2}).with(members(t, v1, "m1", "m2", "m3")[:2], "launched", "active", "running")
+		w.act[1].unit.DesiredState, w.act[1].states[0].SystemdActiveState, w.act[1].states[0].SystemdSubState = "loaded", "inactive", "dead"
 		return w
 	}
 	tests := []struct {
@@ -226,24 +239,21 @@ func TestPlanStateful(t *testing.T) {
 	}, {
 		name: "member 1 ready: its old unit is destroyed, member 0 parked",
 		world: func(t *testing.T) *world {
-			w := (&world{t: t, spec: v2}).with(members(t, v1, "m1", "m2", "m3")[:2], "launched", "active", "running")
-			w.act[1].unit.DesiredState, w.act[1].states[0].SystemdActiveState, w.act[1].states[0].SystemdSubState = "loaded", "inactive", "dead"
+			w := old1Parked(t)
 			return newOn(t, newOn(t, w, 1, "launched", "active", "running"), 2, "launched", "active", "running")
 		},
 		want: "destroy:old1 stop:old0", phase: store.PhaseProgressing,
 	}, {
 		name: "member 1 fails: its new unit goes, its parked one is launched again; member 2 keeps its new unit, member 0 its old one",
 		world: func(t *testing.T) *world {
-			w := (&world{t: t, spec: v2}).with(members(t, v1, "m1", "m2", "m3")[:2], "launched", "active", "running")
-			w.act[1].unit.DesiredState, w.act[1].states[0].SystemdActiveState, w.act[1].states[0].SystemdSubState = "loaded", "inactive", "dead"
+			w := old1Parked(t)
 			return newOn(t, newOn(t, w, 1, "launched", "failed", "failed"), 2, "launched", "active", "running")
 		},
 		want: "launch:old1 stop:1", phase: store.PhaseFailed,
 	}, {
 		name: "failure held, member 1's new unit still up: it is stopped, its old one launched only once it is down",
 		world: func(t *testing.T) *world {
-			w := (&world{t: t, spec: v2}).with(members(t, v1, "m1", "m2", "m3")[:2], "launched", "active", "running")
-			w.act[1].unit.DesiredState, w.act[1].states[0].SystemdActiveState, w.act[1].states[0].SystemdSubState = "loaded", "inactive", "dead"
+			w := old1Parked(t)
 			w = newOn(t, newOn(t, w, 1, "launched", "active", "running"), 2, "launched", "active", "running")
 			w.prev = &store.Status{Name: "db", Phase: store.PhaseFailed, SpecHash: h2, Deployed: h1, Message: "rollout failed"}
 			return w
@@ -277,7 +287,7 @@ func TestPlanStateful(t *testing.T) {
 		live:  map[string]string{"m0": "10.0.0.1", "m2": "10.0.0.3", "m3": "10.0.0.4"},
 		want:  "", phase: store.PhasePending,
 	}, {
-		name: "update.order primary-last and onMachineLoss move: noted, not applied",
+		name: "a unit rolled out, with update.order primary-last and onMachineLoss move, every machine live: no probe asked, nothing to say",
 		world: func(t *testing.T) *world {
 			s := stateful(3, 1, "docker://db:1")
 			s.Primary = &deploy.Probe{Exec: []string{"/bin/true"}}
@@ -286,7 +296,7 @@ func TestPlanStateful(t *testing.T) {
 			return deployed((&world{t: t, spec: s}).with(members(t, s, "m1", "m2", "m3"), "launched", "active", "running"), h1)
 		},
 		want: "", phase: store.PhaseRunning,
-		msg: "3 of 3 running; update.order primary-last: not applied yet, highest ordinal first; onMachineLoss move: not applied yet, member waits",
+		msg: "3 of 3 running",
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -366,4 +376,237 @@ func TestRenderStatefulMembers(t *testing.T) {
 	if d3 != d2 {
 		t.Fatalf("a machine that joins re-rendered the unit: %q", pins(d3))
 	}
+}
+
+// withProbes adds the primary probes of the rollout of spec s to w, one
+// per member ordinal in answers, pinned to the machine of w's fleet unit
+// of that member, against it: "yes" (active/exited: the primary), "no"
+// (failed), "asking" (activating/start), "" (created, no state yet).
+func (w *world) withProbes(s *deploy.Spec, answers map[int]string) *world {
+	w.t.Helper()
+	asked := map[int]bool{}
+	for _, a := range w.act {
+		ans, ok := answers[a.id.Index]
+		if !ok || asked[a.id.Index] {
+			continue
+		}
+		asked[a.id.Index] = true
+		m := pinnedMachine(a.unit)
+		name := deploy.ProbeName{Prefix: "k2", Name: s.Name, SpecHash: s.Hash(0), Index: a.id.Index}
+		u, err := deploy.RenderProbe(s, name, a.id, m)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		u.MachineID = m
+		p := &actualUnit{probe: &name, unit: u, hash: unitHash(u.Options)}
+		state := map[string][2]string{"yes": {"active", "exited"}, "no": {"failed", "failed"}, "asking": {"activating", "start"}}
+		if st, ok := state[ans]; ok {
+			p.states = []*schema.UnitState{{Name: u.Name, MachineID: m, SystemdActiveState: st[0], SystemdSubState: st[1], Hash: p.hash}}
+		}
+		w.probes = append(w.probes, p)
+	}
+	return w
+}
+
+// update.order around the primary: the members are asked (a probe fleet
+// unit pinned to each member's machine) before any is stopped, the
+// order follows the answers, falls back to highest-first when they do
+// not name one primary, and the probes go once the rollout is over.
+func TestPlanStatefulPrimary(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	opts := Options{}.withDefaults()
+	machines := dbMachines(4)
+	live := map[string]string{"m0": "10.0.0.1", "m1": "10.0.0.2", "m2": "10.0.0.3", "m3": "10.0.0.4"}
+	withOrder := func(image, order string) *deploy.Spec {
+		s := stateful(3, 1, image)
+		s.Primary = &deploy.Probe{Exec: []string{"/usr/local/bin/is-primary"}}
+		s.Update = &deploy.Update{Order: order}
+		return s
+	}
+	v1 := withOrder("docker://db:1", deploy.OrderPrimaryLast)
+	last, first := withOrder("docker://db:2", deploy.OrderPrimaryLast), withOrder("docker://db:2", deploy.OrderPrimaryFirst)
+	// v1 runs members 0, 1, 2 on m1, m2, m3; s is desired, its probes
+	// answered as given.
+	upd := func(s *deploy.Spec, answers map[int]string) func(t *testing.T) *world {
+		return func(t *testing.T) *world {
+			w := (&world{t: t, spec: s}).with(members(t, v1, "m1", "m2", "m3"), "launched", "active", "running")
+			if answers != nil {
+				w.withProbes(s, answers)
+			}
+			return w
+		}
+	}
+	all := func(yes ...int) map[int]string {
+		m := map[int]string{0: "no", 1: "no", 2: "no"}
+		for _, i := range yes {
+			m[i] = "yes"
+		}
+		return m
+	}
+	tests := []struct {
+		name   string
+		world  func(t *testing.T) *world
+		asked  time.Duration // the probes were first asked this long ago (this term)
+		want   string
+		pinned string // the machines of the fleet units created, in op order
+		msg    string
+	}{{
+		name:  "members to replace: a probe per member, pinned to its machine; nothing is stopped",
+		world: upd(last, nil),
+		want:  "create:probe0 create:probe1 create:probe2", pinned: "m3 m2 m1",
+		msg: "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; primary probe: waiting for members 0, 1 and 2 to answer; no member is stopped before",
+	}, {
+		name:  "probes still asking: nothing stopped, none created again",
+		world: upd(last, map[int]string{0: "no", 1: "asking", 2: ""}),
+		want:  "",
+		msg:   "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; primary probe: waiting for members 1 and 2 to answer; no member is stopped before",
+	}, {
+		name:  "member 1 is the primary, primary-last: member 2 first, 1 last",
+		world: upd(last, all(1)), want: "stop:old2",
+		msg: "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; updating members 2, 0, then 1 (the primary, last); replacing 1 member at a time (update.maxUnavailable)",
+	}, {
+		name:  "member 2 is the primary, primary-last: member 1 first",
+		world: upd(last, all(2)), want: "stop:old1",
+		msg: "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; updating members 1, 0, then 2 (the primary, last); replacing 1 member at a time (update.maxUnavailable)",
+	}, {
+		name:  "member 1 is the primary, primary-first: member 1 first",
+		world: upd(first, all(1)), want: "stop:old1",
+		msg: "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; updating members 1 (the primary, first), 2, then 0; replacing 1 member at a time (update.maxUnavailable)",
+	}, {
+		name:  "no member answered as primary: highest ordinal first, and the status says so",
+		world: upd(first, all()), want: "stop:old2",
+		msg: "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; primary probe: no member answered as primary; highest ordinal first; replacing 1 member at a time (update.maxUnavailable)",
+	}, {
+		name:  "two members answered as primary: highest ordinal first",
+		world: upd(last, all(0, 2)), want: "stop:old2",
+		msg: "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; primary probe: members 0 and 2 answered as primary; highest ordinal first; replacing 1 member at a time (update.maxUnavailable)",
+	}, {
+		name:  "a probe not done within the bound: highest ordinal first",
+		world: upd(last, map[int]string{0: "asking", 1: "yes", 2: "no"}), asked: time.Minute, want: "stop:old2",
+		msg: "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; primary probe: member 0 did not answer within 1m0s; highest ordinal first; replacing 1 member at a time (update.maxUnavailable)",
+	}, {
+		name: "a member not running is not asked; the others decide",
+		world: func(t *testing.T) *world {
+			w := upd(last, nil)(t)
+			w.act[0].states[0].SystemdActiveState, w.act[0].states[0].SystemdSubState = "activating", "auto-restart"
+			return w.withProbes(last, map[int]string{1: "yes", 2: "no"})
+		},
+		want: "stop:old2",
+		msg:  "rolling out: each member stops before its new version starts; 2 of 3 serving the old version; updating members 2, 0, then 1 (the primary, last); replacing 1 member at a time (update.maxUnavailable)",
+	}, {
+		name: "leader changed mid-rollout (memory lost): the probes still in fleet answer again, the order holds",
+		world: func(t *testing.T) *world {
+			w := (&world{t: t, spec: last}).with(members(t, v1, "m1", "m2", "m3")[:2], "launched", "active", "running")
+			w.with(members(t, last, "m1", "m2", "m3")[2:], "launched", "active", "running")
+			return w.withProbes(last, all(1))
+		},
+		want: "stop:old0",
+		msg:  "1 of 3 running the current spec, 1 ready; 2 old still to replace, 3 serving; updating members 2, 0, then 1 (the primary, last); replacing 1 member at a time (update.maxUnavailable)",
+	}, {
+		name: "rollout done: the probes are destroyed",
+		world: func(t *testing.T) *world {
+			w := upd(last, all(1))(t)
+			w.act = nil
+			w.probes = nil
+			return w.with(members(t, last, "m1", "m2", "m3"), "launched", "active", "running").withProbes(last, all(1))
+		},
+		want: "destroy:probe0 destroy:probe1 destroy:probe2",
+		msg:  "3 of 3 running",
+	}, {
+		name: "a probe of another rollout is destroyed; this one asks its own",
+		world: func(t *testing.T) *world {
+			return upd(first, nil)(t).withProbes(withOrder("docker://db:3", deploy.OrderPrimaryLast), all(1))
+		},
+		want: "create:probe0 create:probe1 create:probe2 destroy:oldprobe0 destroy:oldprobe1 destroy:oldprobe2", pinned: "m3 m2 m1",
+	}, {
+		name:  "highest-first: no probe, member 2 first",
+		world: upd(withOrder("docker://db:2", deploy.OrderHighestFirst), nil), want: "stop:old2",
+		msg: "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; replacing 1 member at a time (update.maxUnavailable)",
+	}, {
+		name: "primary-last, but the order became highest-first mid-rollout: its probes go",
+		world: func(t *testing.T) *world {
+			return upd(last, all(1))(t).withSpec(withOrder("docker://db:2", deploy.OrderHighestFirst))
+		},
+		want: "destroy:probe0 destroy:probe1 destroy:probe2 stop:old2",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := tt.world(t).pinned(live).placed(machines)
+			p := &planner{opts: opts, mem: newMemory(), now: now, machines: live}
+			for _, a := range w.act {
+				if a.running() {
+					p.mem.readySince[a.name()] = now.Add(-time.Minute)
+				}
+			}
+			if tt.asked > 0 {
+				p.mem.primary["db"] = &primaryDecision{hash: w.d.hash, asked: now.Add(-tt.asked), primary: -1}
+			}
+			ops, st := p.plan(w.input())
+			if got := opsString(ops, w.d.hash); got != tt.want {
+				t.Errorf("ops = %q, want %q (%s)", got, tt.want, st.Message)
+			}
+			var on []string
+			for _, o := range ops {
+				if o.kind == opCreate {
+					on = append(on, pinnedMachine(o.unit))
+				}
+			}
+			if got := strings.Join(on, " "); got != tt.pinned {
+				t.Errorf("created on %q, want %q", got, tt.pinned)
+			}
+			if tt.msg != "" && st.Message != tt.msg {
+				t.Errorf("message %q,\nwant    %q", st.Message, tt.msg)
+			}
+		})
+	}
+}
+
+// The decision is taken once per rollout: a probe that changes its
+// answer later (the primary went down for its update, another took
+// over) changes no order.
+func TestPlanStatefulPrimaryDecidedOnce(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	opts := Options{}.withDefaults()
+	live := map[string]string{"m0": "10.0.0.1", "m1": "10.0.0.2", "m2": "10.0.0.3", "m3": "10.0.0.4"}
+	s1 := stateful(3, 1, "docker://db:1")
+	s := stateful(3, 1, "docker://db:2")
+	s.Primary = &deploy.Probe{Exec: []string{"/usr/local/bin/is-primary"}}
+	s.Update = &deploy.Update{Order: deploy.OrderPrimaryFirst}
+	p := &planner{opts: opts, mem: newMemory(), now: now, machines: live}
+	pass := func(answers map[int]string) ([]op, string) {
+		w := (&world{t: t, spec: s}).with(members(t, s1, "m1", "m2", "m3"), "launched", "active", "running").withProbes(s, answers)
+		w = w.pinned(live).placed(dbMachines(4))
+		for _, a := range w.act {
+			p.mem.readySince[a.name()] = now.Add(-time.Minute)
+		}
+		ops, _ := p.plan(w.input())
+		return ops, w.d.hash
+	}
+	if ops, h := pass(map[int]string{0: "no", 1: "no", 2: "yes"}); opsString(ops, h) != "stop:old2" {
+		t.Fatalf("first pass: %s", opsString(ops, h))
+	}
+	p.now = now.Add(time.Second)
+	if ops, h := pass(map[int]string{0: "yes", 1: "no", 2: "no"}); opsString(ops, h) != "stop:old2" {
+		t.Fatalf("after the answers changed: %s, want member 2 (decided) still first", opsString(ops, h))
+	}
+}
+
+// A unit removed from the store takes its probes with it.
+func TestPlanRemovedDestroysProbes(t *testing.T) {
+	s := stateful(3, 1, "docker://db:2")
+	s.Primary = &deploy.Probe{Exec: []string{"/usr/local/bin/is-primary"}}
+	s.Update = &deploy.Update{Order: deploy.OrderPrimaryLast}
+	w := (&world{t: t, spec: s}).with(members(t, stateful(3, 1, "docker://db:1"), "m1", "m2", "m3"), "launched", "active", "running").withProbes(s, map[int]string{0: "no", 1: "yes"})
+	p := &planner{opts: Options{}.withDefaults(), mem: newMemory(), now: time.Now(), machines: map[string]string{"m1": "", "m2": "", "m3": ""}}
+	in := &unitInput{name: "db", probes: w.probes}
+	ops, st := p.plan(in)
+	if got := opsString(ops, s.Hash(0)); got != "destroy:probe0 destroy:probe1" || st != nil {
+		t.Fatalf("ops %q, status %+v", got, st)
+	}
+}
+
+// withSpec makes s the desired spec of w (rendered again by placed).
+func (w *world) withSpec(s *deploy.Spec) *world {
+	w.spec = s
+	return w
 }

@@ -22,6 +22,8 @@ type world struct {
 	d    *desiredUnits
 	prev *store.Status
 	act  []*actualUnit
+	// probes: fleet units of primary probes (see withProbes).
+	probes unitSet
 	// previous: the rendering of the spec last rolled out (see
 	// unitInput.previous).
 	previous *desiredUnits
@@ -79,7 +81,7 @@ func (w *world) rerendered(idx ...int) *world {
 }
 
 func (w *world) input() *unitInput {
-	return &unitInput{name: w.spec.Name, spec: w.spec, desired: w.d, actual: w.act, prev: w.prev, previous: w.previous}
+	return &unitInput{name: w.spec.Name, spec: w.spec, desired: w.d, actual: w.act, probes: w.probes, prev: w.prev, previous: w.previous}
 }
 
 // previously says s is the spec the unit last rolled out: the planner
@@ -110,6 +112,13 @@ func opsString(ops []op, hash string) string {
 		tag := fmt.Sprint(id.Index)
 		if id.SpecHash != hash {
 			tag = "old" + tag
+		}
+		if p, ok := deploy.ParseProbeName("k2", o.name); ok {
+			// A primary probe: of this rollout, or of another.
+			tag = fmt.Sprint("probe", p.Index)
+			if p.SpecHash != hash {
+				tag = "oldprobe" + fmt.Sprint(p.Index)
+			}
 		}
 		out = append(out, o.kind.String()+":"+tag)
 	}

@@ -14,9 +14,17 @@ type actualUnit struct {
 	unit   *schema.Unit
 	hash   string // unit file hash of unit's options
 	states []*schema.UnitState
+	// probe: the name of a primary probe's fleet unit (see plan_primary.go),
+	// whose id is then zero; such units are only in unitInput.probes.
+	probe *deploy.ProbeName
 }
 
-func (a *actualUnit) name() string { return a.id.String() }
+func (a *actualUnit) name() string {
+	if a.probe != nil {
+		return a.probe.String()
+	}
+	return a.id.String()
+}
 
 func (a *actualUnit) target() string {
 	if a.unit == nil {
@@ -85,6 +93,11 @@ type desiredUnits struct {
 	// members: for a stateful unit, the machine each member is placed on,
 	// by ordinal ("": no machine for it yet; see placeMembers).
 	members []string
+	// zones: the spread zone of each member (nil without spread); stuck:
+	// by ordinal, why a member cannot leave its gone machine (see
+	// memberPlacement).
+	zones []string
+	stuck map[int]string
 }
 
 // unitInput is everything known about one Kaylee unit in a pass.
@@ -99,9 +112,11 @@ type unitInput struct {
 	// rollout brings it back to full strength (restorePrevious).
 	previous *desiredUnits
 	actual   unitSet
-	prev     *store.Status
-	raw      []byte // the stored value
-	restart  int64  // its restart counter
+	// probes: the fleet units of the unit's primary probes (any rollout's).
+	probes  unitSet
+	prev    *store.Status
+	raw     []byte // the stored value
+	restart int64  // its restart counter
 	// suspended: kaylee suspend; the scheduler changes none of its fleet units.
 	suspended *store.Suspension
 }

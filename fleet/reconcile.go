@@ -49,9 +49,15 @@ type Options struct {
 	// RetryFailed: a failed replica of a deployed spec is replaced after
 	// this pause. Default 30s.
 	RetryFailed time.Duration
-	Poll        time.Duration // how often fleet's unit states are polled; default 2s
-	Resync      time.Duration // full reconcile even when nothing changed; default 30s
-	Workers     int           // concurrent fleet calls; default 8
+	// MachineLossGrace: a member of a stateful unit with onMachineLoss
+	// move whose machine has left fleet for this long is moved to another
+	// machine (of its zone, with spread). The leader remembers since when
+	// a machine is gone: after a change of leader the grace starts again.
+	// Default 5m.
+	MachineLossGrace time.Duration
+	Poll             time.Duration // how often fleet's unit states are polled; default 2s
+	Resync           time.Duration // full reconcile even when nothing changed; default 30s
+	Workers          int           // concurrent fleet calls; default 8
 	// HistoryLimit: how many revisions of each unit the history keeps.
 	// Default store.DefaultHistory (10).
 	HistoryLimit int
@@ -87,6 +93,7 @@ func (o Options) withDefaults() Options {
 	def(&o.StopTimeout, 90*time.Second)
 	def(&o.Unschedulable, 30*time.Second)
 	def(&o.RetryFailed, 30*time.Second)
+	def(&o.MachineLossGrace, 5*time.Minute)
 	def(&o.Poll, 2*time.Second)
 	def(&o.Resync, 30*time.Second)
 	if o.Workers <= 0 {

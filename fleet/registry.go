@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,8 +14,9 @@ import (
 	"github.com/kaylee-gitops/kaylee/store"
 )
 
-// The instance registry (<prefix>/instances/<unit>/<instance>) lists the
-// replicas that serve, for load balancers, confd templates and the like.
+// The instance registry (<prefix>/instances/<unit>/<instance>; a stateful
+// unit's members as <unit>-<ordinal>) lists the replicas that serve, for
+// load balancers, confd templates and the like.
 // Each pass, after planning and before any fleet call, the leader writes
 // the difference between what serves now and what it wrote last, in one
 // fenced transaction on its session's lease: a replica this pass stops or
@@ -57,6 +59,10 @@ func serving(inputs map[string]*unitInput, ops []op, machines map[string]machine
 				}
 				if in.spec != nil {
 					inst.Ports = in.spec.Ports
+					if in.spec.Stateful {
+						ordinal := a.id.Index
+						inst.Instance, inst.Member = name+"-"+strconv.Itoa(ordinal), &ordinal
+					}
 				}
 				inst.Since = now
 				if t, ok := since[inst.Key()]; ok {

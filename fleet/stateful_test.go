@@ -227,3 +227,190 @@ func (h *harness) placedMembers(hash string, n int) []string {
 	})
 	return on
 }
+
+// On fleet's engine and agents, 4 machines in 2 zones: a stateful unit of
+// 2 members with spread and onMachineLoss move, grace 3s. The machine of
+// member 1 dies: once it has been gone 3s the member runs on the other
+// machine of its zone (an event says so). The dead machine comes back: a
+// sampler of fleet's unit states (every 200ms, from before the kill)
+// never sees two fleet units of a member up, and member 1 stays where it
+// moved, one copy.
+func TestStatefulMemberMovesInItsZone(t *testing.T) {
+	zones := []map[string]string{{"az": "a"}, {"az": "b"}, {"az": "a"}, {"az": "b"}}
+	h := newHarnessWith(t, fleetsim.Machines(4, zones...), nil)
+	opts := testOptions
+	opts.MinReady = 200 * time.Millisecond
+	opts.MachineLossGrace = 3 * time.Second
+	h.serve(h.api, opts)
+	spec := &deploy.Spec{Name: "db", Replicas: 2, MaxReplicasPerHost: 1, Stateful: true, OnMachineLoss: deploy.MachineLossMove,
+		Spread: &deploy.Spread{Key: "az"}, Apps: []deploy.App{{Image: "docker://db"}}}
+	hash := h.put(spec)
+	h.waitStatus("db", store.PhaseRunning, hash, 60*time.Second)
+	on := h.placedMembers(hash, 2)
+	zoneOf := map[string]string{}
+	for _, m := range h.cluster.Machines() {
+		zoneOf[m.ID()] = m.State().Metadata["az"]
+	}
+	if zoneOf[on[0]] == zoneOf[on[1]] {
+		t.Fatalf("members 0 and 1 both in az=%s (spread)", zoneOf[on[0]])
+	}
+	other := ""
+	for id, z := range zoneOf {
+		if z == zoneOf[on[1]] && id != on[1] {
+			other = id
+		}
+	}
+	t.Logf("members on %.8s (az=%s) and %.8s (az=%s); the other machine of az=%s is %.8s", on[0], zoneOf[on[0]], on[1], zoneOf[on[1]], zoneOf[on[1]], other)
+
+	check := h.sampleMembers("db", func() int { return 2 }, 1)
+	if err := h.cluster.Kill(on[1]); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	eventually(t, 60*time.Second, func() (bool, string) {
+		moved := h.placedMembers(hash, 2)
+		return moved[0] == on[0] && moved[1] == other, fmt.Sprintf("members on %.8s and %.8s, want %.8s and %.8s (member 1 in its zone); status %+v",
+			moved[0], moved[1], on[0], other, h.status("db"))
+	})
+	t.Logf("machine of member 1 killed: member 1 running on %.8s %s later (fleet's presence TTL 4s, grace 3s)", other, time.Since(killed).Round(100*time.Millisecond))
+	want := fmt.Sprintf("member 1 moved from machine %.8s (gone ", on[1])
+	var told []string
+	for _, e := range h.eventsOf("db") {
+		if e.Kind == store.EventMemberMoved {
+			told = append(told, e.Message)
+		}
+	}
+	if len(told) != 1 || !strings.HasPrefix(told[0], want) || !strings.HasSuffix(told[0], fmt.Sprintf(") to %.8s", other)) {
+		t.Fatalf("member-moved events %q, want one %q...) to %.8s", told, want, other)
+	}
+	t.Logf("event: %s", told[0])
+
+	if err := h.cluster.Revive(context.Background(), on[1]); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	// fleet's agent on the machine back reconciles within 5s; the
+	// engine's reconcile every second.
+	time.Sleep(8 * time.Second)
+	h.waitStatus("db", store.PhaseRunning, hash, 30*time.Second)
+	units, _ := h.api.Units()
+	states, _ := h.api.UnitStates()
+	v := memberViewOf("db", units, states)
+	if len(v.up[1]) != 1 || len(v.running[1]) != 1 || v.running[1][0] != other {
+		t.Fatalf("%s after its old machine came back: member 1 up as %v, running on %v; want once, on %.8s", time.Since(back).Round(100*time.Millisecond), v.up[1], v.running[1], other)
+	}
+	msg, looks := check()
+	t.Logf("old machine back for %s: member 1 runs once, on %.8s; sampler: %d looks, every 200ms", time.Since(back).Round(100*time.Millisecond), other, looks)
+	if msg != "" {
+		t.Fatalf("sampler: %s", msg)
+	}
+}
+
+// sampleOrder reads fleet's unit states every 200ms until the returned
+// func is called, and returns the ordinals of db's members in the order
+// their fleet unit of hash was first seen running.
+func (h *harness) sampleOrder(hash string) func() []int {
+	var mu sync.Mutex
+	var order []int
+	seen := map[int]bool{}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			states, err := h.api.UnitStates()
+			if err != nil {
+				continue
+			}
+			mu.Lock()
+			for _, s := range states {
+				id, ok := deploy.ParseUnitName("k2", s.Name)
+				if ok && id.Name == "db" && id.SpecHash == hash && s.SystemdActiveState == "active" && s.SystemdSubState == "running" && !seen[id.Index] {
+					seen[id.Index] = true
+					order = append(order, id.Index)
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+	return func() []int {
+		close(quit)
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return order
+	}
+}
+
+// probeUnits lists the primary probes' fleet units in fleet.
+func (h *harness) probeUnits() []string {
+	units, err := h.api.Units()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []string
+	for _, u := range units {
+		if _, ok := deploy.ParseProbeName("k2", u.Name); ok {
+			out = append(out, u.Name)
+		}
+	}
+	return out
+}
+
+// On fleet's engine and agents: a stateful unit of 3 members whose
+// member 1 is the primary (its machine is the only one where the
+// simulated probe passes). An env update with update.order primary-last
+// replaces member 1 last, one with primary-first replaces it first; the
+// members keep their machines, a sampler of fleet's unit states never
+// sees a member twice up nor more than one down, and no probe unit is
+// left once each rollout is done.
+func TestStatefulPrimaryOrder(t *testing.T) {
+	h := newHarnessWith(t, fleetsim.Machines(4), nil)
+	opts := testOptions
+	opts.MinReady = 200 * time.Millisecond
+	h.serve(h.api, opts)
+	spec := func(order string, version int) *deploy.Spec {
+		return &deploy.Spec{Name: "db", Replicas: 3, MaxReplicasPerHost: 1, Stateful: true,
+			Apps: []deploy.App{{Image: "docker://db"}}, Env: []deploy.EnvVar{{Name: "VERSION", Value: fmt.Sprint(version)}},
+			Primary: &deploy.Probe{Exec: []string{"/usr/local/bin/is-primary"}}, Update: &deploy.Update{Order: order}}
+	}
+	hash := h.put(spec(deploy.OrderPrimaryLast, 0))
+	h.waitStatus("db", store.PhaseRunning, hash, 60*time.Second)
+	first := h.placedMembers(hash, 3)
+	for _, m := range h.cluster.Machines() {
+		m.Systemd().SetOneshotsFail(m.ID() != first[1]) // member 1 is the primary
+	}
+	if p := h.probeUnits(); len(p) > 0 {
+		t.Fatalf("probes for a first placement: %v", p)
+	}
+	check := h.sampleMembers("db", func() int { return 3 }, 1)
+	for v, tt := range []struct {
+		order string
+		want  string
+	}{{deploy.OrderPrimaryLast, "2 0 1"}, {deploy.OrderPrimaryFirst, "1 2 0"}} {
+		start := time.Now()
+		s := spec(tt.order, v+1)
+		order := h.sampleOrder(s.Hash(0))
+		hash = h.put(s)
+		h.waitStatus("db", store.PhaseRunning, hash, 90*time.Second)
+		got := order()
+		t.Logf("%s: members replaced in the order %v in %s", tt.order, got, time.Since(start).Round(100*time.Millisecond))
+		if fmt.Sprint(got) != "["+tt.want+"]" {
+			t.Fatalf("%s with member 1 the primary: members replaced in the order %v, want [%s]", tt.order, got, tt.want)
+		}
+		if on := h.placedMembers(hash, 3); strings.Join(on, " ") != strings.Join(first, " ") {
+			t.Fatalf("%s: members on %v, were on %v", tt.order, on, first)
+		}
+		eventually(t, 20*time.Second, func() (bool, string) {
+			p := h.probeUnits()
+			return len(p) == 0, fmt.Sprintf("probe units left: %v", p)
+		})
+	}
+	if msg, looks := check(); msg != "" {
+		t.Fatalf("during the updates (%d looks): %s", looks, msg)
+	}
+}

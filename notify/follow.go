@@ -169,7 +169,7 @@ func (f *Follower) lead(ctx context.Context, fence store.Fence) error {
 	// The notifiers outlive ctx by the grace of finish.
 	nctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
-	t := &term{f: f, fence: fence, notifiers: make([]*Notifier, len(f.targets))}
+	t := &term{f: f, fence: fence, notifiers: make([]*Notifier, len(f.targets)), freed: make(chan struct{}, 1)}
 	var wg sync.WaitGroup
 	for i, tg := range f.targets {
 		n, err := New([]Endpoint{tg.Endpoint}, f.o.Notifier)
@@ -220,10 +220,11 @@ type term struct {
 	f         *Follower
 	fence     store.Fence
 	notifiers []*Notifier
-	pending   []*batch     // in revision order
-	saved     int64        // the cursor as stored
-	done      int64        // the last revision whose notifications are all done
-	sending   atomic.Int64 // notifications sent and not done yet
+	pending   []*batch      // in revision order
+	saved     int64         // the cursor as stored
+	done      int64         // the last revision whose notifications are all done
+	sending   atomic.Int64  // notifications sent and not done yet
+	freed     chan struct{} // a notification is done: drain may send more
 }
 
 // batch is one batch of events being told.
@@ -292,8 +293,13 @@ func (t *term) drain(ctx context.Context, tick <-chan time.Time, backlog *[]stor
 		if !ready || len(*backlog) > 0 {
 			in = nil // until the endpoints catch up
 		}
+		freed := t.freed
+		if ready {
+			freed = nil
+		}
 		select {
 		case <-ctx.Done():
+		case <-freed: // room again: go on with the backlog
 		case <-tick:
 			if err := t.flush(ctx); err != nil {
 				return err
@@ -327,6 +333,10 @@ func (t *term) tell(eb store.EventBatch) {
 			t.notifiers[i].SendThen(n, func() {
 				t.sending.Add(-1)
 				b.left.Add(-1)
+				select {
+				case t.freed <- struct{}{}:
+				default:
+				}
 			})
 		}
 	}

@@ -26,6 +26,9 @@ const (
 	EventLaunched  = "launched"  // a fleet unit stopped by hand was launched again (drift repaired)
 	EventStopped   = "stopped"   // a fleet unit was stopped, before its destruction
 	EventDestroyed = "destroyed" // a fleet unit was destroyed
+	// EventMemberMoved: a stateful unit's member left its machine, gone
+	// for longer than the grace (onMachineLoss move), for another one.
+	EventMemberMoved = "member-moved"
 	// Rollouts, from the unit's history.
 	EventRolloutStarted   = "rollout-started"
 	EventRolloutSucceeded = "rollout-succeeded"

@@ -19,7 +19,7 @@ import (
 // replica is stopped.
 type Instance struct {
 	Unit      string            `json:"unit"`
-	Instance  string            `json:"instance"`  // the fleet unit's name without .service, @machine for a Global=true unit
+	Instance  string            `json:"instance"`  // the fleet unit's name without .service, @machine for a Global=true unit, <unit>-<ordinal> for a stateful unit's member
 	FleetUnit string            `json:"fleetUnit"` // k2:web:3cbb8d9a:1481d3:0.service
 	MachineID string            `json:"machineID"`
 	MachineIP string            `json:"machineIP"`
@@ -28,6 +28,9 @@ type Instance struct {
 	Since     time.Time         `json:"since"`              // first seen serving
 	SpecHash  string            `json:"specHash"`
 	Ports     []deploy.Port     `json:"ports,omitempty"`
+	// Member is a stateful unit's member ordinal; its Instance is then
+	// <unit>-<ordinal>, the same through every update.
+	Member *int `json:"member,omitempty"`
 }
 
 // Key is "<unit>/<instance>", the instance's key under <prefix>/instances/.

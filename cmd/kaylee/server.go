@@ -23,6 +23,7 @@ type schedulerFlags struct {
 	minReady       time.Duration
 	rolloutTimeout time.Duration
 	maxRestarts    int
+	lossGrace      time.Duration
 	history        int
 	resync         time.Duration
 	leaseTTL       time.Duration
@@ -35,6 +36,7 @@ func (f *schedulerFlags) register(fl *pflag.FlagSet, minReady time.Duration) {
 	fl.StringVar(&f.unitPrefix, "unit-prefix", deploy.DefaultUnitPrefix, "prefix of the fleet units Kaylee owns; no other fleet unit is touched")
 	fl.DurationVar(&f.minReady, "min-ready", minReady, "how long a new replica must run before an old one is removed (a unit's update.minReady overrides it)")
 	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", 5*time.Minute, "a rollout in which no new replica became ready for this long fails and the old version stays (a unit's update.progressDeadline overrides it)")
+	fl.DurationVar(&f.lossGrace, "machine-loss-grace", 5*time.Minute, "a member of a stateful unit with onMachineLoss: move whose machine has left fleet for this long moves to another machine (of its zone, with spread); the leader counts it from when it first saw the machine gone, so after a change of leader it starts again")
 	fl.IntVar(&f.history, "history", store.DefaultHistory, "how many revisions of each unit to keep for kaylee history and rollback")
 	fl.IntVar(&f.maxRestarts, "max-restarts", 2, "a new replica seen restarting this many times (activating/auto-restart: units run with Restart=always, so a crashing one never shows failed) fails the rollout at once, without waiting for --rollout-timeout; the old version stays")
 	fl.DurationVar(&f.resync, "resync", 30*time.Second, "full reconcile interval even when nothing changed")
@@ -80,6 +82,9 @@ func (f *schedulerFlags) options() (fleet.Options, error) {
 	if f.maxRestarts < 1 {
 		return fleet.Options{}, fmt.Errorf("--max-restarts %d: use at least 1", f.maxRestarts)
 	}
+	if f.lossGrace <= 0 {
+		return fleet.Options{}, fmt.Errorf("--machine-loss-grace %s: use a positive duration", f.lossGrace)
+	}
 	if f.history < 1 {
 		return fleet.Options{}, fmt.Errorf("--history %d: keep at least 1 revision", f.history)
 	}
@@ -88,7 +93,7 @@ func (f *schedulerFlags) options() (fleet.Options, error) {
 	}
 	return fleet.Options{
 		UnitPrefix: f.unitPrefix, MinReady: f.minReady, RolloutTimeout: f.rolloutTimeout, MaxRestarts: f.maxRestarts, Resync: f.resync,
-		HistoryLimit: f.history,
+		HistoryLimit: f.history, MachineLossGrace: f.lossGrace,
 	}, nil
 }
 
@@ -115,6 +120,9 @@ old one first), fails a rollout whose replicas fail, restart --max-restarts
 times (a crash loop: units run with Restart=always), fail their health check
 at start, or make no progress for --rollout-timeout (the old version keeps
 running), and stops then destroys the fleet units of units removed from etcd.
+A stateful unit's member waits for its machine when it leaves fleet, or, with
+onMachineLoss: move, moves to another machine once it has been gone for
+--machine-loss-grace.
 It records each spec it rolls out (kaylee history, kaylee rollback) and leaves
 suspended units alone (kaylee suspend).
 Only fleet units named <unit-prefix>:... are touched. It writes each unit's

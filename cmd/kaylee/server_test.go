@@ -121,6 +121,7 @@ func TestServerCommand(t *testing.T) {
 		{[]string{"server", "--unit-prefix", "K2:"}, `unit prefix "K2:": use 1 to 16 lowercase letters or digits`},
 		{[]string{"server", "--log-format", "xml"}, `--log-format "xml": use text or json`},
 		{[]string{"server", "--max-restarts", "0"}, `--max-restarts 0: use at least 1`},
+		{[]string{"server", "--machine-loss-grace", "0s"}, `--machine-loss-grace 0s: use a positive duration`},
 		{[]string{"server", "--etcd-endpoints", "http://127.0.0.1:1"}, "does not answer"},
 	} {
 		r := kaylee(t, env, tt.args...)

@@ -52,11 +52,27 @@ import (
 // which can take seconds); a running unit never fails a check later (the
 // rendered script kills it; here it runs on); and stopping a unit is
 // instant (no ExecStop, no TimeoutStopSec) unless Config.StopDelay is set.
+//
+// A Type=oneshot unit (Kaylee's primary probes) runs its ExecStart once,
+// after StartDelay in activating/start: it exits 0 unless it holds the
+// fail marker or the machine fails oneshots (SetOneshotsFail), then ends
+// active/exited with RemainAfterExit=yes, inactive/dead without; exiting
+// 1, it ends failed/failed. Restart= is not applied to oneshots.
 type Systemd struct {
 	cfg systemdConfig
 
-	mu    sync.Mutex
-	units map[string]*simUnit
+	mu           sync.Mutex
+	units        map[string]*simUnit
+	oneshotsFail bool
+}
+
+// SetOneshotsFail makes the Type=oneshot units that start on this
+// machine from now on exit 1 (fail), or 0 again: a primary probe answers
+// "primary" only where it passes.
+func (s *Systemd) SetOneshotsFail(fail bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.oneshotsFail = fail
 }
 
 // systemdConfig is the part of Config a machine's systemd uses.
@@ -138,6 +154,20 @@ func (s *Systemd) start(u *simUnit) {
 	}
 	text := u.file.String()
 	fail := s.cfg.failMarker != "" && strings.Contains(text, s.cfg.failMarker)
+	if last(u.file, "Type") == "oneshot" {
+		fail = fail || s.oneshotsFail
+		s.after(u, s.cfg.startDelay, func() {
+			switch {
+			case fail:
+				u.active, u.sub = "failed", "failed"
+			case last(u.file, "RemainAfterExit") == "yes":
+				u.active, u.sub = "active", "exited"
+			default:
+				u.active, u.sub = "inactive", "dead"
+			}
+		})
+		return
+	}
 	check := len(u.file.Contents["Service"]["ExecStartPost"]) > 0
 	unhealthy := check && (fail || s.cfg.unhealthyMarker != "" && strings.Contains(text, s.cfg.unhealthyMarker))
 	s.after(u, s.cfg.startDelay, func() {
@@ -209,6 +239,15 @@ func (s *Systemd) restartDelay(f unit.UnitFile) time.Duration {
 		}
 	}
 	return time.Duration(float64(sec) * s.cfg.restartScale)
+}
+
+// last is the last value of a [Service] option, "" for none.
+func last(f unit.UnitFile, name string) string {
+	v := f.Contents["Service"][name]
+	if len(v) == 0 {
+		return ""
+	}
+	return strings.TrimSpace(v[len(v)-1])
 }
 
 // restarts: systemd restarts a main process that exits non-zero under

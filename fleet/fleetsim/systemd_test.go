@@ -280,3 +280,36 @@ func TestStopDelay(t *testing.T) {
 		t.Fatalf("auto-restart stopped: %s/%s", a, sub)
 	}
 }
+
+// A Type=oneshot unit exits once: active/exited with RemainAfterExit=yes
+// (inactive/dead without), failed with the fail marker or on a machine
+// whose oneshots fail.
+func TestOneshot(t *testing.T) {
+	cfg := systemdConfig{startDelay: 50 * time.Millisecond, failMarker: "sim-fail", restartScale: 1}
+	for _, tt := range []struct {
+		name  string
+		lines []string
+		fail  bool
+		want  string
+	}{
+		{"passes, remains", []string{"Type=oneshot", "RemainAfterExit=yes", "ExecStart=/bin/probe"}, false, "activating/start active/exited"},
+		{"passes", []string{"Type=oneshot", "ExecStart=/bin/probe"}, false, "activating/start inactive/dead"},
+		{"fail marker", []string{"Type=oneshot", "RemainAfterExit=yes", "ExecStart=/bin/sim-fail"}, false, "activating/start failed/failed"},
+		{"the machine fails oneshots", []string{"Type=oneshot", "RemainAfterExit=yes", "ExecStart=/bin/probe", "Restart=always"}, true, "activating/start failed/failed"},
+		{"the machine fails oneshots, not services", []string{"ExecStart=/bin/web"}, true, "activating/start active/running"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSystemd(cfg)
+			s.SetOneshotsFail(tt.fail)
+			if err := s.Load("u.service", *unitFile(t, tt.lines...)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.TriggerStart("u.service"); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(states(s, "u.service", 300*time.Millisecond), " "); got != tt.want {
+				t.Fatalf("states %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -160,6 +161,10 @@ func (s *Server) start() error {
 	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
+		if addrInUse(err) {
+			// Taken between the check above and etcd's own bind.
+			return fmt.Errorf("starting embedded etcd in %s: %w: %w", s.cfg.Dir, ErrAddrInUse, err)
+		}
 		return fmt.Errorf("starting embedded etcd in %s: %w", s.cfg.Dir, err)
 	}
 	select {
@@ -173,6 +178,12 @@ func (s *Server) start() error {
 	}
 	s.etcd = e
 	return nil
+}
+
+// addrInUse: err is a listener's EADDRINUSE, wrapped or (as etcd may
+// report it) only in its text.
+func addrInUse(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
 }
 
 // closeTimeout bounds Stop: etcd's Close waits for client connections that
