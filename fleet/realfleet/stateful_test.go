@@ -126,6 +126,7 @@ func TestRealStatefulKeepsData(t *testing.T) {
 		for _, d := range old {
 			_ = os.RemoveAll(d)
 		}
+		_ = os.Remove(counterDir) // if nothing else is in it
 	}
 	clearCounters()
 	t.Cleanup(clearCounters)
