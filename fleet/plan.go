@@ -631,6 +631,10 @@ func (r *rollout) summarize() {
 		switch {
 		case len(r.stale) > 0 && r.replicated:
 			st.Message = "rolling out: starting the first new replica"
+		case len(r.stale) > 0 && r.stateful:
+			// Only the members being replaced stop; the others serve.
+			st.Message = fmt.Sprintf("rolling out: each member stops before its new version starts; %d of %d serving the old version",
+				servingCount(r.stale), st.Desired)
 		case len(r.stale) > 0:
 			st.Message = fmt.Sprintf("waiting for %d old fleet unit(s) to stop before starting the new one", len(r.stale))
 		}

@@ -117,7 +117,7 @@ func TestPlanStatefulMove(t *testing.T) {
 		},
 		gone: 5 * time.Minute,
 		want: "destroy:old1", phase: store.PhasePending,
-		msg:   "waiting for 2 old fleet unit(s) to stop before starting the new one; member 1 moved from machine m2 (gone 5m0s) to m4; replacing 1 member at a time (update.maxUnavailable)",
+		msg:   "rolling out: each member stops before its new version starts; 1 of 2 serving the old version; member 1 moved from machine m2 (gone 5m0s) to m4; replacing 1 member at a time (update.maxUnavailable)",
 		event: "member 1 moved from machine m2 (gone 5m0s) to m4",
 	}, {
 		name:  "m2 comes back after the move: member 1 stays on m4, nothing goes back to m2",

@@ -211,6 +211,7 @@ func TestPlanStateful(t *testing.T) {
 		name:  "update: park member 2 first; nothing created while it runs",
 		world: upd,
 		want:  "stop:old2", phase: store.PhasePending,
+		msg: "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; replacing 1 member at a time (update.maxUnavailable)",
 	}, {
 		name: "member 2 parked, still stopping: wait, touch no other member",
 		world: func(t *testing.T) *world {
@@ -219,6 +220,7 @@ func TestPlanStateful(t *testing.T) {
 			return w
 		},
 		want: "", phase: store.PhasePending,
+		msg: "rolling out: each member stops before its new version starts; 2 of 3 serving the old version; replacing 1 member at a time (update.maxUnavailable)",
 	}, {
 		name: "member 2 parked and down: its new unit is created on the same machine, the old one kept loaded",
 		world: func(t *testing.T) *world {
@@ -510,36 +512,36 @@ func TestPlanStatefulPrimary(t *testing.T) {
 		name:  "members to replace: a probe per member, pinned to its machine; nothing is stopped",
 		world: upd(last, nil),
 		want:  "create:probe0 create:probe1 create:probe2", pinned: "m3 m2 m1",
-		msg: "waiting for 3 old fleet unit(s) to stop before starting the new one; primary probe: waiting for members 0, 1 and 2 to answer; no member is stopped before",
+		msg: "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; primary probe: waiting for members 0, 1 and 2 to answer; no member is stopped before",
 	}, {
 		name:  "probes still asking: nothing stopped, none created again",
 		world: upd(last, map[int]string{0: "no", 1: "asking", 2: ""}),
 		want:  "",
-		msg:   "waiting for 3 old fleet unit(s) to stop before starting the new one; primary probe: waiting for members 1 and 2 to answer; no member is stopped before",
+		msg:   "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; primary probe: waiting for members 1 and 2 to answer; no member is stopped before",
 	}, {
 		name:  "member 1 is the primary, primary-last: member 2 first, 1 last",
 		world: upd(last, all(1)), want: "stop:old2",
-		msg: "waiting for 3 old fleet unit(s) to stop before starting the new one; updating members 2, 0, then 1 (the primary, last); replacing 1 member at a time (update.maxUnavailable)",
+		msg: "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; updating members 2, 0, then 1 (the primary, last); replacing 1 member at a time (update.maxUnavailable)",
 	}, {
 		name:  "member 2 is the primary, primary-last: member 1 first",
 		world: upd(last, all(2)), want: "stop:old1",
-		msg: "waiting for 3 old fleet unit(s) to stop before starting the new one; updating members 1, 0, then 2 (the primary, last); replacing 1 member at a time (update.maxUnavailable)",
+		msg: "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; updating members 1, 0, then 2 (the primary, last); replacing 1 member at a time (update.maxUnavailable)",
 	}, {
 		name:  "member 1 is the primary, primary-first: member 1 first",
 		world: upd(first, all(1)), want: "stop:old1",
-		msg: "waiting for 3 old fleet unit(s) to stop before starting the new one; updating members 1 (the primary, first), 2, then 0; replacing 1 member at a time (update.maxUnavailable)",
+		msg: "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; updating members 1 (the primary, first), 2, then 0; replacing 1 member at a time (update.maxUnavailable)",
 	}, {
 		name:  "no member answered as primary: highest ordinal first, and the status says so",
 		world: upd(first, all()), want: "stop:old2",
-		msg: "waiting for 3 old fleet unit(s) to stop before starting the new one; primary probe: no member answered as primary; highest ordinal first; replacing 1 member at a time (update.maxUnavailable)",
+		msg: "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; primary probe: no member answered as primary; highest ordinal first; replacing 1 member at a time (update.maxUnavailable)",
 	}, {
 		name:  "two members answered as primary: highest ordinal first",
 		world: upd(last, all(0, 2)), want: "stop:old2",
-		msg: "waiting for 3 old fleet unit(s) to stop before starting the new one; primary probe: members 0 and 2 answered as primary; highest ordinal first; replacing 1 member at a time (update.maxUnavailable)",
+		msg: "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; primary probe: members 0 and 2 answered as primary; highest ordinal first; replacing 1 member at a time (update.maxUnavailable)",
 	}, {
 		name:  "a probe not done within the bound: highest ordinal first",
 		world: upd(last, map[int]string{0: "asking", 1: "yes", 2: "no"}), asked: time.Minute, want: "stop:old2",
-		msg: "waiting for 3 old fleet unit(s) to stop before starting the new one; primary probe: member 0 did not answer within 1m0s; highest ordinal first; replacing 1 member at a time (update.maxUnavailable)",
+		msg: "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; primary probe: member 0 did not answer within 1m0s; highest ordinal first; replacing 1 member at a time (update.maxUnavailable)",
 	}, {
 		name: "a member not running is not asked; the others decide",
 		world: func(t *testing.T) *world {
@@ -548,7 +550,7 @@ func TestPlanStatefulPrimary(t *testing.T) {
 			return w.withProbes(last, map[int]string{1: "yes", 2: "no"})
 		},
 		want: "stop:old2",
-		msg:  "waiting for 3 old fleet unit(s) to stop before starting the new one; updating members 2, 0, then 1 (the primary, last); replacing 1 member at a time (update.maxUnavailable)",
+		msg:  "rolling out: each member stops before its new version starts; 2 of 3 serving the old version; updating members 2, 0, then 1 (the primary, last); replacing 1 member at a time (update.maxUnavailable)",
 	}, {
 		name: "leader changed mid-rollout (memory lost): the probes still in fleet answer again, the order holds",
 		world: func(t *testing.T) *world {
@@ -577,7 +579,7 @@ func TestPlanStatefulPrimary(t *testing.T) {
 	}, {
 		name:  "highest-first: no probe, member 2 first",
 		world: upd(withOrder("docker://db:2", deploy.OrderHighestFirst), nil), want: "stop:old2",
-		msg: "waiting for 3 old fleet unit(s) to stop before starting the new one; replacing 1 member at a time (update.maxUnavailable)",
+		msg: "rolling out: each member stops before its new version starts; 3 of 3 serving the old version; replacing 1 member at a time (update.maxUnavailable)",
 	}, {
 		name: "primary-last, but the order became highest-first mid-rollout: its probes go",
 		world: func(t *testing.T) *world {

@@ -7,6 +7,8 @@
 //	GET /env      the environment, one NAME=value a line
 //	GET /file?path=P  the file at P (volumes)
 //	GET /version  the --version value
+//	GET /count    with --count FILE: adds 1 to the number in FILE (0 if
+//	              there is none) and answers the new number (state on a volume)
 package main
 
 import (
@@ -16,6 +18,9 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -29,6 +34,7 @@ func main() {
 	unhealthy := flag.Bool("unhealthy", false, "answer 500 on /healthz")
 	unhealthyAfter := flag.Duration("unhealthy-after", 0, "answer 500 on /healthz once serving this long (a replica that turns unhealthy)")
 	termExit := flag.Int("term-exit", 143, "exit code on SIGTERM (143: as a process killed by it)")
+	countFile := flag.String("count", "", "file that /count keeps its counter in")
 	flag.Parse()
 
 	logf := func(format string, a ...any) {
@@ -81,9 +87,42 @@ func main() {
 		}
 		w.Write(b)
 	})
+	var countMu sync.Mutex
+	mux.HandleFunc("/count", func(w http.ResponseWriter, r *http.Request) {
+		countMu.Lock()
+		defer countMu.Unlock()
+		n, err := bump(*countFile)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, n)
+	})
 	logf("serving on %s", *listen)
 	if err := http.ListenAndServe(*listen, mux); err != nil {
 		logf("%v", err)
 		os.Exit(1)
 	}
+}
+
+// bump adds 1 to the counter in file (written to a temporary file and
+// renamed, so a kill never leaves half a number) and returns it.
+func bump(file string) (int, error) {
+	if file == "" {
+		return 0, fmt.Errorf("no --count file")
+	}
+	n := 0
+	b, err := os.ReadFile(file)
+	if err == nil {
+		if n, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+			return 0, fmt.Errorf("counter in %s: %w", file, err)
+		}
+	} else if !os.IsNotExist(err) {
+		return 0, err
+	}
+	n++
+	if err := os.WriteFile(file+".tmp", []byte(fmt.Sprintln(n)), 0o644); err != nil {
+		return 0, err
+	}
+	return n, os.Rename(file+".tmp", file)
 }
