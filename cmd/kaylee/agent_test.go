@@ -10,18 +10,19 @@ import (
 )
 
 // A listener the agent cannot open is told by its flag, as before the
-// runtime moved to package agent.
+// runtime moved to package agent. Nothing listens here: the addresses
+// (TEST-NET-1) are only text.
 func TestListenFlagError(t *testing.T) {
-	inUse := fmt.Errorf("listen tcp 127.0.0.1:9520: bind: %w", syscall.EADDRINUSE)
+	inUse := fmt.Errorf("listen tcp 192.0.2.10:8080: bind: %w", syscall.EADDRINUSE)
 	other := errors.New("scheduler: unit prefix: bad")
 	tests := []struct {
 		err  error
 		want string
 	}{
-		{&agent.ListenError{Listener: agent.ListenMain, Addr: "127.0.0.1:9520", Err: inUse},
-			"--listen 127.0.0.1:9520: listen tcp 127.0.0.1:9520: bind: address already in use"},
-		{&agent.ListenError{Listener: agent.ListenConsole, Addr: "127.0.0.1:9521", Err: inUse},
-			"--console-listen 127.0.0.1:9521: listen tcp 127.0.0.1:9520: bind: address already in use"},
+		{&agent.ListenError{Listener: agent.ListenMain, Addr: "192.0.2.10:8080", Err: inUse},
+			"--listen 192.0.2.10:8080: listen tcp 192.0.2.10:8080: bind: address already in use"},
+		{&agent.ListenError{Listener: agent.ListenConsole, Addr: "192.0.2.10:8081", Err: inUse},
+			"--console-listen 192.0.2.10:8081: listen tcp 192.0.2.10:8080: bind: address already in use"},
 		{other, other.Error()},
 	}
 	for _, tt := range tests {

@@ -109,9 +109,12 @@ func TestListenDefaults(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"agent", "--help"}, "127.0.0.1:9520"},
-		{[]string{"server", "--help"}, "127.0.0.1:9522"},
-		{[]string{"sync", "--help"}, "127.0.0.1:9523"},
+		{[]string{"agent", "--help"}, agentListen},
+		{[]string{"server", "--help"}, serverListen},
+		{[]string{"sync", "--help"}, syncListen},
+	}
+	if agentListen == serverListen || agentListen == syncListen || serverListen == syncListen {
+		t.Fatalf("the roles share a default --listen: %s, %s, %s", agentListen, serverListen, syncListen)
 	}
 	flag := regexp.MustCompile(`--listen string\s.*\(default "([^"]*)"\)`)
 	for _, tt := range tests {
