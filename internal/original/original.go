@@ -141,10 +141,23 @@ func Units(prefix string, stored []byte, groups io.Reader) ([]*schema.Unit, erro
 func Launch(t testing.TB, api client.API, units []*schema.Unit, timeout time.Duration) {
 	t.Helper()
 	for _, u := range units {
+		LaunchAll(t, api, []*schema.Unit{u}, timeout)
+	}
+}
+
+// LaunchAll creates units through fleet's client API as the original did,
+// all of them before waiting until every one runs: the state the original
+// leaves (fleet's least-loaded engine places them), sooner. It fails t
+// when a call fails or a unit does not run within timeout.
+func LaunchAll(t testing.TB, api client.API, units []*schema.Unit, timeout time.Duration) {
+	t.Helper()
+	for _, u := range units {
 		if err := api.CreateUnit(u); err != nil {
 			t.Fatalf("creating %s as monder/kaylee did: %v", u.Name, err)
 		}
-		deadline := time.Now().Add(timeout)
+	}
+	deadline := time.Now().Add(timeout)
+	for _, u := range units {
 		for {
 			states, err := api.UnitStates()
 			if err != nil {
