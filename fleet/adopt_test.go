@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -171,6 +172,11 @@ func TestPlanAdoption(t *testing.T) {
 		wantMsg:  map[string]string{"everywhere": "replacing 1 fleet unit of monder/kaylee"},
 		wantEvts: "adopted:everywhere",
 	}, {
+		name: "a stored unit the new validation refuses: the original's units are left as they are, nothing is adopted",
+		snap: (&snapshot{units: []*store.Unit{{Name: "single", Raw: single.Raw, Err: errors.New("unknown field")}}}).
+			on(originalUnits(t, single, 7), []string{"m0"}, "launched", "active", "running"),
+		wantMsg: map[string]string{"single": "the stored unit is invalid; its fleet units are left as they are"},
+	}, {
 		name:     "the original's units of a name not stored: left alone, reported once",
 		snap:     (&snapshot{units: []*store.Unit{single}}).on(originalUnits(t, gone, 5), []string{"m2"}, "launched", "active", "running"),
 		wantOps:  "create:single/0",
@@ -230,5 +236,36 @@ func TestPlanAdoption(t *testing.T) {
 				t.Errorf("second pass: events %v, warnings %v", plan.events, plan.warnings)
 			}
 		})
+	}
+}
+
+// The adoption's events: one when the original's units of a unit are
+// first seen, one when the last of them is gone.
+func TestPlanAdoptionEvents(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	single := storedUnit(t, `{"name":"single","apps":[{"image":"docker://single:1"}]}`)
+	machines := []machine.MachineState{{ID: "m0", PublicIP: "10.0.0.1"}}
+	pp := newPassPlanner(Options{}.withDefaults())
+	passes := []struct {
+		snap *snapshot
+		want string
+	}{
+		{(&snapshot{units: []*store.Unit{single}}).on(originalUnits(t, single, 7), []string{"m0"}, "launched", "active", "running"),
+			"adopted:single:1 fleet unit that monder/kaylee created for this unit taken over as its previous version: a rollout replaces it"},
+		{(&snapshot{units: []*store.Unit{single}}).on(originalUnits(t, single, 7), []string{"m0"}, "loaded", "inactive", "dead"), ""},
+		{(&snapshot{units: []*store.Unit{single}}).on(render(t, &single.Spec), []string{"m0"}, "launched", "active", "running"),
+			"adoption-done:single:the last fleet unit monder/kaylee created for this unit is gone: Kaylee's own replaced them all"},
+		{(&snapshot{units: []*store.Unit{single}}).on(render(t, &single.Spec), []string{"m0"}, "launched", "active", "running"), ""},
+	}
+	for i, p := range passes {
+		p.snap.machines, p.snap.registry = machines, &registry{}
+		plan := pp.plan(p.snap, now.Add(time.Duration(i)*time.Second))
+		var got []string
+		for _, e := range plan.events {
+			got = append(got, e.Kind+":"+e.Unit+":"+e.Message)
+		}
+		if g := strings.Join(got, "; "); g != p.want {
+			t.Errorf("pass %d: events %q, want %q", i, g, p.want)
+		}
 	}
 }

@@ -54,7 +54,7 @@ func (pp *passPlanner) adoption(fleetUnits []*schema.Unit, stored map[string]boo
 	for _, name := range sortedKeys(actual) {
 		n := unitSet(actual[name]).count(func(a *actualUnit) bool { return a.original && a.unit != nil })
 		switch {
-		case n > 0 && !pp.adopting[name]:
+		case n > 0 && !pp.adopting[name] && rolledOut(res.inputs[name]):
 			pp.adopting[name] = true
 			res.events = append(res.events, store.Event{Kind: store.EventAdopted, Unit: name,
 				Message: fmt.Sprintf("%s that monder/kaylee created for this unit taken over as its previous version: a rollout replaces %s",
@@ -92,6 +92,12 @@ func (pp *passPlanner) adoption(fleetUnits []*schema.Unit, stored map[string]boo
 			delete(pp.leftAlone, name)
 		}
 	}
+}
+
+// rolledOut: the unit's fleet units are the rollout's to replace (a
+// valid stored spec, not suspended): only then are the original's adopted.
+func rolledOut(in *unitInput) bool {
+	return in != nil && in.spec != nil && in.specErr == nil && in.suspended == nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {
