@@ -144,6 +144,13 @@ func TestPlanAdoption(t *testing.T) {
 		wantMsg:  map[string]string{"countly": "4 of 4 running; 1 fleet unit of the old version on its way out; 1 fleet unit of monder/kaylee stopping"},
 		wantEvts: "adopted:countly",
 	}, {
+		name: "a new replica fails: the rollout fails, the new ones go, the original's replicas keep serving",
+		snap: (&snapshot{units: []*store.Unit{countly}}).on(orig[:3], []string{"m0", "m1", "m2"}, "launched", "active", "running").
+			on(cur[:1], []string{"m1"}, "launched", "failed", "failed"),
+		wantOps:  "stop:countly/0",
+		wantMsg:  map[string]string{"countly": "failed on machine m1"},
+		wantEvts: "adopted:countly",
+	}, {
 		name:     "a single unit (Conflicts=k2:single:*): the original's unit stops first",
 		snap:     (&snapshot{units: []*store.Unit{single}}).on(originalUnits(t, single, 7), []string{"m0"}, "launched", "active", "running"),
 		wantOps:  "stop:single/orig1",
