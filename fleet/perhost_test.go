@@ -69,6 +69,11 @@ func TestPlanRollingMaxPerHost(t *testing.T) {
 	const free = `{"name":"countly","replicas":4,"env":[{"name":"V","value":"%d"}],"apps":[{"image":"docker://countly:1"}]}`
 	free1, free2 := storedUnit(t, fmt.Sprintf(free, 1)), storedUnit(t, fmt.Sprintf(free, 2))
 	oldName := func(i int) string { return old[i].Name }
+	// Kaylee's own unit without replicas (Conflicts=k2:countly:*.service),
+	// stored with 3 replicas at most 1 per machine now.
+	single := storedUnit(t, `{"name":"countly","apps":[{"image":"docker://countly:1"}]}`)
+	three := storedUnit(t, `{"name":"countly","replicas":3,"maxReplicasPerHost":1,"apps":[{"image":"docker://countly:1"}]}`)
+	singleOld, threeCur := render(t, &single.Spec), render(t, &three.Spec)
 	tests := []struct {
 		name    string
 		snap    *snapshot
@@ -126,6 +131,17 @@ func TestPlanRollingMaxPerHost(t *testing.T) {
 			on([]*schema.Unit{cur[0], cur[2]}, []string{"m1", "m2"}, "launched", "active", "running"),
 		// surplus: 2 ready + 3 serving - 4 = 1: old 3 stops; budget 4+1-(2+2) = 1.
 		wantOps: "create-loaded:countly/1 stop:countly/old3",
+	}, {
+		name:    "a unit without replicas on m0, stored with 3 at most 1 per machine: its old unit keeps every new replica off m0, so the 2 that fit on m1 and m2 come first",
+		snap:    (&snapshot{units: []*store.Unit{three}}).on(singleOld, []string{"m0"}, "launched", "active", "running"),
+		wantOps: "create-loaded:countly/1 create:countly/0",
+		wantMsg: singleOld[0].Name + " keeps every new replica off machine m0 (10.0.0.0) (its Conflicts): it stops once the 2 new replicas that fit elsewhere are ready",
+	}, {
+		name: "the unit without replicas, new replicas 0 and 1 ready on m1 and m2: its old unit stops",
+		snap: (&snapshot{units: []*store.Unit{three}}).on(singleOld, []string{"m0"}, "launched", "active", "running").
+			on(threeCur[:2], []string{"m1", "m2"}, "launched", "active", "running"),
+		wantOps: "stop:countly/old0",
+		wantMsg: singleOld[0].Name + " stops (2 new replicas ready): its Conflicts keep every new replica off its machine",
 	}, {
 		name:    "without maxReplicasPerHost: the first new replica is created at once, as before",
 		snap:    (&snapshot{units: []*store.Unit{free2}}).on(render(t, &free1.Spec), []string{"m0", "m0", "m1", "m2"}, "launched", "active", "running"),
