@@ -126,11 +126,22 @@ func TestPlanRollingMaxPerHost(t *testing.T) {
 			on(cur[1:2], []string{"m1"}, "loaded", "inactive", "dead"),
 		wantOps: "",
 	}, {
-		name: "new replicas 0 and 2 ready on m1 and m2: the surplus old replica 3 stops; new 1 (group 1) is created loaded, as m1 and m2 are full",
+		name: "new replicas 0 and 2 ready on m1 and m2: the surplus old replica 3 stops; new 1 (group 1), which may land on full m1 or m2, waits until old 3 is gone (fleet then sees the room on m2)",
 		snap: (&snapshot{units: []*store.Unit{v2}}).on(append(append([]*schema.Unit{}, old[0]), old[2:]...), []string{"m0", "m1", "m2"}, "launched", "active", "running").
 			on([]*schema.Unit{cur[0], cur[2]}, []string{"m1", "m2"}, "launched", "active", "running"),
 		// surplus: 2 ready + 3 serving - 4 = 1: old 3 stops; budget 4+1-(2+2) = 1.
-		wantOps: "create-loaded:countly/1 stop:countly/old3",
+		wantOps: "stop:countly/old3",
+	}, {
+		name: "old replica 3 stopped, still in fleet: destroyed; new 1 still waits",
+		snap: (&snapshot{units: []*store.Unit{v2}}).on([]*schema.Unit{old[0], old[2]}, []string{"m0", "m1"}, "launched", "active", "running").
+			on(old[3:], []string{"m2"}, "loaded", "inactive", "dead").
+			on([]*schema.Unit{cur[0], cur[2]}, []string{"m1", "m2"}, "launched", "active", "running"),
+		wantOps: "destroy:countly/old3",
+	}, {
+		name: "old replica 3 gone: new 1 is created loaded (m1 is full, m0 and m2 have room)",
+		snap: (&snapshot{units: []*store.Unit{v2}}).on([]*schema.Unit{old[0], old[2]}, []string{"m0", "m1"}, "launched", "active", "running").
+			on([]*schema.Unit{cur[0], cur[2]}, []string{"m1", "m2"}, "launched", "active", "running"),
+		wantOps: "create-loaded:countly/1",
 	}, {
 		name:    "a unit without replicas on m0, stored with 3 at most 1 per machine: its old unit keeps every new replica off m0, so the 2 that fit on m1 and m2 come first",
 		snap:    (&snapshot{units: []*store.Unit{three}}).on(singleOld, []string{"m0"}, "launched", "active", "running"),

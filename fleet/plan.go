@@ -605,7 +605,7 @@ func (r *rollout) place() {
 		}
 	}
 	for _, du := range held {
-		if budget <= 0 {
+		if budget <= 0 || r.leaving() {
 			break
 		}
 		loaded := *du

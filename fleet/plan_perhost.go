@@ -27,10 +27,12 @@ import (
 //     until fleet has placed it. Among the replicas still to create, those
 //     go first.
 //   - any other is created loaded (target loaded: fleet schedules it, its
-//     agent loads it, systemd does not start it), and launched once the
-//     machine fleet put it on has room. When it has none, and nothing is
-//     on its way up or down, the highest old replica there stops first:
-//     serving dips by one, as fleet left no other way (the limit wins).
+//     agent loads it, systemd does not start it), once no old fleet unit
+//     is on its way out (so that fleet sees the room it leaves), and
+//     launched once the machine fleet put it on has room. When it has
+//     none, and nothing is on its way up or down, the highest old replica
+//     there stops first: serving dips by one, as fleet left no other way
+//     (the limit wins).
 //
 // A current replica stopped by hand is launched again under the same rule.
 // Stateful and rolling global units are replaced slot by slot, stop then
@@ -176,6 +178,23 @@ func (r *rollout) launchStaged() {
 			room.count[ms[0]]++
 		}
 	}
+}
+
+// leaving: an old fleet unit is on its way out (stopped in this pass, or
+// not serving and still in fleet). Its machine is about to have room; a
+// replica created loaded now would be placed by fleet while the unit
+// still counts there, on a machine that may be full, where an old
+// replica would then have to stop first. Waiting until it is gone lets
+// fleet's least-loaded engine see the room.
+func (r *rollout) leaving() bool {
+	if r.removing {
+		return true
+	}
+	kept := make(map[*actualUnit]bool, len(r.kept))
+	for _, a := range r.kept {
+		kept[a] = true
+	}
+	return r.stale.count(func(a *actualUnit) bool { return a.unit != nil && !kept[a] }) > 0
 }
 
 // landed counts a replica created in this pass on every machine it may
