@@ -565,9 +565,12 @@ func escapeSpecifiers(s string) string {
 }
 
 // quoteEnv renders an Environment= assignment whose value stays literal:
-// quoted, with backslash and quote escaped, and % escaped.
+// quoted, with backslash and quote escaped, newline, carriage return and
+// tab as the C escapes \n, \r and \t (systemd unescapes them in a quoted
+// Environment= value, so a multi-line value stays one line of the unit
+// file), and % escaped.
 func quoteEnv(name, value string) string {
-	v := strings.ReplaceAll(value, `\`, `\\`)
-	v = strings.ReplaceAll(v, `"`, `\"`)
-	return escapeSpecifiers(`"` + name + "=" + v + `"`)
+	return escapeSpecifiers(`"` + name + "=" + envEscaper.Replace(value) + `"`)
 }
+
+var envEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`, "\t", `\t`)

@@ -58,7 +58,13 @@ func (c *checker) fail(field, format string, args ...any) {
 
 func validateSpec(s *Spec, file string, lineOf func(string) int) error {
 	c := &checker{file: file, lineOf: lineOf}
-	eachString(s, c.checkText)
+	eachString(s, func(field, v string) {
+		if isEnvValue(field) {
+			c.checkEnvValue(field, v)
+		} else {
+			c.checkText(field, v)
+		}
+	})
 	c.checkName(s.Name)
 	c.checkScheduling(s)
 	c.checkApps(s)
@@ -117,6 +123,29 @@ func (c *checker) checkText(field, v string) {
 		c.fail(field, "must not end with a backslash: systemd would join the next line of the unit file to it")
 	}
 }
+
+// isEnvValue: the field is an env entry's value (env[N].value).
+func isEnvValue(field string) bool {
+	return strings.HasPrefix(field, "env[") && strings.HasSuffix(field, "].value")
+}
+
+// checkEnvValue checks an env value. Unlike other values it may hold
+// newlines, carriage returns and tabs (a multi-line PEM key, as monder/kaylee
+// took them): Environment= renders it quoted with C escapes (quoteEnv),
+// which systemd turns back into the characters, so the unit file line stays
+// one line. Other control characters are refused: NUL cannot be in an
+// environment variable, and the rest are more likely a mistake than a value.
+func (c *checker) checkEnvValue(field, v string) {
+	switch {
+	case !utf8.ValidString(v):
+		c.fail(field, "not valid UTF-8")
+	case strings.ContainsFunc(v, func(r rune) bool { return isControl(r) && !strings.ContainsRune(envControls, r) }):
+		c.fail(field, "must not contain a control character other than newline, carriage return and tab (NUL cannot be in an environment variable)")
+	}
+}
+
+// envControls are the control characters an env value may hold.
+const envControls = "\n\r\t"
 
 func isControl(r rune) bool {
 	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029'

@@ -26,6 +26,9 @@ func TestValidateAcceptsEveryField(t *testing.T) {
 		"rkt cmd":             unit("") + "  cmd: /bin/rkt-sidekick\n  args:\n  - --format '$$ip:80'\n",
 		"explicit rkt":        unit("engine: rkt\n"),
 		"unicode value":       unit("env:\n- name: GREETING\n  value: 'héllo wörld ✓'\n"),
+		// monder/kaylee took any env value (Go's %q quoting, unescaped by
+		// systemd): a multi-line PEM, CRLF text, tabs, a trailing backslash.
+		"multi-line env value": unit("env:\n- name: TLS_KEY\n  value: \"-----BEGIN KEY-----\\nAAA\\r\\n\\tBBB\\n-----END KEY-----\\n\"\n- name: DIR\n  value: 'C:\\'\n"),
 		"pull policies":       "name: pod\napps:\n- image: a\n  pull: always\n- image: b\n  pull: missing\n- image: c\n  pull: never\n- image: d\n  pull: ''\n- image: e\n  pull:\n",
 		"docker pull never":   "name: web\nengine: docker\napps:\n- image: nginx\n  pull: never\n",
 		"max name":            strings.Replace(unit(""), "name: api", "name: "+strings.Repeat("a", MaxNameLen), 1),
@@ -94,7 +97,10 @@ func TestValidateRefuses(t *testing.T) {
 		{"pull in JSON", `{"name": "api", "apps": [{"image": "x", "pull": "sometimes"}]}`, `u.yaml:1: apps[0].pull: "sometimes" is not a pull policy`},
 		{"pull newline", unit("") + "  pull: \"never\\nExecStartPre=/bin/evil\"\n", "u.yaml:4: apps[0].pull: must not contain a newline"},
 		// injection: values are lines of a unit file
-		{"newline in env value", unit("env:\n- name: A\n  value: \"x\\nExecStartPre=/bin/evil\"\n"), "u.yaml:6: env[0].value: must not contain a newline"},
+		{"NUL in env value", unit("env:\n- name: A\n  value: \"x\\0y\"\n"), "u.yaml:6: env[0].value: must not contain a control character other than newline, carriage return and tab (NUL cannot be in an environment variable)"},
+		{"escape in env value", unit("env:\n- name: A\n  value: \"x\\x1b[31m\"\n"), "u.yaml:6: env[0].value: must not contain a control character other than newline"},
+		{"newline in env name", unit("env:\n- name: \"A\\nExecStartPre=/bin/evil\"\n  value: x\n"), "u.yaml:5: env[0].name: must not contain a newline"},
+		{"newline in envFiles", unit("envFiles:\n- \"/a\\nExecStartPre=/bin/evil\"\n"), "u.yaml:5: envFiles[0]: must not contain a newline"},
 		{"carriage return in arg", unit("args:\n- \"--a\\r--b\"\n"), "u.yaml:5: args[0]: must not contain a newline"},
 		{"newline in app arg", unit("") + "  args:\n  - \"a\\n[Service]\"\n", "u.yaml:5: apps[0].args[0]: must not contain a newline"},
 		{"NUL in image", "name: api\napps:\n- image: \"x\\0y\"\n", "apps[0].image: must not contain a newline or other control character"},
