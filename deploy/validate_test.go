@@ -29,11 +29,11 @@ func TestValidateAcceptsEveryField(t *testing.T) {
 		// monder/kaylee took any env value (Go's %q quoting, unescaped by
 		// systemd): a multi-line PEM, CRLF text, tabs, a trailing backslash.
 		"multi-line env value": unit("env:\n- name: TLS_KEY\n  value: \"-----BEGIN KEY-----\\nAAA\\r\\n\\tBBB\\n-----END KEY-----\\n\"\n- name: DIR\n  value: 'C:\\'\n"),
-		"pull policies":       "name: pod\napps:\n- image: a\n  pull: always\n- image: b\n  pull: missing\n- image: c\n  pull: never\n- image: d\n  pull: ''\n- image: e\n  pull:\n",
-		"docker pull never":   "name: web\nengine: docker\napps:\n- image: nginx\n  pull: never\n",
-		"max name":            strings.Replace(unit(""), "name: api", "name: "+strings.Repeat("a", MaxNameLen), 1),
-		"ports":               unit("ports:\n- {name: http, port: 8080}\n- {name: dns, port: 53, protocol: udp}\n"),
-		"spread":              unit("replicas: 6\nspread: {key: az, maxSkew: 2}\n"),
+		"pull policies":        "name: pod\napps:\n- image: a\n  pull: always\n- image: b\n  pull: missing\n- image: c\n  pull: never\n- image: d\n  pull: ''\n- image: e\n  pull:\n",
+		"docker pull never":    "name: web\nengine: docker\napps:\n- image: nginx\n  pull: never\n",
+		"max name":             strings.Replace(unit(""), "name: api", "name: "+strings.Repeat("a", MaxNameLen), 1),
+		"ports":                unit("ports:\n- {name: http, port: 8080}\n- {name: dns, port: 53, protocol: udp}\n"),
+		"spread":               unit("replicas: 6\nspread: {key: az, maxSkew: 2}\n"),
 	}
 	for name, in := range good {
 		t.Run(name, func(t *testing.T) {
