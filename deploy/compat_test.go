@@ -89,3 +89,46 @@ func TestEnvValueTooLongNamesEnvFiles(t *testing.T) {
 		t.Fatalf("got %v, want %q", err, want)
 	}
 }
+
+// TestDecodeJSONIgnoresUnknownFields: stored JSON (what scripts write under
+// /kaylee2/units/) may hold fields Kaylee does not know, as monder/kaylee
+// allowed: they are ignored, each reported as a warning with its line and
+// hint; the unit decodes. A file from git (Load, YAML or JSON) stays strict.
+func TestDecodeJSONIgnoresUnknownFields(t *testing.T) {
+	in := []byte("{\"name\":\"a\",\"replicas\":2,\"owner\":\"team-x\",\n\"apps\":[{\"image\":\"x\",\"imagePullSecret\":\"s\"}],\"replcas\":3}")
+	d, err := DecodeJSON("/kaylee2/units/a", in)
+	if err != nil {
+		t.Fatalf("stored JSON with unknown fields refused: %v", err)
+	}
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if d.Spec.Replicas != 2 || len(d.Spec.Apps) != 1 || d.Spec.Apps[0].Image != "x" {
+		t.Errorf("decoded %s", d.Spec.CanonicalJSON())
+	}
+	var got []string
+	for _, w := range d.Ignored {
+		got = append(got, w.Error())
+	}
+	want := []string{
+		`/kaylee2/units/a:1: unknown field "owner" (known fields: apps, args, conflicts, engine, env, envFiles, global, health, machine, machineId, maxReplicasPerHost, name, net, onMachineLoss, ports, primary, replicas, spread, stateful, update, volumes)`,
+		`/kaylee2/units/a:2: apps[0]: unknown field "imagePullSecret" (known fields: args, cmd, image, pull)`,
+		`/kaylee2/units/a:2: unknown field "replcas" (did you mean "replicas"?)`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("ignored:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Wrong types are still errors.
+	if _, err := DecodeJSON("/kaylee2/units/a", []byte(`{"name":"a","x":1,"replicas":"2","apps":[{"image":"x"}]}`)); err == nil || !strings.Contains(err.Error(), "replicas: expected a whole number") {
+		t.Errorf("wrong type: %v", err)
+	}
+	// Git stays strict, YAML and JSON alike.
+	for _, f := range []struct{ name, data string }{
+		{"units/a.yaml", "name: a\nreplcas: 2\napps: [{image: x}]\n"},
+		{"units/a.json", `{"name":"a","replcas":2,"apps":[{"image":"x"}]}`},
+	} {
+		if _, err := Load(f.name, []byte(f.data)); err == nil || !strings.Contains(err.Error(), f.name+`:`) || !strings.Contains(err.Error(), `unknown field "replcas" (did you mean "replicas"?)`) {
+			t.Errorf("%s: %v, want the unknown field as an error", f.name, err)
+		}
+	}
+}
