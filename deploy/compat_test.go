@@ -1,6 +1,8 @@
 package deploy
 
 import (
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -130,5 +132,45 @@ func TestDecodeJSONIgnoresUnknownFields(t *testing.T) {
 		if _, err := Load(f.name, []byte(f.data)); err == nil || !strings.Contains(err.Error(), f.name+`:`) || !strings.Contains(err.Error(), `unknown field "replcas" (did you mean "replicas"?)`) {
 			t.Errorf("%s: %v, want the unknown field as an error", f.name, err)
 		}
+	}
+}
+
+// TestDecodeJSONNullIsAbsent: null, which Go's encoding/json writes for a
+// nil slice (monder/kaylee's spec had no omitempty on apps, so its JSON
+// holds "apps": null), is an absent field for every field of stored JSON:
+// the unit decodes as if the field were left out, and validation says what
+// it says of a missing field.
+func TestDecodeJSONNullIsAbsent(t *testing.T) {
+	base := map[string]string{"name": `"a"`, "apps": `[{"image":"x","args":null,"cmd":null,"pull":null}]`}
+	fields := yamlFields(specType)
+	for _, field := range sortedKeys(fields) {
+		if field == "name" {
+			continue
+		}
+		t.Run(field, func(t *testing.T) {
+			var parts []string
+			for k, v := range base {
+				if k != field {
+					parts = append(parts, fmt.Sprintf("%q:%s", k, v))
+				}
+			}
+			parts = append(parts, fmt.Sprintf("%q:null", field))
+			in := "{" + strings.Join(parts, ",") + "}"
+			d, err := DecodeJSON("/kaylee2/units/a", []byte(in))
+			if err != nil {
+				t.Fatalf("%s: %v", in, err)
+			}
+			if !reflect.ValueOf(d.Spec).FieldByName(fields[field].Name).IsZero() {
+				t.Errorf("%s: %s decoded as %v, want absent", in, field, reflect.ValueOf(d.Spec).FieldByName(fields[field].Name))
+			}
+			err = d.Validate()
+			if field == "apps" {
+				if want := "/kaylee2/units/a:1: apps: required: at least one app with an image"; err == nil || err.Error() != want {
+					t.Errorf("apps null: %v, want %s", err, want)
+				}
+			} else if err != nil {
+				t.Errorf("%s: %v", in, err)
+			}
+		})
 	}
 }
