@@ -174,3 +174,30 @@ func TestDecodeJSONNullIsAbsent(t *testing.T) {
 		})
 	}
 }
+
+// TestReplicasOneWithGlobalOrMachineID: replicas: 1 (and
+// maxReplicasPerHost: 1) on a global or pinned unit is what it is without
+// them: the same fleet units, the same names.
+func TestReplicasOneWithGlobalOrMachineID(t *testing.T) {
+	for _, base := range []Spec{
+		{Name: "a", Global: true, Apps: []App{{Image: "x"}}},
+		{Name: "a", MachineID: "b15ba3d0c1e24f0c8a2b", Apps: []App{{Image: "x"}}},
+	} {
+		with := base
+		with.Replicas, with.MaxReplicasPerHost = 1, 1
+		if err := with.Validate(); err != nil {
+			t.Fatalf("%s: %v", with.CanonicalJSON(), err)
+		}
+		a, err := Render(&base, RenderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Render(&with, RenderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if unitText(a) != unitText(b) {
+			t.Errorf("%s renders otherwise than %s:\n%s\n%s", with.CanonicalJSON(), base.CanonicalJSON(), unitText(b), unitText(a))
+		}
+	}
+}

@@ -286,6 +286,11 @@ func (s *Spec) Hash(restart int64) string {
 		// replicas do not conflict with each other): keep them apart.
 		cp.Replicas = 1
 	}
+	if s.Global || s.MachineID != "" {
+		// maxReplicasPerHost: 1 (monder/kaylee's JSON) changes nothing
+		// there; validation refuses more. No unit stored before had it.
+		cp.MaxReplicasPerHost = 0
+	}
 	h.Write(cp.CanonicalJSON())
 	if s.Rolling() {
 		h.Write([]byte("\x00strategy=" + StrategyRolling))

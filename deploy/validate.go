@@ -191,17 +191,22 @@ func (c *checker) checkReplicas(s *Spec) {
 	if s.MaxReplicasPerHost < 0 {
 		c.fail("maxReplicasPerHost", "%d must not be negative", s.MaxReplicasPerHost)
 	}
+	// replicas: 1 (and maxReplicasPerHost: 1, monder/kaylee's default for
+	// it) is what a global or pinned unit runs anyway: accepted, as the
+	// JSON monder/kaylee's users stored may say it.
+	switch {
+	case s.Global && s.Replicas > 1:
+		c.fail("replicas", "%d with global: a global unit runs one instance on every matching machine (monder/kaylee ran %d global units, %d instances on each): remove replicas, or set it to 1; for more instances on each machine, store more units (%s-1, %s-2, ...) each global",
+			s.Replicas, s.Replicas, s.Replicas, s.Name, s.Name)
+	case s.MachineID != "" && s.Replicas > 1:
+		c.fail("replicas", "%d with machineId: a unit pinned with machineId runs one instance, replaced stop-first on update (monder/kaylee ran %d pinned units; Kaylee's scheduler has no rolling update for replicas pinned to one machine): remove replicas, or set it to 1; for %d replicas on that machine, drop machineId, give the machine fleet metadata of its own (host=NAME in its fleetd config) and write machine: [host=NAME], replicas: %d, maxReplicasPerHost: %d",
+			s.Replicas, s.Replicas, s.Replicas, s.Replicas, s.Replicas)
+	}
 	for _, only := range []struct {
 		set  bool
 		name string
 	}{{s.Global, "global"}, {s.MachineID != "", "machineId"}} {
-		if !only.set {
-			continue
-		}
-		if s.Replicas != 0 {
-			c.fail("replicas", "has no effect on a unit with %s (it runs one instance per matching machine or on that machine): remove replicas", only.name)
-		}
-		if s.MaxReplicasPerHost != 0 {
+		if only.set && s.MaxReplicasPerHost > 1 {
 			c.fail("maxReplicasPerHost", "has no effect on a unit with %s: remove it", only.name)
 		}
 	}

@@ -21,11 +21,15 @@ func TestValidateAcceptsEveryField(t *testing.T) {
 		"machine metadata":    unit("machine:\n- ssd=true\n- region=eu-west-1\n"),
 		"machineId":           unit("machineId: b15ba3d0c1e24f0c8a2b\n"),
 		"global":              unit("global: true\nmachine:\n- role=edge\n"),
-		"conflicts":           unit("conflicts:\n- 'mongo-n*'\n- redis\n- 'backup-*'\n- mongo-1\n"),
-		"docker engine":       "name: web\nengine: docker\napps:\n- image: nginx\n  cmd: nginx\n  args: [-g, 'daemon off;']\n",
-		"rkt cmd":             unit("") + "  cmd: /bin/rkt-sidekick\n  args:\n  - --format '$$ip:80'\n",
-		"explicit rkt":        unit("engine: rkt\n"),
-		"unicode value":       unit("env:\n- name: GREETING\n  value: 'héllo wörld ✓'\n"),
+		// monder/kaylee's JSON may say replicas: 1 (and its default
+		// maxReplicasPerHost) with global or machineId: the same as unset.
+		"global replicas 1":    unit("global: true\nreplicas: 1\nmaxReplicasPerHost: 1\n"),
+		"machineId replicas 1": unit("machineId: b15ba3d0c1e24f0c8a2b\nreplicas: 1\nmaxReplicasPerHost: 1\n"),
+		"conflicts":            unit("conflicts:\n- 'mongo-n*'\n- redis\n- 'backup-*'\n- mongo-1\n"),
+		"docker engine":        "name: web\nengine: docker\napps:\n- image: nginx\n  cmd: nginx\n  args: [-g, 'daemon off;']\n",
+		"rkt cmd":              unit("") + "  cmd: /bin/rkt-sidekick\n  args:\n  - --format '$$ip:80'\n",
+		"explicit rkt":         unit("engine: rkt\n"),
+		"unicode value":        unit("env:\n- name: GREETING\n  value: 'héllo wörld ✓'\n"),
 		// monder/kaylee took any env value (Go's %q quoting, unescaped by
 		// systemd): a multi-line PEM, CRLF text, tabs, a trailing backslash.
 		"multi-line env value": unit("env:\n- name: TLS_KEY\n  value: \"-----BEGIN KEY-----\\nAAA\\r\\n\\tBBB\\n-----END KEY-----\\n\"\n- name: DIR\n  value: 'C:\\'\n"),
@@ -112,9 +116,9 @@ func TestValidateRefuses(t *testing.T) {
 		{"negative replicas", unit("replicas: -1\n"), "u.yaml:4: replicas: -1 is out of range"},
 		{"huge replicas", unit("replicas: 100000\n"), "replicas: 100000 is out of range"},
 		{"negative per host", unit("maxReplicasPerHost: -2\n"), "maxReplicasPerHost: -2 must not be negative"},
-		{"replicas with global", unit("global: true\nreplicas: 3\n"), "u.yaml:5: replicas: has no effect on a unit with global"},
-		{"replicas with machineId", unit("machineId: abc\nreplicas: 2\n"), "u.yaml:5: replicas: has no effect on a unit with machineId"},
-		{"per host with global", unit("global: true\nmaxReplicasPerHost: 1\n"), "maxReplicasPerHost: has no effect on a unit with global"},
+		{"replicas with global", unit("global: true\nreplicas: 3\n"), "u.yaml:5: replicas: 3 with global: a global unit runs one instance on every matching machine (monder/kaylee ran 3 global units, 3 instances on each): remove replicas, or set it to 1; for more instances on each machine, store more units (api-1, api-2, ...) each global"},
+		{"replicas with machineId", unit("machineId: abc\nreplicas: 2\n"), "u.yaml:5: replicas: 2 with machineId: a unit pinned with machineId runs one instance, replaced stop-first on update (monder/kaylee ran 2 pinned units; Kaylee's scheduler has no rolling update for replicas pinned to one machine): remove replicas, or set it to 1; for 2 replicas on that machine, drop machineId, give the machine fleet metadata of its own (host=NAME in its fleetd config) and write machine: [host=NAME], replicas: 2, maxReplicasPerHost: 2"},
+		{"per host with global", unit("global: true\nmaxReplicasPerHost: 2\n"), "maxReplicasPerHost: has no effect on a unit with global"},
 		{"global and machineId", unit("global: true\nmachineId: abc\n"), "global: a unit cannot be both global and pinned"},
 		{"machineId and conflicts", unit("machineId: abc\nconflicts: [x]\n"), "conflicts: fleet does not accept conflicts on a unit pinned"},
 		{"machineId and machine", unit("machineId: abc\nmachine: [a=b]\n"), "machine: has no effect with machineId"},
