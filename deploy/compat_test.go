@@ -201,3 +201,56 @@ func TestReplicasOneWithGlobalOrMachineID(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderCompatStopLines: what a replica runs when it stops, as
+// monder/kaylee had it: rkt units collect garbage (rkt gc, rkt image gc;
+// a failing gc must not fail the stop, so "-"), and a script volume
+// plugin is called as <driver> <id> <options> to mount and <driver> -u
+// <id> to unmount, the unmount's failure failing the unit (no "-"): a
+// volume left mounted must show. docker units get no gc line.
+func TestRenderCompatStopLines(t *testing.T) {
+	vol := []Volume{{ID: "vol-1", Driver: "blocker", Path: "/data", Options: "-f ext4"}, {ID: "vol-2", Driver: "nfs", Path: "/n"}}
+	tests := []struct {
+		engine          string
+		pre, stop, post []string // post: after the engine's own stop lines
+	}{
+		{EngineRkt,
+			[]string{"/var/lib/kaylee/plugins/volumes/blocker vol-1 -f ext4", "/var/lib/kaylee/plugins/volumes/nfs vol-2"},
+			[]string{"-/usr/bin/rkt rm --uuid-file={uuid}", "-/bin/rm -f {uuid}", "-/usr/bin/rkt gc", "-/usr/bin/rkt image gc"},
+			[]string{"/var/lib/kaylee/plugins/volumes/blocker -u vol-1", "/var/lib/kaylee/plugins/volumes/nfs -u vol-2"}},
+		{EngineDocker,
+			[]string{"/var/lib/kaylee/plugins/volumes/blocker vol-1 -f ext4", "/var/lib/kaylee/plugins/volumes/nfs vol-2"},
+			nil,
+			[]string{"/var/lib/kaylee/plugins/volumes/blocker -u vol-1", "/var/lib/kaylee/plugins/volumes/nfs -u vol-2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.engine, func(t *testing.T) {
+			s := &Spec{Name: "api", Engine: tt.engine, Volumes: vol, Apps: []App{{Image: "x"}}}
+			if err := s.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			units, err := Render(s, RenderOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, _ := ParseUnitName("k2", units[0].Name)
+			expand := strings.NewReplacer("{uuid}", "/var/run/kaylee_"+n.InstanceID()+".uuid").Replace
+			var plugins []string
+			for _, p := range options(units[0], "Service", "ExecStartPre") {
+				if strings.Contains(p, "/plugins/") {
+					plugins = append(plugins, p)
+				}
+			}
+			if strings.Join(plugins, "\n") != strings.Join(tt.pre, "\n") {
+				t.Errorf("plugin ExecStartPre:\n got %q\nwant %q", plugins, tt.pre)
+			}
+			var want []string
+			for _, l := range append(append([]string{}, tt.stop...), tt.post...) {
+				want = append(want, expand(l))
+			}
+			if got := options(units[0], "Service", "ExecStopPost"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("ExecStopPost:\n got %q\nwant %q", got, want)
+			}
+		})
+	}
+}

@@ -281,7 +281,7 @@ func (c *checker) checkPull(field, pull string) {
 	if s := suggest(pull, pullPolicies); s != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", s)
 	}
-	c.fail(field, "%s: use missing (the default: fetch only an image the host does not have), always (fetch before every start) or never (use only what the host has)", msg)
+	c.fail(field, "%s: use missing (fetch only an image the host does not have; docker's default), always (fetch before every start; rkt's default) or never (use only what the host has)", msg)
 }
 
 // checkHealth checks a health block. The check's words become arguments of
