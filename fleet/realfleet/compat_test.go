@@ -2,11 +2,16 @@ package realfleet_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kaylee-gitops/kaylee/fleet/realfleet"
 )
 
 // TestRealCompatEnvNewlines: an env value with newlines (a multi-line PEM
@@ -67,4 +72,105 @@ func TestRealCompatEnvNewlines(t *testing.T) {
 		t.Errorf("the unit file on %s lacks the line Environment=%s:\n%s", m.Name, option, file)
 	}
 	t.Logf("unit file line on %s: Environment=%s", m.Name, option)
+}
+
+// TestRealCompatPluginArgsAndUnmount: a script volume plugin is called as
+// monder/kaylee called it, <driver> <id> <options> before the start and
+// <driver> -u <id> after the stop, by real systemd; an unmount that fails
+// makes the stopped unit end failed (a volume still mounted shows), one
+// that succeeds leaves it clean, and kaylee rm removes both.
+func TestRealCompatPluginArgsAndUnmount(t *testing.T) {
+	e := newEnv(t, "rp")
+	const driver = "argrec"
+	if err := os.MkdirAll(e.c.PluginDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := e.c.PluginDir()
+	// The plugin logs its arguments next to itself (the machines see the
+	// directory as /var/lib/kaylee/plugins/volumes) and fails -u for an id
+	// that has a fail-<id> file there.
+	script := "#!/bin/sh\nd=$(dirname \"$0\")\necho \"$*\" >> \"$d/" + driver + ".log\"\n" +
+		"if [ \"$1\" = -u ] && [ -e \"$d/fail-$2\" ]; then echo \"cannot unmount $2: busy\" >&2; exit 1; fi\nexit 0\n"
+	if err := os.WriteFile(filepath.Join(dir, driver), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(dir, driver+".log")
+	_ = os.Remove(logFile)
+	suffix := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)
+	good, bad := "v-ok-"+suffix, "v-busy-"+suffix
+	if err := os.WriteFile(filepath.Join(dir, "fail-"+bad), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, f := range []string{driver, driver + ".log", "fail-" + bad} {
+			os.Remove(filepath.Join(dir, f))
+		}
+		os.RemoveAll("/mnt/" + driver) // docker creates the host side of the volume
+	})
+	e.server()
+	withVolume := func(name, id string) string {
+		return webUnit(name, 1, 1, "v1") + fmt.Sprintf("volumes:\n- id: %s\n  driver: %s\n  options: -o ro,noatime\n  path: /v\n", id, driver)
+	}
+	if out, errs, code := e.kaylee("run", "--wait", "--timeout", "3m", e.unit("good", withVolume("good", good)), e.unit("bad", withVolume("bad", bad))); code != 0 {
+		t.Fatalf("run --wait: exit %d\n%s%s", code, out, errs)
+	}
+	where := map[string]string{} // Kaylee unit → fleet unit
+	machine := map[string]realfleet.Machine{}
+	for _, name := range []string{"good", "bad"} {
+		st, _ := e.status(name)
+		m, ok := e.c.Machine(st.Units[0].MachineID)
+		if !ok {
+			t.Fatalf("%s on %q", name, st.Units[0].MachineID)
+		}
+		where[name], machine[name] = st.Units[0].Name, m
+	}
+	readLog := func() string { b, _ := os.ReadFile(logFile); return string(b) }
+	for _, id := range []string{good, bad} {
+		if !strings.Contains(readLog(), "\n"+id+" -o ro,noatime\n") && !strings.HasPrefix(readLog(), id+" -o ro,noatime\n") {
+			t.Errorf("the plugin was not called as <driver> <id> <options> for %s; its calls:\n%s", id, readLog())
+		}
+	}
+
+	e.must("rm", "good", "bad")
+	e.waitFor("good and bad removed", 2*time.Minute, func() (bool, string) {
+		units, _ := e.c.API(t).Units()
+		n := 0
+		for _, u := range units {
+			if strings.HasPrefix(u.Name, "rp:") {
+				n++
+			}
+		}
+		_, g := e.status("good")
+		_, b := e.status("bad")
+		return n == 0 && !g && !b, fmt.Sprintf("%d fleet units, statuses kept: good %v bad %v", n, g, b)
+	})
+	for _, id := range []string{good, bad} {
+		if !strings.Contains(readLog(), "\n-u "+id+"\n") {
+			t.Errorf("the plugin was not called as <driver> -u <id> for %s; its calls:\n%s", id, readLog())
+		}
+	}
+	for _, tt := range []struct {
+		name        string
+		want, never []string
+	}{
+		{"good", []string{"Deactivated successfully"}, []string{"Failed with result"}},
+		{"bad", []string{"cannot unmount " + bad + ": busy", "Control process exited, code=exited, status=1/FAILURE", "Failed with result 'exit-code'"}, nil},
+	} {
+		journal, _ := e.c.Exec(context.Background(), machine[tt.name], "journalctl", "--no-pager", "-o", "cat", "-u", where[tt.name])
+		for _, w := range tt.want {
+			if !strings.Contains(journal, w) {
+				t.Errorf("%s (%s on %s): journal lacks %q:\n%s", tt.name, where[tt.name], machine[tt.name].Name, w, tail(journal, 15))
+			}
+		}
+		for _, w := range tt.never {
+			if strings.Contains(journal, w) {
+				t.Errorf("%s (%s): journal has %q:\n%s", tt.name, where[tt.name], w, tail(journal, 15))
+			}
+		}
+		t.Logf("%s: %s", tt.name, strings.Join(lastLines(journal, 3), " | "))
+	}
+}
+
+func lastLines(s string, n int) []string {
+	return strings.Split(tail(s, n), "\n")
 }
