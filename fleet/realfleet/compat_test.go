@@ -174,3 +174,99 @@ func TestRealCompatPluginArgsAndUnmount(t *testing.T) {
 func lastLines(s string, n int) []string {
 	return strings.Split(tail(s, n), "\n")
 }
+
+// rktStub stands for rkt on the machines (rkt is archived and on no
+// current host): it logs its calls, runs a pod as a sleep, and fails both
+// garbage collections, so that a test sees what systemd does with the
+// lines Kaylee renders around them.
+const rktStub = `#!/bin/sh
+echo "rkt $*" >> /run/kaylee-rkt-stub.log
+case "$1" in
+run) exec sleep infinity ;;
+gc|image) echo "rkt $*: failing on purpose" >&2; exit 1 ;;
+esac
+exit 0
+`
+
+// TestRealCompatRktPullAndGC: with a stand-in for rkt, a real rkt unit
+// fetches its image before every start (rkt's default pull policy is
+// always, as monder/kaylee's rkt fetch was, so kaylee restart fetches
+// again), and after its stop runs rkt gc and rkt image gc; both failing
+// leaves the unit cleanly inactive (their "-"), and kaylee rm removes it.
+func TestRealCompatRktPullAndGC(t *testing.T) {
+	e := newEnv(t, "rk")
+	ctx := context.Background()
+	for _, m := range e.c.Machines {
+		p := filepath.Join(e.c.Root(m), "usr", "bin", "rkt")
+		if _, err := os.Lstat(p); err == nil {
+			t.Fatalf("%s has a /usr/bin/rkt already", m.Name)
+		}
+		if err := os.WriteFile(p, []byte(rktStub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = e.c.Exec(ctx, m, "rm", "-f", "/run/kaylee-rkt-stub.log")
+		t.Cleanup(func() { os.Remove(p) })
+	}
+	stubLog := func() string {
+		var b strings.Builder
+		for _, m := range e.c.Machines {
+			out, _ := e.c.Exec(ctx, m, "sh", "-c", "cat /run/kaylee-rkt-stub.log 2>/dev/null || true")
+			b.WriteString(out)
+		}
+		return b.String()
+	}
+	e.server()
+	const image = "docker://" + realfleet.Image + ":v1"
+	unit := e.unit("pod", "name: pod\nengine: rkt\napps:\n- image: "+image+"\n")
+	if out, errs, code := e.kaylee("run", "--wait", "--timeout", "2m", unit); code != 0 {
+		t.Fatalf("run --wait: exit %d\n%s%s", code, out, errs)
+	}
+	fetch := "rkt fetch --insecure-options=image --pull-policy=update " + image
+	if n := strings.Count(stubLog(), fetch); n != 1 {
+		t.Fatalf("%d fetches with --pull-policy=update before the first start, want 1; rkt calls:\n%s", n, stubLog())
+	}
+	first, _ := e.status("pod")
+	e.must("restart", "pod")
+	e.waitFor("pod restarted and running", 2*time.Minute, func() (bool, string) {
+		st, _ := e.status("pod")
+		return st.Phase == "running" && st.SpecHash != first.SpecHash, st.Phase + " " + st.SpecHash + ": " + st.Message
+	})
+	if n := strings.Count(stubLog(), fetch); n != 2 {
+		t.Errorf("%d fetches after kaylee restart, want 2 (one per start: :latest would be updated); rkt calls:\n%s", n, stubLog())
+	}
+
+	st, _ := e.status("pod")
+	m, ok := e.c.Machine(st.Units[0].MachineID)
+	if !ok {
+		t.Fatalf("pod on %q", st.Units[0].MachineID)
+	}
+	fleetUnit := st.Units[0].Name
+	// The unit's name comes back in every run of the test (a fresh store,
+	// the same spec): read the journal of this stop only.
+	since := fmt.Sprintf("@%d", time.Now().Add(-time.Second).Unix())
+	e.must("rm", "pod")
+	e.waitFor("pod removed", 2*time.Minute, func() (bool, string) {
+		units, _ := e.c.API(t).Units()
+		for _, u := range units {
+			if strings.HasPrefix(u.Name, "rk:") {
+				return false, u.Name + " still in fleet"
+			}
+		}
+		_, known := e.status("pod")
+		return !known, "status kept"
+	})
+	journal, _ := e.c.Exec(ctx, m, "journalctl", "--no-pager", "-o", "cat", "--since", since, "-u", fleetUnit)
+	for _, want := range []string{"rkt gc: failing on purpose", "rkt image gc: failing on purpose", "Deactivated successfully"} {
+		if !strings.Contains(journal, want) {
+			t.Errorf("%s on %s: journal lacks %q:\n%s", fleetUnit, m.Name, want, tail(journal, 15))
+		}
+	}
+	if strings.Contains(journal, "Failed with result") {
+		t.Errorf("%s on %s: a failing gc failed the stop:\n%s", fleetUnit, m.Name, tail(journal, 15))
+	}
+	calls := stubLog()
+	if i, j := strings.LastIndex(calls, "rkt rm --uuid-file="), strings.LastIndex(calls, "rkt image gc"); i < 0 || j < i || !strings.Contains(calls[i:], "rkt gc\n") {
+		t.Errorf("after the stop, want rkt rm, rkt gc and rkt image gc in that order; rkt calls:\n%s", calls)
+	}
+	t.Logf("%s: %s", fleetUnit, strings.Join(lastLines(journal, 3), " | "))
+}
