@@ -209,7 +209,7 @@ func (pp *passPlanner) unitInputs(snap *snapshot, machines []deploy.Machine, act
 	}
 	for _, u := range snap.units {
 		in := get(u.Name)
-		in.specErr, in.raw, in.restart = u.Err, u.Raw, snap.restarts[u.Name]
+		in.specErr, in.raw, in.restart, in.warnings = u.Err, u.Raw, snap.restarts[u.Name], u.Warnings
 		if u.Err == nil {
 			in.spec = &u.Spec
 			in.desired, in.specErr = pp.render(u, in.restart, machines, actual[u.Name])

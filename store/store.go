@@ -191,6 +191,10 @@ type Unit struct {
 	// Err is set when the stored value does not decode or validate (a hand
 	// written key, say); Spec is then not usable.
 	Err error
+	// Warnings are what the operator should hear of a usable unit: the
+	// fields of its JSON that Kaylee does not know, ignored (as
+	// monder/kaylee did; a script may write them).
+	Warnings []string
 }
 
 func (s *Store) decodeUnit(key string, value []byte, rev int64) *Unit {
@@ -203,9 +207,15 @@ func (s *Store) decodeUnit(key string, value []byte, rev int64) *Unit {
 	case err != nil:
 		u.Err = err
 	case d.Spec.Name != u.Name:
-		u.Err = fmt.Errorf("%s: the unit inside is named %q; the key must end with its name", key, d.Spec.Name)
+		// monder/kaylee scheduled the JSON's name whatever the key; Kaylee
+		// keeps its contract (the key is the unit), and says both fixes.
+		u.Err = fmt.Errorf("the key is %s, the JSON's name is %s: write it under %s, or set name to %s",
+			key, d.Spec.Name, s.unitKey(d.Spec.Name), u.Name)
 	default:
 		u.Spec = d.Spec
+		for _, w := range d.Ignored {
+			u.Warnings = append(u.Warnings, w.Error()+": ignored")
+		}
 	}
 	return u
 }
