@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -130,4 +132,42 @@ func TestServerSchedulesV2Units(t *testing.T) {
 	if r := kaylee(t, env, "ls"); r.code != 0 || strings.TrimSpace(r.stdout) != "" {
 		t.Fatalf("kaylee ls after the v2 delete: exit %d %q %s", r.code, r.stdout, r.err)
 	}
+}
+
+// On the etcd CI starts from Debian's etcd-server (with --enable-v2), a
+// v2 write made with Debian's own client (ETCDCTL_API=2 etcdctl set, as CI
+// scripts written for the original do) of the seed's countly JSON is
+// scheduled by kaylee dev's scheduler: countly runs 4/4.
+func TestV2UnitsExternalEtcd(t *testing.T) {
+	etcdctl, err := exec.LookPath("etcdctl")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI must run this test: no etcdctl on PATH (.ci/run installs Debian's etcd-client)")
+		}
+		t.Skip("no etcdctl on PATH (apt-get install etcd-client)")
+	}
+	endpoint := os.Getenv("KAYLEE_TEST_ETCD_ENDPOINT")
+	if endpoint == "" {
+		endpoint = etcdtest.New(t).ClientURL()
+	}
+	id := time.Now().UnixNano()
+	prefix := fmt.Sprintf("/e2e-v2-%d", id)
+	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": endpoint, "KAYLEE_ETCD_PREFIX": prefix}
+	p := startKaylee(t, env, "dev", "--fleet-prefix", prefix+"/fleet/", "--min-ready", "300ms")
+	waitOutput(t, p.out, "ready:", 60*time.Second)
+
+	cmd := exec.Command(etcdctl, "--endpoints", endpoint, "set", prefix+"/units/countly", seedCountlyJSON(t))
+	cmd.Env = append(os.Environ(), "ETCDCTL_API=2")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ETCDCTL_API=2 etcdctl set: %v\n%s", err, out)
+	}
+	waitShown(t, "countly, set with ETCDCTL_API=2 etcdctl, running 4/4", func() (bool, string) {
+		r := kaylee(t, env, "status", "countly", "-o", "json")
+		var st struct {
+			Phase   string
+			Running int
+		}
+		_ = json.Unmarshal([]byte(r.stdout), &st)
+		return st.Phase == "running" && st.Running == 4, r.stdout + r.err + "\ndev:\n" + p.errb.String()
+	})
 }
