@@ -28,12 +28,18 @@ type passPlanner struct {
 	// previousWarned: unit → the spec hash whose previous rendering
 	// failed, warned of once.
 	previousWarned map[string]string
-	now            time.Time // the pass's time
+	// adopting: the stored units whose monder/kaylee fleet units the
+	// last pass saw (see adoption); leftAlone: the names not stored whose
+	// monder/kaylee fleet units were reported, each once.
+	adopting  map[string]bool
+	leftAlone map[string]bool
+	now       time.Time // the pass's time
 }
 
 func newPassPlanner(opts Options) *passPlanner {
 	return &passPlanner{opts: opts, mem: newMemory(), rendered: map[string]*desiredUnits{},
-		previous: map[string]*desiredUnits{}, previousWarned: map[string]string{}}
+		previous: map[string]*desiredUnits{}, previousWarned: map[string]string{},
+		adopting: map[string]bool{}, leftAlone: map[string]bool{}}
 }
 
 // planResult is everything a pass does, decided before it does any of it.
@@ -127,7 +133,11 @@ func (pp *passPlanner) plan(snap *snapshot, now time.Time) *planResult {
 	p := &planner{opts: pp.opts, mem: pp.mem, now: now, machines: make(map[string]string, len(snap.machines))}
 	var fleetMachines []deploy.Machine
 	fleetMachines, res.droppedMachines = cleanMachines(snap.machines, p.machines)
-	actual := observe(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines)
+	stored := make(map[string]bool, len(snap.units))
+	for _, u := range snap.units {
+		stored[u.Name] = true
+	}
+	actual := observe(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines, stored)
 	probes := observeProbes(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines)
 	p.conflicts = newConflictView(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines)
 	pp.now = now
@@ -146,6 +156,7 @@ func (pp *passPlanner) plan(snap *snapshot, now time.Time) *planResult {
 	}
 	res.ops, res.statuses = planUnits(p, res.inputs)
 	res.wakeAt, res.events = p.next, p.events
+	pp.adoption(snap.fleetUnits, stored, actual, res)
 	present := make(map[string]bool)
 	for _, as := range actual {
 		for _, a := range as {
@@ -307,11 +318,13 @@ func (p *planResult) writesHistory() bool {
 }
 
 // observe groups fleet's units and states by Kaylee unit, ignoring every
-// unit without the prefix. States fleet still holds for a machine that is
+// unit without the prefix. The fleet units monder/kaylee created for a
+// stored unit are that unit's too (its previous version, see original.go);
+// those of names not stored are ignored: never touched. States fleet still holds for a machine that is
 // gone (they live until their TTL), and, for a unit scheduled to one
 // machine, states from another (where fleet moved it from), are left out:
 // they are not replicas.
-func observe(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitState, machines map[string]string) map[string][]*actualUnit {
+func observe(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitState, machines map[string]string, stored map[string]bool) map[string][]*actualUnit {
 	byName := map[string]*actualUnit{}
 	out := map[string][]*actualUnit{}
 	get := func(name string) *actualUnit {
@@ -319,10 +332,15 @@ func observe(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitStat
 			return a
 		}
 		id, ok := deploy.ParseUnitName(prefix, name)
+		orig := false
 		if !ok {
-			return nil
+			o, isOrig := deploy.ParseOriginalUnitName(prefix, name)
+			if !isOrig || !stored[o.Name] {
+				return nil
+			}
+			id, orig = deploy.UnitName(o), true
 		}
-		a := &actualUnit{id: id}
+		a := &actualUnit{id: id, original: orig}
 		byName[name] = a
 		out[id.Name] = append(out[id.Name], a)
 		return a

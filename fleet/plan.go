@@ -263,6 +263,7 @@ type rollout struct {
 	ready   int     // current units ready (running for minReady)
 
 	serving  unitSet // old replicas that still serve (replicated units)
+	kept     unitSet // those of serving this pass does not stop
 	inFlight bool    // an old fleet unit is on its way down
 	removing bool    // this pass stops an old serving replica
 	staleUp  int     // old replicas that still serve after this pass (not being stopped)
@@ -307,6 +308,7 @@ func (r *rollout) compute() ([]op, *store.Status) {
 		r.place()
 		r.replaceDrifted()
 	}
+	r.adoptionNote()
 	r.summarize()
 	r.ops = append(r.ops, r.cleanProbes(r.u, r.d.hash, r.st.Phase == store.PhaseRunning)...)
 	return r.ops, r.finish(r.st, r.u.prev)
@@ -541,6 +543,7 @@ func (r *rollout) retire() {
 		r.removing = true
 	}
 	r.staleUp = len(r.serving) - surplus
+	r.kept = r.serving[surplus:]
 }
 
 // place creates new replicas: all at once when nothing old is left, else
@@ -564,8 +567,17 @@ func (r *rollout) place() {
 		if occupied[du.Name] {
 			continue
 		}
+		if ok, full := r.hostGate(du); !ok {
+			if len(full) > 0 {
+				r.makeRoom(full)
+			}
+			break
+		}
 		if r.create(du) {
 			budget--
+			if r.adopting() {
+				break // one at a time: where fleet puts it counts for the next
+			}
 		}
 	}
 }

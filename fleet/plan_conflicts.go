@@ -43,6 +43,8 @@ func newConflictView(prefix string, fleetUnits []*schema.Unit, states []*schema.
 		pu := &placedUnit{name: u.Name, scheduled: u.MachineID, loaded: map[string]bool{}}
 		if id, ok := deploy.ParseUnitName(prefix, u.Name); ok {
 			pu.owner = id.Name
+		} else if o, ok := deploy.ParseOriginalUnitName(prefix, u.Name); ok {
+			pu.owner = o.Name // monder/kaylee's: the unit's previous version
 		}
 		for _, o := range u.Options {
 			if o.Section == "X-Fleet" && (o.Name == "Conflicts" || o.Name == "X-Conflicts") {

@@ -17,6 +17,9 @@ type actualUnit struct {
 	// probe: the name of a primary probe's fleet unit (see plan_primary.go),
 	// whose id is then zero; such units are only in unitInput.probes.
 	probe *deploy.ProbeName
+	// original: a fleet unit monder/kaylee created for the stored unit
+	// (see original.go): id holds its 6-digit hash and its random group.
+	original bool
 }
 
 func (a *actualUnit) name() string {

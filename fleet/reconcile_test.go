@@ -687,7 +687,7 @@ func TestObserveLeavesOutStaleStates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			actual := observe(deploy.DefaultUnitPrefix, []*schema.Unit{unit, global}, tc.states, machines)
+			actual := observe(deploy.DefaultUnitPrefix, []*schema.Unit{unit, global}, tc.states, machines, nil)
 			var got []string
 			for _, a := range actual[tc.unit] {
 				for _, s := range a.states {

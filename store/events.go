@@ -29,6 +29,15 @@ const (
 	// EventMemberMoved: a stateful unit's member left its machine, gone
 	// for longer than the grace (onMachineLoss move), for another one.
 	EventMemberMoved = "member-moved"
+	// Adoption of the fleet units of monder/kaylee, the program Kaylee
+	// descends from: EventAdopted when the scheduler first sees those of
+	// a stored unit (its previous version, replaced by a rollout),
+	// EventAdoptionDone when the last of them is gone, and
+	// EventOriginalLeftAlone for those of a name that is not stored, which
+	// the scheduler never touches.
+	EventAdopted           = "adopted"
+	EventAdoptionDone      = "adoption-done"
+	EventOriginalLeftAlone = "original-left-alone"
 	// Rollouts, from the unit's history.
 	EventRolloutStarted   = "rollout-started"
 	EventRolloutSucceeded = "rollout-succeeded"

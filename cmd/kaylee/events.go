@@ -93,6 +93,12 @@ type jsonArrayPrinter struct {
 func (p *jsonArrayPrinter) print(evs []store.Event) error { p.evs = append(p.evs, evs...); return nil }
 func (p *jsonArrayPrinter) flush() error                  { return writeJSON(p.w, p.evs) }
 
+// eventHints: what a person can do about an event of a kind, in the
+// CLI's words (library messages name no command or flag).
+var eventHints = map[string]string{
+	store.EventOriginalLeftAlone: "kaylee migrate --remove-original removes them",
+}
+
 // eventTable prints one line per event: time, kind, what, source, who
 // did it (a person's user@host, api@address, or the process), message.
 type eventTable struct {
@@ -118,8 +124,12 @@ func (p *eventTable) print(evs []store.Event) error {
 		if len(e.Revision) >= 7 {
 			src += "@" + e.Revision[:7]
 		}
+		msg := e.Message
+		if hint := eventHints[e.Kind]; hint != "" && msg != "" {
+			msg += "; " + hint
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format("15:04:05"), e.Kind, orDash(what), orDash(src),
-			orDash(e.By), orDash(strings.ReplaceAll(e.Message, "\n", " ")))
+			orDash(e.By), orDash(strings.ReplaceAll(msg, "\n", " ")))
 	}
 	return tw.Flush()
 }

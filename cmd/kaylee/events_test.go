@@ -105,3 +105,17 @@ func TestEventsCommand(t *testing.T) {
 		t.Errorf("events -f ended with %d on interrupt", code)
 	}
 }
+
+// The events table adds the CLI's hint to the events of the fleet units
+// of monder/kaylee that the scheduler leaves alone.
+func TestEventTableHints(t *testing.T) {
+	var b strings.Builder
+	p := &eventTable{w: &b}
+	if err := p.print([]store.Event{{Kind: store.EventOriginalLeftAlone, Unit: "gone",
+		Message: "1 fleet unit of monder/kaylee for unit gone, which is not stored: left alone"}}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "which is not stored: left alone; kaylee migrate --remove-original removes them"; !strings.Contains(b.String(), want) {
+		t.Errorf("events table:\n%s\nwant %q", b.String(), want)
+	}
+}

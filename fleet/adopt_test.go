@@ -1,0 +1,278 @@
+package fleet
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/fleet/machine"
+	"github.com/coreos/fleet/schema"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/internal/original"
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+// storedUnit decodes a stored JSON value as the store does.
+func storedUnit(t *testing.T, raw string) *store.Unit {
+	t.Helper()
+	doc, err := deploy.DecodeJSON("test", []byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &store.Unit{Name: doc.Spec.Name, Spec: doc.Spec, Raw: doc.Spec.CanonicalJSON()}
+}
+
+// originalUnits is what monder/kaylee created for a stored unit (group ids
+// from a fixed seed).
+func originalUnits(t *testing.T, u *store.Unit, seed byte) []*schema.Unit {
+	t.Helper()
+	units, err := original.Units("k2", u.Raw, bytes.NewReader(bytes.Repeat([]byte{seed, seed + 1, seed + 2, seed + 3}, 8)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return units
+}
+
+// on adds fleet units to the snapshot, unit i on machine on[i] (a global
+// unit: a state on every machine listed), in fleet's state active/sub.
+func (s *snapshot) on(units []*schema.Unit, on []string, target, active, sub string) *snapshot {
+	for i, u := range units {
+		cp := *u
+		cp.DesiredState = target
+		ms := []string{on[i]}
+		if on[i] == "*" {
+			ms = []string{"m0", "m1", "m2"}
+		} else {
+			cp.MachineID = on[i]
+		}
+		s.fleetUnits = append(s.fleetUnits, &cp)
+		for _, m := range ms {
+			if active != "" {
+				s.states = append(s.states, &schema.UnitState{Name: u.Name, MachineID: m,
+					SystemdActiveState: active, SystemdSubState: sub, Hash: unitHash(u.Options)})
+			}
+		}
+	}
+	return s
+}
+
+// adoptOps is opsString with the unit's name and the original's units
+// tagged orig<i>; hashes: each stored unit's current spec hash.
+func adoptOps(ops []op, hashes map[string]string) string {
+	var out []string
+	for _, o := range ops {
+		if id, ok := deploy.ParseOriginalUnitName("k2", o.name); ok {
+			out = append(out, fmt.Sprintf("%s:%s/orig%d", o.kind, id.Name, id.Index))
+			continue
+		}
+		id, _ := deploy.ParseUnitName("k2", o.name)
+		tag := fmt.Sprint(id.Index)
+		if id.SpecHash != hashes[id.Name] {
+			tag = "old" + tag
+		}
+		out = append(out, fmt.Sprintf("%s:%s/%s", o.kind, id.Name, tag))
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+// Adoption, planned from snapshots: the fleet units monder/kaylee created
+// for a stored unit are its previous version, replaced by an ordinary
+// rollout that holds maxReplicasPerHost across old and new; units that
+// cannot overlap stop first; the original's units of names not stored are
+// left alone, and said so.
+func TestPlanAdoption(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	countlyJSON := `{"name":"countly","replicas":4,"maxReplicasPerHost":2,"env":[{"name":"MONGO_URL","value":"mongodb://mongo-1.lan,mongo-2.lan,mongo-3.lan/countly?replicaSet=main"}],"apps":[{"image":"docker://monder/countly-docker:latest"},{"image":"monder.cc/rkt-sidekick:v0.0.3","args":["--cidr 10.5.0.0/16","--interval 10m","--expireDir /services","--format '$$ip:80'","/services/countly/${KAYLEE_ID}"]}],"args":["--dns=10.0.0.2","--net=flannel,default"],"machine":["ssd=false"]}`
+	countly := storedUnit(t, countlyJSON)
+	orig := originalUnits(t, countly, 1) // indexes 1..4; groups: 1, 3 | 2, 4
+	cur := render(t, &countly.Spec)      // indexes 0..3; groups: 0, 2 | 1, 3
+	single := storedUnit(t, `{"name":"single","apps":[{"image":"docker://single:1"}]}`)
+	pinned := storedUnit(t, `{"name":"pinned","apps":[{"image":"docker://pinned:1"}],"machineId":"m1"}`)
+	global := storedUnit(t, `{"name":"everywhere","apps":[{"image":"docker://agent:1"}],"global":true}`)
+	gone := storedUnit(t, `{"name":"gone","apps":[{"image":"docker://gone:1"}]}`)
+	tests := []struct {
+		name     string
+		snap     *snapshot
+		wantOps  string
+		wantMsg  map[string]string // unit → a part of its status message
+		notMsg   string            // no status message contains it
+		wantEvts string            // kind:unit of the events the plan adds
+		wantWarn string            // a part of a warning
+	}{{
+		name:     "countly on 2/1/1: m0 is full, so one of its original replicas stops before the first new one is created",
+		snap:     (&snapshot{units: []*store.Unit{countly}}).on(orig, []string{"m0", "m1", "m2", "m0"}, "launched", "active", "running"),
+		wantOps:  "stop:countly/orig4",
+		wantMsg:  map[string]string{"countly": "replacing 4 replicas of monder/kaylee"},
+		wantEvts: "adopted:countly",
+	}, {
+		name: "countly, an original replica of m0 stopped: it is destroyed and the first new replica is created",
+		snap: (&snapshot{units: []*store.Unit{countly}}).on(orig[:3], []string{"m0", "m1", "m2"}, "launched", "active", "running").
+			on(orig[3:], []string{"m0"}, "loaded", "inactive", "dead"),
+		wantOps: "create:countly/0 destroy:countly/orig4", wantEvts: "adopted:countly",
+		wantMsg: map[string]string{"countly": "replacing 4 replicas of monder/kaylee"},
+	}, {
+		name:     "countly on 1/1/1 with room everywhere: the first new replica is created at once, nothing stops",
+		snap:     (&snapshot{units: []*store.Unit{countly}}).on(orig[:3], []string{"m0", "m1", "m2"}, "launched", "active", "running"),
+		wantOps:  "create:countly/0",
+		wantEvts: "adopted:countly",
+	}, {
+		name: "new replica 0 ready on m0 (2 there, old and new): an original replica elsewhere may go, and the next new one (group 1) may land anywhere",
+		snap: (&snapshot{units: []*store.Unit{countly}}).on(orig[:3], []string{"m0", "m1", "m2"}, "launched", "active", "running").
+			on(cur[:1], []string{"m0"}, "launched", "active", "running"),
+		// surplus: 1 ready + 3 serving - 4 = 0; budget 4+1-(1+3) = 1, but m0
+		// is full and eligible for replica 1 (group 1): stop an original
+		// replica there first.
+		wantOps:  "stop:countly/orig1",
+		wantMsg:  map[string]string{"countly": "1 of 4 running the current spec, 1 ready; 3 old still to replace"},
+		wantEvts: "adopted:countly",
+	}, {
+		name: "the next new replica (2, group 0) cannot land on m0, full but holding new replica 0: it is created",
+		snap: (&snapshot{units: []*store.Unit{countly}}).on(orig[1:3], []string{"m0", "m2"}, "launched", "active", "running").
+			on(cur[:2], []string{"m0", "m1"}, "launched", "active", "running"),
+		wantOps:  "create:countly/2",
+		wantEvts: "adopted:countly",
+	}, {
+		name: "every new replica ready, the original replicas stopping: rolled out, the status says they are on their way out",
+		snap: (&snapshot{units: []*store.Unit{countly}}).on(cur, []string{"m0", "m1", "m2", "m1"}, "launched", "active", "running").
+			on(orig[:1], []string{"m2"}, "loaded", "deactivating", "stop-sigterm"),
+		wantMsg:  map[string]string{"countly": "4 of 4 running; 1 fleet unit of the old version on its way out; 1 fleet unit of monder/kaylee stopping"},
+		wantEvts: "adopted:countly",
+	}, {
+		name: "a new replica fails: the rollout fails, the new ones go, the original's replicas keep serving",
+		snap: (&snapshot{units: []*store.Unit{countly}}).on(orig[:3], []string{"m0", "m1", "m2"}, "launched", "active", "running").
+			on(cur[:1], []string{"m1"}, "launched", "failed", "failed"),
+		wantOps:  "stop:countly/0",
+		wantMsg:  map[string]string{"countly": "failed on machine m1"},
+		wantEvts: "adopted:countly",
+	}, {
+		name:     "a single unit (Conflicts=k2:single:*): the original's unit stops first",
+		snap:     (&snapshot{units: []*store.Unit{single}}).on(originalUnits(t, single, 7), []string{"m0"}, "launched", "active", "running"),
+		wantOps:  "stop:single/orig1",
+		wantMsg:  map[string]string{"single": "waiting for 1 old fleet unit(s) to stop before starting the new one; replacing 1 fleet unit of monder/kaylee"},
+		notMsg:   "1 of 1 running",
+		wantEvts: "adopted:single",
+	}, {
+		name:     "a single unit, the original's stopped: destroyed, nothing created while it is in fleet",
+		snap:     (&snapshot{units: []*store.Unit{single}}).on(originalUnits(t, single, 7), []string{"m0"}, "loaded", "inactive", "dead"),
+		wantOps:  "destroy:single/orig1",
+		wantEvts: "adopted:single",
+	}, {
+		name:     "a single unit, the original's gone: Kaylee's is created; the adoption is over",
+		snap:     &snapshot{units: []*store.Unit{single}},
+		wantOps:  "create:single/0",
+		wantEvts: "", // no original was seen by this planner: nothing to end
+	}, {
+		name:     "a machineId unit: the original's unit (which conflicts with Kaylee's on its machine) stops first",
+		snap:     (&snapshot{units: []*store.Unit{pinned}}).on(originalUnits(t, pinned, 9), []string{"m1"}, "launched", "active", "running"),
+		wantOps:  "stop:pinned/orig1",
+		wantEvts: "adopted:pinned",
+	}, {
+		name:     "a global unit: the original's unit stops on every machine first",
+		snap:     (&snapshot{units: []*store.Unit{global}}).on(originalUnits(t, global, 11), []string{"*"}, "launched", "active", "running"),
+		wantOps:  "stop:everywhere/orig1",
+		wantMsg:  map[string]string{"everywhere": "replacing 1 fleet unit of monder/kaylee"},
+		wantEvts: "adopted:everywhere",
+	}, {
+		name: "a stored unit the new validation refuses: the original's units are left as they are, nothing is adopted",
+		snap: (&snapshot{units: []*store.Unit{{Name: "single", Raw: single.Raw, Err: errors.New("unknown field")}}}).
+			on(originalUnits(t, single, 7), []string{"m0"}, "launched", "active", "running"),
+		wantMsg: map[string]string{"single": "the stored unit is invalid; its fleet units are left as they are"},
+	}, {
+		name:     "the original's units of a name not stored: left alone, reported once",
+		snap:     (&snapshot{units: []*store.Unit{single}}).on(originalUnits(t, gone, 5), []string{"m2"}, "launched", "active", "running"),
+		wantOps:  "create:single/0",
+		wantEvts: "original-left-alone:gone",
+		wantWarn: "fleet units of monder/kaylee for a unit that is not stored: left alone",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			snap := tt.snap
+			for _, id := range []string{"m0", "m1", "m2"} {
+				snap.machines = append(snap.machines, machine.MachineState{ID: id, PublicIP: "10.0.0." + id[1:], Metadata: map[string]string{"ssd": "false"}})
+			}
+			snap.registry = &registry{}
+			pp := newPassPlanner(Options{}.withDefaults())
+			for _, s := range snap.states {
+				if s.SystemdActiveState == "active" {
+					pp.mem.readySince[s.Name] = now.Add(-time.Minute)
+				}
+			}
+			plan := pp.plan(snap, now)
+			hashes := map[string]string{}
+			for _, u := range snap.units {
+				hashes[u.Name] = u.Spec.Hash(0)
+			}
+			if got := adoptOps(plan.ops, hashes); got != tt.wantOps {
+				t.Errorf("ops = %q, want %q", got, tt.wantOps)
+			}
+			for _, st := range plan.statuses {
+				if st.status == nil {
+					continue
+				}
+				t.Logf("%s: %s: %s", st.name, st.status.Phase, st.status.Message)
+				if want, ok := tt.wantMsg[st.name]; ok && !strings.Contains(st.status.Message, want) {
+					t.Errorf("status of %s: %q, want it to contain %q", st.name, st.status.Message, want)
+				}
+				if tt.notMsg != "" && strings.Contains(st.status.Message, tt.notMsg) {
+					t.Errorf("status of %s: %q contains %q", st.name, st.status.Message, tt.notMsg)
+				}
+			}
+			var evts []string
+			for _, e := range plan.events {
+				evts = append(evts, e.Kind+":"+e.Unit)
+			}
+			if got := strings.Join(evts, " "); got != tt.wantEvts {
+				t.Errorf("events = %q, want %q", got, tt.wantEvts)
+			}
+			var warns []string
+			for _, w := range plan.warnings {
+				warns = append(warns, w.msg)
+			}
+			if got := strings.Join(warns, "; "); !strings.Contains(got, tt.wantWarn) || tt.wantWarn == "" && got != "" {
+				t.Errorf("warnings = %q, want %q", got, tt.wantWarn)
+			}
+			// A second pass with the same snapshot tells nothing again.
+			plan = pp.plan(snap, now.Add(time.Second))
+			if len(plan.events) > 0 || len(plan.warnings) > 0 {
+				t.Errorf("second pass: events %v, warnings %v", plan.events, plan.warnings)
+			}
+		})
+	}
+}
+
+// The adoption's events: one when the original's units of a unit are
+// first seen, one when the last of them is gone.
+func TestPlanAdoptionEvents(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	single := storedUnit(t, `{"name":"single","apps":[{"image":"docker://single:1"}]}`)
+	machines := []machine.MachineState{{ID: "m0", PublicIP: "10.0.0.1"}}
+	pp := newPassPlanner(Options{}.withDefaults())
+	passes := []struct {
+		snap *snapshot
+		want string
+	}{
+		{(&snapshot{units: []*store.Unit{single}}).on(originalUnits(t, single, 7), []string{"m0"}, "launched", "active", "running"),
+			"adopted:single:1 fleet unit that monder/kaylee created for this unit taken over as its previous version: a rollout replaces it"},
+		{(&snapshot{units: []*store.Unit{single}}).on(originalUnits(t, single, 7), []string{"m0"}, "loaded", "inactive", "dead"), ""},
+		{(&snapshot{units: []*store.Unit{single}}).on(render(t, &single.Spec), []string{"m0"}, "launched", "active", "running"),
+			"adoption-done:single:the last fleet unit monder/kaylee created for this unit is gone: Kaylee's own replaced them all"},
+		{(&snapshot{units: []*store.Unit{single}}).on(render(t, &single.Spec), []string{"m0"}, "launched", "active", "running"), ""},
+	}
+	for i, p := range passes {
+		p.snap.machines, p.snap.registry = machines, &registry{}
+		plan := pp.plan(p.snap, now.Add(time.Duration(i)*time.Second))
+		var got []string
+		for _, e := range plan.events {
+			got = append(got, e.Kind+":"+e.Unit+":"+e.Message)
+		}
+		if g := strings.Join(got, "; "); g != p.want {
+			t.Errorf("pass %d: events %q, want %q", i, g, p.want)
+		}
+	}
+}

@@ -1,0 +1,110 @@
+package fleet
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/coreos/fleet/schema"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+// The fleet units of monder/kaylee, the program Kaylee descends from, are
+// named <prefix>:<name>:<hash6>:<group6>:<i>.service (see
+// deploy.ParseOriginalUnitName). When Kaylee's scheduler takes over a
+// cluster where the original ran, the original's units of a stored unit
+// are that unit's previous version: an ordinary rollout replaces them
+// (adoption). The original's units of a name that is not stored are left
+// alone: only the operator removes them.
+
+// OriginalUnits sorts the fleet unit names that monder/kaylee rendered with
+// prefix by the unit they belong to: adopt holds those of the stored units
+// (stored[name]), which the scheduler replaces; leftAlone those of every
+// other name, which it never touches. Names of the original's units only
+// are kept (Kaylee's own and any other are ignored); each list is sorted.
+// It makes no call.
+func OriginalUnits(prefix string, fleetUnitNames []string, stored map[string]bool) (adopt, leftAlone map[string][]string) {
+	adopt, leftAlone = map[string][]string{}, map[string][]string{}
+	for _, n := range fleetUnitNames {
+		id, ok := deploy.ParseOriginalUnitName(prefix, n)
+		if !ok {
+			continue
+		}
+		if stored[id.Name] {
+			adopt[id.Name] = append(adopt[id.Name], n)
+		} else {
+			leftAlone[id.Name] = append(leftAlone[id.Name], n)
+		}
+	}
+	for _, m := range []map[string][]string{adopt, leftAlone} {
+		for _, ns := range m {
+			sort.Strings(ns)
+		}
+	}
+	return adopt, leftAlone
+}
+
+// adoption tells what a pass finds of the original's fleet units: an
+// event when those of a stored unit are first seen (adopted: the rollout
+// replaces them) and when the last of them is gone, and, once per name,
+// an event and a warning for those of a name that is not stored.
+func (pp *passPlanner) adoption(fleetUnits []*schema.Unit, stored map[string]bool, actual map[string][]*actualUnit, res *planResult) {
+	for _, name := range sortedKeys(actual) {
+		n := unitSet(actual[name]).count(func(a *actualUnit) bool { return a.original && a.unit != nil })
+		switch {
+		case n > 0 && !pp.adopting[name] && rolledOut(res.inputs[name]):
+			pp.adopting[name] = true
+			res.events = append(res.events, store.Event{Kind: store.EventAdopted, Unit: name,
+				Message: fmt.Sprintf("%s that monder/kaylee created for this unit taken over as its previous version: a rollout replaces %s",
+					plural(n, "fleet unit"), map[bool]string{true: "it", false: "them"}[n == 1])})
+		case n == 0 && pp.adopting[name]:
+			delete(pp.adopting, name)
+			res.events = append(res.events, store.Event{Kind: store.EventAdoptionDone, Unit: name,
+				Message: "the last fleet unit monder/kaylee created for this unit is gone: Kaylee's own replaced them all"})
+		}
+	}
+	for name := range pp.adopting {
+		if len(actual[name]) == 0 {
+			delete(pp.adopting, name)
+		}
+	}
+	names := make([]string, len(fleetUnits))
+	for i, u := range fleetUnits {
+		names[i] = u.Name
+	}
+	_, left := OriginalUnits(pp.opts.UnitPrefix, names, stored)
+	for _, name := range sortedKeys(left) {
+		units := left[name]
+		if pp.leftAlone[name] {
+			continue
+		}
+		pp.leftAlone[name] = true
+		msg := fmt.Sprintf("%s of monder/kaylee for unit %s, which is not stored: left alone (the scheduler never removes them; remove them once they are no longer needed)",
+			plural(len(units), "fleet unit"), name)
+		res.events = append(res.events, store.Event{Kind: store.EventOriginalLeftAlone, Unit: name, Message: msg})
+		res.warnings = append(res.warnings, planWarning{"fleet units of monder/kaylee for a unit that is not stored: left alone",
+			[]any{"unit", name, "fleetUnits", strings.Join(units, " ")}})
+	}
+	for name := range pp.leftAlone {
+		if left[name] == nil {
+			delete(pp.leftAlone, name)
+		}
+	}
+}
+
+// rolledOut: the unit's fleet units are the rollout's to replace (a
+// valid stored spec, not suspended): only then are the original's adopted.
+func rolledOut(in *unitInput) bool {
+	return in != nil && in.spec != nil && in.specErr == nil && in.suspended == nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
