@@ -9,10 +9,9 @@ package migrate
 import (
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 
-	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/fleet"
 	"github.com/kaylee-gitops/kaylee/store/v2units"
 )
 
@@ -104,7 +103,7 @@ func Make(w World) Plan {
 		}
 	}
 	slices.SortStableFunc(p.Refused, func(a, b Refused) int { return strings.Compare(a.Name, b.Name) })
-	adopt, left := originals(w.UnitPrefix, w.FleetUnits, stored)
+	adopt, left := fleet.OriginalUnits(w.UnitPrefix, w.FleetUnits, stored)
 	for _, name := range slices.Sorted(maps.Keys(adopt)) {
 		p.Adopt = append(p.Adopt, Original{Name: name, FleetUnits: adopt[name], Waits: refused[name]})
 	}
@@ -159,27 +158,4 @@ func fixV3(prefix, name string) string {
 
 func fixV2(key, name string) string {
 	return "save it (ETCDCTL_API=2 etcdctl get " + key + " > " + name + ".json), correct it as the reason says, check it with kaylee validate " + name + ".json, then set it again through v2 or store it with kaylee run " + name + ".json"
-}
-
-// originals sorts the fleet units the original rendered with prefix by
-// unit name: those of stored names (adopted) and the others (left alone).
-// Each list is sorted; other fleet units are not listed.
-func originals(prefix string, fleetUnits []string, stored map[string]bool) (adopt, left map[string][]string) {
-	adopt, left = map[string][]string{}, map[string][]string{}
-	for _, n := range fleetUnits {
-		id, ok := deploy.ParseOriginalUnitName(prefix, n)
-		switch {
-		case !ok:
-		case stored[id.Name]:
-			adopt[id.Name] = append(adopt[id.Name], n)
-		default:
-			left[id.Name] = append(left[id.Name], n)
-		}
-	}
-	for _, m := range []map[string][]string{adopt, left} {
-		for _, ns := range m {
-			sort.Strings(ns)
-		}
-	}
-	return adopt, left
 }
