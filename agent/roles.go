@@ -108,7 +108,13 @@ func schedule(c Config, rec *fleet.Reconciler, m *metrics) func(context.Context,
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		bridged := make(chan error, 1)
-		go func() { bridged <- b.Run(ctx, f) }()
+		go func() {
+			err := b.Run(ctx, f)
+			if err != nil {
+				cancel() // the fence is lost: the term ends
+			}
+			bridged <- err
+		}()
 		err := rec.Run(ctx, f)
 		cancel() // the bridge stops with the reconciler
 		return errors.Join(err, <-bridged)

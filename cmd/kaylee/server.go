@@ -154,6 +154,12 @@ status to <etcd-prefix>/status/<name> (see kaylee status).
 fleet is reached through its registry in etcd (the same --etcd-endpoints,
 which need etcd's v2 API) or, with --fleet-endpoint, through fleetd's HTTP API.
 
+Units written through etcd's v2 API under <etcd-prefix>/units/ (as monder/kaylee
+and CI scripts for it store them: etcdctl set) are scheduled too: the leader
+copies each v2 write to v3, the same value written again restarts the unit, a
+v2 delete deletes what it copied (--etcd-v2-units=false turns that off; on an
+etcd without the v2 API it says so once and goes on).
+
 HTTP on --listen (default 127.0.0.1:9522, apart from kaylee agent's 9520 and
 kaylee sync's 9523; empty for none):
   GET  /healthz    200 while the process runs
