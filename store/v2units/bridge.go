@@ -124,6 +124,10 @@ func (b *Bridge) watch(ctx context.Context, index uint64, f store.Fence) error {
 	w := b.Keys.Watcher(b.Dir(), &etcd.WatcherOptions{AfterIndex: index, Recursive: true})
 	for {
 		r, err := w.Next(ctx)
+		var ee etcd.Error
+		if errors.As(err, &ee) && ee.Code == etcd.ErrorCodeEventIndexCleared {
+			return nil // etcd keeps 1,000 v2 events (fleet's too): list again
+		}
 		if err != nil {
 			return v2Error("watching "+b.Dir(), err)
 		}
