@@ -61,6 +61,12 @@ const (
 	EventResumed           = "resumed"
 	EventRollbackRequested = "rollback-requested"
 	EventSyncRequested     = "sync-requested"
+	// EventV2Units: the bridge of units written through etcd's v2 API
+	// left v3 as it was (a v2 value that differs at first sight, a v2
+	// delete of a unit rewritten through v3), or etcd has no v2 API. What
+	// it copies, deletes and restarts is recorded as stored, pruned and
+	// restart-requested, by "etcd-v2".
+	EventV2Units = "v2-units"
 )
 
 // Event is one thing Kaylee did, and why, at <prefix>/events/<id>. Events
