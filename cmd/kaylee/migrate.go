@@ -253,8 +253,11 @@ func originalsTable(w io.Writer, os []migrate.Original, waits string) {
 	var rows []string
 	for _, o := range os {
 		note := ""
-		if o.Waits {
+		switch {
+		case o.Waits:
 			note = waits
+		case o.HeldBy != "":
+			note = "held by the refused unit " + o.HeldBy + " (its JSON's name): never removed; write it under its name and they are adopted"
 		}
 		for _, u := range o.FleetUnits {
 			row := o.Name + "\t" + u
