@@ -139,7 +139,8 @@ func (a *app) migrationWorld(ctx context.Context, s *store.Store, f migrateFlags
 	if err != nil {
 		return w, nil, err
 	}
-	v2, _, err := v2units.List(ctx, keys, s.Prefix()+"/units")
+	l, err := v2units.List(ctx, keys, s.Prefix()+"/units")
+	v2 := l.Writes
 	switch {
 	case errors.Is(err, v2units.ErrUnavailable):
 		w.V2Error = err.Error()
