@@ -110,11 +110,11 @@ func FirstSight(v2, v3 []byte) Outcome {
 
 // Migrate is what kaylee migrate writes for the v2 value w: as at the
 // bridge's first sight (copied when v3 has no unit or the same one), or,
-// with overwrite, w's value over a v3 unit that differs. Its record makes
-// the bridge take w as seen.
+// with overwrite, w's value over a v3 unit that differs, unless a git
+// source owns it. Its record makes the bridge take w as seen.
 func Migrate(w Write, overwrite bool) func(store.V2State) store.V2Apply {
 	return func(st store.V2State) store.V2Apply {
-		a, o := Decide(w, store.V2State{Value: st.Value})
+		a, o := Decide(w, store.V2State{Value: st.Value, Owner: st.Owner})
 		if o == KeptV3 && overwrite {
 			a.Put, a.Record.Copied = w.Value, true
 		}
