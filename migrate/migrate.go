@@ -166,6 +166,24 @@ func (p Plan) Remove() []string {
 	return out
 }
 
+// StillRemovable is what of before.Remove() may still be removed given
+// now, the stored units read again just before they are stopped: those of
+// names still not stored (nor held); kept are the others, stored since.
+func StillRemovable(before Plan, now World) (remove, kept []string) {
+	still := map[string]bool{}
+	for _, n := range Make(now).Remove() {
+		still[n] = true
+	}
+	for _, n := range before.Remove() {
+		if still[n] {
+			remove = append(remove, n)
+		} else {
+			kept = append(kept, n)
+		}
+	}
+	return remove, kept
+}
+
 func fixV3(prefix, name string) string {
 	return "save it (etcdctl get --print-value-only " + prefix + "/units/" + name + " > " + name + ".json), correct it as the reason says, check it with kaylee validate " + name + ".json, store it with kaylee run " + name + ".json"
 }

@@ -79,3 +79,19 @@ func TestMake(t *testing.T) {
 		})
 	}
 }
+
+// Read again just before the original's units are stopped: those of a
+// name stored since (v3 or v2, or held under another key) are kept.
+func TestStillRemovable(t *testing.T) {
+	check := func(string, []byte) error { return nil }
+	units := []string{"k2:gone:aaaaaa:bbbbbb:1.service", "k2:old:aaaaaa:bbbbbb:1.service", "k2:held:aaaaaa:bbbbbb:1.service", "k2:stays:aaaaaa:bbbbbb:1.service"}
+	before := Make(World{Prefix: "/kaylee2", UnitPrefix: "k2", FleetUnits: units, Check: check})
+	now := World{Prefix: "/kaylee2", UnitPrefix: "k2", FleetUnits: units, Check: check,
+		V3: map[string][]byte{"gone": []byte(`{"name":"gone"}`), "web": []byte(`{"name":"held"}`)},
+		V2: map[string][]byte{"old": []byte(`{"name":"old"}`)}}
+	remove, kept := StillRemovable(before, now)
+	if !reflect.DeepEqual(remove, []string{"k2:stays:aaaaaa:bbbbbb:1.service"}) ||
+		!reflect.DeepEqual(kept, []string{"k2:gone:aaaaaa:bbbbbb:1.service", "k2:held:aaaaaa:bbbbbb:1.service", "k2:old:aaaaaa:bbbbbb:1.service"}) {
+		t.Fatalf("StillRemovable: remove %q, kept %q", remove, kept)
+	}
+}

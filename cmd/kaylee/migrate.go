@@ -237,19 +237,9 @@ func (a *app) stillNotStored(ctx context.Context, s *store.Store, f migrateFlags
 	if w.V2Error != "" {
 		return nil, fmt.Errorf("reading the stored units again before removing the original's: %s", w.V2Error)
 	}
-	still := map[string]bool{}
-	for _, n := range migrate.Make(w).Remove() {
-		still[n] = true
-	}
-	var out []string
-	for _, n := range m.Remove() {
-		if still[n] {
-			out = append(out, n)
-		} else {
-			m.NowStored = append(m.NowStored, n)
-		}
-	}
-	return out, nil
+	remove, kept := migrate.StillRemovable(m.Plan, w)
+	m.NowStored = kept
+	return remove, nil
 }
 
 // copyActions are the words of the copy table's ACTION column.
