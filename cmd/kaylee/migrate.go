@@ -280,7 +280,7 @@ func printMigration(w io.Writer, output string, m *migration) error {
 	for _, r := range m.Refused {
 		fmt.Fprintf(tw, "  %s (%s)\n    reason: %s\n    fix:    %s\n", r.Name, r.Where, strings.ReplaceAll(r.Reason, "\n", "; "), r.Fix)
 	}
-	fmt.Fprintln(tw, "\nthe original's fleet units of names not stored, left alone (--remove-original stops and destroys them):")
+	fmt.Fprintln(tw, "\nthe original's fleet units of names not stored, left alone (--remove-original stops and destroys them, but those held):")
 	if m.V2Error != "" {
 		fmt.Fprintln(tw, "  (--remove-original is refused: units stored only through v2 could not be read)")
 	}

@@ -48,6 +48,8 @@ func migrateWorld(t *testing.T) (env map[string]string, api client.API) {
 		"web":    web,
 		"api":    `{"name":"api","replicas":3,"apps":[{"image":"docker://api:2"}]}`,
 		"worker": `{"name":"worker","replicas":"two","apps":[{"image":"docker://worker"}]}`,
+		// The original ran it as frontend (its JSON's name): held.
+		"site": `{"name":"frontend","apps":[{"image":"docker://site"}]}`,
 	} {
 		if _, err := c.Put(ctx, "/kaylee2/units/"+k, v); err != nil {
 			t.Fatal(err)
@@ -61,8 +63,9 @@ func migrateWorld(t *testing.T) (env map[string]string, api client.API) {
 		"k2:web:123abc:456def:1.service",
 		"k2:worker:aaaaaa:bbbbbb:1.service",
 		"k2:legacy:cccccc:dddddd:1.service", "k2:legacy:cccccc:eeeeee:2.service",
-		"k2:web:0123abcd:456def:0.service", // Kaylee's own
-		"monitoring.service",               // someone else's
+		"k2:frontend:abcdef:123456:1.service", // site's: held
+		"k2:web:0123abcd:456def:0.service",    // Kaylee's own
+		"monitoring.service",                  // someone else's
 	} {
 		u := &schema.Unit{Name: name, DesiredState: "loaded", Options: []*schema.UnitOption{{Section: "Service", Name: "ExecStart", Value: "/bin/sleep 1000"}}}
 		if err := api.CreateUnit(u); err != nil {
@@ -153,8 +156,11 @@ func TestMigrateCopiesAndRemoves(t *testing.T) {
 	if left := fleetUnits(t, api, "k2:legacy:"); len(left) != 0 {
 		t.Fatalf("left: %q", left)
 	}
-	if n := len(fleetUnits(t, api, "k2:")); n != 6 {
-		t.Fatalf("fleet units besides legacy's: %d, want 6 (countly's 3, web's 2, worker's)", n)
+	if n := len(fleetUnits(t, api, "k2:")); n != 7 {
+		t.Fatalf("fleet units besides legacy's: %d, want 7 (countly's 3, web's 2, worker's, frontend's)", n)
+	}
+	if n := len(fleetUnits(t, api, "k2:frontend:")); n != 1 {
+		t.Fatalf("--remove-original removed the unit held by site (JSON name frontend): %d left", n)
 	}
 	if r := kaylee(t, env, "ls"); r.code != 0 || !strings.Contains(r.stdout, "countly") {
 		t.Fatalf("ls after migrate: %s%s", r.stdout, r.err)
