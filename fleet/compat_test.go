@@ -38,7 +38,7 @@ func TestStoredJSONCompat(t *testing.T) {
 	}
 	for name, msg := range map[string]string{
 		"noapps": "the stored unit is invalid; its fleet units are left as they are: /kaylee2/units/noapps:1: apps: required: at least one app with an image",
-		"other":  "the stored unit is invalid; its fleet units are left as they are: the key is /kaylee2/units/other, the JSON's name is misnamed: write it under /kaylee2/units/misnamed, or set name to other",
+		"other":  "the stored unit is invalid; its fleet units are left as they are: the key is /kaylee2/units/other, the JSON's name is misnamed: write it under /kaylee2/units/misnamed (setting name to other instead leaves monder/kaylee's fleet units of misnamed, if any, running beside Kaylee's of other)",
 	} {
 		st := h.waitStatus(name, store.PhaseFailed, "", 30*time.Second)
 		if st.Message != msg {

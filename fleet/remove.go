@@ -12,12 +12,16 @@ import (
 // one's target state to loaded (stopped), waits until none of them is
 // active on any machine (or timeout passes: fleet may never report a
 // state for a unit whose machine is gone), then destroys them. done is
-// told of each unit destroyed. It is for the operator's say-so (kaylee
+// told of each unit stopped (destroyed false: its target state set), then
+// of each destroyed. It is for the operator's say-so (kaylee
 // migrate --remove-original), not for the scheduler's own units.
-func StopAndDestroy(ctx context.Context, api client.API, names []string, timeout time.Duration, done func(name string)) error {
+func StopAndDestroy(ctx context.Context, api client.API, names []string, timeout time.Duration, done func(name string, destroyed bool)) error {
 	for _, n := range names {
 		if err := api.SetUnitTargetState(n, targetLoaded); err != nil {
 			return fmt.Errorf("stopping fleet unit %s: %w", n, err)
+		}
+		if done != nil {
+			done(n, false)
 		}
 	}
 	deadline := time.Now().Add(timeout)
@@ -40,7 +44,7 @@ func StopAndDestroy(ctx context.Context, api client.API, names []string, timeout
 			return fmt.Errorf("destroying fleet unit %s: %w", n, err)
 		}
 		if done != nil {
-			done(n)
+			done(n, true)
 		}
 	}
 	return nil

@@ -57,6 +57,11 @@ type Original struct {
 	// Waits: the name is stored but its JSON is refused: the scheduler
 	// adopts them once it is fixed.
 	Waits bool `json:"waits,omitempty"`
+	// HeldBy: the name is not stored, but the value under this other key
+	// has it as its JSON name (refused: the key is the unit's name), as
+	// monder/kaylee named its fleet units: they are that value's, never
+	// removed.
+	HeldBy string `json:"heldBy,omitempty"`
 }
 
 // Refused is stored JSON the scheduler refuses.
@@ -107,8 +112,14 @@ func Make(w World) Plan {
 	for _, name := range slices.Sorted(maps.Keys(adopt)) {
 		p.Adopt = append(p.Adopt, Original{Name: name, FleetUnits: adopt[name], Waits: refused[name]})
 	}
+	values := maps.Clone(w.V2)
+	if values == nil {
+		values = map[string][]byte{}
+	}
+	maps.Copy(values, w.V3) // both are read: a v3 value of a key wins
+	held := fleet.HeldNames(values)
 	for _, name := range slices.Sorted(maps.Keys(left)) {
-		p.LeftAlone = append(p.LeftAlone, Original{Name: name, FleetUnits: left[name]})
+		p.LeftAlone = append(p.LeftAlone, Original{Name: name, FleetUnits: left[name], HeldBy: held[name]})
 	}
 	return p
 }
@@ -143,13 +154,34 @@ func (p Plan) Copies() []Copy {
 }
 
 // Remove are the fleet units kaylee migrate --remove-original stops and
-// destroys: the original's units of names not stored.
+// destroys: the original's units of names not stored, nor held by a value
+// stored under another key.
 func (p Plan) Remove() []string {
 	var out []string
 	for _, o := range p.LeftAlone {
-		out = append(out, o.FleetUnits...)
+		if o.HeldBy == "" {
+			out = append(out, o.FleetUnits...)
+		}
 	}
 	return out
+}
+
+// StillRemovable is what of before.Remove() may still be removed given
+// now, the stored units read again just before they are stopped: those of
+// names still not stored (nor held); kept are the others, stored since.
+func StillRemovable(before Plan, now World) (remove, kept []string) {
+	still := map[string]bool{}
+	for _, n := range Make(now).Remove() {
+		still[n] = true
+	}
+	for _, n := range before.Remove() {
+		if still[n] {
+			remove = append(remove, n)
+		} else {
+			kept = append(kept, n)
+		}
+	}
+	return remove, kept
 }
 
 func fixV3(prefix, name string) string {

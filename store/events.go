@@ -38,6 +38,11 @@ const (
 	EventAdopted           = "adopted"
 	EventAdoptionDone      = "adoption-done"
 	EventOriginalLeftAlone = "original-left-alone"
+	// EventOriginalHeld for those of a name that is not stored but is the
+	// JSON name of a value stored under another key (refused: the key is
+	// the unit's name; monder/kaylee used the JSON's): left alone, never
+	// removable, until that value is written under its name.
+	EventOriginalHeld = "original-held"
 	// Rollouts, from the unit's history.
 	EventRolloutStarted   = "rollout-started"
 	EventRolloutSucceeded = "rollout-succeeded"

@@ -93,7 +93,7 @@ func TestListReportsBadValues(t *testing.T) {
 		"broken":  "/kaylee2/units/broken: invalid JSON",
 		"countly": "ok ",
 		// The key is Kaylee's contract; the error says the two fixes.
-		"other": `the key is /kaylee2/units/other, the JSON's name is misnamed: write it under /kaylee2/units/misnamed, or set name to other`,
+		"other": `the key is /kaylee2/units/other, the JSON's name is misnamed: write it under /kaylee2/units/misnamed (setting name to other instead leaves monder/kaylee's fleet units of misnamed, if any, running beside Kaylee's of other)`,
 		// Unknown fields of stored JSON are ignored (monder/kaylee did),
 		// with a warning.
 		"typo": `ok /kaylee2/units/typo:1: unknown field "replcas" (did you mean "replicas"?): ignored`,

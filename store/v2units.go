@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -30,6 +31,8 @@ type V2State struct {
 	Value   []byte // the stored unit's JSON; nil when there is none
 	Record  *V2Record
 	Restart int64 // the unit's restart counter
+	// Owner is the git source whose inventory holds the unit, if any.
+	Owner string
 }
 
 // V2Apply is what the bridge writes for one name, in one transaction.
@@ -54,19 +57,22 @@ func (s *Store) V2Records(ctx context.Context) (map[string]*V2Record, error) {
 	return listRecords[V2Record](ctx, s, "v2 units record", s.v2Dir())
 }
 
-// ApplyV2 reads name's unit, restart counter and bridge record, asks decide
-// what to write and writes it in one transaction, fenced and conditional on
-// none of the three having changed since they were read (it reads and asks
-// again when one did). It returns what was written.
+// ApplyV2 reads name's unit, restart counter, bridge record and git owner
+// (the sync records), asks decide what to write and writes it in one
+// transaction, fenced and conditional on none of them having changed since
+// they were read (it reads and asks again when one did). It returns what
+// was written.
 func (s *Store) ApplyV2(ctx context.Context, name string, decide func(V2State) V2Apply, f Fence) (V2Apply, error) {
 	keys := []string{s.unitKey(name), s.restartKey(name), s.v2RecordKey(name)}
 	for {
-		r, err := s.c.Txn(ctx).Then(clientv3.OpGet(keys[0]), clientv3.OpGet(keys[1]), clientv3.OpGet(keys[2])).Commit()
+		r, err := s.c.Txn(ctx).Then(clientv3.OpGet(keys[0]), clientv3.OpGet(keys[1]), clientv3.OpGet(keys[2]),
+			clientv3.OpGet(s.syncDir(), clientv3.WithPrefix())).Commit()
 		if err != nil {
 			return V2Apply{}, fmt.Errorf("etcd: reading unit %q: %w", name, err)
 		}
-		var st V2State
-		cmps := make([]clientv3.Cmp, 0, len(keys))
+		st := V2State{Owner: ownerOf(name, r.Responses[3].GetResponseRange().Kvs)}
+		cmps := make([]clientv3.Cmp, 0, len(keys)+1)
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.syncDir()), "<", r.Header.Revision+1).WithPrefix())
 		for i, key := range keys {
 			var modRev int64
 			if kvs := r.Responses[i].GetResponseRange().Kvs; len(kvs) == 1 {
@@ -89,6 +95,22 @@ func (s *Store) ApplyV2(ctx context.Context, name string, decide func(V2State) V
 			return a, nil
 		}
 	}
+}
+
+// ownerOf is the source of the sync records kvs whose inventory holds
+// name ("": none). A record that does not decode owns nothing here (the
+// sync reports it).
+func ownerOf(name string, kvs []*mvccpb.KeyValue) string {
+	for _, kv := range kvs {
+		var rec SyncRecord
+		if json.Unmarshal(kv.Value, &rec) != nil {
+			continue
+		}
+		if _, ok := rec.Inventory[name]; ok {
+			return rec.Source
+		}
+	}
+	return ""
 }
 
 // set fills the i-th of the unit, restart counter and record.

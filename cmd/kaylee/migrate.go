@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -50,10 +51,18 @@ from, ran. It lists, in four tables:
 With --dry-run it changes nothing. Without, it copies the v2 units to v3 (as
 the scheduler's bridge does when it first sees them: only where v3 has none,
 or with --overwrite) and, with --remove-original, stops then destroys the
-original's fleet units of names not stored.
+original's fleet units of names not stored. Those of a name that is the
+JSON name of a value stored under another key are that value's (the
+original named its fleet units after the JSON's name): never removed.
+--remove-original is refused when etcd's v2 API cannot be read (names may
+be stored only there), and the stored names are read again just before the
+units are stopped.
 
 Exit codes: 0 when no stored JSON is refused, 1 when some is (a CI job can
-gate on it), 2 when etcd or fleet could not be read, 4 for a wrong flag.`,
+gate on it), 2 when etcd or fleet could not be read, or a write failed or
+was cancelled midway (what was done is printed: copied, destroyed, stopped
+but not destroyed), or --remove-original without etcd's v2 API, 4 for a
+wrong flag.`,
 		Example: `  kaylee migrate --dry-run
   kaylee migrate --dry-run -o json
   kaylee migrate --remove-original`,
@@ -86,6 +95,13 @@ type migration struct {
 	migrate.Plan
 	Copied    []string `json:"copied,omitempty"`
 	Destroyed []string `json:"destroyed,omitempty"`
+	// Stopped: stopped but not destroyed (the migration stopped between).
+	Stopped []string `json:"stopped,omitempty"`
+	// NowStored: left alone when read, stored when about to be removed:
+	// kept.
+	NowStored []string `json:"nowStored,omitempty"`
+	// Failed says why the migration stopped before it finished.
+	Failed string `json:"failed,omitempty"`
 
 	v2 map[string]v2units.Write
 }
@@ -97,9 +113,18 @@ func (a *app) runMigrate(ctx context.Context, out, errw io.Writer, f migrateFlag
 		return exitError{code: exitUnreachable}
 	}
 	defer done()
+	if f.removeOriginal && !f.dryRun && m.V2Error != "" {
+		fmt.Fprintf(errw, "kaylee: --remove-original: the units written through etcd's v2 API could not be read (%s): the original's fleet units of names stored only there would be destroyed; nothing changed (run kaylee migrate where etcd serves v2, or remove them with fleetctl)\n", m.V2Error)
+		return exitError{code: exitUnreachable}
+	}
 	if !f.dryRun {
 		if err := a.applyMigration(ctx, s, f, m); err != nil {
-			return err
+			m.Failed = err.Error()
+			if perr := printMigration(out, f.output, m); perr != nil {
+				return perr
+			}
+			fmt.Fprintf(errw, "kaylee: migrate stopped before it finished: %v (what it did is above)\n", err)
+			return exitError{code: exitUnreachable}
 		}
 	}
 	if err := printMigration(out, f.output, m); err != nil {
@@ -139,7 +164,8 @@ func (a *app) migrationWorld(ctx context.Context, s *store.Store, f migrateFlags
 	if err != nil {
 		return w, nil, err
 	}
-	v2, _, err := v2units.List(ctx, keys, s.Prefix()+"/units")
+	l, err := v2units.List(ctx, keys, s.Prefix()+"/units")
+	v2 := l.Writes
 	switch {
 	case errors.Is(err, v2units.ErrUnavailable):
 		w.V2Error = err.Error()
@@ -170,7 +196,7 @@ func (a *app) applyMigration(ctx context.Context, s *store.Store, f migrateFlags
 		wr := m.v2[c.Name]
 		done, err := s.ApplyV2(ctx, c.Name, v2units.Migrate(wr, f.overwrite), store.Fence{})
 		if err != nil {
-			return err
+			return fmt.Errorf("copying %s to v3: %w", c.Name, err)
 		}
 		if done.Put == nil {
 			continue // v3 changed since it was read: kept
@@ -182,11 +208,38 @@ func (a *app) applyMigration(ctx context.Context, s *store.Store, f migrateFlags
 	if !f.removeOriginal || len(m.Remove()) == 0 {
 		return nil
 	}
+	remove, err := a.stillNotStored(ctx, s, f, m)
+	if err != nil || len(remove) == 0 {
+		return err
+	}
 	api, err := a.fleetAPI(&f.sched)
 	if err != nil {
 		return err
 	}
-	return fleet.StopAndDestroy(ctx, api, m.Remove(), f.stopTimeout, func(name string) { m.Destroyed = append(m.Destroyed, name) })
+	return fleet.StopAndDestroy(ctx, api, remove, f.stopTimeout, func(name string, destroyed bool) {
+		if !destroyed {
+			m.Stopped = append(m.Stopped, name)
+			return
+		}
+		m.Destroyed = append(m.Destroyed, name)
+		m.Stopped = slices.DeleteFunc(m.Stopped, func(n string) bool { return n == name })
+	})
+}
+
+// stillNotStored reads the stored units (v3 and v2) again just before the
+// original's units are stopped, and returns those of m.Remove() whose
+// names are still not stored (nor held); the others go to m.NowStored.
+func (a *app) stillNotStored(ctx context.Context, s *store.Store, f migrateFlags, m *migration) ([]string, error) {
+	w, _, err := a.migrationWorld(ctx, s, f)
+	if err != nil {
+		return nil, fmt.Errorf("reading the stored units again before removing the original's: %w", err)
+	}
+	if w.V2Error != "" {
+		return nil, fmt.Errorf("reading the stored units again before removing the original's: %s", w.V2Error)
+	}
+	remove, kept := migrate.StillRemovable(m.Plan, w)
+	m.NowStored = kept
+	return remove, nil
 }
 
 // copyActions are the words of the copy table's ACTION column.
@@ -227,10 +280,22 @@ func printMigration(w io.Writer, output string, m *migration) error {
 	for _, r := range m.Refused {
 		fmt.Fprintf(tw, "  %s (%s)\n    reason: %s\n    fix:    %s\n", r.Name, r.Where, strings.ReplaceAll(r.Reason, "\n", "; "), r.Fix)
 	}
-	fmt.Fprintln(tw, "\nthe original's fleet units of names not stored, left alone (--remove-original stops and destroys them):")
+	fmt.Fprintln(tw, "\nthe original's fleet units of names not stored, left alone (--remove-original stops and destroys them, but those held):")
+	if m.V2Error != "" {
+		fmt.Fprintln(tw, "  (--remove-original is refused: units stored only through v2 could not be read)")
+	}
 	originalsTable(tw, m.LeftAlone, "")
 	if !m.DryRun {
 		fmt.Fprintf(tw, "\ncopied to v3: %s\ndestroyed: %s\n", orNone(m.Copied), orNone(m.Destroyed))
+		if len(m.Stopped) > 0 {
+			fmt.Fprintf(tw, "stopped, not destroyed: %s\n", orNone(m.Stopped))
+		}
+		if len(m.NowStored) > 0 {
+			fmt.Fprintf(tw, "kept, stored since they were listed: %s\n", orNone(m.NowStored))
+		}
+		if m.Failed != "" {
+			fmt.Fprintf(tw, "stopped before it finished: %s\n", m.Failed)
+		}
 	}
 	return tw.Flush()
 }
@@ -253,8 +318,11 @@ func originalsTable(w io.Writer, os []migrate.Original, waits string) {
 	var rows []string
 	for _, o := range os {
 		note := ""
-		if o.Waits {
+		switch {
+		case o.Waits:
 			note = waits
+		case o.HeldBy != "":
+			note = "held by the refused unit " + o.HeldBy + " (its JSON's name): never removed; write it under its name and they are adopted"
 		}
 		for _, u := range o.FleetUnits {
 			row := o.Name + "\t" + u

@@ -1,16 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/fleet/client"
 	"github.com/coreos/fleet/schema"
+	"github.com/coreos/fleet/unit"
 
 	"github.com/kaylee-gitops/kaylee/fleet"
+	"github.com/kaylee-gitops/kaylee/fleet/fleetreg"
+	"github.com/kaylee-gitops/kaylee/fleet/fleetsim/fleetsimtest"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 	"github.com/kaylee-gitops/kaylee/store/v2units"
 )
@@ -43,6 +48,8 @@ func migrateWorld(t *testing.T) (env map[string]string, api client.API) {
 		"web":    web,
 		"api":    `{"name":"api","replicas":3,"apps":[{"image":"docker://api:2"}]}`,
 		"worker": `{"name":"worker","replicas":"two","apps":[{"image":"docker://worker"}]}`,
+		// The original ran it as frontend (its JSON's name): held.
+		"site": `{"name":"frontend","apps":[{"image":"docker://site"}]}`,
 	} {
 		if _, err := c.Put(ctx, "/kaylee2/units/"+k, v); err != nil {
 			t.Fatal(err)
@@ -56,8 +63,9 @@ func migrateWorld(t *testing.T) (env map[string]string, api client.API) {
 		"k2:web:123abc:456def:1.service",
 		"k2:worker:aaaaaa:bbbbbb:1.service",
 		"k2:legacy:cccccc:dddddd:1.service", "k2:legacy:cccccc:eeeeee:2.service",
-		"k2:web:0123abcd:456def:0.service", // Kaylee's own
-		"monitoring.service",               // someone else's
+		"k2:frontend:abcdef:123456:1.service", // site's: held
+		"k2:web:0123abcd:456def:0.service",    // Kaylee's own
+		"monitoring.service",                  // someone else's
 	} {
 		u := &schema.Unit{Name: name, DesiredState: "loaded", Options: []*schema.UnitOption{{Section: "Service", Name: "ExecStart", Value: "/bin/sleep 1000"}}}
 		if err := api.CreateUnit(u); err != nil {
@@ -148,8 +156,11 @@ func TestMigrateCopiesAndRemoves(t *testing.T) {
 	if left := fleetUnits(t, api, "k2:legacy:"); len(left) != 0 {
 		t.Fatalf("left: %q", left)
 	}
-	if n := len(fleetUnits(t, api, "k2:")); n != 6 {
-		t.Fatalf("fleet units besides legacy's: %d, want 6 (countly's 3, web's 2, worker's)", n)
+	if n := len(fleetUnits(t, api, "k2:")); n != 7 {
+		t.Fatalf("fleet units besides legacy's: %d, want 7 (countly's 3, web's 2, worker's, frontend's)", n)
+	}
+	if n := len(fleetUnits(t, api, "k2:frontend:")); n != 1 {
+		t.Fatalf("--remove-original removed the unit held by site (JSON name frontend): %d left", n)
 	}
 	if r := kaylee(t, env, "ls"); r.code != 0 || !strings.Contains(r.stdout, "countly") {
 		t.Fatalf("ls after migrate: %s%s", r.stdout, r.err)
@@ -157,5 +168,72 @@ func TestMigrateCopiesAndRemoves(t *testing.T) {
 	r = kaylee(t, env, "migrate", "--dry-run", "--overwrite")
 	if !strings.Contains(r.stdout, "copy over v3 (--overwrite)") || !strings.Contains(r.stdout, "nothing (v3 holds the same JSON)") {
 		t.Fatalf("migrate --dry-run --overwrite after migrate:\n%s%s", r.stdout, r.err)
+	}
+}
+
+// --remove-original when etcd has no v2 API: the original's units may be
+// stored only there, so it is refused (exit 2) and nothing changes.
+func TestMigrateRemoveOriginalWithoutV2(t *testing.T) {
+	e := etcdtest.NewNoV2(t)
+	// fleet through its HTTP API (fleetd's registry on an etcd of its own).
+	fe := etcdtest.New(t)
+	api, err := fleet.NewAPI(fleet.Config{EtcdEndpoints: fe.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := fleetsimtest.StartAPIServer(t, fe.Endpoints(), fleet.DefaultKeyPrefix)
+	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
+	u := &schema.Unit{Name: "k2:legacy:cccccc:dddddd:1.service", DesiredState: "loaded", Options: []*schema.UnitOption{{Section: "Service", Name: "ExecStart", Value: "/bin/sleep 1000"}}}
+	if err := api.CreateUnit(u); err != nil {
+		t.Fatal(err)
+	}
+	r := kaylee(t, env, "migrate", "--remove-original", "--fleet-endpoint", endpoint)
+	want := "kaylee: --remove-original: the units written through etcd's v2 API could not be read"
+	if r.code != 2 || !strings.Contains(r.err, want) || !strings.Contains(r.err, "nothing changed") {
+		t.Fatalf("migrate --remove-original without v2: exit %d (want 2)\n%s%s\nwant %q", r.code, r.stdout, r.err, want)
+	}
+	if n := len(fleetUnits(t, api, "k2:legacy:")); n != 1 {
+		t.Fatalf("the original's unit was removed: %d left", n)
+	}
+	if r := kaylee(t, env, "migrate", "--dry-run", "--fleet-endpoint", endpoint); r.code != 0 || !strings.Contains(r.stdout, "none read: reading /kaylee2/units: etcd's v2 API is not available") ||
+		!strings.Contains(r.stdout, "  (--remove-original is refused: units stored only through v2 could not be read)\n  NAME    FLEET UNIT\n  legacy  k2:legacy:cccccc:dddddd:1.service") {
+		t.Fatalf("migrate --dry-run without v2: exit %d\n%s%s", r.code, r.stdout, r.err)
+	}
+}
+
+// A migrate cancelled while it waits for the original's units to stop
+// says what it did (copied, stopped but not destroyed) and exits 2.
+func TestMigrateReportsWhenStopped(t *testing.T) {
+	env, api := migrateWorld(t)
+	reg := api.(*fleetreg.API).Registry()
+	for _, n := range []string{"k2:legacy:cccccc:dddddd:1.service", "k2:legacy:cccccc:eeeeee:2.service"} {
+		if err := api.SetUnitTargetState(n, "launched"); err != nil {
+			t.Fatal(err)
+		}
+		reg.SaveUnitState(n, &unit.UnitState{LoadState: "loaded", ActiveState: "active", SubState: "running", MachineID: "m1", UnitName: n, UnitHash: "0123abcd"}, time.Hour)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { // cancel once both are told to stop
+		for ctx.Err() == nil {
+			us, _ := api.Units()
+			stopped := 0
+			for _, u := range us {
+				if strings.HasPrefix(u.Name, "k2:legacy:") && u.DesiredState == "loaded" {
+					stopped++
+				}
+			}
+			if stopped == 2 {
+				cancel()
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"migrate", "--remove-original", "--stop-timeout", "1m"}, &stdio{in: strings.NewReader(""), out: &out, err: &errb}, func(k string) string { return env[k] })
+	if code != 2 || !strings.Contains(out.String(), "copied to v3: countly, cron") ||
+		!strings.Contains(out.String(), "stopped, not destroyed: k2:legacy:cccccc:dddddd:1.service, k2:legacy:cccccc:eeeeee:2.service") ||
+		!strings.Contains(out.String(), "destroyed: none") || !strings.Contains(errb.String(), "kaylee: migrate stopped before it finished: ") {
+		t.Fatalf("a cancelled migrate: exit %d (want 2)\n%s%s", code, out.String(), errb.String())
 	}
 }

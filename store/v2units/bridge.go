@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	etcd "github.com/coreos/etcd/client"
@@ -33,6 +35,8 @@ type Bridge struct {
 	// Retry is how long the bridge waits before asking again after etcd
 	// failed (a minute when etcd has no v2 API); zero: 1s, doubling to 30s.
 	Retry time.Duration
+
+	refused string // the last refusal of a listing's deletes, said once
 }
 
 // Dir is the v2 directory the bridge reads: <prefix>/units.
@@ -96,26 +100,80 @@ func (b *Bridge) tell(ok bool) {
 // names recorded but gone), then applies the watch's changes until an
 // error; ErrUnavailable when etcd has no v2 API.
 func (b *Bridge) pass(ctx context.Context, f store.Fence, listed func()) error {
-	writes, index, err := List(ctx, b.Keys, b.Dir())
+	l, err := List(ctx, b.Keys, b.Dir())
 	if err != nil {
 		return err
 	}
+	writes, index := l.Writes, l.Index
 	listed()
 	recs, err := b.Store.V2Records(ctx)
 	if err != nil {
 		return err
 	}
+	var gone []string
 	for name := range recs {
 		if _, ok := writes[name]; !ok {
-			writes[name] = Write{Name: name, Deleted: true}
+			gone = append(gone, name)
 		}
+	}
+	if err := b.listedDeletes(ctx, f, l, gone, len(recs)); err != nil {
+		return err
 	}
 	for _, w := range sorted(writes) {
 		if err := b.apply(ctx, w, f); err != nil {
 			return err
 		}
 	}
+	b.Log.Debug("etcd v2 units: listing applied", "dir", b.Dir(), "units", len(l.Writes), "index", index)
 	return b.watch(ctx, index, f)
+}
+
+// MaxListedDeletes is the share of the names the bridge recorded that a
+// listing may delete (names no longer listed, whose deletes the watch
+// missed: the bridge was down, or etcd cleared the events): past it (and
+// past one name), none is deleted, as a sync refuses to prune more than its
+// maxPrune.
+const MaxListedDeletes = 0.5
+
+// listedDeletes applies the deletes a listing infers: the names recorded
+// (of recorded in all) that l no longer holds. A directory that is gone
+// deletes nothing (etcd restored from a v3 snapshot, or the directory
+// removed after kaylee migrate): the records are dropped, the v3 units
+// kept, and it is said once. More than MaxListedDeletes of them delete
+// nothing either (said once while it lasts).
+func (b *Bridge) listedDeletes(ctx context.Context, f store.Fence, l Listing, gone []string, recorded int) error {
+	slices.Sort(gone)
+	switch {
+	case len(gone) == 0:
+		b.refused = ""
+		return nil
+	case l.Missing:
+		for _, name := range gone {
+			if _, err := b.Store.ApplyV2(ctx, name, func(store.V2State) store.V2Apply { return store.V2Apply{DropRecord: true} }, f); err != nil {
+				return err
+			}
+		}
+		msg := fmt.Sprintf("the v2 directory %s is gone: v3 units kept (%s: units written through v2 before)", b.Dir(), strings.Join(gone, ", "))
+		b.Log.Warn("etcd v2 units: "+msg, "dir", b.Dir())
+		b.note(ctx, f, store.Event{Kind: store.EventV2Units, Message: msg})
+		return nil
+	case len(gone) > 1 && float64(len(gone)) > MaxListedDeletes*float64(recorded):
+		msg := fmt.Sprintf("%s no longer holds %d of the %d units written through v2 before (%s), more than %.0f%%: none deleted from v3 (delete them from v3, or write them again through v2)",
+			b.Dir(), len(gone), recorded, strings.Join(gone, ", "), 100*MaxListedDeletes)
+		if msg != b.refused {
+			b.refused = msg
+			b.Log.Warn("etcd v2 units: "+msg, "dir", b.Dir())
+			b.note(ctx, f, store.Event{Kind: store.EventV2Units, Message: msg})
+		}
+		return nil
+	}
+	b.refused = ""
+	for _, name := range gone {
+		if err := b.apply(ctx, Write{Name: name, Deleted: true}, f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // watch applies the v2 changes after index until an error (a watch whose
@@ -152,15 +210,16 @@ func (b *Bridge) watch(ctx context.Context, index uint64, f store.Fence) error {
 // apply decides and writes one name, and records what it did.
 func (b *Bridge) apply(ctx context.Context, w Write, f store.Fence) error {
 	var out Outcome
+	var owner string
 	_, err := b.Store.ApplyV2(ctx, w.Name, func(st store.V2State) store.V2Apply {
 		a, o := Decide(w, st)
-		out = o
+		out, owner = o, st.Owner
 		return a
 	}, f)
 	if err != nil {
 		return err
 	}
-	ev, ok := event(b.Dir(), w, out)
+	ev, ok := event(b.Dir(), w, out, owner)
 	if !ok {
 		return nil
 	}
@@ -179,7 +238,7 @@ func (b *Bridge) note(ctx context.Context, f store.Fence, ev store.Event) {
 }
 
 // event is the event of an outcome, false for none.
-func event(dir string, w Write, o Outcome) (store.Event, bool) {
+func event(dir string, w Write, o Outcome, owner string) (store.Event, bool) {
 	key := dir + "/" + w.Name
 	var kind, msg string
 	switch o {
@@ -191,6 +250,11 @@ func event(dir string, w Write, o Outcome) (store.Event, bool) {
 		kind, msg = store.EventPruned, fmt.Sprintf("deleted through etcd's v2 API at %s: deleted from v3", key)
 	case KeptV3:
 		kind, msg = store.EventV2Units, fmt.Sprintf("%s (modifiedIndex %d) differs from the unit stored through v3, which is kept: write it again through v2 to replace it, or run kaylee migrate --overwrite", key, w.Index)
+	case KeptGit:
+		kind, msg = store.EventV2Units, fmt.Sprintf("%s (modifiedIndex %d) differs from the unit stored through v3, but the unit is owned by git source %q: v3 kept (change it in git)", key, w.Index, owner)
+		if w.Deleted {
+			msg = fmt.Sprintf("deleted through etcd's v2 API at %s, but the unit is owned by git source %q: v3 kept", key, owner)
+		}
 	case LeftV3:
 		kind, msg = store.EventV2Units, fmt.Sprintf("deleted through etcd's v2 API at %s, but the unit was rewritten through v3 since: kept", key)
 	default:

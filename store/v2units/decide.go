@@ -15,7 +15,14 @@
 //   - the same value written again through v2 (the original's kaylee
 //     restart) restarts the unit as kaylee restart does;
 //   - a v2 delete deletes the v3 unit only while it still holds what came
-//     from v2.
+//     from v2;
+//   - a unit a git source owns (its inventory holds it) is as at first
+//     sight: a v2 write is copied only when v3 has none, a v2 delete
+//     deletes nothing;
+//   - a listing infers deletes (names recorded but no longer listed: the
+//     watch missed them) only when the directory exists and they are at
+//     most half the names recorded: a directory gone (etcd restored from a
+//     v3 snapshot, etcdctl rm -r) deletes nothing.
 package v2units
 
 import (
@@ -45,6 +52,7 @@ const (
 	Deleted   Outcome = "deleted"   // deleted in v2: the v3 unit is deleted
 	KeptV3    Outcome = "kept-v3"   // first sight of a v2 value that differs from v3: v3 kept
 	LeftV3    Outcome = "left-v3"   // deleted in v2, but v3 no longer holds the v2 value: v3 kept
+	KeptGit   Outcome = "kept-git"  // a git source owns the unit: v3 kept
 )
 
 // Decide is what the bridge writes for w given the v3 side st.
@@ -53,6 +61,9 @@ func Decide(w Write, st store.V2State) (store.V2Apply, Outcome) {
 		return decideDelete(st)
 	}
 	rec := st.Record
+	if st.Owner != "" {
+		rec = nil // a git source owns the unit: as at first sight
+	}
 	if rec != nil && rec.Index >= w.Index {
 		return store.V2Apply{}, Nothing
 	}
@@ -62,6 +73,9 @@ func Decide(w Write, st store.V2State) (store.V2Apply, Outcome) {
 	switch {
 	case rec == nil && st.Value != nil && !same:
 		seen.Copied = false
+		if st.Owner != "" {
+			return store.V2Apply{Record: seen}, KeptGit
+		}
 		return store.V2Apply{Record: seen}, KeptV3
 	case rec != nil && same && rec.Hash == hash:
 		return store.V2Apply{Restart: true, Record: seen}, Restarted
@@ -78,6 +92,8 @@ func decideDelete(st store.V2State) (store.V2Apply, Outcome) {
 		return store.V2Apply{}, Nothing
 	case st.Value == nil:
 		return store.V2Apply{DropRecord: true}, Nothing
+	case st.Owner != "":
+		return store.V2Apply{DropRecord: true}, KeptGit
 	case rec.Copied && store.ContentHash(st.Value) == rec.Hash:
 		return store.V2Apply{Delete: true, DropRecord: true}, Deleted
 	}
@@ -94,11 +110,11 @@ func FirstSight(v2, v3 []byte) Outcome {
 
 // Migrate is what kaylee migrate writes for the v2 value w: as at the
 // bridge's first sight (copied when v3 has no unit or the same one), or,
-// with overwrite, w's value over a v3 unit that differs. Its record makes
-// the bridge take w as seen.
+// with overwrite, w's value over a v3 unit that differs, unless a git
+// source owns it. Its record makes the bridge take w as seen.
 func Migrate(w Write, overwrite bool) func(store.V2State) store.V2Apply {
 	return func(st store.V2State) store.V2Apply {
-		a, o := Decide(w, store.V2State{Value: st.Value})
+		a, o := Decide(w, store.V2State{Value: st.Value, Owner: st.Owner})
 		if o == KeptV3 && overwrite {
 			a.Put, a.Record.Copied = w.Value, true
 		}

@@ -38,17 +38,25 @@ func NewKeys(c KeysConfig) (etcd.KeysAPI, error) {
 	return etcd.NewKeysAPI(cl), nil
 }
 
-// List returns the values under dir (recursively) by unit name, and the
-// etcd index they were read at (to watch after). A missing dir holds none.
-// It returns ErrUnavailable when etcd has no v2 API.
-func List(ctx context.Context, keys etcd.KeysAPI, dir string) (map[string]Write, uint64, error) {
-	r, err := keys.Get(ctx, dir, &etcd.GetOptions{Recursive: true})
+// Listing is what List read.
+type Listing struct {
+	Writes map[string]Write // by unit name
+	Index  uint64           // the etcd index they were read at (to watch after)
+	// Missing: the directory does not exist (it holds no value either).
+	Missing bool
+}
+
+// List returns the values under dir (recursively), read through the raft
+// quorum (a lagging member's view would be stale). A missing dir holds
+// none. It returns ErrUnavailable when etcd has no v2 API.
+func List(ctx context.Context, keys etcd.KeysAPI, dir string) (Listing, error) {
+	r, err := keys.Get(ctx, dir, &etcd.GetOptions{Recursive: true, Quorum: true})
 	var ee etcd.Error
 	if errors.As(err, &ee) && ee.Code == etcd.ErrorCodeKeyNotFound {
-		return map[string]Write{}, ee.Index, nil
+		return Listing{Writes: map[string]Write{}, Index: ee.Index, Missing: true}, nil
 	}
 	if err != nil {
-		return nil, 0, v2Error("reading "+dir, err)
+		return Listing{}, v2Error("reading "+dir, err)
 	}
 	out := map[string]Write{}
 	var walk func(n *etcd.Node)
@@ -68,7 +76,7 @@ func List(ctx context.Context, keys etcd.KeysAPI, dir string) (map[string]Write,
 	if r.Node != nil {
 		walk(r.Node)
 	}
-	return out, r.Index, nil
+	return Listing{Writes: out, Index: r.Index}, nil
 }
 
 // v2Error wraps err; an answer that is not the v2 API's (etcd answers 404
