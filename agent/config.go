@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"time"
 
+	etcd "github.com/coreos/etcd/client"
 	"github.com/coreos/fleet/client"
 
 	"github.com/kaylee-gitops/kaylee/config"
@@ -57,6 +58,10 @@ type Config struct {
 // Scheduler is the scheduler's part of a Config.
 type Scheduler struct {
 	API client.API
+	// V2Units, when set, is etcd's v2 keys API: while this process leads
+	// the scheduler it also copies the units written through v2 under
+	// <prefix>/units/ to v3 (see store/v2units); nil turns that off.
+	V2Units etcd.KeysAPI
 	// Options of the reconciler; the agent sets Observer (its metrics)
 	// and ID (Config.ID).
 	Options fleet.Options

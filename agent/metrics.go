@@ -27,6 +27,7 @@ type metrics struct {
 	fleetOps     *prometheus.CounterVec
 	phases       *prometheus.GaugeVec
 	webhooks     *prometheus.CounterVec
+	v2Units      *prometheus.GaugeVec
 
 	mu      gosync.Mutex
 	lastRev map[string]string
@@ -58,11 +59,22 @@ func newMetrics() *metrics {
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kaylee_webhooks_total",
 			Help: "Webhooks received, by source (empty when none), event (push, tag_push, ping, pull_request, release, create, delete, merge_request, other) and result (triggered, ignored, pong, unfollowed, unauthorized, bad_request, error)."},
 			[]string{"source", "event", "result"}),
+		v2Units: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kaylee_etcd_v2_units_available",
+			Help: "On the scheduler's leader with --etcd-v2-units: 1 while etcd's v2 API answers (units written through it are scheduled), 0 when etcd has none."}, nil),
 		lastRev: map[string]string{},
 	}
-	m.reg.MustRegister(m.syncDuration, m.syncs, m.lastSuccess, m.failing, m.revision, m.units, m.fileErrors, m.leader, m.fleetOps, m.phases, m.webhooks,
+	m.reg.MustRegister(m.syncDuration, m.syncs, m.lastSuccess, m.failing, m.revision, m.units, m.fileErrors, m.leader, m.fleetOps, m.phases, m.webhooks, m.v2Units,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// v2Available sets kaylee_etcd_v2_units_available.
+func (m *metrics) v2Available(ok bool) {
+	v := 0.0
+	if ok {
+		v = 1
+	}
+	m.v2Units.WithLabelValues().Set(v)
 }
 
 func (m *metrics) handler() http.Handler {
@@ -115,6 +127,7 @@ func (m *metrics) stopSyncing(source string) {
 // stopScheduling drops the phase counts of a former scheduler leader.
 func (m *metrics) stopScheduling() {
 	m.phases.Reset()
+	m.v2Units.Reset()
 }
 
 // FleetCall implements fleet.Observer.

@@ -2,11 +2,13 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/kaylee-gitops/kaylee/fleet"
 	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/store/v2units"
 	"github.com/kaylee-gitops/kaylee/sync"
 )
 
@@ -82,7 +84,7 @@ func roles(c Config, rec *fleet.Reconciler, m *metrics) []role {
 	l := leader{store: c.Store, id: c.ID, ttl: c.LeaseTTL, m: m, log: c.Log}
 	var out []role
 	if rec != nil {
-		out = append(out, l.role(store.SchedulerElection, []string{"scheduler", ""}, rec.Run, m.stopScheduling))
+		out = append(out, l.role(store.SchedulerElection, []string{"scheduler", ""}, schedule(c, rec, m), m.stopScheduling))
 	}
 	for _, src := range c.Sources {
 		name := src.name()
@@ -93,6 +95,30 @@ func roles(c Config, rec *fleet.Reconciler, m *metrics) []role {
 		out = append(out, b)
 	}
 	return out
+}
+
+// schedule is the scheduler's leadership: the reconciler, and beside it
+// the bridge of units written through etcd's v2 API when c has one.
+func schedule(c Config, rec *fleet.Reconciler, m *metrics) func(context.Context, store.Fence) error {
+	if c.Scheduler.V2Units == nil {
+		return rec.Run
+	}
+	b := &v2units.Bridge{Keys: c.Scheduler.V2Units, Store: c.Store, Log: c.Log, Available: m.v2Available}
+	return func(ctx context.Context, f store.Fence) error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		bridged := make(chan error, 1)
+		go func() {
+			err := b.Run(ctx, f)
+			if err != nil {
+				cancel() // the fence is lost: the term ends
+			}
+			bridged <- err
+		}()
+		err := rec.Run(ctx, f)
+		cancel() // the bridge stops with the reconciler
+		return errors.Join(err, <-bridged)
+	}
 }
 
 // runRoles runs each role until ctx ends.

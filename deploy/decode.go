@@ -23,8 +23,12 @@ type Document struct {
 	Spec   Spec // as decoded; only Name may be set when Err != nil
 	Legacy bool // converted from the first-generation `spec:` format
 	// Err joins a *FieldError per problem; nil when the unit is valid.
-	Err   error
-	lines map[string]int
+	Err error
+	// Ignored are the fields of stored JSON (DecodeJSON) that Kaylee does
+	// not know: ignored, as monder/kaylee did, and told as warnings. A file
+	// (Decode, Load) has none: an unknown field there is an error.
+	Ignored []*FieldError
+	lines   map[string]int
 }
 
 // LineOf returns the line of a field path such as "apps[1].args[0]", falling
@@ -89,7 +93,7 @@ func Decode(file string, data []byte) ([]*Document, error) {
 		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 			continue // an empty document, such as a trailing ---
 		}
-		docs = append(docs, decodeDocument(file, n))
+		docs = append(docs, decodeDocument(file, n, false))
 	}
 	if len(docs) == 0 {
 		return nil, &FieldError{File: file, Line: 1, Msg: "no unit in file: expected a mapping with at least name and apps"}
@@ -98,8 +102,10 @@ func Decode(file string, data []byte) ([]*Document, error) {
 }
 
 // DecodeJSON reads one unit stored as JSON, such as the value of an etcd key
-// written by hand. Unknown fields and wrong types are errors; the spec is
-// not validated (call Validate).
+// written by hand or by a script. Wrong types are errors; unknown fields
+// are ignored, as monder/kaylee's encoding/json did, and listed in the
+// document's Ignored so that the operator hears of them (a typo in a field
+// name is still visible). The spec is not validated (call Validate).
 func DecodeJSON(source string, data []byte) (*Document, error) {
 	if len(data) > MaxFileSize {
 		return nil, &FieldError{File: source, Msg: FileTooBig(int64(len(data))).Error()}
@@ -113,17 +119,20 @@ func DecodeJSON(source string, data []byte) (*Document, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, &FieldError{File: source, Msg: "invalid unit: expected a JSON object"}
 	}
-	docs, err := Decode(source, data)
-	if err != nil {
-		return nil, err
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &FieldError{File: source, Line: yamlErrorLine(err), Msg: "invalid JSON: " + trimYAMLError(err)}
 	}
-	if len(docs) != 1 {
+	if root.Kind != yaml.DocumentNode || len(root.Content) != 1 {
 		return nil, &FieldError{File: source, Msg: "invalid unit: expected one JSON object"}
 	}
-	return docs[0], docs[0].Err
+	d := decodeDocument(source, root.Content[0], true)
+	return d, d.Err
 }
 
-func decodeDocument(file string, n *yaml.Node) *Document {
+// decodeDocument decodes one unit; lenient (stored JSON) ignores unknown
+// fields, listing them in Ignored, where a file's are errors.
+func decodeDocument(file string, n *yaml.Node, lenient bool) *Document {
 	d := &Document{File: file, Line: n.Line, lines: map[string]int{}}
 	// Bound the work before any walk: an alias is a pointer in yaml.v3's
 	// tree, and a few KB of them expand to millions of values.
@@ -132,7 +141,8 @@ func decodeDocument(file string, n *yaml.Node) *Document {
 		d.Err = err
 		return d
 	}
-	w := &walker{file: file, lines: d.lines}
+	w := &walker{file: file, lines: d.lines, lenient: lenient}
+	defer func() { d.Ignored = w.ignored }()
 	if n.Kind == yaml.MappingNode && mappingHasKey(n, "spec") {
 		var lf legacyFile
 		w.check(n, reflect.TypeOf(lf), "", 0)
@@ -160,6 +170,9 @@ type walker struct {
 	file  string
 	lines map[string]int
 	errs  []error
+	// lenient: an unknown field goes to ignored, not errs.
+	lenient bool
+	ignored []*FieldError
 }
 
 const maxDepth = 32
@@ -256,6 +269,12 @@ func (w *walker) checkKey(k *yaml.Node, t reflect.Type, fields map[string]reflec
 	}
 	f, known := fields[key]
 	switch {
+	case !known && w.lenient:
+		msg := unknownField(key, t, fields)
+		if !fieldNameRe.MatchString(key) {
+			msg = fmt.Sprintf("a key that is not a field name (%d bytes)", len(key))
+		}
+		w.ignored = append(w.ignored, &FieldError{File: w.file, Line: k.Line, Field: path, Msg: msg})
 	case !known && !fieldNameRe.MatchString(key):
 		// Not even a name: a file that is not a unit file (a symlink
 		// named on the command line, say). Its content is not repeated.

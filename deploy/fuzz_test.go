@@ -42,6 +42,7 @@ func FuzzLoadRender(f *testing.F) {
 	f.Add([]byte("name: db\nengine: docker\nreplicas: 3\nstateful: true\nonMachineLoss: move\nvolumes: [{id: 'v-${KAYLEE_MEMBER}', source: '/srv/${KAYLEE_MEMBER}', path: /d}, {id: 'e${KAYLEE_MEMBER}', driver: systemd-mountservice-ebs, source: 'x/${KAYLEE_MEMBER}', path: /e}]\napps: [{image: x}]\nprimary: {exec: [/bin/p]}\nupdate: {order: primary-last, maxUnavailable: 50%}\n"))
 	f.Add([]byte("name: db\nreplicas: 2\nmaxReplicasPerHost: 1\nstateful: true\nspread: {key: az}\nvolumes: [{id: 'v-${KAYLEE_MEMBER}${X}', driver: d, source: 'a/${KAYLEE_MEMBER}', path: /d}]\nargs: [\"${KAYLEE_MEMBER}\"]\napps: [{image: x}]\nprimary: {http: {port: 80, path: /p}}\n"))
 	f.Add([]byte(`{"name":"db","replicas":1,"stateful":true,"onMachineLoss":"wait","volumes":[{"id":"${KAYLEE_MEMBER","source":"/s/${KAYLEE_MEMBER}","path":"/d"}],"apps":[{"image":"x"}],"update":{"order":"highest-first"}}`))
+	f.Add([]byte("name: a\nenv: [{name: K, value: \"-----BEGIN-----\\r\\n\\tx\\\\n\\\"%n$A\\\\\\n\"}, {name: B, value: 'C:\\'}]\napps: [{image: x}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		docs, _ := Load("fuzz.yaml", data)
 		for _, d := range docs {
@@ -86,6 +87,16 @@ func FuzzLoadRender(f *testing.F) {
 						if len(argv) != 13+len(h.Exec) || argv[2] != plainHealthScript() || strings.Join(argv[13:], " ") != strings.Join(h.Exec, " ") {
 							t.Fatalf("health line runs %q", argv)
 						}
+					}
+				}
+			}
+			// An env value, newlines and all, reaches the process as
+			// written: systemd reads its Environment= line back to it.
+			for _, u := range units {
+				env := options(u, "Service", "Environment")
+				for i, e := range d.Spec.Env {
+					if got := envAssignment(t, env[len(env)-len(d.Spec.Env)+i]); got != e.Name+"="+e.Value {
+						t.Fatalf("env[%d] reaches systemd as %q, want %q", i, got, e.Name+"="+e.Value)
 					}
 				}
 			}

@@ -192,10 +192,15 @@ func (r *renderer) serviceSection(mounts []string) {
 	// Volume plugins mount before the engine starts and unmount after it
 	// stopped (systemd runs Exec lines of one kind in file order).
 	var plugins []Volume
+	// The arguments are monder/kaylee's, the only contract script plugins
+	// have: <driver> <id> <options> to mount, <driver> -u <id> to unmount.
+	// A failed unmount fails the unit (no "-", as there): a volume left
+	// mounted must show before anything else mounts it (a stateful member
+	// that moves, say).
 	for _, v := range s.Volumes {
 		if v.Driver != "" && !strings.HasPrefix(v.Driver, mountServicePrefix) {
 			plugins = append(plugins, v)
-			r.add("Service", "ExecStartPre", joinArgs(VolumePluginDir+"/"+v.Driver, v.Options, v.ID))
+			r.add("Service", "ExecStartPre", joinArgs(VolumePluginDir+"/"+v.Driver, v.ID, v.Options))
 		}
 	}
 	if s.EngineName() == EngineDocker {
@@ -204,7 +209,7 @@ func (r *renderer) serviceSection(mounts []string) {
 		r.rkt()
 	}
 	for _, v := range plugins {
-		r.add("Service", "ExecStopPost", joinArgs("-"+VolumePluginDir+"/"+v.Driver, "-u", v.ID))
+		r.add("Service", "ExecStopPost", joinArgs(VolumePluginDir+"/"+v.Driver, "-u", v.ID))
 	}
 }
 
@@ -268,7 +273,7 @@ func (r *renderer) rkt() {
 	// is pod-wide: it is "never" only when every app's is.
 	allNever := true
 	for _, a := range s.Apps {
-		policy := a.PullPolicy()
+		policy := a.PullPolicy(EngineRkt)
 		if policy == PullNever {
 			continue
 		}
@@ -307,6 +312,13 @@ func (r *renderer) rkt() {
 	r.add("Service", "ExecStop", joinEscaped(joinArgs("-"+RktPath, "stop"), uuidFile("--uuid-file=")))
 	r.add("Service", "ExecStopPost", joinEscaped(joinArgs("-"+RktPath, "rm"), uuidFile("--uuid-file=")))
 	r.add("Service", "ExecStopPost", joinEscaped(joinArgs("-/bin/rm", "-f"), uuidFile("")))
+	// Garbage collection, as monder/kaylee had it: exited pods and the
+	// images no pod uses are removed on the host, so that images pulled
+	// before every start do not pile up. A failing gc must not fail the
+	// stop ("-"); it comes before the volume unmounts, whose failure stops
+	// the ExecStopPost lines that follow.
+	r.add("Service", "ExecStopPost", joinArgs("-"+RktPath, "gc"))
+	r.add("Service", "ExecStopPost", joinArgs("-"+RktPath, "image", "gc"))
 }
 
 // rktPullPolicy maps an app's pull policy to rkt fetch's --pull-policy.
@@ -332,7 +344,7 @@ func (r *renderer) docker() {
 	// line would fail on a host that cannot reach the registry even when
 	// the image is there, so only policy always has one.
 	args := []string{DockerPath, "run"}
-	switch app.PullPolicy() {
+	switch app.PullPolicy(EngineDocker) {
 	case PullAlways:
 		r.add("Service", "ExecStartPre", joinArgs(DockerPath, "pull", image))
 	case PullNever:
@@ -565,9 +577,12 @@ func escapeSpecifiers(s string) string {
 }
 
 // quoteEnv renders an Environment= assignment whose value stays literal:
-// quoted, with backslash and quote escaped, and % escaped.
+// quoted, with backslash and quote escaped, newline, carriage return and
+// tab as the C escapes \n, \r and \t (systemd unescapes them in a quoted
+// Environment= value, so a multi-line value stays one line of the unit
+// file), and % escaped.
 func quoteEnv(name, value string) string {
-	v := strings.ReplaceAll(value, `\`, `\\`)
-	v = strings.ReplaceAll(v, `"`, `\"`)
-	return escapeSpecifiers(`"` + name + "=" + v + `"`)
+	return escapeSpecifiers(`"` + name + "=" + envEscaper.Replace(value) + `"`)
 }
+
+var envEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`, "\t", `\t`)

@@ -390,7 +390,9 @@ func TestRenderPullPolicy(t *testing.T) {
 		{"docker", "missing", []string{dockerRm}, fmt.Sprintf(dockerRun, "")},
 		{"docker", "always", []string{dockerRm, "/usr/bin/docker pull nginx:1.25"}, fmt.Sprintf(dockerRun, "")},
 		{"docker", "never", []string{dockerRm}, fmt.Sprintf(dockerRun, " --pull=never")},
-		{"rkt", "", []string{rktStop, rktRm, "/usr/bin/rkt fetch --insecure-options=image --pull-policy=new docker://nginx:1.25"}, fmt.Sprintf(rktRun, "")},
+		// rkt's default is always, as monder/kaylee's rkt fetch was: a
+		// restart updates :latest.
+		{"rkt", "", []string{rktStop, rktRm, "/usr/bin/rkt fetch --insecure-options=image --pull-policy=update docker://nginx:1.25"}, fmt.Sprintf(rktRun, "")},
 		{"rkt", "missing", []string{rktStop, rktRm, "/usr/bin/rkt fetch --insecure-options=image --pull-policy=new docker://nginx:1.25"}, fmt.Sprintf(rktRun, "")},
 		{"rkt", "always", []string{rktStop, rktRm, "/usr/bin/rkt fetch --insecure-options=image --pull-policy=update docker://nginx:1.25"}, fmt.Sprintf(rktRun, "")},
 		{"rkt", "never", []string{rktStop, rktRm}, fmt.Sprintf(rktRun, " --pull-policy=never")},
@@ -431,9 +433,10 @@ func TestRenderRktPullMixed(t *testing.T) {
 		fetchFlags []string
 	}{
 		{[]string{"never", "never", "never"}, nil, true, nil},
-		{[]string{"never", "", "never"}, []string{"b"}, false, []string{"--pull-policy=new"}},
+		{[]string{"never", "", "never"}, []string{"b"}, false, []string{"--pull-policy=update"}},
 		{[]string{"always", "never", "missing"}, []string{"a", "c"}, false, []string{"--pull-policy=update", "--pull-policy=new"}},
-		{[]string{"", "", ""}, []string{"a", "b", "c"}, false, []string{"--pull-policy=new", "--pull-policy=new", "--pull-policy=new"}},
+		{[]string{"", "", ""}, []string{"a", "b", "c"}, false, []string{"--pull-policy=update", "--pull-policy=update", "--pull-policy=update"}},
+		{[]string{"missing", "", "missing"}, []string{"a", "b", "c"}, false, []string{"--pull-policy=new", "--pull-policy=update", "--pull-policy=new"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.pulls, ","), func(t *testing.T) {

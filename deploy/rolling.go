@@ -79,7 +79,11 @@ func renderRolling(s *Spec, o RenderOptions, hash string) ([]*schema.Unit, error
 func checkLines(s *Spec, u *schema.Unit) error {
 	for _, opt := range u.Options {
 		if l := len(opt.Name) + 1 + len(opt.Value); l >= MaxLineLen {
-			return fmt.Errorf("rendered %s= line of %s is %d bytes; fleet's limit is %d: shorten args, env or volumes", opt.Name, s.Name, l, MaxLineLen-1)
+			fix := "shorten args, env or volumes"
+			if opt.Name == "Environment" {
+				fix = "put a value this long in a file on the machines and name it in envFiles"
+			}
+			return fmt.Errorf("rendered %s= line of %s is %d bytes; fleet's limit is %d: %s", opt.Name, s.Name, l, MaxLineLen-1, fix)
 		}
 	}
 	return nil

@@ -80,10 +80,11 @@ type Volume struct {
 	Options string `json:"options,omitempty" yaml:"options"`
 }
 
-// Pull policies of an app's image.
+// Pull policies of an app's image. The default depends on the engine (see
+// App.PullPolicy).
 const (
-	PullMissing = "missing" // the default: fetch only an image the host does not have
-	PullAlways  = "always"  // fetch (update) the image before every start
+	PullMissing = "missing" // fetch only an image the host does not have (docker's default)
+	PullAlways  = "always"  // fetch (update) the image before every start (rkt's default)
 	PullNever   = "never"   // use only what the host has (air-gapped hosts)
 )
 
@@ -95,15 +96,23 @@ type App struct {
 	Image string   `json:"image" yaml:"image"`
 	Cmd   string   `json:"cmd,omitempty" yaml:"cmd"`
 	Args  []string `json:"args,omitempty" yaml:"args"`
-	Pull  string   `json:"pull,omitempty" yaml:"pull"` // missing, always or never; empty is missing
+	Pull  string   `json:"pull,omitempty" yaml:"pull"` // missing, always or never; empty is the engine's default
 }
 
-// PullPolicy returns the app's pull policy, applying the default (missing).
-func (a *App) PullPolicy() string {
-	if a.Pull == "" {
+// PullPolicy returns the app's pull policy on an engine, applying the
+// engine's default: always for rkt (monder/kaylee ran rkt fetch before
+// every start, which re-pulls docker:// images, so kaylee restart updated
+// :latest), missing for docker (docker run pulls an image it does not
+// have; a pull line would fail on a host that cannot reach the registry).
+func (a *App) PullPolicy(engine string) string {
+	switch {
+	case a.Pull != "":
+		return a.Pull
+	case engine == EngineDocker:
 		return PullMissing
+	default:
+		return PullAlways
 	}
-	return a.Pull
 }
 
 // Defaults and limits of a health check.
@@ -285,6 +294,11 @@ func (s *Spec) Hash(restart int64) string {
 		// A unit with replicas renders otherwise than one without (its
 		// replicas do not conflict with each other): keep them apart.
 		cp.Replicas = 1
+	}
+	if s.Global || s.MachineID != "" {
+		// maxReplicasPerHost: 1 (monder/kaylee's JSON) changes nothing
+		// there; validation refuses more. No unit stored before had it.
+		cp.MaxReplicasPerHost = 0
 	}
 	h.Write(cp.CanonicalJSON())
 	if s.Rolling() {

@@ -199,7 +199,7 @@ func TestStatefulSubstitution(t *testing.T) {
 					fmt.Sprintf("ExecStartPre=/usr/bin/systemctl is-active ebs@vol-%d.service", i),
 					fmt.Sprintf("/mnt/ebs/vol-%d/data/%d", i, i),
 					fmt.Sprintf("ExecStartPre=/var/lib/kaylee/plugins/volumes/blocker blk-%d", i),
-					fmt.Sprintf("ExecStopPost=-/var/lib/kaylee/plugins/volumes/blocker -u blk-%d", i),
+					fmt.Sprintf("ExecStopPost=/var/lib/kaylee/plugins/volumes/blocker -u blk-%d", i),
 					fmt.Sprintf("Description=kaylee db member %d (spec %s)", i, s.Hash(0)),
 				} {
 					if !strings.Contains(text, want) {

@@ -58,7 +58,13 @@ func (c *checker) fail(field, format string, args ...any) {
 
 func validateSpec(s *Spec, file string, lineOf func(string) int) error {
 	c := &checker{file: file, lineOf: lineOf}
-	eachString(s, c.checkText)
+	eachString(s, func(field, v string) {
+		if isEnvValue(field) {
+			c.checkEnvValue(field, v)
+		} else {
+			c.checkText(field, v)
+		}
+	})
 	c.checkName(s.Name)
 	c.checkScheduling(s)
 	c.checkApps(s)
@@ -118,6 +124,29 @@ func (c *checker) checkText(field, v string) {
 	}
 }
 
+// isEnvValue: the field is an env entry's value (env[N].value).
+func isEnvValue(field string) bool {
+	return strings.HasPrefix(field, "env[") && strings.HasSuffix(field, "].value")
+}
+
+// checkEnvValue checks an env value. Unlike other values it may hold
+// newlines, carriage returns and tabs (a multi-line PEM key, as monder/kaylee
+// took them): Environment= renders it quoted with C escapes (quoteEnv),
+// which systemd turns back into the characters, so the unit file line stays
+// one line. Other control characters are refused: NUL cannot be in an
+// environment variable, and the rest are more likely a mistake than a value.
+func (c *checker) checkEnvValue(field, v string) {
+	switch {
+	case !utf8.ValidString(v):
+		c.fail(field, "not valid UTF-8")
+	case strings.ContainsFunc(v, func(r rune) bool { return isControl(r) && !strings.ContainsRune(envControls, r) }):
+		c.fail(field, "must not contain a control character other than newline, carriage return and tab (NUL cannot be in an environment variable)")
+	}
+}
+
+// envControls are the control characters an env value may hold.
+const envControls = "\n\r\t"
+
 func isControl(r rune) bool {
 	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029'
 }
@@ -162,17 +191,22 @@ func (c *checker) checkReplicas(s *Spec) {
 	if s.MaxReplicasPerHost < 0 {
 		c.fail("maxReplicasPerHost", "%d must not be negative", s.MaxReplicasPerHost)
 	}
+	// replicas: 1 (and maxReplicasPerHost: 1, monder/kaylee's default for
+	// it) is what a global or pinned unit runs anyway: accepted, as the
+	// JSON monder/kaylee's users stored may say it.
+	switch {
+	case s.Global && s.Replicas > 1:
+		c.fail("replicas", "%d with global: a global unit runs one instance on every matching machine (monder/kaylee ran %d global units, %d instances on each): remove replicas, or set it to 1; for more instances on each machine, store more units (%s-1, %s-2, ...) each global",
+			s.Replicas, s.Replicas, s.Replicas, s.Name, s.Name)
+	case s.MachineID != "" && s.Replicas > 1:
+		c.fail("replicas", "%d with machineId: a unit pinned with machineId runs one instance, replaced stop-first on update (monder/kaylee ran %d pinned units; Kaylee's scheduler has no rolling update for replicas pinned to one machine): remove replicas, or set it to 1; for %d replicas on that machine, drop machineId, give the machine fleet metadata of its own (host=NAME in its fleetd config) and write machine: [host=NAME], replicas: %d, maxReplicasPerHost: %d",
+			s.Replicas, s.Replicas, s.Replicas, s.Replicas, s.Replicas)
+	}
 	for _, only := range []struct {
 		set  bool
 		name string
 	}{{s.Global, "global"}, {s.MachineID != "", "machineId"}} {
-		if !only.set {
-			continue
-		}
-		if s.Replicas != 0 {
-			c.fail("replicas", "has no effect on a unit with %s (it runs one instance per matching machine or on that machine): remove replicas", only.name)
-		}
-		if s.MaxReplicasPerHost != 0 {
+		if only.set && s.MaxReplicasPerHost > 1 {
 			c.fail("maxReplicasPerHost", "has no effect on a unit with %s: remove it", only.name)
 		}
 	}
@@ -247,7 +281,7 @@ func (c *checker) checkPull(field, pull string) {
 	if s := suggest(pull, pullPolicies); s != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", s)
 	}
-	c.fail(field, "%s: use missing (the default: fetch only an image the host does not have), always (fetch before every start) or never (use only what the host has)", msg)
+	c.fail(field, "%s: use missing (fetch only an image the host does not have; docker's default), always (fetch before every start; rkt's default) or never (use only what the host has)", msg)
 }
 
 // checkHealth checks a health block. The check's words become arguments of

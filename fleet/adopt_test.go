@@ -243,6 +243,16 @@ func TestPlanAdoption(t *testing.T) {
 		wantOps:  "create:single/0",
 		wantEvts: "original-left-alone:gone",
 		wantWarn: "fleet units of monder/kaylee for a unit that is not stored: left alone",
+	}, {
+		// monder/kaylee named its fleet units after the JSON's name,
+		// whatever the key: those of frontend are the refused unit web's.
+		name: "the original's units of a JSON name stored under another key (refused): held, not adopted, not reported as not stored",
+		snap: (&snapshot{units: []*store.Unit{single, {Name: "web", Raw: []byte(`{"name":"gone","apps":[{"image":"docker://gone:1"}]}`), Err: errors.New("the key is web")}}}).
+			on(originalUnits(t, gone, 5), []string{"m2"}, "launched", "active", "running"),
+		wantOps:  "create:single/0",
+		wantEvts: "original-held:gone",
+		wantWarn: "fleet units of monder/kaylee held by a refused unit stored under another key: left alone",
+		wantMsg:  map[string]string{"web": "the stored unit is invalid"},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -134,8 +134,9 @@ func (pp *passPlanner) plan(snap *snapshot, now time.Time) *planResult {
 	var fleetMachines []deploy.Machine
 	fleetMachines, res.droppedMachines = cleanMachines(snap.machines, p.machines)
 	stored := make(map[string]bool, len(snap.units))
+	values := make(map[string][]byte, len(snap.units))
 	for _, u := range snap.units {
-		stored[u.Name] = true
+		stored[u.Name], values[u.Name] = true, u.Raw
 	}
 	actual := observe(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines, stored)
 	probes := observeProbes(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines)
@@ -156,7 +157,7 @@ func (pp *passPlanner) plan(snap *snapshot, now time.Time) *planResult {
 	}
 	res.ops, res.statuses = planUnits(p, res.inputs)
 	res.wakeAt, res.events = p.next, p.events
-	pp.adoption(snap.fleetUnits, stored, actual, res)
+	pp.adoption(snap.fleetUnits, stored, HeldNames(values), actual, res)
 	present := make(map[string]bool)
 	for _, as := range actual {
 		for _, a := range as {
@@ -209,7 +210,7 @@ func (pp *passPlanner) unitInputs(snap *snapshot, machines []deploy.Machine, act
 	}
 	for _, u := range snap.units {
 		in := get(u.Name)
-		in.specErr, in.raw, in.restart = u.Err, u.Raw, snap.restarts[u.Name]
+		in.specErr, in.raw, in.restart, in.warnings = u.Err, u.Raw, snap.restarts[u.Name], u.Warnings
 		if u.Err == nil {
 			in.spec = &u.Spec
 			in.desired, in.specErr = pp.render(u, in.restart, machines, actual[u.Name])

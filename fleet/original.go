@@ -46,11 +46,27 @@ func OriginalUnits(prefix string, fleetUnitNames []string, stored map[string]boo
 	return adopt, leftAlone
 }
 
+// HeldNames maps each JSON name (store.JSONName) of values stored under
+// another key to that key (the first by name): monder/kaylee named its
+// fleet units after the JSON's name, whatever the key, so its units of such
+// a name are that value's, which the scheduler refuses (the key is the
+// unit's name). They are neither adopted nor ever removable.
+func HeldNames(values map[string][]byte) map[string]string {
+	held := map[string]string{}
+	for _, key := range sortedKeys(values) {
+		name := store.JSONName(values[key])
+		if _, seen := held[name]; name != "" && name != key && !seen {
+			held[name] = key
+		}
+	}
+	return held
+}
+
 // adoption tells what a pass finds of the original's fleet units: an
 // event when those of a stored unit are first seen (adopted: the rollout
 // replaces them) and when the last of them is gone, and, once per name,
 // an event and a warning for those of a name that is not stored.
-func (pp *passPlanner) adoption(fleetUnits []*schema.Unit, stored map[string]bool, actual map[string][]*actualUnit, res *planResult) {
+func (pp *passPlanner) adoption(fleetUnits []*schema.Unit, stored map[string]bool, held map[string]string, actual map[string][]*actualUnit, res *planResult) {
 	for _, name := range sortedKeys(actual) {
 		n := unitSet(actual[name]).count(func(a *actualUnit) bool { return a.original && a.unit != nil })
 		switch {
@@ -81,6 +97,14 @@ func (pp *passPlanner) adoption(fleetUnits []*schema.Unit, stored map[string]boo
 			continue
 		}
 		pp.leftAlone[name] = true
+		if key, ok := held[name]; ok {
+			res.events = append(res.events, store.Event{Kind: store.EventOriginalHeld, Unit: name, Message: fmt.Sprintf(
+				"%s of monder/kaylee for unit %s, held by the refused unit %s (its JSON's name is %s): left alone, never removed; write that JSON under the key %s and they are adopted",
+				plural(len(units), "fleet unit"), name, key, name, name)})
+			res.warnings = append(res.warnings, planWarning{"fleet units of monder/kaylee held by a refused unit stored under another key: left alone",
+				[]any{"unit", name, "heldBy", key, "fleetUnits", strings.Join(units, " ")}})
+			continue
+		}
 		msg := fmt.Sprintf("%s of monder/kaylee for unit %s, which is not stored: left alone (the scheduler never removes them; remove them once they are no longer needed)",
 			plural(len(units), "fleet unit"), name)
 		res.events = append(res.events, store.Event{Kind: store.EventOriginalLeftAlone, Unit: name, Message: msg})

@@ -85,6 +85,9 @@ func (p *planner) plan(u *unitInput) ([]op, *store.Status) {
 	default:
 		ops, st = p.newRollout(u).compute()
 	}
+	if st != nil && len(u.warnings) > 0 {
+		st.Message += "; the stored JSON has fields Kaylee ignores: " + strings.Join(u.warnings, "; ")
+	}
 	return p.nudge(u.name, append(append(unitSet(nil), u.actual...), u.probes...), ops), st
 }
 

@@ -108,7 +108,10 @@ type unitInput struct {
 	name    string
 	spec    *deploy.Spec // nil when gone from the store
 	specErr error        // the stored value does not decode: hands off
-	desired *desiredUnits
+	// warnings: what the stored value holds that Kaylee ignores (unknown
+	// fields of stored JSON), told at the end of the status message.
+	warnings []string
+	desired  *desiredUnits
 	// previous is the rendering of the spec the unit last rolled out (its
 	// status's Deployed hash, read back from its history) while another
 	// one is desired; nil when there is none or it is not known. A failed

@@ -38,6 +38,11 @@ const (
 	EventAdopted           = "adopted"
 	EventAdoptionDone      = "adoption-done"
 	EventOriginalLeftAlone = "original-left-alone"
+	// EventOriginalHeld for those of a name that is not stored but is the
+	// JSON name of a value stored under another key (refused: the key is
+	// the unit's name; monder/kaylee used the JSON's): left alone, never
+	// removable, until that value is written under its name.
+	EventOriginalHeld = "original-held"
 	// Rollouts, from the unit's history.
 	EventRolloutStarted   = "rollout-started"
 	EventRolloutSucceeded = "rollout-succeeded"
@@ -61,6 +66,12 @@ const (
 	EventResumed           = "resumed"
 	EventRollbackRequested = "rollback-requested"
 	EventSyncRequested     = "sync-requested"
+	// EventV2Units: the bridge of units written through etcd's v2 API
+	// left v3 as it was (a v2 value that differs at first sight, a v2
+	// delete of a unit rewritten through v3), or etcd has no v2 API. What
+	// it copies, deletes and restarts is recorded as stored, pruned and
+	// restart-requested, by "etcd-v2".
+	EventV2Units = "v2-units"
 )
 
 // Event is one thing Kaylee did, and why, at <prefix>/events/<id>. Events

@@ -4,9 +4,11 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -191,6 +193,10 @@ type Unit struct {
 	// Err is set when the stored value does not decode or validate (a hand
 	// written key, say); Spec is then not usable.
 	Err error
+	// Warnings are what the operator should hear of a usable unit: the
+	// fields of its JSON that Kaylee does not know, ignored (as
+	// monder/kaylee did; a script may write them).
+	Warnings []string
 }
 
 func (s *Store) decodeUnit(key string, value []byte, rev int64) *Unit {
@@ -203,9 +209,17 @@ func (s *Store) decodeUnit(key string, value []byte, rev int64) *Unit {
 	case err != nil:
 		u.Err = err
 	case d.Spec.Name != u.Name:
-		u.Err = fmt.Errorf("%s: the unit inside is named %q; the key must end with its name", key, d.Spec.Name)
+		// monder/kaylee scheduled the JSON's name whatever the key; Kaylee
+		// keeps its contract (the key is the unit), and says both fixes.
+		// Setting name instead would leave the original's fleet units of
+		// the JSON's name running beside Kaylee's (see JSONName).
+		u.Err = fmt.Errorf("the key is %s, the JSON's name is %s: write it under %s (setting name to %s instead leaves monder/kaylee's fleet units of %s, if any, running beside Kaylee's of %s)",
+			key, d.Spec.Name, s.unitKey(d.Spec.Name), u.Name, d.Spec.Name, u.Name)
 	default:
 		u.Spec = d.Spec
+		for _, w := range d.Ignored {
+			u.Warnings = append(u.Warnings, w.Error()+": ignored")
+		}
 	}
 	return u
 }
@@ -430,4 +444,33 @@ func (s *Store) watchDir(ctx context.Context, dir string, rev int64, out chan<- 
 			return
 		}
 	}
+}
+
+// JSONName is the "name" of a stored value's top-level JSON object, read as
+// far as the value can be read (a value refused, or cut short, after its
+// name still has one), or "" when it has none. monder/kaylee named the
+// fleet units of a value after it, whatever the key.
+func JSONName(value []byte) string {
+	d := json.NewDecoder(bytes.NewReader(value))
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	for d.More() {
+		t, err := d.Token()
+		if err != nil {
+			return ""
+		}
+		if key, _ := t.(string); key == "name" {
+			var name string
+			if d.Decode(&name) != nil {
+				return ""
+			}
+			return name
+		}
+		var skip json.RawMessage
+		if d.Decode(&skip) != nil {
+			return ""
+		}
+	}
+	return ""
 }

@@ -44,6 +44,8 @@ type agentConfig struct {
 
 	store *store.Store
 	api   client.API
+	// etcd is where the store is (dev's own etcd); nil: --etcd-endpoints.
+	etcd  []string
 	log   *slog.Logger
 	ready func() // called once every listener accepts connections, before the roles start
 }
@@ -351,7 +353,15 @@ func (a *app) scheduler(c agentConfig) (*agent.Scheduler, error) {
 		return nil, err
 	}
 	opts.Confirmed = a.stopAfterConfirm()
-	return &agent.Scheduler{API: api, Options: opts, Where: fleetWhere(c.sched)}, nil
+	endpoints := c.etcd
+	if endpoints == nil {
+		endpoints = a.etcd.Endpoints
+	}
+	keys, err := a.v2Keys(c.sched, endpoints)
+	if err != nil {
+		return nil, err
+	}
+	return &agent.Scheduler{API: api, V2Units: keys, Options: opts, Where: fleetWhere(c.sched)}, nil
 }
 
 // listenFlagError names the flag of a listener that could not open.

@@ -232,7 +232,7 @@ func (a *app) runDevAgent(cmd *cobra.Command, f devFlags, endpoints []string, cl
 	}
 	ac := f.agent
 	ac.name = "dev"
-	ac.git, ac.sched, ac.store, ac.api, ac.log = &f.git, &f.sched, s, cluster.API(), log
+	ac.git, ac.sched, ac.store, ac.api, ac.log, ac.etcd = &f.git, &f.sched, s, cluster.API(), log, endpoints
 	if f.git.repo == "" && f.git.configFile == "" {
 		ac.ready = func() {
 			fmt.Fprintf(out, "ready: in another terminal  kaylee run examples/countly.yaml && kaylee status   (Ctrl-C stops)\n")

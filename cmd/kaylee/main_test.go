@@ -45,7 +45,7 @@ func TestValidateCommand(t *testing.T) {
 		"units/countly.yaml":   string(seedYAML),
 		"units/nested/web.yml": "name: web\napps:\n- image: nginx\n",
 		"units/broken.yaml":    "name: api\nreplcas: 2\napps:\n- image: x\n",
-		"units/inject.yaml":    "name: evil\napps:\n- image: x\nenv:\n- name: A\n  value: \"x\\nExecStartPre=/bin/sh\"\n",
+		"units/inject.yaml":    "name: evil\napps:\n- image: x\nargs:\n- \"x\\nExecStartPre=/bin/sh\"\n",
 		"units/README.md":      "not a unit",
 		"units/.git/HEAD.yaml": "ignored: true",
 		"good/only.yaml":       "name: only\nengine: docker\napps:\n- image: x\n",
@@ -65,7 +65,7 @@ func TestValidateCommand(t *testing.T) {
 			wantStdout: []string{strings.TrimSpace(string(seedJSON)), `{"name":"web","apps":[{"image":"nginx"}]}`},
 			wantStderr: []string{
 				filepath.Join(dir, "units/broken.yaml") + `:2: unknown field "replcas" (did you mean "replicas"?)`,
-				filepath.Join(dir, "units/inject.yaml") + `:6: env[0].value: must not contain a newline`,
+				filepath.Join(dir, "units/inject.yaml") + `:5: args[0]: must not contain a newline`,
 			},
 		},
 		{

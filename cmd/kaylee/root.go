@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, s *stdio, getenv func(string) strin
 		return 0
 	case errors.As(err, &ee):
 		return ee.code
-	case errors.As(err, &se), errors.As(err, &ue) && ue.cmd.Name() == "sync":
+	case errors.As(err, &se), errors.As(err, &ue) && (ue.cmd.Name() == "sync" || ue.cmd.Name() == "migrate"):
 		fmt.Fprintf(s.err, "kaylee: %v\n", err)
 		return exitSetup
 	default:
@@ -136,6 +136,7 @@ Start with: kaylee dev --repo . --path examples`,
 		configHelp(),
 		a.syncCommand(),
 		a.agentCommand(),
+		a.migrateCommand(),
 	)
 	addUsageToErrors(root)
 	a.registerCompletions(root)

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"time"
 
+	etcd "github.com/coreos/etcd/client"
 	"github.com/coreos/fleet/client"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -13,6 +15,7 @@ import (
 	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/fleet"
 	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/store/v2units"
 )
 
 // schedulerFlags are the flags of every command that runs the scheduler.
@@ -28,6 +31,7 @@ type schedulerFlags struct {
 	resync         time.Duration
 	leaseTTL       time.Duration
 	logFormat      string
+	v2Units        bool
 }
 
 func (f *schedulerFlags) register(fl *pflag.FlagSet, minReady time.Duration) {
@@ -42,6 +46,7 @@ func (f *schedulerFlags) register(fl *pflag.FlagSet, minReady time.Duration) {
 	fl.DurationVar(&f.resync, "resync", 30*time.Second, "full reconcile interval even when nothing changed")
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", 10*time.Second, "leader lease: another server takes over this long after the leader dies")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
+	fl.BoolVar(&f.v2Units, "etcd-v2-units", true, "also schedule the units written through etcd's v2 API under <etcd-prefix>/units/ (as monder/kaylee and CI scripts for it store them): the leader copies them to v3; needs etcd 3.4/3.5 with --enable-v2 (without, it says so once and goes on)")
 }
 
 func (f *schedulerFlags) logger(w io.Writer) (*slog.Logger, error) {
@@ -75,6 +80,24 @@ func (a *app) fleetAPI(f *schedulerFlags) (client.API, error) {
 		return nil, fmt.Errorf("--fleet-endpoint: %w", err)
 	}
 	return api, err
+}
+
+// v2Keys is etcd's v2 keys API on endpoints (with the etcd flags' TLS and
+// credentials), for the bridge of v2 units; nil with --etcd-v2-units=false.
+func (a *app) v2Keys(f *schedulerFlags, endpoints []string) (etcd.KeysAPI, error) {
+	if !f.v2Units {
+		return nil, nil
+	}
+	tls, err := a.dialConfig().TLS()
+	if err != nil {
+		return nil, a.etcdHint(err)
+	}
+	keys, err := v2units.NewKeys(v2units.KeysConfig{Endpoints: endpoints, Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: tls},
+		Username: a.etcd.Username, Password: a.etcd.Password})
+	if err != nil {
+		return nil, fmt.Errorf("--etcd-v2-units: %w", err)
+	}
+	return keys, nil
 }
 
 // options are the reconciler's options the flags set.
@@ -130,6 +153,12 @@ status to <etcd-prefix>/status/<name> (see kaylee status).
 
 fleet is reached through its registry in etcd (the same --etcd-endpoints,
 which need etcd's v2 API) or, with --fleet-endpoint, through fleetd's HTTP API.
+
+Units written through etcd's v2 API under <etcd-prefix>/units/ (as monder/kaylee
+and CI scripts for it store them: etcdctl set) are scheduled too: the leader
+copies each v2 write to v3, the same value written again restarts the unit, a
+v2 delete deletes what it copied (--etcd-v2-units=false turns that off; on an
+etcd without the v2 API it says so once and goes on).
 
 HTTP on --listen (default 127.0.0.1:9522, apart from kaylee agent's 9520 and
 kaylee sync's 9523; empty for none):

@@ -164,6 +164,9 @@ func (a *app) lsCommand() *cobra.Command {
 				if u.Err != nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", u.Err)
 				}
+				for _, w := range u.Warnings {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+				}
 			}
 			if output == "json" {
 				return writeJSON(cmd.OutOrStdout(), names)

@@ -240,14 +240,15 @@ func TestRealCrashLoopFailsFast(t *testing.T) {
 	}
 }
 
-// writePlugin installs a volume plugin in every machine: it sleeps for its
+// writePlugin installs a volume plugin in every machine: called as
+// <driver> <id> <options> (monder/kaylee's order), it sleeps for its
 // options before the unit starts (a slow start) and does nothing on -u.
 func writePlugin(t *testing.T, c *realfleet.Cluster, name string) {
 	t.Helper()
 	if err := os.MkdirAll(c.PluginDir(), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	script := "#!/bin/sh\n[ \"$1\" = -u ] && exit 0\nexec sleep \"$1\"\n"
+	script := "#!/bin/sh\n[ \"$1\" = -u ] && exit 0\nexec sleep \"$2\"\n"
 	if err := os.WriteFile(filepath.Join(c.PluginDir(), name), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,9 @@ type Config struct {
 	// one named kaylee.
 	Name           string
 	InitialCluster string
+	// NoV2 turns etcd's v2 API off, as etcd 3.4/3.5 run without
+	// --enable-v2 (and 3.6, which has none).
+	NoV2 bool
 }
 
 // Server is a running (or stopped) embedded etcd.
@@ -148,7 +151,7 @@ func (s *Server) start() error {
 		// Elections within a second or two on a loaded test machine.
 		cfg.TickMs, cfg.ElectionMs = 50, 500
 	}
-	cfg.EnableV2 = true
+	cfg.EnableV2 = !s.cfg.NoV2
 	cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile = s.cfg.CertFile, s.cfg.KeyFile
 	cfg.UnsafeNoFsync = !s.cfg.Fsync
 	if s.cfg.Verbose {

@@ -26,6 +26,13 @@ func New(t testing.TB) *Server {
 	return start(t, embedetcd.Config{})
 }
 
+// NewNoV2 starts a server for a test without etcd's v2 API, as etcd 3.4
+// and 3.5 run without --enable-v2.
+func NewNoV2(t testing.TB) *Server {
+	t.Helper()
+	return start(t, embedetcd.Config{NoV2: true})
+}
+
 // NewTLS starts a server for a test that speaks TLS to clients (an
 // https:// ClientURL), with a self-signed certificate for 127.0.0.1 whose
 // file, CAFile, is the CA a client needs.

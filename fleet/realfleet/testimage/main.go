@@ -5,6 +5,8 @@
 //
 //	GET /healthz  200 "ok" (500 with --unhealthy, or after --unhealthy-after)
 //	GET /env      the environment, one NAME=value a line
+//	GET /getenv?name=N  the value of N exactly as the process has it (404
+//	              when unset): values with newlines are compared byte for byte
 //	GET /file?path=P  the file at P (volumes)
 //	GET /version  the --version value
 //	GET /count    with --count FILE: adds 1 to the number in FILE (0 if
@@ -78,6 +80,14 @@ func main() {
 		for _, e := range env {
 			fmt.Fprintln(w, e)
 		}
+	})
+	mux.HandleFunc("/getenv", func(w http.ResponseWriter, r *http.Request) {
+		v, ok := os.LookupEnv(r.URL.Query().Get("name"))
+		if !ok {
+			http.Error(w, "unset", http.StatusNotFound)
+			return
+		}
+		fmt.Fprint(w, v)
 	})
 	mux.HandleFunc("/file", func(w http.ResponseWriter, r *http.Request) {
 		b, err := os.ReadFile(r.URL.Query().Get("path"))
