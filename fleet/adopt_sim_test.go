@@ -104,13 +104,16 @@ func (h *harness) sampleAdoption(limits map[string]adoptLimits) (stop func() (st
 
 // Issue 24: a cluster where monder/kaylee ran — the seed's countly
 // example (4 replicas, at most 2 per machine), a single unit, a machineId
-// unit and a global unit, all running as the original created them on 3
-// machines, plus the original's unit of a name no longer stored — is
-// taken over by Kaylee's scheduler once the same units are stored (v3
-// keys, as Kaylee stores them). A sampler of fleet at every poll never
-// sees more running replicas of a unit than desired + surge, more than
-// maxReplicasPerHost of countly on a machine, nor two copies of the
-// single, machineId or global unit on a machine; at the end every unit
+// unit, a global unit and a unit it ran without replicas that is stored
+// with 3 now (at most 1 per machine, while the original's unit keeps
+// every replica of it off its machine), all running as the original
+// created them on 3 machines, plus the original's unit of a name no
+// longer stored — is taken over by Kaylee's scheduler once the same units
+// are stored (v3 keys, as Kaylee stores them). A sampler of fleet at
+// every poll never sees more running replicas of a unit than desired +
+// surge, more than maxReplicasPerHost of countly or web on a machine, nor
+// two copies of the single, machineId or global unit on a machine; at
+// the end every unit
 // runs Kaylee's rendering, the original's units of stored units are gone,
 // and the orphan still runs, reported by an event.
 func TestAdoptOriginalOnFleet(t *testing.T) {
@@ -126,14 +129,22 @@ func TestAdoptOriginalOnFleet(t *testing.T) {
 		storedUnit(t, `{"name":"single","apps":[{"image":"docker://single:1"}]}`),
 		storedUnit(t, `{"name":"pinned","apps":[{"image":"docker://pinned:1"}],"machineId":"`+pinTo+`"}`),
 		storedUnit(t, `{"name":"everywhere","apps":[{"image":"docker://agent:1"}],"global":true}`),
+		storedUnit(t, `{"name":"web","replicas":3,"maxReplicasPerHost":1,"apps":[{"image":"docker://web:1"}]}`),
 	}
+	// web: the original ran it without replicas (its Conflicts keep every
+	// replica of web off its machine); it is stored with replicas now.
+	was := map[string]*store.Unit{"web": storedUnit(t, `{"name":"web","apps":[{"image":"docker://web:1"}]}`)}
 	orphan := storedUnit(t, `{"name":"gone","apps":[{"image":"docker://gone:1"}]}`)
 	groups := rand.New(rand.NewSource(24))
 	launched := time.Now()
 	var orphanNames []string
 	var all []*schema.Unit
 	for _, u := range append(units, orphan) {
-		fus, err := original.Units("k2", u.Raw, groups)
+		raw := u.Raw
+		if w := was[u.Name]; w != nil {
+			raw = w.Raw
+		}
+		fus, err := original.Units("k2", raw, groups)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,7 +159,7 @@ func TestAdoptOriginalOnFleet(t *testing.T) {
 	t.Logf("the original's units run after %s", time.Since(launched).Round(time.Millisecond))
 	h.loadOtherMachines(countly.Name, 2, 3)
 
-	limits := map[string]adoptLimits{"countly": {running: 5, perMachine: 2}, "single": {1, 1}, "pinned": {1, 1}, "everywhere": {3, 1}}
+	limits := map[string]adoptLimits{"countly": {running: 5, perMachine: 2}, "single": {1, 1}, "pinned": {1, 1}, "everywhere": {3, 1}, "web": {4, 1}}
 	check := h.sampleAdoption(limits)
 	start := time.Now()
 	for _, u := range units {
@@ -185,7 +196,7 @@ func TestAdoptOriginalOnFleet(t *testing.T) {
 }
 
 // loadOtherMachines gives every machine that runs fewer than full of the
-// unit's replicas n other fleet units (not Kaylee's, pinned there), so
+// unit's replicas (the original's or Kaylee's) n other fleet units (not Kaylee's, pinned there), so
 // that fleet's least-loaded engine puts the unit's next replica on a
 // machine that holds full already: without a per-host limit counting old
 // and new replicas, it would run full+1 there.
@@ -199,6 +210,8 @@ func (h *harness) loadOtherMachines(name string, full, n int) {
 	count := map[string]int{}
 	for _, s := range states {
 		if id, ok := deploy.ParseOriginalUnitName("k2", s.Name); ok && id.Name == name {
+			count[s.MachineID]++
+		} else if id, ok := deploy.ParseUnitName("k2", s.Name); ok && id.Name == name {
 			count[s.MachineID]++
 		}
 	}

@@ -61,8 +61,10 @@ func (s *snapshot) on(units []*schema.Unit, on []string, target, active, sub str
 	return s
 }
 
-// adoptOps is opsString with the unit's name and the original's units
-// tagged orig<i>; hashes: each stored unit's current spec hash.
+// adoptOps is opsString with the unit's name, the original's units
+// tagged orig<i>, Kaylee's of another spec old<i>, and a unit created
+// loaded (not started) create-loaded; hashes: each stored unit's current
+// spec hash.
 func adoptOps(ops []op, hashes map[string]string) string {
 	var out []string
 	for _, o := range ops {
@@ -75,7 +77,11 @@ func adoptOps(ops []op, hashes map[string]string) string {
 		if id.SpecHash != hashes[id.Name] {
 			tag = "old" + tag
 		}
-		out = append(out, fmt.Sprintf("%s:%s/%s", o.kind, id.Name, tag))
+		kind := o.kind.String()
+		if o.kind == opCreate && o.unit.DesiredState == targetLoaded {
+			kind = "create-loaded"
+		}
+		out = append(out, fmt.Sprintf("%s:%s/%s", kind, id.Name, tag))
 	}
 	sort.Strings(out)
 	return strings.Join(out, " ")
@@ -96,8 +102,16 @@ func TestPlanAdoption(t *testing.T) {
 	pinned := storedUnit(t, `{"name":"pinned","apps":[{"image":"docker://pinned:1"}],"machineId":"m1"}`)
 	global := storedUnit(t, `{"name":"everywhere","apps":[{"image":"docker://agent:1"}],"global":true}`)
 	gone := storedUnit(t, `{"name":"gone","apps":[{"image":"docker://gone:1"}]}`)
+	// web: the original ran it without replicas (Conflicts=k2:web:*.service,
+	// which keeps every replica of web off its machine); now stored with 3
+	// replicas, at most 1 per machine, or with 2 on ssd machines only.
+	webOrig := originalUnits(t, storedUnit(t, `{"name":"web","apps":[{"image":"docker://web:1"}]}`), 13)
+	web := storedUnit(t, `{"name":"web","replicas":3,"maxReplicasPerHost":1,"apps":[{"image":"docker://web:1"}]}`)
+	webCur := render(t, &web.Spec)
+	webSSD := storedUnit(t, `{"name":"web","replicas":2,"apps":[{"image":"docker://web:1"}],"machine":["ssd=true"]}`)
 	tests := []struct {
 		name     string
+		ssdOn    string // the machine with ssd=true (the others have ssd=false)
 		snap     *snapshot
 		wantOps  string
 		wantMsg  map[string]string // unit → a part of its status message
@@ -105,30 +119,39 @@ func TestPlanAdoption(t *testing.T) {
 		wantEvts string            // kind:unit of the events the plan adds
 		wantWarn string            // a part of a warning
 	}{{
-		name:     "countly on 2/1/1: m0 is full, so one of its original replicas stops before the first new one is created",
+		name:     "countly on 2/1/1: m0 is full and the first new replica may land there: it is created loaded (fleet places it, nothing starts)",
 		snap:     (&snapshot{units: []*store.Unit{countly}}).on(orig, []string{"m0", "m1", "m2", "m0"}, "launched", "active", "running"),
-		wantOps:  "stop:countly/orig4",
+		wantOps:  "create-loaded:countly/0",
 		wantMsg:  map[string]string{"countly": "replacing 4 replicas of monder/kaylee"},
 		wantEvts: "adopted:countly",
 	}, {
-		name: "countly, an original replica of m0 stopped: it is destroyed and the first new replica is created",
-		snap: (&snapshot{units: []*store.Unit{countly}}).on(orig[:3], []string{"m0", "m1", "m2"}, "launched", "active", "running").
-			on(orig[3:], []string{"m0"}, "loaded", "inactive", "dead"),
-		wantOps: "create:countly/0 destroy:countly/orig4", wantEvts: "adopted:countly",
-		wantMsg: map[string]string{"countly": "replacing 4 replicas of monder/kaylee"},
-	}, {
-		name:     "countly on 1/1/1 with room everywhere: the first new replica is created at once, nothing stops",
-		snap:     (&snapshot{units: []*store.Unit{countly}}).on(orig[:3], []string{"m0", "m1", "m2"}, "launched", "active", "running"),
-		wantOps:  "create:countly/0",
+		name: "countly: new replica 0 loaded on m0, full: the highest original replica there stops before it starts",
+		snap: (&snapshot{units: []*store.Unit{countly}}).on(orig, []string{"m0", "m1", "m2", "m0"}, "launched", "active", "running").
+			on(cur[:1], []string{"m0"}, "loaded", "inactive", "dead"),
+		wantOps: "stop:countly/orig4",
+		wantMsg: map[string]string{"countly": cur[0].Name + " is loaded on machine m0 (10.0.0.0), at maxReplicasPerHost (2) counting old and new replicas: " +
+			orig[3].Name + " stops before it starts; replacing 4 replicas of monder/kaylee"},
 		wantEvts: "adopted:countly",
 	}, {
-		name: "new replica 0 ready on m0 (2 there, old and new): an original replica elsewhere may go, and the next new one (group 1) may land anywhere",
+		name: "countly, the original replica of m0 stopped: it is destroyed and new replica 0 launched; new replica 2 (group 0, which new 0 keeps off m0) may only land on m1 or m2, with room: created launched",
+		snap: (&snapshot{units: []*store.Unit{countly}}).on(orig[:3], []string{"m0", "m1", "m2"}, "launched", "active", "running").
+			on(orig[3:], []string{"m0"}, "loaded", "inactive", "dead").
+			on(cur[:1], []string{"m0"}, "loaded", "inactive", "dead"),
+		wantOps: "create:countly/2 destroy:countly/orig4 launch:countly/0", wantEvts: "adopted:countly",
+		wantMsg: map[string]string{"countly": "replacing 4 replicas of monder/kaylee"},
+	}, {
+		name:     "countly on 1/1/1 with room everywhere: the first new replica is created launched, the second (surge: 3 serving) loaded, nothing stops",
+		snap:     (&snapshot{units: []*store.Unit{countly}}).on(orig[:3], []string{"m0", "m1", "m2"}, "launched", "active", "running"),
+		wantOps:  "create-loaded:countly/1 create:countly/0",
+		wantEvts: "adopted:countly",
+	}, {
+		name: "new replica 0 ready on m0 (2 there, old and new): the next new replica of group 1 may land on m0, that of group 0 (2) may not: 2 is created, nothing stops",
 		snap: (&snapshot{units: []*store.Unit{countly}}).on(orig[:3], []string{"m0", "m1", "m2"}, "launched", "active", "running").
 			on(cur[:1], []string{"m0"}, "launched", "active", "running"),
-		// surplus: 1 ready + 3 serving - 4 = 0; budget 4+1-(1+3) = 1, but m0
-		// is full and eligible for replica 1 (group 1): stop an original
-		// replica there first.
-		wantOps:  "stop:countly/orig1",
+		// surplus: 1 ready + 3 serving - 4 = 0; budget 4+1-(1+3) = 1;
+		// replica 1 (group 1) would need room on m0, full; replica 2
+		// (group 0) conflicts with replica 0 there: it lands on m1 or m2.
+		wantOps:  "create:countly/2",
 		wantMsg:  map[string]string{"countly": "1 of 4 running the current spec, 1 ready; 3 old still to replace"},
 		wantEvts: "adopted:countly",
 	}, {
@@ -179,6 +202,37 @@ func TestPlanAdoption(t *testing.T) {
 		wantMsg:  map[string]string{"everywhere": "replacing 1 fleet unit of monder/kaylee"},
 		wantEvts: "adopted:everywhere",
 	}, {
+		name:    "web, run by the original without replicas on m0, stored with 3 replicas at most 1 per machine: the 2 that fit on m1 and m2 come first (the second loaded until the first is placed)",
+		snap:    (&snapshot{units: []*store.Unit{web}}).on(webOrig, []string{"m0"}, "launched", "active", "running"),
+		wantOps: "create-loaded:web/1 create:web/0",
+		wantMsg: map[string]string{"web": "rolling out: starting the first new replica; " + webOrig[0].Name +
+			" keeps every new replica off machine m0 (10.0.0.0) (its Conflicts): it stops once the 2 new replicas that fit elsewhere are ready; replacing 1 replica of monder/kaylee"},
+		wantEvts: "adopted:web",
+	}, {
+		name: "web: new replicas 0 and 1 ready on m1 and m2, all that fit beside the original's unit: it stops (serving: 2), the third is not created yet",
+		snap: (&snapshot{units: []*store.Unit{web}}).on(webOrig, []string{"m0"}, "launched", "active", "running").
+			on(webCur[:2], []string{"m1", "m2"}, "launched", "active", "running"),
+		wantOps:  "stop:web/orig1",
+		wantMsg:  map[string]string{"web": webOrig[0].Name + " stops (2 new replicas ready): its Conflicts keep every new replica off its machine"},
+		wantEvts: "adopted:web",
+	}, {
+		name: "web: the original's unit stopped: destroyed; the third new replica waits until it is gone from fleet",
+		snap: (&snapshot{units: []*store.Unit{web}}).on(webOrig, []string{"m0"}, "loaded", "inactive", "dead").
+			on(webCur[:2], []string{"m1", "m2"}, "launched", "active", "running"),
+		wantOps:  "destroy:web/orig1",
+		wantEvts: "adopted:web",
+	}, {
+		name:    "web: the original's unit gone: the third new replica is created (on m0, the only machine left for it)",
+		snap:    (&snapshot{units: []*store.Unit{web}}).on(webCur[:2], []string{"m1", "m2"}, "launched", "active", "running"),
+		wantOps: "create:web/2",
+	}, {
+		name:     "web stored with 2 replicas on ssd machines, only m0, which the original's unit holds: no new replica fits elsewhere, so it stops first",
+		ssdOn:    "m0",
+		snap:     (&snapshot{units: []*store.Unit{webSSD}}).on(webOrig, []string{"m0"}, "launched", "active", "running"),
+		wantOps:  "stop:web/orig1",
+		wantMsg:  map[string]string{"web": webOrig[0].Name + " stops (no new replica fits elsewhere): its Conflicts keep every new replica off its machine"},
+		wantEvts: "adopted:web",
+	}, {
 		name: "a stored unit the new validation refuses: the original's units are left as they are, nothing is adopted",
 		snap: (&snapshot{units: []*store.Unit{{Name: "single", Raw: single.Raw, Err: errors.New("unknown field")}}}).
 			on(originalUnits(t, single, 7), []string{"m0"}, "launched", "active", "running"),
@@ -204,7 +258,8 @@ func TestPlanAdoption(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			snap := tt.snap
 			for _, id := range []string{"m0", "m1", "m2"} {
-				snap.machines = append(snap.machines, machine.MachineState{ID: id, PublicIP: "10.0.0." + id[1:], Metadata: map[string]string{"ssd": "false"}})
+				ssd := map[bool]string{true: "true", false: "false"}[id == tt.ssdOn]
+				snap.machines = append(snap.machines, machine.MachineState{ID: id, PublicIP: "10.0.0." + id[1:], Metadata: map[string]string{"ssd": ssd}})
 			}
 			snap.registry = &registry{}
 			pp := newPassPlanner(Options{}.withDefaults())

@@ -15,7 +15,12 @@ import (
 // message of the pass that made it.
 func opEvent(o op, why string) store.Event {
 	kind := map[opKind]string{opCreate: store.EventCreated, opLaunch: store.EventLaunched, opStop: store.EventStopped, opDestroy: store.EventDestroyed}[o.kind]
-	if o.kind == opLaunch {
+	switch {
+	case o.kind == opCreate && o.staged:
+		why = "created loaded: it starts once the machine fleet puts it on has room under maxReplicasPerHost. " + why
+	case o.kind == opLaunch && o.staged:
+		why = "started: its machine has room under maxReplicasPerHost. " + why
+	case o.kind == opLaunch:
 		why = "drift repaired: it was stopped outside Kaylee. " + why
 	}
 	return store.Event{Kind: kind, Unit: o.owner, FleetUnit: o.name, Message: why}

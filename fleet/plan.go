@@ -38,6 +38,9 @@ type op struct {
 	owner string // Kaylee unit
 	name  string // fleet unit
 	unit  *schema.Unit
+	// staged: created loaded, or launched once so created (the per-host
+	// rule, see plan_perhost.go), for its event.
+	staged bool
 }
 
 // planner decides, for one Kaylee unit at a time, the fleet calls of this
@@ -136,10 +139,10 @@ func (p *planner) nudge(owner string, actual unitSet, ops []op) []op {
 	}
 	for _, o := range ops {
 		target := targetLaunched
-		switch o.kind {
-		case opStop:
+		switch {
+		case o.kind == opStop, o.kind == opCreate && o.unit.DesiredState == targetLoaded:
 			target = targetLoaded
-		case opDestroy:
+		case o.kind == opDestroy:
 			delete(p.mem.sent, o.name)
 			continue
 		}
@@ -273,6 +276,15 @@ type rollout struct {
 	drifted  int     // stale units under a current name: another unit file
 	created  int     // new replicas created this pass
 
+	// The per-host rule and old units in the way (plan_perhost.go):
+	// room, once computed in the pass; fitElsewhere, while old units keep
+	// the new replicas off their machines, how many fit elsewhere (-1:
+	// none do).
+	room         *hostRoom
+	fitElsewhere int
+	starting     int           // replicas launched or created launched this pass
+	waiting      []*actualUnit // new replicas created loaded, on a machine without room
+
 	// primary: the ordinal a stateful unit's members are updated around
 	// (update.order), -1 for none; probing: its primary probes have not
 	// all answered, no member is parked (see decideOrder).
@@ -291,7 +303,7 @@ func (p *planner) newRollout(u *unitInput) *rollout {
 		global: u.spec.Global && !u.spec.Rolling(), rolling: u.spec.Rolling(), stateful: u.spec.Stateful,
 		replicated: u.spec.Replicated() && !u.spec.Stateful, // a member never runs twice
 		st:         p.newStatus(u),
-		primary:    -1,
+		primary:    -1, fitElsewhere: -1,
 	}
 }
 
@@ -453,7 +465,9 @@ func (r *rollout) repair() {
 		// again (a rollback to the spec it runs, before it was destroyed):
 		// launch it again, in its slot once the other units there are down
 		// (rollSlot stops them).
-		if a.target() != targetLaunched && !r.mem.replacing[a.name()] && slotOf[a].mayStart(a) {
+		// With maxReplicasPerHost while old replicas run, place starts it
+		// once its machine has room.
+		if a.target() != targetLaunched && !r.mem.replacing[a.name()] && slotOf[a].mayStart(a) && !r.perHostRule() {
 			delete(r.mem.stopping, a.name())
 			r.ops = append(r.ops, op{kind: opLaunch, owner: r.u.name, name: a.name()})
 		}
@@ -547,13 +561,17 @@ func (r *rollout) retire() {
 	}
 	r.staleUp = len(r.serving) - surplus
 	r.kept = r.serving[surplus:]
+	r.retireBlockers()
 }
 
 // place creates new replicas: all at once when nothing old is left, else
 // within the surge: at most n + surge replicas up or starting, new ones
 // and old ones that still serve (an old one being stopped no longer
 // counts, as in Kubernetes' maxSurge: its stop overlaps the next start).
-// A replica that failed is replaced only after RetryFailed.
+// A replica that failed is replaced only after RetryFailed. With
+// maxReplicasPerHost, a new replica that may land on a machine without
+// room is created loaded and started once its machine has room (see
+// plan_perhost.go).
 func (r *rollout) place() {
 	budget := 0
 	switch {
@@ -562,7 +580,16 @@ func (r *rollout) place() {
 	case r.replicated:
 		budget = r.n + r.pol.surge - (len(r.current) + r.staleUp)
 	}
+	if r.fitElsewhere >= 0 {
+		// Old units keep the new replicas off their machines: only those
+		// that fit elsewhere are created while they serve.
+		budget = min(budget, r.fitElsewhere-len(r.current))
+	}
+	if r.perHostRule() {
+		r.launchStaged()
+	}
 	occupied := r.u.actual.names()
+	var held []*schema.Unit // may land on a machine without room
 	for _, du := range r.d.units {
 		if budget <= 0 {
 			break
@@ -570,19 +597,27 @@ func (r *rollout) place() {
 		if occupied[du.Name] {
 			continue
 		}
-		if ok, full := r.hostGate(du); !ok {
-			if len(full) > 0 {
-				r.makeRoom(full)
-			}
-			break
+		ok, landing := r.hostGate(du)
+		if !ok {
+			held = append(held, du) // another replica (of another group) may have room
+			continue
 		}
 		if r.create(du) {
 			budget--
-			if r.adopting() {
-				break // one at a time: where fleet puts it counts for the next
-			}
+			r.landed(landing)
 		}
 	}
+	for _, du := range held {
+		if budget <= 0 || r.leaving() {
+			break
+		}
+		loaded := *du
+		loaded.DesiredState = targetLoaded
+		if r.create(&loaded) {
+			budget--
+		}
+	}
+	r.makeRoom()
 }
 
 // create creates a desired fleet unit, unless it failed a moment ago (a
@@ -594,9 +629,12 @@ func (r *rollout) create(du *schema.Unit) bool {
 		r.notes = append(r.notes, fmt.Sprintf("replacing %s in %s", du.Name, (r.opts.RetryFailed-r.now.Sub(t)).Round(time.Second)))
 		return false
 	}
-	r.ops = append(r.ops, op{kind: opCreate, owner: r.u.name, name: du.Name, unit: du})
+	r.ops = append(r.ops, op{kind: opCreate, owner: r.u.name, name: du.Name, unit: du, staged: du.DesiredState == targetLoaded})
 	r.mem.created[du.Name] = r.now
 	r.created++
+	if du.DesiredState != targetLoaded {
+		r.starting++
+	}
 	return true
 }
 

@@ -1,0 +1,212 @@
+package fleet
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/fleet/machine"
+	"github.com/coreos/fleet/schema"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+// Issue 24: Kaylee's own rolling update of a replicated unit holds
+// maxReplicasPerHost across versions. A replica conflicts only with the
+// replicas of its own spec and group (k2:countly:<hash8>:<group>:*), so
+// fleet's least-loaded engine may put a new replica on a machine that
+// already runs the limit of old ones. The seed's countly (4 replicas, at
+// most 2 per machine) runs on 3 machines, 2/1/1; the other two machines
+// are loaded with other units, so fleet would pick the full one for the
+// next new replica. A sampler of fleet at every poll never sees more than
+// 2 countly replicas on a machine (old and new), nor more than 5 (4 +
+// maxSurge 1) running in all; the update ends with 4 new replicas.
+func TestRollingUpdateMaxPerHostOnFleet(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, fleetsim.Machines(3, map[string]string{"ssd": "false"}))
+	h.serve(h.api, testOptions)
+	v1 := h.put(loadSpec(t, "../deploy/testdata/countly.yaml", nil))
+	h.waitStatus("countly", store.PhaseRunning, v1, 60*time.Second)
+	h.waitUnits("countly", v1, 4, 30*time.Second)
+	h.loadOtherMachines("countly", 2, 3)
+
+	check := h.sampleAdoption(map[string]adoptLimits{"countly": {running: 5, perMachine: 2}})
+	start := time.Now()
+	v2 := h.put(loadSpec(t, "../deploy/testdata/countly.yaml", func(s *deploy.Spec) { s.Env[0].Value += "&w=2" }))
+	st := h.waitStatus("countly", store.PhaseRunning, v2, 90*time.Second)
+	t.Logf("rolled out after %s: %s", time.Since(start).Round(time.Millisecond), st.Message)
+	h.waitUnits("countly", v2, 4, 30*time.Second)
+	msg, looks := check()
+	if msg != "" {
+		t.Fatalf("during the rolling update: %s", msg)
+	}
+	if looks < 20 {
+		t.Fatalf("the sampler looked at fleet only %d times", looks)
+	}
+	v := h.view("countly")
+	for m, n := range perMachine(v) {
+		if n > 2 {
+			t.Fatalf("at the end machine %.8s runs %d replicas: %v", m, n, v)
+		}
+	}
+}
+
+// Kaylee's own rolling update of a replicated unit, planned from
+// snapshots: maxReplicasPerHost holds across the old spec's replicas and
+// the new one's. A new replica is created launched only when every
+// machine fleet may put it on has room; else it is created loaded and
+// launched once the machine fleet put it on has room: when it has none,
+// and nothing is on its way up or down, the highest old replica there
+// stops first.
+func TestPlanRollingMaxPerHost(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const countly = `{"name":"countly","replicas":4,"maxReplicasPerHost":2,"env":[{"name":"V","value":"%d"}],"apps":[{"image":"docker://countly:1"}],"machine":["ssd=false"]}`
+	v1, v2 := storedUnit(t, fmt.Sprintf(countly, 1)), storedUnit(t, fmt.Sprintf(countly, 2))
+	old, cur := render(t, &v1.Spec), render(t, &v2.Spec) // groups: 0, 2 | 1, 3
+	const free = `{"name":"countly","replicas":4,"env":[{"name":"V","value":"%d"}],"apps":[{"image":"docker://countly:1"}]}`
+	free1, free2 := storedUnit(t, fmt.Sprintf(free, 1)), storedUnit(t, fmt.Sprintf(free, 2))
+	oldName := func(i int) string { return old[i].Name }
+	// Kaylee's own unit without replicas (Conflicts=k2:countly:*.service),
+	// stored with 3 replicas at most 1 per machine now.
+	single := storedUnit(t, `{"name":"countly","apps":[{"image":"docker://countly:1"}]}`)
+	three := storedUnit(t, `{"name":"countly","replicas":3,"maxReplicasPerHost":1,"apps":[{"image":"docker://countly:1"}]}`)
+	singleOld, threeCur := render(t, &single.Spec), render(t, &three.Spec)
+	tests := []struct {
+		name    string
+		snap    *snapshot
+		wantOps string
+		wantMsg string // a part of countly's status message
+	}{{
+		name:    "v1 on 2/1/1: m0 is full and the first new replica may land there: it is created loaded (fleet places it, nothing starts)",
+		snap:    (&snapshot{units: []*store.Unit{v2}}).on(old, []string{"m0", "m0", "m1", "m2"}, "launched", "active", "running"),
+		wantOps: "create-loaded:countly/0",
+		wantMsg: "rolling out: starting the first new replica",
+	}, {
+		name: "new replica 0 loaded on m0, full: old replica 1, the highest there, stops before it starts",
+		snap: (&snapshot{units: []*store.Unit{v2}}).on(old, []string{"m0", "m0", "m1", "m2"}, "launched", "active", "running").
+			on(cur[:1], []string{"m0"}, "loaded", "inactive", "dead"),
+		wantOps: "stop:countly/old1",
+		wantMsg: cur[0].Name + " is loaded on machine m0 (10.0.0.0), at maxReplicasPerHost (2) counting old and new replicas: " + oldName(1) + " stops before it starts",
+	}, {
+		name: "new replica 0 loaded on m1, which has room: it is launched",
+		snap: (&snapshot{units: []*store.Unit{v2}}).on(old, []string{"m0", "m0", "m1", "m2"}, "launched", "active", "running").
+			on(cur[:1], []string{"m1"}, "loaded", "inactive", "dead"),
+		wantOps: "launch:countly/0",
+	}, {
+		name: "new replica 0 loaded on m0 (full) while new replica 2 starts on m1: no old replica stops yet",
+		snap: (&snapshot{units: []*store.Unit{v2}}).on(old, []string{"m0", "m0", "m1", "m2"}, "launched", "active", "running").
+			on(cur[:1], []string{"m0"}, "loaded", "inactive", "dead").
+			on(cur[2:3], []string{"m1"}, "launched", "activating", "start"),
+		wantOps: "",
+		wantMsg: cur[0].Name + " is loaded on machine m0 (10.0.0.0), at maxReplicasPerHost (2) counting old and new replicas: it starts once an old replica there has stopped, after the replicas on their way up or down",
+	}, {
+		name: "old replica 1 stopped: destroyed, and new replica 0 launched on m0; new replica 2 (group 0, which new 0 keeps off m0) may only land on m1 or m2, with room: created launched",
+		snap: (&snapshot{units: []*store.Unit{v2}}).on(old[:1], []string{"m0"}, "launched", "active", "running").
+			on(old[1:2], []string{"m0"}, "loaded", "inactive", "dead").
+			on(old[2:], []string{"m1", "m2"}, "launched", "active", "running").
+			on(cur[:1], []string{"m0"}, "loaded", "inactive", "dead"),
+		wantOps: "create:countly/2 destroy:countly/old1 launch:countly/0",
+	}, {
+		name: "new replica 0 ready on m1, full (old 2, new 0): new 1 (group 1) may land on m1, new 2 (group 0) may not: 2 is created launched, nothing stops",
+		snap: (&snapshot{units: []*store.Unit{v2}}).on(append(append([]*schema.Unit{}, old[0]), old[2:]...), []string{"m0", "m1", "m2"}, "launched", "active", "running").
+			on(cur[:1], []string{"m1"}, "launched", "active", "running"),
+		wantOps: "create:countly/2",
+	}, {
+		name: "new replica 0 not placed by fleet yet: the next is created loaded (it may land on any machine), nothing stops",
+		snap: (&snapshot{units: []*store.Unit{v2}}).on(append(append([]*schema.Unit{}, old[0]), old[2:]...), []string{"m0", "m1", "m2"}, "launched", "active", "running").
+			on(cur[:1], []string{""}, "launched", "", ""),
+		wantOps: "create-loaded:countly/1",
+	}, {
+		name: "new replica 0 launched but not placed by fleet yet: new replica 1, loaded on m1 (room), waits (0 may land on m1)",
+		snap: (&snapshot{units: []*store.Unit{v2}}).on(old, []string{"m0", "m0", "m1", "m2"}, "launched", "active", "running").
+			on(cur[:1], []string{""}, "launched", "", "").
+			on(cur[1:2], []string{"m1"}, "loaded", "inactive", "dead"),
+		wantOps: "",
+	}, {
+		name: "new replicas 0 and 2 ready on m1 and m2: the surplus old replica 3 stops; new 1 (group 1), which may land on full m1 or m2, waits until old 3 is gone (fleet then sees the room on m2)",
+		snap: (&snapshot{units: []*store.Unit{v2}}).on(append(append([]*schema.Unit{}, old[0]), old[2:]...), []string{"m0", "m1", "m2"}, "launched", "active", "running").
+			on([]*schema.Unit{cur[0], cur[2]}, []string{"m1", "m2"}, "launched", "active", "running"),
+		// surplus: 2 ready + 3 serving - 4 = 1: old 3 stops; budget 4+1-(2+2) = 1.
+		wantOps: "stop:countly/old3",
+	}, {
+		name: "old replica 3 stopped, still in fleet: destroyed; new 1 still waits",
+		snap: (&snapshot{units: []*store.Unit{v2}}).on([]*schema.Unit{old[0], old[2]}, []string{"m0", "m1"}, "launched", "active", "running").
+			on(old[3:], []string{"m2"}, "loaded", "inactive", "dead").
+			on([]*schema.Unit{cur[0], cur[2]}, []string{"m1", "m2"}, "launched", "active", "running"),
+		wantOps: "destroy:countly/old3",
+	}, {
+		name: "old replica 3 gone: new 1 is created loaded (m1 is full, m0 and m2 have room)",
+		snap: (&snapshot{units: []*store.Unit{v2}}).on([]*schema.Unit{old[0], old[2]}, []string{"m0", "m1"}, "launched", "active", "running").
+			on([]*schema.Unit{cur[0], cur[2]}, []string{"m1", "m2"}, "launched", "active", "running"),
+		wantOps: "create-loaded:countly/1",
+	}, {
+		name:    "a unit without replicas on m0, stored with 3 at most 1 per machine: its old unit keeps every new replica off m0, so the 2 that fit on m1 and m2 come first",
+		snap:    (&snapshot{units: []*store.Unit{three}}).on(singleOld, []string{"m0"}, "launched", "active", "running"),
+		wantOps: "create-loaded:countly/1 create:countly/0",
+		wantMsg: singleOld[0].Name + " keeps every new replica off machine m0 (10.0.0.0) (its Conflicts): it stops once the 2 new replicas that fit elsewhere are ready",
+	}, {
+		name: "the unit without replicas, new replicas 0 and 1 ready on m1 and m2: its old unit stops",
+		snap: (&snapshot{units: []*store.Unit{three}}).on(singleOld, []string{"m0"}, "launched", "active", "running").
+			on(threeCur[:2], []string{"m1", "m2"}, "launched", "active", "running"),
+		wantOps: "stop:countly/old0",
+		wantMsg: singleOld[0].Name + " stops (2 new replicas ready): its Conflicts keep every new replica off its machine",
+	}, {
+		name:    "without maxReplicasPerHost: the first new replica is created at once, as before",
+		snap:    (&snapshot{units: []*store.Unit{free2}}).on(render(t, &free1.Spec), []string{"m0", "m0", "m1", "m2"}, "launched", "active", "running"),
+		wantOps: "create:countly/0",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			snap := tt.snap
+			for _, id := range []string{"m0", "m1", "m2"} {
+				snap.machines = append(snap.machines, machine.MachineState{ID: id, PublicIP: "10.0.0." + id[1:], Metadata: map[string]string{"ssd": "false"}})
+			}
+			snap.registry = &registry{}
+			pp := newPassPlanner(Options{}.withDefaults())
+			for _, s := range snap.states {
+				if s.SystemdActiveState == "active" {
+					pp.mem.readySince[s.Name] = now.Add(-time.Minute)
+				}
+			}
+			plan := pp.plan(snap, now)
+			hashes := map[string]string{"countly": snap.units[0].Spec.Hash(0)}
+			if got := adoptOps(plan.ops, hashes); got != tt.wantOps {
+				t.Errorf("ops = %q, want %q", got, tt.wantOps)
+			}
+			for _, st := range plan.statuses {
+				if st.status == nil {
+					continue
+				}
+				t.Logf("%s: %s: %s", st.name, st.status.Phase, st.status.Message)
+				if !strings.Contains(st.status.Message, tt.wantMsg) {
+					t.Errorf("status: %q, want it to contain %q", st.status.Message, tt.wantMsg)
+				}
+			}
+		})
+	}
+}
+
+// The events of the per-host rule's calls say why: a replica created
+// loaded, and started once its machine has room, is no drift repair.
+func TestOpEventStaged(t *testing.T) {
+	for _, tt := range []struct {
+		o    op
+		want string
+	}{
+		{op{kind: opCreate, owner: "countly", name: "k2:countly:e8530328:9d5234:0.service", staged: true},
+			"created: created loaded: it starts once the machine fleet puts it on has room under maxReplicasPerHost. why"},
+		{op{kind: opLaunch, owner: "countly", name: "k2:countly:e8530328:9d5234:0.service", staged: true},
+			"launched: started: its machine has room under maxReplicasPerHost. why"},
+		{op{kind: opLaunch, owner: "countly", name: "k2:countly:e8530328:9d5234:0.service"},
+			"launched: drift repaired: it was stopped outside Kaylee. why"},
+		{op{kind: opCreate, owner: "countly", name: "k2:countly:e8530328:9d5234:0.service"}, "created: why"},
+	} {
+		e := opEvent(tt.o, "why")
+		if got := e.Kind + ": " + e.Message; got != tt.want {
+			t.Errorf("%s (staged %v): %q, want %q", tt.o.kind, tt.o.staged, got, tt.want)
+		}
+	}
+}
