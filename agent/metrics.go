@@ -55,7 +55,7 @@ func newMetrics() *metrics {
 		fleetOps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kaylee_fleet_operations_total",
 			Help: "fleet calls made by the scheduler, by op (create, launch, stop, destroy) and result."}, []string{"op", "result"}),
 		phases: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kaylee_units_phase",
-			Help: "Units by rollout phase, as of the scheduler's last pass."}, []string{"phase"}),
+			Help: "Units by rollout phase, as of the scheduler's last pass (left-alone: names whose fleet units monder/kaylee created and that are not stored)."}, []string{"phase"}),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kaylee_webhooks_total",
 			Help: "Webhooks received, by source (empty when none), event (push, tag_push, ping, pull_request, release, create, delete, merge_request, other) and result (triggered, ignored, pong, unfollowed, unauthorized, bad_request, error)."},
 			[]string{"source", "event", "result"}),
@@ -141,7 +141,7 @@ func (m *metrics) FleetCall(op string, err error) {
 
 // Phases implements fleet.Observer.
 func (m *metrics) Phases(counts map[string]int) {
-	for _, p := range []string{store.PhasePending, store.PhaseProgressing, store.PhaseRunning, store.PhaseFailed, store.PhaseDeleting, store.PhaseSuspended} {
+	for _, p := range []string{store.PhasePending, store.PhaseProgressing, store.PhaseRunning, store.PhaseFailed, store.PhaseDeleting, store.PhaseSuspended, store.PhaseLeftAlone} {
 		m.phases.WithLabelValues(p).Set(float64(counts[p]))
 	}
 }

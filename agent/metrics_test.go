@@ -134,3 +134,20 @@ func TestMetricsOfRoles(t *testing.T) {
 		})
 	}
 }
+
+// The original's fleet units of names not stored are counted under a
+// phase of their own, zero when there are none.
+func TestMetricsLeftAlonePhase(t *testing.T) {
+	m := newMetrics()
+	m.Phases(map[string]int{store.PhaseRunning: 2, store.PhaseLeftAlone: 1})
+	out := scrape(t, m)
+	for _, want := range []string{`kaylee_units_phase{phase="left-alone"} 1`, `kaylee_units_phase{phase="running"} 2`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %q:\n%s", want, out)
+		}
+	}
+	m.Phases(map[string]int{store.PhaseRunning: 2})
+	if out := scrape(t, m); !strings.Contains(out, `kaylee_units_phase{phase="left-alone"} 0`) {
+		t.Errorf("left-alone not back to 0:\n%s", out)
+	}
+}

@@ -3,6 +3,8 @@ package console
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/kaylee-gitops/kaylee/console/browsertest"
 	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/view/viewtest"
 )
 
 // within runs a browser step that must finish before d.
@@ -290,5 +293,53 @@ func TestDashboardShowsRollbackSuspensionAndWholeMessages(t *testing.T) {
 				t.Errorf("messages not wholly readable at %dx%d:\n%s", vp.width, vp.height, strings.Join(bad, "\n"))
 			}
 		})
+	}
+}
+
+// The original's fleet units of names not stored (left-alone statuses)
+// show in the units table with their phase and message, with what removes
+// them (not for those a refused unit holds), are not counted as units, and
+// have a page listing their fleet units.
+func TestDashboardShowsLeftAlone(t *testing.T) {
+	gone := "1 fleet unit of monder/kaylee; no unit named gone is stored: left alone"
+	held := "1 fleet unit of monder/kaylee; held by the refused unit web (its JSON's name is reports): left alone, never removed"
+	r := &memReader{Mem: viewtest.Mem{
+		Units: []string{"web"},
+		Statuses: map[string]*store.Status{
+			"web": {Name: "web", Phase: store.PhaseRunning, SpecHash: "aa", Deployed: "aa", Desired: 1, Running: 1, Message: "1 of 1 running", Units: []store.UnitStatus{}},
+			"gone": {Name: "gone", Phase: store.PhaseLeftAlone, Running: 1, Serving: 1, Message: gone,
+				Units: []store.UnitStatus{{Name: "k2:gone:d4beae:030405:0.service", MachineID: "m1", MachineIP: "10.0.0.1", ActiveState: "active", SubState: "running"}}},
+			"reports": {Name: "reports", Phase: store.PhaseLeftAlone, HeldBy: "web", Message: held, Units: []store.UnitStatus{}},
+		}}, leader: "sched-1",
+		events: []store.Event{{Kind: store.EventOriginalLeftAlone, Unit: "gone", Message: "1 fleet unit of monder/kaylee for unit gone, which is not stored: left alone"}}}
+	mux := http.NewServeMux()
+	New(Config{Reader: r, Machines: machineList{{ID: "m1", PublicIP: "10.0.0.1"}}}).Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	b := browsertest.New(t, 1400, 900)
+	within(t, b, 20*time.Second, "page loads", chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS(`tr[data-unit="gone"]`)))
+	if got := text(t, b, `tr[data-unit="gone"] .phase`); got != store.PhaseLeftAlone {
+		t.Errorf("gone's phase shows %q, want %s", got, store.PhaseLeftAlone)
+	}
+	if got, want := text(t, b, `tr[data-unit-message="gone"]`), gone+"; kaylee migrate --remove-original removes them"; got != want {
+		t.Errorf("gone's message shows %q, want %q", got, want)
+	}
+	if got := text(t, b, `tr[data-unit-message="reports"]`); got != held {
+		t.Errorf("reports' message shows %q, want %q (nothing removes them)", got, held)
+	}
+	if got, want := text(t, b, `#summary`), "1 unit, 1 running · 2 names with fleet units of monder/kaylee left alone"; !strings.HasPrefix(got, want) {
+		t.Errorf("summary %q, want %q…", got, want)
+	}
+	within(t, b, 10*time.Second, "gone's page", chromedp.Navigate(srv.URL+"/#/units/gone"),
+		chromedp.WaitVisible(chromedp.CSS(`#unit-replicas tr[data-replica="k2:gone:d4beae:030405:0.service"]`)))
+	fields := text(t, b, `#unit-fields`)
+	for _, want := range []string{"monder/kaylee (not stored)", "1 running, 1 serving, 0 desired", gone + "; kaylee migrate --remove-original removes them"} {
+		if !strings.Contains(fields, want) {
+			t.Errorf("gone's page lacks %q:\n%s", want, fields)
+		}
+	}
+	if got := text(t, b, `#unit-replicas tr[data-replica="k2:gone:d4beae:030405:0.service"]`); !strings.Contains(got, "10.0.0.1") || !strings.Contains(got, "active/running") {
+		t.Errorf("gone's fleet unit shows %q, want on 10.0.0.1, active/running", got)
 	}
 }

@@ -292,9 +292,29 @@ func (h *harness) adoptedEndState(units []*store.Unit, pinTo string, orphanNames
 	if len(evs) != 1 || evs[0].Kind != store.EventOriginalLeftAlone || !strings.Contains(evs[0].Message, "which is not stored: left alone") {
 		t.Errorf("events of gone: %+v", evs)
 	}
-	if st := h.status("gone"); st != nil {
-		t.Errorf("gone has a status: %+v", st)
-	}
+	h.leftAloneStatus("gone", orphanNames)
+}
+
+// leftAloneStatus: the original's units of a name not stored are shown
+// with a status of their own, each on its machine, running.
+func (h *harness) leftAloneStatus(name string, fleetUnits []string) {
+	h.t.Helper()
+	eventually(h.t, 10*time.Second, func() (bool, string) {
+		st := h.status(name)
+		if st == nil {
+			return false, name + " has no status"
+		}
+		var got []string
+		for _, u := range st.Units {
+			if u.MachineID != "" && u.MachineIP != "" && u.ActiveState == "active" && u.SubState == "running" {
+				got = append(got, u.Name)
+			}
+		}
+		want := fmt.Sprintf("%s of monder/kaylee; no unit named %s is stored: left alone", plural(len(fleetUnits), "fleet unit"), name)
+		return st.Phase == store.PhaseLeftAlone && st.Desired == 0 && st.Message == want && fmt.Sprint(got) == fmt.Sprint(fleetUnits),
+			fmt.Sprintf("status of %s: %s, desired %d, %q, units running on a machine %v; want %s, 0, %q, %v",
+				name, st.Phase, st.Desired, st.Message, got, store.PhaseLeftAlone, want, fleetUnits)
+	})
 }
 
 func firstKey(m map[string][]string) string {

@@ -341,3 +341,75 @@ func TestPlanAdoptionEvents(t *testing.T) {
 		}
 	}
 }
+
+// The original's units of a name not stored have a status of their own
+// (left-alone: desired 0, the fleet units with their machines and states,
+// a message saying why), which becomes the stored unit's status once one
+// of that name is stored, tells of the refused unit holding the name, and
+// goes with the fleet units.
+func TestPlanLeftAloneStatus(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	gone := storedUnit(t, `{"name":"gone","replicas":2,"apps":[{"image":"docker://gone:1"}]}`)
+	refused := &store.Unit{Name: "web", Raw: []byte(`{"name":"gone","apps":[{"image":"docker://gone:1"}]}`),
+		Err: errors.New(`the key is web but the JSON's name is gone`)}
+	machines := []machine.MachineState{{ID: "m0", PublicIP: "10.0.0.1"}, {ID: "m1", PublicIP: "10.0.0.2"}}
+	orig := originalUnits(t, gone, 3)
+	sort.Slice(orig, func(i, j int) bool { return orig[i].Name < orig[j].Name })
+	origUnits := func(state, sub string) string {
+		return fmt.Sprintf("%s@m0(10.0.0.1)=%s/%s %s@m1(10.0.0.2)=%s/%s", orig[0].Name, state, sub, orig[1].Name, state, sub)
+	}
+	pp := newPassPlanner(Options{}.withDefaults())
+	statuses := map[string]*store.Status{}
+	passes := []struct {
+		name  string
+		units []*store.Unit
+		fleet bool // the original's units are in fleet
+		state string
+		want  string // phase|desired|running|message|units, "" for no status
+	}{
+		{"not stored", nil, true, "running",
+			"left-alone|0|2|2 fleet units of monder/kaylee; no unit named gone is stored: left alone|" + origUnits("active", "running")},
+		{"stopped by hand", nil, true, "dead",
+			"left-alone|0|0|2 fleet units of monder/kaylee; no unit named gone is stored: left alone|" + origUnits("inactive", "dead")},
+		{"held by a refused unit", []*store.Unit{refused}, true, "running",
+			"left-alone|0|2|2 fleet units of monder/kaylee; held by the refused unit web (its JSON's name is gone): left alone, never removed; store that JSON under the key gone and they are adopted|" + origUnits("active", "running")},
+		{"removed by the operator", nil, false, "", ""},
+		{"back again", nil, true, "running",
+			"left-alone|0|2|2 fleet units of monder/kaylee; no unit named gone is stored: left alone|" + origUnits("active", "running")},
+		{"stored: adopted", []*store.Unit{gone}, true, "running", "pending|2|0|"},
+	}
+	for i, p := range passes {
+		snap := &snapshot{units: p.units, machines: machines, registry: &registry{}, statuses: statuses}
+		if p.fleet {
+			active := map[string]string{"running": "active", "dead": "inactive"}[p.state]
+			snap.on(orig, []string{"m0", "m1"}, "launched", active, p.state)
+		}
+		plan := pp.plan(snap, now.Add(time.Duration(i)*time.Second))
+		var st *store.Status
+		for _, ns := range plan.statuses {
+			if ns.name == "gone" {
+				st = ns.status
+			}
+		}
+		got := ""
+		if st != nil {
+			var us []string
+			for _, u := range st.Units {
+				us = append(us, fmt.Sprintf("%s@%s(%s)=%s/%s", u.Name, u.MachineID, u.MachineIP, u.ActiveState, u.SubState))
+			}
+			got = fmt.Sprintf("%s|%d|%d|%s|%s", st.Phase, st.Desired, st.Running, st.Message, strings.Join(us, " "))
+			statuses["gone"] = st
+		} else {
+			delete(statuses, "gone")
+		}
+		if strings.HasPrefix(p.want, "pending|") {
+			got = strings.Join(strings.SplitN(got, "|", 4)[:3], "|") + "|"
+		}
+		if got != p.want {
+			t.Errorf("pass %d (%s): status of gone\n got %q\nwant %q", i, p.name, got, p.want)
+		}
+		if st != nil && st.Phase == store.PhaseLeftAlone && plan.busy() {
+			t.Errorf("pass %d (%s): a left-alone name keeps the scheduler busy", i, p.name)
+		}
+	}
+}

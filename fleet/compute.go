@@ -91,13 +91,23 @@ type planWarning struct {
 	args []any
 }
 
+// settled: a phase the scheduler has nothing to do in until something
+// changes.
+func settled(phase string) bool {
+	switch phase {
+	case store.PhaseRunning, store.PhaseFailed, store.PhaseSuspended, store.PhaseLeftAlone:
+		return true
+	}
+	return false
+}
+
 // busy: some unit is still on its way: look again at the next poll.
 func (p *planResult) busy() bool {
 	if len(p.ops) > 0 {
 		return true
 	}
 	for _, st := range p.statuses {
-		if st.status == nil || st.status.Phase != store.PhaseRunning && st.status.Phase != store.PhaseFailed && st.status.Phase != store.PhaseSuspended {
+		if st.status == nil || !settled(st.status.Phase) {
 			return true
 		}
 	}
@@ -157,7 +167,9 @@ func (pp *passPlanner) plan(snap *snapshot, now time.Time) *planResult {
 	}
 	res.ops, res.statuses = planUnits(p, res.inputs)
 	res.wakeAt, res.events = p.next, p.events
-	pp.adoption(snap.fleetUnits, stored, HeldNames(values), actual, res)
+	held := HeldNames(values)
+	pp.adoption(snap.fleetUnits, stored, held, actual, res)
+	res.statuses = p.originalStatuses(snap, stored, held, res.statuses)
 	present := make(map[string]bool)
 	for _, as := range actual {
 		for _, a := range as {

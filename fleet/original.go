@@ -132,3 +132,97 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// originalStatuses gives each name whose fleet units are the original's
+// and that is not stored a status of its own (store.PhaseLeftAlone): what
+// the operator sees in kaylee status, the fleet units with their machines
+// and systemd states. A name still being deleted (Kaylee's own fleet
+// units of it go) keeps its deleting status, which tells of the original's
+// too. The status of a name whose original units are gone is left as
+// planned (deleted: nothing of it is stored). held maps JSON names to the
+// keys holding them (see HeldNames).
+func (p *planner) originalStatuses(snap *snapshot, stored map[string]bool, held map[string]string, statuses []namedStatus) []namedStatus {
+	names := make([]string, len(snap.fleetUnits))
+	units := make(map[string]*schema.Unit, len(snap.fleetUnits))
+	for i, u := range snap.fleetUnits {
+		names[i], units[u.Name] = u.Name, u
+	}
+	_, left := OriginalUnits(p.opts.UnitPrefix, names, stored)
+	if len(left) == 0 {
+		return statuses
+	}
+	byName := make(map[string]int, len(statuses))
+	for i, ns := range statuses {
+		byName[ns.name] = i
+	}
+	for _, name := range sortedKeys(left) {
+		note := leftAloneMessage(name, len(left[name]), held)
+		if i, ok := byName[name]; ok && statuses[i].status != nil {
+			statuses[i].status.Message += "; " + note
+			continue
+		}
+		st := &store.Status{Name: name, Phase: store.PhaseLeftAlone, Message: note, HeldBy: held[name],
+			Units: p.originalUnitStatuses(left[name], units, snap.states)}
+		for _, us := range st.Units {
+			if us.ActiveState == "active" && us.SubState == "running" {
+				st.Running++
+			}
+		}
+		st.Serving = st.Running
+		st = p.finish(st, snap.statuses[name])
+		if i, ok := byName[name]; ok {
+			statuses[i].status = st
+		} else {
+			statuses = append(statuses, namedStatus{name, st})
+		}
+	}
+	sort.Slice(statuses, func(i, j int) bool { return statuses[i].name < statuses[j].name })
+	return statuses
+}
+
+// leftAloneMessage says why the scheduler leaves n fleet units of the
+// original for name alone (library text: it names no command).
+func leftAloneMessage(name string, n int, held map[string]string) string {
+	what := plural(n, "fleet unit") + " of monder/kaylee"
+	if key, ok := held[name]; ok {
+		return fmt.Sprintf("%s; held by the refused unit %s (its JSON's name is %s): left alone, never removed; store that JSON under the key %s and they are adopted",
+			what, key, name, name)
+	}
+	return fmt.Sprintf("%s; no unit named %s is stored: left alone", what, name)
+}
+
+// originalUnitStatuses lists the original's fleet units named with their
+// states on live machines, as unitStatuses does a unit's.
+func (p *planner) originalUnitStatuses(names []string, units map[string]*schema.Unit, states []*schema.UnitState) []store.UnitStatus {
+	want := make(map[string]bool, len(names))
+	for _, n := range names {
+		want[n] = true
+	}
+	seen := map[string]bool{}
+	var out []store.UnitStatus
+	for _, s := range states {
+		if _, live := p.machines[s.MachineID]; !live || !want[s.Name] {
+			continue
+		}
+		if u := units[s.Name]; u != nil && u.MachineID != "" && u.MachineID != s.MachineID {
+			continue
+		}
+		seen[s.Name] = true
+		out = append(out, store.UnitStatus{Name: s.Name, MachineID: s.MachineID, MachineIP: p.machines[s.MachineID],
+			ActiveState: s.SystemdActiveState, SubState: s.SystemdSubState})
+	}
+	for _, n := range names {
+		if !seen[n] {
+			us := store.UnitStatus{Name: n, MachineID: units[n].MachineID}
+			us.MachineIP = p.machines[us.MachineID]
+			out = append(out, us)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].MachineID < out[j].MachineID
+	})
+	return out
+}

@@ -16,6 +16,13 @@ const (
 	PhaseFailed      = "failed"      // the rollout of SpecHash failed; see Message
 	PhaseDeleting    = "deleting"    // removed from the store; fleet units are being destroyed
 	PhaseSuspended   = "suspended"   // kaylee suspend: the scheduler leaves its fleet units as they are
+	// PhaseLeftAlone: no unit of this name is stored (or the one whose
+	// JSON has this name is stored under another key and refused), but
+	// monder/kaylee's fleet units of it are in fleet: the scheduler never
+	// touches them (Desired is 0, Units lists them, Message says why).
+	// Not a stored unit: the record goes with those fleet units, or
+	// becomes the stored unit's status once one of this name adopts them.
+	PhaseLeftAlone = "left-alone"
 )
 
 // Status is the scheduler's view of one unit, at <prefix>/status/<name>.
@@ -33,9 +40,12 @@ type Status struct {
 	// still launched and running.
 	Serving int `json:"serving"`
 	// Ready counts the current spec's replicas that have run for minReady.
-	Ready   int          `json:"ready,omitempty"`
-	Message string       `json:"message,omitempty"`
-	Units   []UnitStatus `json:"units"`
+	Ready   int    `json:"ready,omitempty"`
+	Message string `json:"message,omitempty"`
+	// HeldBy is, for PhaseLeftAlone, the key of the refused value whose
+	// JSON's name is this status's name ("" when nothing of it is stored).
+	HeldBy string       `json:"heldBy,omitempty"`
+	Units  []UnitStatus `json:"units"`
 	// Since is when the unit entered Phase for SpecHash (the rollout
 	// timeout counts from it); Time is the last change of the record.
 	Since time.Time `json:"since"`

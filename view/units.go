@@ -36,7 +36,9 @@ func StatusOf(ctx context.Context, r Reader, name string) (*store.Status, error)
 }
 
 // AllStatuses has one status per stored unit (pending when the scheduler
-// has not reported on it yet) and one per unit still being deleted, by name.
+// has not reported on it yet), one per unit still being deleted and one
+// per name whose fleet units monder/kaylee created and that is not stored
+// (store.PhaseLeftAlone), by name.
 func AllStatuses(ctx context.Context, r Reader) ([]*store.Status, error) {
 	units, _, err := r.ListUnits(ctx)
 	if err != nil {

@@ -22,7 +22,9 @@ func (a *app) statusCommand() *cobra.Command {
 		Short: "Show what the scheduler reports for units",
 		Long: `Status shows the scheduler's view of units: phase (pending, progressing,
 running, failed, deleting, suspended; rolled back for a unit kaylee rollback
-holds at an earlier revision), running replicas of the current spec and desired
+holds at an earlier revision; left-alone for fleet units monder/kaylee created
+for a name that is not stored: the scheduler never touches them, kaylee migrate
+--remove-original removes them), running replicas of the current spec and desired
 ones, the replicas that serve (old ones too, during a rollout), the spec hash,
 and a message. With NAME it also lists the unit's fleet units with their machines
 and systemd states.`,
@@ -93,7 +95,7 @@ func writeStatusTable(w io.Writer, all []view.Unit, now time.Time) {
 // rollback, a suspension), its file's error in git, then the scheduler's
 // message.
 func viewMessage(v view.Unit) string {
-	msg := v.Message
+	msg := statusMessage(v)
 	if len(v.GitErrors) > 0 {
 		msg = "its file fails in git (" + v.GitErrors[0] + "); it runs its last good version. " + msg
 	}
@@ -101,6 +103,17 @@ func viewMessage(v view.Unit) string {
 		msg = v.StateNote + ". " + msg
 	}
 	return msg
+}
+
+// statusMessage is the scheduler's message with what a person can do
+// about it, in the CLI's words (library messages name no command or
+// flag): the original's units of a name not stored are removed by kaylee
+// migrate (not those a refused unit holds: it never removes them).
+func statusMessage(v view.Unit) string {
+	if v.Phase == store.PhaseLeftAlone && v.HeldBy == "" && v.Message != "" {
+		return v.Message + "; kaylee migrate --remove-original removes them"
+	}
+	return v.Message
 }
 
 func writeStatus(w io.Writer, st view.Unit, now time.Time) {
@@ -122,7 +135,7 @@ func writeStatus(w io.Writer, st view.Unit, now time.Time) {
 	}
 	fmt.Fprintf(tw, "Replicas:\t%d running, %d serving, %d desired\n", st.Running, st.ServingReplicas(), st.Desired)
 	fmt.Fprintf(tw, "Spec:\t%s (deployed: %s)\n", orDash(st.SpecHash), orDash(st.Deployed))
-	fmt.Fprintf(tw, "Message:\t%s\n", st.Message)
+	fmt.Fprintf(tw, "Message:\t%s\n", statusMessage(st))
 	fmt.Fprintf(tw, "Updated:\t%s ago\n", age(st.Time, now))
 	tw.Flush()
 	if len(st.Units) == 0 {

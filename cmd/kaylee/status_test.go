@@ -150,3 +150,53 @@ func TestStatusSuspendedBeforeTheScheduler(t *testing.T) {
 		t.Errorf("status web -o json: state %q, suspended %+v; want suspended", v.State, v.Suspended)
 	}
 }
+
+// The original's fleet units of a name that is not stored (a status the
+// scheduler writes with the phase left-alone): kaylee status lists them
+// with what removes them (not for a name a refused unit holds: nothing
+// removes those), lists their fleet units, and kaylee ls, which lists
+// stored units, does not.
+func TestStatusLeftAlone(t *testing.T) {
+	e := etcdtest.New(t)
+	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL(), "USER": "ops"}
+	dir := writeFiles(t, map[string]string{"web.yaml": "name: web\nreplicas: 2\napps:\n- image: docker://web:1\n"})
+	if r := kaylee(t, env, "run", dir); r.code != 0 {
+		t.Fatalf("run: exit %d %s", r.code, r.err)
+	}
+	s := store.New(e.Client(t), store.DefaultPrefix)
+	for _, st := range []*store.Status{
+		{Name: "gone", Phase: store.PhaseLeftAlone, Running: 1, Serving: 1, Time: time.Now(),
+			Message: "1 fleet unit of monder/kaylee; no unit named gone is stored: left alone",
+			Units:   []store.UnitStatus{{Name: "k2:gone:d4beae:030405:0.service", MachineID: "m0abcdef0123", MachineIP: "10.0.0.1", ActiveState: "active", SubState: "running"}}},
+		{Name: "reports", Phase: store.PhaseLeftAlone, HeldBy: "web", Time: time.Now(),
+			Message: "1 fleet unit of monder/kaylee; held by the refused unit web (its JSON's name is reports): left alone, never removed",
+			Units:   []store.UnitStatus{{Name: "k2:reports:0a1b2c:030405:0.service", MachineID: "m1", ActiveState: "inactive", SubState: "dead"}}},
+	} {
+		if err := s.PutStatus(context.Background(), st, store.Fence{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, row := statusRow(t, env, "gone")
+	if want := "gone left-alone 1/0 1 - - "; !strings.HasPrefix(strings.Join(strings.Fields(row), " "), want) ||
+		!strings.HasSuffix(row, "1 fleet unit of monder/kaylee; no unit named gone is stored: left alone; kaylee migrate --remove-original removes them") {
+		t.Errorf("status row %q: want %q… with the message and kaylee migrate --remove-original", row, want)
+	}
+	if _, row := statusRow(t, env, "reports"); !strings.HasSuffix(row, "left alone, never removed") {
+		t.Errorf("status row %q: want the held message, and no command that would not remove them", row)
+	}
+	r := kaylee(t, env, "status", "gone")
+	flat := strings.Join(strings.Fields(r.stdout), " ")
+	for _, w := range []string{"Phase: left-alone", "Replicas: 1 running, 1 serving, 0 desired",
+		"Message: 1 fleet unit of monder/kaylee; no unit named gone is stored: left alone; kaylee migrate --remove-original removes them",
+		"k2:gone:d4beae:030405:0.service m0abcdef0123 10.0.0.1 active/running"} {
+		if r.code != 0 || !strings.Contains(flat, w) {
+			t.Errorf("status gone: exit %d, lacks %q:\n%s%s", r.code, w, r.stdout, r.err)
+		}
+	}
+	if v := statusOf(t, env, "reports"); v.Phase != store.PhaseLeftAlone {
+		t.Errorf("status reports -o json: phase %q, want %s", v.Phase, store.PhaseLeftAlone)
+	}
+	if r := kaylee(t, env, "ls"); r.code != 0 || r.stdout != "web\n" {
+		t.Errorf("ls: exit %d %q, want only the stored unit web", r.code, r.stdout)
+	}
+}

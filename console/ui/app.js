@@ -75,8 +75,10 @@ function show() {
 }
 
 function drawSummary(st) {
-  const n = st.units.length;
   const count = (f) => st.units.filter(f).length;
+  // Names of fleet units monder/kaylee created are not stored units.
+  const leftAlone = count(leftAloneUnit);
+  const n = st.units.length - leftAlone;
   const running = count((u) => u.phase === "running");
   const failed = count((u) => u.phase === "failed");
   const rolledBack = count((u) => u.rolledBack);
@@ -87,6 +89,7 @@ function drawSummary(st) {
   if (rolledBack) s += `, ${rolledBack} rolled back`;
   if (suspended) s += `, ${suspended} suspended`;
   if (gitBad) s += `, ${gitBad} with a file failing in git`;
+  if (leftAlone) s += ` · ${leftAlone} name${leftAlone === 1 ? "" : "s"} with fleet units of monder/kaylee left alone`;
   s += ` · ${st.machines.length} machine${st.machines.length === 1 ? "" : "s"}`;
   s += st.scheduler ? ` · scheduler ${st.scheduler}` : " · no scheduler leader";
   $("summary").textContent = s;
@@ -108,14 +111,33 @@ function runsRevision(u) {
   return short(u.revision);
 }
 
+// A name that is not stored, whose fleet units monder/kaylee created: the
+// scheduler leaves them alone.
+const leftAloneUnit = (u) => u.phase === "left-alone";
+
+// The scheduler's message with what removes the original's units left
+// alone (kaylee status says it too; nothing removes those a refused unit
+// holds).
+function schedulerMessage(u) {
+  if (leftAloneUnit(u) && !u.heldBy && u.message) return u.message + "; kaylee migrate --remove-original removes them";
+  return u.message;
+}
+
 // The message as kaylee status shows it: what holds the unit, its file's
 // error in git, the scheduler's message.
 function unitMessage(u) {
   const parts = [];
   if (u.stateNote) parts.push(u.stateNote + ".");
   if ((u.gitErrors || []).length) parts.push("its file fails in git (" + u.gitErrors[0] + "); it runs its last good version.");
-  if (u.message) parts.push(u.message);
+  if (u.message) parts.push(schedulerMessage(u));
   return parts.join(" ");
+}
+
+// Where the unit comes from, on its page.
+function unitSource(u) {
+  if (leftAloneUnit(u)) return "monder/kaylee (not stored)";
+  if (!u.source) return "kaylee run (no git source)";
+  return `${u.source} · ${u.file} · ${short(u.revision)}` + (u.rolledBack ? " (not applied: it runs " + runsRevision(u) + ")" : "");
 }
 
 function drawUnits(st) {
@@ -204,9 +226,9 @@ function drawUnitFields(u) {
     ...(u.stateNote ? row("Note", u.stateNote) : []),
     ...row("Replicas", `${u.running} running, ${serving(u)} serving, ${u.desired} desired`),
     ...row("Spec", h("span", { class: "mono" }, (u.specHash || "–") + (u.deployed && u.deployed !== u.specHash ? " (deployed: " + u.deployed + ")" : ""))),
-    ...row("Source", u.source ? `${u.source} · ${u.file} · ${short(u.revision)}` + (u.rolledBack ? " (not applied: it runs " + runsRevision(u) + ")" : "") : "kaylee run (no git source)"),
+    ...row("Source", unitSource(u)),
     ...((u.gitErrors || []).length ? row("Git error", h("span", { class: "gitbad" }, u.gitErrors.join("; ") + " (it runs its last good version)")) : []),
-    ...row("Message", u.message || "–"),
+    ...row("Message", schedulerMessage(u) || "–"),
     ...row("Updated", ago(u.time) + " ago"));
   $("unit-replicas").replaceChildren(...(u.units || []).map((r) => h("tr", { "data-replica": r.name },
     h("td", { class: "mono" }, r.name), h("td", {}, r.machineIP || short(r.machineID, 8) || "unscheduled"),
