@@ -49,20 +49,31 @@ func (u UnitName) InstanceID() string {
 // returns false for every other name, so units Kaylee did not create are
 // never mistaken for its own.
 func ParseUnitName(prefix, s string) (UnitName, bool) {
-	rest, ok := strings.CutSuffix(s, ".service")
-	if !ok {
-		return UnitName{}, false
-	}
-	parts := strings.Split(rest, ":")
-	if len(parts) != 5 || parts[0] != prefix || !nameRe.MatchString(parts[1]) ||
-		!isHex(parts[2], 8) || !isHex(parts[3], 6) {
-		return UnitName{}, false
-	}
-	i, err := strconv.Atoi(parts[4])
-	if err != nil || i < 0 || strconv.Itoa(i) != parts[4] {
+	parts, i, ok := splitUnitName(prefix, s, 8)
+	if !ok || !nameRe.MatchString(parts[1]) {
 		return UnitName{}, false
 	}
 	return UnitName{Prefix: prefix, Name: parts[1], SpecHash: parts[2], Group: parts[3], Index: i}, true
+}
+
+// splitUnitName splits <prefix>:<name>:<hash>:<group>:<index>.service
+// with a hash of hashLen hex digits, a group of 6 and a canonical index;
+// the name is checked only for being there.
+func splitUnitName(prefix, s string, hashLen int) ([]string, int, bool) {
+	rest, ok := strings.CutSuffix(s, ".service")
+	if !ok {
+		return nil, 0, false
+	}
+	parts := strings.Split(rest, ":")
+	if len(parts) != 5 || parts[0] != prefix || parts[1] == "" ||
+		!isHex(parts[2], hashLen) || !isHex(parts[3], 6) {
+		return nil, 0, false
+	}
+	i, err := strconv.Atoi(parts[4])
+	if err != nil || i < 0 || strconv.Itoa(i) != parts[4] {
+		return nil, 0, false
+	}
+	return parts, i, true
 }
 
 // groupID derives the conflict group id of group g of a spec hash: the same

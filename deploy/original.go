@@ -1,10 +1,6 @@
 package deploy
 
-import (
-	"fmt"
-	"strconv"
-	"strings"
-)
+import "fmt"
 
 // OriginalUnitName is the name of a fleet unit that monder/kaylee, the
 // program Kaylee descends from, created:
@@ -29,17 +25,8 @@ func (u OriginalUnitName) String() string {
 // with the given prefix. The original did not check names, so Name is any
 // non-empty text without a colon; it returns false for every other name.
 func ParseOriginalUnitName(prefix, s string) (OriginalUnitName, bool) {
-	rest, ok := strings.CutSuffix(s, ".service")
+	parts, i, ok := splitUnitName(prefix, s, 6)
 	if !ok {
-		return OriginalUnitName{}, false
-	}
-	parts := strings.Split(rest, ":")
-	if len(parts) != 5 || parts[0] != prefix || parts[1] == "" ||
-		!isHex(parts[2], 6) || !isHex(parts[3], 6) {
-		return OriginalUnitName{}, false
-	}
-	i, err := strconv.Atoi(parts[4])
-	if err != nil || i < 0 || strconv.Itoa(i) != parts[4] {
 		return OriginalUnitName{}, false
 	}
 	return OriginalUnitName{Prefix: prefix, Name: parts[1], SpecHash: parts[2], Group: parts[3], Index: i}, true

@@ -68,6 +68,15 @@ func adoptViolation(units []*schema.Unit, states []*schema.UnitState, limits map
 // sampleAdoption looks at fleet at every poll until stopped and returns
 // the first violation of limits and how many looks it took.
 func (h *harness) sampleAdoption(limits map[string]adoptLimits) (stop func() (string, int)) {
+	return h.sampleFleet(50*time.Millisecond, func(units []*schema.Unit, states []*schema.UnitState) string {
+		return adoptViolation(units, states, limits)
+	})
+}
+
+// sampleFleet reads fleet's units and states every interval and checks
+// them, until the returned func is called; that returns the first
+// violation check reported and how many looks it took.
+func (h *harness) sampleFleet(every time.Duration, check func([]*schema.Unit, []*schema.UnitState) string) func() (string, int) {
 	var mu sync.Mutex
 	quit, done := make(chan struct{}), make(chan struct{})
 	first, looks := "", 0
@@ -77,14 +86,14 @@ func (h *harness) sampleAdoption(limits map[string]adoptLimits) (stop func() (st
 			select {
 			case <-quit:
 				return
-			case <-time.After(50 * time.Millisecond):
+			case <-time.After(every):
 			}
 			units, err1 := h.api.Units()
 			states, err2 := h.api.UnitStates()
 			if err1 != nil || err2 != nil {
 				continue
 			}
-			msg := adoptViolation(units, states, limits)
+			msg := check(units, states)
 			mu.Lock()
 			looks++
 			if msg != "" && first == "" {

@@ -64,51 +64,23 @@ func (v memberView) machines(n int) []string {
 // n members do not run, until the returned func is called; it returns
 // the first violation and how many looks it took.
 func (h *harness) sampleMembers(name string, n func() int, maxDown int) func() (string, int) {
-	var mu sync.Mutex
-	quit, done := make(chan struct{}), make(chan struct{})
-	first, looks := "", 0
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-quit:
-				return
-			case <-time.After(200 * time.Millisecond):
+	return h.sampleFleet(200*time.Millisecond, func(units []*schema.Unit, states []*schema.UnitState) string {
+		v := memberViewOf(name, units, states)
+		msg, want := "", n()
+		down := 0
+		for i := range want {
+			if len(v.up[i]) > 1 {
+				msg = fmt.Sprintf("member %d has %d fleet units up: %s", i, len(v.up[i]), strings.Join(v.up[i], "; "))
 			}
-			units, err1 := h.api.Units()
-			states, err2 := h.api.UnitStates()
-			if err1 != nil || err2 != nil {
-				continue
+			if len(v.running[i]) == 0 {
+				down++
 			}
-			v := memberViewOf(name, units, states)
-			msg, want := "", n()
-			down := 0
-			for i := range want {
-				if len(v.up[i]) > 1 {
-					msg = fmt.Sprintf("member %d has %d fleet units up: %s", i, len(v.up[i]), strings.Join(v.up[i], "; "))
-				}
-				if len(v.running[i]) == 0 {
-					down++
-				}
-			}
-			if msg == "" && down > maxDown {
-				msg = fmt.Sprintf("%d of %d members not running (at most %d may be): running %v", down, want, maxDown, v.running)
-			}
-			mu.Lock()
-			looks++
-			if msg != "" && first == "" {
-				first = msg
-			}
-			mu.Unlock()
 		}
-	}()
-	return func() (string, int) {
-		close(quit)
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		return first, looks
-	}
+		if msg == "" && down > maxDown {
+			msg = fmt.Sprintf("%d of %d members not running (at most %d may be): running %v", down, want, maxDown, v.running)
+		}
+		return msg
+	})
 }
 
 // On fleet's engine and agents, 4 machines whose units take 2s to stop:
