@@ -11,8 +11,8 @@ import (
 	"github.com/kaylee-gitops/kaylee/deploy"
 )
 
-// maxReplicasPerHost in a rolling update of a replicated unit. The
-// rendering holds it within one spec: the replicas of a spec are split
+// maxReplicasPerHost while a replicated unit adopts monder/kaylee's fleet
+// units (see plan_adopt.go). The rendering holds it within one spec: the replicas of a spec are split
 // into maxReplicasPerHost groups whose members conflict with each other
 // (<prefix>:<name>:<hash>:<group>:*.service). Nothing keeps an old
 // version's replicas (Kaylee's previous spec, or monder/kaylee's units,
@@ -34,6 +34,18 @@ import (
 //     there stops first: serving dips by one, as fleet left no other way
 //     (the limit wins).
 //
+// The rule applies only while the original's units are replaced. In
+// Kaylee's own rolling updates it does not: there a new replica that
+// fleet puts on a full machine runs beside the old ones for the length
+// of one step (the limit exceeded by one there, as the original's own
+// updates did) rather than an old replica stopping before any new one
+// is ready: with maxReplicasPerHost 1 on as many machines as replicas
+// (a common layout), the rule's dip took an old replica down before a
+// crash-looping new version failed (TestRealCrashLoopFailsFast), and
+// countly's update dropped to 3 of 4 serving (TestCountlyLifecycle).
+// Holding both needs placement by Kaylee, not fleet's least-loaded
+// engine.
+//
 // A current replica stopped by hand is launched again under the same rule.
 // Stateful and rolling global units are replaced slot by slot, stop then
 // start, on their own machines: the rule is not theirs.
@@ -47,9 +59,10 @@ import (
 // fit elsewhere it stops first.
 
 // perHostRule: the rule applies to this rollout (a replicated unit with
-// maxReplicasPerHost and old fleet units).
+// maxReplicasPerHost whose old fleet units include the original's).
 func (r *rollout) perHostRule() bool {
-	return r.replicated && r.u.spec.MaxReplicasPerHost > 0 && len(r.stale) > 0
+	return r.replicated && r.u.spec.MaxReplicasPerHost > 0 &&
+		r.stale.count(func(a *actualUnit) bool { return a.original }) > 0
 }
 
 // hostRoom is what the per-host rule knows in a pass: the replicas up or
@@ -65,7 +78,7 @@ type hostRoom struct {
 // unit is not replicated, has no maxReplicasPerHost, or has no old
 // replica up.
 func (r *rollout) perHost() *hostRoom {
-	if r.room != nil || !r.replicated || r.u.spec.MaxReplicasPerHost <= 0 {
+	if r.room != nil || !r.perHostRule() {
 		return r.room
 	}
 	kept := make(map[*actualUnit]bool, len(r.kept))
