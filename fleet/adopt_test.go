@@ -366,20 +366,24 @@ func TestPlanLeftAloneStatus(t *testing.T) {
 		fleet bool // the original's units are in fleet
 		state string
 		want  string // phase|desired|running|message|units, "" for no status
+		// dropped: gone's history (Kaylee deployed it before it was
+		// removed from the store) is dropped, as any removed unit's.
+		dropped bool
 	}{
 		{"not stored", nil, true, "running",
-			"left-alone|0|2|2 fleet units of monder/kaylee; no unit named gone is stored: left alone|" + origUnits("active", "running")},
+			"left-alone|0|2|2 fleet units of monder/kaylee; no unit named gone is stored: left alone|" + origUnits("active", "running"), true},
 		{"stopped by hand", nil, true, "dead",
-			"left-alone|0|0|2 fleet units of monder/kaylee; no unit named gone is stored: left alone|" + origUnits("inactive", "dead")},
+			"left-alone|0|0|2 fleet units of monder/kaylee; no unit named gone is stored: left alone|" + origUnits("inactive", "dead"), true},
 		{"held by a refused unit", []*store.Unit{refused}, true, "running",
-			"left-alone|0|2|2 fleet units of monder/kaylee; held by the refused unit web (its JSON's name is gone): left alone, never removed; store that JSON under the key gone and they are adopted|" + origUnits("active", "running")},
-		{"removed by the operator", nil, false, "", ""},
+			"left-alone|0|2|2 fleet units of monder/kaylee; held by the refused unit web (its JSON's name is gone): left alone, never removed; store that JSON under the key gone and they are adopted|" + origUnits("active", "running"), true},
+		{"removed by the operator", nil, false, "", "", true},
 		{"back again", nil, true, "running",
-			"left-alone|0|2|2 fleet units of monder/kaylee; no unit named gone is stored: left alone|" + origUnits("active", "running")},
-		{"stored: adopted", []*store.Unit{gone}, true, "running", "pending|2|0|"},
+			"left-alone|0|2|2 fleet units of monder/kaylee; no unit named gone is stored: left alone|" + origUnits("active", "running"), true},
+		{"stored: adopted", []*store.Unit{gone}, true, "running", "pending|2|0|", false},
 	}
+	hist := map[string][]*store.HistoryEntry{"gone": {{Unit: "gone", Revision: 3, SpecHash: "abcd1234", Outcome: store.OutcomeDeployed}}}
 	for i, p := range passes {
-		snap := &snapshot{units: p.units, machines: machines, registry: &registry{}, statuses: statuses}
+		snap := &snapshot{units: p.units, machines: machines, registry: &registry{}, statuses: statuses, history: hist}
 		if p.fleet {
 			active := map[string]string{"running": "active", "dead": "inactive"}[p.state]
 			snap.on(orig, []string{"m0", "m1"}, "launched", active, p.state)
@@ -407,6 +411,13 @@ func TestPlanLeftAloneStatus(t *testing.T) {
 		}
 		if got != p.want {
 			t.Errorf("pass %d (%s): status of gone\n got %q\nwant %q", i, p.name, got, p.want)
+		}
+		dropped := false
+		for _, h := range plan.history {
+			dropped = dropped || h.name == "gone" && h.drop
+		}
+		if dropped != p.dropped {
+			t.Errorf("pass %d (%s): gone's history dropped: %v, want %v", i, p.name, dropped, p.dropped)
 		}
 		if st != nil && st.Phase == store.PhaseLeftAlone && plan.busy() {
 			t.Errorf("pass %d (%s): a left-alone name keeps the scheduler busy", i, p.name)

@@ -302,11 +302,13 @@ func planInstances(snap *snapshot, inputs map[string]*unitInput, ops []op, now t
 
 // planHistory is the history's change: the entries of each unit whose
 // status opens or closes one (see historyChanges), and the histories of
-// units whose status goes.
+// units whose status goes or is left-alone (no spec of the name stored).
 func planHistory(now time.Time, limit int, hist map[string][]*store.HistoryEntry, inputs map[string]*unitInput, statuses []namedStatus, src historySources) []unitHistory {
 	var out []unitHistory
 	for _, ns := range statuses {
-		if ns.status == nil {
+		if ns.status == nil || ns.status.Phase == store.PhaseLeftAlone {
+			// Nothing of the name is stored (a left-alone name has only
+			// monder/kaylee's units): its history goes.
 			if _, ok := hist[ns.name]; ok {
 				out = append(out, unitHistory{name: ns.name, drop: true})
 			}
