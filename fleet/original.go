@@ -155,6 +155,7 @@ func (p *planner) originalStatuses(snap *snapshot, stored map[string]bool, held 
 	for i, ns := range statuses {
 		byName[ns.name] = i
 	}
+	states := statesByName(snap.states)
 	for _, name := range sortedKeys(left) {
 		note := leftAloneMessage(name, len(left[name]), held)
 		if i, ok := byName[name]; ok && statuses[i].status != nil {
@@ -162,7 +163,7 @@ func (p *planner) originalStatuses(snap *snapshot, stored map[string]bool, held 
 			continue
 		}
 		st := &store.Status{Name: name, Phase: store.PhaseLeftAlone, Message: note, HeldBy: held[name],
-			Units: p.originalUnitStatuses(left[name], units, snap.states)}
+			Units: p.originalUnitStatuses(left[name], units, states)}
 		for _, us := range st.Units {
 			if us.ActiveState == "active" && us.SubState == "running" {
 				st.Running++
@@ -193,23 +194,21 @@ func leftAloneMessage(name string, n int, held map[string]string) string {
 
 // originalUnitStatuses lists the original's fleet units named with their
 // states on live machines, as unitStatuses does a unit's.
-func (p *planner) originalUnitStatuses(names []string, units map[string]*schema.Unit, states []*schema.UnitState) []store.UnitStatus {
-	want := make(map[string]bool, len(names))
-	for _, n := range names {
-		want[n] = true
-	}
+func (p *planner) originalUnitStatuses(names []string, units map[string]*schema.Unit, states map[string][]*schema.UnitState) []store.UnitStatus {
 	seen := map[string]bool{}
 	var out []store.UnitStatus
-	for _, s := range states {
-		if _, live := p.machines[s.MachineID]; !live || !want[s.Name] {
-			continue
+	for _, n := range names {
+		for _, s := range states[n] {
+			if _, live := p.machines[s.MachineID]; !live {
+				continue
+			}
+			if u := units[s.Name]; u != nil && u.MachineID != "" && u.MachineID != s.MachineID {
+				continue
+			}
+			seen[s.Name] = true
+			out = append(out, store.UnitStatus{Name: s.Name, MachineID: s.MachineID, MachineIP: p.machines[s.MachineID],
+				ActiveState: s.SystemdActiveState, SubState: s.SystemdSubState})
 		}
-		if u := units[s.Name]; u != nil && u.MachineID != "" && u.MachineID != s.MachineID {
-			continue
-		}
-		seen[s.Name] = true
-		out = append(out, store.UnitStatus{Name: s.Name, MachineID: s.MachineID, MachineIP: p.machines[s.MachineID],
-			ActiveState: s.SystemdActiveState, SubState: s.SystemdSubState})
 	}
 	for _, n := range names {
 		if !seen[n] {
@@ -224,5 +223,14 @@ func (p *planner) originalUnitStatuses(names []string, units map[string]*schema.
 		}
 		return out[i].MachineID < out[j].MachineID
 	})
+	return out
+}
+
+// statesByName groups fleet's unit states by unit name.
+func statesByName(states []*schema.UnitState) map[string][]*schema.UnitState {
+	out := make(map[string][]*schema.UnitState, len(states))
+	for _, s := range states {
+		out[s.Name] = append(out[s.Name], s)
+	}
 	return out
 }
