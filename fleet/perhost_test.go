@@ -40,11 +40,20 @@ func TestPlanRollingMaxPerHost(t *testing.T) {
 	single := storedUnit(t, `{"name":"countly","apps":[{"image":"docker://countly:1"}]}`)
 	three := storedUnit(t, `{"name":"countly","replicas":3,"maxReplicasPerHost":1,"apps":[{"image":"docker://countly:1"}]}`)
 	singleOld, threeCur := render(t, &single.Spec), render(t, &three.Spec)
+	// web, run without replicas on m0, stored with 2 replicas at most 1
+	// per machine that conflict with db, which runs on m1 and m2 (and m3).
+	webSingle := storedUnit(t, `{"name":"web","apps":[{"image":"docker://web:1"}]}`)
+	web := storedUnit(t, `{"name":"web","replicas":2,"maxReplicasPerHost":1,"conflicts":["db"],"apps":[{"image":"docker://web:1"}]}`)
+	db := storedUnit(t, `{"name":"db","replicas":2,"maxReplicasPerHost":1,"apps":[{"image":"docker://db:1"}]}`)
+	db3 := storedUnit(t, `{"name":"db","replicas":3,"maxReplicasPerHost":1,"apps":[{"image":"docker://db:1"}]}`)
+	webOld, webCur, dbUnits, db3Units := render(t, &webSingle.Spec), render(t, &web.Spec), render(t, &db.Spec), render(t, &db3.Spec)
+	m0to3 := []string{"m0", "m1", "m2", "m3"}
 	tests := []struct {
-		name    string
-		snap    *snapshot
-		wantOps string
-		wantMsg string // a part of countly's status message
+		name     string
+		snap     *snapshot
+		machines []string // in fleet: m0, m1 and m2 unless set
+		wantOps  string
+		wantMsg  string // a part of the last stored unit's status message
 	}{{
 		name:    "v1 on 2/1/1: m0 is full and the first new replica may land there: it is created loaded (fleet places it, nothing starts)",
 		snap:    (&snapshot{units: []*store.Unit{v2}}).on(old, []string{"m0", "m0", "m1", "m2"}, "launched", "active", "running"),
@@ -120,6 +129,42 @@ func TestPlanRollingMaxPerHost(t *testing.T) {
 		wantOps: "stop:countly/old0",
 		wantMsg: singleOld[0].Name + " stops (2 new replicas ready): its Conflicts keep every new replica off its machine",
 	}, {
+		name: "new replica 0 loaded on m0, which has left fleet with old replicas 0 and 1: it stays loaded (fleet places it again), the old replicas that are not up stop",
+		snap: (&snapshot{units: []*store.Unit{v2}}).on(old[:2], []string{"m0", "m0"}, "launched", "", "").
+			on(old[2:], []string{"m1", "m1"}, "launched", "active", "running").
+			on(cur[:1], []string{"m0"}, "loaded", "", ""),
+		machines: []string{"m1", "m2"},
+		wantOps:  "stop:countly/old0 stop:countly/old1",
+	}, {
+		name:     "web's old unit on m0 keeps new replicas off it, db (web's conflicts) runs on m1 and m2: 1 new replica fits elsewhere (m3), only it is created",
+		snap:     (&snapshot{units: []*store.Unit{db, web}}).on(webOld, []string{"m0"}, "launched", "active", "running").on(dbUnits, []string{"m1", "m2"}, "launched", "active", "running"),
+		machines: m0to3,
+		wantOps:  "create:web/0",
+		wantMsg:  webOld[0].Name + " keeps every new replica off machine m0 (10.0.0.0) (its Conflicts): it stops once the 1 new replica that fits elsewhere is ready",
+	}, {
+		name: "web's new replica 0 ready on m3, the only machine it fits besides m0: web's old unit stops",
+		snap: (&snapshot{units: []*store.Unit{db, web}}).on(webOld, []string{"m0"}, "launched", "active", "running").on(dbUnits, []string{"m1", "m2"}, "launched", "active", "running").
+			on(webCur[:1], []string{"m3"}, "launched", "active", "running"),
+		machines: m0to3,
+		wantOps:  "stop:web/old0",
+		wantMsg:  webOld[0].Name + " stops (1 new replica ready): its Conflicts keep every new replica off its machine",
+	}, {
+		name:     "db on m1, m2 and m3: no new replica of web fits besides m0: web's old unit stops first, nothing is created while it is there",
+		snap:     (&snapshot{units: []*store.Unit{db3, web}}).on(webOld, []string{"m0"}, "launched", "active", "running").on(db3Units, []string{"m1", "m2", "m3"}, "launched", "active", "running"),
+		machines: m0to3,
+		wantOps:  "stop:web/old0",
+		wantMsg:  webOld[0].Name + " stops (no new replica fits elsewhere)",
+	}, {
+		name:     "web's old unit stopped, still in fleet on m0: destroyed; no machine may take a new replica yet: none is created",
+		snap:     (&snapshot{units: []*store.Unit{db3, web}}).on(webOld, []string{"m0"}, "loaded", "inactive", "dead").on(db3Units, []string{"m1", "m2", "m3"}, "launched", "active", "running"),
+		machines: m0to3,
+		wantOps:  "destroy:web/old0",
+	}, {
+		name:     "web's old unit gone: its new replica 0 is created launched (it may land only on m0)",
+		snap:     (&snapshot{units: []*store.Unit{db3, web}}).on(db3Units, []string{"m1", "m2", "m3"}, "launched", "active", "running"),
+		machines: m0to3,
+		wantOps:  "create:web/0 create:web/1",
+	}, {
 		name:    "without maxReplicasPerHost: the first new replica is created at once, as before",
 		snap:    (&snapshot{units: []*store.Unit{free2}}).on(render(t, &free1.Spec), []string{"m0", "m0", "m1", "m2"}, "launched", "active", "running"),
 		wantOps: "create:countly/0",
@@ -127,7 +172,10 @@ func TestPlanRollingMaxPerHost(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			snap := tt.snap
-			for _, id := range []string{"m0", "m1", "m2"} {
+			if tt.machines == nil {
+				tt.machines = []string{"m0", "m1", "m2"}
+			}
+			for _, id := range tt.machines {
 				snap.machines = append(snap.machines, machine.MachineState{ID: id, PublicIP: "10.0.0." + id[1:], Metadata: map[string]string{"ssd": "false"}})
 			}
 			snap.registry = &registry{}
@@ -138,12 +186,15 @@ func TestPlanRollingMaxPerHost(t *testing.T) {
 				}
 			}
 			plan := pp.plan(snap, now)
-			hashes := map[string]string{"countly": snap.units[0].Spec.Hash(0)}
+			hashes := map[string]string{}
+			for _, u := range snap.units {
+				hashes[u.Name] = u.Spec.Hash(0)
+			}
 			if got := origAsOld(adoptOps(plan.ops, hashes)); got != tt.wantOps {
 				t.Errorf("ops = %q, want %q", got, tt.wantOps)
 			}
 			for _, st := range plan.statuses {
-				if st.status == nil {
+				if st.status == nil || st.name != snap.units[len(snap.units)-1].Name {
 					continue
 				}
 				t.Logf("%s: %s: %s", st.name, st.status.Phase, st.status.Message)

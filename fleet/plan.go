@@ -281,6 +281,8 @@ type rollout struct {
 	// the new replicas off their machines, how many fit elsewhere (-1:
 	// none do).
 	room         *hostRoom
+	roomDone     bool                // room is computed (nil: the rule does not apply)
+	landings     map[string][]string // landing's answers in the pass
 	fitElsewhere int
 	starting     int           // replicas launched or created launched this pass
 	waiting      []*actualUnit // new replicas created loaded, on a machine without room

@@ -78,8 +78,12 @@ type hostRoom struct {
 // unit is not replicated, has no maxReplicasPerHost, or has no old
 // replica up.
 func (r *rollout) perHost() *hostRoom {
-	if r.room != nil || !r.perHostRule() {
+	if r.roomDone {
 		return r.room
+	}
+	r.roomDone = true
+	if !r.perHostRule() {
+		return nil
 	}
 	kept := make(map[*actualUnit]bool, len(r.kept))
 	for _, a := range r.kept {
@@ -98,7 +102,7 @@ func (r *rollout) perHost() *hostRoom {
 			continue
 		}
 		old = old || isOld
-		ms := unitMachines(a)
+		ms := r.unitMachines(a)
 		if len(ms) == 0 {
 			room.unknown = true
 		}
@@ -116,14 +120,29 @@ func (r *rollout) perHost() *hostRoom {
 // MachineMetadata matches, and no fleet unit there conflicts with it
 // (a new replica of its group, an old unit without replicas, the unit's
 // conflicts).
+//
+// The answer is the same for the replicas of one group with the same
+// MachineMetadata (they differ only in their index): it is computed once
+// per pass for each.
 func (r *rollout) landing(du *schema.Unit) []string {
-	self := &placedUnit{name: du.Name, conflicts: conflictsOf(du.Options)}
+	return r.landingOf(du, false)
+}
+
+// landingOf is landing; besidesNew: as if none of the new replicas were
+// in fleet (where the group may run at all, see fitBesides).
+func (r *rollout) landingOf(du *schema.Unit, besidesNew bool) []string {
 	want := &deploy.Spec{} // its MachineMetadata, a spread zone's included
 	for _, o := range du.Options {
 		if o.Section == "X-Fleet" && o.Name == "MachineMetadata" {
 			want.Machine = append(want.Machine, o.Value)
 		}
 	}
+	id, _ := deploy.ParseUnitName(r.opts.UnitPrefix, du.Name)
+	key := fmt.Sprintf("%s\x00%v\x00%s", id.Group, besidesNew, strings.Join(want.Machine, "\x00"))
+	if out, ok := r.landings[key]; ok {
+		return out
+	}
+	self := &placedUnit{name: du.Name, conflicts: conflictsOf(du.Options)}
 	var out []string
 	for _, m := range r.conflicts.live {
 		if !want.Matches(deploy.Machine{ID: m, Metadata: r.mem.meta[m]}) {
@@ -131,7 +150,10 @@ func (r *rollout) landing(du *schema.Unit) []string {
 		}
 		ok := true
 		for _, o := range r.conflicts.on[m] {
-			if o.name != du.Name && conflict(self, o) {
+			if _, isNew := r.d.hashes[o.name]; o.name == du.Name || besidesNew && isNew {
+				continue
+			}
+			if conflict(self, o) {
 				ok = false
 				break
 			}
@@ -140,12 +162,18 @@ func (r *rollout) landing(du *schema.Unit) []string {
 			out = append(out, m)
 		}
 	}
+	if r.landings == nil {
+		r.landings = map[string][]string{}
+	}
+	r.landings[key] = out
 	return out
 }
 
 // hostGate says whether new fleet unit du may be created launched now:
-// the rule does not apply, or every machine in landing has room (landing
-// is returned for counting du once created).
+// the rule does not apply, or fleet may put it on some machine and every
+// one of them has room (landing is returned for counting du once
+// created). With no machine to land on, du would wait unscheduled: it
+// is held, as one that may land on a full machine.
 func (r *rollout) hostGate(du *schema.Unit) (ok bool, landing []string) {
 	room := r.perHost()
 	if room == nil {
@@ -155,6 +183,9 @@ func (r *rollout) hostGate(du *schema.Unit) (ok bool, landing []string) {
 		return false, nil
 	}
 	landing = r.landing(du)
+	if len(landing) == 0 {
+		return false, nil
+	}
 	for _, m := range landing {
 		if room.count[m] >= r.u.spec.MaxReplicasPerHost {
 			return false, nil
@@ -165,8 +196,9 @@ func (r *rollout) hostGate(du *schema.Unit) (ok bool, landing []string) {
 
 // launchStaged launches the new replicas that are loaded (created so by
 // place, or stopped by hand) on a machine with room, and lists in
-// r.waiting those on a machine without. One fleet has not placed yet
-// waits for it, and all wait while a launched replica is not placed.
+// r.waiting those on a machine without. One fleet has not placed yet, or
+// placed on a machine that has left fleet (fleet places it again), waits
+// for it, and all wait while a launched replica is not placed.
 func (r *rollout) launchStaged() {
 	room := r.perHost()
 	if room != nil && room.unknown {
@@ -176,7 +208,7 @@ func (r *rollout) launchStaged() {
 		if a.unit == nil || a.target() == targetLaunched || r.mem.replacing[a.name()] {
 			continue
 		}
-		ms := unitMachines(a)
+		ms := r.unitMachines(a)
 		if len(ms) == 0 {
 			continue
 		}
@@ -232,18 +264,23 @@ func conflictsOf(options []*schema.UnitOption) []string {
 	return out
 }
 
-// unitMachines are the machines a fleet unit is on: where it has a state,
-// and where the engine scheduled it.
-func unitMachines(a *actualUnit) []string {
+// unitMachines are the live machines a fleet unit is on: where it has a
+// state, and where the engine scheduled it. A machine that has left fleet
+// counts for nothing: its units' states are gone with it, and fleet
+// places its units again.
+func (r *rollout) unitMachines(a *actualUnit) []string {
 	var ms []string
 	seen := map[string]bool{}
 	for _, s := range a.states {
-		if !seen[s.MachineID] {
+		if _, live := r.machines[s.MachineID]; live && !seen[s.MachineID] {
 			seen[s.MachineID] = true
 			ms = append(ms, s.MachineID)
 		}
 	}
-	if a.unit != nil && a.unit.MachineID != "" && !seen[a.unit.MachineID] {
+	if a.unit == nil || seen[a.unit.MachineID] {
+		return ms
+	}
+	if _, live := r.machines[a.unit.MachineID]; live {
 		ms = append(ms, a.unit.MachineID)
 	}
 	return ms
@@ -257,7 +294,7 @@ func (r *rollout) makeRoom() {
 		return
 	}
 	w := r.waiting[0]
-	m := unitMachines(w)[0]
+	m := r.unitMachines(w)[0]
 	at := fmt.Sprintf("%s is loaded on %s, at maxReplicasPerHost (%d) counting old and new replicas", w.name(), r.machine(m), r.u.spec.MaxReplicasPerHost)
 	settling := r.current.count(func(a *actualUnit) bool { return a.target() == targetLaunched && !r.planner.ready(a, r.pol.minReady) })
 	stopping := r.stale.count(func(a *actualUnit) bool { return a.target() != targetLaunched && a.active() })
@@ -267,7 +304,7 @@ func (r *rollout) makeRoom() {
 	}
 	var pick *actualUnit
 	for _, a := range r.kept {
-		for _, on := range unitMachines(a) {
+		for _, on := range r.unitMachines(a) {
 			if on == m && (pick == nil || a.id.Index > pick.id.Index) {
 				pick = a
 			}
@@ -349,11 +386,15 @@ func (r *rollout) retireBlockers() {
 	if r.ready < r.fitElsewhere {
 		var on []string
 		for _, a := range stopping {
-			on = append(on, unitMachines(a)...)
+			on = append(on, r.unitMachines(a)...)
 		}
 		sort.Strings(on)
-		r.notes = append(r.notes, fmt.Sprintf("%s keeps every new replica off %s (its Conflicts): it stops once the %s that fit elsewhere are ready",
-			listNames(stopping.names()), r.machineNames(on), plural(r.fitElsewhere, "new replica")))
+		fit := "the " + plural(r.fitElsewhere, "new replica") + " that fit elsewhere are ready"
+		if r.fitElsewhere == 1 {
+			fit = "the 1 new replica that fits elsewhere is ready"
+		}
+		r.notes = append(r.notes, fmt.Sprintf("%s keeps every new replica off %s (its Conflicts): it stops once %s",
+			listNames(stopping.names()), r.machineNames(on), fit))
 		return
 	}
 	for _, a := range stopping {
@@ -362,7 +403,7 @@ func (r *rollout) retireBlockers() {
 		r.staleUp--
 	}
 	r.kept = kept
-	what := fmt.Sprintf("%d new replicas ready", r.ready)
+	what := plural(r.ready, "new replica") + " ready"
 	if r.fitElsewhere == 0 {
 		what = "no new replica fits elsewhere"
 	}
@@ -370,33 +411,38 @@ func (r *rollout) retireBlockers() {
 }
 
 // fitBesides is how many new replicas fleet can run at once on the
-// machines that hold none of the blockers: at most one of each
-// maxReplicasPerHost group on a machine, any number without it, never
-// more than the desired count.
+// machines that hold none of the blockers and where fleet may put them
+// (MachineMetadata, no other unit there conflicts with them): at most one
+// of each maxReplicasPerHost group on a machine, any number without it,
+// never more than the desired count.
 func (r *rollout) fitBesides(blockers unitSet) int {
 	held := map[string]bool{}
 	for _, a := range blockers {
-		for _, m := range unitMachines(a) {
+		for _, m := range r.unitMachines(a) {
 			held[m] = true
 		}
 	}
-	free := 0
-	for _, m := range r.conflicts.live {
-		if !held[m] && r.u.spec.Matches(deploy.Machine{ID: m, Metadata: r.mem.meta[m]}) {
-			free++
-		}
-	}
-	if r.u.spec.MaxReplicasPerHost <= 0 {
-		return min(r.n, free*r.n)
-	}
 	groups := map[string]int{}
+	first := map[string]*schema.Unit{} // one replica stands for its group
 	for _, du := range r.d.units {
 		id, _ := deploy.ParseUnitName(r.opts.UnitPrefix, du.Name)
 		groups[id.Group]++
+		if first[id.Group] == nil {
+			first[id.Group] = du
+		}
 	}
 	fit := 0
-	for _, size := range groups {
+	for g, size := range groups {
+		free := 0
+		for _, m := range r.landingOf(first[g], true) {
+			if !held[m] {
+				free++
+			}
+		}
+		if r.u.spec.MaxReplicasPerHost <= 0 {
+			free *= size
+		}
 		fit += min(size, free)
 	}
-	return fit
+	return min(fit, r.n)
 }
