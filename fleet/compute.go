@@ -144,9 +144,8 @@ func (pp *passPlanner) plan(snap *snapshot, now time.Time) *planResult {
 	var fleetMachines []deploy.Machine
 	fleetMachines, res.droppedMachines = cleanMachines(snap.machines, p.machines)
 	stored := make(map[string]bool, len(snap.units))
-	values := make(map[string][]byte, len(snap.units))
 	for _, u := range snap.units {
-		stored[u.Name], values[u.Name] = true, u.Raw
+		stored[u.Name] = true
 	}
 	actual := observe(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines, stored)
 	probes := observeProbes(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines)
@@ -167,9 +166,9 @@ func (pp *passPlanner) plan(snap *snapshot, now time.Time) *planResult {
 	}
 	res.ops, res.statuses = planUnits(p, res.inputs)
 	res.wakeAt, res.events = p.next, p.events
-	held := HeldNames(values)
-	pp.adoption(snap.fleetUnits, stored, held, actual, res)
-	res.statuses = p.originalStatuses(snap, stored, held, res.statuses)
+	left, held := leftAlone(pp.opts.UnitPrefix, snap)
+	pp.adoption(left, held, actual, res)
+	res.statuses = p.originalStatuses(snap, left, held, res.statuses)
 	present := make(map[string]bool)
 	for _, as := range actual {
 		for _, a := range as {

@@ -62,11 +62,35 @@ func HeldNames(values map[string][]byte) map[string]string {
 	return held
 }
 
+// leftAlone sorts out, once per pass, the original's fleet units of names
+// not stored (see OriginalUnits) and, only when there are any, which of
+// those names are held by a value stored under another key (HeldNames,
+// which reads every stored value).
+func leftAlone(prefix string, snap *snapshot) (left map[string][]string, held map[string]string) {
+	stored := make(map[string]bool, len(snap.units))
+	for _, u := range snap.units {
+		stored[u.Name] = true
+	}
+	names := make([]string, len(snap.fleetUnits))
+	for i, u := range snap.fleetUnits {
+		names[i] = u.Name
+	}
+	_, left = OriginalUnits(prefix, names, stored)
+	if len(left) == 0 {
+		return left, nil
+	}
+	values := make(map[string][]byte, len(snap.units))
+	for _, u := range snap.units {
+		values[u.Name] = u.Raw
+	}
+	return left, HeldNames(values)
+}
+
 // adoption tells what a pass finds of the original's fleet units: an
 // event when those of a stored unit are first seen (adopted: the rollout
 // replaces them) and when the last of them is gone, and, once per name,
 // an event and a warning for those of a name that is not stored.
-func (pp *passPlanner) adoption(fleetUnits []*schema.Unit, stored map[string]bool, held map[string]string, actual map[string][]*actualUnit, res *planResult) {
+func (pp *passPlanner) adoption(left map[string][]string, held map[string]string, actual map[string][]*actualUnit, res *planResult) {
 	for _, name := range sortedKeys(actual) {
 		n := unitSet(actual[name]).count(func(a *actualUnit) bool { return a.original && a.unit != nil })
 		switch {
@@ -86,11 +110,6 @@ func (pp *passPlanner) adoption(fleetUnits []*schema.Unit, stored map[string]boo
 			delete(pp.adopting, name)
 		}
 	}
-	names := make([]string, len(fleetUnits))
-	for i, u := range fleetUnits {
-		names[i] = u.Name
-	}
-	_, left := OriginalUnits(pp.opts.UnitPrefix, names, stored)
 	for _, name := range sortedKeys(left) {
 		units := left[name]
 		if pp.leftAlone[name] {
@@ -139,17 +158,15 @@ func sortedKeys[V any](m map[string]V) []string {
 // and systemd states. A name still being deleted (Kaylee's own fleet
 // units of it go) keeps its deleting status, which tells of the original's
 // too. The status of a name whose original units are gone is left as
-// planned (deleted: nothing of it is stored). held maps JSON names to the
-// keys holding them (see HeldNames).
-func (p *planner) originalStatuses(snap *snapshot, stored map[string]bool, held map[string]string, statuses []namedStatus) []namedStatus {
-	names := make([]string, len(snap.fleetUnits))
-	units := make(map[string]*schema.Unit, len(snap.fleetUnits))
-	for i, u := range snap.fleetUnits {
-		names[i], units[u.Name] = u.Name, u
-	}
-	_, left := OriginalUnits(p.opts.UnitPrefix, names, stored)
+// planned (deleted: nothing of it is stored). left and held are
+// leftAlone's.
+func (p *planner) originalStatuses(snap *snapshot, left map[string][]string, held map[string]string, statuses []namedStatus) []namedStatus {
 	if len(left) == 0 {
 		return statuses
+	}
+	units := make(map[string]*schema.Unit, len(snap.fleetUnits))
+	for _, u := range snap.fleetUnits {
+		units[u.Name] = u
 	}
 	byName := make(map[string]int, len(statuses))
 	for i, ns := range statuses {
