@@ -42,19 +42,24 @@ func logPage(t *testing.T, ctx context.Context) {
 	t.Logf("the page shows %s", s)
 }
 
+// text is the visible text of the first element sel matches, read in one
+// step in the page. (chromedp.Text finds the node, then reads it: a live
+// update that redraws the table between the two leaves a detached node,
+// whose text chromedp reads as "".)
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e === null ? null : e.innerText; })()`, sel)
 	for {
-		s, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS(sel)))
+		s, err := chromedp.Run(sctx, chromedp.Evaluate[*string](js))
 		switch {
+		case err == nil && s != nil:
+			return strings.TrimSpace(*s)
+		case err == nil && sctx.Err() == nil:
+			time.Sleep(50 * time.Millisecond) // not drawn yet
 		case err == nil:
-			return strings.TrimSpace(s)
-		case strings.Contains(err.Error(), "No node with given id found") && sctx.Err() == nil:
-			// A live update redrew the element between finding it and
-			// reading it: read the new one.
-			time.Sleep(50 * time.Millisecond)
+			t.Fatalf("text of %s: no such element", sel)
 		default:
 			t.Fatalf("text of %s: %v", sel, err)
 		}
