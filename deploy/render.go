@@ -85,6 +85,9 @@ func Render(s *Spec, o RenderOptions) ([]*schema.Unit, error) {
 			return nil, fmt.Errorf("%s: %s", fe.Field, fe.Msg)
 		}
 	}
+	if s.EngineName() == EnginePodman {
+		return nil, fmt.Errorf("engine: podman is not rendered yet")
+	}
 	hash := s.Hash(o.Restart)
 	if s.Rolling() {
 		return renderRolling(s, o, hash)

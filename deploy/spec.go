@@ -18,7 +18,26 @@ import (
 const (
 	EngineRkt    = "rkt"
 	EngineDocker = "docker"
+	EnginePodman = "podman"
 )
+
+// Engines are the engines a unit may name, the default first.
+var Engines = []string{EngineRkt, EngineDocker, EnginePodman}
+
+// WithDefaultEngine returns the spec the scheduler runs for a cluster
+// whose default engine is engine: the spec itself when it names its engine
+// or when the default is rkt (or ""), the seed format's own default, so
+// that its hash stays what it always was; otherwise a copy that names the
+// default. The copy hashes otherwise, so that switching a cluster's
+// default rolls its units over. The stored JSON is never changed.
+func (s *Spec) WithDefaultEngine(engine string) *Spec {
+	if s.Engine != "" || engine == "" || engine == EngineRkt {
+		return s
+	}
+	cp := *s
+	cp.Engine = engine
+	return &cp
+}
 
 // Spec is one Kaylee unit as an operator writes it. The field order is the
 // seed format's order and is the order of the canonical JSON.

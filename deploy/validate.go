@@ -168,9 +168,9 @@ func (c *checker) checkScheduling(s *Spec) {
 		c.checkMachineID(s)
 	}
 	switch s.Engine {
-	case "", EngineRkt, EngineDocker:
+	case "", EngineRkt, EngineDocker, EnginePodman:
 	default:
-		c.fail("engine", "%q is not an engine: use rkt (the default) or docker", s.Engine)
+		c.fail("engine", "%q is not an engine: use rkt (the default), docker or podman", s.Engine)
 	}
 	for i, m := range s.Machine {
 		c.checkMachine(fmt.Sprintf("machine[%d]", i), m)

@@ -86,7 +86,7 @@ func TestValidateRefuses(t *testing.T) {
 		{"image with space", "name: api\napps:\n- image: 'a b'\n", "u.yaml:3: apps[0].image: \"a b\" must not contain spaces"},
 		{"rkt cmd with args", unit("") + "  cmd: /bin/x --flag\n", "u.yaml:4: apps[0].cmd: \"/bin/x --flag\" must be one path"},
 		{"docker two apps", "name: a\nengine: docker\napps:\n- image: x\n- image: y\n", "u.yaml:3: apps: engine docker runs one app per unit, found 2"},
-		{"unknown engine", unit("engine: podman\n"), "u.yaml:4: engine: \"podman\" is not an engine"},
+		{"unknown engine", unit("engine: lxc\n"), "u.yaml:4: engine: \"lxc\" is not an engine"},
 		// pull policy
 		{"pull unknown", unit("") + "  pull: sometimes\n", `u.yaml:4: apps[0].pull: "sometimes" is not a pull policy: use missing (fetch only an image the host does not have; docker's default)`},
 		{"pull typo", unit("") + "  pull: alway\n", `u.yaml:4: apps[0].pull: "alway" is not a pull policy (did you mean "always"?): use missing (fetch only an image the host does not have; docker's default), always (fetch before every start; rkt's default) or never (use only what the host has)`},
