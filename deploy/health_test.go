@@ -85,8 +85,11 @@ func execArgv(t testing.TB, line string) []string {
 
 // plainHealthScript is the script bash gets: healthScript without its
 // indentation.
-func plainHealthScript() string {
-	lines := strings.Split(strings.TrimSpace(healthScript), "\n")
+func plainHealthScript() string { return plainScript(healthScript) }
+
+// plainScript is the script bash gets for a script written in Go.
+func plainScript(script string) string {
+	lines := strings.Split(strings.TrimSpace(script), "\n")
 	for i, l := range lines {
 		lines[i] = strings.TrimLeft(l, "\t")
 	}

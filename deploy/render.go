@@ -86,7 +86,13 @@ func Render(s *Spec, o RenderOptions) ([]*schema.Unit, error) {
 		}
 	}
 	if s.EngineName() == EnginePodman {
-		return nil, fmt.Errorf("engine: podman is not rendered yet")
+		// Its net and args must map to podman's options.
+		c := &checker{lineOf: func(string) int { return 0 }}
+		c.checkPodman(s)
+		if len(c.errs) > 0 {
+			fe := c.errs[0].(*FieldError)
+			return nil, fmt.Errorf("%s: %s", fe.Field, fe.Msg)
+		}
 	}
 	hash := s.Hash(o.Restart)
 	if s.Rolling() {
@@ -206,9 +212,12 @@ func (r *renderer) serviceSection(mounts []string) {
 			r.add("Service", "ExecStartPre", joinArgs(VolumePluginDir+"/"+v.Driver, v.ID, v.Options))
 		}
 	}
-	if s.EngineName() == EngineDocker {
+	switch s.EngineName() {
+	case EngineDocker:
 		r.docker()
-	} else {
+	case EnginePodman:
+		r.podman()
+	default:
 		r.rkt()
 	}
 	for _, v := range plugins {
@@ -311,7 +320,7 @@ func (r *renderer) rkt() {
 		args = append(args, "---")
 	}
 	r.add("Service", "ExecStart", joinEscaped(joinArgs(head...), uuidFile("--uuid-file-save="), joinArgs(args...)))
-	r.health("-") // rkt: the check connects to 127.0.0.1
+	r.health("-", r.idWord("", "")) // rkt: the check connects to 127.0.0.1
 	r.add("Service", "ExecStop", joinEscaped(joinArgs("-"+RktPath, "stop"), uuidFile("--uuid-file=")))
 	r.add("Service", "ExecStopPost", joinEscaped(joinArgs("-"+RktPath, "rm"), uuidFile("--uuid-file=")))
 	r.add("Service", "ExecStopPost", joinEscaped(joinArgs("-/bin/rm", "-f"), uuidFile("")))
@@ -381,7 +390,7 @@ func (r *renderer) docker() {
 	}
 	user = append(user, app.Args...)
 	r.add("Service", "ExecStart", joinEscaped(joinArgs(head...), id, joinArgs(args...), r.idWord("--label=io.kaylee.instance=", ""), machineLabel, joinArgs(user...)))
-	r.health(DockerPath)
+	r.health(DockerPath, r.idWord("", ""))
 	r.add("Service", "ExecStop", joinEscaped(joinArgs("-"+DockerPath, "stop"), id))
 }
 
@@ -400,10 +409,11 @@ func (r *renderer) idWord(pre, post string) string {
 // health renders the spec's health check as an ExecStartPost line: Kaylee's
 // script (healthScript) with the check's values as separate arguments.
 // Validation holds every user word to a charset that needs no quoting.
-// The script's first word is the instance ID (the docker container's
-// name); docker is the docker binary that finds the container's address,
-// or "-" for 127.0.0.1.
-func (r *renderer) health(docker string) {
+// The script's first word is target, the container whose address the
+// check connects to (an escaped word: the instance ID, docker's container;
+// <ID>-infra, a podman pod's infra container); docker is the binary that
+// finds its address (docker or podman), or "-" for 127.0.0.1.
+func (r *renderer) health(docker, target string) {
 	h := r.spec.Health
 	if h == nil {
 		return
@@ -416,7 +426,7 @@ func (r *renderer) health(docker string) {
 	case HealthTCP:
 		c.port = h.TCP.Port
 	}
-	r.add("Service", "ExecStartPost", c.line("kaylee-health", r.idWord("", "")))
+	r.add("Service", "ExecStartPost", c.line("kaylee-health", target))
 }
 
 // check is one run of healthScript: a health check's, or a primary
