@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // PodmanPath is the podman binary rendered into unit files.
@@ -80,7 +81,9 @@ func (r *renderer) labels() string {
 // podman wait per app; wait -n -p needs bash 5.1), says which app exited
 // with which code, and exits non-zero (the app's code, or 1 for 0), so
 // that Restart=always restarts the whole pod: ExecStopPost removes it and
-// the next start creates it afresh. On SIGTERM (systemd's stop, sent to
+// the next start creates it afresh. It ends the podman waits left with
+// kill 0: systemd runs it as the leader of a process group of its own.
+// On SIGTERM (systemd's stop, sent to
 // this process only: KillMode=mixed) it stops the pod, giving the apps 10
 // seconds before SIGKILL, and exits 0, so a stopped unit ends inactive,
 // not failed.
@@ -91,7 +94,8 @@ const podSupervisor = `
 n=$1 d=$2
 shift 2
 m() { echo "kaylee-pod: $n: $*"; }
-stop() { $d pod stop -t 10 $n >/dev/null; exit 0; }
+end() { trap "" TERM; kill 0 2>/dev/null; exit $1; }
+stop() { $d pod stop -t 10 $n >/dev/null; end 0; }
 trap stop TERM INT
 $d pod start $n >/dev/null || { c=$?; m "the pod did not start; it restarts" >&2; exit $c; }
 declare -A app
@@ -105,7 +109,7 @@ wait -n -p p
 c=$?
 i=${app[$p]}
 m "app $i (${@:i+1:1}) exited with $c; the pod restarts" >&2
-exit $((c ? c : 1))
+end $((c ? c : 1))
 `
 
 // podSupervisorWord is podSupervisor as one single-quoted word of an Exec
@@ -304,8 +308,18 @@ func execWords(v string) []string {
 	return words
 }
 
-// checkPodman checks what engine podman adds: net and args it can map.
-func (c *checker) checkPodman(s *Spec) {
+// checkPodman checks what engine podman adds: each app's cmd is one path
+// (--entrypoint takes one, or JSON), and, when argsOK (net and args are
+// safe fragments), net and args are options it can map.
+func (c *checker) checkPodman(s *Spec, argsOK bool) {
+	for i, a := range s.Apps {
+		if strings.ContainsFunc(a.Cmd, unicode.IsSpace) || strings.HasPrefix(a.Cmd, "[") {
+			c.fail(fmt.Sprintf("apps[%d].cmd", i), "%q must be one path (podman --entrypoint): put its arguments in args", a.Cmd)
+		}
+	}
+	if !argsOK {
+		return
+	}
 	_, probs := podOptions(s)
 	for _, p := range probs {
 		c.fail(p.field, "%s", p.msg)

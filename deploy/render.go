@@ -88,7 +88,7 @@ func Render(s *Spec, o RenderOptions) ([]*schema.Unit, error) {
 	if s.EngineName() == EnginePodman {
 		// Its net and args must map to podman's options.
 		c := &checker{lineOf: func(string) int { return 0 }}
-		c.checkPodman(s)
+		c.checkPodman(s, true)
 		if len(c.errs) > 0 {
 			fe := c.errs[0].(*FieldError)
 			return nil, fmt.Errorf("%s: %s", fe.Field, fe.Msg)

@@ -98,9 +98,8 @@ func validateSpec(s *Spec, file string, lineOf func(string) int) error {
 	for i, a := range s.Args {
 		c.checkExec(fmt.Sprintf("args[%d]", i), a)
 	}
-	if s.EngineName() == EnginePodman && len(c.errs) == before {
-		// net and args are safe fragments: can podman take them?
-		c.checkPodman(s)
+	if s.EngineName() == EnginePodman {
+		c.checkPodman(s, len(c.errs) == before)
 	}
 	if s.Health != nil {
 		c.checkHealth(s.Health)
@@ -277,8 +276,6 @@ func (c *checker) checkApps(s *Spec) {
 		switch {
 		case s.EngineName() == EngineRkt && strings.ContainsFunc(a.Cmd, unicode.IsSpace):
 			c.fail(field+".cmd", "%q must be one path (rkt --exec): put its arguments in args", a.Cmd)
-		case s.EngineName() == EnginePodman && (strings.ContainsFunc(a.Cmd, unicode.IsSpace) || strings.HasPrefix(a.Cmd, "[")):
-			c.fail(field+".cmd", "%q must be one path (podman --entrypoint): put its arguments in args", a.Cmd)
 		default:
 			c.checkExec(field+".cmd", a.Cmd)
 		}
