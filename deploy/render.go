@@ -70,29 +70,8 @@ func Render(s *Spec, o RenderOptions) ([]*schema.Unit, error) {
 	if err := CheckUnitPrefix(o.UnitPrefix); err != nil {
 		return nil, err
 	}
-	for i, a := range s.Apps {
-		if a.Pull != "" && !slices.Contains(pullPolicies, a.Pull) {
-			return nil, fmt.Errorf("apps[%d].pull: %q is not a pull policy (missing, always or never)", i, a.Pull)
-		}
-	}
-	if s.Health != nil {
-		// The check's words reach the Exec line unquoted: never render
-		// one that Validate would refuse.
-		c := &checker{lineOf: func(string) int { return 0 }}
-		c.checkHealth(s.Health)
-		if len(c.errs) > 0 {
-			fe := c.errs[0].(*FieldError)
-			return nil, fmt.Errorf("%s: %s", fe.Field, fe.Msg)
-		}
-	}
-	if s.EngineName() == EnginePodman {
-		// Its net and args must map to podman's options.
-		c := &checker{lineOf: func(string) int { return 0 }}
-		c.checkPodman(s, true)
-		if len(c.errs) > 0 {
-			fe := c.errs[0].(*FieldError)
-			return nil, fmt.Errorf("%s: %s", fe.Field, fe.Msg)
-		}
+	if err := checkRenderable(s); err != nil {
+		return nil, err
 	}
 	hash := s.Hash(o.Restart)
 	if s.Rolling() {
@@ -125,6 +104,38 @@ func Render(s *Spec, o RenderOptions) ([]*schema.Unit, error) {
 		units = append(units, u)
 	}
 	return units, nil
+}
+
+// checkRenderable refuses what would put an unvalidated word on an Exec
+// line, or what the engine cannot run, whether or not the caller
+// validated the spec: a pull policy, the health check's words, podman's
+// net, args and cmd.
+func checkRenderable(s *Spec) error {
+	for i, a := range s.Apps {
+		if a.Pull != "" && !slices.Contains(pullPolicies, a.Pull) {
+			return fmt.Errorf("apps[%d].pull: %q is not a pull policy (missing, always or never)", i, a.Pull)
+		}
+	}
+	if s.Health != nil {
+		// The check's words reach the Exec line unquoted: never render
+		// one that Validate would refuse.
+		c := &checker{lineOf: func(string) int { return 0 }}
+		c.checkHealth(s.Health)
+		if len(c.errs) > 0 {
+			fe := c.errs[0].(*FieldError)
+			return fmt.Errorf("%s: %s", fe.Field, fe.Msg)
+		}
+	}
+	if s.EngineName() == EnginePodman {
+		// Its net and args must map to podman's options.
+		c := &checker{lineOf: func(string) int { return 0 }}
+		c.checkPodman(s, true)
+		if len(c.errs) > 0 {
+			fe := c.errs[0].(*FieldError)
+			return fmt.Errorf("%s: %s", fe.Field, fe.Msg)
+		}
+	}
+	return nil
 }
 
 type renderer struct {
