@@ -326,3 +326,71 @@ func sortLines(s string) string {
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")
 }
+
+// TestPodmanGoldenUnitsVerify runs systemd's own check on the rendered
+// podman units (their ExecStart is bash: podman itself is not needed).
+func TestPodmanGoldenUnitsVerify(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		skipOutsideCI(t, "systemd-analyze is not installed")
+	}
+	goldens, _ := filepath.Glob("testdata/render/podman-*.golden")
+	if len(goldens) < 6 {
+		t.Fatalf("podman golden files: %q", goldens)
+	}
+	dir := t.TempDir()
+	var files []string
+	for _, g := range goldens {
+		b, err := os.ReadFile(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, part := range strings.Split("\n"+string(b), "\n# ")[1:] {
+			header, body, _ := strings.Cut(part, "\n")
+			// systemd unit names may not hold ':' the way fleet's do.
+			file := filepath.Join(dir, strings.ReplaceAll(strings.Fields(header)[0], ":", "-"))
+			if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, file)
+		}
+	}
+	out, err := exec.Command(analyze, append([]string{"verify"}, files...)...).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// TestRenderPodmanRollingAndPlaced: a rolling global unit's fleet units
+// (one per machine) and a stateful unit's placed members run pods too,
+// each named with its own instance ID.
+func TestRenderPodmanRollingAndPlaced(t *testing.T) {
+	rolling := &Spec{Name: "agent", Engine: EnginePodman, Global: true, Update: &Update{Strategy: StrategyRolling}, Apps: []App{{Image: "a"}, {Image: "b"}}}
+	placed := &Spec{Name: "db", Engine: EnginePodman, Replicas: 2, Stateful: true, Apps: []App{{Image: "pg"}}}
+	for _, tt := range []struct {
+		spec  *Spec
+		o     RenderOptions
+		units int
+	}{
+		{rolling, RenderOptions{Machines: []Machine{{ID: "aaaa"}, {ID: "bbbb"}}}, 2},
+		{placed, RenderOptions{Members: []string{"cccc", ""}}, 2},
+	} {
+		if err := tt.spec.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		units, err := Render(tt.spec, tt.o)
+		if err != nil || len(units) != tt.units {
+			t.Fatalf("%s: %d units, %v", tt.spec.Name, len(units), err)
+		}
+		for _, u := range units {
+			n, _ := ParseUnitName("k2", u.Name)
+			id := n.InstanceID()
+			pre := strings.Join(options(u, "Service", "ExecStartPre"), "\n")
+			for _, want := range []string{"/usr/bin/podman pod create --name " + id + " --infra-name " + id + "-infra ", "/usr/bin/podman create --pod " + id + " --name " + id + "-0 "} {
+				if !strings.Contains(pre, want) {
+					t.Errorf("%s: no %q in\n%s", u.Name, want, pre)
+				}
+			}
+		}
+	}
+}
