@@ -11,14 +11,21 @@
 //	GET /version  the --version value
 //	GET /count    with --count FILE: adds 1 to the number in FILE (0 if
 //	              there is none) and answers the new number (state on a volume)
+//	GET /         "testimage VERSION on ADDR" (what a sidekick reports)
+//
+// Run as rkt-sidekick (its argv0's base name: the sidekick image's
+// entrypoint is a link to this binary), it is the seed's sidekick instead:
+// see sidekick.go.
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +35,12 @@ import (
 )
 
 func main() {
+	if filepath.Base(os.Args[0]) == sidekickName {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		code := sidekick(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	listen := flag.String("listen", ":8080", "address to serve on")
 	version := flag.String("version", "v1", "what /version answers")
 	exitCode := flag.Int("exit", -1, "exit at once with this code (a version that never runs)")
@@ -72,6 +85,9 @@ func main() {
 			return
 		}
 		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "testimage %s on %s\n", *version, *listen)
 	})
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, *version) })
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
