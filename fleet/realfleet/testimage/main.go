@@ -78,18 +78,31 @@ func main() {
 	}
 
 	serving := time.Now()
+	healthy := func() bool {
+		return !*unhealthy && (*unhealthyAfter == 0 || time.Since(serving) < *unhealthyAfter)
+	}
+	mux := newMux(*version, *listen, *countFile, healthy)
+	logf("serving on %s", *listen)
+	if err := http.ListenAndServe(*listen, mux); err != nil {
+		logf("%v", err)
+		os.Exit(1)
+	}
+}
+
+// newMux serves the test image's endpoints (see the package comment).
+func newMux(version, listen, countFile string, healthy func() bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if *unhealthy || *unhealthyAfter > 0 && time.Since(serving) >= *unhealthyAfter {
+		if !healthy() {
 			http.Error(w, "unhealthy on purpose", http.StatusInternalServerError)
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "testimage %s on %s\n", *version, *listen)
+		fmt.Fprintf(w, "testimage %s on %s\n", version, listen)
 	})
-	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, *version) })
+	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, version) })
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
 		env := os.Environ()
 		sort.Strings(env)
@@ -117,18 +130,14 @@ func main() {
 	mux.HandleFunc("/count", func(w http.ResponseWriter, r *http.Request) {
 		countMu.Lock()
 		defer countMu.Unlock()
-		n, err := bump(*countFile)
+		n, err := bump(countFile)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
 		fmt.Fprintln(w, n)
 	})
-	logf("serving on %s", *listen)
-	if err := http.ListenAndServe(*listen, mux); err != nil {
-		logf("%v", err)
-		os.Exit(1)
-	}
+	return mux
 }
 
 // bump adds 1 to the counter in file (written to a temporary file and
