@@ -32,6 +32,16 @@ func WantOf(s *deploy.Spec, restart int64) Want {
 	return w
 }
 
+// EngineLine says which engine a unit runs with on a cluster whose
+// default engine is defaultEngine ("" is rkt): "web: engine docker (the
+// cluster default)", "db: engine podman (its own)".
+func EngineLine(s *deploy.Spec, defaultEngine string) string {
+	if s.Engine != "" {
+		return fmt.Sprintf("%s: engine %s (its own)", s.Name, s.Engine)
+	}
+	return fmt.Sprintf("%s: engine %s (the cluster default)", s.Name, s.WithDefaultEngine(defaultEngine).EngineName())
+}
+
 // RolloutOf decides the rollout of want from a unit's status (nil when the
 // scheduler has written none yet). A status of another spec hash, or of
 // another count of replicas, is not about this rollout: the scheduler has

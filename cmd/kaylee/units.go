@@ -67,7 +67,7 @@ change, and exits 0 once all run the new spec, 1 if a rollout fails or
   KAYLEE_ETCD_ENDPOINTS=http://10.0.0.1:2379 kaylee run units/*.yaml`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
-			docs, bad, err := loadPaths(cmd.Context(), cmd.ErrOrStderr(), paths)
+			docs, bad, err := loadPaths(cmd.Context(), cmd.ErrOrStderr(), paths, "")
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Issue 25: validate and render take --default-engine, say which engine
+// each unit runs with, validate a unit that names no engine as that
+// engine runs it, and do not warn that it runs with rkt when it does not.
+func TestValidateAndRenderWithDefaultEngine(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"units/web.yaml": "name: web\napps:\n- image: nginx\n",
+		"units/old.yaml": "name: old\nengine: rkt\napps:\n- image: quay.io/old\n",
+		"pods/pod.yaml":  "name: pod\napps:\n- image: a\n- image: b\n",
+	})
+	pod := filepath.Join(dir, "pods")
+	units := filepath.Join(dir, "units")
+	tests := []struct {
+		args        []string
+		code        int
+		stdout      string // exactly; "-" for anything
+		stderr      string // exactly
+		stdoutHas   string
+		stdoutLacks string
+	}{
+		{[]string{"validate", "--default-engine", "docker", units}, 0,
+			"old: engine rkt (its own)\nweb: engine docker (the cluster default)\n", "", "", ""},
+		{[]string{"validate", units}, 0,
+			"old: engine rkt (its own)\nweb: engine rkt (the cluster default)\n",
+			"warning: units/web.yaml:2: engine: none given, so web runs with rkt (the seed format's default), which is archived and on no current host; write engine: docker, or engine: rkt to keep it\n", "", ""},
+		{[]string{"validate", "--json", "--default-engine", "docker", units}, 0,
+			"{\"name\":\"old\",\"engine\":\"rkt\",\"apps\":[{\"image\":\"quay.io/old\"}]}\n{\"name\":\"web\",\"apps\":[{\"image\":\"nginx\"}]}\n", "", "", ""},
+		{[]string{"validate", "--default-engine", "docker", pod}, 1, "",
+			"pods/pod.yaml:2: apps: engine docker runs one app per unit, found 2: split them into units or use engine rkt (pod names no engine: it runs with the default engine docker)\n", "", ""},
+		{[]string{"validate", "--default-engine", "lxc", units}, 1, "",
+			"kaylee: --default-engine: \"lxc\" is not an engine: use rkt, docker, podman\n", "", ""},
+		{[]string{"render", "--default-engine", "docker", units}, 0, "-",
+			"units/old.yaml: old: engine rkt (its own)\nunits/web.yaml: web: engine docker (the cluster default)\n", "/usr/bin/docker run", ""},
+		{[]string{"render", units}, 0, "-",
+			"warning: units/web.yaml:2: engine: none given, so web runs with rkt (the seed format's default), which is archived and on no current host; write engine: docker, or engine: rkt to keep it\n", "", "/usr/bin/docker"},
+	}
+	for _, tt := range tests {
+		r := kaylee(t, nil, tt.args...)
+		out := strings.ReplaceAll(r.stdout, dir+"/", "")
+		errb := strings.ReplaceAll(r.err, dir+"/", "")
+		if r.code != tt.code || tt.stdout != "-" && out != tt.stdout || errb != tt.stderr ||
+			!strings.Contains(out, tt.stdoutHas) || tt.stdoutLacks != "" && strings.Contains(out, tt.stdoutLacks) {
+			t.Errorf("kaylee %s: exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(tt.args, " "), r.code, out, errb, tt.code, tt.stdout, tt.stderr)
+		}
+	}
+}
