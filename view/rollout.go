@@ -23,9 +23,12 @@ type Want struct {
 	Replicas int // 0: any count
 }
 
-// WantOf is the Want of a stored spec with its restart counter.
-func WantOf(s *deploy.Spec, restart int64) Want {
-	w := Want{Hash: s.Hash(restart)}
+// WantOf is the Want of a stored spec with its restart counter, on a
+// cluster whose scheduler runs a unit that names no engine with
+// defaultEngine ("" is rkt; see store.SchedulerSettings): the hash is the
+// one the scheduler computes (deploy.Spec.WithDefaultEngine).
+func WantOf(s *deploy.Spec, restart int64, defaultEngine string) Want {
+	w := Want{Hash: s.WithDefaultEngine(defaultEngine).Hash(restart)}
 	if s.Replicated() {
 		w.Replicas = s.Replicas
 	}

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 )
 
 // Issue 25: validate and render take --default-engine, say which engine
@@ -49,5 +52,42 @@ func TestValidateAndRenderWithDefaultEngine(t *testing.T) {
 			!strings.Contains(out, tt.stdoutHas) || tt.stdoutLacks != "" && strings.Contains(out, tt.stdoutLacks) {
 			t.Errorf("kaylee %s: exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(tt.args, " "), r.code, out, errb, tt.code, tt.stdout, tt.stderr)
 		}
+	}
+}
+
+// Issue 25: against a server whose default engine is docker, run --wait
+// and rollback --wait wait for the spec hash the scheduler rolls out (a
+// unit that names no engine hashes with docker) and finish; the history
+// records the engine.
+func TestWaitWithDefaultEngine(t *testing.T) {
+	e := etcdtest.New(t)
+	startFleet(t, e, 2)
+	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
+	srv := startKaylee(t, env, "server", "--default-engine", "docker", "--min-ready", "300ms", "--lease-ttl", "2s")
+	dir := writeFiles(t, map[string]string{
+		"v1.yaml": "name: web\nreplicas: 2\napps:\n- image: docker://web:1\n",
+		"v2.yaml": "name: web\nreplicas: 2\napps:\n- image: docker://web:2\n",
+	})
+	must := func(want string, args ...string) string {
+		t.Helper()
+		r := kaylee(t, env, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Fatalf("kaylee %v: exit %d\nstdout %q\nstderr %q\nwant stdout containing %q\nserver:\n%s", args, r.code, r.stdout, r.err, want, srv.errb.String())
+		}
+		return r.stdout
+	}
+	must("web: running, 2/2", "run", "--wait", "--timeout", "30s", filepath.Join(dir, "v1.yaml"))
+	must("web: running, 2/2", "run", "--wait", "--timeout", "30s", filepath.Join(dir, "v2.yaml"))
+	must("web: running, 2/2", "rollback", "web", "--wait", "--timeout", "30s")
+	var hist []struct {
+		Revision int64
+		Engine   string
+	}
+	if err := json.Unmarshal([]byte(must("", "history", "web", "-o", "json")), &hist); err != nil || len(hist) < 2 || hist[0].Engine != "docker" {
+		t.Fatalf("history: %+v (%v)", hist, err)
+	}
+	fleetUnits := must("", "status", "web", "-o", "json")
+	if !strings.Contains(fleetUnits, "active") {
+		t.Fatalf("status: %s", fleetUnits)
 	}
 }
