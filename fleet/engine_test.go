@@ -92,8 +92,12 @@ func TestDefaultEngineRunsUnitsWithoutEngine(t *testing.T) {
 	if hash == web.Spec.Hash(0) {
 		t.Fatal("the docker default hashes as rkt")
 	}
-	h.waitStatus("web", store.PhaseRunning, hash, 30*time.Second)
-	h.waitStatus("own", store.PhaseRunning, own.Spec.Hash(0), 30*time.Second)
+	if st := h.waitStatus("web", store.PhaseRunning, hash, 30*time.Second); st.Engine != deploy.EngineDocker {
+		t.Fatalf("status of web: engine %q, want docker", st.Engine)
+	}
+	if st := h.waitStatus("own", store.PhaseRunning, own.Spec.Hash(0), 30*time.Second); st.Engine != "" {
+		t.Fatalf("status of own: engine %q, want none (its own)", st.Engine)
+	}
 	h.wantEngine("web", hash, deploy.DockerPath, 2)
 	h.wantEngine("own", own.Spec.Hash(0), deploy.RktPath, 1)
 	if after := h.storedValue("web"); after != before {

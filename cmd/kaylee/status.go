@@ -135,6 +135,9 @@ func writeStatus(w io.Writer, st view.Unit, now time.Time) {
 	}
 	fmt.Fprintf(tw, "Replicas:\t%d running, %d serving, %d desired\n", st.Running, st.ServingReplicas(), st.Desired)
 	fmt.Fprintf(tw, "Spec:\t%s (deployed: %s)\n", orDash(st.SpecHash), orDash(st.Deployed))
+	if st.Engine != "" {
+		fmt.Fprintf(tw, "Engine:\t%s (the spec names none: the scheduler's default engine, or a rollback's)\n", st.Engine)
+	}
 	fmt.Fprintf(tw, "Message:\t%s\n", statusMessage(st))
 	fmt.Fprintf(tw, "Updated:\t%s ago\n", age(st.Time, now))
 	tw.Flush()
