@@ -10,7 +10,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -23,6 +25,23 @@ const (
 
 // Engines are the engines a unit may name, the default first.
 var Engines = []string{EngineRkt, EngineDocker, EnginePodman}
+
+// CheckEngine returns an error unless name is one of Engines.
+func CheckEngine(name string) error {
+	if !slices.Contains(Engines, name) {
+		return fmt.Errorf("%q is not an engine: use %s", name, strings.Join(Engines, ", "))
+	}
+	return nil
+}
+
+// ValidateWithDefaultEngine validates the document as a cluster whose
+// default engine is engine runs it (see WithDefaultEngine): a unit that
+// names no engine meets the refusals of the engine it runs with.
+func (d *Document) ValidateWithDefaultEngine(engine string) error {
+	cp := *d
+	cp.Spec = *d.Spec.WithDefaultEngine(engine)
+	return cp.Validate()
+}
 
 // WithDefaultEngine returns the spec the scheduler runs for a cluster
 // whose default engine is engine: the spec itself when it names its engine
@@ -338,11 +357,18 @@ func (s *Spec) Hash(restart int64) string {
 // a stateful unit's volume that every member shares (see
 // statefulWarnings).
 func (d *Document) Warnings() []*FieldError {
+	return d.WarningsWithDefaultEngine("")
+}
+
+// WarningsWithDefaultEngine is Warnings for a cluster whose default engine
+// is engine ("" is rkt): a unit that names no engine is warned that it
+// runs with rkt only when the default is rkt.
+func (d *Document) WarningsWithDefaultEngine(engine string) []*FieldError {
 	if d.Err != nil {
 		return nil
 	}
 	var out []*FieldError
-	if d.Spec.Engine == "" && !d.Legacy {
+	if d.Spec.Engine == "" && !d.Legacy && (engine == "" || engine == EngineRkt) {
 		out = append(out, &FieldError{File: d.File, Line: d.LineOf("apps"), Field: "engine",
 			Msg: fmt.Sprintf("none given, so %s runs with rkt (the seed format's default), which is archived and on no current host; write engine: docker, or engine: rkt to keep it", d.Spec.Name)})
 	}

@@ -223,8 +223,9 @@ func (pp *passPlanner) unitInputs(snap *snapshot, machines []deploy.Machine, act
 		in := get(u.Name)
 		in.specErr, in.raw, in.restart, in.warnings = u.Err, u.Raw, snap.restarts[u.Name], u.Warnings
 		if u.Err == nil {
-			in.spec = &u.Spec
-			in.desired, in.specErr = pp.render(u, in.restart, machines, actual[u.Name])
+			engine := pp.engineOf(u, snap)
+			in.spec, in.engine = u.Spec.WithDefaultEngine(engine), givenEngine(&u.Spec, engine)
+			in.desired, in.specErr = pp.render(u, engine, in.restart, machines, actual[u.Name])
 		}
 	}
 	for name, as := range actual {
@@ -441,6 +442,27 @@ func unitHash(opts []*schema.UnitOption) string {
 	return schema.MapSchemaUnitOptionsToUnitFile(opts).Hash().String()
 }
 
+// engineOf is the engine a stored unit runs with if it names none: the
+// one a rollback pin restored while the stored spec is still the one it
+// restored (a rollback brings back the engine its revision ran with,
+// until kaylee resume or a new spec), else the cluster's default.
+func (pp *passPlanner) engineOf(u *store.Unit, snap *snapshot) string {
+	if pin := snap.pins[u.Name]; pin != nil && pin.Engine != "" && restores(snap.history[u.Name], pin, u.Raw) {
+		return pin.Engine
+	}
+	return pp.opts.DefaultEngine
+}
+
+// givenEngine is the engine a history entry records for a spec run with
+// engine (see store.HistoryEntry.Engine): "" when the spec names its own
+// or it runs with rkt.
+func givenEngine(s *deploy.Spec, engine string) string {
+	if s.Engine != "" || engine == deploy.EngineRkt {
+		return ""
+	}
+	return engine
+}
+
 // renderPrevious renders the spec a unit last rolled out (its status's
 // Deployed hash), read back from its history, while another spec is
 // desired: if that rollout fails, the planner brings the previous version
@@ -479,7 +501,9 @@ func (pp *passPlanner) renderEntry(in *unitInput, e *store.HistoryEntry, machine
 		return nil, fmt.Errorf("decoding revision %d: %w", e.Revision, err)
 	}
 	u := &store.Unit{Name: in.name, Raw: e.Spec, Spec: doc.Spec}
-	d, err := pp.renderInto(pp.previous, u, e.Restart, machines, in.actual)
+	// e.Engine: the engine it ran with if not rkt or its own, whatever
+	// the default is now.
+	d, err := pp.renderInto(pp.previous, u, e.Engine, e.Restart, machines, in.actual)
 	if err != nil {
 		return nil, fmt.Errorf("rendering revision %d: %w", e.Revision, err)
 	}
@@ -491,41 +515,44 @@ func (pp *passPlanner) renderEntry(in *unitInput, e *store.HistoryEntry, machine
 	return d, nil
 }
 
-// render renders a stored unit, cached by its value and restart counter
-// (and, for a rolling global unit, the machines it is rendered for).
-func (pp *passPlanner) render(u *store.Unit, restart int64, machines []deploy.Machine, actual unitSet) (*desiredUnits, error) {
-	return pp.renderInto(pp.rendered, u, restart, machines, actual)
+// render renders a stored unit with engine if it names none (see
+// deploy.Spec.WithDefaultEngine), cached by its value, effective engine
+// and restart counter (and, for a rolling global unit, the machines it is
+// rendered for).
+func (pp *passPlanner) render(u *store.Unit, engine string, restart int64, machines []deploy.Machine, actual unitSet) (*desiredUnits, error) {
+	return pp.renderInto(pp.rendered, u, engine, restart, machines, actual)
 }
 
 // renderInto is render with its cache, one rendering per unit name.
-func (pp *passPlanner) renderInto(cache map[string]*desiredUnits, u *store.Unit, restart int64, machines []deploy.Machine, actual unitSet) (*desiredUnits, error) {
-	key := strconv.FormatInt(restart, 10) + ":" + string(u.Raw)
+func (pp *passPlanner) renderInto(cache map[string]*desiredUnits, u *store.Unit, engine string, restart int64, machines []deploy.Machine, actual unitSet) (*desiredUnits, error) {
+	spec := u.Spec.WithDefaultEngine(engine)
+	key := strconv.FormatInt(restart, 10) + ":" + spec.EngineName() + ":" + string(u.Raw)
 	opts := deploy.RenderOptions{UnitPrefix: pp.opts.UnitPrefix, Restart: restart}
-	if u.Spec.Rolling() {
+	if spec.Rolling() {
 		opts.Machines = machines
 		key += "\x00" + machinesKey(machines)
 	}
 	var pl memberPlacement
 	switch {
-	case u.Spec.Stateful:
+	case spec.Stateful:
 		// The placement is all that varies a member's rendering: the key
 		// holds it, not the machines (a machine that joins or leaves
 		// moves no placed member).
-		pl = placeMembers(&u.Spec, u.Spec.Hash(restart), machines, actual, pp.lossOf(u.Name, &u.Spec))
+		pl = placeMembers(spec, spec.Hash(restart), machines, actual, pp.lossOf(u.Name, spec))
 		opts.Members, opts.Zones = pl.members, pl.zones
 		key += pl.key()
-	case u.Spec.Spread != nil:
-		opts.Zones = spreadZones(&u.Spec, u.Spec.Hash(restart), machines, actual)
+	case spec.Spread != nil:
+		opts.Zones = spreadZones(spec, spec.Hash(restart), machines, actual)
 		key += "\x00zones=" + strings.Join(opts.Zones, ",")
 	}
 	if d := cache[u.Name]; d != nil && d.key == key {
 		return d, nil
 	}
-	units, err := deploy.Render(&u.Spec, opts)
+	units, err := deploy.Render(spec, opts)
 	if err != nil {
 		return nil, err
 	}
-	d := &desiredUnits{key: key, hash: u.Spec.Hash(restart), units: units, hashes: make(map[string]string, len(units)), members: opts.Members, zones: pl.zones, stuck: pl.stuck}
+	d := &desiredUnits{key: key, hash: spec.Hash(restart), units: units, hashes: make(map[string]string, len(units)), members: opts.Members, zones: pl.zones, stuck: pl.stuck}
 	for _, du := range units {
 		d.hashes[du.Name] = unitHash(du.Options)
 	}

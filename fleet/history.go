@@ -72,7 +72,7 @@ func closeEntry(now time.Time, last *store.HistoryEntry, st *store.Status, deplo
 // (rolled back or superseded) and drops the revisions beyond limit.
 func openEntry(now time.Time, limit int, entries []*store.HistoryEntry, in *unitInput, st *store.Status, deployed bool, src historySources) []historyChange {
 	e := &store.HistoryEntry{Unit: in.name, Revision: 1, SpecHash: st.SpecHash, Restart: in.restart,
-		Spec: append([]byte(nil), in.raw...), Time: now, Outcome: store.OutcomeProgressing}
+		Spec: append([]byte(nil), in.raw...), Engine: in.engine, Time: now, Outcome: store.OutcomeProgressing}
 	if deployed {
 		e.Outcome, e.Deployed = store.OutcomeDeployed, now
 	}

@@ -227,7 +227,7 @@ func (p *planner) planRemoved(u *unitInput) ([]op, *store.Status) {
 }
 
 func (p *planner) newStatus(u *unitInput) *store.Status {
-	st := &store.Status{Name: u.name, Units: p.unitStatuses(u.actual)}
+	st := &store.Status{Name: u.name, Engine: u.engine, Units: p.unitStatuses(u.actual)}
 	if u.prev != nil {
 		st.Deployed = u.prev.Deployed
 	}

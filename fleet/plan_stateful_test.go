@@ -410,7 +410,7 @@ func TestRenderStatefulMembers(t *testing.T) {
 		}
 		return strings.Join(on, " ")
 	}
-	d1, err := pp.render(u, 0, dbMachines(4), nil)
+	d1, err := pp.render(u, "", 0, dbMachines(4), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +419,7 @@ func TestRenderStatefulMembers(t *testing.T) {
 	}
 	// Members 0 and 1 run an older spec on m3 and m1: they keep them.
 	old := (&world{t: t, spec: s}).with(members(t, stateful(2, 1, "docker://db:1"), "m3", "m1"), "launched", "active", "running").act
-	d2, err := pp.render(u, 0, dbMachines(4), old)
+	d2, err := pp.render(u, "", 0, dbMachines(4), old)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +427,7 @@ func TestRenderStatefulMembers(t *testing.T) {
 		t.Fatalf("pinned to %q (cached: %v), want m3 m1 m2 rendered again", got, d2 == d1)
 	}
 	// A machine joins: no member moves, the rendering is the cached one.
-	d3, err := pp.render(u, 0, append(dbMachines(4), deploy.Machine{ID: "m4", Metadata: map[string]string{"role": "db"}}), old)
+	d3, err := pp.render(u, "", 0, append(dbMachines(4), deploy.Machine{ID: "m4", Metadata: map[string]string{"role": "db"}}), old)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -119,10 +119,14 @@ type unitInput struct {
 	previous *desiredUnits
 	actual   unitSet
 	// probes: the fleet units of the unit's primary probes (any rollout's).
-	probes  unitSet
-	prev    *store.Status
-	raw     []byte // the stored value
-	restart int64  // its restart counter
+	probes unitSet
+	prev   *store.Status
+	raw    []byte // the stored value
+	// engine: the engine spec was given (the cluster's default, or a
+	// rollback's), recorded in its history entry; "" when it names its
+	// own or runs with rkt (see givenEngine).
+	engine  string
+	restart int64 // its restart counter
 	// suspended: kaylee suspend; the scheduler changes none of its fleet units.
 	suspended *store.Suspension
 }

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,6 +20,13 @@ import (
 // Options tune the reconciler. Zero values take the defaults.
 type Options struct {
 	UnitPrefix string // only fleet units named "<UnitPrefix>:..." are touched; default "k2"
+	// DefaultEngine is the engine a unit that names none runs with
+	// (deploy.Engines; "" is rkt, the seed format's default). The
+	// scheduler applies it (deploy.Spec.WithDefaultEngine) to every
+	// stored spec before hashing or rendering it; the stored JSON is
+	// never changed. A default other than rkt changes the spec hash of
+	// those units, so switching it rolls them over one by one.
+	DefaultEngine string
 	// MinReady: a new replica must have run this long before an old one
 	// is removed. Default 10s.
 	MinReady time.Duration
@@ -128,6 +136,9 @@ type Store interface {
 	ListInstances(ctx context.Context) (map[string]*store.Instance, error)
 	ApplyInstances(ctx context.Context, puts []*store.Instance, deletes []string, f store.Fence) error
 	AppendEvents(ctx context.Context, f store.Fence, evs ...store.Event) error
+	// PutSchedulerSettings publishes the leader's settings (its default
+	// engine) for the processes that wait for rollouts (fenced).
+	PutSchedulerSettings(ctx context.Context, st *store.SchedulerSettings, f store.Fence) error
 }
 
 // Reconciler drives fleet to the units in the store. Run it only while
@@ -145,6 +156,11 @@ func NewReconciler(api client.API, s Store, opts Options, log *slog.Logger) (*Re
 	opts = opts.withDefaults()
 	if err := deploy.CheckUnitPrefix(opts.UnitPrefix); err != nil {
 		return nil, fmt.Errorf("unit prefix: %w", err)
+	}
+	if opts.DefaultEngine != "" {
+		if err := deploy.CheckEngine(opts.DefaultEngine); err != nil {
+			return nil, fmt.Errorf("default engine: %w", err)
+		}
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -180,6 +196,10 @@ func (r *Reconciler) newTerm(ctx context.Context, fence store.Fence) (*term, err
 	}
 	reg, err := r.newRegistry(ctx)
 	if err != nil {
+		return nil, err
+	}
+	settings := &store.SchedulerSettings{DefaultEngine: cmp.Or(r.opts.DefaultEngine, deploy.EngineRkt), By: r.opts.ID, Time: time.Now().UTC()}
+	if err := r.store.PutSchedulerSettings(ctx, settings, fence); err != nil {
 		return nil, err
 	}
 	return &term{Reconciler: r, fence: fence, planner: newPassPlanner(r.opts), statuses: sts, history: hist, reg: reg}, nil
@@ -416,7 +436,7 @@ func (t *term) pass(ctx context.Context) (passResult, error) {
 	now := time.Now()
 	plan := t.planner.plan(snap, now)
 	if plan.writesHistory() {
-		snap.sources = t.readSources(ctx)
+		snap.sources = t.readSources(ctx, snap.pins)
 		plan.history = planHistory(now, t.opts.HistoryLimit, snap.history, plan.inputs, plan.statuses, snap.sources)
 	}
 	t.states = plan.fingerprint

@@ -36,9 +36,13 @@ type snapshot struct {
 	history  map[string][]*store.HistoryEntry
 	registry *registry
 
+	// pins: the rollback pins (kaylee rollback), read every pass: a pin
+	// restores the engine its revision ran with (see engineOf).
+	pins map[string]*store.RollbackPin
+
 	// sources: the rollback pins and sync records a history entry is
-	// written with, read only when a pass changes a history (see
-	// term.readSources).
+	// written with, the records read only when a pass changes a history
+	// (see term.readSources).
 	sources historySources
 }
 
@@ -64,6 +68,10 @@ func (t *term) readSnapshot(ctx context.Context) (*snapshot, error) {
 	if s.suspended, err = t.store.Suspensions(ctx); err != nil {
 		return nil, err
 	}
+	if s.pins, err = t.store.RollbackPins(ctx); err != nil {
+		return nil, err
+	}
+	s.sources.pins = s.pins
 	if s.fleetUnits, err = t.api.Units(); err != nil {
 		return nil, fmt.Errorf("fleet: listing units: %w", err)
 	}
@@ -76,15 +84,12 @@ func (t *term) readSnapshot(ctx context.Context) (*snapshot, error) {
 	return s, nil
 }
 
-// readSources reads the history's sources. They only name a source and
-// tell a rollback from a supersede, so an error is logged and the history
-// is written without them.
-func (t *term) readSources(ctx context.Context) historySources {
-	var src historySources
+// readSources reads the history's sources, with the pins the snapshot
+// read. The records only name a source, so an error is logged and the
+// history is written without them.
+func (t *term) readSources(ctx context.Context, pins map[string]*store.RollbackPin) historySources {
+	src := historySources{pins: pins}
 	var err error
-	if src.pins, err = t.store.RollbackPins(ctx); err != nil {
-		t.log.Warn("reading rollback pins for the history", "err", err)
-	}
 	if src.records, err = t.store.ListSyncRecords(ctx); err != nil {
 		t.log.Warn("reading sync records for the history", "err", err)
 	}

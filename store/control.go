@@ -35,11 +35,25 @@ type RollbackPin struct {
 	SpecHash string `json:"specHash"` // its spec hash
 	// GitRevision is the git revision the restored revision came from,
 	// when a git source owned the unit then.
-	GitRevision string    `json:"gitRevision,omitempty"`
-	From        int64     `json:"from,omitempty"`
-	Replaced    string    `json:"replaced"` // SHA-256 of the stored JSON the rollback replaced
-	Time        time.Time `json:"time"`
-	By          string    `json:"by,omitempty"`
+	GitRevision string `json:"gitRevision,omitempty"`
+	From        int64  `json:"from,omitempty"`
+	// Engine is the engine the restored revision ran with when its spec
+	// names none (its history entry's Engine, or rkt): the scheduler runs
+	// the unit with it, whatever its default engine, while the pin holds
+	// and the stored spec is the one restored.
+	Engine   string    `json:"engine,omitempty"`
+	Replaced string    `json:"replaced"` // SHA-256 of the stored JSON the rollback replaced
+	Time     time.Time `json:"time"`
+	By       string    `json:"by,omitempty"`
+}
+
+// ranWith is the engine an entry's spec ran with if it names none: its
+// Engine, or rkt (the seed format's default, which no entry records).
+func (e *HistoryEntry) ranWith() string {
+	if e.Engine != "" {
+		return e.Engine
+	}
+	return deploy.EngineRkt
 }
 
 // ContentHash is the hash RollbackPin.Replaced holds: SHA-256 of a unit's
@@ -131,6 +145,9 @@ func (s *Store) Rollback(ctx context.Context, name, to, by string) (*HistoryEntr
 		return nil, fmt.Errorf("rolling back %s: revision %d no longer loads (%w): %w", name, target.Revision, ErrConflict, err)
 	}
 	pin := &RollbackPin{Unit: name, Revision: target.Revision, SpecHash: target.SpecHash, GitRevision: target.GitRevision, Replaced: ContentHash(u.Raw), Time: time.Now().UTC(), By: by}
+	if doc.Spec.Engine == "" {
+		pin.Engine = target.ranWith()
+	}
 	if len(entries) > 0 {
 		pin.From = entries[len(entries)-1].Revision
 	}
@@ -159,22 +176,33 @@ func pickRollback(entries []*HistoryEntry, stored []byte, to string) (*HistoryEn
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("%w: the unit has no history yet (the scheduler records each spec it rolls out)", ErrNoRevision)
 	}
+	// The stored spec runs with the engine of its newest entry: an entry
+	// of the same JSON that ran with another engine (before a change of
+	// the cluster's default engine) is another version.
+	storedEngine := ""
+	for i := len(entries) - 1; i >= 0; i-- {
+		if bytes.Equal(entries[i].Spec, stored) {
+			storedEngine = entries[i].Engine
+			break
+		}
+	}
+	isStored := func(e *HistoryEntry) bool { return bytes.Equal(e.Spec, stored) && e.Engine == storedEngine }
 	if to != "" {
 		e, ok := FindRevision(entries, to)
 		if !ok {
 			return nil, fmt.Errorf("%w: %q is neither a revision number nor a spec hash in its history (revisions %d to %d)",
 				ErrNoRevision, to, entries[0].Revision, entries[len(entries)-1].Revision)
 		}
-		if bytes.Equal(e.Spec, stored) && e.SpecHash == to {
+		if isStored(e) && e.SpecHash == to {
 			// The newest of that hash is what is stored: an earlier
 			// spec of the hash (before a scale) is meant.
 			for i := len(entries) - 1; i >= 0; i-- {
-				if x := entries[i]; x.SpecHash == to && !bytes.Equal(x.Spec, stored) {
+				if x := entries[i]; x.SpecHash == to && !isStored(x) {
 					return x, nil
 				}
 			}
 		}
-		if bytes.Equal(e.Spec, stored) {
+		if isStored(e) {
 			return nil, fmt.Errorf("%w: revision %d is what is stored now", ErrNoRevision, e.Revision)
 		}
 		return e, nil
@@ -187,7 +215,7 @@ func pickRollback(entries []*HistoryEntry, stored []byte, to string) (*HistoryEn
 		}
 	}
 	for i := len(entries) - 1; i >= 0; i-- {
-		if e := entries[i]; !e.Deployed.IsZero() && !bytes.Equal(e.Spec, stored) && e.SpecHash != storedHash {
+		if e := entries[i]; !e.Deployed.IsZero() && !isStored(e) && e.SpecHash != storedHash {
 			return e, nil
 		}
 	}

@@ -166,3 +166,37 @@ func TestPickRollbackAfterScale(t *testing.T) {
 		}
 	}
 }
+
+// Issue 25: after a switch of the cluster's default engine, the same
+// stored JSON ran with another engine before: that revision is another
+// version, the one rollback goes to, and the one stored now is refused.
+func TestPickRollbackAfterDefaultEngineSwitch(t *testing.T) {
+	at := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	raw := []byte(`{"name":"web","replicas":2,"apps":[{"image":"web:1"}]}`)
+	entries := []*HistoryEntry{
+		{Revision: 1, SpecHash: "11111111", Spec: raw, Deployed: at},
+		{Revision: 2, SpecHash: "22222222", Spec: raw, Engine: "docker", Deployed: at},
+	}
+	for _, tt := range []struct {
+		to   string
+		want int64
+		err  string
+	}{
+		{"", 1, ""},
+		{"1", 1, ""},
+		{"11111111", 1, ""},
+		{"2", 0, "revision 2 is what is stored now"},
+	} {
+		got, err := pickRollback(entries, raw, tt.to)
+		switch {
+		case tt.err != "":
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("rollback to %q: %v, want an error containing %q", tt.to, err, tt.err)
+			}
+		case err != nil:
+			t.Errorf("rollback to %q: %v", tt.to, err)
+		case got.Revision != tt.want || got.ranWith() != "rkt":
+			t.Errorf("rollback to %q picks revision %d (engine %s), want %d (rkt)", tt.to, got.Revision, got.ranWith(), tt.want)
+		}
+	}
+}

@@ -33,7 +33,12 @@ type HistoryEntry struct {
 	SpecHash string          `json:"specHash"` // as kaylee status shows it
 	Restart  int64           `json:"restart,omitempty"`
 	Spec     json.RawMessage `json:"spec"` // the stored unit, canonical JSON
-	Time     time.Time       `json:"time"` // when the scheduler first saw it
+	// Engine is the engine the spec ran with when it names none and the
+	// scheduler gave it one other than rkt (its default engine, or the
+	// one a rollback restored): the spec hash and the rendering are of
+	// Spec with that engine. "" is rkt, or the spec's own engine.
+	Engine string    `json:"engine,omitempty"`
+	Time   time.Time `json:"time"` // when the scheduler first saw it
 	// Deployed is when its rollout completed; zero if it never did.
 	Deployed time.Time `json:"deployed,omitzero"`
 	Outcome  string    `json:"outcome"`

@@ -30,6 +30,10 @@ type Status struct {
 	Name     string `json:"name"`
 	Phase    string `json:"phase"`
 	SpecHash string `json:"specHash,omitempty"`
+	// Engine is the engine the scheduler runs the unit with when its spec
+	// names none and it is not rkt: the scheduler's default engine, or the
+	// one a rollback restored (SpecHash is of the spec with it).
+	Engine string `json:"engine,omitempty"`
 	// Deployed is the spec hash whose rollout last completed. A failure of
 	// a replica of a deployed spec is repaired, not a failed rollout.
 	Deployed string `json:"deployed,omitempty"`

@@ -23,13 +23,26 @@ type Want struct {
 	Replicas int // 0: any count
 }
 
-// WantOf is the Want of a stored spec with its restart counter.
-func WantOf(s *deploy.Spec, restart int64) Want {
-	w := Want{Hash: s.Hash(restart)}
+// WantOf is the Want of a stored spec with its restart counter, on a
+// cluster whose scheduler runs a unit that names no engine with
+// defaultEngine ("" is rkt; see store.SchedulerSettings): the hash is the
+// one the scheduler computes (deploy.Spec.WithDefaultEngine).
+func WantOf(s *deploy.Spec, restart int64, defaultEngine string) Want {
+	w := Want{Hash: s.WithDefaultEngine(defaultEngine).Hash(restart)}
 	if s.Replicated() {
 		w.Replicas = s.Replicas
 	}
 	return w
+}
+
+// EngineLine says which engine a unit runs with on a cluster whose
+// default engine is defaultEngine ("" is rkt): "web: engine docker (the
+// cluster default)", "db: engine podman (its own)".
+func EngineLine(s *deploy.Spec, defaultEngine string) string {
+	if s.Engine != "" {
+		return fmt.Sprintf("%s: engine %s (its own)", s.Name, s.Engine)
+	}
+	return fmt.Sprintf("%s: engine %s (the cluster default)", s.Name, s.WithDefaultEngine(defaultEngine).EngineName())
 }
 
 // RolloutOf decides the rollout of want from a unit's status (nil when the

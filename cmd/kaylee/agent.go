@@ -264,6 +264,9 @@ func (c agentConfig) check() error {
 	if c.sched.leaseTTL < time.Second {
 		return fmt.Errorf("--lease-ttl %s: use at least 1s", c.sched.leaseTTL)
 	}
+	if err := checkDefaultEngine(c.sched.defaultEngine); err != nil {
+		return err
+	}
 	if c.listeners() > 0 {
 		return c.http.check()
 	}

@@ -80,6 +80,9 @@ examples/ ask for.`,
 			if err := f.agent.http.check(); err != nil {
 				return err
 			}
+			if err := checkDefaultEngine(f.sched.defaultEngine); err != nil {
+				return err
+			}
 			return a.runDev(cmd, f)
 		},
 	}

@@ -10,21 +10,27 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/view"
 )
 
 func (a *app) renderCommand() *cobra.Command {
 	var (
-		prefix string
-		output string
+		prefix        string
+		output        string
+		defaultEngine string
 	)
 	cmd := &cobra.Command{
-		Use:   "render [--unit-prefix k2] [-o text|json] PATH...",
+		Use:   "render [--unit-prefix k2] [--default-engine rkt|docker|podman] [-o text|json] PATH...",
 		Short: "Print the fleet units unit files become",
 		Long: `Render validates unit files and prints the fleet units Kaylee would create
 for them: with -o text each as "# <fleet unit name>" followed by its unit file;
 with -o json a JSON array of fleet unit objects (fleet's API field names).
 Directories are read as kaylee validate reads them (recursively, *.yaml and
-*.yml, in name order). If any unit is invalid, nothing is printed on stdout.`,
+*.yml, in name order). If any unit is invalid, nothing is printed on stdout.
+
+A unit that names no engine is rendered with --default-engine (rkt unless
+given): give the scheduler's to see the fleet units it runs, names and spec
+hashes included. Given, stderr says which engine each unit runs with.`,
 		Example: `  kaylee render examples/countly.yaml
   kaylee render examples/
   kaylee render -o json examples/countly.yaml | jq -r '.[].name'`,
@@ -36,7 +42,10 @@ Directories are read as kaylee validate reads them (recursively, *.yaml and
 			if err := deploy.CheckUnitPrefix(prefix); err != nil {
 				return fmt.Errorf("--unit-prefix: %w", err)
 			}
-			docs, bad, err := loadPaths(cmd.Context(), cmd.ErrOrStderr(), args)
+			if err := checkDefaultEngine(defaultEngine); err != nil {
+				return err
+			}
+			docs, bad, err := loadPaths(cmd.Context(), cmd.ErrOrStderr(), args, defaultEngine)
 			if err != nil {
 				return err
 			}
@@ -56,7 +65,10 @@ Directories are read as kaylee validate reads them (recursively, *.yaml and
 				if d.Spec.Stateful {
 					fmt.Fprintf(cmd.ErrOrStderr(), "%s: stateful: one fleet unit per member, shown unplaced; the scheduler pins a placed member to its machine (MachineID)\n", d.File)
 				}
-				us, err := deploy.Render(&d.Spec, ro)
+				if cmd.Flags().Changed("default-engine") {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", d.File, view.EngineLine(&d.Spec, defaultEngine))
+				}
+				us, err := deploy.Render(d.Spec.WithDefaultEngine(defaultEngine), ro)
 				if err != nil {
 					return fmt.Errorf("%s: %w", d.File, err)
 				}
@@ -70,6 +82,7 @@ Directories are read as kaylee validate reads them (recursively, *.yaml and
 	}
 	cmd.Flags().StringVar(&prefix, "unit-prefix", deploy.DefaultUnitPrefix, "prefix of fleet unit names")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVar(&defaultEngine, "default-engine", deploy.EngineRkt, defaultEngineUsage+": give the scheduler's to render what it runs")
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/view"
 )
@@ -162,7 +164,9 @@ kaylee resume NAME.`,
 				if !wait {
 					return nil
 				}
-				return waitRestored(cmd.Context(), s, cmd.OutOrStdout(), args[0], timeout)
+				// The scheduler runs the restored spec with the engine it
+				// ran with (the rollback pin's), whatever its default.
+				return waitRestored(cmd.Context(), s, cmd.OutOrStdout(), args[0], cmp.Or(e.Engine, deploy.EngineRkt), timeout)
 			})
 		},
 	}
@@ -172,8 +176,9 @@ kaylee resume NAME.`,
 	return cmd
 }
 
-// waitRestored follows the rollout of the unit as now stored.
-func waitRestored(ctx context.Context, s *store.Store, w io.Writer, name string, timeout time.Duration) error {
+// waitRestored follows the rollout of the unit as now stored, run with
+// engine if it names none.
+func waitRestored(ctx context.Context, s *store.Store, w io.Writer, name, engine string, timeout time.Duration) error {
 	u, err := s.GetUnit(ctx, name)
 	if err != nil {
 		return noUnit(name, err)
@@ -182,7 +187,8 @@ func waitRestored(ctx context.Context, s *store.Store, w io.Writer, name string,
 	if err != nil {
 		return err
 	}
-	return waitRollouts(ctx, s, w, map[string]view.Want{name: view.WantOf(&u.Spec, restarts[name])}, timeout)
+	want := map[string]view.Want{name: view.WantOf(&u.Spec, restarts[name], engine)}
+	return waitRollouts(ctx, s, w, func(string) map[string]view.Want { return want }, timeout)
 }
 
 func (a *app) suspendCommand() *cobra.Command {

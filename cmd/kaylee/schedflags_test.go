@@ -34,3 +34,40 @@ func TestMachineLossGraceFlag(t *testing.T) {
 		}
 	}
 }
+
+// Issue 25: --default-engine reaches the scheduler's options (rkt unless
+// set); a value that is no engine is refused, naming the flag and the
+// engines, by server, agent and dev alike, before anything starts.
+func TestDefaultEngineFlag(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+		err  string
+	}{
+		{nil, "rkt", ""},
+		{[]string{"--default-engine", "docker"}, "docker", ""},
+		{[]string{"--default-engine", "podman"}, "podman", ""},
+		{[]string{"--default-engine", "lxc"}, "", `--default-engine: "lxc" is not an engine: use rkt, docker, podman`},
+	} {
+		var f schedulerFlags
+		fl := pflag.NewFlagSet("server", pflag.ContinueOnError)
+		f.register(fl, 10*time.Second)
+		if err := fl.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		o, err := f.options()
+		switch {
+		case tt.err != "" && (err == nil || err.Error() != tt.err):
+			t.Errorf("%v: error %v, want %q", tt.args, err, tt.err)
+		case tt.err == "" && (err != nil || o.DefaultEngine != tt.want):
+			t.Errorf("%v: default engine %q (error %v), want %q", tt.args, o.DefaultEngine, err, tt.want)
+		}
+	}
+	const want = "kaylee: --default-engine: \"Docker\" is not an engine: use rkt, docker, podman\n"
+	for _, cmd := range []string{"server", "agent", "dev"} {
+		r := kaylee(t, map[string]string{"KAYLEE_ETCD_ENDPOINTS": "http://127.0.0.1:1"}, cmd, "--default-engine", "Docker")
+		if r.code != 1 || r.err != want {
+			t.Errorf("kaylee %s --default-engine Docker: exit %d, stderr %q; want 1 and %q", cmd, r.code, r.err, want)
+		}
+	}
+}

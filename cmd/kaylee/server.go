@@ -23,6 +23,7 @@ type schedulerFlags struct {
 	fleetPrefix    string
 	fleetEndpoint  string
 	unitPrefix     string
+	defaultEngine  string
 	minReady       time.Duration
 	rolloutTimeout time.Duration
 	maxRestarts    int
@@ -38,6 +39,7 @@ func (f *schedulerFlags) register(fl *pflag.FlagSet, minReady time.Duration) {
 	fl.StringVar(&f.fleetPrefix, "fleet-prefix", fleet.DefaultKeyPrefix, "fleet's key prefix in etcd (registry access)")
 	fl.StringVar(&f.fleetEndpoint, "fleet-endpoint", "", "fleet's HTTP API instead of its registry: unix:///var/run/fleet.sock or http://host:port")
 	fl.StringVar(&f.unitPrefix, "unit-prefix", deploy.DefaultUnitPrefix, "prefix of the fleet units Kaylee owns; no other fleet unit is touched")
+	fl.StringVar(&f.defaultEngine, "default-engine", deploy.EngineRkt, defaultEngineUsage+"; the stored JSON is not changed, the spec hash of those units is, so switching it rolls them over one replica at a time")
 	fl.DurationVar(&f.minReady, "min-ready", minReady, "how long a new replica must run before an old one is removed (a unit's update.minReady overrides it)")
 	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", 5*time.Minute, "a rollout in which no new replica became ready for this long fails and the old version stays (a unit's update.progressDeadline overrides it)")
 	fl.DurationVar(&f.lossGrace, "machine-loss-grace", 5*time.Minute, "a member of a stateful unit with onMachineLoss: move whose machine has left fleet for this long moves to another machine (of its zone, with spread); the leader counts it from when it first saw the machine gone, so after a change of leader it starts again")
@@ -100,6 +102,17 @@ func (a *app) v2Keys(f *schedulerFlags, endpoints []string) (etcd.KeysAPI, error
 	return keys, nil
 }
 
+// defaultEngineUsage is the start of --default-engine's help.
+const defaultEngineUsage = "the engine a unit that names none runs with: rkt (the seed format's default), docker or podman"
+
+// checkDefaultEngine checks the value of --default-engine.
+func checkDefaultEngine(engine string) error {
+	if err := deploy.CheckEngine(engine); err != nil {
+		return fmt.Errorf("--default-engine: %w", err)
+	}
+	return nil
+}
+
 // options are the reconciler's options the flags set.
 func (f *schedulerFlags) options() (fleet.Options, error) {
 	if f.maxRestarts < 1 {
@@ -114,8 +127,11 @@ func (f *schedulerFlags) options() (fleet.Options, error) {
 	if err := deploy.CheckUnitPrefix(f.unitPrefix); err != nil {
 		return fleet.Options{}, fmt.Errorf("--unit-prefix: %w", err)
 	}
+	if err := checkDefaultEngine(f.defaultEngine); err != nil {
+		return fleet.Options{}, err
+	}
 	return fleet.Options{
-		UnitPrefix: f.unitPrefix, MinReady: f.minReady, RolloutTimeout: f.rolloutTimeout, MaxRestarts: f.maxRestarts, Resync: f.resync,
+		UnitPrefix: f.unitPrefix, DefaultEngine: f.defaultEngine, MinReady: f.minReady, RolloutTimeout: f.rolloutTimeout, MaxRestarts: f.maxRestarts, Resync: f.resync,
 		HistoryLimit: f.history, MachineLossGrace: f.lossGrace,
 	}, nil
 }

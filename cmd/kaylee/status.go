@@ -135,6 +135,9 @@ func writeStatus(w io.Writer, st view.Unit, now time.Time) {
 	}
 	fmt.Fprintf(tw, "Replicas:\t%d running, %d serving, %d desired\n", st.Running, st.ServingReplicas(), st.Desired)
 	fmt.Fprintf(tw, "Spec:\t%s (deployed: %s)\n", orDash(st.SpecHash), orDash(st.Deployed))
+	if st.Engine != "" {
+		fmt.Fprintf(tw, "Engine:\t%s (the spec names none: the scheduler's default engine, or a rollback's)\n", st.Engine)
+	}
 	fmt.Fprintf(tw, "Message:\t%s\n", statusMessage(st))
 	fmt.Fprintf(tw, "Updated:\t%s ago\n", age(st.Time, now))
 	tw.Flush()
@@ -181,17 +184,23 @@ func age(t, now time.Time) string {
 // change under the prefix woke it up (a safety net: the watch wakes it).
 const waitFallback = 5 * time.Second
 
-// waitRollouts follows the statuses of units until each runs the given
-// spec hash (nil) or one fails (an error naming it). It prints a line each
-// time a unit's status changes. It reads again on each change in the store
-// (store.Wakeups), and at least every waitFallback.
-func waitRollouts(ctx context.Context, s *store.Store, w io.Writer, want map[string]view.Want, timeout time.Duration) error {
+// wantsFunc gives what waitRollouts waits for, by unit, on a cluster
+// whose scheduler runs the units that name no engine with defaultEngine.
+type wantsFunc func(defaultEngine string) map[string]view.Want
+
+// waitRollouts follows the statuses of units until each runs the spec
+// hash wants gives (nil) or one fails (an error naming it). It prints a
+// line each time a unit's status changes. It reads again on each change
+// in the store (store.Wakeups), and at least every waitFallback, with the
+// scheduler's settings each time: a scheduler that starts after the
+// waiter, or another leader, may run units with another default engine.
+func waitRollouts(ctx context.Context, s *store.Store, w io.Writer, wants wantsFunc, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	wake := s.Wakeups(ctx, waitFallback) // before the first read: no change is missed
 	last := map[string]string{}
-	names := make([]string, 0, len(want))
-	for n := range want {
+	names := make([]string, 0)
+	for n := range wants("") {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -202,6 +211,11 @@ func waitRollouts(ctx context.Context, s *store.Store, w io.Writer, want map[str
 		if err != nil {
 			return err
 		}
+		settings, err := s.GetSchedulerSettings(ctx)
+		if err != nil {
+			return err
+		}
+		want := wants(settings.DefaultEngine)
 		for _, n := range names {
 			st := statuses[n]
 			if st != nil && st.Phase == store.PhaseSuspended {

@@ -67,7 +67,7 @@ change, and exits 0 once all run the new spec, 1 if a rollout fails or
   KAYLEE_ETCD_ENDPOINTS=http://10.0.0.1:2379 kaylee run units/*.yaml`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
-			docs, bad, err := loadPaths(cmd.Context(), cmd.ErrOrStderr(), paths)
+			docs, bad, err := loadPaths(cmd.Context(), cmd.ErrOrStderr(), paths, "")
 			if err != nil {
 				return err
 			}
@@ -106,11 +106,14 @@ change, and exits 0 once all run the new spec, 1 if a rollout fails or
 			if err != nil {
 				return err
 			}
-			want := map[string]view.Want{}
-			for _, d := range docs {
-				want[d.Spec.Name] = view.WantOf(&d.Spec, restarts[d.Spec.Name])
+			wants := func(defaultEngine string) map[string]view.Want {
+				want := map[string]view.Want{}
+				for _, d := range docs {
+					want[d.Spec.Name] = view.WantOf(&d.Spec, restarts[d.Spec.Name], defaultEngine)
+				}
+				return want
 			}
-			return waitRollouts(cmd.Context(), s, cmd.OutOrStdout(), want, timeout)
+			return waitRollouts(cmd.Context(), s, cmd.OutOrStdout(), wants, timeout)
 		},
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the rollouts until they finish or fail")

@@ -9,12 +9,16 @@ import (
 
 	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/internal/localtree"
+	"github.com/kaylee-gitops/kaylee/view"
 )
 
 func (a *app) validateCommand() *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON        bool
+		defaultEngine string
+	)
 	cmd := &cobra.Command{
-		Use:   "validate [--json] PATH...",
+		Use:   "validate [--json] [--default-engine rkt|docker|podman] PATH...",
 		Short: "Check unit files without touching etcd",
 		Long: `Validate reads unit files (YAML, several documents per file allowed, or JSON)
 and directories (recursively, every *.yaml and *.yml) and checks every unit.
@@ -22,7 +26,11 @@ and directories (recursively, every *.yaml and *.yml) and checks every unit.
 Each problem is printed on stderr as FILE:LINE: FIELD: MESSAGE. The exit code is
 0 when every unit is valid and 1 otherwise. With --json, stdout holds the
 canonical JSON of each valid unit, one per line (what kaylee stores in etcd),
-also when other files fail.
+also when other files fail; without, stdout says which engine each valid unit
+runs with: "web: engine docker (the cluster default)", "db: engine podman (its
+own)". A unit that names no engine runs with the cluster's default engine (the
+scheduler's --default-engine, rkt unless set): give the same --default-engine
+here to validate it as it runs. The stored JSON never holds the default.
 
 Local files obey a git source's rules. In a directory, a symlink is followed
 only when it stays inside the directory given (one leading out is refused
@@ -34,13 +42,20 @@ kaylee render and kaylee run read files the same way.`,
   kaylee validate --json api.yaml | etcdctl put /kaylee2/units/api`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
-			docs, bad, err := loadPaths(cmd.Context(), cmd.ErrOrStderr(), paths)
+			if err := checkDefaultEngine(defaultEngine); err != nil {
+				return err
+			}
+			docs, bad, err := loadPaths(cmd.Context(), cmd.ErrOrStderr(), paths, defaultEngine)
 			if err != nil {
 				return err
 			}
 			for _, d := range docs {
-				if d.Err == nil && asJSON {
+				switch {
+				case d.Err != nil:
+				case asJSON:
 					fmt.Fprintf(cmd.OutOrStdout(), "%s\n", d.Spec.CanonicalJSON())
+				default:
+					fmt.Fprintln(cmd.OutOrStdout(), view.EngineLine(&d.Spec, defaultEngine))
 				}
 			}
 			if bad {
@@ -50,6 +65,7 @@ kaylee render and kaylee run read files the same way.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print each valid unit's canonical JSON on stdout, one per line")
+	cmd.Flags().StringVar(&defaultEngine, "default-engine", deploy.EngineRkt, defaultEngineUsage+": give the scheduler's to validate a unit that names none as it runs")
 	return cmd
 }
 
@@ -58,7 +74,11 @@ kaylee render and kaylee run read files the same way.`,
 // deploy.MaxFileSize are read), printing each problem on w as
 // FILE:LINE: FIELD: MESSAGE; bad says whether there was any. Documents
 // with errors are returned too, with Err set.
-func loadPaths(ctx context.Context, w io.Writer, paths []string) (docs []*deploy.Document, bad bool, err error) {
+//
+// defaultEngine is the engine a unit that names none runs with ("" is
+// rkt): such a unit is validated as it runs (deploy.Document.
+// ValidateWithDefaultEngine), its errors then marked so.
+func loadPaths(ctx context.Context, w io.Writer, paths []string, defaultEngine string) (docs []*deploy.Document, bad bool, err error) {
 	files, err := localtree.Read(ctx, paths)
 	if err != nil {
 		return nil, false, err
@@ -75,7 +95,15 @@ func loadPaths(ctx context.Context, w io.Writer, paths []string) (docs []*deploy
 			fmt.Fprintln(w, fe)
 		}
 		for _, d := range fdocs {
-			for _, fe := range d.Warnings() {
+			if d.Err == nil && d.Spec.Engine == "" {
+				if err := d.ValidateWithDefaultEngine(defaultEngine); err != nil {
+					d.Err, bad = err, true
+					for _, fe := range deploy.FieldErrors(err) {
+						fmt.Fprintf(w, "%s (%s names no engine: it runs with the default engine %s)\n", fe, d.Spec.Name, defaultEngine)
+					}
+				}
+			}
+			for _, fe := range d.WarningsWithDefaultEngine(defaultEngine) {
 				fmt.Fprintf(w, "warning: %s\n", fe)
 			}
 		}

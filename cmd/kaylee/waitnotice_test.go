@@ -32,7 +32,7 @@ func BenchmarkWaitRolloutsNotice(b *testing.B) {
 		}
 		done := make(chan error, 1)
 		go func() {
-			done <- waitRollouts(ctx, s, io.Discard, map[string]view.Want{name: {Hash: hash}}, time.Minute)
+			done <- waitRollouts(ctx, s, io.Discard, func(string) map[string]view.Want { return map[string]view.Want{name: {Hash: hash}} }, time.Minute)
 		}()
 		time.Sleep(100*time.Millisecond + time.Duration(i*137%500)*time.Millisecond)
 		wrote := time.Now()

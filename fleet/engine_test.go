@@ -1,0 +1,227 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/fleet/schema"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+// execStarts gives each fleet unit of a Kaylee unit with hash its
+// ExecStart line, by fleet unit name.
+func (h *harness) execStarts(name, hash string) map[string]string {
+	h.t.Helper()
+	units, err := h.api.Units()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, u := range units {
+		id, ok := deploy.ParseUnitName("k2", u.Name)
+		if !ok || id.Name != name || id.SpecHash != hash {
+			continue
+		}
+		for _, o := range u.Options {
+			if o.Section == "Service" && o.Name == "ExecStart" {
+				out[u.Name] = o.Value
+			}
+		}
+	}
+	return out
+}
+
+// storedValue is the stored JSON of a unit, as etcd holds it.
+func (h *harness) storedValue(name string) string {
+	h.t.Helper()
+	r, err := h.etcd.Client(h.t).Get(context.Background(), store.DefaultPrefix+"/units/"+name)
+	if err != nil || len(r.Kvs) != 1 {
+		h.t.Fatalf("reading the stored %s: %v (%d values)", name, err, len(r.Kvs))
+	}
+	return string(r.Kvs[0].Value)
+}
+
+// fleetUnitNames lists the fleet units of a Kaylee unit.
+func (h *harness) fleetUnitNames(name string) []string {
+	h.t.Helper()
+	var out []string
+	for n := range h.view(name).units {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// wantEngine checks that every fleet unit of name at hash runs its
+// ExecStart with path (n of them).
+func (h *harness) wantEngine(name, hash, path string, n int) {
+	h.t.Helper()
+	got := h.execStarts(name, hash)
+	if len(got) != n {
+		h.t.Fatalf("%s: %d fleet units of spec %s, want %d: %v", name, len(got), hash, n, got)
+	}
+	for fu, line := range got {
+		if !strings.HasPrefix(line, path+" ") {
+			h.t.Fatalf("%s runs %q, want %s", fu, line, path)
+		}
+	}
+}
+
+// Issue 25: a scheduler whose default engine is docker runs the units that
+// name no engine as docker fleet units (the stored JSON unchanged), and a
+// unit that names rkt with rkt.
+func TestDefaultEngineRunsUnitsWithoutEngine(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, fleetsim.Machines(2, nil))
+	web := storedUnit(t, `{"name":"web","replicas":2,"apps":[{"image":"docker://web:1"}]}`)
+	own := storedUnit(t, `{"name":"own","engine":"rkt","apps":[{"image":"docker://own:1"}]}`)
+	h.put(&web.Spec)
+	h.put(&own.Spec)
+	before := h.storedValue("web")
+	opts := testOptions
+	opts.DefaultEngine = deploy.EngineDocker
+	h.serve(h.api, opts)
+	hash := web.Spec.WithDefaultEngine(deploy.EngineDocker).Hash(0)
+	if hash == web.Spec.Hash(0) {
+		t.Fatal("the docker default hashes as rkt")
+	}
+	if st := h.waitStatus("web", store.PhaseRunning, hash, 30*time.Second); st.Engine != deploy.EngineDocker {
+		t.Fatalf("status of web: engine %q, want docker", st.Engine)
+	}
+	if st := h.waitStatus("own", store.PhaseRunning, own.Spec.Hash(0), 30*time.Second); st.Engine != "" {
+		t.Fatalf("status of own: engine %q, want none (its own)", st.Engine)
+	}
+	h.wantEngine("web", hash, deploy.DockerPath, 2)
+	h.wantEngine("own", own.Spec.Hash(0), deploy.RktPath, 1)
+	if after := h.storedValue("web"); after != before {
+		t.Fatalf("the stored JSON changed:\n%s\n%s", before, after)
+	}
+}
+
+// Issue 25: a cluster whose scheduler restarts with --default-engine
+// docker rolls every unit that names no engine over to docker, one
+// replica at a time (a sampler of fleet never sees more than desired +
+// surge running), while a unit that names rkt does not roll; the stored
+// JSON stays byte for byte. kaylee rollback to the revision before
+// brings rkt back (the engine it ran with), though the default is still
+// docker.
+func TestSwitchingDefaultEngineRollsUnitsOver(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, fleetsim.Machines(3, nil))
+	web := storedUnit(t, `{"name":"web","replicas":3,"apps":[{"image":"docker://web:1"}]}`)
+	own := storedUnit(t, `{"name":"own","engine":"rkt","replicas":2,"apps":[{"image":"docker://own:1"}]}`)
+	h.put(&web.Spec)
+	h.put(&own.Spec)
+	stop := h.serve(h.api, testOptions)
+	rkt, docker := web.Spec.Hash(0), web.Spec.WithDefaultEngine(deploy.EngineDocker).Hash(0)
+	h.waitStatus("web", store.PhaseRunning, rkt, 30*time.Second)
+	h.waitStatus("own", store.PhaseRunning, own.Spec.Hash(0), 30*time.Second)
+	h.waitUnits("web", rkt, 3, 30*time.Second)
+	h.wantEngine("web", rkt, deploy.RktPath, 3)
+	before, ownUnits := h.storedValue("web"), h.fleetUnitNames("own")
+	stop()
+
+	check := h.sampleFleet(50*time.Millisecond, func(units []*schema.Unit, states []*schema.UnitState) string {
+		v := viewOf("web", units, states)
+		if n := v.runningWithHash(rkt) + v.runningWithHash(docker); n > 4 {
+			return fmt.Sprintf("%d replicas of web running (at most 3 + 1): %s", n, v)
+		}
+		return ""
+	})
+	opts := testOptions
+	opts.DefaultEngine = deploy.EngineDocker
+	stop = h.serve(h.api, opts)
+	h.waitStatus("web", store.PhaseRunning, docker, 60*time.Second)
+	h.waitUnits("web", docker, 3, 30*time.Second)
+	if msg, looks := check(); msg != "" || looks < 20 {
+		t.Fatalf("during the switch (%d looks): %s", looks, msg)
+	}
+	h.wantEngine("web", docker, deploy.DockerPath, 3)
+	if got := h.fleetUnitNames("own"); strings.Join(got, " ") != strings.Join(ownUnits, " ") {
+		t.Fatalf("own (engine: rkt) rolled: %v, was %v", got, ownUnits)
+	}
+	if after := h.storedValue("web"); after != before {
+		t.Fatalf("the stored JSON changed:\n%s\n%s", before, after)
+	}
+	hist, err := h.store.History(context.Background(), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 2 || hist[0].SpecHash != rkt || hist[0].Engine != "" || hist[1].SpecHash != docker || hist[1].Engine != deploy.EngineDocker {
+		t.Fatalf("history of web: %s", historyLines(hist))
+	}
+
+	e, err := h.store.Rollback(context.Background(), "web", "", "test")
+	if err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	if e.Revision != 1 {
+		t.Fatalf("rolled back to revision %d, want 1", e.Revision)
+	}
+	h.waitStatus("web", store.PhaseRunning, rkt, 60*time.Second)
+	h.waitUnits("web", rkt, 3, 30*time.Second)
+	h.wantEngine("web", rkt, deploy.RktPath, 3)
+	if after := h.storedValue("web"); after != before {
+		t.Fatalf("the rollback changed the stored JSON:\n%s\n%s", before, after)
+	}
+	stop()
+}
+
+func historyLines(hist []*store.HistoryEntry) string {
+	var out []string
+	for _, e := range hist {
+		out = append(out, fmt.Sprintf("#%d %s engine %q %s", e.Revision, e.SpecHash, e.Engine, e.Outcome))
+	}
+	return strings.Join(out, "; ")
+}
+
+// Issue 25: a failed rollout brings the version before it back to full
+// strength from its history (renderPrevious): after a change of the
+// default engine, that version is rendered with the engine it ran with
+// (its entry's Engine; none is rkt), not with the new default, so it
+// hashes as it did and its replicas are the ones still serving.
+func TestRenderPreviousWithItsEngine(t *testing.T) {
+	web := storedUnit(t, `{"name":"web","replicas":2,"apps":[{"image":"docker://web:1"}]}`)
+	rkt, docker := web.Spec.Hash(0), web.Spec.WithDefaultEngine(deploy.EngineDocker).Hash(0)
+	tests := []struct {
+		name     string
+		now      string // the scheduler's default engine
+		entry    store.HistoryEntry
+		wantHash string
+		wantPath string
+	}{
+		{"rkt, then the default docker", deploy.EngineDocker, store.HistoryEntry{Revision: 1, SpecHash: rkt}, rkt, deploy.RktPath},
+		{"the default docker, then rkt again", "", store.HistoryEntry{Revision: 1, SpecHash: docker, Engine: deploy.EngineDocker}, docker, deploy.DockerPath},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pp := newPassPlanner(Options{UnitPrefix: "k2", DefaultEngine: tt.now})
+			snap := &snapshot{units: []*store.Unit{web}, statuses: map[string]*store.Status{"web": {Name: "web", SpecHash: tt.entry.SpecHash, Deployed: tt.entry.SpecHash}}}
+			e := tt.entry
+			e.Unit, e.Spec, e.Outcome = "web", web.Raw, store.OutcomeDeployed
+			snap.history = map[string][]*store.HistoryEntry{"web": {&e}}
+			var warnings []planWarning
+			in := pp.unitInputs(snap, []deploy.Machine{{ID: "m1"}}, nil, &warnings)["web"]
+			if len(warnings) > 0 || in.previous == nil {
+				t.Fatalf("no previous rendering: %v", warnings)
+			}
+			if in.desired.hash == tt.wantHash || in.previous.hash != tt.wantHash {
+				t.Fatalf("desired %s, previous %s; want previous %s", in.desired.hash, in.previous.hash, tt.wantHash)
+			}
+			for _, u := range in.previous.units {
+				for _, o := range u.Options {
+					if o.Name == "ExecStart" && !strings.HasPrefix(o.Value, tt.wantPath+" ") {
+						t.Fatalf("%s runs %q, want %s", u.Name, o.Value, tt.wantPath)
+					}
+				}
+			}
+		})
+	}
+}
