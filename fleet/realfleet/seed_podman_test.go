@@ -65,7 +65,11 @@ func TestRealSeedCountlyOnPodman(t *testing.T) {
 	}
 	e.server("--default-engine", "podman")
 	s := e.samplePods(prefix + "_countly_")
-	defer s.finish()
+	t.Cleanup(func() { // a failed test shows what the sampler saw so far
+		if s.finish(); t.Failed() {
+			s.check(t, 2, 4, 5)
+		}
+	})
 
 	// Start: 4 pods, each of countly, the sidekick and the infra container.
 	s.setPhase("start")
@@ -119,8 +123,9 @@ func TestRealSeedCountlyOnPodman(t *testing.T) {
 		t.Errorf("fleet units seen failed while kaylee rm stopped them: %v", failed)
 	}
 	e.wantStoppedClean(ctx, units)
-	s.finish()
-	s.check(t, 2, 4, 5)
+	if s.finish(); !t.Failed() {
+		s.check(t, 2, 4, 5)
+	}
 }
 
 // seedPod is one of the unit's pods and the machine it runs on.
@@ -528,7 +533,8 @@ func (s *podSampler) finish() {
 
 // check logs each phase's figures and holds them to: at most perHost pods
 // on a machine, at most launched pods of launched fleet units (desired +
-// surge), and, in the update, never fewer than desired Running.
+// surge), at most desired pods in all outside the update, and, in the
+// update, never fewer than desired Running.
 func (s *podSampler) check(t *testing.T, perHost, desired, launched int) {
 	t.Helper()
 	s.mu.Lock()
@@ -545,6 +551,9 @@ func (s *podSampler) check(t *testing.T, perHost, desired, launched int) {
 		}
 		if st.maxLaunched > launched {
 			t.Errorf("%s: %d pods of launched fleet units, want at most %d (replicas + maxSurge)", phase, st.maxLaunched, launched)
+		}
+		if phase != "update" && st.maxTotal > desired {
+			t.Errorf("%s: %d pods in all, want at most %d (replicas; a pod restarts as itself)", phase, st.maxTotal, desired)
 		}
 		if phase == "update" && st.minRunning < desired {
 			t.Errorf("update: only %d pods Running, want at least %d: %s", st.minRunning, desired, st.worstRunning)
