@@ -65,10 +65,10 @@ func TestRealSeedCountlyOnPodman(t *testing.T) {
 	}
 	e.server("--default-engine", "podman")
 	s := e.samplePods(prefix + "_countly_")
-	t.Cleanup(func() { // a failed test shows what the sampler saw so far
-		if s.finish(); t.Failed() {
-			s.check(t, 2, 4, 5)
-		}
+	t.Cleanup(func() { // also what it saw until a failure
+		failed := t.Failed()
+		s.finish()
+		s.check(t, 2, 4, 5, failed)
 	})
 
 	// Start: 4 pods, each of countly, the sidekick and the infra container.
@@ -123,9 +123,6 @@ func TestRealSeedCountlyOnPodman(t *testing.T) {
 		t.Errorf("fleet units seen failed while kaylee rm stopped them: %v", failed)
 	}
 	e.wantStoppedClean(ctx, units)
-	if s.finish(); !t.Failed() {
-		s.check(t, 2, 4, 5)
-	}
 }
 
 // seedPod is one of the unit's pods and the machine it runs on.
@@ -534,8 +531,9 @@ func (s *podSampler) finish() {
 // check logs each phase's figures and holds them to: at most perHost pods
 // on a machine, at most launched pods of launched fleet units (desired +
 // surge), at most desired pods in all outside the update, and, in the
-// update, never fewer than desired Running.
-func (s *podSampler) check(t *testing.T, perHost, desired, launched int) {
+// update, never fewer than desired Running. cut: the test failed before
+// its end (a phase may have few samples).
+func (s *podSampler) check(t *testing.T, perHost, desired, launched int, cut bool) {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -543,7 +541,7 @@ func (s *podSampler) check(t *testing.T, perHost, desired, launched int) {
 		st := s.stats[phase]
 		t.Logf("%s: %d samples; most pods on a machine %d (%d launched), most in all %d (%d launched), fewest Running %d",
 			phase, st.samples, st.maxOnMachine, st.maxLaunchedOn, st.maxTotal, st.maxLaunched, st.minRunning)
-		if st.samples < 3 {
+		if st.samples < 3 && !cut {
 			t.Errorf("%s: only %d samples of the pods", phase, st.samples)
 		}
 		if st.maxOnMachine > perHost {
