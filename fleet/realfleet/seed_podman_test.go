@@ -275,7 +275,7 @@ func (e *env) wantStoppedClean(ctx context.Context, units map[string]realfleet.M
 			}
 		}
 		if !strings.Contains(last, "Deactivated successfully") {
-			e.t.Errorf("%s on %s did not stop inactive: its journal's last result is %q:\n%s", name, m.Name, last, tail(out, 20))
+			e.t.Errorf("%s on %s did not stop inactive: its journal's last result is %q:\n%s", name, m.Name, last, tail(out, 6))
 		}
 	}
 }
