@@ -87,4 +87,11 @@ func TestWaitWithDefaultEngine(t *testing.T) {
 		t.Fatalf("history: %+v (%v)", hist, err)
 	}
 	must("Engine:    docker (the spec names none: the scheduler's default engine, or a rollback's)", "status", "web")
+	must("engine docker (not named in the spec)", "history", "web")
+	pod := writeFiles(t, map[string]string{"pod.yaml": "name: pod\napps:\n- image: a\n- image: b\n"})
+	r := kaylee(t, env, "run", pod)
+	const want = "pod.yaml:2: apps: engine docker runs one app per unit, found 2: split them into units or use engine rkt (pod names no engine: it runs with the scheduler's default engine docker)\nnothing stored: fix the errors above\n"
+	if got := strings.ReplaceAll(r.err, pod+"/", ""); r.code != 1 || got != want {
+		t.Fatalf("kaylee run of a pod under the default docker: exit %d, stderr %q; want 1 and %q", r.code, got, want)
+	}
 }
