@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/coreos/fleet/schema"
 )
 
 // FuzzLoadRender runs decode → validate → render on arbitrary input and
@@ -57,51 +59,23 @@ func FuzzLoadRender(f *testing.F) {
 					t.Fatalf("conflicts entry %q reaches beyond a named unit or family", c)
 				}
 			}
-			units, err := Render(&d.Spec, RenderOptions{})
-			if err != nil {
-				t.Fatalf("valid spec does not render: %v\n%s", err, d.Spec.CanonicalJSON())
-			}
-			if len(units) != d.Spec.Instances() {
-				t.Fatalf("%d units for %d instances", len(units), d.Spec.Instances())
-			}
-			for _, u := range units {
-				if _, ok := ParseUnitName(DefaultUnitPrefix, u.Name); !ok {
-					t.Fatalf("rendered name %q does not parse", u.Name)
-				}
-				for _, o := range u.Options {
-					if strings.ContainsAny(o.Value, "\n\r\x00") || strings.HasSuffix(o.Value, `\`) {
-						t.Fatalf("rendered %s=%q could break the unit file", o.Name, o.Value)
-					}
-					// A health check's user words stay separate words:
-					// systemd runs Kaylee's script with exactly them.
-					// Every other Exec line is one command of plain words:
-					// no lone ;, no open quote, no escape.
-					if strings.HasPrefix(o.Name, "Exec") && o.Name != "ExecStartPost" {
-						if p := execFragmentProblem(o.Value); p != "" {
-							t.Fatalf("rendered %s=%s: %s", o.Name, o.Value, p)
-						}
-					}
-					if o.Name == "ExecStartPost" {
-						h := d.Spec.Health
-						argv := execArgv(t, o.Value)
-						if len(argv) != 13+len(h.Exec) || argv[2] != plainHealthScript() || strings.Join(argv[13:], " ") != strings.Join(h.Exec, " ") {
-							t.Fatalf("health line runs %q", argv)
-						}
+			checkRendered(t, &d.Spec)
+			// A podman pass on every valid unit: it renders when
+			// validation takes it for podman, and validation refuses
+			// only what podman cannot map (pod args, net, a cmd that is
+			// not one path, a longer line).
+			if p := d.Spec.WithDefaultEngine(EnginePodman); p.Engine == EnginePodman {
+				err := p.Validate()
+				for _, fe := range FieldErrors(err) {
+					if !strings.HasPrefix(fe.Field, "args[") && fe.Field != "net" && !strings.HasSuffix(fe.Field, ".cmd") && !strings.HasPrefix(fe.Msg, "rendered ") {
+						t.Fatalf("valid unit refused for podman: %v\n%s", err, p.CanonicalJSON())
 					}
 				}
-			}
-			// An env value, newlines and all, reaches the process as
-			// written: systemd reads its Environment= line back to it.
-			for _, u := range units {
-				env := options(u, "Service", "Environment")
-				for i, e := range d.Spec.Env {
-					if got := envAssignment(t, env[len(env)-len(d.Spec.Env)+i]); got != e.Name+"="+e.Value {
-						t.Fatalf("env[%d] reaches systemd as %q, want %q", i, got, e.Name+"="+e.Value)
-					}
+				if err == nil {
+					checkRendered(t, p)
+				} else if _, rerr := Render(p, RenderOptions{}); rerr == nil && !strings.Contains(err.Error(), "rendered ") {
+					t.Fatalf("Render takes what Validate refuses for podman: %v\n%s", err, p.CanonicalJSON())
 				}
-			}
-			if d.Spec.Stateful {
-				checkMembers(t, &d.Spec)
 			}
 			canon := d.Spec.CanonicalJSON()
 			back, err := DecodeJSON("canonical", canon)
@@ -116,6 +90,80 @@ func FuzzLoadRender(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkRendered renders a valid spec and checks what the rest of Kaylee
+// relies on (see FuzzLoadRender).
+func checkRendered(t *testing.T, spec *Spec) {
+	units, err := Render(spec, RenderOptions{})
+	if err != nil {
+		t.Fatalf("valid spec does not render: %v\n%s", err, spec.CanonicalJSON())
+	}
+	if len(units) != spec.Instances() {
+		t.Fatalf("%d units for %d instances", len(units), spec.Instances())
+	}
+	for _, u := range units {
+		if _, ok := ParseUnitName(DefaultUnitPrefix, u.Name); !ok {
+			t.Fatalf("rendered name %q does not parse", u.Name)
+		}
+		for _, o := range u.Options {
+			if strings.ContainsAny(o.Value, "\n\r\x00") || strings.HasSuffix(o.Value, `\`) {
+				t.Fatalf("rendered %s=%q could break the unit file", o.Name, o.Value)
+			}
+			// A health check's user words stay separate words:
+			// systemd runs Kaylee's script with exactly them.
+			// Every other Exec line is one command of plain words:
+			// no lone ;, no open quote, no escape.
+			// A podman unit's ExecStart is Kaylee's supervisor, its
+			// words the pod's name, podman and the images.
+			if o.Name == "ExecStart" && spec.EngineName() == EnginePodman {
+				checkPodSupervisor(t, u, spec, o.Value)
+				continue
+			}
+			if strings.HasPrefix(o.Name, "Exec") && o.Name != "ExecStartPost" {
+				if p := execFragmentProblem(o.Value); p != "" {
+					t.Fatalf("rendered %s=%s: %s", o.Name, o.Value, p)
+				}
+			}
+			if o.Name == "ExecStartPost" {
+				h := spec.Health
+				argv := execArgv(t, o.Value)
+				if len(argv) != 13+len(h.Exec) || argv[2] != plainHealthScript() || strings.Join(argv[13:], " ") != strings.Join(h.Exec, " ") {
+					t.Fatalf("health line runs %q", argv)
+				}
+			}
+		}
+	}
+	// An env value, newlines and all, reaches the process as
+	// written: systemd reads its Environment= line back to it.
+	for _, u := range units {
+		env := options(u, "Service", "Environment")
+		for i, e := range spec.Env {
+			if got := envAssignment(t, env[len(env)-len(spec.Env)+i]); got != e.Name+"="+e.Value {
+				t.Fatalf("env[%d] reaches systemd as %q, want %q", i, got, e.Name+"="+e.Value)
+			}
+		}
+	}
+	if spec.Stateful {
+		checkMembers(t, spec)
+	}
+}
+
+// checkPodSupervisor checks a podman unit's ExecStart: bash runs
+// podSupervisor with the pod's name (KAYLEE_ID), podman and each app's
+// image, in app order.
+func checkPodSupervisor(t *testing.T, u *schema.Unit, s *Spec, line string) {
+	t.Helper()
+	// A global unit's _%m is systemd's, the one specifier the line holds.
+	argv := execArgv(t, strings.ReplaceAll(line, "_%m", "_%%m"))
+	id := strings.TrimSuffix(strings.TrimPrefix(options(u, "Service", "Environment")[0], `"KAYLEE_ID=`), `"`)
+	want := []string{BashPath, "-c", plainScript(podSupervisor), "kaylee-pod", id, PodmanPath}
+	for _, a := range s.Apps {
+		want = append(want, a.Image)
+	}
+	if !slices.Equal(argv, want) {
+		t.Fatalf("pod supervisor runs %q, want %q", argv, want)
+	}
 }
 
 // checkMembers renders a valid stateful unit with every other member

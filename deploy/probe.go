@@ -88,10 +88,14 @@ func RenderProbe(s *Spec, name ProbeName, member UnitName, machine string) (*sch
 	if p.HTTP != nil {
 		ck.port, ck.path = p.HTTP.Port, p.HTTP.RequestPath()
 	}
-	if s.EngineName() == EngineDocker {
-		ck.docker = DockerPath
-	}
 	r := renderer{spec: s, name: member}
+	target := r.idWord("", "")
+	switch s.EngineName() {
+	case EngineDocker:
+		ck.docker = DockerPath
+	case EnginePodman:
+		ck.docker, target = PodmanPath, r.idWord("", podInfraSuffix)
+	}
 	r.add("Unit", "Description", fmt.Sprintf("kaylee %s primary probe of member %d on machine %.8s (spec %s)", s.Name, name.Index, machine, name.SpecHash))
 	r.add("Service", "Type", "oneshot")
 	r.add("Service", "RemainAfterExit", "yes")
@@ -99,7 +103,7 @@ func RenderProbe(s *Spec, name ProbeName, member UnitName, machine string) (*sch
 	// probe finds its container by KAYLEE_ID).
 	r.environment()
 	r.add("Service", "TimeoutStartSec", probeStartTimeout)
-	r.add("Service", "ExecStart", ck.line("kaylee-primary", r.idWord("", "")))
+	r.add("Service", "ExecStart", ck.line("kaylee-primary", target))
 	r.add("X-Fleet", "MachineID", machine)
 	u := &schema.Unit{Name: name.String(), DesiredState: "launched", Options: r.opts}
 	if err := checkLines(s, u); err != nil {

@@ -70,23 +70,8 @@ func Render(s *Spec, o RenderOptions) ([]*schema.Unit, error) {
 	if err := CheckUnitPrefix(o.UnitPrefix); err != nil {
 		return nil, err
 	}
-	for i, a := range s.Apps {
-		if a.Pull != "" && !slices.Contains(pullPolicies, a.Pull) {
-			return nil, fmt.Errorf("apps[%d].pull: %q is not a pull policy (missing, always or never)", i, a.Pull)
-		}
-	}
-	if s.Health != nil {
-		// The check's words reach the Exec line unquoted: never render
-		// one that Validate would refuse.
-		c := &checker{lineOf: func(string) int { return 0 }}
-		c.checkHealth(s.Health)
-		if len(c.errs) > 0 {
-			fe := c.errs[0].(*FieldError)
-			return nil, fmt.Errorf("%s: %s", fe.Field, fe.Msg)
-		}
-	}
-	if s.EngineName() == EnginePodman {
-		return nil, fmt.Errorf("engine: podman is not rendered yet")
+	if err := checkRenderable(s); err != nil {
+		return nil, err
 	}
 	hash := s.Hash(o.Restart)
 	if s.Rolling() {
@@ -119,6 +104,38 @@ func Render(s *Spec, o RenderOptions) ([]*schema.Unit, error) {
 		units = append(units, u)
 	}
 	return units, nil
+}
+
+// checkRenderable refuses what would put an unvalidated word on an Exec
+// line, or what the engine cannot run, whether or not the caller
+// validated the spec: a pull policy, the health check's words, podman's
+// net, args and cmd.
+func checkRenderable(s *Spec) error {
+	for i, a := range s.Apps {
+		if a.Pull != "" && !slices.Contains(pullPolicies, a.Pull) {
+			return fmt.Errorf("apps[%d].pull: %q is not a pull policy (missing, always or never)", i, a.Pull)
+		}
+	}
+	if s.Health != nil {
+		// The check's words reach the Exec line unquoted: never render
+		// one that Validate would refuse.
+		c := &checker{lineOf: func(string) int { return 0 }}
+		c.checkHealth(s.Health)
+		if len(c.errs) > 0 {
+			fe := c.errs[0].(*FieldError)
+			return fmt.Errorf("%s: %s", fe.Field, fe.Msg)
+		}
+	}
+	if s.EngineName() == EnginePodman {
+		// Its net and args must map to podman's options.
+		c := &checker{lineOf: func(string) int { return 0 }}
+		c.checkPodman(s, true)
+		if len(c.errs) > 0 {
+			fe := c.errs[0].(*FieldError)
+			return fmt.Errorf("%s: %s", fe.Field, fe.Msg)
+		}
+	}
+	return nil
 }
 
 type renderer struct {
@@ -206,9 +223,12 @@ func (r *renderer) serviceSection(mounts []string) {
 			r.add("Service", "ExecStartPre", joinArgs(VolumePluginDir+"/"+v.Driver, v.ID, v.Options))
 		}
 	}
-	if s.EngineName() == EngineDocker {
+	switch s.EngineName() {
+	case EngineDocker:
 		r.docker()
-	} else {
+	case EnginePodman:
+		r.podman()
+	default:
 		r.rkt()
 	}
 	for _, v := range plugins {
@@ -311,7 +331,7 @@ func (r *renderer) rkt() {
 		args = append(args, "---")
 	}
 	r.add("Service", "ExecStart", joinEscaped(joinArgs(head...), uuidFile("--uuid-file-save="), joinArgs(args...)))
-	r.health("-") // rkt: the check connects to 127.0.0.1
+	r.health("-", r.idWord("", "")) // rkt: the check connects to 127.0.0.1
 	r.add("Service", "ExecStop", joinEscaped(joinArgs("-"+RktPath, "stop"), uuidFile("--uuid-file=")))
 	r.add("Service", "ExecStopPost", joinEscaped(joinArgs("-"+RktPath, "rm"), uuidFile("--uuid-file=")))
 	r.add("Service", "ExecStopPost", joinEscaped(joinArgs("-/bin/rm", "-f"), uuidFile("")))
@@ -354,18 +374,7 @@ func (r *renderer) docker() {
 		args = append(args, "--pull=never") // docker >= 20.10
 	}
 	head := append(args, "--rm", "--name")
-	args = []string{"-e", "KAYLEE_ID"}
-	if s.Stateful {
-		args = append(args, "-e", MemberVar)
-	}
-	for _, e := range s.Env {
-		args = append(args, "-e", e.Name) // the value comes from Environment=
-	}
-	for _, f := range s.EnvFiles {
-		if !strings.HasPrefix(f, "-") {
-			args = append(args, "--env-file="+f)
-		}
-	}
+	args = containerEnv(s)
 	if s.Net != "" {
 		args = append(args, "--net="+s.Net)
 	}
@@ -381,8 +390,29 @@ func (r *renderer) docker() {
 	}
 	user = append(user, app.Args...)
 	r.add("Service", "ExecStart", joinEscaped(joinArgs(head...), id, joinArgs(args...), r.idWord("--label=io.kaylee.instance=", ""), machineLabel, joinArgs(user...)))
-	r.health(DockerPath)
+	r.health(DockerPath, r.idWord("", ""))
 	r.add("Service", "ExecStop", joinEscaped(joinArgs("-"+DockerPath, "stop"), id))
+}
+
+// containerEnv are the options that pass a container its environment:
+// KAYLEE_ID, KAYLEE_MEMBER (stateful units) and env by name (their values
+// come from the unit's Environment= lines, never the Exec line), and the
+// env files that must exist (an optional one, "-" first, is read by
+// systemd only: EnvironmentFile=).
+func containerEnv(s *Spec) []string {
+	args := []string{"-e", "KAYLEE_ID"}
+	if s.Stateful {
+		args = append(args, "-e", MemberVar)
+	}
+	for _, e := range s.Env {
+		args = append(args, "-e", e.Name)
+	}
+	for _, f := range s.EnvFiles {
+		if !strings.HasPrefix(f, "-") {
+			args = append(args, "--env-file="+f)
+		}
+	}
+	return args
 }
 
 // machineIDSpecifier ends a global unit's instance ID: systemd expands %m
@@ -400,10 +430,11 @@ func (r *renderer) idWord(pre, post string) string {
 // health renders the spec's health check as an ExecStartPost line: Kaylee's
 // script (healthScript) with the check's values as separate arguments.
 // Validation holds every user word to a charset that needs no quoting.
-// The script's first word is the instance ID (the docker container's
-// name); docker is the docker binary that finds the container's address,
-// or "-" for 127.0.0.1.
-func (r *renderer) health(docker string) {
+// The script's first word is target, the container whose address the
+// check connects to (an escaped word: the instance ID, docker's container;
+// <ID>-infra, a podman pod's infra container); docker is the binary that
+// finds its address (docker or podman), or "-" for 127.0.0.1.
+func (r *renderer) health(docker, target string) {
 	h := r.spec.Health
 	if h == nil {
 		return
@@ -416,7 +447,7 @@ func (r *renderer) health(docker string) {
 	case HealthTCP:
 		c.port = h.TCP.Port
 	}
-	r.add("Service", "ExecStartPost", c.line("kaylee-health", r.idWord("", "")))
+	r.add("Service", "ExecStartPost", c.line("kaylee-health", target))
 }
 
 // check is one run of healthScript: a health check's, or a primary

@@ -242,6 +242,8 @@ func TestRenderGlobalInstanceIDPerMachine(t *testing.T) {
 		{"global docker", Spec{Name: "agent", Global: true, Engine: EngineDocker, Health: health,
 			Env: []EnvVar{{Name: "PCT", Value: "50%m"}}, Apps: []App{{Image: "docker://agent:1", Args: []string{"--p=%m"}}}}, "_%m"},
 		{"global rkt", Spec{Name: "agent", Global: true, Engine: EngineRkt, Apps: []App{{Image: "docker://agent:1"}}}, "_%m"},
+		{"global podman", Spec{Name: "agent", Global: true, Engine: EnginePodman, Health: health,
+			Env: []EnvVar{{Name: "PCT", Value: "50%m"}}, Apps: []App{{Image: "docker://agent:1", Args: []string{"--p=%m"}}, {Image: "side:2"}}}, "_%m"},
 		{"replicated docker", Spec{Name: "agent", Replicas: 2, Engine: EngineDocker, Health: health, Apps: []App{{Image: "docker://agent:1"}}}, ""},
 	}
 	for _, tt := range tests {

@@ -121,7 +121,7 @@ type Volume struct {
 // Pull policies of an app's image. The default depends on the engine (see
 // App.PullPolicy).
 const (
-	PullMissing = "missing" // fetch only an image the host does not have (docker's default)
+	PullMissing = "missing" // fetch only an image the host does not have (docker's and podman's default)
 	PullAlways  = "always"  // fetch (update) the image before every start (rkt's default)
 	PullNever   = "never"   // use only what the host has (air-gapped hosts)
 )
@@ -141,12 +141,15 @@ type App struct {
 // engine's default: always for rkt (monder/kaylee ran rkt fetch before
 // every start, which re-pulls docker:// images, so kaylee restart updated
 // :latest), missing for docker (docker run pulls an image it does not
-// have; a pull line would fail on a host that cannot reach the registry).
+// have; a pull line would fail on a host that cannot reach the registry)
+// and for podman (podman's own default: a locally built or loaded image
+// runs without a registry; write pull: always to update :latest on every
+// start).
 func (a *App) PullPolicy(engine string) string {
 	switch {
 	case a.Pull != "":
 		return a.Pull
-	case engine == EngineDocker:
+	case engine == EngineDocker, engine == EnginePodman:
 		return PullMissing
 	default:
 		return PullAlways

@@ -42,6 +42,14 @@ func (s *Spec) Validate() error {
 // document's file (an etcd key for a stored unit) and lines.
 func (d *Document) Validate() error { return d.validate() }
 
+// ValidateFor checks the spec that a cluster whose default engine is
+// engine runs (see Spec.WithDefaultEngine): a unit that names no engine is
+// checked for the default, its errors naming the document's file and lines
+// as Validate's do.
+func (d *Document) ValidateFor(engine string) error {
+	return validateSpec(d.Spec.WithDefaultEngine(engine), d.File, d.LineOf)
+}
+
 func (d *Document) validate() error {
 	return validateSpec(&d.Spec, d.File, d.LineOf)
 }
@@ -81,6 +89,7 @@ func validateSpec(s *Spec, file string, lineOf func(string) int) error {
 	for i, v := range s.MemberVolumes(0) {
 		c.checkVolume(fmt.Sprintf("volumes[%d]", i), v, s.Volumes[i])
 	}
+	before := len(c.errs)
 	if strings.ContainsFunc(s.Net, unicode.IsSpace) {
 		c.fail("net", "%q must not contain spaces (separate networks with commas)", s.Net)
 	} else {
@@ -88,6 +97,9 @@ func validateSpec(s *Spec, file string, lineOf func(string) int) error {
 	}
 	for i, a := range s.Args {
 		c.checkExec(fmt.Sprintf("args[%d]", i), a)
+	}
+	if s.EngineName() == EnginePodman {
+		c.checkPodman(s, len(c.errs) == before)
 	}
 	if s.Health != nil {
 		c.checkHealth(s.Health)
@@ -249,7 +261,7 @@ func (c *checker) checkApps(s *Spec) {
 		return
 	}
 	if s.EngineName() == EngineDocker && len(s.Apps) > 1 {
-		c.fail("apps", "engine docker runs one app per unit, found %d: split them into units or use engine rkt", len(s.Apps))
+		c.fail("apps", "engine docker runs one app per unit, found %d: split them into units, or use engine podman, which runs them as one pod", len(s.Apps))
 	}
 	for i, a := range s.Apps {
 		field := fmt.Sprintf("apps[%d]", i)
@@ -261,9 +273,10 @@ func (c *checker) checkApps(s *Spec) {
 		case !imageRe.MatchString(a.Image):
 			c.fail(field+".image", "%q is not an image reference: letters, digits and . _ / : @ + = , ~ - (no quotes, $, ; or backslash: it is a word of the Exec line)", a.Image)
 		}
-		if s.EngineName() == EngineRkt && strings.ContainsFunc(a.Cmd, unicode.IsSpace) {
+		switch {
+		case s.EngineName() == EngineRkt && strings.ContainsFunc(a.Cmd, unicode.IsSpace):
 			c.fail(field+".cmd", "%q must be one path (rkt --exec): put its arguments in args", a.Cmd)
-		} else {
+		default:
 			c.checkExec(field+".cmd", a.Cmd)
 		}
 		for j, w := range a.Args {
@@ -281,7 +294,7 @@ func (c *checker) checkPull(field, pull string) {
 	if s := suggest(pull, pullPolicies); s != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", s)
 	}
-	c.fail(field, "%s: use missing (fetch only an image the host does not have; docker's default), always (fetch before every start; rkt's default) or never (use only what the host has)", msg)
+	c.fail(field, "%s: use missing (fetch only an image the host does not have; docker's and podman's default), always (fetch before every start; rkt's default) or never (use only what the host has)", msg)
 }
 
 // checkHealth checks a health block. The check's words become arguments of

@@ -88,8 +88,8 @@ func TestValidateRefuses(t *testing.T) {
 		{"docker two apps", "name: a\nengine: docker\napps:\n- image: x\n- image: y\n", "u.yaml:3: apps: engine docker runs one app per unit, found 2"},
 		{"unknown engine", unit("engine: lxc\n"), "u.yaml:4: engine: \"lxc\" is not an engine"},
 		// pull policy
-		{"pull unknown", unit("") + "  pull: sometimes\n", `u.yaml:4: apps[0].pull: "sometimes" is not a pull policy: use missing (fetch only an image the host does not have; docker's default)`},
-		{"pull typo", unit("") + "  pull: alway\n", `u.yaml:4: apps[0].pull: "alway" is not a pull policy (did you mean "always"?): use missing (fetch only an image the host does not have; docker's default), always (fetch before every start; rkt's default) or never (use only what the host has)`},
+		{"pull unknown", unit("") + "  pull: sometimes\n", `u.yaml:4: apps[0].pull: "sometimes" is not a pull policy: use missing (fetch only an image the host does not have; docker's and podman's default)`},
+		{"pull typo", unit("") + "  pull: alway\n", `u.yaml:4: apps[0].pull: "alway" is not a pull policy (did you mean "always"?): use missing (fetch only an image the host does not have; docker's and podman's default), always (fetch before every start; rkt's default) or never (use only what the host has)`},
 		{"pull upper case", unit("") + "  pull: Never\n", `apps[0].pull: "Never" is not a pull policy (did you mean "never"?)`},
 		{"pull kubernetes name", unit("") + "  pull: IfNotPresent\n", `apps[0].pull: "IfNotPresent" is not a pull policy: use missing`},
 		{"pull second app", "name: api\napps:\n- image: x\n- image: y\n  pull: nevr\n", `u.yaml:5: apps[1].pull: "nevr" is not a pull policy (did you mean "never"?)`},

@@ -160,16 +160,26 @@ func (f *Follower) Run(ctx context.Context) {
 	if f == nil || len(f.targets) == 0 {
 		return
 	}
-	_ = f.store.Lead(ctx, store.NotifyElection, f.o.ID, f.o.TTL, f.log, f.lead)
+	// The store's revision as this process starts: the first leader ever
+	// tells the events after it, those of the process's own first passes
+	// included, however late its election comes.
+	start, _, err := f.store.Cursor(ctx, cursorName)
+	if err != nil {
+		f.log.Warn("notifications: reading the store's revision at start", "err", err)
+	}
+	_ = f.store.Lead(ctx, store.NotifyElection, f.o.ID, f.o.TTL, f.log, func(ctx context.Context, fence store.Fence) error {
+		return f.lead(ctx, fence, start)
+	})
 }
 
 // lead tells events during one leadership, with Notifiers of its own: what
 // they had not delivered when it ends is the next leader's to tell.
-func (f *Follower) lead(ctx context.Context, fence store.Fence) error {
+// start is the store's revision when the process started (0: unknown).
+func (f *Follower) lead(ctx context.Context, fence store.Fence, start int64) error {
 	// The notifiers outlive ctx by the grace of finish.
 	nctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
-	t := &term{f: f, fence: fence, notifiers: make([]*Notifier, len(f.targets)), freed: make(chan struct{}, 1)}
+	t := &term{f: f, fence: fence, start: start, notifiers: make([]*Notifier, len(f.targets)), freed: make(chan struct{}, 1)}
 	var wg sync.WaitGroup
 	for i, tg := range f.targets {
 		n, err := New([]Endpoint{tg.Endpoint}, f.o.Notifier)
@@ -221,6 +231,7 @@ type term struct {
 	fence     store.Fence
 	notifiers []*Notifier
 	pending   []*batch      // in revision order
+	start     int64         // the store's revision when the process started; 0: unknown
 	saved     int64         // the cursor as stored
 	done      int64         // the last revision whose notifications are all done
 	sending   atomic.Int64  // notifications sent and not done yet
@@ -239,10 +250,14 @@ func (t *term) follow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if !found && t.start > 0 {
+		from = min(from, t.start)
+	}
 	t.saved, t.done = from, from
 	if !found {
-		// The first leader ever starts from now, not from the whole log.
-		log.Info("notifications: no cursor: telling the events from now on", "revision", from)
+		// The first leader ever starts from its process's start, not from
+		// the whole log.
+		log.Info("notifications: no cursor: telling the events since this process started", "revision", from)
 		if err := s.PutCursor(ctx, cursorName, from, t.fence); err != nil {
 			return err
 		}

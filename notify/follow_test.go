@@ -369,3 +369,45 @@ func TestFollowerStopFinishesWhatItSends(t *testing.T) {
 		t.Errorf("the receiver got %d notifications, want 3", len(rcv.got))
 	}
 }
+
+// The first leader ever, elected after its process started (another
+// process, with no endpoint of its own, held the election), tells the
+// events appended since its process started: an agent's first sync pass
+// is told even when its election comes late. Events from before it
+// started are not told.
+func TestFollowerFirstLeaderTellsFromItsStart(t *testing.T) {
+	e := etcdtest.New(t)
+	s := store.New(e.Client(t), "/kaylee-test")
+	rcv := newRecorder(t)
+	if err := s.AppendEvents(t.Context(), store.Fence{}, rolloutEvent(store.EventRolloutStarted, 0)); err != nil {
+		t.Fatal(err)
+	}
+	// Another process leads, and writes no cursor.
+	hold, release := context.WithCancel(t.Context())
+	held := make(chan struct{})
+	holder := make(chan struct{})
+	go func() {
+		defer close(holder)
+		_ = s.Lead(hold, store.NotifyElection, "holder", 2*time.Second, slog.New(slog.DiscardHandler), func(ctx context.Context, _ store.Fence) error {
+			close(held)
+			<-ctx.Done()
+			return nil
+		})
+	}()
+	<-held
+	follower(t, s, "a", rcv)
+	time.Sleep(200 * time.Millisecond) // a campaigns
+	for i := 1; i <= 3; i++ {
+		if err := s.AppendEvents(t.Context(), store.Fence{}, rolloutEvent(store.EventRolloutStarted, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release()
+	<-holder
+	waitLeads(t, s, "a")
+	rcv.waitCount(t, 3)
+	time.Sleep(300 * time.Millisecond) // for event 0 to come, if it does
+	if got := rcv.reasons(); !reflect.DeepEqual(got, []string{"event 1", "event 2", "event 3"}) {
+		t.Errorf("the first leader told %q, want the events since its process started", got)
+	}
+}

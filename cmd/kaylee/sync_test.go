@@ -185,13 +185,22 @@ func get(addr, path string) (int, string) {
 
 func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
 	t.Helper()
+	if !eventually(timeout, ok) {
+		t.Fatalf("not after %s: %s", timeout, what)
+	}
+}
+
+// eventually polls ok every 100ms until it holds (true) or timeout
+// passes (false).
+func eventually(timeout time.Duration, ok func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !ok() {
 		if time.Now().After(deadline) {
-			t.Fatalf("not after %s: %s", timeout, what)
+			return false
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	return true
 }
 
 // Two agents on one etcd and fleet: readiness, a webhook taken by any

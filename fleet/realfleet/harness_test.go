@@ -43,6 +43,12 @@ func TestMain(m *testing.M) {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}
+			// countly and rkt-sidekick, for the podman tests (pushed to
+			// the cluster's registry by the tests that use them).
+			if err := realfleet.BuildPodImages(ctx, dir); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
 		}
 		return m.Run()
 	}()

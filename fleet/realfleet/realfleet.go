@@ -12,6 +12,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -256,9 +258,14 @@ func Containers(ctx context.Context, unit string) ([]Container, error) {
 
 // Get fetches path from a container's test image server (port 8080).
 func (ct Container) Get(ctx context.Context, path string) (int, string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	return GetURL(ctx, "http://"+ct.IP+":8080"+path, 2*time.Second)
+}
+
+// GetURL fetches url within timeout: its status code and body.
+func GetURL(ctx context.Context, url string, timeout time.Duration) (int, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ct.IP+":8080"+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, "", err
 	}
@@ -267,9 +274,8 @@ func (ct Container) Get(ctx context.Context, path string) (int, string, error) {
 		return 0, "", err
 	}
 	defer resp.Body.Close()
-	var b bytes.Buffer
-	_, err = b.ReadFrom(resp.Body)
-	return resp.StatusCode, b.String(), err
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 // Serving reports whether the container answers 200 on /healthz.
@@ -341,16 +347,9 @@ func HasImage(ctx context.Context, ref string) bool {
 // BuildImage builds the test image's static binary and imports it under
 // each tag as Image:tag, with the binary as entrypoint.
 func BuildImage(ctx context.Context, dir string, tags ...string) error {
-	bin := filepath.Join(dir, "testimage")
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./fleet/realfleet/testimage")
-	build.Dir = Root()
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("building the test image: %w\n%s", err, out)
-	}
-	tar := filepath.Join(dir, "testimage.tar")
-	if out, err := exec.CommandContext(ctx, "tar", "-C", dir, "-cf", tar, "testimage").CombinedOutput(); err != nil {
-		return fmt.Errorf("tar: %w\n%s", err, out)
+	tar, err := buildTestImage(ctx, dir)
+	if err != nil {
+		return err
 	}
 	for _, tag := range tags {
 		if _, err := dockerOut(ctx, "import", "--change", `ENTRYPOINT ["/testimage"]`, tar, Image+":"+tag); err != nil {
@@ -358,6 +357,87 @@ func BuildImage(ctx context.Context, dir string, tags ...string) error {
 		}
 	}
 	return nil
+}
+
+// The pod images, in the cluster's registry under these names: stand-ins
+// for the seed's countly sample, docker://monder/countly-docker:latest and
+// monder.cc/rkt-sidekick:v0.0.3, made from the test image.
+const (
+	// CountlyImage is the test image serving on :80, as countly-docker did.
+	CountlyImage = "countly:latest"
+	// SidekickImage is the test image as the seed's sidekick (entrypoint
+	// /rkt-sidekick): it takes the seed's sidekick arguments, calls the
+	// pod's main app on localhost and reports what it saw on stdout, a line
+	// like SidekickReport's.
+	SidekickImage = "rkt-sidekick:v0.0.3"
+)
+
+// SidekickReport is the start of the line the sidekick writes on stdout
+// when the main app of its pod answered (on start, then every --interval):
+// the name is the sidekick's PATH argument without its --expireDir, the
+// address its --format with $ip filled in, e.g.
+//
+//	sidekick: countly/k2_countly_1: 10.5.2.7:80 → GET http://localhost:80/ 200 testimage v1 on :80
+func SidekickReport(name, addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		port = "80"
+	}
+	return fmt.Sprintf("sidekick: %s: %s → GET http://localhost:%s/ 200 ", name, addr, port)
+}
+
+// BuildPodImages imports CountlyImage and SidekickImage into the host's
+// docker (PushPodImages puts them in the cluster's registry, where the
+// machines' podman pulls them).
+func BuildPodImages(ctx context.Context, dir string) error {
+	tar, err := buildTestImage(ctx, dir)
+	if err != nil {
+		return err
+	}
+	for ref, entrypoint := range map[string]string{
+		CountlyImage:  `ENTRYPOINT ["/testimage", "--listen", ":80"]`,
+		SidekickImage: `ENTRYPOINT ["/rkt-sidekick"]`,
+	} {
+		if _, err := dockerOut(ctx, "import", "--change", entrypoint, tar, ref); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PushPodImages pushes the pod images (BuildPodImages) to the cluster's
+// registry and returns their references there (countly, sidekick).
+func (c *Cluster) PushPodImages(ctx context.Context) (string, string, error) {
+	countly, err := c.Push(ctx, CountlyImage)
+	if err != nil {
+		return "", "", err
+	}
+	sidekick, err := c.Push(ctx, SidekickImage)
+	return countly, sidekick, err
+}
+
+// buildTestImage builds testimage into dir and tars it, with a link
+// rkt-sidekick to it (the sidekick mode), for docker import.
+func buildTestImage(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "testimage")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./fleet/realfleet/testimage")
+	build.Dir = Root()
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the test image: %w\n%s", err, out)
+	}
+	link := filepath.Join(dir, "rkt-sidekick")
+	if err := os.Remove(link); err != nil && !os.IsNotExist(err) {
+		return "", err
+	}
+	if err := os.Symlink("testimage", link); err != nil {
+		return "", err
+	}
+	tar := filepath.Join(dir, "testimage.tar")
+	if out, err := exec.CommandContext(ctx, "tar", "-C", dir, "-cf", tar, "testimage", "rkt-sidekick").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("tar: %w\n%s", err, out)
+	}
+	return tar, nil
 }
 
 // Build builds ./cmd/kaylee into dir and returns the binary's path.

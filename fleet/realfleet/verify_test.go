@@ -13,7 +13,9 @@ import (
 // longer exists anywhere (the project is archived), so its units cannot
 // run; this is as far as they can be checked. systemd checks that Exec
 // paths are executables, so /usr/bin/rkt and the golden files' volume
-// plugin are stubs (/bin/true) for the check only.
+// plugin are stubs (/bin/true) for the check only, and so is
+// /usr/bin/podman on a machine that has none. Both rkt and podman units
+// must be among them.
 func TestRealGoldenUnitsVerify(t *testing.T) {
 	e := newEnv(t, "rv")
 	m := e.c.Machines[0]
@@ -33,6 +35,7 @@ func TestRealGoldenUnitsVerify(t *testing.T) {
 		t.Cleanup(func() { os.Remove(path) })
 	}
 	stub(filepath.Join(root, "usr", "bin", "rkt"))
+	stub(filepath.Join(root, "usr", "bin", "podman"))
 	stub(filepath.Join(e.c.PluginDir(), "blocker"))
 
 	goldens, err := filepath.Glob(filepath.Join("..", "..", "deploy", "testdata", "render", "*.golden"))
@@ -40,7 +43,7 @@ func TestRealGoldenUnitsVerify(t *testing.T) {
 		t.Fatalf("no golden files: %v", err)
 	}
 	var files []string
-	rkt := 0
+	rkt, podman := 0, 0
 	for _, g := range goldens {
 		b, err := os.ReadFile(g)
 		if err != nil {
@@ -59,14 +62,20 @@ func TestRealGoldenUnitsVerify(t *testing.T) {
 			if strings.Contains(body, "/usr/bin/rkt run") {
 				rkt++
 			}
+			if strings.Contains(body, "/usr/bin/podman pod create") {
+				podman++
+			}
 		}
 	}
 	out, err := e.c.Exec(context.Background(), m, append([]string{"systemd-analyze", "verify"}, files...)...)
-	t.Logf("systemd-analyze verify: %d units from %d golden files (%d rkt)", len(files), len(goldens), rkt)
+	t.Logf("systemd-analyze verify: %d units from %d golden files (%d rkt, %d podman)", len(files), len(goldens), rkt, podman)
 	if err != nil || strings.TrimSpace(out) != "" {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
 	if rkt == 0 {
 		t.Fatal("no rkt unit among the golden files")
+	}
+	if podman == 0 {
+		t.Fatal("no podman unit among the golden files")
 	}
 }

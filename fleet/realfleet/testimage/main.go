@@ -11,14 +11,21 @@
 //	GET /version  the --version value
 //	GET /count    with --count FILE: adds 1 to the number in FILE (0 if
 //	              there is none) and answers the new number (state on a volume)
+//	GET /         "testimage VERSION on ADDR" (what a sidekick reports)
+//
+// Run as rkt-sidekick (its argv0's base name: the sidekick image's
+// entrypoint is a link to this binary), it is the seed's sidekick instead:
+// see sidekick.go.
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +35,12 @@ import (
 )
 
 func main() {
+	if filepath.Base(os.Args[0]) == sidekickName {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		code := sidekick(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	listen := flag.String("listen", ":8080", "address to serve on")
 	version := flag.String("version", "v1", "what /version answers")
 	exitCode := flag.Int("exit", -1, "exit at once with this code (a version that never runs)")
@@ -65,15 +78,31 @@ func main() {
 	}
 
 	serving := time.Now()
+	healthy := func() bool {
+		return !*unhealthy && (*unhealthyAfter == 0 || time.Since(serving) < *unhealthyAfter)
+	}
+	mux := newMux(*version, *listen, *countFile, healthy)
+	logf("serving on %s", *listen)
+	if err := http.ListenAndServe(*listen, mux); err != nil {
+		logf("%v", err)
+		os.Exit(1)
+	}
+}
+
+// newMux serves the test image's endpoints (see the package comment).
+func newMux(version, listen, countFile string, healthy func() bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if *unhealthy || *unhealthyAfter > 0 && time.Since(serving) >= *unhealthyAfter {
+		if !healthy() {
 			http.Error(w, "unhealthy on purpose", http.StatusInternalServerError)
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, *version) })
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "testimage %s on %s\n", version, listen)
+	})
+	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, version) })
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
 		env := os.Environ()
 		sort.Strings(env)
@@ -101,18 +130,14 @@ func main() {
 	mux.HandleFunc("/count", func(w http.ResponseWriter, r *http.Request) {
 		countMu.Lock()
 		defer countMu.Unlock()
-		n, err := bump(*countFile)
+		n, err := bump(countFile)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
 		fmt.Fprintln(w, n)
 	})
-	logf("serving on %s", *listen)
-	if err := http.ListenAndServe(*listen, mux); err != nil {
-		logf("%v", err)
-		os.Exit(1)
-	}
+	return mux
 }
 
 // bump adds 1 to the counter in file (written to a temporary file and
