@@ -253,7 +253,7 @@ func TestParseWithDefaultEngine(t *testing.T) {
 	}{
 		{"", "", "pod.yaml:2: engine: none given, so pod runs with rkt (the seed format's default), which is archived and on no current host; write engine: docker, or engine: rkt to keep it\n" +
 			"web.yaml:2: engine: none given, so web runs with rkt (the seed format's default), which is archived and on no current host; write engine: docker, or engine: rkt to keep it\n"},
-		{"docker", "pod.yaml:2: apps: engine docker runs one app per unit, found 2: split them into units or use engine rkt (pod names no engine: it runs with the scheduler's default engine docker)\n", ""},
+		{"docker", "pod.yaml:2: apps: engine docker runs one app per unit, found 2: split them into units, or use engine podman, which runs them as one pod (pod names no engine: it runs with the scheduler's default engine docker)\n", ""},
 	} {
 		p, err := parse(context.Background(), snap, tt.engine)
 		if err != nil {
