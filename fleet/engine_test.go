@@ -1,8 +1,10 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -228,5 +230,37 @@ func TestRenderPreviousWithItsEngine(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Issue 25: the seed's countly JSON, stored byte for byte as the seed
+// shows it (no engine), runs as podman pods under a scheduler whose
+// default engine is podman, and stays byte for byte what it was.
+func TestDefaultPodmanRunsTheSeedsCountly(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, fleetsim.Machines(2, map[string]string{"ssd": "false"}))
+	raw, err := os.ReadFile("../deploy/testdata/countly.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := string(bytes.TrimSpace(raw))
+	if _, err := h.etcd.Client(t).Put(context.Background(), store.DefaultPrefix+"/units/countly", seed); err != nil {
+		t.Fatal(err)
+	}
+	countly := storedUnit(t, seed)
+	opts := testOptions
+	opts.DefaultEngine = deploy.EnginePodman
+	h.serve(h.api, opts)
+	hash := countly.Spec.WithDefaultEngine(deploy.EnginePodman).Hash(0)
+	if st := h.waitStatus("countly", store.PhaseRunning, hash, 60*time.Second); st.Engine != deploy.EnginePodman || st.Running != 4 {
+		t.Fatalf("status of countly: %+v", st)
+	}
+	for fu, line := range h.execStarts("countly", hash) {
+		if !strings.Contains(line, deploy.PodmanPath) || !strings.Contains(line, "countly-docker") || !strings.Contains(line, "rkt-sidekick") {
+			t.Fatalf("%s runs %q, want a pod of both apps with %s", fu, line, deploy.PodmanPath)
+		}
+	}
+	if got := h.storedValue("countly"); got != seed {
+		t.Fatalf("the stored JSON changed:\n%s\nwant the seed's:\n%s", got, seed)
 	}
 }
