@@ -33,18 +33,7 @@ func (r *renderer) podman() {
 	opts, _ := podOptions(s)
 	r.add("Service", "ExecStartPre", joinEscaped(joinArgs(PodmanPath, "pod", "create", "--name"), pod,
 		joinArgs("--infra-name"), r.idWord("", podInfraSuffix), r.labels(), joinArgs(opts...)))
-	env := []string{"-e", "KAYLEE_ID"}
-	if s.Stateful {
-		env = append(env, "-e", MemberVar)
-	}
-	for _, e := range s.Env {
-		env = append(env, "-e", e.Name) // the value comes from Environment=
-	}
-	for _, f := range s.EnvFiles {
-		if !strings.HasPrefix(f, "-") {
-			env = append(env, "--env-file="+f)
-		}
-	}
+	env := containerEnv(s)
 	for _, v := range s.Volumes {
 		env = append(env, "-v", hostSource(v)+":"+v.Path)
 	}

@@ -334,31 +334,7 @@ func TestPodmanGoldenUnitsVerify(t *testing.T) {
 	if err != nil {
 		skipOutsideCI(t, "systemd-analyze is not installed")
 	}
-	goldens, _ := filepath.Glob("testdata/render/podman-*.golden")
-	if len(goldens) < 6 {
-		t.Fatalf("podman golden files: %q", goldens)
-	}
-	dir := t.TempDir()
-	var files []string
-	for _, g := range goldens {
-		b, err := os.ReadFile(g)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, part := range strings.Split("\n"+string(b), "\n# ")[1:] {
-			header, body, _ := strings.Cut(part, "\n")
-			// systemd unit names may not hold ':' the way fleet's do.
-			file := filepath.Join(dir, strings.ReplaceAll(strings.Fields(header)[0], ":", "-"))
-			if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			files = append(files, file)
-		}
-	}
-	out, err := exec.Command(analyze, append([]string{"verify"}, files...)...).CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "" {
-		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
-	}
+	verifyGoldenUnits(t, analyze, "testdata/render/podman-*.golden", 6)
 }
 
 // TestRenderPodmanRollingAndPlaced: a rolling global unit's fleet units

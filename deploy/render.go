@@ -374,18 +374,7 @@ func (r *renderer) docker() {
 		args = append(args, "--pull=never") // docker >= 20.10
 	}
 	head := append(args, "--rm", "--name")
-	args = []string{"-e", "KAYLEE_ID"}
-	if s.Stateful {
-		args = append(args, "-e", MemberVar)
-	}
-	for _, e := range s.Env {
-		args = append(args, "-e", e.Name) // the value comes from Environment=
-	}
-	for _, f := range s.EnvFiles {
-		if !strings.HasPrefix(f, "-") {
-			args = append(args, "--env-file="+f)
-		}
-	}
+	args = containerEnv(s)
 	if s.Net != "" {
 		args = append(args, "--net="+s.Net)
 	}
@@ -403,6 +392,27 @@ func (r *renderer) docker() {
 	r.add("Service", "ExecStart", joinEscaped(joinArgs(head...), id, joinArgs(args...), r.idWord("--label=io.kaylee.instance=", ""), machineLabel, joinArgs(user...)))
 	r.health(DockerPath, r.idWord("", ""))
 	r.add("Service", "ExecStop", joinEscaped(joinArgs("-"+DockerPath, "stop"), id))
+}
+
+// containerEnv are the options that pass a container its environment:
+// KAYLEE_ID, KAYLEE_MEMBER (stateful units) and env by name (their values
+// come from the unit's Environment= lines, never the Exec line), and the
+// env files that must exist (an optional one, "-" first, is read by
+// systemd only: EnvironmentFile=).
+func containerEnv(s *Spec) []string {
+	args := []string{"-e", "KAYLEE_ID"}
+	if s.Stateful {
+		args = append(args, "-e", MemberVar)
+	}
+	for _, e := range s.Env {
+		args = append(args, "-e", e.Name)
+	}
+	for _, f := range s.EnvFiles {
+		if !strings.HasPrefix(f, "-") {
+			args = append(args, "--env-file="+f)
+		}
+	}
+	return args
 }
 
 // machineIDSpecifier ends a global unit's instance ID: systemd expands %m

@@ -1,8 +1,10 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -108,7 +110,7 @@ func TestDefaultEngineRunsUnitsWithoutEngine(t *testing.T) {
 // Issue 25: a cluster whose scheduler restarts with --default-engine
 // docker rolls every unit that names no engine over to docker, one
 // replica at a time (a sampler of fleet never sees more than desired +
-// surge running), while a unit that names rkt does not roll; the stored
+// surge launched, nor fewer than desired running), while a unit that names rkt does not roll; the stored
 // JSON stays byte for byte. kaylee rollback to the revision before
 // brings rkt back (the engine it ran with), though the default is still
 // docker.
@@ -128,10 +130,13 @@ func TestSwitchingDefaultEngineRollsUnitsOver(t *testing.T) {
 	before, ownUnits := h.storedValue("web"), h.fleetUnitNames("own")
 	stop()
 
+	// As TestCountlyLifecycle: never fewer than 3 serving, never more than
+	// 3 + 1 (maxSurge) up or starting (one being stopped is on its way
+	// out, though fleet may still report it running).
 	check := h.sampleFleet(50*time.Millisecond, func(units []*schema.Unit, states []*schema.UnitState) string {
 		v := viewOf("web", units, states)
-		if n := v.runningWithHash(rkt) + v.runningWithHash(docker); n > 4 {
-			return fmt.Sprintf("%d replicas of web running (at most 3 + 1): %s", n, v)
+		if n := v.runningWithHash(rkt) + v.runningWithHash(docker); n < 3 || v.launched > 4 {
+			return fmt.Sprintf("%d replicas of web running (at least 3), %d launched (at most 3 + 1): %s", n, v.launched, v)
 		}
 		return ""
 	})
@@ -199,6 +204,8 @@ func TestRenderPreviousWithItsEngine(t *testing.T) {
 	}{
 		{"rkt, then the default docker", deploy.EngineDocker, store.HistoryEntry{Revision: 1, SpecHash: rkt}, rkt, deploy.RktPath},
 		{"the default docker, then rkt again", "", store.HistoryEntry{Revision: 1, SpecHash: docker, Engine: deploy.EngineDocker}, docker, deploy.DockerPath},
+		{"the default docker, then podman", deploy.EnginePodman, store.HistoryEntry{Revision: 1, SpecHash: docker, Engine: deploy.EngineDocker}, docker, deploy.DockerPath},
+		{"rkt, then the default podman", deploy.EnginePodman, store.HistoryEntry{Revision: 1, SpecHash: rkt}, rkt, deploy.RktPath},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -223,5 +230,37 @@ func TestRenderPreviousWithItsEngine(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Issue 25: the seed's countly JSON, stored byte for byte as the seed
+// shows it (no engine), runs as podman pods under a scheduler whose
+// default engine is podman, and stays byte for byte what it was.
+func TestDefaultPodmanRunsTheSeedsCountly(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, fleetsim.Machines(2, map[string]string{"ssd": "false"}))
+	raw, err := os.ReadFile("../deploy/testdata/countly.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := string(bytes.TrimSpace(raw))
+	if _, err := h.etcd.Client(t).Put(context.Background(), store.DefaultPrefix+"/units/countly", seed); err != nil {
+		t.Fatal(err)
+	}
+	countly := storedUnit(t, seed)
+	opts := testOptions
+	opts.DefaultEngine = deploy.EnginePodman
+	h.serve(h.api, opts)
+	hash := countly.Spec.WithDefaultEngine(deploy.EnginePodman).Hash(0)
+	if st := h.waitStatus("countly", store.PhaseRunning, hash, 60*time.Second); st.Engine != deploy.EnginePodman || st.Running != 4 {
+		t.Fatalf("status of countly: %+v", st)
+	}
+	for fu, line := range h.execStarts("countly", hash) {
+		if !strings.Contains(line, deploy.PodmanPath) || !strings.Contains(line, "countly-docker") || !strings.Contains(line, "rkt-sidekick") {
+			t.Fatalf("%s runs %q, want a pod of both apps with %s", fu, line, deploy.PodmanPath)
+		}
+	}
+	if got := h.storedValue("countly"); got != seed {
+		t.Fatalf("the stored JSON changed:\n%s\nwant the seed's:\n%s", got, seed)
 	}
 }

@@ -200,7 +200,7 @@ func (r *Reconciler) newTerm(ctx context.Context, fence store.Fence) (*term, err
 	}
 	settings := &store.SchedulerSettings{DefaultEngine: cmp.Or(r.opts.DefaultEngine, deploy.EngineRkt), By: r.opts.ID, Time: time.Now().UTC()}
 	if err := r.store.PutSchedulerSettings(ctx, settings, fence); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("publishing the scheduler's settings: %w", err)
 	}
 	return &term{Reconciler: r, fence: fence, planner: newPassPlanner(r.opts), statuses: sts, history: hist, reg: reg}, nil
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -38,9 +39,11 @@ type RollbackPin struct {
 	GitRevision string `json:"gitRevision,omitempty"`
 	From        int64  `json:"from,omitempty"`
 	// Engine is the engine the restored revision ran with when its spec
-	// names none (its history entry's Engine, or rkt): the scheduler runs
-	// the unit with it, whatever its default engine, while the pin holds
-	// and the stored spec is the one restored.
+	// names none (its history entry's Engine, or rkt) and it is not the
+	// scheduler's default engine at the time of the rollback (the default
+	// was switched since): the scheduler runs the unit with it, whatever
+	// its default, while the pin holds and the stored spec is the one
+	// restored. "" follows the default.
 	Engine   string    `json:"engine,omitempty"`
 	Replaced string    `json:"replaced"` // SHA-256 of the stored JSON the rollback replaced
 	Time     time.Time `json:"time"`
@@ -146,7 +149,15 @@ func (s *Store) Rollback(ctx context.Context, name, to, by string) (*HistoryEntr
 	}
 	pin := &RollbackPin{Unit: name, Revision: target.Revision, SpecHash: target.SpecHash, GitRevision: target.GitRevision, Replaced: ContentHash(u.Raw), Time: time.Now().UTC(), By: by}
 	if doc.Spec.Engine == "" {
-		pin.Engine = target.ranWith()
+		// The revision ran with another engine than the scheduler's
+		// default now (the default was switched since): bring it back.
+		settings, err := s.GetSchedulerSettings(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("rolling back %s: %w", name, err)
+		}
+		if target.ranWith() != cmp.Or(settings.DefaultEngine, deploy.EngineRkt) {
+			pin.Engine = target.ranWith()
+		}
 	}
 	if len(entries) > 0 {
 		pin.From = entries[len(entries)-1].Revision

@@ -200,3 +200,55 @@ func TestPickRollbackAfterDefaultEngineSwitch(t *testing.T) {
 		}
 	}
 }
+
+// Issue 25: a rollback to a revision that ran with another engine than
+// the scheduler's default now pins that engine; one that ran with the
+// default pins none (it follows the default). The stored JSON is the
+// revision's, byte for byte.
+func TestRollbackPinsTheEngineItRanWith(t *testing.T) {
+	for _, tt := range []struct {
+		name, now string // the scheduler's default engine ("" : none published)
+		ran       string // the revision's entry Engine
+		want      string // the pin's Engine
+	}{
+		{"rkt before a switch to docker", "docker", "", "rkt"},
+		{"docker before a switch back to rkt", "rkt", "docker", "docker"},
+		{"docker, the default still", "docker", "docker", ""},
+		{"rkt, no settings published", "", "", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newStore(t)
+			ctx := context.Background()
+			sp := spec("web", 2)
+			if _, err := s.PutUnit(ctx, sp, Fence{}); err != nil {
+				t.Fatal(err)
+			}
+			raw := sp.CanonicalJSON()
+			other := "podman"
+			for i, e := range []*HistoryEntry{
+				{Unit: "web", Revision: 1, SpecHash: "11111111", Spec: raw, Engine: tt.ran, Outcome: OutcomeDeployed, Deployed: time.Now()},
+				{Unit: "web", Revision: 2, SpecHash: "22222222", Spec: raw, Engine: other, Outcome: OutcomeDeployed, Deployed: time.Now()},
+			} {
+				if err := s.PutHistory(ctx, e, nil, Fence{}); err != nil {
+					t.Fatal(i, err)
+				}
+			}
+			if tt.now != "" {
+				if err := s.PutSchedulerSettings(ctx, &SchedulerSettings{DefaultEngine: tt.now}, Fence{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := s.Rollback(ctx, "web", "", "me")
+			if err != nil || got.Revision != 1 {
+				t.Fatalf("rollback: %+v %v", got, err)
+			}
+			pins, err := s.RollbackPins(ctx)
+			if err != nil || pins["web"] == nil || pins["web"].Engine != tt.want {
+				t.Fatalf("pin %+v (%v), want engine %q", pins["web"], err, tt.want)
+			}
+			if u, _ := s.GetUnit(ctx, "web"); string(u.Raw) != string(raw) {
+				t.Fatalf("stored after rollback: %s, want %s", u.Raw, raw)
+			}
+		})
+	}
+}

@@ -19,7 +19,7 @@ func FuzzParse(f *testing.F) {
 	f.Add("spec:\n  image: x\nname: old\n", "{\"name\":\"j\",\"apps\":[{\"image\":\"x\"}]}")
 	f.Fuzz(func(t *testing.T, a, b string) {
 		snap := &gitsource.Snapshot{Files: []gitsource.File{{Path: "u/a.yaml", Data: []byte(a)}, {Path: "u/b.yaml", Data: []byte(b)}}}
-		p, _ := parse(context.Background(), snap)
+		p, _ := parse(context.Background(), snap, "")
 		for _, e := range p.errors {
 			if e.File != "u/a.yaml" && e.File != "u/b.yaml" {
 				t.Fatalf("error without its file: %+v", e)

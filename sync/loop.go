@@ -48,10 +48,12 @@ type Loop struct {
 	Observer   Observer
 	ID         string // this process, recorded with each attempt
 
-	// The last snapshot parsed: an unmoved ref gives the same snapshot,
-	// which is then not parsed again.
+	// The last snapshot parsed, with the scheduler's default engine: an
+	// unmoved ref gives the same snapshot, which is then not parsed again
+	// unless the default engine changed.
 	lastSnap   *gitsource.Snapshot
 	lastParsed *parsed
+	lastEngine string
 	// lastAttempt is the attempt of the pass before (for the event log).
 	lastAttempt *store.SyncAttempt
 }
@@ -129,10 +131,14 @@ func (l *Loop) fetchAndApply(ctx context.Context, o Options) (Report, *gitsource
 	var rep Report
 	snap, err := l.Fetcher.Fetch(pctx)
 	rep.Fetched = err == nil
-	if err == nil && snap != l.lastSnap {
+	engine := ""
+	if err == nil {
+		engine = defaultEngine(pctx, l.Store)
+	}
+	if err == nil && (snap != l.lastSnap || engine != l.lastEngine) {
 		var p *parsed
-		if p, err = parse(pctx, snap); err == nil {
-			l.lastSnap, l.lastParsed = snap, p
+		if p, err = parse(pctx, snap, engine); err == nil {
+			l.lastSnap, l.lastParsed, l.lastEngine = snap, p, engine
 		}
 	}
 	if err == nil {

@@ -144,7 +144,7 @@ func (r *Result) Summary() string {
 // the source or prune more than MaxPrune of it is refused (ErrRefused)
 // unless allowed. An error reading the store means nothing was written.
 func Pass(ctx context.Context, st Store, snap *gitsource.Snapshot, o Options) (*Result, error) {
-	p, err := parse(ctx, snap)
+	p, err := parse(ctx, snap, defaultEngine(ctx, st))
 	if err != nil {
 		return nil, err
 	}
@@ -485,6 +485,26 @@ func Attempt(source string, snap *gitsource.Snapshot, res *Result, err error, st
 	return a
 }
 
+// schedulerSettings is a store that has the scheduler's published
+// settings (store.Store has).
+type schedulerSettings interface {
+	GetSchedulerSettings(ctx context.Context) (*store.SchedulerSettings, error)
+}
+
+// defaultEngine is the engine the scheduler runs a unit that names none
+// with, as its leader published it; "" (rkt) when st does not tell.
+func defaultEngine(ctx context.Context, st Store) string {
+	ss, ok := st.(schedulerSettings)
+	if !ok {
+		return ""
+	}
+	settings, err := ss.GetSchedulerSettings(ctx)
+	if err != nil {
+		return ""
+	}
+	return settings.DefaultEngine
+}
+
 // parsed is a snapshot's files read and validated.
 type parsed struct {
 	defs     map[string][]*deploy.Document // valid documents by unit name
@@ -494,11 +514,29 @@ type parsed struct {
 	warnings []store.SyncError // of valid documents
 }
 
+// fail records err, the errors of a file (nil: none), each with note.
+func (p *parsed) fail(file string, err error, note string) {
+	if err == nil {
+		return
+	}
+	p.badFiles[file] = true
+	for _, fe := range deploy.FieldErrors(err) {
+		msg := fe.Msg
+		if fe.Field != "" {
+			msg = fe.Field + ": " + msg
+		}
+		p.errors = append(p.errors, store.SyncError{File: file, Line: fe.Line, Message: msg + note})
+	}
+}
+
 // parse reads every file of the snapshot. A file's work is bounded by
 // deploy (its size by gitsource, its aliases and nesting by the decoder);
 // the context is checked between files, so a pass's timeout ends a
 // revision of many costly files. Nothing is written before parse returns.
-func parse(ctx context.Context, snap *gitsource.Snapshot) (*parsed, error) {
+// A unit that names no engine is validated and warned about as the
+// scheduler runs it, with engine ("" is rkt): a file that engine refuses
+// changes nothing.
+func parse(ctx context.Context, snap *gitsource.Snapshot, engine string) (*parsed, error) {
 	p := &parsed{defs: map[string][]*deploy.Document{}, held: map[string]string{}, badFiles: map[string]bool{}}
 	for _, fe := range snap.Errors {
 		p.badFiles[fe.Path] = true
@@ -509,23 +547,20 @@ func parse(ctx context.Context, snap *gitsource.Snapshot) (*parsed, error) {
 			return nil, fmt.Errorf("reading the unit files of %s: stopped at %s: %w", snap.Short(), f.Path, err)
 		}
 		docs, err := deploy.Load(f.Path, f.Data)
-		if err != nil {
-			p.badFiles[f.Path] = true
-			for _, fe := range deploy.FieldErrors(err) {
-				msg := fe.Msg
-				if fe.Field != "" {
-					msg = fe.Field + ": " + msg
-				}
-				p.errors = append(p.errors, store.SyncError{File: f.Path, Line: fe.Line, Message: msg})
-			}
-		}
+		p.fail(f.Path, err, "")
 		for _, d := range docs {
+			if d.Err == nil && d.Spec.Engine == "" {
+				if err := d.ValidateWithDefaultEngine(engine); err != nil {
+					d.Err = err
+					p.fail(f.Path, err, fmt.Sprintf(" (%s names no engine: it runs with the scheduler's default engine %s)", d.Spec.Name, engine))
+				}
+			}
 			switch {
 			case d.Err != nil && d.Spec.Name != "":
 				p.held[d.Spec.Name] = f.Path
 			case d.Err == nil:
 				p.defs[d.Spec.Name] = append(p.defs[d.Spec.Name], d)
-				for _, w := range d.Warnings() {
+				for _, w := range d.WarningsWithDefaultEngine(engine) {
 					p.warnings = append(p.warnings, store.SyncError{File: w.File, Line: w.Line, Message: w.Field + ": " + w.Msg})
 				}
 			}

@@ -156,7 +156,7 @@ func TestPlan(t *testing.T) {
 			o := tt.opts
 			o.Source, o.Now = "src", func() time.Time { return time.Unix(0, 0) }
 			snap := snapshot(tt.files)
-			p, _ := parse(context.Background(), snap)
+			p, _ := parse(context.Background(), snap, "")
 			cs, err := plan(snap, p, tt.world.state(t), o)
 			if got := changes(cs.Result); got != tt.changes {
 				t.Errorf("changes %q, want %q", got, tt.changes)
@@ -236,5 +236,44 @@ func TestOutcome(t *testing.T) {
 				t.Errorf("Outcome = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// Issue 25: a unit that names no engine is validated and warned about as
+// the scheduler's default engine runs it: under docker, a two-app unit
+// is refused (its file changes nothing) and a one-app unit is not told it
+// runs with rkt.
+func TestParseWithDefaultEngine(t *testing.T) {
+	snap := snapshot(map[string]string{
+		"pod.yaml": "name: pod\napps:\n- image: a\n- image: b\n",
+		"web.yaml": "name: web\napps:\n- image: a\n",
+	})
+	for _, tt := range []struct {
+		engine, errors, warnings string
+	}{
+		{"", "", "pod.yaml:2: engine: none given, so pod runs with rkt (the seed format's default), which is archived and on no current host; write engine: docker, or engine: rkt to keep it\n" +
+			"web.yaml:2: engine: none given, so web runs with rkt (the seed format's default), which is archived and on no current host; write engine: docker, or engine: rkt to keep it\n"},
+		{"docker", "pod.yaml:2: apps: engine docker runs one app per unit, found 2: split them into units, or use engine podman, which runs them as one pod (pod names no engine: it runs with the scheduler's default engine docker)\n", ""},
+	} {
+		p, err := parse(context.Background(), snap, tt.engine)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := func(es []store.SyncError) string {
+			var b strings.Builder
+			for _, e := range es {
+				fmt.Fprintf(&b, "%s:%d: %s\n", e.File, e.Line, e.Message)
+			}
+			return b.String()
+		}
+		if got := lines(p.errors); got != tt.errors {
+			t.Errorf("default %q: errors\n%s\nwant\n%s", tt.engine, got, tt.errors)
+		}
+		if got := lines(p.warnings); got != tt.warnings {
+			t.Errorf("default %q: warnings\n%s\nwant\n%s", tt.engine, got, tt.warnings)
+		}
+		if _, held := p.held["pod"]; held != (tt.engine == "docker") {
+			t.Errorf("default %q: pod held %v", tt.engine, held)
+		}
 	}
 }

@@ -102,7 +102,10 @@ keep-alive connections idle for --idle-timeout, and serves at most
                    names its commit, the leader fetches until the head is
                    that commit, for about a minute. See the README's table.
 
-Git, sync and scheduler flags are those of kaylee sync and kaylee server.`,
+Git, sync and scheduler flags are those of kaylee sync and kaylee server;
+--default-engine (rkt unless set) is the engine a unit that names none runs
+with: the stored JSON is not changed, switching it rolls those units over one
+replica at a time (see kaylee server --help).`,
 		Example: `  kaylee agent --repo git@github.com:org/units.git --ssh-key /etc/kaylee/deploy-key --path prod \
       --webhook-secret-file /etc/kaylee/webhook-secret --listen 0.0.0.0:9520
   kaylee agent --config /etc/kaylee/kaylee.yaml --webhook-secret-file /etc/kaylee/webhook-secret

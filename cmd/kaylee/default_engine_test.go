@@ -36,11 +36,14 @@ func TestValidateAndRenderWithDefaultEngine(t *testing.T) {
 		{[]string{"validate", "--json", "--default-engine", "docker", units}, 0,
 			"{\"name\":\"old\",\"engine\":\"rkt\",\"apps\":[{\"image\":\"quay.io/old\"}]}\n{\"name\":\"web\",\"apps\":[{\"image\":\"nginx\"}]}\n", "", "", ""},
 		{[]string{"validate", "--default-engine", "docker", pod}, 1, "",
-			"pods/pod.yaml:2: apps: engine docker runs one app per unit, found 2: split them into units or use engine rkt (pod names no engine: it runs with the default engine docker)\n", "", ""},
+			"pods/pod.yaml:2: apps: engine docker runs one app per unit, found 2: split them into units, or use engine podman, which runs them as one pod (pod names no engine: it runs with the default engine docker)\n", "", ""},
 		{[]string{"validate", "--default-engine", "lxc", units}, 1, "",
 			"kaylee: --default-engine: \"lxc\" is not an engine: use rkt, docker, podman\n", "", ""},
 		{[]string{"render", "--default-engine", "docker", units}, 0, "-",
 			"units/old.yaml: old: engine rkt (its own)\nunits/web.yaml: web: engine docker (the cluster default)\n", "/usr/bin/docker run", ""},
+		{[]string{"validate", "--default-engine", "podman", pod}, 0, "pod: engine podman (the cluster default)\n", "", "", ""},
+		{[]string{"render", "--default-engine", "podman", pod}, 0, "-",
+			"pods/pod.yaml: pod: engine podman (the cluster default)\n", "podman pod create", ""},
 		{[]string{"render", units}, 0, "-",
 			"warning: units/web.yaml:2: engine: none given, so web runs with rkt (the seed format's default), which is archived and on no current host; write engine: docker, or engine: rkt to keep it\n", "", "/usr/bin/docker"},
 	}
@@ -87,4 +90,11 @@ func TestWaitWithDefaultEngine(t *testing.T) {
 		t.Fatalf("history: %+v (%v)", hist, err)
 	}
 	must("Engine:    docker (the spec names none: the scheduler's default engine, or a rollback's)", "status", "web")
+	must("engine docker (not named in the spec)", "history", "web")
+	pod := writeFiles(t, map[string]string{"pod.yaml": "name: pod\napps:\n- image: a\n- image: b\n"})
+	r := kaylee(t, env, "run", pod)
+	const want = "pod.yaml:2: apps: engine docker runs one app per unit, found 2: split them into units, or use engine podman, which runs them as one pod (pod names no engine: it runs with the scheduler's default engine docker)\nnothing stored: fix the errors above\n"
+	if got := strings.ReplaceAll(r.err, pod+"/", ""); r.code != 1 || got != want {
+		t.Fatalf("kaylee run of a pod under the default docker: exit %d, stderr %q; want 1 and %q", r.code, got, want)
+	}
 }

@@ -43,7 +43,8 @@ func (a *app) devCommand() *cobra.Command {
 		Long: `Dev starts, in one process, an etcd (embedded, or the one given with
 --etcd-endpoints), a simulated fleet cluster (fleet's own engine and agents on
 N machines, with only systemd simulated) and Kaylee's scheduler, as kaylee
-server runs it (the scheduler flags apply; --min-ready defaults to 2s here).
+server runs it (the scheduler flags apply, --default-engine included: the
+engine a unit that names none runs with; --min-ready defaults to 2s here).
 With --repo it runs kaylee agent instead of the bare scheduler: the
 repository is synced every --interval (default 10s here) and on webhooks at
 --listen, and a summary of units and their machines is printed at each change.

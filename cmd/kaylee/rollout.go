@@ -119,6 +119,9 @@ func writeHistory(w io.Writer, entries []*store.HistoryEntry, now time.Time) {
 		if e.Restart != 0 {
 			notes = append(notes, fmt.Sprintf("restart %d", e.Restart))
 		}
+		if e.Engine != "" {
+			notes = append(notes, "engine "+e.Engine+" (not named in the spec)")
+		}
 		if e.Message != "" {
 			msg := e.Message
 			if len(msg) > 100 {

@@ -167,6 +167,14 @@ suspended units alone (kaylee suspend).
 Only fleet units named <unit-prefix>:... are touched. It writes each unit's
 status to <etcd-prefix>/status/<name> (see kaylee status).
 
+A unit that names no engine runs with --default-engine (rkt unless set, the
+seed format's default; docker or podman run the seed's unit files on current
+hosts without an edit). The stored JSON is not changed; the spec hash of those
+units is, so restarting the scheduler with another default rolls them over one
+replica at a time, as any new spec (units that name their engine stay). Give
+every server and agent of a cluster the same value. The leader publishes it at
+<etcd-prefix>/scheduler, for run --wait and rollback --wait.
+
 fleet is reached through its registry in etcd (the same --etcd-endpoints,
 which need etcd's v2 API) or, with --fleet-endpoint, through fleetd's HTTP API.
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -67,7 +68,7 @@ change, and exits 0 once all run the new spec, 1 if a rollout fails or
   KAYLEE_ETCD_ENDPOINTS=http://10.0.0.1:2379 kaylee run units/*.yaml`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
-			docs, bad, err := loadPaths(cmd.Context(), cmd.ErrOrStderr(), paths, "")
+			docs, bad, err := loadPathsWarning(cmd.Context(), cmd.ErrOrStderr(), paths, "", false)
 			if err != nil {
 				return err
 			}
@@ -80,6 +81,9 @@ change, and exits 0 once all run the new spec, 1 if a rollout fails or
 				return err
 			}
 			defer done()
+			if err := checkWithSchedulerEngine(cmd.Context(), s, cmd.ErrOrStderr(), docs); err != nil {
+				return err
+			}
 			changed, err := changedUnits(cmd.Context(), s, docs)
 			if err != nil {
 				return err
@@ -120,6 +124,33 @@ change, and exits 0 once all run the new spec, 1 if a rollout fails or
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "with --wait: give up after this long")
 	cmd.Flags().BoolVar(&force, "force", false, "change units a git source owns (until its next sync puts them back)")
 	return cmd
+}
+
+// checkWithSchedulerEngine prints the units' warnings and validates the
+// units that name no engine as the scheduler runs them, with the default
+// engine its leader published: one it would refuse is printed and
+// nothing is stored.
+func checkWithSchedulerEngine(ctx context.Context, s *store.Store, w io.Writer, docs []*deploy.Document) error {
+	settings, err := s.GetSchedulerSettings(ctx)
+	if err != nil {
+		return err
+	}
+	bad := false
+	for _, d := range docs {
+		printWarnings(w, d, settings.DefaultEngine)
+		if d.Spec.Engine != "" {
+			continue
+		}
+		for _, fe := range deploy.FieldErrors(d.ValidateWithDefaultEngine(settings.DefaultEngine)) {
+			bad = true
+			fmt.Fprintf(w, "%s (%s names no engine: it runs with the scheduler's default engine %s)\n", fe, d.Spec.Name, settings.DefaultEngine)
+		}
+	}
+	if bad {
+		fmt.Fprintln(w, "nothing stored: fix the errors above")
+		return exitError{code: 1}
+	}
+	return nil
 }
 
 // changedUnits names the units of docs whose stored version differs (or

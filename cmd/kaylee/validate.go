@@ -79,6 +79,13 @@ kaylee render and kaylee run read files the same way.`,
 // rkt): such a unit is validated as it runs (deploy.Document.
 // ValidateWithDefaultEngine), its errors then marked so.
 func loadPaths(ctx context.Context, w io.Writer, paths []string, defaultEngine string) (docs []*deploy.Document, bad bool, err error) {
+	return loadPathsWarning(ctx, w, paths, defaultEngine, true)
+}
+
+// loadPathsWarning is loadPaths, printing the valid units' warnings only
+// if warn (kaylee run prints them once it knows the cluster's default
+// engine).
+func loadPathsWarning(ctx context.Context, w io.Writer, paths []string, defaultEngine string, warn bool) (docs []*deploy.Document, bad bool, err error) {
 	files, err := localtree.Read(ctx, paths)
 	if err != nil {
 		return nil, false, err
@@ -103,11 +110,19 @@ func loadPaths(ctx context.Context, w io.Writer, paths []string, defaultEngine s
 					}
 				}
 			}
-			for _, fe := range d.WarningsWithDefaultEngine(defaultEngine) {
-				fmt.Fprintf(w, "warning: %s\n", fe)
+			if warn {
+				printWarnings(w, d, defaultEngine)
 			}
 		}
 		docs = append(docs, fdocs...)
 	}
 	return docs, bad, nil
+}
+
+// printWarnings prints a document's warnings on a cluster whose default
+// engine is defaultEngine.
+func printWarnings(w io.Writer, d *deploy.Document, defaultEngine string) {
+	for _, fe := range d.WarningsWithDefaultEngine(defaultEngine) {
+		fmt.Fprintf(w, "warning: %s\n", fe)
+	}
 }

@@ -226,6 +226,7 @@ function drawUnitFields(u) {
     ...(u.stateNote ? row("Note", u.stateNote) : []),
     ...row("Replicas", `${u.running} running, ${serving(u)} serving, ${u.desired} desired`),
     ...row("Spec", h("span", { class: "mono" }, (u.specHash || "–") + (u.deployed && u.deployed !== u.specHash ? " (deployed: " + u.deployed + ")" : ""))),
+    ...(u.engine ? row("Engine", u.engine + " (the spec names none: the scheduler's default engine, or a rollback's)") : []),
     ...row("Source", unitSource(u)),
     ...((u.gitErrors || []).length ? row("Git error", h("span", { class: "gitbad" }, u.gitErrors.join("; ") + " (it runs its last good version)")) : []),
     ...row("Message", schedulerMessage(u) || "–"),

@@ -2,7 +2,6 @@ package realfleet_test
 
 import (
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"os/exec"
@@ -225,17 +224,5 @@ func serves(ctx context.Context, ip string) bool {
 }
 
 func get(ctx context.Context, url string) (int, string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
+	return realfleet.GetURL(ctx, url, 3*time.Second)
 }

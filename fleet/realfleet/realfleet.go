@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -257,9 +258,14 @@ func Containers(ctx context.Context, unit string) ([]Container, error) {
 
 // Get fetches path from a container's test image server (port 8080).
 func (ct Container) Get(ctx context.Context, path string) (int, string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	return GetURL(ctx, "http://"+ct.IP+":8080"+path, 2*time.Second)
+}
+
+// GetURL fetches url within timeout: its status code and body.
+func GetURL(ctx context.Context, url string, timeout time.Duration) (int, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ct.IP+":8080"+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, "", err
 	}
@@ -268,9 +274,8 @@ func (ct Container) Get(ctx context.Context, path string) (int, string, error) {
 		return 0, "", err
 	}
 	defer resp.Body.Close()
-	var b bytes.Buffer
-	_, err = b.ReadFrom(resp.Body)
-	return resp.StatusCode, b.String(), err
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 // Serving reports whether the container answers 200 on /healthz.
