@@ -406,11 +406,14 @@ type podSampler struct {
 }
 
 type podStats struct {
-	samples                     int
-	maxOnMachine, maxLaunchedOn int    // pods on one machine: all, launched
-	maxTotal, maxLaunched       int    // pods on all machines
-	minRunning                  int    // pods Running on all machines
-	worstMachine, worstRunning  string // the samples behind maxOnMachine and minRunning
+	samples int
+	// pods on one machine: all (stopped ones not yet removed too), of
+	// launched fleet units, of one spec
+	maxOn, maxLaunchedOn, maxSpecOn int
+	maxTotal, maxLaunched           int // pods on all machines
+	minRunning                      int // pods Running on all machines
+	// the samples behind maxOn, maxLaunchedOn, maxSpecOn and minRunning
+	worstOn, worstLaunchedOn, worstSpecOn, worstRunning string
 }
 
 func (e *env) samplePods(podPrefix string) *podSampler {
@@ -488,10 +491,22 @@ func (s *podSampler) add(phase string, byMachine map[string][][2]string, launche
 	defer s.mu.Unlock()
 	st := s.stats[phase]
 	st.samples++
-	total, nLaunched, running := 0, 0, 0
 	var desc []string
 	for m, pods := range byMachine {
-		on := 0
+		for _, p := range pods {
+			desc = append(desc, fmt.Sprintf("%s@%s:%s", p[0], m, p[1]))
+		}
+	}
+	sort.Strings(desc)
+	sample := strings.Join(desc, " ")
+	worse := func(n int, most *int, worst *string, m string) {
+		if n > *most {
+			*most, *worst = n, m+": "+sample
+		}
+	}
+	total, nLaunched, running := 0, 0, 0
+	for m, pods := range byMachine {
+		on, spec := 0, map[string]int{}
 		for _, p := range pods {
 			if launched[strings.ReplaceAll(p[0], "_", ":")+".service"] {
 				on++
@@ -499,25 +514,20 @@ func (s *podSampler) add(phase string, byMachine map[string][][2]string, launche
 			if p[1] == "Running" {
 				running++
 			}
-			desc = append(desc, fmt.Sprintf("%s@%s:%s", p[0], m, p[1]))
+			if f := strings.Split(p[0], "_"); len(f) == 5 {
+				spec[f[2]]++
+				worse(spec[f[2]], &st.maxSpecOn, &st.worstSpecOn, m)
+			}
 		}
-		if len(pods) > st.maxOnMachine {
-			st.maxOnMachine, st.worstMachine = len(pods), ""
-		}
-		st.maxLaunchedOn = max(st.maxLaunchedOn, on)
+		worse(len(pods), &st.maxOn, &st.worstOn, m)
+		worse(on, &st.maxLaunchedOn, &st.worstLaunchedOn, m)
 		total += len(pods)
 		nLaunched += on
-	}
-	sort.Strings(desc)
-	for m, pods := range byMachine {
-		if len(pods) == st.maxOnMachine && st.worstMachine == "" {
-			st.worstMachine = m + ": " + strings.Join(desc, " ")
-		}
 	}
 	st.maxTotal = max(st.maxTotal, total)
 	st.maxLaunched = max(st.maxLaunched, nLaunched)
 	if running < st.minRunning {
-		st.minRunning, st.worstRunning = running, strings.Join(desc, " ")
+		st.minRunning, st.worstRunning = running, sample
 	}
 }
 
@@ -528,32 +538,48 @@ func (s *podSampler) finish() {
 	})
 }
 
-// check logs each phase's figures and holds them to: at most perHost pods
-// on a machine, at most launched pods of launched fleet units (desired +
-// surge), at most desired pods in all outside the update, and, in the
-// update, never fewer than desired Running. cut: the test failed before
-// its end (a phase may have few samples).
+// check logs each phase's figures and holds them to the rules (README,
+// kaylee server, "the per-host limit in a rollout"): never more than
+// perHost pods of one spec on a machine (each spec's Conflicts); outside
+// the update, never more than perHost pods on a machine and desired in
+// all (a crashed pod restarts as itself); in the update, never more than
+// perHost+1 pods of launched fleet units on a machine ("a rollout may add
+// one": a new replica may start beside the old ones), never more than
+// launched pods of launched units (desired + maxSurge: an old pod being
+// stopped no longer counts, and its stop overlaps the next start), never
+// fewer than desired Running. cut: the test failed before its end (a
+// phase may have few samples).
 func (s *podSampler) check(t *testing.T, perHost, desired, launched int, cut bool) {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, phase := range s.order {
 		st := s.stats[phase]
-		t.Logf("%s: %d samples; most pods on a machine %d (%d launched), most in all %d (%d launched), fewest Running %d",
-			phase, st.samples, st.maxOnMachine, st.maxLaunchedOn, st.maxTotal, st.maxLaunched, st.minRunning)
+		t.Logf("%s: %d samples; most pods on a machine %d (%d launched, %d of one spec), most in all %d (%d launched), fewest Running %d",
+			phase, st.samples, st.maxOn, st.maxLaunchedOn, st.maxSpecOn, st.maxTotal, st.maxLaunched, st.minRunning)
 		if st.samples < 3 && !cut {
 			t.Errorf("%s: only %d samples of the pods", phase, st.samples)
 		}
-		if st.maxOnMachine > perHost {
-			t.Errorf("%s: %d pods on one machine, want at most %d (maxReplicasPerHost): %s", phase, st.maxOnMachine, perHost, st.worstMachine)
+		if st.maxSpecOn > perHost {
+			t.Errorf("%s: %d pods of one spec on one machine, want at most %d (maxReplicasPerHost): %s", phase, st.maxSpecOn, perHost, st.worstSpecOn)
 		}
 		if st.maxLaunched > launched {
 			t.Errorf("%s: %d pods of launched fleet units, want at most %d (replicas + maxSurge)", phase, st.maxLaunched, launched)
 		}
-		if phase != "update" && st.maxTotal > desired {
-			t.Errorf("%s: %d pods in all, want at most %d (replicas; a pod restarts as itself)", phase, st.maxTotal, desired)
+		if phase != "update" {
+			if st.maxOn > perHost {
+				t.Errorf("%s: %d pods on one machine, want at most %d (maxReplicasPerHost): %s", phase, st.maxOn, perHost, st.worstOn)
+			}
+			if st.maxTotal > desired {
+				t.Errorf("%s: %d pods in all, want at most %d (replicas; a pod restarts as itself)", phase, st.maxTotal, desired)
+			}
+			continue
 		}
-		if phase == "update" && st.minRunning < desired {
+		if st.maxLaunchedOn > perHost+1 {
+			t.Errorf("update: %d pods of launched fleet units on one machine, want at most %d (maxReplicasPerHost, and one a rollout may add): %s",
+				st.maxLaunchedOn, perHost+1, st.worstLaunchedOn)
+		}
+		if st.minRunning < desired {
 			t.Errorf("update: only %d pods Running, want at least %d: %s", st.minRunning, desired, st.worstRunning)
 		}
 	}
