@@ -264,3 +264,42 @@ func TestDefaultPodmanRunsTheSeedsCountly(t *testing.T) {
 		t.Fatalf("the stored JSON changed:\n%s\nwant the seed's:\n%s", got, seed)
 	}
 }
+
+// A rollback pin's engine holds while the pin restores the stored spec,
+// whether or not its revision is still in the history (the history is
+// trimmed to HistoryLimit, the rollback's own entry included): a trimmed
+// revision must not roll the unit over to the default engine again.
+func TestPinnedEngineOutlivesItsHistory(t *testing.T) {
+	web := storedUnit(t, `{"name":"web","replicas":2,"apps":[{"image":"docker://web:1"}]}`)
+	rkt := web.Spec.Hash(0)
+	entry := &store.HistoryEntry{Unit: "web", Revision: 1, SpecHash: rkt, Spec: web.Raw, Outcome: store.OutcomeDeployed}
+	later := &store.HistoryEntry{Unit: "web", Revision: 12, SpecHash: rkt, Spec: web.Raw, Outcome: store.OutcomeDeployed}
+	tests := []struct {
+		name    string
+		pin     store.RollbackPin
+		history []*store.HistoryEntry
+		want    string // the desired hash
+	}{
+		{"pin with its revision in the history", store.RollbackPin{Revision: 1, Engine: deploy.EngineRkt, Restored: store.ContentHash(web.Raw)}, []*store.HistoryEntry{entry, later}, rkt},
+		{"pin whose revision was trimmed", store.RollbackPin{Revision: 1, Engine: deploy.EngineRkt, Restored: store.ContentHash(web.Raw)}, []*store.HistoryEntry{later}, rkt},
+		{"older pin (no Restored) with its revision", store.RollbackPin{Revision: 1, Engine: deploy.EngineRkt}, []*store.HistoryEntry{entry, later}, rkt},
+		{"pin of another spec", store.RollbackPin{Revision: 1, Engine: deploy.EngineRkt, Restored: store.ContentHash([]byte(`{"name":"web"}`))}, []*store.HistoryEntry{later}, web.Spec.WithDefaultEngine(deploy.EngineDocker).Hash(0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pp := newPassPlanner(Options{UnitPrefix: "k2", DefaultEngine: deploy.EngineDocker})
+			pin := tt.pin
+			pin.Unit = "web"
+			snap := &snapshot{units: []*store.Unit{web}, statuses: map[string]*store.Status{}, pins: map[string]*store.RollbackPin{"web": &pin},
+				history: map[string][]*store.HistoryEntry{"web": tt.history}}
+			var warnings []planWarning
+			in := pp.unitInputs(snap, []deploy.Machine{{ID: "m1"}}, nil, &warnings)["web"]
+			if in == nil || in.desired == nil {
+				t.Fatalf("no desired rendering: %v", warnings)
+			}
+			if in.desired.hash != tt.want {
+				t.Errorf("desired hash %s, want %s", in.desired.hash, tt.want)
+			}
+		})
+	}
+}

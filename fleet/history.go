@@ -144,8 +144,15 @@ func inPlaceChange(before, after []byte) string {
 	return strings.Join(out, ", ")
 }
 
-// restores: the stored spec is the one the rollback pin restored.
+// restores: the stored spec is the one the rollback pin restored. A pin
+// that records what it stored says it itself: its revision may have left
+// the history since (trimmed to HistoryLimit, the rollback's own entry
+// included), and the engine it pins must hold as long as it does. An
+// older pin is compared with its revision's entry.
 func restores(entries []*store.HistoryEntry, pin *store.RollbackPin, raw []byte) bool {
+	if pin.Restored != "" {
+		return store.ContentHash(raw) == pin.Restored
+	}
 	for _, e := range entries {
 		if e.Revision == pin.Revision {
 			return bytes.Equal(e.Spec, raw)

@@ -46,6 +46,10 @@ type RollbackPin struct {
 	// restored. "" follows the default.
 	Engine   string    `json:"engine,omitempty"`
 	Replaced string    `json:"replaced"` // SHA-256 of the stored JSON the rollback replaced
+	// Restored is the SHA-256 of the JSON the rollback stored (ContentHash),
+	// so that the pin tells its own spec from another however long the
+	// history it came from is kept ("" in pins of older versions).
+	Restored string `json:"restored,omitempty"`
 	Time     time.Time `json:"time"`
 	By       string    `json:"by,omitempty"`
 }
@@ -147,7 +151,9 @@ func (s *Store) Rollback(ctx context.Context, name, to, by string) (*HistoryEntr
 	if err != nil {
 		return nil, fmt.Errorf("rolling back %s: revision %d no longer loads (%w): %w", name, target.Revision, ErrConflict, err)
 	}
-	pin := &RollbackPin{Unit: name, Revision: target.Revision, SpecHash: target.SpecHash, GitRevision: target.GitRevision, Replaced: ContentHash(u.Raw), Time: time.Now().UTC(), By: by}
+	restored := doc.Spec.CanonicalJSON()
+	pin := &RollbackPin{Unit: name, Revision: target.Revision, SpecHash: target.SpecHash, GitRevision: target.GitRevision,
+		Replaced: ContentHash(u.Raw), Restored: ContentHash(restored), Time: time.Now().UTC(), By: by}
 	if doc.Spec.Engine == "" {
 		// The revision ran with another engine than the scheduler's
 		// default now (the default was switched since): bring it back.
@@ -165,7 +171,7 @@ func (s *Store) Rollback(ctx context.Context, name, to, by string) (*HistoryEntr
 	b, _ := json.Marshal(pin)
 	key := s.unitKey(name)
 	r, err := s.c.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", u.ModRevision)).
-		Then(clientv3.OpPut(key, string(doc.Spec.CanonicalJSON())), clientv3.OpPut(s.rollbackKey(name), string(b))).Commit()
+		Then(clientv3.OpPut(key, string(restored)), clientv3.OpPut(s.rollbackKey(name), string(b))).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("etcd: rolling back %s: %w", name, err)
 	}

@@ -249,6 +249,9 @@ func TestRollbackPinsTheEngineItRanWith(t *testing.T) {
 			if u, _ := s.GetUnit(ctx, "web"); string(u.Raw) != string(raw) {
 				t.Fatalf("stored after rollback: %s, want %s", u.Raw, raw)
 			}
+			if p := pins["web"]; p.Restored != ContentHash(raw) {
+				t.Errorf("pin's Restored %q, want the stored JSON's hash %s", p.Restored, ContentHash(raw))
+			}
 		})
 	}
 }
