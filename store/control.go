@@ -44,12 +44,12 @@ type RollbackPin struct {
 	// was switched since): the scheduler runs the unit with it, whatever
 	// its default, while the pin holds and the stored spec is the one
 	// restored. "" follows the default.
-	Engine   string    `json:"engine,omitempty"`
-	Replaced string    `json:"replaced"` // SHA-256 of the stored JSON the rollback replaced
+	Engine   string `json:"engine,omitempty"`
+	Replaced string `json:"replaced"` // SHA-256 of the stored JSON the rollback replaced
 	// Restored is the SHA-256 of the JSON the rollback stored (ContentHash),
 	// so that the pin tells its own spec from another however long the
 	// history it came from is kept ("" in pins of older versions).
-	Restored string `json:"restored,omitempty"`
+	Restored string    `json:"restored,omitempty"`
 	Time     time.Time `json:"time"`
 	By       string    `json:"by,omitempty"`
 }
