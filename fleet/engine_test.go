@@ -155,6 +155,16 @@ func TestSwitchingDefaultEngineRollsUnitsOver(t *testing.T) {
 	if after := h.storedValue("web"); after != before {
 		t.Fatalf("the stored JSON changed:\n%s\n%s", before, after)
 	}
+	evs, _, err := h.store.ListEvents(context.Background(), "", 0)
+	var switched []string
+	for _, e := range evs {
+		if e.Kind == store.EventDefaultEngineChanged {
+			switched = append(switched, e.Message)
+		}
+	}
+	if err != nil || len(switched) != 1 || !strings.Contains(switched[0], "the default engine is docker") || !strings.Contains(switched[0], "ran with rkt") {
+		t.Fatalf("default-engine-changed events %q (%v), want one: rkt to docker", switched, err)
+	}
 	hist, err := h.store.History(context.Background(), "web")
 	if err != nil {
 		t.Fatal(err)

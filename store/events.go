@@ -66,6 +66,9 @@ const (
 	EventResumed           = "resumed"
 	EventRollbackRequested = "rollback-requested"
 	EventSyncRequested     = "sync-requested"
+	// EventDefaultEngineChanged: a scheduler leads with another default
+	// engine than the last leader's (no unit: the cluster's).
+	EventDefaultEngineChanged = "default-engine-changed"
 	// EventV2Units: the bridge of units written through etcd's v2 API
 	// left v3 as it was (a v2 value that differs at first sight, a v2
 	// delete of a unit rewritten through v3), or etcd has no v2 API. What
