@@ -133,7 +133,7 @@ func (l *Loop) fetchAndApply(ctx context.Context, o Options) (Report, *gitsource
 	rep.Fetched = err == nil
 	engine := ""
 	if err == nil {
-		engine = defaultEngine(pctx, l.Store)
+		engine, err = defaultEngine(pctx, l.Store)
 	}
 	if err == nil && (snap != l.lastSnap || engine != l.lastEngine) {
 		var p *parsed

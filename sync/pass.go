@@ -144,7 +144,11 @@ func (r *Result) Summary() string {
 // the source or prune more than MaxPrune of it is refused (ErrRefused)
 // unless allowed. An error reading the store means nothing was written.
 func Pass(ctx context.Context, st Store, snap *gitsource.Snapshot, o Options) (*Result, error) {
-	p, err := parse(ctx, snap, defaultEngine(ctx, st))
+	engine, err := defaultEngine(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	p, err := parse(ctx, snap, engine)
 	if err != nil {
 		return nil, err
 	}
@@ -492,17 +496,19 @@ type schedulerSettings interface {
 }
 
 // defaultEngine is the engine the scheduler runs a unit that names none
-// with, as its leader published it; "" (rkt) when st does not tell.
-func defaultEngine(ctx context.Context, st Store) string {
+// with, as its leader published it; "" (rkt) when st does not tell. An
+// error reading it fails the pass: a file validated for another engine
+// than the scheduler's could be written, and then refused by it.
+func defaultEngine(ctx context.Context, st Store) (string, error) {
 	ss, ok := st.(schedulerSettings)
 	if !ok {
-		return ""
+		return "", nil
 	}
 	settings, err := ss.GetSchedulerSettings(ctx)
 	if err != nil {
-		return ""
+		return "", fmt.Errorf("reading the scheduler's default engine: %w", err)
 	}
-	return settings.DefaultEngine
+	return settings.DefaultEngine, nil
 }
 
 // parsed is a snapshot's files read and validated.

@@ -327,3 +327,29 @@ func TestPassKeepsRollback(t *testing.T) {
 		t.Fatalf("after resume: %s, stored %s", res.Summary(), e.stored()["web"])
 	}
 }
+
+// settingsDown is a store whose scheduler settings cannot be read.
+type settingsDown struct{ *store.Store }
+
+func (settingsDown) GetSchedulerSettings(context.Context) (*store.SchedulerSettings, error) {
+	return nil, errors.New("etcd: context deadline exceeded")
+}
+
+// A pass that cannot read the scheduler's default engine writes nothing:
+// validated as rkt, a file the default engine refuses would be stored,
+// then refused by the scheduler.
+func TestPassWithoutSchedulerSettingsWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.commit(map[string]string{"web.yaml": "name: web\napps:\n- image: a\n"})
+	snap, err := e.src.Fetch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Pass(context.Background(), settingsDown{e.store}, snap, Options{Source: "units"})
+	if err == nil || !strings.Contains(err.Error(), "reading the scheduler's default engine: etcd: context deadline exceeded") {
+		t.Fatalf("pass: %v, want the settings' error", err)
+	}
+	if got := e.stored(); len(got) != 0 {
+		t.Errorf("stored %v, want nothing", got)
+	}
+}
