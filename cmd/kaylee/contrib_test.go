@@ -882,3 +882,29 @@ func TestContribAlertsServerBesideSync(t *testing.T) {
 		})
 	}
 }
+
+// contrib's podman cleanup unit passes systemd-analyze verify, runs
+// before fleet, and removes only what Kaylee labelled (the real tier
+// installs it in its machines: TestRealPodmanMachineKill boots a killed
+// machine with it).
+func TestContribPodmanClean(t *testing.T) {
+	const path = "../../contrib/systemd/kaylee-podman-clean.service"
+	analyze := gittest.NeedTool(t, "systemd-analyze")
+	u := readUnitFile(t, path)
+	if before := u.get("Unit", "Before"); !strings.Contains(before, "fleet.service") {
+		t.Errorf("Before=%q, want fleet.service: it must finish before fleet starts units", before)
+	}
+	execs := u["Service"]["ExecStart"]
+	if len(execs) != 2 {
+		t.Fatalf("ExecStart=%q, want pods, then containers", execs)
+	}
+	for _, e := range execs {
+		if !strings.Contains(e, "--filter label=io.kaylee.unit ") {
+			t.Errorf("ExecStart=%q removes more than Kaylee's pods and containers", e)
+		}
+	}
+	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
+	if err != nil || strings.Contains(string(out), "kaylee-podman-clean") {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}

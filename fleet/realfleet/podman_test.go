@@ -126,9 +126,11 @@ func TestRealPodmanPodBasics(t *testing.T) {
 func startCountlyPod(ctx context.Context, t *testing.T, c *realfleet.Cluster, m realfleet.Machine, pod, id, countly, sidekick string) {
 	t.Helper()
 	for _, args := range [][]string{
-		{"pod", "create", "--name", pod, "--dns", "10.0.0.2", "--network", "flannel,podman"},
-		{"run", "--detach", "--pod", pod, "--name", pod + "-countly", countly},
-		{"run", "--detach", "--pod", pod, "--name", pod + "-sidekick", sidekick,
+		// Labelled as Kaylee's: a boot removes what a kill left of it
+		// (contrib/systemd/kaylee-podman-clean.service).
+		{"pod", "create", "--name", pod, "--label", "io.kaylee.unit=countly", "--dns", "10.0.0.2", "--network", "flannel,podman"},
+		{"run", "--detach", "--pod", pod, "--label", "io.kaylee.unit=countly", "--name", pod + "-countly", countly},
+		{"run", "--detach", "--pod", pod, "--label", "io.kaylee.unit=countly", "--name", pod + "-sidekick", sidekick,
 			"--cidr", "10.5.0.0/16", "--interval", "10m", "--expireDir", "/services", "--format", "$ip:80", "/services/countly/" + id},
 	} {
 		if _, err := c.Podman(ctx, m, args...); err != nil {
