@@ -90,7 +90,7 @@ $d pod start $n >/dev/null || { c=$?; m "the pod did not start; it restarts" >&2
 declare -A app
 i=0
 for a; do
-	(c=$($d wait $n-$i) && exit $c; exit 255) &
+	(c=$($d wait $n-$i) && exit $c; c=$?; m "podman wait for app $i ($a) failed with $c: the exit of the app is not known" >&2; exit 255) &
 	app[$!]=$i
 	((++i))
 done

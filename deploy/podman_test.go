@@ -218,6 +218,8 @@ case "$1 $2" in
 esac
 [ "$1" = wait ] || exit 2
 i=${2##*-}
+w=WAITFAIL_$i
+if [ -n "${!w}" ]; then sleep 0.2; echo "Error: no container with name or ID $2 found" >&2; exit ${!w}; fi
 e=EXIT_$i a=AFTER_$i
 if [ -n "${!e}" ]; then sleep ${!a}; echo ${!e}; exit 0; fi
 until [ -e "$DIR/stopped" ]; do sleep 0.05; done
@@ -255,6 +257,9 @@ func TestPodSupervisor(t *testing.T) {
 			"kaylee-pod: {id}: app 0 (docker://countly:1) exited with 137; the pod restarts\n", "wait {id}-0\nwait {id}-1\n"},
 		{"systemd stops it", nil, true, 0, "", "wait {id}-0\nwait {id}-1\npod stop -t 10 {id}\n"},
 		{"the pod does not start", []string{"START=125"}, false, 125, "kaylee-pod: {id}: the pod did not start; it restarts\n", ""},
+		{"podman wait fails", []string{"WAITFAIL_1=125"}, false, 255,
+			"Error: no container with name or ID {id}-1 found\nkaylee-pod: {id}: podman wait for app 1 (sidekick:2) failed with 125: the exit of the app is not known\n" +
+				"kaylee-pod: {id}: app 1 (sidekick:2) exited with 255; the pod restarts\n", "wait {id}-0\nwait {id}-1\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

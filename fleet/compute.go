@@ -226,6 +226,9 @@ func (pp *passPlanner) unitInputs(snap *snapshot, machines []deploy.Machine, act
 			engine := pp.engineOf(u, snap)
 			in.spec, in.engine = u.Spec.WithDefaultEngine(engine), givenEngine(&u.Spec, engine)
 			in.desired, in.specErr = pp.render(u, engine, in.restart, machines, actual[u.Name])
+			if in.specErr != nil && in.engine != "" {
+				in.specErr = fmt.Errorf("%w (it names no engine: the scheduler runs it with its default engine, %s; name an engine in its file, or change what %s refuses)", in.specErr, in.engine, in.engine)
+			}
 		}
 	}
 	for name, as := range actual {

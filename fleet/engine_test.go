@@ -313,3 +313,16 @@ func TestPinnedEngineOutlivesItsHistory(t *testing.T) {
 		})
 	}
 }
+
+// A unit that names no engine and that the default engine refuses fails
+// with a message that says the engine came from the scheduler's default.
+func TestDefaultEngineRefusalNamesTheDefault(t *testing.T) {
+	u := storedUnit(t, `{"name":"web","args":["--set-env=A=1"],"apps":[{"image":"docker://web:1"}]}`)
+	pp := newPassPlanner(Options{UnitPrefix: "k2", DefaultEngine: deploy.EnginePodman})
+	snap := &snapshot{units: []*store.Unit{u}, statuses: map[string]*store.Status{}}
+	var warnings []planWarning
+	in := pp.unitInputs(snap, []deploy.Machine{{ID: "m1"}}, nil, &warnings)["web"]
+	if in.specErr == nil || !strings.Contains(in.specErr.Error(), "it names no engine: the scheduler runs it with its default engine, podman") {
+		t.Fatalf("spec error %v, want it to name the default engine", in.specErr)
+	}
+}
