@@ -126,7 +126,7 @@ func TestRealPodmanFields(t *testing.T) {
 	p := e.onePod(ctx, "fields")
 	t.Logf("fields: running %s after kaylee run; pod %s on %s (status said it waited for its health check %s)",
 		time.Since(start).Round(100*time.Millisecond), p.Name, p.Machine.Name, waited)
-	e.wantJournal(ctx, p, "kaylee-health: "+p.Name+"-infra healthy after ", func(line string) string {
+	e.wantJournal(ctx, p, start, "kaylee-health: "+p.Name+"-infra healthy after ", func(line string) string {
 		var n int
 		if _, err := fmt.Sscanf(strings.TrimPrefix(line, "kaylee-health: "+p.Name+"-infra healthy after "), "%ds", &n); err != nil || n < 3 {
 			return "want healthy after 3s or more (app 0 serves 4s after its start)"
@@ -137,7 +137,13 @@ func TestRealPodmanFields(t *testing.T) {
 	e.wantPodFields(ctx, p, ip, "v1")
 
 	// pull: always on kaylee restart fetches the image pushed again
-	// under the same tag.
+	// under the same tag: every machine has the old one, so whichever
+	// the new pod lands on, missing would run it.
+	for _, m := range c.Machines {
+		if _, err := c.Podman(ctx, m, "pull", "--quiet", image); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := c.PushImage(ctx, realfleet.CountlyImage, "countly:pf", entry("v2")...); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +180,7 @@ func TestRealPodmanFields(t *testing.T) {
 		t.Errorf("kaylee run --wait of a spec whose health path answers 404: exit %d, status %s %q; want exit 1, failed, did not become healthy\n%s%s",
 			code, st.Phase, st.Message, out, errs)
 	}
-	e.wantHealth404(ctx, st.SpecHash)
+	e.wantHealth404(ctx, st.SpecHash, start)
 	if now := e.podContainers(ctx, p); fmt.Sprint(now) != fmt.Sprint(ids) {
 		t.Errorf("pod %s's containers were %v before the failed rollout, %v after", p.Name, ids, now)
 	}
@@ -401,10 +407,10 @@ func (e *env) wantPluginLog(ctx context.Context, p seedPod, line string) {
 
 // wantJournal finds the line starting with prefix in the journal of pod
 // p's fleet unit; check says what is wrong with it, or "".
-func (e *env) wantJournal(ctx context.Context, p seedPod, prefix string, check func(string) string) {
+func (e *env) wantJournal(ctx context.Context, p seedPod, since time.Time, prefix string, check func(string) string) {
 	e.t.Helper()
 	unit := strings.ReplaceAll(p.Name, "_", ":") + ".service"
-	out, err := e.c.Exec(ctx, p.Machine, "journalctl", "--no-pager", "-o", "cat", "-u", unit)
+	out, err := e.c.Exec(ctx, p.Machine, "journalctl", "--no-pager", "-o", "cat", "--since", sinceArg(since), "-u", unit)
 	for _, line := range strings.Split(out, "\n") {
 		if strings.HasPrefix(line, prefix) {
 			if msg := check(line); msg != "" {
@@ -419,9 +425,9 @@ func (e *env) wantJournal(ctx context.Context, p seedPod, prefix string, check f
 
 // wantHealth404 finds, in the journals of the failed spec's units on every
 // machine, the health check's message.
-func (e *env) wantHealth404(ctx context.Context, hash string) {
+func (e *env) wantHealth404(ctx context.Context, hash string, since time.Time) {
 	e.t.Helper()
-	all := e.journals(ctx, pfPrefix+":fields:"+short(hash)+":*")
+	all := e.journals(ctx, pfPrefix+":fields:"+short(hash)+":*", since)
 	for _, line := range strings.Split(all, "\n") {
 		if strings.Contains(line, "kaylee-health: ") && strings.Contains(line, "-infra not healthy within 10s (last: HTTP 404 from ") {
 			e.t.Logf("journal: %s", line)
@@ -431,11 +437,12 @@ func (e *env) wantHealth404(ctx context.Context, hash string) {
 	e.t.Errorf("no journal of spec %s says its check got 404:\n%s", short(hash), tail(all, 30))
 }
 
-// journals is journalctl -u pattern on every machine.
-func (e *env) journals(ctx context.Context, pattern string) string {
+// journals is journalctl -u pattern on every machine since a time (a
+// spec renders the same unit names in every run of the test).
+func (e *env) journals(ctx context.Context, pattern string, since time.Time) string {
 	var all strings.Builder
 	for _, m := range e.c.Machines {
-		out, _ := e.c.Exec(ctx, m, "journalctl", "--no-pager", "-o", "cat", "-u", pattern)
+		out, _ := e.c.Exec(ctx, m, "journalctl", "--no-pager", "-o", "cat", "--since", sinceArg(since), "-u", pattern)
 		fmt.Fprintf(&all, "--- %s:\n%s", m.Name, out)
 	}
 	return all.String()
@@ -481,7 +488,7 @@ func (e *env) pullNever(ctx context.Context) {
 	if code != 1 || st.Phase != "failed" || !strings.Contains(st.Message, "is in a restart loop") {
 		t.Errorf("kaylee run --wait: exit %d, status %s %q; want exit 1, failed in a restart loop\n%s%s", code, st.Phase, st.Message, out, errs)
 	}
-	journal := e.journals(ctx, pfPrefix+":never:*")
+	journal := e.journals(ctx, pfPrefix+":never:*", start)
 	want := "Error: " + image + ": image not known"
 	found := ""
 	for _, line := range strings.Split(journal, "\n") {
@@ -531,3 +538,7 @@ func registryRequests(t *testing.T, c *realfleet.Cluster, offset int64, path str
 	}
 	return out
 }
+
+// sinceArg is journalctl's --since for t: the machines share the host's
+// clock.
+func sinceArg(t time.Time) string { return "@" + strconv.FormatInt(t.Unix()-1, 10) }
