@@ -45,7 +45,7 @@ echo "mount $1 $2 $KAYLEE_ID pod=$(pods)" >>$log
 `
 
 // pfUnit is the fields test's unit: engine podman, both apps of image,
-// app 0 the image's entrypoint (:80) starting 4s late, app 1 /testimage
+// app 0 the image's entrypoint (:80) starting 5s late, app 1 /testimage
 // on :8081 by cmd and args; env, envFiles, a host volume and a plugin
 // volume; an HTTP health check on :80 at path.
 func pfUnit(image, path string) string {
@@ -69,12 +69,12 @@ health:
   http: {port: 80, path: %s}
   interval: 1s
   timeout: 1s
-  startPeriod: 10s
+  startPeriod: 12s
   failures: 2
 apps:
 - image: %s
   pull: always
-  args: [--start-delay=4s]
+  args: [--start-delay=5s]
 - image: %s
   cmd: /testimage
   args: ['--listen :8081', --version=app1]
@@ -129,7 +129,7 @@ func TestRealPodmanFields(t *testing.T) {
 	e.wantJournal(ctx, p, start, "kaylee-health: "+p.Name+"-infra healthy after ", func(line string) string {
 		var n int
 		if _, err := fmt.Sscanf(strings.TrimPrefix(line, "kaylee-health: "+p.Name+"-infra healthy after "), "%ds", &n); err != nil || n < 3 {
-			return "want healthy after 3s or more (app 0 serves 4s after its start)"
+			return "want healthy after 3s or more (app 0 serves 5s after its start)"
 		}
 		return ""
 	})
@@ -352,7 +352,7 @@ func (e *env) wantPodFields(ctx context.Context, p seedPod, ip, version string) 
 	// arguments its args split as systemd splits them. (podman 4.3 shows
 	// the entrypoint as one string, the words joined.)
 	for i, want := range []string{
-		`"/testimage --listen :80 --version ` + version + `" ["--start-delay=4s"]`,
+		`"/testimage --listen :80 --version ` + version + `" ["--start-delay=5s"]`,
 		`"/testimage" ["--listen",":8081","--version=app1"]`,
 	} {
 		out, err := e.c.Podman(ctx, p.Machine, "inspect", "--type", "container", "--format",
@@ -429,7 +429,7 @@ func (e *env) wantHealth404(ctx context.Context, hash string, since time.Time) {
 	e.t.Helper()
 	all := e.journals(ctx, pfPrefix+":fields:"+short(hash)+":*", since)
 	for _, line := range strings.Split(all, "\n") {
-		if strings.Contains(line, "kaylee-health: ") && strings.Contains(line, "-infra not healthy within 10s (last: HTTP 404 from ") {
+		if strings.Contains(line, "kaylee-health: ") && strings.Contains(line, "-infra not healthy within 12s (last: HTTP 404 from ") {
 			e.t.Logf("journal: %s", line)
 			return
 		}
