@@ -455,3 +455,31 @@ func Build(ctx context.Context, dir string) (string, error) {
 func (c *Cluster) Root(m Machine) string {
 	return filepath.Join(c.Dir, "machines", strings.TrimPrefix(m.Name, "kaylee-"), "root")
 }
+
+// PushImage makes the local image ref from the local image from with
+// another entrypoint (docker commit of a container created from it, never
+// started) and pushes it to the cluster's registry (Push): a new image
+// under ref there, pushed again with another entrypoint to make a new
+// version under the same tag. It returns its reference there.
+func (c *Cluster) PushImage(ctx context.Context, from, ref string, entrypoint ...string) (string, error) {
+	ep, err := json.Marshal(entrypoint)
+	if err != nil {
+		return "", err
+	}
+	id, err := dockerOut(ctx, "create", from)
+	if err != nil {
+		return "", err
+	}
+	id = strings.TrimSpace(id)
+	_, err = dockerOut(ctx, "commit", "--change", "ENTRYPOINT "+string(ep), id, ref)
+	if _, rmErr := dockerOut(ctx, "rm", id); err == nil {
+		err = rmErr
+	}
+	if err != nil {
+		return "", err
+	}
+	return c.Push(ctx, ref)
+}
+
+// RegistryLog is the cluster's image registry's log (its requests).
+func (c *Cluster) RegistryLog() string { return filepath.Join(c.Dir, "registry", "log") }
