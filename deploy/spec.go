@@ -372,5 +372,27 @@ func (d *Document) WarningsWithDefaultEngine(engine string) []*FieldError {
 		out = append(out, &FieldError{File: d.File, Line: d.LineOf("apps"), Field: "engine",
 			Msg: fmt.Sprintf("none given, so %s runs with rkt (the seed format's default), which is archived and on no current host; write engine: docker, or engine: rkt to keep it", d.Spec.Name)})
 	}
+	out = append(out, optionalEnvFileWarnings(d, d.Spec.WithDefaultEngine(engine).EngineName())...)
 	return append(out, statefulWarnings(d)...)
+}
+
+// optionalEnvFileWarnings: with docker or podman, the variables of an
+// optional env file ("-" first) reach the apps only when env names them.
+// systemd reads the file for the unit (EnvironmentFile=), but the engine
+// passes an app only the variables it is told (-e NAME) and the files
+// that must exist (--env-file); rkt's --inherit-env passed them all.
+func optionalEnvFileWarnings(d *Document, engine string) []*FieldError {
+	if engine != EngineDocker && engine != EnginePodman {
+		return nil
+	}
+	var out []*FieldError
+	for i, f := range d.Spec.EnvFiles {
+		if !strings.HasPrefix(f, "-") {
+			continue
+		}
+		field := fmt.Sprintf("envFiles[%d]", i)
+		out = append(out, &FieldError{File: d.File, Line: d.LineOf(field), Field: field,
+			Msg: fmt.Sprintf("%q is optional: with engine %s its variables reach the apps only when env names them (rkt passed them all); drop the - to pass the file to the apps (it must then exist on every machine)", f, engine)})
+	}
+	return out
 }
