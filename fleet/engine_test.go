@@ -105,6 +105,25 @@ func TestDefaultEngineRunsUnitsWithoutEngine(t *testing.T) {
 	if after := h.storedValue("web"); after != before {
 		t.Fatalf("the stored JSON changed:\n%s\n%s", before, after)
 	}
+
+	// The published settings, deleted, are published again at the next
+	// pass (a waiter would hash with rkt meanwhile).
+	ctx := context.Background()
+	if _, err := h.etcd.Client(t).Delete(ctx, store.DefaultPrefix+"/scheduler"); err != nil {
+		t.Fatal(err)
+	}
+	h.put(&storedUnit(t, `{"name":"more","engine":"rkt","apps":[{"image":"docker://more:1"}]}`).Spec) // a pass
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := h.store.GetSchedulerSettings(ctx)
+		if err == nil && st.DefaultEngine == deploy.EngineDocker {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("published settings %+v (%v) after the key was deleted, want docker again", st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Issue 25: a cluster whose scheduler restarts with --default-engine

@@ -1,12 +1,15 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/coreos/fleet/machine"
 	"github.com/coreos/fleet/schema"
 
+	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/store"
 )
 
@@ -72,6 +75,9 @@ func (t *term) readSnapshot(ctx context.Context) (*snapshot, error) {
 		return nil, err
 	}
 	s.sources.pins = s.pins
+	if err := t.keepSettings(ctx); err != nil {
+		return nil, err
+	}
 	if s.fleetUnits, err = t.api.Units(); err != nil {
 		return nil, fmt.Errorf("fleet: listing units: %w", err)
 	}
@@ -94,4 +100,20 @@ func (t *term) readSources(ctx context.Context, pins map[string]*store.RollbackP
 		t.log.Warn("reading sync records for the history", "err", err)
 	}
 	return src
+}
+
+// keepSettings publishes the leader's settings again when what is
+// published is not its default engine (the key deleted, or written by a
+// scheduler of another version or prefix): the waiters hash with it.
+func (t *term) keepSettings(ctx context.Context) error {
+	published, err := t.store.GetSchedulerSettings(ctx)
+	if err != nil {
+		return err
+	}
+	ours := cmp.Or(t.opts.DefaultEngine, deploy.EngineRkt)
+	if published.DefaultEngine == ours {
+		return nil
+	}
+	t.log.Warn("scheduler: the published settings are not this leader's; publishing them again", "published", published.DefaultEngine, "by", published.By, "defaultEngine", ours)
+	return t.store.PutSchedulerSettings(ctx, &store.SchedulerSettings{DefaultEngine: ours, By: t.opts.ID, Time: time.Now().UTC()}, t.fence)
 }
