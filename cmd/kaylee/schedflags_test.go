@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/kaylee-gitops/kaylee/fleet"
 )
 
 // --machine-loss-grace reaches the scheduler's options; 5m by default,
@@ -19,13 +21,7 @@ func TestMachineLossGraceFlag(t *testing.T) {
 		{[]string{"--machine-loss-grace", "30s"}, 30 * time.Second, ""},
 		{[]string{"--machine-loss-grace", "-1s"}, 0, "--machine-loss-grace -1s: use a positive duration"},
 	} {
-		var f schedulerFlags
-		fl := pflag.NewFlagSet("server", pflag.ContinueOnError)
-		f.register(fl, 10*time.Second)
-		if err := fl.Parse(tt.args); err != nil {
-			t.Fatal(err)
-		}
-		o, err := f.options()
+		o, err := parseSchedulerFlags(t, tt.args)
 		switch {
 		case tt.err != "" && (err == nil || err.Error() != tt.err):
 			t.Errorf("%v: error %v, want %q", tt.args, err, tt.err)
@@ -49,13 +45,7 @@ func TestDefaultEngineFlag(t *testing.T) {
 		{[]string{"--default-engine", "podman"}, "podman", ""},
 		{[]string{"--default-engine", "lxc"}, "", `--default-engine: "lxc" is not an engine: use rkt, docker, podman`},
 	} {
-		var f schedulerFlags
-		fl := pflag.NewFlagSet("server", pflag.ContinueOnError)
-		f.register(fl, 10*time.Second)
-		if err := fl.Parse(tt.args); err != nil {
-			t.Fatal(err)
-		}
-		o, err := f.options()
+		o, err := parseSchedulerFlags(t, tt.args)
 		switch {
 		case tt.err != "" && (err == nil || err.Error() != tt.err):
 			t.Errorf("%v: error %v, want %q", tt.args, err, tt.err)
@@ -70,4 +60,17 @@ func TestDefaultEngineFlag(t *testing.T) {
 			t.Errorf("kaylee %s --default-engine Docker: exit %d, stderr %q; want 1 and %q", cmd, r.code, r.err, want)
 		}
 	}
+}
+
+// parseSchedulerFlags parses args as server's scheduler flags into the
+// scheduler's options.
+func parseSchedulerFlags(t *testing.T, args []string) (fleet.Options, error) {
+	t.Helper()
+	var f schedulerFlags
+	fl := pflag.NewFlagSet("server", pflag.ContinueOnError)
+	f.register(fl, 10*time.Second)
+	if err := fl.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return f.options()
 }
