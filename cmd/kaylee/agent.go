@@ -267,8 +267,10 @@ func (c agentConfig) check() error {
 	if c.sched.leaseTTL < time.Second {
 		return fmt.Errorf("--lease-ttl %s: use at least 1s", c.sched.leaseTTL)
 	}
-	if err := checkDefaultEngine(c.sched.defaultEngine); err != nil {
-		return err
+	if !c.syncOnly { // the sync loop runs no scheduler, and has no --default-engine
+		if err := checkDefaultEngine(c.sched.defaultEngine); err != nil {
+			return err
+		}
 	}
 	if c.listeners() > 0 {
 		return c.http.check()

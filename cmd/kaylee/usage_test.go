@@ -18,7 +18,7 @@ func TestUsageOnArgumentErrors(t *testing.T) {
 		{[]string{"rm"}, "kaylee: requires at least 1 arg(s), only received 0\n" +
 			"Usage: kaylee rm NAME... [--force] [flags]\nRun 'kaylee rm --help' for more.\n"},
 		{[]string{"render"}, "kaylee: requires at least 1 arg(s), only received 0\n" +
-			"Usage: kaylee render [--unit-prefix k2] [-o text|json] PATH... [flags]\nRun 'kaylee render --help' for more.\n"},
+			"Usage: kaylee render [--unit-prefix k2] [--default-engine rkt|docker|podman] [-o text|json] PATH... [flags]\nRun 'kaylee render --help' for more.\n"},
 		{[]string{"ls", "x"}, "kaylee: unknown command \"x\" for \"kaylee ls\"\n" +
 			"Usage: kaylee ls [-o text|json] [flags]\nRun 'kaylee ls --help' for more.\n"},
 		{[]string{"suspend"}, "kaylee: accepts 1 arg(s), received 0\n" +
