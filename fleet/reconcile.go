@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -199,9 +198,6 @@ func (r *Reconciler) newTerm(ctx context.Context, fence store.Fence) (*term, err
 	}
 	reg, err := r.newRegistry(ctx)
 	if err != nil {
-		return nil, err
-	}
-	if err := r.publishSettings(ctx, fence); err != nil {
 		return nil, err
 	}
 	return &term{Reconciler: r, fence: fence, planner: newPassPlanner(r.opts), statuses: sts, history: hist, reg: reg}, nil
@@ -444,36 +440,4 @@ func (t *term) pass(ctx context.Context) (passResult, error) {
 	t.states = plan.fingerprint
 	res := passResult{rev: snap.rev, ops: len(plan.ops), busy: plan.busy(), wakeAt: plan.wakeAt}
 	return res, t.apply(ctx, snap, plan)
-}
-
-// publishSettings publishes this leader's settings, and says so in an
-// event (and the log) when its default engine is not the one the last
-// leader ran with: every unit that names no engine then rolls over to it.
-// Meant when the cluster's default is switched; not when schedulers of one
-// cluster run with different defaults, which a failover then switches
-// back and forth (the message says to run them all with the same).
-func (r *Reconciler) publishSettings(ctx context.Context, fence store.Fence) error {
-	settings := &store.SchedulerSettings{DefaultEngine: cmp.Or(r.opts.DefaultEngine, deploy.EngineRkt), By: r.opts.ID, Time: time.Now().UTC()}
-	prev, err := r.store.GetSchedulerSettings(ctx)
-	if err != nil {
-		return fmt.Errorf("reading the last leader's settings: %w", err)
-	}
-	if err := r.store.PutSchedulerSettings(ctx, settings, fence); err != nil {
-		return fmt.Errorf("publishing the scheduler's settings: %w", err)
-	}
-	was := cmp.Or(prev.DefaultEngine, deploy.EngineRkt)
-	if was == settings.DefaultEngine {
-		return nil
-	}
-	by := ""
-	if prev.By != "" {
-		by = " (scheduler " + prev.By + ")"
-	}
-	msg := fmt.Sprintf("the default engine is %s, as scheduler %s runs; the last leader%s ran with %s: units that name no engine roll over to %s. If this was not meant, run every scheduler of the cluster with the same default engine, or a failover switches them back",
-		settings.DefaultEngine, r.opts.ID, by, was, settings.DefaultEngine)
-	r.log.Warn("scheduler: default engine switched", "from", was, "to", settings.DefaultEngine, "lastLeader", prev.By)
-	if err := r.store.AppendEvents(ctx, fence, store.Event{Kind: store.EventDefaultEngineChanged, Message: msg}); err != nil {
-		return fmt.Errorf("recording the default engine's switch: %w", err)
-	}
-	return nil
 }

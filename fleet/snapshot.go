@@ -102,18 +102,39 @@ func (t *term) readSources(ctx context.Context, pins map[string]*store.RollbackP
 	return src
 }
 
-// keepSettings publishes the leader's settings again when what is
-// published is not its default engine (the key deleted, or written by a
-// scheduler of another version or prefix): the waiters hash with it.
+// keepSettings publishes the leader's settings when what is published is
+// not its default engine: at its first pass when the last leader ran with
+// another (or none was published), and at any later pass that finds the
+// key deleted or rewritten. A switch is announced in an event (and the
+// log): every unit that names no engine rolls over. Meant when the
+// cluster's default is switched; not when schedulers of one cluster run
+// with different defaults, which a failover then switches back and forth
+// (the message says to run them all with the same).
 func (t *term) keepSettings(ctx context.Context) error {
 	published, err := t.store.GetSchedulerSettings(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("reading the published scheduler settings: %w", err)
 	}
 	ours := cmp.Or(t.opts.DefaultEngine, deploy.EngineRkt)
-	if published.DefaultEngine == ours {
+	was := cmp.Or(published.DefaultEngine, deploy.EngineRkt)
+	if was == ours && !published.Time.IsZero() { // published, and ours
 		return nil
 	}
-	t.log.Warn("scheduler: the published settings are not this leader's; publishing them again", "published", published.DefaultEngine, "by", published.By, "defaultEngine", ours)
-	return t.store.PutSchedulerSettings(ctx, &store.SchedulerSettings{DefaultEngine: ours, By: t.opts.ID, Time: time.Now().UTC()}, t.fence)
+	if err := t.store.PutSchedulerSettings(ctx, &store.SchedulerSettings{DefaultEngine: ours, By: t.opts.ID, Time: time.Now().UTC()}, t.fence); err != nil {
+		return fmt.Errorf("publishing the scheduler's settings: %w", err)
+	}
+	if was == ours {
+		return nil
+	}
+	by := ""
+	if published.By != "" {
+		by = " (scheduler " + published.By + ")"
+	}
+	msg := fmt.Sprintf("the default engine is %s, as scheduler %s runs; the last leader%s ran with %s: units that name no engine roll over to %s. If this was not meant, run every scheduler of the cluster with the same default engine, or a failover switches them back",
+		ours, t.opts.ID, by, was, ours)
+	t.log.Warn("scheduler: default engine switched", "from", was, "to", ours, "publishedBy", published.By)
+	if err := t.store.AppendEvents(ctx, t.fence, store.Event{Kind: store.EventDefaultEngineChanged, Message: msg}); err != nil {
+		return fmt.Errorf("recording the default engine's switch: %w", err)
+	}
+	return nil
 }

@@ -10,11 +10,11 @@ import (
 
 // SchedulerSettings is what the scheduler's leader makes of the stored
 // units beyond their JSON, at <prefix>/scheduler. The leader writes it
-// (fenced) as its term starts, so that a process that waits for a
+// (fenced) at a pass that finds another value there (or none), so that a process that waits for a
 // rollout (kaylee run --wait, rollback --wait, sync --once --wait)
 // computes the spec hash the scheduler rolls out: a unit that names no
-// engine hashes with the default engine. A leader that started with
-// other settings rewrites it; the key is never deleted.
+// engine hashes with the default engine. A leader with other settings
+// rewrites it; the key is never deleted.
 type SchedulerSettings struct {
 	// DefaultEngine is the engine a unit that names none runs with
 	// (rkt, docker or podman).
