@@ -174,10 +174,10 @@ func TestValidatePodmanRefuses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := docs[0].ValidateFor(EngineRkt); err != nil {
+			if err := docs[0].ValidateWithDefaultEngine(EngineRkt); err != nil {
 				t.Fatalf("valid for rkt: %v", err)
 			}
-			if err := docs[0].ValidateFor(EnginePodman); err == nil || err.Error() != tt.want {
+			if err := docs[0].ValidateWithDefaultEngine(EnginePodman); err == nil || err.Error() != tt.want {
 				t.Errorf("default engine podman:\n got %v\nwant %s", err, tt.want)
 			}
 			if _, err := Render(docs[0].Spec.WithDefaultEngine(EnginePodman), RenderOptions{}); err == nil {

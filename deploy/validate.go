@@ -42,14 +42,6 @@ func (s *Spec) Validate() error {
 // document's file (an etcd key for a stored unit) and lines.
 func (d *Document) Validate() error { return d.validate() }
 
-// ValidateFor checks the spec that a cluster whose default engine is
-// engine runs (see Spec.WithDefaultEngine): a unit that names no engine is
-// checked for the default, its errors naming the document's file and lines
-// as Validate's do.
-func (d *Document) ValidateFor(engine string) error {
-	return validateSpec(d.Spec.WithDefaultEngine(engine), d.File, d.LineOf)
-}
-
 func (d *Document) validate() error {
 	return validateSpec(&d.Spec, d.File, d.LineOf)
 }
