@@ -138,12 +138,8 @@ func checkWithSchedulerEngine(ctx context.Context, s *store.Store, w io.Writer, 
 	bad := false
 	for _, d := range docs {
 		printWarnings(w, d, settings.DefaultEngine)
-		if d.Spec.Engine != "" {
-			continue
-		}
-		for _, fe := range deploy.FieldErrors(d.ValidateWithDefaultEngine(settings.DefaultEngine)) {
+		if defaultEngineErrors(w, d, settings.DefaultEngine, "the scheduler's default engine") != nil {
 			bad = true
-			fmt.Fprintf(w, "%s (%s names no engine: it runs with the scheduler's default engine %s)\n", fe, d.Spec.Name, settings.DefaultEngine)
 		}
 	}
 	if bad {

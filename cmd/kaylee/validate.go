@@ -102,12 +102,9 @@ func loadPathsWarning(ctx context.Context, w io.Writer, paths []string, defaultE
 			fmt.Fprintln(w, fe)
 		}
 		for _, d := range fdocs {
-			if d.Err == nil && d.Spec.Engine == "" {
-				if err := d.ValidateWithDefaultEngine(defaultEngine); err != nil {
+			if d.Err == nil {
+				if err := defaultEngineErrors(w, d, defaultEngine, "the default engine"); err != nil {
 					d.Err, bad = err, true
-					for _, fe := range deploy.FieldErrors(err) {
-						fmt.Fprintf(w, "%s (%s names no engine: it runs with the default engine %s)\n", fe, d.Spec.Name, defaultEngine)
-					}
 				}
 			}
 			if warn {
@@ -117,6 +114,22 @@ func loadPathsWarning(ctx context.Context, w io.Writer, paths []string, defaultE
 		docs = append(docs, fdocs...)
 	}
 	return docs, bad, nil
+}
+
+// defaultEngineErrors validates a valid document that names no engine as
+// a cluster whose default engine is engine runs it, printing its errors
+// marked so ("… (web names no engine: it runs with WHOSE ENGINE)"); the
+// error, nil when none. Under rkt (or "") the document runs as it was
+// validated when it was decoded: nothing to do.
+func defaultEngineErrors(w io.Writer, d *deploy.Document, engine, whose string) error {
+	if d.Spec.WithDefaultEngine(engine) == &d.Spec {
+		return nil
+	}
+	err := d.ValidateWithDefaultEngine(engine)
+	for _, fe := range deploy.FieldErrors(err) {
+		fmt.Fprintf(w, "%s (%s names no engine: it runs with %s %s)\n", fe, d.Spec.Name, whose, engine)
+	}
+	return err
 }
 
 // printWarnings prints a document's warnings on a cluster whose default
