@@ -94,6 +94,13 @@ type Spec struct {
 	// Primary tells which member is the primary (its probe passes), for
 	// update.order. Stateful units only.
 	Primary *Probe `json:"primary,omitempty" yaml:"primary"`
+	// Domains are the host names (and "*." wildcards) a front router
+	// (kaylee router) sends to the unit's serving replicas; they change no
+	// fleet unit.
+	Domains []string `json:"domains,omitempty" yaml:"domains"`
+	// DomainsPort names the entry of Ports that serves HTTP for Domains;
+	// empty: the port named http, else the only tcp port.
+	DomainsPort string `json:"domainsPort,omitempty" yaml:"domainsPort"`
 }
 
 // Port is a port a unit's replicas serve on, for the instance registry.
@@ -322,7 +329,8 @@ func (s *Spec) CanonicalJSON() []byte {
 // the count adds or removes replicas and leaves the others running under
 // their names), the update policy (changing how to roll out rolls nothing
 // out, but for a global unit's strategy, which changes its fleet units),
-// ports (published in the instance registry only), and a stateful unit's
+// ports (published in the instance registry only), domains and
+// domainsPort (read by routers only), and a stateful unit's
 // onMachineLoss and primary (read by the scheduler only). stateful itself
 // is kept: a member's fleet unit differs from a replica's (KAYLEE_MEMBER,
 // per-member volumes), and the scheduler tells units apart by name.
@@ -330,6 +338,7 @@ func (s *Spec) Hash(restart int64) string {
 	h := sha256.New()
 	cp := *s
 	cp.Replicas, cp.Update, cp.Ports = 0, nil, nil
+	cp.Domains, cp.DomainsPort = nil, ""
 	cp.OnMachineLoss, cp.Primary = "", nil
 	if s.Replicated() {
 		// A unit with replicas renders otherwise than one without (its
