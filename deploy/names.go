@@ -76,10 +76,18 @@ func splitUnitName(prefix, s string, hashLen int) ([]string, int, bool) {
 	return parts, i, true
 }
 
-// groupID derives the conflict group id of group g of a spec hash: the same
-// spec always renders to the same names.
-func groupID(specHash string, g int) string {
-	sum := sha256.Sum256([]byte(specHash + "/" + strconv.Itoa(g)))
+// GroupConflict is the Conflicts value of a replica of unit name in
+// maxReplicasPerHost group group: it matches every member of the group,
+// of every spec of the unit (the group ids are the unit's, see Render).
+func GroupConflict(prefix, name, group string) string {
+	return fmt.Sprintf("%s:%s:*:%s:*.service", prefix, name, group)
+}
+
+// groupID derives the conflict group id of group g from key: a replicated
+// unit's name (the same ids for every spec of it), or a stateful unit's
+// spec hash. The same spec always renders to the same names.
+func groupID(key string, g int) string {
+	sum := sha256.Sum256([]byte(key + "/" + strconv.Itoa(g)))
 	return hex.EncodeToString(sum[:])[:6]
 }
 

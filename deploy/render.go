@@ -81,13 +81,15 @@ func Render(s *Spec, o RenderOptions) ([]*schema.Unit, error) {
 		return renderMembers(s, o, hash)
 	}
 	n := s.Instances()
-	groups := 1
+	groups, groupKey := 1, hash
 	if s.Replicated() && s.MaxReplicasPerHost > 0 {
-		groups = s.MaxReplicasPerHost
+		// Group ids of the unit's name: the same for every spec (see
+		// fleetSection).
+		groups, groupKey = s.MaxReplicasPerHost, s.Name
 	}
 	units := make([]*schema.Unit, 0, n)
 	for i := 0; i < n; i++ {
-		name := UnitName{Prefix: o.UnitPrefix, Name: s.Name, SpecHash: hash, Group: groupID(hash, i%groups), Index: i}
+		name := UnitName{Prefix: o.UnitPrefix, Name: s.Name, SpecHash: hash, Group: groupID(groupKey, i%groups), Index: i}
 		r := renderer{spec: s, name: name}
 		if s.Global {
 			// One fleet unit that fleet runs on every machine: its
@@ -259,8 +261,14 @@ func (r *renderer) fleetSection(grouped bool) {
 		r.add("X-Fleet", "Global", "true")
 	case !s.Replicated():
 		r.add("X-Fleet", "Conflicts", fmt.Sprintf("%s:%s:*.service", r.name.Prefix, s.Name))
-	case grouped:
+	case grouped && s.Stateful:
 		r.add("X-Fleet", "Conflicts", fmt.Sprintf("%s:%s:%s:%s:*.service", r.name.Prefix, s.Name, r.name.SpecHash, r.name.Group))
+	case grouped:
+		// Every spec's group g has the same id: a replica conflicts with
+		// its group's members of every version, so maxReplicasPerHost
+		// holds through a rollout too (fleet places a new replica only
+		// where no old one of its group runs).
+		r.add("X-Fleet", "Conflicts", GroupConflict(r.name.Prefix, s.Name, r.name.Group))
 	}
 	for _, c := range s.Conflicts {
 		r.add("X-Fleet", "Conflicts", fmt.Sprintf("%s:%s:*.service", r.name.Prefix, c))

@@ -111,7 +111,7 @@ func TestRenderReplicaGroups(t *testing.T) {
 				}
 				members[n.Group]++
 				c := options(u, "X-Fleet", "Conflicts")
-				want := fmt.Sprintf("k2:api:%s:%s:*.service", n.SpecHash, n.Group)
+				want := fmt.Sprintf("k2:api:*:%s:*.service", n.Group)
 				if tt.wantConflict != (len(c) == 1 && c[0] == want) {
 					t.Errorf("unit %s conflicts %v, want group conflict %v", u.Name, c, tt.wantConflict)
 				}

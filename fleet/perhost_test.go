@@ -17,8 +17,9 @@ import (
 
 // maxReplicasPerHost while the original's units are adopted, planned
 // from snapshots (see plan_perhost.go; on fleet's engine and agents:
-// TestAdoptOriginalOnFleet). Kaylee's own rolling updates are not held to
-// it across versions (the last case but one).
+// TestAdoptOriginalOnFleet), and in Kaylee's own rolling updates, where
+// each replica's group conflict holds it (the last cases; on fleet:
+// TestRollingUpdateHoldsMaxPerHost).
 func TestPlanRollingMaxPerHost(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	const countly = `{"name":"countly","replicas":4,"maxReplicasPerHost":2,"env":[{"name":"V","value":"%d"}],"apps":[{"image":"docker://countly:1"}],"machine":["ssd=false"]}`
@@ -29,7 +30,17 @@ func TestPlanRollingMaxPerHost(t *testing.T) {
 	for i, u := range old {
 		id, _ := deploy.ParseUnitName("k2", u.Name)
 		o := *u
-		o.Name = deploy.OriginalUnitName{Prefix: "k2", Name: "countly", SpecHash: id.SpecHash[:6], Group: id.Group, Index: i + 1}.String()
+		// The original's group ids are its own (random), not Kaylee's.
+		on := deploy.OriginalUnitName{Prefix: "k2", Name: "countly", SpecHash: id.SpecHash[:6], Group: fmt.Sprintf("0%d0%d0%d", i%2, i%2, i%2), Index: i + 1}
+		o.Name = on.String()
+		// and the original's group conflict, of its spec alone
+		o.Options = nil
+		for _, opt := range u.Options {
+			if opt.Section == "X-Fleet" && opt.Name == "Conflicts" {
+				opt = &schema.UnitOption{Section: "X-Fleet", Name: "Conflicts", Value: fmt.Sprintf("k2:countly:%s:%s:*.service", on.SpecHash, on.Group)}
+			}
+			o.Options = append(o.Options, opt)
+		}
 		old[i] = &o
 	}
 	const free = `{"name":"countly","replicas":4,"env":[{"name":"V","value":"%d"}],"apps":[{"image":"docker://countly:1"}]}`
@@ -48,6 +59,11 @@ func TestPlanRollingMaxPerHost(t *testing.T) {
 	db3 := storedUnit(t, `{"name":"db","replicas":3,"maxReplicasPerHost":1,"apps":[{"image":"docker://db:1"}]}`)
 	webOld, webCur, dbUnits, db3Units := render(t, &webSingle.Spec), render(t, &web.Spec), render(t, &db.Spec), render(t, &db3.Spec)
 	m0to3 := []string{"m0", "m1", "m2", "m3"}
+	// Kaylee's own unit on a packed cluster: 3 replicas, at most 1 per
+	// machine, on 3 machines.
+	packed := `{"name":"countly","replicas":3,"maxReplicasPerHost":1,"env":[{"name":"V","value":"%d"}],"apps":[{"image":"docker://countly:1"}]}`
+	packed1, packed2 := storedUnit(t, fmt.Sprintf(packed, 1)), storedUnit(t, fmt.Sprintf(packed, 2))
+	packedOld, packedCur := render(t, &packed1.Spec), render(t, &packed2.Spec)
 	tests := []struct {
 		name     string
 		snap     *snapshot
@@ -167,6 +183,29 @@ func TestPlanRollingMaxPerHost(t *testing.T) {
 	}, {
 		name:    "without maxReplicasPerHost: the first new replica is created at once, as before",
 		snap:    (&snapshot{units: []*store.Unit{free2}}).on(render(t, &free1.Spec), []string{"m0", "m0", "m1", "m2"}, "launched", "active", "running"),
+		wantOps: "create:countly/0",
+	}, {
+		name:    "Kaylee's own v1 on 2/1/1: the first new replica is created launched (its group conflict keeps it off m0 and m1, which run its group)",
+		snap:    (&snapshot{units: []*store.Unit{v2}}).on(render(t, &v1.Spec), []string{"m0", "m0", "m1", "m2"}, "launched", "active", "running"),
+		wantOps: "create:countly/0",
+	}, {
+		name:    "Kaylee's own v1 on 2/1/1 with new 0 ready on m2: the surplus old 3 stops; new 1 (group 1, which runs on m0 and m2) may land on m1 only, beside old 2 (group 0): created launched",
+		snap:    (&snapshot{units: []*store.Unit{v2}}).on(render(t, &v1.Spec), []string{"m0", "m0", "m1", "m2"}, "launched", "active", "running").on(cur[:1], []string{"m2"}, "launched", "active", "running"),
+		wantOps: "create:countly/1 stop:countly/old3",
+	}, {
+		name:    "packed (3 at most 1 per machine on 3 machines): no machine has room for a new replica: old 2 stops first, its machine takes new 0",
+		snap:    (&snapshot{units: []*store.Unit{packed2}}).on(packedOld, []string{"m0", "m1", "m2"}, "launched", "active", "running"),
+		wantOps: "stop:countly/old2",
+		wantMsg: "no machine has room for " + packedCur[0].Name + " under maxReplicasPerHost (1): every machine it may run on has an old replica of its group: " +
+			packedOld[2].Name + " stops on machine m2 (10.0.0.2) and the new one takes its place",
+	}, {
+		name:    "packed, old 2 stopping: nothing more stops, new 0 waits for its machine",
+		snap:    (&snapshot{units: []*store.Unit{packed2}}).on(packedOld[:2], []string{"m0", "m1"}, "launched", "active", "running").on(packedOld[2:], []string{"m2"}, "inactive", "deactivating", "stop-sigterm"),
+		wantOps: "",
+		wantMsg: "one stops for it once the replicas on their way up or down are done",
+	}, {
+		name:    "packed, old 2 gone: new 0 is created, for m2",
+		snap:    (&snapshot{units: []*store.Unit{packed2}}).on(packedOld[:2], []string{"m0", "m1"}, "launched", "active", "running"),
 		wantOps: "create:countly/0",
 	}}
 	for _, tt := range tests {

@@ -284,8 +284,10 @@ type rollout struct {
 	roomDone     bool                // room is computed (nil: the rule does not apply)
 	landings     map[string][]string // landing's answers in the pass
 	fitElsewhere int
-	starting     int           // replicas launched or created launched this pass
-	waiting      []*actualUnit // new replicas created loaded, on a machine without room
+	// groupLanded: new replicas created in the pass, by groupOf.
+	groupLanded map[string]int
+	starting    int           // replicas launched or created launched this pass
+	waiting     []*actualUnit // new replicas created loaded, on a machine without room
 
 	// primary: the ordinal a stateful unit's members are updated around
 	// (update.order), -1 for none; probing: its primary probes have not
@@ -573,7 +575,8 @@ func (r *rollout) retire() {
 // A replica that failed is replaced only after RetryFailed. With
 // maxReplicasPerHost, a new replica that may land on a machine without
 // room is created loaded and started once its machine has room (see
-// plan_perhost.go).
+// plan_perhost.go), and one whose group has an old replica on every
+// machine replaces one of them in place (see plan_inplace.go).
 func (r *rollout) place() {
 	budget := 0
 	switch {
@@ -591,7 +594,8 @@ func (r *rollout) place() {
 		r.launchStaged()
 	}
 	occupied := r.u.actual.names()
-	var held []*schema.Unit // may land on a machine without room
+	var held []*schema.Unit    // may land on a machine without room
+	var blocked []*schema.Unit // its group has an old replica on every machine it may run on
 	for _, du := range r.d.units {
 		if budget <= 0 {
 			break
@@ -604,9 +608,14 @@ func (r *rollout) place() {
 			held = append(held, du) // another replica (of another group) may have room
 			continue
 		}
+		if r.blockedByGroup(du) {
+			blocked = append(blocked, du)
+			continue
+		}
 		if r.create(du) {
 			budget--
 			r.landed(landing)
+			r.landedInGroup(du)
 		}
 	}
 	for _, du := range held {
@@ -618,6 +627,9 @@ func (r *rollout) place() {
 		if r.create(&loaded) {
 			budget--
 		}
+	}
+	if budget > 0 {
+		r.replaceInPlace(blocked)
 	}
 	r.makeRoom()
 }

@@ -131,12 +131,7 @@ func (r *rollout) landing(du *schema.Unit) []string {
 // landingOf is landing; besidesNew: as if none of the new replicas were
 // in fleet (where the group may run at all, see fitBesides).
 func (r *rollout) landingOf(du *schema.Unit, besidesNew bool) []string {
-	want := &deploy.Spec{} // its MachineMetadata, a spread zone's included
-	for _, o := range du.Options {
-		if o.Section == "X-Fleet" && o.Name == "MachineMetadata" {
-			want.Machine = append(want.Machine, o.Value)
-		}
-	}
+	want := metadataOf(du)
 	id, _ := deploy.ParseUnitName(r.opts.UnitPrefix, du.Name)
 	key := fmt.Sprintf("%s\x00%v\x00%s", id.Group, besidesNew, strings.Join(want.Machine, "\x00"))
 	if out, ok := r.landings[key]; ok {
@@ -341,12 +336,22 @@ func (r *rollout) machineNames(ids []string) string {
 }
 
 // blocks: old fleet unit a's Conflicts match a new replica's name, so
-// fleet keeps the new replicas off a's machine while a is there.
+// fleet keeps the new replicas off a's machine while a is there. An old
+// replica's group conflict (it matches the new members of its group) is
+// not that: it holds maxReplicasPerHost across versions, and
+// replaceInPlace handles it.
 func (r *rollout) blocks(a *actualUnit) bool {
 	if a.unit == nil {
 		return false
 	}
+	group := ""
+	if id, ok := deploy.ParseUnitName(r.opts.UnitPrefix, a.name()); ok {
+		group = deploy.GroupConflict(r.opts.UnitPrefix, r.u.name, id.Group)
+	}
 	for _, c := range conflictsOf(a.unit.Options) {
+		if c == group {
+			continue
+		}
 		for _, du := range r.d.units {
 			if ok, _ := path.Match(c, du.Name); ok {
 				return true
