@@ -45,6 +45,9 @@ func FuzzLoadRender(f *testing.F) {
 	f.Add([]byte("name: db\nreplicas: 2\nmaxReplicasPerHost: 1\nstateful: true\nspread: {key: az}\nvolumes: [{id: 'v-${KAYLEE_MEMBER}${X}', driver: d, source: 'a/${KAYLEE_MEMBER}', path: /d}]\nargs: [\"${KAYLEE_MEMBER}\"]\napps: [{image: x}]\nprimary: {http: {port: 80, path: /p}}\n"))
 	f.Add([]byte(`{"name":"db","replicas":1,"stateful":true,"onMachineLoss":"wait","volumes":[{"id":"${KAYLEE_MEMBER","source":"/s/${KAYLEE_MEMBER}","path":"/d"}],"apps":[{"image":"x"}],"update":{"order":"highest-first"}}`))
 	f.Add([]byte("name: a\nenv: [{name: K, value: \"-----BEGIN-----\\r\\n\\tx\\\\n\\\"%n$A\\\\\\n\"}, {name: B, value: 'C:\\'}]\napps: [{image: x}]\n"))
+	f.Add([]byte("name: a\napps: [{image: x}]\nports: [{name: http, port: 80}, {name: m, port: 9}]\ndomains: [a.example.com, '*.help.example.com', xn--bcher-kva.de]\n"))
+	f.Add([]byte("name: a\nreplicas: 2\napps: [{image: x}]\nports: [{name: web, port: 80}, {name: dns, port: 53, protocol: udp}]\ndomains: [Shop.Example.com., 'https://a.b:8/x', '*.com', 'a*.b.c', a..b, 10.0.0.1, a.b, a.b]\ndomainsPort: dns\n"))
+	f.Add([]byte(`{"name":"a","apps":[{"image":"x"}],"ports":[{"name":"a","port":1},{"name":"b","port":2}],"domains":["x.y","*.x.y"],"domainsPort":"b"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		docs, _ := Load("fuzz.yaml", data)
 		for _, d := range docs {
@@ -59,6 +62,7 @@ func FuzzLoadRender(f *testing.F) {
 					t.Fatalf("conflicts entry %q reaches beyond a named unit or family", c)
 				}
 			}
+			checkDomains(t, &d.Spec)
 			checkRendered(t, &d.Spec)
 			// A podman pass on every valid unit: it renders when
 			// validation takes it for podman, and validation refuses
@@ -210,5 +214,27 @@ func checkMembers(t *testing.T, s *Spec) {
 				t.Fatalf("member %d: %s=%s keeps %s", i, o.Name, o.Value, MemberRef)
 			}
 		}
+	}
+}
+
+// checkDomains checks a valid unit's domains: lowercase ASCII host names
+// (a * only as a whole first label) within DNS's lengths, none twice, and
+// a port for the router to send them to.
+func checkDomains(t *testing.T, s *Spec) {
+	seen := map[string]bool{}
+	for _, d := range s.Domains {
+		name, _ := strings.CutPrefix(d, "*.")
+		if len(d) > MaxDomainLen || seen[d] || strings.Count(name, ".") < 1 || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789-.") != "" {
+			t.Fatalf("domain %q is valid", d)
+		}
+		for _, l := range strings.Split(name, ".") {
+			if l == "" || len(l) > MaxDomainLabelLen || l[0] == '-' || l[len(l)-1] == '-' {
+				t.Fatalf("domain %q is valid", d)
+			}
+		}
+		seen[d] = true
+	}
+	if p, ok := s.HTTPPort(); len(s.Domains) > 0 && (!ok || !p.TCP() || !slices.Contains(s.Ports, p)) {
+		t.Fatalf("domains %q route to no tcp port of %v: %+v %v", s.Domains, s.Ports, p, ok)
 	}
 }

@@ -100,6 +100,7 @@ func validateSpec(s *Spec, file string, lineOf func(string) int) error {
 		c.checkUpdate(s)
 	}
 	c.checkPorts(s.Ports)
+	c.checkDomains(s)
 	if s.Spread != nil {
 		c.checkSpread(s)
 	}

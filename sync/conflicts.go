@@ -23,6 +23,7 @@ import (
 // and who owns them, and the other sources' allowances.
 type conflictScope struct {
 	source string
+	owned  inventory       // this source's units before the pass
 	allow  []string        // this source's conflictsWith
 	mine   map[string]bool // units this source defines (next inventory, held ones too)
 	units  map[string]*store.Unit
@@ -31,7 +32,7 @@ type conflictScope struct {
 }
 
 func newConflictScope(p *parsed, owned, held inventory, owners map[string]string, cur *state, o Options) *conflictScope {
-	sc := &conflictScope{source: o.Source, allow: o.ConflictsWith, mine: map[string]bool{}, units: map[string]*store.Unit{},
+	sc := &conflictScope{source: o.Source, owned: owned, allow: o.ConflictsWith, mine: map[string]bool{}, units: map[string]*store.Unit{},
 		owners: owners, others: cur.records}
 	for name := range p.defs {
 		sc.mine[name] = owners[name] == ""

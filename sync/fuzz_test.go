@@ -17,6 +17,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(webV1, webV2)
 	f.Add("name: a\napps: [\n", "---\n---\nname: b\napps:\n- image: x\n")
 	f.Add("spec:\n  image: x\nname: old\n", "{\"name\":\"j\",\"apps\":[{\"image\":\"x\"}]}")
+	f.Add(site("a", "x", "a.example.com", "*.example.com"), site("b", "x", "b.example.com", "a.example.com")+"---\n"+site("c", "x", "x.a.example.com"))
 	f.Fuzz(func(t *testing.T, a, b string) {
 		snap := &gitsource.Snapshot{Files: []gitsource.File{{Path: "u/a.yaml", Data: []byte(a)}, {Path: "u/b.yaml", Data: []byte(b)}}}
 		p, _ := parse(context.Background(), snap, "")
@@ -25,7 +26,16 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("error without its file: %+v", e)
 			}
 		}
+		claimed := map[string]string{} // domain → the unit not held that claims it
 		for name, docs := range p.defs {
+			if _, held := p.held[name]; !held {
+				for _, dom := range docs[0].Spec.Domains {
+					if other, ok := claimed[dom]; ok {
+						t.Fatalf("%s claimed by %s and %s, neither held", dom, other, name)
+					}
+					claimed[dom] = name
+				}
+			}
 			if _, held := p.held[name]; !held && len(docs) != 1 {
 				t.Fatalf("%s defined %d times and not held", name, len(docs))
 			}

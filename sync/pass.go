@@ -248,7 +248,9 @@ func plan(snap *gitsource.Snapshot, p *parsed, cur *state, o Options) (*Changese
 	held := holdFailing(p, owned)
 	owners := ownedElsewhere(cur.records, o.Source)
 	desired := claim(p, held, owners, res)
-	refuseConflicts(desired, held, newConflictScope(p, owned, held, owners, cur, o), res)
+	scope := newConflictScope(p, owned, held, owners, cur, o)
+	refuseConflicts(desired, held, scope, res)
+	refuseDomainClaims(desired, held, scope, res)
 	next := cs.diff(desired, cur, res)
 	keepHeld(held, owned, next, res)
 	cs.pruneRemoved(owned, next, cur.units, res)
@@ -583,6 +585,7 @@ func parse(ctx context.Context, snap *gitsource.Snapshot, engine string) (*parse
 		}
 		p.held[name] = docs[0].File
 	}
+	p.refuseDomainClashes()
 	sort.SliceStable(p.errors, func(i, j int) bool {
 		if p.errors[i].File != p.errors[j].File {
 			return p.errors[i].File < p.errors[j].File

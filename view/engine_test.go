@@ -32,3 +32,23 @@ func TestWantOfAndEngineLine(t *testing.T) {
 		}
 	}
 }
+
+// Issue 26: validate's line for a unit shows its domains and the port
+// the router sends them to.
+func TestUnitLine(t *testing.T) {
+	shop := &deploy.Spec{Name: "shop", Engine: deploy.EngineDocker, Apps: []deploy.App{{Image: "shop"}},
+		Ports:   []deploy.Port{{Name: "metrics", Port: 9090}, {Name: "http", Port: 8080}},
+		Domains: []string{"shop.example.com", "*.shop.example.com"}}
+	plain := &deploy.Spec{Name: "web", Apps: []deploy.App{{Image: "web"}}}
+	for _, tt := range []struct {
+		spec *deploy.Spec
+		line string
+	}{
+		{shop, "shop: engine docker (its own); domains shop.example.com, *.shop.example.com on port http (8080)"},
+		{plain, "web: engine rkt (the cluster default)"},
+	} {
+		if got := UnitLine(tt.spec, ""); got != tt.line {
+			t.Errorf("UnitLine(%s) = %q, want %q", tt.spec.Name, got, tt.line)
+		}
+	}
+}

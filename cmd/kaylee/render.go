@@ -65,6 +65,9 @@ hashes included. Given, stderr says which engine each unit runs with.`,
 				if d.Spec.Stateful {
 					fmt.Fprintf(cmd.ErrOrStderr(), "%s: stateful: one fleet unit per member, shown unplaced; the scheduler pins a placed member to its machine (MachineID)\n", d.File)
 				}
+				if line := view.Domains(&d.Spec); line != "" {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s: for kaylee router, which sends them to the serving replicas; they change no fleet unit\n", d.File, line)
+				}
 				if cmd.Flags().Changed("default-engine") {
 					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", d.File, view.EngineLine(&d.Spec, defaultEngine))
 				}

@@ -91,6 +91,9 @@ change, and exits 0 once all run the new spec, 1 if a rollout fails or
 			if err := a.refuseOwned(cmd.Context(), s, "run", changed, force); err != nil {
 				return err
 			}
+			if err := refuseDomainClaims(cmd.Context(), s, docs); err != nil {
+				return err
+			}
 			for _, d := range docs {
 				sp := &d.Spec
 				changed, err := s.PutUnit(cmd.Context(), sp, store.Fence{})
@@ -145,6 +148,28 @@ func checkWithSchedulerEngine(ctx context.Context, s *store.Store, w io.Writer, 
 	if bad {
 		fmt.Fprintln(w, "nothing stored: fix the errors above")
 		return exitError{code: 1}
+	}
+	return nil
+}
+
+// refuseDomainClaims refuses a run whose units claim a domain that a
+// stored unit not among them holds (view.DomainClaimErrors). Nothing has
+// been written when it refuses; --force does not change it.
+func refuseDomainClaims(ctx context.Context, s *store.Store, docs []*deploy.Document) error {
+	units, _, err := s.ListUnits(ctx)
+	if err != nil {
+		return err
+	}
+	records, err := s.ListSyncRecords(ctx)
+	if err != nil {
+		return err
+	}
+	specs := make([]*deploy.Spec, len(docs))
+	for i, d := range docs {
+		specs[i] = &d.Spec
+	}
+	if errs := view.DomainClaimErrors(specs, units, records); len(errs) > 0 {
+		return fmt.Errorf("%w; nothing was changed", errors.Join(errs...))
 	}
 	return nil
 }

@@ -55,7 +55,7 @@ kaylee render and kaylee run read files the same way.`,
 				case asJSON:
 					fmt.Fprintf(cmd.OutOrStdout(), "%s\n", d.Spec.CanonicalJSON())
 				default:
-					fmt.Fprintln(cmd.OutOrStdout(), view.EngineLine(&d.Spec, defaultEngine))
+					fmt.Fprintln(cmd.OutOrStdout(), view.UnitLine(&d.Spec, defaultEngine))
 				}
 			}
 			if bad {
@@ -113,7 +113,26 @@ func loadPathsWarning(ctx context.Context, w io.Writer, paths []string, defaultE
 		}
 		docs = append(docs, fdocs...)
 	}
+	if refuseDomainClashes(w, docs) {
+		bad = true
+	}
 	return docs, bad, nil
+}
+
+// refuseDomainClashes prints an error for each valid document that claims
+// a domain another unit of docs claims (deploy.DomainClashes), sets its
+// Err, and says whether there was any.
+func refuseDomainClashes(w io.Writer, docs []*deploy.Document) (bad bool) {
+	clashes := deploy.DomainClashes(docs)
+	for _, d := range docs {
+		if err := clashes[d]; err != nil {
+			for _, fe := range deploy.FieldErrors(err) {
+				fmt.Fprintln(w, fe)
+			}
+			d.Err, bad = err, true
+		}
+	}
+	return bad
 }
 
 // defaultEngineErrors validates a valid document that names no engine as
