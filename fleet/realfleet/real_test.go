@@ -197,15 +197,17 @@ func TestRealRollingUpdateAndRemove(t *testing.T) {
 // TestRealCrashLoopFailsFast: a new version that exits at once loops under
 // Restart=always and never reaches "failed"; the rollout still fails well
 // before --rollout-timeout, names the replica, machine and reason, and the
-// old containers keep serving.
+// old containers keep serving. 2 replicas at most 1 per machine on 3
+// machines: the new one has a machine with room (on a packed cluster an
+// old replica stops first: fleet TestRollingUpdateHoldsMaxPerHost).
 func TestRealCrashLoopFailsFast(t *testing.T) {
 	e := newEnv(t, "rc")
 	e.server("--rollout-timeout", "5m")
-	e.must("run", "--wait", "--timeout", "3m", e.unit("web", webUnit("web", 3, 1, "v1")))
-	old := e.waitContainers("web", 3, "v1", 30*time.Second)
+	e.must("run", "--wait", "--timeout", "3m", e.unit("web", webUnit("web", 2, 1, "v1")))
+	old := e.waitContainers("web", 2, "v1", 30*time.Second)
 
 	start := time.Now()
-	out, errs, code := e.kaylee("run", "--wait", "--timeout", "4m", e.unit("web", webUnit("web", 3, 1, "v2", "--exit=1")))
+	out, errs, code := e.kaylee("run", "--wait", "--timeout", "4m", e.unit("web", webUnit("web", 2, 1, "v2", "--exit=1")))
 	took := time.Since(start)
 	t.Logf("crash-looping rollout failed %s after kaylee run (timeout 5m)", took.Round(100*time.Millisecond))
 	if code != 1 {
@@ -232,7 +234,7 @@ func TestRealCrashLoopFailsFast(t *testing.T) {
 	if !named {
 		t.Errorf("message names no machine ID and IP of the cluster: %s", st.Message)
 	}
-	now := e.waitContainers("web", 3, "v1", time.Minute)
+	now := e.waitContainers("web", 2, "v1", time.Minute)
 	for i := range now {
 		if now[i].ID != old[i].ID {
 			t.Errorf("old container %s was replaced (%s → %s)", now[i].Name, old[i].ID, now[i].ID)
