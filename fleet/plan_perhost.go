@@ -12,13 +12,12 @@ import (
 )
 
 // maxReplicasPerHost while a replicated unit adopts monder/kaylee's fleet
-// units (see plan_adopt.go). The rendering holds it within one spec: the replicas of a spec are split
-// into maxReplicasPerHost groups whose members conflict with each other
-// (<prefix>:<name>:<hash>:<group>:*.service). Nothing keeps an old
-// version's replicas (Kaylee's previous spec, or monder/kaylee's units,
-// see plan_adopt.go) and the new ones apart, and fleet's engine puts a
-// unit on the least loaded machine it may run on, which may be one that
-// runs the limit of old replicas already. So while old replicas are up:
+// units (see plan_adopt.go). Kaylee's rendering holds it across Kaylee's
+// own specs (a replica conflicts with its group's members of every spec,
+// see plan_inplace.go), but nothing keeps the original's replicas and the
+// new ones apart, and fleet's engine puts a unit on the least loaded
+// machine it may run on, which may be one that runs the limit of old
+// replicas already. So while the original's replicas are up:
 //
 //   - a new replica is created launched only when every machine fleet may
 //     put it on (its MachineMetadata matches, no unit there conflicts with
@@ -33,18 +32,6 @@ import (
 //     none, and nothing is on its way up or down, the highest old replica
 //     there stops first: serving dips by one, as fleet left no other way
 //     (the limit wins).
-//
-// The rule applies only while the original's units are replaced. In
-// Kaylee's own rolling updates it does not: there a new replica that
-// fleet puts on a full machine runs beside the old ones for the length
-// of one step (the limit exceeded by one there, as the original's own
-// updates did) rather than an old replica stopping before any new one
-// is ready: with maxReplicasPerHost 1 on as many machines as replicas
-// (a common layout), the rule's dip took an old replica down before a
-// crash-looping new version failed (TestRealCrashLoopFailsFast), and
-// countly's update dropped to 3 of 4 serving (TestCountlyLifecycle).
-// Holding both needs placement by Kaylee, not fleet's least-loaded
-// engine.
 //
 // A current replica stopped by hand is launched again under the same rule.
 // Stateful and rolling global units are replaced slot by slot, stop then
