@@ -137,7 +137,7 @@ var goldenCases = map[string]struct {
 	"empty": {opts: goldenOptions()},
 	"two-units": {
 		units: map[string]*deploy.Spec{
-			"web": spec([]string{"thetracktube.com", "www.thetracktube.com"}, "", httpPort, dnsPort),
+			"web":  spec([]string{"thetracktube.com", "www.thetracktube.com"}, "", httpPort, dnsPort),
 			"help": spec([]string{"*.help.thetracktube.com", "help.thetracktube.com"}, "web", adminPort, webPort),
 		},
 		ins: []*store.Instance{
