@@ -33,10 +33,13 @@ type Result struct {
 // that stopped before the router heard it left the registry) or does not
 // answer it within dialTimeout (a machine lost) is tried on another
 // replica every tryInterval for up to tryDuration; an upstream that
-// failed is left out for failDuration.
+// failed is left out for failDuration. The interval is short because
+// Caddy cuts a request that waits to be retried when a new configuration
+// replaces the one it came in with (requests in flight to an upstream
+// finish): the sooner it retries, the less it meets one.
 const (
 	tryDuration  = "5s"
-	tryInterval  = "100ms"
+	tryInterval  = "25ms"
 	dialTimeout  = "2s"
 	failDuration = "5s"
 	// gracePeriod bounds how long a replaced configuration keeps serving
@@ -48,19 +51,19 @@ const (
 // Caddy configuration that serves them.
 func Compute(units map[string]*deploy.Spec, instances []*store.Instance, o Options) (*Result, error) {
 	routes := Routes(units, instances)
-	cfg, err := Config(routes, o)
+	cfg, err := CaddyConfig(routes, o)
 	if err != nil {
 		return nil, err
 	}
 	return &Result{Routes: routes, Config: cfg}, nil
 }
 
-// Config is Caddy's JSON configuration for routes, in their order, then a
+// CaddyConfig is Caddy's JSON configuration for routes, in their order, then a
 // catch-all that answers 404: the admin API on o.AdminSocket (every
 // loaded config must keep it, or Caddy moves it to its default),
 // automatic HTTPS off (no ACME), HTTP on o.Listen, and HTTPS on
 // o.TLSListen with o.Certs when there are any.
-func Config(routes []Route, o Options) ([]byte, error) {
+func CaddyConfig(routes []Route, o Options) ([]byte, error) {
 	var rs []caddyRoute
 	for _, r := range routes {
 		rs = append(rs, caddyRouteOf(r))
