@@ -67,6 +67,8 @@ type rig struct {
 	store  *store.Store
 	router *Router
 	addr   string // caddy's HTTP listener
+	tls    string // caddy's HTTPS listener
+	admin  *Admin
 	client *http.Client
 }
 
@@ -95,27 +97,22 @@ func startRig(t *testing.T, certDir string) *rig {
 	t.Helper()
 	caddy := caddyPath(t)
 	e := etcdtest.New(t)
-	rg := &rig{etcd: e, store: store.New(e.Client(t), "/kaylee2"), addr: freeAddr(t)}
+	rg := &rig{etcd: e, store: store.New(e.Client(t), "/kaylee2"), addr: freeAddr(t), tls: freeAddr(t)}
 	sock := filepath.Join(shortDir(t), "caddy.sock")
+	rg.admin = NewAdmin(sock)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	rg.router = New(Config{Store: rg.store, Admin: NewAdmin(sock), AdminSocket: sock, Listen: rg.addr, TLSListen: freeAddr(t), CertDir: certDir,
+	rg.router = New(Config{Store: rg.store, Admin: NewAdmin(sock), AdminSocket: sock, Listen: rg.addr, TLSListen: rg.tls, CertDir: certDir,
 		Resync: time.Second, ReadTimeout: time.Second, Log: log})
 	c := &Caddy{Path: caddy, AdminSocket: sock, Log: log, Output: caddyOutput(t)}
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	var once sync.Once
-	ready := func() {
-		rg.router.Reload()
-		once.Do(func() { go func() { defer wg.Done(); _ = rg.router.Run(ctx) }() })
-	}
+	done := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		if err := c.Run(ctx, ready); err != nil {
+		defer close(done)
+		if err := RunWithCaddy(ctx, c, rg.router); err != nil {
 			t.Errorf("caddy: %v", err)
 		}
 	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	t.Cleanup(func() { cancel(); <-done })
 	rg.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
