@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/store"
 )
 
@@ -169,36 +168,20 @@ type reading struct {
 func (r *Router) read(ctx context.Context) (*reading, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ReadTimeout)
 	defer cancel()
-	units, rev, err := r.cfg.Store.ListUnits(ctx)
+	in, err := readInput(ctx, r.cfg.Store)
 	if err != nil {
 		return nil, err
-	}
-	all, err := r.cfg.Store.ListInstances(ctx)
-	if err != nil {
-		return nil, err
-	}
-	specs := make(map[string]*deploy.Spec, len(units))
-	var domains []string
-	for _, u := range units {
-		if u.Err == nil {
-			specs[u.Name] = &u.Spec
-			domains = append(domains, u.Spec.Domains...)
-		}
-	}
-	ins := make([]*store.Instance, 0, len(all))
-	for _, in := range all {
-		ins = append(ins, in)
 	}
 	o := Options{Listen: r.cfg.Listen, TLSListen: r.cfg.TLSListen, AdminSocket: r.cfg.AdminSocket}
 	var certErr error
 	if r.cfg.CertDir != "" {
-		o.Certs, certErr = FindCerts(r.cfg.CertDir, domains)
+		o.Certs, certErr = FindCerts(r.cfg.CertDir, in.domains)
 	}
-	res, err := Compute(specs, ins, o)
+	res, err := Compute(in.specs, in.instances, o)
 	if err != nil {
 		return nil, err
 	}
-	return &reading{res: res, rev: rev, certErr: certErr}, nil
+	return &reading{res: res, rev: in.rev, certErr: certErr}, nil
 }
 
 func (r *Router) etcdLost(err error) {
