@@ -122,7 +122,7 @@ func TestHTTPPortOf(t *testing.T) {
 const goldenCertDir = "/etc/kaylee/certs"
 
 func goldenOptions(certs ...string) Options {
-	o := Options{Listen: ":80", TLSListen: ":443", AdminSocket: "/run/kaylee/router-caddy.sock"}
+	o := Options{Listen: ":80", TLSListen: ":443", AdminSocket: "/run/kaylee-router/caddy.sock"}
 	for _, d := range certs {
 		o.Certs = append(o.Certs, Cert{Domain: d, CertFile: goldenCertDir + "/" + CertBase(d) + ".crt", KeyFile: goldenCertDir + "/" + CertBase(d) + ".key"})
 	}

@@ -28,7 +28,7 @@ type routerFlags struct {
 
 const (
 	routerStatusListen = "127.0.0.1:9524"
-	routerAdminSocket  = "/run/kaylee/router-caddy.sock"
+	routerAdminSocket  = "/run/kaylee-router/caddy.sock"
 )
 
 func (f *routerFlags) register(cmd *cobra.Command) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -132,5 +133,46 @@ func TestRouterCommand(t *testing.T) {
 	}
 	if got := get("a.test"); !strings.Contains(got, "connection refused") {
 		t.Errorf("after kaylee router stopped, caddy still answers: %q", got)
+	}
+}
+
+// contrib's router units run kaylee router with flags it has and Debian's
+// caddy, may bind :80 as user kaylee, keep the admin socket in their
+// runtime directory, and pass systemd-analyze verify; the fleet one is
+// global.
+func TestRouterContribUnits(t *testing.T) {
+	for _, tt := range []struct{ path, binary string }{
+		{"../../contrib/systemd/kaylee-router.service", "/usr/local/bin/kaylee"},
+		{"../../contrib/fleet/kaylee-router.service", "/opt/bin/kaylee"},
+	} {
+		t.Run(filepath.Base(filepath.Dir(tt.path)), func(t *testing.T) {
+			u := readUnitFile(t, tt.path)
+			if strings.Contains(tt.path, "fleet") && u.get("X-Fleet", "Global") != "true" {
+				t.Errorf("[X-Fleet] Global=%q, want true", u.get("X-Fleet", "Global"))
+			}
+			if u.get("Service", "Restart") != "always" || u.get("Service", "User") == "" ||
+				u.get("Service", "AmbientCapabilities") != "CAP_NET_BIND_SERVICE" {
+				t.Errorf("Restart=%q User=%q AmbientCapabilities=%q, want always, a user, CAP_NET_BIND_SERVICE",
+					u.get("Service", "Restart"), u.get("Service", "User"), u.get("Service", "AmbientCapabilities"))
+			}
+			args := strings.Fields(u.get("Service", "ExecStart"))
+			if len(args) < 2 || args[0] != tt.binary || args[1] != "router" {
+				t.Fatalf("ExecStart=%q, want %s router …", args, tt.binary)
+			}
+			flag := func(name string) string {
+				if i := slices.Index(args, name); i > 0 && i+1 < len(args) {
+					return args[i+1]
+				}
+				return ""
+			}
+			if flag("--caddy") != "/usr/bin/caddy" || filepath.Dir(flag("--admin-socket")) != "/run/"+u.get("Service", "RuntimeDirectory") {
+				t.Errorf("--caddy %q --admin-socket %q: want Debian's caddy and a socket in RuntimeDirectory=%s",
+					flag("--caddy"), flag("--admin-socket"), u.get("Service", "RuntimeDirectory"))
+			}
+			if r := kaylee(t, nil, append(args[1:], "--help")...); r.code != 0 || !strings.Contains(r.stdout, "kaylee router") {
+				t.Errorf("kaylee %s --help: exit %d\n%s%s", strings.Join(args[1:], " "), r.code, r.stdout, r.err)
+			}
+			verifyUnit(t, tt.path, tt.binary)
+		})
 	}
 }
