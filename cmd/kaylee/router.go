@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kaylee-gitops/kaylee/router"
 	"github.com/kaylee-gitops/kaylee/store"
@@ -33,14 +35,31 @@ const (
 
 func (f *routerFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.listen, "listen", ":80", "address caddy serves HTTP on")
-	fl.StringVar(&f.tlsListen, "tls-listen", ":443", "address caddy serves HTTPS on, with --cert-dir only")
-	fl.StringVar(&f.certDir, "cert-dir", "", "directory of certificate files: <domain>.crt and <domain>.key, _wildcard.<rest> for *.<rest>; without it, HTTP only")
-	fl.StringVar(&f.caddy, "caddy", "", "caddy binary to run and supervise (/usr/bin/caddy); without it, configure the caddy already listening on --admin-socket")
-	fl.StringVar(&f.adminSocket, "admin-socket", routerAdminSocket, "unix socket of caddy's admin API")
+	f.registerProxy(fl, "", "")
 	fl.StringVar(&f.statusListen, "status-listen", routerStatusListen, "address of GET /status (the router's state as JSON; 503 while etcd is lost); empty for none")
 	fl.DurationVar(&f.resync, "resync", 5*time.Second, "read etcd at least this often (how soon a lost etcd is noticed)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
+}
+
+// registerProxy registers the flags of the proxy, named with prefix
+// (kaylee agent's are --router-…); caddy is --caddy's default.
+func (f *routerFlags) registerProxy(fl *pflag.FlagSet, prefix, caddy string) {
+	fl.StringVar(&f.listen, prefix+"listen", ":80", "address caddy serves HTTP on")
+	fl.StringVar(&f.tlsListen, prefix+"tls-listen", ":443", "address caddy serves HTTPS on, with --"+prefix+"cert-dir only")
+	fl.StringVar(&f.certDir, prefix+"cert-dir", "", "directory of certificate files: <domain>.crt and <domain>.key, _wildcard.<rest> for *.<rest>; without it, HTTP only")
+	fl.StringVar(&f.caddy, prefix+"caddy", caddy, "caddy binary to run and supervise (/usr/bin/caddy); empty: configure the caddy already listening on --"+prefix+"admin-socket")
+	fl.StringVar(&f.adminSocket, prefix+"admin-socket", routerAdminSocket, "unix socket of caddy's admin API")
+}
+
+// newRouter makes the router of the flags on s, and the caddy it runs
+// (nil without --caddy).
+func (f *routerFlags) newRouter(s *store.Store, stderr io.Writer, log *slog.Logger) (*router.Router, *router.Caddy) {
+	r := router.New(router.Config{Store: s, Admin: router.NewAdmin(f.adminSocket), AdminSocket: f.adminSocket,
+		Listen: f.listen, TLSListen: f.tlsListen, CertDir: f.certDir, Resync: f.resync, Log: log})
+	if f.caddy == "" {
+		return r, nil
+	}
+	return r, &router.Caddy{Path: f.caddy, AdminSocket: f.adminSocket, Output: stderr, Log: log}
 }
 
 func (a *app) routerCommand() *cobra.Command {
@@ -105,8 +124,7 @@ func (a *app) runRouter(cmd *cobra.Command, f routerFlags) error {
 		return err
 	}
 	defer done()
-	r := router.New(router.Config{Store: s, Admin: router.NewAdmin(f.adminSocket), AdminSocket: f.adminSocket,
-		Listen: f.listen, TLSListen: f.tlsListen, CertDir: f.certDir, Resync: f.resync, Log: log})
+	r, c := f.newRouter(s, cmd.ErrOrStderr(), log)
 	if f.statusListen != "" {
 		ln, err := net.Listen("tcp", f.statusListen)
 		if err != nil {
@@ -117,10 +135,9 @@ func (a *app) runRouter(cmd *cobra.Command, f routerFlags) error {
 		defer srv.Close()
 	}
 	log.Info("kaylee router", "version", versionString(), "listen", f.listen, "certDir", f.certDir, "caddy", f.caddy, "adminSocket", f.adminSocket)
-	if f.caddy == "" {
+	if c == nil {
 		return r.Run(ctx)
 	}
-	c := &router.Caddy{Path: f.caddy, AdminSocket: f.adminSocket, Output: cmd.ErrOrStderr(), Log: log}
 	if err := router.RunWithCaddy(ctx, c, r); err != nil {
 		return fmt.Errorf("--caddy: %w", err)
 	}

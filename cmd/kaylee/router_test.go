@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
 	"github.com/kaylee-gitops/kaylee/router"
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
@@ -174,5 +175,48 @@ func TestRouterContribUnits(t *testing.T) {
 			}
 			verifyUnit(t, tt.path, tt.binary)
 		})
+	}
+}
+
+// kaylee agent --router runs the router beside the agent's roles: the
+// units it syncs from git are routed (503 while no replica serves; fleet
+// has no machine here), other hosts get 404.
+func TestRouterInAgent(t *testing.T) {
+	caddy, err := exec.LookPath("caddy")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI must run this test: no caddy on PATH (.ci/run installs Debian's caddy)")
+		}
+		t.Skip("no caddy on PATH (apt-get install caddy)")
+	}
+	e := etcdtest.New(t)
+	repo := gittest.NewRepo(t)
+	repo.Write(map[string]string{"units/web.yaml": unitWeb + "ports:\n- {name: http, port: 8080}\ndomains: [a.test]\n"})
+	repo.Commit("web with a domain")
+	sockDir, err := os.MkdirTemp("", "kr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(sockDir)
+	listen := freePort(t)
+	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
+	p := startKaylee(t, env, "agent", "--repo", repo.FileURL(), "--path", "units", "--cache-dir", t.TempDir(), "--interval", "1h",
+		"--router", "--router-caddy", caddy, "--router-listen", listen, "--router-admin-socket", filepath.Join(sockDir, "caddy.sock"))
+	get := func(host string) string {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+listen+"/", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strconv.Itoa(resp.StatusCode) + " " + strings.TrimSpace(string(b))
+	}
+	if !eventually(30*time.Second, func() bool { return get("a.test") == "503 no replica of unit web serves" }) {
+		t.Fatalf("a.test not routed by the agent's router: %q\n%s", get("a.test"), p.errb.String())
+	}
+	if got := get("b.test"); got != "404 no unit serves b.test" {
+		t.Errorf("b.test: %q", got)
 	}
 }
