@@ -55,6 +55,7 @@ type Router struct {
 	mu      sync.Mutex
 	status  Status
 	applied []byte // the config Caddy took last; nil: load the next one whatever it is
+	reloads int    // Reload calls: one during a load makes its result stale
 }
 
 // New returns a router; Run runs it.
@@ -89,6 +90,7 @@ func (r *Router) Status() Status {
 func (r *Router) Reload() {
 	r.mu.Lock()
 	r.applied = nil
+	r.reloads++
 	r.mu.Unlock()
 	select {
 	case r.force <- struct{}{}:
@@ -122,6 +124,7 @@ func (r *Router) Run(ctx context.Context) error {
 }
 
 // sync reads etcd once and loads what it comes to into Caddy if needed.
+// r.mu is not held while Caddy loads, so that Status answers meanwhile.
 func (r *Router) sync(ctx context.Context) {
 	rd, err := r.read(ctx)
 	if ctx.Err() != nil {
@@ -131,17 +134,25 @@ func (r *Router) sync(ctx context.Context) {
 		r.etcdLost(err)
 		return
 	}
-	res, rev := rd.res, rd.rev
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.etcdBack()
 	r.status.Checked = time.Now()
 	r.noteCertError(rd.certErr)
-	if bytes.Equal(res.Config, r.applied) && time.Since(r.status.Applied) < r.cfg.Reassert {
-		r.status.Revision = rev
+	same := bytes.Equal(rd.res.Config, r.applied)
+	if same && time.Since(r.status.Applied) < r.cfg.Reassert {
+		r.status.Revision = rd.rev
+		r.mu.Unlock()
 		return
 	}
-	if err := r.cfg.Admin.Load(ctx, res.Config); err != nil {
+	reloads := r.reloads
+	r.mu.Unlock()
+	err = r.cfg.Admin.Load(ctx, rd.res.Config)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reloads != reloads {
+		return // a caddy started meanwhile: load again (Reload woke Run)
+	}
+	if err != nil {
 		if r.status.CaddyError != err.Error() {
 			r.cfg.Log.Error("router: caddy did not take the configuration; it serves the one before, if any", "err", err)
 		}
@@ -149,12 +160,12 @@ func (r *Router) sync(ctx context.Context) {
 		r.applied = nil
 		return
 	}
-	if !bytes.Equal(res.Config, r.applied) {
-		r.cfg.Log.Info("router: caddy serves a new configuration", "revision", rev, "routes", len(res.Routes))
+	if !same {
+		r.cfg.Log.Info("router: caddy serves a new configuration", "revision", rd.rev, "routes", len(rd.res.Routes))
 	}
-	r.applied = res.Config
+	r.applied = rd.res.Config
 	r.status.CaddyError = ""
-	r.status.Revision, r.status.Applied, r.status.Routes = rev, time.Now(), len(res.Routes)
+	r.status.Revision, r.status.Applied, r.status.Routes = rd.rev, time.Now(), len(rd.res.Routes)
 }
 
 // reading is what one read of etcd comes to.
