@@ -316,7 +316,10 @@ func TestRouterDrainsRemovedInstance(t *testing.T) {
 	if len(l.failed) > 0 || l.bodies["b"] == 0 {
 		t.Fatalf("through the removal: %s\n%s", l, strings.Join(l.failed, "\n"))
 	}
-	if drained > drainBound || applied < 0 || applied > drainBound {
+	switch {
+	case applied < 0:
+		t.Errorf("caddy has taken no configuration since a left the registry %s ago", time.Since(removed).Round(time.Millisecond))
+	case drained > drainBound || applied > drainBound:
 		t.Errorf("caddy took the registry without a %s after the change, a answered %s after it; want both within %s", applied, drained, drainBound)
 	}
 }
