@@ -105,6 +105,8 @@ func TestHTTPPortOf(t *testing.T) {
 		"the only tcp port":         {spec(nil, "", dnsPort, webPort), 3000},
 		"two tcp ports, no http":    {spec(nil, "", webPort, adminPort), 0},
 		"udp only":                  {spec(nil, "", dnsPort), 0},
+		"domainsPort names udp":     {spec(nil, "dns", dnsPort, webPort), 0},
+		"a udp port named http":     {spec(nil, "", deploy.Port{Name: "http", Port: 80, Protocol: "udp"}, webPort), 3000},
 		"no ports":                  {spec(nil, ""), 0},
 	}
 	for name, tt := range tests {
