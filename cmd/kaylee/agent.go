@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/kaylee-gitops/kaylee/config"
 	"github.com/kaylee-gitops/kaylee/console"
 	"github.com/kaylee-gitops/kaylee/internal/listen"
+	"github.com/kaylee-gitops/kaylee/router"
 	"github.com/kaylee-gitops/kaylee/store"
 )
 
@@ -32,6 +34,9 @@ type agentConfig struct {
 	consoleListen     string
 	consoleHosts      []string
 	http              httpFlags
+	// router: kaylee agent --router runs kaylee router's proxy too.
+	router   bool
+	routerFl routerFlags
 
 	// The roles: kaylee agent and kaylee dev --repo run both; the sync
 	// loop of kaylee sync runs no scheduler; kaylee server (and kaylee dev
@@ -102,6 +107,10 @@ keep-alive connections idle for --idle-timeout, and serves at most
                    names its commit, the leader fetches until the head is
                    that commit, for about a minute. See the README's table.
 
+With --router, the agent also runs kaylee router's proxy: Debian's caddy
+(--router-caddy) serving the units' domains on --router-listen (:80) from the
+instance registry (see kaylee router --help).
+
 Git, sync and scheduler flags are those of kaylee sync and kaylee server;
 --default-engine (rkt unless set) is the engine a unit that names none runs
 with: the stored JSON is not changed, switching it rolls those units over one
@@ -119,6 +128,8 @@ replica at a time (see kaylee server --help).`,
 	g.register(fl)
 	sched.register(fl, 10*time.Second)
 	registerAgentFlags(fl, &c)
+	fl.BoolVar(&c.router, "router", false, "also run kaylee router (see kaylee router --help) with the --router-* flags")
+	c.routerFl.registerProxy(fl, "router-", "/usr/bin/caddy")
 	return cmd
 }
 
@@ -320,6 +331,9 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 	}
 	ac := agent.Config{Name: c.name, ID: id, Store: s, Log: log, LeaseTTL: c.sched.leaseTTL, Sources: sources,
 		Background: []func(context.Context){ns.Run}, Ready: c.ready, Version: versionString(), Etcd: a.etcd.Endpoints}
+	if c.router {
+		ac.Background = append(ac.Background, agentRouter(c, s, cmd.ErrOrStderr(), log))
+	}
 	if !c.syncOnly {
 		if ac.Scheduler, err = a.scheduler(c); err != nil {
 			return err
@@ -329,6 +343,23 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 		return err
 	}
 	return listenFlagError(agent.Run(ctx, ac))
+}
+
+// agentRouter is kaylee router's proxy as a background task of the agent:
+// a caddy that cannot start is logged, the agent goes on.
+func agentRouter(c agentConfig, s *store.Store, stderr io.Writer, log *slog.Logger) func(context.Context) {
+	f := c.routerFl
+	f.resync = 5 * time.Second
+	return func(ctx context.Context) {
+		r, cd := f.newRouter(s, stderr, log)
+		if cd == nil {
+			_ = r.Run(ctx)
+			return
+		}
+		if err := router.RunWithCaddy(ctx, cd, r); err != nil {
+			log.Error("router: --router-caddy: the agent runs without its router", "err", err)
+		}
+	}
 }
 
 // agentSources are the sources the agent syncs: those of --config, or
