@@ -94,31 +94,6 @@ func TestRoutes(t *testing.T) {
 	}
 }
 
-func TestHTTPPortOf(t *testing.T) {
-	tests := map[string]struct {
-		s    *deploy.Spec
-		want int // 0: none
-	}{
-		"domainsPort":               {spec(nil, "web", httpPort, webPort), 3000},
-		"domainsPort names nothing": {spec(nil, "nope", httpPort), 0},
-		"named http":                {spec(nil, "", webPort, httpPort), 8080},
-		"the only tcp port":         {spec(nil, "", dnsPort, webPort), 3000},
-		"two tcp ports, no http":    {spec(nil, "", webPort, adminPort), 0},
-		"udp only":                  {spec(nil, "", dnsPort), 0},
-		"domainsPort names udp":     {spec(nil, "dns", dnsPort, webPort), 0},
-		"a udp port named http":     {spec(nil, "", deploy.Port{Name: "http", Port: 80, Protocol: "udp"}, webPort), 3000},
-		"no ports":                  {spec(nil, ""), 0},
-	}
-	for name, tt := range tests {
-		t.Run(name, func(t *testing.T) {
-			p, ok := httpPortOf(tt.s)
-			if ok != (tt.want != 0) || p.Port != tt.want {
-				t.Errorf("httpPortOf = %+v, %v; want port %d", p, ok, tt.want)
-			}
-		})
-	}
-}
-
 // goldenCertDir is where the golden configurations' certificates are;
 // TestGoldenConfigsValidate puts real ones in their place.
 const goldenCertDir = "/etc/kaylee/certs"

@@ -82,7 +82,7 @@ func endpoints(spec *deploy.Spec, ins []*store.Instance) ([]string, string) {
 	eps := []string{}
 	var noPort, noIP int
 	for _, in := range ins {
-		p, ok := httpPortOf(&deploy.Spec{Ports: in.Ports, DomainsPort: spec.DomainsPort})
+		p, ok := (&deploy.Spec{Ports: in.Ports, DomainsPort: spec.DomainsPort}).HTTPPort()
 		switch {
 		case !ok:
 			noPort++
