@@ -13,6 +13,9 @@
 //	              there is none) and answers the new number (state on a volume)
 //	GET /         "testimage VERSION on ADDR" (what a sidekick reports)
 //
+// On SIGTERM it logs the time, stops accepting connections, lets the
+// requests in flight finish (up to --drain) and exits --term-exit (143).
+//
 // Run as rkt-sidekick (its argv0's base name: the sidekick image's
 // entrypoint is a link to this binary), it is the seed's sidekick instead:
 // see sidekick.go.
@@ -20,6 +23,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -30,6 +34,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -49,17 +54,30 @@ func main() {
 	unhealthy := flag.Bool("unhealthy", false, "answer 500 on /healthz")
 	unhealthyAfter := flag.Duration("unhealthy-after", 0, "answer 500 on /healthz once serving this long (a replica that turns unhealthy)")
 	termExit := flag.Int("term-exit", 143, "exit code on SIGTERM (143: as a process killed by it)")
+	drain := flag.Duration("drain", 10*time.Second, "on SIGTERM, how long requests in flight may take to finish")
 	countFile := flag.String("count", "", "file that /count keeps its counter in")
 	flag.Parse()
 
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(os.Stderr, "testimage %s: %s\n", *version, fmt.Sprintf(format, a...))
 	}
+	// On SIGTERM a serving server shuts down gracefully: it stops
+	// accepting connections, lets the requests in flight finish (for up to
+	// --drain) and exits --term-exit; one not serving yet exits at once.
+	srv := &http.Server{Addr: *listen, ReadHeaderTimeout: 10 * time.Second}
+	var servingNow atomic.Bool
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
 		s := <-sig
-		logf("%v: exiting %d", s, *termExit)
+		logf("%v at %s: exiting %d", s, time.Now().UTC().Format(time.RFC3339Nano), *termExit)
+		if servingNow.Load() {
+			ctx, cancel := context.WithTimeout(context.Background(), *drain)
+			start := time.Now()
+			err := srv.Shutdown(ctx)
+			cancel()
+			logf("drained in %s (%v)", time.Since(start).Round(time.Millisecond), err)
+		}
 		os.Exit(*termExit)
 	}()
 	if *exitCode >= 0 {
@@ -81,9 +99,13 @@ func main() {
 	healthy := func() bool {
 		return !*unhealthy && (*unhealthyAfter == 0 || time.Since(serving) < *unhealthyAfter)
 	}
-	mux := newMux(*version, *listen, *countFile, healthy)
+	srv.Handler = newMux(*version, *listen, *countFile, healthy)
 	logf("serving on %s", *listen)
-	if err := http.ListenAndServe(*listen, mux); err != nil {
+	servingNow.Store(true)
+	if err := srv.ListenAndServe(); err != nil {
+		if errors.Is(err, http.ErrServerClosed) {
+			select {} // the signal handler exits once the requests in flight are done
+		}
 		logf("%v", err)
 		os.Exit(1)
 	}
