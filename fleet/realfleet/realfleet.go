@@ -171,6 +171,31 @@ func (c *Cluster) Exec(ctx context.Context, m Machine, args ...string) (string, 
 	return string(out), err
 }
 
+// Environment is what machine m's /etc/environment holds, as on CoreOS:
+// its address, which a unit reads (envFiles: [/etc/environment]) to publish
+// a port on it (-p ${COREOS_PUBLIC_IPV4}:8080:8080). The machines share
+// the host's network namespace: a port published on every address would
+// clash between machines.
+func (m Machine) Environment() string {
+	return fmt.Sprintf("COREOS_PUBLIC_IPV4=%s\nCOREOS_PRIVATE_IPV4=%s\n", m.IP, m.IP)
+}
+
+// WriteEnvironment writes each machine's /etc/environment (Environment),
+// as scripts/real-cluster does when it boots one, for machines booted by
+// an older script.
+func (c *Cluster) WriteEnvironment(t testing.TB) {
+	t.Helper()
+	for _, m := range c.Machines {
+		p := filepath.Join(c.Root(m), "etc", "environment")
+		if b, err := os.ReadFile(p); err == nil && string(b) == m.Environment() {
+			continue
+		}
+		if err := os.WriteFile(p, []byte(m.Environment()), 0o644); err != nil {
+			t.Fatalf("writing %s's /etc/environment: %v", m.Name, err)
+		}
+	}
+}
+
 // APIURL is the URL of fleetd's HTTP API on machine m.
 func (c *Cluster) APIURL(m Machine) string {
 	port := os.Getenv("KAYLEE_REAL_CLUSTER_API_PORT")
