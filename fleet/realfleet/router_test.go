@@ -473,16 +473,16 @@ func TestRealRouterUnderLoad(t *testing.T) {
 	code, body, err := realfleet.GetURL(ctx, "http://"+statusAddr+"/status", 2*time.Second)
 	t.Logf("router status: %d %s %v", code, strings.TrimSpace(body), err)
 
-	t.Run("unknown host gets 404", func(t *testing.T) {
-		code, body, err := routerGet(ctx, client, addr, "nobody.test", "/version")
-		if err != nil || code != http.StatusNotFound || !strings.Contains(body, "no unit serves nobody.test") {
-			t.Errorf("GET nobody.test through the router: %d %q %v; want 404 no unit serves nobody.test", code, body, err)
-		}
-	})
+	// An unknown host.
+	code, body, err = routerGet(ctx, client, addr, "nobody.test", "/version")
+	if err != nil || code != http.StatusNotFound || !strings.Contains(body, "no unit serves nobody.test") {
+		t.Errorf("GET nobody.test through the router: %d %q %v; want 404 no unit serves nobody.test", code, body, err)
+	}
 	stops := e.watchStops(ctx, "web")
 
 	// (a) a rolling update: an env value changes.
-	t.Run("rolling update", func(t *testing.T) {
+	// The phases are not subtests: env's helpers fail env's t.
+	{
 		before, ids := e.registry(ctx, "web"), containerIDs(e.containers("web"))
 		since := time.Now()
 		l := startLoad(client, addr)
@@ -495,10 +495,10 @@ func TestRealRouterUnderLoad(t *testing.T) {
 		if res.Failed != 0 || res.Sent < 100 {
 			t.Errorf("through the rolling update: %s; want 0 failed (and at least 100 sent)", res)
 		}
-	})
+	}
 
 	// (b) kaylee restart.
-	t.Run("restart", func(t *testing.T) {
+	{
 		before, ids := e.registry(ctx, "web"), containerIDs(e.containers("web"))
 		since := time.Now()
 		l := startLoad(client, addr)
@@ -511,10 +511,14 @@ func TestRealRouterUnderLoad(t *testing.T) {
 		if res.Failed != 0 || res.Sent < 100 {
 			t.Errorf("through kaylee restart: %s; want 0 failed (and at least 100 sent)", res)
 		}
-	})
+	}
 
-	// (c) a machine that runs a replica is killed.
-	t.Run("machine kill", func(t *testing.T) { e.routerMachineKill(ctx, client, addr, figs) })
+	// (c) a machine that runs a replica is killed: here its address stays
+	// up (a loopback alias of the host), so connections to it are refused
+	// at once; (d) the same, with its address silent, as after a real power
+	// cut: connections to it time out.
+	e.routerMachineKill(ctx, client, addr, figs, false)
+	e.routerMachineKill(ctx, client, addr, figs, true)
 	t.Logf("figures:\n%s", strings.Join(figs.lines, "\n"))
 }
 
@@ -549,12 +553,33 @@ func agentTTL(t *testing.T) time.Duration {
 	return d
 }
 
+// silence drops the packets sent to the machine's address on the routed
+// port (iptables INPUT), until the returned function takes the rule away.
+func silence(t *testing.T, m realfleet.Machine) func() {
+	t.Helper()
+	rule := []string{"INPUT", "-d", m.IP + "/32", "-p", "tcp", "--dport", strconv.Itoa(routerPort), "-j", "DROP"}
+	if out, err := exec.Command("iptables", append([]string{"-I"}, rule...)...).CombinedOutput(); err != nil {
+		t.Fatalf("iptables -I %s: %v\n%s", strings.Join(rule, " "), err, out)
+	}
+	var once sync.Once
+	undo := func() {
+		once.Do(func() {
+			if out, err := exec.Command("iptables", append([]string{"-D"}, rule...)...).CombinedOutput(); err != nil {
+				t.Errorf("iptables -D %s: %v\n%s", strings.Join(rule, " "), err, out)
+			}
+		})
+	}
+	t.Cleanup(undo)
+	return undo
+}
+
 // routerMachineKill kills the machine of one replica under load, until
 // the registry has dropped its replica (fleet's agent TTL) and 5 s more;
 // the failures must stop within the TTL and 15 s (the scheduler's pass
-// and the router's reload). Then the machine comes back and the unit has
-// its 3 replicas again.
-func (e *env) routerMachineKill(ctx context.Context, client *http.Client, addr string, figs *routerFigures) {
+// and the router's reload). With silent, the machine's address drops
+// packets on the routed port from the kill on (silence). Then the machine
+// comes back and the unit has its 3 replicas again.
+func (e *env) routerMachineKill(ctx context.Context, client *http.Client, addr string, figs *routerFigures, silent bool) {
 	t := e.t
 	reg := e.registry(ctx, "web")
 	var victim realfleet.Machine
@@ -572,6 +597,10 @@ func (e *env) routerMachineKill(ctx context.Context, client *http.Client, addr s
 	l := startLoad(client, addr)
 	time.Sleep(2 * time.Second)
 	killed := time.Now()
+	undo := func() {}
+	if silent {
+		undo = silence(t, victim)
+	}
 	e.c.Kill(t, victim)
 	dropped := e.waitFor("the dead machine's replica out of the registry", ttl+time.Minute, func() (bool, string) {
 		var on []string
@@ -584,7 +613,12 @@ func (e *env) routerMachineKill(ctx context.Context, client *http.Client, addr s
 	})
 	time.Sleep(5 * time.Second)
 	res := l.finish()
-	figs.add("machine %s killed (agent TTL %s): its replica left the registry %s after the kill; %s", victim.Name, ttl,
+	undo()
+	how := "killed"
+	if silent {
+		how = "killed, its address silent,"
+	}
+	figs.add("machine %s %s (agent TTL %s): its replica left the registry %s after the kill; %s", victim.Name, how, ttl,
 		dropped.Round(100*time.Millisecond), res)
 	if res.Failed > 0 {
 		figs.add("  failures from %s to %s after the kill", res.FirstFail.Sub(killed).Round(time.Millisecond), res.LastFail.Sub(killed).Round(time.Millisecond))
