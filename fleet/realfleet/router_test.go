@@ -345,8 +345,11 @@ func (m margin) String() string {
 	if m.Missing != "" {
 		return fmt.Sprintf("%s: %s not seen", m.Instance, m.Missing)
 	}
-	return fmt.Sprintf("%s: left the registry %s before SIGTERM, died %s after it", m.Instance,
-		m.Margin.Round(time.Millisecond), m.Drain.Round(time.Millisecond))
+	when := fmt.Sprintf("%s before", m.Margin.Round(time.Millisecond))
+	if m.Margin < 0 {
+		when = fmt.Sprintf("%s after", (-m.Margin).Round(time.Millisecond))
+	}
+	return fmt.Sprintf("%s: left the registry %s SIGTERM, died %s after it", m.Instance, when, m.Drain.Round(time.Millisecond))
 }
 
 // registry lists the unit's instances in etcd.
@@ -533,7 +536,7 @@ func (e *env) logMargins(figs *routerFigures, ms []margin) {
 		}
 		ds = append(ds, m.Margin.Round(time.Millisecond).String())
 		if m.Margin <= 0 {
-			e.t.Errorf("%s got SIGTERM %s before it left the registry", m.Instance, -m.Margin)
+			e.t.Errorf("%s got SIGTERM %s before it left the registry: the router may have sent it requests while it stopped", m.Instance, (-m.Margin).Round(time.Millisecond))
 		}
 	}
 	figs.add("  margins (registry key deleted → SIGTERM): %s", strings.Join(ds, ", "))
