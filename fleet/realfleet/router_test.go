@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -393,9 +394,17 @@ func (e *env) waitRouted(client *http.Client, addr string, timeout time.Duration
 		rs := e.routes()
 		var desc []string
 		ok := len(rs) == 3
+		// Each endpoint is a machine's address and the published port.
+		var want []string
+		for _, m := range e.c.Machines {
+			want = append(want, net.JoinHostPort(m.IP, strconv.Itoa(routerPort)))
+		}
 		for _, r := range rs {
 			desc = append(desc, fmt.Sprintf("%s→%s %v", r.Domain, r.Unit, r.Endpoints))
 			ok = ok && r.Unit == "web" && len(r.Endpoints) == 3
+			for _, ep := range r.Endpoints {
+				ok = ok && slices.Contains(want, ep)
+			}
 		}
 		for _, h := range routerHosts {
 			code, body, err := routerGet(context.Background(), client, addr, h, "/version")
