@@ -103,17 +103,7 @@ func TestRouterCommand(t *testing.T) {
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
 	p := startKaylee(t, env, "router", "--caddy", caddy, "--listen", listen, "--status-listen", status,
 		"--admin-socket", filepath.Join(sockDir, "caddy.sock"))
-	get := func(host string) string {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+listen+"/", nil)
-		req.Host = host
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return strconv.Itoa(resp.StatusCode) + " " + strings.TrimSpace(string(b))
-	}
+	get := func(host string) string { return getHost(listen, host) }
 	waitFor(t, 20*time.Second, "a.test served through caddy", func() bool { return get("a.test") == "200 web" })
 	for host, want := range map[string]string{"www.a.test": "200 web", "x.a.test": "503 no replica of unit api serves", "b.test": "404 no unit serves b.test"} {
 		if got := get(host); got != want {
@@ -202,21 +192,25 @@ func TestRouterInAgent(t *testing.T) {
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
 	p := startKaylee(t, env, "agent", "--repo", repo.FileURL(), "--path", "units", "--cache-dir", t.TempDir(), "--interval", "1h",
 		"--router", "--router-caddy", caddy, "--router-listen", listen, "--router-admin-socket", filepath.Join(sockDir, "caddy.sock"))
-	get := func(host string) string {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+listen+"/", nil)
-		req.Host = host
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return strconv.Itoa(resp.StatusCode) + " " + strings.TrimSpace(string(b))
-	}
+	get := func(host string) string { return getHost(listen, host) }
 	if !eventually(30*time.Second, func() bool { return get("a.test") == "503 no replica of unit web serves" }) {
 		t.Fatalf("a.test not routed by the agent's router: %q\n%s", get("a.test"), p.errb.String())
 	}
 	if got := get("b.test"); got != "404 no unit serves b.test" {
 		t.Errorf("b.test: %q", got)
 	}
+}
+
+// getHost asks the router listening on listen for / with Host host and
+// returns "<status> <body>", or the error.
+func getHost(listen, host string) string {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+listen+"/", nil)
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strconv.Itoa(resp.StatusCode) + " " + strings.TrimSpace(string(b))
 }
