@@ -178,3 +178,58 @@ func TestPlanDrainDelay(t *testing.T) {
 		})
 	}
 }
+
+// A stateful unit's member, replaced stop then start in its slot, drains
+// too: it leaves the registry (db-1) at once, its stop (park) waits
+// DrainDelay, and no other member is parked meanwhile (it counts as
+// unavailable, update.maxUnavailable 1).
+func TestPlanDrainDelayStateful(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	v1, v2 := stateful(2, 1, "docker://db:1"), stateful(2, 1, "docker://db:2")
+	snap := (&snapshot{units: []*store.Unit{{Name: "db", Spec: *v2, Raw: v2.CanonicalJSON()}},
+		registry: &registry{written: map[string]*store.Instance{}, left: map[string]bool{"db/db-0": true, "db/db-1": true}, since: map[string]time.Time{}}}).
+		with(members(t, v1, "m1", "m2"), "launched", "active", "running")
+	snap.machines = []machine.MachineState{
+		{ID: "m1", PublicIP: "10.0.0.2", Metadata: map[string]string{"role": "db"}},
+		{ID: "m2", PublicIP: "10.0.0.3", Metadata: map[string]string{"role": "db"}},
+	}
+	for _, u := range snap.fleetUnits {
+		u.MachineID = pinnedMachine(u)
+		for _, s := range snap.states {
+			if s.Name == u.Name {
+				s.MachineID = u.MachineID
+			}
+		}
+	}
+	pp := newPassPlanner(Options{DrainDelay: 2 * time.Second}.withDefaults())
+	for _, s := range snap.states {
+		pp.mem.readySince[s.Name] = t0.Add(-time.Minute)
+	}
+	for _, p := range []struct {
+		at      time.Duration
+		wantOps string
+		wantReg string // registry keys after the pass
+		wantMsg string
+	}{
+		{0, "", "db/db-0", "draining " + snap.fleetUnits[1].Name + " before it stops (2s left)"},
+		{time.Second, "", "db/db-0", "(1s left)"},
+		{2 * time.Second, "stop:old1", "db/db-0", ""},
+	} {
+		plan := pp.plan(snap, t0.Add(p.at))
+		snap.registry.applied(plan.instances.puts, plan.instances.deletes)
+		var keys []string
+		for k := range snap.registry.written {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		if got := opsString(plan.ops, v2.Hash(0)); got != p.wantOps {
+			t.Errorf("at %s: ops = %q, want %q", p.at, got, p.wantOps)
+		}
+		if got := strings.Join(keys, " "); got != p.wantReg {
+			t.Errorf("at %s: registry = %q, want %q", p.at, got, p.wantReg)
+		}
+		if msg := plan.statuses[0].status.Message; !strings.Contains(msg, p.wantMsg) {
+			t.Errorf("at %s: status %q, want it to contain %q", p.at, msg, p.wantMsg)
+		}
+	}
+}
