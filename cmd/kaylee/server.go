@@ -180,6 +180,9 @@ old one first), fails a rollout whose replicas fail, restart --max-restarts
 times (a crash loop: units run with Restart=always), fail their health check
 at start, or make no progress for --rollout-timeout (the old version keeps
 running), and stops then destroys the fleet units of units removed from etcd.
+A replica that serves leaves the instance registry (<etcd-prefix>/instances/)
+--drain-delay before fleet is told to stop it, so that routers following the
+registry stop sending to it first.
 A stateful unit's member waits for its machine when it leaves fleet, or, with
 onMachineLoss: move, moves to another machine once it has been gone for
 --machine-loss-grace.
