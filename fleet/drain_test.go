@@ -60,11 +60,12 @@ func TestPlanDrainDelay(t *testing.T) {
 		return fmt.Sprintf("draining %s before it stops (%s left)", old[i].Name, left)
 	}
 	tests := []struct {
-		name   string
-		delay  time.Duration
-		hash   string // the spec hash ops and registry are labelled against
-		snap   func() *snapshot
-		passes []pass
+		name     string
+		delay    time.Duration
+		hash     string // the spec hash ops and registry are labelled against
+		snap     func() *snapshot
+		unlisted string // a fleet unit the earlier leader took out of the registry
+		passes   []pass
 	}{{
 		name:  "rolling update: old 2 leaves the registry at once and stops 2s later; it counts against maxSurge meanwhile (no new replica is created)",
 		delay: 2 * time.Second, hash: v2.Spec.Hash(0), snap: rolling,
@@ -72,6 +73,13 @@ func TestPlanDrainDelay(t *testing.T) {
 			{at: 0, wantOps: "", wantReg: "0 old0 old1", wantMsg: drainNote(2, "2s"), wantWake: 2 * time.Second},
 			{at: 1500 * time.Millisecond, wantOps: "", wantReg: "0 old0 old1", wantMsg: drainNote(2, "500ms"), wantWake: 2 * time.Second},
 			{at: 2 * time.Second, wantOps: "create:1 stop:old2", wantReg: "0 old0 old1", noMsg: "draining"},
+		},
+	}, {
+		name:  "a new leader takes over while old 2 drains (the last leader took it out of the registry): it holds the stop DrainDelay again",
+		delay: 2 * time.Second, hash: v2.Spec.Hash(0), snap: rolling, unlisted: old[2].Name,
+		passes: []pass{
+			{at: 0, wantOps: "", wantReg: "0 old0 old1", wantMsg: drainNote(2, "2s"), wantWake: 2 * time.Second},
+			{at: 2 * time.Second, wantOps: "create:1 stop:old2", wantReg: "0 old0 old1"},
 		},
 	}, {
 		name:  "DrainDelay 0: old 2 leaves the registry and is stopped in the same pass, as before",
@@ -136,7 +144,9 @@ func TestPlanDrainDelay(t *testing.T) {
 			// An earlier leader listed every serving replica.
 			reg := &registry{written: map[string]*store.Instance{}, left: map[string]bool{}, since: map[string]time.Time{}}
 			for _, u := range snap.fleetUnits {
-				reg.left["web/"+strings.TrimSuffix(u.Name, ".service")] = true
+				if u.Name != tt.unlisted {
+					reg.left["web/"+strings.TrimSuffix(u.Name, ".service")] = true
+				}
 			}
 			for _, p := range tt.passes {
 				if p.snap != nil {
