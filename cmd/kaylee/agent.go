@@ -279,7 +279,7 @@ func (c agentConfig) check() error {
 		return fmt.Errorf("--lease-ttl %s: use at least 1s", c.sched.leaseTTL)
 	}
 	if !c.syncOnly { // the sync loop runs no scheduler, and has no --default-engine
-		if err := checkDefaultEngine(c.sched.defaultEngine); err != nil {
+		if err := c.sched.checkEarly(); err != nil {
 			return err
 		}
 	}
