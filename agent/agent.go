@@ -34,6 +34,7 @@ func Run(ctx context.Context, c Config) error {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
 	m := newMetrics()
+	m.reg.MustRegister(c.Collectors...)
 	var rec *fleet.Reconciler
 	if c.Scheduler != nil {
 		var err error

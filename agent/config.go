@@ -23,6 +23,8 @@ import (
 	"github.com/kaylee-gitops/kaylee/fleet"
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/sync"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config is one agent: its roles, what they reach and what it serves.
@@ -44,6 +46,9 @@ type Config struct {
 	// Background runs for the agent's lifetime beside the roles (the
 	// notifications' follower, which campaigns for their election).
 	Background []func(context.Context)
+	// Collectors are Prometheus series of the background runners (the
+	// router's), served on /metrics with the agent's own.
+	Collectors []prometheus.Collector
 
 	HTTP HTTP
 

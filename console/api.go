@@ -13,12 +13,13 @@ import (
 
 // endpoints is what GET /api/v1/ lists.
 var endpoints = []string{
-	"GET  /api/v1/state                   everything the dashboard shows: units, machines, sources",
+	"GET  /api/v1/state                   everything the dashboard shows: units, machines, routes, sources",
 	"GET  /api/v1/units                   every unit with its status, fleet units, machines and git source",
 	"GET  /api/v1/units/NAME              one unit, with its stored spec",
 	"GET  /api/v1/units/NAME/history      the revisions it was rolled out to",
 	"GET  /api/v1/units/NAME/events       the events about it",
 	"GET  /api/v1/machines                fleet's machines with their metadata and replicas",
+	"GET  /api/v1/routes                  each unit's domains with the endpoints kaylee router sends them to (kaylee routes)",
 	"GET  /api/v1/sources                 the git sources: revision applied, last attempt, file errors",
 	"GET  /api/v1/sources/NAME            one source",
 	"GET  /api/v1/events?name=&limit=     the event log, oldest first",

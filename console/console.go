@@ -23,11 +23,12 @@ import (
 )
 
 // Reader is what the console reads: the views (units, sources), the
-// scheduler's leader, history, the event log, and the changes of the
+// instance registry (for the routes), the scheduler's leader, history, the event log, and the changes of the
 // store to stream. *store.Store is one; tests serve one in memory.
 type Reader interface {
 	view.Reader
 	view.SourceReader
+	ListInstances(ctx context.Context) (map[string]*store.Instance, error)
 	LeaderID(ctx context.Context, e store.Election) (string, error)
 	History(ctx context.Context, name string) ([]*store.HistoryEntry, error)
 	ListEvents(ctx context.Context, name string, limit int) ([]store.Event, int64, error)
@@ -108,6 +109,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/v1/units/{name}/history", s.getHistory)
 	mux.HandleFunc("GET /api/v1/units/{name}/events", s.getUnitEvents)
 	mux.HandleFunc("GET /api/v1/machines", s.listMachines)
+	mux.HandleFunc("GET /api/v1/routes", s.listRoutes)
 	mux.HandleFunc("GET /api/v1/sources", s.listSources)
 	mux.HandleFunc("GET /api/v1/sources/{name}", s.getSource)
 	mux.HandleFunc("GET /api/v1/events", s.listEvents)

@@ -23,16 +23,21 @@ import (
 // reads are viewtest.Mem's.
 type memReader struct {
 	viewtest.Mem
-	history  map[string][]*store.HistoryEntry
-	events   []store.Event
-	leader   string
-	leaderOf error // LeaderID's error
+	history   map[string][]*store.HistoryEntry
+	instances map[string]*store.Instance
+	events    []store.Event
+	leader    string
+	leaderOf  error // LeaderID's error
 }
 
 var _ Reader = (*memReader)(nil)
 
 func (m *memReader) LeaderID(context.Context, store.Election) (string, error) {
 	return m.leader, m.leaderOf
+}
+
+func (m *memReader) ListInstances(context.Context) (map[string]*store.Instance, error) {
+	return m.instances, nil
 }
 
 func (m *memReader) History(_ context.Context, name string) ([]*store.HistoryEntry, error) {

@@ -39,6 +39,7 @@ type State struct {
 	Time      time.Time     `json:"time"`
 	Units     []view.Unit   `json:"units"`
 	Machines  []Machine     `json:"machines"`
+	Routes    []Route       `json:"routes"` // the units' domains, as kaylee router routes them
 	Sources   []view.Source `json:"sources"`
 	Scheduler string        `json:"scheduler,omitempty"` // the scheduler's leader
 	Problems  []string      `json:"problems,omitempty"`  // what could not be read
@@ -103,6 +104,10 @@ func (s *Server) state(ctx context.Context) (*State, error) {
 	st := &State{Time: time.Now(), Units: units}
 	if st.Machines, err = machines(s.cfg.Machines, units); err != nil {
 		st.Problems = append(st.Problems, "fleet: listing machines: "+err.Error())
+	}
+	if st.Routes, err = s.routesOf(ctx); err != nil {
+		st.Problems = append(st.Problems, "routes: "+err.Error())
+		st.Routes = []Route{}
 	}
 	if st.Sources, err = view.Sources(ctx, s.cfg.Reader); err != nil {
 		st.Problems = append(st.Problems, "sources: "+err.Error())

@@ -74,6 +74,11 @@ func start(t *testing.T, name string, env map[string]string, args ...string) *pr
 	}
 	p.cmd = exec.Command(kayleeBin, args...)
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	if _, ok := env["KAYLEE_DRAIN_DELAY"]; !ok {
+		// The scheduler's drain (2s for each replica it stops) is not
+		// what these tests are about: off unless a test sets it.
+		p.cmd.Env = append(p.cmd.Env, "KAYLEE_DRAIN_DELAY=0")
+	}
 	for k, v := range env {
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
 	}

@@ -15,8 +15,9 @@ import (
 //
 //  1. the plan's warnings are logged;
 //  2. the instance registry (one fenced transaction): a replica about to
-//     be stopped leaves it before fleet is told to stop it, so a refused
-//     write makes no fleet call;
+//     be stopped leaves it before fleet is told to stop it (DrainDelay
+//     before, counted from this write: see drain.go), so a refused write
+//     makes no fleet call;
 //  3. the fleet calls, each in a window of confirmed leadership (see
 //     guard): none once leadership cannot be confirmed;
 //  4. the observer is told the phases;
@@ -32,6 +33,8 @@ func (t *term) apply(ctx context.Context, snap *snapshot, plan *planResult) erro
 	if err := t.writeInstances(ctx, plan.instances); err != nil {
 		return err
 	}
+	// Drains count from the registry write just done.
+	t.planner.mem.drainsFrom(plan.drainStarted, time.Now())
 	defer t.flushEvents(ctx)
 	t.events.settle(snap.fleetUnits, snap.states)
 	for _, e := range plan.events {

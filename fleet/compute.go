@@ -64,6 +64,9 @@ type planResult struct {
 	// events: what the pass decided that its fleet calls do not tell
 	// (a member that moves).
 	events []store.Event
+	// drainStarted: the serving fleet units whose drain (their stop held,
+	// see drain.go) begins with this pass's registry write.
+	drainStarted []string
 }
 
 type namedStatus struct {
@@ -181,7 +184,11 @@ func (pp *passPlanner) plan(snap *snapshot, now time.Time) *planResult {
 		}
 	}
 	pp.mem.forget(present, now, 2*pp.opts.RetryFailed)
-	res.instances = planInstances(snap, res.inputs, res.ops, now)
+	pp.mem.forgetDrains(p.drain)
+	res.instances = planInstances(snap, res.inputs, res.ops, p.heldNames(), now)
+	if p.drain != nil {
+		res.drainStarted = p.drain.started
+	}
 	res.history = planHistory(now, pp.opts.HistoryLimit, snap.history, res.inputs, res.statuses, snap.sources)
 	return res
 }
@@ -293,13 +300,14 @@ func planUnits(p *planner, inputs map[string]*unitInput) ([]op, []namedStatus) {
 }
 
 // planInstances is the registry's change: what the pass leaves serving
-// against what the term wrote last.
-func planInstances(snap *snapshot, inputs map[string]*unitInput, ops []op, now time.Time) instanceDiff {
+// (held: the fleet units whose stop it holds) against what the term
+// wrote last.
+func planInstances(snap *snapshot, inputs map[string]*unitInput, ops []op, held map[string]bool, now time.Time) instanceDiff {
 	byID := make(map[string]machine.MachineState, len(snap.machines))
 	for _, m := range snap.machines {
 		byID[m.ID] = m
 	}
-	puts, deletes := snap.registry.diff(serving(inputs, ops, byID, snap.registry.since, now))
+	puts, deletes := snap.registry.diff(serving(inputs, ops, held, byID, snap.registry.since, now))
 	return instanceDiff{puts: puts, deletes: deletes}
 }
 

@@ -60,6 +60,8 @@ type planner struct {
 	next time.Time
 	// events: what this pass decided that its fleet calls do not tell.
 	events []store.Event
+	// drain: the stops of serving replicas this pass holds (drain.go).
+	drain *drainPass
 }
 
 // wakeAt asks for a pass at t.
@@ -84,6 +86,10 @@ func (p *planner) plan(u *unitInput) ([]op, *store.Status) {
 		ops, st = p.planRemoved(u)
 	default:
 		ops, st = p.newRollout(u).compute()
+	}
+	if notes := p.drainNotes(u.name); st != nil && len(notes) > 0 && st.Phase != store.PhaseFailed {
+		// (A failed status's message is kept from pass to pass as it is.)
+		st.Message += "; " + strings.Join(notes, "; ")
 	}
 	if st != nil && len(u.warnings) > 0 {
 		st.Message += "; the stored JSON has fields Kaylee ignores: " + strings.Join(u.warnings, "; ")
@@ -583,7 +589,9 @@ func (r *rollout) place() {
 	case len(r.stale) == 0:
 		budget = r.n
 	case r.replicated:
-		budget = r.n + r.pol.surge - (len(r.current) + r.staleUp)
+		// An old replica that drains is still up (see drain.go).
+		draining := r.stale.count(func(a *actualUnit) bool { return r.draining(a.name()) })
+		budget = r.n + r.pol.surge - (len(r.current) + r.staleUp + draining)
 	}
 	if r.fitElsewhere >= 0 {
 		// Old units keep the new replicas off their machines: only those
@@ -803,6 +811,9 @@ func (p *planner) destroy(owner string, a *actualUnit) []op {
 	}
 	name := a.name()
 	if a.target() == targetLaunched {
+		if p.holdStop(owner, a) {
+			return nil
+		}
 		p.mem.stopping[name] = p.now
 		return []op{{kind: opStop, owner: owner, name: name}}
 	}

@@ -40,6 +40,9 @@ type memory struct {
 	// primary: Kaylee unit → the order of its stateful rollout, once
 	// asked of its primary probes (see decideOrder).
 	primary map[string]*primaryDecision
+	// draining: fleet unit that serves → when its drain began (it left
+	// the instance registry), while the plan stops it (see drain.go).
+	draining map[string]time.Time
 }
 
 // sentTarget is a target state Kaylee set (create: launched; launch;
@@ -82,6 +85,7 @@ func newMemory() *memory {
 		meta:        map[string]map[string]string{},
 		moves:       map[string]map[int]*memberMove{},
 		primary:     map[string]*primaryDecision{},
+		draining:    map[string]time.Time{},
 	}
 }
 

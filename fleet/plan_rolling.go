@@ -267,7 +267,7 @@ func (r *rollout) fallback(olds unitSet) *actualUnit {
 // park stops fleet units, keeping them loaded in fleet.
 func (r *rollout) park(units unitSet) {
 	for _, a := range units {
-		if a.unit != nil && a.target() == targetLaunched {
+		if a.unit != nil && a.target() == targetLaunched && !r.holdStop(r.u.name, a) {
 			r.ops = append(r.ops, op{kind: opStop, owner: r.u.name, name: a.name()})
 		}
 	}

@@ -16,7 +16,8 @@ import (
 	"github.com/kaylee-gitops/kaylee/store"
 )
 
-// Options tune the reconciler. Zero values take the defaults.
+// Options tune the reconciler. Zero values take the defaults (but
+// DrainDelay's, which is none).
 type Options struct {
 	UnitPrefix string // only fleet units named "<UnitPrefix>:..." are touched; default "k2"
 	// DefaultEngine is the engine a unit that names none runs with
@@ -47,6 +48,17 @@ type Options struct {
 	// MaxRestarts; a replica of a deployed spec is left to systemd, as a
 	// restart.
 	MaxRestarts int
+	// DrainDelay: a replica that serves (it is in the instance registry)
+	// and that the scheduler stops (a rollout's surplus, a scale down, a
+	// removed unit, a replacement in place) leaves the registry at once,
+	// and is told to stop only this long after the registry write that
+	// removed it, so that routers and load balancers following the
+	// registry stop sending to it first. Meanwhile it still counts as up
+	// for maxSurge and maxReplicasPerHost. A replica that does not serve
+	// (failed, restarting, on a lost machine) is stopped at once. A new
+	// leader starts the wait again for a replica it finds draining (it
+	// does not list it either). 0, the zero value, turns it off.
+	DrainDelay time.Duration
 	// StopTimeout: a unit set to stop is destroyed after this long even if
 	// fleet still reports it active. Default 90s.
 	StopTimeout time.Duration

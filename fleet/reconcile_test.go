@@ -29,6 +29,9 @@ var testOptions = Options{
 	MinReady: time.Second, Poll: 300 * time.Millisecond, Resync: 5 * time.Second,
 	Unschedulable: 6 * time.Second, RetryFailed: 2 * time.Second, StopTimeout: 10 * time.Second,
 	RolloutTimeout: time.Minute,
+	// No drain (the zero value): a replica stops in the pass that takes
+	// it out of the registry; the drain's own tests set it.
+	DrainDelay: 0,
 }
 
 type harness struct {

@@ -20,17 +20,22 @@ import (
 // Each pass, after planning and before any fleet call, the leader writes
 // the difference between what serves now and what it wrote last, in one
 // fenced transaction on its session's lease: a replica this pass stops or
-// destroys leaves the registry before fleet is told to stop it, and when
-// no leader keeps the entries (its session ends) they vanish.
+// destroys leaves the registry before fleet is told to stop it (and, with
+// Options.DrainDelay, that long before: see drain.go), and when no leader
+// keeps the entries (its session ends) they vanish.
 
 // serving lists the instances a pass leaves serving: every replica of a
 // unit, of the current version or an older one, that fleet reports
 // active/running with its submitted unit file (a unit with a health check
 // only reaches running once its check passed), with target launched, and
-// that the pass does not stop or destroy. since gives when an instance was
-// first seen serving; new ones are since now.
-func serving(inputs map[string]*unitInput, ops []op, machines map[string]machine.MachineState, since map[string]time.Time, now time.Time) map[string]*store.Instance {
-	down := map[string]bool{}
+// that the pass does not stop or destroy, nor hold the stop of (held: it
+// drains, see drain.go). since gives when an instance was first seen
+// serving; new ones are since now.
+func serving(inputs map[string]*unitInput, ops []op, held map[string]bool, machines map[string]machine.MachineState, since map[string]time.Time, now time.Time) map[string]*store.Instance {
+	down := maps.Clone(held)
+	if down == nil {
+		down = map[string]bool{}
+	}
 	for _, o := range ops {
 		if o.kind == opStop || o.kind == opDestroy {
 			down[o.name] = true

@@ -93,7 +93,7 @@ func CaddyConfig(routes []Route, o Options) ([]byte, error) {
 func caddyRouteOf(r Route) caddyRoute {
 	m := []hostMatch{{Host: []string{r.Domain}}}
 	if len(r.Endpoints) == 0 {
-		return caddyRoute{Match: m, Handle: []any{staticResponse(503, "no replica of unit "+r.Unit+" serves\n")}, Terminal: true}
+		return caddyRoute{Match: m, Handle: []any{staticResponse(503, r.Unserved()+"\n")}, Terminal: true}
 	}
 	p := reverseProxy{
 		Handler:   "reverse_proxy",

@@ -15,7 +15,16 @@ type input struct {
 	rev       int64    // the units were read at
 }
 
-func readInput(ctx context.Context, s *store.Store) (*input, error) {
+// Reader is what the routes are read from: the units and the instance
+// registry. *store.Store is one.
+type Reader interface {
+	ListUnits(ctx context.Context) ([]*store.Unit, int64, error)
+	ListInstances(ctx context.Context) (map[string]*store.Instance, error)
+}
+
+var _ Reader = (*store.Store)(nil)
+
+func readInput(ctx context.Context, s Reader) (*input, error) {
 	units, rev, err := s.ListUnits(ctx)
 	if err != nil {
 		return nil, err
@@ -38,8 +47,8 @@ func readInput(ctx context.Context, s *store.Store) (*input, error) {
 }
 
 // ReadRoutes reads the units and the instance registry and returns the
-// routes a router makes of them (kaylee routes).
-func ReadRoutes(ctx context.Context, s *store.Store) ([]Route, error) {
+// routes a router makes of them (kaylee routes, and the console's).
+func ReadRoutes(ctx context.Context, s Reader) ([]Route, error) {
 	in, err := readInput(ctx, s)
 	if err != nil {
 		return nil, err

@@ -31,6 +31,15 @@ type Route struct {
 // matches exactly one more label (*.a.com: x.a.com, not y.x.a.com).
 func (r Route) Wildcard() bool { return strings.HasPrefix(r.Domain, "*.") }
 
+// Unserved is what the router answers (503) for a route none of whose
+// unit's replicas serves; "" for a route with endpoints.
+func (r Route) Unserved() string {
+	if len(r.Endpoints) > 0 {
+		return ""
+	}
+	return "no replica of unit " + r.Unit + " serves"
+}
+
 // Routes is every domain of units (by name) with the endpoints of its
 // unit's instances, in the order the router matches them: exact names
 // first, then wildcards (so that www.a.com goes to its own unit whatever

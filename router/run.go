@@ -5,6 +5,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // RunWithCaddy runs c's caddy and r together until ctx ends: r starts
@@ -32,7 +36,8 @@ func RunWithCaddy(ctx context.Context, c *Caddy, r *Router) error {
 
 // Handler serves the router's Status as JSON on GET /status: 200 while
 // etcd answers and caddy took the last configuration, 503 otherwise (the
-// body says why; caddy serves the last configuration it took).
+// body says why; caddy serves the last configuration it took); and its
+// Prometheus series (Collector, and the process's) on GET /metrics.
 func (r *Router) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
@@ -43,5 +48,8 @@ func (r *Router) Handler() http.Handler {
 		}
 		_ = json.NewEncoder(w).Encode(st)
 	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(r.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux
 }

@@ -2,6 +2,8 @@ package sync
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -59,12 +61,7 @@ func newConflictScope(p *parsed, owned, held inventory, owners map[string]string
 // unit of another source conflicts with, becomes a file error and is held
 // (it keeps its stored value, or is not created).
 func refuseConflicts(desired map[string]*deploy.Document, held inventory, sc *conflictScope, res *Result) {
-	names := make([]string, 0, len(desired))
-	for name := range desired {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(desired)) {
 		d := desired[name]
 		_, stored := sc.units[name]
 		errs := sc.foreign(d, stored)

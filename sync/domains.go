@@ -2,6 +2,8 @@ package sync
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/kaylee-gitops/kaylee/deploy"
@@ -47,12 +49,7 @@ func refuseDomainClaims(desired map[string]*deploy.Document, held inventory, sc 
 	for more := true; more; {
 		more = false
 		holders := sc.domainHolders(desired)
-		names := make([]string, 0, len(desired))
-		for name := range desired {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
+		for _, name := range slices.Sorted(maps.Keys(desired)) {
 			d := desired[name]
 			e := sc.claimErrors(d, holders)
 			if len(e) == 0 {

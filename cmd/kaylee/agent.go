@@ -279,7 +279,7 @@ func (c agentConfig) check() error {
 		return fmt.Errorf("--lease-ttl %s: use at least 1s", c.sched.leaseTTL)
 	}
 	if !c.syncOnly { // the sync loop runs no scheduler, and has no --default-engine
-		if err := checkDefaultEngine(c.sched.defaultEngine); err != nil {
+		if err := c.sched.checkEarly(); err != nil {
 			return err
 		}
 	}
@@ -332,7 +332,9 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 	ac := agent.Config{Name: c.name, ID: id, Store: s, Log: log, LeaseTTL: c.sched.leaseTTL, Sources: sources,
 		Background: []func(context.Context){ns.Run}, Ready: c.ready, Version: versionString(), Etcd: a.etcd.Endpoints}
 	if c.router {
-		ac.Background = append(ac.Background, agentRouter(c, s, cmd.ErrOrStderr(), log))
+		run, r := agentRouter(c, s, cmd.ErrOrStderr(), log)
+		ac.Background = append(ac.Background, run)
+		ac.Collectors = append(ac.Collectors, r.Collector())
 	}
 	if !c.syncOnly {
 		if ac.Scheduler, err = a.scheduler(c); err != nil {
@@ -345,13 +347,14 @@ func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
 	return listenFlagError(agent.Run(ctx, ac))
 }
 
-// agentRouter is kaylee router's proxy as a background task of the agent:
-// a caddy that cannot start is logged, the agent goes on.
-func agentRouter(c agentConfig, s *store.Store, stderr io.Writer, log *slog.Logger) func(context.Context) {
+// agentRouter is kaylee router's proxy as a background task of the agent
+// (a caddy that cannot start is logged, the agent goes on), and the
+// router, whose series the agent serves.
+func agentRouter(c agentConfig, s *store.Store, stderr io.Writer, log *slog.Logger) (func(context.Context), *router.Router) {
 	f := c.routerFl
 	f.resync = 5 * time.Second
+	r, cd := f.newRouter(s, stderr, log)
 	return func(ctx context.Context) {
-		r, cd := f.newRouter(s, stderr, log)
 		if cd == nil {
 			_ = r.Run(ctx)
 			return
@@ -359,7 +362,7 @@ func agentRouter(c agentConfig, s *store.Store, stderr io.Writer, log *slog.Logg
 		if err := router.RunWithCaddy(ctx, cd, r); err != nil {
 			log.Error("router: --router-caddy: the agent runs without its router", "err", err)
 		}
-	}
+	}, r
 }
 
 // agentSources are the sources the agent syncs: those of --config, or

@@ -81,7 +81,7 @@ examples/ ask for.`,
 			if err := f.agent.http.check(); err != nil {
 				return err
 			}
-			if err := checkDefaultEngine(f.sched.defaultEngine); err != nil {
+			if err := f.sched.checkEarly(); err != nil {
 				return err
 			}
 			return a.runDev(cmd, f)

@@ -48,6 +48,20 @@ type proc struct {
 	code   int
 }
 
+// testEnv is env as the environment of a kaylee command under test, with
+// KAYLEE_DRAIN_DELAY=0 unless env sets it: the scheduler's drain (2s by
+// default for each replica it stops) is tested where it is the subject
+// (fleet's TestDrainDelayOnFleet, TestDrainDelayFlag); elsewhere it
+// would only make every rollout, scale down and removal slower.
+func testEnv(env map[string]string) func(string) string {
+	return func(k string) string {
+		if v, ok := env[k]; ok || k != "KAYLEE_DRAIN_DELAY" {
+			return v
+		}
+		return "0"
+	}
+}
+
 // startKaylee runs a long-running command in-process until Stop or the end
 // of the test.
 func startKaylee(t *testing.T, env map[string]string, args ...string) *proc {
@@ -65,7 +79,7 @@ func startKaylee(t *testing.T, env map[string]string, args ...string) *proc {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &proc{args: args, out: &syncBuffer{}, errb: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
 	go func() {
-		p.done <- run(ctx, args, &stdio{in: strings.NewReader(""), out: p.out, err: p.errb}, func(k string) string { return env[k] })
+		p.done <- run(ctx, args, &stdio{in: strings.NewReader(""), out: p.out, err: p.errb}, testEnv(env))
 	}()
 	t.Cleanup(func() {
 		if _, err := p.Stop(); err != nil {

@@ -67,6 +67,9 @@ func kayleeProcess(t *testing.T, nofile int, env map[string]string, args ...stri
 	if nofile > 0 {
 		cmd.Env = append(cmd.Env, processNoFileEnv+"="+strconv.Itoa(nofile))
 	}
+	if _, ok := env["KAYLEE_DRAIN_DELAY"]; !ok {
+		cmd.Env = append(cmd.Env, "KAYLEE_DRAIN_DELAY=0") // see testEnv
+	}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

@@ -103,20 +103,10 @@ func TestRouterCommand(t *testing.T) {
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
 	p := startKaylee(t, env, "router", "--caddy", caddy, "--listen", listen, "--status-listen", status,
 		"--admin-socket", filepath.Join(sockDir, "caddy.sock"))
-	get := func(host string) string {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+listen+"/", nil)
-		req.Host = host
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return strconv.Itoa(resp.StatusCode) + " " + strings.TrimSpace(string(b))
-	}
-	waitFor(t, 20*time.Second, "a.test served through caddy", func() bool { return get("a.test") == "200 web" })
+	route := func(host string) string { return getHost(listen, host) }
+	waitFor(t, 20*time.Second, "a.test served through caddy", func() bool { return route("a.test") == "200 web" })
 	for host, want := range map[string]string{"www.a.test": "200 web", "x.a.test": "503 no replica of unit api serves", "b.test": "404 no unit serves b.test"} {
-		if got := get(host); got != want {
+		if got := route(host); got != want {
 			t.Errorf("%s: %q, want %q", host, got, want)
 		}
 	}
@@ -129,10 +119,16 @@ func TestRouterCommand(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != 200 || st.Routes != 3 || st.EtcdError != "" {
 		t.Errorf("GET /status: %d %+v %v", resp.StatusCode, st, err)
 	}
+	_, metrics := get(status, "/metrics")
+	for _, want := range []string{"\nkaylee_router_routes 3\n", "\nkaylee_router_etcd_up 1\n", "\nkaylee_router_caddy_load_ok 1\n", "\nprocess_cpu_seconds_total "} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("GET /metrics lacks %q:\n%s", strings.TrimSpace(want), metrics)
+		}
+	}
 	if code, err := p.Stop(); code != 0 || err != nil {
 		t.Errorf("stop: %d %v\n%s", code, err, p.errb.String())
 	}
-	if got := get("a.test"); !strings.Contains(got, "connection refused") {
+	if got := route("a.test"); !strings.Contains(got, "connection refused") {
 		t.Errorf("after kaylee router stopped, caddy still answers: %q", got)
 	}
 }
@@ -198,25 +194,33 @@ func TestRouterInAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(sockDir)
-	listen := freePort(t)
+	listen, agentAddr := freePort(t), freePort(t)
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
-	p := startKaylee(t, env, "agent", "--repo", repo.FileURL(), "--path", "units", "--cache-dir", t.TempDir(), "--interval", "1h",
+	p := startKaylee(t, env, "agent", "--repo", repo.FileURL(), "--path", "units", "--cache-dir", t.TempDir(), "--interval", "1h", "--listen", agentAddr,
 		"--router", "--router-caddy", caddy, "--router-listen", listen, "--router-admin-socket", filepath.Join(sockDir, "caddy.sock"))
-	get := func(host string) string {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+listen+"/", nil)
-		req.Host = host
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return strconv.Itoa(resp.StatusCode) + " " + strings.TrimSpace(string(b))
+	route := func(host string) string { return getHost(listen, host) }
+	if !eventually(30*time.Second, func() bool { return route("a.test") == "503 no replica of unit web serves" }) {
+		t.Fatalf("a.test not routed by the agent's router: %q\n%s", route("a.test"), p.errb.String())
 	}
-	if !eventually(30*time.Second, func() bool { return get("a.test") == "503 no replica of unit web serves" }) {
-		t.Fatalf("a.test not routed by the agent's router: %q\n%s", get("a.test"), p.errb.String())
-	}
-	if got := get("b.test"); got != "404 no unit serves b.test" {
+	if got := route("b.test"); got != "404 no unit serves b.test" {
 		t.Errorf("b.test: %q", got)
 	}
+	// The agent's /metrics has the router's series.
+	if _, m := get(agentAddr, "/metrics"); !strings.Contains(m, "\nkaylee_router_routes 1\n") || !strings.Contains(m, "\nkaylee_router_etcd_up 1\n") {
+		t.Errorf("the agent's /metrics lacks the router's series:\n%s", m)
+	}
+}
+
+// getHost asks the router listening on listen for / with Host host and
+// returns "<status> <body>", or the error.
+func getHost(listen, host string) string {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+listen+"/", nil)
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strconv.Itoa(resp.StatusCode) + " " + strings.TrimSpace(string(b))
 }

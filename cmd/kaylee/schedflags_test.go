@@ -31,6 +31,37 @@ func TestMachineLossGraceFlag(t *testing.T) {
 	}
 }
 
+// Issue 26: --drain-delay reaches the scheduler's options; 2s by
+// default, 0 turns it off, a negative duration is refused; server, agent
+// and dev all have it.
+func TestDrainDelayFlag(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want time.Duration
+		err  string
+	}{
+		{nil, 2 * time.Second, ""},
+		{[]string{"--drain-delay", "5s"}, 5 * time.Second, ""},
+		{[]string{"--drain-delay", "0"}, 0, ""},
+		{[]string{"--drain-delay", "-1s"}, 0, "--drain-delay -1s: use 0 (no drain) or a positive duration"},
+	} {
+		o, err := parseSchedulerFlags(t, tt.args)
+		switch {
+		case tt.err != "" && (err == nil || err.Error() != tt.err):
+			t.Errorf("%v: error %v, want %q", tt.args, err, tt.err)
+		case tt.err == "" && (err != nil || o.DrainDelay != tt.want):
+			t.Errorf("%v: drain delay %s (error %v), want %s", tt.args, o.DrainDelay, err, tt.want)
+		}
+	}
+	const want = "kaylee: --drain-delay -1s: use 0 (no drain) or a positive duration\n"
+	for _, cmd := range []string{"server", "agent", "dev"} {
+		r := kaylee(t, map[string]string{"KAYLEE_ETCD_ENDPOINTS": "http://127.0.0.1:1"}, cmd, "--drain-delay", "-1s")
+		if r.code != 1 || r.err != want {
+			t.Errorf("kaylee %s --drain-delay -1s: exit %d, stderr %q; want 1 and %q", cmd, r.code, r.err, want)
+		}
+	}
+}
+
 // Issue 25: --default-engine reaches the scheduler's options (rkt unless
 // set); a value that is no engine is refused, naming the flag and the
 // engines, by server, agent and dev alike, before anything starts.

@@ -26,6 +26,7 @@ type schedulerFlags struct {
 	defaultEngine  string
 	minReady       time.Duration
 	rolloutTimeout time.Duration
+	drainDelay     time.Duration
 	maxRestarts    int
 	lossGrace      time.Duration
 	history        int
@@ -42,6 +43,7 @@ func (f *schedulerFlags) register(fl *pflag.FlagSet, minReady time.Duration) {
 	fl.StringVar(&f.defaultEngine, "default-engine", deploy.EngineRkt, defaultEngineUsage+"; the stored JSON is not changed, the spec hash of those units is, so switching it rolls them over one replica at a time")
 	fl.DurationVar(&f.minReady, "min-ready", minReady, "how long a new replica must run before an old one is removed (a unit's update.minReady overrides it)")
 	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", 5*time.Minute, "a rollout in which no new replica became ready for this long fails and the old version stays (a unit's update.progressDeadline overrides it)")
+	fl.DurationVar(&f.drainDelay, "drain-delay", defaultDrainDelay, "a serving replica that the scheduler stops (a rollout's surplus, a scale down, kaylee rm or a unit deleted from git, kaylee restart, a drifted unit replaced, an in-place replacement on a packed cluster) leaves the instance registry first and is stopped only this long later, so that routers and load balancers following the registry stop sending to it; meanwhile it still counts against maxSurge and maxReplicasPerHost. A replica that does not serve (failed, restarting) stops at once, and a lost machine is not waited for. 0 turns it off")
 	fl.DurationVar(&f.lossGrace, "machine-loss-grace", 5*time.Minute, "a member of a stateful unit with onMachineLoss: move whose machine has left fleet for this long moves to another machine (of its zone, with spread); the leader counts it from when it first saw the machine gone, so after a change of leader it starts again")
 	fl.IntVar(&f.history, "history", store.DefaultHistory, "how many revisions of each unit to keep for kaylee history and rollback")
 	fl.IntVar(&f.maxRestarts, "max-restarts", 2, "a new replica seen restarting this many times (activating/auto-restart: units run with Restart=always, so a crashing one never shows failed) fails the rollout at once, without waiting for --rollout-timeout; the old version stays")
@@ -102,6 +104,13 @@ func (a *app) v2Keys(f *schedulerFlags, endpoints []string) (etcd.KeysAPI, error
 	return keys, nil
 }
 
+// defaultDrainDelay is --drain-delay's default: a router that follows
+// the registry (kaylee router) has its new configuration about 10 ms
+// after a delete; the rest is margin for a router or load balancer far
+// away, over a WAN, or behind a slow etcd watch, at the cost of this much
+// per step of a rollout.
+const defaultDrainDelay = 2 * time.Second
+
 // defaultEngineUsage is the start of --default-engine's help.
 const defaultEngineUsage = "the engine a unit that names none runs with: rkt (the seed format's default), docker or podman"
 
@@ -109,6 +118,18 @@ const defaultEngineUsage = "the engine a unit that names none runs with: rkt (th
 func checkDefaultEngine(engine string) error {
 	if err := deploy.CheckEngine(engine); err != nil {
 		return fmt.Errorf("--default-engine: %w", err)
+	}
+	return nil
+}
+
+// checkEarly checks the scheduler flags that server, agent and dev refuse
+// before they start anything.
+func (f *schedulerFlags) checkEarly() error {
+	if err := checkDefaultEngine(f.defaultEngine); err != nil {
+		return err
+	}
+	if f.drainDelay < 0 {
+		return fmt.Errorf("--drain-delay %s: use 0 (no drain) or a positive duration", f.drainDelay)
 	}
 	return nil
 }
@@ -127,12 +148,12 @@ func (f *schedulerFlags) options() (fleet.Options, error) {
 	if err := deploy.CheckUnitPrefix(f.unitPrefix); err != nil {
 		return fleet.Options{}, fmt.Errorf("--unit-prefix: %w", err)
 	}
-	if err := checkDefaultEngine(f.defaultEngine); err != nil {
+	if err := f.checkEarly(); err != nil {
 		return fleet.Options{}, err
 	}
 	return fleet.Options{
 		UnitPrefix: f.unitPrefix, DefaultEngine: f.defaultEngine, MinReady: f.minReady, RolloutTimeout: f.rolloutTimeout, MaxRestarts: f.maxRestarts, Resync: f.resync,
-		HistoryLimit: f.history, MachineLossGrace: f.lossGrace,
+		HistoryLimit: f.history, MachineLossGrace: f.lossGrace, DrainDelay: f.drainDelay,
 	}, nil
 }
 
@@ -159,6 +180,9 @@ old one first), fails a rollout whose replicas fail, restart --max-restarts
 times (a crash loop: units run with Restart=always), fail their health check
 at start, or make no progress for --rollout-timeout (the old version keeps
 running), and stops then destroys the fleet units of units removed from etcd.
+A replica that serves leaves the instance registry (<etcd-prefix>/instances/)
+--drain-delay before fleet is told to stop it, so that routers following the
+registry stop sending to it first.
 A stateful unit's member waits for its machine when it leaves fleet, or, with
 onMachineLoss: move, moves to another machine once it has been gone for
 --machine-loss-grace.

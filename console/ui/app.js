@@ -56,7 +56,7 @@ function parseRoute() {
       return { view: "all" }; // a hash that is not a unit's
     }
   }
-  if (["cluster", "sources", "events"].includes(p[0])) return { view: p[0] };
+  if (["routes", "cluster", "sources", "events"].includes(p[0])) return { view: p[0] };
   return { view: "all" };
 }
 
@@ -64,14 +64,22 @@ function show() {
   route = parseRoute();
   const main = document.querySelector("main");
   main.classList.toggle("all", route.view === "all");
-  for (const id of ["units", "cluster", "sources", "events"]) {
+  for (const id of ["units", "routes", "cluster", "sources", "events"]) {
     $(id).hidden = !(route.view === "all" || route.view === id);
   }
+  showRoutes();
   $("unit").hidden = route.view !== "unit";
   for (const a of document.querySelectorAll("nav a")) {
     a.classList.toggle("active", a.dataset.view === route.view || (route.view === "all" && a.dataset.view === "units"));
   }
   if (route.view === "unit") loadUnit(route.name);
+}
+
+// The overview shows the routes only when a unit has domains; #/routes
+// always does.
+function showRoutes() {
+  const none = state !== null && !(state.routes || []).length;
+  $("routes").hidden = !(route.view === "routes" || (route.view === "all" && !none));
 }
 
 function drawSummary(st) {
@@ -160,6 +168,48 @@ function drawUnits(st) {
   $("unit-rows").replaceChildren(...rows);
 }
 
+const unitLink = (name) => h("a", { href: "#/units/" + encodeURIComponent(name) }, name);
+
+// A route's endpoints, or the warning that none of its unit's replicas
+// serves (kaylee router answers 503).
+function routeEndpoints(r) {
+  if (!r.endpoints.length) return h("span", { class: "badge noreplica", title: "kaylee router answers 503: " + r.noReplica }, "no replica serves");
+  return r.endpoints.flatMap((e, i) => [i ? " " : null, h("span", { class: "mono endpoint" }, e)]);
+}
+
+// A route's note (a domain claimed twice, replicas without an address),
+// and what the router answers when no replica serves.
+const routeNote = (r) => [r.note, r.noReplica ? "kaylee router answers 503 " + JSON.stringify(r.noReplica) : ""].filter(Boolean).join("; ");
+
+// The units' domains, as kaylee router routes them (kaylee routes), in
+// the order it matches them.
+function drawRoutes(st) {
+  const rows = (st.routes || []).map((r) => h("tr", { "data-domain": r.domain, class: r.endpoints.length ? "" : "unserved" },
+    h("td", { class: "mono domain" }, r.domain),
+    h("td", { class: "unit" }, unitLink(r.unit)),
+    h("td", { class: "endpoints" }, routeEndpoints(r)),
+    h("td", { class: "wide note" }, routeNote(r) || "–")));
+  if (!rows.length) rows.push(h("tr", {}, h("td", { colSpan: 4, class: "muted" }, "no unit has domains")));
+  $("route-rows").replaceChildren(...rows);
+  showRoutes();
+}
+
+// The domains of the stored spec of the unit whose page was last loaded:
+// one that another unit claimed first goes to that unit.
+let unitDomains = { name: null, domains: [] };
+
+// A unit's domains on its page: its routes, live, and those of its spec
+// that another unit gets.
+function drawUnitDomains(name) {
+  const spec = unitDomains.name === name ? unitDomains.domains : [];
+  const rows = ((state && state.routes) || []).filter((r) => r.unit === name || spec.includes(r.domain)).map((r) => h("tr", { "data-domain": r.domain, class: r.endpoints.length ? "" : "unserved" },
+    h("td", { class: "mono domain" }, r.domain),
+    h("td", { class: "endpoints" }, r.unit === name ? routeEndpoints(r) : [h("span", { class: "badge claimed" }, "routed to another unit"), " ", unitLink(r.unit)]),
+    h("td", { class: "wide note" }, routeNote(r) || "–")));
+  $("unit-domains-box").hidden = !rows.length;
+  $("unit-domains").replaceChildren(...rows);
+}
+
 function drawMachines(st) {
   const cards = st.machines.map((m) => h("div", { class: "card machine", "data-machine": m.id },
     h("h4", {}, m.ip || "(no IP)", " ", h("span", { class: "muted mono" }, short(m.id, 8))),
@@ -244,6 +294,8 @@ async function loadUnit(name) {
       getJSON("/api/v1/units/" + encodeURIComponent(name) + "/history"), getJSON("/api/v1/units/" + encodeURIComponent(name) + "/events?limit=50")]);
     if (my !== unitLoad) return;
     drawUnitFields(u);
+    unitDomains = { name, domains: (u.spec && u.spec.domains) || [] };
+    drawUnitDomains(name);
     $("unit-history").replaceChildren(...hist.slice().reverse().map((e) => h("tr", { "data-revision": e.revision },
       h("td", {}, e.revision), h("td", { class: "mono" }, e.specHash), h("td", {}, badge("outcome-" + e.outcome, e.outcome)),
       h("td", {}, ago(e.time) + " ago"), h("td", { class: "mono" }, e.source ? e.source + "@" + short(e.gitRevision) : "–"),
@@ -263,11 +315,13 @@ function draw(st) {
   state = st;
   drawSummary(st);
   drawUnits(st);
+  drawRoutes(st);
   drawMachines(st);
   drawSources(st);
   if (route.view === "unit") {
     const u = st.units.find((x) => x.name === route.name);
     if (u) drawUnitFields(u);
+    drawUnitDomains(route.name);
   }
 }
 
