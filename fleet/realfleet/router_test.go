@@ -472,7 +472,7 @@ func TestRealRouterUnderLoad(t *testing.T) {
 	extra := strings.Fields(os.Getenv(routerServerFlagsEnv))
 	e.server(extra...)
 	figs := &routerFigures{t: t}
-	figs.add("server flags: --min-ready 3s --lease-ttl 5s %s; caddy %s", strings.Join(extra, " "), caddy)
+	figs.add("server flags: --min-ready 3s --lease-ttl 5s %s (the others at their defaults); caddy %s", strings.Join(extra, " "), caddy)
 
 	e.must("run", "--wait", "--timeout", "3m", e.unit("web", routedUnit("1")))
 	e.waitContainers("web", 3, "v1", 30*time.Second)
