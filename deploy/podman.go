@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
@@ -114,10 +115,11 @@ var podOptionMap = map[string]string{
 	"--hostname":    "--hostname",
 	"--hosts-entry": "--add-host",
 	"--net":         "--network",
+	"--port":        "--publish",
 }
 
 // podOptionNames lists them for messages.
-const podOptionNames = "--dns, --dns-search, --dns-opt, --hostname, --hosts-entry and --net"
+const podOptionNames = "--dns, --dns-search, --dns-opt, --hostname, --hosts-entry, --port and --net"
 
 // podOptionHints name the spec field that does what an rkt option did.
 var podOptionHints = map[string]string{
@@ -177,6 +179,14 @@ func podOptions(s *Spec) ([]string, []podProblem) {
 				continue
 			case "--hostname":
 				hostname = true
+			case "--port":
+				value, msg := publishOf(s, value)
+				if msg != "" {
+					probs = append(probs, podProblem{field, fmt.Sprintf("%q %s", a, msg)})
+					continue
+				}
+				opts = append(opts, to+"="+value)
+				continue
 			}
 			opt, msg := podOption(name, to, value)
 			if msg != "" {
@@ -215,6 +225,50 @@ func podOption(name, to, value string) (string, string) {
 		value = host + ":" + ip
 	}
 	return to + "=" + value, ""
+}
+
+// hostIPRe is the host address of rkt's --port: an IP address, or a
+// variable systemd fills in from the unit's environment (CoreOS's
+// ${COREOS_PUBLIC_IPV4} in /etc/environment).
+var hostIPRe = regexp.MustCompile(`^(\$\{[A-Za-z_][A-Za-z0-9_]*\}|[0-9.]+|\[[0-9a-fA-F:]+\])$`)
+
+// publishOf maps the value of rkt's --port=NAME:[HOSTIP:]HOSTPORT (NAME
+// an entry of the unit's ports, where rkt read the image's) to podman's
+// --publish=[HOSTIP:]HOSTPORT:PORT[/udp], or says what is wrong.
+func publishOf(s *Spec, value string) (string, string) {
+	const form = "must be --port=NAME:[HOSTIP:]HOSTPORT, NAME an entry of ports"
+	name, rest, ok := strings.Cut(value, ":")
+	if !ok || name == "" {
+		return "", form
+	}
+	hostIP, hostPort := "", rest
+	if i := strings.LastIndex(rest, ":"); i >= 0 {
+		hostIP, hostPort = rest[:i], rest[i+1:]
+		if !hostIPRe.MatchString(hostIP) {
+			return "", fmt.Sprintf("%s: %q is not an IP address or a ${VARIABLE}", form, hostIP)
+		}
+		if _, err := netip.ParseAddr(strings.Trim(hostIP, "[]")); !strings.HasPrefix(hostIP, "$") && err != nil {
+			return "", fmt.Sprintf("%s: %q is not an IP address", form, hostIP)
+		}
+	}
+	n, err := strconv.Atoi(hostPort)
+	if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != hostPort {
+		return "", fmt.Sprintf("%s: %q is not a port (1 to 65535)", form, hostPort)
+	}
+	for _, p := range s.Ports {
+		if p.Name != name {
+			continue
+		}
+		out := fmt.Sprintf("%s:%d", hostPort, p.Port)
+		if hostIP != "" {
+			out = hostIP + ":" + out
+		}
+		if p.Protocol == "udp" {
+			out += "/udp"
+		}
+		return out, ""
+	}
+	return "", fmt.Sprintf("%s: ports has no entry named %q", form, name)
 }
 
 // unmappedOption says why an args word has no place in a podman pod.

@@ -137,11 +137,11 @@ func TestValidatePodmanRefuses(t *testing.T) {
 		want     string // the whole error
 	}{
 		{"rkt's stage1", "args:\n- --dns=10.0.0.2\n- --net=default\n- --stage1-name=coreos.com/rkt/stage1-fly\n",
-			`u.yaml:7: args[2]: "--stage1-name=coreos.com/rkt/stage1-fly" is rkt's and has no podman equivalent: engine podman maps only --dns, --dns-search, --dns-opt, --hostname, --hosts-entry and --net to its pod`},
+			`u.yaml:7: args[2]: "--stage1-name=coreos.com/rkt/stage1-fly" is rkt's and has no podman equivalent: engine podman maps only --dns, --dns-search, --dns-opt, --hostname, --hosts-entry, --port and --net to its pod`},
 		{"a hint", "args:\n- --volume=data,kind=host,source=/srv\n",
 			`u.yaml:5: args[0]: "--volume=data,kind=host,source=/srv" is rkt's and has no podman equivalent here: use volumes`},
 		{"not an option", "args:\n- docker://busybox\n",
-			`u.yaml:5: args[0]: "docker://busybox" is not an option: engine podman takes only rkt's pod options --dns, --dns-search, --dns-opt, --hostname, --hosts-entry and --net in args`},
+			`u.yaml:5: args[0]: "docker://busybox" is not an option: engine podman takes only rkt's pod options --dns, --dns-search, --dns-opt, --hostname, --hosts-entry, --port and --net in args`},
 		{"no value", "args:\n- --dns\n", `u.yaml:5: args[0]: "--dns" needs a value (--dns=VALUE)`},
 		{"dns host", "args:\n- --dns=host\n",
 			`u.yaml:5: args[0]: "--dns=host" is rkt's (the host's resolv.conf) and has no podman equivalent: leave it out, podman gives the pod the host's resolvers by default`},
@@ -150,6 +150,14 @@ func TestValidatePodmanRefuses(t *testing.T) {
 		{"rkt's CNI args", "args:\n- --net=flannel:IP=10.1.0.5\n", `u.yaml:5: args[0]: "flannel:IP=10.1.0.5": rkt's NAME:ARGS has no podman equivalent: name the network alone`},
 		{"a podman mode", "net: slirp4netns\n", `u.yaml:4: net: "slirp4netns" is a podman network mode, not a network: write default for podman's default network`},
 		{"networks twice", "net: flannel\nargs:\n- --net=default\n", `u.yaml:6: args[0]: "--net=default": net names the networks too: name them once`},
+		{"port of no entry", "ports:\n- {name: http, port: 8080}\nargs:\n- --port=web:18500\n",
+			`u.yaml:7: args[0]: "--port=web:18500" must be --port=NAME:[HOSTIP:]HOSTPORT, NAME an entry of ports: ports has no entry named "web"`},
+		{"port out of range", "ports:\n- {name: http, port: 8080}\nargs:\n- --port=http:70000\n",
+			`u.yaml:7: args[0]: "--port=http:70000" must be --port=NAME:[HOSTIP:]HOSTPORT, NAME an entry of ports: "70000" is not a port (1 to 65535)`},
+		{"port's host not an address", "ports:\n- {name: http, port: 8080}\nargs:\n- --port=http:shop.lan:80\n",
+			`u.yaml:7: args[0]: "--port=http:shop.lan:80" must be --port=NAME:[HOSTIP:]HOSTPORT, NAME an entry of ports: "shop.lan" is not an IP address or a ${VARIABLE}`},
+		{"port without a host port", "ports:\n- {name: http, port: 8080}\nargs:\n- --port=http\n",
+			`u.yaml:7: args[0]: "--port=http" must be --port=NAME:[HOSTIP:]HOSTPORT, NAME an entry of ports`},
 		{"cmd as JSON", "apps:\n- image: x\n  cmd: '[\"/bin/sh\"]'\n", `u.yaml:4: apps[0].cmd: "[\"/bin/sh\"]" must be one path (podman --entrypoint): put its arguments in args`},
 	}
 	for _, tt := range tests {
