@@ -82,7 +82,7 @@ routes.
     read at most every 100ms) and loads Caddy's new configuration, about 10ms
     later here: requests in flight finish on the old configuration, new ones
     go to the replicas left. A request to a replica that refuses the
-    connection (or does not answer it in 2s) is retried on another for up to
+    connection (or does not answer it in 300ms) is retried on another for up to
     5s.
   - With --caddy, the router runs caddy itself (caddy run, the admin API on
     --admin-socket) and starts it again if it exits; without, it configures
