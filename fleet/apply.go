@@ -31,6 +31,9 @@ import (
 func (t *term) apply(ctx context.Context, snap *snapshot, plan *planResult) error {
 	t.logWarnings(plan)
 	if err := t.writeInstances(ctx, plan.instances); err != nil {
+		// The replicas whose drain began in this pass are still listed:
+		// their drain begins at a write that is done.
+		t.planner.mem.dropDrains(plan.drainStarted)
 		return err
 	}
 	// Drains count from the registry write just done.

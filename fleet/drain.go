@@ -105,6 +105,13 @@ func (m *memory) forgetDrains(d *drainPass) {
 	}
 }
 
+// dropDrains drops the drains of names: their registry write failed.
+func (m *memory) dropDrains(names []string) {
+	for _, name := range names {
+		delete(m.draining, name)
+	}
+}
+
 // drainsFrom starts the drains that began in a pass at the time its
 // registry write was done (at), not when it was planned: the stop comes
 // DrainDelay after the replica left the registry, however long the

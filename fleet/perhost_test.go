@@ -204,6 +204,18 @@ func TestPlanRollingMaxPerHost(t *testing.T) {
 		wantOps: "",
 		wantMsg: "one stops for it once the replicas on their way up or down are done",
 	}, {
+		name:     "packed, m2 left: 2 of 3 serve on m0 and m1: no old replica stops (the rollout cannot end on 2 machines)",
+		snap:     (&snapshot{units: []*store.Unit{packed2}}).on(packedOld[:2], []string{"m0", "m1"}, "launched", "active", "running"),
+		machines: []string{"m0", "m1"},
+		wantOps:  "",
+		wantMsg:  "no old replica stops for it while 2 of 3 serve",
+	}, {
+		name: "packed: new 1 and 2 ready on m1 and m2, new 0 launched and unplaced (old 0 holds m0, the only machine left to it): old 0 stops",
+		snap: (&snapshot{units: []*store.Unit{packed2}}).on(packedOld[:1], []string{"m0"}, "launched", "active", "running").
+			on(packedCur[1:], []string{"m1", "m2"}, "launched", "active", "running").on(packedCur[:1], []string{""}, "launched", "", ""),
+		wantOps: "stop:countly/old0",
+		wantMsg: packedOld[0].Name + " stops on machine m0 (10.0.0.0) and the new one takes its place",
+	}, {
 		name:    "packed, old 2 gone: new 0 is created, for m2",
 		snap:    (&snapshot{units: []*store.Unit{packed2}}).on(packedOld[:2], []string{"m0", "m1"}, "launched", "active", "running"),
 		wantOps: "create:countly/0",

@@ -636,9 +636,11 @@ func (r *rollout) place() {
 			budget--
 		}
 	}
+	waiting := r.stuckByGroup()
 	if budget > 0 {
-		r.replaceInPlace(blocked)
+		waiting = append(waiting, blocked...)
 	}
+	r.replaceInPlace(waiting)
 	r.makeRoom()
 }
 

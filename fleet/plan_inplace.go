@@ -75,10 +75,25 @@ func (r *rollout) replaceInPlace(blocked []*schema.Unit) {
 	du := blocked[0]
 	at := fmt.Sprintf("no machine has room for %s under maxReplicasPerHost (%d): every machine it may run on has an old replica of its group",
 		du.Name, r.u.spec.MaxReplicasPerHost)
-	settling := r.current.count(func(a *actualUnit) bool { return a.target() == targetLaunched && !r.planner.ready(a, r.pol.minReady) })
+	// Up or starting: a new replica with a machine that is not ready yet
+	// (one without a machine is waiting for room, as du is).
+	settling := r.current.count(func(a *actualUnit) bool {
+		return a.target() == targetLaunched && !r.planner.ready(a, r.pol.minReady) && len(r.unitMachines(a)) > 0
+	})
 	stopping := r.stale.count(func(a *actualUnit) bool { return a.unit != nil && a.target() != targetLaunched })
 	if r.removing || r.inFlight || r.starting > 0 || settling > 0 || stopping > 0 {
 		r.notes = append(r.notes, at+": one stops for it once the replicas on their way up or down are done")
+		return
+	}
+	// Only from full strength, and only where the rollout can end: never
+	// a second replica down, nor one for a spec the machines cannot hold.
+	if serving := r.ready + r.staleUp; serving < r.n {
+		r.notes = append(r.notes, fmt.Sprintf("%s: no old replica stops for it while %d of %d serve", at, serving, r.n))
+		return
+	}
+	if room := r.roomFor(du); room < r.n {
+		r.notes = append(r.notes, fmt.Sprintf("%s: the machines it may run on hold only %d of its %d replicas (maxReplicasPerHost %d): add machines or lower replicas",
+			at, room, r.n, r.u.spec.MaxReplicasPerHost))
 		return
 	}
 	pick, on := r.inPlaceOf(du)
@@ -91,6 +106,36 @@ func (r *rollout) replaceInPlace(blocked []*schema.Unit) {
 	r.staleUp--
 	r.notes = append(r.notes, fmt.Sprintf("%s: %s stops on %s and the new one takes its place (serving one fewer for this step; a machine with room avoids that)",
 		at, pick.name(), r.machine(on)))
+}
+
+// roomFor is how many replicas like du the live machines that match its
+// MachineMetadata hold under maxReplicasPerHost.
+func (r *rollout) roomFor(du *schema.Unit) int {
+	want := metadataOf(du)
+	n := 0
+	for _, m := range r.conflicts.live {
+		if want.Matches(deploy.Machine{ID: m, Metadata: r.mem.meta[m]}) {
+			n += r.u.spec.MaxReplicasPerHost
+		}
+	}
+	return n
+}
+
+// stuckByGroup are the new replicas fleet holds unplaced because every
+// machine they may run on has an old replica of their group (created
+// while the original's units were adopted, or before their machine left):
+// they wait for replaceInPlace as those not created yet do.
+func (r *rollout) stuckByGroup() []*schema.Unit {
+	if !r.replicated || r.u.spec.MaxReplicasPerHost <= 0 || len(r.kept) == 0 || r.perHostRule() {
+		return nil
+	}
+	var out []*schema.Unit
+	for _, a := range r.current {
+		if a.unit != nil && a.target() == targetLaunched && len(r.unitMachines(a)) == 0 && len(r.landing(a.unit)) == 0 {
+			out = append(out, a.unit)
+		}
+	}
+	return out
 }
 
 // inPlaceOf is the old replica, and its machine, whose stop lets du land:
