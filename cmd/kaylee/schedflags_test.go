@@ -44,6 +44,8 @@ func TestDrainDelayFlag(t *testing.T) {
 		{[]string{"--drain-delay", "5s"}, 5 * time.Second, ""},
 		{[]string{"--drain-delay", "0"}, 0, ""},
 		{[]string{"--drain-delay", "-1s"}, 0, "--drain-delay -1s: use 0 (no drain) or a positive duration"},
+		{[]string{"--drain-delay", "1m", "--rollout-timeout", "1m"}, 0, "--drain-delay 1m0s: use less than --rollout-timeout (1m0s), which each step of a rollout, drain included, must end within"},
+		{[]string{"--drain-delay", "30s", "--rollout-timeout", "1m"}, 30 * time.Second, ""},
 	} {
 		o, err := parseSchedulerFlags(t, tt.args)
 		switch {

@@ -131,6 +131,11 @@ func (f *schedulerFlags) checkEarly() error {
 	if f.drainDelay < 0 {
 		return fmt.Errorf("--drain-delay %s: use 0 (no drain) or a positive duration", f.drainDelay)
 	}
+	if f.rolloutTimeout > 0 && f.drainDelay >= f.rolloutTimeout {
+		// Each step of a rollout waits for a drain: none would make
+		// progress in time.
+		return fmt.Errorf("--drain-delay %s: use less than --rollout-timeout (%s), which each step of a rollout, drain included, must end within", f.drainDelay, f.rolloutTimeout)
+	}
 	return nil
 }
 
