@@ -232,6 +232,22 @@ func podOption(name, to, value string) (string, string) {
 // ${COREOS_PUBLIC_IPV4} in /etc/environment).
 var hostIPRe = regexp.MustCompile(`^(\$\{[A-Za-z_][A-Za-z0-9_]*\}|[0-9.]+|\[[0-9a-fA-F:]+\])$`)
 
+// publishesPorts: a podman unit whose args publish ports (rkt's --port):
+// its rendering holds their numbers.
+func (s *Spec) publishesPorts() bool {
+	if s.EngineName() != EnginePodman {
+		return false
+	}
+	for _, a := range s.Args {
+		for _, w := range execWords(a) {
+			if w == "--port" || strings.HasPrefix(w, "--port=") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // publishOf maps the value of rkt's --port=NAME:[HOSTIP:]HOSTPORT (NAME
 // an entry of the unit's ports, where rkt read the image's) to podman's
 // --publish=[HOSTIP:]HOSTPORT:PORT[/udp], or says what is wrong.
@@ -258,6 +274,10 @@ func publishOf(s *Spec, value string) (string, string) {
 	for _, p := range s.Ports {
 		if p.Name != name {
 			continue
+		}
+		if hp, ok := s.HTTPPort(); ok && len(s.Domains) > 0 && hp.Name == name && n != p.Port {
+			return "", fmt.Sprintf("publishes port %s on %d, where routers do not look: they reach a replica at its machine's address and port %d (ports), so publish it there (--port=%s:[HOSTIP:]%d)",
+				name, n, p.Port, name, p.Port)
 		}
 		out := fmt.Sprintf("%s:%d", hostPort, p.Port)
 		if hostIP != "" {

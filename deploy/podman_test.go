@@ -156,6 +156,8 @@ func TestValidatePodmanRefuses(t *testing.T) {
 			`u.yaml:7: args[0]: "--port=http:70000" must be --port=NAME:[HOSTIP:]HOSTPORT, NAME an entry of ports: "70000" is not a port (1 to 65535)`},
 		{"port's host not an address", "ports:\n- {name: http, port: 8080}\nargs:\n- --port=http:shop.lan:80\n",
 			`u.yaml:7: args[0]: "--port=http:shop.lan:80" must be --port=NAME:[HOSTIP:]HOSTPORT, NAME an entry of ports: "shop.lan" is not an IP address or a ${VARIABLE}`},
+		{"routed port published elsewhere", "ports:\n- {name: http, port: 8080}\ndomains: [shop.example.com]\nargs:\n- --port=http:18500\n",
+			`u.yaml:8: args[0]: "--port=http:18500" publishes port http on 18500, where routers do not look: they reach a replica at its machine's address and port 8080 (ports), so publish it there (--port=http:[HOSTIP:]8080)`},
 		{"port without a host port", "ports:\n- {name: http, port: 8080}\nargs:\n- --port=http\n",
 			`u.yaml:7: args[0]: "--port=http" must be --port=NAME:[HOSTIP:]HOSTPORT, NAME an entry of ports`},
 		{"cmd as JSON", "apps:\n- image: x\n  cmd: '[\"/bin/sh\"]'\n", `u.yaml:4: apps[0].cmd: "[\"/bin/sh\"]" must be one path (podman --entrypoint): put its arguments in args`},
@@ -381,5 +383,29 @@ func TestRenderPodmanRollingAndPlaced(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A podman unit that publishes its ports (rkt's --port) renders their
+// numbers: a change of ports is a new spec hash (a rolling update), as a
+// change of any rendered field; without --port, ports stay out of it.
+func TestPublishedPortsInHash(t *testing.T) {
+	spec := func(args []string, port int) *Spec {
+		return &Spec{Name: "shop", Engine: EnginePodman, Replicas: 2, Apps: []App{{Image: "x"}}, Args: args,
+			Ports: []Port{{Name: "http", Port: port}}}
+	}
+	publish := []string{"--port=http:8081"}
+	if spec(publish, 8080).Hash(0) == spec(publish, 9090).Hash(0) {
+		t.Error("a podman unit publishing its ports keeps its hash when a port changes")
+	}
+	if spec(nil, 8080).Hash(0) != spec(nil, 9090).Hash(0) {
+		t.Error("a unit that publishes no port changes its hash with ports")
+	}
+	rkt := spec(publish, 8080)
+	rkt.Engine = EngineRkt
+	other := spec(publish, 9090)
+	other.Engine = EngineRkt
+	if rkt.Hash(0) != other.Hash(0) {
+		t.Error("an rkt unit's --port is rkt's own (the image's port names): ports stay out of its hash")
 	}
 }

@@ -329,7 +329,8 @@ func (s *Spec) CanonicalJSON() []byte {
 // the count adds or removes replicas and leaves the others running under
 // their names), the update policy (changing how to roll out rolls nothing
 // out, but for a global unit's strategy, which changes its fleet units),
-// ports (published in the instance registry only), domains and
+// ports (published in the instance registry only, but for a podman unit
+// whose args publish them with --port: see publishOf), domains and
 // domainsPort (read by routers only), and a stateful unit's
 // onMachineLoss and primary (read by the scheduler only). stateful itself
 // is kept: a member's fleet unit differs from a replica's (KAYLEE_MEMBER,
@@ -338,6 +339,9 @@ func (s *Spec) Hash(restart int64) string {
 	h := sha256.New()
 	cp := *s
 	cp.Replicas, cp.Update, cp.Ports = 0, nil, nil
+	if s.publishesPorts() {
+		cp.Ports = s.Ports // rendered into the pod (podman --publish)
+	}
 	cp.Domains, cp.DomainsPort = nil, ""
 	cp.OnMachineLoss, cp.Primary = "", nil
 	if s.Replicated() {
