@@ -102,7 +102,7 @@ func (r *Router) Reload() {
 // (at most one read every Debounce), and every Resync, it reads the units and the
 // registry, and loads the configuration into Caddy when it changed.
 func (r *Router) Run(ctx context.Context) error {
-	wake := r.cfg.Store.Wakeups(ctx, r.cfg.Resync)
+	wake := r.cfg.Store.WakeupsUnder(ctx, r.cfg.Resync, "units/", "instances/")
 	for {
 		last := time.Now()
 		r.sync(ctx)

@@ -83,3 +83,28 @@ func TestWakeups(t *testing.T) {
 		t.Fatal("no fallback wake-up")
 	}
 }
+
+// WakeupsUnder wakes for changes under its directories alone: a status
+// written says nothing to a router, a unit does.
+func TestWakeupsUnder(t *testing.T) {
+	s, _ := newStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wake := s.WakeupsUnder(ctx, time.Hour, "units/", "instances/")
+	if err := s.PutStatus(ctx, &Status{Name: "web", Phase: PhaseRunning}, Fence{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wake:
+		t.Fatal("a wake-up for a status, not under units/ or instances/")
+	case <-time.After(500 * time.Millisecond):
+	}
+	if err := s.ApplyInstances(ctx, []*Instance{{Unit: "web", Instance: "k2:web:1", MachineIP: "192.0.2.1"}}, nil, Fence{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wake:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no wake-up within 5s of an instance written")
+	}
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -15,9 +16,20 @@ import (
 // to answer: the fallback covers that), so that a read made after it
 // misses no change. The channel closes when ctx ends.
 func (s *Store) Wakeups(ctx context.Context, fallback time.Duration) <-chan struct{} {
+	return s.WakeupsUnder(ctx, fallback)
+}
+
+// WakeupsUnder is Wakeups for the changes of keys under the given
+// directories of the prefix alone ("units/", "instances/"); none: every
+// key.
+func (s *Store) WakeupsUnder(ctx context.Context, fallback time.Duration, dirs ...string) <-chan struct{} {
 	out := make(chan struct{}, 1)
 	created := make(chan struct{})
-	go s.wakeups(ctx, fallback, out, created)
+	under := make([]string, len(dirs))
+	for i, d := range dirs {
+		under[i] = s.prefix + "/" + d
+	}
+	go s.wakeups(ctx, fallback, under, out, created)
 	select {
 	case <-created:
 	case <-ctx.Done():
@@ -26,7 +38,7 @@ func (s *Store) Wakeups(ctx context.Context, fallback time.Duration) <-chan stru
 	return out
 }
 
-func (s *Store) wakeups(ctx context.Context, fallback time.Duration, out chan<- struct{}, created chan<- struct{}) {
+func (s *Store) wakeups(ctx context.Context, fallback time.Duration, under []string, out chan<- struct{}, created chan<- struct{}) {
 	defer close(out)
 	wake := func() {
 		select {
@@ -56,7 +68,7 @@ func (s *Store) wakeups(ctx context.Context, fallback time.Duration, out chan<- 
 					} else {
 						wake()
 					}
-				default:
+				case watched(wr.Events, under):
 					wake()
 				}
 			case <-tick.C:
@@ -100,4 +112,20 @@ func (s *Store) WatchChanges(ctx context.Context) <-chan int64 {
 		}
 	}()
 	return out
+}
+
+// watched: one of the events is of a key under one of the directories
+// (all are, with none).
+func watched(events []*clientv3.Event, under []string) bool {
+	if len(under) == 0 {
+		return true
+	}
+	for _, e := range events {
+		for _, d := range under {
+			if strings.HasPrefix(string(e.Kv.Key), d) {
+				return true
+			}
+		}
+	}
+	return false
 }
