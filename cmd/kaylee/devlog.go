@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/kaylee-gitops/kaylee/fleet/fleetlog"
 )
@@ -17,7 +18,8 @@ const fleetLogName = "fleet.log"
 // devFleetLog points fleet's own log lines ("INFO engine.go:…", "ERROR
 // event.go:…": fleet talking, not Kaylee) at a file in dir, truncated at
 // each start, or at stderr with --verbose. where is what dev's banner
-// prints; restore ends the redirection and closes the file. fleet's logger
+// prints; restore ends the redirection (to the file: see below) and
+// closes the file. fleet's logger
 // is process-global: see fleet/fleetlog.
 func devFleetLog(dir string, verbose bool, stderr io.Writer) (where string, restore func(), err error) {
 	if verbose {
@@ -31,8 +33,34 @@ func devFleetLog(dir string, verbose bool, stderr io.Writer) (where string, rest
 	if err != nil {
 		return "", nil, fmt.Errorf("fleet's log: %w", err)
 	}
-	undo := fleetlog.Redirect(f)
-	return path + " (--verbose: on stderr)", func() { undo(); f.Close() }, nil
+	// The redirection stays to the end of the process, writing nowhere
+	// once the file is closed: fleet's components log after the cluster's
+	// Close returns (an etcd watcher's "context canceled"), and those
+	// lines are no more the user's than the others.
+	w := &endableWriter{w: f}
+	fleetlog.Redirect(w)
+	return path + " (--verbose: on stderr)", func() { w.end(); f.Close() }, nil
+}
+
+// endableWriter writes to w until end, then nowhere.
+type endableWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (e *endableWriter) Write(p []byte) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.w == nil {
+		return len(p), nil
+	}
+	return e.w.Write(p)
+}
+
+func (e *endableWriter) end() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.w = nil
 }
 
 // devFleetLogDir is where fleet's log goes when etcd is external: the user
