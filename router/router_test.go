@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/internal/testutil"
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 )
@@ -72,16 +73,6 @@ type rig struct {
 	client *http.Client
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // shortDir is a directory for a unix socket, whose path must stay short.
 func shortDir(t *testing.T) string {
 	t.Helper()
@@ -104,7 +95,7 @@ func startRigResync(t *testing.T, certDir string, resync time.Duration) *rig {
 	t.Helper()
 	caddy := caddyPath(t)
 	e := etcdtest.New(t)
-	rg := &rig{etcd: e, store: store.New(e.Client(t), "/kaylee2"), addr: freeAddr(t), tls: freeAddr(t)}
+	rg := &rig{etcd: e, store: store.New(e.Client(t), "/kaylee2"), addr: testutil.FreeAddr(t), tls: testutil.FreeAddr(t)}
 	sock := filepath.Join(shortDir(t), "caddy.sock")
 	rg.admin = NewAdmin(sock)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))

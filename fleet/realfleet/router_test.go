@@ -22,6 +22,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/kaylee-gitops/kaylee/fleet/realfleet"
+	"github.com/kaylee-gitops/kaylee/internal/testutil"
 	"github.com/kaylee-gitops/kaylee/store"
 )
 
@@ -81,21 +82,11 @@ func requireCaddy(t *testing.T) string {
 	return p
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // router starts `kaylee router` with caddy on free loopback ports and
 // returns the address of its HTTP listener and of its status endpoint.
 func (e *env) router(caddy string) (string, string) {
 	e.t.Helper()
-	listen, status := freeAddr(e.t), freeAddr(e.t)
+	listen, status := testutil.FreeAddr(e.t), testutil.FreeAddr(e.t)
 	e.start("router", "--caddy", caddy, "--listen", listen, "--status-listen", status,
 		"--admin-socket", filepath.Join(e.dir, "caddy.sock"))
 	return listen, status
