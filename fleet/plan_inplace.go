@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/coreos/fleet/schema"
 
@@ -91,9 +92,9 @@ func (r *rollout) replaceInPlace(blocked []*schema.Unit) {
 		r.notes = append(r.notes, fmt.Sprintf("%s: no old replica stops for it while %d of %d serve", at, serving, r.n))
 		return
 	}
-	if room := r.roomFor(du); room < r.n {
-		r.notes = append(r.notes, fmt.Sprintf("%s: the machines it may run on hold only %d of its %d replicas (maxReplicasPerHost %d): add machines or lower replicas",
-			at, room, r.n, r.u.spec.MaxReplicasPerHost))
+	if room, need := r.roomFor(du); room < need {
+		r.notes = append(r.notes, fmt.Sprintf("%s: the machines it may run on hold only %d of the %d replicas that may run there (maxReplicasPerHost %d): add machines or lower replicas",
+			at, room, need, r.u.spec.MaxReplicasPerHost))
 		return
 	}
 	pick, on := r.inPlaceOf(du)
@@ -109,16 +110,22 @@ func (r *rollout) replaceInPlace(blocked []*schema.Unit) {
 }
 
 // roomFor is how many replicas like du the live machines that match its
-// MachineMetadata hold under maxReplicasPerHost.
-func (r *rollout) roomFor(du *schema.Unit) int {
+// MachineMetadata (a spread zone's included) hold under
+// maxReplicasPerHost, and how many of the spec's replicas have that
+// MachineMetadata.
+func (r *rollout) roomFor(du *schema.Unit) (room, need int) {
 	want := metadataOf(du)
-	n := 0
 	for _, m := range r.conflicts.live {
 		if want.Matches(deploy.Machine{ID: m, Metadata: r.mem.meta[m]}) {
-			n += r.u.spec.MaxReplicasPerHost
+			room += r.u.spec.MaxReplicasPerHost
 		}
 	}
-	return n
+	for _, u := range r.d.units {
+		if slices.Equal(metadataOf(u).Machine, want.Machine) {
+			need++
+		}
+	}
+	return room, need
 }
 
 // stuckByGroup are the new replicas fleet holds unplaced because every
