@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -162,7 +163,13 @@ func (e *env) start(args ...string) *proc {
 // HTTP endpoints (a test may run two, and they would share --listen's
 // default port).
 func (e *env) server(flags ...string) *proc {
-	return e.start(append([]string{"server", "--unit-prefix", e.unitPrefix, "--min-ready", "3s", "--lease-ttl", "5s", "--listen="}, flags...)...)
+	args := []string{"server", "--unit-prefix", e.unitPrefix, "--min-ready", "3s", "--lease-ttl", "5s", "--listen="}
+	if !slices.ContainsFunc(flags, func(f string) bool { return strings.HasPrefix(f, "--drain-delay") }) {
+		// The drain (2s at each step of a rollout) is the router test's
+		// subject; the others run without it, as cmd/kaylee's do.
+		args = append(args, "--drain-delay=0")
+	}
+	return e.start(append(args, flags...)...)
 }
 
 func (e *env) stopProcs() {

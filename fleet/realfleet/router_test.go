@@ -460,7 +460,12 @@ func TestRealRouterUnderLoad(t *testing.T) {
 	e.c.WriteEnvironment(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// The scheduler's drain at its default (the real tier's other tests
+	// run without it), unless the env says otherwise.
 	extra := strings.Fields(os.Getenv(routerServerFlagsEnv))
+	if !slices.ContainsFunc(extra, func(f string) bool { return strings.HasPrefix(f, "--drain-delay") }) {
+		extra = append(extra, "--drain-delay=2s")
+	}
 	e.server(extra...)
 	figs := &routerFigures{t: t}
 	figs.add("server flags: --min-ready 3s --lease-ttl 5s %s (the others at their defaults); caddy %s", strings.Join(extra, " "), caddy)
