@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -368,15 +368,6 @@ func (e *env) registry(ctx context.Context, unit string) map[string]store.Instan
 	return out
 }
 
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // waitRouted waits until every domain of web routes to 3 endpoints and
 // each host answers 200 through the router.
 func (e *env) waitRouted(client *http.Client, addr string, timeout time.Duration) {
@@ -499,7 +490,7 @@ func TestRealRouterUnderLoad(t *testing.T) {
 		e.waitRouted(client, addr, 30*time.Second)
 		res := l.finish()
 		figs.add("rolling update (env change) of 3 replicas: %s", res)
-		e.logMargins(figs, stops.margins(keys(before), since))
+		e.logMargins(figs, stops.margins(slices.Sorted(maps.Keys(before)), since))
 		if res.Failed != 0 || res.Sent < 100 {
 			t.Errorf("through the rolling update: %s; want 0 failed (and at least 100 sent)", res)
 		}
@@ -515,7 +506,7 @@ func TestRealRouterUnderLoad(t *testing.T) {
 		e.waitRouted(client, addr, 30*time.Second)
 		res := l.finish()
 		figs.add("kaylee restart of 3 replicas: %s", res)
-		e.logMargins(figs, stops.margins(keys(before), since))
+		e.logMargins(figs, stops.margins(slices.Sorted(maps.Keys(before)), since))
 		if res.Failed != 0 || res.Sent < 100 {
 			t.Errorf("through kaylee restart: %s; want 0 failed (and at least 100 sent)", res)
 		}
@@ -637,7 +628,7 @@ func (e *env) routerMachineKill(ctx context.Context, client *http.Client, addr s
 	e.c.Revive(t)
 	e.waitFor("3 replicas in the registry after the machine is back", 3*time.Minute, func() (bool, string) {
 		reg := e.registry(ctx, "web")
-		return len(reg) == 3, fmt.Sprint(keys(reg))
+		return len(reg) == 3, fmt.Sprint(slices.Sorted(maps.Keys(reg)))
 	})
 	e.waitRouted(client, addr, 30*time.Second)
 }
