@@ -101,6 +101,9 @@ type Spec struct {
 	// DomainsPort names the entry of Ports that serves HTTP for Domains;
 	// empty: the port named http, else the only tcp port.
 	DomainsPort string `json:"domainsPort,omitempty" yaml:"domainsPort"`
+	// DependsOn names the units whose rollout must be done before this
+	// unit's starts (see depends.go); it changes no fleet unit.
+	DependsOn []string `json:"dependsOn,omitempty" yaml:"dependsOn"`
 }
 
 // Port is a port a unit's replicas serve on, for the instance registry.
@@ -331,7 +334,8 @@ func (s *Spec) CanonicalJSON() []byte {
 // out, but for a global unit's strategy, which changes its fleet units),
 // ports (published in the instance registry only, but for a podman unit
 // whose args publish them with --port: see publishOf), domains and
-// domainsPort (read by routers only), and a stateful unit's
+// domainsPort (read by routers only), dependsOn (read by the scheduler
+// only: editing it rolls nothing out), and a stateful unit's
 // onMachineLoss and primary (read by the scheduler only). stateful itself
 // is kept: a member's fleet unit differs from a replica's (KAYLEE_MEMBER,
 // per-member volumes), and the scheduler tells units apart by name.
@@ -343,6 +347,7 @@ func (s *Spec) Hash(restart int64) string {
 		cp.Ports = s.Ports // rendered into the pod (podman --publish)
 	}
 	cp.Domains, cp.DomainsPort = nil, ""
+	cp.DependsOn = nil
 	cp.OnMachineLoss, cp.Primary = "", nil
 	if s.Replicated() {
 		// A unit with replicas renders otherwise than one without (its
