@@ -48,6 +48,7 @@ func FuzzLoadRender(f *testing.F) {
 	f.Add([]byte("name: a\napps: [{image: x}]\nports: [{name: http, port: 80}, {name: m, port: 9}]\ndomains: [a.example.com, '*.help.example.com', xn--bcher-kva.de]\n"))
 	f.Add([]byte("name: a\nreplicas: 2\napps: [{image: x}]\nports: [{name: web, port: 80}, {name: dns, port: 53, protocol: udp}]\ndomains: [Shop.Example.com., 'https://a.b:8/x', '*.com', 'a*.b.c', a..b, 10.0.0.1, a.b, a.b]\ndomainsPort: dns\n"))
 	f.Add([]byte(`{"name":"a","apps":[{"image":"x"}],"ports":[{"name":"a","port":1},{"name":"b","port":2}],"domains":["x.y","*.x.y"],"domainsPort":"b"}`))
+	f.Add([]byte("name: web\napps: [{image: x}]\ndependsOn: [db, web, db, Db, '']\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		docs, _ := Load("fuzz.yaml", data)
 		for _, d := range docs {

@@ -251,6 +251,7 @@ func plan(snap *gitsource.Snapshot, p *parsed, cur *state, o Options) (*Changese
 	scope := newConflictScope(p, owned, held, owners, cur, o)
 	refuseConflicts(desired, held, scope, res)
 	refuseDomainClaims(desired, held, scope, res)
+	refuseDependsOn(p, desired, held, scope, res)
 	next := cs.diff(desired, cur, res)
 	keepHeld(held, owned, next, res)
 	cs.pruneRemoved(owned, next, cur.units, res)

@@ -94,6 +94,9 @@ change, and exits 0 once all run the new spec, 1 if a rollout fails or
 			if err := refuseDomainClaims(cmd.Context(), s, docs); err != nil {
 				return err
 			}
+			if err := refuseStoredDependsOn(cmd.Context(), s, cmd.ErrOrStderr(), docs); err != nil {
+				return err
+			}
 			for _, d := range docs {
 				sp := &d.Spec
 				changed, err := s.PutUnit(cmd.Context(), sp, store.Fence{})

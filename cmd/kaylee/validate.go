@@ -79,7 +79,11 @@ kaylee render and kaylee run read files the same way.`,
 // rkt): such a unit is validated as it runs (deploy.Document.
 // ValidateWithDefaultEngine), its errors then marked so.
 func loadPaths(ctx context.Context, w io.Writer, paths []string, defaultEngine string) (docs []*deploy.Document, bad bool, err error) {
-	return loadPathsWarning(ctx, w, paths, defaultEngine, true)
+	docs, bad, err = loadPathsWarning(ctx, w, paths, defaultEngine, true)
+	if err == nil && refuseDependsOn(w, docs, nil, "the given files") {
+		bad = true
+	}
+	return docs, bad, err
 }
 
 // loadPathsWarning is loadPaths, printing the valid units' warnings only
