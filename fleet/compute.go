@@ -282,8 +282,10 @@ func (pp *passPlanner) forgetRenderings(inputs map[string]*unitInput) {
 	}
 }
 
-// planUnits plans every unit, in name order.
+// planUnits plans every unit, in name order, each rollout held while its
+// dependencies are not done (dependencyGates).
 func planUnits(p *planner, inputs map[string]*unitInput) ([]op, []namedStatus) {
+	dependencyGates(inputs)
 	names := make([]string, 0, len(inputs))
 	for n := range inputs {
 		names = append(names, n)

@@ -84,6 +84,8 @@ func (p *planner) plan(u *unitInput) ([]op, *store.Status) {
 		return p.planInvalid(u)
 	case u.spec == nil:
 		ops, st = p.planRemoved(u)
+	case u.wait != nil:
+		ops, st = p.planWaiting(u)
 	default:
 		ops, st = p.newRollout(u).compute()
 	}
@@ -222,6 +224,9 @@ func (p *planner) planRemoved(u *unitInput) ([]op, *store.Status) {
 	if len(u.actual) == 0 {
 		return ops, nil
 	}
+	if len(u.dependants) > 0 {
+		return ops, p.removedAfter(u)
+	}
 	for _, a := range u.actual {
 		ops = append(ops, p.destroy(u.name, a)...)
 	}
@@ -235,7 +240,10 @@ func (p *planner) planRemoved(u *unitInput) ([]op, *store.Status) {
 func (p *planner) newStatus(u *unitInput) *store.Status {
 	st := &store.Status{Name: u.name, Engine: u.engine, Units: p.unitStatuses(u.actual)}
 	if u.prev != nil {
-		st.Deployed = u.prev.Deployed
+		st.Deployed, st.DependsOn = u.prev.Deployed, u.prev.DependsOn
+	}
+	if u.spec != nil {
+		st.DependsOn = u.spec.DependsOn
 	}
 	return st
 }
@@ -794,7 +802,8 @@ func (r *rollout) rolloutFailure() string {
 // they survive a change of leader).
 func (r *rollout) lastProgress() (time.Time, bool) {
 	prev := r.u.prev
-	if prev == nil || prev.SpecHash != r.d.hash || prev.Phase == store.PhaseFailed || prev.Phase == store.PhaseSuspended || prev.Since.IsZero() {
+	if prev == nil || prev.SpecHash != r.d.hash || prev.Phase == store.PhaseFailed || prev.Phase == store.PhaseSuspended || prev.Since.IsZero() ||
+		prev.WaitingFor != "" { // waiting for its dependencies: the rollout starts now
 		return time.Time{}, false
 	}
 	t := prev.Since

@@ -120,12 +120,13 @@ func (p *planner) unitStatuses(actual unitSet) []store.UnitStatus {
 }
 
 // finish keeps Since across passes while the spec hash and the failed-,
-// deleting- or suspended-ness stay, stamps the time, and moves Progressed when more replicas are
+// deleting-, suspended- or waiting-ness stay, stamps the time, and moves Progressed when more replicas are
 // ready than at the last pass.
 func (p *planner) finish(st, prev *store.Status) *store.Status {
 	st.Since, st.Time = p.now, p.now
 	same := func(phase string) bool { return (prev.Phase == phase) == (st.Phase == phase) }
-	if prev != nil && prev.SpecHash == st.SpecHash && same(store.PhaseFailed) && same(store.PhaseDeleting) && same(store.PhaseSuspended) {
+	if prev != nil && prev.SpecHash == st.SpecHash && same(store.PhaseFailed) && same(store.PhaseDeleting) && same(store.PhaseSuspended) &&
+		(prev.WaitingFor == "") == (st.WaitingFor == "") { // a rollout's time counts from its end of waiting
 		st.Since = prev.Since
 		st.Progressed = prev.Progressed
 		if st.Ready > prev.Ready {

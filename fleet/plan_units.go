@@ -129,6 +129,12 @@ type unitInput struct {
 	restart int64 // its restart counter
 	// suspended: kaylee suspend; the scheduler changes none of its fleet units.
 	suspended *store.Suspension
+	// wait: the dependencies its rollout waits for (nil: none, or the
+	// rollout is under way); dependants: for a removed unit, the removed
+	// units that depend on it whose fleet units are not gone yet (see
+	// plan_depends.go).
+	wait       *depWait
+	dependants []string
 }
 
 // isDrifted: a fleet unit that is not current but has the name of one of

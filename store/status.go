@@ -57,6 +57,12 @@ type Status struct {
 	// Progressed is when a replica of SpecHash last became ready during
 	// its rollout: the progress deadline counts from it (or from Since).
 	Progressed time.Time `json:"progressed,omitzero"`
+	// DependsOn is the unit's dependsOn as the scheduler last planned it,
+	// kept while it is deleted: a unit removed with its dependencies is
+	// destroyed before them. WaitingFor names the dependencies its
+	// rollout waits for (Message says why), "" when it waits for none.
+	DependsOn  []string `json:"dependsOn,omitempty"`
+	WaitingFor string   `json:"waitingFor,omitempty"`
 }
 
 // UnitStatus is one fleet unit of a Kaylee unit, on one machine.
