@@ -125,7 +125,9 @@ func TestPlanDependsOn(t *testing.T) {
 		dbMsg:  "removed from the store: its 1 fleet unit(s) are destroyed once those of web, which depended on it, are gone",
 	}, {
 		name: "removed together, web gone: db goes",
-		db:   removed(db1), web: func(t *testing.T) *unitInput { return &unitInput{name: "web", prev: &store.Status{Name: "web", Phase: store.PhaseDeleting, DependsOn: []string{"db"}}} },
+		db:   removed(db1), web: func(t *testing.T) *unitInput {
+			return &unitInput{name: "web", prev: &store.Status{Name: "web", Phase: store.PhaseDeleting, DependsOn: []string{"db"}}}
+		},
 		wantDB: "stop:old0", dbMsg: "removed from the store: destroying 1 fleet unit(s)",
 	}, {
 		name: "db removed alone while web stays: db goes",
