@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/store"
@@ -53,4 +54,14 @@ func refuseStoredDependsOn(ctx context.Context, s *store.Store, w io.Writer, doc
 		return exitError{code: 1}
 	}
 	return nil
+}
+
+// dependsLine is a status's dependsOn for kaylee status NAME: "db, cache
+// (its rollout waits for db)".
+func dependsLine(st *store.Status) string {
+	line := strings.Join(st.DependsOn, ", ")
+	if st.WaitingFor != "" {
+		line += " (its rollout waits for " + strings.ReplaceAll(st.WaitingFor, ",", ", ") + ")"
+	}
+	return line
 }

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 )
 
@@ -55,5 +58,29 @@ func TestDependsOnAcrossFiles(t *testing.T) {
 		if r.code != tt.code || tt.stdout != "-" && out != tt.stdout || tt.stderr != "-" && errb != tt.stderr {
 			t.Errorf("kaylee %s: exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(tt.args, " "), r.code, out, errb, tt.code, tt.stdout, tt.stderr)
 		}
+	}
+}
+
+// Issue 27: kaylee status shows what a unit's rollout waits for: the
+// table's message, and NAME's Depends on line; -o json has waitingFor.
+func TestStatusShowsDependencyWait(t *testing.T) {
+	e := etcdtest.New(t)
+	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
+	s := store.New(e.Client(t), store.DefaultPrefix)
+	now := time.Now().UTC()
+	msg := "waiting for db (progressing: 0 of 1 running the current spec, 0 ready); the old version keeps running (3 serving) until then"
+	if err := s.PutStatus(context.Background(), &store.Status{Name: "web", Phase: store.PhasePending, SpecHash: "4c2a2179", Deployed: "ecb6778e",
+		Desired: 3, Serving: 3, Message: msg, DependsOn: []string{"db"}, WaitingFor: "db", Since: now, Time: now}, store.Fence{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := kaylee(t, env, "status"); r.code != 0 || !strings.Contains(r.stdout, msg) {
+		t.Errorf("kaylee status: exit %d\n%s%s\nwant the message %q", r.code, r.stdout, r.err, msg)
+	}
+	r := kaylee(t, env, "status", "web")
+	if !strings.Contains(r.stdout, "Depends on:  db (its rollout waits for db)\n") || !strings.Contains(r.stdout, msg) {
+		t.Errorf("kaylee status web:\n%s%s", r.stdout, r.err)
+	}
+	if r := kaylee(t, env, "status", "web", "-o", "json"); !strings.Contains(r.stdout, `"waitingFor": "db"`) && !strings.Contains(r.stdout, `"waitingFor":"db"`) {
+		t.Errorf("kaylee status web -o json:\n%s%s", r.stdout, r.err)
 	}
 }

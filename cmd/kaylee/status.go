@@ -138,6 +138,9 @@ func writeStatus(w io.Writer, st view.Unit, now time.Time) {
 	if st.Engine != "" {
 		fmt.Fprintf(tw, "Engine:\t%s (the spec names none: the scheduler's default engine, or a rollback's)\n", st.Engine)
 	}
+	if len(st.DependsOn) > 0 {
+		fmt.Fprintf(tw, "Depends on:\t%s\n", dependsLine(st.Status))
+	}
 	fmt.Fprintf(tw, "Message:\t%s\n", statusMessage(st))
 	fmt.Fprintf(tw, "Updated:\t%s ago\n", age(st.Time, now))
 	tw.Flush()
