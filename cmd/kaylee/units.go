@@ -55,7 +55,8 @@ func (a *app) runCommand() *cobra.Command {
 creating it or replacing the unit of the same name (the file name does not
 matter). Directories are read as kaylee validate reads them (recursively,
 *.yaml and *.yml, symlinks only inside the directory). Nothing is stored
-unless every unit in every file is valid.
+unless every unit in every file is valid. A unit's dependsOn may name the units
+given and those stored in etcd.
 
 A unit that a git source owns (kaylee sources) is not changed: the next sync
 would put its file's version back. Commit the change instead, or pass --force.

@@ -22,6 +22,8 @@ func (a *app) validateCommand() *cobra.Command {
 		Short: "Check unit files without touching etcd",
 		Long: `Validate reads unit files (YAML, several documents per file allowed, or JSON)
 and directories (recursively, every *.yaml and *.yml) and checks every unit.
+Checks that span files look only at the files given: a domain claimed twice, and
+dependsOn (every name a unit of the files, no cycle).
 
 Each problem is printed on stderr as FILE:LINE: FIELD: MESSAGE. The exit code is
 0 when every unit is valid and 1 otherwise. With --json, stdout holds the
