@@ -13,16 +13,22 @@ import (
 )
 
 // Issue 27, part 5: a newer spec ends a doomed rollout. web runs v1 (3
-// replicas); the rollout of B is failing (a restart loop under a
+// replicas, or a rolling global unit on 3 machines); the rollout of B is failing (a restart loop under a
 // MaxRestarts too high to fail it soon) or stuck (its replicas fit no
 // machine, under an Unschedulable wait of minutes), with a 5-minute
 // progress deadline. C arrives: the scheduler moves to C at once (it
 // runs well within the deadline, B's status never says failed), B's
 // fleet units go, a sampler never sees fewer than 3 replicas serving
-// (v1's and C's), and the history marks B superseded.
+// (v1's and C's; 2 for a rolling global unit, replaced one machine at a
+// time), and the history marks B superseded.
 func TestNewerSpecEndsDoomedRollout(t *testing.T) {
+	rollingGlobal := func(image string) *deploy.Spec {
+		return &deploy.Spec{Name: "web", Global: true, Apps: []deploy.App{{Image: image}}, Update: &deploy.Update{Strategy: deploy.StrategyRolling}}
+	}
 	cases := []struct {
 		name  string
+		spec  func(image string) *deploy.Spec // v1's and C's; replicated(3, image) when nil
+		minUp int                             // replicas serving throughout; 3 when 0
 		bad   func() *deploy.Spec
 		doing func(h *harness, hash string) (bool, string) // B's rollout is under way and doomed
 	}{{
@@ -49,6 +55,15 @@ func TestNewerSpecEndsDoomedRollout(t *testing.T) {
 			}
 			return n > 0, v.String()
 		},
+	}, {
+		// One machine at a time (maxUnavailable 1): 2 of 3 serve while
+		// a machine is replaced, by design.
+		name: "rolling global, restart loop", spec: rollingGlobal, minUp: 2,
+		bad: func() *deploy.Spec { return rollingGlobal("docker://sim-fail/web:2") },
+		doing: func(h *harness, hash string) (bool, string) {
+			st := h.status("web")
+			return st != nil && st.SpecHash == hash && strings.Contains(st.Message, "restart"), fmt.Sprintf("%+v", st)
+		},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,15 +72,22 @@ func TestNewerSpecEndsDoomedRollout(t *testing.T) {
 			opts := testOptions
 			opts.RolloutTimeout, opts.Unschedulable, opts.MaxRestarts = 5*time.Minute, 5*time.Minute, 1000
 			h.serve(h.api, opts)
-			v1 := h.put(replicated(3, "docker://web:1"))
+			spec, minUp := tc.spec, tc.minUp
+			if spec == nil {
+				spec = func(image string) *deploy.Spec { return replicated(3, image) }
+			}
+			if minUp == 0 {
+				minUp = 3
+			}
+			v1 := h.put(spec("docker://web:1"))
 			h.waitStatus("web", store.PhaseRunning, v1, 60*time.Second)
 
 			b := h.put(tc.bad())
 			eventually(t, 30*time.Second, func() (bool, string) { return tc.doing(h, b) })
-			c := replicated(3, "docker://web:3")
+			c := spec("docker://web:3")
 			ch := c.Hash(0)
 			low := h.sample("web", func(v fleetView) string {
-				if n := v.runningWithHash(v1) + v.runningWithHash(ch); n < 3 {
+				if n := v.runningWithHash(v1) + v.runningWithHash(ch); n < minUp {
 					return fmt.Sprintf("%d replicas serving (v1 and C): %v", n, v)
 				}
 				return ""
