@@ -13,15 +13,18 @@ import (
 )
 
 // Issue 27, part 5: a newer spec ends a doomed rollout. web runs v1 (3
-// replicas, or a rolling global unit on 3 machines); the rollout of B is failing (a restart loop under a
+// replicas, a rolling global unit on 3 machines, or 3 stateful members); the rollout of B is failing (a restart loop under a
 // MaxRestarts too high to fail it soon) or stuck (its replicas fit no
 // machine, under an Unschedulable wait of minutes), with a 5-minute
 // progress deadline. C arrives: the scheduler moves to C at once (it
 // runs well within the deadline, B's status never says failed), B's
 // fleet units go, a sampler never sees fewer than 3 replicas serving
-// (v1's and C's; 2 for a rolling global unit, replaced one machine at a
-// time), and the history marks B superseded.
+// (v1's and C's; 2 for a rolling global unit or stateful members,
+// replaced one at a time), and the history marks B superseded.
 func TestNewerSpecEndsDoomedRollout(t *testing.T) {
+	statefulWeb := func(image string) *deploy.Spec {
+		return &deploy.Spec{Name: "web", Replicas: 3, Stateful: true, Apps: []deploy.App{{Image: image}}}
+	}
 	rollingGlobal := func(image string) *deploy.Spec {
 		return &deploy.Spec{Name: "web", Global: true, Apps: []deploy.App{{Image: image}}, Update: &deploy.Update{Strategy: deploy.StrategyRolling}}
 	}
@@ -60,6 +63,15 @@ func TestNewerSpecEndsDoomedRollout(t *testing.T) {
 		// a machine is replaced, by design.
 		name: "rolling global, restart loop", spec: rollingGlobal, minUp: 2,
 		bad: func() *deploy.Spec { return rollingGlobal("docker://sim-fail/web:2") },
+		doing: func(h *harness, hash string) (bool, string) {
+			st := h.status("web")
+			return st != nil && st.SpecHash == hash && strings.Contains(st.Message, "restart"), fmt.Sprintf("%+v", st)
+		},
+	}, {
+		// A member stops before its new version starts: 2 of 3 serve
+		// while one is replaced, by design.
+		name: "stateful, restart loop", spec: statefulWeb, minUp: 2,
+		bad: func() *deploy.Spec { return statefulWeb("docker://sim-fail/web:2") },
 		doing: func(h *harness, hash string) (bool, string) {
 			st := h.status("web")
 			return st != nil && st.SpecHash == hash && strings.Contains(st.Message, "restart"), fmt.Sprintf("%+v", st)
