@@ -101,6 +101,9 @@ type Spec struct {
 	// DomainsPort names the entry of Ports that serves HTTP for Domains;
 	// empty: the port named http, else the only tcp port.
 	DomainsPort string `json:"domainsPort,omitempty" yaml:"domainsPort"`
+	// Freeze are windows in which a git source changes nothing of the
+	// unit (see freeze.go); they change no fleet unit.
+	Freeze []FreezeWindow `json:"freeze,omitempty" yaml:"freeze"`
 }
 
 // Port is a port a unit's replicas serve on, for the instance registry.
@@ -331,7 +334,7 @@ func (s *Spec) CanonicalJSON() []byte {
 // out, but for a global unit's strategy, which changes its fleet units),
 // ports (published in the instance registry only, but for a podman unit
 // whose args publish them with --port: see publishOf), domains and
-// domainsPort (read by routers only), and a stateful unit's
+// domainsPort (read by routers only), freeze (read by sync only), and a stateful unit's
 // onMachineLoss and primary (read by the scheduler only). stateful itself
 // is kept: a member's fleet unit differs from a replica's (KAYLEE_MEMBER,
 // per-member volumes), and the scheduler tells units apart by name.
@@ -343,6 +346,7 @@ func (s *Spec) Hash(restart int64) string {
 		cp.Ports = s.Ports // rendered into the pod (podman --publish)
 	}
 	cp.Domains, cp.DomainsPort = nil, ""
+	cp.Freeze = nil // read by sync only
 	cp.OnMachineLoss, cp.Primary = "", nil
 	if s.Replicated() {
 		// A unit with replicas renders otherwise than one without (its
