@@ -203,6 +203,9 @@ func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src agent.Source, d
 	}
 	opts := src.Options
 	opts.DryRun = dryRun
+	if opts.Force {
+		opts.OverrideFreeze = a.who() // --force goes through freezes too, told with who
+	}
 	l := &sync.Loop{Fetcher: src.Fetcher, Store: s, Options: opts, Timeout: src.Timeout, ID: "sync --once " + agent.NewID()}
 	rep := l.Pass(cmd.Context(), store.Fence{})
 	if rep.EventsErr != nil {
@@ -216,6 +219,9 @@ func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src agent.Source, d
 	res := rep.Result
 	if output != "json" {
 		writeSummary(cmd.OutOrStdout(), res, named)
+	}
+	if f := res.Frozen; f != nil {
+		fmt.Fprintf(stderr, "%s%s\n", prefix, frozenFailure(res, named))
 	}
 	for _, e := range res.Errors {
 		fmt.Fprintln(stderr, e.String())
@@ -234,7 +240,7 @@ func onceExit(outcome string) int {
 		return 0
 	case store.AttemptFileErrors:
 		return exitFileErrors
-	case store.AttemptRefused, store.AttemptUnverified:
+	case store.AttemptRefused, store.AttemptUnverified, store.AttemptFrozen:
 		return exitRefused
 	}
 	return exitUnreachable // failed: the repository or etcd could not be read
@@ -253,6 +259,17 @@ func onceFailure(src agent.Source, rep sync.Report, named bool) string {
 		return fmt.Sprintf("cannot read the repository: %v%s; nothing was written", rep.Err, authHint(src, rep.Err))
 	}
 	return rep.Err.Error()
+}
+
+// frozenFailure is what kaylee sync --once says of a pass a freeze held.
+func frozenFailure(res *sync.Result, named bool) string {
+	f := res.Frozen
+	until := "until kaylee unfreeze " + res.Source
+	if !f.Until.IsZero() {
+		until = "until " + f.Until.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("source %s is frozen %s (%s): revision %s was recorded, nothing was applied; --force applies it anyway (told as a freeze-overridden event naming you)",
+		res.Source, until, f.Reason, res.Short)
 }
 
 // authHint says where credentials go when the repository asked for them.
