@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
 	"github.com/kaylee-gitops/kaylee/store"
@@ -92,5 +93,59 @@ func TestFreezeCLI(t *testing.T) {
 	s := store.New(e.Client(t), store.DefaultPrefix)
 	if fs, err := s.ListFreezes(context.Background()); err != nil || len(fs) != 0 {
 		t.Fatalf("freezes left: %v %v", fs, err)
+	}
+}
+
+// kaylee sync --now reaches the process that syncs a source through its
+// trigger key: without --force a frozen source stays frozen; with it the
+// running loop applies once, told as freeze-overridden naming who.
+func TestSyncNowForce(t *testing.T) {
+	e := etcdtest.New(t)
+	repo := gittest.NewRepo(t)
+	repo.Write(map[string]string{"units/web.yaml": unitWeb})
+	repo.Commit("first")
+	cfg := writeFiles(t, map[string]string{"kaylee.yaml": "sources:\n- name: team\n  repo: " + repo.FileURL() + "\n  path: units\n"})
+	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL(), "KAYLEE_CACHE_DIR": t.TempDir(), "USER": "ann"}
+	startKaylee(t, env, "sync", "--config", cfg+"/kaylee.yaml", "--interval", "1h", "--lease-ttl", "2s")
+	s := store.New(e.Client(t), store.DefaultPrefix)
+	ctx := context.Background()
+	attempt := func() *store.SyncAttempt {
+		as, _ := s.ListSyncAttempts(ctx)
+		return as["team"]
+	}
+	waitFor(t, 30*time.Second, "the first pass", func() bool { return strings.Contains(storedUnits(t, e)["web"], "nginx:1") })
+	if r := kaylee(t, env, "freeze", "team", "--reason", "release"); r.code != 0 {
+		t.Fatalf("freeze: %s", r.err)
+	}
+	repo.Write(map[string]string{"units/web.yaml": unitWeb2})
+	rev := repo.Commit("second")
+	if r := kaylee(t, env, "sync", "--now"); r.code != 0 || !strings.Contains(r.stdout, "team: sync now: ") {
+		t.Fatalf("sync --now: %d %s%s", r.code, r.stdout, r.err)
+	}
+	waitFor(t, 30*time.Second, "a frozen pass", func() bool {
+		a := attempt()
+		return a != nil && a.Result == store.AttemptFrozen && a.Revision == rev
+	})
+	if strings.Contains(storedUnits(t, e)["web"], "nginx:2") {
+		t.Fatal("sync --now without --force went through the freeze")
+	}
+	r := kaylee(t, env, "sync", "--now", "--force", "team")
+	if r.code != 0 || !strings.Contains(r.stdout, "through its freezes (--force)") {
+		t.Fatalf("sync --now --force: %d %s%s", r.code, r.stdout, r.err)
+	}
+	waitFor(t, 30*time.Second, "the forced pass", func() bool { return strings.Contains(storedUnits(t, e)["web"], "nginx:2") })
+	host, _ := os.Hostname()
+	evs, _, err := s.ListEvents(ctx, "team", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var by []string
+	for _, ev := range evs {
+		if ev.Kind == store.EventFreezeOverridden {
+			by = append(by, ev.By)
+		}
+	}
+	if len(by) != 1 || by[0] != "ann@"+host {
+		t.Fatalf("freeze-overridden events by %v, want one by ann@%s", by, host)
 	}
 }
