@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -152,11 +153,18 @@ func (s *Store) FreezeOverrides(ctx context.Context) (map[string]*FreezeOverride
 	return listRecords[FreezeOverride](ctx, s, "freeze override", s.freezeDir("override"))
 }
 
-// TakeFreezeOverride removes a source's override once a pass used it
-// (fenced: a deposed leader takes nothing).
-func (s *Store) TakeFreezeOverride(ctx context.Context, source string, f Fence) error {
-	if _, err := s.commit(ctx, f, clientv3.OpDelete(s.freezeDir("override")+source)); err != nil {
-		return fmt.Errorf("taking the freeze override of %s: %w", source, err)
+// TakeFreezeOverride removes a source's override once a pass saw it
+// (fenced: a deposed leader takes nothing), unless it was written again
+// since it was read as ov: that newer one waits for the next pass.
+func (s *Store) TakeFreezeOverride(ctx context.Context, ov *FreezeOverride, f Fence) error {
+	key := s.freezeDir("override") + ov.Source
+	b, err := json.Marshal(ov)
+	if err != nil {
+		return fmt.Errorf("freeze override %s: %w", key, err)
+	}
+	same := []clientv3.Cmp{clientv3.Compare(clientv3.Value(key), "=", string(b))}
+	if _, err := s.commit(ctx, f, clientv3.OpTxn(same, []clientv3.Op{clientv3.OpDelete(key)}, nil)); err != nil {
+		return fmt.Errorf("taking the freeze override of %s: %w", ov.Source, err)
 	}
 	return nil
 }

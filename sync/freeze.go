@@ -25,7 +25,7 @@ import (
 type freezeStore interface {
 	ListFreezes(ctx context.Context) ([]*store.ManualFreeze, error)
 	FreezeOverrides(ctx context.Context) (map[string]*store.FreezeOverride, error)
-	TakeFreezeOverride(ctx context.Context, source string, f store.Fence) error
+	TakeFreezeOverride(ctx context.Context, ov *store.FreezeOverride, f store.Fence) error
 }
 
 // readFreezes adds the manual freezes and the source's override to cur.

@@ -174,6 +174,21 @@ func TestManualFreezeAndOverride(t *testing.T) {
 	if ov := e.events(store.EventFreezeOverridden); len(ov) != 2 || ov[1].By != "cy@ci" {
 		t.Fatalf("override events: %+v", ov)
 	}
+	// An override asked for when nothing is held is taken by the pass it
+	// asked for: it does not let a later commit through.
+	if err := e.store.PutFreezeOverride(ctx, "units", "bob@desk"); err != nil {
+		t.Fatal(err)
+	}
+	if rep := l.Pass(ctx, store.Fence{}); rep.Err != nil || rep.Outcome() != store.AttemptSynced {
+		t.Fatalf("a pass with nothing to hold: %v %s", rep.Err, rep.Outcome())
+	}
+	if left, _ := e.store.FreezeOverrides(ctx); len(left) != 0 {
+		t.Fatalf("the override was not taken: %+v", left)
+	}
+	e.commit(map[string]string{"web.yaml": webUnit("web:5", "")})
+	if rep := l.Pass(ctx, store.Fence{}); rep.Outcome() != store.AttemptFrozen || !strings.Contains(e.stored()["web"], "web:4") {
+		t.Fatalf("a stale override went through: %s %s", rep.Outcome(), e.stored()["web"])
+	}
 }
 
 // TestUnitFreezeHoldsOnlyThatUnit: a unit's own window (as stored: a

@@ -200,8 +200,10 @@ func pass(ctx context.Context, st Store, snap *gitsource.Snapshot, p *parsed, o 
 	if err := cs.apply(ctx, st, o.Fence); err != nil {
 		return cs.Result, err
 	}
-	if fs, ok := st.(freezeStore); ok && cur.override != nil && len(cs.Result.Overridden) > 0 {
-		err = fs.TakeFreezeOverride(ctx, o.Source, o.Fence)
+	if fs, ok := st.(freezeStore); ok && cur.override != nil {
+		// Taken whether or not a freeze held: an override is for the
+		// pass it asked for, not for a commit that comes later.
+		err = fs.TakeFreezeOverride(ctx, cur.override, o.Fence)
 	}
 	return cs.Result, err
 }
