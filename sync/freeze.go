@@ -238,3 +238,24 @@ func planned(res *Result) string {
 	}
 	return "; " + strings.Join(parts, ", ")
 }
+
+// thawOf is when the first freeze that held changes of a pass ends; zero
+// when none held any, or none has an end.
+func thawOf(res *Result) time.Time {
+	var t time.Time
+	if res == nil {
+		return t
+	}
+	earlier := func(f *store.FrozenRevision) {
+		if !f.Until.IsZero() && (t.IsZero() || f.Until.Before(t)) {
+			t = f.Until
+		}
+	}
+	if res.Frozen != nil {
+		earlier(res.Frozen)
+	}
+	for _, f := range res.FrozenUnits {
+		earlier(f)
+	}
+	return t
+}

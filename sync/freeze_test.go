@@ -246,3 +246,27 @@ func TestUnitFreezeHoldsOnlyThatUnit(t *testing.T) {
 		t.Fatalf("after until: %v", st)
 	}
 }
+
+// TestLoopAppliesWhenTheFreezeEnds: a loop whose interval is long makes a
+// pass when the freeze that held its last one ends.
+func TestLoopAppliesWhenTheFreezeEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := newEnv(t)
+	e.commit(map[string]string{"web.yaml": webUnit("web:1", "")})
+	if err := e.store.PutFreeze(ctx, &store.ManualFreeze{Kind: store.FreezeSource, Name: "units", Until: time.Now().Add(2 * time.Second), Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	l := &Loop{Fetcher: e.src, Store: e.store, Options: Options{Source: "units"}, Interval: time.Hour, ID: "test"}
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx, store.Fence{}) }()
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(e.stored()["web"], "web:1") {
+		if time.Now().After(deadline) {
+			t.Fatalf("not applied 15s after a 2s freeze (interval 1h); record: %+v", e.record())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
