@@ -89,6 +89,7 @@ sets them.`,
 					fmt.Fprintf(cmd.OutOrStdout(), "%s %s had no manual freeze: nothing to do (kaylee freeze lists the freezes that hold)\n", kind, args[0])
 				default:
 					fmt.Fprintf(cmd.OutOrStdout(), "%s %s unfrozen: its next sync pass applies what git has\n", kind, args[0])
+					triggerOwner(cmd.Context(), s, kind, args[0])
 				}
 				return nil
 			})
@@ -215,4 +216,26 @@ func frozenLines(s view.Source) []string {
 		out = append(out, fmt.Sprintf("unit %s: its change at %s held %s (%s)", u, shortRev(f.Revision), end(f), f.Reason))
 	}
 	return out
+}
+
+// triggerOwner asks for a pass of the source of what was unfrozen at
+// once (as kaylee sync --now does), so that the changes held apply now;
+// best effort: the loop's interval does it anyway.
+func triggerOwner(ctx context.Context, s *store.Store, kind, name string) {
+	source := name
+	if kind == store.FreezeUnit {
+		source = ""
+		records, err := s.ListSyncRecords(ctx)
+		if err != nil {
+			return
+		}
+		for src, r := range records {
+			if _, ok := r.Inventory[name]; ok {
+				source = src
+			}
+		}
+	}
+	if source != "" {
+		_ = s.Trigger(ctx, source, "")
+	}
 }

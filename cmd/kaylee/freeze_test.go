@@ -134,6 +134,17 @@ func TestSyncNowForce(t *testing.T) {
 		t.Fatalf("sync --now --force: %d %s%s", r.code, r.stdout, r.err)
 	}
 	waitFor(t, 30*time.Second, "the forced pass", func() bool { return strings.Contains(storedUnits(t, e)["web"], "nginx:2") })
+	// kaylee unfreeze makes a pass at once (the interval is an hour).
+	repo.Write(map[string]string{"units/web.yaml": unitWeb})
+	repo.Commit("third")
+	if r := kaylee(t, env, "sync", "--now"); r.code != 0 {
+		t.Fatalf("sync --now: %s", r.err)
+	}
+	waitFor(t, 30*time.Second, "a frozen pass", func() bool { a := attempt(); return a != nil && a.Result == store.AttemptFrozen && a.Revision != rev })
+	if r := kaylee(t, env, "unfreeze", "team"); r.code != 0 {
+		t.Fatalf("unfreeze: %s", r.err)
+	}
+	waitFor(t, 30*time.Second, "the pass after unfreeze", func() bool { return strings.Contains(storedUnits(t, e)["web"], "nginx:1") })
 	host, _ := os.Hostname()
 	evs, _, err := s.ListEvents(ctx, "team", 0)
 	if err != nil {
