@@ -146,11 +146,20 @@ func ActiveFreeze(windows []FreezeWindow, now time.Time) (FreezeWindow, time.Tim
 			ps = append(ps, parsed{w, sched, dur, loc})
 		}
 	}
-	// end returns the end of the window of p that holds at t, if one does.
+	// end returns the end of the window of p that holds at t, if one does:
+	// that of the latest start in (t-dur, t]. Cron only goes forward, so
+	// it looks back from t over steps that double, up to dur.
 	end := func(p parsed, t time.Time) (time.Time, bool) {
-		start := p.sched.Next(t.Add(-p.dur).In(p.loc)) // the first start after t-dur
-		if start.IsZero() || start.After(t) {
-			return time.Time{}, false
+		var start time.Time
+		for step := time.Minute; ; step *= 2 {
+			step = min(step, p.dur)
+			if s := p.sched.Next(t.Add(-step).In(p.loc)); !s.IsZero() && !s.After(t) {
+				start = s
+				break
+			}
+			if step == p.dur {
+				return time.Time{}, false
+			}
 		}
 		// Later starts up to t hold too, and end later.
 		for i := 0; i < maxMerge; i++ {

@@ -121,3 +121,23 @@ func TestFreezeNotInHash(t *testing.T) {
 		t.Fatalf("canonical JSON: %s", b.CanonicalJSON())
 	}
 }
+
+// FuzzActiveFreeze: any window checks or not without panic; one that
+// holds ends after now, within MaxFreezeDuration.
+func FuzzActiveFreeze(f *testing.F) {
+	f.Add("0 18 * * FRI", "62h", "Europe/Berlin", int64(1764954000))
+	f.Add("0 0 31 2 *", "1h", "", int64(0))
+	f.Add("*/5 * * * *", "744h", "America/New_York", int64(1774745400))
+	f.Add("@weekly", "1m", "UTC", int64(-1))
+	f.Fuzz(func(t *testing.T, schedule, duration, tz string, unix int64) {
+		if len(schedule) > 100 || len(tz) > 50 {
+			return
+		}
+		w := FreezeWindow{Schedule: schedule, Duration: duration, TimeZone: tz}
+		_ = w.Check()
+		now := time.Unix(unix%(1<<34), 0)
+		if _, until, ok := ActiveFreeze([]FreezeWindow{w}, now); ok && (!until.After(now) || until.Sub(now) > MaxFreezeDuration) {
+			t.Fatalf("%+v at %v: until %v", w, now, until)
+		}
+	})
+}
