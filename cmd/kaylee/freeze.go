@@ -71,9 +71,9 @@ func (a *app) unfreezeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "unfreeze SOURCE|NAME",
 		Short: "End a manual freeze (kaylee freeze)",
-		Long: `Unfreeze ends the manual freeze of a git source or a unit; the next pass of
-its source applies what git has. Freeze windows are ended in the file that
-sets them.`,
+		Long: `Unfreeze ends the manual freeze of a git source or a unit and asks the
+process that syncs its source for a pass at once (as kaylee sync --now), which
+applies what git has. Freeze windows are ended in the file that sets them.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withStore(cmd.Context(), func(s *store.Store) error {
