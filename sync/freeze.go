@@ -259,3 +259,24 @@ func thawOf(res *Result) time.Time {
 	}
 	return t
 }
+
+// heldRecord is the record of a pass a freeze of its source held: the
+// record before (the revision applied, when, its counts and file errors)
+// with what the freeze holds and the source's settings of this pass.
+// Before any revision was applied: no revision, no time.
+func heldRecord(rec, prev *store.SyncRecord) *store.SyncRecord {
+	if prev == nil {
+		held := *rec
+		held.Revision, held.Ref, held.Time = "", "", time.Time{}
+		held.Created, held.Updated, held.Pruned, held.Unchanged = 0, 0, 0, 0
+		held.Errors, held.Inventory, held.RolledBack = []store.SyncError{}, map[string]string{}, nil
+		return &held
+	}
+	held := *prev
+	held.URL, held.Path, held.ConflictsWith, held.Freeze = rec.URL, rec.Path, rec.ConflictsWith, rec.Freeze
+	held.Frozen, held.FrozenUnits = rec.Frozen, nil
+	if held.Errors == nil {
+		held.Errors = []store.SyncError{}
+	}
+	return &held
+}

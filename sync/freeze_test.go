@@ -77,6 +77,9 @@ func TestFreezeWindowHoldsARevision(t *testing.T) {
 		t.Fatalf("a frozen revision was applied: %s", got)
 	}
 	rec := e.record()
+	if !rec.Time.Equal(thursday) || rec.Created != 1 {
+		t.Fatalf("the record's time and counts are those of the revision applied: %v, %d created", rec.Time, rec.Created)
+	}
 	if rec.Revision != v1 || rec.Frozen == nil || rec.Frozen.Revision != v2 ||
 		rec.Frozen.Reason != "window 0 18 * * FRI for 62h (Europe/Berlin): weekend" || !rec.Frozen.Until.Equal(time.Date(2026, 12, 7, 7, 0, 0, 0, time.UTC)) {
 		t.Fatalf("record: revision %s, frozen %+v", rec.Revision, rec.Frozen)

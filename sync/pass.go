@@ -453,12 +453,8 @@ func (cs *Changeset) record(snap *gitsource.Snapshot, owned, next inventory, cur
 		Unchanged: res.Count(Unchanged) + res.Count(Held) + res.Count(Kept), Errors: res.Errors, Inventory: next,
 		ConflictsWith: o.ConflictsWith, Frozen: res.Frozen, FrozenUnits: res.FrozenUnits, Freeze: o.Freeze}
 	if res.Frozen != nil {
-		// Nothing applied: the record keeps the revision applied last.
-		rec.Revision, rec.Ref = "", ""
-		if prev := cur.records[o.Source]; prev != nil {
-			rec.Revision, rec.Ref = prev.Revision, prev.Ref
-		}
-		rec.Created, rec.Updated, rec.Pruned = 0, 0, 0
+		cs.Record = heldRecord(rec, cur.records[o.Source])
+		return
 	}
 	for _, c := range res.Changes {
 		if c.Action == Kept {
