@@ -5,6 +5,7 @@ go 1.25
 require (
 	github.com/coreos/fleet v1.0.0
 	github.com/go-git/go-git/v5 v5.16.5
+	github.com/robfig/cron/v3 v3.0.1
 	github.com/spf13/cobra v1.9.1
 	github.com/spf13/pflag v1.0.6
 	go.etcd.io/etcd/client/v3 v3.5.21

@@ -118,8 +118,9 @@ func (rd readiness) problems(ctx context.Context) ([]string, error) {
 	return problems, nil
 }
 
-// synced: the source has been synced at least once.
-func synced(r *store.SyncRecord) bool { return r != nil && r.Revision != "" }
+// synced: the source has been synced at least once (a pass a freeze
+// held counts: it fetched and validated, and waits for the freeze only).
+func synced(r *store.SyncRecord) bool { return r != nil && (r.Revision != "" || r.Frozen != nil) }
 
 // serve listens on addr, holding at most lim.MaxConns connections at once
 // (see listen.Listener); stop shuts the server down.

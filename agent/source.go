@@ -64,7 +64,8 @@ func OpenSource(cs config.Source, env SourceEnv) (Source, error) {
 	}
 	return Source{Config: cs, Fetcher: src, URL: src.URL(), Timeout: cs.Timeout, Interval: cs.Interval,
 		Options: sync.Options{Source: cs.Name, URL: src.URL(), Path: src.Path(), AllowEmpty: cs.AllowEmpty, MaxPrune: cs.MaxPrune,
-			Force: env.Force, History: src, AllowRewind: allowedRewind(cs), ConflictsWith: cs.ConflictsWith}}, nil
+			Force: env.Force, History: src, AllowRewind: allowedRewind(cs), ConflictsWith: cs.ConflictsWith,
+			Freeze: cs.Freeze}}, nil
 }
 
 // allowedRewind names what allows a source's rewinds, for the record

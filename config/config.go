@@ -68,6 +68,9 @@ type Source struct {
 	// (db, db-*). Empty: a unit may conflict only with units of its own
 	// source.
 	ConflictsWith []string
+	// Freeze: windows in which the source applies nothing (see
+	// deploy.FreezeWindow); a new revision is recorded, not applied.
+	Freeze []deploy.FreezeWindow
 
 	Verify *Verify
 
@@ -273,7 +276,7 @@ func (d *decoder) list(n *yaml.Node, path string) bool {
 }
 
 var sourceFields = []string{"name", "repo", "ref", "path", "interval", "timeout", "sshKeyFile", "knownHosts", "insecureSkipHostKeyCheck",
-	"username", "passwordFile", "allowEmpty", "maxPrune", "allowRewind", "conflictsWith", "suspend", "verify"}
+	"username", "passwordFile", "allowEmpty", "maxPrune", "allowRewind", "conflictsWith", "suspend", "verify", "freeze"}
 
 func (d *decoder) source(n *yaml.Node, path string) (Source, bool) {
 	before := len(d.errs)
@@ -322,6 +325,13 @@ func (d *decoder) source(n *yaml.Node, path string) (Source, bool) {
 	if n := v["verify"]; n != nil {
 		s.Verify = d.verify(n, path+".verify")
 	}
+	if n := v["freeze"]; n != nil && d.list(n, path+".freeze") {
+		for i, x := range n.Content {
+			if w, ok := d.freezeWindow(x, fmt.Sprintf("%s.freeze[%d]", path, i)); ok {
+				s.Freeze = append(s.Freeze, w)
+			}
+		}
+	}
 	return s, len(d.errs) == before
 }
 
@@ -349,6 +359,29 @@ func (d *decoder) verify(n *yaml.Node, path string) *Verify {
 		d.fail(n, path, "give keyring (armored OpenPGP public keys) or allowedSigners (an ssh-keygen allowed signers file), or both")
 	}
 	return vf
+}
+
+// freezeWindow is one window of a source's freeze: (schedule, duration,
+// timeZone, reason), each problem at its field's line.
+func (d *decoder) freezeWindow(n *yaml.Node, path string) (deploy.FreezeWindow, bool) {
+	before := len(d.errs)
+	_, v, ok := d.mapping(n, path, "schedule", "duration", "timeZone", "reason")
+	if !ok {
+		return deploy.FreezeWindow{}, false
+	}
+	w := deploy.FreezeWindow{Schedule: d.str(v, path, "schedule", false), Duration: d.str(v, path, "duration", false),
+		TimeZone: d.str(v, path, "timeZone", false), Reason: d.str(v, path, "reason", false)}
+	if len(d.errs) != before {
+		return w, false
+	}
+	for _, p := range w.Check() {
+		at := v[p.Field]
+		if at == nil {
+			at = n
+		}
+		d.fail(at, path+"."+p.Field, "%s", p.Msg)
+	}
+	return w, len(d.errs) == before
 }
 
 func (d *decoder) notification(n *yaml.Node, path string) (Notification, bool) {

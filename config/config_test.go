@@ -148,3 +148,33 @@ func TestLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadFreeze(t *testing.T) {
+	f, err := Load("k.yaml", []byte("sources:\n- name: a\n  repo: r\n  freeze:\n  - {schedule: \"0 18 * * FRI\", duration: 62h, timeZone: Europe/Berlin, reason: weekend}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Sources[0].Freeze; len(got) != 1 || got[0].String() != "0 18 * * FRI for 62h (Europe/Berlin): weekend" {
+		t.Fatalf("freeze: %+v", got)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"  freeze:\n  - schedule: \"0 18 * * XYZ\"\n    duration: 1h\n",
+			`k.yaml:5: sources[0].freeze[0].schedule: "0 18 * * XYZ" is not a cron expression`},
+		{"  freeze:\n  - schedule: \"0 18 * * FRI\"\n    duration: 1h\n    timeZone: Europe/Berlinn\n",
+			`k.yaml:7: sources[0].freeze[0].timeZone: "Europe/Berlinn" is not a known time zone: use an IANA name such as Europe/Berlin`},
+		{"  freeze:\n  - schedule: \"0 18 * * FRI\"\n    duration: -1h\n",
+			"k.yaml:6: sources[0].freeze[0].duration: -1h: must be more than 0"},
+		{"  freeze:\n  - schedule: \"0 18 * * FRI\"\n    duration: 1000h\n",
+			"k.yaml:6: sources[0].freeze[0].duration: 1000h is more than 744h0m0s (31 days)"},
+		{"  freeze:\n  - schedule: \"0 18 * * FRI\"\n",
+			"k.yaml:5: sources[0].freeze[0].duration: required: how long each window lasts"},
+		{"  freeze:\n  - schedule: \"0 18 * * FRI\"\n    duration: 1h\n    timezone: UTC\n",
+			"k.yaml:7: sources[0].freeze[0].timezone: unknown field; did you mean timeZone?"},
+		{"  freeze: weekends\n", `k.yaml:4: sources[0].freeze: want a list, not "weekends"`},
+	} {
+		_, err := Load("k.yaml", []byte("sources:\n- name: a\n  repo: r\n"+tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v\nwant %s", tc.yaml, err, tc.want)
+		}
+	}
+}

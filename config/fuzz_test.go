@@ -12,6 +12,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(twoSources))
 	f.Add([]byte("sources:\n- {name: a, repo: r, interval: 1s, maxPrune: 100}\n"))
 	f.Add([]byte("sources: [\n"))
+	f.Add([]byte("sources:\n- name: a\n  repo: r\n  freeze:\n  - {schedule: \"0 18 * * FRI\", duration: 62h, timeZone: Europe/Berlin, reason: weekend}\n  - {schedule: \"@every 1h\", duration: 0s, timeZone: Nowhere}\n"))
 	f.Add([]byte("sources:\n- name: &a x\n  repo: *a\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := Load("fuzz.yaml", data)

@@ -47,12 +47,22 @@ func (s *Server) syncNow(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "no process leads the sync of "+name+" now (it was synced by kaylee sync --once, or its agents are down): nothing would fetch it")
 		return
 	}
+	msg := "sync now: " + src.Leader + " fetches at once"
+	if r.URL.Query().Get("force") == "true" {
+		// As kaylee sync --now --force: that pass goes through the
+		// change freezes that hold, once, told with who.
+		if err := s.cfg.Store.PutFreezeOverride(r.Context(), name, who(r)); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		msg += ", through its freezes (force)"
+	}
 	if err := s.cfg.Store.Trigger(r.Context(), name, ""); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	_ = s.cfg.Store.AppendEvents(r.Context(), store.Fence{}, store.Event{Kind: store.EventSyncRequested, Source: name, By: who(r),
-		Message: "sync now: " + src.Leader + " fetches at once"})
+		Message: msg})
 	writeJSON(w, http.StatusAccepted, actionResult{Source: name, Message: "sync of " + name + " triggered: its leader " + src.Leader + " fetches at once"})
 }
 

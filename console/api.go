@@ -24,7 +24,7 @@ var endpoints = []string{
 	"GET  /api/v1/sources/NAME            one source",
 	"GET  /api/v1/events?name=&limit=     the event log, oldest first",
 	"GET  /api/v1/stream                  server-sent events: state (the whole state, on each change) and event (each new event)",
-	"POST /api/v1/sources/NAME/sync       sync a source now (token)",
+	"POST /api/v1/sources/NAME/sync       sync a source now (token; force=true: through its freezes, once)",
 	"POST /api/v1/units/NAME/restart      roll every replica (token; ?force=true for a unit git owns)",
 	"POST /api/v1/units/NAME/rollback     deploy an earlier revision, ?to=REVISION (token)",
 	"POST /api/v1/units/NAME/suspend      keep the scheduler off a unit (token)",

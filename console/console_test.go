@@ -209,6 +209,13 @@ func TestActions(t *testing.T) {
 	case <-tctx.Done():
 		t.Error("sync now wrote no trigger")
 	}
+	// force=true: through the freezes, once, as kaylee sync --now --force.
+	if code := w.do("POST", "/api/v1/sources/team-a/sync?force=true", token, &res); code != http.StatusAccepted {
+		t.Errorf("sync now, forced: %d %+v", code, res)
+	}
+	if ov, err := w.store.FreezeOverrides(context.Background()); err != nil || ov["team-a"] == nil || !strings.HasPrefix(ov["team-a"].By, "api@") {
+		t.Errorf("sync now, forced: overrides %v %v", ov, err)
+	}
 	if code := w.do("POST", "/api/v1/sources/nope/sync", token, &e); code != http.StatusNotFound {
 		t.Errorf("sync nope: %d, want 404", code)
 	}

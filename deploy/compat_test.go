@@ -113,7 +113,7 @@ func TestDecodeJSONIgnoresUnknownFields(t *testing.T) {
 		got = append(got, w.Error())
 	}
 	want := []string{
-		`/kaylee2/units/a:1: unknown field "owner" (known fields: apps, args, conflicts, dependsOn, domains, domainsPort, engine, env, envFiles, global, health, machine, machineId, maxReplicasPerHost, name, net, onMachineLoss, ports, primary, replicas, spread, stateful, update, volumes)`,
+		`/kaylee2/units/a:1: unknown field "owner" (known fields: apps, args, conflicts, dependsOn, domains, domainsPort, engine, env, envFiles, freeze, global, health, machine, machineId, maxReplicasPerHost, name, net, onMachineLoss, ports, primary, replicas, spread, stateful, update, volumes)`,
 		`/kaylee2/units/a:2: apps[0]: unknown field "imagePullSecret" (known fields: args, cmd, image, pull)`,
 		`/kaylee2/units/a:2: unknown field "replcas" (did you mean "replicas"?)`,
 	}

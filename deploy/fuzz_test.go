@@ -28,6 +28,7 @@ func FuzzLoadRender(f *testing.F) {
 	f.Add([]byte("name: a\napps:\n- image: x\n  args: [\"a\\nb\"]\n"))
 	f.Add([]byte("name: a\nreplicas: 3\nmaxReplicasPerHost: 2\napps: [{image: x}]\n---\nname: b\nglobal: true\napps: [{image: y}]\n"))
 	f.Add([]byte("a: &x [*x]\n"))
+	f.Add([]byte("name: a\napps: [{image: x}]\nfreeze:\n- {schedule: \"0 18 * * FRI\", duration: 62h, timeZone: Europe/Berlin, reason: weekend}\n- {schedule: \"61 * * * *\", duration: 0s, timeZone: Nowhere}\n"))
 	f.Add([]byte(aliasBomb(20, 10)))
 	f.Add([]byte("name: a\nargs: [\"--format '$$ip:80'\", \"';'\", a;b]\nvolumes: [{id: v, driver: d, path: /x, options: \"-o ro ; /evil\"}]\napps: [{image: x, args: [\";\", \"'open\"]}]\n"))
 	f.Add([]byte("name: a\nengine: docker\nmachine: [role=x=y, \"az=\\\"a\\\"\"]\napps: [{image: \"x\\\"\", cmd: \"/bin/a\\\\b\"}]\n"))

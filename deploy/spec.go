@@ -104,6 +104,9 @@ type Spec struct {
 	// DependsOn names the units whose rollout must be done before this
 	// unit's starts (see depends.go); it changes no fleet unit.
 	DependsOn []string `json:"dependsOn,omitempty" yaml:"dependsOn"`
+	// Freeze are windows in which a git source changes nothing of the
+	// unit (see freeze.go); they change no fleet unit.
+	Freeze []FreezeWindow `json:"freeze,omitempty" yaml:"freeze"`
 }
 
 // Port is a port a unit's replicas serve on, for the instance registry.
@@ -335,7 +338,8 @@ func (s *Spec) CanonicalJSON() []byte {
 // ports (published in the instance registry only, but for a podman unit
 // whose args publish them with --port: see publishOf), domains and
 // domainsPort (read by routers only), dependsOn (read by the scheduler
-// only: editing it rolls nothing out), and a stateful unit's
+// only: editing it rolls nothing out), freeze (read by sync only), and a
+// stateful unit's
 // onMachineLoss and primary (read by the scheduler only). stateful itself
 // is kept: a member's fleet unit differs from a replica's (KAYLEE_MEMBER,
 // per-member volumes), and the scheduler tells units apart by name.
@@ -348,6 +352,7 @@ func (s *Spec) Hash(restart int64) string {
 	}
 	cp.Domains, cp.DomainsPort = nil, ""
 	cp.DependsOn = nil
+	cp.Freeze = nil // read by sync only
 	cp.OnMachineLoss, cp.Primary = "", nil
 	if s.Replicated() {
 		// A unit with replicas renders otherwise than one without (its

@@ -102,6 +102,7 @@ func validateSpec(s *Spec, file string, lineOf func(string) int) error {
 	c.checkPorts(s.Ports)
 	c.checkDomains(s)
 	c.checkDependsOn(s)
+	c.checkFreeze(s)
 	if s.Spread != nil {
 		c.checkSpread(s)
 	}

@@ -38,6 +38,10 @@ var rules = map[string]rule{
 	store.EventRewound:    {kind: KindSync, when: wroteNothing},
 	store.EventSyncOK:     {kind: KindSync, when: wroteNothing},
 	store.EventSyncFailed: {kind: KindSync, when: func(e *store.Event) bool { return e.Pass == nil || !e.Pass.Changed() }},
+	// Change freezes: a revision (or a unit's change) held, and a pass
+	// forced through a freeze (its Reason names who).
+	store.EventFrozen:           {kind: KindSync, result: store.AttemptFrozen},
+	store.EventFreezeOverridden: {kind: KindSync, result: "freeze-overridden"},
 
 	store.EventRolloutStarted:   {kind: KindRollout, result: "started"},
 	store.EventRolloutSucceeded: {kind: KindRollout, result: "succeeded"},
@@ -72,6 +76,9 @@ func FromEvent(e store.Event) (Event, bool) {
 			if e.Kind == store.EventSyncFailed {
 				n.Result, n.Reason, _ = strings.Cut(e.Message, ": ")
 			}
+		}
+		if e.Kind == store.EventFrozen || e.Kind == store.EventFreezeOverridden {
+			n.Unit, n.Reason = e.Unit, e.Message
 		}
 	case KindRollout:
 		n.Unit, n.SpecHash, n.Reason = e.Unit, e.SpecHash, e.Message

@@ -81,6 +81,14 @@ func TestFromEvent(t *testing.T) {
 		{"a fleet unit created", ev(store.EventCreated, nil, rollout), nil},
 		{"a change that replaces no replica", ev(store.EventChanged, nil, rollout), nil},
 		{"a rollback asked for", ev(store.EventRollbackRequested, nil, rollout), nil},
+		{"a revision a freeze held", ev(store.EventFrozen, &store.PassOutcome{Ref: "main", Result: store.AttemptFrozen, Summary: "s"}, func(e *store.Event) { e.Message = "held: weekend" }),
+			with(sync, func(e *Event) { e.Result, e.Summary, e.Reason = "frozen", "s", "held: weekend" })},
+		{"a unit's change a freeze held", ev(store.EventFrozen, nil, func(e *store.Event) { e.Unit, e.Message = "web", "held" }),
+			&Event{Kind: KindSync, Time: when, ID: "ev-1", Source: "team", Revision: "r2", Unit: "web", Result: "frozen", Reason: "held"}},
+		{"a pass forced through a freeze", ev(store.EventFreezeOverridden, wrote, func(e *store.Event) { e.Message, e.By = "bob@desk forced", "bob@desk" }),
+			with(sync, func(e *Event) {
+				e.Result, e.Summary, e.Reason, e.Created, e.Updated, e.Pruned = "freeze-overridden", "main@r2: 1 created", "bob@desk forced", 1, 2, 3
+			})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

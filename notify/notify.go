@@ -73,7 +73,9 @@ type Event struct {
 	Revision string `json:"revision,omitempty"` // full git commit hash
 
 	// Result is, for KindSync, "synced", "file-errors", "failed",
-	// "refused" (a safety rule, a rewind among them) or "unverified"; for
+	// "refused" (a safety rule, a rewind among them), "unverified",
+	// "frozen" (a change freeze held the revision, or a unit's change:
+	// Unit names it) or "freeze-overridden" (Reason names who); for
 	// KindRollout, "started", "succeeded", "failed" or "rolled-back" (the
 	// revision a rollback replaced).
 	Result  string `json:"result,omitempty"`

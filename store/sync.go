@@ -8,6 +8,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/internal/redact"
 )
 
@@ -33,6 +34,12 @@ type SyncRecord struct {
 	// ConflictsWith: units of other sources this source's units may name
 	// in conflicts (its config's conflictsWith: names or families).
 	ConflictsWith []string `json:"conflictsWith,omitempty"`
+	// Frozen: a revision fetched that a freeze holds (Revision stays the
+	// one applied); FrozenUnits: units of the source a freeze holds while
+	// the rest applied; Freeze: the source's windows (see freeze.go).
+	Frozen      *FrozenRevision            `json:"frozen,omitempty"`
+	FrozenUnits map[string]*FrozenRevision `json:"frozenUnits,omitempty"`
+	Freeze      []deploy.FreezeWindow      `json:"freeze,omitempty"`
 }
 
 // SyncError is a file that failed in a sync pass.
@@ -130,6 +137,7 @@ const (
 	AttemptUnverified = "unverified"  // the revision's signature did not verify: nothing written
 	AttemptFailed     = "failed"      // git or etcd could not be read: nothing written
 	AttemptSuspended  = "suspended"   // the source is suspended: nothing fetched
+	AttemptFrozen     = "frozen"      // a freeze held the revision: recorded, nothing applied
 )
 
 func (s *Store) attemptDir() string { return s.prefix + "/attempts/" }

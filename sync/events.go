@@ -27,11 +27,16 @@ func Events(res *Result, err error, prev, a *store.SyncAttempt) []store.Event {
 	if e, ok := outcomeEvent(res, prev, a); ok {
 		out = append(out, e)
 	}
+	if err == nil {
+		out = append(out, freezeEvents(res, a.Source)...)
+	}
 	pass := outcome(res, err, a, applied)
 	for i := range out {
-		out[i].By = a.Leader
+		if out[i].Kind != store.EventFreezeOverridden {
+			out[i].By = a.Leader
+		}
 		switch out[i].Kind {
-		case store.EventSynced, store.EventRewound, store.EventSyncFailed, store.EventSyncOK:
+		case store.EventSynced, store.EventRewound, store.EventSyncFailed, store.EventSyncOK, store.EventFrozen, store.EventFreezeOverridden:
 			out[i].Pass = pass
 		}
 	}
@@ -87,11 +92,11 @@ func outcomeEvent(res *Result, prev, a *store.SyncAttempt) (store.Event, bool) {
 		a.Result == store.AttemptRefused && (prev.Message != a.Message || prev.Revision != a.Revision)
 	switch {
 	case a.Result == store.AttemptSynced:
-		if prev != nil && prev.Result != store.AttemptSynced && prev.Result != store.AttemptSuspended {
+		if prev != nil && prev.Result != store.AttemptSynced && prev.Result != store.AttemptSuspended && prev.Result != store.AttemptFrozen {
 			return store.Event{Kind: store.EventSyncOK, Source: a.Source, Revision: a.Revision,
 				Message: fmt.Sprintf("passes apply cleanly again (the last one before was %s)", prev.Result)}, true
 		}
-	case a.Result == store.AttemptSuspended:
+	case a.Result == store.AttemptSuspended, a.Result == store.AttemptFrozen:
 	case changed:
 		msg := a.Message
 		if a.Result == store.AttemptFileErrors && res != nil {

@@ -19,6 +19,7 @@ func FuzzParse(f *testing.F) {
 	f.Add("spec:\n  image: x\nname: old\n", "{\"name\":\"j\",\"apps\":[{\"image\":\"x\"}]}")
 	f.Add(site("a", "x", "a.example.com", "*.example.com"), site("b", "x", "b.example.com", "a.example.com")+"---\n"+site("c", "x", "x.a.example.com"))
 	f.Add(dependant("a", "x", "b"), dependant("b", "x", "a")+"---\n"+dependant("c", "x", "c", "dbb", "c"))
+	f.Add("name: a\napps: [{image: x}]\nfreeze: [{schedule: \"0 18 * * FRI\", duration: 62h, timeZone: Europe/Berlin}]\n", "name: b\napps: [{image: x}]\nfreeze: [{schedule: \"61 * * * *\", duration: 0s, timeZone: Nowhere}]\n")
 	f.Fuzz(func(t *testing.T, a, b string) {
 		snap := &gitsource.Snapshot{Files: []gitsource.File{{Path: "u/a.yaml", Data: []byte(a)}, {Path: "u/b.yaml", Data: []byte(b)}}}
 		p, _ := parse(context.Background(), snap, "")

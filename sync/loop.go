@@ -227,6 +227,10 @@ type runner struct {
 	// warned holds the file errors the last pass logged: one that stays
 	// is logged once, not at every pass (sync records and events keep it).
 	warned map[string]bool
+	// thaw is when the freeze that held the last pass's changes ends
+	// (zero: none, or one without end): the next pass comes then, if
+	// before the interval.
+	thaw time.Time
 }
 
 // newRunner fills in the loop's defaults.
@@ -282,6 +286,9 @@ const (
 func (r *runner) wait(ctx context.Context) wake {
 	for ctx.Err() == nil {
 		wait := time.Duration(float64(r.interval) * (0.9 + 0.2*rand.Float64()))
+		if !r.thaw.IsZero() {
+			wait = min(wait, max(time.Until(r.thaw)+time.Second, 0))
+		}
 		if !r.pending.empty() {
 			wait = 0
 		}
@@ -347,6 +354,7 @@ func (r *runner) pass(ctx context.Context, reason string) (*Result, error) {
 	if errors.Is(rep.Err, store.ErrNotLeader) {
 		return rep.Result, rep.Err
 	}
+	r.thaw = thawOf(rep.Result)
 	if res := rep.Result; res != nil {
 		r.seen.add(res.Revision)
 		if rep.Err != nil {

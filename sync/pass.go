@@ -49,9 +49,14 @@ type Options struct {
 	// (db, db-*); a source's units may always name its own. Recorded, so
 	// that other sources know what it was allowed.
 	ConflictsWith []string
-	DryRun        bool // plan only, write nothing
-	Fence         store.Fence
-	Now           func() time.Time
+	// Freeze: the source's freeze windows (its config's freeze:).
+	Freeze []deploy.FreezeWindow
+	// OverrideFreeze, when not empty, names who forces a pass through
+	// the freezes that hold (user@host): applied, and told.
+	OverrideFreeze string
+	DryRun         bool // plan only, write nothing
+	Fence          store.Fence
+	Now            func() time.Time
 }
 
 // DefaultMaxPrune is the share of a source's units one pass may prune
@@ -75,6 +80,8 @@ const (
 	// Kept: rolled back (kaylee rollback) and its file in git is still the
 	// one the rollback replaced: left rolled back.
 	Kept Action = "kept"
+	// Frozen: a change a freeze holds: recorded, not applied.
+	Frozen Action = "frozen"
 )
 
 // Change is what a pass does (or, dry, would do) to one unit.
@@ -83,7 +90,9 @@ type Change struct {
 	Action Action   `json:"action"`
 	File   string   `json:"file,omitempty"`
 	Diff   []string `json:"diff,omitempty"` // field-level, for updates
-	Note   string   `json:"note,omitempty"` // why, for kept units
+	Note   string   `json:"note,omitempty"` // why, for kept and frozen units
+	// New: a frozen change not told before (its event is due).
+	New bool `json:"-"`
 }
 
 // Result of a pass.
@@ -101,6 +110,15 @@ type Result struct {
 	// Rewound: the revision does not descend from the one last applied,
 	// and it was applied because that was allowed.
 	Rewound *Rewind `json:"rewound,omitempty"`
+	// Frozen: a freeze of the source held the revision: nothing was
+	// written but the record. FrozenNew: it was not held before.
+	Frozen    *store.FrozenRevision `json:"frozen,omitempty"`
+	FrozenNew bool                  `json:"-"`
+	// FrozenUnits: the units a freeze of their own held.
+	FrozenUnits map[string]*store.FrozenRevision `json:"frozenUnits,omitempty"`
+	// Overridden: the freezes a forced pass went through, and who forced it.
+	Overridden   []string `json:"overridden,omitempty"`
+	OverriddenBy string   `json:"overriddenBy,omitempty"`
 }
 
 // Count returns how many units had action a.
@@ -120,6 +138,9 @@ func (r *Result) Summary() string {
 		r.Count(Create), r.Count(Update), r.Count(Prune), r.Count(Unchanged)+r.Count(Held))
 	if n := r.Count(Kept); n > 0 {
 		s += fmt.Sprintf(", %d kept rolled back", n)
+	}
+	if n := r.Count(Frozen); n > 0 {
+		s += fmt.Sprintf(", %d held by a freeze", n)
 	}
 	if n := len(r.Errors); n == 1 {
 		s += ", 1 error"
@@ -163,6 +184,9 @@ func pass(ctx context.Context, st Store, snap *gitsource.Snapshot, p *parsed, o 
 	if err != nil {
 		return nil, err
 	}
+	if err := readFreezes(ctx, st, cur, o.Source, o.Now()); err != nil {
+		return nil, err
+	}
 	rewound, err := checkHistory(ctx, cur.records[o.Source], snap, o)
 	if err != nil {
 		return &Result{Source: o.Source, Ref: snap.Ref, Revision: snap.Revision, Short: snap.Short(), DryRun: o.DryRun,
@@ -173,7 +197,15 @@ func pass(ctx context.Context, st Store, snap *gitsource.Snapshot, p *parsed, o 
 	if err != nil || o.DryRun {
 		return cs.Result, err
 	}
-	return cs.Result, cs.apply(ctx, st, o.Fence)
+	if err := cs.apply(ctx, st, o.Fence); err != nil {
+		return cs.Result, err
+	}
+	if fs, ok := st.(freezeStore); ok && cur.override != nil {
+		// Taken whether or not a freeze held: an override is for the
+		// pass it asked for, not for a commit that comes later.
+		err = fs.TakeFreezeOverride(ctx, cur.override, o.Fence)
+	}
+	return cs.Result, err
 }
 
 // state is what a plan reads from the store.
@@ -181,6 +213,10 @@ type state struct {
 	units   map[string]*store.Unit
 	records map[string]*store.SyncRecord // by source
 	pins    map[string]*store.RollbackPin
+	// freezes are the manual freezes; override the source's waiting
+	// override (kaylee sync --now --force), nil when none.
+	freezes  []*store.ManualFreeze
+	override *store.FreezeOverride
 }
 
 func readState(ctx context.Context, st Store) (*state, error) {
@@ -255,6 +291,11 @@ func plan(snap *gitsource.Snapshot, p *parsed, cur *state, o Options) (*Changese
 	next := cs.diff(desired, cur, res)
 	keepHeld(held, owned, next, res)
 	cs.pruneRemoved(owned, next, cur.units, res)
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	cs.holdFrozen(owned, next, cur, o, now())
 	sort.Slice(res.Changes, func(i, j int) bool { return res.Changes[i].Name < res.Changes[j].Name })
 	if err := checkSafety(len(cs.Prune), owned, next, o); err != nil {
 		return cs, err
@@ -411,7 +452,11 @@ func (cs *Changeset) record(snap *gitsource.Snapshot, owned, next inventory, cur
 	rec := &store.SyncRecord{Source: o.Source, URL: o.URL, Path: o.Path, Ref: snap.Ref, Revision: snap.Revision, Time: o.Now(),
 		Created: res.Count(Create), Updated: res.Count(Update), Pruned: res.Count(Prune),
 		Unchanged: res.Count(Unchanged) + res.Count(Held) + res.Count(Kept), Errors: res.Errors, Inventory: next,
-		ConflictsWith: o.ConflictsWith}
+		ConflictsWith: o.ConflictsWith, Frozen: res.Frozen, FrozenUnits: res.FrozenUnits, Freeze: o.Freeze}
+	if res.Frozen != nil {
+		cs.Record = heldRecord(rec, cur.records[o.Source])
+		return
+	}
 	for _, c := range res.Changes {
 		if c.Action == Kept {
 			if rec.RolledBack == nil {
@@ -458,6 +503,8 @@ func Outcome(res *Result, err error) string {
 		return store.AttemptUnverified
 	case err != nil:
 		return store.AttemptFailed
+	case res != nil && res.Frozen != nil:
+		return store.AttemptFrozen
 	case res != nil && len(res.Errors) > 0:
 		return store.AttemptFileErrors
 	}
@@ -482,6 +529,9 @@ func Attempt(source string, snap *gitsource.Snapshot, res *Result, err error, st
 		if len(res.Errors) == 1 {
 			a.Message = "1 file error; its units were left as they were"
 		}
+	}
+	if a.Result == store.AttemptFrozen {
+		a.Message = fmt.Sprintf("revision recorded, not applied: %s, %s", res.Frozen.Reason, until(res.Frozen))
 	}
 	if res != nil && res.Rewound != nil && err == nil {
 		a.Message = strings.TrimSuffix(res.Rewound.Applied()+"; "+a.Message, "; ")

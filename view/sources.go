@@ -25,6 +25,10 @@ type Source struct {
 	Leader    string             `json:"leader,omitempty"`
 	// RolledBack: units kept at a rollback although git has another version.
 	RolledBack map[string]int64 `json:"rolledBack,omitempty"`
+	// Frozen: a revision fetched that a change freeze holds (recorded,
+	// not applied); FrozenUnits: its units a freeze of their own holds.
+	Frozen      *store.FrozenRevision            `json:"frozen,omitempty"`
+	FrozenUnits map[string]*store.FrozenRevision `json:"frozenUnits,omitempty"`
 }
 
 // Sources returns every source that has a record, an attempt or a leader,
@@ -61,6 +65,7 @@ func Sources(ctx context.Context, st SourceReader) ([]Source, error) {
 				s.Units = append(s.Units, u)
 			}
 			sort.Strings(s.Units)
+			s.Frozen, s.FrozenUnits = r.Frozen, r.FrozenUnits
 			if r.Errors != nil {
 				s.Errors = r.Errors
 			}

@@ -31,6 +31,11 @@ start. Relative file names are taken from the file's directory.
     conflictsWith: [db, cache-*]      # units of other sources (or kaylee run) this
                                       # source's units may name in conflicts
     suspend: false                    # true: follow nothing, say so in kaylee sources
+    freeze:                           # change freezes: new revisions recorded, not applied
+    - schedule: "0 18 * * FRI"        # cron: minute hour day-of-month month day-of-week
+      duration: 62h                   # each window's length, at most 744h (31 days)
+      timeZone: Europe/Berlin         # IANA name (default UTC)
+      reason: weekend                 # told with the freeze
     verify:                           # only signed revisions apply
       mode: HEAD                      # HEAD (the commit), Tag (an annotated tag), TagAndHEAD
       allowedSigners: team-a.signers  # SSH signatures: git's gpg.ssh.allowedSignersFile format
@@ -58,6 +63,12 @@ with; either is a file error at FILE:LINE and the unit stays as it was.
 conflictsWith lists the units of other sources (or made with kaylee run)
 this source's units may name anyway, and lets other sources create units it
 names. Units made with kaylee run are the operator's: their conflicts are
-not checked.`,
+not checked.
+
+freeze lists change freeze windows: each starts at the times its schedule
+names, in its time zone, and lasts its duration. While one holds, a pass
+fetches and validates the new revision and records it (kaylee sources, a
+frozen event and notification) but writes no unit; the scheduler still
+repairs drift. A unit file may carry freeze: too (see kaylee freeze).`,
 	}
 }

@@ -106,6 +106,9 @@ func writeSources(w io.Writer, all []view.Source, now time.Time) {
 		if a := s.Attempt; a != nil && a.Message != "" && a.Result != store.AttemptSynced {
 			fmt.Fprintf(w, "%s: %s\n", s.Name, a.Message)
 		}
+		for _, l := range frozenLines(s) {
+			fmt.Fprintf(w, "%s: %s\n", s.Name, l)
+		}
 	}
 }
 
@@ -132,6 +135,9 @@ func writeSource(w io.Writer, s view.Source, now time.Time) {
 		fmt.Fprintf(tw, "Last attempt:\tnever\n")
 	}
 	fmt.Fprintf(tw, "Suspended:\t%v\n", s.Suspended)
+	for _, l := range frozenLines(s) {
+		fmt.Fprintf(tw, "Frozen:\t%s\n", l)
+	}
 	fmt.Fprintf(tw, "Leader:\t%s\n", orDash(s.Leader))
 	fmt.Fprintf(tw, "Units:\t%s\n", orDash(strings.Join(s.Units, " ")))
 	for u, rev := range s.RolledBack {

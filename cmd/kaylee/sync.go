@@ -35,7 +35,7 @@ func (e setupError) Unwrap() error { return e.err }
 func (a *app) syncCommand() *cobra.Command {
 	f := syncFlags{loop: agentConfig{name: "sync", syncOnly: true}}
 	cmd := &cobra.Command{
-		Use:   "sync (--repo URL [--path DIR] | --config FILE [SOURCE...]) [--once [--dry-run]]",
+		Use:   "sync (--repo URL [--path DIR] | --config FILE [SOURCE...]) [--once [--dry-run]] | sync --now [SOURCE...] [--force]",
 		Short: "Mirror the unit files of git repositories into etcd",
 		Long: `Sync reads every *.yaml and *.yml file under --path at the head of --ref,
 validates each unit, and writes to <etcd-prefix>/units/ only what changed. It
@@ -64,7 +64,9 @@ could not be reached (nothing written); 3 a safety rule refused the pass (a
 rewind among them), or the revision's signature did not verify (nothing
 written); 4 the setup is wrong: a flag, the config file, or a file it names
 (key, known_hosts, password file); nothing was tried. With several
-sources, the highest status of any. --dry-run prints the plan, with a field diff per updated
+sources, the highest status of any. A source under a change freeze (see
+kaylee freeze) records the new revision, applies nothing and exits 3;
+--force applies it anyway, told as a freeze-overridden event naming you. --dry-run prints the plan, with a field diff per updated
 unit, and writes nothing.
 
 Without --once it syncs every --interval, each source under its own leader
@@ -73,11 +75,17 @@ election, as kaylee agent does, but without the scheduler, and serves on
 server's 9522; empty for none) /healthz (200 while it runs), /readyz (200
 once etcd answers and every source not suspended has been synced; 503 with
 the reasons) and /metrics (kaylee_sync_* and kaylee_leader{role="sync"} of
-the sources it leads). No dashboard and no webhooks: kaylee agent has them.`,
+the sources it leads). No dashboard and no webhooks: kaylee agent has them.
+
+--now asks the processes that sync the named sources (all that have a leader
+when none is named) to make a pass at once, as a webhook does; with --force
+that pass goes through the change freezes that hold (once), told as a
+freeze-overridden event naming you.`,
 		Example: `  kaylee sync --once --repo https://git.example.com/ops/units.git --path prod
   kaylee sync --once --dry-run --repo . --path examples
   KAYLEE_GIT_PASSWORD=$TOKEN kaylee sync --once --repo https://github.com/org/units --git-username ci
-  kaylee sync --once --config /etc/kaylee/kaylee.yaml team-a`,
+  kaylee sync --once --config /etc/kaylee/kaylee.yaml team-a
+  kaylee sync --now --force team-a`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runSync(cmd, &f, args)
@@ -91,6 +99,7 @@ the sources it leads). No dashboard and no webhooks: kaylee agent has them.`,
 type syncFlags struct {
 	g      gitFlags
 	once   bool
+	now    bool
 	dryRun bool
 	output string
 	sched  schedulerFlags
@@ -100,6 +109,7 @@ type syncFlags struct {
 func (f *syncFlags) register(fl *pflag.FlagSet) {
 	f.g.register(fl)
 	fl.BoolVar(&f.once, "once", false, "one pass, then exit (the CI use)")
+	fl.BoolVar(&f.now, "now", false, "ask the running agents to sync the named sources (all when none) at once; with --force, through their freezes")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "with --once: print the plan and write nothing")
 	fl.StringVarP(&f.output, "output", "o", "text", "with --once: text or json")
 	fl.DurationVar(&f.loop.interval, "interval", time.Minute, "without --once: time between syncs (±10%)")
@@ -112,6 +122,12 @@ func (f *syncFlags) register(fl *pflag.FlagSet) {
 func (a *app) runSync(cmd *cobra.Command, f *syncFlags, args []string) error {
 	if err := checkOutput(f.output); err != nil {
 		return setupError{err}
+	}
+	if f.now {
+		if f.once || f.dryRun {
+			return setupError{errors.New("--now asks the running agents to sync; --once and --dry-run sync here: give one")}
+		}
+		return a.syncNow(cmd, args, f.g.force)
 	}
 	if len(args) > 0 && (f.g.configFile == "" || !f.once) {
 		return setupError{fmt.Errorf("source names (%s) pick sources of --config with --once; otherwise give no argument", strings.Join(args, " "))}
@@ -203,6 +219,9 @@ func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src agent.Source, d
 	}
 	opts := src.Options
 	opts.DryRun = dryRun
+	if opts.Force {
+		opts.OverrideFreeze = a.who() // --force goes through freezes too, told with who
+	}
 	l := &sync.Loop{Fetcher: src.Fetcher, Store: s, Options: opts, Timeout: src.Timeout, ID: "sync --once " + agent.NewID()}
 	rep := l.Pass(cmd.Context(), store.Fence{})
 	if rep.EventsErr != nil {
@@ -216,6 +235,9 @@ func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src agent.Source, d
 	res := rep.Result
 	if output != "json" {
 		writeSummary(cmd.OutOrStdout(), res, named)
+	}
+	if f := res.Frozen; f != nil {
+		fmt.Fprintf(stderr, "%s%s\n", prefix, frozenFailure(res, named))
 	}
 	for _, e := range res.Errors {
 		fmt.Fprintln(stderr, e.String())
@@ -234,7 +256,7 @@ func onceExit(outcome string) int {
 		return 0
 	case store.AttemptFileErrors:
 		return exitFileErrors
-	case store.AttemptRefused, store.AttemptUnverified:
+	case store.AttemptRefused, store.AttemptUnverified, store.AttemptFrozen:
 		return exitRefused
 	}
 	return exitUnreachable // failed: the repository or etcd could not be read
@@ -253,6 +275,21 @@ func onceFailure(src agent.Source, rep sync.Report, named bool) string {
 		return fmt.Sprintf("cannot read the repository: %v%s; nothing was written", rep.Err, authHint(src, rep.Err))
 	}
 	return rep.Err.Error()
+}
+
+// frozenFailure is what kaylee sync --once says of a pass a freeze held.
+func frozenFailure(res *sync.Result, named bool) string {
+	f := res.Frozen
+	until := "until kaylee unfreeze " + res.Source
+	if !f.Until.IsZero() {
+		until = "until " + f.Until.UTC().Format(time.RFC3339)
+	}
+	who := "source " + res.Source + " is frozen"
+	if named {
+		who = "frozen" // after "source NAME: "
+	}
+	return fmt.Sprintf("%s %s (%s): revision %s was recorded, nothing was applied; --force applies it anyway (told as a freeze-overridden event naming you)",
+		who, until, f.Reason, res.Short)
 }
 
 // authHint says where credentials go when the repository asked for them.

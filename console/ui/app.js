@@ -231,9 +231,26 @@ function drawSources(st) {
         s.ref ? " on " + s.ref : "", s.applied ? " · applied " + ago(s.applied) + " ago" : ""),
       h("div", { class: "muted" }, `${s.units.length} unit${s.units.length === 1 ? "" : "s"}`, s.leader ? " · leader " + s.leader : " · no leader"),
       a && a.message && a.result !== "synced" ? h("div", { class: "muted" }, a.message) : null,
+      sourceFreeze(s),
       s.errors.length ? h("ul", { class: "errors" }, s.errors.map((e) => h("li", {}, e.file + (e.line ? ":" + e.line : "") + ": " + e.message))) : null);
   });
   $("source-cards").replaceChildren(...(cards.length ? cards : [h("p", { class: "muted" }, "no git source has synced here")]));
+}
+
+// sourceFreeze tells what change freezes hold of a source: the revision
+// held (recorded, not applied), and each unit held, with why and until when.
+function sourceFreeze(s) {
+  const until = (f) => (f.until && !f.until.startsWith("0001") ? "until " + new Date(f.until).toLocaleString() : "until kaylee unfreeze");
+  const lines = [];
+  if (s.frozen) {
+    lines.push(h("div", { class: "frozen", "data-frozen": s.name }, badge("result-frozen", "frozen"), " ",
+      h("span", { class: "mono revision", title: s.frozen.revision }, short(s.frozen.revision)), " held ", until(s.frozen), " · ", s.frozen.reason));
+  }
+  for (const [unit, f] of Object.entries(s.frozenUnits || {}).sort()) {
+    lines.push(h("div", { class: "frozen", "data-frozen-unit": unit }, badge("result-frozen", "frozen"), " ",
+      h("a", { href: "#/units/" + encodeURIComponent(unit) }, unit), " held ", until(f), " · ", f.reason));
+  }
+  return lines.length ? lines : null;
 }
 
 function eventItem(e) {
