@@ -101,6 +101,9 @@ type Result struct {
 	// Rewound: the revision does not descend from the one last applied,
 	// and it was applied because that was allowed.
 	Rewound *Rewind `json:"rewound,omitempty"`
+	// Docs are the documents the pass applies (or, dry, would apply), by
+	// unit name, with the lines of their fields (kaylee plan places them).
+	Docs map[string]*deploy.Document `json:"-"`
 }
 
 // Count returns how many units had action a.
@@ -248,6 +251,7 @@ func plan(snap *gitsource.Snapshot, p *parsed, cur *state, o Options) (*Changese
 	held := holdFailing(p, owned)
 	owners := ownedElsewhere(cur.records, o.Source)
 	desired := claim(p, held, owners, res)
+	res.Docs = desired
 	scope := newConflictScope(p, owned, held, owners, cur, o)
 	refuseConflicts(desired, held, scope, res)
 	refuseDomainClaims(desired, held, scope, res)

@@ -137,6 +137,7 @@ Start with: kaylee dev --repo . --path examples`,
 		a.routerCommand(),
 		configHelp(),
 		a.syncCommand(),
+		a.planCommand(),
 		a.agentCommand(),
 		a.migrateCommand(),
 	)

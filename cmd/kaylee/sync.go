@@ -65,7 +65,8 @@ rewind among them), or the revision's signature did not verify (nothing
 written); 4 the setup is wrong: a flag, the config file, or a file it names
 (key, known_hosts, password file); nothing was tried. With several
 sources, the highest status of any. --dry-run prints the plan, with a field diff per updated
-unit, and writes nothing.
+unit, and writes nothing; --dry-run --placement also reads fleet and says where
+each unit could run, or why no machine can take it (exit 1), as kaylee plan.
 
 Without --once it syncs every --interval, each source under its own leader
 election, as kaylee agent does, but without the scheduler, and serves on
@@ -92,9 +93,11 @@ type syncFlags struct {
 	g      gitFlags
 	once   bool
 	dryRun bool
-	output string
-	sched  schedulerFlags
-	loop   agentConfig
+	// placement: with --dry-run, place the units on fleet (kaylee plan).
+	placement bool
+	output    string
+	sched     schedulerFlags
+	loop      agentConfig
 }
 
 func (f *syncFlags) register(fl *pflag.FlagSet) {
@@ -102,6 +105,8 @@ func (f *syncFlags) register(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.once, "once", false, "one pass, then exit (the CI use)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "with --once: print the plan and write nothing")
 	fl.StringVarP(&f.output, "output", "o", "text", "with --once: text or json")
+	fl.BoolVar(&f.placement, "placement", false, "with --once --dry-run: also say where each unit could run on fleet, as kaylee plan does (exit 1 when a unit can run on no machine)")
+	registerFleetAccess(fl, &f.sched)
 	fl.DurationVar(&f.loop.interval, "interval", time.Minute, "without --once: time between syncs (±10%)")
 	fl.DurationVar(&f.sched.leaseTTL, "lease-ttl", 10*time.Second, "without --once: leader lease")
 	fl.StringVar(&f.sched.logFormat, "log-format", "text", "without --once: log format, text or json")
@@ -115,6 +120,12 @@ func (a *app) runSync(cmd *cobra.Command, f *syncFlags, args []string) error {
 	}
 	if len(args) > 0 && (f.g.configFile == "" || !f.once) {
 		return setupError{fmt.Errorf("source names (%s) pick sources of --config with --once; otherwise give no argument", strings.Join(args, " "))}
+	}
+	if f.placement {
+		if !f.once || !f.dryRun {
+			return setupError{errors.New("--placement needs --once --dry-run")}
+		}
+		return a.planOnce(cmd, &f.g, &f.sched, f.output, args)
 	}
 	if !f.once {
 		if f.dryRun {
