@@ -175,6 +175,7 @@ func (pc *placeContext) available(p *Placement) ([]string, *deploy.FieldError) {
 			return nil, pc.fail("machineId", "no live machine has ID %s (%s); give the ID of a machine fleet lists (fleetctl list-machines -full)", s.MachineID, pc.machineList())
 		}
 		match = []string{s.MachineID}
+		p.Match = 1
 	}
 	if len(match) == 0 {
 		return nil, pc.fail("machine", "no live machine has %s (%s); change machine, or give machines that metadata (fleetd's metadata setting)", constraint(s.Machine), pc.machineList())

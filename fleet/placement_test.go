@@ -180,7 +180,7 @@ func TestPlace(t *testing.T) {
 			name:  "machineId in the cluster",
 			world: threeZones(t),
 			file:  "name: db\napps:\n- image: docker://postgres\nmachineId: 33333333333333333333333333333333\n",
-			want:  "runs on: 33333333 (192.0.2.3) (3 of 3 machines match)",
+			want:  "runs on: 33333333 (192.0.2.3) (1 of 3 machines match)",
 		},
 		{
 			name:  "stateful member's machine gone",
