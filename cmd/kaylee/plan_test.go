@@ -248,6 +248,7 @@ func TestPlanExitCodes(t *testing.T) {
 		{[]string{"plan", "--source", "main", "--repo", w.repo.Dir, "--path", "units", "--fleet-endpoint", "http://127.0.0.1:1"}, 2, "kaylee: cannot read fleet: "},
 		{[]string{"plan", "--repo", w.repo.Dir, "-o", "yaml"}, 4, `-o "yaml": use text or json`},
 		{[]string{"sync", "--once", "--placement", "--repo", w.repo.Dir}, 4, "--placement needs --once --dry-run"},
+		{[]string{"plan", "--no-such-flag"}, 4, "unknown flag: --no-such-flag"},
 	} {
 		r := kaylee(t, w.env, tt.args...)
 		if r.code != tt.code || !strings.Contains(r.err, tt.err) {
