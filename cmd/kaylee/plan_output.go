@@ -89,17 +89,7 @@ func (sp *sourcePlan) unschedulable() int {
 // pass's summary with the unschedulable count.
 func (sp *sourcePlan) write(w io.Writer, named bool) {
 	for _, u := range sp.Units {
-		fmt.Fprintf(w, "%-9s %s", u.Change, u.Name)
-		if u.File != "" {
-			fmt.Fprintf(w, " (%s)", u.File)
-		}
-		fmt.Fprintln(w)
-		if u.Note != "" {
-			fmt.Fprintf(w, "          %s\n", u.Note)
-		}
-		for _, d := range u.Diff {
-			fmt.Fprintf(w, "          %s\n", d)
-		}
+		writeChange(w, sync.Change{Name: u.Name, Action: u.Change, File: u.File, Diff: u.Diff, Note: u.Note})
 		switch p := u.Placement; {
 		case p == nil:
 		case p.Err != nil:

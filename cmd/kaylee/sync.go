@@ -312,19 +312,24 @@ func refusalHint(err error, named bool) string {
 
 func writePlan(w io.Writer, res *sync.Result) {
 	for _, c := range res.Changes {
-		if c.Action == sync.Unchanged {
-			continue
+		if c.Action != sync.Unchanged {
+			writeChange(w, c)
 		}
-		fmt.Fprintf(w, "%-9s %s", c.Action, c.Name)
-		if c.File != "" {
-			fmt.Fprintf(w, " (%s)", c.File)
-		}
-		fmt.Fprintln(w)
-		if c.Note != "" {
-			fmt.Fprintf(w, "          %s\n", c.Note)
-		}
-		for _, d := range c.Diff {
-			fmt.Fprintf(w, "          %s\n", d)
-		}
+	}
+}
+
+// writeChange prints one unit of a plan: its action, name and file, then
+// its note and field diff, indented.
+func writeChange(w io.Writer, c sync.Change) {
+	fmt.Fprintf(w, "%-9s %s", c.Action, c.Name)
+	if c.File != "" {
+		fmt.Fprintf(w, " (%s)", c.File)
+	}
+	fmt.Fprintln(w)
+	if c.Note != "" {
+		fmt.Fprintf(w, "          %s\n", c.Note)
+	}
+	for _, d := range c.Diff {
+		fmt.Fprintf(w, "          %s\n", d)
 	}
 }
