@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -96,6 +97,7 @@ func TestPlace(t *testing.T) {
 		world *placeWorld
 		file  string
 		want  string
+		note  string // a note it must have
 	}{
 		{
 			name:  "machine matches no live machine",
@@ -207,6 +209,32 @@ func TestPlace(t *testing.T) {
 			want:  "units/db.yaml:2: replicas: 4 members at most 1 per machine (maxReplicasPerHost) need 4 machines; 3 of 3 live machines match (11111111, 22222222, 33333333); lower replicas, raise maxReplicasPerHost, or add machines",
 		},
 		{
+			name:  "stateful member's machine gone, onMachineLoss move",
+			world: threeZones(t).members(statefulDB+"onMachineLoss: move\n", 1, 9),
+			file:  statefulDB + "onMachineLoss: move\n",
+			want:  "runs on: 11111111 (192.0.2.1) (3 of 3 machines match)",
+			note:  "member 1's machine 99999999 is gone: it moves to another machine once gone --machine-loss-grace",
+		},
+		{
+			name:  "stateful member pinned to a machine its machine field no longer matches",
+			world: threeZones(t).members(statefulDB, 1, 3),
+			file:  "name: db\nreplicas: 2\nstateful: true\napps:\n- image: docker://postgres\nmachine: [disk=ssd]\n",
+			want:  "units/db.yaml:6: machine: member 1 is pinned to machine 33333333 (192.0.2.3), which does not have disk=ssd (it has az=b,disk=hdd): fleet will not run it there",
+		},
+		{
+			name:  "spread key no machine has",
+			world: threeZones(t),
+			file:  "name: web\nreplicas: 2\nmaxReplicasPerHost: 1\napps:\n- image: docker://nginx\nspread:\n  key: rack\n",
+			want:  "runs on: 11111111 (192.0.2.1), 22222222 (192.0.2.2), 33333333 (192.0.2.3) (3 of 3 machines match)",
+			note:  "no machine that matches has rack: the replicas are placed without spread",
+		},
+		{
+			name:  "rolling global runs on every machine that matches",
+			world: threeZones(t),
+			file:  "name: agent\nglobal: true\nupdate:\n  strategy: rolling\napps:\n- image: docker://agent\nmachine: [disk=ssd]\n",
+			want:  "runs on: 11111111 (192.0.2.1), 22222222 (192.0.2.2) (2 of 3 machines match)",
+		},
+		{
 			name:  "global runs on every machine that matches",
 			world: threeZones(t),
 			file:  "name: agent\nglobal: true\napps:\n- image: docker://agent\nmachine: [az=a]\n",
@@ -231,6 +259,9 @@ func TestPlace(t *testing.T) {
 			// A want ending in "k2:web:" stops before a spec hash.
 			if got != tt.want && !(strings.HasSuffix(tt.want, "k2:web:") && strings.HasPrefix(got, tt.want)) {
 				t.Errorf("Place:\n got %s\nwant %s", got, tt.want)
+			}
+			if tt.note != "" && !slices.Contains(p.Notes, tt.note) {
+				t.Errorf("Place: notes %q, want %q", p.Notes, tt.note)
 			}
 		})
 	}
