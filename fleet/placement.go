@@ -35,21 +35,21 @@ type Cluster struct {
 
 // Placement is where a unit may run on a Cluster.
 type Placement struct {
-	Unit string `json:"-"`
+	Unit string
 	// Machines are the IDs the unit's fleet units may run on (a stateful
 	// unit's: its members' machines), sorted.
-	Machines []string `json:"machines"`
-	IPs      []string `json:"-"`     // public IP of each of Machines ("" unknown)
-	Match    int      `json:"match"` // live machines that match its machine constraints
-	Live     int      `json:"live"`  // live machines
+	Machines []string
+	IPs      []string // public IP of each of Machines ("" unknown)
+	Match    int      // live machines that match its machine constraints
+	Live     int      // live machines
 	// Blocked are the machines that match but run a unit it conflicts
 	// with (either way).
-	Blocked int `json:"blocked,omitempty"`
+	Blocked int
 	// Notes say what is worth knowing though the unit can be placed.
-	Notes []string `json:"notes,omitempty"`
+	Notes []string
 	// Err is why no placement exists, at the field that causes it; nil
 	// when the unit can be placed.
-	Err *deploy.FieldError `json:"-"`
+	Err *deploy.FieldError
 }
 
 // RunsOn is "runs on: 3f2a9c1e (192.0.2.1), 5b7d0e44 (192.0.2.2) (2 of 3

@@ -33,8 +33,8 @@ type unitPlan struct {
 	// Machines are where it could run; Match and Live count the live
 	// machines that match its machine constraints, and all of them.
 	Machines []planMachine `json:"machines,omitempty"`
-	Match    int           `json:"match,omitempty"`
-	Live     int           `json:"live,omitempty"`
+	Match    *int          `json:"match,omitempty"` // nil: not placed (prune, kept)
+	Live     *int          `json:"live,omitempty"`
 	Notes    []string      `json:"notes,omitempty"`
 	Error    *planError    `json:"error,omitempty"`
 }
@@ -57,11 +57,14 @@ type planError struct {
 func newSourcePlan(res *sync.Result, cluster *fleet.Cluster) *sourcePlan {
 	sp := &sourcePlan{Source: res.Source, Ref: res.Ref, Revision: res.Revision, Units: []unitPlan{},
 		Errors: res.Errors, Warnings: res.Warnings, res: res}
+	if sp.Errors == nil {
+		sp.Errors = []store.SyncError{}
+	}
 	for _, c := range res.Changes {
 		up := unitPlan{Name: c.Name, File: c.File, Change: c.Action, Diff: c.Diff, Note: c.Note}
 		if d := res.Docs[c.Name]; d != nil && c.Action != sync.Prune && c.Action != sync.Kept {
 			p := fleet.Place(d, nil, cluster)
-			up.Placement, up.Match, up.Live, up.Notes = &p, p.Match, p.Live, p.Notes
+			up.Placement, up.Match, up.Live, up.Notes = &p, &p.Match, &p.Live, p.Notes
 			for i, m := range p.Machines {
 				up.Machines = append(up.Machines, planMachine{ID: m, IP: p.IPs[i]})
 			}

@@ -136,7 +136,7 @@ create    web (units/web.yaml)
 			Name, File, Change string
 			Diff               []string
 			Machines           []struct{ ID, IP string }
-			Match, Live        int
+			Match, Live        *int
 			Error              *struct {
 				File, Field, Message string
 				Line                 int
@@ -151,14 +151,14 @@ create    web (units/web.yaml)
 		byName[u.Name] = i
 	}
 	api, db := got.Units[byName["api"]], got.Units[byName["db"]]
-	if api.Change != "update" || len(api.Diff) != 1 || api.Diff[0] != "~ replicas: 2 → 3" || len(api.Machines) != 3 || api.Match != 3 || api.Live != 3 || api.Error != nil {
+	if api.Change != "update" || len(api.Diff) != 1 || api.Diff[0] != "~ replicas: 2 → 3" || len(api.Machines) != 3 || *api.Match != 3 || *api.Live != 3 || api.Error != nil {
 		t.Errorf("plan -o json: api is %+v", api)
 	}
 	if db.Change != "create" || db.Error == nil || db.Error.File != "units/db.yaml" || db.Error.Line != 5 || db.Error.Field != "machine" ||
-		!strings.HasPrefix(db.Error.Message, "no live machine has disk=nvme") || len(db.Machines) != 0 {
+		!strings.HasPrefix(db.Error.Message, "no live machine has disk=nvme") || len(db.Machines) != 0 || db.Match == nil || *db.Match != 0 {
 		t.Errorf("plan -o json: db is %+v (error %+v)", db, db.Error)
 	}
-	if u := got.Units[byName["old"]]; u.Change != "prune" {
+	if u := got.Units[byName["old"]]; u.Change != "prune" || u.Match != nil || u.Machines != nil {
 		t.Errorf("plan -o json: old is %+v", u)
 	}
 
