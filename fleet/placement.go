@@ -297,7 +297,7 @@ func (pc *placeContext) noteSpread(avail []string, p *Placement) {
 }
 
 // members places a stateful unit's members as the scheduler would (with
-// no machine gone past --machine-loss-grace: kaylee plan does not know
+// no machine gone past the scheduler's machine-loss grace: kaylee plan does not know
 // for how long a machine has been gone): a member pinned to a machine
 // that left fleet waits for it, unless onMachineLoss is move.
 func (pc *placeContext) members(avail []string, p *Placement) ([]string, *deploy.FieldError) {
@@ -327,7 +327,7 @@ func (pc *placeContext) members(avail []string, p *Placement) ([]string, *deploy
 			}
 			return nil, pc.fail(field, "member %d has no machine: %s", i, noMachine(s, pc.machines, zone))
 		case !live && s.MachineLoss() == deploy.MachineLossMove:
-			p.Notes = append(p.Notes, fmt.Sprintf("member %d's machine %.8s is gone: it moves to another machine once gone --machine-loss-grace", i, m))
+			p.Notes = append(p.Notes, fmt.Sprintf("member %d's machine %.8s is gone: it moves to another machine once it has been gone for the scheduler's machine-loss grace", i, m))
 		case !live:
 			field := "stateful"
 			if s.OnMachineLoss != "" {

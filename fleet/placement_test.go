@@ -213,7 +213,7 @@ func TestPlace(t *testing.T) {
 			world: threeZones(t).members(statefulDB+"onMachineLoss: move\n", 1, 9),
 			file:  statefulDB + "onMachineLoss: move\n",
 			want:  "runs on: 11111111 (192.0.2.1) (3 of 3 machines match)",
-			note:  "member 1's machine 99999999 is gone: it moves to another machine once gone --machine-loss-grace",
+			note:  "member 1's machine 99999999 is gone: it moves to another machine once it has been gone for the scheduler's machine-loss grace",
 		},
 		{
 			name:  "stateful member pinned to a machine its machine field no longer matches",
