@@ -119,6 +119,9 @@ type Result struct {
 	// Overridden: the freezes a forced pass went through, and who forced it.
 	Overridden   []string `json:"overridden,omitempty"`
 	OverriddenBy string   `json:"overriddenBy,omitempty"`
+	// Docs are the documents the pass applies (or, dry, would apply), by
+	// unit name, with the lines of their fields (kaylee plan places them).
+	Docs map[string]*deploy.Document `json:"-"`
 }
 
 // Count returns how many units had action a.
@@ -284,6 +287,7 @@ func plan(snap *gitsource.Snapshot, p *parsed, cur *state, o Options) (*Changese
 	held := holdFailing(p, owned)
 	owners := ownedElsewhere(cur.records, o.Source)
 	desired := claim(p, held, owners, res)
+	res.Docs = desired
 	scope := newConflictScope(p, owned, held, owners, cur, o)
 	refuseConflicts(desired, held, scope, res)
 	refuseDomainClaims(desired, held, scope, res)

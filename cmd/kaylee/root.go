@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, s *stdio, getenv func(string) strin
 		return 0
 	case errors.As(err, &ee):
 		return ee.code
-	case errors.As(err, &se), errors.As(err, &ue) && (ue.cmd.Name() == "sync" || ue.cmd.Name() == "migrate"):
+	case errors.As(err, &se), errors.As(err, &ue) && (ue.cmd.Name() == "sync" || ue.cmd.Name() == "migrate" || ue.cmd.Name() == "plan"):
 		fmt.Fprintf(s.err, "kaylee: %v\n", err)
 		return exitSetup
 	default:
@@ -139,6 +139,7 @@ Start with: kaylee dev --repo . --path examples`,
 		a.routerCommand(),
 		configHelp(),
 		a.syncCommand(),
+		a.planCommand(),
 		a.agentCommand(),
 		a.migrateCommand(),
 	)

@@ -66,8 +66,10 @@ written); 4 the setup is wrong: a flag, the config file, or a file it names
 (key, known_hosts, password file); nothing was tried. With several
 sources, the highest status of any. A source under a change freeze (see
 kaylee freeze) records the new revision, applies nothing and exits 3;
---force applies it anyway, told as a freeze-overridden event naming you. --dry-run prints the plan, with a field diff per updated
-unit, and writes nothing.
+--force applies it anyway, told as a freeze-overridden event naming you.
+--dry-run prints the plan, with a field diff per updated unit, and writes
+nothing; --dry-run --placement also reads fleet and says where each unit
+could run, or why no machine can take it (exit 1), as kaylee plan.
 
 Without --once it syncs every --interval, each source under its own leader
 election, as kaylee agent does, but without the scheduler, and serves on
@@ -101,9 +103,11 @@ type syncFlags struct {
 	once   bool
 	now    bool
 	dryRun bool
-	output string
-	sched  schedulerFlags
-	loop   agentConfig
+	// placement: with --dry-run, place the units on fleet (kaylee plan).
+	placement bool
+	output    string
+	sched     schedulerFlags
+	loop      agentConfig
 }
 
 func (f *syncFlags) register(fl *pflag.FlagSet) {
@@ -112,6 +116,8 @@ func (f *syncFlags) register(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.now, "now", false, "ask the running agents to sync the named sources (all when none) at once; with --force, through their freezes")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "with --once: print the plan and write nothing")
 	fl.StringVarP(&f.output, "output", "o", "text", "with --once: text or json")
+	fl.BoolVar(&f.placement, "placement", false, "with --once --dry-run: also say where each unit could run on fleet, as kaylee plan does (exit 1 when a unit can run on no machine)")
+	registerFleetAccess(fl, &f.sched)
 	fl.DurationVar(&f.loop.interval, "interval", time.Minute, "without --once: time between syncs (±10%)")
 	fl.DurationVar(&f.sched.leaseTTL, "lease-ttl", 10*time.Second, "without --once: leader lease")
 	fl.StringVar(&f.sched.logFormat, "log-format", "text", "without --once: log format, text or json")
@@ -131,6 +137,12 @@ func (a *app) runSync(cmd *cobra.Command, f *syncFlags, args []string) error {
 	}
 	if len(args) > 0 && (f.g.configFile == "" || !f.once) {
 		return setupError{fmt.Errorf("source names (%s) pick sources of --config with --once; otherwise give no argument", strings.Join(args, " "))}
+	}
+	if f.placement {
+		if !f.once || !f.dryRun {
+			return setupError{errors.New("--placement needs --once --dry-run")}
+		}
+		return a.planOnce(cmd, &f.g, &f.sched, f.output, args)
 	}
 	if !f.once {
 		if f.dryRun {
@@ -338,19 +350,24 @@ func refusalHint(err error, named bool) string {
 
 func writePlan(w io.Writer, res *sync.Result) {
 	for _, c := range res.Changes {
-		if c.Action == sync.Unchanged {
-			continue
+		if c.Action != sync.Unchanged {
+			writeChange(w, c)
 		}
-		fmt.Fprintf(w, "%-9s %s", c.Action, c.Name)
-		if c.File != "" {
-			fmt.Fprintf(w, " (%s)", c.File)
-		}
-		fmt.Fprintln(w)
-		if c.Note != "" {
-			fmt.Fprintf(w, "          %s\n", c.Note)
-		}
-		for _, d := range c.Diff {
-			fmt.Fprintf(w, "          %s\n", d)
-		}
+	}
+}
+
+// writeChange prints one unit of a plan: its action, name and file, then
+// its note and field diff, indented.
+func writeChange(w io.Writer, c sync.Change) {
+	fmt.Fprintf(w, "%-9s %s", c.Action, c.Name)
+	if c.File != "" {
+		fmt.Fprintf(w, " (%s)", c.File)
+	}
+	fmt.Fprintln(w)
+	if c.Note != "" {
+		fmt.Fprintf(w, "          %s\n", c.Note)
+	}
+	for _, d := range c.Diff {
+		fmt.Fprintf(w, "          %s\n", d)
 	}
 }

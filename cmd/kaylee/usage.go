@@ -23,8 +23,8 @@ func (e *usageError) Unwrap() error { return e.err }
 // argument or flag error with its usage line (cobra's own usage output is
 // silenced: it prints the whole help). The exit code stays 1, as for any
 // error, but for kaylee sync, whose codes 1 to 3 speak of the repository,
-// and kaylee migrate, whose 1 speaks of refused units: their usage and
-// setup errors are 4 (run).
+// kaylee migrate, whose 1 speaks of refused units, and kaylee plan, whose
+// 1 speaks of files and units: their usage and setup errors are 4 (run).
 func addUsageToErrors(root *cobra.Command) {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{cmd: cmd, err: err}
