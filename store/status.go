@@ -57,6 +57,9 @@ type Status struct {
 	// Progressed is when a replica of SpecHash last became ready during
 	// its rollout: the progress deadline counts from it (or from Since).
 	Progressed time.Time `json:"progressed,omitzero"`
+	// Evidence is, for a failed rollout, what the failing replica's
+	// machine saw when it stopped (see Evidence), when its publisher runs.
+	Evidence *Evidence `json:"evidence,omitempty"`
 }
 
 // UnitStatus is one fleet unit of a Kaylee unit, on one machine.
