@@ -9,8 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -163,12 +163,12 @@ func TestHealthScriptSyntax(t *testing.T) {
 
 // healthRun is the check script running as systemd would start it.
 type healthRun struct {
-	cmd   *exec.Cmd
-	out   string // file with its stdout and stderr
+	cmd *exec.Cmd
+	out string // file with its stdout and stderr
 	// evidence stands in for EvidenceDir: the probe's answer file.
 	evidence string
-	start time.Time
-	done  chan struct{}
+	start    time.Time
+	done     chan struct{}
 }
 
 // startHealth runs argv with MAINPID set to mainPID (0: unset), in a
