@@ -22,7 +22,8 @@ func (r *renderer) evidence() {
 // key=value lines: time, result, code, status, restarts, the health
 // check's last answer (probe, from EvidenceDir/$2.probe) and the unit's
 // last 20 journal lines (one j= each, cut to 300 bytes, 4 KiB in all). It
-// never writes the environment. A clean stop (result success) does not
+// never writes the environment. Files older than a day in EvidenceDir
+// go (the publisher, which only reads them, tells none that old). A clean stop (result success) does not
 // replace the record of a failed one: Kaylee stops a replica whose
 // rollout failed, and the failure is what must be told.
 //
@@ -45,6 +46,7 @@ t=$(mktemp $d/.e.XXXXXX) || exit 0
 } >$t
 chmod 0644 $t
 mv -f $t $f
+find $d -maxdepth 1 -type f -mmin +1440 -delete 2>/dev/null
 `
 
 var evidenceScriptWord = "'" + systemdLiteral(evidenceScript) + "'"

@@ -91,7 +91,7 @@ func fakeTool(t *testing.T, dir, name, body string) {
 // bounded, and never the unit's environment.
 func TestEvidenceScriptWritesFile(t *testing.T) {
 	needBash(t)
-	for _, tool := range []string{"mktemp", "grep", "cut", "tail", "sed", "head", "date", "mv", "chmod"} {
+	for _, tool := range []string{"mktemp", "grep", "cut", "tail", "sed", "head", "date", "mv", "chmod", "find"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			skipOutsideCI(t, "no %s: %v", tool, err)
 		}
