@@ -74,7 +74,7 @@ func FromEvent(e store.Event) (Event, bool) {
 			}
 		}
 	case KindRollout:
-		n.Unit, n.SpecHash, n.Reason = e.Unit, e.SpecHash, e.Message
+		n.Unit, n.SpecHash, n.Reason, n.Evidence = e.Unit, e.SpecHash, e.Message, e.Evidence
 	}
 	return n, true
 }
