@@ -2,12 +2,15 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kaylee-gitops/kaylee/agent"
 	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/store"
 )
 
 func (a *app) evidenceCommand() *cobra.Command {
@@ -66,4 +69,34 @@ journal lines. Run it on every machine: contrib/fleet/kaylee-evidence.service
 	fl.DurationVar(&ttl, "ttl", time.Minute, "lease of the keys: they go this long after the publisher stops")
 	fl.StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
 	return cmd
+}
+
+// writeEvidence prints a failed rollout's evidence (kaylee status NAME):
+// what the failing replica's machine saw, its journal lines indented.
+func writeEvidence(w io.Writer, ev *store.Evidence, now time.Time) {
+	if ev == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nEvidence from the machine (kaylee evidence on %s):\n", ev.Machine)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  Fleet unit:\t%s\n", ev.FleetUnit)
+	fmt.Fprintf(tw, "  Stopped:\t%s ago (%s)\n", age(ev.Time, now), ev.Time.UTC().Format(time.RFC3339))
+	exit := orDash(ev.Exit())
+	if ev.Result != "" {
+		exit += " (systemd: " + ev.Result + ")"
+	}
+	fmt.Fprintf(tw, "  Exit:\t%s\n", exit)
+	fmt.Fprintf(tw, "  Restarts:\t%d\n", ev.Restarts)
+	if ev.Probe != "" {
+		fmt.Fprintf(tw, "  Health check:\t%s\n", ev.Probe)
+	}
+	tw.Flush()
+	if len(ev.Journal) == 0 {
+		fmt.Fprintln(w, "  Journal: (no lines)")
+		return
+	}
+	fmt.Fprintf(w, "  Journal (last %d lines):\n", len(ev.Journal))
+	for _, l := range ev.Journal {
+		fmt.Fprintf(w, "    %s\n", l)
+	}
 }

@@ -5,6 +5,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/view"
 )
 
 // contrib's evidence units run kaylee evidence with flags it has, on the
@@ -38,5 +42,33 @@ func TestEvidenceContribUnits(t *testing.T) {
 			}
 			verifyUnit(t, tt.path, tt.binary)
 		})
+	}
+}
+
+// kaylee status NAME prints a failed rollout's evidence after its
+// message: exit, restarts, the health check's answer, the journal lines
+// indented.
+func TestStatusPrintsEvidence(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	st := &store.Status{Name: "web", Phase: store.PhaseFailed, SpecHash: "abcd1234", Time: now,
+		Message: `rollout of abcd1234 failed: ...; on the machine: exit status 125; last line: "boom"`,
+		Evidence: &store.Evidence{Unit: "web", FleetUnit: "k2:web:abcd1234:0a1b2c:0.service", Machine: "m1", Result: "exit-code",
+			ExitCode: "exited", ExitStatus: "125", Restarts: 3, Probe: "HTTP 500 from 10.0.0.2:8080",
+			Journal: []string{"starting", "boom"}, Time: now.Add(-90 * time.Second)}}
+	var b strings.Builder
+	writeStatus(&b, view.Unit{Status: st, State: st.Phase}, now)
+	want := `
+Evidence from the machine (kaylee evidence on m1):
+  Fleet unit:    k2:web:abcd1234:0a1b2c:0.service
+  Stopped:       1m ago (2026-12-03T11:58:30Z)
+  Exit:          exit status 125 (systemd: exit-code)
+  Restarts:      3
+  Health check:  HTTP 500 from 10.0.0.2:8080
+  Journal (last 2 lines):
+    starting
+    boom
+`
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("kaylee status:\n%s\nwant it to hold:\n%s", b.String(), want)
 	}
 }
