@@ -154,17 +154,27 @@ func (e *Evidence) Exit() string {
 	return ""
 }
 
-// LastLine is the last journal line the unit's processes wrote (not
-// systemd's own about the unit, which start with its name), or "".
+// LastLine is the last journal line the unit's processes wrote that
+// tells something: not systemd's own about the unit (which start with
+// its name), nor the engine's boilerplate (noiseLine), or "".
 func (e *Evidence) LastLine() string {
 	for i := len(e.Journal) - 1; i >= 0; i-- {
 		l := strings.TrimSpace(e.Journal[i])
-		if l == "" || strings.HasPrefix(l, e.FleetUnit+":") {
+		if l == "" || strings.HasPrefix(l, e.FleetUnit+":") || noiseLine(l) {
 			continue
 		}
 		return l
 	}
 	return ""
+}
+
+// noiseLine: what docker says around every failure (the pointer to its
+// help after an error) or at every start (the ExecStartPre that removes
+// a container left behind finds none).
+func noiseLine(l string) bool {
+	return strings.HasPrefix(l, "See '") && strings.HasSuffix(l, " --help'.") ||
+		strings.HasPrefix(l, "Error: No such container: ") ||
+		strings.HasPrefix(l, "Error response from daemon: No such container: ")
 }
 
 // Summary is the evidence in one line, for a status message:
