@@ -20,8 +20,11 @@ func (r *renderer) evidence() {
 // $SERVICE_RESULT, $EXIT_CODE and $EXIT_STATUS for ExecStopPost. It
 // writes, atomically (a temp file, then mv), EvidenceDir/$1 as
 // key=value lines: time, result, code, status, restarts, the health
-// check's last answer (probe, from EvidenceDir/$2.probe) and the unit's
-// last 20 journal lines (one j= each, cut to 300 bytes, 4 KiB in all). It
+// check's last answer (probe, from EvidenceDir/$2.probe) and the last 20
+// journal lines of this run of the unit ($INVOCATION_ID: systemd starts
+// a new one at each restart; a fleet unit's name is reused by a rollback
+// or a re-run, its old lines are not this run's), one j= each, cut to 300
+// bytes, 4 KiB in all. It
 // never writes the environment. Files older than a day in EvidenceDir
 // go (the publisher, which only reads them, tells none that old). A clean stop (result success) does not
 // replace the record of a failed one: Kaylee stops a replica whose
@@ -42,7 +45,7 @@ t=$(mktemp $d/.e.XXXXXX) || exit 0
 	echo status=$EXIT_STATUS
 	echo restarts=$(systemctl show -p NRestarts --value $1 2>/dev/null)
 	[ -f $d/$2.probe ] && echo probe=$(head -c 300 $d/$2.probe | head -1)
-	journalctl _SYSTEMD_UNIT=$1 -n 20 -o cat --no-pager 2>/dev/null | tail -n 20 | cut -b 1-300 | tail -c 4096 | sed "s/^/j=/"
+	journalctl _SYSTEMD_UNIT=$1 ${INVOCATION_ID:+_SYSTEMD_INVOCATION_ID=$INVOCATION_ID} -n 20 -o cat --no-pager 2>/dev/null | tail -n 20 | cut -b 1-300 | tail -c 4096 | sed "s/^/j=/"
 } >$t
 chmod 0644 $t
 mv -f $t $f

@@ -86,7 +86,8 @@ func fakeTool(t *testing.T, dir, name, body string) {
 // TestEvidenceScriptWritesFile runs the rendered evidence step with bash
 // as systemd would after a failed start: journalctl and systemctl are
 // fakes on PATH (the host's journal has no such unit), EvidenceDir is a
-// directory of the test's. The file it leaves has how the process ended,
+// directory of the test's. Its journal lines are of this run of the unit
+// (systemd's $INVOCATION_ID). The file it leaves has how the process ended,
 // the restart count, the probe's answer and the last journal lines,
 // bounded, and never the unit's environment.
 func TestEvidenceScriptWritesFile(t *testing.T) {
@@ -107,7 +108,7 @@ func TestEvidenceScriptWritesFile(t *testing.T) {
 	// 25 lines, one of 1000 bytes: the file keeps the last 20, each cut
 	// to 300 bytes.
 	fakeTool(t, bin, "journalctl", `[ "$1" = --sync ] && exit 0
-[ "$1" = "_SYSTEMD_UNIT=`+u.Name+`" ] || { echo "journalctl: unexpected $*" >&2; exit 1; }
+[ "$1 $2" = "_SYSTEMD_UNIT=`+u.Name+` _SYSTEMD_INVOCATION_ID=0123abcd" ] || { echo "journalctl: unexpected $*" >&2; exit 1; }
 for i in $(seq 1 23); do echo "line $i"; done
 printf 'x%.0s' $(seq 1 1000); echo
 echo "docker: Unable to find image 'nope:1' locally"
@@ -120,7 +121,7 @@ echo "docker: Unable to find image 'nope:1' locally"
 		t.Helper()
 		cmd := exec.Command(argv[0], argv[1], argv[2], argv[3], u.Name, id)
 		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "TOKEN=s3cret-value",
-			"SERVICE_RESULT="+result, "EXIT_CODE="+code, "EXIT_STATUS="+status)
+			"SERVICE_RESULT="+result, "EXIT_CODE="+code, "EXIT_STATUS="+status, "INVOCATION_ID=0123abcd")
 		if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
 			t.Fatalf("evidence step: %v\n%s", err, out)
 		}
