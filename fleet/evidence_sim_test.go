@@ -110,7 +110,10 @@ func TestRolloutFailureCarriesEvidence(t *testing.T) {
 		t.Errorf("failed status message:\n%s\nwant it to hold:\n%s", st.Message, want)
 	}
 	b, _ := json.Marshal(st)
-	if st.Evidence == nil || st.Evidence.ExitStatus != "125" || !strings.Contains(string(b), `"journal":["starting web 2","using token ***","docker: Unable`) {
+	if st.Evidence == nil {
+		t.Fatalf("status JSON has no evidence: %s", b)
+	}
+	if st.Evidence.ExitStatus != "125" || !strings.Contains(string(b), `"journal":["starting web 2","using token ***","docker: Unable`) {
 		t.Errorf("status JSON's evidence: %s", b)
 	}
 	if strings.Contains(string(b), "s3cret") {
@@ -145,4 +148,27 @@ func TestRolloutFailureCarriesEvidence(t *testing.T) {
 		!strings.Contains(n.Reason, "exit status 125") || strings.Contains(string(nb), "s3cret") {
 		t.Errorf("notification: %s", nb)
 	}
+}
+
+// Evidence published after the scheduler saw the rollout fail (the
+// publisher reads its directory every second) still reaches the status.
+func TestRolloutFailureEvidenceLate(t *testing.T) {
+	h := newHarness(t, fleetsim.Machines(3))
+	h.serve(h.api, testOptions)
+	v1 := h.put(replicated(2, "docker://web:1"))
+	h.waitStatus("web", store.PhaseRunning, v1, 60*time.Second)
+	bad := replicated(2, "docker://sim-fail/web:2")
+	badHash := h.put(bad)
+	st := h.waitStatus("web", store.PhaseFailed, badHash, 90*time.Second)
+	if st.Evidence != nil || !strings.Contains(st.Message, "see its journal on that machine") {
+		t.Fatalf("failed with no evidence published: %+v %q", st.Evidence, st.Message)
+	}
+	h.putEvidence(bad, badHash, "late line")
+	eventually(t, 20*time.Second, func() (bool, string) {
+		st, err := h.store.GetStatus(context.Background(), "web")
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.Evidence != nil && strings.Contains(st.Message, `on the machine: exit status 125; last line: "late line"`), st.Message
+	})
 }

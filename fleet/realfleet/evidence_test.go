@@ -16,6 +16,7 @@ import (
 
 	"github.com/kaylee-gitops/kaylee/fleet/realfleet"
 	"github.com/kaylee-gitops/kaylee/notify"
+	"github.com/kaylee-gitops/kaylee/store"
 )
 
 // installEvidence runs the evidence publisher on every machine as
@@ -114,7 +115,8 @@ func (r *receiver) failed(specHash string) (notify.Event, bool) {
 // by the unit's own ExecStopPost and published by kaylee evidence
 // (contrib's systemd unit) — is in `kaylee status` and the notification:
 // the exit status and the journal line, with the unit's env value that
-// the process printed hidden.
+// the process printed hidden. Then a version whose health check gets 500:
+// the check's last answer is told too.
 func TestRealFailureEvidence(t *testing.T) {
 	e := newEnv(t, "ev")
 	e.installEvidence()
@@ -178,4 +180,19 @@ func TestRealFailureEvidence(t *testing.T) {
 		n, ok := rcv.failed(st3.SpecHash)
 		return ok && n.Evidence != nil && n.Evidence.ExitStatus == "125", fmt.Sprint(len(rcv.got), " notifications")
 	})
+
+	// v4 serves, but its health check gets 500: the check's last answer
+	// is in the evidence.
+	e.must("run", e.unit("web", healthUnit("web", 2, "v4", "--unhealthy")))
+	var st4 store.Status
+	e.waitFor("v4's rollout to fail with the health check's answer", 3*time.Minute, func() (bool, string) {
+		st4, _ = e.status("web")
+		return st4.Phase == "failed" && st4.SpecHash != st3.SpecHash && st4.Evidence != nil, st4.Phase + ": " + st4.Message
+	})
+	out = e.must("status", "web")
+	t.Logf("kaylee status web (health check):\n%s", out)
+	if !strings.Contains(st4.Message, "did not become healthy") || !strings.HasPrefix(st4.Evidence.Probe, "HTTP 500 from ") ||
+		!strings.Contains(out, "  Health check:  HTTP 500 from ") || !strings.Contains(out, "not healthy within 12s (last: HTTP 500 from ") {
+		t.Errorf("status of a failed health check: %q\n%s", st4.Evidence.Probe, out)
+	}
 }
