@@ -181,11 +181,11 @@ func TestRealFailureEvidence(t *testing.T) {
 		return ok && n.Evidence != nil && n.Evidence.ExitStatus == "125", fmt.Sprint(len(rcv.got), " notifications")
 	})
 
-	// v4 serves, but its health check gets 500: the check's last answer
+	// v3 with --unhealthy serves, but its health check gets 500: the check's last answer
 	// is in the evidence.
-	e.must("run", e.unit("web", healthUnit("web", 2, "v4", "--unhealthy")))
+	e.must("run", e.unit("web", healthUnit("web", 2, "v3", "--unhealthy")))
 	var st4 store.Status
-	e.waitFor("v4's rollout to fail with the health check's answer", 3*time.Minute, func() (bool, string) {
+	e.waitFor("the unhealthy version's rollout to fail with the health check's answer", 3*time.Minute, func() (bool, string) {
 		st4, _ = e.status("web")
 		return st4.Phase == "failed" && st4.SpecHash != st3.SpecHash && st4.Evidence != nil, st4.Phase + ": " + st4.Message
 	})
