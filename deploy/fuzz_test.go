@@ -126,6 +126,10 @@ func checkRendered(t *testing.T, spec *Spec) {
 				checkPodSupervisor(t, u, spec, o.Value)
 				continue
 			}
+			if o.Name == "ExecStopPost" && strings.HasPrefix(o.Value, "-"+BashPath+" ") {
+				checkEvidenceLine(t, u, o.Value)
+				continue
+			}
 			if strings.HasPrefix(o.Name, "Exec") && o.Name != "ExecStartPost" {
 				if p := execFragmentProblem(o.Value); p != "" {
 					t.Fatalf("rendered %s=%s: %s", o.Name, o.Value, p)

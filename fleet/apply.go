@@ -208,6 +208,9 @@ func (t *term) writeHistory(ctx context.Context, changes []unitHistory) error {
 				return err
 			}
 			if ev, ok := historyEvent(*c.entry); ok {
+				if st := t.statuses[h.name]; ev.Kind == store.EventRolloutFailed && st != nil && st.SpecHash == ev.SpecHash {
+					ev.Evidence = st.Evidence // what the failing replica's machine saw
+				}
 				t.events.add(ev)
 			}
 			t.history[h.name] = applyHistory(t.history[h.name], c)

@@ -67,6 +67,8 @@ type planResult struct {
 	// drainStarted: the serving fleet units whose drain (their stop held,
 	// see drain.go) begins with this pass's registry write.
 	drainStarted []string
+	// evidence: the failed rollouts whose evidence attachEvidence reads.
+	evidence []evidenceWant
 }
 
 type namedStatus struct {
@@ -168,7 +170,7 @@ func (pp *passPlanner) plan(snap *snapshot, now time.Time) *planResult {
 		pp.mem.ips[id] = ip
 	}
 	res.ops, res.statuses = planUnits(p, res.inputs)
-	res.wakeAt, res.events = p.next, p.events
+	res.wakeAt, res.events, res.evidence = p.next, p.events, p.evidence
 	left, held := leftAlone(pp.opts.UnitPrefix, snap)
 	pp.adoption(left, held, actual, res)
 	res.statuses = p.originalStatuses(snap, left, held, res.statuses)

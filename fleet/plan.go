@@ -62,6 +62,9 @@ type planner struct {
 	events []store.Event
 	// drain: the stops of serving replicas this pass holds (drain.go).
 	drain *drainPass
+	// evidence: the failed rollouts whose failing replica's evidence the
+	// apply step reads (evidence.go).
+	evidence []evidenceWant
 }
 
 // wakeAt asks for a pass at t.
@@ -312,6 +315,8 @@ type rollout struct {
 	st    *store.Status
 	ops   []op
 	notes []string
+	// failing: the replica rolloutFailure names, whose evidence tells why.
+	failing *failedReplica
 }
 
 func (p *planner) newRollout(u *unitInput) *rollout {
@@ -389,12 +394,19 @@ func (r *rollout) fail() bool {
 	switch {
 	case prev != nil && prev.Phase == store.PhaseFailed && prev.SpecHash == r.d.hash:
 		msg = prev.Message
+		r.st.Evidence = prev.Evidence
+		if prev.Evidence == nil {
+			r.askEvidence(nil) // not published yet when it failed: ask on for a while
+		}
 	default:
 		reason := r.rolloutFailure()
 		if reason == "" {
 			return false
 		}
-		msg = reason + "; the new replicas are removed and the previous version (if any) keeps running. Fix the unit, or run kaylee restart " + r.u.name + " to try again"
+		msg = reason + failTail + " and the previous version (if any) keeps running. Fix the unit, or run kaylee restart " + r.u.name + " to try again"
+		if r.failing != nil {
+			r.askEvidence(r.failing)
+		}
 	}
 	kept := 0
 	if r.rolling || r.stateful {
@@ -756,17 +768,20 @@ func (r *rollout) rolloutFailure() string {
 	// only try again (under Restart=always) with the same image.
 	for _, a := range r.current {
 		if m, n := r.unhealthySeen(a); n > 0 {
+			r.failing = &failedReplica{fleetUnit: a.name(), machine: m}
 			return fmt.Sprintf("rollout of %s failed: replica %s on %s did not become healthy (its health check did not pass within startPeriod; see its journal on that machine)",
 				hash, a.name(), r.machine(m))
 		}
 	}
 	for _, a := range r.current {
 		if s, failed := r.failedOn(a); failed {
+			r.failing = &failedReplica{fleetUnit: a.name(), machine: s.MachineID}
 			return fmt.Sprintf("rollout of %s failed: replica %s failed on %s", hash, a.name(), r.machine(s.MachineID))
 		}
 	}
 	for _, a := range r.current {
 		if m, n := r.restartsSeen(a); n >= r.opts.MaxRestarts {
+			r.failing = &failedReplica{fleetUnit: a.name(), machine: m}
 			msg := fmt.Sprintf("rollout of %s failed: replica %s on %s is in a restart loop: systemd restarted it %s (activating/auto-restart; see its journal on that machine)",
 				hash, a.name(), r.machine(m), plural(n, "time"))
 			if g := r.mountGate(m); g != "" {
@@ -786,6 +801,13 @@ func (r *rollout) rolloutFailure() string {
 		}
 	}
 	if since, ok := r.lastProgress(); ok && r.now.Sub(since) >= r.pol.deadline {
+		for _, a := range r.current {
+			// A replica that restarted tells why none became ready.
+			if m, n := r.restartsSeen(a); n > 0 {
+				r.failing = &failedReplica{fleetUnit: a.name(), machine: m}
+				break
+			}
+		}
 		running := r.current.count((*actualUnit).running)
 		detail := ""
 		if what := r.whatNewDo(r.current, r.n, r.global, r.mountGate); what != "" {

@@ -43,6 +43,9 @@ type memory struct {
 	// draining: fleet unit that serves → when its drain began (it left
 	// the instance registry), while the plan stops it (see drain.go).
 	draining map[string]time.Time
+	// evidence: Kaylee unit → the failed rollout whose failing replica's
+	// evidence is asked for, until found or evidenceWait has passed.
+	evidence map[string]*evidenceWant
 }
 
 // sentTarget is a target state Kaylee set (create: launched; launch;
@@ -86,6 +89,7 @@ func newMemory() *memory {
 		moves:       map[string]map[int]*memberMove{},
 		primary:     map[string]*primaryDecision{},
 		draining:    map[string]time.Time{},
+		evidence:    map[string]*evidenceWant{},
 	}
 }
 

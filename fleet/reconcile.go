@@ -153,6 +153,9 @@ type Store interface {
 	// GetSchedulerSettings reads the settings the last leader published
 	// (rkt when none did).
 	GetSchedulerSettings(ctx context.Context) (*store.SchedulerSettings, error)
+	// GetEvidence reads what a failed replica's machine saw (see
+	// evidence.go); machine "" for any machine's newest.
+	GetEvidence(ctx context.Context, unit, fleetUnit, machine string) (*store.Evidence, error)
 }
 
 // Reconciler drives fleet to the units in the store. Run it only while
@@ -445,6 +448,7 @@ func (t *term) pass(ctx context.Context) (passResult, error) {
 	}
 	now := time.Now()
 	plan := t.planner.plan(snap, now)
+	t.attachEvidence(ctx, plan)
 	if plan.writesHistory() {
 		snap.sources = t.readSources(ctx, snap.pins)
 		plan.history = planHistory(now, t.opts.HistoryLimit, snap.history, plan.inputs, plan.statuses, snap.sources)

@@ -81,7 +81,7 @@ func FromEvent(e store.Event) (Event, bool) {
 			n.Unit, n.Reason = e.Unit, e.Message
 		}
 	case KindRollout:
-		n.Unit, n.SpecHash, n.Reason = e.Unit, e.SpecHash, e.Message
+		n.Unit, n.SpecHash, n.Reason, n.Evidence = e.Unit, e.SpecHash, e.Message, e.Evidence
 	}
 	return n, true
 }

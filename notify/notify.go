@@ -36,6 +36,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode"
+
+	"github.com/kaylee-gitops/kaylee/store"
 )
 
 // Event kinds.
@@ -97,6 +99,10 @@ type Event struct {
 	Unit     string `json:"unit,omitempty"`     // the unit's name
 	SpecHash string `json:"specHash,omitempty"` // the hash of the unit's spec being rolled out
 	Reason   string `json:"reason,omitempty"`   // why it started, or why it failed
+	// Evidence, for a failed rollout, is what the failing replica's
+	// machine saw: exit status, restarts, last journal lines (see
+	// store.Evidence), when that machine runs kaylee evidence.
+	Evidence *store.Evidence `json:"evidence,omitempty"`
 }
 
 // Endpoint is one receiver. A URL may carry user:password (sent as basic

@@ -94,6 +94,9 @@ type Event struct {
 	// rewound, sync-failed, sync-ok), is what the pass did: what
 	// notifications tell of it.
 	Pass *PassOutcome `json:"pass,omitempty"`
+	// Evidence, on a rollout-failed event, is what the failing replica's
+	// machine saw (Status.Evidence).
+	Evidence *Evidence `json:"evidence,omitempty"`
 }
 
 // PassOutcome is what one sync pass did, carried by its events.
@@ -201,6 +204,7 @@ func (s *Store) AppendEvents(ctx context.Context, f Fence, evs ...Event) error {
 			}
 			e.Pass = &p
 		}
+		e.Evidence = redactEvidence(e.Evidence)
 		b, err := json.Marshal(e)
 		if err != nil {
 			return fmt.Errorf("encoding event: %w", err)

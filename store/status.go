@@ -63,6 +63,9 @@ type Status struct {
 	// rollout waits for (Message says why), "" when it waits for none.
 	DependsOn  []string `json:"dependsOn,omitempty"`
 	WaitingFor string   `json:"waitingFor,omitempty"`
+	// Evidence is, for a failed rollout, what the failing replica's
+	// machine saw when it stopped (see Evidence), when its publisher runs.
+	Evidence *Evidence `json:"evidence,omitempty"`
 }
 
 // UnitStatus is one fleet unit of a Kaylee unit, on one machine.

@@ -144,6 +144,7 @@ func writeStatus(w io.Writer, st view.Unit, now time.Time) {
 	fmt.Fprintf(tw, "Message:\t%s\n", statusMessage(st))
 	fmt.Fprintf(tw, "Updated:\t%s ago\n", age(st.Time, now))
 	tw.Flush()
+	writeEvidence(w, st.Evidence, now)
 	if len(st.Units) == 0 {
 		return
 	}

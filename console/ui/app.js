@@ -297,10 +297,24 @@ function drawUnitFields(u) {
     ...row("Source", unitSource(u)),
     ...((u.gitErrors || []).length ? row("Git error", h("span", { class: "gitbad" }, u.gitErrors.join("; ") + " (it runs its last good version)")) : []),
     ...row("Message", schedulerMessage(u) || "–"),
+    ...evidenceRows(u.evidence, row),
     ...row("Updated", ago(u.time) + " ago"));
   $("unit-replicas").replaceChildren(...(u.units || []).map((r) => h("tr", { "data-replica": r.name },
     h("td", { class: "mono" }, r.name), h("td", {}, r.machineIP || short(r.machineID, 8) || "unscheduled"),
     h("td", {}, h("span", { class: stateDot(r.activeState ? r.activeState + "/" + r.subState : "") }), " ", r.activeState ? r.activeState + "/" + r.subState : "–"))));
+}
+
+// A failed rollout's evidence: what the failing replica's machine saw
+// (kaylee evidence publishes it), as kaylee status NAME prints it.
+function evidenceRows(ev, row) {
+  if (!ev) return [];
+  const exit = ev.exitCode === "exited" ? "exit status " + ev.exitStatus
+    : ev.exitCode === "killed" || ev.exitCode === "dumped" ? "killed by signal " + ev.exitStatus : ev.result ? "result " + ev.result : "–";
+  return [
+    ...row("Evidence", h("span", {}, exit + (ev.result ? " (systemd: " + ev.result + ")" : "") + ", " + ev.restarts + " restarts; " +
+      ev.fleetUnit + " on " + short(ev.machine, 8) + ", " + ago(ev.time) + " ago")),
+    ...(ev.probe ? row("Health check", ev.probe) : []),
+    ...row("Journal", h("pre", { class: "journal", "data-evidence": ev.fleetUnit }, (ev.journal || []).join("\n") || "(no lines)"))];
 }
 
 let unitLoad = 0;
