@@ -296,12 +296,23 @@ function drawUnitFields(u) {
     ...(u.engine ? row("Engine", u.engine + " (the spec names none: the scheduler's default engine, or a rollback's)") : []),
     ...row("Source", unitSource(u)),
     ...((u.gitErrors || []).length ? row("Git error", h("span", { class: "gitbad" }, u.gitErrors.join("; ") + " (it runs its last good version)")) : []),
+    ...dependsOnRows(u, row),
     ...row("Message", schedulerMessage(u) || "–"),
     ...evidenceRows(u.evidence, row),
     ...row("Updated", ago(u.time) + " ago"));
   $("unit-replicas").replaceChildren(...(u.units || []).map((r) => h("tr", { "data-replica": r.name },
     h("td", { class: "mono" }, r.name), h("td", {}, r.machineIP || short(r.machineID, 8) || "unscheduled"),
     h("td", {}, h("span", { class: stateDot(r.activeState ? r.activeState + "/" + r.subState : "") }), " ", r.activeState ? r.activeState + "/" + r.subState : "–"))));
+}
+
+// What the unit depends on, as kaylee status NAME prints it: each
+// dependency links to its page, and the ones its rollout waits for say so.
+function dependsOnRows(u, row) {
+  const deps = u.dependsOn || [];
+  if (!deps.length) return [];
+  const waiting = new Set((u.waitingFor || "").split(/[ ,]+/).filter(Boolean));
+  const items = deps.map((d) => h("span", { "data-depends-on": d }, h("a", { href: "#/units/" + encodeURIComponent(d) }, d), waiting.has(d) ? " (its rollout waits for it)" : ""));
+  return row("Depends on", h("span", {}, ...items.flatMap((x, i) => (i ? [", ", x] : [x]))));
 }
 
 // A failed rollout's evidence: what the failing replica's machine saw
