@@ -131,51 +131,12 @@ const maxMerge = 1000
 // skips or repeats is as cron in Go, github.com/robfig/cron/v3, takes
 // it) and lasts its duration in real time.
 func ActiveFreeze(windows []FreezeWindow, now time.Time) (FreezeWindow, time.Time, bool) {
-	type parsed struct {
-		w     FreezeWindow
-		sched cron.Schedule
-		dur   time.Duration
-		loc   *time.Location
-	}
-	var ps []parsed
-	for _, w := range windows {
-		sched, err1 := w.schedule()
-		dur, err2 := w.duration()
-		loc, err3 := w.location()
-		if err1 == nil && err2 == nil && err3 == nil {
-			ps = append(ps, parsed{w, sched, dur, loc})
-		}
-	}
-	// end returns the end of the window of p that holds at t, if one does:
-	// that of the latest start in (t-dur, t]. Cron only goes forward, so
-	// it looks back from t over steps that double, up to dur.
-	end := func(p parsed, t time.Time) (time.Time, bool) {
-		var start time.Time
-		for step := time.Minute; ; step *= 2 {
-			step = min(step, p.dur)
-			if s := p.sched.Next(t.Add(-step).In(p.loc)); !s.IsZero() && !s.After(t) {
-				start = s
-				break
-			}
-			if step == p.dur {
-				return time.Time{}, false
-			}
-		}
-		// Later starts up to t hold too, and end later.
-		for i := 0; i < maxMerge; i++ {
-			next := p.sched.Next(start)
-			if next.IsZero() || next.After(t) {
-				break
-			}
-			start = next
-		}
-		return start.Add(p.dur), true
-	}
+	ps := parseWindows(windows)
 	var active FreezeWindow
 	var until time.Time
 	found := false
 	for _, p := range ps {
-		if e, ok := end(p, now); ok {
+		if e, ok := p.end(now); ok {
 			if !found {
 				active = p.w
 			}
@@ -188,13 +149,65 @@ func ActiveFreeze(windows []FreezeWindow, now time.Time) (FreezeWindow, time.Tim
 	if !found {
 		return FreezeWindow{}, time.Time{}, false
 	}
-	// Join the windows that hold at the end of the freeze so far, up to
-	// MaxFreezeDuration from now (windows that chain for ever).
-	horizon := now.Add(MaxFreezeDuration)
+	return active, joinWindows(ps, until, now.Add(MaxFreezeDuration)).UTC(), true
+}
+
+// parsedWindow is a window that checks, parsed.
+type parsedWindow struct {
+	w     FreezeWindow
+	sched cron.Schedule
+	dur   time.Duration
+	loc   *time.Location
+}
+
+// parseWindows parses the windows that check and leaves out the others.
+func parseWindows(windows []FreezeWindow) []parsedWindow {
+	var ps []parsedWindow
+	for _, w := range windows {
+		sched, err1 := w.schedule()
+		dur, err2 := w.duration()
+		loc, err3 := w.location()
+		if err1 == nil && err2 == nil && err3 == nil {
+			ps = append(ps, parsedWindow{w, sched, dur, loc})
+		}
+	}
+	return ps
+}
+
+// end returns the end of the window of p that holds at t, if one does:
+// that of the latest start in (t-dur, t]. Cron only goes forward, so it
+// looks back from t over steps that double, up to dur.
+func (p parsedWindow) end(t time.Time) (time.Time, bool) {
+	var start time.Time
+	for step := time.Minute; ; step *= 2 {
+		step = min(step, p.dur)
+		if s := p.sched.Next(t.Add(-step).In(p.loc)); !s.IsZero() && !s.After(t) {
+			start = s
+			break
+		}
+		if step == p.dur {
+			return time.Time{}, false
+		}
+	}
+	// Later starts up to t hold too, and end later.
+	for i := 0; i < maxMerge; i++ {
+		next := p.sched.Next(start)
+		if next.IsZero() || next.After(t) {
+			break
+		}
+		start = next
+	}
+	return start.Add(p.dur), true
+}
+
+// joinWindows extends a freeze that ends at until by the windows that
+// hold at its end, again and again, up to horizon (windows that chain
+// for ever).
+func joinWindows(ps []parsedWindow, until, horizon time.Time) time.Time {
 	for i := 0; i < maxMerge && until.Before(horizon); i++ {
 		extended := false
 		for _, p := range ps {
-			if e, ok := end(p, until); ok && e.After(until) {
+			if e, ok := p.end(until); ok && e.After(until) {
 				until, extended = e, true
 			}
 		}
@@ -203,9 +216,9 @@ func ActiveFreeze(windows []FreezeWindow, now time.Time) (FreezeWindow, time.Tim
 		}
 	}
 	if until.After(horizon) {
-		until = horizon
+		return horizon
 	}
-	return active, until.UTC(), true
+	return until
 }
 
 // checkFreeze checks each window of a unit's freeze:.

@@ -3,6 +3,8 @@ package sync
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,53 +84,65 @@ func until(f *store.FrozenRevision) string {
 // override, nothing is held and the freezes it lifted are listed in
 // Result.Overridden.
 func (cs *Changeset) holdFrozen(owned, next inventory, cur *state, o Options, now time.Time) {
-	res := cs.Result
-	var prev *store.SyncRecord
-	if r := cur.records[o.Source]; r != nil {
-		prev = r
-	}
+	prev := cur.records[o.Source]
 	override := o.OverrideFreeze
 	if override == "" && cur.override != nil {
 		override = cur.override.By
 	}
-	changes := 0
-	for _, c := range res.Changes {
-		if c.Action == Create || c.Action == Update || c.Action == Prune {
-			changes++
-		}
-	}
-	if changes == 0 {
+	if !slices.ContainsFunc(cs.Result.Changes, writes) {
 		return
 	}
 	if f := holdOf(o.Freeze, cur.freezes, store.FreezeSource, o.Source, now); f != nil {
 		if override != "" {
-			res.Overridden, res.OverriddenBy = append(res.Overridden, "source "+o.Source+": "+f.Reason), override
+			cs.Result.Overridden, cs.Result.OverriddenBy = append(cs.Result.Overridden, "source "+o.Source+": "+f.Reason), override
 			return
 		}
-		f.Revision = res.Revision
-		res.FrozenNew = prev == nil || prev.Frozen == nil || prev.Frozen.Revision != f.Revision || prev.Frozen.Reason != f.Reason
-		if prev != nil && prev.Frozen != nil && prev.Frozen.Reason == f.Reason {
-			f.Since = prev.Frozen.Since
-		}
-		res.Frozen = f
-		for i, c := range res.Changes {
-			if c.Action == Create || c.Action == Update || c.Action == Prune {
-				res.Changes[i].Note = fmt.Sprintf("%s held by the freeze of source %s (%s, %s)", c.Action, o.Source, f.Reason, until(f))
-				res.Changes[i].Action = Frozen
-			}
-		}
-		for name := range next {
-			delete(next, name)
-		}
-		for name, file := range owned {
-			next[name] = file
-		}
-		cs.Puts, cs.Prune = nil, nil
+		cs.holdSource(f, prev, owned, next, o.Source)
 		return
 	}
+	held := cs.holdUnits(prev, owned, next, cur, override, now)
+	if len(held) == 0 {
+		return
+	}
+	cs.Puts = slices.DeleteFunc(slices.Clone(cs.Puts), func(s *deploy.Spec) bool { return held[s.Name] })
+	cs.Prune = slices.DeleteFunc(slices.Clone(cs.Prune), func(n string) bool { return held[n] })
+}
+
+// writes tells a change that writes (or prunes) from one that does not.
+func writes(c Change) bool {
+	return c.Action == Create || c.Action == Update || c.Action == Prune
+}
+
+// holdSource holds the whole revision under the source's freeze f: every
+// change becomes Frozen, the inventory stays the one owned, and nothing
+// is written.
+func (cs *Changeset) holdSource(f *store.FrozenRevision, prev *store.SyncRecord, owned, next inventory, source string) {
+	res := cs.Result
+	f.Revision = res.Revision
+	res.FrozenNew = prev == nil || prev.Frozen == nil || prev.Frozen.Revision != f.Revision || prev.Frozen.Reason != f.Reason
+	if prev != nil && prev.Frozen != nil && prev.Frozen.Reason == f.Reason {
+		f.Since = prev.Frozen.Since
+	}
+	res.Frozen = f
+	for i, c := range res.Changes {
+		if writes(c) {
+			res.Changes[i].Note = fmt.Sprintf("%s held by the freeze of source %s (%s, %s)", c.Action, source, f.Reason, until(f))
+			res.Changes[i].Action = Frozen
+		}
+	}
+	clear(next)
+	maps.Copy(next, owned)
+	cs.Puts, cs.Prune = nil, nil
+}
+
+// holdUnits holds each change of a unit under a freeze of its own (the
+// windows of the unit as stored, or kaylee freeze NAME), unless override
+// names who lifts them. It returns the units held.
+func (cs *Changeset) holdUnits(prev *store.SyncRecord, owned, next inventory, cur *state, override string, now time.Time) map[string]bool {
+	res := cs.Result
 	held := map[string]bool{}
 	for i, c := range res.Changes {
-		if c.Action != Create && c.Action != Update && c.Action != Prune {
+		if !writes(c) {
 			continue
 		}
 		var windows []deploy.FreezeWindow
@@ -167,22 +181,7 @@ func (cs *Changeset) holdFrozen(owned, next inventory, cur *state, o Options, no
 			next[c.Name] = owned[c.Name]
 		}
 	}
-	if len(held) == 0 {
-		return
-	}
-	puts := cs.Puts[:0:0]
-	for _, s := range cs.Puts {
-		if !held[s.Name] {
-			puts = append(puts, s)
-		}
-	}
-	prune := cs.Prune[:0:0]
-	for _, n := range cs.Prune {
-		if !held[n] {
-			prune = append(prune, n)
-		}
-	}
-	cs.Puts, cs.Prune = puts, prune
+	return held
 }
 
 // heldContent identifies the change of c: the hash of the spec it would
