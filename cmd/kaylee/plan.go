@@ -57,7 +57,8 @@ or, with --fleet-endpoint, fleetd's HTTP API.
 Exit status, as kaylee sync --once's: 0 all well; 1 some file failed or some
 unit can run on no machine; 2 the repository, etcd or fleet could not be read;
 3 a safety rule would refuse the pass; 4 the setup is wrong (a flag, the
-config file). -o json prints one object (an array with --config): source,
+config file). A change freeze fails no plan: the changes it holds are
+planned and placed, each saying what holds it. -o json prints one object (an array with --config): source,
 revision, units[] (name, file, change, diff, machines, match, live, notes,
 error {file, line, field, message}), errors[] and warnings[].`,
 		Example: `  kaylee plan --repo . --path units
@@ -121,7 +122,7 @@ func (a *app) planOnce(cmd *cobra.Command, g *gitFlags, sched *schedulerFlags, o
 		src.Options.DryRun = true
 		l := &sync.Loop{Fetcher: src.Fetcher, Store: s, Options: src.Options, Timeout: src.Timeout, ID: "plan " + agent.NewID()}
 		rep := l.Pass(ctx, store.Fence{})
-		c := onceExit(rep.Outcome())
+		c := planExit(rep)
 		if rep.Err != nil {
 			prefix := "kaylee: "
 			if named {
@@ -155,6 +156,20 @@ func (a *app) planOnce(cmd *cobra.Command, g *gitFlags, sched *schedulerFlags, o
 		return exitError{code: code}
 	}
 	return nil
+}
+
+// planExit is kaylee plan's status for a dry pass: sync --once's, but a
+// freeze fails no plan: a pull request may merge while the cluster is
+// frozen, and its plan says what the end of the freeze applies (each
+// change held says so).
+func planExit(rep sync.Report) int {
+	if rep.Outcome() != store.AttemptFrozen {
+		return onceExit(rep.Outcome())
+	}
+	if len(rep.Result.Errors) > 0 {
+		return exitFileErrors
+	}
+	return 0
 }
 
 // planSources are the sources kaylee plan plans: --config's (those named

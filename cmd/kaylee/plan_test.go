@@ -256,3 +256,32 @@ func TestPlanExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanDuringFreeze: a freeze fails no plan (a pull request may merge
+// while the cluster is frozen): the held changes are planned and placed,
+// each saying what holds it; exit 0, or 1 for a unit no machine can take.
+func TestPlanDuringFreeze(t *testing.T) {
+	w := newPlanWorld(t)
+	if r := kaylee(t, w.env, "freeze", "main", "--reason", "release 4.2"); r.code != 0 {
+		t.Fatalf("freeze main: exit %d\n%s%s", r.code, r.stdout, r.err)
+	}
+	w.repo.Write(map[string]string{
+		"units/api.yaml": "name: api\nreplicas: 3\nmaxReplicasPerHost: 1\nengine: docker\napps:\n- image: docker://api:1\n",
+	})
+	w.repo.Commit("v2")
+	r := kaylee(t, w.env, "plan", "--source", "main", "--repo", w.repo.Dir, "--path", "units")
+	if r.code != 0 {
+		t.Fatalf("plan during a freeze: exit %d, want 0\n%s%s", r.code, r.stdout, r.err)
+	}
+	for _, want := range []string{"api (units/api.yaml)", "held by the freeze of source main", "release 4.2", "~ replicas: 2 → 3", "runs on: " + w.on(0, 1, 2) + " (3 of 3 machines match)"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("plan during a freeze: stdout lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	w.repo.Write(map[string]string{"units/db.yaml": "name: db\nengine: docker\napps:\n- image: docker://postgres\nmachine: [disk=nvme]\n"})
+	w.repo.Commit("v3")
+	r = kaylee(t, w.env, "plan", "--source", "main", "--repo", w.repo.Dir, "--path", "units")
+	if r.code != 1 || !strings.Contains(r.err, "units/db.yaml:5: machine: no live machine has disk=nvme") {
+		t.Errorf("plan during a freeze, db unschedulable: exit %d, want 1 with db's FILE:LINE\n%s%s", r.code, r.stdout, r.err)
+	}
+}
