@@ -246,7 +246,7 @@ func ParseEvidence(r io.Reader) (*store.Evidence, error) {
 		case "restarts":
 			e.Restarts, _ = strconv.Atoi(v)
 		case "probe":
-			e.Probe = v
+			e.Probe = probeAnswer(v)
 		case "j":
 			e.Journal = append(e.Journal, v)
 			if len(e.Journal) > 2*store.EvidenceLinesMax {
@@ -288,4 +288,20 @@ func EnvValues(s *deploy.Spec) []string {
 		}
 	}
 	return vals
+}
+
+// probeAnswer is the health check's last answer in the last line it
+// wrote to the journal ("kaylee-health: ID not healthy within 30s (last:
+// HTTP 500 from 10.0.0.2:8080)"): what follows "(last: ", else the line
+// without its "kaylee-health: ID " head.
+func probeAnswer(line string) string {
+	if _, why, ok := strings.Cut(line, "(last: "); ok {
+		return strings.TrimSuffix(why, ")")
+	}
+	if rest, ok := strings.CutPrefix(line, "kaylee-health: "); ok {
+		if _, msg, ok := strings.Cut(rest, " "); ok {
+			return msg
+		}
+	}
+	return line
 }

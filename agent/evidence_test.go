@@ -21,7 +21,7 @@ import (
 // deploy.TestEvidenceScriptWritesFile), with extra journal lines.
 func evidenceFile(lines ...string) string {
 	var b strings.Builder
-	b.WriteString("time=2026-12-03T10:00:00Z\nresult=exit-code\ncode=exited\nstatus=125\nrestarts=3\nprobe=HTTP 500 from 172.17.0.2:8080\n")
+	b.WriteString("time=2026-12-03T10:00:00Z\nresult=exit-code\ncode=exited\nstatus=125\nrestarts=3\nprobe=kaylee-health: k2_api_0123abcd_0a1b2c_0 not healthy within 30s (last: HTTP 500 from 172.17.0.2:8080)\n")
 	for _, l := range lines {
 		b.WriteString("j=" + l + "\n")
 	}

@@ -1,9 +1,15 @@
 package deploy
 
+import (
+	"strings"
+
+	"github.com/coreos/fleet/schema"
+)
+
 // EvidenceDir is where a replica leaves its failure evidence on its
 // machine: a file named after its fleet unit, written by its
-// ExecStopPost (evidenceScript), and <instance ID>.probe, its health
-// check's last answer. `kaylee evidence` publishes them to etcd.
+// ExecStopPost (evidenceScript). `kaylee evidence` publishes them to
+// etcd.
 const EvidenceDir = "/run/kaylee/evidence"
 
 // evidence renders the ExecStopPost step that writes the replica's
@@ -20,7 +26,10 @@ func (r *renderer) evidence() {
 // $SERVICE_RESULT, $EXIT_CODE and $EXIT_STATUS for ExecStopPost. It
 // writes, atomically (a temp file, then mv), EvidenceDir/$1 as
 // key=value lines: time, result, code, status, restarts, the health
-// check's last answer (probe, from EvidenceDir/$2.probe) and the last 20
+// check's last answer (probe: the last kaylee-health line the health
+// check wrote to the journal in this run, which says why it failed; the
+// check itself is not changed, so that gathering evidence can never
+// change a health result or a unit's room on its lines) and the last 20
 // journal lines of this run of the unit ($INVOCATION_ID: systemd starts
 // a new one at each restart; a fleet unit's name is reused by a rollback
 // or a re-run, its old lines are not this run's), one j= each, cut to 300
@@ -44,7 +53,8 @@ t=$(mktemp $d/.e.XXXXXX) || exit 0
 	echo code=$EXIT_CODE
 	echo status=$EXIT_STATUS
 	echo restarts=$(systemctl show -p NRestarts --value $1 2>/dev/null)
-	[ -f $d/$2.probe ] && echo probe=$(head -c 300 $d/$2.probe | head -1)
+	p=$(journalctl _SYSTEMD_UNIT=$1 ${INVOCATION_ID:+_SYSTEMD_INVOCATION_ID=$INVOCATION_ID} -o cat --no-pager 2>/dev/null | grep ^kaylee-health: | tail -n 1 | cut -b 1-300)
+	[ "$p" ] && echo probe=$p
 	journalctl _SYSTEMD_UNIT=$1 ${INVOCATION_ID:+_SYSTEMD_INVOCATION_ID=$INVOCATION_ID} -n 20 -o cat --no-pager 2>/dev/null | tail -n 20 | cut -b 1-300 | tail -c 4096 | sed "s/^/j=/"
 } >$t
 chmod 0644 $t
@@ -53,3 +63,18 @@ find $d -maxdepth 1 -type f -mmin +1440 -delete 2>/dev/null
 `
 
 var evidenceScriptWord = "'" + systemdLiteral(evidenceScript) + "'"
+
+// WithoutEvidence is a fleet unit's options without the evidence step:
+// the unit file Kaylee rendered before it had one. The scheduler takes a
+// fleet unit with that file as current, so that an upgrade restarts no
+// unit; the unit gains the step at its next rollout.
+func WithoutEvidence(opts []*schema.UnitOption) []*schema.UnitOption {
+	out := make([]*schema.UnitOption, 0, len(opts))
+	for _, o := range opts {
+		if o.Section == "Service" && o.Name == "ExecStopPost" && strings.Contains(o.Value, "' kaylee-evidence %n ") {
+			continue
+		}
+		out = append(out, o)
+	}
+	return out
+}

@@ -109,14 +109,12 @@ func TestEvidenceScriptWritesFile(t *testing.T) {
 	// to 300 bytes.
 	fakeTool(t, bin, "journalctl", `[ "$1" = --sync ] && exit 0
 [ "$1 $2" = "_SYSTEMD_UNIT=`+u.Name+` _SYSTEMD_INVOCATION_ID=0123abcd" ] || { echo "journalctl: unexpected $*" >&2; exit 1; }
+echo "kaylee-health: `+u.Name+` not healthy within 30s (last: HTTP 500 from 172.17.0.2:8080)"
 for i in $(seq 1 23); do echo "line $i"; done
 printf 'x%.0s' $(seq 1 1000); echo
 echo "docker: Unable to find image 'nope:1' locally"
 `)
 	fakeTool(t, bin, "systemctl", `[ "$*" = "show -p NRestarts --value `+u.Name+`" ] && echo 3`)
-	if err := os.WriteFile(filepath.Join(dir, id+".probe"), []byte("HTTP 500 from 172.17.0.2:8080\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	run := func(result, code, status string) {
 		t.Helper()
 		cmd := exec.Command(argv[0], argv[1], argv[2], argv[3], u.Name, id)
@@ -133,7 +131,7 @@ echo "docker: Unable to find image 'nope:1' locally"
 	}
 	got := string(b)
 	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
-	for _, want := range []string{"result=exit-code", "code=exited", "status=125", "restarts=3", "probe=HTTP 500 from 172.17.0.2:8080",
+	for _, want := range []string{"result=exit-code", "code=exited", "status=125", "restarts=3", "probe=kaylee-health: " + u.Name + " not healthy within 30s (last: HTTP 500 from 172.17.0.2:8080)",
 		"j=docker: Unable to find image 'nope:1' locally", "j=line 6", "j=" + strings.Repeat("x", 300)} {
 		if !slices.Contains(lines, want) {
 			t.Errorf("evidence file has no line %q:\n%s", want, got)

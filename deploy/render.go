@@ -521,11 +521,6 @@ func wholeSeconds(d time.Duration) string {
 // status line; tcp passes when the connection opens; exec passes when the
 // command exits 0 within the timeout.
 //
-// Each probe's answer ("passed: HTTP 200", or why it failed, with the
-// first line of an exec check's output, at most 200 bytes) is written, atomically, to
-// EvidenceDir/<name>.probe: the replica's evidence tells it (see
-// evidenceScript).
-//
 // Written here for bash; healthScriptWord makes it one word of an Exec line.
 // It must not hold a single quote.
 const healthScript = `
@@ -544,8 +539,8 @@ hp() {
 export -f hp
 probe() {
 	if [ $k = exec ]; then
-		timeout $l "$@" &>$P.o </dev/null && return
-		why="exit $?";o=$(head -c200 $P.o|head -1);why+=${o:+: $o};return 1
+		timeout $l "$@" &>/dev/null </dev/null && return
+		why="exit $?"; return 1
 	fi
 	ip=127.0.0.1
 	if [ $d != - ]; then
@@ -555,16 +550,10 @@ probe() {
 	c=$(timeout $l /bin/bash -c hp 2>/dev/null) && return
 	why="no answer from $ip:$p"; [ "$c" ] && why="HTTP $c from $ip:$p"; return 1
 }
-P=` + EvidenceDir + `/$n.probe
-pr() {
-	mkdir -p ${P%/*};c= why=;probe "$@";local r=$?
-	((r))||why=passed${c:+: HTTP $c}
-	echo $why>$P.t;mv $P.t $P;return $r
-} 2>/dev/null
 alive() { [ -z "$MAINPID" ] || kill -0 $MAINPID 2>/dev/null; }
 m() { echo "kaylee-health: $n $*"; }
 t=$SECONDS
-until pr "$@"; do
+until probe "$@"; do
 	alive || { m "exited before it was healthy (last: $why)" >&2; exit 1; }
 	((SECONDS-t < s)) || { m "not healthy within ${s}s (last: $why)" >&2; exit 1; }
 	sleep $e
@@ -574,7 +563,7 @@ m "healthy after $((SECONDS-t))s"
 (
 	b=0
 	while sleep $e && alive; do
-		pr "$@" && b=0 && continue
+		probe "$@" && b=0 && continue
 		((++b < f)) && continue
 		m "unhealthy after $b failed checks (last: $why)" >&2
 		kill $MAINPID; sleep 10; kill -9 $MAINPID 2>/dev/null; exit

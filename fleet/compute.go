@@ -567,9 +567,11 @@ func (pp *passPlanner) renderInto(cache map[string]*desiredUnits, u *store.Unit,
 	if err != nil {
 		return nil, err
 	}
-	d := &desiredUnits{key: key, hash: spec.Hash(restart), units: units, hashes: make(map[string]string, len(units)), members: opts.Members, zones: pl.zones, stuck: pl.stuck}
+	d := &desiredUnits{key: key, hash: spec.Hash(restart), units: units, hashes: make(map[string]string, len(units)),
+		earlier: make(map[string]string, len(units)), members: opts.Members, zones: pl.zones, stuck: pl.stuck}
 	for _, du := range units {
 		d.hashes[du.Name] = unitHash(du.Options)
+		d.earlier[du.Name] = unitHash(deploy.WithoutEvidence(du.Options))
 	}
 	cache[u.Name] = d
 	return d, nil

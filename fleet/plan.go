@@ -356,7 +356,7 @@ func (r *rollout) compute() ([]op, *store.Status) {
 // rendering) and stale ones, and observes the current ones.
 func (r *rollout) partition() {
 	for _, a := range r.u.actual {
-		if h, ok := r.d.hashes[a.name()]; ok && a.unit != nil && a.hash == h {
+		if r.d.current(a) {
 			r.current = append(r.current, a)
 		} else {
 			r.stale = append(r.stale, a)

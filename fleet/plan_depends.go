@@ -50,7 +50,7 @@ func rolloutBegun(in *unitInput) bool {
 		return true
 	}
 	for _, a := range in.actual {
-		if h, ok := in.desired.hashes[a.name()]; ok && a.unit != nil && a.hash == h {
+		if in.desired.current(a) {
 			return true
 		}
 	}

@@ -35,9 +35,10 @@ func newWorld(t *testing.T, s *deploy.Spec, restart int64) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &desiredUnits{hash: s.Hash(restart), units: units, hashes: map[string]string{}}
+	d := &desiredUnits{hash: s.Hash(restart), units: units, hashes: map[string]string{}, earlier: map[string]string{}}
 	for _, u := range units {
 		d.hashes[u.Name] = unitHash(u.Options)
+		d.earlier[u.Name] = unitHash(deploy.WithoutEvidence(u.Options))
 	}
 	return &world{t: t, spec: s, d: d}
 }
@@ -72,6 +73,23 @@ func (w *world) rerendered(idx ...int) *world {
 		cp := *a.unit
 		cp.Options = append(append([]*schema.UnitOption(nil), a.unit.Options...),
 			&schema.UnitOption{Section: "Service", Name: "Environment", Value: "RENDERED_BY=kaylee-0.9"})
+		a.unit, a.hash = &cp, unitHash(cp.Options)
+		for _, s := range a.states {
+			s.Hash = a.hash
+		}
+	}
+	return w
+}
+
+// withoutEvidence gives every fleet unit of w.act the unit file Kaylee
+// rendered before the evidence step, as an upgrade finds them.
+func (w *world) withoutEvidence() *world {
+	for _, a := range w.act {
+		cp := *a.unit
+		cp.Options = deploy.WithoutEvidence(a.unit.Options)
+		if len(cp.Options) == len(a.unit.Options) {
+			w.t.Fatalf("%s has no evidence step", a.name())
+		}
 		a.unit, a.hash = &cp, unitHash(cp.Options)
 		for _, s := range a.states {
 			s.Hash = a.hash
@@ -429,6 +447,17 @@ func TestPlanUnit(t *testing.T) {
 			return w
 		},
 		readyAgo: time.Minute, wantOps: "stop:1", wantPhase: store.PhaseProgressing, wantMsg: "1 fleet unit under a current name with another unit file",
+	}, {
+		// The evidence step came with an upgrade: fleet units rendered
+		// without it are current (they gain it at the next rollout), so
+		// the upgrade restarts no unit.
+		name: "rendered before the evidence step (a Kaylee upgrade): nothing restarts",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, v1, 0).with(render(t, v1), "launched", "active", "running").withoutEvidence()
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseRunning, SpecHash: v1.Hash(0), Deployed: v1.Hash(0)}
+			return w
+		},
+		readyAgo: time.Minute, wantOps: "", wantPhase: store.PhaseRunning,
 	}, {
 		name: "rendering changed (a Kaylee upgrade): one replica at a time",
 		world: func(t *testing.T) *world {

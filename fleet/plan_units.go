@@ -93,6 +93,9 @@ type desiredUnits struct {
 	hash   string // spec hash
 	units  []*schema.Unit
 	hashes map[string]string // fleet unit name → unit file hash
+	// earlier: fleet unit name → the hash of its unit file as Kaylee
+	// rendered it before it rendered the evidence step (see current).
+	earlier map[string]string
 	// members: for a stateful unit, the machine each member is placed on,
 	// by ordinal ("": no machine for it yet; see placeMembers).
 	members []string
@@ -137,11 +140,20 @@ type unitInput struct {
 	dependants []string
 }
 
+// current: a is one of the spec's fleet units with its unit file, or with
+// the one Kaylee rendered before the evidence step (deploy.WithoutEvidence):
+// such a unit gains the step at its unit's next rollout, and an upgrade of
+// Kaylee restarts no unit for it.
+func (d *desiredUnits) current(a *actualUnit) bool {
+	h, ok := d.hashes[a.name()]
+	return ok && a.unit != nil && (a.hash == h || a.hash == d.earlier[a.name()])
+}
+
 // isDrifted: a fleet unit that is not current but has the name of one of
 // the spec's units, so another unit file.
 func isDrifted(d *desiredUnits, a *actualUnit) bool {
 	_, ok := d.hashes[a.name()]
-	return ok && a.unit != nil && a.hash != d.hashes[a.name()]
+	return ok && a.unit != nil && !d.current(a)
 }
 
 // servingCount counts the replicas that serve: running with their unit

@@ -30,8 +30,9 @@ type freezeStore interface {
 	TakeFreezeOverride(ctx context.Context, ov *store.FreezeOverride, f store.Fence) error
 }
 
-// readFreezes adds the manual freezes and the source's override to cur.
-func readFreezes(ctx context.Context, st Store, cur *state, source string, now time.Time) error {
+// readFreezes adds the manual freezes and, unless the pass is a one-off,
+// the source's override to cur.
+func readFreezes(ctx context.Context, st Store, cur *state, source string, oneOff bool, now time.Time) error {
 	fs, ok := st.(freezeStore)
 	if !ok {
 		return nil
@@ -39,6 +40,9 @@ func readFreezes(ctx context.Context, st Store, cur *state, source string, now t
 	var err error
 	if cur.freezes, err = fs.ListFreezes(ctx); err != nil {
 		return err
+	}
+	if oneOff {
+		return nil
 	}
 	ovs, err := fs.FreezeOverrides(ctx)
 	if err != nil {

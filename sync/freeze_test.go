@@ -141,6 +141,14 @@ func TestManualFreezeAndOverride(t *testing.T) {
 	if err := e.store.PutFreezeOverride(ctx, "units", "bob@desk"); err != nil {
 		t.Fatal(err)
 	}
+	// A one-off pass (kaylee sync --once in CI, kaylee plan) neither uses
+	// nor takes the override waiting for the loop.
+	if rep := e.loopAt(&now, Options{OneOff: true}).Pass(ctx, store.Fence{}); rep.Outcome() != store.AttemptFrozen {
+		t.Fatalf("a one-off pass used the loop's override: %s", rep.Outcome())
+	}
+	if left, _ := e.store.FreezeOverrides(ctx); len(left) != 1 {
+		t.Fatalf("a one-off pass took the loop's override: %+v", left)
+	}
 	rep = l.Pass(ctx, store.Fence{})
 	if rep.Err != nil || rep.Outcome() != store.AttemptSynced || !strings.Contains(e.stored()["web"], "web:2") {
 		t.Fatalf("override: %v %s %s", rep.Err, rep.Outcome(), e.stored()["web"])

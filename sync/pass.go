@@ -54,9 +54,13 @@ type Options struct {
 	// OverrideFreeze, when not empty, names who forces a pass through
 	// the freezes that hold (user@host): applied, and told.
 	OverrideFreeze string
-	DryRun         bool // plan only, write nothing
-	Fence          store.Fence
-	Now            func() time.Time
+	// OneOff: a pass of its own (kaylee sync --once, kaylee plan), not of
+	// the source's sync loop: it neither uses nor takes the override
+	// waiting for the loop (kaylee sync --now --force).
+	OneOff bool
+	DryRun bool // plan only, write nothing
+	Fence  store.Fence
+	Now    func() time.Time
 }
 
 // DefaultMaxPrune is the share of a source's units one pass may prune
@@ -187,7 +191,7 @@ func pass(ctx context.Context, st Store, snap *gitsource.Snapshot, p *parsed, o 
 	if err != nil {
 		return nil, err
 	}
-	if err := readFreezes(ctx, st, cur, o.Source, o.Now()); err != nil {
+	if err := readFreezes(ctx, st, cur, o.Source, o.OneOff, o.Now()); err != nil {
 		return nil, err
 	}
 	rewound, err := checkHistory(ctx, cur.records[o.Source], snap, o)

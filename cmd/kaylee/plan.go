@@ -119,7 +119,7 @@ func (a *app) planOnce(cmd *cobra.Command, g *gitFlags, sched *schedulerFlags, o
 	code := 0
 	var plans []*sourcePlan
 	for _, src := range sources {
-		src.Options.DryRun = true
+		src.Options.DryRun, src.Options.OneOff = true, true
 		l := &sync.Loop{Fetcher: src.Fetcher, Store: s, Options: src.Options, Timeout: src.Timeout, ID: "plan " + agent.NewID()}
 		rep := l.Pass(ctx, store.Fence{})
 		c := planExit(rep)

@@ -230,7 +230,7 @@ func (a *app) syncSource(cmd *cobra.Command, s *store.Store, src agent.Source, d
 		prefix = "kaylee: source " + src.Options.Source + ": "
 	}
 	opts := src.Options
-	opts.DryRun = dryRun
+	opts.DryRun, opts.OneOff = dryRun, true
 	if opts.Force {
 		opts.OverrideFreeze = a.who() // --force goes through freezes too, told with who
 	}
