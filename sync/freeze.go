@@ -161,31 +161,70 @@ func (cs *Changeset) holdUnits(prev *store.SyncRecord, owned, next inventory, cu
 			res.Overridden, res.OverriddenBy = append(res.Overridden, "unit "+c.Name+": "+f.Reason), override
 			continue
 		}
-		f.Revision = res.Revision
-		f.Content = cs.heldContent(c)
-		var before *store.FrozenRevision
-		if prev != nil {
-			before = prev.FrozenUnits[c.Name]
-		}
-		if before != nil && before.Reason == f.Reason {
-			f.Since = before.Since
-		}
-		res.Changes[i].New = before == nil || before.Content != f.Content || before.Reason != f.Reason
-		res.Changes[i].Note = fmt.Sprintf("%s held by the freeze of unit %s (%s, %s)", c.Action, c.Name, f.Reason, until(f))
-		res.Changes[i].Action = Frozen
-		if res.FrozenUnits == nil {
-			res.FrozenUnits = map[string]*store.FrozenRevision{}
-		}
-		res.FrozenUnits[c.Name] = f
+		cs.hold(i, f, prev, owned, next)
 		held[c.Name] = true
-		switch c.Action {
-		case Create:
-			delete(next, c.Name)
-		case Prune:
-			next[c.Name] = owned[c.Name]
+	}
+	// A unit whose dependsOn names a held unit is held too, or it would
+	// roll out against the dependency's old version.
+	for more := len(held) > 0; more; {
+		more = false
+		for i, c := range res.Changes {
+			if c.Action != Create && c.Action != Update {
+				continue
+			}
+			if dep := cs.heldDependency(c.Name, held); dep != "" {
+				d := res.FrozenUnits[dep]
+				cs.hold(i, &store.FrozenRevision{Since: now, Until: d.Until, Reason: "its dependency " + dep + " is held by a freeze: " + d.Reason}, prev, owned, next)
+				held[c.Name], more = true, true
+			}
 		}
 	}
 	return held
+}
+
+// hold makes change i of the pass Frozen under f: recorded in the result's
+// FrozenUnits, not written; the inventory (next) keeps the unit as owned.
+func (cs *Changeset) hold(i int, f *store.FrozenRevision, prev *store.SyncRecord, owned, next inventory) {
+	res := cs.Result
+	c := res.Changes[i]
+	f.Revision = res.Revision
+	f.Content = cs.heldContent(c)
+	var before *store.FrozenRevision
+	if prev != nil {
+		before = prev.FrozenUnits[c.Name]
+	}
+	if before != nil && before.Reason == f.Reason {
+		f.Since = before.Since
+	}
+	res.Changes[i].New = before == nil || before.Content != f.Content || before.Reason != f.Reason
+	res.Changes[i].Note = fmt.Sprintf("%s held by the freeze of unit %s (%s, %s)", c.Action, c.Name, f.Reason, until(f))
+	res.Changes[i].Action = Frozen
+	if res.FrozenUnits == nil {
+		res.FrozenUnits = map[string]*store.FrozenRevision{}
+	}
+	res.FrozenUnits[c.Name] = f
+	switch c.Action {
+	case Create:
+		delete(next, c.Name)
+	case Prune:
+		next[c.Name] = owned[c.Name]
+	}
+}
+
+// heldDependency is a unit of held that the spec this pass writes for
+// name depends on, "" for none.
+func (cs *Changeset) heldDependency(name string, held map[string]bool) string {
+	for _, s := range cs.Puts {
+		if s.Name != name {
+			continue
+		}
+		for _, dep := range s.DependsOn {
+			if held[dep] {
+				return dep
+			}
+		}
+	}
+	return ""
 }
 
 // heldContent identifies the change of c: the hash of the spec it would

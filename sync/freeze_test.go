@@ -281,3 +281,43 @@ func TestLoopAppliesWhenTheFreezeEnds(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// A unit whose dependsOn names a unit a freeze holds is held too: it
+// would otherwise roll out against its dependency's old version.
+func TestUnitFreezeHoldsItsDependants(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	now := thursday
+	l := e.loopAt(&now, Options{})
+	e.commit(map[string]string{"db.yaml": "name: db\napps: [{image: db:1}]\n", "web.yaml": webUnit("web:1", "dependsOn: [db]\n"), "api.yaml": "name: api\napps: [{image: api:1}]\n"})
+	if rep := l.Pass(ctx, store.Fence{}); rep.Err != nil || rep.Result.Count(Create) != 3 {
+		t.Fatalf("first pass: %v %+v", rep.Err, rep.Result)
+	}
+	if err := e.store.PutFreeze(ctx, &store.ManualFreeze{Kind: store.FreezeUnit, Name: "db", Reason: "migration", Time: now}); err != nil {
+		t.Fatal(err)
+	}
+	e.commit(map[string]string{"db.yaml": "name: db\napps: [{image: db:2}]\n", "web.yaml": webUnit("web:2", "dependsOn: [db]\n"), "api.yaml": "name: api\napps: [{image: api:2}]\n"})
+	rep := l.Pass(ctx, store.Fence{})
+	if rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	if st := e.stored(); !strings.Contains(st["db"], "db:1") || !strings.Contains(st["web"], "web:1") || !strings.Contains(st["api"], "api:2") {
+		t.Fatalf("stored: %v (want db and web held, api applied)", st)
+	}
+	var note string
+	for _, c := range rep.Result.Changes {
+		if c.Name == "web" {
+			note = c.Note
+		}
+	}
+	if !strings.Contains(note, "update held by the freeze of unit web (its dependency db is held by a freeze: kaylee freeze") {
+		t.Fatalf("web's change: %q", note)
+	}
+	if ok, err := e.store.DeleteFreeze(ctx, store.FreezeUnit, "db", "ann@laptop"); !ok || err != nil {
+		t.Fatalf("unfreeze: %v %v", ok, err)
+	}
+	l.Pass(ctx, store.Fence{})
+	if st := e.stored(); !strings.Contains(st["db"], "db:2") || !strings.Contains(st["web"], "web:2") {
+		t.Fatalf("after unfreeze: %v", st)
+	}
+}
