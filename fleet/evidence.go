@@ -29,13 +29,20 @@ type evidenceWant struct {
 	fleetUnit string
 	machine   string
 	since     time.Time // when the rollout failed
-	env       []string  // the spec's env values, hidden in the evidence
+	// started is when the rollout began: evidence older (a fleet unit
+	// name reused by a revert to the same spec) is another rollout's.
+	started time.Time
+	env     []string // the spec's env values, hidden in the evidence
 }
 
 // evidenceWait is how long after a rollout failed its evidence is asked
 // for: the publisher on the machine reads the file every second, and a
 // failure can be seen before.
 const evidenceWait = time.Minute
+
+// evidenceSkew is how far a machine's clock may be behind the leader's:
+// evidence written up to that long before a rollout began is still its.
+const evidenceSkew = time.Minute
 
 // failTail starts what a failed rollout's message says after its reason;
 // the evidence's line goes before it.
@@ -47,7 +54,10 @@ const failTail = "; the new replicas are removed"
 func (r *rollout) askEvidence(f *failedReplica) {
 	w := r.mem.evidence[r.u.name]
 	if f != nil {
-		w = &evidenceWant{unit: r.u.name, hash: r.d.hash, fleetUnit: f.fleetUnit, machine: f.machine, since: r.now, env: envValues(r.u)}
+		w = &evidenceWant{unit: r.u.name, hash: r.d.hash, fleetUnit: f.fleetUnit, machine: f.machine, since: r.now, started: r.now, env: envValues(r.u)}
+		if p := r.u.prev; p != nil && p.SpecHash == r.d.hash && !p.Since.IsZero() {
+			w.started = p.Since
+		}
 		r.mem.evidence[r.u.name] = w
 	}
 	if w == nil || w.hash != r.d.hash || r.now.Sub(w.since) > evidenceWait {
@@ -95,6 +105,9 @@ func (t *term) attachEvidence(ctx context.Context, plan *planResult) {
 				t.log.Warn("reading the failed replica's evidence", "unit", w.unit, "fleetUnit", w.fleetUnit, "err", err)
 			}
 			continue
+		}
+		if ev.Time.Before(w.started.Add(-evidenceSkew)) {
+			continue // another rollout's, under the same fleet unit name
 		}
 		ev.Scrub(w.env)
 		st.Evidence = ev

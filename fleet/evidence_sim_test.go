@@ -59,6 +59,12 @@ func (n *notifications) find(unit, result string) (notify.Event, bool) {
 // replicas of spec left there when they stopped.
 func (h *harness) putEvidence(spec *deploy.Spec, hash string, journal ...string) {
 	h.t.Helper()
+	h.putEvidenceAt(spec, hash, time.Now().UTC(), journal...)
+}
+
+// putEvidenceAt is putEvidence with the time the replicas stopped.
+func (h *harness) putEvidenceAt(spec *deploy.Spec, hash string, at time.Time, journal ...string) {
+	h.t.Helper()
 	ms, err := h.api.Machines()
 	if err != nil {
 		h.t.Fatal(err)
@@ -69,7 +75,7 @@ func (h *harness) putEvidence(spec *deploy.Spec, hash string, journal ...string)
 		}
 		for _, m := range ms {
 			e := &store.Evidence{Unit: spec.Name, FleetUnit: u.Name, Machine: m.ID, Result: "exit-code", ExitCode: "exited", ExitStatus: "125",
-				Restarts: 2, Journal: journal, Time: time.Now().UTC()}
+				Restarts: 2, Journal: journal, Time: at}
 			if err := h.store.PutEvidence(context.Background(), e, clientv3.NoLease); err != nil {
 				h.t.Fatal(err)
 			}
@@ -158,10 +164,13 @@ func TestRolloutFailureEvidenceLate(t *testing.T) {
 	v1 := h.put(replicated(2, "docker://web:1"))
 	h.waitStatus("web", store.PhaseRunning, v1, 60*time.Second)
 	bad := replicated(2, "docker://sim-fail/web:2")
+	// What an earlier rollout of the same spec left under the same fleet
+	// unit names, two hours ago, is not this rollout's evidence.
+	h.putEvidenceAt(bad, bad.Hash(0), time.Now().Add(-2*time.Hour).UTC(), "an earlier rollout's line")
 	badHash := h.put(bad)
 	st := h.waitStatus("web", store.PhaseFailed, badHash, 90*time.Second)
 	if st.Evidence != nil || !strings.Contains(st.Message, "see its journal on that machine") {
-		t.Fatalf("failed with no evidence published: %+v %q", st.Evidence, st.Message)
+		t.Fatalf("failed with no evidence of this rollout published: %+v %q", st.Evidence, st.Message)
 	}
 	h.putEvidence(bad, badHash, "late line")
 	eventually(t, 20*time.Second, func() (bool, string) {
