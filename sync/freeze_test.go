@@ -321,3 +321,29 @@ func TestUnitFreezeHoldsItsDependants(t *testing.T) {
 		t.Fatalf("after unfreeze: %v", st)
 	}
 }
+
+// The safety rules judge a revision before a freeze holds it: one that
+// would leave the source empty is refused during the freeze too (so
+// kaylee plan says so now), not recorded as frozen and refused later.
+func TestFrozenRevisionStillMeetsTheSafetyRules(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	now := thursday
+	l := e.loopAt(&now, Options{MaxPrune: 0.5})
+	e.commit(map[string]string{"web.yaml": webUnit("web:1", ""), "api.yaml": "name: api\napps: [{image: api:1}]\n"})
+	if rep := l.Pass(ctx, store.Fence{}); rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	if err := e.store.PutFreeze(ctx, &store.ManualFreeze{Kind: store.FreezeSource, Name: "units", Reason: "release", Time: now}); err != nil {
+		t.Fatal(err)
+	}
+	e.repo.Git("rm", "-q", "units/web.yaml", "units/api.yaml")
+	e.commit(map[string]string{"notes.txt": "no units\n"})
+	rep := l.Pass(ctx, store.Fence{})
+	if rep.Outcome() != store.AttemptRefused || rep.Err == nil || !strings.Contains(rep.Err.Error(), "leave it empty") {
+		t.Fatalf("a frozen revision that empties the source: %s %v", rep.Outcome(), rep.Err)
+	}
+	if st := e.stored(); len(st) != 2 {
+		t.Fatalf("stored: %v", st)
+	}
+}

@@ -303,9 +303,15 @@ func plan(snap *gitsource.Snapshot, p *parsed, cur *state, o Options) (*Changese
 	if o.Now != nil {
 		now = o.Now
 	}
-	cs.holdFrozen(owned, next, cur, o, now())
+	// The safety rules judge the revision before a freeze holds any of
+	// it: a revision they refuse is refused now (kaylee plan says so),
+	// not at the end of the freeze.
+	err := checkSafety(len(cs.Prune), owned, next, o)
+	if err == nil {
+		cs.holdFrozen(owned, next, cur, o, now())
+	}
 	sort.Slice(res.Changes, func(i, j int) bool { return res.Changes[i].Name < res.Changes[j].Name })
-	if err := checkSafety(len(cs.Prune), owned, next, o); err != nil {
+	if err != nil {
 		return cs, err
 	}
 	cs.record(snap, owned, next, cur, o)
