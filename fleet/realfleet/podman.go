@@ -3,10 +3,26 @@ package realfleet
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os/exec"
 	"sort"
 	"strings"
+	"time"
 )
+
+// exitCgroup is systemd's EXIT_CGROUP: a unit's process could not be put
+// into its control group, before the command ran.
+const exitCgroup = 219
+
+// exitCode is err's process exit status, or -1.
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	return -1
+}
 
 // Podman runs podman with args inside machine m and returns its standard
 // output; an error carries its standard error.
@@ -21,6 +37,10 @@ import (
 // lives in the service's cgroup, which systemd would otherwise empty when
 // podman exits. systemd expands $VAR in the command line: a literal $ is
 // passed as $$ (as in a unit file; the seed's '$$ip:80').
+//
+// systemd-run exiting 219 (EXIT_CGROUP: the transient service could not be
+// put into its cgroup; seen once in CI while units started on a busy
+// machine) means podman never ran: it is tried again, at most 3 times.
 func (c *Cluster) Podman(ctx context.Context, m Machine, args ...string) (string, error) {
 	cmd := []string{"exec", m.Name, "systemd-run", "--quiet", "--wait", "--pipe", "--collect",
 		"--property=KillMode=process", "/usr/bin/podman"}
@@ -28,6 +48,13 @@ func (c *Cluster) Podman(ctx context.Context, m Machine, args ...string) (string
 		cmd = append(cmd, strings.ReplaceAll(a, "$", "$$"))
 	}
 	out, err := c.run(ctx, cmd...)
+	for try := 1; try < 3 && exitCode(err) == exitCgroup; try++ {
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(try) * 250 * time.Millisecond):
+		}
+		out, err = c.run(ctx, cmd...)
+	}
 	if err != nil {
 		return "", fmt.Errorf("podman %s on %s: %w: %s", strings.Join(args, " "), m.Name, err, strings.TrimSpace(out))
 	}
