@@ -7,11 +7,16 @@
 //	GET /env      the environment, one NAME=value a line
 //	GET /getenv?name=N  the value of N exactly as the process has it (404
 //	              when unset): values with newlines are compared byte for byte
+//	GET /envhash?name=N  the hex SHA-256 of N's value (404 when unset): a
+//	              secret's value checked without showing it anywhere
 //	GET /file?path=P  the file at P (volumes)
 //	GET /version  the --version value
 //	GET /count    with --count FILE: adds 1 to the number in FILE (0 if
 //	              there is none) and answers the new number (state on a volume)
 //	GET /         "testimage VERSION on ADDR" (what a sidekick reports)
+//
+// With --env-hash NAME it logs, at start, "sha256(NAME)=<hex>" of that
+// variable's value (or "NAME unset"), never the value itself.
 //
 // On SIGTERM it logs the time, stops accepting connections, lets the
 // requests in flight finish (up to --drain) and exits --term-exit (143).
@@ -23,6 +28,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -56,10 +63,14 @@ func main() {
 	termExit := flag.Int("term-exit", 143, "exit code on SIGTERM (143: as a process killed by it)")
 	drain := flag.Duration("drain", 10*time.Second, "on SIGTERM, how long requests in flight may take to finish")
 	countFile := flag.String("count", "", "file that /count keeps its counter in")
+	envHash := flag.String("env-hash", "", "log the SHA-256 of this environment variable's value at start (never the value)")
 	flag.Parse()
 
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(os.Stderr, "testimage %s: %s\n", *version, fmt.Sprintf(format, a...))
+	}
+	if *envHash != "" {
+		logf("%s", envHashLine(*envHash))
 	}
 	// On SIGTERM a serving server shuts down gracefully: it stops
 	// accepting connections, lets the requests in flight finish (for up to
@@ -140,6 +151,14 @@ func newMux(version, listen, countFile string, healthy func() bool) *http.ServeM
 		}
 		fmt.Fprint(w, v)
 	})
+	mux.HandleFunc("/envhash", func(w http.ResponseWriter, r *http.Request) {
+		sum, ok := envSum(r.URL.Query().Get("name"))
+		if !ok {
+			http.Error(w, "unset", http.StatusNotFound)
+			return
+		}
+		fmt.Fprint(w, sum)
+	})
 	mux.HandleFunc("/file", func(w http.ResponseWriter, r *http.Request) {
 		b, err := os.ReadFile(r.URL.Query().Get("path"))
 		if err != nil {
@@ -160,6 +179,27 @@ func newMux(version, listen, countFile string, healthy func() bool) *http.ServeM
 		fmt.Fprintln(w, n)
 	})
 	return mux
+}
+
+// envSum is the hex SHA-256 of environment variable name's value; ok is
+// false when it is unset.
+func envSum(name string) (string, bool) {
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		return "", false
+	}
+	sum := sha256.Sum256([]byte(v))
+	return hex.EncodeToString(sum[:]), true
+}
+
+// envHashLine is what --env-hash NAME logs: "sha256(NAME)=<hex>" or
+// "NAME unset".
+func envHashLine(name string) string {
+	sum, ok := envSum(name)
+	if !ok {
+		return name + " unset"
+	}
+	return "sha256(" + name + ")=" + sum
 }
 
 // bump adds 1 to the counter in file (written to a temporary file and
