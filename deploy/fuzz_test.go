@@ -130,6 +130,10 @@ func checkRendered(t *testing.T, spec *Spec) {
 				checkEvidenceLine(t, u, o.Value)
 				continue
 			}
+			if o.Name == "ExecStartPre" && strings.HasPrefix(o.Value, BashPath+" -c "+secretScriptWord+" ") {
+				checkSecretLine(t, spec, o.Value)
+				continue
+			}
 			if strings.HasPrefix(o.Name, "Exec") && o.Name != "ExecStartPost" {
 				if p := execFragmentProblem(o.Value); p != "" {
 					t.Fatalf("rendered %s=%s: %s", o.Name, o.Value, p)
@@ -148,8 +152,14 @@ func checkRendered(t *testing.T, spec *Spec) {
 	// written: systemd reads its Environment= line back to it.
 	for _, u := range units {
 		env := options(u, "Service", "Environment")
-		for i, e := range spec.Env {
-			if got := envAssignment(t, env[len(env)-len(spec.Env)+i]); got != e.Name+"="+e.Value {
+		var plain []EnvVar // a secret has no Environment= line
+		for _, e := range spec.Env {
+			if e.Secret == "" {
+				plain = append(plain, e)
+			}
+		}
+		for i, e := range plain {
+			if got := envAssignment(t, env[len(env)-len(plain)+i]); got != e.Name+"="+e.Value {
 				t.Fatalf("env[%d] reaches systemd as %q, want %q", i, got, e.Name+"="+e.Value)
 			}
 		}

@@ -211,6 +211,7 @@ func (r *renderer) serviceSection(mounts []string) {
 	for _, dep := range mounts {
 		r.add("Service", "ExecStartPre", joinArgs(SystemctlPath, "is-active", dep))
 	}
+	r.secretSteps()
 	// Volume plugins mount before the engine starts and unmount after it
 	// stopped (systemd runs Exec lines of one kind in file order).
 	var plugins []Volume
@@ -234,6 +235,7 @@ func (r *renderer) serviceSection(mounts []string) {
 		r.rkt()
 	}
 	r.evidence()
+	r.secretsCleanup()
 	for _, v := range plugins {
 		r.add("Service", "ExecStopPost", joinArgs(VolumePluginDir+"/"+v.Driver, "-u", v.ID))
 	}
@@ -289,8 +291,11 @@ func (r *renderer) environment() {
 		r.add("Service", "Environment", quoteEnv(MemberVar, strconv.Itoa(r.name.Index)))
 	}
 	for _, e := range s.Env {
-		r.add("Service", "Environment", quoteEnv(e.Name, e.Value))
+		if e.Secret == "" {
+			r.add("Service", "Environment", quoteEnv(e.Name, e.Value))
+		}
 	}
+	r.secretFiles()
 }
 
 func (r *renderer) rkt() {

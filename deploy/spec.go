@@ -116,10 +116,15 @@ type Port struct {
 	Protocol string `json:"protocol,omitempty" yaml:"protocol"` // tcp (default) or udp
 }
 
-// EnvVar is one environment variable given to every app of the unit.
+// EnvVar is one environment variable given to every app of the unit:
+// a value in clear, or a secret, an age file (ASCII-armored) that only
+// the machines running the unit decrypt, encrypted to the recipients
+// named (see secret.go).
 type EnvVar struct {
-	Name  string `json:"name" yaml:"name"`
-	Value string `json:"value" yaml:"value"`
+	Name       string   `json:"name" yaml:"name"`
+	Value      string   `json:"value" yaml:"value"`
+	Secret     string   `json:"secret,omitempty" yaml:"secret"`
+	Recipients []string `json:"recipients,omitempty" yaml:"recipients"`
 }
 
 // Volume is a host path or a driver-provided volume mounted into the apps.

@@ -70,6 +70,7 @@ func validateSpec(s *Spec, file string, lineOf func(string) int) error {
 	c.checkApps(s)
 	for i, e := range s.Env {
 		c.checkEnv(fmt.Sprintf("env[%d]", i), e, s.Env[:i])
+		c.checkSecret(fmt.Sprintf("env[%d]", i), e)
 	}
 	for i, f := range s.EnvFiles {
 		if p := strings.TrimPrefix(f, "-"); !isAbsPath(p) {
@@ -448,6 +449,7 @@ func eachString(s *Spec, f func(field, value string)) {
 	for i, e := range s.Env {
 		f(fmt.Sprintf("env[%d].name", i), e.Name)
 		f(fmt.Sprintf("env[%d].value", i), e.Value)
+		list(fmt.Sprintf("env[%d].recipients", i), e.Recipients)
 	}
 	for i, v := range s.Volumes {
 		p := fmt.Sprintf("volumes[%d]", i)

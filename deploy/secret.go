@@ -1,0 +1,256 @@
+package deploy
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"filippo.io/age"
+	"filippo.io/age/armor"
+)
+
+// Secrets: an env entry's secret is an age file, ASCII-armored, that no
+// part of Kaylee can read. It travels as written through etcd, the fleet
+// unit and the API; the replica's unit decrypts it on its machine, at
+// each start, with the machine's identity file (SecretIdentityFile) and
+// Debian's age tool (AgePath), into one file per variable under
+// SecretsDir: tmpfs, mode 0600 in a 0700 directory, removed at stop. The
+// unit reads the file as an EnvironmentFile= and passes the variable to
+// the apps by name (docker and podman -e NAME, rkt --inherit-env).
+const (
+	// SecretIdentityFile is the age identity file every machine that
+	// runs units with secrets holds: one or more AGE-SECRET-KEY-1… lines
+	// (the machine's own key and its groups'), root's, mode 0600.
+	SecretIdentityFile = "/etc/kaylee/age/keys.txt"
+	// AgePath is the age tool on the machines (Debian's package age).
+	AgePath = "/usr/bin/age"
+	// SecretsDir holds, per instance, a directory of the decrypted
+	// variables, one file each.
+	SecretsDir = "/run/kaylee/secrets"
+)
+
+// secretLinePrefix starts the one line the decrypt step writes to the
+// journal when it fails (the evidence's last line then).
+const secretLinePrefix = "kaylee-secret:"
+
+// Secret is what can be told of an env entry's secret without an
+// identity: the age header's recipient stanzas, by type.
+type Secret struct {
+	// Stanzas are the types of its recipient stanzas ("X25519",
+	// "ssh-ed25519", …): one per recipient it was encrypted to.
+	Stanzas []string
+	// Binary is the age file without its armor.
+	Binary []byte
+}
+
+// errSecretHeaderRead ends the header's inspection (stanzaRecorder).
+var errSecretHeaderRead = errors.New("header read")
+
+// stanzaRecorder is an age identity that matches nothing and records the
+// stanzas age hands it: age parses (and checks) the header, and asks
+// each identity to unwrap its stanzas.
+type stanzaRecorder struct{ types []string }
+
+func (r *stanzaRecorder) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
+	for _, s := range stanzas {
+		r.types = append(r.types, s.Type)
+	}
+	return nil, errSecretHeaderRead
+}
+
+// ParseSecret checks that text is an ASCII-armored age file and tells its
+// recipient stanzas. It never decrypts anything.
+func ParseSecret(text string) (*Secret, error) {
+	t := strings.TrimSpace(text)
+	if !strings.HasPrefix(t, armor.Header) {
+		if strings.HasPrefix(t, "age-encryption.org/") {
+			return nil, errors.New("is a binary age file: give it ASCII-armored (age --armor, or kaylee secret encrypt)")
+		}
+		return nil, fmt.Errorf("is not an age file: it must start with %q (age --armor, or kaylee secret encrypt)", armor.Header)
+	}
+	bin, err := io.ReadAll(armor.NewReader(strings.NewReader(t + "\n")))
+	if err != nil {
+		return nil, fmt.Errorf("is not well-formed ASCII-armored age: %w", err)
+	}
+	rec := &stanzaRecorder{}
+	_, err = age.Decrypt(bytes.NewReader(bin), rec)
+	if !errors.Is(err, errSecretHeaderRead) {
+		if err == nil {
+			err = errors.New("no recipient stanza")
+		}
+		return nil, fmt.Errorf("has no well-formed age header: %w", err)
+	}
+	if len(rec.types) == 0 {
+		return nil, errors.New("has no recipient stanza")
+	}
+	return &Secret{Stanzas: rec.types, Binary: bin}, nil
+}
+
+// SecretFingerprint names a secret's ciphertext without showing it: the
+// first 8 hex digits of its SHA-256 ("age:1a2b3c4d"). A new ciphertext,
+// a rotation, has another.
+func SecretFingerprint(text string) string {
+	sum := sha256.Sum256([]byte(strings.TrimSpace(text)))
+	return "age:" + hex.EncodeToString(sum[:4])
+}
+
+// checkSecrets checks the env entries' secrets: exactly one of value and
+// secret, a well-formed age file with as many recipient stanzas as
+// recipients names, and a line that fits in fleet's limit.
+func (c *checker) checkSecret(field string, e EnvVar) {
+	if e.Secret == "" {
+		if len(e.Recipients) > 0 {
+			c.fail(field+".recipients", "recipients are the ones a secret was encrypted to; this entry has no secret")
+		}
+		return
+	}
+	if e.Value != "" {
+		c.fail(field+".value", "an entry has a value or a secret, not both")
+	}
+	sec, err := ParseSecret(e.Secret)
+	if err != nil {
+		c.fail(field+".secret", "%v", err)
+		return
+	}
+	if len(e.Recipients) == 0 {
+		c.fail(field+".recipients", "required with a secret: the names (from .kaylee/recipients) it was encrypted to, as kaylee secret encrypt writes them")
+		return
+	}
+	for i, n := range e.Recipients {
+		if !recipientNameRe.MatchString(n) {
+			c.fail(fmt.Sprintf("%s.recipients[%d]", field, i), "%q is not a recipient name (lowercase letters, digits and -)", n)
+		}
+		for _, b := range e.Recipients[:i] {
+			if b == n {
+				c.fail(fmt.Sprintf("%s.recipients[%d]", field, i), "%s is given twice", n)
+			}
+		}
+	}
+	if len(sec.Stanzas) != len(e.Recipients) {
+		c.fail(field+".recipients", "lists %d recipients (%s) but the secret is encrypted to %d: re-encrypt it with kaylee secret encrypt, which writes both",
+			len(e.Recipients), strings.Join(e.Recipients, ", "), len(sec.Stanzas))
+	}
+	if room := MaxLineLen - 1 - secretLineLen(e.Name, ""); len(secretWord(sec)) > room {
+		c.fail(field+".secret", "is %d bytes in the unit file (base64), and fleet's line limit leaves %d: encrypt to fewer recipients (each takes about 100), or keep the value shorter", len(secretWord(sec)), room)
+	}
+}
+
+// secretWord is a secret as it is rendered: its binary age file, base64.
+func secretWord(s *Secret) string { return base64.StdEncoding.EncodeToString(s.Binary) }
+
+// HasSecrets: some env entry of the spec is a secret.
+func (s *Spec) HasSecrets() bool {
+	for _, e := range s.Env {
+		if e.Secret != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// secretFiles renders an EnvironmentFile= per secret variable: "-",
+// because its file is written by a step of the start (secretSteps), after
+// systemd read the unit's environment files for the first step (it reads
+// them again for every later one).
+func (r *renderer) secretFiles() {
+	for _, e := range r.spec.Env {
+		if e.Secret != "" {
+			r.add("Service", "EnvironmentFile", "-"+r.idWord(SecretsDir+"/", "/"+e.Name))
+		}
+	}
+}
+
+// secretSteps renders a decrypt step per secret variable: one
+// ExecStartPre each, since a ciphertext is most of a line and fleet's
+// lines are bounded.
+func (r *renderer) secretSteps() {
+	for _, e := range r.spec.Env {
+		if e.Secret == "" {
+			continue
+		}
+		sec, err := ParseSecret(e.Secret)
+		if err != nil {
+			continue // validation refuses it
+		}
+		r.add("Service", "ExecStartPre", secretStep(r.idWord(SecretsDir+"/", ""), e.Name, secretWord(sec)))
+	}
+}
+
+// secretsCleanup removes the instance's decrypted variables after the
+// stop, whatever happened ("-").
+func (r *renderer) secretsCleanup() {
+	if r.spec.HasSecrets() {
+		r.add("Service", "ExecStopPost", joinEscaped("-/bin/rm -rf", r.idWord(SecretsDir+"/", "")))
+	}
+}
+
+// secretStep is the Exec line decrypting one variable; dir is escaped.
+func secretStep(dir, name, b64 string) string {
+	return joinEscaped(BashPath+" -c "+secretScriptWord, "kaylee-secret", dir, SecretIdentityFile, name, b64)
+}
+
+// secretLineLen is the length of a variable's decrypt line without its
+// ciphertext, with the longest instance ID a unit name allows.
+func secretLineLen(name, b64 string) int {
+	longest := UnitName{Prefix: strings.Repeat("k", MaxUnitPrefixLen), Name: strings.Repeat("n", MaxNameLen), SpecHash: "12345678", Group: "abcdef", Index: 999}
+	dir := SecretsDir + "/" + longest.InstanceID() + machineIDSpecifier
+	return len("ExecStartPre=") + len(secretStep(dir, name, b64))
+}
+
+// secretScript is run by bash as an ExecStartPre, with $1 the instance's
+// directory, $2 the identity file, $3 the variable's name and $4 its age
+// file, base64. It writes $1/$3 atomically (a temp file, then mv), 0600
+// in a 0700 directory, as an environment file systemd reads: NAME="v"
+// with \, ", $ and ` escaped (systemd keeps newlines inside the quotes).
+// A trailing newline of the value is dropped, as by the shell. It never
+// prints the value; on failure it writes one line to the journal, which
+// starts with secretLinePrefix and says why (no identity file, or age's
+// own reason, "no identity matched any of the recipients"), and exits 1:
+// the start fails, Restart= tries again, and the rollout stops.
+//
+// Written for bash; secretScriptWord makes it one word of an Exec line.
+// It must not hold a single quote.
+const secretScript = `
+set -o pipefail
+umask 077
+mkdir -p $1 || exit 1
+[ -r $2 ] || { echo "` + secretLinePrefix + ` $3: this machine has no age identity file $2: put the key of a recipient of $3 there (Secrets in the README of Kaylee)" >&2; exit 1; }
+v=$(echo $4 | base64 -d | ` + AgePath + ` -d -i $2 2>$1/.err) || { echo "` + secretLinePrefix + ` $3: not decrypted with $2: $(head -n 1 $1/.err)" >&2; rm -f $1/.err; exit 1; }
+rm -f $1/.err
+b=$(printf "\\140")
+v=${v//\\/\\\\}; v=${v//\"/\\\"}; v=${v//\$/\\\$}; v=${v//$b/\\$b}
+t=$(mktemp $1/.s.XXXXXX) && printf "%s=\"%s\"\n" $3 "$v" >$t && mv -f $t $1/$3
+`
+
+var secretScriptWord = "'" + systemdLiteral(secretScript) + "'"
+
+// MaskSecrets replaces, in a unit's env as JSON (a list of entries),
+// every secret by its fingerprint: what a field diff shows of it.
+func MaskSecrets(env json.RawMessage) json.RawMessage {
+	var entries []map[string]json.RawMessage
+	if json.Unmarshal(env, &entries) != nil {
+		return env
+	}
+	masked := false
+	for _, e := range entries {
+		var text string
+		if raw, ok := e["secret"]; ok && json.Unmarshal(raw, &text) == nil {
+			e["secret"], _ = json.Marshal(SecretFingerprint(text))
+			masked = true
+		}
+	}
+	if !masked {
+		return env
+	}
+	out, err := json.Marshal(entries)
+	if err != nil {
+		return env
+	}
+	return out
+}

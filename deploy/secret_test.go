@@ -1,0 +1,376 @@
+package deploy
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The test identities and ciphertexts: testdata/secret/keys.txt decrypts
+// db-password.age (encrypted to it alone) and two.age (to it and
+// other.txt's key); recipients names both.
+const secretClear = "pa$$ \"w0rd\" `x` \\ end"
+
+func readTestdata(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "secret", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestParseSecret(t *testing.T) {
+	one, two := readTestdata(t, "db-password.age"), readTestdata(t, "two.age")
+	lines := strings.Split(strings.TrimSpace(one), "\n")
+	for _, tc := range []struct {
+		name, text string
+		stanzas    int
+		err        string
+	}{
+		{"one recipient", one, 1, ""},
+		{"two recipients", two, 2, ""},
+		{"indented and with blank lines around", "\n\n" + one + "\n", 1, ""},
+		{"clear text", "hunter2", 0, `is not an age file: it must start with "-----BEGIN AGE ENCRYPTED FILE-----"`},
+		{"binary age", "age-encryption.org/v1\n-> X25519 abc\n", 0, "is a binary age file: give it ASCII-armored"},
+		{"no end line", strings.Join(lines[:len(lines)-1], "\n"), 0, "is not well-formed ASCII-armored age"},
+		{"a body line changed", strings.Replace(one, lines[1], strings.Repeat("A", len(lines[1])), 1), 0, "has no well-formed age header"},
+		{"armored garbage", "-----BEGIN AGE ENCRYPTED FILE-----\naGVsbG8=\n-----END AGE ENCRYPTED FILE-----", 0, "has no well-formed age header"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := ParseSecret(tc.text)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(s.Stanzas) != tc.stanzas || s.Stanzas[0] != "X25519" {
+				t.Fatalf("stanzas %v, want %d X25519", s.Stanzas, tc.stanzas)
+			}
+		})
+	}
+}
+
+// secretYAML is a unit file with one env entry, written as given.
+func secretYAML(entry string) string {
+	return "name: api\nengine: docker\nmachine: [role=db]\napps:\n- image: docker://example/api:1\nenv:\n" + entry
+}
+
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n    ")
+}
+
+func TestValidateSecretErrors(t *testing.T) {
+	one, two := readTestdata(t, "db-password.age"), readTestdata(t, "two.age")
+	many := "-----BEGIN AGE ENCRYPTED FILE-----\n" + strings.Repeat("QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB\n", 40) + "-----END AGE ENCRYPTED FILE-----\n"
+	for _, tc := range []struct {
+		name, entry, want string
+	}{
+		{"valid", "- name: DB_PASSWORD\n  secret: |\n" + indent(one) + "\n  recipients: [db]\n", ""},
+		{"value and secret", "- name: DB_PASSWORD\n  value: x\n  secret: |\n" + indent(one) + "\n  recipients: [db]\n",
+			"u.yaml:8: env[0].value: an entry has a value or a secret, not both"},
+		{"no recipients", "- name: DB_PASSWORD\n  secret: |\n" + indent(one) + "\n",
+			"u.yaml:7: env[0].recipients: required with a secret"},
+		{"recipients without secret", "- name: MODE\n  value: prod\n  recipients: [db]\n",
+			"u.yaml:9: env[0].recipients: recipients are the ones a secret was encrypted to; this entry has no secret"},
+		{"fewer recipients than stanzas", "- name: T\n  secret: |\n" + indent(two) + "\n  recipients: [db]\n",
+			"u.yaml:18: env[0].recipients: lists 1 recipients (db) but the secret is encrypted to 2: re-encrypt it with kaylee secret encrypt"},
+		{"a bad name", "- name: T\n  secret: |\n" + indent(one) + "\n  recipients: [DB]\n",
+			`u.yaml:16: env[0].recipients[0]: "DB" is not a recipient name`},
+		{"a name twice", "- name: T\n  secret: |\n" + indent(two) + "\n  recipients: [db, db]\n",
+			"u.yaml:18: env[0].recipients[1]: db is given twice"},
+		{"clear text as secret", "- name: T\n  secret: hunter2\n  recipients: [db]\n",
+			`u.yaml:8: env[0].secret: is not an age file`},
+		{"too long for a unit line", "- name: T\n  secret: |\n" + indent(many) + "\n  recipients: [db]\n",
+			"env[0].secret: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load("u.yaml", []byte(secretYAML(tc.entry)))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v\nwant %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestSecretNeverInEnvironmentLines: a secret's variable gets no
+// Environment= line (which systemctl show and fleetctl cat would print),
+// only its EnvironmentFile= and -e NAME, for every engine.
+func TestSecretNeverInEnvironmentLines(t *testing.T) {
+	for _, engine := range []string{EngineDocker, EnginePodman, EngineRkt} {
+		s := loadOne(t, "testdata/render/secret-"+engine+".yaml")
+		units, err := Render(s, RenderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := units[0]
+		for _, v := range options(u, "Service", "Environment") {
+			if strings.Contains(v, "DB_PASSWORD") || strings.Contains(v, "API_TOKEN") {
+				t.Errorf("%s: Environment=%s", engine, v)
+			}
+		}
+		if got := options(u, "Service", "EnvironmentFile"); len(got) != 2 || !strings.HasPrefix(got[0], "-"+SecretsDir+"/") || !strings.HasSuffix(got[1], "/API_TOKEN") {
+			t.Errorf("%s: EnvironmentFile= %q", engine, got)
+		}
+		var steps int
+		for _, l := range options(u, "Service", "ExecStartPre") {
+			if strings.Contains(l, " kaylee-secret ") {
+				steps++
+			}
+		}
+		if steps != 2 {
+			t.Errorf("%s: %d decrypt steps, want 2", engine, steps)
+		}
+		if got := options(u, "Service", "ExecStopPost"); !strings.HasPrefix(got[len(got)-1], "-/bin/rm -rf "+SecretsDir+"/") {
+			t.Errorf("%s: last ExecStopPost %q, want the secrets' removal", engine, got[len(got)-1])
+		}
+	}
+}
+
+// secretSteps returns the argv of each decrypt step of the rendered unit
+// (as systemd splits it), with the directory and identity file replaced.
+func secretArgvs(t *testing.T, s *Spec, dir, identity string) [][]string {
+	t.Helper()
+	units, err := Render(s, RenderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]string
+	for _, l := range options(units[0], "Service", "ExecStartPre") {
+		if !strings.Contains(l, " kaylee-secret ") {
+			continue
+		}
+		argv := execArgv(t, l)
+		if len(argv) != 8 || argv[3] != "kaylee-secret" || argv[5] != SecretIdentityFile {
+			t.Fatalf("decrypt step %q", argv)
+		}
+		argv[4], argv[5] = dir, identity
+		out = append(out, argv)
+	}
+	return out
+}
+
+// TestSecretStepDecrypts runs the rendered decrypt steps with bash and
+// Debian's age, as systemd would start the unit: each variable's file is
+// 0600 in a 0700 directory and, read as a double-quoted environment file
+// (systemd's rules are the shell's), gives the clear value byte for byte;
+// nothing of the value is printed. Without the identity, or with one that
+// is not a recipient, the step fails with one kaylee-secret: line.
+func TestSecretStepDecrypts(t *testing.T) {
+	needBash(t)
+	if _, err := os.Stat(AgePath); err != nil {
+		skipOutsideCI(t, "no %s (Debian's package age): %v", AgePath, err)
+	}
+	s := loadOne(t, "testdata/render/secret-docker.yaml")
+	dir := filepath.Join(t.TempDir(), "run", "k2_api")
+	keys, _ := filepath.Abs("testdata/secret/keys.txt")
+	for _, argv := range secretArgvs(t, s, dir, keys) {
+		out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+		if err != nil || len(out) > 0 {
+			t.Fatalf("%s: %v: %q", argv[6], err, out)
+		}
+	}
+	for name, want := range map[string]string{"DB_PASSWORD": secretClear, "API_TOKEN": "other"} {
+		f := filepath.Join(dir, name)
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", f, st.Mode().Perm())
+		}
+		got, err := exec.Command(BashPath, "-c", `set -a; . "$1"; printf %s "$`+name+`"`, "x", f).Output()
+		if err != nil || string(got) != want {
+			t.Errorf("%s read as an environment file: %q (%v), want %q", name, got, err, want)
+		}
+	}
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("%s: %v %v, want a 0700 directory", dir, st.Mode(), err)
+	}
+
+	other, _ := filepath.Abs("testdata/secret/other.txt")
+	for _, tc := range []struct{ identity, want string }{
+		{filepath.Join(t.TempDir(), "none.txt"), "kaylee-secret: DB_PASSWORD: this machine has no age identity file "},
+		{other, "kaylee-secret: DB_PASSWORD: not decrypted with " + other + ": age: error: no identity matched any of the recipients"},
+	} {
+		argv := secretArgvs(t, s, filepath.Join(t.TempDir(), "x"), tc.identity)[0]
+		out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+		if err == nil || strings.Count(string(out), "\n") != 1 || !strings.HasPrefix(string(out), tc.want) {
+			t.Errorf("identity %s: %v %q, want one line %q…", tc.identity, err, out, tc.want)
+		}
+	}
+}
+
+func TestParseRecipients(t *testing.T) {
+	good := readTestdata(t, "recipients")
+	rs, err := ParseRecipients(".kaylee/recipients", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rs.Names(); strings.Join(got, ",") != "db,ops" {
+		t.Fatalf("names %v", got)
+	}
+	if db, _ := rs.Get("db"); db.Covers() != "role=db" || db.Line != 2 {
+		t.Fatalf("db: %+v", db)
+	}
+	if ops, _ := rs.Get("ops"); ops.Covers() != "every machine" {
+		t.Fatalf("ops: %+v", ops)
+	}
+	key := strings.Fields(strings.Split(good, "\n")[1])[1]
+	for _, tc := range []struct{ name, text, want string }{
+		{"two fields", "db " + key + "\n", ".kaylee/recipients:1: want three fields"},
+		{"bad key", "db age1nope *\n", `.kaylee/recipients:1: db: "age1nope" is not an age public key`},
+		{"a secret key", "db AGE-SECRET-KEY-1QQQ *\n", `is not an age public key`},
+		{"bad name", "# c\nDb " + key + " *\n", `.kaylee/recipients:2: "Db" is not a recipient name`},
+		{"bad machines", "db " + key + " role\n", `.kaylee/recipients:1: db: machines "role": want * or fleet metadata pairs`},
+		{"a name twice", "db " + key + " *\ndb " + key + " role=db\n", ".kaylee/recipients:2: db is also named on line 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseRecipients(".kaylee/recipients", []byte(tc.text))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCheckSecrets(t *testing.T) {
+	rs, err := ParseRecipients(".kaylee/recipients", []byte(readTestdata(t, "recipients")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, two := readTestdata(t, "db-password.age"), readTestdata(t, "two.age")
+	doc := func(machine, names, text string) []*Document {
+		y := "name: api\nengine: docker\n" + machine + "apps:\n- image: docker://example/api:1\nenv:\n- name: P\n  secret: |\n" + indent(text) + "\n  recipients: " + names + "\n"
+		docs, err := Load("units/api.yaml", []byte(y))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return docs[:1]
+	}
+	for _, tc := range []struct {
+		name     string
+		docs     []*Document
+		rs       *Recipients
+		covering string
+		want     string
+	}{
+		{"db's machines only", doc("machine: [role=db]\n", "[db]", one), rs, "db", ""},
+		{"db and another key", doc("machine: [role=db, disk=ssd]\n", "[db]", one), rs, "db", ""},
+		{"every machine", doc("", "[db, ops]", two), rs, "ops", ""},
+		{"anywhere, db only", doc("", "[db]", one), rs, "",
+			"units/api.yaml:15: env[0].recipients: no recipient's machines include every machine api may run on (any machine; db: role=db)"},
+		{"two roles, db only", doc("machine: [role=db, role=web]\n", "[db]", one), rs, "",
+			"(machines with role=db, role=web; db: role=db)"},
+		{"unknown name", doc("machine: [role=db]\n", "[dbb]", one), rs, "",
+			`units/api.yaml:16: env[0].recipients[0]: "dbb" is not in .kaylee/recipients (did you mean "db"?)`},
+		{"no recipients file", doc("machine: [role=db]\n", "[db]", one), nil, "",
+			"units/api.yaml:8: env[0].secret: the repository has no .kaylee/recipients"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := CheckSecrets(tc.docs, tc.rs)
+			if len(got) != 1 {
+				t.Fatalf("%d checks", len(got))
+			}
+			c := got[0]
+			if strings.Join(c.Covering, ",") != tc.covering {
+				t.Errorf("covering %v, want %s", c.Covering, tc.covering)
+			}
+			switch {
+			case tc.want == "" && c.Problem != nil:
+				t.Errorf("problem %v", c.Problem)
+			case tc.want != "" && (c.Problem == nil || !strings.Contains(c.Problem.Error(), tc.want)):
+				t.Errorf("problem %v\nwant %q", c.Problem, tc.want)
+			}
+		})
+	}
+}
+
+// TestMaskSecrets: a field diff of env shows a secret's fingerprint, never
+// its ciphertext, and a new ciphertext another fingerprint.
+func TestMaskSecrets(t *testing.T) {
+	one, two := readTestdata(t, "db-password.age"), readTestdata(t, "two.age")
+	env := func(text string) json.RawMessage {
+		b, _ := json.Marshal([]EnvVar{{Name: "MODE", Value: "prod"}, {Name: "P", Secret: text, Recipients: []string{"db"}}})
+		return b
+	}
+	a, b := string(MaskSecrets(env(one))), string(MaskSecrets(env(two)))
+	want := `[{"name":"MODE","value":"prod"},{"name":"P","recipients":["db"],"secret":"` + SecretFingerprint(one) + `","value":""}]`
+	if a != want {
+		t.Fatalf("masked:\n%s\nwant\n%s", a, want)
+	}
+	if a == b || strings.Contains(a+b, "BEGIN AGE") {
+		t.Fatalf("masked: %s / %s", a, b)
+	}
+	if got := string(MaskSecrets(json.RawMessage(`"not a list"`))); got != `"not a list"` {
+		t.Fatalf("not a list: %s", got)
+	}
+}
+
+func FuzzParseRecipients(f *testing.F) {
+	f.Add([]byte(readTestdata(f, "recipients")))
+	f.Add([]byte("db age1xyz role=db,zone=a\n# c\n\nops k *"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rs, err := ParseRecipients("r", data)
+		if err != nil {
+			for _, fe := range FieldErrors(err) {
+				if fe.File != "r" {
+					t.Fatalf("error without the file: %v", fe)
+				}
+			}
+			return
+		}
+		for _, r := range rs.List {
+			if !recipientNameRe.MatchString(r.Name) || r.Line < 1 {
+				t.Fatalf("accepted %+v", r)
+			}
+		}
+	})
+}
+
+func FuzzParseSecret(f *testing.F) {
+	f.Add(readTestdata(f, "db-password.age"))
+	f.Add(readTestdata(f, "two.age"))
+	f.Add("-----BEGIN AGE ENCRYPTED FILE-----\nYWdl\n-----END AGE ENCRYPTED FILE-----\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		s, err := ParseSecret(text)
+		if err == nil && len(s.Stanzas) == 0 {
+			t.Fatalf("accepted a secret without recipients: %q", text)
+		}
+	})
+}
+
+// checkSecretLine: a rendered decrypt step runs Kaylee's script, as
+// written, with exactly its directory, the identity file, a secret
+// variable's name and that secret's ciphertext (see FuzzLoadRender).
+func checkSecretLine(t *testing.T, spec *Spec, line string) {
+	t.Helper()
+	argv := execArgv(t, strings.ReplaceAll(line, "_%m", "_%%m"))
+	if len(argv) != 8 || argv[2] != plainScript(secretScript) || argv[3] != "kaylee-secret" || argv[5] != SecretIdentityFile {
+		t.Fatalf("decrypt step runs %q", argv)
+	}
+	for _, e := range spec.Env {
+		if e.Name != argv[6] {
+			continue
+		}
+		sec, err := ParseSecret(e.Secret)
+		if err != nil || secretWord(sec) != argv[7] {
+			t.Fatalf("decrypt step of %s holds another ciphertext (%v)", e.Name, err)
+		}
+		return
+	}
+	t.Fatalf("decrypt step of %q: no such secret", argv[6])
+}
