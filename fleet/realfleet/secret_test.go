@@ -1,0 +1,299 @@
+package realfleet_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	"filippo.io/age/armor"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/fleet/realfleet"
+	"github.com/kaylee-gitops/kaylee/store"
+)
+
+// secretValue is a password with what a shell, systemd or an
+// environment file would read as syntax (quotes, backslash, $HOME, a
+// backtick, #, =, spaces at both ends, a newline, UTF-8) around core, a
+// random word that a leak shows whatever it escaped.
+func secretValue(t *testing.T) (value, core string) {
+	t.Helper()
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	core = "k28core" + hex.EncodeToString(b)
+	return `  pa"ss'w\o $HOME ` + "`id`" + ` #x =y ` + core + "\nline 2: é  ", core
+}
+
+// encryptArmored is what kaylee secret encrypt writes: value encrypted
+// to the recipients, ASCII-armored.
+func encryptArmored(t *testing.T, value string, to ...age.Recipient) string {
+	t.Helper()
+	var buf bytes.Buffer
+	aw := armor.NewWriter(&buf)
+	w, err := age.Encrypt(aw, to...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(w, value); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := aw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+// secretUnit is a unit of the test image, on the machines with metadata
+// machine, whose DB_PASSWORD is the armored secret (recipient db); the
+// image logs the variable's SHA-256 at start and answers it on /envhash.
+func secretUnit(name string, replicas int, machine, armored string) string {
+	return webUnit(name, replicas, 1, "v1", "--env-hash=DB_PASSWORD") +
+		"machine: [" + machine + "]\nenv:\n- name: DB_PASSWORD\n  recipients: [db]\n  secret: |\n    " +
+		strings.ReplaceAll(strings.TrimRight(armored, "\n"), "\n", "\n    ") + "\n"
+}
+
+func sum(v string) string {
+	s := sha256.Sum256([]byte(v))
+	return hex.EncodeToString(s[:])
+}
+
+// writeIdentity puts an age identity file in machine m, where the
+// operator puts it (deploy.SecretIdentityFile, 0600 in a 0700
+// directory), and removes it when the test ends.
+func (e *env) writeIdentity(m realfleet.Machine, ids ...*age.X25519Identity) {
+	e.t.Helper()
+	p := filepath.Join(e.c.Root(m), deploy.SecretIdentityFile)
+	var b strings.Builder
+	for _, id := range ids {
+		fmt.Fprintf(&b, "# public key: %s\n%s\n", id.Recipient(), id)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+		e.t.Fatalf("%s: %v", m.Name, err)
+	}
+	e.t.Cleanup(func() { _ = os.Remove(p) })
+}
+
+// TestRealSecrets: a unit's DB_PASSWORD, encrypted with age to identity
+// A (the machines with role=worker hold it; the edge machine holds only
+// B), reaches the process byte for byte on every replica, from a 0600
+// file in a 0700 directory under /run/kaylee/secrets that is gone once
+// the unit is removed; the clear value (and its base64) is nowhere in
+// etcd (Kaylee's keys and fleet's registry), the fleet unit files, the
+// machines' journals, kaylee status/events/history or the
+// notifications. A unit on the edge machine fails its rollout, and its
+// status carries the machine's kaylee-secret: line. A new ciphertext
+// rolls the unit out, and the process sees the new value.
+func TestRealSecrets(t *testing.T) {
+	e := newEnv(t, "se")
+	e.installEvidence()
+	rcv := newReceiver(t)
+	cfg := filepath.Join(e.dir, "server.yaml")
+	if err := os.WriteFile(cfg, []byte("notifications:\n- url: "+rcv.url+"\n  events: [rollout]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.server("--config", cfg, "--rollout-timeout", "5m")
+	ctx := context.Background()
+
+	a, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	machines, err := e.c.API(t).Machines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := map[string]string{}
+	for _, m := range machines {
+		role[m.ID] = m.Metadata["role"]
+	}
+	var workers []realfleet.Machine
+	var edge realfleet.Machine
+	for _, m := range e.c.Machines {
+		switch role[m.ID] {
+		case "worker":
+			e.writeIdentity(m, b, a) // a file with several keys: the machine's and its group's
+			workers = append(workers, m)
+		case "edge":
+			e.writeIdentity(m, b)
+			edge = m
+		}
+	}
+	if len(workers) < 2 || edge.ID == "" {
+		t.Fatalf("want 2 machines with role=worker and one with role=edge, fleet has %v", role)
+	}
+
+	// A unit on the workers: both replicas decrypt it.
+	clear1, core1 := secretValue(t)
+	e.must("run", "--wait", "--timeout", "3m", e.unit("db", secretUnit("db", 2, "role=worker", encryptArmored(t, clear1, a.Recipient()))))
+	st1, _ := e.status("db")
+	cs := e.waitContainers("db", 2, "v1", 30*time.Second)
+	if pm := perMachine(cs); len(pm) != 2 {
+		t.Errorf("replicas of db on %v, want one on each worker", pm)
+	}
+	e.checkEnvHash(cs, clear1)
+	for _, c := range cs {
+		m, _ := e.c.Machine(c.Machine)
+		dir := deploy.SecretsDir + "/" + c.Name
+		out, err := e.c.Exec(ctx, m, "stat", "-c", "%a %U %n", deploy.SecretsDir, dir, dir+"/DB_PASSWORD")
+		want := fmt.Sprintf("700 root %s\n700 root %s\n600 root %s/DB_PASSWORD\n", deploy.SecretsDir, dir, dir)
+		if err != nil || out != want {
+			t.Errorf("%s: the runtime file's modes: %v\n%s\nwant:\n%s", m.Name, err, out, want)
+		}
+	}
+
+	// Rotation: a new ciphertext (of a new value) is a new spec, rolled
+	// out; the processes see the new value.
+	clear2, core2 := secretValue(t)
+	e.must("run", "--wait", "--timeout", "3m", e.unit("db", secretUnit("db", 2, "role=worker", encryptArmored(t, clear2, a.Recipient()))))
+	st2, _ := e.status("db")
+	if st2.SpecHash == st1.SpecHash || st2.Phase != store.PhaseRunning {
+		t.Errorf("after a new ciphertext: spec %s (was %s), phase %s", st2.SpecHash, st1.SpecHash, st2.Phase)
+	}
+	cs = e.waitContainers("db", 2, "v1", 30*time.Second)
+	for _, c := range cs {
+		if !strings.Contains(c.Name, st2.SpecHash) {
+			t.Errorf("container %s is not of the new spec %s", c.Name, st2.SpecHash)
+		}
+	}
+	e.checkEnvHash(cs, clear2)
+
+	// A unit on the edge machine, which has no identity of the secret's
+	// recipients: its start fails, and the rollout's failure carries the
+	// machine's line.
+	e.must("run", e.unit("dbedge", secretUnit("dbedge", 1, "role=edge", encryptArmored(t, clear1, a.Recipient()))))
+	stE, took := e.waitPhase("dbedge", "failed", 3*time.Minute)
+	t.Logf("dbedge failed after %s: %s", took.Round(100*time.Millisecond), stE.Message)
+	const want = "kaylee-secret: DB_PASSWORD: not decrypted with /etc/kaylee/age/keys.txt: age: error: no identity matched any of the recipients"
+	e.waitFor("dbedge's evidence with the kaylee-secret line", time.Minute, func() (bool, string) {
+		stE, _ = e.status("dbedge")
+		return stE.Evidence != nil && strings.Contains(strings.Join(stE.Evidence.Journal, "\n"), want), fmt.Sprintf("%+v", stE.Evidence)
+	})
+	out := e.must("status", "dbedge")
+	t.Logf("kaylee status dbedge:\n%s", out)
+	if !strings.Contains(out, want) || stE.Evidence.Machine != edge.ID {
+		t.Errorf("kaylee status dbedge lacks %q (on %s)", want, edge.Name)
+	}
+
+	// Nowhere in clear: each value's random core (whatever escaped it)
+	// and each value's base64.
+	leaks := []string{core1, core2}
+	for _, v := range []string{clear1, clear2} {
+		leaks = append(leaks, base64.StdEncoding.EncodeToString([]byte(v)), base64.RawURLEncoding.EncodeToString([]byte(v)))
+	}
+	where := map[string]string{
+		"kaylee status -o json":  e.must("status", "-o", "json"),
+		"kaylee status db":       e.must("status", "db"),
+		"kaylee events":          e.must("events"),
+		"kaylee events -o json":  e.must("events", "-o", "json"),
+		"kaylee history db":      e.must("history", "db"),
+		"kaylee history -o json": e.must("history", "db", "-o", "json"),
+		"etcd (v3, every key)":   e.etcdDump(),
+		"fleet's registry (etcd v2 " + "/_coreos.com/fleet/)": e.fleetRegistryDump(),
+	}
+	rcv.mu.Lock()
+	nb, _ := json.Marshal(rcv.got)
+	rcv.mu.Unlock()
+	where["notifications"] = string(nb)
+	for _, m := range e.c.Machines {
+		j, err := e.c.Exec(ctx, m, "journalctl", "-o", "cat", "--no-pager")
+		if err != nil {
+			t.Fatalf("%s: journalctl: %v", m.Name, err)
+		}
+		where[m.Name+"'s journal"] = j
+		// Unit files as fleet wrote them and systemd has them, and the
+		// evidence the machine publishes (files' names only, on a match).
+		f, _ := e.c.Exec(ctx, m, "sh", "-c", "cat /run/fleet/units/* /run/kaylee/evidence/* 2>/dev/null; systemctl cat 'se:*' 2>/dev/null")
+		where[m.Name+"'s unit files and evidence"] = f
+	}
+	for place, text := range where {
+		if text == "" {
+			t.Errorf("%s: nothing to search", place)
+		}
+		for _, l := range leaks {
+			if strings.Contains(text, l) {
+				t.Errorf("%s holds a secret value in clear (%.12s…)", place, l)
+			}
+		}
+	}
+
+	// kaylee rm: the replicas stop, and their decrypted files go.
+	e.must("rm", "db", "dbedge")
+	e.waitFor("db's containers gone", 2*time.Minute, func() (bool, string) {
+		left := e.containers("db")
+		return len(left) == 0, fmt.Sprint(left)
+	})
+	for _, m := range e.c.Machines {
+		e.waitFor("no decrypted file left on "+m.Name, time.Minute, func() (bool, string) {
+			out, _ := e.c.Exec(ctx, m, "sh", "-c", "ls -A "+deploy.SecretsDir+" 2>/dev/null | grep '^se_' || true")
+			return strings.TrimSpace(out) == "", out
+		})
+	}
+}
+
+// checkEnvHash: each container's process has the value (its SHA-256, so
+// that a failure never prints it), and logged the same at start.
+func (e *env) checkEnvHash(cs []realfleet.Container, clear string) {
+	e.t.Helper()
+	for _, c := range cs {
+		code, got, err := c.Get(context.Background(), "/envhash?name=DB_PASSWORD")
+		if err != nil || code != 200 || got != sum(clear) {
+			e.t.Errorf("%s: GET /envhash?name=DB_PASSWORD = %d %q %v, want the value's SHA-256 %s", c.Name, code, got, err, sum(clear))
+		}
+	}
+}
+
+// etcdDump is every key and value in etcd's v3 store.
+func (e *env) etcdDump() string {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := store.Dial(ctx, store.DialConfig{Endpoints: []string{e.c.Endpoint}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer c.Close()
+	resp, err := c.Get(ctx, "", clientv3.WithPrefix())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, kv := range resp.Kvs {
+		fmt.Fprintf(&b, "%s=%s\n", kv.Key, kv.Value)
+	}
+	return b.String()
+}
+
+// fleetRegistryDump is fleet's registry in etcd's v2 store, recursively.
+func (e *env) fleetRegistryDump() string {
+	e.t.Helper()
+	code, body, err := realfleet.GetURL(context.Background(), e.c.Endpoint+"/v2/keys/_coreos.com/fleet/?recursive=true", 10*time.Second)
+	if err != nil || code != 200 {
+		e.t.Fatalf("fleet's registry: %d %v", code, err)
+	}
+	return body
+}
