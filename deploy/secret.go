@@ -206,7 +206,8 @@ func secretLineLen(name, b64 string) int {
 // secretScript is run by bash as an ExecStartPre, with $1 the instance's
 // directory, $2 the identity file, $3 the variable's name and $4 its age
 // file, base64. It writes $1/$3 atomically (a temp file, then mv), 0600
-// in a 0700 directory, as an environment file systemd reads: NAME="v"
+// in a 0700 directory (its parents keep the machine's umask: the
+// evidence publisher, not root, reads /run/kaylee/evidence), as an environment file systemd reads: NAME="v"
 // with \, ", $ and ` escaped (systemd keeps newlines inside the quotes).
 // A trailing newline of the value is dropped, as by the shell. It never
 // prints the value; on failure it writes one line to the journal, which
@@ -218,8 +219,8 @@ func secretLineLen(name, b64 string) int {
 // It must not hold a single quote.
 const secretScript = `
 set -o pipefail
+mkdir -p ${1%/*} && mkdir -p -m 0700 $1 || exit 1
 umask 077
-mkdir -p $1 || exit 1
 [ -r $2 ] || { echo "` + secretLinePrefix + ` $3: this machine has no age identity file $2: put the key of a recipient of $3 there (Secrets in the README of Kaylee)" >&2; exit 1; }
 v=$(echo $4 | base64 -d | ` + AgePath + ` -d -i $2 2>$1/.err) || { echo "` + secretLinePrefix + ` $3: not decrypted with $2: $(head -n 1 $1/.err)" >&2; rm -f $1/.err; exit 1; }
 rm -f $1/.err

@@ -200,6 +200,11 @@ func TestSecretStepDecrypts(t *testing.T) {
 	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
 		t.Errorf("%s: %v %v, want a 0700 directory", dir, st.Mode(), err)
 	}
+	// Its parent keeps the umask: /run/kaylee holds the evidence too,
+	// which a publisher that is not root reads.
+	if st, err := os.Stat(filepath.Dir(dir)); err != nil || st.Mode().Perm() != 0o755 {
+		t.Errorf("%s: %v %v, want 0755 (umask 022)", filepath.Dir(dir), st.Mode(), err)
+	}
 
 	other, _ := filepath.Abs("testdata/secret/other.txt")
 	for _, tc := range []struct{ identity, want string }{
