@@ -449,6 +449,7 @@ func (r *renderer) idWord(pre, post string) string {
 // <ID>-infra, a podman pod's infra container); docker is the binary that
 // finds its address (docker or podman), or "-" for 127.0.0.1.
 func (r *renderer) health(docker, target string) {
+	r.secretsRemoved() // first: before the check waits for the replica
 	h := r.spec.Health
 	if h == nil {
 		return

@@ -182,8 +182,22 @@ func (r *renderer) secretSteps() {
 	}
 }
 
+// secretsRemoved removes the instance's decrypted variables as soon as
+// the main process started: systemd read them for it (it reads
+// EnvironmentFile= before it forks each command), and a restart decrypts
+// them again. They must not wait for the stop: when fleet unloads a
+// running unit (fleetctl destroy, a unit unscheduled from a machine that
+// left) it removes the unit file at once, and systemd never runs its
+// ExecStopPost (seen on the real tier: the file stayed).
+func (r *renderer) secretsRemoved() {
+	if r.spec.HasSecrets() {
+		r.add("Service", "ExecStartPost", joinEscaped("/bin/rm -rf", r.idWord(SecretsDir+"/", "")))
+	}
+}
+
 // secretsCleanup removes the instance's decrypted variables after the
-// stop, whatever happened ("-").
+// stop, whatever happened ("-"): a start that failed after its decrypt
+// steps never ran ExecStartPost.
 func (r *renderer) secretsCleanup() {
 	if r.spec.HasSecrets() {
 		r.add("Service", "ExecStopPost", joinEscaped("-/bin/rm -rf", r.idWord(SecretsDir+"/", "")))

@@ -134,6 +134,10 @@ func TestSecretNeverInEnvironmentLines(t *testing.T) {
 		if steps != 2 {
 			t.Errorf("%s: %d decrypt steps, want 2", engine, steps)
 		}
+		id := strings.TrimSuffix(strings.TrimPrefix(options(u, "Service", "Environment")[0], `"KAYLEE_ID=`), `"`)
+		if got := options(u, "Service", "ExecStartPost"); len(got) == 0 || got[0] != "/bin/rm -rf "+SecretsDir+"/"+id {
+			t.Errorf("%s: ExecStartPost %q, want the removal of %s/%s first", engine, got, SecretsDir, id)
+		}
 		if got := options(u, "Service", "ExecStopPost"); !strings.HasPrefix(got[len(got)-1], "-/bin/rm -rf "+SecretsDir+"/") {
 			t.Errorf("%s: last ExecStopPost %q, want the secrets' removal", engine, got[len(got)-1])
 		}
