@@ -97,8 +97,9 @@ func (e *env) writeIdentity(m realfleet.Machine, ids ...*age.X25519Identity) {
 // TestRealSecrets: a unit's DB_PASSWORD, encrypted with age to identity
 // A (the machines with role=worker hold it; the edge machine holds only
 // B), reaches the process byte for byte on every replica, from a 0600
-// file in a 0700 directory under /run/kaylee/secrets that is gone once
-// the unit is removed; the clear value (and its base64) is nowhere in
+// file in a 0700 directory under /run/kaylee/secrets that lives only
+// until the main process started (none is left while it runs, nor after
+// kaylee rm); the clear value (and its base64) is nowhere in
 // etcd (Kaylee's keys and fleet's registry), the fleet unit files, the
 // machines' journals, kaylee status/events/history or the
 // notifications. A unit on the edge machine fails its rollout, and its
@@ -147,24 +148,41 @@ func TestRealSecrets(t *testing.T) {
 		t.Fatalf("want 2 machines with role=worker and one with role=edge, fleet has %v", role)
 	}
 
-	// A unit on the workers: both replicas decrypt it.
+	// A unit on the workers: both replicas decrypt it. Each machine
+	// starts as after a boot (no secrets directory), and watches for the
+	// decrypted file, which lives only from its replica's decrypt step
+	// to the start of its main process.
+	watch := map[string]<-chan string{}
+	for _, m := range e.c.Machines {
+		if _, err := e.c.Exec(ctx, m, "rm", "-rf", deploy.SecretsDir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range workers {
+		watch[m.Name] = e.watchSecretFile(m, time.Minute)
+	}
 	clear1, core1 := secretValue(t)
 	e.must("run", "--wait", "--timeout", "3m", e.unit("db", secretUnit("db", 2, "role=worker", encryptArmored(t, clear1, a.Recipient()))))
+	for _, m := range workers {
+		var out string
+		select {
+		case out = <-watch[m.Name]:
+		case <-time.After(time.Minute):
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 3 || !strings.HasPrefix(lines[0], "600 root "+deploy.SecretsDir+"/se_db_") || !strings.HasSuffix(lines[0], "/DB_PASSWORD") ||
+			!strings.HasPrefix(lines[1], "700 root "+deploy.SecretsDir+"/se_db_") || !strings.HasSuffix(lines[2], " root "+deploy.SecretsDir) {
+			t.Errorf("%s: the decrypted file while it lived (mode, owner, path of it, its directory, the secrets directory):\n%s\nwant 600 root, 700 root, root", m.Name, out)
+		}
+		t.Logf("%s: the decrypted file while it lived:\n%s", m.Name, out)
+	}
 	st1, _ := e.status("db")
 	cs := e.waitContainers("db", 2, "v1", 30*time.Second)
 	if pm := perMachine(cs); len(pm) != 2 {
 		t.Errorf("replicas of db on %v, want one on each worker", pm)
 	}
 	e.checkEnvHash(cs, clear1)
-	for _, c := range cs {
-		m, _ := e.c.Machine(c.Machine)
-		dir := deploy.SecretsDir + "/" + c.Name
-		out, err := e.c.Exec(ctx, m, "stat", "-c", "%a %U %n", deploy.SecretsDir, dir, dir+"/DB_PASSWORD")
-		want := fmt.Sprintf("700 root %s\n700 root %s\n600 root %s/DB_PASSWORD\n", deploy.SecretsDir, dir, dir)
-		if err != nil || out != want {
-			t.Errorf("%s: the runtime file's modes: %v\n%s\nwant:\n%s", m.Name, err, out, want)
-		}
-	}
+	e.checkNoSecretFiles(cs)
 
 	// Rotation: a new ciphertext (of a new value) is a new spec, rolled
 	// out; the processes see the new value.
@@ -181,6 +199,7 @@ func TestRealSecrets(t *testing.T) {
 		}
 	}
 	e.checkEnvHash(cs, clear2)
+	e.checkNoSecretFiles(cs)
 
 	// A unit on the edge machine, which has no identity of the secret's
 	// recipients: its start fails, and the rollout's failure carries the
@@ -252,6 +271,37 @@ func TestRealSecrets(t *testing.T) {
 			out, _ := e.c.Exec(ctx, m, "sh", "-c", "ls -A "+deploy.SecretsDir+" 2>/dev/null | grep '^se_' || true")
 			return strings.TrimSpace(out) == "", out
 		})
+	}
+}
+
+// watchSecretFile stats, in machine m, the first decrypted DB_PASSWORD
+// of this env's units that appears within timeout, with its directory
+// and the secrets directory ("%a %U %n" each), or returns "" when none
+// did. The file lives from the decrypt step to the main process's start
+// (the docker rm -f in between: a fraction of a second), so the loop in
+// the machine runs only shell builtins until it is there.
+func (e *env) watchSecretFile(m realfleet.Machine, timeout time.Duration) <-chan string {
+	ch := make(chan string, 1)
+	script := fmt.Sprintf(`until for f in %[1]s/%[2]s_*/DB_PASSWORD; do [ -e "$f" ] && stat -c "%%a %%U %%n" "$f" "${f%%/*}" %[1]s 2>/dev/null && break; false; done; do :; done`,
+		deploy.SecretsDir, e.unitPrefix)
+	go func() {
+		out, _ := e.c.Exec(context.Background(), m, "timeout", fmt.Sprint(int(timeout.Seconds())), "sh", "-c", script)
+		ch <- out
+	}()
+	return ch
+}
+
+// checkNoSecretFiles: on the machine of each running replica, the
+// decrypted file is gone (systemd read it before it started the main
+// process, and the replica's ExecStartPost removed it).
+func (e *env) checkNoSecretFiles(cs []realfleet.Container) {
+	e.t.Helper()
+	for _, c := range cs {
+		m, _ := e.c.Machine(c.Machine)
+		out, err := e.c.Exec(context.Background(), m, "ls", "-A", deploy.SecretsDir)
+		if err != nil || out != "" {
+			e.t.Errorf("%s, running %s: %s holds %q (%v), want nothing: a decrypted file outlived the start", m.Name, c.Name, deploy.SecretsDir, out, err)
+		}
 	}
 }
 
