@@ -95,7 +95,7 @@ func TestPlanSecrets(t *testing.T) {
 			recipients: "db\n",
 			files:      map[string]string{"b.yaml": unitFile("b", 1)},
 			changes:    "b:create", puts: "b",
-			errors:     []string{".kaylee/recipients:1: want three fields"}},
+			errors: []string{".kaylee/recipients:1: want three fields"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
