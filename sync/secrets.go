@@ -3,6 +3,7 @@ package sync
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/gitsource"
@@ -63,7 +64,9 @@ func refuseSecrets(snap *gitsource.Snapshot, desired map[string]*deploy.Document
 // the pass's file errors) or parsed (its errors are added to res).
 func snapshotRecipients(snap *gitsource.Snapshot, res *Result) (rs *deploy.Recipients, broken bool) {
 	for _, fe := range snap.Errors {
-		if fe.Path == deploy.RecipientsFile {
+		// Unit files from git end in .yaml or .yml; local ones (kaylee
+		// plan PATH) name the recipients file as found.
+		if strings.HasSuffix(fe.Path, deploy.RecipientsFile) {
 			return nil, true
 		}
 	}
