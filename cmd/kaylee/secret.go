@@ -103,6 +103,11 @@ unit out like any other change.`,
 			if err != nil {
 				return err
 			}
+			if f, ok := cmd.InOrStdin().(*os.File); ok {
+				if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+					fmt.Fprintln(cmd.ErrOrStderr(), "kaylee: reading the value from the terminal, which shows it as typed: end it with Enter and Ctrl-D (or give it as < FILE)")
+				}
+			}
 			value, err := readSecretValue(cmd.InOrStdin())
 			if err != nil {
 				return err
@@ -129,6 +134,8 @@ unit out like any other change.`,
 func recipientKeys(rs *deploy.Recipients, names []string) ([]agelib.Recipient, error) {
 	var keys []agelib.Recipient
 	for i, n := range names {
+		n = strings.TrimSpace(n)
+		names[i] = n
 		r, ok := rs.Get(n)
 		if !ok {
 			return nil, fmt.Errorf("--to: %q is not a recipient of %s (it names %s)", n, rs.File, strings.Join(rs.Names(), ", "))
