@@ -40,7 +40,7 @@ func refuseSecrets(snap *gitsource.Snapshot, desired map[string]*deploy.Document
 		for _, d := range docs {
 			field := firstSecret(&d.Spec)
 			res.Errors = append(res.Errors, store.SyncError{File: d.File, Line: d.LineOf(field), Message: fmt.Sprintf(
-				"%s: not checked: %s does not parse (its errors are listed); %s is left as it was until it does", field, deploy.RecipientsFile, d.Spec.Name)})
+				"%s: not checked: %s has errors (listed with this one); %s is left as it was until they are fixed", field, deploy.RecipientsFile, d.Spec.Name)})
 			hold(d)
 		}
 		return

@@ -82,14 +82,14 @@ func TestPlanSecrets(t *testing.T) {
 			changes:    "b:create db:held", puts: "b",
 			errors: []string{
 				`.kaylee/recipients:4: web: "age1nope" is not an age public key`,
-				"db.yaml:8: env[0].secret: not checked: .kaylee/recipients does not parse (its errors are listed); db is left as it was until it does",
+				"db.yaml:8: env[0].secret: not checked: .kaylee/recipients has errors (listed with this one); db is left as it was until they are fixed",
 			}},
 		{name: "a recipients file that cannot be read holds them too", unreadable: true,
 			files:   map[string]string{"db.yaml": dbUnit, "b.yaml": unitFile("b", 1)},
 			changes: "b:create", puts: "b",
 			errors: []string{
 				".kaylee/recipients: symlink to /etc/x leaves the repository; not followed",
-				"db.yaml:8: env[0].secret: not checked: .kaylee/recipients does not parse",
+				"db.yaml:8: env[0].secret: not checked: .kaylee/recipients has errors",
 			}},
 		{name: "a broken recipients file without secrets is an error, and holds nothing",
 			recipients: "db\n",
