@@ -96,6 +96,10 @@ type Snapshot struct {
 	Ref      string // what was asked for, resolved: "main", "v1.2", or the hash
 	Files    []File
 	Errors   []*FileError
+	// Recipients is the repository's deploy.RecipientsFile (at its root,
+	// whatever Path is), read under the rules of unit files; nil when the
+	// revision has none. One that cannot be read is in Errors instead.
+	Recipients *File
 	// Verified is who signed the revision, e.g. "SSH key SHA256:… of
 	// alice@example.com" or "OpenPGP key 4AB1… (Alice
 	// <alice@example.com>)"; empty when verification is off.
@@ -507,7 +511,48 @@ func (s *Source) read(c *object.Commit) (*Snapshot, error) {
 	if err := tr.walk(tree, base, stack); err != nil {
 		return nil, err
 	}
+	if err := tr.readRecipients(root); err != nil {
+		return nil, err
+	}
 	return tr.snap, nil
+}
+
+// readRecipients reads the repository's deploy.RecipientsFile into the
+// snapshot's Recipients (or, when it cannot be read, its Errors). The
+// walk never takes it for a unit file: it is under a hidden directory
+// and has no .yaml name.
+func (tr *treeReader) readRecipients(root *object.Tree) error {
+	dir, name := path.Split(deploy.RecipientsFile)
+	dir = strings.TrimSuffix(dir, "/")
+	e, err := root.FindEntry(dir)
+	if missing(err) || err == nil && e.Mode != filemode.Dir {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s at %s: %w", dir, short(tr.rev), err)
+	}
+	sub, err := root.Tree(dir)
+	if err != nil {
+		return fmt.Errorf("reading %s at %s: %w", dir, short(tr.rev), err)
+	}
+	f, err := sub.FindEntry(name)
+	if missing(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s at %s: %w", deploy.RecipientsFile, short(tr.rev), err)
+	}
+	data, ferr := readEntry([]*object.Tree{root, sub}, []string{dir}, tr.links, deploy.RecipientsFile, *f)
+	var se storageError
+	if errors.As(ferr, &se) {
+		return fmt.Errorf("reading %s at %s: %w", deploy.RecipientsFile, short(tr.rev), se.error)
+	}
+	if ferr != nil {
+		tr.snap.Errors = append(tr.snap.Errors, &FileError{Path: deploy.RecipientsFile, Err: ferr})
+		return nil
+	}
+	tr.snap.Recipients = &File{Path: deploy.RecipientsFile, Data: data}
+	return nil
 }
 
 // pathTree finds Path's tree under the commit's root tree: it returns

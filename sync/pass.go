@@ -5,6 +5,7 @@ package sync
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -296,6 +297,7 @@ func plan(snap *gitsource.Snapshot, p *parsed, cur *state, o Options) (*Changese
 	refuseConflicts(desired, held, scope, res)
 	refuseDomainClaims(desired, held, scope, res)
 	refuseDependsOn(p, desired, held, scope, res)
+	refuseSecrets(snap, desired, held, res)
 	next := cs.diff(desired, cur, res)
 	keepHeld(held, owned, next, res)
 	cs.pruneRemoved(owned, next, cur.units, res)
@@ -669,6 +671,11 @@ func diffJSON(before, after []byte) []string {
 		out = append(out, "(the stored value did not decode; it is replaced)")
 	}
 	for _, c := range changes {
+		if c.Field == "env" {
+			// A secret shows as its fingerprint: a rotation is
+			// "age:1a2b3c4d" → "age:9f8e7d6c", never the ciphertext.
+			c.Before, c.After = maskSecrets(c.Before), maskSecrets(c.After)
+		}
 		switch {
 		case c.Before == nil:
 			out = append(out, fmt.Sprintf("+ %s: %s", c.Field, c.After))
@@ -679,6 +686,14 @@ func diffJSON(before, after []byte) []string {
 		}
 	}
 	return out
+}
+
+// maskSecrets masks the secrets of an env field's JSON (nil stays nil).
+func maskSecrets(env json.RawMessage) json.RawMessage {
+	if env == nil {
+		return nil
+	}
+	return deploy.MaskSecrets(env)
 }
 
 // DefaultSourceName derives a source name from a repository URL and path:

@@ -212,6 +212,22 @@ func (l localFiles) Fetch(ctx context.Context) (*gitsource.Snapshot, error) {
 		}
 		snap.Files = append(snap.Files, gitsource.File{Path: f.Path, Data: f.Data})
 	}
+	// The recipients of the secrets, found as kaylee validate finds them.
+	rf, err := recipientsFile("", l)
+	if err != nil || rf == "" {
+		return snap, err
+	}
+	rfiles, err := localtree.Read(ctx, []string{rf})
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return nil, err
+	case err != nil:
+		snap.Errors = append(snap.Errors, &gitsource.FileError{Path: rf, Err: err})
+	case rfiles[0].Err != nil:
+		snap.Errors = append(snap.Errors, &gitsource.FileError{Path: rf, Err: rfiles[0].Err.Err})
+	default:
+		snap.Recipients = &gitsource.File{Path: rf, Data: rfiles[0].Data}
+	}
 	return snap, nil
 }
 

@@ -23,7 +23,11 @@ func (a *app) validateCommand() *cobra.Command {
 		Long: `Validate reads unit files (YAML, several documents per file allowed, or JSON)
 and directories (recursively, every *.yaml and *.yml) and checks every unit.
 Checks that span files look only at the files given: a domain claimed twice, and
-dependsOn (every name a unit of the files, no cycle).
+dependsOn (every name a unit of the files, no cycle). When a .kaylee/recipients
+is found (in the current directory, or else at the root of the git repository
+holding the first PATH), each secret is checked against it as kaylee sync
+checks it (kaylee secret check): its recipients must be in the file, and one of
+them on every machine its unit may run on.
 
 Each problem is printed on stderr as FILE:LINE: FIELD: MESSAGE. The exit code is
 0 when every unit is valid and 1 otherwise. With --json, stdout holds the
@@ -50,6 +54,11 @@ kaylee render and kaylee run read files the same way.`,
 			docs, bad, err := loadPaths(cmd.Context(), cmd.ErrOrStderr(), paths, defaultEngine)
 			if err != nil {
 				return err
+			}
+			if secretsBad, err := checkSecretsAgainst(cmd.Context(), cmd.ErrOrStderr(), docs, paths); err != nil {
+				return err
+			} else if secretsBad {
+				bad = true
 			}
 			for _, d := range docs {
 				switch {

@@ -1,6 +1,7 @@
 package fleetsim
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -168,7 +169,9 @@ func (s *Systemd) start(u *simUnit) {
 		})
 		return
 	}
-	check := len(u.file.Contents["Service"]["ExecStartPost"]) > 0
+	// An ExecStartPost is a health check, except Kaylee's removal of
+	// decrypted secrets, which is done at once.
+	check := slices.ContainsFunc(u.file.Contents["Service"]["ExecStartPost"], func(l string) bool { return !strings.HasPrefix(l, "/bin/rm -rf "+deploy.SecretsDir+"/") })
 	unhealthy := check && (fail || s.cfg.unhealthyMarker != "" && strings.Contains(text, s.cfg.unhealthyMarker))
 	s.after(u, s.cfg.startDelay, func() {
 		switch {

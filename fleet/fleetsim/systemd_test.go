@@ -62,6 +62,7 @@ func TestSystemdStates(t *testing.T) {
 			"activating/start-pre activating/start-post activating/auto-restart activating/start-pre activating/start-post activating/auto-restart"},
 		{"health check never passes without Restart=", []string{"ExecStart=/bin/sim-unhealthy", "ExecStartPost=/bin/check"}, "activating/start activating/start-post failed/failed"},
 		{"unhealthy marker without a check: runs", []string{"ExecStart=/bin/sim-unhealthy"}, "activating/start active/running"},
+		{"the removal of decrypted secrets is no check", []string{"ExecStartPre=/bin/bash -c 'decrypt' kaylee-secret", "ExecStart=/bin/sim-unhealthy", "ExecStartPost=/bin/rm -rf /run/kaylee/secrets/k2_web_0"}, "activating/start-pre active/running"},
 		// A crashing process fails its check: systemd lets ExecStartPost
 		// run to its end before it acts on the main process's exit.
 		{"crash with a health check: never running", []string{"ExecStart=/bin/sim-fail", "ExecStartPost=/bin/check", "Restart=always", "RestartSec=100ms"},

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	agelib "filippo.io/age"
+	"filippo.io/age/armor"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
+	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
+	"github.com/kaylee-gitops/kaylee/store/etcdtest"
+)
+
+// kayleeStdin runs the CLI in-process with stdin.
+func kayleeStdin(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &stdio{in: strings.NewReader(stdin), out: &out, err: &errb}, func(string) string { return "" })
+	return result{code, out.String(), errb.String()}
+}
+
+func secretTestdata(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "testdata", "secret", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// decryptEntry decrypts the secret of an env entry with an identity
+// file's content.
+func decryptEntry(t *testing.T, secret, identity string) (string, error) {
+	t.Helper()
+	ids, err := agelib.ParseIdentities(strings.NewReader(identity))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := agelib.Decrypt(armor.NewReader(strings.NewReader(secret)), ids...)
+	if err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(r)
+	return string(b), err
+}
+
+// TestSecretEncrypt: the entry printed loads as a valid unit's env, and
+// its secret decrypts with the recipients' identities (deploy's
+// testdata keys) to the value on stdin, less one trailing newline.
+func TestSecretEncrypt(t *testing.T) {
+	dir := writeFiles(t, map[string]string{".kaylee/recipients": secretTestdata(t, "recipients")})
+	identities := map[string]string{"keys.txt": secretTestdata(t, "keys.txt"), "other.txt": secretTestdata(t, "other.txt")}
+	t.Chdir(dir)
+	const value = "pa$$ \"w0rd\" `x` \\ end\n\n"
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		recipients []string
+		decrypts   []string // identity files that decrypt it
+	}{
+		{"to db", []string{"--to", "db", "--name", "DB_PASSWORD"}, []string{"db"}, []string{"keys.txt"}},
+		{"to db and ops", []string{"--to", "db,ops", "--name", "DB_PASSWORD"}, []string{"db", "ops"}, []string{"keys.txt", "other.txt"}},
+		{"without a name, from a named file", []string{"--to", "ops", "--recipients", filepath.Join(dir, ".kaylee", "recipients")}, []string{"ops"}, []string{"other.txt"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := kayleeStdin(t, value, append([]string{"secret", "encrypt"}, tc.args...)...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.err)
+			}
+			entry := r.stdout
+			if !strings.HasPrefix(entry, "- name: DB_PASSWORD\n  secret: |\n    -----BEGIN AGE ENCRYPTED FILE-----\n") {
+				if !strings.HasPrefix(entry, "  secret: |\n    -----BEGIN AGE ENCRYPTED FILE-----\n") {
+					t.Fatalf("entry:\n%s", entry)
+				}
+				entry = "- name: DB_PASSWORD\n" + entry
+				if !strings.Contains(r.err, "put these lines under the env entry's - name: line") {
+					t.Errorf("stderr: %s", r.err)
+				}
+			}
+			unit := "name: db\nengine: docker\nmachine: [role=db]\napps:\n- image: docker://db\nenv:\n" + entry
+			docs, err := deploy.Load("units/db.yaml", []byte(unit))
+			if err != nil {
+				t.Fatalf("the entry does not load: %v\n%s", err, unit)
+			}
+			e := docs[0].Spec.Env[0]
+			if e.Name != "DB_PASSWORD" || e.Value != "" || strings.Join(e.Recipients, ",") != strings.Join(tc.recipients, ",") {
+				t.Fatalf("env entry %+v", e)
+			}
+			for _, id := range tc.decrypts {
+				got, err := decryptEntry(t, e.Secret, identities[id])
+				if err != nil || got != strings.TrimSuffix(value, "\n") {
+					t.Errorf("decrypted with %s: %q, %v; want %q", id, got, err, strings.TrimSuffix(value, "\n"))
+				}
+			}
+			if len(tc.decrypts) == 1 {
+				other := map[string]string{"keys.txt": "other.txt", "other.txt": "keys.txt"}[tc.decrypts[0]]
+				if _, err := decryptEntry(t, e.Secret, identities[other]); err == nil {
+					t.Errorf("%s decrypts it too", other)
+				}
+			}
+		})
+	}
+
+	for _, tc := range []struct {
+		name, stdin string
+		args        []string
+		want        string
+	}{
+		{"an unknown name", "x", []string{"--to", "db,web"}, `kaylee: --to: "web" is not a recipient of .kaylee/recipients (it names db, ops)`},
+		{"a name twice", "x", []string{"--to", "db,db"}, "kaylee: --to: db is given twice"},
+		{"no --to", "x", nil, "kaylee: --to: name the recipients"},
+		{"nothing on stdin", "\n", []string{"--to", "db"}, "kaylee: no value on stdin: give it there, e.g. kaylee secret encrypt --to db < pw.txt"},
+		{"a bad variable name", "x", []string{"--to", "db", "--name", "DB PASSWORD"}, `kaylee: the entry would be refused: --name "DB PASSWORD": `},
+		{"no recipients file", "x", []string{"--to", "db", "--recipients", filepath.Join(dir, "nope")}, "kaylee: " + filepath.Join(dir, "nope") + ": the recipients file cannot be read: "},
+		{"the value as an argument", "x", []string{"--to", "db", "s3cret"}, `unknown command "s3cret" for "kaylee secret encrypt"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := kayleeStdin(t, tc.stdin, append([]string{"secret", "encrypt"}, tc.args...)...)
+			if r.code != 1 || r.stdout != "" || !strings.Contains(r.err, tc.want) {
+				t.Fatalf("exit %d, stdout %q, stderr:\n%s\nwant %q", r.code, r.stdout, r.err, tc.want)
+			}
+		})
+	}
+}
+
+// secretRepo is a checkout with a recipients file (db: role=db, ops: *)
+// and two units with a secret encrypted to db: db runs on role=db
+// machines (covered), api anywhere (not).
+func secretRepo(t *testing.T, recipients string) string {
+	t.Helper()
+	one := "    " + strings.ReplaceAll(strings.TrimSpace(secretTestdata(t, "db-password.age")), "\n", "\n    ")
+	unit := func(name, machine string) string {
+		return "name: " + name + "\nengine: docker\n" + machine + "apps:\n- image: docker://" + name + "\nenv:\n- name: DB_PASSWORD\n  secret: |\n" + one + "\n  recipients: [db]\n"
+	}
+	files := map[string]string{
+		".git/HEAD":      "ref: refs/heads/main\n",
+		"units/db.yaml":  unit("db", "machine: [role=db]\n"),
+		"units/api.yaml": unit("api", ""),
+		"units/web.yaml": "name: web\nengine: docker\napps:\n- image: docker://web\n",
+	}
+	if recipients != "" {
+		files[".kaylee/recipients"] = recipients
+	}
+	return writeFiles(t, files)
+}
+
+// TestSecretCheck: a table of each secret with its recipients, the
+// machines its unit may run on and who covers them, or the problem at
+// FILE:LINE; exit 1 when one cannot be decrypted where its unit may run.
+func TestSecretCheck(t *testing.T) {
+	rcp := secretTestdata(t, "recipients")
+	dir := secretRepo(t, rcp)
+	apiProblem := "env[0].recipients: no recipient's machines include every machine api may run on (any machine; db: role=db): encrypt it also to a recipient of those machines (* for every machine), or constrain machine:"
+
+	t.Run("the current directory", func(t *testing.T) {
+		t.Chdir(dir)
+		r := kaylee(t, nil, "secret", "check")
+		want := "UNIT  VAR          RECIPIENTS  RUNS ON                COVERED BY\n" +
+			"api   DB_PASSWORD  db          any machine            units/api.yaml:15: " + apiProblem + "\n" +
+			"db    DB_PASSWORD  db          machines with role=db  db\n" +
+			"recipients from .kaylee/recipients; 1 of the 2 secrets cannot be decrypted on every machine their unit may run on\n"
+		if r.code != 1 || r.stdout != want || r.err != "" {
+			t.Fatalf("exit %d, stdout:\n%s\nwant:\n%s\nstderr: %s", r.code, r.stdout, want, r.err)
+		}
+	})
+	t.Run("a covered unit", func(t *testing.T) {
+		t.Chdir(dir)
+		r := kaylee(t, nil, "secret", "check", "units/db.yaml", "units/web.yaml")
+		want := "UNIT  VAR          RECIPIENTS  RUNS ON                COVERED BY\n" +
+			"db    DB_PASSWORD  db          machines with role=db  db\n" +
+			"recipients from .kaylee/recipients; each of the 1 secrets can be decrypted on every machine its unit may run on\n"
+		if r.code != 0 || r.stdout != want {
+			t.Fatalf("exit %d, stdout:\n%s\nwant:\n%s\nstderr: %s", r.code, r.stdout, want, r.err)
+		}
+	})
+	t.Run("from a subdirectory: the repository root's recipients, json", func(t *testing.T) {
+		t.Chdir(filepath.Join(dir, "units"))
+		r := kaylee(t, nil, "secret", "check", "-o", "json", ".")
+		var got []secretCheckJSON
+		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+			t.Fatalf("%v: %s", err, r.stdout)
+		}
+		if r.code != 1 || len(got) != 2 || got[0].Unit != "api" || got[0].Problem != "api.yaml:15: "+apiProblem || len(got[0].CoveredBy) != 0 ||
+			got[1].Unit != "db" || got[1].Problem != "" || strings.Join(got[1].CoveredBy, ",") != "db" || got[1].File != "db.yaml" || got[1].Line != 8 || got[1].RunsOn != "machines with role=db" {
+			t.Fatalf("exit %d: %+v", r.code, got)
+		}
+	})
+	t.Run("no recipients file", func(t *testing.T) {
+		t.Chdir(secretRepo(t, ""))
+		r := kaylee(t, nil, "secret", "check", "units/db.yaml")
+		if r.code != 1 || !strings.Contains(r.stdout, "units/db.yaml:8: env[0].secret: the repository has no .kaylee/recipients naming the recipients of its secrets") ||
+			!strings.Contains(r.stdout, "no recipients file; 1 of the 1 secrets cannot be decrypted") {
+			t.Fatalf("exit %d, stdout:\n%s", r.code, r.stdout)
+		}
+	})
+	t.Run("a recipients file that does not parse", func(t *testing.T) {
+		t.Chdir(secretRepo(t, rcp+"web age1nope role=web\n"))
+		r := kaylee(t, nil, "secret", "check")
+		if r.code != 1 || r.stdout != "" || !strings.HasPrefix(r.err, `.kaylee/recipients:4: web: "age1nope" is not an age public key`) {
+			t.Fatalf("exit %d, stdout %q, stderr:\n%s", r.code, r.stdout, r.err)
+		}
+	})
+	t.Run("no secrets", func(t *testing.T) {
+		t.Chdir(dir)
+		r := kaylee(t, nil, "secret", "check", "units/web.yaml")
+		if r.code != 0 || r.stdout != "no secrets in these unit files\n" {
+			t.Fatalf("exit %d, stdout %q", r.code, r.stdout)
+		}
+	})
+}
+
+// TestValidateChecksSecrets: kaylee validate checks secrets against the
+// recipients file it finds (the repository root's, from a path in it) and
+// reports the problems as file errors; without one, it checks nothing.
+func TestValidateChecksSecrets(t *testing.T) {
+	dir := secretRepo(t, secretTestdata(t, "recipients"))
+	r := kaylee(t, nil, "validate", filepath.Join(dir, "units"))
+	wantErr := filepath.Join(dir, "units", "api.yaml") + ":15: env[0].recipients: no recipient's machines include every machine api may run on"
+	if r.code != 1 || !strings.HasPrefix(r.err, wantErr) || strings.Count(r.err, "\n") != 1 {
+		t.Fatalf("exit %d, stderr:\n%s\nwant %s…", r.code, r.err, wantErr)
+	}
+	if r.stdout != "db: engine docker (its own)\nweb: engine docker (its own)\n" {
+		t.Errorf("stdout:\n%s", r.stdout)
+	}
+	bare := secretRepo(t, "")
+	if r := kaylee(t, nil, "validate", filepath.Join(bare, "units")); r.code != 0 || r.err != "" {
+		t.Fatalf("without a recipients file: exit %d, stderr:\n%s", r.code, r.err)
+	}
+}
+
+// TestSyncOnceSecrets, on etcd and git: kaylee sync --once refuses a unit
+// whose secret cannot be decrypted where it may run (FILE:LINE, exit 1)
+// and applies the others; a rotation shows as two fingerprints.
+func TestSyncOnceSecrets(t *testing.T) {
+	one, two := secretTestdata(t, "db-password.age"), secretTestdata(t, "two.age")
+	indent := func(s string) string { return "    " + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n    ") }
+	unit := func(name, machine, recipients, text string) string {
+		return "name: " + name + "\nengine: docker\n" + machine + "apps:\n- image: docker://" + name + "\nenv:\n- name: DB_PASSWORD\n  secret: |\n" + indent(text) + "\n  recipients: [" + recipients + "]\n"
+	}
+	e := etcdtest.New(t)
+	repo := gittest.NewRepo(t)
+	repo.Write(map[string]string{
+		".kaylee/recipients": secretTestdata(t, "recipients"),
+		"units/db.yaml":      unit("db", "machine: [role=db]\n", "db", one),
+		"units/api.yaml":     unit("api", "", "db", one),
+	})
+	repo.Commit("secrets")
+	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL(), "KAYLEE_CACHE_DIR": t.TempDir()}
+	args := []string{"sync", "--once", "--repo", repo.FileURL(), "--path", "units"}
+	r := kaylee(t, env, args...)
+	want := "units/api.yaml:15: env[0].recipients: no recipient's machines include every machine api may run on (any machine; db: role=db)"
+	if r.code != 1 || !strings.Contains(r.err, want) || !strings.Contains(r.stdout, "1 created") {
+		t.Fatalf("exit %d\n%s%s\nwant on stderr %s", r.code, r.stdout, r.err, want)
+	}
+	if s := storedUnits(t, e); s["api"] != "" || !strings.Contains(s["db"], "BEGIN AGE") {
+		t.Fatalf("stored: %v", s)
+	}
+
+	repo.Write(map[string]string{"units/db.yaml": unit("db", "machine: [role=db]\n", "db, ops", two), "units/api.yaml": ""})
+	repo.Commit("rotate")
+	r = kaylee(t, env, append(args, "--dry-run")...)
+	rotated := fmt.Sprintf(`~ env: [{"name":"DB_PASSWORD","recipients":["db"],"secret":"%s","value":""}] → [{"name":"DB_PASSWORD","recipients":["db","ops"],"secret":"%s","value":""}]`,
+		deploy.SecretFingerprint(one), deploy.SecretFingerprint(two))
+	if r.code != 0 || !strings.Contains(r.stdout, rotated) || strings.Contains(r.stdout+r.err, "BEGIN AGE") {
+		t.Fatalf("rotation: exit %d\n%s%s\nwant\n%s", r.code, r.stdout, r.err, rotated)
+	}
+}
+
+// kaylee plan PATH reads the recipients as kaylee validate finds them.
+func TestLocalFilesRecipients(t *testing.T) {
+	dir := secretRepo(t, secretTestdata(t, "recipients"))
+	snap, err := localFiles{filepath.Join(dir, "units")}.Fetch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Recipients == nil || snap.Recipients.Path != filepath.Join(dir, ".kaylee", "recipients") || !strings.Contains(string(snap.Recipients.Data), "role=db") {
+		t.Fatalf("recipients %+v", snap.Recipients)
+	}
+	snap, err = localFiles{filepath.Join(secretRepo(t, ""), "units")}.Fetch(context.Background())
+	if err != nil || snap.Recipients != nil {
+		t.Fatalf("without a recipients file: %+v %v", snap.Recipients, err)
+	}
+}
