@@ -249,6 +249,14 @@ func TestRealSecrets(t *testing.T) {
 		f, _ := e.c.Exec(ctx, m, "sh", "-c", "cat /run/fleet/units/* /run/kaylee/evidence/* 2>/dev/null; systemctl cat 'se:*' 2>/dev/null")
 		where[m.Name+"'s unit files and evidence"] = f
 	}
+	// What people read shows a secret, never its ciphertext (noise, and
+	// not theirs to copy): the API and etcd carry it.
+	for _, place := range []string{"kaylee status db", "kaylee events", "kaylee history db", "notifications"} {
+		if strings.Contains(where[place], "BEGIN AGE ENCRYPTED FILE") || strings.Contains(where[place], "YWdlLWVuY3J5cHRpb24ub3JnL3Yx") {
+			t.Errorf("%s shows a secret's ciphertext:\n%s", place, tail(where[place], 40))
+		}
+	}
+	t.Logf("kaylee events:\n%s\nkaylee history db:\n%s", tail(where["kaylee events"], 30), where["kaylee history db"])
 	for place, text := range where {
 		if text == "" {
 			t.Errorf("%s: nothing to search", place)
