@@ -355,3 +355,59 @@ func (e *env) fleetRegistryDump() string {
 	}
 	return body
 }
+
+// TestRealSecretsPodman: with engine podman the secret reaches the pod's
+// app too (podman create -e reads it in an ExecStartPre after the
+// decrypt step), and no decrypted file is left while the pod runs.
+func TestRealSecretsPodman(t *testing.T) {
+	e := newEnv(t, "sp")
+	e.server()
+	ctx := context.Background()
+	image, err := e.c.PushImage(ctx, realfleet.CountlyImage, "countly:sp", "/testimage", "--listen", ":80", "--env-hash", "DB_PASSWORD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range e.c.Machines {
+		e.writeIdentity(m, a)
+	}
+	clear, core := secretValue(t)
+	armored := encryptArmored(t, clear, a.Recipient())
+	e.must("run", "--wait", "--timeout", "3m", e.unit("pdb", "name: pdb\nengine: podman\nreplicas: 1\napps:\n- image: "+image+
+		"\nenv:\n- name: DB_PASSWORD\n  recipients: [db]\n  secret: |\n    "+strings.ReplaceAll(strings.TrimRight(armored, "\n"), "\n", "\n    ")+"\n"))
+	st, _ := e.status("pdb")
+	if len(st.Units) != 1 {
+		t.Fatalf("pdb's fleet units: %+v", st.Units)
+	}
+	m, ok := e.c.Machine(st.Units[0].MachineID)
+	if !ok {
+		t.Fatalf("pdb runs on no machine of the cluster: %+v", st.Units[0])
+	}
+	pod := instanceOf(st.Units[0].Name)
+	ips, err := e.c.PodIPs(ctx, m, pod)
+	if err != nil || len(ips) != 1 {
+		t.Fatalf("pod %s on %s: addresses %q %v", pod, m.Name, ips, err)
+	}
+	code, got, err := realfleet.GetURL(ctx, "http://"+ips[0]+":80/envhash?name=DB_PASSWORD", 3*time.Second)
+	if err != nil || code != 200 || got != sum(clear) {
+		t.Errorf("pod %s: GET /envhash?name=DB_PASSWORD = %d %q %v, want the value's SHA-256 %s", pod, code, got, err, sum(clear))
+	}
+	if out, err := e.c.Exec(ctx, m, "ls", "-A", deploy.SecretsDir); err != nil || out != "" {
+		t.Errorf("%s, running pod %s: %s holds %q (%v), want nothing", m.Name, pod, deploy.SecretsDir, out, err)
+	}
+	// The app's log line (its journal, through podman) has the hash, and
+	// no journal line the value.
+	j, err := e.c.Exec(ctx, m, "journalctl", "-o", "cat", "--no-pager")
+	if err != nil || !strings.Contains(j, "sha256(DB_PASSWORD)="+sum(clear)) || strings.Contains(j, core) {
+		t.Errorf("%s's journal: %v; has the app's sha256(DB_PASSWORD)= line: %v; holds the value in clear: %v", m.Name, err,
+			strings.Contains(j, "sha256(DB_PASSWORD)="+sum(clear)), strings.Contains(j, core))
+	}
+	e.must("rm", "pdb")
+	e.waitFor("pdb's pod gone", 2*time.Minute, func() (bool, string) {
+		out, _ := e.c.Podman(ctx, m, "pod", "ps", "-q", "--filter", "name="+pod)
+		return strings.TrimSpace(out) == "", out
+	})
+}
