@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"filippo.io/age"
@@ -136,10 +137,14 @@ func (c *checker) checkSecret(field string, e EnvVar) {
 		c.fail(field+".recipients", "lists %d recipients (%s) but the secret is encrypted to %d: re-encrypt it with kaylee secret encrypt, which writes both",
 			len(e.Recipients), strings.Join(e.Recipients, ", "), len(sec.Stanzas))
 	}
-	if room := MaxLineLen - 1 - secretLineLen(e.Name, ""); len(secretWord(sec)) > room {
-		c.fail(field+".secret", "is %d bytes in the unit file (base64), and fleet's line limit leaves %d: encrypt to fewer recipients (each takes about 100), or keep the value shorter", len(secretWord(sec)), room)
+	if len(e.Secret) > MaxSecretLen {
+		c.fail(field+".secret", "is %d bytes; at most %d (an env value is for a password, a token or a key, not a file)", len(e.Secret), MaxSecretLen)
 	}
 }
+
+// MaxSecretLen bounds a secret's armored text: a TLS key with its
+// certificate chain fits.
+const MaxSecretLen = 16 << 10
 
 // secretWord is a secret as it is rendered: its binary age file, base64.
 func secretWord(s *Secret) string { return base64.StdEncoding.EncodeToString(s.Binary) }
@@ -178,7 +183,12 @@ func (r *renderer) secretSteps() {
 		if err != nil {
 			continue // validation refuses it
 		}
-		r.add("Service", "ExecStartPre", secretStep(r.idWord(SecretsDir+"/", ""), e.Name, secretWord(sec)))
+		dir := r.idWord(SecretsDir+"/", "")
+		parts, last := secretChunks(e.Name, secretWord(sec))
+		for i, p := range parts {
+			r.add("Service", "ExecStartPre", secretPartStep(dir, e.Name, i, p))
+		}
+		r.add("Service", "ExecStartPre", secretStep(dir, e.Name, last))
 	}
 }
 
@@ -209,17 +219,55 @@ func secretStep(dir, name, b64 string) string {
 	return joinEscaped(BashPath+" -c "+secretScriptWord, "kaylee-secret", dir, SecretIdentityFile, name, b64)
 }
 
-// secretLineLen is the length of a variable's decrypt line without its
-// ciphertext, with the longest instance ID a unit name allows.
-func secretLineLen(name, b64 string) int {
-	longest := UnitName{Prefix: strings.Repeat("k", MaxUnitPrefixLen), Name: strings.Repeat("n", MaxNameLen), SpecHash: "12345678", Group: "abcdef", Index: 999}
-	dir := SecretsDir + "/" + longest.InstanceID() + machineIDSpecifier
-	return len("ExecStartPre=") + len(secretStep(dir, name, b64))
+// secretPartStep is the Exec line that stores the i-th part of a long
+// ciphertext for its decrypt step; dir is escaped.
+func secretPartStep(dir, name string, i int, b64 string) string {
+	return joinEscaped(BashPath+" -c "+secretPartScriptWord, "kaylee-secret-part", dir, name, strconv.Itoa(i), b64)
 }
+
+// longestSecretDir is the longest instance directory a unit name allows:
+// a secret is split the same way for every replica.
+func longestSecretDir() string {
+	longest := UnitName{Prefix: strings.Repeat("k", MaxUnitPrefixLen), Name: strings.Repeat("n", MaxNameLen), SpecHash: "12345678", Group: "abcdef", Index: 999}
+	return SecretsDir + "/" + longest.InstanceID() + machineIDSpecifier
+}
+
+// secretChunks splits a secret's ciphertext into the words of its steps:
+// the parts stored first (none when it fits on its decrypt line) and the
+// decrypt step's word, "+" first when parts come before it. Every line
+// stays under fleet's limit.
+func secretChunks(name, b64 string) (parts []string, last string) {
+	room := MaxLineLen - 1 - len("ExecStartPre=") - len(secretStep(longestSecretDir(), name, ""))
+	if len(b64) <= room {
+		return nil, b64
+	}
+	last = "+" + b64[len(b64)-(room-1):]
+	rest := b64[:len(b64)-(room-1)]
+	partRoom := MaxLineLen - 1 - len("ExecStartPre=") - len(secretPartStep(longestSecretDir(), name, 999, ""))
+	for len(rest) > 0 {
+		n := min(partRoom, len(rest))
+		parts, rest = append(parts, rest[:n]), rest[n:]
+	}
+	return parts, last
+}
+
+// secretPartScript is run by bash as an ExecStartPre before a long
+// secret's decrypt step, with $1 the instance's directory, $2 the
+// variable's name, $3 the part's index and $4 the part: it starts (part 0)
+// or adds to $1/.$2.b64, which the decrypt step reads and removes.
+const secretPartScript = `
+mkdir -p ${1%/*} && mkdir -p -m 0700 $1 || exit 1
+umask 077
+[ $3 = 0 ] && : >$1/.$2.b64
+printf %s $4 >>$1/.$2.b64
+`
+
+var secretPartScriptWord = "'" + systemdLiteral(secretPartScript) + "'"
 
 // secretScript is run by bash as an ExecStartPre, with $1 the instance's
 // directory, $2 the identity file, $3 the variable's name and $4 its age
-// file, base64. It writes $1/$3 atomically (a temp file, then mv), 0600
+// file, base64 (or "+" and its end, the rest stored by secretPartScript
+// steps in $1/.$3.b64). It writes $1/$3 atomically (a temp file, then mv), 0600
 // in a 0700 directory (its parents keep the machine's umask: the
 // evidence publisher, not root, reads /run/kaylee/evidence), as an environment file systemd reads: NAME="v"
 // with \, ", $ and ` escaped (systemd keeps newlines inside the quotes).
@@ -236,7 +284,8 @@ set -o pipefail
 mkdir -p ${1%/*} && mkdir -p -m 0700 $1 || exit 1
 umask 077
 [ -r $2 ] || { echo "` + secretLinePrefix + ` $3: this machine has no age identity file $2: put the key of a recipient of $3 there (Secrets in the README of Kaylee)" >&2; exit 1; }
-v=$(echo $4 | base64 -d | ` + AgePath + ` -d -i $2 2>$1/.err) || { echo "` + secretLinePrefix + ` $3: not decrypted with $2: $(head -n 1 $1/.err)" >&2; rm -f $1/.err; exit 1; }
+case $4 in +*) c=$(cat $1/.$3.b64)${4#+}; rm -f $1/.$3.b64;; *) c=$4;; esac
+v=$(echo $c | base64 -d | ` + AgePath + ` -d -i $2 2>$1/.err) || { echo "` + secretLinePrefix + ` $3: not decrypted with $2: $(head -n 1 $1/.err)" >&2; rm -f $1/.err; exit 1; }
 rm -f $1/.err
 b=$(printf "\\140")
 v=${v//\\/\\\\}; v=${v//\"/\\\"}; v=${v//\$/\\\$}; v=${v//$b/\\$b}

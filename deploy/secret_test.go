@@ -2,17 +2,50 @@ package deploy
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"filippo.io/age"
+	"filippo.io/age/armor"
 )
 
 // The test identities and ciphertexts: testdata/secret/keys.txt decrypts
 // db-password.age (encrypted to it alone) and two.age (to it and
 // other.txt's key); recipients names both.
 const secretClear = "pa$$ \"w0rd\" `x` \\ end"
+
+// longClear is a value whose ciphertext needs more than one unit line.
+var longClear = "-----BEGIN KEY-----\n" + strings.Repeat("MIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEA\n", 60) + "-----END KEY-----"
+
+// encryptTo encrypts clear, armored, to the recipient of a testdata
+// identity file.
+func encryptTo(t testing.TB, clear, identityFile string) string {
+	t.Helper()
+	ids, err := age.ParseIdentities(strings.NewReader(readTestdata(t, identityFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	a := armor.NewWriter(&b)
+	w, err := age.Encrypt(a, ids[0].(*age.X25519Identity).Recipient())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(w, clear); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
 
 func readTestdata(t testing.TB, name string) string {
 	t.Helper()
@@ -69,7 +102,7 @@ func indent(s string) string {
 
 func TestValidateSecretErrors(t *testing.T) {
 	one, two := readTestdata(t, "db-password.age"), readTestdata(t, "two.age")
-	many := "-----BEGIN AGE ENCRYPTED FILE-----\n" + strings.Repeat("QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB\n", 40) + "-----END AGE ENCRYPTED FILE-----\n"
+	huge := encryptTo(t, strings.Repeat("x", MaxSecretLen), "keys.txt")
 	for _, tc := range []struct {
 		name, entry, want string
 	}{
@@ -88,8 +121,8 @@ func TestValidateSecretErrors(t *testing.T) {
 			"u.yaml:18: env[0].recipients[1]: db is given twice"},
 		{"clear text as secret", "- name: T\n  secret: hunter2\n  recipients: [db]\n",
 			`u.yaml:8: env[0].secret: is not an age file`},
-		{"too long for a unit line", "- name: T\n  secret: |\n" + indent(many) + "\n  recipients: [db]\n",
-			"env[0].secret: "},
+		{"too long", "- name: T\n  secret: |\n" + indent(huge) + "\n  recipients: [db]\n",
+			"u.yaml:8: env[0].secret: is 22"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load("u.yaml", []byte(secretYAML(tc.entry)))
@@ -154,14 +187,18 @@ func secretArgvs(t *testing.T, s *Spec, dir, identity string) [][]string {
 	}
 	var out [][]string
 	for _, l := range options(units[0], "Service", "ExecStartPre") {
-		if !strings.Contains(l, " kaylee-secret ") {
+		if !strings.Contains(l, " kaylee-secret") {
 			continue
 		}
 		argv := execArgv(t, l)
-		if len(argv) != 8 || argv[3] != "kaylee-secret" || argv[5] != SecretIdentityFile {
+		switch {
+		case len(argv) == 8 && argv[3] == "kaylee-secret" && argv[5] == SecretIdentityFile:
+			argv[4], argv[5] = dir, identity
+		case len(argv) == 8 && argv[3] == "kaylee-secret-part":
+			argv[4] = dir
+		default:
 			t.Fatalf("decrypt step %q", argv)
 		}
-		argv[4], argv[5] = dir, identity
 		out = append(out, argv)
 	}
 	return out
@@ -179,15 +216,27 @@ func TestSecretStepDecrypts(t *testing.T) {
 		skipOutsideCI(t, "no %s (Debian's package age): %v", AgePath, err)
 	}
 	s := loadOne(t, "testdata/render/secret-docker.yaml")
+	// A key of 3000 bytes: its ciphertext takes three lines of the unit.
+	s.Env = append(s.Env, EnvVar{Name: "TLS_KEY", Secret: encryptTo(t, longClear, "keys.txt"), Recipients: []string{"db"}})
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	dir := filepath.Join(t.TempDir(), "run", "k2_api")
 	keys, _ := filepath.Abs("testdata/secret/keys.txt")
-	for _, argv := range secretArgvs(t, s, dir, keys) {
+	argvs := secretArgvs(t, s, dir, keys)
+	if len(argvs) != 5 {
+		t.Fatalf("%d decrypt steps, want 2 + 3 for the long key", len(argvs))
+	}
+	for _, argv := range argvs {
 		out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
 		if err != nil || len(out) > 0 {
-			t.Fatalf("%s: %v: %q", argv[6], err, out)
+			t.Fatalf("%s: %v: %q", argv[3:5], err, out)
 		}
 	}
-	for name, want := range map[string]string{"DB_PASSWORD": secretClear, "API_TOKEN": "other"} {
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	for name, want := range map[string]string{"DB_PASSWORD": secretClear, "API_TOKEN": "other", "TLS_KEY": longClear} {
 		f := filepath.Join(dir, name)
 		st, err := os.Stat(f)
 		if err != nil {
@@ -376,7 +425,8 @@ func checkSecretLine(t *testing.T, spec *Spec, line string) {
 			continue
 		}
 		sec, err := ParseSecret(e.Secret)
-		if err != nil || secretWord(sec) != argv[7] {
+		word := secretWord(sec)
+		if err != nil || word != argv[7] && !(strings.HasPrefix(argv[7], "+") && strings.HasSuffix(word, argv[7][1:])) {
 			t.Fatalf("decrypt step of %s holds another ciphertext (%v)", e.Name, err)
 		}
 		return
