@@ -411,3 +411,52 @@ func TestRealSecretsPodman(t *testing.T) {
 		return strings.TrimSpace(out) == "", out
 	})
 }
+
+// TestRealSecretsLong: a secret longer than a unit line (a TLS key:
+// its ciphertext is split over several ExecStartPre steps) reaches the
+// process byte for byte, and leaves no file behind.
+func TestRealSecretsLong(t *testing.T) {
+	e := newEnv(t, "sl")
+	e.server()
+	ctx := context.Background()
+	a, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range e.c.Machines {
+		e.writeIdentity(m, a)
+	}
+	_, core := secretValue(t)
+	raw := make([]byte, 2400)
+	if _, err := rand.Read(raw); err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.StdEncoding.EncodeToString(raw)
+	var key strings.Builder
+	key.WriteString("-----BEGIN PRIVATE KEY-----\n" + core + "\n")
+	for len(b64) > 64 {
+		key.WriteString(b64[:64] + "\n")
+		b64 = b64[64:]
+	}
+	key.WriteString(b64 + "\n-----END PRIVATE KEY-----")
+	clear := key.String()
+	armored := encryptArmored(t, clear, a.Recipient())
+	unit := webUnit("tls", 1, 1, "v1", "--env-hash=TLS_KEY") + "env:\n- name: TLS_KEY\n  recipients: [db]\n  secret: |\n    " +
+		strings.ReplaceAll(strings.TrimRight(armored, "\n"), "\n", "\n    ") + "\n"
+	rendered := e.must("render", "--unit-prefix", "sl", e.unit("tls", unit))
+	t.Logf("TLS_KEY: %d bytes, %d armored; the unit has %d kaylee-secret-part steps", len(clear), len(armored), strings.Count(rendered, "' kaylee-secret-part "))
+	if !strings.Contains(rendered, "' kaylee-secret-part ") {
+		t.Errorf("a %d-byte secret is rendered without parts", len(armored))
+	}
+	e.must("run", "--wait", "--timeout", "3m", e.unit("tls", unit))
+	cs := e.waitContainers("tls", 1, "v1", 30*time.Second)
+	code, got, err := cs[0].Get(ctx, "/envhash?name=TLS_KEY")
+	if err != nil || code != 200 || got != sum(clear) {
+		t.Errorf("%s: GET /envhash?name=TLS_KEY = %d %q %v, want the value's SHA-256 %s", cs[0].Name, code, got, err, sum(clear))
+	}
+	e.checkNoSecretFiles(cs)
+	m, _ := e.c.Machine(cs[0].Machine)
+	if j, _ := e.c.Exec(ctx, m, "journalctl", "-o", "cat", "--no-pager"); strings.Contains(j, core) {
+		t.Errorf("%s's journal holds the secret value in clear", m.Name)
+	}
+}
