@@ -41,10 +41,11 @@ const (
 const secretLinePrefix = "kaylee-secret:"
 
 // Secret is what can be told of an env entry's secret without an
-// identity: the age header's recipient stanzas, by type.
+// identity: the age header's recipient stanzas.
 type Secret struct {
-	// Stanzas are the types of its recipient stanzas ("X25519",
-	// "ssh-ed25519", …): one per recipient it was encrypted to.
+	// Stanzas are the types of its recipient stanzas, one per recipient
+	// it was encrypted to: all "X25519" (ParseSecret refuses others).
+	// Grease stanzas, which stand for no recipient, are left out.
 	Stanzas []string
 	// Binary is the age file without its armor.
 	Binary []byte
@@ -65,8 +66,33 @@ func (r *stanzaRecorder) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
 	return nil, errSecretHeaderRead
 }
 
-// ParseSecret checks that text is an ASCII-armored age file and tells its
-// recipient stanzas. It never decrypts anything.
+// x25519Only ends the errors for a stanza a machine cannot unwrap.
+const x25519Only = "a machine decrypts with its X25519 identity only: encrypt it with age -r age1... (or kaylee secret encrypt) to the machines' X25519 recipients"
+
+// isGrease: a stanza type that stands for no recipient. rage (the Rust
+// age) adds one of a random type ending in "-grease" to every file, so
+// that parsers keep accepting types they do not know; the Go age and
+// its plugin protocol's "grease-…" stanzas never reach a file.
+func isGrease(typ string) bool { return strings.HasSuffix(typ, "-grease") }
+
+// stanzaProblem says why a machine cannot unwrap a stanza of type typ
+// ("": it can, or it is grease).
+func stanzaProblem(typ string) string {
+	switch {
+	case typ == "X25519" || isGrease(typ):
+		return ""
+	case typ == "scrypt":
+		return "is encrypted with a passphrase (age -p); " + x25519Only
+	case typ == "ssh-ed25519" || typ == "ssh-rsa":
+		return fmt.Sprintf("is encrypted to an %s key; %s", typ, x25519Only)
+	default:
+		return fmt.Sprintf("is encrypted to a %s recipient (an age plugin's); %s", typ, x25519Only)
+	}
+}
+
+// ParseSecret checks that text is an ASCII-armored age file encrypted to
+// X25519 recipients only, and tells its recipient stanzas. It never
+// decrypts anything.
 func ParseSecret(text string) (*Secret, error) {
 	t := strings.TrimSpace(text)
 	if !strings.HasPrefix(t, armor.Header) {
@@ -87,10 +113,19 @@ func ParseSecret(text string) (*Secret, error) {
 		}
 		return nil, fmt.Errorf("has no well-formed age header: %w", err)
 	}
-	if len(rec.types) == 0 {
+	var x25519 []string
+	for _, typ := range rec.types {
+		if p := stanzaProblem(typ); p != "" {
+			return nil, errors.New(p)
+		}
+		if !isGrease(typ) {
+			x25519 = append(x25519, typ)
+		}
+	}
+	if len(x25519) == 0 {
 		return nil, errors.New("has no recipient stanza")
 	}
-	return &Secret{Stanzas: rec.types, Binary: bin}, nil
+	return &Secret{Stanzas: x25519, Binary: bin}, nil
 }
 
 // SecretFingerprint names a secret's ciphertext without showing it: the

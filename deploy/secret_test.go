@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -47,6 +48,66 @@ func encryptTo(t testing.TB, clear, identityFile string) string {
 	return b.String()
 }
 
+// encryptArmored encrypts clear, armored, to the recipients.
+func encryptArmored(t testing.TB, clear string, rs ...age.Recipient) string {
+	t.Helper()
+	var b strings.Builder
+	a := armor.NewWriter(&b)
+	w, err := age.Encrypt(a, rs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(w, clear); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// extraStanza is a recipient that wraps the file key as its inner
+// X25519 recipient does and adds a stanza of another type, as rage adds
+// grease, or as a plugin's recipient writes its own.
+type extraStanza struct {
+	inner age.Recipient
+	typ   string
+}
+
+func (r extraStanza) Wrap(fileKey []byte) ([]*age.Stanza, error) {
+	s, err := r.inner.Wrap(fileKey)
+	return append(s, &age.Stanza{Type: r.typ, Args: []string{"x"}, Body: []byte("some body")}), err
+}
+
+// onlyStanza is a recipient that writes the one stanza given.
+type onlyStanza struct{ s age.Stanza }
+
+func (r onlyStanza) Wrap([]byte) ([]*age.Stanza, error) { s := r.s; return []*age.Stanza{&s}, nil }
+
+// testX25519 is the recipient of testdata/secret/keys.txt.
+func testX25519(t testing.TB) *age.X25519Recipient {
+	t.Helper()
+	ids, err := age.ParseIdentities(strings.NewReader(readTestdata(t, "keys.txt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids[0].(*age.X25519Identity).Recipient()
+}
+
+// scryptRecipient is a passphrase's, as age -p encrypts to.
+func scryptRecipient(t testing.TB) *age.ScryptRecipient {
+	t.Helper()
+	r, err := age.NewScryptRecipient("a passphrase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetWorkFactor(10) // fast: nothing here decrypts it
+	return r
+}
+
 func readTestdata(t testing.TB, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", "secret", name))
@@ -59,6 +120,12 @@ func readTestdata(t testing.TB, name string) string {
 func TestParseSecret(t *testing.T) {
 	one, two := readTestdata(t, "db-password.age"), readTestdata(t, "two.age")
 	lines := strings.Split(strings.TrimSpace(one), "\n")
+	x := testX25519(t)
+	scrypt := scryptRecipient(t)
+	// The stanzas agessh writes (filippo.io/age/agessh, not a dependency
+	// of Kaylee): "-> ssh-ed25519 TAG SHARE" and "-> ssh-rsa TAG".
+	sshEd := onlyStanza{age.Stanza{Type: "ssh-ed25519", Args: []string{"Ab1cDe", "c2hhcmU"}, Body: []byte("wrapped key")}}
+	sshRSA := onlyStanza{age.Stanza{Type: "ssh-rsa", Args: []string{"Ab1cDe"}, Body: []byte("wrapped key")}}
 	for _, tc := range []struct {
 		name, text string
 		stanzas    int
@@ -66,6 +133,14 @@ func TestParseSecret(t *testing.T) {
 	}{
 		{"one recipient", one, 1, ""},
 		{"two recipients", two, 2, ""},
+		{"a grease stanza is no recipient", encryptArmored(t, "v", extraStanza{x, "~1Xy-grease"}), 1, ""},
+		{"a passphrase (age -p)", encryptArmored(t, "v", scrypt), 0,
+			"is encrypted with a passphrase (age -p); a machine decrypts with its X25519 identity only: encrypt it with age -r age1... (or kaylee secret encrypt) to the machines' X25519 recipients"},
+		{"an ssh-ed25519 key", encryptArmored(t, "v", sshEd), 0,
+			"is encrypted to an ssh-ed25519 key; a machine decrypts with its X25519 identity only: encrypt it with age -r age1... (or kaylee secret encrypt) to the machines' X25519 recipients"},
+		{"an ssh-rsa key", encryptArmored(t, "v", sshRSA), 0, "is encrypted to an ssh-rsa key; a machine decrypts"},
+		{"X25519 and a plugin's stanza", encryptArmored(t, "v", extraStanza{x, "piv-p256"}), 0,
+			"is encrypted to a piv-p256 recipient (an age plugin's); a machine decrypts with its X25519 identity only"},
 		{"indented and with blank lines around", "\n\n" + one + "\n", 1, ""},
 		{"clear text", "hunter2", 0, `is not an age file: it must start with "-----BEGIN AGE ENCRYPTED FILE-----"`},
 		{"binary age", "age-encryption.org/v1\n-> X25519 abc\n", 0, "is a binary age file: give it ASCII-armored"},
@@ -84,7 +159,7 @@ func TestParseSecret(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(s.Stanzas) != tc.stanzas || s.Stanzas[0] != "X25519" {
+			if len(s.Stanzas) != tc.stanzas || slices.ContainsFunc(s.Stanzas, func(t string) bool { return t != "X25519" }) {
 				t.Fatalf("stanzas %v, want %d X25519", s.Stanzas, tc.stanzas)
 			}
 		})
@@ -121,6 +196,8 @@ func TestValidateSecretErrors(t *testing.T) {
 			"u.yaml:18: env[0].recipients[1]: db is given twice"},
 		{"clear text as secret", "- name: T\n  secret: hunter2\n  recipients: [db]\n",
 			`u.yaml:8: env[0].secret: is not an age file`},
+		{"a passphrase", "- name: T\n  secret: |\n" + indent(encryptArmored(t, "v", scryptRecipient(t))) + "\n  recipients: [db]\n",
+			"u.yaml:8: env[0].secret: is encrypted with a passphrase (age -p)"},
 		{"too long", "- name: T\n  secret: |\n" + indent(huge) + "\n  recipients: [db]\n",
 			"u.yaml:8: env[0].secret: is 22"},
 	} {
@@ -403,10 +480,12 @@ func FuzzParseSecret(f *testing.F) {
 	f.Add(readTestdata(f, "db-password.age"))
 	f.Add(readTestdata(f, "two.age"))
 	f.Add("-----BEGIN AGE ENCRYPTED FILE-----\nYWdl\n-----END AGE ENCRYPTED FILE-----\n")
+	f.Add(encryptArmored(f, "v", scryptRecipient(f)))
+	f.Add(encryptArmored(f, "v", extraStanza{testX25519(f), "~1Xy-grease"}))
 	f.Fuzz(func(t *testing.T, text string) {
 		s, err := ParseSecret(text)
-		if err == nil && len(s.Stanzas) == 0 {
-			t.Fatalf("accepted a secret without recipients: %q", text)
+		if err == nil && (len(s.Stanzas) == 0 || slices.ContainsFunc(s.Stanzas, func(t string) bool { return t != "X25519" })) {
+			t.Fatalf("accepted a secret with stanzas %q: %q", s.Stanzas, text)
 		}
 	})
 }
