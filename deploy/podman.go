@@ -38,6 +38,9 @@ func (r *renderer) podman() {
 	for _, v := range s.Volumes {
 		env = append(env, "-v", hostSource(v)+":"+v.Path)
 	}
+	// The values are read by podman create (-e NAME), not by the
+	// supervisor's pod start: the decrypt steps come just before.
+	r.secretSteps()
 	images := make([]string, 0, len(s.Apps))
 	for i, a := range s.Apps {
 		app := []string{"--label=io.kaylee.app=" + strconv.Itoa(i)}

@@ -211,7 +211,6 @@ func (r *renderer) serviceSection(mounts []string) {
 	for _, dep := range mounts {
 		r.add("Service", "ExecStartPre", joinArgs(SystemctlPath, "is-active", dep))
 	}
-	r.secretSteps()
 	// Volume plugins mount before the engine starts and unmount after it
 	// stopped (systemd runs Exec lines of one kind in file order).
 	var plugins []Volume
@@ -344,6 +343,7 @@ func (r *renderer) rkt() {
 		}
 		args = append(args, "---")
 	}
+	r.secretSteps() // last: rkt run passes them on (--inherit-env)
 	r.add("Service", "ExecStart", joinEscaped(joinArgs(head...), uuidFile("--uuid-file-save="), joinArgs(args...)))
 	r.health("-", r.idWord("", "")) // rkt: the check connects to 127.0.0.1
 	r.add("Service", "ExecStop", joinEscaped(joinArgs("-"+RktPath, "stop"), uuidFile("--uuid-file=")))
@@ -403,6 +403,7 @@ func (r *renderer) docker() {
 		user = append(user, app.Cmd)
 	}
 	user = append(user, app.Args...)
+	r.secretSteps() // last: docker run takes them (-e NAME)
 	r.add("Service", "ExecStart", joinEscaped(joinArgs(head...), id, joinArgs(args...), r.idWord("--label=io.kaylee.instance=", ""), machineLabel, joinArgs(user...)))
 	r.health(DockerPath, r.idWord("", ""))
 	r.add("Service", "ExecStop", joinEscaped(joinArgs("-"+DockerPath, "stop"), id))

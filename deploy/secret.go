@@ -208,7 +208,10 @@ func (r *renderer) secretFiles() {
 
 // secretSteps renders a decrypt step per secret variable: one
 // ExecStartPre each, since a ciphertext is most of a line and fleet's
-// lines are bounded.
+// lines are bounded. The engines call it as late as they can: just
+// before the first command that takes the values (docker run, rkt run,
+// podman create), after every cleanup, pull, fetch and mount, so that a
+// decrypted file waits on the machine's disk for no slow step.
 func (r *renderer) secretSteps() {
 	for _, e := range r.spec.Env {
 		if e.Secret == "" {

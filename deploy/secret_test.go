@@ -512,3 +512,53 @@ func checkSecretLine(t *testing.T, spec *Spec, line string) {
 	}
 	t.Fatalf("decrypt step of %q: no such secret", argv[6])
 }
+
+// TestSecretStepsLast: the decrypt steps (and the part steps of a long
+// secret) are the last ExecStartPre lines, after the mount gate, the
+// volume plugins, the engine's cleanup and pulls: a decrypted file lives
+// on the machine's disk for as short a time as can be. For podman they
+// come before the apps' podman create, which takes the values (-e NAME)
+// from its environment, and after everything else.
+func TestSecretStepsLast(t *testing.T) {
+	for _, engine := range []string{EngineDocker, EnginePodman, EngineRkt} {
+		t.Run(engine, func(t *testing.T) {
+			s := loadOne(t, "testdata/render/secret-"+engine+".yaml")
+			s.Env = append(s.Env, EnvVar{Name: "TLS_KEY", Secret: encryptTo(t, longClear, "keys.txt"), Recipients: []string{"db"}})
+			s.Volumes = append(s.Volumes,
+				Volume{ID: "vol-a7039121", Driver: "systemd-mountservice-ebs", Source: "data", Path: "/data"},
+				Volume{ID: "vol-88bc607a", Driver: "blocker", Path: "/backup", Options: "-f ext4"})
+			for i := range s.Apps {
+				s.Apps[i].Pull = PullAlways
+			}
+			if err := s.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			units, err := Render(s, RenderOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kinds []string
+			for _, l := range options(units[0], "Service", "ExecStartPre") {
+				switch {
+				case strings.Contains(l, "' kaylee-secret-part "):
+					kinds = append(kinds, "part")
+				case strings.Contains(l, "' kaylee-secret "):
+					kinds = append(kinds, "decrypt")
+				case strings.HasPrefix(l, PodmanPath+" create --pod "):
+					kinds = append(kinds, "podman create")
+				default:
+					kinds = append(kinds, strings.Join(strings.Fields(l)[:2], " "))
+				}
+			}
+			got := strings.Join(kinds, ", ")
+			want := map[string]string{
+				EngineDocker: "/usr/bin/systemctl is-active, /var/lib/kaylee/plugins/volumes/blocker vol-88bc607a, -/usr/bin/docker rm, /usr/bin/docker pull, decrypt, decrypt, part, part, decrypt",
+				EnginePodman: "/usr/bin/systemctl is-active, /var/lib/kaylee/plugins/volumes/blocker vol-88bc607a, -/usr/bin/podman pod, /usr/bin/podman pod, decrypt, decrypt, part, part, decrypt, podman create",
+				EngineRkt:    "/usr/bin/systemctl is-active, /var/lib/kaylee/plugins/volumes/blocker vol-88bc607a, -/usr/bin/rkt stop, -/usr/bin/rkt rm, /usr/bin/rkt fetch, decrypt, decrypt, part, part, decrypt",
+			}[engine]
+			if got != want {
+				t.Errorf("ExecStartPre lines:\n%s\nwant\n%s", got, want)
+			}
+		})
+	}
+}
