@@ -172,6 +172,9 @@ func (c *checker) checkSecret(field string, e EnvVar) {
 		c.fail(field+".recipients", "lists %d recipients (%s) but the secret is encrypted to %d: re-encrypt it with kaylee secret encrypt, which writes both",
 			len(e.Recipients), strings.Join(e.Recipients, ", "), len(sec.Stanzas))
 	}
+	if len(e.Name) > MaxSecretNameLen {
+		c.fail(field+".name", "is %d characters; a secret's variable name is at most %d (its decrypt steps repeat it on every line of the unit)", len(e.Name), MaxSecretNameLen)
+	}
 	if len(e.Secret) > MaxSecretLen {
 		c.fail(field+".secret", "is %d bytes; at most %d (an env value is for a password, a token or a key, not a file)", len(e.Secret), MaxSecretLen)
 	}
@@ -180,6 +183,10 @@ func (c *checker) checkSecret(field string, e EnvVar) {
 // MaxSecretLen bounds a secret's armored text: a TLS key with its
 // certificate chain fits.
 const MaxSecretLen = 16 << 10
+
+// MaxSecretNameLen bounds a secret variable's name: each of its unit
+// lines holds it next to a part of the ciphertext.
+const MaxSecretNameLen = 255
 
 // secretWord is a secret as it is rendered: its binary age file, base64.
 func secretWord(s *Secret) string { return base64.StdEncoding.EncodeToString(s.Binary) }
@@ -273,20 +280,30 @@ func longestSecretDir() string {
 // secretChunks splits a secret's ciphertext into the words of its steps:
 // the parts stored first (none when it fits on its decrypt line) and the
 // decrypt step's word, "+" first when parts come before it. Every line
-// stays under fleet's limit.
+// stays under fleet's limit: the room for a word is measured on the
+// rendered line (with the space before the word), for the longest
+// instance directory. A name too long to leave room for a part gets one
+// line, which checkLines refuses (validation refuses such names first).
 func secretChunks(name, b64 string) (parts []string, last string) {
-	room := MaxLineLen - 1 - len("ExecStartPre=") - len(secretStep(longestSecretDir(), name, ""))
-	if len(b64) <= room {
+	dir := longestSecretDir()
+	room := wordRoom(secretStep(dir, name, "x"))
+	partRoom := wordRoom(secretPartStep(dir, name, 999, "x"))
+	if len(b64) <= room || room < 2 || partRoom < 1 {
 		return nil, b64
 	}
 	last = "+" + b64[len(b64)-(room-1):]
 	rest := b64[:len(b64)-(room-1)]
-	partRoom := MaxLineLen - 1 - len("ExecStartPre=") - len(secretPartStep(longestSecretDir(), name, 999, ""))
 	for len(rest) > 0 {
 		n := min(partRoom, len(rest))
 		parts, rest = append(parts, rest[:n]), rest[n:]
 	}
 	return parts, last
+}
+
+// wordRoom is how long the last word of an ExecStartPre line may be, given
+// the line with a last word of one byte, for the line to fit fleet's limit.
+func wordRoom(line string) int {
+	return MaxLineLen - 1 - len("ExecStartPre=") - (len(line) - 1)
 }
 
 // secretPartScript is run by bash as an ExecStartPre before a long

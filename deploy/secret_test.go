@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -198,6 +199,8 @@ func TestValidateSecretErrors(t *testing.T) {
 			`u.yaml:8: env[0].secret: is not an age file`},
 		{"a passphrase", "- name: T\n  secret: |\n" + indent(encryptArmored(t, "v", scryptRecipient(t))) + "\n  recipients: [db]\n",
 			"u.yaml:8: env[0].secret: is encrypted with a passphrase (age -p)"},
+		{"a name too long", "- name: " + strings.Repeat("N", 1900) + "\n  secret: |\n" + indent(one) + "\n  recipients: [db]\n",
+			"u.yaml:7: env[0].name: is 1900 characters; a secret's variable name is at most 255"},
 		{"too long", "- name: T\n  secret: |\n" + indent(huge) + "\n  recipients: [db]\n",
 			"u.yaml:8: env[0].secret: is 22"},
 	} {
@@ -560,5 +563,47 @@ func TestSecretStepsLast(t *testing.T) {
 				t.Errorf("ExecStartPre lines:\n%s\nwant\n%s", got, want)
 			}
 		})
+	}
+}
+
+// TestSecretChunks: a ciphertext is split so that every rendered line
+// (for the longest instance directory a unit name allows) stays under
+// fleet's limit, a ciphertext that just fits takes one line, and the
+// parts and the decrypt step's word ("+" and the end) give the
+// ciphertext back exactly. room is the most of it a decrypt line holds,
+// measured on the rendered line.
+func TestSecretChunks(t *testing.T) {
+	dir := longestSecretDir()
+	for _, nameLen := range []int{1, 20, MaxSecretNameLen} {
+		name := strings.Repeat("N", nameLen)
+		room := MaxLineLen - 1 - len("ExecStartPre="+secretStep(dir, name, "x")) + 1
+		for _, size := range []int{1, room - 1, room, room + 1, 2*room + 1, MaxSecretLen * 4 / 3} {
+			t.Run(fmt.Sprintf("name %d, %d bytes", nameLen, size), func(t *testing.T) {
+				b64 := strings.Repeat("A", size-size%7) + "0123456789"[:size%7]
+				parts, last := secretChunks(name, b64)
+				if size <= room && len(parts) > 0 {
+					t.Errorf("%d parts, want one line (room %d)", len(parts), room)
+				}
+				var lines []string
+				for i, p := range parts {
+					lines = append(lines, "ExecStartPre="+secretPartStep(dir, name, i, p))
+				}
+				lines = append(lines, "ExecStartPre="+secretStep(dir, name, last))
+				for i, l := range lines {
+					if len(l) >= MaxLineLen {
+						t.Errorf("line %d of %d is %d bytes, fleet's limit %d", i, len(lines), len(l), MaxLineLen-1)
+					}
+				}
+				if len(parts) > 0 && !strings.HasPrefix(last, "+") {
+					t.Fatalf("last %.20q… has no + after %d parts", last, len(parts))
+				}
+				if len(parts) > 0 {
+					last = last[1:]
+				}
+				if got := strings.Join(parts, "") + last; got != b64 {
+					t.Errorf("parts and last give %d bytes back, want the %d of the ciphertext", len(got), len(b64))
+				}
+			})
+		}
 	}
 }
