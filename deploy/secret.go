@@ -325,8 +325,12 @@ var secretPartScriptWord = "'" + systemdLiteral(secretPartScript) + "'"
 // steps in $1/.$3.b64). It writes $1/$3 atomically (a temp file, then mv), 0600
 // in a 0700 directory (its parents keep the machine's umask: the
 // evidence publisher, not root, reads /run/kaylee/evidence), as an environment file systemd reads: NAME="v"
-// with \, ", $ and ` escaped (systemd keeps newlines inside the quotes).
-// A trailing newline of the value is dropped, as by the shell. It never
+// with \, ", $ and ` escaped (systemd keeps newlines, carriage returns
+// and tabs inside the quotes, and unescapes exactly these four). The
+// value reaches the process byte for byte (TestSecretEnvFileValues),
+// except: its trailing newlines, all of them, are dropped ($(…) strips
+// them); and a value that is not UTF-8 is ignored by systemd (the
+// variable is unset, systemd logs why). It never
 // prints the value; on failure it writes one line to the journal, which
 // starts with secretLinePrefix and says why (no identity file, or age's
 // own reason, "no identity matched any of the recipients"), and exits 1:
