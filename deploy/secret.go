@@ -311,10 +311,10 @@ func wordRoom(line string) int {
 // variable's name, $3 the part's index and $4 the part: it starts (part 0)
 // or adds to $1/.$2.b64, which the decrypt step reads and removes.
 const secretPartScript = `
-mkdir -p ${1%/*} && mkdir -p -m 0700 $1 || exit 1
+set -o pipefail
+e=$({ mkdir -p ${1%/*} && mkdir -p -m 0700 $1; } 2>&1 | head -n 1) || { echo "` + secretLinePrefix + ` $2: cannot create the directory $1: $e" >&2; exit 1; }
 umask 077
-[ $3 = 0 ] && : >$1/.$2.b64
-printf %s $4 >>$1/.$2.b64
+e=$({ if [ $3 = 0 ]; then : >$1/.$2.b64; fi && printf %s $4 >>$1/.$2.b64; } 2>&1 | head -n 1) || { rm -f $1/.$2.b64; echo "` + secretLinePrefix + ` $2: cannot write $1/.$2.b64: $e" >&2; exit 1; }
 `
 
 var secretPartScriptWord = "'" + systemdLiteral(secretPartScript) + "'"
@@ -340,7 +340,8 @@ var secretPartScriptWord = "'" + systemdLiteral(secretPartScript) + "'"
 // It must not hold a single quote.
 const secretScript = `
 set -o pipefail
-mkdir -p ${1%/*} && mkdir -p -m 0700 $1 || exit 1
+[ -x ` + AgePath + ` ] || { echo "` + secretLinePrefix + ` ` + AgePath + ` is not installed on this machine; install Debian$(printf "\\047")s age package" >&2; exit 1; }
+e=$({ mkdir -p ${1%/*} && mkdir -p -m 0700 $1; } 2>&1 | head -n 1) || { echo "` + secretLinePrefix + ` $3: cannot create the directory $1: $e" >&2; exit 1; }
 umask 077
 [ -r $2 ] || { echo "` + secretLinePrefix + ` $3: this machine has no age identity file $2: put the key of a recipient of $3 there (Secrets in the README of Kaylee)" >&2; exit 1; }
 case $4 in +*) c=$(cat $1/.$3.b64)${4#+}; rm -f $1/.$3.b64;; *) c=$4;; esac
@@ -348,7 +349,7 @@ v=$(echo $c | base64 -d | ` + AgePath + ` -d -i $2 2>$1/.err) || { echo "` + sec
 rm -f $1/.err
 b=$(printf "\\140")
 v=${v//\\/\\\\}; v=${v//\"/\\\"}; v=${v//\$/\\\$}; v=${v//$b/\\$b}
-t=$(mktemp $1/.s.XXXXXX) && printf "%s=\"%s\"\n" $3 "$v" >$t && mv -f $t $1/$3
+e=$({ t=$(mktemp $1/.s.XXXXXX) && { printf "%s=\"%s\"\n" $3 "$v" >$t && mv -fT $t $1/$3 || { rm -f $t; false; }; }; } 2>&1 | head -n 1) || { echo "` + secretLinePrefix + ` $3: cannot write $1/$3: $e" >&2; exit 1; }
 `
 
 var secretScriptWord = "'" + systemdLiteral(secretScript) + "'"

@@ -296,7 +296,7 @@ func TestSecretStepDecrypts(t *testing.T) {
 		skipOutsideCI(t, "no %s (Debian's package age): %v", AgePath, err)
 	}
 	s := loadOne(t, "testdata/render/secret-docker.yaml")
-	// A key of 3000 bytes: its ciphertext takes three lines of the unit.
+	// A key of 3000 bytes: its ciphertext takes four lines of the unit.
 	s.Env = append(s.Env, EnvVar{Name: "TLS_KEY", Secret: encryptTo(t, longClear, "keys.txt"), Recipients: []string{"db"}})
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
@@ -304,8 +304,8 @@ func TestSecretStepDecrypts(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run", "k2_api")
 	keys, _ := filepath.Abs("testdata/secret/keys.txt")
 	argvs := secretArgvs(t, s, dir, keys)
-	if len(argvs) != 5 {
-		t.Fatalf("%d decrypt steps, want 2 + 3 for the long key", len(argvs))
+	if len(argvs) != 6 {
+		t.Fatalf("%d decrypt steps, want 2 + 4 for the long key", len(argvs))
 	}
 	for _, argv := range argvs {
 		out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
@@ -555,9 +555,9 @@ func TestSecretStepsLast(t *testing.T) {
 			}
 			got := strings.Join(kinds, ", ")
 			want := map[string]string{
-				EngineDocker: "/usr/bin/systemctl is-active, /var/lib/kaylee/plugins/volumes/blocker vol-88bc607a, -/usr/bin/docker rm, /usr/bin/docker pull, decrypt, decrypt, part, part, decrypt",
-				EnginePodman: "/usr/bin/systemctl is-active, /var/lib/kaylee/plugins/volumes/blocker vol-88bc607a, -/usr/bin/podman pod, /usr/bin/podman pod, decrypt, decrypt, part, part, decrypt, podman create",
-				EngineRkt:    "/usr/bin/systemctl is-active, /var/lib/kaylee/plugins/volumes/blocker vol-88bc607a, -/usr/bin/rkt stop, -/usr/bin/rkt rm, /usr/bin/rkt fetch, decrypt, decrypt, part, part, decrypt",
+				EngineDocker: "/usr/bin/systemctl is-active, /var/lib/kaylee/plugins/volumes/blocker vol-88bc607a, -/usr/bin/docker rm, /usr/bin/docker pull, decrypt, decrypt, part, part, part, decrypt",
+				EnginePodman: "/usr/bin/systemctl is-active, /var/lib/kaylee/plugins/volumes/blocker vol-88bc607a, -/usr/bin/podman pod, /usr/bin/podman pod, decrypt, decrypt, part, part, part, decrypt, podman create",
+				EngineRkt:    "/usr/bin/systemctl is-active, /var/lib/kaylee/plugins/volumes/blocker vol-88bc607a, -/usr/bin/rkt stop, -/usr/bin/rkt rm, /usr/bin/rkt fetch, decrypt, decrypt, part, part, part, decrypt",
 			}[engine]
 			if got != want {
 				t.Errorf("ExecStartPre lines:\n%s\nwant\n%s", got, want)
@@ -605,5 +605,108 @@ func TestSecretChunks(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestSecretStepFailures: when a decrypt (or part) step cannot do its
+// work, it prints one line to the journal, the operator's reason, and
+// exits 1, leaving no temporary file: no age tool on the machine, a
+// directory it cannot make (a file where a parent should be: root is
+// not stopped by modes), a file it cannot write (a directory in its
+// place).
+func TestSecretStepFailures(t *testing.T) {
+	needBash(t)
+	if _, err := os.Stat(AgePath); err != nil {
+		skipOutsideCI(t, "no %s (Debian's package age): %v", AgePath, err)
+	}
+	keys, _ := filepath.Abs("testdata/secret/keys.txt")
+	spec := func(long bool) *Spec {
+		s := loadOne(t, "testdata/render/secret-docker.yaml")
+		clear := "v"
+		if long {
+			clear = longClear
+		}
+		s.Env = []EnvVar{{Name: "V", Secret: encryptTo(t, clear, "keys.txt"), Recipients: []string{"db"}}}
+		if err := s.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// run runs the steps in order up to the first that fails, and
+	// returns its stderr and exit code.
+	run := func(argvs [][]string) (string, int) {
+		for _, argv := range argvs {
+			cmd := exec.Command(argv[0], argv[1:]...)
+			cmd.Env = append(os.Environ(), "LC_ALL=C")
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Run(); err != nil {
+				code := -1
+				if ee, ok := err.(*exec.ExitError); ok {
+					code = ee.ExitCode()
+				}
+				return stderr.String(), code
+			}
+			if stderr.Len() > 0 {
+				return stderr.String(), 0
+			}
+		}
+		return "", 0
+	}
+	tmp := t.TempDir()
+	file := filepath.Join(tmp, "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fakeAge := filepath.Join(tmp, "no", "age")
+	// mkdir's own reason, as coreutils words it here.
+	mkdir := exec.Command("mkdir", "-p", filepath.Join(file, "x"))
+	mkdir.Env = append(os.Environ(), "LC_ALL=C")
+	mkdirErr, _ := mkdir.CombinedOutput()
+	if !strings.Contains(string(mkdirErr), "Not a directory") {
+		t.Fatalf("mkdir under a file: %q", mkdirErr)
+	}
+	for _, tc := range []struct {
+		name  string
+		long  bool
+		dir   string
+		setup func(dir string)
+		age   string
+		want  string
+	}{
+		{name: "no age tool", dir: filepath.Join(tmp, "1", "k2_api"), age: fakeAge,
+			want: "kaylee-secret: " + fakeAge + " is not installed on this machine; install Debian's age package\n"},
+		{name: "no directory", dir: filepath.Join(file, "x", "k2_api"),
+			want: "kaylee-secret: V: cannot create the directory " + filepath.Join(file, "x", "k2_api") + ": " + string(mkdirErr)},
+		{name: "no directory for a part", long: true, dir: filepath.Join(file, "x", "k2_api"),
+			want: "kaylee-secret: V: cannot create the directory " + filepath.Join(file, "x", "k2_api") + ": " + string(mkdirErr)},
+		{name: "a directory in the file's place", dir: filepath.Join(tmp, "3", "k2_api"),
+			setup: func(dir string) {
+				if err := os.MkdirAll(filepath.Join(dir, "V"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: "kaylee-secret: V: cannot write " + filepath.Join(tmp, "3", "k2_api", "V") + ": mv: cannot overwrite directory '" + filepath.Join(tmp, "3", "k2_api", "V") + "' with non-directory\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.setup != nil {
+				tc.setup(tc.dir)
+			}
+			argvs := secretArgvs(t, spec(tc.long), tc.dir, keys)
+			if tc.age != "" {
+				for _, argv := range argvs {
+					argv[2] = strings.ReplaceAll(argv[2], AgePath, tc.age)
+				}
+			}
+			stderr, code := run(argvs)
+			if stderr != tc.want || code != 1 {
+				t.Errorf("exit %d, stderr %q\nwant exit 1, %q", code, stderr, tc.want)
+			}
+			left, _ := filepath.Glob(filepath.Join(tc.dir, ".*"))
+			inside, _ := filepath.Glob(filepath.Join(tc.dir, "V", "*")) // dot files too
+			if left = append(left, inside...); len(left) > 0 {
+				t.Errorf("left behind: %q", left)
+			}
+		})
 	}
 }
