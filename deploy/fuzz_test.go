@@ -142,7 +142,7 @@ func checkRendered(t *testing.T, spec *Spec) {
 					t.Fatalf("rendered %s=%s: %s", o.Name, o.Value, p)
 				}
 			}
-			if o.Name == "ExecStartPost" && strings.HasPrefix(o.Value, "/bin/rm -rf "+SecretsDir+"/") {
+			if o.Name == "ExecStartPost" && IsSecretsCleanup(o.Value) {
 				continue // the secrets' removal (secretsRemoved)
 			}
 			if o.Name == "ExecStartPost" {

@@ -246,8 +246,19 @@ func (r *renderer) secretSteps() {
 // ExecStopPost (seen on the real tier: the file stayed).
 func (r *renderer) secretsRemoved() {
 	if r.spec.HasSecrets() {
-		r.add("Service", "ExecStartPost", joinEscaped("/bin/rm -rf", r.idWord(SecretsDir+"/", "")))
+		r.add("Service", "ExecStartPost", joinEscaped(secretsRemoval, r.idWord(SecretsDir+"/", "")))
 	}
+}
+
+// secretsRemoval is the command of both removals of an instance's
+// decrypted variables (secretsRemoved, secretsCleanup).
+const secretsRemoval = "/bin/rm -rf"
+
+// IsSecretsCleanup tells whether an Exec line of a rendered unit is one
+// of Kaylee's removals of the instance's decrypted secrets: its
+// ExecStartPost (no health check) or its ExecStopPost ("-" first).
+func IsSecretsCleanup(line string) bool {
+	return strings.HasPrefix(strings.TrimPrefix(line, "-"), secretsRemoval+" "+SecretsDir+"/")
 }
 
 // secretsCleanup removes the instance's decrypted variables after the
@@ -255,7 +266,7 @@ func (r *renderer) secretsRemoved() {
 // steps never ran ExecStartPost.
 func (r *renderer) secretsCleanup() {
 	if r.spec.HasSecrets() {
-		r.add("Service", "ExecStopPost", joinEscaped("-/bin/rm -rf", r.idWord(SecretsDir+"/", "")))
+		r.add("Service", "ExecStopPost", joinEscaped("-"+secretsRemoval, r.idWord(SecretsDir+"/", "")))
 	}
 }
 

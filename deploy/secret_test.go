@@ -710,3 +710,38 @@ func TestSecretStepFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestIsSecretsCleanup: the predicate fleetsim uses to tell the secrets'
+// removal from a health check holds for both removals a unit with
+// secrets renders, and for no other Exec line.
+func TestIsSecretsCleanup(t *testing.T) {
+	for _, path := range []string{"secret-docker", "secret-podman", "secret-rkt", "health-http", "docker"} {
+		s := loadOne(t, "testdata/render/"+path+".yaml")
+		if path == "health-http" {
+			s.Env = append(s.Env, EnvVar{Name: "P", Secret: readTestdata(t, "db-password.age"), Recipients: []string{"db"}})
+		}
+		units, err := Render(s, RenderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := strings.TrimSuffix(strings.TrimPrefix(options(units[0], "Service", "Environment")[0], `"KAYLEE_ID=`), `"`)
+		var got []string
+		for _, o := range units[0].Options {
+			if strings.HasPrefix(o.Name, "Exec") && IsSecretsCleanup(o.Value) {
+				got = append(got, o.Name+"="+o.Value)
+			}
+		}
+		want := "ExecStartPost=/bin/rm -rf " + SecretsDir + "/" + id + ", ExecStopPost=-/bin/rm -rf " + SecretsDir + "/" + id
+		if path == "docker" {
+			want = ""
+		}
+		if strings.Join(got, ", ") != want {
+			t.Errorf("%s: removals %q, want %s", path, got, want)
+		}
+	}
+	for _, l := range []string{"/bin/rm -rf " + SecretsDir, "/bin/rm -rf /run/kaylee/evidence/x", "/bin/bash -c 'check' kaylee-health /bin/rm -rf " + SecretsDir + "/x"} {
+		if IsSecretsCleanup(l) {
+			t.Errorf("%q taken for the secrets' removal", l)
+		}
+	}
+}

@@ -171,7 +171,7 @@ func (s *Systemd) start(u *simUnit) {
 	}
 	// An ExecStartPost is a health check, except Kaylee's removal of
 	// decrypted secrets, which is done at once.
-	check := slices.ContainsFunc(u.file.Contents["Service"]["ExecStartPost"], func(l string) bool { return !strings.HasPrefix(l, "/bin/rm -rf "+deploy.SecretsDir+"/") })
+	check := slices.ContainsFunc(u.file.Contents["Service"]["ExecStartPost"], func(l string) bool { return !deploy.IsSecretsCleanup(l) })
 	unhealthy := check && (fail || s.cfg.unhealthyMarker != "" && strings.Contains(text, s.cfg.unhealthyMarker))
 	s.after(u, s.cfg.startDelay, func() {
 		switch {
