@@ -59,7 +59,7 @@ func TestSecretEncrypt(t *testing.T) {
 	dir := writeFiles(t, map[string]string{".kaylee/recipients": secretTestdata(t, "recipients")})
 	identities := map[string]string{"keys.txt": secretTestdata(t, "keys.txt"), "other.txt": secretTestdata(t, "other.txt")}
 	t.Chdir(dir)
-	const value = "pa$$ \"w0rd\" `x` \\ end\n\n"
+	const value = "pa$$ \"w0rd\" `x` \\ end\n"
 	for _, tc := range []struct {
 		name       string
 		args       []string
@@ -287,5 +287,92 @@ func TestLocalFilesRecipients(t *testing.T) {
 	snap, err = localFiles{filepath.Join(secretRepo(t, ""), "units")}.Fetch(context.Background())
 	if err != nil || snap.Recipients != nil {
 		t.Fatalf("without a recipients file: %+v %v", snap.Recipients, err)
+	}
+}
+
+// TestSecretEncryptValue: encrypt takes a value the machine can hand to
+// the process unchanged, or refuses it with the byte at fault and what to
+// do: systemd drops a variable whose value is not UTF-8 or holds control
+// characters, and a value's trailing newlines. One trailing newline
+// (echo's) is dropped, and stderr says so.
+func TestSecretEncryptValue(t *testing.T) {
+	dir := writeFiles(t, map[string]string{".kaylee/recipients": secretTestdata(t, "recipients")})
+	keys := secretTestdata(t, "keys.txt")
+	t.Chdir(dir)
+	const dropped = "kaylee: the trailing newline of the input was dropped (systemd drops it)\n"
+	const binary = "systemd drops an environment variable whose value is not valid UTF-8 or holds control characters other than newline, carriage return and tab (the process would start without it): base64-encode binary data and decode it in the process"
+	for _, tc := range []struct {
+		name, stdin string
+		to          string
+		want        string // the decrypted value; "" when refused
+		stderr      string // all of it when accepted; its start when refused
+	}{
+		{"echo's newline", "s3cret\n", "db", "s3cret", dropped},
+		{"no newline", "s3cret", "db", "s3cret", ""},
+		{"lines, tab, CR, UTF-8", "naïve 🔑\tx\r\nline 2\r\nend", "db", "naïve 🔑\tx\r\nline 2\r\nend", ""},
+		{"the longest value, 1 recipient", strings.Repeat("x", 11848) + "\n", "db", strings.Repeat("x", 11848), dropped},
+		{"the longest value, 2 recipients", strings.Repeat("x", 11750), "db,ops", strings.Repeat("x", 11750), ""},
+		{"two trailing newlines", "s3cret\n\n", "db", "",
+			"kaylee: the value ends with 2 newlines: systemd drops a value's trailing newlines, so the process would not get them; one (echo's) is dropped here: give the value without the others\n"},
+		{"a CRLF line end after echo's newline", "s3cret\r\n\n", "db", "",
+			"kaylee: the value ends with 2 newlines: "},
+		{"a NUL", "ab\x00cd", "db", "", "kaylee: the value has a NUL byte at byte offset 2: " + binary + "\n"},
+		{"not UTF-8", "abc\xff\xfe", "db", "", "kaylee: the value has a byte that is not UTF-8 (0xff) at byte offset 3: " + binary + "\n"},
+		{"an escape", "é\x1b[0m", "db", "", "kaylee: the value has the control character 0x1b at byte offset 2: " + binary + "\n"},
+		{"a DEL", "x\x7f", "db", "", "kaylee: the value has the control character 0x7f at byte offset 1: "},
+		{"too long for 1 recipient", strings.Repeat("x", 11849), "db", "",
+			"kaylee: the value is 11849 bytes; encrypted to 1 recipient it can be at most 11848 (a unit's secret is at most 16384 bytes armored, each recipient takes 98 of them): keep a longer one in a file on the machines and name it in envFiles\n"},
+		{"too long for 2 recipients", strings.Repeat("x", 11751) + "\n", "db,ops", "",
+			"kaylee: the value is 11751 bytes; encrypted to 2 recipients it can be at most 11750 "},
+		{"far too long", strings.Repeat("x", 100<<10), "db", "", "kaylee: the value is over 16384 bytes; encrypted to 1 recipient it can be at most 11848 "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := kayleeStdin(t, tc.stdin, "secret", "encrypt", "--to", tc.to, "--name", "V")
+			if tc.want == "" {
+				if r.code != 1 || r.stdout != "" || !strings.HasPrefix(r.err, tc.stderr) {
+					t.Fatalf("exit %d, stdout %q, stderr:\n%s\nwant exit 1 and stderr starting\n%s", r.code, r.stdout, r.err, tc.stderr)
+				}
+				return
+			}
+			if r.code != 0 || r.err != tc.stderr {
+				t.Fatalf("exit %d, stderr %q; want 0 and %q", r.code, r.err, tc.stderr)
+			}
+			docs, err := deploy.Load("u.yaml", []byte("name: u\nengine: docker\napps:\n- image: docker://u\nenv:\n"+r.stdout))
+			if err != nil {
+				t.Fatalf("the entry does not load: %v", err)
+			}
+			if got, err := decryptEntry(t, docs[0].Spec.Env[0].Secret, keys); err != nil || got != tc.want {
+				t.Fatalf("decrypted %q (%d bytes), %v; want %d bytes", got, len(got), err, len(tc.want))
+			}
+		})
+	}
+}
+
+// TestMaxSecretValue: the longest value encrypt takes, encrypted to 1, 2
+// or 3 recipients (age's own encryption, with fresh keys), is a secret
+// deploy takes; one byte more is not.
+func TestMaxSecretValue(t *testing.T) {
+	var keys []agelib.Recipient
+	for n, want := range []int{11848, 11750, 11652} {
+		id, err := agelib.GenerateX25519Identity()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, id.Recipient())
+		names := []string{"a", "b", "c"}[:n+1]
+		if got := maxSecretValue(len(keys)); got != want {
+			t.Errorf("%d recipients: maxSecretValue %d, want %d", len(keys), got, want)
+		}
+		entry, err := encryptEntry([]byte(strings.Repeat("x", want)), keys, names, "V")
+		if err != nil {
+			t.Fatalf("%d recipients, %d bytes: %v", len(keys), want, err)
+		}
+		docs, err := deploy.Load("u.yaml", []byte("name: u\nengine: docker\napps:\n- image: docker://u\nenv:\n"+entry))
+		if err != nil || len(docs[0].Spec.Env[0].Secret) > deploy.MaxSecretLen {
+			t.Fatalf("%d recipients, %d bytes: %v", len(keys), want, err)
+		}
+		if _, err := encryptEntry([]byte(strings.Repeat("x", want+1)), keys, names, "V"); err == nil || !strings.Contains(err.Error(), "at most 16384") {
+			t.Errorf("%d recipients, %d bytes: %v; want it over deploy's limit", len(keys), want+1, err)
+		}
 	}
 }
