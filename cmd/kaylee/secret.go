@@ -35,9 +35,10 @@ machine decrypts it at start with its identity file /etc/kaylee/age/keys.txt
   kaylee secret check     says, for each secret, whether one of its recipients
                           is on every machine its unit may run on
 
-Both find .kaylee/recipients in the current directory, or else at the root of
-the git repository holding it (or holding the paths given to check);
---recipients names another file.`,
+Both find .kaylee/recipients at the root of the git repository holding the
+current directory (encrypt) or the first PATH given to check, the one kaylee
+sync reads with those files; outside any git repository, in the current
+directory. --recipients names another file.`,
 		Example: `  kaylee secret encrypt --to db --name DB_PASSWORD < pw.txt >> units/db.yaml
   kaylee secret check units/`,
 		Args: cobra.NoArgs,
@@ -99,9 +100,9 @@ byte, bytes that are not UTF-8, or control characters other than newline,
 carriage return and tab is refused with the offset of the first such byte;
 base64-encode binary data (base64 -w0) and decode it in the process.
 
-The recipients are names of .kaylee/recipients (found in the current directory,
-or else at the root of the git repository holding it; --recipients names
-another file). Encrypt to a recipient whose machines include every machine the
+The recipients are names of .kaylee/recipients (found at the root of the git
+repository holding the current directory, or in the current directory when it
+is in none; --recipients names another file). Encrypt to a recipient whose machines include every machine the
 unit may run on (kaylee secret check tells), and add more (an operators' key,
 to be able to read it back) as you like. A unit's secret is at most 16384 bytes
 armored (deploy's limit; kaylee splits it over several lines of the fleet
@@ -157,7 +158,7 @@ unit out like any other change.`,
 	}
 	fl := cmd.Flags()
 	fl.StringSliceVar(&to, "to", nil, "recipients to encrypt to: names of the recipients file, comma-separated")
-	fl.StringVar(&recipients, "recipients", "", "the recipients file (default: "+deploy.RecipientsFile+" here, or at the git repository's root)")
+	fl.StringVar(&recipients, "recipients", "", "the recipients file (default: "+deploy.RecipientsFile+" at the git repository's root, or here outside one)")
 	fl.StringVar(&name, "name", "", "the variable's name: print the whole env entry (- name: VAR)")
 	return cmd
 }
@@ -312,9 +313,12 @@ The table has a line per secret: UNIT, VAR, RECIPIENTS, RUNS ON (the unit's
 machine constraints), and COVERED BY (the recipients covering them), or the
 problem as FILE:LINE: FIELD: WHY. -o json prints the same as a list.
 
-.kaylee/recipients is found in the current directory, or else at the root of
-the git repository holding the first PATH (the nearest directory above it with
-a .git); --recipients names another file.
+.kaylee/recipients is found at the root of the git repository holding the
+first PATH (the nearest directory at or above it with a .git), the one kaylee
+sync reads with those files; when the PATH is in no git repository, in the
+current directory or at the root of its git repository. --recipients names
+another file. A repository with secrets and no recipients file fails each
+secret, as kaylee sync does.
 
 Exit codes: 0 every secret can be decrypted where its unit may run (or there
 is none); 1 some cannot, or a unit file or the recipients file has errors
@@ -364,7 +368,7 @@ Run it in CI next to kaylee validate.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&recipients, "recipients", "", "the recipients file (default: "+deploy.RecipientsFile+" here, or at the git repository's root)")
+	cmd.Flags().StringVar(&recipients, "recipients", "", "the recipients file (default: "+deploy.RecipientsFile+" at the git repository's root, or here outside one)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
@@ -425,23 +429,38 @@ func writeSecretChecks(w io.Writer, checks []deploy.SecretCheck, file string) {
 	fmt.Fprintf(w, "%s; %d of the %d secrets cannot be decrypted on every machine their unit may run on\n", from, failed, len(checks))
 }
 
-// recipientsFile is the recipients file to use: flag when given; else
-// deploy.RecipientsFile in the current directory; else the one at the
-// root of the git repository holding paths[0] (the nearest directory at
-// or above it holding .git); "" when there is none.
+// recipientsFile is the recipients file to use: flag when given; else,
+// when paths[0] is in a git repository (the nearest directory at or above
+// it holding .git), the deploy.RecipientsFile at its root, the one kaylee
+// sync would read with those files, or none when it has none; else the one
+// in the current directory, else the one at the root of the git repository
+// holding the current directory; "" when there is none.
 func recipientsFile(flag string, paths []string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
+	if len(paths) > 0 {
+		root, err := gitRoot(paths[0])
+		if err != nil || root != "" {
+			return rootRecipients(root), err
+		}
+	}
 	if exists(deploy.RecipientsFile) {
 		return deploy.RecipientsFile, nil
 	}
-	if len(paths) == 0 {
-		return "", nil
+	root, err := gitRoot(".")
+	if err != nil || root == "" {
+		return "", err
 	}
-	abs, err := filepath.Abs(paths[0])
+	return rootRecipients(root), nil
+}
+
+// gitRoot is the nearest directory at or above p (a file's: its
+// directory's) holding .git, absolute; "" when there is none.
+func gitRoot(p string) (string, error) {
+	abs, err := filepath.Abs(p)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", paths[0], err)
+		return "", fmt.Errorf("%s: %w", p, err)
 	}
 	dir := abs
 	if st, err := os.Stat(abs); err == nil && !st.IsDir() {
@@ -449,16 +468,7 @@ func recipientsFile(flag string, paths []string) (string, error) {
 	}
 	for {
 		if exists(filepath.Join(dir, ".git")) {
-			f := filepath.Join(dir, filepath.FromSlash(deploy.RecipientsFile))
-			if !exists(f) {
-				return "", nil
-			}
-			if wd, err := os.Getwd(); err == nil {
-				if rel, err := filepath.Rel(wd, f); err == nil && !strings.HasPrefix(rel, "..") {
-					return rel, nil
-				}
-			}
-			return f, nil
+			return dir, nil
 		}
 		up := filepath.Dir(dir)
 		if up == dir {
@@ -466,6 +476,22 @@ func recipientsFile(flag string, paths []string) (string, error) {
 		}
 		dir = up
 	}
+}
+
+// rootRecipients is the recipients file at the root of a repository,
+// relative to the current directory when it is below it; "" when there is
+// none.
+func rootRecipients(root string) string {
+	f := filepath.Join(root, filepath.FromSlash(deploy.RecipientsFile))
+	if !exists(f) {
+		return ""
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, f); err == nil && !strings.HasPrefix(rel, "..") {
+			return rel
+		}
+	}
+	return f
 }
 
 func exists(p string) bool {
@@ -490,15 +516,19 @@ func readRecipients(ctx context.Context, file string) (*deploy.Recipients, error
 }
 
 // checkSecretsAgainst runs deploy.CheckSecrets on the valid documents
-// with the recipients file found for paths (none: nothing is checked),
+// with the recipients file found for paths (none: each secret is an
+// error, as kaylee sync finds it),
 // printing each problem on w as a file error; bad says whether there was
 // any (kaylee validate).
 func checkSecretsAgainst(ctx context.Context, w io.Writer, docs []*deploy.Document, paths []string) (bad bool, err error) {
 	file, err := recipientsFile("", paths)
-	if err != nil || file == "" {
+	if err != nil {
 		return false, err
 	}
-	rs, err := readRecipients(ctx, file)
+	var rs *deploy.Recipients // none: each secret is an error, as in kaylee sync
+	if file != "" {
+		rs, err = readRecipients(ctx, file)
+	}
 	if err != nil {
 		for _, fe := range deploy.FieldErrors(err) {
 			fmt.Fprintln(w, fe)

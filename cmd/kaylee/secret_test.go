@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -231,9 +232,94 @@ func TestValidateChecksSecrets(t *testing.T) {
 		t.Errorf("stdout:\n%s", r.stdout)
 	}
 	bare := secretRepo(t, "")
-	if r := kaylee(t, nil, "validate", filepath.Join(bare, "units")); r.code != 0 || r.err != "" {
-		t.Fatalf("without a recipients file: exit %d, stderr:\n%s", r.code, r.err)
+	wantErr = filepath.Join(bare, "units", "api.yaml") + ":7: env[0].secret: the repository has no .kaylee/recipients naming the recipients of its secrets: add one (see Secrets in Kaylee's README)\n" +
+		filepath.Join(bare, "units", "db.yaml") + ":8: env[0].secret: the repository has no .kaylee/recipients naming the recipients of its secrets: add one (see Secrets in Kaylee's README)\n"
+	if r := kaylee(t, nil, "validate", filepath.Join(bare, "units")); r.code != 1 || r.err != wantErr || r.stdout != "web: engine docker (its own)\n" {
+		t.Fatalf("without a recipients file: exit %d, stdout %q, stderr:\n%s\nwant:\n%s", r.code, r.stdout, r.err, wantErr)
 	}
+}
+
+// gitRepo is secretRepo made a real git repository (git init).
+func gitRepo(t *testing.T, recipients string) string {
+	t.Helper()
+	dir := secretRepo(t, recipients)
+	if err := os.RemoveAll(filepath.Join(dir, ".git")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("git", "init", "-q", dir).CombinedOutput(); err != nil {
+		t.Fatalf("git init: %v: %s", err, out)
+	}
+	return dir
+}
+
+// TestValidateSecretsRecipients: kaylee validate finds the recipients
+// file in the git repository of the files it validates (as kaylee sync
+// reads that repository's), else in the current directory; a repository
+// with secrets and none fails at each secret's line, as sync would.
+func TestValidateSecretsRecipients(t *testing.T) {
+	rcp := secretTestdata(t, "recipients")
+	opsOnly := strings.Join(strings.Split(rcp, "\n")[2:], "\n") // no db
+	const noFile = "env[0].secret: the repository has no .kaylee/recipients naming the recipients of its secrets: add one (see Secrets in Kaylee's README)\n"
+	const apiUncovered = "api.yaml:15: env[0].recipients: no recipient's machines include every machine api may run on (any machine; db: role=db): encrypt it also to a recipient of those machines (* for every machine), or constrain machine:\n"
+	for _, tc := range []struct {
+		name      string
+		repo, cwd string // the recipients files of the units' repository and of the current directory ("-": not a repository, none)
+		cwdIsRepo bool
+		relative  bool // validate units, from the repository
+		wantErr   string
+	}{
+		{"a repository without one, from it", "", "-", false, true,
+			"units/api.yaml:7: " + noFile + "units/db.yaml:8: " + noFile},
+		{"a repository without one, from another with one", "", rcp, true, false,
+			"REPO/units/api.yaml:7: " + noFile + "REPO/units/db.yaml:8: " + noFile},
+		{"the units' repository's, not the current directory's", rcp, opsOnly, true, false,
+			"REPO/units/" + apiUncovered},
+		{"the units' repository's, from a directory outside any", rcp, "-", false, false,
+			"REPO/units/" + apiUncovered},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			repo := gitRepo(t, tc.repo)
+			cwd := repo
+			if !tc.relative {
+				cwd = t.TempDir()
+				if tc.cwdIsRepo {
+					cwd = gitRepo(t, "")
+					if err := os.RemoveAll(filepath.Join(cwd, "units")); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if tc.cwd != "-" {
+					if err := os.MkdirAll(filepath.Join(cwd, ".kaylee"), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(filepath.Join(cwd, ".kaylee", "recipients"), []byte(tc.cwd), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			t.Chdir(cwd)
+			path := filepath.Join(repo, "units")
+			if tc.relative {
+				path = "units"
+			}
+			r := kaylee(t, nil, "validate", path)
+			want := strings.ReplaceAll(tc.wantErr, "REPO", repo)
+			if r.code != 1 || r.err != want {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit 1 and:\n%s", r.code, r.err, want)
+			}
+		})
+	}
+	t.Run("no repository: the current directory's", func(t *testing.T) {
+		units := secretRepo(t, "")
+		if err := os.RemoveAll(filepath.Join(units, ".git")); err != nil {
+			t.Fatal(err)
+		}
+		t.Chdir(writeFiles(t, map[string]string{".kaylee/recipients": rcp}))
+		r := kaylee(t, nil, "validate", filepath.Join(units, "units"))
+		if want := filepath.Join(units, "units") + "/" + apiUncovered; r.code != 1 || r.err != want {
+			t.Fatalf("exit %d, stderr:\n%s\nwant exit 1 and:\n%s", r.code, r.err, want)
+		}
+	})
 }
 
 // TestSyncOnceSecrets, on etcd and git: kaylee sync --once refuses a unit
@@ -284,9 +370,29 @@ func TestLocalFilesRecipients(t *testing.T) {
 	if snap.Recipients == nil || snap.Recipients.Path != filepath.Join(dir, ".kaylee", "recipients") || !strings.Contains(string(snap.Recipients.Data), "role=db") {
 		t.Fatalf("recipients %+v", snap.Recipients)
 	}
-	snap, err = localFiles{filepath.Join(secretRepo(t, ""), "units")}.Fetch(context.Background())
+	bare := secretRepo(t, "")
+	// From a directory with another recipients file: still the units'.
+	t.Chdir(writeFiles(t, map[string]string{".kaylee/recipients": "# none\n"}))
+	snap, err = localFiles{filepath.Join(dir, "units")}.Fetch(context.Background())
+	if err != nil || snap.Recipients == nil || snap.Recipients.Path != filepath.Join(dir, ".kaylee", "recipients") {
+		t.Fatalf("from elsewhere: recipients %+v, %v", snap.Recipients, err)
+	}
+	snap, err = localFiles{filepath.Join(bare, "units")}.Fetch(context.Background())
 	if err != nil || snap.Recipients != nil {
 		t.Fatalf("without a recipients file: %+v %v", snap.Recipients, err)
+	}
+}
+
+// kaylee plan PATH refuses a unit with a secret when the units'
+// repository has no recipients file, as kaylee sync does.
+func TestPlanSecretsWithoutRecipients(t *testing.T) {
+	e := etcdtest.New(t)
+	dir := secretRepo(t, "")
+	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL(), "KAYLEE_CACHE_DIR": t.TempDir()}
+	r := kaylee(t, env, "plan", "--source", "main", filepath.Join(dir, "units"))
+	want := filepath.Join(dir, "units", "db.yaml") + ":8: env[0].secret: the repository has no .kaylee/recipients naming the recipients of its secrets: add one (see Secrets in Kaylee's README)"
+	if r.code != 1 || !strings.Contains(r.err, want) {
+		t.Fatalf("exit %d\n%s%s\nwant on stderr %s", r.code, r.stdout, r.err, want)
 	}
 }
 
