@@ -102,9 +102,10 @@ base64-encode binary data (base64 -w0) and decode it in the process.
 
 The recipients are names of .kaylee/recipients (found at the root of the git
 repository holding the current directory, or in the current directory when it
-is in none; --recipients names another file). Encrypt to a recipient whose machines include every machine the
-unit may run on (kaylee secret check tells), and add more (an operators' key,
-to be able to read it back) as you like. A unit's secret is at most 16384 bytes
+is in none; --recipients names another file). Encrypt to a recipient whose
+machines include every machine the unit may run on (kaylee secret check
+tells), and add more (an operators' key, to be able to read it back) as you
+like. A unit's secret is at most 16384 bytes
 armored (deploy's limit; kaylee splits it over several lines of the fleet
 unit), so the value is at most 11848 bytes encrypted to 1 recipient, 98 fewer
 for each other one (11652 for 3); encrypt refuses a longer one before
@@ -197,7 +198,7 @@ func readSecretValue(in io.Reader, recipients int) (v []byte, dropped bool, err 
 	if recipients == 1 {
 		plural = ""
 	}
-	tooLong := fmt.Sprintf("encrypted to %d recipient%s it can be at most %d (a unit's secret is at most %d bytes armored, each recipient takes %d of them): keep a longer one in a file on the machines and name it in envFiles",
+	tooLong := fmt.Sprintf("encrypted to %d recipient%s it can be at most %d (a unit's secret is at most %d bytes armored; each further recipient leaves %d bytes less for the value): keep a longer one in a file on the machines and name it in envFiles",
 		recipients, plural, limit, deploy.MaxSecretLen, maxSecretValue(1)-maxSecretValue(2))
 	v, err = io.ReadAll(io.LimitReader(in, deploy.MaxSecretLen+1))
 	if err != nil {

@@ -427,7 +427,7 @@ func TestSecretEncryptValue(t *testing.T) {
 		{"an escape", "é\x1b[0m", "db", "", "kaylee: the value has the control character 0x1b at byte offset 2: " + binary + "\n"},
 		{"a DEL", "x\x7f", "db", "", "kaylee: the value has the control character 0x7f at byte offset 1: "},
 		{"too long for 1 recipient", strings.Repeat("x", 11849), "db", "",
-			"kaylee: the value is 11849 bytes; encrypted to 1 recipient it can be at most 11848 (a unit's secret is at most 16384 bytes armored, each recipient takes 98 of them): keep a longer one in a file on the machines and name it in envFiles\n"},
+			"kaylee: the value is 11849 bytes; encrypted to 1 recipient it can be at most 11848 (a unit's secret is at most 16384 bytes armored; each further recipient leaves 98 bytes less for the value): keep a longer one in a file on the machines and name it in envFiles\n"},
 		{"too long for 2 recipients", strings.Repeat("x", 11751) + "\n", "db,ops", "",
 			"kaylee: the value is 11751 bytes; encrypted to 2 recipients it can be at most 11750 "},
 		{"far too long", strings.Repeat("x", 100<<10), "db", "", "kaylee: the value is over 16384 bytes; encrypted to 1 recipient it can be at most 11848 "},
