@@ -208,6 +208,10 @@ func checkSecretRecipients(d *Document, field string, e EnvVar, rs *Recipients, 
 		d.Spec.Name, c.RunsOn, strings.Join(desc, "; "))
 }
 
+// shortMachineIDLen is the length of fleet's short machine IDs
+// (machine.MachineState.ShortID), which its MachineID= also matches.
+const shortMachineIDLen = 8
+
 // runsOn describes the machines a unit may run on.
 func runsOn(s *Spec) string {
 	var parts []string
@@ -224,12 +228,16 @@ func runsOn(s *Spec) string {
 // implied: every machine the unit may run on has each of the pairs. Its
 // machine constraints are fleet's: the values of one key are OR'd, keys
 // AND'd; so a pair is implied when the unit allows its key that value
-// only. machineId=ID is implied by the unit's machineId.
+// only. machineId=ID is implied by the unit's machineId: the same ID, or
+// ID is the short form of the unit's (fleet runs a unit whose MachineID
+// is a machine's full ID or its short ID, the first 8 characters, on
+// that machine; a unit pinned by a short ID is not covered by a full ID,
+// as another machine could have that short ID).
 func implied(pairs []string, s *Spec) bool {
 	for _, p := range pairs {
 		k, v, _ := strings.Cut(p, "=")
 		if k == "machineId" {
-			if s.MachineID != v {
+			if s.MachineID != v && (len(s.MachineID) <= shortMachineIDLen || s.MachineID[:shortMachineIDLen] != v) {
 				return false
 			}
 			continue

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
 	agelib "filippo.io/age"
 	"filippo.io/age/armor"
@@ -34,9 +35,10 @@ machine decrypts it at start with its identity file /etc/kaylee/age/keys.txt
   kaylee secret check     says, for each secret, whether one of its recipients
                           is on every machine its unit may run on
 
-Both find .kaylee/recipients in the current directory, or else at the root of
-the git repository holding it (or holding the paths given to check);
---recipients names another file.`,
+Both find .kaylee/recipients at the root of the git repository holding the
+current directory (encrypt) or the first PATH given to check, the one kaylee
+sync reads with those files; outside any git repository, in the current
+directory. --recipients names another file.`,
 		Example: `  kaylee secret encrypt --to db --name DB_PASSWORD < pw.txt >> units/db.yaml
   kaylee secret check units/`,
 		Args: cobra.NoArgs,
@@ -48,9 +50,30 @@ the git repository holding it (or holding the paths given to check);
 	return cmd
 }
 
-// maxSecretInput bounds what encrypt reads: a secret must fit in one line
-// of a fleet unit anyway (deploy refuses a longer one).
-const maxSecretInput = 64 << 10
+// maxSecretValue is the longest value that, encrypted to n recipients
+// (X25519 keys, as in .kaylee/recipients) and armored, still fits in
+// deploy.MaxSecretLen: 11848 bytes for 1 recipient, 98 fewer for each
+// other one (TestMaxSecretValue encrypts them). An age file of a value
+// under 64 KiB is its header ("age-encryption.org/v1", a stanza per
+// recipient, the MAC line), a nonce, the value and one tag; its armor is
+// base64 in lines of 64 columns between the BEGIN and END lines.
+func maxSecretValue(n int) int {
+	const (
+		header  = len("age-encryption.org/v1\n") + len("--- \n") + 43 // 43: 32 bytes, base64 without padding
+		stanza  = len("-> X25519 \n\n") + 43 + 43
+		payload = 16 + 16 // nonce, tag
+		armor   = len("-----BEGIN AGE ENCRYPTED FILE-----\n") + len("-----END AGE ENCRYPTED FILE-----\n")
+	)
+	armored := func(binary int) int {
+		b64 := (binary + 2) / 3 * 4
+		return armor + b64 + (b64+63)/64
+	}
+	binary := deploy.MaxSecretLen
+	for binary > 0 && armored(binary) > deploy.MaxSecretLen {
+		binary--
+	}
+	return binary - header - n*stanza - payload
+}
 
 func (a *app) secretEncryptCommand() *cobra.Command {
 	var (
@@ -68,17 +91,25 @@ unit file: with --name, the whole entry (- name: VAR, secret:, recipients:);
 without, its secret: and recipients: lines, to put under an entry's - name:.
 
 ONE trailing newline of the value is dropped (echo's, or a file's last line
-end): "printf 's3cret\n'" and "printf s3cret" give the same secret. A value
-cannot end with a newline anyway: the machines' decrypt step drops trailing
-newlines, as the shell's $(...) does. An empty value is refused.
+end), and stderr says so: "echo s3cret" and "printf s3cret" give the same
+secret. systemd drops a value's trailing newlines, so a value that still ends
+with one (two newlines at the end of the input) is refused, as is an empty
+value. systemd also drops a variable whose value is not valid UTF-8 or holds
+control characters (the process would start without it): a value with a NUL
+byte, bytes that are not UTF-8, or control characters other than newline,
+carriage return and tab is refused with the offset of the first such byte;
+base64-encode binary data (base64 -w0) and decode it in the process.
 
-The recipients are names of .kaylee/recipients (found in the current directory,
-or else at the root of the git repository holding it; --recipients names
-another file). Encrypt to a recipient whose machines include every machine the
-unit may run on (kaylee secret check tells), and add more (an operators' key,
-to be able to read it back) as you like: each costs about 100 bytes of the
-unit's line, which fleet bounds (the value and its recipients must fit in about
-1.5 KB). Every encryption gives another ciphertext: committing one rolls the
+The recipients are names of .kaylee/recipients (found at the root of the git
+repository holding the current directory, or in the current directory when it
+is in none; --recipients names another file). Encrypt to a recipient whose
+machines include every machine the unit may run on (kaylee secret check
+tells), and add more (an operators' key, to be able to read it back) as you
+like. A unit's secret is at most 16384 bytes
+armored (deploy's limit; kaylee splits it over several lines of the fleet
+unit), so the value is at most 11848 bytes encrypted to 1 recipient, 98 fewer
+for each other one (11652 for 3); encrypt refuses a longer one before
+encrypting. Every encryption gives another ciphertext: committing one rolls the
 unit out like any other change.`,
 		Example: `  kaylee secret encrypt --to db --name DB_PASSWORD < pw.txt
   pass show db/prod | kaylee secret encrypt --to db,ops --name DB_PASSWORD >> units/db.yaml
@@ -108,9 +139,12 @@ unit out like any other change.`,
 					fmt.Fprintln(cmd.ErrOrStderr(), "kaylee: reading the value from the terminal, which shows it as typed: end it with Enter and Ctrl-D (or give it as < FILE)")
 				}
 			}
-			value, err := readSecretValue(cmd.InOrStdin())
+			value, dropped, err := readSecretValue(cmd.InOrStdin(), len(keys))
 			if err != nil {
 				return err
+			}
+			if dropped {
+				fmt.Fprintln(cmd.ErrOrStderr(), "kaylee: the trailing newline of the input was dropped (systemd drops it)")
 			}
 			entry, err := encryptEntry(value, keys, to, name)
 			if err != nil {
@@ -125,7 +159,7 @@ unit out like any other change.`,
 	}
 	fl := cmd.Flags()
 	fl.StringSliceVar(&to, "to", nil, "recipients to encrypt to: names of the recipients file, comma-separated")
-	fl.StringVar(&recipients, "recipients", "", "the recipients file (default: "+deploy.RecipientsFile+" here, or at the git repository's root)")
+	fl.StringVar(&recipients, "recipients", "", "the recipients file (default: "+deploy.RecipientsFile+" at the git repository's root, or here outside one)")
 	fl.StringVar(&name, "name", "", "the variable's name: print the whole env entry (- name: VAR)")
 	return cmd
 }
@@ -155,20 +189,63 @@ func recipientKeys(rs *deploy.Recipients, names []string) ([]agelib.Recipient, e
 }
 
 // readSecretValue reads the value from stdin, bounded, without one
-// trailing newline.
-func readSecretValue(in io.Reader) ([]byte, error) {
-	v, err := io.ReadAll(io.LimitReader(in, maxSecretInput+1))
+// trailing newline (dropped says whether it had one), and refuses what
+// the machine cannot hand to the process as it is (secretValueProblem)
+// or what would not fit in a unit once encrypted to recipients keys.
+func readSecretValue(in io.Reader, recipients int) (v []byte, dropped bool, err error) {
+	limit := maxSecretValue(recipients)
+	plural := "s"
+	if recipients == 1 {
+		plural = ""
+	}
+	tooLong := fmt.Sprintf("encrypted to %d recipient%s it can be at most %d (a unit's secret is at most %d bytes armored; each further recipient leaves %d bytes less for the value): keep a longer one in a file on the machines and name it in envFiles",
+		recipients, plural, limit, deploy.MaxSecretLen, maxSecretValue(1)-maxSecretValue(2))
+	v, err = io.ReadAll(io.LimitReader(in, deploy.MaxSecretLen+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading the value from stdin: %w", err)
+		return nil, false, fmt.Errorf("reading the value from stdin: %w", err)
 	}
-	if len(v) > maxSecretInput {
-		return nil, fmt.Errorf("the value on stdin is over %d bytes: a secret must fit in a line of a fleet unit; keep a bigger one in a file on the machines (envFiles)", maxSecretInput)
+	if len(v) > deploy.MaxSecretLen {
+		return nil, false, fmt.Errorf("the value is over %d bytes; %s", deploy.MaxSecretLen, tooLong)
 	}
-	v = bytes.TrimSuffix(v, []byte("\n"))
+	v, dropped = bytes.CutSuffix(v, []byte("\n"))
 	if len(v) == 0 {
-		return nil, errors.New("no value on stdin: give it there, e.g. kaylee secret encrypt --to db < pw.txt")
+		return nil, false, errors.New("no value on stdin: give it there, e.g. kaylee secret encrypt --to db < pw.txt")
 	}
-	return v, nil
+	if err := secretValueProblem(v); err != nil {
+		return nil, false, err
+	}
+	if len(v) > limit {
+		return nil, false, fmt.Errorf("the value is %d bytes; %s", len(v), tooLong)
+	}
+	return v, dropped, nil
+}
+
+// secretValueProblem says why systemd would not hand v to the process as
+// it is: the machine writes it to an environment file, and systemd drops
+// a variable whose value is not valid UTF-8 or holds control characters
+// (older versions allow newline and tab only; carriage return is taken
+// here), and drops a value's trailing newlines.
+func secretValueProblem(v []byte) error {
+	if n := len(v) - len(bytes.TrimRight(v, "\n")); n > 0 {
+		return fmt.Errorf("the value ends with %d newlines: systemd drops a value's trailing newlines, so the process would not get them; one (echo's) is dropped here: give the value without the others", n+1)
+	}
+	for i := 0; i < len(v); {
+		r, size := utf8.DecodeRune(v[i:])
+		var what string
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			what = fmt.Sprintf("a byte that is not UTF-8 (%#02x)", v[i])
+		case r == 0:
+			what = "a NUL byte"
+		case (r < 0x20 && r != '\n' && r != '\r' && r != '\t') || r == 0x7f:
+			what = fmt.Sprintf("the control character %#02x", r)
+		}
+		if what != "" {
+			return fmt.Errorf("the value has %s at byte offset %d: systemd drops an environment variable whose value is not valid UTF-8 or holds control characters other than newline, carriage return and tab (the process would start without it): base64-encode binary data and decode it in the process", what, i)
+		}
+		i += size
+	}
+	return nil
 }
 
 // encryptEntry encrypts value to keys (armored) and writes the env entry
@@ -237,9 +314,12 @@ The table has a line per secret: UNIT, VAR, RECIPIENTS, RUNS ON (the unit's
 machine constraints), and COVERED BY (the recipients covering them), or the
 problem as FILE:LINE: FIELD: WHY. -o json prints the same as a list.
 
-.kaylee/recipients is found in the current directory, or else at the root of
-the git repository holding the first PATH (the nearest directory above it with
-a .git); --recipients names another file.
+.kaylee/recipients is found at the root of the git repository holding the
+first PATH (the nearest directory at or above it with a .git), the one kaylee
+sync reads with those files; when the PATH is in no git repository, in the
+current directory or at the root of its git repository. --recipients names
+another file. A repository with secrets and no recipients file fails each
+secret, as kaylee sync does.
 
 Exit codes: 0 every secret can be decrypted where its unit may run (or there
 is none); 1 some cannot, or a unit file or the recipients file has errors
@@ -289,7 +369,7 @@ Run it in CI next to kaylee validate.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&recipients, "recipients", "", "the recipients file (default: "+deploy.RecipientsFile+" here, or at the git repository's root)")
+	cmd.Flags().StringVar(&recipients, "recipients", "", "the recipients file (default: "+deploy.RecipientsFile+" at the git repository's root, or here outside one)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
@@ -350,23 +430,38 @@ func writeSecretChecks(w io.Writer, checks []deploy.SecretCheck, file string) {
 	fmt.Fprintf(w, "%s; %d of the %d secrets cannot be decrypted on every machine their unit may run on\n", from, failed, len(checks))
 }
 
-// recipientsFile is the recipients file to use: flag when given; else
-// deploy.RecipientsFile in the current directory; else the one at the
-// root of the git repository holding paths[0] (the nearest directory at
-// or above it holding .git); "" when there is none.
+// recipientsFile is the recipients file to use: flag when given; else,
+// when paths[0] is in a git repository (the nearest directory at or above
+// it holding .git), the deploy.RecipientsFile at its root, the one kaylee
+// sync would read with those files, or none when it has none; else the one
+// in the current directory, else the one at the root of the git repository
+// holding the current directory; "" when there is none.
 func recipientsFile(flag string, paths []string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
+	if len(paths) > 0 {
+		root, err := gitRoot(paths[0])
+		if err != nil || root != "" {
+			return rootRecipients(root), err
+		}
+	}
 	if exists(deploy.RecipientsFile) {
 		return deploy.RecipientsFile, nil
 	}
-	if len(paths) == 0 {
-		return "", nil
+	root, err := gitRoot(".")
+	if err != nil || root == "" {
+		return "", err
 	}
-	abs, err := filepath.Abs(paths[0])
+	return rootRecipients(root), nil
+}
+
+// gitRoot is the nearest directory at or above p (a file's: its
+// directory's) holding .git, absolute; "" when there is none.
+func gitRoot(p string) (string, error) {
+	abs, err := filepath.Abs(p)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", paths[0], err)
+		return "", fmt.Errorf("%s: %w", p, err)
 	}
 	dir := abs
 	if st, err := os.Stat(abs); err == nil && !st.IsDir() {
@@ -374,16 +469,7 @@ func recipientsFile(flag string, paths []string) (string, error) {
 	}
 	for {
 		if exists(filepath.Join(dir, ".git")) {
-			f := filepath.Join(dir, filepath.FromSlash(deploy.RecipientsFile))
-			if !exists(f) {
-				return "", nil
-			}
-			if wd, err := os.Getwd(); err == nil {
-				if rel, err := filepath.Rel(wd, f); err == nil && !strings.HasPrefix(rel, "..") {
-					return rel, nil
-				}
-			}
-			return f, nil
+			return dir, nil
 		}
 		up := filepath.Dir(dir)
 		if up == dir {
@@ -391,6 +477,22 @@ func recipientsFile(flag string, paths []string) (string, error) {
 		}
 		dir = up
 	}
+}
+
+// rootRecipients is the recipients file at the root of a repository,
+// relative to the current directory when it is below it; "" when there is
+// none.
+func rootRecipients(root string) string {
+	f := filepath.Join(root, filepath.FromSlash(deploy.RecipientsFile))
+	if !exists(f) {
+		return ""
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, f); err == nil && !strings.HasPrefix(rel, "..") {
+			return rel
+		}
+	}
+	return f
 }
 
 func exists(p string) bool {
@@ -415,15 +517,19 @@ func readRecipients(ctx context.Context, file string) (*deploy.Recipients, error
 }
 
 // checkSecretsAgainst runs deploy.CheckSecrets on the valid documents
-// with the recipients file found for paths (none: nothing is checked),
+// with the recipients file found for paths (none: each secret is an
+// error, as kaylee sync finds it),
 // printing each problem on w as a file error; bad says whether there was
 // any (kaylee validate).
 func checkSecretsAgainst(ctx context.Context, w io.Writer, docs []*deploy.Document, paths []string) (bad bool, err error) {
 	file, err := recipientsFile("", paths)
-	if err != nil || file == "" {
+	if err != nil {
 		return false, err
 	}
-	rs, err := readRecipients(ctx, file)
+	var rs *deploy.Recipients // none: each secret is an error, as in kaylee sync
+	if file != "" {
+		rs, err = readRecipients(ctx, file)
+	}
 	if err != nil {
 		for _, fe := range deploy.FieldErrors(err) {
 			fmt.Fprintln(w, fe)

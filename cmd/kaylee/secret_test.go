@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -59,7 +60,7 @@ func TestSecretEncrypt(t *testing.T) {
 	dir := writeFiles(t, map[string]string{".kaylee/recipients": secretTestdata(t, "recipients")})
 	identities := map[string]string{"keys.txt": secretTestdata(t, "keys.txt"), "other.txt": secretTestdata(t, "other.txt")}
 	t.Chdir(dir)
-	const value = "pa$$ \"w0rd\" `x` \\ end\n\n"
+	const value = "pa$$ \"w0rd\" `x` \\ end\n"
 	for _, tc := range []struct {
 		name       string
 		args       []string
@@ -231,9 +232,94 @@ func TestValidateChecksSecrets(t *testing.T) {
 		t.Errorf("stdout:\n%s", r.stdout)
 	}
 	bare := secretRepo(t, "")
-	if r := kaylee(t, nil, "validate", filepath.Join(bare, "units")); r.code != 0 || r.err != "" {
-		t.Fatalf("without a recipients file: exit %d, stderr:\n%s", r.code, r.err)
+	wantErr = filepath.Join(bare, "units", "api.yaml") + ":7: env[0].secret: the repository has no .kaylee/recipients naming the recipients of its secrets: add one (see Secrets in Kaylee's README)\n" +
+		filepath.Join(bare, "units", "db.yaml") + ":8: env[0].secret: the repository has no .kaylee/recipients naming the recipients of its secrets: add one (see Secrets in Kaylee's README)\n"
+	if r := kaylee(t, nil, "validate", filepath.Join(bare, "units")); r.code != 1 || r.err != wantErr || r.stdout != "web: engine docker (its own)\n" {
+		t.Fatalf("without a recipients file: exit %d, stdout %q, stderr:\n%s\nwant:\n%s", r.code, r.stdout, r.err, wantErr)
 	}
+}
+
+// gitRepo is secretRepo made a real git repository (git init).
+func gitRepo(t *testing.T, recipients string) string {
+	t.Helper()
+	dir := secretRepo(t, recipients)
+	if err := os.RemoveAll(filepath.Join(dir, ".git")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("git", "init", "-q", dir).CombinedOutput(); err != nil {
+		t.Fatalf("git init: %v: %s", err, out)
+	}
+	return dir
+}
+
+// TestValidateSecretsRecipients: kaylee validate finds the recipients
+// file in the git repository of the files it validates (as kaylee sync
+// reads that repository's), else in the current directory; a repository
+// with secrets and none fails at each secret's line, as sync would.
+func TestValidateSecretsRecipients(t *testing.T) {
+	rcp := secretTestdata(t, "recipients")
+	opsOnly := strings.Join(strings.Split(rcp, "\n")[2:], "\n") // no db
+	const noFile = "env[0].secret: the repository has no .kaylee/recipients naming the recipients of its secrets: add one (see Secrets in Kaylee's README)\n"
+	const apiUncovered = "api.yaml:15: env[0].recipients: no recipient's machines include every machine api may run on (any machine; db: role=db): encrypt it also to a recipient of those machines (* for every machine), or constrain machine:\n"
+	for _, tc := range []struct {
+		name      string
+		repo, cwd string // the recipients files of the units' repository and of the current directory ("-": not a repository, none)
+		cwdIsRepo bool
+		relative  bool // validate units, from the repository
+		wantErr   string
+	}{
+		{"a repository without one, from it", "", "-", false, true,
+			"units/api.yaml:7: " + noFile + "units/db.yaml:8: " + noFile},
+		{"a repository without one, from another with one", "", rcp, true, false,
+			"REPO/units/api.yaml:7: " + noFile + "REPO/units/db.yaml:8: " + noFile},
+		{"the units' repository's, not the current directory's", rcp, opsOnly, true, false,
+			"REPO/units/" + apiUncovered},
+		{"the units' repository's, from a directory outside any", rcp, "-", false, false,
+			"REPO/units/" + apiUncovered},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			repo := gitRepo(t, tc.repo)
+			cwd := repo
+			if !tc.relative {
+				cwd = t.TempDir()
+				if tc.cwdIsRepo {
+					cwd = gitRepo(t, "")
+					if err := os.RemoveAll(filepath.Join(cwd, "units")); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if tc.cwd != "-" {
+					if err := os.MkdirAll(filepath.Join(cwd, ".kaylee"), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(filepath.Join(cwd, ".kaylee", "recipients"), []byte(tc.cwd), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			t.Chdir(cwd)
+			path := filepath.Join(repo, "units")
+			if tc.relative {
+				path = "units"
+			}
+			r := kaylee(t, nil, "validate", path)
+			want := strings.ReplaceAll(tc.wantErr, "REPO", repo)
+			if r.code != 1 || r.err != want {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit 1 and:\n%s", r.code, r.err, want)
+			}
+		})
+	}
+	t.Run("no repository: the current directory's", func(t *testing.T) {
+		units := secretRepo(t, "")
+		if err := os.RemoveAll(filepath.Join(units, ".git")); err != nil {
+			t.Fatal(err)
+		}
+		t.Chdir(writeFiles(t, map[string]string{".kaylee/recipients": rcp}))
+		r := kaylee(t, nil, "validate", filepath.Join(units, "units"))
+		if want := filepath.Join(units, "units") + "/" + apiUncovered; r.code != 1 || r.err != want {
+			t.Fatalf("exit %d, stderr:\n%s\nwant exit 1 and:\n%s", r.code, r.err, want)
+		}
+	})
 }
 
 // TestSyncOnceSecrets, on etcd and git: kaylee sync --once refuses a unit
@@ -284,8 +370,115 @@ func TestLocalFilesRecipients(t *testing.T) {
 	if snap.Recipients == nil || snap.Recipients.Path != filepath.Join(dir, ".kaylee", "recipients") || !strings.Contains(string(snap.Recipients.Data), "role=db") {
 		t.Fatalf("recipients %+v", snap.Recipients)
 	}
-	snap, err = localFiles{filepath.Join(secretRepo(t, ""), "units")}.Fetch(context.Background())
+	bare := secretRepo(t, "")
+	// From a directory with another recipients file: still the units'.
+	t.Chdir(writeFiles(t, map[string]string{".kaylee/recipients": "# none\n"}))
+	snap, err = localFiles{filepath.Join(dir, "units")}.Fetch(context.Background())
+	if err != nil || snap.Recipients == nil || snap.Recipients.Path != filepath.Join(dir, ".kaylee", "recipients") {
+		t.Fatalf("from elsewhere: recipients %+v, %v", snap.Recipients, err)
+	}
+	snap, err = localFiles{filepath.Join(bare, "units")}.Fetch(context.Background())
 	if err != nil || snap.Recipients != nil {
 		t.Fatalf("without a recipients file: %+v %v", snap.Recipients, err)
+	}
+}
+
+// kaylee plan PATH refuses a unit with a secret when the units'
+// repository has no recipients file, as kaylee sync does.
+func TestPlanSecretsWithoutRecipients(t *testing.T) {
+	e := etcdtest.New(t)
+	dir := secretRepo(t, "")
+	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL(), "KAYLEE_CACHE_DIR": t.TempDir()}
+	r := kaylee(t, env, "plan", "--source", "main", filepath.Join(dir, "units"))
+	want := filepath.Join(dir, "units", "db.yaml") + ":8: env[0].secret: the repository has no .kaylee/recipients naming the recipients of its secrets: add one (see Secrets in Kaylee's README)"
+	if r.code != 1 || !strings.Contains(r.err, want) {
+		t.Fatalf("exit %d\n%s%s\nwant on stderr %s", r.code, r.stdout, r.err, want)
+	}
+}
+
+// TestSecretEncryptValue: encrypt takes a value the machine can hand to
+// the process unchanged, or refuses it with the byte at fault and what to
+// do: systemd drops a variable whose value is not UTF-8 or holds control
+// characters, and a value's trailing newlines. One trailing newline
+// (echo's) is dropped, and stderr says so.
+func TestSecretEncryptValue(t *testing.T) {
+	dir := writeFiles(t, map[string]string{".kaylee/recipients": secretTestdata(t, "recipients")})
+	keys := secretTestdata(t, "keys.txt")
+	t.Chdir(dir)
+	const dropped = "kaylee: the trailing newline of the input was dropped (systemd drops it)\n"
+	const binary = "systemd drops an environment variable whose value is not valid UTF-8 or holds control characters other than newline, carriage return and tab (the process would start without it): base64-encode binary data and decode it in the process"
+	for _, tc := range []struct {
+		name, stdin string
+		to          string
+		want        string // the decrypted value; "" when refused
+		stderr      string // all of it when accepted; its start when refused
+	}{
+		{"echo's newline", "s3cret\n", "db", "s3cret", dropped},
+		{"no newline", "s3cret", "db", "s3cret", ""},
+		{"lines, tab, CR, UTF-8", "naïve 🔑\tx\r\nline 2\r\nend", "db", "naïve 🔑\tx\r\nline 2\r\nend", ""},
+		{"the longest value, 1 recipient", strings.Repeat("x", 11848) + "\n", "db", strings.Repeat("x", 11848), dropped},
+		{"the longest value, 2 recipients", strings.Repeat("x", 11750), "db,ops", strings.Repeat("x", 11750), ""},
+		{"two trailing newlines", "s3cret\n\n", "db", "",
+			"kaylee: the value ends with 2 newlines: systemd drops a value's trailing newlines, so the process would not get them; one (echo's) is dropped here: give the value without the others\n"},
+		{"a CRLF line end after echo's newline", "s3cret\r\n\n", "db", "",
+			"kaylee: the value ends with 2 newlines: "},
+		{"a NUL", "ab\x00cd", "db", "", "kaylee: the value has a NUL byte at byte offset 2: " + binary + "\n"},
+		{"not UTF-8", "abc\xff\xfe", "db", "", "kaylee: the value has a byte that is not UTF-8 (0xff) at byte offset 3: " + binary + "\n"},
+		{"an escape", "é\x1b[0m", "db", "", "kaylee: the value has the control character 0x1b at byte offset 2: " + binary + "\n"},
+		{"a DEL", "x\x7f", "db", "", "kaylee: the value has the control character 0x7f at byte offset 1: "},
+		{"too long for 1 recipient", strings.Repeat("x", 11849), "db", "",
+			"kaylee: the value is 11849 bytes; encrypted to 1 recipient it can be at most 11848 (a unit's secret is at most 16384 bytes armored; each further recipient leaves 98 bytes less for the value): keep a longer one in a file on the machines and name it in envFiles\n"},
+		{"too long for 2 recipients", strings.Repeat("x", 11751) + "\n", "db,ops", "",
+			"kaylee: the value is 11751 bytes; encrypted to 2 recipients it can be at most 11750 "},
+		{"far too long", strings.Repeat("x", 100<<10), "db", "", "kaylee: the value is over 16384 bytes; encrypted to 1 recipient it can be at most 11848 "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := kayleeStdin(t, tc.stdin, "secret", "encrypt", "--to", tc.to, "--name", "V")
+			if tc.want == "" {
+				if r.code != 1 || r.stdout != "" || !strings.HasPrefix(r.err, tc.stderr) {
+					t.Fatalf("exit %d, stdout %q, stderr:\n%s\nwant exit 1 and stderr starting\n%s", r.code, r.stdout, r.err, tc.stderr)
+				}
+				return
+			}
+			if r.code != 0 || r.err != tc.stderr {
+				t.Fatalf("exit %d, stderr %q; want 0 and %q", r.code, r.err, tc.stderr)
+			}
+			docs, err := deploy.Load("u.yaml", []byte("name: u\nengine: docker\napps:\n- image: docker://u\nenv:\n"+r.stdout))
+			if err != nil {
+				t.Fatalf("the entry does not load: %v", err)
+			}
+			if got, err := decryptEntry(t, docs[0].Spec.Env[0].Secret, keys); err != nil || got != tc.want {
+				t.Fatalf("decrypted %q (%d bytes), %v; want %d bytes", got, len(got), err, len(tc.want))
+			}
+		})
+	}
+}
+
+// TestMaxSecretValue: the longest value encrypt takes, encrypted to 1, 2
+// or 3 recipients (age's own encryption, with fresh keys), is a secret
+// deploy takes; one byte more is not.
+func TestMaxSecretValue(t *testing.T) {
+	var keys []agelib.Recipient
+	for n, want := range []int{11848, 11750, 11652} {
+		id, err := agelib.GenerateX25519Identity()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, id.Recipient())
+		names := []string{"a", "b", "c"}[:n+1]
+		if got := maxSecretValue(len(keys)); got != want {
+			t.Errorf("%d recipients: maxSecretValue %d, want %d", len(keys), got, want)
+		}
+		entry, err := encryptEntry([]byte(strings.Repeat("x", want)), keys, names, "V")
+		if err != nil {
+			t.Fatalf("%d recipients, %d bytes: %v", len(keys), want, err)
+		}
+		docs, err := deploy.Load("u.yaml", []byte("name: u\nengine: docker\napps:\n- image: docker://u\nenv:\n"+entry))
+		if err != nil || len(docs[0].Spec.Env[0].Secret) > deploy.MaxSecretLen {
+			t.Fatalf("%d recipients, %d bytes: %v", len(keys), want, err)
+		}
+		if _, err := encryptEntry([]byte(strings.Repeat("x", want+1)), keys, names, "V"); err == nil || !strings.Contains(err.Error(), "at most 16384") {
+			t.Errorf("%d recipients, %d bytes: %v; want it over deploy's limit", len(keys), want+1, err)
+		}
 	}
 }

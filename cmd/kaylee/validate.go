@@ -23,11 +23,13 @@ func (a *app) validateCommand() *cobra.Command {
 		Long: `Validate reads unit files (YAML, several documents per file allowed, or JSON)
 and directories (recursively, every *.yaml and *.yml) and checks every unit.
 Checks that span files look only at the files given: a domain claimed twice, and
-dependsOn (every name a unit of the files, no cycle). When a .kaylee/recipients
-is found (in the current directory, or else at the root of the git repository
-holding the first PATH), each secret is checked against it as kaylee sync
-checks it (kaylee secret check): its recipients must be in the file, and one of
-them on every machine its unit may run on.
+dependsOn (every name a unit of the files, no cycle). Each secret is checked
+as kaylee sync checks it (kaylee secret check) against the .kaylee/recipients
+at the root of the git repository holding the first PATH (when the PATH is in
+no git repository: the one in the current directory, or at the root of its
+repository): its recipients must be in the file, and one of them on every
+machine its unit may run on. Without a recipients file, each secret is an
+error, as in kaylee sync.
 
 Each problem is printed on stderr as FILE:LINE: FIELD: MESSAGE. The exit code is
 0 when every unit is valid and 1 otherwise. With --json, stdout holds the
