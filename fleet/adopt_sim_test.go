@@ -226,10 +226,12 @@ func TestAdoptOriginalOnFleet(t *testing.T) {
 func (h *harness) loadOtherMachines(name string, full, n int) {
 	t := h.t
 	t.Helper()
-	states, err := h.api.UnitStates()
-	if err != nil {
-		t.Fatal(err)
-	}
+	var states []*schema.UnitState
+	eventually(t, 30*time.Second, func() (bool, string) {
+		var err error
+		states, err = h.api.UnitStates()
+		return err == nil, fmt.Sprintf("fleet unit states: %v", err)
+	})
 	count := map[string]int{}
 	for _, s := range states {
 		if id, ok := deploy.ParseOriginalUnitName("k2", s.Name); ok && id.Name == name {
