@@ -26,13 +26,10 @@ type adoptLimits struct {
 	running, perMachine int
 }
 
-// adoptViolation checks one look at fleet: the running fleet units of
-// each unit (by the original's names and Kaylee's), against its limits.
-func adoptViolation(units []*schema.Unit, states []*schema.UnitState, limits map[string]adoptLimits) string {
-	hashes := map[string]string{}
-	for _, u := range units {
-		hashes[u.Name] = unitHash(u.Options)
-	}
+// adoptViolation checks one look at what runs: the states of the
+// units (what the machines' systemd says, see sampleAdoption) of each
+// unit (by the original's names and Kaylee's), against its limits.
+func adoptViolation(states []*schema.UnitState, limits map[string]adoptLimits) string {
 	running := map[string][]string{} // unit → "fleet unit on machine"
 	perMachine := map[string]map[string]int{}
 	for _, s := range states {
@@ -65,11 +62,16 @@ func adoptViolation(units []*schema.Unit, states []*schema.UnitState, limits map
 	return ""
 }
 
-// sampleAdoption looks at fleet at every poll until stopped and returns
-// the first violation of limits and how many looks it took.
+// sampleAdoption looks at what runs every 20ms until stopped and returns
+// the first violation of limits and how many looks it took. It reads
+// the machines' systemd (fleetsim's Cluster.UnitStates), not fleet's
+// unit states: those lag by up to a second or more, machine by machine,
+// so fleet can report an old replica running after its machine stopped
+// it while a new one that started since on another machine is reported
+// already — more at once than ever ran.
 func (h *harness) sampleAdoption(limits map[string]adoptLimits) (stop func() (string, int)) {
-	return h.sampleFleet(50*time.Millisecond, func(units []*schema.Unit, states []*schema.UnitState) string {
-		return adoptViolation(units, states, limits)
+	return sampleEvery(20*time.Millisecond, func() (string, bool) {
+		return adoptViolation(h.cluster.UnitStates(), limits), true
 	})
 }
 
@@ -77,6 +79,20 @@ func (h *harness) sampleAdoption(limits map[string]adoptLimits) (stop func() (st
 // them, until the returned func is called; that returns the first
 // violation check reported and how many looks it took.
 func (h *harness) sampleFleet(every time.Duration, check func([]*schema.Unit, []*schema.UnitState) string) func() (string, int) {
+	return sampleEvery(every, func() (string, bool) {
+		units, err1 := h.api.Units()
+		states, err2 := h.api.UnitStates()
+		if err1 != nil || err2 != nil {
+			return "", false
+		}
+		return check(units, states), true
+	})
+}
+
+// sampleEvery calls look every interval until the returned func is
+// called; that returns the first violation look reported and how many
+// looks it took (a look that could not see, ok false, does not count).
+func sampleEvery(every time.Duration, look func() (msg string, ok bool)) func() (string, int) {
 	var mu sync.Mutex
 	quit, done := make(chan struct{}), make(chan struct{})
 	first, looks := "", 0
@@ -88,12 +104,10 @@ func (h *harness) sampleFleet(every time.Duration, check func([]*schema.Unit, []
 				return
 			case <-time.After(every):
 			}
-			units, err1 := h.api.Units()
-			states, err2 := h.api.UnitStates()
-			if err1 != nil || err2 != nil {
+			msg, ok := look()
+			if !ok {
 				continue
 			}
-			msg := check(units, states)
 			mu.Lock()
 			looks++
 			if msg != "" && first == "" {
@@ -118,8 +132,8 @@ func (h *harness) sampleFleet(every time.Duration, check func([]*schema.Unit, []
 // every replica of it off its machine), all running as the original
 // created them on 3 machines, plus the original's unit of a name no
 // longer stored — is taken over by Kaylee's scheduler once the same units
-// are stored (v3 keys, as Kaylee stores them). A sampler of fleet at
-// every poll never sees more running replicas of a unit than desired +
+// are stored (v3 keys, as Kaylee stores them). A sampler of what the
+// machines' systemd runs (every 20ms, see sampleAdoption) never sees more running replicas of a unit than desired +
 // surge, more than maxReplicasPerHost of countly or web on a machine, nor
 // two copies of the single, machineId or global unit on a machine; at
 // the end every unit
@@ -199,7 +213,7 @@ func TestAdoptOriginalOnFleet(t *testing.T) {
 		t.Fatalf("during adoption: %s", msg)
 	}
 	if looks < 20 {
-		t.Fatalf("the sampler looked at fleet only %d times", looks)
+		t.Fatalf("the sampler looked only %d times", looks)
 	}
 	h.adoptedEndState(units, pinTo, orphanNames)
 }
@@ -212,10 +226,12 @@ func TestAdoptOriginalOnFleet(t *testing.T) {
 func (h *harness) loadOtherMachines(name string, full, n int) {
 	t := h.t
 	t.Helper()
-	states, err := h.api.UnitStates()
-	if err != nil {
-		t.Fatal(err)
-	}
+	var states []*schema.UnitState
+	eventually(t, 30*time.Second, func() (bool, string) {
+		var err error
+		states, err = h.api.UnitStates()
+		return err == nil, fmt.Sprintf("fleet unit states: %v", err)
+	})
 	count := map[string]int{}
 	for _, s := range states {
 		if id, ok := deploy.ParseOriginalUnitName("k2", s.Name); ok && id.Name == name {
@@ -289,7 +305,7 @@ func (h *harness) adoptedEndState(units []*store.Unit, pinTo string, orphanNames
 	if v := h.view("everywhere"); len(perMachine(v)) != 3 {
 		t.Errorf("everywhere runs on %v, want every machine", perMachine(v))
 	}
-	if msg := adoptViolation(fus, states, map[string]adoptLimits{"countly": {4, 2}}); msg != "" {
+	if msg := adoptViolation(states, map[string]adoptLimits{"countly": {4, 2}}); msg != "" {
 		t.Errorf("at the end: %s", msg)
 	}
 	for _, n := range orphanNames {

@@ -15,11 +15,12 @@ import (
 // updates. On fleet's engine, 3 machines: a unit is rolled out, the
 // machines that run fewer than the limit of it get other units (fleet's
 // least-loaded engine would then put a new replica on a full machine),
-// and the unit is updated. A sampler of fleet at every poll never sees
-// more running replicas of the unit on one machine than the limit, nor
-// fewer serving than the case allows (desired when some machine has room
-// for one more, desired - 1 on a packed cluster, where one replica at a
-// time is replaced in place), nor more than desired + surge.
+// and the unit is updated. A sampler of what the machines' systemd runs
+// (every 20ms, see sampleAdoption) never sees more running replicas of
+// the unit on one machine than the limit, nor more than desired + surge;
+// a sampler of fleet never sees fewer serving than the case allows
+// (desired when some machine has room for one more, desired - 1 on a
+// packed cluster, where one replica at a time is replaced in place).
 func TestRollingUpdateHoldsMaxPerHost(t *testing.T) {
 	cases := []struct {
 		name     string

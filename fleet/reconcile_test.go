@@ -196,9 +196,23 @@ func (h *harness) waitStatus(name, phase, hash string, timeout time.Duration) *s
 	eventually(h.t, timeout, func() (bool, string) {
 		st = h.status(name)
 		return st != nil && st.Phase == phase && st.SpecHash == hash,
-			fmt.Sprintf("status of %s: %+v; fleet: %v", name, st, h.view(name))
+			fmt.Sprintf("status of %s: %+v; fleet: %s", name, st, h.viewText(name))
 	})
 	return st
+}
+
+// viewText is the unit's view of fleet for a message, or why fleet could
+// not be read: a wait goes on through a slow etcd (a loaded machine).
+func (h *harness) viewText(name string) string {
+	units, err := h.api.Units()
+	if err != nil {
+		return "fleet Units: " + err.Error()
+	}
+	states, err := h.api.UnitStates()
+	if err != nil {
+		return "fleet UnitStates: " + err.Error()
+	}
+	return viewOf(name, units, states).String()
 }
 
 func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
