@@ -31,22 +31,7 @@ func encryptTo(t testing.TB, clear, identityFile string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b strings.Builder
-	a := armor.NewWriter(&b)
-	w, err := age.Encrypt(a, ids[0].(*age.X25519Identity).Recipient())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(w, clear); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
+	return encryptArmored(t, clear, ids[0].(*age.X25519Identity).Recipient())
 }
 
 // encryptArmored encrypts clear, armored, to the recipients.
