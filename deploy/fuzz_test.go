@@ -130,10 +130,10 @@ func checkRendered(t *testing.T, spec *Spec) {
 				checkEvidenceLine(t, u, o.Value)
 				continue
 			}
-			if o.Name == "ExecStartPre" && strings.HasPrefix(o.Value, BashPath+" -c "+secretPartScriptWord+" ") {
+			if o.Name == "ExecStartPre" && strings.HasPrefix(o.Value, BashPath+" "+secretShellFlags+" "+secretPartScriptWord+" ") {
 				continue // checked with its decrypt step
 			}
-			if o.Name == "ExecStartPre" && strings.HasPrefix(o.Value, BashPath+" -c "+secretScriptWord+" ") {
+			if o.Name == "ExecStartPre" && strings.HasPrefix(o.Value, BashPath+" "+secretShellFlags+" "+secretScriptWord+" ") {
 				checkSecretLine(t, spec, o.Value)
 				continue
 			}

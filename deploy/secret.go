@@ -86,7 +86,7 @@ func stanzaProblem(typ string) string {
 	case typ == "ssh-ed25519" || typ == "ssh-rsa":
 		return fmt.Sprintf("is encrypted to an %s key; %s", typ, x25519Only)
 	default:
-		return fmt.Sprintf("is encrypted to a %s recipient (an age plugin's); %s", typ, x25519Only)
+		return fmt.Sprintf("is encrypted to a %s recipient (not an age X25519 recipient); %s", typ, x25519Only)
 	}
 }
 
@@ -270,15 +270,29 @@ func (r *renderer) secretsCleanup() {
 	}
 }
 
+// secretShellFlags start the decrypt and part scripts' bash in
+// privileged mode (-p): systemd gives every ExecStartPre the unit's
+// Environment= lines, which are the operator's env:, and bash would
+// otherwise honour SHELLOPTS=xtrace or a BASH_ENV file there and trace
+// the clear value into the journal (and from there into the failure
+// evidence). The scripts set their own PATH and locale for the same
+// reason (secretScriptEnv).
+const secretShellFlags = "-pc"
+
+// secretScriptEnv is the first line of both scripts: the system's
+// commands, whatever the unit's PATH, and bytes, whatever its locale
+// (the escaping must see every backslash, as systemd's parser does).
+const secretScriptEnv = "\nPATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C"
+
 // secretStep is the Exec line decrypting one variable; dir is escaped.
 func secretStep(dir, name, b64 string) string {
-	return joinEscaped(BashPath+" -c "+secretScriptWord, "kaylee-secret", dir, SecretIdentityFile, name, b64)
+	return joinEscaped(BashPath+" "+secretShellFlags+" "+secretScriptWord, "kaylee-secret", dir, SecretIdentityFile, name, b64)
 }
 
 // secretPartStep is the Exec line that stores the i-th part of a long
 // ciphertext for its decrypt step; dir is escaped.
 func secretPartStep(dir, name string, i int, b64 string) string {
-	return joinEscaped(BashPath+" -c "+secretPartScriptWord, "kaylee-secret-part", dir, name, strconv.Itoa(i), b64)
+	return joinEscaped(BashPath+" "+secretShellFlags+" "+secretPartScriptWord, "kaylee-secret-part", dir, name, strconv.Itoa(i), b64)
 }
 
 // longestSecretDir is the longest instance directory a unit name allows:
@@ -321,7 +335,7 @@ func wordRoom(line string) int {
 // secret's decrypt step, with $1 the instance's directory, $2 the
 // variable's name, $3 the part's index and $4 the part: it starts (part 0)
 // or adds to $1/.$2.b64, which the decrypt step reads and removes.
-const secretPartScript = `
+const secretPartScript = secretScriptEnv + `
 set -o pipefail
 e=$({ mkdir -p ${1%/*} && mkdir -p -m 0700 $1; } 2>&1 | head -n 1) || { echo "` + secretLinePrefix + ` $2: cannot create the directory $1: $e" >&2; exit 1; }
 umask 077
@@ -349,7 +363,7 @@ var secretPartScriptWord = "'" + systemdLiteral(secretPartScript) + "'"
 //
 // Written for bash; secretScriptWord makes it one word of an Exec line.
 // It must not hold a single quote.
-const secretScript = `
+const secretScript = secretScriptEnv + `
 set -o pipefail
 [ -x ` + AgePath + ` ] || { echo "` + secretLinePrefix + ` ` + AgePath + ` is not installed on this machine; install Debian$(printf "\\047")s age package" >&2; exit 1; }
 e=$({ mkdir -p ${1%/*} && mkdir -p -m 0700 $1; } 2>&1 | head -n 1) || { echo "` + secretLinePrefix + ` $3: cannot create the directory $1: $e" >&2; exit 1; }

@@ -126,7 +126,7 @@ func TestParseSecret(t *testing.T) {
 			"is encrypted to an ssh-ed25519 key; a machine decrypts with its X25519 identity only: encrypt it with age -r age1... (or kaylee secret encrypt) to the machines' X25519 recipients"},
 		{"an ssh-rsa key", encryptArmored(t, "v", sshRSA), 0, "is encrypted to an ssh-rsa key; a machine decrypts"},
 		{"X25519 and a plugin's stanza", encryptArmored(t, "v", extraStanza{x, "piv-p256"}), 0,
-			"is encrypted to a piv-p256 recipient (an age plugin's); a machine decrypts with its X25519 identity only"},
+			"is encrypted to a piv-p256 recipient (not an age X25519 recipient); a machine decrypts with its X25519 identity only"},
 		{"indented and with blank lines around", "\n\n" + one + "\n", 1, ""},
 		{"clear text", "hunter2", 0, `is not an age file: it must start with "-----BEGIN AGE ENCRYPTED FILE-----"`},
 		{"binary age", "age-encryption.org/v1\n-> X25519 abc\n", 0, "is a binary age file: give it ASCII-armored"},
@@ -728,5 +728,53 @@ func TestIsSecretsCleanup(t *testing.T) {
 		if IsSecretsCleanup(l) {
 			t.Errorf("%q taken for the secrets' removal", l)
 		}
+	}
+}
+
+// TestSecretStepsIgnoreTheUnitsEnv runs the decrypt steps as systemd
+// does, with the unit's env: (its Environment= lines) in theirs. A unit
+// that sets SHELLOPTS=xtrace or BASH_ENV (a file that turns tracing on)
+// must not make bash print the clear value (the journal feeds the
+// failure evidence), nor a PATH without the system's directories, nor a
+// locale, stop the decrypt.
+func TestSecretStepsIgnoreTheUnitsEnv(t *testing.T) {
+	needBash(t)
+	if _, err := os.Stat(AgePath); err != nil {
+		skipOutsideCI(t, "no %s (Debian's package age): %v", AgePath, err)
+	}
+	keys, _ := filepath.Abs("testdata/secret/keys.txt")
+	trace := filepath.Join(t.TempDir(), "trace.sh")
+	if err := os.WriteFile(trace, []byte("set -x\necho BASH_ENV ran >&2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := loadOne(t, "testdata/render/secret-docker.yaml")
+	s.Env = []EnvVar{{Name: "V", Secret: encryptTo(t, secretClear, "keys.txt"), Recipients: []string{"db"}}, {Name: "L", Secret: encryptTo(t, longClear, "keys.txt"), Recipients: []string{"db"}}}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range [][]string{
+		{"SHELLOPTS=xtrace"},
+		{"BASH_ENV=" + trace},
+		{"ENV=" + trace, "SHELLOPTS=xtrace:verbose"},
+		{"PATH=/nonexistent"},
+		{"BASHOPTS=xpg_echo", "IFS=$"},
+	} {
+		t.Run(strings.Join(env, " "), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "run", "k2_api")
+			for _, argv := range secretArgvs(t, s, dir, keys) {
+				cmd := exec.Command(argv[0], argv[1:]...)
+				cmd.Env = append([]string{"PATH=/usr/bin:/bin"}, env...)
+				out, err := cmd.CombinedOutput()
+				if err != nil || len(out) > 0 {
+					t.Fatalf("%s %s: %v; printed %q, want nothing", argv[3], argv[5], err, out)
+				}
+			}
+			for name, want := range map[string]string{"V": secretClear, "L": longClear} {
+				got, err := exec.Command(BashPath, "-c", `set -a; . "$1"; printf %s "$`+name+`"`, "x", filepath.Join(dir, name)).Output()
+				if err != nil || string(got) != want {
+					t.Errorf("%s: %q (%v), want %q", name, got, err, want)
+				}
+			}
+		})
 	}
 }

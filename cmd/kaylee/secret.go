@@ -94,8 +94,9 @@ ONE trailing newline of the value is dropped (echo's, or a file's last line
 end), and stderr says so: "echo s3cret" and "printf s3cret" give the same
 secret. systemd drops a value's trailing newlines, so a value that still ends
 with one (two newlines at the end of the input) is refused, as is an empty
-value. systemd also drops a variable whose value is not valid UTF-8 or holds
-control characters (the process would start without it): a value with a NUL
+value. systemd also drops a variable whose value is not valid UTF-8, and
+before version 248 one that holds control characters (the process would
+start without it): a value with a NUL
 byte, bytes that are not UTF-8, or control characters other than newline,
 carriage return and tab is refused with the offset of the first such byte;
 base64-encode binary data (base64 -w0) and decode it in the process.
@@ -222,9 +223,10 @@ func readSecretValue(in io.Reader, recipients int) (v []byte, dropped bool, err 
 
 // secretValueProblem says why systemd would not hand v to the process as
 // it is: the machine writes it to an environment file, and systemd drops
-// a variable whose value is not valid UTF-8 or holds control characters
-// (older versions allow newline and tab only; carriage return is taken
-// here), and drops a value's trailing newlines.
+// a variable whose value is not valid UTF-8, and before version 248 one
+// that holds control characters other than newline and tab (carriage
+// return is taken here: the cluster's systemd passes it), and drops a
+// value's trailing newlines.
 func secretValueProblem(v []byte) error {
 	if n := len(v) - len(bytes.TrimRight(v, "\n")); n > 0 {
 		return fmt.Errorf("the value ends with %d newlines: systemd drops a value's trailing newlines, so the process would not get them; one (echo's) is dropped here: give the value without the others", n+1)
@@ -241,7 +243,7 @@ func secretValueProblem(v []byte) error {
 			what = fmt.Sprintf("the control character %#02x", r)
 		}
 		if what != "" {
-			return fmt.Errorf("the value has %s at byte offset %d: systemd drops an environment variable whose value is not valid UTF-8 or holds control characters other than newline, carriage return and tab (the process would start without it): base64-encode binary data and decode it in the process", what, i)
+			return fmt.Errorf("the value has %s at byte offset %d: systemd drops an environment variable whose value is not valid UTF-8 (before version 248 also one holding control characters other than newline and tab), and the process would start without it: base64-encode binary data and decode it in the process", what, i)
 		}
 		i += size
 	}

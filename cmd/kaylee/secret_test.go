@@ -406,7 +406,7 @@ func TestSecretEncryptValue(t *testing.T) {
 	keys := secretTestdata(t, "keys.txt")
 	t.Chdir(dir)
 	const dropped = "kaylee: the trailing newline of the input was dropped (systemd drops it)\n"
-	const binary = "systemd drops an environment variable whose value is not valid UTF-8 or holds control characters other than newline, carriage return and tab (the process would start without it): base64-encode binary data and decode it in the process"
+	const binary = "systemd drops an environment variable whose value is not valid UTF-8 (before version 248 also one holding control characters other than newline and tab), and the process would start without it: base64-encode binary data and decode it in the process"
 	for _, tc := range []struct {
 		name, stdin string
 		to          string
