@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -51,15 +52,19 @@ func TestRollingUpdateHoldsMaxPerHost(t *testing.T) {
 			}
 			limits := map[string]adoptLimits{s.Name: {running: s.Instances() + 1, perMachine: tc.perHost}}
 			check := h.sampleAdoption(limits)
-			low := h.sample(s.Name, func(v fleetView) string {
-				running := 0
-				for _, ms := range v.running {
-					running += len(ms)
+			// The floor is read on the machines' systemd too: fleet's
+			// lagging states would show a stopped replica serving.
+			low := sampleEvery(20*time.Millisecond, func() (string, bool) {
+				var up []string
+				for _, st := range h.cluster.UnitStates() {
+					if id, ok := deploy.ParseUnitName("k2", st.Name); ok && id.Name == s.Name && st.SystemdActiveState == "active" && st.SystemdSubState == "running" {
+						up = append(up, fmt.Sprintf("%s on %.8s", st.Name, st.MachineID))
+					}
 				}
-				if running < tc.minUp {
-					return v.String()
+				if len(up) < tc.minUp {
+					return fmt.Sprintf("%d running: %s", len(up), strings.Join(up, ", ")), true
 				}
-				return ""
+				return "", true
 			})
 			notes := h.sampleMessages(s.Name)
 			s.Env = append(s.Env, deploy.EnvVar{Name: "V", Value: "2"})
@@ -69,7 +74,7 @@ func TestRollingUpdateHoldsMaxPerHost(t *testing.T) {
 			if msg, _ := check(); msg != "" {
 				t.Errorf("during the update: %s", msg)
 			}
-			if msg := low(); msg != "" {
+			if msg, _ := low(); msg != "" {
 				t.Errorf("fewer than %d serving during the update: %s", tc.minUp, msg)
 			}
 			if seen := notes(); tc.wantNote != "" && !strings.Contains(seen, tc.wantNote) {
