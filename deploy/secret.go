@@ -217,8 +217,10 @@ func (r *renderer) secretFiles() {
 // ExecStartPre each, since a ciphertext is most of a line and fleet's
 // lines are bounded. The engines call it as late as they can: just
 // before the first command that takes the values (docker run, rkt run,
-// podman create), after every cleanup, pull, fetch and mount, so that a
-// decrypted file waits on the machine's disk for no slow step.
+// podman create), after every cleanup, pull step, fetch and mount, so
+// that a decrypted file waits on the machine's tmpfs for no slow step of
+// Kaylee's. The engines' own pulls of a missing image (docker run,
+// podman create --pull=missing) still come after it.
 func (r *renderer) secretSteps() {
 	for _, e := range r.spec.Env {
 		if e.Secret == "" {
