@@ -653,13 +653,20 @@ func parse(ctx context.Context, snap *gitsource.Snapshot, engine string) (*parse
 		p.held[name] = docs[0].File
 	}
 	p.refuseDomainClashes()
-	sort.SliceStable(p.errors, func(i, j int) bool {
-		if p.errors[i].File != p.errors[j].File {
-			return p.errors[i].File < p.errors[j].File
-		}
-		return p.errors[i].Line < p.errors[j].Line
-	})
+	byPlace(p.errors)
+	byPlace(p.warnings)
 	return p, nil
+}
+
+// byPlace orders errors or warnings by file, then line, so that a
+// revision's messages read the same whatever order its files came in.
+func byPlace(es []store.SyncError) {
+	sort.SliceStable(es, func(i, j int) bool {
+		if es[i].File != es[j].File {
+			return es[i].File < es[j].File
+		}
+		return es[i].Line < es[j].Line
+	})
 }
 
 // diffJSON lists the top-level fields that differ between two units'
