@@ -97,9 +97,12 @@ func (h *harness) serveAs(id string, s *store.Store, api client.API, opts Option
 	return stop
 }
 
+// testLogger logs the reconciler at debug level into the test's output
+// when KAYLEE_TEST_DEBUG is set (shown for a failed test, or with -v);
+// not on -v alone: go test -json, which scripts/test uses, turns -v on.
 func testLogger(t *testing.T) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+	if os.Getenv("KAYLEE_TEST_DEBUG") != "" {
+		return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
 	}
 	return slog.New(slog.DiscardHandler)
 }
