@@ -98,9 +98,12 @@ func (e *FileError) Error() string { return e.Path + ": " + e.Err.Error() }
 // Snapshot is the unit files under Path at one revision.
 type Snapshot struct {
 	Revision string // full commit hash
-	Ref      string // what was asked for, resolved: "main", "v1.2", or the hash
-	Files    []File
-	Errors   []*FileError
+	// Parents are the revision's parent commits (full hashes): a
+	// revision descends from each of them.
+	Parents []string
+	Ref     string // what was asked for, resolved: "main", "v1.2", or the hash
+	Files   []File
+	Errors  []*FileError
 	// Recipients is the repository's deploy.RecipientsFile (at its root,
 	// whatever Path is), read under the rules of unit files; nil when the
 	// revision has none. One that cannot be read is in Errors instead.
@@ -542,8 +545,11 @@ func (s *Source) readReusing(c *object.Commit, prev *Snapshot) (*Snapshot, error
 	}
 	tr := &treeReader{
 		rev:   c.Hash.String(),
-		snap:  &Snapshot{Revision: c.Hash.String()},
+		snap:  &Snapshot{Revision: c.Hash.String(), Parents: make([]string, 0, len(c.ParentHashes))},
 		links: map[plumbing.Hash]*object.Tree{},
+	}
+	for _, h := range c.ParentHashes {
+		tr.snap.Parents = append(tr.snap.Parents, h.String())
 	}
 	if prev != nil {
 		tr.reuse = make(map[plumbing.Hash][]byte, len(prev.Files))

@@ -14,7 +14,7 @@ import (
 // again (a fetch of depth 1 into the shallow cache made git's server send
 // all 300 blobs at every push), and the snapshot takes the other files'
 // data from the one before without reading their blobs. Each file names
-// its blob as git does.
+// its blob as git does; the snapshot names its parent commit.
 func TestFetchPushChangingOneFile(t *testing.T) {
 	r := gittest.NewRepo(t)
 	files := map[string]string{}
@@ -31,6 +31,7 @@ func TestFetchPushChangingOneFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	prev := first.Revision
 	for round := 1; round <= 2; round++ {
 		before := objectCount(t, s.dir)
 		r.Write(map[string]string{"units/u007.yaml": fmt.Sprintf("name: u007\napps:\n- image: docker://x:%d\n", round)})
@@ -39,6 +40,10 @@ func TestFetchPushChangingOneFile(t *testing.T) {
 		if err != nil || snap.Revision != rev || len(snap.Files) != 300 {
 			t.Fatalf("round %d: %v, want %s with 300 files", round, err, rev)
 		}
+		if len(snap.Parents) != 1 || snap.Parents[0] != prev {
+			t.Fatalf("round %d: parents %v, want [%s]", round, snap.Parents, prev)
+		}
+		prev = rev
 		// The commit, the root and units/ trees, the changed blob.
 		if n := objectCount(t, s.dir) - before; n > 4 {
 			t.Fatalf("round %d: a push changing one file of 300 added %d objects to the cache, want at most 4", round, n)

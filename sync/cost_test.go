@@ -221,3 +221,39 @@ func TestLoopRepairsUnitsChangedInEtcd(t *testing.T) {
 		t.Fatalf("svc-0001 not written again: %v", err)
 	}
 }
+
+// historyCalls is a History that answers yes and counts the questions.
+type historyCalls struct{ n int }
+
+func (h *historyCalls) Descends(context.Context, string, string) (bool, error) {
+	h.n++
+	return true, nil
+}
+
+// The history phase asks git whether a revision descends from the one
+// last applied only when the revision is not a child of it: a push of one
+// commit (the webhook's case) costs no look into the repository.
+func TestCheckHistoryAsksOnlyBeyondParents(t *testing.T) {
+	last := &store.SyncRecord{Ref: "main", Revision: "1111111111111111111111111111111111111111"}
+	for _, tt := range []struct {
+		name    string
+		parents []string
+		asks    int
+	}{
+		{"child", []string{last.Revision}, 0},
+		{"merge with it as second parent", []string{"3333333333333333333333333333333333333333", last.Revision}, 0},
+		{"grandchild", []string{"3333333333333333333333333333333333333333"}, 1},
+		{"parents unknown", nil, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &historyCalls{}
+			snap := &gitsource.Snapshot{Ref: "main", Revision: "2222222222222222222222222222222222222222", Parents: tt.parents}
+			if _, err := checkHistory(context.Background(), last, snap, Options{Source: "units", History: h}); err != nil {
+				t.Fatal(err)
+			}
+			if h.n != tt.asks {
+				t.Errorf("asked git %d times, want %d", h.n, tt.asks)
+			}
+		})
+	}
+}
