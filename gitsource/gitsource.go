@@ -79,6 +79,11 @@ type Source struct {
 type File struct {
 	Path string // relative to the repository root, slash separated
 	Data []byte
+	// Blob is the git object hash of a regular file's blob (what git
+	// hash-object prints), which names its content: a file whose Blob is
+	// unchanged between two snapshots has the same Data. Empty for a file
+	// read through a symlink, and for files not read from git.
+	Blob string
 }
 
 // FileError is a file that could not be read (too big, a symlink leaving
@@ -93,9 +98,12 @@ func (e *FileError) Error() string { return e.Path + ": " + e.Err.Error() }
 // Snapshot is the unit files under Path at one revision.
 type Snapshot struct {
 	Revision string // full commit hash
-	Ref      string // what was asked for, resolved: "main", "v1.2", or the hash
-	Files    []File
-	Errors   []*FileError
+	// Parents are the revision's parent commits (full hashes): a
+	// revision descends from each of them.
+	Parents []string
+	Ref     string // what was asked for, resolved: "main", "v1.2", or the hash
+	Files   []File
+	Errors  []*FileError
 	// Recipients is the repository's deploy.RecipientsFile (at its root,
 	// whatever Path is), read under the rules of unit files; nil when the
 	// revision has none. One that cannot be read is in Errors instead.
@@ -377,7 +385,7 @@ func (s *Source) fetchInto(ctx context.Context, dir string, t target) (*Snapshot
 			return nil, plumbing.ZeroHash, err
 		}
 	}
-	snap, err := s.read(c)
+	snap, err := s.readReusing(c, s.last)
 	if err != nil {
 		return nil, plumbing.ZeroHash, err
 	}
@@ -438,6 +446,15 @@ func (s *Source) commit(ctx context.Context, r *git.Repository, t target) (*obje
 		return c, tag, t.object, nil // already in the cache
 	}
 	opts := &git.FetchOptions{RemoteName: "origin", RemoteURL: s.cfg.URL, Auth: s.cfg.Auth, Tags: git.NoTags, Force: true, Depth: 1, RefSpecs: refSpecs(t)}
+	if holdsRef(r, t) {
+		// The cache holds the commit the ref pointed at before. A fetch of
+		// depth 1 makes the new head a shallow root, and git's server then
+		// sends its whole tree again, every blob (1,003 objects for a
+		// commit changing one file of 1,000); of depth 2, when the new
+		// head's parent is the commit the cache holds, only what changed.
+		// The history fetched stays bounded: two commits, not one.
+		opts.Depth = 2
+	}
 	if t.ref == "" {
 		// A bare commit: servers only hand out what refs reach, so fetch
 		// every branch with history and look for it.
@@ -458,6 +475,24 @@ func (s *Source) commit(ctx context.Context, r *git.Repository, t target) (*obje
 		return nil, nil, plumbing.ZeroHash, fmt.Errorf("%s at %s: %w", s.shown, t.name, s.scrub(err))
 	}
 	return c, tag, obj, nil
+}
+
+// holdsRef says whether the cache r holds the commit its copy of t's ref
+// (what the last fetch of it fetched) points at.
+func holdsRef(r *git.Repository, t target) bool {
+	local := t.ref
+	switch t.ref {
+	case "":
+		return false
+	case plumbing.HEAD:
+		local = "refs/remotes/origin/HEAD"
+	}
+	ref, err := r.Reference(local, true)
+	if err != nil {
+		return false
+	}
+	_, _, err = peel(r, ref.Hash())
+	return err == nil
 }
 
 // refSpecs are what a fetch of t asks for: the ref into the same name,
@@ -494,7 +529,12 @@ func peel(r *git.Repository, h plumbing.Hash) (*object.Commit, *object.Tag, erro
 //
 // Each tree and blob is read once, from its entry: the cost is linear in
 // the files and the depth, however they are laid out.
-func (s *Source) read(c *object.Commit) (*Snapshot, error) {
+func (s *Source) read(c *object.Commit) (*Snapshot, error) { return s.readReusing(c, nil) }
+
+// readReusing is read, taking the data of a file whose blob is one of
+// prev's files' (nil: none) from prev instead of reading the blob again:
+// a new commit costs the blobs it changed, not every file's.
+func (s *Source) readReusing(c *object.Commit, prev *Snapshot) (*Snapshot, error) {
 	root, err := c.Tree()
 	if err != nil {
 		return nil, fmt.Errorf("reading commit %s: %w", c.Hash, err)
@@ -505,8 +545,19 @@ func (s *Source) read(c *object.Commit) (*Snapshot, error) {
 	}
 	tr := &treeReader{
 		rev:   c.Hash.String(),
-		snap:  &Snapshot{Revision: c.Hash.String()},
+		snap:  &Snapshot{Revision: c.Hash.String(), Parents: make([]string, 0, len(c.ParentHashes))},
 		links: map[plumbing.Hash]*object.Tree{},
+	}
+	for _, h := range c.ParentHashes {
+		tr.snap.Parents = append(tr.snap.Parents, h.String())
+	}
+	if prev != nil {
+		tr.reuse = make(map[plumbing.Hash][]byte, len(prev.Files))
+		for _, f := range prev.Files {
+			if f.Blob != "" {
+				tr.reuse[plumbing.NewHash(f.Blob)] = f.Data
+			}
+		}
 	}
 	if err := tr.walk(tree, base, stack); err != nil {
 		return nil, err
@@ -587,6 +638,7 @@ type treeReader struct {
 	rev   string // the commit's hash
 	snap  *Snapshot
 	links map[plumbing.Hash]*object.Tree // trees reached by symlinks, decoded once
+	reuse map[plumbing.Hash][]byte       // the data of blobs read before, by hash
 }
 
 // walk reads tree t and the directories under it. dirs is the directory
@@ -630,6 +682,11 @@ func (tr *treeReader) walkDir(t *object.Tree, name string, dirs []string, trees 
 // readFile reads the unit file e, at path full, into the snapshot: its
 // data, or its file error. A storage error fails the whole read.
 func (tr *treeReader) readFile(trees []*object.Tree, dirs []string, full string, e object.TreeEntry) error {
+	regular := e.Mode == filemode.Regular || e.Mode == filemode.Executable
+	if data, ok := tr.reuse[e.Hash]; ok && regular {
+		tr.snap.Files = append(tr.snap.Files, File{Path: full, Data: data, Blob: e.Hash.String()})
+		return nil
+	}
 	data, ferr := readEntry(trees, dirs, tr.links, full, e)
 	var se storageError
 	if errors.As(ferr, &se) {
@@ -639,7 +696,11 @@ func (tr *treeReader) readFile(trees []*object.Tree, dirs []string, full string,
 		tr.snap.Errors = append(tr.snap.Errors, &FileError{Path: full, Err: ferr})
 		return nil
 	}
-	tr.snap.Files = append(tr.snap.Files, File{Path: full, Data: data})
+	f := File{Path: full, Data: data}
+	if regular {
+		f.Blob = e.Hash.String()
+	}
+	tr.snap.Files = append(tr.snap.Files, f)
 	return nil
 }
 

@@ -101,3 +101,47 @@ func BenchmarkSync2000(b *testing.B) {
 type fixedFetcher struct{ snap *gitsource.Snapshot }
 
 func (f fixedFetcher) Fetch(context.Context) (*gitsource.Snapshot, error) { return f.snap, nil }
+
+// BenchmarkLoopPass: one pass of a loop (Loop.Once: fetch, read the
+// store, plan, apply, record the attempt) over a real etcd with 100, 500
+// and 1,000 units: over an unchanged commit (noop), and over a new commit
+// changing one unit (one-change). Reports the etcd requests per pass and
+// the unit files parsed per pass besides the time. Figures, not a check:
+//
+//	go test -run '^$' -bench LoopPass -benchtime 20x ./sync
+func BenchmarkLoopPass(b *testing.B) {
+	for _, n := range []int{100, 500, 1000} {
+		for _, kind := range []string{"noop", "one-change"} {
+			b.Run(fmt.Sprintf("units=%d/%s", n, kind), func(b *testing.B) {
+				ctx := context.Background()
+				s, reqs := countingStore(b, etcdtest.New(b))
+				f := &swapFetcher{unitSnapshot(fmt.Sprintf("%040d", 0), n, nil)}
+				l := &Loop{Fetcher: f, Store: s, Options: Options{Source: "bench"}}
+				for range 2 { // the creating pass, then the one recording its counts
+					if _, err := l.Once(ctx, store.Fence{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				var requests, parsed int64
+				versions := map[int]int{}
+				for i := 1; b.Loop(); i++ {
+					if kind == "one-change" {
+						b.StopTimer()
+						versions[i%n] = i
+						f.snap = unitSnapshot(fmt.Sprintf("%040d", i), n, versions)
+						b.StartTimer()
+					}
+					before := reqs.Load()
+					res, err := l.Once(ctx, store.Fence{})
+					if err != nil || kind == "noop" && res.Count(Unchanged) != n || kind == "one-change" && res.Count(Update) != 1 {
+						b.Fatalf("%v %s", err, res.Summary())
+					}
+					requests += reqs.Load() - before
+					parsed += int64(len(l.memo.parsed))
+				}
+				b.ReportMetric(float64(requests)/float64(b.N), "etcd-req/op")
+				b.ReportMetric(float64(parsed)/float64(b.N), "files-parsed/op")
+			})
+		}
+	}
+}

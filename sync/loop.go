@@ -54,6 +54,12 @@ type Loop struct {
 	lastSnap   *gitsource.Snapshot
 	lastParsed *parsed
 	lastEngine string
+	// memo holds the files of the last snapshot parsed: a new one parses
+	// the files it changed (see parseMemo).
+	memo parseMemo
+	// view is the store as the last pass read it: a pass reads what
+	// changed since (see viewStore).
+	view store.SyncView
 	// lastAttempt is the attempt of the pass before (for the event log).
 	lastAttempt *store.SyncAttempt
 }
@@ -131,18 +137,25 @@ func (l *Loop) fetchAndApply(ctx context.Context, o Options) (Report, *gitsource
 	var rep Report
 	snap, err := l.Fetcher.Fetch(pctx)
 	rep.Fetched = err == nil
+	var cur *state
 	engine := ""
 	if err == nil {
-		engine, err = defaultEngine(pctx, l.Store)
+		cur, engine, err = l.readState(pctx, o)
 	}
+	l.memo.parsed = nil
 	if err == nil && (snap != l.lastSnap || engine != l.lastEngine) {
 		var p *parsed
-		if p, err = parse(pctx, snap, engine); err == nil {
+		if p, err = l.memo.parse(pctx, snap, engine); err == nil {
 			l.lastSnap, l.lastParsed, l.lastEngine = snap, p, engine
+			if _, ok := l.Store.(viewStore); ok {
+				// The store as it is once the files are read (what
+				// changed meanwhile: one request).
+				cur, _, err = l.readState(pctx, o)
+			}
 		}
 	}
 	if err == nil {
-		rep.Result, err = pass(pctx, l.Store, snap, l.lastParsed, o)
+		rep.Result, err = pass(pctx, l.Store, snap, l.lastParsed, o, cur)
 	} else {
 		snap = nil
 	}
@@ -163,9 +176,7 @@ func (l *Loop) record(ctx context.Context, fence store.Fence, a *store.SyncAttem
 	defer cancel()
 	if l.lastAttempt == nil {
 		// A new leader goes on from the last attempt any process recorded.
-		if prev, err := l.Store.ListSyncAttempts(ctx); err == nil {
-			l.lastAttempt = prev[a.Source]
-		}
+		l.lastAttempt = l.previousAttempt(ctx, a.Source)
 	}
 	if err := l.Store.PutSyncAttempt(ctx, a, fence); err != nil && rep.Err == nil {
 		rep.Err = err
@@ -176,6 +187,28 @@ func (l *Loop) record(ctx context.Context, fence store.Fence, a *store.SyncAttem
 		l.Log.Warn("event log not written", "source", a.Source, "err", rep.EventsErr)
 	}
 	l.lastAttempt = a
+}
+
+// attemptGetter is a store that reads one source's last attempt
+// (store.Store does).
+type attemptGetter interface {
+	GetSyncAttempt(ctx context.Context, source string) (*store.SyncAttempt, error)
+}
+
+// previousAttempt is source's last attempt as the store has it (nil when
+// none, or when it cannot be read): one key when the store can read one.
+func (l *Loop) previousAttempt(ctx context.Context, source string) *store.SyncAttempt {
+	if g, ok := l.Store.(attemptGetter); ok {
+		a, err := g.GetSyncAttempt(ctx, source)
+		if err != nil {
+			return nil
+		}
+		return a
+	}
+	if prev, err := l.Store.ListSyncAttempts(ctx); err == nil {
+		return prev[source]
+	}
+	return nil
 }
 
 // Run syncs until ctx ends or a write is refused because this process no

@@ -4,6 +4,7 @@
 package sync
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -181,19 +182,23 @@ func Pass(ctx context.Context, st Store, snap *gitsource.Snapshot, o Options) (*
 	if err != nil {
 		return nil, err
 	}
-	return pass(ctx, st, snap, p, o)
+	return pass(ctx, st, snap, p, o, nil)
 }
 
-func pass(ctx context.Context, st Store, snap *gitsource.Snapshot, p *parsed, o Options) (*Result, error) {
+// pass is Pass with the files parsed (p), planning with cur, the state
+// read already (nil: read it now).
+func pass(ctx context.Context, st Store, snap *gitsource.Snapshot, p *parsed, o Options, cur *state) (*Result, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	cur, err := readState(ctx, st)
-	if err != nil {
-		return nil, err
-	}
-	if err := readFreezes(ctx, st, cur, o.Source, o.OneOff, o.Now()); err != nil {
-		return nil, err
+	if cur == nil {
+		var err error
+		if cur, err = readState(ctx, st); err != nil {
+			return nil, err
+		}
+		if err := readFreezes(ctx, st, cur, o.Source, o.OneOff, o.Now()); err != nil {
+			return nil, err
+		}
 	}
 	rewound, err := checkHistory(ctx, cur.records[o.Source], snap, o)
 	if err != nil {
@@ -259,6 +264,9 @@ type Changeset struct {
 	Own *store.SyncRecord
 	// Record is the source's record once applied.
 	Record *store.SyncRecord
+	// SameRecord: Record is the source's record as stored but for its
+	// time, and no unit is written: the record is not written again.
+	SameRecord bool
 }
 
 // inventory is a source's units: name → file.
@@ -298,7 +306,7 @@ func plan(snap *gitsource.Snapshot, p *parsed, cur *state, o Options) (*Changese
 	refuseDomainClaims(desired, held, scope, res)
 	refuseDependsOn(p, desired, held, scope, res)
 	refuseSecrets(snap, desired, held, res)
-	next := cs.diff(desired, cur, res)
+	next := cs.diff(p, desired, cur, res)
 	keepHeld(held, owned, next, res)
 	cs.pruneRemoved(owned, next, cur.units, res)
 	now := time.Now
@@ -371,12 +379,12 @@ func claim(p *parsed, held inventory, owners map[string]string, res *Result) map
 
 // diff compares each desired unit with the stored one and returns the
 // new inventory.
-func (cs *Changeset) diff(desired map[string]*deploy.Document, cur *state, res *Result) inventory {
+func (cs *Changeset) diff(p *parsed, desired map[string]*deploy.Document, cur *state, res *Result) inventory {
 	next := inventory{}
 	for name, d := range desired {
 		next[name] = d.File
 		c := Change{Name: name, File: d.File, Action: Unchanged}
-		value := d.Spec.CanonicalJSON()
+		value := p.canonical(d)
 		switch stored, pin := cur.units[name], cur.pins[name]; {
 		case stored == nil:
 			c.Action = Create
@@ -469,6 +477,7 @@ func (cs *Changeset) record(snap *gitsource.Snapshot, owned, next inventory, cur
 		Created: res.Count(Create), Updated: res.Count(Update), Pruned: res.Count(Prune),
 		Unchanged: res.Count(Unchanged) + res.Count(Held) + res.Count(Kept), Errors: res.Errors, Inventory: next,
 		ConflictsWith: o.ConflictsWith, Frozen: res.Frozen, FrozenUnits: res.FrozenUnits, Freeze: o.Freeze}
+	defer func() { cs.SameRecord = cs.Own == nil && sameRecord(cs.Record, cur.records[o.Source]) }()
 	if res.Frozen != nil {
 		cs.Record = heldRecord(rec, cur.records[o.Source])
 		return
@@ -495,8 +504,40 @@ func (cs *Changeset) record(snap *gitsource.Snapshot, owned, next inventory, cur
 	}
 }
 
-// apply writes a changeset: the owning record, the units, the record.
+// sameRecord says whether rec, written, would be prev (as stored: nil
+// when none) but for its time.
+func sameRecord(rec, prev *store.SyncRecord) bool {
+	if prev == nil {
+		return false
+	}
+	a, b := *rec, *prev
+	a.Time, b.Time = time.Time{}, time.Time{}
+	a.URL = store.RedactURL(a.URL)
+	ja, errA := json.Marshal(&a)
+	jb, errB := json.Marshal(&b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
+}
+
+// unitsWithRecord is a store that writes units and a record in one
+// transaction (store.Store does).
+type unitsWithRecord interface {
+	ApplyUnitsWithRecord(ctx context.Context, puts []*deploy.Spec, deletes []string, r *store.SyncRecord, f store.Fence) error
+}
+
+// apply writes a changeset: the units with the record in one
+// transaction when the store can and they fit in one; else the owning
+// record, the units, the record. A record that did not change is not
+// written.
 func (cs *Changeset) apply(ctx context.Context, st Store, f store.Fence) error {
+	if cs.Own == nil && cs.SameRecord {
+		return nil
+	}
+	if aw, ok := st.(unitsWithRecord); ok && cs.Own != nil {
+		err := aw.ApplyUnitsWithRecord(ctx, cs.Puts, cs.Prune, cs.Record, f)
+		if !errors.Is(err, store.ErrTooManyWrites) {
+			return err
+		}
+	}
 	if cs.Own != nil {
 		if err := st.PutSyncRecord(ctx, cs.Own, f); err != nil {
 			return err
@@ -587,20 +628,30 @@ type parsed struct {
 	badFiles map[string]bool
 	errors   []store.SyncError
 	warnings []store.SyncError // of valid documents
+	// canon is the canonical JSON of each valid document.
+	canon map[*deploy.Document][]byte
+}
+
+// canonical is d's canonical JSON.
+func (p *parsed) canonical(d *deploy.Document) []byte {
+	if b, ok := p.canon[d]; ok {
+		return b
+	}
+	return d.Spec.CanonicalJSON()
 }
 
 // fail records err, the errors of a file (nil: none), each with note.
-func (p *parsed) fail(file string, err error, note string) {
+func (fp *fileParse) fail(file string, err error, note string) {
 	if err == nil {
 		return
 	}
-	p.badFiles[file] = true
+	fp.bad = true
 	for _, fe := range deploy.FieldErrors(err) {
 		msg := fe.Msg
 		if fe.Field != "" {
 			msg = fe.Field + ": " + msg
 		}
-		p.errors = append(p.errors, store.SyncError{File: file, Line: fe.Line, Message: msg + note})
+		fp.errors = append(fp.errors, store.SyncError{File: file, Line: fe.Line, Message: msg + note})
 	}
 }
 
@@ -612,35 +663,41 @@ func (p *parsed) fail(file string, err error, note string) {
 // scheduler runs it, with engine ("" is rkt): a file that engine refuses
 // changes nothing.
 func parse(ctx context.Context, snap *gitsource.Snapshot, engine string) (*parsed, error) {
-	p := &parsed{defs: map[string][]*deploy.Document{}, held: map[string]string{}, badFiles: map[string]bool{}}
+	return (&parseMemo{}).parse(ctx, snap, engine)
+}
+
+// parse is parse reading and validating only the files of snap the memo
+// does not hold as they are (see parseMemo); the memo then holds snap's.
+func (m *parseMemo) parse(ctx context.Context, snap *gitsource.Snapshot, engine string) (*parsed, error) {
+	p := &parsed{defs: map[string][]*deploy.Document{}, held: map[string]string{}, badFiles: map[string]bool{},
+		canon: make(map[*deploy.Document][]byte, len(snap.Files))}
 	for _, fe := range snap.Errors {
 		p.badFiles[fe.Path] = true
 		p.errors = append(p.errors, store.SyncError{File: fe.Path, Message: fe.Err.Error()})
 	}
+	m.parsed = nil
+	next := make(map[string]memoEntry, len(snap.Files))
 	for _, f := range snap.Files {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("reading the unit files of %s: stopped at %s: %w", snap.Short(), f.Path, err)
 		}
-		docs, err := deploy.Load(f.Path, f.Data)
-		p.fail(f.Path, err, "")
-		for _, d := range docs {
-			if d.Err == nil && d.Spec.Engine == "" {
-				if err := d.ValidateWithDefaultEngine(engine); err != nil {
-					d.Err = err
-					p.fail(f.Path, err, fmt.Sprintf(" (%s names no engine: it runs with the scheduler's default engine %s)", d.Spec.Name, engine))
-				}
-			}
+		fp := m.lookup(f, engine, next)
+		if fp.bad {
+			p.badFiles[f.Path] = true
+		}
+		p.errors = append(p.errors, fp.errors...)
+		p.warnings = append(p.warnings, fp.warnings...)
+		for i, d := range fp.docs {
 			switch {
 			case d.Err != nil && d.Spec.Name != "":
 				p.held[d.Spec.Name] = f.Path
 			case d.Err == nil:
 				p.defs[d.Spec.Name] = append(p.defs[d.Spec.Name], d)
-				for _, w := range d.WarningsWithDefaultEngine(engine) {
-					p.warnings = append(p.warnings, store.SyncError{File: w.File, Line: w.Line, Message: w.Field + ": " + w.Msg})
-				}
+				p.canon[d] = fp.canon[i]
 			}
 		}
 	}
+	m.files, m.engine = next, engine
 	for name, docs := range p.defs {
 		if len(docs) < 2 {
 			continue
@@ -656,6 +713,29 @@ func parse(ctx context.Context, snap *gitsource.Snapshot, engine string) (*parse
 	byPlace(p.errors)
 	byPlace(p.warnings)
 	return p, nil
+}
+
+// parseFile reads and validates one file with engine.
+func parseFile(f gitsource.File, engine string) *fileParse {
+	fp := &fileParse{}
+	docs, err := deploy.Load(f.Path, f.Data)
+	fp.fail(f.Path, err, "")
+	fp.docs, fp.canon = docs, make([][]byte, len(docs))
+	for i, d := range docs {
+		if d.Err == nil && d.Spec.Engine == "" {
+			if err := d.ValidateWithDefaultEngine(engine); err != nil {
+				d.Err = err
+				fp.fail(f.Path, err, fmt.Sprintf(" (%s names no engine: it runs with the scheduler's default engine %s)", d.Spec.Name, engine))
+			}
+		}
+		if d.Err == nil {
+			fp.canon[i] = d.Spec.CanonicalJSON()
+			for _, w := range d.WarningsWithDefaultEngine(engine) {
+				fp.warnings = append(fp.warnings, store.SyncError{File: w.File, Line: w.Line, Message: w.Field + ": " + w.Msg})
+			}
+		}
+	}
+	return fp
 }
 
 // byPlace orders errors or warnings by file, then line, so that a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/kaylee-gitops/kaylee/gitsource"
 	"github.com/kaylee-gitops/kaylee/store"
@@ -74,11 +75,12 @@ func (e *RewindError) Is(target error) bool { return target == ErrRewind || targ
 // (*RewindError) unless o.AllowRewind says who allows it; an allowed one
 // is returned, to be recorded and told. There is nothing to check on a
 // source's first pass, when the revision has not moved, or without
-// o.History. When History cannot tell, the pass fails: nothing is
+// o.History, nor for a child of the last applied revision (its
+// Parents). When History cannot tell, the pass fails: nothing is
 // written.
 func checkHistory(ctx context.Context, last *store.SyncRecord, snap *gitsource.Snapshot, o Options) (*Rewind, error) {
-	if o.History == nil || last == nil || last.Revision == "" || last.Revision == snap.Revision {
-		return nil, nil
+	if o.History == nil || last == nil || last.Revision == "" || last.Revision == snap.Revision || slices.Contains(snap.Parents, last.Revision) {
+		return nil, nil // nothing to check, or a child of the last applied revision (a push of one commit)
 	}
 	ok, err := o.History.Descends(ctx, snap.Revision, last.Revision)
 	if err != nil {

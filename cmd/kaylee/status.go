@@ -184,9 +184,9 @@ func age(t, now time.Time) string {
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
-// waitFallback is how often waitRollouts reads the statuses again when no
-// change under the prefix woke it up (a safety net: the watch wakes it).
-const waitFallback = 5 * time.Second
+// waitFallback is how often waitRollouts reads the statuses again
+// whatever its watch says (a safety net: the watch tells each change).
+const waitFallback = 30 * time.Second
 
 // wantsFunc gives what waitRollouts waits for, by unit, on a cluster
 // whose scheduler runs the units that name no engine with defaultEngine.
@@ -194,74 +194,90 @@ type wantsFunc func(defaultEngine string) map[string]view.Want
 
 // waitRollouts follows the statuses of units until each runs the spec
 // hash wants gives (nil) or one fails (an error naming it). It prints a
-// line each time a unit's status changes. It reads again on each change
-// in the store (store.Wakeups), and at least every waitFallback, with the
-// scheduler's settings each time: a scheduler that starts after the
-// waiter, or another leader, may run units with another default engine.
+// line each time a unit's status changes. It reads the statuses, the
+// suspensions and the scheduler's settings once, then follows their
+// changes with a watch from that read's revision (a scheduler that starts
+// after the waiter, or another leader, may run units with another default
+// engine); it reads them again when the watch breaks (etcd compacted past
+// it, or went away), and every waitFallback.
 func waitRollouts(ctx context.Context, s *store.Store, w io.Writer, wants wantsFunc, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	wake := s.Wakeups(ctx, waitFallback) // before the first read: no change is missed
-	last := map[string]string{}
 	names := make([]string, 0)
 	for n := range wants("") {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	c := &rolloutCheck{w: w, wants: wants, names: names, last: map[string]string{}}
 	for {
-		pending := 0
-		var failed []string
-		statuses, err := s.ListStatuses(ctx)
-		if err != nil {
+		st, err := s.ReadRolloutState(ctx)
+		if err != nil && ctx.Err() == nil {
 			return err
 		}
-		settings, err := s.GetSchedulerSettings(ctx)
-		if err != nil {
-			return err
-		}
-		want := wants(settings.DefaultEngine)
-		for _, n := range names {
-			st := statuses[n]
-			if st != nil && st.Phase == store.PhaseSuspended {
-				// The status may lag a resume: the suspension decides.
-				sus, err := s.Suspensions(ctx)
-				if err != nil {
-					return err
-				}
-				if sus[n] != nil {
-					return fmt.Errorf("%s is suspended: the scheduler rolls nothing out until kaylee resume %s", n, n)
+		if err == nil && !c.check(st) {
+			fctx, fcancel := context.WithTimeout(ctx, waitFallback)
+			if err := s.FollowRolloutState(fctx, st, c.check); err != nil && fctx.Err() == nil {
+				// The watch broke: read again in a moment.
+				select {
+				case <-ctx.Done():
+				case <-time.After(200 * time.Millisecond):
 				}
 			}
-			r := view.RolloutOf(n, st, want[n])
-			line, done := r.Line, r.Done
-			if r.Failed {
-				failed = append(failed, n)
-			}
-			if line != last[n] {
-				fmt.Fprintln(w, line)
-				last[n] = line
-			}
-			if !done {
-				pending++
-			}
+			fcancel()
 		}
-		if len(failed) > 0 && pending == 0 {
-			return rolloutFailed(failed)
-		}
-		if pending == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-		case <-wake: // closed only once ctx has ended
-		}
-		if ctx.Err() != nil {
-			if len(failed) > 0 {
-				return rolloutFailed(failed)
-			}
-			return fmt.Errorf("%d unit(s) not running after --timeout %s; the rollout goes on (see kaylee status)", pending, timeout)
+		switch {
+		case c.done:
+			return c.err
+		case ctx.Err() != nil && len(c.failed) > 0:
+			return rolloutFailed(c.failed)
+		case ctx.Err() != nil:
+			return fmt.Errorf("%d unit(s) not running after --timeout %s; the rollout goes on (see kaylee status)", c.pending, timeout)
 		}
 	}
+}
+
+// rolloutCheck is the verdict of waitRollouts on each state it sees.
+type rolloutCheck struct {
+	w       io.Writer
+	wants   wantsFunc
+	names   []string
+	last    map[string]string // the line printed last, by unit
+	pending int
+	failed  []string
+	done    bool  // the wait is over, with err
+	err     error // nil: every unit runs what it should
+}
+
+// check prints what changed in st and says whether the wait is over.
+func (c *rolloutCheck) check(st *store.RolloutState) bool {
+	want := c.wants(st.Settings.DefaultEngine)
+	c.pending, c.failed = 0, nil
+	for _, n := range c.names {
+		status := st.Statuses[n]
+		if status != nil && status.Phase == store.PhaseSuspended && st.Suspended[n] != nil {
+			// The status may lag a resume: the suspension decides.
+			c.done, c.err = true, fmt.Errorf("%s is suspended: the scheduler rolls nothing out until kaylee resume %s", n, n)
+			return true
+		}
+		r := view.RolloutOf(n, status, want[n])
+		if r.Failed {
+			c.failed = append(c.failed, n)
+		}
+		if r.Line != c.last[n] {
+			fmt.Fprintln(c.w, r.Line)
+			c.last[n] = r.Line
+		}
+		if !r.Done {
+			c.pending++
+		}
+	}
+	switch {
+	case len(c.failed) > 0 && c.pending == 0:
+		c.done, c.err = true, rolloutFailed(c.failed)
+	case c.pending == 0:
+		c.done = true
+	}
+	return c.done
 }
 
 // rolloutFailed names the units whose rollout failed, and where to look.

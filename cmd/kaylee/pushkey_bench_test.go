@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/kaylee-gitops/kaylee/fleet/fleetsim"
+	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
+	"github.com/kaylee-gitops/kaylee/internal/testutil"
+	"github.com/kaylee-gitops/kaylee/store/etcdtest"
+)
+
+// BenchmarkPushToKey: push webhook → unit key in etcd. A kaylee agent
+// runs in-process (as startKaylee runs it) on an embedded etcd, with a
+// simulated fleet of one machine for its scheduler, following a
+// repository served by git's smart HTTP (git http-backend), with 1 or
+// 100 unit files. Each round commits a change to one unit's file, opens
+// an etcd watch on that unit's key, then times from just before the
+// signed push webhook is POSTed to the agent until the watch delivers the
+// key holding the new value. Rounds are a second apart, so that each is
+// one push, not a storm. Figures, not a check:
+//
+//	go test -run '^$' -bench PushToKey -benchtime 30x ./cmd/kaylee
+func BenchmarkPushToKey(b *testing.B) {
+	for _, n := range []int{1, 100} {
+		b.Run(fmt.Sprintf("units=%d", n), func(b *testing.B) { benchPushToKey(b, n) })
+	}
+}
+
+func pushUnit(i, version int) string {
+	return fmt.Sprintf("name: svc-%04d\nreplicas: 1\napps:\n- image: docker://registry.lan/svc:%d\n", i, version)
+}
+
+func benchPushToKey(b *testing.B, n int) {
+	e := etcdtest.New(b)
+	cli := e.Client(b)
+	repo := gittest.NewRepo(b)
+	files := map[string]string{}
+	for i := range n {
+		files[fmt.Sprintf("units/svc-%04d.yaml", i)] = pushUnit(i, 0)
+	}
+	repo.Write(files)
+	repo.Commit("first")
+	url := repo.ServeHTTP("", "")
+	secret := filepath.Join(b.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	fl, err := fleetsim.Start(context.Background(), fleetsim.Config{Endpoints: e.Endpoints(), Machines: fleetsim.Machines(1),
+		TTL: 4 * time.Second, EngineInterval: time.Second, StartDelay: 100 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(fl.Close)
+	addr := testutil.FreeAddr(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	errb := &syncBuffer{}
+	go func() {
+		done <- run(ctx, []string{"agent", "--repo", url, "--path", "units", "--source", "units", "--cache-dir", b.TempDir(),
+			"--interval", "1h", "--listen", addr, "--webhook-secret-file", secret, "--lease-ttl", "2s"},
+			&stdio{in: strings.NewReader(""), out: io.Discard, err: errb}, testEnv(map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}))
+	}()
+	b.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			b.Errorf("the agent did not stop within 20s")
+		}
+	})
+	testutil.Eventually(b, 60*time.Second, "agent ready", func() (bool, string) {
+		code, body := get(addr, "/readyz")
+		return code == 200, body
+	})
+	client := &http.Client{Timeout: 10 * time.Second}
+	var took []time.Duration
+	for round := 1; b.Loop(); round++ {
+		b.StopTimer()
+		i := round % n
+		key := fmt.Sprintf("/kaylee2/units/svc-%04d", i)
+		want := fmt.Sprintf("svc:%d", round)
+		repo.Write(map[string]string{fmt.Sprintf("units/svc-%04d.yaml", i): pushUnit(i, round)})
+		rev := repo.Commit(fmt.Sprintf("round %d", round))
+		wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		r, err := cli.Get(wctx, key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wc := cli.Watch(wctx, key, clientv3.WithRev(r.Header.Revision+1))
+		body := `{"ref":"refs/heads/main","after":"` + rev + `","repository":{"clone_url":"` + url + `"}}`
+		m := hmac.New(sha256.New, []byte("s3cret"))
+		m.Write([]byte(body))
+		req, _ := http.NewRequest("POST", "http://"+addr+"/hooks/git", strings.NewReader(body))
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(m.Sum(nil)))
+		req.Header.Set("X-GitHub-Event", "push")
+		b.StartTimer()
+		t0 := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			b.Fatalf("webhook: %s", resp.Status)
+		}
+		var d time.Duration
+	watch:
+		for wr := range wc {
+			for _, ev := range wr.Events {
+				if strings.Contains(string(ev.Kv.Value), want) {
+					d = time.Since(t0)
+					break watch
+				}
+			}
+		}
+		b.StopTimer()
+		wcancel()
+		if d == 0 {
+			b.Fatalf("round %d: %s never held %s; agent's log:\n%s", round, key, want, tail(errb.String(), 4000))
+		}
+		took = append(took, d)
+		time.Sleep(time.Second) // a push, not a storm: Recent's window is a second
+		b.StartTimer()
+	}
+	slices.Sort(took)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(ms(took[len(took)/2]), "ms-median")
+	b.ReportMetric(ms(took[len(took)*9/10]), "ms-p90")
+	b.ReportMetric(ms(took[len(took)-1]), "ms-max")
+	b.Logf("%d rounds, %d units: push → key %v", len(took), n, took)
+}

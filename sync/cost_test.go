@@ -1,0 +1,261 @@
+package sync
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/kaylee-gitops/kaylee/gitsource"
+	"github.com/kaylee-gitops/kaylee/store"
+	"github.com/kaylee-gitops/kaylee/store/etcdtest"
+)
+
+// countingKV counts the requests made through a client's KV.
+type countingKV struct {
+	clientv3.KV
+	n *atomic.Int64
+}
+
+func (c countingKV) Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	c.n.Add(1)
+	return c.KV.Get(ctx, key, opts...)
+}
+
+func (c countingKV) Put(ctx context.Context, key, val string, opts ...clientv3.OpOption) (*clientv3.PutResponse, error) {
+	c.n.Add(1)
+	return c.KV.Put(ctx, key, val, opts...)
+}
+
+func (c countingKV) Delete(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.DeleteResponse, error) {
+	c.n.Add(1)
+	return c.KV.Delete(ctx, key, opts...)
+}
+
+func (c countingKV) Do(ctx context.Context, op clientv3.Op) (clientv3.OpResponse, error) {
+	c.n.Add(1)
+	return c.KV.Do(ctx, op)
+}
+
+func (c countingKV) Txn(ctx context.Context) clientv3.Txn {
+	c.n.Add(1) // one request when committed
+	return c.KV.Txn(ctx)
+}
+
+// countingStore is a store on e whose etcd requests are counted in n.
+func countingStore(t testing.TB, e *etcdtest.Server) (*store.Store, *atomic.Int64) {
+	t.Helper()
+	cli := e.Client(t)
+	n := &atomic.Int64{}
+	cli.KV = countingKV{KV: cli.KV, n: n}
+	return store.New(cli, store.DefaultPrefix), n
+}
+
+// unitSnapshot is a revision of n unit files, the i-th at version
+// versions[i] (0 when absent), with blobs named as git would.
+func unitSnapshot(rev string, n int, versions map[int]int) *gitsource.Snapshot {
+	snap := &gitsource.Snapshot{Revision: rev, Ref: "main"}
+	for i := range n {
+		data := fmt.Appendf(nil, "name: svc-%04d\nengine: docker\nreplicas: 2\napps:\n- image: docker://registry.lan/svc:%d\n", i, versions[i])
+		sum := sha1.Sum(fmt.Appendf(nil, "blob %d\x00%s", len(data), data))
+		snap.Files = append(snap.Files, gitsource.File{Path: fmt.Sprintf("units/svc-%04d.yaml", i), Data: data, Blob: hex.EncodeToString(sum[:])})
+	}
+	return snap
+}
+
+// swapFetcher gives the snapshot it holds.
+type swapFetcher struct{ snap *gitsource.Snapshot }
+
+func (f *swapFetcher) Fetch(context.Context) (*gitsource.Snapshot, error) { return f.snap, nil }
+
+// A loop's pass costs etcd requests for what changed, not for every unit:
+// over an unchanged commit, one read of what changed in the store since
+// the pass before and the attempt (the record, unchanged, is not written
+// again); over a commit changing one unit, the same and one transaction
+// writing the unit with the record, and the events. The same whatever the
+// number of units.
+func TestLoopPassRequests(t *testing.T) {
+	for _, n := range []int{10, 300} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			ctx := context.Background()
+			s, reqs := countingStore(t, etcdtest.New(t))
+			f := &swapFetcher{unitSnapshot("1111111111111111111111111111111111111111", n, nil)}
+			l := &Loop{Fetcher: f, Store: s, Options: Options{Source: "units"}}
+			if res, err := l.Once(ctx, store.Fence{}); err != nil || res.Count(Create) != n {
+				t.Fatalf("first pass: %v", err)
+			}
+			// The first pass after it records its counts (0 created, n
+			// unchanged); then the record stays.
+			if _, err := l.Once(ctx, store.Fence{}); err != nil {
+				t.Fatal(err)
+			}
+			rec, err := s.Client().Get(ctx, store.DefaultPrefix+"/sync/units")
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			reqs.Store(0)
+			if res, err := l.Once(ctx, store.Fence{}); err != nil || res.Count(Unchanged) != n {
+				t.Fatalf("no-op pass: %v", err)
+			}
+			t.Logf("%d units: a pass over an unchanged commit: %d etcd requests", n, reqs.Load())
+			if got := reqs.Load(); got > 2 {
+				t.Errorf("a pass over an unchanged commit of %d units made %d etcd requests, want at most 2 (what changed, the attempt)", n, got)
+			}
+			again, err := s.Client().Get(ctx, store.DefaultPrefix+"/sync/units")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.Kvs[0].ModRevision != rec.Kvs[0].ModRevision {
+				t.Errorf("a pass that changed nothing wrote the sync record again (mod revision %d → %d)", rec.Kvs[0].ModRevision, again.Kvs[0].ModRevision)
+			}
+
+			f.snap = unitSnapshot("2222222222222222222222222222222222222222", n, map[int]int{3: 1})
+			reqs.Store(0)
+			if res, err := l.Once(ctx, store.Fence{}); err != nil || res.Count(Update) != 1 {
+				t.Fatalf("one-change pass: %v %s", err, res.Summary())
+			}
+			// What changed (twice: before and after the files are read),
+			// the unit with the record, the attempt, the events.
+			t.Logf("%d units: a pass over a commit changing one: %d etcd requests", n, reqs.Load())
+			if got := reqs.Load(); got > 5 {
+				t.Errorf("a pass over a commit changing 1 of %d units made %d etcd requests, want at most 5", n, got)
+			}
+			if got, want := l.memo.parsed, []string{"units/svc-0003.yaml"}; !slices.Equal(got, want) {
+				t.Errorf("files parsed for a commit changing one: %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// The loop parses the files whose blob changed, and every file again when
+// the scheduler's default engine changes: a unit that names no engine is
+// validated as that engine runs it.
+func TestLoopParsesChangedFiles(t *testing.T) {
+	ctx := context.Background()
+	e := etcdtest.New(t)
+	s := store.New(e.Client(t), store.DefaultPrefix)
+	snap := func(rev, web string) *gitsource.Snapshot {
+		sn := snapshot(map[string]string{
+			"units/pod.yaml": "name: pod\napps:\n- image: a\n- image: b\n",
+			"units/web.yaml": web,
+			"units/db.yaml":  "name: db\nengine: docker\napps:\n- image: db\n",
+		})
+		sn.Revision = rev
+		for i := range sn.Files {
+			sum := sha1.Sum(sn.Files[i].Data)
+			sn.Files[i].Blob = hex.EncodeToString(sum[:])
+		}
+		return sn
+	}
+	f := &swapFetcher{snap("1111111111111111111111111111111111111111", "name: web\napps:\n- image: a\n")}
+	l := &Loop{Fetcher: f, Store: s, Options: Options{Source: "units"}}
+	parsed := func(what string, want ...string) *Result {
+		t.Helper()
+		res, err := l.Once(ctx, store.Fence{})
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		got := slices.Sorted(slices.Values(l.memo.parsed))
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: parsed %v, want %v", what, got, want)
+		}
+		return res
+	}
+	if res := parsed("first pass", "units/db.yaml", "units/pod.yaml", "units/web.yaml"); len(res.Errors) != 0 {
+		t.Fatalf("first pass under rkt: %v", res.Errors)
+	}
+	f.snap = snap("2222222222222222222222222222222222222222", "name: web\napps:\n- image: b\n")
+	parsed("web.yaml changed", "units/web.yaml")
+	f.snap = snap("3333333333333333333333333333333333333333", "name: web\napps:\n- image: b\n")
+	parsed("a commit changing no unit file")
+
+	// The scheduler now runs docker by default: pod, two apps and no
+	// engine, is refused, which only a new validation can tell.
+	if err := s.PutSchedulerSettings(ctx, &store.SchedulerSettings{DefaultEngine: "docker"}, store.Fence{}); err != nil {
+		t.Fatal(err)
+	}
+	res := parsed("the default engine changed", "units/db.yaml", "units/pod.yaml", "units/web.yaml")
+	if len(res.Errors) != 1 || res.Errors[0].File != "units/pod.yaml" {
+		t.Fatalf("under docker: errors %v, want pod.yaml's", res.Errors)
+	}
+	parsed("nothing changed")
+}
+
+// A unit deleted or changed in etcd behind the loop's back is seen by its
+// next pass, over the same commit (its view of the store reads what
+// changed, and what was deleted): the unit is written again.
+func TestLoopRepairsUnitsChangedInEtcd(t *testing.T) {
+	ctx := context.Background()
+	e := etcdtest.New(t)
+	s := store.New(e.Client(t), store.DefaultPrefix)
+	f := &swapFetcher{unitSnapshot("1111111111111111111111111111111111111111", 5, nil)}
+	l := &Loop{Fetcher: f, Store: s, Options: Options{Source: "units"}}
+	for range 2 { // the second pass's view holds the units the first wrote
+		if _, err := l.Once(ctx, store.Fence{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cli := s.Client()
+	if _, err := cli.Delete(ctx, store.DefaultPrefix+"/units/svc-0001"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, store.DefaultPrefix+"/units/svc-0002", `{"name":"svc-0002","engine":"docker","apps":[{"image":"docker://evil"}]}`); err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.Once(ctx, store.Fence{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := changes(res); got != "svc-0000:unchanged svc-0001:create svc-0002:update svc-0003:unchanged svc-0004:unchanged" {
+		t.Fatalf("after a delete and an edit in etcd: %s", got)
+	}
+	u, err := s.GetUnit(ctx, "svc-0002")
+	if err != nil || u.Spec.Replicas != 2 {
+		t.Fatalf("svc-0002 not repaired: %+v %v", u, err)
+	}
+	if _, err := s.GetUnit(ctx, "svc-0001"); err != nil {
+		t.Fatalf("svc-0001 not written again: %v", err)
+	}
+}
+
+// historyCalls is a History that answers yes and counts the questions.
+type historyCalls struct{ n int }
+
+func (h *historyCalls) Descends(context.Context, string, string) (bool, error) {
+	h.n++
+	return true, nil
+}
+
+// The history phase asks git whether a revision descends from the one
+// last applied only when the revision is not a child of it: a push of one
+// commit (the webhook's case) costs no look into the repository.
+func TestCheckHistoryAsksOnlyBeyondParents(t *testing.T) {
+	last := &store.SyncRecord{Ref: "main", Revision: "1111111111111111111111111111111111111111"}
+	for _, tt := range []struct {
+		name    string
+		parents []string
+		asks    int
+	}{
+		{"child", []string{last.Revision}, 0},
+		{"merge with it as second parent", []string{"3333333333333333333333333333333333333333", last.Revision}, 0},
+		{"grandchild", []string{"3333333333333333333333333333333333333333"}, 1},
+		{"parents unknown", nil, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &historyCalls{}
+			snap := &gitsource.Snapshot{Ref: "main", Revision: "2222222222222222222222222222222222222222", Parents: tt.parents}
+			if _, err := checkHistory(context.Background(), last, snap, Options{Source: "units", History: h}); err != nil {
+				t.Fatal(err)
+			}
+			if h.n != tt.asks {
+				t.Errorf("asked git %d times, want %d", h.n, tt.asks)
+			}
+		})
+	}
+}
