@@ -242,6 +242,12 @@ func floor(tb testing.TB, c *fleetsim.Cluster, units []*schema.Unit, workers int
 	done := make(chan error, 1)
 	go func() { done <- pool(units, workers, api.CreateUnit) }()
 	deadline := t0.Add(wait)
+	// fleet's published states are one etcd read of every state: poll
+	// them less often when there are many.
+	poll := 250 * time.Millisecond
+	if len(units) > 600 {
+		poll = time.Second
+	}
 	var created bool
 	for fleetSecs == 0 || systemdSecs == 0 {
 		if !created {
@@ -270,7 +276,7 @@ func floor(tb testing.TB, c *fleetsim.Cluster, units []*schema.Unit, workers int
 			_, up := count(c.UnitStates())
 			tb.Fatalf("fleet's floor: after %s, %d of %d fleet units run on the machines", wait, up, len(units))
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(poll)
 	}
 	if err := pool(units, workers, func(u *schema.Unit) error { return api.DestroyUnit(u.Name) }); err != nil {
 		tb.Fatalf("fleet's floor: DestroyUnit: %v", err)
