@@ -24,7 +24,13 @@ type Row struct {
 	FleetFloorSystemd float64 `json:"fleetFloorSystemdSeconds"`
 	// Kaylee: the push webhook until every unit's status is running at
 	// its spec and the machines' systemd runs all its fleet units.
-	Kaylee          float64 `json:"kayleeSeconds"`
+	Kaylee float64 `json:"kayleeSeconds"`
+	// KayleeSystemd and KayleeFleet: the webhook until the machines'
+	// systemd, and fleet's published unit states, had every replica of
+	// Kaylee's fleet units running; Kaylee - KayleeFleet is how long
+	// Kaylee took to notice.
+	KayleeSystemd   float64 `json:"kayleeRunSystemdSeconds"`
+	KayleeFleet     float64 `json:"kayleeRunFleetSeconds"`
 	WebhookFirstKey float64 `json:"webhookToFirstKeySeconds"`
 	WebhookAllKeys  float64 `json:"webhookToAllKeysSeconds"`
 
@@ -93,17 +99,18 @@ func (rep Report) Table() string {
 	fmt.Fprintf(&b, "kaylee scale benchmark, commit %s, %d CPUs (%s), %s\n", rep.Commit, rep.NProc, rep.CPU, rep.Go)
 	fmt.Fprintf(&b, "fleet: TTL %s, engine interval %s, start delay %s; kaylee agent --min-ready %s\n", rep.TTL, rep.EngineInterval, rep.StartDelay, rep.MinReady)
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "units\tmachines\tfleet-floor\tkaylee\toverhead\tratio\twebhook->first-key\twebhook->all-keys\tnoop-pass\tetcd-req/noop\tidle-cpu%\tkaylee-cpu-s\tkaylee-peak-MiB\tbench-cpu-s\t")
+	fmt.Fprintln(w, "units\tmachines\tfleet-floor\tkaylee\toverhead\tratio\tfleet-ran\twebhook->first-key\twebhook->all-keys\tnoop-pass\tetcd-req/noop\tidle-cpu%\tkaylee-cpu-s\tkaylee-peak-MiB\tbench-cpu-s\t")
 	for _, r := range rep.Rows {
 		machines := fmt.Sprint(r.Machines)
 		if r.MinMachines < r.Machines {
 			machines = fmt.Sprintf("%d(min %d)", r.Machines, r.MinMachines)
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%d+%d\t%.1f\t%.1f\t%.0f\t%.0f\t\n",
-			r.Units, machines, secs(r.FleetFloor), secs(r.Kaylee), secs(r.Overhead()), r.Ratio(), secs(r.WebhookFirstKey), secs(r.WebhookAllKeys),
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%d+%d\t%.1f\t%.1f\t%.0f\t%.0f\t\n",
+			r.Units, machines, secs(r.FleetFloor), secs(r.Kaylee), secs(r.Overhead()), r.Ratio(), secs(r.KayleeFleet), secs(r.WebhookFirstKey), secs(r.WebhookAllKeys),
 			secs(r.NoopPass), r.NoopEtcdV3, r.NoopEtcdV2, 100*r.IdleCPU, r.KayleeCPU, r.KayleePeakMiB, r.BenchCPU)
 	}
 	w.Flush()
+	b.WriteString("fleet-ran: in Kaylee's run, the webhook until fleet reported all its fleet units running\n")
 	b.WriteString("times in seconds; etcd-req/noop: v3 requests + the agent's v2 (fleet registry) requests; idle-cpu%: of one core\n")
 	return b.String()
 }

@@ -8,7 +8,7 @@ import (
 func TestTable(t *testing.T) {
 	rep := Report{Commit: "abc1234", CPU: "Some CPU", NProc: 2, Go: "go1.25", TTL: "30s", EngineInterval: "2s", StartDelay: "300ms", MinReady: "1s",
 		Rows: []Row{
-			{Units: 100, Machines: 100, MinMachines: 100, FleetFloor: 8, Kaylee: 10, WebhookFirstKey: 0.042, WebhookAllKeys: 0.5, NoopPass: 0.2,
+			{Units: 100, Machines: 100, MinMachines: 100, FleetFloor: 8, Kaylee: 10, KayleeFleet: 9.5, WebhookFirstKey: 0.042, WebhookAllKeys: 0.5, NoopPass: 0.2,
 				NoopEtcdV3: 12, NoopEtcdV2: 3, IdleCPU: 0.015, KayleeCPU: 12.34, KayleePeakMiB: 80.4, BenchCPU: 100},
 			{Units: 500, Machines: 100, MinMachines: 97, FleetFloor: 40, Kaylee: 60},
 		}}
@@ -17,9 +17,10 @@ func TestTable(t *testing.T) {
 	want := []string{
 		"kaylee scale benchmark, commit abc1234, 2 CPUs (Some CPU), go1.25",
 		"fleet: TTL 30s, engine interval 2s, start delay 300ms; kaylee agent --min-ready 1s",
-		"units machines fleet-floor kaylee overhead ratio webhook->first-key webhook->all-keys noop-pass etcd-req/noop idle-cpu% kaylee-cpu-s kaylee-peak-MiB bench-cpu-s",
-		"100 100 8.000s 10.0s 2.000s 1.25 0.042s 0.500s 0.200s 12+3 1.5 12.3 80 100",
-		"500 100(min 97) 40.0s 60.0s 20.0s 1.50 0.000s 0.000s 0.000s 0+0 0.0 0.0 0 0",
+		"units machines fleet-floor kaylee overhead ratio fleet-ran webhook->first-key webhook->all-keys noop-pass etcd-req/noop idle-cpu% kaylee-cpu-s kaylee-peak-MiB bench-cpu-s",
+		"100 100 8.000s 10.0s 2.000s 1.25 9.500s 0.042s 0.500s 0.200s 12+3 1.5 12.3 80 100",
+		"500 100(min 97) 40.0s 60.0s 20.0s 1.50 0.000s 0.000s 0.000s 0.000s 0+0 0.0 0.0 0 0",
+		"fleet-ran: in Kaylee's run, the webhook until fleet reported all its fleet units running",
 		"times in seconds; etcd-req/noop: v3 requests + the agent's v2 (fleet registry) requests; idle-cpu%: of one core",
 	}
 	if len(lines) < len(want) {

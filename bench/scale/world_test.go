@@ -372,11 +372,32 @@ func (w *storeWatch) times() (first, all, up time.Time, nUp int) {
 	return w.firstKey, w.allKeys, w.allUp, len(w.running)
 }
 
+// fleetPoll is how often the harness reads fleet's published states for
+// n units: one etcd read of every state.
+func fleetPoll(n int) time.Duration {
+	if n > 200 {
+		return time.Second
+	}
+	return 250 * time.Millisecond
+}
+
+// fleetRunning counts the units whose replicas all run at their spec in
+// fleet's published states.
+func fleetRunning(states []*schema.UnitState, hashes map[string]string) int {
+	return fullUnits(states, hashes)
+}
+
 // simRunning counts the units whose replicas (k2:<name>:<hash>:…) all run
 // on the machines' systemd at their spec.
 func simRunning(c *fleetsim.Cluster, hashes map[string]string) int {
+	return fullUnits(c.UnitStates(), hashes)
+}
+
+// fullUnits counts the units of hashes with all their replicas running
+// at their spec in states.
+func fullUnits(states []*schema.UnitState, hashes map[string]string) int {
 	per := map[string]int{}
-	for _, s := range c.UnitStates() {
+	for _, s := range states {
 		n, ok := deploy.ParseUnitName(deploy.DefaultUnitPrefix, s.Name)
 		if ok && hashes[n.Name] == n.SpecHash && running(s.SystemdActiveState, s.SystemdSubState) {
 			per[n.Name]++
@@ -710,7 +731,21 @@ func measure(tb testing.TB, cfg config, bin string, n int) Row {
 	webhook(tb, agent.addr, secret, url, rev)
 	deadline := t0.Add(cfg.wait)
 	seen := false // every status was seen running
+	api := cluster.API()
+	var lastFleetPoll time.Time
 	for {
+		// When the machines' systemd, and fleet's published states, had
+		// every replica running: how much of Kaylee's time is spent
+		// noticing it.
+		if row.KayleeSystemd == 0 && simRunning(cluster, hashes) == n {
+			row.KayleeSystemd = time.Since(t0).Seconds()
+		}
+		if row.KayleeFleet == 0 && time.Since(lastFleetPoll) >= fleetPoll(n) {
+			lastFleetPoll = time.Now()
+			if states, err := api.UnitStates(); err == nil && fleetRunning(states, hashes) == n {
+				row.KayleeFleet = time.Since(t0).Seconds()
+			}
+		}
 		first, all, up, nUp := w.times()
 		if !up.IsZero() {
 			// Running in Kaylee's statuses and on the machines' systemd:
@@ -730,6 +765,12 @@ func measure(tb testing.TB, cfg config, bin string, n int) Row {
 			tb.Fatalf("kaylee: after %s, %d of %d units running (their fleet units: %d); agent log: %s", cfg.wait, nUp, n, simRunning(cluster, hashes), tail(agent.log))
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	if row.KayleeFleet == 0 { // between two reads of fleet's states
+		row.KayleeFleet = time.Since(t0).Seconds()
+	}
+	if row.KayleeSystemd == 0 {
+		row.KayleeSystemd = row.KayleeFleet
 	}
 	kPush1, bPush1 := agent.stat(tb), selfStat(tb)
 	row.KayleeCPUPush, row.BenchCPUPush = kPush1.CPUSeconds-kPush0.CPUSeconds, bPush1.CPUSeconds-bPush0.CPUSeconds
