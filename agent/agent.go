@@ -119,7 +119,7 @@ func openListeners(ctx context.Context, c Config, con *console.Server, m *metric
 
 // mainRoutes are the routes of c's main listener.
 func mainRoutes(c Config, con *console.Server, m *metrics) routes {
-	r := routes{ready: readiness{store: c.Store, scheduler: c.Scheduler != nil, sources: c.Sources}, metrics: m.handler()}
+	r := routes{ready: readiness{store: c.Store, scheduler: c.Scheduler != nil, sources: c.Sources}, metrics: m.handler(), pprof: c.HTTP.Pprof}
 	if c.HTTP.Webhooks {
 		r.hooks = webhooks(c, m)
 	}

@@ -105,6 +105,9 @@ type HTTP struct {
 	Console       *console.Config
 	ConsoleListen string
 	Limits        Limits
+	// Pprof serves Go's profiler (/debug/pprof/) on Listen: for
+	// benchmarks and debugging, never for a listener others reach.
+	Pprof bool
 }
 
 // Limits bound what HTTP clients hold on each listener.

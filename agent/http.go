@@ -44,6 +44,7 @@ type routes struct {
 	metrics http.Handler
 	hooks   http.Handler // POST /hooks/git
 	console registrar    // /, /api/v1/...
+	pprof   bool         // /debug/pprof/
 }
 
 // mux serves health, readiness and metrics, and the webhook and the
@@ -60,6 +61,9 @@ func (r routes) mux() *http.ServeMux {
 	mux.Handle("GET /metrics", r.metrics)
 	if r.hooks != nil {
 		mux.Handle("/hooks/git", r.hooks)
+	}
+	if r.pprof {
+		registerPprof(mux)
 	}
 	return mux
 }

@@ -94,6 +94,8 @@ func TestMainRoutes(t *testing.T) {
 			map[string]int{"POST /hooks/git": 200, "GET /": 404}},
 		{"dev without a repository: the console, no webhooks", false, true,
 			map[string]int{"POST /hooks/git": 404, "GET /": 200}},
+		{"no profiler unless asked, console or not", true, true,
+			map[string]int{"GET /debug/pprof/": 404, "GET /debug/pprof/heap": 404, "GET /debug/pprof/cmdline": 404}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,6 +116,28 @@ func TestMainRoutes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// With HTTP.Pprof, the main listener serves Go's profiler beside the
+// console; without, /debug/pprof/ is the console's 404.
+func TestPprofRoutes(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		c := Config{HTTP: HTTP{Listen: ":0", Webhooks: true, Console: &console.Config{}, Pprof: on}, Store: store.New(nil, "/t")}
+		mux := mainRoutes(c, newConsole(c), newMetrics()).mux()
+		want := map[string]int{"/debug/pprof/": 404, "/debug/pprof/heap": 404, "/debug/pprof/goroutine?debug=1": 404, "/debug/pprof/cmdline": 404}
+		if on {
+			want = map[string]int{"/debug/pprof/": 200, "/debug/pprof/heap": 200, "/debug/pprof/goroutine?debug=1": 200, "/debug/pprof/cmdline": 200}
+		}
+		for path, code := range want {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("GET", path, nil)
+			req.Host = "127.0.0.1:9520"
+			mux.ServeHTTP(rec, req)
+			if rec.Code != code {
+				t.Errorf("Pprof %v: GET %s: %d, want %d", on, path, rec.Code, code)
+			}
+		}
 	}
 }
 

@@ -134,6 +134,7 @@ replica at a time (see kaylee server --help).`,
 }
 
 type flagSet interface {
+	BoolVar(p *bool, name string, value bool, usage string)
 	DurationVar(p *time.Duration, name string, value time.Duration, usage string)
 	IntVar(p *int, name string, value int, usage string)
 	StringVar(p *string, name string, value string, usage string)
@@ -148,6 +149,12 @@ func registerAgentFlags(fl flagSet, c *agentConfig) {
 	fl.StringVar(&c.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret (GitHub HMAC key or GitLab token); without it webhooks get 401")
 	fl.StringVar(&c.apiTokenFile, "api-token-file", "", "file holding the bearer token that allows the API's actions (sync, restart, rollback, suspend, resume); without it the API is read-only")
 	c.http.register(fl)
+	registerPprof(fl, &c.http)
+}
+
+// registerPprof gives a long-running command its --pprof.
+func registerPprof(fl flagSet, f *httpFlags) {
+	fl.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiler (/debug/pprof/: CPU and heap profiles, goroutine dumps) on --listen, for benchmarks and debugging; not for production exposure: anyone reaching --listen could read the process's internals and load it")
 }
 
 // Default --listen of each long-running command: apart, so that an agent,
@@ -166,6 +173,7 @@ func registerRoleListen(fl flagSet, c *agentConfig, def, when string) {
 	fl.StringVar(&c.listen, "listen", def, when+"address of the HTTP endpoints /healthz, /readyz and /metrics; empty for none")
 	c.consoleListen, c.noWebhooks = "off", true
 	c.http = httpFlags{maxConns: 1024, maxStreams: console.DefaultMaxStreams, idleTimeout: time.Minute}
+	registerPprof(fl, &c.http)
 }
 
 // httpFlags bound what HTTP clients may hold.
@@ -173,6 +181,7 @@ type httpFlags struct {
 	maxConns    int
 	maxStreams  int
 	idleTimeout time.Duration
+	pprof       bool // --pprof: /debug/pprof/ on --listen
 }
 
 func (f *httpFlags) register(fl flagSet) {
@@ -238,7 +247,7 @@ func (c agentConfig) consoleAddr() (addr, flag string) {
 // (with the token of --api-token-file), webhooks unless the role has
 // none, and the limits of the HTTP flags.
 func (c agentConfig) httpConfig(secret []byte, log *slog.Logger) (agent.HTTP, error) {
-	h := agent.HTTP{Listen: c.listen, Webhooks: !c.noWebhooks, WebhookSecret: secret}
+	h := agent.HTTP{Listen: c.listen, Webhooks: !c.noWebhooks, WebhookSecret: secret, Pprof: c.http.pprof}
 	token, err := readSecretFile("--api-token-file", c.apiTokenFile)
 	if err != nil {
 		return agent.HTTP{}, err
