@@ -160,23 +160,31 @@ func (t *term) call(o op) error {
 // writeStatuses writes the statuses that changed (fenced). A refused
 // write means leadership is lost: ErrNotLeader ends the term.
 func (t *term) writeStatuses(ctx context.Context, statuses []namedStatus) error {
+	var puts []*store.Status
+	var deletes []string
 	for _, ns := range statuses {
 		prev := t.statuses[ns.name]
 		switch {
 		case ns.status == nil && prev != nil:
-			if err := t.store.DeleteStatus(ctx, ns.name, t.fence); err != nil {
-				return err
-			}
-			delete(t.statuses, ns.name)
+			deletes = append(deletes, ns.name)
 		case ns.status != nil && !sameStatus(prev, ns.status):
-			if err := t.store.PutStatus(ctx, ns.status, t.fence); err != nil {
-				return err
-			}
-			if prev == nil || prev.Phase != ns.status.Phase || prev.Message != ns.status.Message {
-				t.log.Info("status", "unit", ns.name, "phase", ns.status.Phase, "running", ns.status.Running, "desired", ns.status.Desired, "message", ns.status.Message)
-			}
-			t.statuses[ns.name] = ns.status
+			puts = append(puts, ns.status)
 		}
+	}
+	// A few transactions for the pass, not one per unit: a first
+	// deployment of 500 units wrote its statuses one round trip at a
+	// time, longer than a rollout's deadline on a loaded etcd.
+	if err := t.store.ApplyStatuses(ctx, puts, deletes, t.fence); err != nil {
+		return err
+	}
+	for _, name := range deletes {
+		delete(t.statuses, name)
+	}
+	for _, st := range puts {
+		if prev := t.statuses[st.Name]; prev == nil || prev.Phase != st.Phase || prev.Message != st.Message {
+			t.log.Info("status", "unit", st.Name, "phase", st.Phase, "running", st.Running, "desired", st.Desired, "message", st.Message)
+		}
+		t.statuses[st.Name] = st
 	}
 	return nil
 }

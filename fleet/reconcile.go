@@ -133,8 +133,9 @@ type Store interface {
 	RestartCounters(ctx context.Context) (map[string]int64, error)
 	WatchUnits(ctx context.Context, rev int64) <-chan []store.Change
 	ListStatuses(ctx context.Context) (map[string]*store.Status, error)
-	PutStatus(ctx context.Context, st *store.Status, f store.Fence) error
-	DeleteStatus(ctx context.Context, name string, f store.Fence) error
+	// ApplyStatuses writes and deletes statuses, fenced, a few
+	// transactions for all of them.
+	ApplyStatuses(ctx context.Context, puts []*store.Status, deletes []string, f store.Fence) error
 	Suspensions(ctx context.Context) (map[string]*store.Suspension, error)
 	AllHistory(ctx context.Context) (map[string][]*store.HistoryEntry, error)
 	PutHistory(ctx context.Context, e *store.HistoryEntry, drop []int64, f store.Fence) error

@@ -82,12 +82,5 @@ func (s *Store) ApplyInstances(ctx context.Context, puts []*Instance, deletes []
 		}
 		ops = append(ops, clientv3.OpPut(s.instancesDir()+in.Key(), string(b), lease...))
 	}
-	for len(ops) > 0 {
-		n := min(len(ops), maxTxnOps)
-		if _, err := s.commit(ctx, f, ops[:n]...); err != nil {
-			return fmt.Errorf("writing instances: %w", err)
-		}
-		ops = ops[n:]
-	}
-	return nil
+	return s.commitBatches(ctx, f, "instances", ops)
 }

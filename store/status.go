@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -91,6 +92,25 @@ func (s *Store) statusDir() string { return s.prefix + "/status/" }
 // PutStatus writes a unit's status (fenced).
 func (s *Store) PutStatus(ctx context.Context, st *Status, f Fence) error {
 	return s.putRecord(ctx, "status", s.statusDir()+st.Name, st, f)
+}
+
+// ApplyStatuses writes statuses and deletes those of the units named in
+// deletes, fenced, up to maxTxnOps keys in one transaction: a pass that
+// changes the statuses of hundreds of units makes a few round trips, not
+// one each. On an error the batches before it are written.
+func (s *Store) ApplyStatuses(ctx context.Context, puts []*Status, deletes []string, f Fence) error {
+	ops := make([]clientv3.Op, 0, len(puts)+len(deletes))
+	for _, name := range deletes {
+		ops = append(ops, clientv3.OpDelete(s.statusDir()+name))
+	}
+	for _, st := range puts {
+		b, err := json.Marshal(st)
+		if err != nil {
+			return fmt.Errorf("status of %s: %w", st.Name, err)
+		}
+		ops = append(ops, clientv3.OpPut(s.statusDir()+st.Name, string(b)))
+	}
+	return s.commitBatches(ctx, f, "statuses", ops)
 }
 
 // DeleteStatus removes a unit's status (fenced).

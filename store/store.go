@@ -247,6 +247,19 @@ func (s *Store) PutUnit(ctx context.Context, spec *deploy.Spec, f Fence) (change
 // for the fence.
 const maxTxnOps = 100
 
+// commitBatches commits ops, fenced, maxTxnOps to a transaction; what
+// names them in the error. On an error the batches before it are written.
+func (s *Store) commitBatches(ctx context.Context, f Fence, what string, ops []clientv3.Op) error {
+	for len(ops) > 0 {
+		n := min(len(ops), maxTxnOps)
+		if _, err := s.commit(ctx, f, ops[:n]...); err != nil {
+			return fmt.Errorf("writing %s: %w", what, err)
+		}
+		ops = ops[n:]
+	}
+	return nil
+}
+
 // ApplyUnits stores specs as canonical JSON and deletes units by name, in
 // fenced transactions of up to 100 writes. A unit written or deleted loses
 // its rollback pin: a new spec ends a rollback. The specs must be valid: they

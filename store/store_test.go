@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
@@ -382,5 +383,47 @@ func TestConfirm(t *testing.T) {
 	other.Rev++
 	if _, err := s.Confirm(ctx, other); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("another revision: %v", err)
+	}
+}
+
+// A pass's statuses go in a few transactions: 250 writes and deletes are
+// 3 revisions of etcd (100 keys each at most), not 250, and read back as
+// written.
+func TestApplyStatusesBatches(t *testing.T) {
+	s, e := newStore(t)
+	ctx := context.Background()
+	cli := e.Client(t)
+	var puts []*Status
+	for i := range 200 {
+		puts = append(puts, &Status{Name: fmt.Sprintf("u%03d", i), Phase: PhaseRunning, Desired: 3, Running: 3})
+	}
+	if err := s.ApplyStatuses(ctx, puts, nil, Fence{}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := cli.Get(ctx, "/nothing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deletes []string
+	for i := range 50 {
+		deletes = append(deletes, fmt.Sprintf("u%03d", i))
+	}
+	puts[100].Phase = PhaseProgressing
+	if err := s.ApplyStatuses(ctx, puts[50:], deletes, Fence{}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := cli.Get(ctx, "/nothing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := after.Header.Revision - before.Header.Revision; d != 2 {
+		t.Errorf("50 deletes and 150 writes took %d revisions of etcd, want 2 transactions", d)
+	}
+	got, err := s.ListStatuses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 150 || got["u000"] != nil || got["u100"].Phase != PhaseProgressing || got["u199"].Running != 3 {
+		t.Errorf("statuses after the batch: %d of them, u000 %v, u100 %+v", len(got), got["u000"], got["u100"])
 	}
 }
