@@ -200,7 +200,7 @@ func newBenchCluster(b *testing.B, units, machineCount int) *benchCluster {
 }
 
 // benchSizes are the clusters the scheduler's benchmarks run on.
-var benchSizes = []struct{ units, machines int }{{100, 10}, {500, 10}, {1000, 10}, {100, 100}, {500, 100}, {1000, 100}}
+var benchSizes = []struct{ units, machines int }{{100, 10}, {500, 10}, {1000, 10}, {100, 100}, {500, 100}, {1000, 100}, {100, 1000}}
 
 // BenchmarkNoopReconcile: Kaylee units × 3 replicas, all in fleet's
 // registry (real etcd v2) and running, statuses up to date, at each of
@@ -562,5 +562,73 @@ func BenchmarkPlanNew(b *testing.B) {
 		if len(plan.ops) != 3000 {
 			b.Fatalf("%d ops, want 3000 creates", len(plan.ops))
 		}
+	}
+}
+
+// planWorld is a steady cluster in memory, as a pass's snapshot holds
+// it: units Kaylee units × 3 replicas on machines machines, scheduled and
+// running, with the statuses and registry of the passes that saw them
+// ready; no etcd.
+func planSnapshot(b *testing.B, units, machines int) (*passPlanner, *snapshot) {
+	snap := &snapshot{statuses: map[string]*store.Status{}, history: map[string][]*store.HistoryEntry{},
+		registry: &registry{written: map[string]*store.Instance{}, left: map[string]bool{}, since: map[string]time.Time{}}}
+	ids := make([]string, machines)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%032x", i+1)
+		snap.machines = append(snap.machines, machine.MachineState{ID: ids[i], PublicIP: fmt.Sprintf("10.0.%d.%d", i/250, i%250+1),
+			Metadata: map[string]string{"role": "worker"}})
+	}
+	for i := range units {
+		sp := benchSpec(i)
+		snap.units = append(snap.units, &store.Unit{Name: sp.Name, Spec: *sp, Raw: sp.CanonicalJSON()})
+		rendered, err := deploy.Render(sp, deploy.RenderOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j, u := range rendered {
+			m := ids[(i+j)%machines]
+			snap.fleetUnits = append(snap.fleetUnits, &schema.Unit{Name: u.Name, Options: u.Options, DesiredState: targetLaunched, MachineID: m})
+			snap.states = append(snap.states, &schema.UnitState{Name: u.Name, MachineID: m, Hash: unitHash(u.Options),
+				SystemdLoadState: "loaded", SystemdActiveState: "active", SystemdSubState: "running"})
+		}
+	}
+	pp := newPassPlanner(Options{MinReady: time.Nanosecond}.withDefaults())
+	for range 2 { // running, then ready
+		settlePlan(pp, snap, time.Now())
+		time.Sleep(time.Millisecond)
+	}
+	return pp, snap
+}
+
+// settlePlan plans and keeps what the plan writes, as apply would.
+func settlePlan(pp *passPlanner, snap *snapshot, now time.Time) *planResult {
+	plan := pp.plan(snap, now)
+	for _, ns := range plan.statuses {
+		if ns.status == nil {
+			delete(snap.statuses, ns.name)
+		} else {
+			snap.statuses[ns.name] = ns.status
+		}
+	}
+	snap.registry.applied(plan.instances.puts, plan.instances.deletes)
+	return plan
+}
+
+// BenchmarkPlanNoop: the plan phase alone of a no-op pass (the snapshot
+// in memory), at each of benchSizes: what a pass costs beyond its lists.
+//
+//	go test ./fleet -run '^$' -bench PlanNoop -benchtime 20x
+func BenchmarkPlanNoop(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(fmt.Sprintf("units=%d/machines=%d", size.units, size.machines), func(b *testing.B) {
+			pp, snap := planSnapshot(b, size.units, size.machines)
+			b.ReportAllocs()
+			for b.Loop() {
+				plan := pp.plan(snap, time.Now())
+				if len(plan.ops) != 0 || plan.busy() || len(plan.instances.puts)+len(plan.instances.deletes) != 0 {
+					b.Fatalf("not a no-op plan: %d ops, busy %v, %d registry writes", len(plan.ops), plan.busy(), len(plan.instances.puts)+len(plan.instances.deletes))
+				}
+			}
+		})
 	}
 }
