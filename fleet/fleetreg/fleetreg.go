@@ -37,6 +37,12 @@ func (a *API) Registry() registry.Registry { return a.reg }
 // of any unit state (several changes may come as one), until ctx ends. A
 // broken watch (etcd away, its event history passed) starts again after
 // retry; a change in between may be missed, so callers keep a slower poll.
+//
+// A state published again with the same value is no change: fleet's
+// agents publish every state again every 24s (4/5 of its TTL), so each
+// machine's republish would otherwise wake the caller, which lists every
+// state to see what changed: a cost of units × machines per minute on a
+// cluster where nothing changes.
 func (a *API) StateChanges(ctx context.Context, retry time.Duration) <-chan struct{} {
 	out := make(chan struct{}, 1)
 	key := path.Join(a.prefix, "states")
@@ -44,8 +50,12 @@ func (a *API) StateChanges(ctx context.Context, retry time.Duration) <-chan stru
 		for ctx.Err() == nil {
 			w := a.keys.Watcher(key, &etcd.WatcherOptions{Recursive: true})
 			for {
-				if _, err := w.Next(ctx); err != nil {
+				r, err := w.Next(ctx)
+				if err != nil {
 					break
+				}
+				if republished(r) {
+					continue
 				}
 				select {
 				case out <- struct{}{}:
@@ -59,4 +69,14 @@ func (a *API) StateChanges(ctx context.Context, retry time.Duration) <-chan stru
 		}
 	}()
 	return out
+}
+
+// republished: the event sets a key to the value it had (fleet's agent
+// publishing an unchanged state again, with a new TTL).
+func republished(r *etcd.Response) bool {
+	switch r.Action {
+	case "set", "update", "compareAndSwap":
+		return r.Node != nil && r.PrevNode != nil && !r.Node.Dir && r.PrevNode.Value == r.Node.Value
+	}
+	return false
 }
