@@ -632,3 +632,24 @@ func BenchmarkPlanNoop(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPlanRemoveAll: the plan of the pass after every unit was
+// removed from the store (a source pruned), its fleet units still there:
+// each unit's dependants among the removed ones are looked up.
+//
+//	go test ./fleet -run '^$' -bench PlanRemoveAll -benchtime 10x
+func BenchmarkPlanRemoveAll(b *testing.B) {
+	for _, size := range benchSizes[:3] {
+		b.Run(fmt.Sprintf("units=%d/machines=%d", size.units, size.machines), func(b *testing.B) {
+			pp, snap := planSnapshot(b, size.units, size.machines)
+			snap.units = nil
+			b.ReportAllocs()
+			for b.Loop() {
+				plan := pp.plan(snap, time.Now())
+				if len(plan.ops) != 3*size.units {
+					b.Fatalf("%d ops, want %d stops", len(plan.ops), 3*size.units)
+				}
+			}
+		})
+	}
+}
