@@ -90,11 +90,11 @@ func TestIdlePassWritesNothing(t *testing.T) {
 // TestIdleRunIgnoresRepublishedStates: fleet's agents publish every unit
 // state again every 24s, unchanged. The reconciler, which watches the
 // states, lists them (to see what changed) only when one changed: with
-// its poll and resync out of the way, states republished for 3s make no
+// a poll every 500ms (and no resync), states republished for 3s make no
 // fleet call at all, and a state that changes makes it look.
 func TestIdleRunIgnoresRepublishedStates(t *testing.T) {
 	c := newIdleCluster(t)
-	r, err := NewReconciler(c.counting, c.s, Options{MinReady: time.Nanosecond, Poll: time.Hour, Resync: time.Hour}, nil)
+	r, err := NewReconciler(c.counting, c.s, Options{MinReady: time.Nanosecond, Poll: 500 * time.Millisecond, Resync: time.Hour}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

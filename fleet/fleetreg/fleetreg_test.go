@@ -27,7 +27,11 @@ func TestStateChangesIgnoresRepublish(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	changes := api.StateChanges(ctx, 100*time.Millisecond)
-	time.Sleep(200 * time.Millisecond) // the watch is set
+	select {
+	case <-changes: // the watch started: a change may have come before
+	case <-time.After(time.Second):
+		t.Fatal("no value when the watch started")
+	}
 	st := &unit.UnitState{LoadState: "loaded", ActiveState: "active", SubState: "running", MachineID: "m1", UnitHash: "abc", UnitName: "k2:web:1.service"}
 	save := func(what string, st *unit.UnitState, want bool) {
 		t.Helper()
