@@ -218,6 +218,7 @@ func BenchmarkNoopReconcile(b *testing.B) {
 				b.ReportAllocs()
 				c.counting.reset()
 				c.cs.reset()
+				cpu := cpuTime()
 				for b.Loop() {
 					res, err := c.t.pass(ctx)
 					if err != nil {
@@ -227,12 +228,15 @@ func BenchmarkNoopReconcile(b *testing.B) {
 						b.Fatalf("not a no-op pass: %d fleet ops, busy %v", res.ops, res.busy)
 					}
 				}
+				b.ReportMetric(float64((cpuTime()-cpu).Milliseconds())/float64(b.N), "cpu-ms/op")
 				b.ReportMetric(float64(c.counting.calls.Load())/float64(b.N), "fleet-calls/op")
 				b.ReportMetric(float64(c.cs.txns.Load())/float64(b.N), "registry-txns/op")
 				b.ReportMetric(float64(c.cs.writes())/float64(b.N), "store-writes/op")
 			})
 			b.Run("lists-only", func(b *testing.B) {
 				b.ReportAllocs()
+				cpu := cpuTime()
+				defer func() { b.ReportMetric(float64((cpuTime()-cpu).Milliseconds())/float64(b.N), "cpu-ms/op") }()
 				for b.Loop() {
 					if _, _, err := c.s.ListUnits(ctx); err != nil {
 						b.Fatal(err)
@@ -271,6 +275,7 @@ func BenchmarkChangedReconcile(b *testing.B) {
 			ctx := context.Background()
 			version := 0
 			b.ReportAllocs()
+			var cpu time.Duration
 			for b.Loop() {
 				b.StopTimer()
 				version++
@@ -280,7 +285,9 @@ func BenchmarkChangedReconcile(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StartTimer()
+				start := cpuTime()
 				res, err := c.t.pass(ctx)
+				cpu += cpuTime() - start
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -288,6 +295,7 @@ func BenchmarkChangedReconcile(b *testing.B) {
 					b.Fatalf("%d fleet ops after a change, want 3 creates at least", res.ops)
 				}
 			}
+			b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
 			b.ReportMetric(float64(c.counting.calls.Load())/float64(b.N), "fleet-calls/op")
 			b.ReportMetric(float64(c.cs.count("PutStatus"))/float64(b.N), "status-writes/op")
 			b.ReportMetric(float64(c.cs.writes())/float64(b.N), "store-writes/op")
