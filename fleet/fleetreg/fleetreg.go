@@ -22,12 +22,13 @@ type API struct {
 	reg    registry.Registry
 	keys   etcd.KeysAPI
 	prefix string
+	files  *unitFiles // the unit files Units parsed
 }
 
 // New returns the registry client of fleet's records under prefix.
 func New(keys etcd.KeysAPI, prefix string) *API {
 	reg := registry.NewEtcdRegistry(keys, prefix)
-	return &API{API: &client.RegistryClient{Registry: reg}, reg: reg, keys: keys, prefix: prefix}
+	return &API{API: &client.RegistryClient{Registry: reg}, reg: reg, keys: keys, prefix: prefix, files: &unitFiles{}}
 }
 
 // Registry is fleet's registry itself (for tests that write machine
