@@ -336,7 +336,7 @@ func BenchmarkIdle(b *testing.B) {
 			run, stop := context.WithCancel(ctx)
 			done := make(chan error, 1)
 			go func() { done <- c.r.Run(run, store.Fence{}) }()
-			time.Sleep(5 * time.Second) // the new term's first passes
+			c.settle(b, size.units)
 			c.counting.reset()
 			c.cs.reset()
 			var cpu, total time.Duration
@@ -358,6 +358,34 @@ func BenchmarkIdle(b *testing.B) {
 			b.ReportMetric(perMin(c.cs.writes(), total), "store-writes/min")
 			b.Logf("idle %s: fleet calls %v, store calls %v", total.Round(time.Second), c.counting.counts(), c.cs.counts())
 		})
+	}
+}
+
+// settle waits until the reconciler's new term has made its first passes
+// (which see the replicas running, then ready, and write statuses and
+// the registry): at least two passes, every status running with 3
+// ready, and no status written for a second.
+func (c *benchCluster) settle(b *testing.B, units int) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		writes := c.cs.count("PutStatus")
+		time.Sleep(time.Second)
+		sts, err := c.s.ListStatuses(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		ready := 0
+		for _, st := range sts {
+			if st.Phase == store.PhaseRunning && st.Ready == 3 {
+				ready++
+			}
+		}
+		if ready == units && c.cs.count("ListUnits") >= 2 && c.cs.count("PutStatus") == writes {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("2 minutes after the reconciler started: %d of %d statuses running with 3 ready, %d passes", ready, units, c.cs.count("ListUnits"))
+		}
 	}
 }
 
