@@ -34,12 +34,14 @@ type passPlanner struct {
 	adopting  map[string]bool
 	leftAlone map[string]bool
 	now       time.Time // the pass's time
+	// hashes: the unit file hashes of the fleet units read (unithash.go).
+	hashes *unitHashes
 }
 
 func newPassPlanner(opts Options) *passPlanner {
 	return &passPlanner{opts: opts, mem: newMemory(), rendered: map[string]*desiredUnits{},
 		previous: map[string]*desiredUnits{}, previousWarned: map[string]string{},
-		adopting: map[string]bool{}, leftAlone: map[string]bool{}}
+		adopting: map[string]bool{}, leftAlone: map[string]bool{}, hashes: newUnitHashes()}
 }
 
 // planResult is everything a pass does, decided before it does any of it.
@@ -152,8 +154,9 @@ func (pp *passPlanner) plan(snap *snapshot, now time.Time) *planResult {
 	for _, u := range snap.units {
 		stored[u.Name] = true
 	}
-	actual := observe(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines, stored)
-	probes := observeProbes(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines)
+	actual := observeWith(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines, stored, pp.hashes.of)
+	probes := observeProbes(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines, pp.hashes.of)
+	pp.hashes.sweep()
 	p.conflicts = newConflictView(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines)
 	pp.now = now
 	pp.mem.seeMachines(fleetMachines, p.machines, actual, now)
@@ -355,6 +358,13 @@ func (p *planResult) writesHistory() bool {
 // machine, states from another (where fleet moved it from), are left out:
 // they are not replicas.
 func observe(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitState, machines map[string]string, stored map[string]bool) map[string][]*actualUnit {
+	return observeWith(prefix, fleetUnits, states, machines, stored, unitHash)
+}
+
+// observeWith is observe, with the unit file hash of a fleet unit's
+// options given by hashOf (unitHash, or a pass planner's cache of it).
+func observeWith(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitState, machines map[string]string, stored map[string]bool,
+	hashOf func([]*schema.UnitOption) string) map[string][]*actualUnit {
 	byName := map[string]*actualUnit{}
 	out := map[string][]*actualUnit{}
 	get := func(name string) *actualUnit {
@@ -371,6 +381,7 @@ func observe(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitStat
 			id, orig = deploy.UnitName(o), true
 		}
 		a := &actualUnit{id: id, original: orig}
+		a.fleetName = a.id.String()
 		byName[name] = a
 		out[id.Name] = append(out[id.Name], a)
 		return a
@@ -378,7 +389,7 @@ func observe(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitStat
 	for _, u := range fleetUnits {
 		if a := get(u.Name); a != nil {
 			a.unit = u
-			a.hash = unitHash(u.Options)
+			a.hash = hashOf(u.Options)
 		}
 	}
 	for _, s := range states {
@@ -403,7 +414,8 @@ func observe(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitStat
 // observeProbes groups the fleet units of primary probes (see
 // deploy.ProbeName) and their states by Kaylee unit, as observe does
 // members.
-func observeProbes(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitState, machines map[string]string) map[string]unitSet {
+func observeProbes(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitState, machines map[string]string,
+	hashOf func([]*schema.UnitOption) string) map[string]unitSet {
 	byName := map[string]*actualUnit{}
 	out := map[string]unitSet{}
 	get := func(name string) *actualUnit {
@@ -415,13 +427,14 @@ func observeProbes(prefix string, fleetUnits []*schema.Unit, states []*schema.Un
 			return nil
 		}
 		a := &actualUnit{probe: &id}
+		a.fleetName = id.String()
 		byName[name] = a
 		out[id.Name] = append(out[id.Name], a)
 		return a
 	}
 	for _, u := range fleetUnits {
 		if a := get(u.Name); a != nil {
-			a.unit, a.hash = u, unitHash(u.Options)
+			a.unit, a.hash = u, hashOf(u.Options)
 		}
 	}
 	for _, s := range states {

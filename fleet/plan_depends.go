@@ -31,12 +31,16 @@ type depWait struct {
 // dependencyGates sets the wait of each unit whose rollout its
 // dependencies hold, and the dependants of each removed unit.
 func dependencyGates(inputs map[string]*unitInput) {
+	var removed map[string][]string
 	for _, in := range inputs {
 		in.wait, in.dependants = nil, nil
 		switch {
 		case in.suspended != nil || in.specErr != nil:
 		case in.spec == nil:
-			in.dependants = removedDependants(in.name, inputs)
+			if removed == nil {
+				removed = removedByDependency(inputs)
+			}
+			in.dependants = removedDependants(in.name, inputs, removed[in.name])
 		case in.desired != nil && len(in.spec.DependsOn) > 0 && !rolloutBegun(in):
 			in.wait = waitFor(in, inputs)
 		}
@@ -106,17 +110,34 @@ func firstClause(msg string) string {
 	return msg
 }
 
-// removedDependants names the removed units, their fleet units not all
-// gone, whose last status says they depend on name; a dependant that
-// name itself (through removed units) depends on is left out, so that a
-// cycle (written to the store by hand) cannot hold a removal for ever.
-func removedDependants(name string, inputs map[string]*unitInput) []string {
-	var out []string
+// removedByDependency indexes, once per pass, the removed units whose
+// fleet units are not all gone by each name their last status says they
+// depend on (looking them up for each removed unit among every unit cost
+// removed units × units: a source pruned of 1,000 units).
+func removedByDependency(inputs map[string]*unitInput) map[string][]string {
+	out := map[string][]string{}
 	for other, in := range inputs {
-		if other == name || in.spec != nil || in.specErr != nil || in.prev == nil || len(in.actual) == 0 {
+		if in.spec != nil || in.specErr != nil || in.prev == nil || len(in.actual) == 0 {
 			continue
 		}
-		if slices.Contains(in.prev.DependsOn, name) && !removedDependsOn(name, other, inputs) {
+		for i, dep := range in.prev.DependsOn {
+			if !slices.Contains(in.prev.DependsOn[:i], dep) {
+				out[dep] = append(out[dep], other)
+			}
+		}
+	}
+	return out
+}
+
+// removedDependants names the removed units, their fleet units not all
+// gone, whose last status says they depend on name (candidates, from
+// removedByDependency); a dependant that name itself (through removed
+// units) depends on is left out, so that a cycle (written to the store by
+// hand) cannot hold a removal for ever.
+func removedDependants(name string, inputs map[string]*unitInput, candidates []string) []string {
+	var out []string
+	for _, other := range candidates {
+		if other != name && !removedDependsOn(name, other, inputs) {
 			out = append(out, other)
 		}
 	}

@@ -124,6 +124,11 @@ func TestPlanDependsOn(t *testing.T) {
 		webMsg: "removed from the store: destroying 3 fleet unit(s)",
 		dbMsg:  "removed from the store: its 1 fleet unit(s) are destroyed once those of web, which depended on it, are gone",
 	}, {
+		name: "removed together, each depending on the other (written by hand): both go",
+		db:   removed(db1, "web"), web: removed(web1, "db"),
+		wantDB: "stop:old0", wantWeb: "stop:old0 stop:old1 stop:old2", webPhase: store.PhaseDeleting,
+		webMsg: "removed from the store: destroying 3 fleet unit(s)", dbMsg: "removed from the store: destroying 1 fleet unit(s)",
+	}, {
 		name: "removed together, web gone: db goes",
 		db:   removed(db1), web: func(t *testing.T) *unitInput {
 			return &unitInput{name: "web", prev: &store.Status{Name: "web", Phase: store.PhaseDeleting, DependsOn: []string{"db"}}}

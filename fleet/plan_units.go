@@ -20,9 +20,14 @@ type actualUnit struct {
 	// original: a fleet unit monder/kaylee created for the stored unit
 	// (see original.go): id holds its 6-digit hash and its random group.
 	original bool
+	// fleetName: name(), made once by observe ("" for one made otherwise).
+	fleetName string
 }
 
 func (a *actualUnit) name() string {
+	if a.fleetName != "" {
+		return a.fleetName
+	}
 	if a.probe != nil {
 		return a.probe.String()
 	}

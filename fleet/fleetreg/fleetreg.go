@@ -7,6 +7,7 @@ package fleetreg
 
 import (
 	"context"
+	"errors"
 	"path"
 	"time"
 
@@ -21,12 +22,13 @@ type API struct {
 	reg    registry.Registry
 	keys   etcd.KeysAPI
 	prefix string
+	files  *unitFiles // the unit files Units parsed
 }
 
 // New returns the registry client of fleet's records under prefix.
 func New(keys etcd.KeysAPI, prefix string) *API {
 	reg := registry.NewEtcdRegistry(keys, prefix)
-	return &API{API: &client.RegistryClient{Registry: reg}, reg: reg, keys: keys, prefix: prefix}
+	return &API{API: &client.RegistryClient{Registry: reg}, reg: reg, keys: keys, prefix: prefix, files: &unitFiles{}}
 }
 
 // Registry is fleet's registry itself (for tests that write machine
@@ -34,22 +36,41 @@ func New(keys etcd.KeysAPI, prefix string) *API {
 func (a *API) Registry() registry.Registry { return a.reg }
 
 // StateChanges sends a value soon after fleet's agents publish a change
-// of any unit state (several changes may come as one), until ctx ends. A
-// broken watch (etcd away, its event history passed) starts again after
-// retry; a change in between may be missed, so callers keep a slower poll.
+// of any unit state (several changes may come as one), until ctx ends.
+// It also sends one each time its watch starts (at once, and after a
+// broken watch, etcd away or its event history passed, starts again
+// after retry): a change may have come before it, so the caller looks.
+// The watch starts at the etcd index read right before that value is
+// sent, so no change falls between a look and the watch: a caller that
+// looks at every value needs no poll of the states.
+//
+// A state published again with the same value is no change: fleet's
+// agents publish every state again every 24s (4/5 of its TTL), so each
+// machine's republish would otherwise wake the caller, which lists every
+// state to see what changed: a cost of units × machines per minute on a
+// cluster where nothing changes.
 func (a *API) StateChanges(ctx context.Context, retry time.Duration) <-chan struct{} {
 	out := make(chan struct{}, 1)
+	send := func() {
+		select {
+		case out <- struct{}{}:
+		default:
+		}
+	}
 	key := path.Join(a.prefix, "states")
 	go func() {
 		for ctx.Err() == nil {
-			w := a.keys.Watcher(key, &etcd.WatcherOptions{Recursive: true})
-			for {
-				if _, err := w.Next(ctx); err != nil {
-					break
-				}
-				select {
-				case out <- struct{}{}:
-				default:
+			if index, ok := a.index(ctx, key); ok {
+				w := a.keys.Watcher(key, &etcd.WatcherOptions{Recursive: true, AfterIndex: index})
+				send()
+				for {
+					r, err := w.Next(ctx)
+					if err != nil {
+						break
+					}
+					if !republished(r) {
+						send()
+					}
 				}
 			}
 			select {
@@ -59,4 +80,28 @@ func (a *API) StateChanges(ctx context.Context, retry time.Duration) <-chan stru
 		}
 	}()
 	return out
+}
+
+// index is etcd's index now (as it answers a read of key, which may not
+// exist).
+func (a *API) index(ctx context.Context, key string) (uint64, bool) {
+	r, err := a.keys.Get(ctx, key, &etcd.GetOptions{Quorum: true})
+	if err == nil {
+		return r.Index, true
+	}
+	var e etcd.Error
+	if errors.As(err, &e) && e.Code == etcd.ErrorCodeKeyNotFound {
+		return e.Index, true
+	}
+	return 0, false
+}
+
+// republished: the event sets a key to the value it had (fleet's agent
+// publishing an unchanged state again, with a new TTL).
+func republished(r *etcd.Response) bool {
+	switch r.Action {
+	case "set", "update", "compareAndSwap":
+		return r.Node != nil && r.PrevNode != nil && !r.Node.Dir && r.PrevNode.Value == r.Node.Value
+	}
+	return false
 }

@@ -1,0 +1,60 @@
+package fleetreg_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	etcd "github.com/coreos/etcd/client"
+	"github.com/coreos/fleet/unit"
+
+	"github.com/kaylee-gitops/kaylee/fleet/fleetreg"
+	"github.com/kaylee-gitops/kaylee/store/etcdtest"
+)
+
+// fleet's agents publish every unit state again every 24s (4/5 of its
+// 30s TTL) whether it changed or not. Such a republish is no change: it
+// must not wake the scheduler, which lists every state to see what
+// changed (with 1,000 units × 3 on 100 machines, one list per machine's
+// republish, four a second).
+func TestStateChangesIgnoresRepublish(t *testing.T) {
+	e := etcdtest.New(t)
+	c, err := etcd.New(etcd.Config{Endpoints: e.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := fleetreg.New(etcd.NewKeysAPI(c), "/_coreos.com/fleet/")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changes := api.StateChanges(ctx, 100*time.Millisecond)
+	select {
+	case <-changes: // the watch started: a change may have come before
+	case <-time.After(time.Second):
+		t.Fatal("no value when the watch started")
+	}
+	st := &unit.UnitState{LoadState: "loaded", ActiveState: "active", SubState: "running", MachineID: "m1", UnitHash: "abc", UnitName: "k2:web:1.service"}
+	save := func(what string, st *unit.UnitState, want bool) {
+		t.Helper()
+		api.Registry().SaveUnitState(st.UnitName, st, 30*time.Second)
+		select {
+		case <-changes:
+			if !want {
+				t.Fatalf("%s: the scheduler was told of a state change", what)
+			}
+		case <-time.After(time.Second):
+			if want {
+				t.Fatalf("%s: the scheduler was not told of the state change within 1s", what)
+			}
+		}
+	}
+	save("a new state", st, true)
+	save("the same state published again", st, false)
+	save("and again", st, false)
+	dead := *st
+	dead.ActiveState, dead.SubState = "inactive", "dead"
+	save("a state that changed", &dead, true)
+	other := *st
+	other.UnitName = "k2:web:2.service"
+	save("another unit's new state", &other, true)
+	save("the first unit's state published again", &dead, false)
+}
