@@ -516,14 +516,16 @@ func (c *countingStore) ListSyncRecords(ctx context.Context) (map[string]*store.
 	return c.Store.ListSyncRecords(ctx)
 }
 
-func (c *countingStore) PutStatus(ctx context.Context, st *store.Status, f store.Fence) error {
-	c.add("PutStatus")
-	return c.Store.PutStatus(ctx, st, f)
-}
-
-func (c *countingStore) DeleteStatus(ctx context.Context, name string, f store.Fence) error {
-	c.add("DeleteStatus")
-	return c.Store.DeleteStatus(ctx, name, f)
+// ApplyStatuses counts each status written as a PutStatus, each deleted
+// as a DeleteStatus: the keys, whatever the transactions.
+func (c *countingStore) ApplyStatuses(ctx context.Context, puts []*store.Status, deletes []string, f store.Fence) error {
+	for range puts {
+		c.add("PutStatus")
+	}
+	for range deletes {
+		c.add("DeleteStatus")
+	}
+	return c.Store.ApplyStatuses(ctx, puts, deletes, f)
 }
 
 func (c *countingStore) PutHistory(ctx context.Context, e *store.HistoryEntry, drop []int64, f store.Fence) error {
