@@ -800,7 +800,7 @@ func (r *rollout) rolloutFailure() string {
 				hash, a.name(), r.opts.Unschedulable, why)
 		}
 	}
-	if since, ok := r.lastProgress(); ok && r.now.Sub(since) >= r.pol.deadline {
+	if since, ok := r.lastProgress(); ok && r.now.Sub(since) >= r.pol.deadline && !r.readySoon() {
 		for _, a := range r.current {
 			// A replica that restarted tells why none became ready.
 			if m, n := r.restartsSeen(a); n > 0 {
@@ -817,6 +817,19 @@ func (r *rollout) rolloutFailure() string {
 			hash, r.pol.deadline, running, r.n, detail)
 	}
 	return ""
+}
+
+// readySoon: a new replica runs and has not been watched for minReady
+// yet. Past the deadline it is no sign of failure: the passes that would
+// have seen it earlier were slow (hundreds of units on a loaded etcd), or
+// it started just now. It fails if it stops (restarts are counted apart).
+func (r *rollout) readySoon() bool {
+	for _, a := range r.current {
+		if a.running() && !r.planner.ready(a, r.pol.minReady) {
+			return true
+		}
+	}
+	return false
 }
 
 // lastProgress is when the rollout last made progress: when it started,

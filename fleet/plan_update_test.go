@@ -116,6 +116,18 @@ func TestPlanUpdatePolicy(t *testing.T) {
 			return w
 		},
 		readyAgo: time.Minute, wantOps: "stop:0 stop:1 stop:2", wantPhase: store.PhaseFailed, wantMsg: "no new replica became ready for 5m0s",
+	}, {
+		// A pass that took minutes (500 units' first deployment on a
+		// loaded etcd) sees its replicas running for the first time
+		// past the deadline: they have not failed, they have not been
+		// watched for minReady yet.
+		name: "past the deadline, new replicas seen running for less than minReady: the rollout waits for them",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, v2, 0).with(render(t, v1), "launched", "active", "running").with(render(t, v2)[:1], "launched", "active", "running")
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseProgressing, SpecHash: v2.Hash(0), Since: now.Add(-6 * time.Minute)}
+			return w
+		},
+		readyAgo: 2 * time.Second, wantOps: "", wantPhase: store.PhaseProgressing, wantMsg: "1 of 4 running the current spec, 0 ready",
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
