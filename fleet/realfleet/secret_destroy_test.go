@@ -16,6 +16,8 @@ import (
 // timeout), which fleet unloads without systemd running its
 // ExecStopPost, leaves no decrypted value on its machine.
 func TestRealSecretsGoneAfterDestroy(t *testing.T) {
+	// Exclusive (no t.Parallel, see newEnv): it writes every machine's
+	// /etc/kaylee/age/keys.txt.
 	e := newEnv(t, "sd")
 	e.server()
 	a, err := age.GenerateX25519Identity()

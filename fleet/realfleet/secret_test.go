@@ -106,6 +106,9 @@ func (e *env) writeIdentity(m realfleet.Machine, ids ...*age.X25519Identity) {
 // status carries the machine's kaylee-secret: line. A new ciphertext
 // rolls the unit out, and the process sees the new value.
 func TestRealSecrets(t *testing.T) {
+	// Exclusive (no t.Parallel, see newEnv): it writes every machine's
+	// /etc/kaylee/age/keys.txt, restarts kaylee-evidence on them and searches
+	// every journal and every etcd key.
 	e := newEnv(t, "se")
 	e.installEvidence()
 	rcv := newReceiver(t)
@@ -360,7 +363,9 @@ func (e *env) fleetRegistryDump() string {
 // app too (podman create -e reads it in an ExecStartPre after the
 // decrypt step), and no decrypted file is left while the pod runs.
 func TestRealSecretsPodman(t *testing.T) {
-	e := newEnv(t, "sp")
+	// Exclusive (no t.Parallel, see newEnv): it writes every machine's
+	// /etc/kaylee/age/keys.txt and wants no decrypted file of any unit there.
+	e := newEnv(t, "sq")
 	e.server()
 	ctx := context.Background()
 	image, err := e.c.PushImage(ctx, realfleet.CountlyImage, "countly:sp", "/testimage", "--listen", ":80", "--env-hash", "DB_PASSWORD")
@@ -416,6 +421,8 @@ func TestRealSecretsPodman(t *testing.T) {
 // its ciphertext is split over several ExecStartPre steps) reaches the
 // process byte for byte, and leaves no file behind.
 func TestRealSecretsLong(t *testing.T) {
+	// Exclusive (no t.Parallel, see newEnv): it writes every machine's
+	// /etc/kaylee/age/keys.txt and wants no decrypted file of any unit there.
 	e := newEnv(t, "sl")
 	e.server()
 	ctx := context.Background()
