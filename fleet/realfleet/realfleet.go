@@ -264,20 +264,21 @@ func Containers(ctx context.Context, unit string) ([]Container, error) {
 	if unit != "" {
 		label += "=" + unit
 	}
-	ids, err := dockerOut(ctx, "ps", "-q", "--no-trunc", "--filter", label)
-	if err != nil {
-		return nil, err
-	}
-	if strings.TrimSpace(ids) == "" {
-		return nil, nil
-	}
-	out, err := dockerOut(ctx, append([]string{"inspect"}, strings.Fields(ids)...)...)
-	if err != nil {
-		// A container went between ps and inspect: look once more.
-		if ids, err = dockerOut(ctx, "ps", "-q", "--no-trunc", "--filter", label); err != nil || strings.TrimSpace(ids) == "" {
+	var out string
+	for try := 1; ; try++ {
+		ids, err := dockerOut(ctx, "ps", "-q", "--no-trunc", "--filter", label)
+		if err != nil {
 			return nil, err
 		}
-		if out, err = dockerOut(ctx, append([]string{"inspect"}, strings.Fields(ids)...)...); err != nil {
+		if strings.TrimSpace(ids) == "" {
+			return nil, nil
+		}
+		if out, err = dockerOut(ctx, append([]string{"inspect"}, strings.Fields(ids)...)...); err == nil {
+			break
+		}
+		// A container went between ps and inspect (tests that run at
+		// once start and remove theirs all the time): look again.
+		if try == 5 {
 			return nil, err
 		}
 	}
