@@ -136,6 +136,8 @@ func (s *countlySampler) finish() {
 // machine; at the end 4 containers of Kaylee's rendering serve and no
 // fleet unit of the original is left.
 func TestRealAdoptOriginal(t *testing.T) {
+	// Exclusive (no t.Parallel, see newEnv): its setup relies on fleet's least-
+	// loaded engine, which counts every test's units on a machine.
 	e := newEnv(t, "ao")
 	api := e.c.API(t)
 	image := realfleet.Image + ":v1"

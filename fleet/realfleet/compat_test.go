@@ -21,6 +21,7 @@ import (
 // reading, `docker run -e NAME`, and the process in the container sees
 // exactly the value, byte for byte.
 func TestRealCompatEnvNewlines(t *testing.T) {
+	t.Parallel() // shareable: see newEnv
 	e := newEnv(t, "re")
 	e.server()
 	pem := "-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEA\nq7BFUpkGp3+M/x\"quoted\" 100% $HOME \\n not an escape\\\n\tCRLF line\r\n-----END PRIVATE KEY-----\n"
@@ -80,7 +81,8 @@ func TestRealCompatEnvNewlines(t *testing.T) {
 // makes the stopped unit end failed (a volume still mounted shows), one
 // that succeeds leaves it clean, and kaylee rm removes both.
 func TestRealCompatPluginArgsAndUnmount(t *testing.T) {
-	e := newEnv(t, "rp")
+	t.Parallel() // shareable: see newEnv
+	e := newEnv(t, "ru")
 	const driver = "argrec"
 	if err := os.MkdirAll(e.c.PluginDir(), 0o755); err != nil {
 		t.Fatal(err)
@@ -136,7 +138,7 @@ func TestRealCompatPluginArgsAndUnmount(t *testing.T) {
 		units, _ := e.c.API(t).Units()
 		n := 0
 		for _, u := range units {
-			if strings.HasPrefix(u.Name, "rp:") {
+			if strings.HasPrefix(u.Name, e.unitPrefix+":") {
 				n++
 			}
 		}
@@ -194,7 +196,8 @@ exit 0
 // again), and after its stop runs rkt gc and rkt image gc; both failing
 // leaves the unit cleanly inactive (their "-"), and kaylee rm removes it.
 func TestRealCompatRktPullAndGC(t *testing.T) {
-	e := newEnv(t, "rk")
+	t.Parallel() // shareable: see newEnv
+	e := newEnv(t, "rx")
 	ctx := context.Background()
 	for _, m := range e.c.Machines {
 		p := filepath.Join(e.c.Root(m), "usr", "bin", "rkt")
@@ -248,7 +251,7 @@ func TestRealCompatRktPullAndGC(t *testing.T) {
 	e.waitFor("pod removed", 2*time.Minute, func() (bool, string) {
 		units, _ := e.c.API(t).Units()
 		for _, u := range units {
-			if strings.HasPrefix(u.Name, "rk:") {
+			if strings.HasPrefix(u.Name, e.unitPrefix+":") {
 				return false, u.Name + " still in fleet"
 			}
 		}

@@ -57,7 +57,20 @@ func TestMain(m *testing.M) {
 }
 
 // env is one test's Kaylee on the shared real cluster: its own etcd prefix
-// and unit prefix, so tests never see (or prune) each other's units.
+// and unit prefix (each test's differs), so tests never see (or prune) each
+// other's units.
+//
+// Tests share the cluster in two ways. An exclusive test disturbs what the
+// others rely on (it kills a machine, rewrites a machine-wide file such as
+// /etc/kaylee/age/keys.txt or /etc/environment, removes images others use,
+// or counts what is on a machine rather than what its prefix names): it
+// does not call t.Parallel, so it runs with the cluster to itself (go test
+// runs the top-level tests that do not call t.Parallel one after another,
+// then the others). A shareable test calls t.Parallel first thing and runs
+// beside the other shareable ones (go test -parallel N): everything it
+// looks at is told apart by its prefix (containers, fleet units, pods,
+// podman's containers, files it writes) and its timing bounds hold on a
+// busy cluster. A new test is exclusive unless it is shown to be neither.
 type env struct {
 	t          *testing.T
 	c          *realfleet.Cluster
@@ -69,6 +82,9 @@ type env struct {
 	procs []*proc
 }
 
+// prefixes maps each unit prefix newEnv gave out to its test's name.
+var prefixes sync.Map
+
 type proc struct {
 	cmd  *exec.Cmd
 	log  string
@@ -77,6 +93,9 @@ type proc struct {
 
 func newEnv(t *testing.T, unitPrefix string) *env {
 	t.Helper()
+	if other, taken := prefixes.LoadOrStore(unitPrefix, t.Name()); taken && other != t.Name() {
+		t.Fatalf("unit prefix %q is %s's too: each test needs its own (they may run at once and prune each other's units)", unitPrefix, other)
+	}
 	c := realfleet.Require(t)
 	e := &env{t: t, c: c, prefix: "/rt-" + unitPrefix, unitPrefix: unitPrefix, dir: t.TempDir()}
 	e.clearStore() // what an earlier run on this cluster left

@@ -94,6 +94,26 @@ type PodmanState struct {
 // Empty reports whether the machine has no pod and no container.
 func (s PodmanState) Empty() bool { return len(s.Pods) == 0 && len(s.Containers) == 0 }
 
+// Of is the part of the state that is a unit prefix's: the pods named
+// prefix… or labelled with such an instance (Kaylee names a replica's pod
+// after the replica, <unit prefix>_<unit>_…), and the containers named so,
+// in such a pod or labelled with such an instance. Tests that run at once
+// on the cluster each see their own.
+func (s PodmanState) Of(prefix string) PodmanState {
+	var out PodmanState
+	for _, p := range s.Pods {
+		if strings.HasPrefix(p.Name, prefix) || strings.HasPrefix(p.Labels["io.kaylee.instance"], prefix) {
+			out.Pods = append(out.Pods, p)
+		}
+	}
+	for _, ct := range s.Containers {
+		if strings.HasPrefix(ct.Name, prefix) || strings.HasPrefix(ct.PodName, prefix) || strings.HasPrefix(ct.Labels["io.kaylee.instance"], prefix) {
+			out.Containers = append(out.Containers, ct)
+		}
+	}
+	return out
+}
+
 // String lists the pods and containers, one a line, for test failures.
 func (s PodmanState) String() string {
 	var b strings.Builder

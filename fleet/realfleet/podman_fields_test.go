@@ -98,6 +98,7 @@ apps:
 //     podman's error and no request to the registry;
 //   - the io.kaylee labels on the pod and its containers.
 func TestRealPodmanFields(t *testing.T) {
+	t.Parallel() // shareable: see newEnv
 	c := realfleet.Require(t)
 	t.Cleanup(func() { removePods(t, c, pfPrefix+"_") }) // after the env's cleanup (LIFO)
 	t.Cleanup(func() { pfRemoveFiles(c) })
@@ -202,7 +203,8 @@ func TestRealPodmanFields(t *testing.T) {
 			if err != nil {
 				return false, err.Error()
 			}
-			if !st.Empty() {
+			// This test's pods and containers: other tests' run beside.
+			if st = st.Of(pfPrefix + "_"); !st.Empty() {
 				fmt.Fprintf(&left, "%s:\n%s", m.Name, st)
 			}
 		}

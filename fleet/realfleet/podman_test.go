@@ -19,6 +19,9 @@ import (
 // on localhost (from what it reports), the machine reaches the pod on its
 // addresses, and removing the pod leaves no pod and no container.
 func TestRealPodmanPodBasics(t *testing.T) {
+	// Exclusive (no t.Parallel, see newEnv): it removes the countly and sidekick
+	// images from a machine's podman with rmi --force (and the containers of other
+	// tests that use them), and counts that machine's pods and containers.
 	c := realfleet.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -144,6 +147,7 @@ func startCountlyPod(ctx context.Context, t *testing.T, c *realfleet.Cluster, m 
 // their pods' bridges and veths are the host's), and the machine boots
 // again without the pod and containers its storage still held.
 func TestRealPodmanMachineKill(t *testing.T) {
+	// Exclusive (no t.Parallel, see newEnv): it kills a machine.
 	c := realfleet.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -36,6 +36,7 @@ func instanceOf(fleetUnit string) string {
 // TestRealReplicasEnvVolumes: 4 replicas, at most 2 per machine, as real
 // containers on the machines fleet chose, with env and a volume inside.
 func TestRealReplicasEnvVolumes(t *testing.T) {
+	t.Parallel() // shareable: see newEnv
 	e := newEnv(t, "ra")
 	e.server()
 	host := t.TempDir() // dockerd runs on the host: a volume source is a host path
@@ -117,6 +118,10 @@ volumes:
 // desired nor runs more than desired+1 containers; kaylee rm stops every
 // container through ExecStop, ends its unit clean and leaves nothing.
 func TestRealRollingUpdateAndRemove(t *testing.T) {
+	// Exclusive (no t.Parallel, see newEnv): its timing holds on a quiet
+	// cluster: its sampler wants every old replica to answer /healthz within 2 s
+	// throughout the update; beside the shareable tests on a busy 2-core machine
+	// one did not (fewest serving 3, want 4).
 	e := newEnv(t, "rr")
 	e.server()
 	e.must("run", "--wait", "--timeout", "3m", e.unit("web", webUnit("web", 4, 2, "v1")))
@@ -201,6 +206,10 @@ func TestRealRollingUpdateAndRemove(t *testing.T) {
 // machines: the new one has a machine with room (on a packed cluster an
 // old replica stops first: fleet TestRollingUpdateHoldsMaxPerHost).
 func TestRealCrashLoopFailsFast(t *testing.T) {
+	// Exclusive (no t.Parallel, see newEnv): its timing holds on a quiet
+	// cluster: a version that exits at once must not count as ready (--min-ready
+	// 3s); beside the shareable tests docker run took longer than that to start
+	// and exit, the new replica counted as ready and an old one was replaced.
 	e := newEnv(t, "rc")
 	e.server("--rollout-timeout", "5m")
 	e.must("run", "--wait", "--timeout", "3m", e.unit("web", webUnit("web", 2, 1, "v1")))
@@ -260,7 +269,8 @@ func writePlugin(t *testing.T, c *realfleet.Cluster, name string) {
 // TestRealSlowAndNeverStarting: a unit that spends 10s in ExecStartPre is
 // deployed; one that never leaves it fails at --rollout-timeout, saying so.
 func TestRealSlowAndNeverStarting(t *testing.T) {
-	e := newEnv(t, "rs")
+	t.Parallel() // shareable: see newEnv
+	e := newEnv(t, "rq")
 	writePlugin(t, e.c, "sleeper")
 	const timeout = 45 * time.Second
 	e.server("--rollout-timeout", timeout.String())
@@ -307,6 +317,7 @@ func TestRealSlowAndNeverStarting(t *testing.T) {
 // TestRealDrift: a container killed by hand is restarted by systemd; a fleet
 // unit destroyed by hand is recreated by Kaylee.
 func TestRealDrift(t *testing.T) {
+	t.Parallel() // shareable: see newEnv
 	e := newEnv(t, "rd")
 	e.server()
 	e.must("run", "--wait", "--timeout", "3m", e.unit("web", webUnit("web", 2, 1, "v1")))
@@ -367,6 +378,7 @@ func TestRealDrift(t *testing.T) {
 // TestRealFleetHTTPAPI: the scheduler through real fleetd's HTTP API
 // (--fleet-endpoint) instead of fleet's registry in etcd.
 func TestRealFleetHTTPAPI(t *testing.T) {
+	t.Parallel() // shareable: see newEnv
 	e := newEnv(t, "rh")
 	e.server("--fleet-endpoint", e.c.APIURL(e.c.Machines[1]))
 	e.must("run", "--wait", "--timeout", "3m", e.unit("web", webUnit("web", 2, 1, "v1")))
@@ -385,6 +397,7 @@ func TestRealFleetHTTPAPI(t *testing.T) {
 // TestRealMachineLoss: a machine dies abruptly; fleet reschedules its units
 // after the agent TTL and the unit is back to full strength elsewhere.
 func TestRealMachineLoss(t *testing.T) {
+	// Exclusive (no t.Parallel, see newEnv): it kills a machine.
 	e := newEnv(t, "rl")
 	e.server()
 	e.must("run", "--wait", "--timeout", "3m", e.unit("web", webUnit("web", 3, 2, "v1")))
@@ -425,6 +438,7 @@ func TestRealMachineLoss(t *testing.T) {
 // TestRealAgentGit: kaylee agent on a git repository drives the real
 // cluster: a commit deploys, a change rolls, a removed file is pruned.
 func TestRealAgentGit(t *testing.T) {
+	t.Parallel() // shareable: see newEnv
 	e := newEnv(t, "rg")
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": webUnit("web", 2, 1, "v1"), "units/api.yaml": webUnit("api", 1, 1, "v1")})
@@ -457,6 +471,7 @@ func TestRealAgentGit(t *testing.T) {
 // from the real registry; always on an image no registry has never starts,
 // and its rollout fails on the restart loop, naming it.
 func TestRealPullPolicy(t *testing.T) {
+	t.Parallel() // shareable: see newEnv
 	e := newEnv(t, "rp")
 	e.server("--rollout-timeout", "5m")
 	ctx := context.Background()
@@ -509,6 +524,10 @@ func healthUnit(name string, replicas int, version string, flags ...string) stri
 // and never replaces the old one, and a replica that turns unhealthy later
 // is restarted.
 func TestRealHealthChecks(t *testing.T) {
+	// Exclusive (no t.Parallel, see newEnv): its timing holds on a quiet
+	// cluster: its replicas must pass their health check within startPeriod (12
+	// s, 4 to 6 s of it the image's own start delay); beside the shareable tests
+	// the first one did not.
 	e := newEnv(t, "ry")
 	e.server("--rollout-timeout", "5m", "--min-ready", "2s")
 	e.must("run", "--wait", "--timeout", "3m", e.unit("web", healthUnit("web", 2, "v1", "--start-delay=4s")))

@@ -196,6 +196,32 @@ func (c *Cluster) WriteEnvironment(t testing.TB) {
 	}
 }
 
+// AgentTTL is fleet's agent TTL on the cluster: the --agent-ttl of the
+// first machine's fleetd, as scripts/real-cluster wrote it when it booted
+// the machine (KAYLEE_REAL_CLUSTER_TTL). fleet drops a machine that stopped
+// its heartbeats (every TTL/2) once the TTL has passed.
+func (c *Cluster) AgentTTL() (time.Duration, error) {
+	if len(c.Machines) == 0 {
+		return 0, fmt.Errorf("the cluster has no machines")
+	}
+	p := filepath.Join(c.Root(c.Machines[0]), "etc", "systemd", "system", "fleetd.service")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0, fmt.Errorf("fleet's agent TTL: %w", err)
+	}
+	f := strings.Fields(string(b))
+	for i, w := range f[:max(len(f)-1, 0)] {
+		if w == "--agent-ttl" {
+			d, err := time.ParseDuration(f[i+1])
+			if err != nil {
+				return 0, fmt.Errorf("%s: --agent-ttl %q: %w", p, f[i+1], err)
+			}
+			return d, nil
+		}
+	}
+	return 0, fmt.Errorf("%s: no --agent-ttl", p)
+}
+
 // APIURL is the URL of fleetd's HTTP API on machine m.
 func (c *Cluster) APIURL(m Machine) string {
 	port := os.Getenv("KAYLEE_REAL_CLUSTER_API_PORT")
@@ -238,20 +264,21 @@ func Containers(ctx context.Context, unit string) ([]Container, error) {
 	if unit != "" {
 		label += "=" + unit
 	}
-	ids, err := dockerOut(ctx, "ps", "-q", "--no-trunc", "--filter", label)
-	if err != nil {
-		return nil, err
-	}
-	if strings.TrimSpace(ids) == "" {
-		return nil, nil
-	}
-	out, err := dockerOut(ctx, append([]string{"inspect"}, strings.Fields(ids)...)...)
-	if err != nil {
-		// A container went between ps and inspect: look once more.
-		if ids, err = dockerOut(ctx, "ps", "-q", "--no-trunc", "--filter", label); err != nil || strings.TrimSpace(ids) == "" {
+	var out string
+	for try := 1; ; try++ {
+		ids, err := dockerOut(ctx, "ps", "-q", "--no-trunc", "--filter", label)
+		if err != nil {
 			return nil, err
 		}
-		if out, err = dockerOut(ctx, append([]string{"inspect"}, strings.Fields(ids)...)...); err != nil {
+		if strings.TrimSpace(ids) == "" {
+			return nil, nil
+		}
+		if out, err = dockerOut(ctx, append([]string{"inspect"}, strings.Fields(ids)...)...); err == nil {
+			break
+		}
+		// A container went between ps and inspect (tests that run at
+		// once start and remove theirs all the time): look again.
+		if try == 5 {
 			return nil, err
 		}
 	}

@@ -18,6 +18,7 @@ import (
 // a new commit and a fleet unit destroyed by hand; resume rolls out what
 // git has.
 func TestRealRollbackSuspend(t *testing.T) {
+	t.Parallel() // shareable: see newEnv
 	e := newEnv(t, "rb")
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": healthUnit("web", 2, "v1")})
@@ -87,6 +88,7 @@ func TestRealRollbackSuspend(t *testing.T) {
 // machine that dies loses its replica from the status and gets one back
 // when it comes back.
 func TestRealRollingGlobal(t *testing.T) {
+	// Exclusive (no t.Parallel, see newEnv): it kills a machine.
 	e := newEnv(t, "rw")
 	e.server("--min-ready", "2s")
 	unit := func(version string) string {

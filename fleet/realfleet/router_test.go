@@ -446,6 +446,8 @@ func (f *routerFigures) add(format string, a ...any) {
 // the machine kill's failure window). Extra server flags come from
 // KAYLEE_ROUTER_TEST_SERVER_FLAGS.
 func TestRealRouterUnderLoad(t *testing.T) {
+	// Exclusive (no t.Parallel, see newEnv): it kills machines, drops packets to
+	// one with iptables and rewrites /etc/environment.
 	caddy := requireCaddy(t)
 	e := newEnv(t, "ro")
 	e.c.WriteEnvironment(t)
@@ -538,16 +540,13 @@ func (e *env) logMargins(figs *routerFigures, ms []margin) {
 	figs.add("  margins (registry key deleted → SIGTERM): %s", strings.Join(ds, ", "))
 }
 
-// agentTTL is the cluster's fleet agent TTL (scripts/real-cluster's
-// KAYLEE_REAL_CLUSTER_TTL, 30s by default).
-func agentTTL(t *testing.T) time.Duration {
-	v := os.Getenv("KAYLEE_REAL_CLUSTER_TTL")
-	if v == "" {
-		return 30 * time.Second
-	}
-	d, err := time.ParseDuration(v)
+// agentTTL is the cluster's fleet agent TTL (realfleet's AgentTTL:
+// scripts/real-cluster's KAYLEE_REAL_CLUSTER_TTL when the machines booted).
+func agentTTL(t *testing.T, c *realfleet.Cluster) time.Duration {
+	t.Helper()
+	d, err := c.AgentTTL()
 	if err != nil {
-		t.Fatalf("KAYLEE_REAL_CLUSTER_TTL=%q: %v", v, err)
+		t.Fatal(err)
 	}
 	return d
 }
@@ -592,7 +591,7 @@ func (e *env) routerMachineKill(ctx context.Context, client *http.Client, addr s
 		t.Fatalf("no replica of web on a machine of the cluster: %v", reg)
 	}
 	t.Cleanup(func() { e.c.Revive(t) })
-	ttl := agentTTL(t)
+	ttl := agentTTL(t, e.c)
 	l := startLoad(client, addr)
 	time.Sleep(2 * time.Second)
 	killed := time.Now()

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,23 +76,71 @@ func sum(v string) string {
 	return hex.EncodeToString(s[:])
 }
 
-// writeIdentity puts an age identity file in machine m, where the
-// operator puts it (deploy.SecretIdentityFile, 0600 in a 0700
-// directory), and removes it when the test ends.
+// identityFiles holds what the running tests put in each machine's
+// identity file (by path): tests that run at once each add their
+// identities and take them away again when they end, and the file holds
+// all that are there, so that none loses the identity it put there.
+var identityFiles = struct {
+	sync.Mutex
+	ids map[string][]testIdentity
+}{ids: map[string][]testIdentity{}}
+
+type testIdentity struct {
+	test string
+	id   *age.X25519Identity
+}
+
+// writeIdentity adds age identities to machine m's identity file, where
+// the operator puts it (deploy.SecretIdentityFile, 0600 in a 0700
+// directory), beside those of the other tests running, and takes them
+// away when the test ends (the file goes with the last).
 func (e *env) writeIdentity(m realfleet.Machine, ids ...*age.X25519Identity) {
 	e.t.Helper()
 	p := filepath.Join(e.c.Root(m), deploy.SecretIdentityFile)
-	var b strings.Builder
+	identityFiles.Lock()
+	defer identityFiles.Unlock()
 	for _, id := range ids {
-		fmt.Fprintf(&b, "# public key: %s\n%s\n", id.Recipient(), id)
+		identityFiles.ids[p] = append(identityFiles.ids[p], testIdentity{e.t.Name(), id})
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+	if err := writeIdentityFile(p, identityFiles.ids[p]); err != nil {
 		e.t.Fatalf("%s: %v", m.Name, err)
 	}
-	e.t.Cleanup(func() { _ = os.Remove(p) })
+	e.t.Cleanup(func() {
+		identityFiles.Lock()
+		defer identityFiles.Unlock()
+		var keep []testIdentity
+		for _, ti := range identityFiles.ids[p] {
+			if ti.test != e.t.Name() {
+				keep = append(keep, ti)
+			}
+		}
+		identityFiles.ids[p] = keep
+		if len(keep) == 0 {
+			_ = os.Remove(p)
+			return
+		}
+		if err := writeIdentityFile(p, keep); err != nil {
+			e.t.Errorf("%s: %v", m.Name, err)
+		}
+	})
+}
+
+// writeIdentityFile replaces the identity file at p with the identities,
+// at once (a rename): a replica's decrypt step reads the whole old file or
+// the whole new one.
+func writeIdentityFile(p string, ids []testIdentity) error {
+	var b strings.Builder
+	for _, ti := range ids {
+		fmt.Fprintf(&b, "# public key: %s\n%s\n", ti.id.Recipient(), ti.id)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	tmp := p + ".new"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
 }
 
 // TestRealSecrets: a unit's DB_PASSWORD, encrypted with age to identity
@@ -106,6 +155,9 @@ func (e *env) writeIdentity(m realfleet.Machine, ids ...*age.X25519Identity) {
 // status carries the machine's kaylee-secret: line. A new ciphertext
 // rolls the unit out, and the process sees the new value.
 func TestRealSecrets(t *testing.T) {
+	// Exclusive (no t.Parallel, see newEnv): it restarts kaylee-evidence on
+	// every machine (with its own prefix), empties every machine's secrets
+	// directory, and searches every journal and every etcd key.
 	e := newEnv(t, "se")
 	e.installEvidence()
 	rcv := newReceiver(t)
@@ -307,10 +359,22 @@ func (e *env) checkNoSecretFiles(cs []realfleet.Container) {
 	for _, c := range cs {
 		m, _ := e.c.Machine(c.Machine)
 		out, err := e.c.Exec(context.Background(), m, "ls", "-A", deploy.SecretsDir)
-		if err != nil || out != "" {
-			e.t.Errorf("%s, running %s: %s holds %q (%v), want nothing: a decrypted file outlived the start", m.Name, c.Name, deploy.SecretsDir, out, err)
+		if mine := e.ownEntries(out); err != nil || mine != "" {
+			e.t.Errorf("%s, running %s: %s holds %q (%v), want nothing of %s: a decrypted file outlived the start", m.Name, c.Name, deploy.SecretsDir, mine, err, e.unitPrefix)
 		}
 	}
+}
+
+// ownEntries is the lines of an ls of the secrets directory that are this
+// env's replicas' (<unit prefix>_…): other tests' units decrypt beside it.
+func (e *env) ownEntries(ls string) string {
+	var mine []string
+	for _, name := range strings.Fields(ls) {
+		if strings.HasPrefix(name, e.unitPrefix+"_") {
+			mine = append(mine, name)
+		}
+	}
+	return strings.Join(mine, " ")
 }
 
 // checkEnvHash: each container's process has the value (its SHA-256, so
@@ -360,7 +424,8 @@ func (e *env) fleetRegistryDump() string {
 // app too (podman create -e reads it in an ExecStartPre after the
 // decrypt step), and no decrypted file is left while the pod runs.
 func TestRealSecretsPodman(t *testing.T) {
-	e := newEnv(t, "sp")
+	t.Parallel() // shareable: see newEnv
+	e := newEnv(t, "sq")
 	e.server()
 	ctx := context.Background()
 	image, err := e.c.PushImage(ctx, realfleet.CountlyImage, "countly:sp", "/testimage", "--listen", ":80", "--env-hash", "DB_PASSWORD")
@@ -395,8 +460,8 @@ func TestRealSecretsPodman(t *testing.T) {
 	if err != nil || code != 200 || got != sum(clear) {
 		t.Errorf("pod %s: GET /envhash?name=DB_PASSWORD = %d %q %v, want the value's SHA-256 %s", pod, code, got, err, sum(clear))
 	}
-	if out, err := e.c.Exec(ctx, m, "ls", "-A", deploy.SecretsDir); err != nil || out != "" {
-		t.Errorf("%s, running pod %s: %s holds %q (%v), want nothing", m.Name, pod, deploy.SecretsDir, out, err)
+	if out, err := e.c.Exec(ctx, m, "ls", "-A", deploy.SecretsDir); err != nil || e.ownEntries(out) != "" {
+		t.Errorf("%s, running pod %s: %s holds %q (%v), want nothing of %s", m.Name, pod, deploy.SecretsDir, e.ownEntries(out), err, e.unitPrefix)
 	}
 	// The app's log line (its journal, through podman) has the hash, and
 	// no journal line the value.
@@ -416,6 +481,7 @@ func TestRealSecretsPodman(t *testing.T) {
 // its ciphertext is split over several ExecStartPre steps) reaches the
 // process byte for byte, and leaves no file behind.
 func TestRealSecretsLong(t *testing.T) {
+	t.Parallel() // shareable: see newEnv
 	e := newEnv(t, "sl")
 	e.server()
 	ctx := context.Background()

@@ -47,6 +47,7 @@ apps:
 // the whole pod, its journal and kaylee status say so; kaylee rm leaves no
 // pod and no container, and every fleet unit stops inactive, not failed.
 func TestRealSeedCountlyOnPodman(t *testing.T) {
+	t.Parallel() // shareable: see newEnv
 	c := realfleet.Require(t)
 	const prefix = "sp"
 	t.Cleanup(func() { removePods(t, c, prefix+"_") }) // after the env's cleanup (LIFO)
@@ -133,8 +134,9 @@ type seedPod struct {
 
 // wantPods checks every machine's podman: 4 pods of spec hash, Running,
 // each of its 2 apps and its infra container, running, at most 2 on a
-// machine, on the machine its label names; no other pod or container at
-// all (also listed filtered by the io.kaylee.unit label).
+// machine, on the machine its label names; no other pod or container of
+// this env (other tests' run beside it), nor of its unit (listed filtered by
+// the io.kaylee.unit label).
 func (e *env) wantPods(ctx context.Context, podPrefix, hash string) []seedPod {
 	e.t.Helper()
 	var pods []seedPod
@@ -148,6 +150,7 @@ func (e *env) wantPods(ctx context.Context, podPrefix, hash string) []seedPod {
 			if err != nil {
 				return false, err.Error()
 			}
+			st = st.Of(e.unitPrefix + "_")
 			fmt.Fprintf(&desc, "%s:\n%s", m.Name, st)
 			on, bad := seedPodsOf(st, m, podPrefix+short(hash)+"_")
 			pods = append(pods, on...)
@@ -332,8 +335,8 @@ func (e *env) crashSidekick(ctx context.Context, p seedPod, sidekick string) {
 }
 
 // waitRemoved waits until this env has no fleet unit, no status and no pod
-// or container on any machine; it returns the fleet units seen failed
-// meanwhile.
+// or container (of its prefix) on any machine; it returns the fleet units
+// seen failed meanwhile.
 func (e *env) waitRemoved(ctx context.Context, prefix string) map[string]string {
 	e.t.Helper()
 	api := e.c.API(e.t)
@@ -365,7 +368,7 @@ func (e *env) waitRemoved(ctx context.Context, prefix string) map[string]string 
 			if err != nil {
 				return false, err.Error()
 			}
-			if !st.Empty() {
+			if st = st.Of(prefix + "_"); !st.Empty() {
 				fmt.Fprintf(&left, "%s:\n%s", m.Name, st)
 			}
 		}

@@ -17,8 +17,12 @@ import (
 // zone a's machine moves its replicas to b and c (3 + 3), and the registry
 // follows; when it comes back, 2 + 2 + 2 again.
 func TestRealSpreadAndRegistry(t *testing.T) {
+	// Exclusive (no t.Parallel, see newEnv): it kills a machine.
 	e := newEnv(t, "rz")
-	e.server()
+	// A machine that comes back changes no unit state of this env: the
+	// scheduler sees it at its next full reconcile (--resync, 30s by
+	// default), and only then moves replicas back to zone a.
+	e.server("--resync", "5s")
 	zoneOf := map[string]string{} // machine ID → az
 	for i, m := range e.c.Machines {
 		zoneOf[m.ID] = string(rune('a' + i%3))

@@ -120,6 +120,7 @@ func bump(t *testing.T, c realfleet.Container, n int) int {
 // waits for it (the status says so) and runs nowhere else, and once the
 // machine is back it runs there again with its counter intact.
 func TestRealStatefulKeepsData(t *testing.T) {
+	// Exclusive (no t.Parallel, see newEnv): it kills a machine.
 	e := newEnv(t, "rs")
 	clearCounters := func() {
 		old, _ := filepath.Glob(filepath.Join(counterDir, "rs-counter-*"))

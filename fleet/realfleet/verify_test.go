@@ -17,6 +17,8 @@ import (
 // /usr/bin/podman on a machine that has none. Both rkt and podman units
 // must be among them.
 func TestRealGoldenUnitsVerify(t *testing.T) {
+	// Exclusive (no t.Parallel, see newEnv): it puts a /usr/bin/rkt on a machine,
+	// which TestRealCompatRktPullAndGC must not find.
 	e := newEnv(t, "rv")
 	m := e.c.Machines[0]
 	root := e.c.Root(m)
