@@ -339,10 +339,12 @@ func TestRealSecrets(t *testing.T) {
 // and the secrets directory ("%a %U %n" each), or returns "" when none
 // did. The file lives from the decrypt step to the main process's start
 // (the docker rm -f in between: a fraction of a second), so the loop in
-// the machine runs only shell builtins until it is there.
+// the machine runs only shell builtins until it is there. The stat's
+// lines are printed only when all three were read: the replica can
+// remove its directory between two of them.
 func (e *env) watchSecretFile(m realfleet.Machine, timeout time.Duration) <-chan string {
 	ch := make(chan string, 1)
-	script := fmt.Sprintf(`until for f in %[1]s/%[2]s_*/DB_PASSWORD; do [ -e "$f" ] && stat -c "%%a %%U %%n" "$f" "${f%%/*}" %[1]s 2>/dev/null && break; false; done; do :; done`,
+	script := fmt.Sprintf(`until for f in %[1]s/%[2]s_*/DB_PASSWORD; do [ -e "$f" ] && o=$(stat -c "%%a %%U %%n" "$f" "${f%%/*}" %[1]s 2>/dev/null) && echo "$o" && break; false; done; do :; done`,
 		deploy.SecretsDir, e.unitPrefix)
 	go func() {
 		out, _ := e.c.Exec(context.Background(), m, "timeout", fmt.Sprint(int(timeout.Seconds())), "sh", "-c", script)
