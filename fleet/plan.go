@@ -791,7 +791,10 @@ func (r *rollout) rolloutFailure() string {
 		}
 	}
 	for _, a := range r.current {
-		if t, ok := r.mem.unscheduled[a.name()]; ok && !a.scheduled(r.global) && r.now.Sub(t) >= r.opts.Unschedulable {
+		// Counted from when fleet's engine last placed a unit, if later:
+		// an engine placing others is working through a backlog (3,000
+		// fleet units created at once), not unable to place this one.
+		if t, ok := r.mem.unscheduled[a.name()]; ok && !a.scheduled(r.global) && r.now.Sub(later(t, r.mem.placed)) >= r.opts.Unschedulable {
 			why := "check machine, machineId, maxReplicasPerHost and conflicts against the machines in fleet"
 			if w := r.inTheWay(a, r.global); w != "" {
 				why = w
@@ -817,6 +820,14 @@ func (r *rollout) rolloutFailure() string {
 			hash, r.pol.deadline, running, r.n, detail)
 	}
 	return ""
+}
+
+// later is the later of two times.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // readySoon: a new replica runs and has not been watched for minReady

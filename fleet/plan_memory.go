@@ -11,13 +11,16 @@ import (
 // memory is what the leader remembers between passes of one term. A new
 // leader starts empty: it waits MinReady afresh, which is only slower.
 type memory struct {
-	readySince  map[string]time.Time               // fleet unit → first seen running
-	stopping    map[string]time.Time               // fleet unit → when it was set loaded
-	unscheduled map[string]time.Time               // fleet unit → first seen with no machine
-	failedAt    map[string]time.Time               // fleet unit of a deployed spec → when seen failed
-	restarts    map[string]map[string]*restartSeen // fleet unit → machine → restarts seen
-	created     map[string]time.Time               // fleet unit → when created, until seen in a state other than failed
-	sent        map[string]*sentTarget             // fleet unit → target state sent, until fleet's agent acts on it
+	readySince  map[string]time.Time // fleet unit → first seen running
+	stopping    map[string]time.Time // fleet unit → when it was set loaded
+	unscheduled map[string]time.Time // fleet unit → first seen with no machine
+	// placed: when a fleet unit (any unit's) was last seen going from
+	// no machine to one: fleet's engine at work on a backlog.
+	placed   time.Time
+	failedAt map[string]time.Time               // fleet unit of a deployed spec → when seen failed
+	restarts map[string]map[string]*restartSeen // fleet unit → machine → restarts seen
+	created  map[string]time.Time               // fleet unit → when created, until seen in a state other than failed
+	sent     map[string]*sentTarget             // fleet unit → target state sent, until fleet's agent acts on it
 	// replacing: fleet units being stopped because they failed: current
 	// ones, or the previous version's after a failed rollout (any other
 	// stopped unit of these, such as an old one that is current again
@@ -170,6 +173,9 @@ func (p *planner) observe(a *actualUnit, global bool, minReady time.Duration) {
 		delete(p.mem.restarts, name) // it ran for MinReady: no loop (any more)
 	}
 	if a.scheduled(global) {
+		if _, was := p.mem.unscheduled[name]; was {
+			p.mem.placed = p.now
+		}
 		delete(p.mem.unscheduled, name)
 	} else if _, ok := p.mem.unscheduled[name]; !ok {
 		p.mem.unscheduled[name] = p.now
