@@ -54,6 +54,9 @@ type planner struct {
 	// conflicts: every fleet unit with its Conflicts and machines, to
 	// name the unit in the way of a replica fleet does not run.
 	conflicts *conflictView
+	// agents: fleet's view of its machines, made when a replica first
+	// needs it in this pass (plan_placeable.go).
+	agents *fleetAgents
 	// next is the earliest time a decision of this pass changes with no
 	// change in fleet (a replica becomes ready, a failed one may be
 	// replaced): the reconciler looks again then.
@@ -794,7 +797,8 @@ func (r *rollout) rolloutFailure() string {
 		// Counted from when fleet's engine last placed a unit, if later:
 		// an engine placing others is working through a backlog (3,000
 		// fleet units created at once), not unable to place this one.
-		if t, ok := r.mem.unscheduled[a.name()]; ok && !a.scheduled(r.global) && r.now.Sub(later(t, r.mem.placed)) >= r.opts.Unschedulable {
+		if t, ok := r.mem.unscheduled[a.name()]; ok && !a.scheduled(r.global) && r.now.Sub(r.placedSince(t)) >= r.opts.Unschedulable &&
+			!r.fleetCouldPlace(a.name()) {
 			why := "check machine, machineId, maxReplicasPerHost and conflicts against the machines in fleet"
 			if w := r.inTheWay(a, r.global); w != "" {
 				why = w

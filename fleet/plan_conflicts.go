@@ -31,13 +31,14 @@ type placedUnit struct {
 
 // conflictView is every fleet unit, whoever made it, by name.
 type conflictView struct {
-	units []*placedUnit
-	live  []string                 // machine IDs, sorted
-	on    map[string][]*placedUnit // machine → units scheduled or loaded there
+	fleetUnits []*schema.Unit // as fleet listed them
+	units      []*placedUnit
+	live       []string                 // machine IDs, sorted
+	on         map[string][]*placedUnit // machine → units scheduled or loaded there
 }
 
 func newConflictView(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitState, machines map[string]string) *conflictView {
-	v := &conflictView{on: map[string][]*placedUnit{}}
+	v := &conflictView{fleetUnits: fleetUnits, on: map[string][]*placedUnit{}}
 	byName := map[string]*placedUnit{}
 	for _, u := range fleetUnits {
 		pu := &placedUnit{name: u.Name, scheduled: u.MachineID, loaded: map[string]bool{}}

@@ -16,11 +16,14 @@ type memory struct {
 	unscheduled map[string]time.Time // fleet unit → first seen with no machine
 	// placed: when a fleet unit (any unit's) was last seen going from
 	// no machine to one: fleet's engine at work on a backlog.
-	placed   time.Time
-	failedAt map[string]time.Time               // fleet unit of a deployed spec → when seen failed
-	restarts map[string]map[string]*restartSeen // fleet unit → machine → restarts seen
-	created  map[string]time.Time               // fleet unit → when created, until seen in a state other than failed
-	sent     map[string]*sentTarget             // fleet unit → target state sent, until fleet's agent acts on it
+	placed time.Time
+	// couldPlace: fleet unit → when fleet\'s own test last said a live
+	// machine could take it (plan_placeable.go).
+	couldPlace map[string]time.Time
+	failedAt   map[string]time.Time               // fleet unit of a deployed spec → when seen failed
+	restarts   map[string]map[string]*restartSeen // fleet unit → machine → restarts seen
+	created    map[string]time.Time               // fleet unit → when created, until seen in a state other than failed
+	sent       map[string]*sentTarget             // fleet unit → target state sent, until fleet's agent acts on it
 	// replacing: fleet units being stopped because they failed: current
 	// ones, or the previous version's after a failed rollout (any other
 	// stopped unit of these, such as an old one that is current again
@@ -81,6 +84,7 @@ func newMemory() *memory {
 		readySince:  map[string]time.Time{},
 		stopping:    map[string]time.Time{},
 		unscheduled: map[string]time.Time{},
+		couldPlace:  map[string]time.Time{},
 		failedAt:    map[string]time.Time{},
 		restarts:    map[string]map[string]*restartSeen{},
 		created:     map[string]time.Time{},
@@ -98,7 +102,7 @@ func newMemory() *memory {
 
 // forget drops what concerns fleet units that are gone.
 func (m *memory) forget(present map[string]bool, now time.Time, keepFailed time.Duration) {
-	for _, mp := range []map[string]time.Time{m.readySince, m.stopping, m.unscheduled} {
+	for _, mp := range []map[string]time.Time{m.readySince, m.stopping, m.unscheduled, m.couldPlace} {
 		for k := range mp {
 			if !present[k] {
 				delete(mp, k)

@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/fleet/schema"
+
+	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/store"
 )
 
@@ -69,5 +72,73 @@ func TestObservePlacement(t *testing.T) {
 	p.observe(a, false, time.Second)
 	if !p.mem.placed.Equal(p.now) {
 		t.Fatalf("the unit got a machine: placed %v, want %v", p.mem.placed, p.now)
+	}
+}
+
+// Past Unschedulable, with fleet's engine placing nothing, a replica
+// fails as unschedulable only when fleet's own test (the engine's
+// AbleToRun) finds no live machine for it; when one could take it,
+// fleet is slow, and the progress deadline governs.
+func TestPlanUnschedulableAsksFleetsTest(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	spec := func(machine ...string) *deploy.Spec {
+		s := replicated(2, "docker://web:1")
+		s.MaxReplicasPerHost = 1
+		s.Machine = machine
+		return s
+	}
+	other := &schema.Unit{Name: "other.service", DesiredState: "launched", MachineID: "m1",
+		Options: []*schema.UnitOption{{Section: "X-Fleet", Name: "Conflicts", Value: "k2:web:*"}}}
+	for _, tt := range []struct {
+		name      string
+		spec      *deploy.Spec
+		meta      map[string]map[string]string // live machines
+		placed    int                          // replicas of web fleet has placed, on m0, m1…
+		extra     []*schema.Unit
+		wantPhase string
+		wantMsg   string
+	}{
+		{"a machine fits its metadata: fleet is slow, it waits", spec("role=db"),
+			map[string]map[string]string{"m0": {"role": "web"}, "m1": {"role": "db"}}, 0, nil,
+			store.PhaseProgressing, "0 of 2 running the current spec"},
+		{"no machine has its metadata: unschedulable", spec("role=db"),
+			map[string]map[string]string{"m0": {"role": "web"}, "m1": {"role": "web"}}, 0, nil,
+			store.PhaseFailed, "is unschedulable: no machine has been found for it in 30s"},
+		{"its other replica holds the only machine (maxReplicasPerHost 1): unschedulable", spec(),
+			map[string]map[string]string{"m0": {}}, 1, nil,
+			store.PhaseFailed, "is unschedulable"},
+		{"a second machine is free: it waits", spec(),
+			map[string]map[string]string{"m0": {}, "m1": {}}, 1, nil,
+			store.PhaseProgressing, "running the current spec"},
+		{"the free machine holds a unit that conflicts with it: unschedulable", spec(),
+			map[string]map[string]string{"m0": {}, "m1": {}}, 1, []*schema.Unit{other},
+			store.PhaseFailed, "is unschedulable"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, tt.spec, 0).with(render(t, tt.spec), "launched", "", "")
+			var fleetUnits []*schema.Unit
+			for i, a := range w.act {
+				if i >= tt.placed {
+					a.unit.MachineID = ""
+				}
+				fleetUnits = append(fleetUnits, a.unit)
+			}
+			fleetUnits = append(fleetUnits, tt.extra...)
+			w.prev = &store.Status{Name: "web", Phase: store.PhasePending, SpecHash: tt.spec.Hash(0), Since: now.Add(-time.Minute)}
+			live := map[string]string{}
+			for id := range tt.meta {
+				live[id] = "10.0.0.1"
+			}
+			p := &planner{opts: Options{}.withDefaults(), mem: newMemory(), now: now, machines: live}
+			p.mem.meta = tt.meta
+			p.conflicts = newConflictView("k2", fleetUnits, nil, live)
+			for _, a := range w.act[tt.placed:] {
+				p.mem.unscheduled[a.name()] = now.Add(-45 * time.Second)
+			}
+			_, st := p.plan(w.input())
+			if st.Phase != tt.wantPhase || !strings.Contains(st.Message, tt.wantMsg) {
+				t.Errorf("status %s %q, want %s containing %q", st.Phase, st.Message, tt.wantPhase, tt.wantMsg)
+			}
+		})
 	}
 }
