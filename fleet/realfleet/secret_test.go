@@ -335,19 +335,31 @@ func TestRealSecrets(t *testing.T) {
 }
 
 // watchSecretFile stats, in machine m, the first decrypted DB_PASSWORD
-// of this env's units that appears within timeout, with its directory
-// and the secrets directory ("%a %U %n" each), or returns "" when none
-// did. The file lives from the decrypt step to the main process's start
-// (the docker rm -f in between: a fraction of a second), so the loop in
-// the machine runs only shell builtins until it is there. The stat's
-// lines are printed only when all three were read: the replica can
-// remove its directory between two of them.
+// of this env's units that appears within timeout, then its directory and
+// the secrets directory ("%a %U %n" each), or returns "" when it missed
+// them. The file lives from the decrypt step to the main process's start
+// (the docker rm -f in between: a fraction of a second), shorter on a
+// loaded machine than a fork of stat. So the loop in the machine runs
+// only bash builtins: it opens the directory when it appears (made first,
+// mode 0700 at its mkdir), then the file, and stats what it holds open
+// (/proc/self/fd) once it has both, whether or not the replica has
+// removed them by then.
 func (e *env) watchSecretFile(m realfleet.Machine, timeout time.Duration) <-chan string {
 	ch := make(chan string, 1)
-	script := fmt.Sprintf(`until for f in %[1]s/%[2]s_*/DB_PASSWORD; do [ -e "$f" ] && o=$(stat -c "%%a %%U %%n" "$f" "${f%%/*}" %[1]s 2>/dev/null) && echo "$o" && break; false; done; do :; done`,
-		deploy.SecretsDir, e.unitPrefix)
+	script := fmt.Sprintf(`S=%[1]s; d=; f=
+exec 2>/dev/null
+until [ -n "$f" ]; do
+  if [ -n "$d" ]; then
+    if [ -e "$d/DB_PASSWORD" ] && exec 3<"$d/DB_PASSWORD"; then f=$d/DB_PASSWORD; elif [ ! -d "$d" ]; then d=; exec 4<&-; fi
+  else
+    for x in "$S"/%[2]s_*; do [ -d "$x" ] && exec 4<"$x" && d=$x && break; done
+  fi
+done
+echo "$(stat -L -c "%%a %%U" /proc/self/fd/3) $f"
+echo "$(stat -L -c "%%a %%U" /proc/self/fd/4) $d"
+stat -c "%%a %%U %%n" "$S"`, deploy.SecretsDir, e.unitPrefix)
 	go func() {
-		out, _ := e.c.Exec(context.Background(), m, "timeout", fmt.Sprint(int(timeout.Seconds())), "sh", "-c", script)
+		out, _ := e.c.Exec(context.Background(), m, "timeout", fmt.Sprint(int(timeout.Seconds())), "bash", "-c", script)
 		ch <- out
 	}()
 	return ch
