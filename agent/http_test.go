@@ -132,7 +132,7 @@ func TestPprofRoutes(t *testing.T) {
 		for path, code := range want {
 			rec := httptest.NewRecorder()
 			req := httptest.NewRequest("GET", path, nil)
-			req.Host = "127.0.0.1:9520"
+			req.Host = "127.0.0.1" // a loopback Host, as the console asks; no port is bound
 			mux.ServeHTTP(rec, req)
 			if rec.Code != code {
 				t.Errorf("Pprof %v: GET %s: %d, want %d", on, path, rec.Code, code)
@@ -186,11 +186,11 @@ func TestListeners(t *testing.T) {
 		want int
 	}{
 		{HTTP{}, 0},
-		{HTTP{Listen: ":9520"}, 1},
-		{HTTP{Listen: ":9520", Console: &console.Config{}}, 1},
-		{HTTP{Listen: ":9520", Console: &console.Config{}, ConsoleListen: ":9521"}, 2},
-		{HTTP{Console: &console.Config{}, ConsoleListen: ":9521"}, 1},
-		{HTTP{Listen: ":9520", ConsoleListen: ":9521"}, 1}, // no console: its address is unused
+		{HTTP{Listen: "127.0.0.1:1"}, 1},
+		{HTTP{Listen: "127.0.0.1:1", Console: &console.Config{}}, 1},
+		{HTTP{Listen: "127.0.0.1:1", Console: &console.Config{}, ConsoleListen: "127.0.0.1:2"}, 2},
+		{HTTP{Console: &console.Config{}, ConsoleListen: "127.0.0.1:2"}, 1},
+		{HTTP{Listen: "127.0.0.1:1", ConsoleListen: "127.0.0.1:2"}, 1}, // no console: its address is unused
 	}
 	for _, tt := range tests {
 		if got := tt.http.Listeners(); got != tt.want {

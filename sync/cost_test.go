@@ -9,50 +9,17 @@ import (
 	"sync/atomic"
 	"testing"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/kaylee-gitops/kaylee/gitsource"
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 )
-
-// countingKV counts the requests made through a client's KV.
-type countingKV struct {
-	clientv3.KV
-	n *atomic.Int64
-}
-
-func (c countingKV) Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
-	c.n.Add(1)
-	return c.KV.Get(ctx, key, opts...)
-}
-
-func (c countingKV) Put(ctx context.Context, key, val string, opts ...clientv3.OpOption) (*clientv3.PutResponse, error) {
-	c.n.Add(1)
-	return c.KV.Put(ctx, key, val, opts...)
-}
-
-func (c countingKV) Delete(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.DeleteResponse, error) {
-	c.n.Add(1)
-	return c.KV.Delete(ctx, key, opts...)
-}
-
-func (c countingKV) Do(ctx context.Context, op clientv3.Op) (clientv3.OpResponse, error) {
-	c.n.Add(1)
-	return c.KV.Do(ctx, op)
-}
-
-func (c countingKV) Txn(ctx context.Context) clientv3.Txn {
-	c.n.Add(1) // one request when committed
-	return c.KV.Txn(ctx)
-}
 
 // countingStore is a store on e whose etcd requests are counted in n.
 func countingStore(t testing.TB, e *etcdtest.Server) (*store.Store, *atomic.Int64) {
 	t.Helper()
 	cli := e.Client(t)
 	n := &atomic.Int64{}
-	cli.KV = countingKV{KV: cli.KV, n: n}
+	cli.KV = etcdtest.CountingKV{KV: cli.KV, N: n}
 	return store.New(cli, store.DefaultPrefix), n
 }
 

@@ -8,28 +8,10 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/kaylee-gitops/kaylee/store"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 	"github.com/kaylee-gitops/kaylee/view"
 )
-
-// countingKV counts the requests made through a client's KV.
-type countingKV struct {
-	clientv3.KV
-	n *atomic.Int64
-}
-
-func (c countingKV) Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
-	c.n.Add(1)
-	return c.KV.Get(ctx, key, opts...)
-}
-
-func (c countingKV) Txn(ctx context.Context) clientv3.Txn {
-	c.n.Add(1)
-	return c.KV.Txn(ctx)
-}
 
 // run --wait and rollback --wait (waitRollouts) follow the statuses with
 // a watch: they read once, and then neither the scheduler's writes of
@@ -41,7 +23,7 @@ func TestWaitRolloutsWatches(t *testing.T) {
 	ctx := context.Background()
 	cli := e.Client(t)
 	reads := &atomic.Int64{}
-	cli.KV = countingKV{KV: cli.KV, n: reads}
+	cli.KV = etcdtest.CountingKV{KV: cli.KV, N: reads}
 	waiter := store.New(cli, store.DefaultPrefix)
 	sched := store.New(e.Client(t), store.DefaultPrefix)
 	put := func(name, phase string, running int) {
