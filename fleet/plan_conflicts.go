@@ -109,6 +109,22 @@ func (v *conflictView) blockers(name, m string, scheduled bool) []string {
 	return out
 }
 
+// blocked: some other fleet unit on machine m (scheduled or loaded
+// there), its own Kaylee unit's replicas included, conflicts with the
+// fleet unit name, so fleet's engine does not place it there.
+func (v *conflictView) blocked(name, m string) bool {
+	self := v.find(name)
+	if self == nil {
+		return false
+	}
+	for _, o := range v.on[m] {
+		if o.name != name && (o.loaded[m] || o.scheduled == m) && conflict(self, o) {
+			return true
+		}
+	}
+	return false
+}
+
 func (v *conflictView) find(name string) *placedUnit {
 	i := sort.Search(len(v.units), func(i int) bool { return v.units[i].name >= name })
 	if i < len(v.units) && v.units[i].name == name {
@@ -128,9 +144,18 @@ func (p *planner) inTheWay(a *actualUnit, global bool) string {
 		return ""
 	}
 	if !global && a.unit.MachineID == "" {
+		// Only the machines fleet would place it on were nothing in its
+		// way count; when one of them is free, no conflict explains it
+		// (fleet's engine has not placed it yet).
 		var on []string
 		names := map[string]bool{}
 		for _, m := range v.live {
+			if !mayRunOn(a.unit, m, p.machineMeta(m)) {
+				continue
+			}
+			if !v.blocked(a.name(), m) {
+				return ""
+			}
 			bs := v.blockers(a.name(), m, true)
 			if len(bs) == 0 {
 				continue

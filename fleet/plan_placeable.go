@@ -83,3 +83,28 @@ func (p *planner) fleetCouldPlace(name string) bool {
 func (p *planner) placedSince(first time.Time) time.Time {
 	return later(first, p.mem.placed)
 }
+
+// mayRunOn says whether fleet's engine would place the fleet unit u on
+// machine id were no unit in its way: fleet's own test (AbleToRun) against
+// the machine alone, u's Conflicts left out, so that what remains is its
+// machine ID and metadata.
+func mayRunOn(u *schema.Unit, id string, meta map[string]string) bool {
+	opts := make([]*schema.UnitOption, 0, len(u.Options))
+	for _, o := range u.Options {
+		if o.Section == "X-Fleet" && (o.Name == "Conflicts" || o.Name == "X-Conflicts") {
+			continue
+		}
+		opts = append(opts, o)
+	}
+	j := job.NewJob(u.Name, *schema.MapSchemaUnitOptionsToUnitFile(opts))
+	action, _ := agent.NewAgentState(&machine.MachineState{ID: id, Metadata: meta}).AbleToRun(j)
+	return action == job.JobActionSchedule
+}
+
+// machineMeta is the metadata fleet last reported for machine id.
+func (p *planner) machineMeta(id string) map[string]string {
+	if p.mem == nil {
+		return nil
+	}
+	return p.mem.meta[id]
+}
