@@ -25,7 +25,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
-	"github.com/go-git/go-git/v5/storage/memory"
 
 	"github.com/kaylee-gitops/kaylee/deploy"
 	"github.com/kaylee-gitops/kaylee/internal/redact"
@@ -65,8 +64,7 @@ type Source struct {
 	shown    string   // cfg.URL as shown: its credentials masked
 	secrets  []string // the credentials, masked in every error (see redact.Secrets)
 	dir      string
-	lister   *git.Remote // lists the remote's refs without the cache
-	verifier *verifier   // nil: no verification
+	verifier *verifier // nil: no verification
 	mu       gosync.Mutex
 	last     *Snapshot     // the last good (verified) snapshot
 	lastObj  plumbing.Hash // what its ref pointed at (a tag object for annotated tags)
@@ -160,7 +158,6 @@ func New(cfg Config) (*Source, error) {
 		shown:   RedactURL(cfg.URL),
 		secrets: secrets(cfg),
 		dir:     filepath.Join(cfg.CacheDir, "git", hex.EncodeToString(sum[:8])),
-		lister:  git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{cfg.URL}}),
 	}
 	if cfg.Verify != nil {
 		v, err := newVerifier(cfg.Verify, cfg.Ref)
@@ -285,17 +282,29 @@ type target struct {
 
 var commitRe = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
-// Resolve lists the remote's refs (one round trip, no fetch) and returns
-// what the ref points at.
-func (s *Source) resolve(ctx context.Context) (target, error) {
+// resolve lists the remote's refs (one round trip, no fetch) and returns
+// what the ref points at, with the listing, whose session can fetch it
+// (nil for a bare commit, which is not listed). The caller closes it.
+func (s *Source) resolve(ctx context.Context) (target, *listing, error) {
 	if commitRe.MatchString(s.cfg.Ref) {
 		h := plumbing.NewHash(s.cfg.Ref)
-		return target{name: s.cfg.Ref, commit: h, object: h}, nil
+		return target{name: s.cfg.Ref, commit: h, object: h}, nil, nil
 	}
-	refs, err := s.lister.ListContext(ctx, &git.ListOptions{Auth: s.cfg.Auth, PeelingOption: git.AppendPeeled})
+	l, err := s.list(ctx)
 	if err != nil {
-		return target{}, fmt.Errorf("listing refs of %s: %w", s.shown, s.scrub(explain(err)))
+		return target{}, nil, fmt.Errorf("listing refs of %s: %w", s.shown, s.scrub(explain(err)))
 	}
+	t, err := s.resolveIn(l.refs)
+	if err != nil {
+		l.close()
+		return target{}, nil, err
+	}
+	return t, l, nil
+}
+
+// resolveIn is what the ref points at among the remote's refs (the
+// peeled ones as NAME^{}).
+func (s *Source) resolveIn(refs []*plumbing.Reference) (target, error) {
 	byName := map[plumbing.ReferenceName]*plumbing.Reference{}
 	for _, ref := range refs {
 		byName[ref.Name()] = ref
@@ -340,10 +349,11 @@ func (s *Source) resolve(ctx context.Context) (target, error) {
 func (s *Source) Fetch(ctx context.Context) (*Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, err := s.resolve(ctx)
+	t, l, err := s.resolve(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer l.close()
 	if s.last != nil && s.last.Revision == t.commit.String() && s.lastObj == t.object {
 		return s.last, nil
 	}
@@ -355,7 +365,7 @@ func (s *Source) Fetch(ctx context.Context) (*Snapshot, error) {
 	if s.held != nil {
 		defer s.held()()
 	}
-	snap, obj, err := s.fetchInto(ctx, s.dir, t)
+	snap, obj, err := s.fetchInto(ctx, s.dir, t, l)
 	if err != nil && !permanent(ctx, err) {
 		snap, obj, err = s.refetch(ctx, t, err)
 	}
@@ -368,14 +378,15 @@ func (s *Source) Fetch(ctx context.Context) (*Snapshot, error) {
 }
 
 // fetchInto opens (or makes) the cache repository in dir, fetches the
-// target into it if missing, verifies it and reads the snapshot. It
-// returns what the ref pointed at, too.
-func (s *Source) fetchInto(ctx context.Context, dir string, t target) (*Snapshot, plumbing.Hash, error) {
+// target into it if missing (over l's session when l is not nil and
+// unused), verifies it and reads the snapshot. It returns what the ref
+// pointed at, too.
+func (s *Source) fetchInto(ctx context.Context, dir string, t target, l *listing) (*Snapshot, plumbing.Hash, error) {
 	r, err := s.open(dir)
 	if err != nil {
 		return nil, plumbing.ZeroHash, err
 	}
-	c, tag, obj, err := s.commit(ctx, r, t)
+	c, tag, obj, err := s.commit(ctx, r, t, l)
 	if err != nil {
 		return nil, plumbing.ZeroHash, err
 	}
@@ -403,7 +414,7 @@ func (s *Source) refetch(ctx context.Context, t target, firstErr error) (*Snapsh
 	if err := os.RemoveAll(fresh); err != nil {
 		return nil, plumbing.ZeroHash, firstErr
 	}
-	snap, obj, err := s.fetchInto(ctx, fresh, t)
+	snap, obj, err := s.fetchInto(ctx, fresh, t, nil)
 	if err != nil && !permanent(ctx, err) {
 		_ = os.RemoveAll(fresh)
 		if err.Error() == firstErr.Error() {
@@ -440,8 +451,11 @@ func permanent(ctx context.Context, err error) bool {
 
 // commit fetches what is missing (shallow, only the ref) and returns the
 // commit, the annotated tag the ref names (or nil) and what the ref
-// points at.
-func (s *Source) commit(ctx context.Context, r *git.Repository, t target) (*object.Commit, *object.Tag, plumbing.Hash, error) {
+// points at. With a listing whose session is unused, the pack is asked
+// for on it: the ref as listed, without a second listing. Otherwise, or
+// when that fails, go-git's fetch lists the refs again and fetches the
+// ref as it is then.
+func (s *Source) commit(ctx context.Context, r *git.Repository, t target, l *listing) (*object.Commit, *object.Tag, plumbing.Hash, error) {
 	if c, tag, err := peel(r, t.object); err == nil {
 		return c, tag, t.object, nil // already in the cache
 	}
@@ -459,6 +473,21 @@ func (s *Source) commit(ctx context.Context, r *git.Repository, t target) (*obje
 		// A bare commit: servers only hand out what refs reach, so fetch
 		// every branch with history and look for it.
 		opts.Depth = 0
+	}
+	if l != nil && !l.used && t.ref != "" {
+		err := l.fetch(ctx, r.Storer, t, opts.Depth)
+		if err == nil {
+			c, tag, err := peel(r, t.object)
+			if err != nil {
+				return nil, nil, plumbing.ZeroHash, fmt.Errorf("%s at %s: %w", s.shown, t.name, s.scrub(err))
+			}
+			return c, tag, t.object, nil
+		}
+		if ctx.Err() != nil {
+			return nil, nil, plumbing.ZeroHash, fmt.Errorf("fetching %s from %s: %w", t.name, s.shown, s.scrub(explain(err)))
+		}
+		// The server may refuse what it listed when the ref was force-pushed
+		// since: fetch the ref as it is now (go-git's fetch lists it again).
 	}
 	if err := r.FetchContext(ctx, opts); err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return nil, nil, plumbing.ZeroHash, fmt.Errorf("fetching %s from %s: %w", t.name, s.shown, s.scrub(explain(err)))

@@ -116,10 +116,11 @@ func (d *descent) answer() (bool, error) {
 // resolve resolves the ref's target, once.
 func (d *descent) resolve() error {
 	if d.t == nil {
-		rt, err := d.s.resolve(d.ctx)
+		rt, l, err := d.s.resolve(d.ctx)
 		if err != nil {
 			return err
 		}
+		l.close()
 		d.t = &rt
 	}
 	return nil

@@ -20,6 +20,13 @@ type Fetcher interface {
 	Fetch(ctx context.Context) (*gitsource.Snapshot, error)
 }
 
+// Tidier is a Fetcher that keeps its cache in shape between passes
+// (gitsource.Source merges its packs): the loop asks it after each pass
+// that fetched, once the pass's writes are done.
+type Tidier interface {
+	Tidy(ctx context.Context) error
+}
+
 // Observer is told about every pass (for metrics).
 type Observer interface {
 	Synced(source string, res *Result, err error, took time.Duration)
@@ -60,6 +67,8 @@ type Loop struct {
 	// view is the store as the last pass read it: a pass reads what
 	// changed since (see viewStore).
 	view store.SyncView
+	// tidied is the last snapshot after which the Fetcher tidied.
+	tidied *gitsource.Snapshot
 	// lastAttempt is the attempt of the pass before (for the event log).
 	lastAttempt *store.SyncAttempt
 }
@@ -94,7 +103,10 @@ func (r Report) Outcome() string { return Outcome(r.Result, r.Err) }
 //     steps), all within the pass's Timeout;
 //  2. observe: tell the Observer;
 //  3. record: write the attempt and its events, fenced, unless the pass
-//     was dry, this process no longer leads, or ctx ended.
+//     was dry, this process no longer leads, or ctx ended;
+//  4. tidy: when the Fetcher is a Tidier and the pass fetched a new
+//     snapshot, let it tidy its cache (after the writes: a push does not
+//     wait for it).
 //
 // A fetch error means nothing was written. Pass is not safe for
 // concurrent use (Run calls it in turn).
@@ -115,7 +127,28 @@ func (l *Loop) Pass(ctx context.Context, fence store.Fence) Report {
 	a := Attempt(o.Source, snap, rep.Result, rep.Err, start)
 	a.Leader = l.ID
 	l.record(ctx, fence, a, &rep)
+	l.tidy(ctx, snap)
 	return rep
+}
+
+// tidy asks a Tidier Fetcher to tidy its cache after a pass that
+// fetched a new snapshot (one of an unmoved ref touched no cache); a
+// failure is logged, and the pass stands.
+func (l *Loop) tidy(ctx context.Context, snap *gitsource.Snapshot) {
+	t, ok := l.Fetcher.(Tidier)
+	if !ok || snap == nil || snap == l.tidied {
+		return
+	}
+	l.tidied = snap
+	timeout := l.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := t.Tidy(ctx); err != nil && l.Log != nil && ctx.Err() == nil {
+		l.Log.Warn("git cache not tidied", "source", l.Options.Source, "err", err)
+	}
 }
 
 // Once is Pass for callers that want its result and error.
