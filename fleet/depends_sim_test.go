@@ -19,6 +19,7 @@ import (
 // update of web with db's reason, web's old replicas serving. Both
 // removed: web's replicas go while db still runs; db's go after.
 func TestDependsOnOnFleet(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	h := newHarness(t, fleetsim.Machines(3))
 	stops := &stopTimes{API: h.api, store: h.store, first: map[string]time.Time{}}
 	h.serve(stops, testOptions)
