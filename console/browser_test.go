@@ -216,7 +216,7 @@ func TestDashboardNeedsNoExternalAsset(t *testing.T) {
 func TestDashboardShowsRollbackSuspensionAndWholeMessages(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	// search fits no machine: its rollout fails after 30s (fleet's
+	// search fits no machine: its rollout fails after 6s (fleet's
 	// scheduler leaves it unscheduled) with a long reason.
 	rev1 := w.commit(map[string]string{"units/web.yaml": unitWeb, "units/db.yaml": unitDB, "units/api.yaml": "name: api\napps:\n- image: docker://api:1\n",
 		"units/search.yaml": "name: search\nreplicas: 2\nmachine:\n- az=z\napps:\n- image: docker://search:1\n"})

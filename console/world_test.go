@@ -49,7 +49,11 @@ func newWorld(t *testing.T) *world {
 	t.Cleanup(c.Close)
 	s := store.New(e.Client(t), store.DefaultPrefix)
 	rec, err := fleet.NewReconciler(c.API(), s, fleet.Options{MinReady: 500 * time.Millisecond, Poll: 300 * time.Millisecond,
-		Resync: 5 * time.Second, StopTimeout: 10 * time.Second, RolloutTimeout: time.Minute, ID: "sched-1"}, nil)
+		Resync: 5 * time.Second, StopTimeout: 10 * time.Second, RolloutTimeout: time.Minute, ID: "sched-1",
+		// A replica no machine fits fails its rollout after 6s, not the
+		// default 30s (TestDashboardShowsRollbackSuspensionAndWholeMessages
+		// waits for one); one fleet could place is never unschedulable.
+		Unschedulable: 6 * time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 // (in name order), and the engine places no replica on a machine with a
 // unit it conflicts with.
 func TestStatusNamesConflictingUnit(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	web := func() *deploy.Spec {
 		s := replicated(2, "docker://web:1")
 		s.MaxReplicasPerHost = 1

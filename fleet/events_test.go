@@ -33,6 +33,7 @@ func countKinds(evs []store.Event) map[string]int {
 // TestEventLogOfARollout: the scheduler writes what it did to fleet, and
 // why, and each rollout's start and end.
 func TestEventLogOfARollout(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	h := newHarness(t, fleetsim.Machines(3))
 	opts := testOptions
 	opts.ID = "sched-1"

@@ -88,6 +88,7 @@ func (h *harness) putEvidenceAt(spec *deploy.Spec, hash string, at time.Time, jo
 // status (message and JSON), the rollout-failed event and a notification
 // receiver, with the unit's env values hidden.
 func TestRolloutFailureCarriesEvidence(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	h := newHarness(t, fleetsim.Machines(3))
 	h.serve(h.api, testOptions)
 	rcv := newNotifications(t)
@@ -159,6 +160,7 @@ func TestRolloutFailureCarriesEvidence(t *testing.T) {
 // Evidence published after the scheduler saw the rollout fail (the
 // publisher reads its directory every second) still reaches the status.
 func TestRolloutFailureEvidenceLate(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	h := newHarness(t, fleetsim.Machines(3))
 	h.serve(h.api, testOptions)
 	v1 := h.put(replicated(2, "docker://web:1"))

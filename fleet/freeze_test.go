@@ -17,6 +17,7 @@ import (
 // unit's replica destroyed by hand is repaired, and the change git has
 // for it stays recorded, not applied.
 func TestFrozenUnitIsStillRepaired(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	h := newHarness(t, fleetsim.Machines(2))
 	h.serve(h.api, testOptions)
 	ctx := context.Background()

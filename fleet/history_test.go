@@ -124,6 +124,7 @@ func TestHistoryLimit(t *testing.T) {
 // with the store's Rollback; the history shows all three with their
 // outcomes; the old version's replicas run again.
 func TestRollbackOnFleet(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	h := newHarness(t, fleetsim.Machines(3, nil))
 	opts := testOptions
 	opts.HistoryLimit = 3
@@ -180,6 +181,7 @@ func TestRollbackOnFleet(t *testing.T) {
 // A suspended unit is left as it is: a replica destroyed by hand is not
 // repaired, a new spec is not rolled out; on resume both happen.
 func TestSuspendOnFleet(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	h := newHarness(t, fleetsim.Machines(3, nil))
 	h.serve(h.api, testOptions)
 	ctx := context.Background()

@@ -33,6 +33,7 @@ func servingMachines(v fleetView) (int, string) {
 // leaves loses it and gets it back when it joins again; an update that
 // fails leaves every machine on the old version.
 func TestRollingGlobalOnFleet(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	h := newHarness(t, fleetsim.Machines(3, map[string]string{"role": "edge"}))
 	h.serve(h.api, testOptions)
 	ctx := context.Background()

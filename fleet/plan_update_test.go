@@ -172,6 +172,7 @@ func TestStatusProgressed(t *testing.T) {
 // ever dropping below 12 serving or going above 16 fleet units up or
 // starting (timed in the log; BenchmarkRollout compares surges).
 func TestMaxSurgeRollout(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	h := newHarness(t, fleetsim.Machines(4, nil))
 	opts := testOptions
 	opts.MinReady = 500 * time.Millisecond

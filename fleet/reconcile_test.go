@@ -287,6 +287,7 @@ func perMachine(v fleetView) map[string]int {
 // ever under Restart=always) fails the rollout and the old version keeps
 // serving; rm destroys everything.
 func TestCountlyLifecycle(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	h := newHarness(t, fleetsim.Machines(3, map[string]string{"ssd": "false"}))
 	h.serve(h.api, testOptions)
 	ctx := context.Background()

@@ -20,6 +20,7 @@ import (
 // for good: retire had destroyed the old replica, fail removed the new
 // ones, and nothing brought the old one back.
 func TestFailedRolloutRestoresPreviousVersion(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	tests := []struct {
 		name string
 		down func(h *harness, unit string) error // takes one old replica down through fleet
@@ -33,6 +34,7 @@ func TestFailedRolloutRestoresPreviousVersion(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // each case has its own etcd and fleet
 			h := newHarness(t, fleetsim.Machines(3))
 			h.serve(h.api, testOptions)
 

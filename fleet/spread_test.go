@@ -38,6 +38,7 @@ func (h *harness) zonesOf(name string) string {
 // the registry follows; when they come back the zones even out again
 // (2 + 2 + 2), which fleet never does by itself.
 func TestSpreadAcrossZones(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	a, b, c := map[string]string{"az": "a"}, map[string]string{"az": "b"}, map[string]string{"az": "c"}
 	machines := fleetsim.Machines(5, a, a, a, b, c)
 	h := newHarness(t, machines)
@@ -74,6 +75,7 @@ func TestSpreadAcrossZones(t *testing.T) {
 // on six machines (two per zone), 6 replicas run one per machine and 2 per
 // zone, and stay so through an update of the image and a restart.
 func TestSpreadWithPerHostUpdateAndRestart(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	a, b, c := map[string]string{"az": "a"}, map[string]string{"az": "b"}, map[string]string{"az": "c"}
 	h := newHarness(t, fleetsim.Machines(6, a, a, b, b, c, c))
 	opts := testOptions
@@ -125,6 +127,7 @@ func TestSpreadWithPerHostUpdateAndRestart(t *testing.T) {
 // the zones: no unit gets a line from it, and the replicas spread over
 // the zones that can be written.
 func TestSpreadLeavesOutHostileMetadata(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	machines := fleetsim.Machines(4, map[string]string{"az": "a"}, map[string]string{"az": "b"},
 		map[string]string{"az": "c\nExecStartPre=/nonexistent/evil"}, map[string]string{"az": "x=y"})
 	h := newHarness(t, machines)

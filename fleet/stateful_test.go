@@ -92,6 +92,7 @@ func (h *harness) sampleMembers(name string, n func() int, maxDown int) func() (
 // of member 1 dies: the member waits for it (runs nowhere else, the
 // status says so) and runs there again once it is back.
 func TestStatefulMembersKeepTheirMachines(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	// A member takes 2s to stop (a database flushing): a new copy started
 	// before the old one is down would overlap it.
 	h := newHarnessWith(t, fleetsim.Machines(4), func(c *fleetsim.Config) { c.StopDelay = 2 * time.Second })
@@ -208,6 +209,7 @@ func (h *harness) placedMembers(hash string, n int) []string {
 // never sees two fleet units of a member up, and member 1 stays where it
 // moved, one copy.
 func TestStatefulMemberMovesInItsZone(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	zones := []map[string]string{{"az": "a"}, {"az": "b"}, {"az": "a"}, {"az": "b"}}
 	h := newHarnessWith(t, fleetsim.Machines(4, zones...), nil)
 	opts := testOptions
@@ -341,6 +343,7 @@ func (h *harness) probeUnits() []string {
 // sees a member twice up nor more than one down, and no probe unit is
 // left once each rollout is done.
 func TestStatefulPrimaryOrder(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	h := newHarnessWith(t, fleetsim.Machines(4), nil)
 	opts := testOptions
 	opts.MinReady = 200 * time.Millisecond

@@ -71,6 +71,9 @@ type Source struct {
 	// held, if set (by tests), is called with the cache lock held; what
 	// it returns is called before the lock is released.
 	held func() (release func())
+	// maxTreeDepth is MaxTreeDepth; tests of the limit set less, so that
+	// their trees need not be thousands of directories deep.
+	maxTreeDepth int
 }
 
 // File is a unit file at a revision.
@@ -154,10 +157,11 @@ func New(cfg Config) (*Source, error) {
 	cfg.Path = strings.TrimPrefix(p, "/")
 	sum := sha256.Sum256([]byte(cfg.URL))
 	s := &Source{
-		cfg:     cfg,
-		shown:   RedactURL(cfg.URL),
-		secrets: secrets(cfg),
-		dir:     filepath.Join(cfg.CacheDir, "git", hex.EncodeToString(sum[:8])),
+		cfg:          cfg,
+		shown:        RedactURL(cfg.URL),
+		secrets:      secrets(cfg),
+		dir:          filepath.Join(cfg.CacheDir, "git", hex.EncodeToString(sum[:8])),
+		maxTreeDepth: MaxTreeDepth,
 	}
 	if cfg.Verify != nil {
 		v, err := newVerifier(cfg.Verify, cfg.Ref)
@@ -573,9 +577,10 @@ func (s *Source) readReusing(c *object.Commit, prev *Snapshot) (*Snapshot, error
 		return nil, err
 	}
 	tr := &treeReader{
-		rev:   c.Hash.String(),
-		snap:  &Snapshot{Revision: c.Hash.String(), Parents: make([]string, 0, len(c.ParentHashes))},
-		links: map[plumbing.Hash]*object.Tree{},
+		maxDepth: s.maxTreeDepth,
+		rev:      c.Hash.String(),
+		snap:     &Snapshot{Revision: c.Hash.String(), Parents: make([]string, 0, len(c.ParentHashes))},
+		links:    map[plumbing.Hash]*object.Tree{},
 	}
 	for _, h := range c.ParentHashes {
 		tr.snap.Parents = append(tr.snap.Parents, h.String())
@@ -664,10 +669,11 @@ func (s *Source) pathTree(c *object.Commit, root *object.Tree) (*object.Tree, []
 
 // treeReader reads the unit files of the trees of commit rev into snap.
 type treeReader struct {
-	rev   string // the commit's hash
-	snap  *Snapshot
-	links map[plumbing.Hash]*object.Tree // trees reached by symlinks, decoded once
-	reuse map[plumbing.Hash][]byte       // the data of blobs read before, by hash
+	maxDepth int    // MaxTreeDepth, or less in tests
+	rev      string // the commit's hash
+	snap     *Snapshot
+	links    map[plumbing.Hash]*object.Tree // trees reached by symlinks, decoded once
+	reuse    map[plumbing.Hash][]byte       // the data of blobs read before, by hash
 }
 
 // walk reads tree t and the directories under it. dirs is the directory
@@ -697,9 +703,9 @@ func (tr *treeReader) walk(t *object.Tree, dirs []string, trees []*object.Tree) 
 
 // walkDir walks the directory name of tree t, within MaxTreeDepth.
 func (tr *treeReader) walkDir(t *object.Tree, name string, dirs []string, trees []*object.Tree) error {
-	if len(dirs)+1 > MaxTreeDepth {
+	if len(dirs)+1 > tr.maxDepth {
 		return permanentError{fmt.Errorf("%s: directories nested deeper than %d levels at %s; the revision is refused (nothing was changed)",
-			abbrevPath(append(dirs, name)), MaxTreeDepth, short(tr.rev))}
+			abbrevPath(append(dirs, name)), tr.maxDepth, short(tr.rev))}
 	}
 	sub, err := t.Tree(name)
 	if err != nil {

@@ -796,19 +796,22 @@ func TestContribAlertsServerBesideSync(t *testing.T) {
 	promBin := gittest.NeedTool(t, "prometheus")
 	tests := []struct {
 		name          string
-		beside        func(repo, addr string) []string
+		beside        func(repo, addr, cache string) []string
 		firesWhenGone bool // KayleeNoSchedulerLeader once the server stops
 	}{
-		{"sync loop", func(repo, addr string) []string {
-			return []string{"sync", "--repo", repo, "--source", "demo", "--interval", "1s", "--lease-ttl", "2s", "--cache-dir", t.TempDir(), "--listen", addr}
+		{"sync loop", func(repo, addr, cache string) []string {
+			return []string{"sync", "--repo", repo, "--source", "demo", "--interval", "1s", "--lease-ttl", "2s", "--cache-dir", cache, "--listen", addr}
 		}, true},
-		{"agent", func(repo, addr string) []string {
-			return []string{"agent", "--repo", repo, "--source", "demo", "--interval", "1s", "--lease-ttl", "2s", "--cache-dir", t.TempDir(), "--listen", addr,
+		{"agent", func(repo, addr, cache string) []string {
+			return []string{"agent", "--repo", repo, "--source", "demo", "--interval", "1s", "--lease-ttl", "2s", "--cache-dir", cache, "--listen", addr,
 				"--console-listen", "off", "--min-ready", "3s", "--max-restarts", "2", "--rollout-timeout", "20s"}
 		}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Each case has its own etcd, fleet, processes on free ports
+			// and Prometheus; they mostly wait (scrapes, alert rules).
+			t.Parallel()
 			e := etcdtest.New(t)
 			startFleet(t, e, 2)
 			repo := gittest.NewRepo(t)
@@ -828,7 +831,7 @@ func TestContribAlertsServerBesideSync(t *testing.T) {
 				_, m := get(serverAddr, "/metrics")
 				return strings.Contains(m, `kaylee_leader{role="scheduler",source=""} 1`)
 			})
-			startKayleeProcess(t, env, tt.beside(repo.FileURL(), besideAddr)...)
+			startKayleeProcess(t, env, tt.beside(repo.FileURL(), besideAddr, t.TempDir())...)
 			prom := startPrometheus(t, promBin, serverAddr, besideAddr)
 			waitFor(t, 60*time.Second, "Prometheus scrapes both, and web runs", func() bool {
 				return len(prom.query(t, `up{job="kaylee"} == 1`)) == 2 &&
