@@ -19,9 +19,7 @@ import (
 // update of web with db's reason, web's old replicas serving. Both
 // removed: web's replicas go while db still runs; db's go after.
 func TestDependsOnOnFleet(t *testing.T) {
-	// Not parallel: under load (two CPU hogs, or a loaded CI machine) its
-	// stop-order check failed, in parallel and alone ("db's fleet unit was
-	// told to stop at …, web's last at …: want db after web").
+	t.Parallel()
 	h := newHarness(t, fleetsim.Machines(3))
 	stops := &stopTimes{API: h.api, store: h.store, first: map[string]time.Time{}}
 	h.serve(stops, testOptions)
@@ -114,10 +112,11 @@ func TestDependsOnOnFleet(t *testing.T) {
 			}
 		}
 	}()
-	for _, name := range []string{"db", "web"} {
-		if _, err := h.store.DeleteUnit(ctx, name, store.Fence{}); err != nil {
-			t.Fatal(err)
-		}
+	// One transaction, as sync applies a commit that removes both files:
+	// two deletes let a pass between them see db removed and web still
+	// wanted, and db then goes at once (nothing removed depends on it).
+	if err := h.store.ApplyUnits(ctx, nil, []string{"db", "web"}, store.Fence{}); err != nil {
+		t.Fatal(err)
 	}
 	eventually(t, 60*time.Second, func() (bool, string) {
 		w, d := h.view("web"), h.view("db")
