@@ -126,7 +126,13 @@ func TestRealFailureEvidence(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("notifications:\n- url: "+rcv.url+"\n  events: [rollout]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e.server("--config", cfg, "--rollout-timeout", "5m")
+	// --min-ready 20s: v2 exits at once and v3's docker run fails its
+	// pull, and neither may count as ready (which forgets the restarts
+	// seen, so the rollout never fails on its restart loop). At the
+	// default 3s one did: on a loaded machine (the shareable tests and two
+	// CPU hogs beside them) docker run took more than 3s to start the
+	// container and exit, its unit active/running meanwhile.
+	e.server("--config", cfg, "--rollout-timeout", "5m", "--min-ready", "20s")
 	e.must("run", "--wait", "--timeout", "3m", e.unit("web", webUnit("web", 2, 1, "v1")))
 	e.waitContainers("web", 2, "v1", 30*time.Second)
 
