@@ -92,37 +92,26 @@ func conflict(a, b *placedUnit) bool {
 
 // blockers are the units of other Kaylee units (or not Kaylee's) on
 // machine m that conflict with the fleet unit name: loaded there by its
-// agent, or (scheduled: what the engine sees) scheduled there.
-func (v *conflictView) blockers(name, m string, scheduled bool) []string {
+// agent, or (scheduled: what the engine sees) scheduled there. own says
+// whether a replica of its own Kaylee unit there conflicts with it too
+// (fleet keeps it off as well, but its status does not name its own).
+func (v *conflictView) blockers(name, m string, scheduled bool) (others []string, own bool) {
 	self := v.find(name)
 	if self == nil {
-		return nil
+		return nil, false
 	}
-	var out []string
 	for _, o := range v.on[m] {
 		on := o.loaded[m] || scheduled && o.scheduled == m
-		if o.name == name || (o.owner != "" && o.owner == self.owner) || !on || !conflict(self, o) {
+		if o.name == name || !on || !conflict(self, o) {
 			continue
 		}
-		out = append(out, o.name)
-	}
-	return out
-}
-
-// blocked: some other fleet unit on machine m (scheduled or loaded
-// there), its own Kaylee unit's replicas included, conflicts with the
-// fleet unit name, so fleet's engine does not place it there.
-func (v *conflictView) blocked(name, m string) bool {
-	self := v.find(name)
-	if self == nil {
-		return false
-	}
-	for _, o := range v.on[m] {
-		if o.name != name && (o.loaded[m] || o.scheduled == m) && conflict(self, o) {
-			return true
+		if o.owner != "" && o.owner == self.owner {
+			own = true
+			continue
 		}
+		others = append(others, o.name)
 	}
-	return false
+	return others, own
 }
 
 func (v *conflictView) find(name string) *placedUnit {
@@ -149,14 +138,15 @@ func (p *planner) inTheWay(a *actualUnit, global bool) string {
 		// (fleet's engine has not placed it yet).
 		var on []string
 		names := map[string]bool{}
+		j := withoutConflicts(a.unit)
 		for _, m := range v.live {
-			if !mayRunOn(a.unit, m, p.machineMeta(m)) {
+			if !mayRunOn(j, m, p.machineMeta(m)) {
 				continue
 			}
-			if !v.blocked(a.name(), m) {
+			bs, own := v.blockers(a.name(), m, true)
+			if len(bs) == 0 && !own {
 				return ""
 			}
-			bs := v.blockers(a.name(), m, true)
 			if len(bs) == 0 {
 				continue
 			}
@@ -186,7 +176,7 @@ func (p *planner) inTheWay(a *actualUnit, global bool) string {
 		if runsOn(a, m) {
 			continue
 		}
-		bs := v.blockers(a.name(), m, false)
+		bs, _ := v.blockers(a.name(), m, false)
 		if len(bs) == 0 {
 			continue
 		}

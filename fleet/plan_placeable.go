@@ -84,11 +84,9 @@ func (p *planner) placedSince(first time.Time) time.Time {
 	return later(first, p.mem.placed)
 }
 
-// mayRunOn says whether fleet's engine would place the fleet unit u on
-// machine id were no unit in its way: fleet's own test (AbleToRun) against
-// the machine alone, u's Conflicts left out, so that what remains is its
-// machine ID and metadata.
-func mayRunOn(u *schema.Unit, id string, meta map[string]string) bool {
+// withoutConflicts is fleet's job of the fleet unit u with its Conflicts
+// left out: what mayRunOn tests.
+func withoutConflicts(u *schema.Unit) *job.Job {
 	opts := make([]*schema.UnitOption, 0, len(u.Options))
 	for _, o := range u.Options {
 		if o.Section == "X-Fleet" && (o.Name == "Conflicts" || o.Name == "X-Conflicts") {
@@ -96,7 +94,14 @@ func mayRunOn(u *schema.Unit, id string, meta map[string]string) bool {
 		}
 		opts = append(opts, o)
 	}
-	j := job.NewJob(u.Name, *schema.MapSchemaUnitOptionsToUnitFile(opts))
+	return job.NewJob(u.Name, *schema.MapSchemaUnitOptionsToUnitFile(opts))
+}
+
+// mayRunOn says whether fleet's engine would place job j (made by
+// withoutConflicts) on machine id were no unit in its way: fleet's own
+// test (AbleToRun) against the machine alone, so that what counts is its
+// machine ID and metadata.
+func mayRunOn(j *job.Job, id string, meta map[string]string) bool {
 	action, _ := agent.NewAgentState(&machine.MachineState{ID: id, Metadata: meta}).AbleToRun(j)
 	return action == job.JobActionSchedule
 }
