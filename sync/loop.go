@@ -140,15 +140,19 @@ func (l *Loop) tidy(ctx context.Context, snap *gitsource.Snapshot) {
 		return
 	}
 	l.tidied = snap
-	timeout := l.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, l.passTimeout())
 	defer cancel()
 	if err := t.Tidy(ctx); err != nil && l.Log != nil && ctx.Err() == nil {
 		l.Log.Warn("git cache not tidied", "source", l.Options.Source, "err", err)
 	}
+}
+
+// passTimeout bounds a pass (and a tidy): Timeout, or DefaultTimeout.
+func (l *Loop) passTimeout() time.Duration {
+	if l.Timeout > 0 {
+		return l.Timeout
+	}
+	return DefaultTimeout
 }
 
 // Once is Pass for callers that want its result and error.
@@ -161,10 +165,7 @@ func (l *Loop) Once(ctx context.Context, fence store.Fence) (*Result, error) {
 // timeout; a pass that ran out of it says so. The snapshot returned is
 // the one the attempt names: nil when the fetch or the parse failed.
 func (l *Loop) fetchAndApply(ctx context.Context, o Options) (Report, *gitsource.Snapshot) {
-	timeout := l.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
+	timeout := l.passTimeout()
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var rep Report
