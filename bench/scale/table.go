@@ -22,6 +22,9 @@ type Row struct {
 	// FleetFloorSystemd until the machines' systemd runs them all.
 	FleetFloor        float64 `json:"fleetFloorSeconds"`
 	FleetFloorSystemd float64 `json:"fleetFloorSystemdSeconds"`
+	// FleetFloorAgain: the floor run a second time, under another prefix,
+	// before Kaylee's run (KAYLEE_BENCH_FLOOR_AGAIN=1; 0 when not run).
+	FleetFloorAgain float64 `json:"fleetFloorAgainSeconds,omitempty"`
 	// Kaylee: the push webhook until every unit's status is running at
 	// its spec and the machines' systemd runs all its fleet units.
 	Kaylee float64 `json:"kayleeSeconds"`

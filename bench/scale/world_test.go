@@ -48,6 +48,7 @@ type config struct {
 	idle           time.Duration // the idle window
 	wait           time.Duration // longest wait for a phase
 	workers        int           // fleet calls at once in fleet's floor (the scheduler's pool)
+	floorAgain     bool          // run fleet's floor a second time before Kaylee's run
 	out            string        // results.json, table.txt, logs; "" for none
 	profileDir     string        // CPU and heap profiles of the agent; "" for none
 	bin            string        // the kaylee binary; "" builds one
@@ -103,6 +104,13 @@ func fromEnv(tb testing.TB, cfg config) config {
 	}
 	if v := os.Getenv("KAYLEE_BENCH_BIN"); v != "" {
 		cfg.bin = v
+	}
+	if v := os.Getenv("KAYLEE_BENCH_FLOOR_AGAIN"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			tb.Fatalf("KAYLEE_BENCH_FLOOR_AGAIN=%q: want 1 or 0", v)
+		}
+		cfg.floorAgain = b
 	}
 	for _, d := range []string{cfg.out, cfg.profileDir} {
 		if d != "" {
@@ -701,6 +709,16 @@ func measure(tb testing.TB, cfg config, bin string, n int) Row {
 	}
 	row.FleetFloor, row.FleetFloorSystemd = floor(tb, cluster, fu, cfg.workers, cfg.wait)
 	tb.Logf("%d units: fleet's floor %.1fs (systemd %.1fs)", n, row.FleetFloor, row.FleetFloorSystemd)
+	if cfg.floorAgain {
+		// The same work again, on a cluster that has now run it once, as
+		// Kaylee's run below does: what of fleet's lag there is the order.
+		again, err := Render(specs, machines, "kg")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		row.FleetFloorAgain, _ = floor(tb, cluster, again, cfg.workers, cfg.wait)
+		tb.Logf("%d units: fleet's floor again %.1fs", n, row.FleetFloorAgain)
+	}
 
 	// (b) Kaylee's time to production.
 	repo := newRepo(tb)
