@@ -74,15 +74,36 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// shareableSeconds is how long each shareable test ran (seconds, rounded),
-// measured on the real tier as CI runs it (scripts/real-cluster up 3; go
-// test -count=1 -v -parallel 4 -run '^TestReal' ./fleet/realfleet/) beside
-// the packages tier's go test ./... on 2 cores: the "--- PASS (Ns)" of
-// each. The admission starts them longest first, so that the tier does not
-// end with one long test running alone; a test missing here counts as
-// longer than all of them. Only the order matters: figures a few seconds
-// off change nothing.
-var shareableSeconds = map[string]int{}
+// shareableSeconds is how long each shareable test ran (seconds, rounded):
+// the "--- PASS: … (Ns)" of go test -count=1 -v -timeout 40m -parallel 4
+// -run '^TestReal' ./fleet/realfleet/ on scripts/real-cluster up 3, on 2
+// cores beside other go tests (load average 2 to 18), at ab6709e, when go
+// test still admitted them in the order they woke (the longest, 310 s,
+// started second; PodmanFields, 190 s, started last and ran alone for a
+// minute at the end). The admission starts them longest first, so that the
+// tier does not end with one long test running alone; a test missing here
+// counts as longer than all of them. Only the order matters: figures some
+// seconds off change nothing.
+var shareableSeconds = map[string]int{
+	"TestRealSeedCountlyOnPodman":        310,
+	"TestRealPodmanFields":               190,
+	"TestRealRollbackSuspend":            172,
+	"TestRealFailureEvidence":            156,
+	"TestRealMountServiceGate":           115,
+	"TestRealAgentGit":                   83,
+	"TestRealScaleKeepsReplicas":         70,
+	"TestRealPullPolicy":                 69,
+	"TestRealSlowAndNeverStarting":       62,
+	"TestRealSecretsPodman":              52,
+	"TestRealCompatRktPullAndGC":         51,
+	"TestRealDrift":                      48,
+	"TestRealSecretsGoneAfterDestroy":    36,
+	"TestRealReplicasEnvVolumes":         34,
+	"TestRealSecretsLong":                27,
+	"TestRealCompatPluginArgsAndUnmount": 27,
+	"TestRealFleetHTTPAPI":               25,
+	"TestRealCompatEnvNewlines":          16,
+}
 
 // admission hands the shareable tests their slots (-parallel N of them,
 // set in TestMain), longest first (shareableSeconds). Package state of the
