@@ -21,7 +21,7 @@ import (
 // reading, `docker run -e NAME`, and the process in the container sees
 // exactly the value, byte for byte.
 func TestRealCompatEnvNewlines(t *testing.T) {
-	t.Parallel() // shareable: see newEnv
+	shareable(t) // t.Parallel, longest first: see newEnv
 	e := newEnv(t, "re")
 	e.server()
 	pem := "-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEA\nq7BFUpkGp3+M/x\"quoted\" 100% $HOME \\n not an escape\\\n\tCRLF line\r\n-----END PRIVATE KEY-----\n"
@@ -81,7 +81,7 @@ func TestRealCompatEnvNewlines(t *testing.T) {
 // makes the stopped unit end failed (a volume still mounted shows), one
 // that succeeds leaves it clean, and kaylee rm removes both.
 func TestRealCompatPluginArgsAndUnmount(t *testing.T) {
-	t.Parallel() // shareable: see newEnv
+	shareable(t) // t.Parallel, longest first: see newEnv
 	e := newEnv(t, "ru")
 	const driver = "argrec"
 	if err := os.MkdirAll(e.c.PluginDir(), 0o755); err != nil {
@@ -196,7 +196,7 @@ exit 0
 // again), and after its stop runs rkt gc and rkt image gc; both failing
 // leaves the unit cleanly inactive (their "-"), and kaylee rm removes it.
 func TestRealCompatRktPullAndGC(t *testing.T) {
-	t.Parallel() // shareable: see newEnv
+	shareable(t) // t.Parallel, longest first: see newEnv
 	e := newEnv(t, "rx")
 	ctx := context.Background()
 	for _, m := range e.c.Machines {

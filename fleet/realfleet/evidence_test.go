@@ -118,7 +118,7 @@ func (r *receiver) failed(specHash string) (notify.Event, bool) {
 // the process printed hidden. Then a version whose health check gets 500:
 // the check's last answer is told too.
 func TestRealFailureEvidence(t *testing.T) {
-	t.Parallel() // shareable: see newEnv
+	shareable(t) // t.Parallel, longest first: see newEnv
 	e := newEnv(t, "ev")
 	e.installEvidence()
 	rcv := newReceiver(t)

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,6 +28,21 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
+	// The shareable tests take their -parallel slots from the admission
+	// (shareable), longest first; go test's own limit would admit them in
+	// the order they happen to wake, before the admission sees them, so it
+	// is lifted here and -parallel N is the admission's.
+	flag.Parse()
+	slots, err := strconv.Atoi(flag.Lookup("test.parallel").Value.String())
+	if err != nil || slots < 1 {
+		fmt.Fprintf(os.Stderr, "-test.parallel %v: %v\n", flag.Lookup("test.parallel").Value, err)
+		os.Exit(2)
+	}
+	admission.slots = slots
+	if err := flag.Set("test.parallel", "1000"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	code := func() int {
 		if os.Getenv(realfleet.EnvRequired) == "1" {
 			dir, err := os.MkdirTemp("", "kaylee-realtier-")
@@ -56,6 +74,129 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// shareableSeconds is how long each shareable test ran (seconds, rounded):
+// the "--- PASS: … (Ns)" of go test -count=1 -v -timeout 40m -parallel 4
+// -run '^TestReal' ./fleet/realfleet/ on scripts/real-cluster up 3, on 2
+// cores beside other go tests (load average 2 to 18), at ab6709e, when go
+// test still admitted them in the order they woke (the longest, 310 s,
+// started second; PodmanFields, 190 s, started last and ran alone for a
+// minute at the end). The admission starts them longest first, so that the
+// tier does not end with one long test running alone; a test missing here
+// counts as longer than all of them. Only the order matters: figures some
+// seconds off change nothing.
+var shareableSeconds = map[string]int{
+	"TestRealSeedCountlyOnPodman":        310,
+	"TestRealPodmanFields":               190,
+	"TestRealRollbackSuspend":            172,
+	"TestRealFailureEvidence":            156,
+	"TestRealMountServiceGate":           115,
+	"TestRealAgentGit":                   83,
+	"TestRealScaleKeepsReplicas":         70,
+	"TestRealPullPolicy":                 69,
+	"TestRealSlowAndNeverStarting":       62,
+	"TestRealSecretsPodman":              52,
+	"TestRealCompatRktPullAndGC":         51,
+	"TestRealDrift":                      48,
+	"TestRealSecretsGoneAfterDestroy":    36,
+	"TestRealReplicasEnvVolumes":         34,
+	"TestRealSecretsLong":                27,
+	"TestRealCompatPluginArgsAndUnmount": 27,
+	"TestRealFleetHTTPAPI":               25,
+	"TestRealCompatEnvNewlines":          16,
+}
+
+// admission hands the shareable tests their slots (-parallel N of them,
+// set in TestMain), longest first (shareableSeconds). Package state of the
+// harness, as bin and prefixes are.
+var admission = &admitter{seconds: shareableSeconds}
+
+// admitter gives tests slots, longest first. A test registers before
+// t.Parallel, in go test's sequential phase, so every test of the run has
+// registered before the first one asks for a slot. Slots are given only
+// from then on: a free slot goes to the longest test not yet admitted
+// (kept for it until it asks).
+type admitter struct {
+	seconds map[string]int // by test name; a name missing is longest
+
+	mu    sync.Mutex
+	slots int       // free
+	queue []*ticket // registered, not yet admitted: longest first
+}
+
+type ticket struct {
+	seconds int
+	admit   chan struct{} // closed: the test has its slot
+}
+
+// shareable is the first thing a shareable test does (see env): it calls
+// t.Parallel and returns when the admission gives the test its slot, which
+// it keeps until the test and its cleanups end.
+func shareable(t *testing.T) {
+	t.Helper()
+	admission.take(t)
+}
+
+// take calls t.Parallel and waits for t's slot (see admitter).
+func (a *admitter) take(t *testing.T) {
+	t.Helper()
+	secs, known := a.seconds[t.Name()]
+	if !known {
+		secs = math.MaxInt
+	}
+	tk := &ticket{seconds: secs, admit: make(chan struct{})}
+	a.mu.Lock()
+	i := len(a.queue)
+	for i > 0 && a.queue[i-1].seconds < secs {
+		i--
+	}
+	a.queue = slices.Insert(a.queue, i, tk)
+	a.mu.Unlock()
+	release := func() {
+		a.mu.Lock()
+		a.slots++
+		a.admitNext()
+		a.mu.Unlock()
+	}
+	parallel := false
+	defer func() {
+		if parallel {
+			return
+		}
+		// t.Parallel panicked: the test never takes its slot.
+		a.mu.Lock()
+		n := len(a.queue)
+		a.queue = slices.DeleteFunc(a.queue, func(x *ticket) bool { return x == tk })
+		a.mu.Unlock()
+		if len(a.queue) == n { // admitted already
+			release()
+		}
+	}()
+	t.Parallel()
+	parallel = true
+	// Past t.Parallel: go test's sequential phase is over, every test of
+	// the run has registered. Slots are given from now on.
+	asked := time.Now()
+	a.mu.Lock()
+	a.admitNext()
+	a.mu.Unlock()
+	<-tk.admit
+	t.Cleanup(release)
+	if waited := time.Since(asked); waited > time.Second {
+		// go test counts it in the test's time: say how much of it it was.
+		t.Logf("admitted after waiting %s for a slot (longest first)", waited.Round(100*time.Millisecond))
+	}
+}
+
+// admitNext gives free slots to the longest tests not yet admitted (a.mu
+// held).
+func (a *admitter) admitNext() {
+	for a.slots > 0 && len(a.queue) > 0 {
+		close(a.queue[0].admit)
+		a.queue = a.queue[1:]
+		a.slots--
+	}
+}
+
 // env is one test's Kaylee on the shared real cluster: its own etcd prefix
 // and unit prefix (each test's differs), so tests never see (or prune) each
 // other's units.
@@ -66,8 +207,9 @@ func TestMain(m *testing.M) {
 // or counts what is on a machine rather than what its prefix names): it
 // does not call t.Parallel, so it runs with the cluster to itself (go test
 // runs the top-level tests that do not call t.Parallel one after another,
-// then the others). A shareable test calls t.Parallel first thing and runs
-// beside the other shareable ones (go test -parallel N): everything it
+// then the others). A shareable test calls shareable(t) first thing (it
+// calls t.Parallel) and runs beside the other shareable ones (N at a time,
+// go test -parallel N, longest first: see admission): everything it
 // looks at is told apart by its prefix (containers, fleet units, pods,
 // podman's containers, files it writes) and its timing bounds hold on a
 // busy cluster. A new test is exclusive unless it is shown to be neither.
@@ -96,11 +238,36 @@ func newEnv(t *testing.T, unitPrefix string) *env {
 	if other, taken := prefixes.LoadOrStore(unitPrefix, t.Name()); taken && other != t.Name() {
 		t.Fatalf("unit prefix %q is %s's too: each test needs its own (they may run at once and prune each other's units)", unitPrefix, other)
 	}
-	c := realfleet.Require(t)
+	c := requireCluster(t)
 	e := &env{t: t, c: c, prefix: "/rt-" + unitPrefix, unitPrefix: unitPrefix, dir: t.TempDir()}
 	e.clearStore() // what an earlier run on this cluster left
 	t.Cleanup(e.cleanup)
 	return e
+}
+
+// cluster is the real cluster this test binary brought up: the first test
+// runs scripts/real-cluster up and machines (realfleet.Require), the others
+// get the same Cluster while all that up started still runs (Alive: pid
+// files, no process started); after a test that killed a machine and did
+// not boot it again, the next one runs up again. up and machines once per
+// test took about a second of bash, curl and docker each, under a lock.
+// Package state of the harness, as bin and prefixes are.
+var cluster struct {
+	mu sync.Mutex
+	c  *realfleet.Cluster
+}
+
+// requireCluster is realfleet.Require, once per test binary (see cluster).
+func requireCluster(t testing.TB) *realfleet.Cluster {
+	t.Helper()
+	cluster.mu.Lock()
+	defer cluster.mu.Unlock()
+	if c := cluster.c; c != nil && c.Alive() {
+		return c
+	}
+	c := realfleet.Require(t)
+	cluster.c = c
+	return c
 }
 
 // clearStore deletes this env's keys in etcd (units, statuses, history…).
@@ -194,8 +361,11 @@ func (e *env) server(flags ...string) *proc {
 func (e *env) stopProcs() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// All are told at once, then waited for: each stops on its own.
 	for _, p := range e.procs {
 		_ = p.cmd.Process.Signal(os.Interrupt)
+	}
+	for _, p := range e.procs {
 		select {
 		case <-p.done:
 		case <-time.After(10 * time.Second):
@@ -238,13 +408,16 @@ func (e *env) cleanup() {
 		}
 		return units, active
 	}
+	// Polled every 250ms (fleet's registry in etcd, no process started):
+	// once a second left most tests' cleanup waiting a second more than
+	// fleet took, twice.
 	deadline := time.Now().Add(time.Minute)
 	for {
 		units, active := mine()
 		if units == 0 || active == 0 || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(time.Second)
+		time.Sleep(250 * time.Millisecond)
 	}
 	us, _ := api.Units()
 	for _, u := range us {
@@ -256,7 +429,7 @@ func (e *env) cleanup() {
 		if units, _ := mine(); units == 0 {
 			break
 		}
-		time.Sleep(time.Second)
+		time.Sleep(250 * time.Millisecond)
 	}
 	if left := e.mine(context.Background(), ""); len(left) > 0 {
 		e.t.Errorf("cleanup: containers left after their fleet units were stopped and destroyed: %v", left)

@@ -77,7 +77,7 @@ func removeMountTemplate(t *testing.T, c *realfleet.Cluster, name string) {
 // its message); here the rollout stays open so that systemd's recovery
 // shows.
 func TestRealMountServiceGate(t *testing.T) {
-	t.Parallel() // shareable: see newEnv
+	shareable(t) // t.Parallel, longest first: see newEnv
 	const svc = "kaylee-rtmount"
 	var c *realfleet.Cluster
 	t.Cleanup(func() {

@@ -1,6 +1,7 @@
 package realfleet
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,11 +29,11 @@ func exitCode(err error) int {
 // output; an error carries its standard error.
 //
 // It runs as a transient service of the machine's systemd (systemd-run),
-// not straight from `real-cluster exec`: a fleet unit's podman runs with
-// the machine's capability bounding set and nspawn's seccomp filter, and
-// exec (nsenter) has neither, so a configuration that only works with the
-// host's privileges would pass here and fail in units. KillMode=process
-// keeps a detached container (run -d, pod start): in the machines it has no
+// not straight from Exec: a fleet unit's podman runs with the machine's
+// capability bounding set and nspawn's seccomp filter, and Exec (nsenter)
+// has neither, so a configuration that only works with the host's
+// privileges would pass here and fail in units. KillMode=process keeps a
+// detached container (run -d, pod start): in the machines it has no
 // cgroup of its own (cgroups = "disabled", see scripts/real-cluster), so it
 // lives in the service's cgroup, which systemd would otherwise empty when
 // podman exits. systemd expands $VAR in the command line: a literal $ is
@@ -42,18 +43,30 @@ func exitCode(err error) int {
 // put into its cgroup; seen once in CI while units started on a busy
 // machine) means podman never ran: it is tried again, at most 3 times.
 func (c *Cluster) Podman(ctx context.Context, m Machine, args ...string) (string, error) {
-	cmd := []string{"exec", m.Name, "systemd-run", "--quiet", "--wait", "--pipe", "--collect",
+	cmd := []string{"systemd-run", "--quiet", "--wait", "--pipe", "--collect",
 		"--property=KillMode=process", "/usr/bin/podman"}
 	for _, a := range args {
 		cmd = append(cmd, strings.ReplaceAll(a, "$", "$$"))
 	}
-	out, err := c.run(ctx, cmd...)
+	run := func() (string, error) {
+		p, err := c.nsenter(ctx, m, cmd...)
+		if err != nil {
+			return "", err
+		}
+		var out, errb bytes.Buffer
+		p.Stdout, p.Stderr = &out, &errb
+		if err := p.Run(); err != nil {
+			return out.String() + errb.String(), err
+		}
+		return out.String(), nil
+	}
+	out, err := run()
 	for try := 1; try < 3 && exitCode(err) == exitCgroup; try++ {
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Duration(try) * 250 * time.Millisecond):
 		}
-		out, err = c.run(ctx, cmd...)
+		out, err = run()
 	}
 	if err != nil {
 		return "", fmt.Errorf("podman %s on %s: %w: %s", strings.Join(args, " "), m.Name, err, strings.TrimSpace(out))

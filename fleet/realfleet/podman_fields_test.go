@@ -98,8 +98,8 @@ apps:
 //     podman's error and no request to the registry;
 //   - the io.kaylee labels on the pod and its containers.
 func TestRealPodmanFields(t *testing.T) {
-	t.Parallel() // shareable: see newEnv
-	c := realfleet.Require(t)
+	shareable(t) // t.Parallel, longest first: see newEnv
+	c := requireCluster(t)
 	t.Cleanup(func() { removePods(t, c, pfPrefix+"_") }) // after the env's cleanup (LIFO)
 	t.Cleanup(func() { pfRemoveFiles(c) })
 	e := newEnv(t, pfPrefix)

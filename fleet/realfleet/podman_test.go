@@ -22,7 +22,7 @@ func TestRealPodmanPodBasics(t *testing.T) {
 	// Exclusive (no t.Parallel, see newEnv): it removes the countly and sidekick
 	// images from a machine's podman with rmi --force (and the containers of other
 	// tests that use them), and counts that machine's pods and containers.
-	c := realfleet.Require(t)
+	c := requireCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	m := c.Machines[0]
@@ -148,7 +148,7 @@ func startCountlyPod(ctx context.Context, t *testing.T, c *realfleet.Cluster, m 
 // again without the pod and containers its storage still held.
 func TestRealPodmanMachineKill(t *testing.T) {
 	// Exclusive (no t.Parallel, see newEnv): it kills a machine.
-	c := realfleet.Require(t)
+	c := requireCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	m := c.Machines[len(c.Machines)-1]

@@ -36,7 +36,7 @@ func instanceOf(fleetUnit string) string {
 // TestRealReplicasEnvVolumes: 4 replicas, at most 2 per machine, as real
 // containers on the machines fleet chose, with env and a volume inside.
 func TestRealReplicasEnvVolumes(t *testing.T) {
-	t.Parallel() // shareable: see newEnv
+	shareable(t) // t.Parallel, longest first: see newEnv
 	e := newEnv(t, "ra")
 	e.server()
 	host := t.TempDir() // dockerd runs on the host: a volume source is a host path
@@ -269,7 +269,7 @@ func writePlugin(t *testing.T, c *realfleet.Cluster, name string) {
 // TestRealSlowAndNeverStarting: a unit that spends 10s in ExecStartPre is
 // deployed; one that never leaves it fails at --rollout-timeout, saying so.
 func TestRealSlowAndNeverStarting(t *testing.T) {
-	t.Parallel() // shareable: see newEnv
+	shareable(t) // t.Parallel, longest first: see newEnv
 	e := newEnv(t, "rq")
 	writePlugin(t, e.c, "sleeper")
 	const timeout = 45 * time.Second
@@ -317,7 +317,7 @@ func TestRealSlowAndNeverStarting(t *testing.T) {
 // TestRealDrift: a container killed by hand is restarted by systemd; a fleet
 // unit destroyed by hand is recreated by Kaylee.
 func TestRealDrift(t *testing.T) {
-	t.Parallel() // shareable: see newEnv
+	shareable(t) // t.Parallel, longest first: see newEnv
 	e := newEnv(t, "rd")
 	e.server()
 	e.must("run", "--wait", "--timeout", "3m", e.unit("web", webUnit("web", 2, 1, "v1")))
@@ -378,7 +378,7 @@ func TestRealDrift(t *testing.T) {
 // TestRealFleetHTTPAPI: the scheduler through real fleetd's HTTP API
 // (--fleet-endpoint) instead of fleet's registry in etcd.
 func TestRealFleetHTTPAPI(t *testing.T) {
-	t.Parallel() // shareable: see newEnv
+	shareable(t) // t.Parallel, longest first: see newEnv
 	e := newEnv(t, "rh")
 	e.server("--fleet-endpoint", e.c.APIURL(e.c.Machines[1]))
 	e.must("run", "--wait", "--timeout", "3m", e.unit("web", webUnit("web", 2, 1, "v1")))
@@ -438,7 +438,7 @@ func TestRealMachineLoss(t *testing.T) {
 // TestRealAgentGit: kaylee agent on a git repository drives the real
 // cluster: a commit deploys, a change rolls, a removed file is pruned.
 func TestRealAgentGit(t *testing.T) {
-	t.Parallel() // shareable: see newEnv
+	shareable(t) // t.Parallel, longest first: see newEnv
 	e := newEnv(t, "rg")
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": webUnit("web", 2, 1, "v1"), "units/api.yaml": webUnit("api", 1, 1, "v1")})
@@ -471,7 +471,7 @@ func TestRealAgentGit(t *testing.T) {
 // from the real registry; always on an image no registry has never starts,
 // and its rollout fails on the restart loop, naming it.
 func TestRealPullPolicy(t *testing.T) {
-	t.Parallel() // shareable: see newEnv
+	shareable(t) // t.Parallel, longest first: see newEnv
 	e := newEnv(t, "rp")
 	e.server("--rollout-timeout", "5m")
 	ctx := context.Background()

@@ -11,16 +11,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -166,9 +170,84 @@ func (c *Cluster) Revive(t testing.TB) {
 
 // Exec runs a command inside a machine and returns its output and
 // standard error, together.
+//
+// It runs nsenter into the machine's namespaces itself, as `real-cluster
+// exec` does, without the script's bash around it (the tests exec and run
+// podman in the machines many times a second).
 func (c *Cluster) Exec(ctx context.Context, m Machine, args ...string) (string, error) {
-	out, err := exec.CommandContext(ctx, c.script, append([]string{"exec", m.Name}, args...)...).CombinedOutput()
+	cmd, err := c.nsenter(ctx, m, args...)
+	if err != nil {
+		return "", err
+	}
+	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// nsenter is the command that runs args in machine m's namespaces (all of
+// its systemd's, PID 1 in the machine), as `real-cluster exec` runs it.
+func (c *Cluster) nsenter(ctx context.Context, m Machine, args ...string) (*exec.Cmd, error) {
+	pid, err := c.initPID(m)
+	if err != nil {
+		return nil, err
+	}
+	return exec.CommandContext(ctx, "nsenter", append([]string{"-t", strconv.Itoa(pid), "-a"}, args...)...), nil
+}
+
+// initPID is the host PID of machine m's systemd while its nspawn runs
+// (the script's init_pid: both pid files name live processes).
+func (c *Cluster) initPID(m Machine) (int, error) {
+	dir := c.machineDir(m)
+	if !alive(filepath.Join(dir, "pid")) {
+		return 0, fmt.Errorf("%s is not running (no live nspawn in %s)", m.Name, dir)
+	}
+	pid, ok := pidOf(filepath.Join(dir, "init"))
+	if !ok {
+		return 0, fmt.Errorf("%s is not running (no live systemd in %s)", m.Name, dir)
+	}
+	return pid, nil
+}
+
+// machineDir is machine m's state directory (scripts/real-cluster's
+// $dir/machines/mN).
+func (c *Cluster) machineDir(m Machine) string {
+	return filepath.Join(c.Dir, "machines", strings.TrimPrefix(m.Name, "kaylee-"))
+}
+
+// pidOf reads a pid file and reports whether its process lives (the
+// script's alive).
+func pidOf(file string) (int, bool) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	return pid, syscall.Kill(pid, 0) == nil
+}
+
+func alive(file string) bool {
+	_, ok := pidOf(file)
+	return ok
+}
+
+// Alive reports whether what `scripts/real-cluster up` started still runs:
+// etcd, the registry and every machine (its nspawn and its systemd). A
+// test that killed a machine boots it again (Revive); one that failed
+// before may not have.
+func (c *Cluster) Alive() bool {
+	for _, f := range []string{"etcd.pid", "registry.pid"} {
+		if !alive(filepath.Join(c.Dir, f)) {
+			return false
+		}
+	}
+	for _, m := range c.Machines {
+		if _, err := c.initPID(m); err != nil {
+			return false
+		}
+	}
+	return len(c.Machines) > 0
 }
 
 // Environment is what machine m's /etc/environment holds, as on CoreOS:
@@ -259,30 +338,21 @@ type Container struct {
 
 // Containers lists the running containers of Kaylee unit name, or of
 // every Kaylee unit for "" (every machine's, told apart by Machine).
+//
+// It asks dockerd's API on its unix socket (what `docker ps -q --filter
+// label=…` and `docker inspect` show, without them): the samplers list
+// containers several times a second, and the docker CLI, a process each
+// time, was about a third of the machine's CPU while they ran.
 func Containers(ctx context.Context, unit string) ([]Container, error) {
-	label := "label=io.kaylee.unit"
+	label := "io.kaylee.unit"
 	if unit != "" {
 		label += "=" + unit
 	}
-	var out string
-	for try := 1; ; try++ {
-		ids, err := dockerOut(ctx, "ps", "-q", "--no-trunc", "--filter", label)
-		if err != nil {
-			return nil, err
-		}
-		if strings.TrimSpace(ids) == "" {
-			return nil, nil
-		}
-		if out, err = dockerOut(ctx, append([]string{"inspect"}, strings.Fields(ids)...)...); err == nil {
-			break
-		}
-		// A container went between ps and inspect (tests that run at
-		// once start and remove theirs all the time): look again.
-		if try == 5 {
-			return nil, err
-		}
+	filters, err := json.Marshal(map[string][]string{"label": {label}})
+	if err != nil {
+		return nil, err
 	}
-	var raw []struct {
+	type inspected struct {
 		ID     string `json:"Id"`
 		Name   string
 		Config struct {
@@ -295,8 +365,35 @@ func Containers(ctx context.Context, unit string) ([]Container, error) {
 		RestartCount    int
 		NetworkSettings struct{ IPAddress string }
 	}
-	if err := json.Unmarshal([]byte(out), &raw); err != nil {
-		return nil, fmt.Errorf("docker inspect: %w", err)
+	var raw []inspected
+	for try := 1; ; try++ {
+		var list []struct {
+			ID string `json:"Id"`
+		}
+		if err := dockerAPI(ctx, "/containers/json?filters="+url.QueryEscape(string(filters)), &list); err != nil {
+			return nil, err
+		}
+		raw = raw[:0]
+		gone := false
+		for _, l := range list {
+			var r inspected
+			if err := dockerAPI(ctx, "/containers/"+l.ID+"/json", &r); err != nil {
+				if errors.Is(err, errNoSuchContainer) {
+					gone = true
+					break
+				}
+				return nil, err
+			}
+			raw = append(raw, r)
+		}
+		if !gone {
+			break
+		}
+		// A container went between the list and its inspect (tests that
+		// run at once start and remove theirs all the time): look again.
+		if try == 5 {
+			return nil, fmt.Errorf("docker containers of %q: one went between list and inspect 5 times", label)
+		}
 	}
 	cs := make([]Container, 0, len(raw))
 	for _, r := range raw {
@@ -306,6 +403,57 @@ func Containers(ctx context.Context, unit string) ([]Container, error) {
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
 	return cs, nil
+}
+
+// errNoSuchContainer is dockerd's 404 for a container path.
+var errNoSuchContainer = errors.New("no such container")
+
+// dockerSocket is dockerd's API socket: DOCKER_HOST's when it names a
+// unix socket (as the docker CLI takes it), else docker's default, where
+// scripts/real-cluster starts dockerd.
+func dockerSocket() string {
+	if h, ok := strings.CutPrefix(os.Getenv("DOCKER_HOST"), "unix://"); ok && h != "" {
+		return h
+	}
+	return "/var/run/docker.sock"
+}
+
+// dockerClient talks HTTP to dockerd over its unix socket. It holds no
+// state but idle connections, which keeps a sampler's requests cheap.
+var dockerClient = &http.Client{Transport: &http.Transport{
+	DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", dockerSocket())
+	},
+	MaxIdleConnsPerHost: 8,
+}}
+
+// dockerAPI GETs path from dockerd's API and decodes its JSON answer into
+// v; a 404 is errNoSuchContainer.
+func dockerAPI(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := dockerClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("docker API GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("docker API GET %s: %w", path, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("docker API GET %s: %w: %s", path, errNoSuchContainer, bytes.TrimSpace(b))
+	case resp.StatusCode != http.StatusOK:
+		return fmt.Errorf("docker API GET %s: %s: %s", path, resp.Status, bytes.TrimSpace(b))
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("docker API GET %s: %w", path, err)
+	}
+	return nil
 }
 
 // Get fetches path from a container's test image server (port 8080).
@@ -339,11 +487,14 @@ func (ct Container) Serving(ctx context.Context) bool {
 // RemoveContainers force-removes every container whose name starts with
 // prefix (cleanup after a test).
 func RemoveContainers(ctx context.Context, prefix string) {
-	out, _ := dockerOut(ctx, "ps", "-a", "--format", "{{.Names}}")
+	var list []struct{ Names []string }
+	_ = dockerAPI(ctx, "/containers/json?all=1", &list)
 	var names []string
-	for _, n := range strings.Fields(out) {
-		if strings.HasPrefix(n, prefix) {
-			names = append(names, n)
+	for _, c := range list {
+		for _, n := range c.Names {
+			if n = strings.TrimPrefix(n, "/"); strings.HasPrefix(n, prefix) {
+				names = append(names, n)
+			}
 		}
 	}
 	if len(names) > 0 {
@@ -505,7 +656,7 @@ func Build(ctx context.Context, dir string) (string, error) {
 
 // Root is the host path of a machine's root directory (its overlay).
 func (c *Cluster) Root(m Machine) string {
-	return filepath.Join(c.Dir, "machines", strings.TrimPrefix(m.Name, "kaylee-"), "root")
+	return filepath.Join(c.machineDir(m), "root")
 }
 
 // PushImage makes the local image ref from the local image from with

@@ -18,7 +18,7 @@ import (
 // a new commit and a fleet unit destroyed by hand; resume rolls out what
 // git has.
 func TestRealRollbackSuspend(t *testing.T) {
-	t.Parallel() // shareable: see newEnv
+	shareable(t) // t.Parallel, longest first: see newEnv
 	e := newEnv(t, "rb")
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": healthUnit("web", 2, "v1")})

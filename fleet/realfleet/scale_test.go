@@ -68,7 +68,7 @@ func (e *env) watchKept(unit string, keep []realfleet.Container) (stop func() (s
 // with the same spec hash. Item 7: a global unit's containers have a name
 // and KAYLEE_ID of their own on each machine (its machine ID at the end).
 func TestRealScaleKeepsReplicas(t *testing.T) {
-	t.Parallel() // shareable: see newEnv
+	shareable(t) // t.Parallel, longest first: see newEnv
 	e := newEnv(t, "rk")
 	e.server()
 	e.must("run", "--wait", "--timeout", "3m", e.unit("web", webUnit("web", 2, 0, "v1")))

@@ -16,7 +16,7 @@ import (
 // timeout), which fleet unloads without systemd running its
 // ExecStopPost, leaves no decrypted value on its machine.
 func TestRealSecretsGoneAfterDestroy(t *testing.T) {
-	t.Parallel() // shareable: see newEnv
+	shareable(t) // t.Parallel, longest first: see newEnv
 	e := newEnv(t, "sd")
 	e.server()
 	a, err := age.GenerateX25519Identity()

@@ -438,7 +438,7 @@ func (e *env) fleetRegistryDump() string {
 // app too (podman create -e reads it in an ExecStartPre after the
 // decrypt step), and no decrypted file is left while the pod runs.
 func TestRealSecretsPodman(t *testing.T) {
-	t.Parallel() // shareable: see newEnv
+	shareable(t) // t.Parallel, longest first: see newEnv
 	e := newEnv(t, "sq")
 	e.server()
 	ctx := context.Background()
@@ -495,7 +495,7 @@ func TestRealSecretsPodman(t *testing.T) {
 // its ciphertext is split over several ExecStartPre steps) reaches the
 // process byte for byte, and leaves no file behind.
 func TestRealSecretsLong(t *testing.T) {
-	t.Parallel() // shareable: see newEnv
+	shareable(t) // t.Parallel, longest first: see newEnv
 	e := newEnv(t, "sl")
 	e.server()
 	ctx := context.Background()

@@ -47,8 +47,8 @@ apps:
 // the whole pod, its journal and kaylee status say so; kaylee rm leaves no
 // pod and no container, and every fleet unit stops inactive, not failed.
 func TestRealSeedCountlyOnPodman(t *testing.T) {
-	t.Parallel() // shareable: see newEnv
-	c := realfleet.Require(t)
+	shareable(t) // t.Parallel, longest first: see newEnv
+	c := requireCluster(t)
 	const prefix = "sp"
 	t.Cleanup(func() { removePods(t, c, prefix+"_") }) // after the env's cleanup (LIFO)
 	e := newEnv(t, prefix)
