@@ -361,9 +361,8 @@ func (s *Source) resolveIn(refs []*plumbing.Reference) (target, error) {
 func (s *Source) Fetch(ctx context.Context) (*Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g := s.guess(ctx) // with the cache lock, when not nil
+	t, l, g, err := s.listAndGuess(ctx) // g holds the cache lock, when not nil
 	defer g.drop()
-	t, l, err := s.resolve(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -401,8 +400,11 @@ func (s *Source) Fetch(ctx context.Context) (*Snapshot, error) {
 // session when l is not nil and unused), verifies it and reads the
 // snapshot. It returns what the ref pointed at, too.
 func (s *Source) fetchInto(ctx context.Context, dir string, t target, l *listing, g *guess) (*Snapshot, plumbing.Hash, error) {
-	r, err := s.open(dir)
-	if err != nil {
+	var r *git.Repository
+	var err error
+	if g != nil && dir == s.dir {
+		r = g.repo // opened under the same lock
+	} else if r, err = s.open(dir); err != nil {
 		return nil, plumbing.ZeroHash, err
 	}
 	c, tag, obj, err := s.commit(ctx, r, t, l, g)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 
+	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -45,6 +46,7 @@ func afterOf(ctx context.Context) plumbing.Hash {
 // from before the request was made (the request names what the cache
 // holds) until drop.
 type guess struct {
+	repo   *git.Repository // the cache, opened under the lock: fetchInto reads it, its indexes loaded
 	want   plumbing.Hash
 	req    *packp.UploadPackRequest
 	wire   []byte // req, encoded as sent
@@ -60,9 +62,8 @@ type guess struct {
 // cache lock held; nil when it asks for nothing (and holds no lock).
 // Call it with s.mu held.
 func (s *Source) guess(ctx context.Context) *guess {
-	after := afterOf(ctx)
-	if after.IsZero() || !s.overHTTP || s.lastCaps == nil || s.lastRef == "" || s.last == nil ||
-		s.last.Revision == after.String() || s.lastObj == after {
+	after := s.guessable(ctx)
+	if after.IsZero() {
 		return nil
 	}
 	unlock, ok := s.tryLock()
@@ -76,6 +77,41 @@ func (s *Source) guess(ctx context.Context) *guess {
 	}
 	g.unlock = unlock
 	return g
+}
+
+// guessable is ctx's WithAfter commit when a guess may be made for it
+// (see WithAfter); the zero hash when not. Call it with s.mu held.
+func (s *Source) guessable(ctx context.Context) plumbing.Hash {
+	after := afterOf(ctx)
+	if after.IsZero() || !s.overHTTP || s.lastCaps == nil || s.lastRef == "" || s.last == nil ||
+		s.last.Revision == after.String() || s.lastObj == after {
+		return plumbing.ZeroHash
+	}
+	return after
+}
+
+// listAndGuess lists the remote's refs (resolve) and, when ctx carries a
+// commit worth a guess, asks for its pack meanwhile (guess): the listing
+// is not held up by the guess's reading of the cache. The caller drops
+// the guess (nil when none) and closes the listing.
+func (s *Source) listAndGuess(ctx context.Context) (target, *listing, *guess, error) {
+	if s.guessable(ctx).IsZero() {
+		t, l, err := s.resolve(ctx)
+		return t, l, nil, err
+	}
+	type listed struct {
+		t   target
+		l   *listing
+		err error
+	}
+	done := make(chan listed, 1)
+	go func() {
+		t, l, err := s.resolve(ctx)
+		done <- listed{t, l, err}
+	}()
+	g := s.guess(ctx)
+	res := <-done
+	return res.t, res.l, g, res.err
 }
 
 // ask sends the request for after's pack that commit would make once the
@@ -114,7 +150,7 @@ func (s *Source) ask(ctx context.Context, after plumbing.Hash) (*guess, error) {
 		return nil, err
 	}
 	gctx, cancel := context.WithCancel(ctx)
-	g := &guess{want: after, req: req, wire: wire, cancel: cancel, done: make(chan struct{})}
+	g := &guess{repo: r, want: after, req: req, wire: wire, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(g.done)
 		defer sess.Close()
