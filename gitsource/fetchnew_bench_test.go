@@ -3,7 +3,10 @@ package gitsource
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
 )
@@ -38,6 +41,67 @@ func BenchmarkFetchNewCommit(b *testing.B) {
 				if err != nil || snap.Revision != rev {
 					b.Fatalf("%v", err)
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkFetchWebhookCommit: Fetch of a new commit (one of 100 unit
+// files changed) over smart HTTP by two Sources with caches of their
+// own, one told the push webhook's commit (WithAfter: its pack asked for
+// while the refs are listed) and one not, in turn (each round, the one
+// first is the other), so that both meet the same load: on the local git
+// server, and with 20 ms added to each request (the server waits that
+// long before serving it), as a git host across a network would. Medians
+// and p90 of each:
+//
+//	go test -run '^$' -bench FetchWebhookCommit -benchtime 30x ./gitsource
+func BenchmarkFetchWebhookCommit(b *testing.B) {
+	for _, rtt := range []time.Duration{0, 20 * time.Millisecond} {
+		b.Run(fmt.Sprintf("rtt=%v", rtt), func(b *testing.B) {
+			r := gittest.NewRepo(b)
+			files := map[string]string{}
+			for i := range 100 {
+				files[fmt.Sprintf("units/u%04d.yaml", i)] = fmt.Sprintf("name: u%04d\napps:\n- image: docker://x:0\n", i)
+			}
+			r.Write(files)
+			r.Commit("units")
+			url := r.ServeHTTPAround("", "", func(_ *http.Request, serve func()) {
+				time.Sleep(rtt)
+				serve()
+			})
+			ctx := context.Background()
+			var srcs [2]*Source // plain, told the commit
+			for i := range srcs {
+				srcs[i], _ = New(Config{URL: url, Path: "units", CacheDir: b.TempDir()})
+				if _, err := srcs[i].Fetch(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var took [2][]time.Duration
+			for round := 1; b.Loop(); round++ {
+				b.StopTimer()
+				r.Write(map[string]string{"units/u0000.yaml": fmt.Sprintf("name: u0000\napps:\n- image: docker://x:%d\n", round)})
+				rev := r.Commit(fmt.Sprint(round))
+				b.StartTimer()
+				for k := range 2 {
+					i := (round + k) % 2
+					fctx := ctx
+					if i == 1 {
+						fctx = WithAfter(ctx, rev)
+					}
+					t0 := time.Now()
+					snap, err := srcs[i].Fetch(fctx)
+					took[i] = append(took[i], time.Since(t0))
+					if err != nil || snap.Revision != rev {
+						b.Fatalf("%v", err)
+					}
+				}
+			}
+			for i, name := range []string{"plain", "after"} {
+				slices.Sort(took[i])
+				b.ReportMetric(float64(took[i][len(took[i])/2])/float64(time.Millisecond), "ms-median-"+name)
+				b.ReportMetric(float64(took[i][len(took[i])*9/10])/float64(time.Millisecond), "ms-p90-"+name)
 			}
 		})
 	}

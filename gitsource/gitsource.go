@@ -23,6 +23,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 
@@ -68,6 +69,12 @@ type Source struct {
 	mu       gosync.Mutex
 	last     *Snapshot     // the last good (verified) snapshot
 	lastObj  plumbing.Hash // what its ref pointed at (a tag object for annotated tags)
+	// overHTTP: the URL is fetched over smart HTTP (see WithAfter).
+	overHTTP bool
+	// lastCaps and lastRef are the capabilities the server advertised in
+	// the last listing and the ref resolved in it (for guess).
+	lastCaps *capability.List
+	lastRef  plumbing.ReferenceName
 	// held, if set (by tests), is called with the cache lock held; what
 	// it returns is called before the lock is released.
 	held func() (release func())
@@ -161,6 +168,7 @@ func New(cfg Config) (*Source, error) {
 		shown:        RedactURL(cfg.URL),
 		secrets:      secrets(cfg),
 		dir:          filepath.Join(cfg.CacheDir, "git", hex.EncodeToString(sum[:8])),
+		overHTTP:     overHTTP(cfg.URL),
 		maxTreeDepth: MaxTreeDepth,
 	}
 	if cfg.Verify != nil {
@@ -353,23 +361,29 @@ func (s *Source) resolveIn(refs []*plumbing.Reference) (target, error) {
 func (s *Source) Fetch(ctx context.Context) (*Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, l, err := s.resolve(ctx)
+	t, l, g, err := s.listAndGuess(ctx) // g holds the cache lock, when not nil
+	defer g.drop()
 	if err != nil {
 		return nil, err
 	}
 	defer l.close()
+	if l != nil {
+		s.lastCaps, s.lastRef = l.adv.Capabilities, t.ref
+	}
 	if s.last != nil && s.last.Revision == t.commit.String() && s.lastObj == t.object {
 		return s.last, nil
 	}
-	unlock, err := s.lock(ctx)
-	if err != nil {
-		return nil, err
+	if g == nil {
+		unlock, err := s.lock(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
 	}
-	defer unlock()
 	if s.held != nil {
 		defer s.held()()
 	}
-	snap, obj, err := s.fetchInto(ctx, s.dir, t, l)
+	snap, obj, err := s.fetchInto(ctx, s.dir, t, l, g)
 	if err != nil && !permanent(ctx, err) {
 		snap, obj, err = s.refetch(ctx, t, err)
 	}
@@ -382,15 +396,18 @@ func (s *Source) Fetch(ctx context.Context) (*Snapshot, error) {
 }
 
 // fetchInto opens (or makes) the cache repository in dir, fetches the
-// target into it if missing (over l's session when l is not nil and
-// unused), verifies it and reads the snapshot. It returns what the ref
-// pointed at, too.
-func (s *Source) fetchInto(ctx context.Context, dir string, t target, l *listing) (*Snapshot, plumbing.Hash, error) {
-	r, err := s.open(dir)
-	if err != nil {
+// target into it if missing (with g's pack when it fits, else over l's
+// session when l is not nil and unused), verifies it and reads the
+// snapshot. It returns what the ref pointed at, too.
+func (s *Source) fetchInto(ctx context.Context, dir string, t target, l *listing, g *guess) (*Snapshot, plumbing.Hash, error) {
+	var r *git.Repository
+	var err error
+	if g != nil && dir == s.dir {
+		r = g.repo // opened under the same lock
+	} else if r, err = s.open(dir); err != nil {
 		return nil, plumbing.ZeroHash, err
 	}
-	c, tag, obj, err := s.commit(ctx, r, t, l)
+	c, tag, obj, err := s.commit(ctx, r, t, l, g)
 	if err != nil {
 		return nil, plumbing.ZeroHash, err
 	}
@@ -418,7 +435,7 @@ func (s *Source) refetch(ctx context.Context, t target, firstErr error) (*Snapsh
 	if err := os.RemoveAll(fresh); err != nil {
 		return nil, plumbing.ZeroHash, firstErr
 	}
-	snap, obj, err := s.fetchInto(ctx, fresh, t, nil)
+	snap, obj, err := s.fetchInto(ctx, fresh, t, nil, nil)
 	if err != nil && !permanent(ctx, err) {
 		_ = os.RemoveAll(fresh)
 		if err.Error() == firstErr.Error() {
@@ -455,11 +472,12 @@ func permanent(ctx context.Context, err error) bool {
 
 // commit fetches what is missing (shallow, only the ref) and returns the
 // commit, the annotated tag the ref names (or nil) and what the ref
-// points at. With a listing whose session is unused, the pack is asked
-// for on it: the ref as listed, without a second listing. Otherwise, or
-// when that fails, go-git's fetch lists the refs again and fetches the
-// ref as it is then.
-func (s *Source) commit(ctx context.Context, r *git.Repository, t target, l *listing) (*object.Commit, *object.Tag, plumbing.Hash, error) {
+// points at. With a listing whose session is unused, the pack is the one
+// guessed (g), when g asked for exactly what the listing calls for, else
+// asked for on the listing's session: the ref as listed, without a second
+// listing. Otherwise, or when that fails, go-git's fetch lists the refs
+// again and fetches the ref as it is then.
+func (s *Source) commit(ctx context.Context, r *git.Repository, t target, l *listing, g *guess) (*object.Commit, *object.Tag, plumbing.Hash, error) {
 	if c, tag, err := peel(r, t.object); err == nil {
 		return c, tag, t.object, nil // already in the cache
 	}
@@ -477,6 +495,23 @@ func (s *Source) commit(ctx context.Context, r *git.Repository, t target, l *lis
 		// A bare commit: servers only hand out what refs reach, so fetch
 		// every branch with history and look for it.
 		opts.Depth = 0
+	}
+	if l != nil && !l.used && t.ref != "" && g.fits(l, r.Storer, t, opts.Depth) {
+		// The guessed pack is the listed head's: fits compared the request
+		// with the one the listing calls for, want included.
+		if err := g.take(ctx, r.Storer); err == nil {
+			if c, tag, err := peel(r, g.want); err == nil {
+				local := refSpecs(t)[0].Dst(t.ref)
+				if err := r.Storer.SetReference(plumbing.NewHashReference(local, g.want)); err != nil {
+					return nil, nil, plumbing.ZeroHash, fmt.Errorf("git cache: %w", err)
+				}
+				return c, tag, g.want, nil
+			}
+		} else if ctx.Err() != nil {
+			return nil, nil, plumbing.ZeroHash, fmt.Errorf("fetching %s from %s: %w", t.name, s.shown, s.scrub(explain(err)))
+		}
+		// The guess failed (the server had not the commit yet, the answer
+		// broke off): ask the listing's session, as without one.
 	}
 	if l != nil && !l.used && t.ref != "" {
 		err := l.fetch(ctx, r.Storer, t, opts.Depth)

@@ -16,6 +16,20 @@ const lockPoll = 50 * time.Millisecond
 // lockPath is the lock file of the repository's cache directory.
 func (s *Source) lockPath() string { return s.dir + ".lock" }
 
+// tryLock takes the cache directory's lock if no one holds it; ok is
+// false when someone does (or the lock file cannot be opened).
+func (s *Source) tryLock() (unlock func(), ok bool) {
+	f, err := os.OpenFile(s.lockPath(), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, false
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, false
+	}
+	return func() { f.Close() }, true
+}
+
 // lock takes the cache directory's exclusive lock (flock(2) on a file
 // beside it), waiting while another process, or another Source, holds
 // it, until ctx ends. flock is per open file, so each call opens the

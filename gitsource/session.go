@@ -82,29 +82,10 @@ func (l *listing) fetch(ctx context.Context, r storage.Storer, t target, depth i
 		return errors.New("the listing's session has served its pack")
 	}
 	l.used = true
-	req := packp.NewUploadPackRequestFromCapabilities(l.adv.Capabilities)
-	if depth != 0 {
-		req.Depth = packp.DepthCommits(depth)
-		if err := req.Capabilities.Set(capability.Shallow); err != nil {
-			return err
-		}
-		shallows, err := r.Shallow()
-		if err != nil {
-			return fmt.Errorf("the cache's shallow commits: %w", err)
-		}
-		req.Shallows = shallows
-	}
-	if l.adv.Capabilities.Supports(capability.NoProgress) {
-		if err := req.Capabilities.Set(capability.NoProgress); err != nil {
-			return err
-		}
-	}
-	req.Wants = []plumbing.Hash{t.object}
-	haves, err := localHaves(r, depth)
+	req, err := packRequest(l.adv.Capabilities, r, t.object, depth)
 	if err != nil {
 		return err
 	}
-	req.Haves = haves
 	if err := l.receive(ctx, r, req); err != nil {
 		return err
 	}
@@ -112,9 +93,40 @@ func (l *listing) fetch(ctx context.Context, r storage.Storer, t target, depth i
 	return r.SetReference(plumbing.NewHashReference(local, t.object))
 }
 
+// packRequest is the request for the pack of want, to depth (0: all its
+// history), to a server that advertised caps, from the cache r: what it
+// holds (localHaves) and its shallow commits. Two calls with the same
+// cache, want, depth and capabilities make the same request.
+func packRequest(caps *capability.List, r storage.Storer, want plumbing.Hash, depth int) (*packp.UploadPackRequest, error) {
+	req := packp.NewUploadPackRequestFromCapabilities(caps)
+	if depth != 0 {
+		req.Depth = packp.DepthCommits(depth)
+		if err := req.Capabilities.Set(capability.Shallow); err != nil {
+			return nil, err
+		}
+		shallows, err := r.Shallow()
+		if err != nil {
+			return nil, fmt.Errorf("the cache's shallow commits: %w", err)
+		}
+		req.Shallows = shallows
+	}
+	if caps.Supports(capability.NoProgress) {
+		if err := req.Capabilities.Set(capability.NoProgress); err != nil {
+			return nil, err
+		}
+	}
+	req.Wants = []plumbing.Hash{want}
+	haves, err := localHaves(r, depth)
+	if err != nil {
+		return nil, err
+	}
+	req.Haves = haves
+	return req, nil
+}
+
 // receive sends req and stores the pack and the shallow commits it
 // brings (as go-git's fetch does).
-func (l *listing) receive(ctx context.Context, r storage.Storer, req *packp.UploadPackRequest) (err error) {
+func (l *listing) receive(ctx context.Context, r storage.Storer, req *packp.UploadPackRequest) error {
 	resp, err := l.sess.UploadPack(ctx, req)
 	if errors.Is(err, transport.ErrEmptyUploadPackRequest) {
 		return nil // nothing to send: the cache has it all
@@ -122,6 +134,12 @@ func (l *listing) receive(ctx context.Context, r storage.Storer, req *packp.Uplo
 	if err != nil {
 		return err
 	}
+	return storePack(r, req, resp)
+}
+
+// storePack stores the pack of resp, the answer to req, and the shallow
+// commits it brings, in the cache r; it closes resp.
+func storePack(r storage.Storer, req *packp.UploadPackRequest, resp *packp.UploadPackResponse) (err error) {
 	defer func() {
 		if cerr := resp.Close(); err == nil {
 			err = cerr

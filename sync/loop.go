@@ -387,7 +387,13 @@ func (r *runner) serveWebhooks(ctx context.Context) error {
 	r.pending = triggerSet{}
 	delay := r.first
 	for try := 1; ; try++ {
-		res, err := r.pass(ctx, "webhook")
+		// The commit waited for goes with the pass: over smart HTTP, the
+		// fetch asks for its pack while it lists the refs (WithAfter).
+		pctx := ctx
+		if target != "" {
+			pctx = gitsource.WithAfter(ctx, target)
+		}
+		res, err := r.pass(pctx, "webhook")
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -398,5 +399,69 @@ func TestWebhookRefMatch(t *testing.T) {
 				t.Fatalf("matches = %q, %v; want %q, %v", wait, match, tt.wait, tt.match)
 			}
 		})
+	}
+}
+
+// The loop's pass for a webhook tells the fetch the webhook's commit
+// (gitsource.WithAfter): over smart HTTP, its pack is asked for while the
+// refs are listed. The server holds the listing until a pack request was
+// answered (up to 10s): the pass's requests show the pack first, and the
+// commit is applied.
+func TestLoopAsksForWebhookCommitWhileListing(t *testing.T) {
+	e := newEnv(t)
+	e.commit(map[string]string{"web.yaml": webV1})
+	var mu gosync.Mutex
+	var requests []string
+	var posted chan struct{} // set: the next listing waits for a POST answered
+	url := e.repo.ServeHTTPAround("", "", func(req *http.Request, serve func()) {
+		mu.Lock()
+		wait := posted
+		mu.Unlock()
+		line := req.Method
+		if req.Method == http.MethodGet && wait != nil {
+			select {
+			case <-wait:
+			case <-time.After(10 * time.Second):
+				line += " (no POST came while it was held)"
+			}
+		}
+		mu.Lock()
+		requests = append(requests, line)
+		mu.Unlock()
+		serve()
+		mu.Lock()
+		if req.Method == http.MethodPost && posted != nil {
+			close(posted)
+			posted = nil
+		}
+		mu.Unlock()
+	})
+	src, err := gitsource.New(gitsource.Config{URL: url, Path: "units", CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	triggers := make(chan string, 1)
+	loop := &Loop{Fetcher: src, Store: e.store, Options: Options{Source: "units"}, Interval: time.Hour,
+		Triggers: func(context.Context) <-chan string { return triggers }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(ctx, store.Fence{}) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitRecord(t, e, func(r *store.SyncRecord) bool { return r.Created == 1 })
+
+	next := e.commit(map[string]string{"web.yaml": webV2})
+	mu.Lock()
+	requests, posted = nil, make(chan struct{})
+	mu.Unlock()
+	triggers <- next
+	waitRecord(t, e, func(r *store.SyncRecord) bool { return r.Revision == next })
+	mu.Lock()
+	got := strings.Join(requests, ", ")
+	mu.Unlock()
+	if want := "POST, GET"; got != want {
+		t.Errorf("the webhook's pass asked %q, want %q", got, want)
 	}
 }

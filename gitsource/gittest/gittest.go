@@ -147,9 +147,25 @@ func (r *Repo) ServeHTTP(user, password string) string {
 }
 
 // ServeHTTPHook is ServeHTTP with a hook called before each request is
-// served (after auth), e.g. to move a ref between a client's ref listing
-// (GET .../info/refs) and its fetch (POST .../git-upload-pack).
+// served, and before its auth is checked (a request refused for want of
+// credentials is seen too: req.BasicAuth says what it gave), e.g. to move
+// a ref between a client's ref listing (GET .../info/refs) and its fetch
+// (POST .../git-upload-pack).
 func (r *Repo) ServeHTTPHook(user, password string, hook func(req *http.Request)) string {
+	r.t.Helper()
+	return r.ServeHTTPAround(user, password, func(req *http.Request, serve func()) {
+		if hook != nil {
+			hook(req)
+		}
+		serve()
+	})
+}
+
+// ServeHTTPAround is ServeHTTP with around called for each request (its
+// auth not checked yet): serve serves it, answer sent once serve returns.
+// around may do things before and after, e.g. hold a request until
+// another one was answered.
+func (r *Repo) ServeHTTPAround(user, password string, around func(req *http.Request, serve func())) string {
 	r.t.Helper()
 	execPath := r.Git("--exec-path")
 	backend := &cgi.Handler{
@@ -157,18 +173,17 @@ func (r *Repo) ServeHTTPHook(user, password string, hook func(req *http.Request)
 		Env:  []string{"GIT_PROJECT_ROOT=" + filepath.Dir(r.Dir), "GIT_HTTP_EXPORT_ALL=1"},
 	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if user != "" {
-			u, p, ok := req.BasicAuth()
-			if !ok || u != user || p != password {
-				w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-				http.Error(w, "unauthorized", http.StatusUnauthorized)
-				return
+		around(req, func() {
+			if user != "" {
+				u, p, ok := req.BasicAuth()
+				if !ok || u != user || p != password {
+					w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+					http.Error(w, "unauthorized", http.StatusUnauthorized)
+					return
+				}
 			}
-		}
-		if hook != nil {
-			hook(req)
-		}
-		backend.ServeHTTP(w, req)
+			backend.ServeHTTP(w, req)
+		})
 	})
 	srv := httptest.NewServer(h)
 	r.t.Cleanup(srv.Close)
