@@ -57,15 +57,16 @@ func NewAPI(cfg Config) (client.API, error) {
 	if len(cfg.EtcdEndpoints) == 0 {
 		return nil, fmt.Errorf("fleet registry: no etcd endpoints")
 	}
+	tr := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     cfg.TLS,
+		TLSHandshakeTimeout: 10 * time.Second,
+		MaxIdleConnsPerHost: 16,
+	}
 	c, err := etcd.New(etcd.Config{
-		Endpoints: cfg.EtcdEndpoints,
-		Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSClientConfig:     cfg.TLS,
-			TLSHandshakeTimeout: 10 * time.Second,
-			MaxIdleConnsPerHost: 16,
-		},
+		Endpoints:               cfg.EtcdEndpoints,
+		Transport:               tr,
 		Username:                cfg.Username,
 		Password:                cfg.Password,
 		HeaderTimeoutPerRequest: cfg.RequestTimeout,
@@ -73,8 +74,25 @@ func NewAPI(cfg Config) (client.API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet registry at %s: %w", strings.Join(cfg.EtcdEndpoints, ","), err)
 	}
-	return fleetreg.New(etcd.NewKeysAPI(c), cfg.KeyPrefix), nil
+	reg := fleetreg.New(etcd.NewKeysAPI(c), cfg.KeyPrefix)
+	reg.IdleCloser = tr.CloseIdleConnections // see pooledAPI
+	return reg, nil
 }
+
+// pooledAPI is fleet's HTTP API whose transport keeps connections for
+// later requests. CloseIdleConnections closes those idle now: a user that
+// is done with the API calls it (as http.Client's CloseIdleConnections
+// does, through an interface) so that nothing is left open to the server.
+// That matters to an etcd embedded in the same process (kaylee dev, the
+// tests): a connection dialled for a request cancelled meanwhile sits idle
+// without ever sending a byte, and etcd's Close waits for such connections
+// (its cmux reads their first bytes) until they go.
+type pooledAPI struct {
+	client.API
+	tr *http.Transport
+}
+
+func (p pooledAPI) CloseIdleConnections() { p.tr.CloseIdleConnections() }
 
 func newHTTPAPI(cfg Config) (client.API, error) {
 	u, err := url.Parse(cfg.Endpoint)
@@ -102,5 +120,5 @@ func newHTTPAPI(cfg Config) (client.API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet API at %s: %w", cfg.Endpoint, err)
 	}
-	return api, nil
+	return pooledAPI{api, tr}, nil
 }

@@ -16,6 +16,7 @@ import (
 )
 
 func TestAPIRegistryAndHTTP(t *testing.T) {
+	t.Parallel() // its own etcd and fleet: it waits on fleet's engine, not the CPU
 	e := etcdtest.New(t)
 	ms := fleetsim.Machines(2, map[string]string{"az": "a"}, map[string]string{"az": "b"})
 	sim, err := fleetsim.Start(context.Background(), fleetsim.Config{Endpoints: e.Endpoints(), Machines: ms, StartDelay: 50 * time.Millisecond})

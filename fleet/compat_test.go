@@ -17,6 +17,7 @@ import (
 // ignored with a warning in the status message; "apps": null is no apps;
 // a key that differs from the JSON's name is refused with both fixes.
 func TestStoredJSONCompat(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	h := newHarness(t, fleetsim.Machines(2))
 	h.serve(h.api, testOptions)
 	ctx := context.Background()

@@ -143,6 +143,7 @@ func (h *harness) watchDeletes(unit string) (deleted func() map[string]time.Time
 // DrainDelay 0, still before (the registry, read at the stop call, no
 // longer lists it).
 func TestDrainDelayOnFleet(t *testing.T) {
+	// Not parallel: a watcher must see a delete within 50ms.
 	for _, delay := range []time.Duration{time.Second, 0} {
 		t.Run(fmt.Sprintf("DrainDelay %s", delay), func(t *testing.T) {
 			h := newHarness(t, fleetsim.Machines(3, nil))

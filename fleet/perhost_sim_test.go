@@ -23,6 +23,7 @@ import (
 // (desired when some machine has room for one more, desired - 1 on a
 // packed cluster, where one replica at a time is replaced in place).
 func TestRollingUpdateHoldsMaxPerHost(t *testing.T) {
+	t.Parallel() // as its cases (each its own etcd and fleet): beside the other tests, not before them
 	cases := []struct {
 		name     string
 		spec     func(t *testing.T) *deploy.Spec

@@ -379,6 +379,7 @@ func TestCountlyLifecycle(t *testing.T) {
 // run where they should; fleet units without Kaylee's prefix are never
 // touched; a fleet unit destroyed or stopped by hand comes back.
 func TestSchedulerOverHTTPAPI(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	ms := fleetsim.Machines(3, map[string]string{"role": "worker"}, map[string]string{"role": "worker"}, map[string]string{"role": "edge"})
 	h := newHarness(t, ms)
 	endpoint := fleetsimtest.StartAPIServer(t, h.etcd.Endpoints(), fleetsim.DefaultKeyPrefix)
@@ -466,6 +467,7 @@ func TestSchedulerOverHTTPAPI(t *testing.T) {
 // in the middle of a rolling update. The other takes over once the lease
 // expires, finishes the rollout, and no fleet unit is duplicated or left.
 func TestLeaderKilledMidRollout(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	h := newHarness(t, fleetsim.Machines(3))
 	ctx := context.Background()
 	clientA, err := store.Dial(ctx, store.DialConfig{Endpoints: h.etcd.Endpoints()})
@@ -520,6 +522,7 @@ func TestLeaderKilledMidRollout(t *testing.T) {
 // on the restarts seen, long before a 5m --rollout-timeout, and the old
 // replicas serve throughout.
 func TestCrashLoopFailsRolloutEarly(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	h := newHarness(t, fleetsim.Machines(3))
 	opts := testOptions
 	opts.RolloutTimeout = 5 * time.Minute
@@ -608,6 +611,7 @@ func withHealth(s *deploy.Spec) *deploy.Spec {
 // The rollout fails at the first failed check, long before a 5m
 // --rollout-timeout, saying so; the old replicas serve throughout.
 func TestUnhealthyFailsRolloutAtOnce(t *testing.T) {
+	// Not parallel: the failed rollout is bounded in time (20s).
 	const startPeriod = 2 * time.Second // longer than fleet's 1s state poll and the reconciler's
 	h := newHarnessWith(t, fleetsim.Machines(3), func(c *fleetsim.Config) { c.StartPeriod = startPeriod })
 	opts := testOptions

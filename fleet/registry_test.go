@@ -74,6 +74,7 @@ func (c *stopChecker) DestroyUnit(name string) error {
 // registry, every 50 ms); a removed unit's entries go; and when the
 // leader's session ends, every entry goes with its lease.
 func TestInstanceRegistry(t *testing.T) {
+	t.Parallel() // its own etcd and fleet: it waits on fleet's engine, not the CPU
 	h := newHarness(t, fleetsim.Machines(3, map[string]string{"az": "a"}))
 	opts := testOptions
 	opts.MinReady = 300 * time.Millisecond

@@ -89,6 +89,7 @@ func keeps(keep placement) func(fleetView) string {
 // machines; scaling down removes the highest indexes first. For plain,
 // grouped (maxReplicasPerHost) and spread units.
 func TestScaleKeepsReplicas(t *testing.T) {
+	t.Parallel() // as its cases (each its own etcd and fleet): beside the other tests, not before them
 	az := func(z string) map[string]string { return map[string]string{"az": z} }
 	tests := []struct {
 		name string
@@ -177,6 +178,7 @@ func TestScaleKeepsReplicas(t *testing.T) {
 // of its own, with the same spec hash and what changed, and it is no
 // rollout: no "rollout-started" event.
 func TestScaleRecordedInHistory(t *testing.T) {
+	t.Parallel() // its own etcd and fleet (newHarness): it waits on fleet's engine, not the CPU
 	h := newHarness(t, fleetsim.Machines(2))
 	opts := testOptions
 	opts.MinReady = 200 * time.Millisecond

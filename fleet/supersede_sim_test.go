@@ -22,6 +22,7 @@ import (
 // (v1's and C's; 2 for a rolling global unit or stateful members,
 // replaced one at a time), and the history marks B superseded.
 func TestNewerSpecEndsDoomedRollout(t *testing.T) {
+	t.Parallel() // as its cases (each its own etcd and fleet): beside the other tests, not before them
 	statefulWeb := func(image string) *deploy.Spec {
 		return &deploy.Spec{Name: "web", Replicas: 3, Stateful: true, Apps: []deploy.App{{Image: image}}}
 	}

@@ -302,6 +302,7 @@ func (c agentConfig) check() error {
 // source's sync loop and, unless syncOnly, the scheduler, each under its
 // own leader election, until the command's context ends.
 func (a *app) runAgent(cmd *cobra.Command, c agentConfig) error {
+	defer a.finish() // before kaylee dev closes its etcd
 	ctx := cmd.Context()
 	log := c.log
 	if log == nil {

@@ -13,6 +13,7 @@ import (
 // runtime moved to package agent. Nothing listens here: the addresses
 // (TEST-NET-1) are only text.
 func TestListenFlagError(t *testing.T) {
+	t.Parallel()
 	inUse := fmt.Errorf("listen tcp 192.0.2.10:8080: bind: %w", syscall.EADDRINUSE)
 	other := errors.New("scheduler: unit prefix: bad")
 	tests := []struct {

@@ -12,6 +12,7 @@ import (
 // does not know (monder/kaylee ignored them) is listed, and kaylee ls warns
 // of each field ignored, with its key and line.
 func TestLsWarnsOfIgnoredFields(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	if _, err := e.Client(t).Put(context.Background(), "/kaylee2/units/web", `{"name":"web","owner":"ci","apps":[{"image":"docker://x"}]}`); err != nil {
 		t.Fatal(err)

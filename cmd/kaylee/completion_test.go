@@ -16,6 +16,7 @@ import (
 // source names from etcd and from sync's --config, the values of -o; no
 // files offered (":4"), and never a hang on an etcd that does not answer.
 func TestCompletion(t *testing.T) {
+	// Not parallel: each completion is bounded in time (3s).
 	e := etcdtest.New(t)
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
 	units := writeFiles(t, map[string]string{

@@ -32,6 +32,7 @@ func httpGet(t *testing.T, url string) (int, string) {
 // --console-listen gives the dashboard and API a listener of their own;
 // --listen then serves only health, metrics and webhooks; off serves none.
 func TestConsoleListen(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": unitWeb})

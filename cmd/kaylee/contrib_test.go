@@ -79,6 +79,7 @@ func (u unitFile) get(section, key string) string {
 // (ExecStart pointed at an existing program: the binary is not installed
 // here), the systemd unit is hardened, and the fleet unit is global.
 func TestContribUnits(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, path, binary string
 		check              func(t *testing.T, u unitFile)
@@ -181,6 +182,7 @@ func verifyUnit(t *testing.T, path, binary string) {
 // promtool's own checks: the rules load, and their unit tests (each alert
 // firing and not firing) pass.
 func TestContribPromtool(t *testing.T) {
+	t.Parallel()
 	promtool := gittest.NeedTool(t, "promtool")
 	tests := []struct {
 		name string
@@ -203,6 +205,7 @@ func TestContribPromtool(t *testing.T) {
 // The metric names found in a PromQL expression: identifiers that are
 // neither functions, keywords, label names, numbers nor Grafana variables.
 func TestPromQLMetricNames(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		expr string
 		want []string
@@ -461,6 +464,7 @@ func (a *contribAgent) exported(t *testing.T) (samples, families map[string]bool
 // (plus up, which Prometheus writes for every target), and the dashboard
 // shows every kaylee_ family the agent has.
 func TestContribMetricNames(t *testing.T) {
+	t.Parallel()
 	panels, variables := dashboardQueries(t)
 	rules := ruleQueries(t)
 	a := startContribAgent(t)
@@ -513,6 +517,7 @@ func TestContribMetricNames(t *testing.T) {
 // source and the command to run, once the repository is gone, and resolves
 // when it is back; every dashboard query returns data.
 func TestContribPrometheusAlerts(t *testing.T) {
+	t.Parallel()
 	promBin := gittest.NeedTool(t, "prometheus")
 	a := startContribAgent(t)
 	prom := startPrometheus(t, promBin, a.addr)
@@ -793,6 +798,7 @@ func (p *promServer) alert(t *testing.T, state, name string, want map[string]str
 // beside the sync loop (nothing schedules), and stays quiet beside the
 // agent, which takes the scheduler over.
 func TestContribAlertsServerBesideSync(t *testing.T) {
+	t.Parallel()
 	promBin := gittest.NeedTool(t, "prometheus")
 	tests := []struct {
 		name          string
@@ -891,6 +897,7 @@ func TestContribAlertsServerBesideSync(t *testing.T) {
 // installs it in its machines: TestRealPodmanMachineKill boots a killed
 // machine with it).
 func TestContribPodmanClean(t *testing.T) {
+	t.Parallel()
 	const path = "../../contrib/systemd/kaylee-podman-clean.service"
 	analyze := gittest.NeedTool(t, "systemd-analyze")
 	u := readUnitFile(t, path)

@@ -80,6 +80,7 @@ func readStream(t *testing.T, url string, d time.Duration) string {
 // notification receiver gets, and kaylee sync --once's output for each
 // URL given with --repo. What is shown still names the host and path.
 func TestRepoCredentialsNeverShown(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -260,6 +261,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // kaylee dev names its repository without the credentials in the URL,
 // in its banner and in its log.
 func TestDevHidesRepoCredentials(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

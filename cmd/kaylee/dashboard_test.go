@@ -30,6 +30,7 @@ func browse[T any](t *testing.T, ctx context.Context, d time.Duration, what stri
 // examples shows every example unit, their machines and the revision, and
 // a commit's rollout live.
 func TestDevDashboard(t *testing.T) {
+	t.Parallel()
 	repo := gittest.NewRepo(t)
 	files := map[string]string{}
 	names := []string{"api", "countly", "db-primary", "ingress", "node-exporter", "search"}

@@ -13,6 +13,7 @@ import (
 // which no current host has. validate, render, run and sync --once say so
 // on stderr and go on (exit 0); engine: rkt written out silences it.
 func TestImplicitRktWarned(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": "name: web\napps:\n- image: nginx\n", "units/old.yaml": "name: old\nengine: rkt\napps:\n- image: quay.io/old\n"})

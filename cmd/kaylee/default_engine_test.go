@@ -13,6 +13,7 @@ import (
 // each unit runs with, validate a unit that names no engine as that
 // engine runs it, and do not warn that it runs with rkt when it does not.
 func TestValidateAndRenderWithDefaultEngine(t *testing.T) {
+	t.Parallel()
 	dir := writeFiles(t, map[string]string{
 		"units/web.yaml": "name: web\napps:\n- image: nginx\n",
 		"units/old.yaml": "name: old\nengine: rkt\napps:\n- image: quay.io/old\n",
@@ -63,6 +64,7 @@ func TestValidateAndRenderWithDefaultEngine(t *testing.T) {
 // unit that names no engine hashes with docker) and finish; the history
 // records the engine.
 func TestWaitWithDefaultEngine(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	startFleet(t, e, 2)
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}

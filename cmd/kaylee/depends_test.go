@@ -16,6 +16,7 @@ import (
 // etcd too. Each error names FILE:LINE; nothing is stored when run
 // refuses.
 func TestDependsOnAcrossFiles(t *testing.T) {
+	t.Parallel()
 	unit := func(name string, deps ...string) string {
 		return "name: " + name + "\nengine: docker\napps:\n- image: " + name + "\ndependsOn: [" + strings.Join(deps, ", ") + "]\n"
 	}
@@ -64,6 +65,7 @@ func TestDependsOnAcrossFiles(t *testing.T) {
 // Issue 27: kaylee status shows what a unit's rollout waits for: the
 // table's message, and NAME's Depends on line; -o json has waitingFor.
 func TestStatusShowsDependencyWait(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
 	s := store.New(e.Client(t), store.DefaultPrefix)

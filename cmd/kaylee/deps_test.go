@@ -12,6 +12,7 @@ import (
 // packages of its own, apart from the helpers that take a *testing.T.
 // When it fails, it names the packages of the binary that import testing.
 func TestBinaryLinksNoTesting(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("go"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("CI must run this test: no go command on PATH")

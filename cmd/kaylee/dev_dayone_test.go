@@ -45,6 +45,7 @@ var dashboardLine = regexp.MustCompile(`(?m)^dashboard: (http://\S+/) `)
 // at the instant the line is written, one GET of the dashboard URL it
 // printed (no retry) is answered.
 func TestDevReadyMeansListening(t *testing.T) {
+	t.Parallel()
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": "name: web\napps:\n- image: nginx\n"})
 	repo.Commit("web")
@@ -159,6 +160,7 @@ func blackHole(t *testing.T) (addr string, accepted <-chan struct{}) {
 // "stopping", no error: while it starts (its etcd not answering yet, or
 // the embedded etcd just up) as after it is ready.
 func TestDevInterrupt(t *testing.T) {
+	t.Parallel()
 	bin := buildKaylee(t)
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": "name: web\napps:\n- image: nginx\n"})
@@ -256,6 +258,7 @@ var fleetctlHint = regexp.MustCompile(`fleetctl --[^\n]*?list-(?:units|machines)
 // fleetctl (v1.0.0): list-machines lists dev's machines, list-units its
 // units, with the default fleet prefix and another.
 func TestDevFleetctlHint(t *testing.T) {
+	t.Parallel()
 	fleetctl := fleetsimtest.BuildFleetctl(t)
 	for _, tt := range []struct {
 		name         string
@@ -321,6 +324,7 @@ var fleetCallLine = regexp.MustCompile(`(?m)^time=\S+ level=INFO msg=fleet `)
 // it), while warnings stay, once each, not at every pass; --verbose logs
 // every fleet call.
 func TestDevQuietByDefault(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name    string
 		args    []string

@@ -16,6 +16,7 @@ import (
 // at once with an error naming the directory, the process holding it and
 // what to do; the first goes on serving.
 func TestDevDataDirInUse(t *testing.T) {
+	// Not parallel: the second dev's failure is bounded in time (5s).
 	dir := t.TempDir()
 	first := "http://" + freePort(t)
 	p := startKaylee(t, nil, "dev", "--fleet-only", "--listen-client", first, "--data-dir", dir, "--machines", "1")
@@ -46,6 +47,8 @@ var fleetLine = regexp.MustCompile(`(?m)^(INFO|ERROR|WARN|DEBUG) \w+\.go:\d+: `)
 // which the banner names, and none reaches stderr, through a rollout and
 // a stop; with --verbose they are on dev's stderr.
 func TestDevFleetLog(t *testing.T) {
+	// Not parallel: fleet's logger is process-global (fleet/fleetlog); the
+	// redirections of other tests' kaylee dev would take its lines.
 	// fleet's logger writes to the process's stderr, not to dev's: catch
 	// what would reach it during the run.
 	var escaped syncBuffer

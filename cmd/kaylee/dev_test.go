@@ -155,6 +155,7 @@ func machinesInRegistry(t *testing.T, endpoint, prefix string) map[string]string
 }
 
 func TestDevFleetOnlyEmbedded(t *testing.T) {
+	t.Parallel()
 	addr := freePort(t)
 	p := startKaylee(t, nil, "dev", "--fleet-only", "--listen-client", "http://"+addr, "--data-dir", t.TempDir(),
 		"--machines", "2", "--machine-metadata", "ssd=true,az=a", "--machine-metadata", "az=b")
@@ -174,6 +175,7 @@ func TestDevFleetOnlyEmbedded(t *testing.T) {
 }
 
 func TestDevFleetOnlyExternalEtcd(t *testing.T) {
+	t.Parallel()
 	endpoint := os.Getenv("KAYLEE_TEST_ETCD_ENDPOINT")
 	if endpoint == "" {
 		e := etcdtest.New(t)
@@ -196,6 +198,7 @@ func TestDevFleetOnlyExternalEtcd(t *testing.T) {
 // kaylee run), and a file that fails in git marked on its unit, with the
 // error under the table.
 func TestDevSummaryRevisionAndGitErrors(t *testing.T) {
+	t.Parallel()
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": "name: web\napps:\n- image: nginx\n"})
 	rev1 := repo.Commit("web")
@@ -243,6 +246,7 @@ func waitSummary(t *testing.T, out *syncBuffer, want string) string {
 }
 
 func TestDevErrors(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

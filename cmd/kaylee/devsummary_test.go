@@ -11,6 +11,7 @@ import (
 // dev's summary says a unit is rolled back, at the revision its rollback
 // restored (not git's), and suspended, as kaylee status does.
 func TestDevSummaryShowsRollbackAndSuspension(t *testing.T) {
+	t.Parallel()
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": "name: web\napps:\n- image: docker://web:1\n"})
 	rev1 := repo.Commit("web 1")

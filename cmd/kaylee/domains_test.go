@@ -17,6 +17,7 @@ import (
 // the router sends them to, and render says that they change no fleet
 // unit.
 func TestValidateAndRenderDomains(t *testing.T) {
+	t.Parallel()
 	shop := "name: shop\nengine: docker\napps:\n- image: shop\nports: [{name: web, port: 8080}, {name: metrics, port: 9090}]\ndomains: [shop.example.com, '*.help.example.com']\ndomainsPort: web\n"
 	dir := writeFiles(t, map[string]string{
 		"good/shop.yaml":  shop,
@@ -66,6 +67,7 @@ func TestValidateAndRenderDomains(t *testing.T) {
 // its file); units of one run may pass a domain between them. Nothing is
 // stored when it refuses, --force or not.
 func TestRunDomainClaims(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
 	st := store.New(e.Client(t), store.DefaultPrefix)

@@ -12,6 +12,7 @@ import (
 // kaylee endpoints lists the replicas that serve, from the registry the
 // server keeps.
 func TestEndpoints(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	startFleet(t, e, 2)
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}

@@ -9,6 +9,7 @@ import (
 
 // The wrong scheme for an etcd gets a hint naming the flags to change.
 func TestEtcdSchemeHint(t *testing.T) {
+	t.Parallel()
 	plain, secure := etcdtest.New(t), etcdtest.NewTLS(t)
 	plainHTTPS := strings.Replace(plain.ClientURL(), "http://", "https://", 1)
 	secureHTTP := strings.Replace(secure.ClientURL(), "https://", "http://", 1)

@@ -17,6 +17,7 @@ import (
 // kaylee events: what sync --once did, filtered by name, as text and JSON,
 // and followed.
 func TestEventsCommand(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": unitWeb, "units/api.yaml": unitAPI})
@@ -109,6 +110,7 @@ func TestEventsCommand(t *testing.T) {
 // The events table adds the CLI's hint to the events of the fleet units
 // of monder/kaylee that the scheduler leaves alone.
 func TestEventTableHints(t *testing.T) {
+	t.Parallel()
 	var b strings.Builder
 	p := &eventTable{w: &b}
 	if err := p.print([]store.Event{{Kind: store.EventOriginalLeftAlone, Unit: "gone",

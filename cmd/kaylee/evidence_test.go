@@ -16,6 +16,7 @@ import (
 // (they only read it); the fleet one is global; both pass systemd-analyze
 // verify and security.
 func TestEvidenceContribUnits(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ path, binary string }{
 		{"../../contrib/systemd/kaylee-evidence.service", "/usr/local/bin/kaylee"},
 		{"../../contrib/fleet/kaylee-evidence.service", "/opt/bin/kaylee"},
@@ -49,6 +50,7 @@ func TestEvidenceContribUnits(t *testing.T) {
 // message: exit, restarts, the health check's answer, the journal lines
 // indented.
 func TestStatusPrintsEvidence(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 	st := &store.Status{Name: "web", Phase: store.PhaseFailed, SpecHash: "abcd1234", Time: now,
 		Message: `rollout of abcd1234 failed: ...; on the machine: exit status 125; last line: "boom"`,

@@ -94,6 +94,8 @@ func flood(ctx context.Context, addr string, n int) *floodConns {
 // another and idle ones after --idle-timeout, and its sync loop syncs a
 // commit during the flood into etcd; a stream over --max-streams gets 503.
 func TestConnectionFlood(t *testing.T) {
+	// Not parallel: its bounds are in time (--idle-timeout, within 3s) and
+	// it holds 700 connections: alone, the figures it logs are its own.
 	const (
 		nofile = 512 // the process's RLIMIT_NOFILE
 		n      = 700 // connections in the flood
@@ -272,6 +274,7 @@ func grepLine(s, sub string) string {
 
 // The HTTP limits' flags are checked before anything starts.
 func TestHTTPLimitFlags(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		args []string
 		want string

@@ -17,6 +17,7 @@ import (
 // override; kaylee sources and kaylee freeze show it; --force applies it,
 // told with who; unfreeze ends it.
 func TestFreezeCLI(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": unitWeb, "units/api.yaml": unitAPI})
@@ -100,6 +101,7 @@ func TestFreezeCLI(t *testing.T) {
 // trigger key: without --force a frozen source stays frozen; with it the
 // running loop applies once, told as freeze-overridden naming who.
 func TestSyncNowForce(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": unitWeb})

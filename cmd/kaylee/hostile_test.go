@@ -54,6 +54,8 @@ func heapPeak() (stop func() uint64) {
 // and keeps the unit's last good version, with its heap bounded; the other
 // source goes on syncing, before and after.
 func TestAgentSurvivesAliasBomb(t *testing.T) {
+	// Not parallel: heapPeak reads the whole process's heap, which other
+	// tests' agents and etcds would add to.
 	e := etcdtest.New(t)
 	a, b := gittest.NewRepo(t), gittest.NewRepo(t)
 	a.Write(map[string]string{"web.yaml": unitWeb})
@@ -117,6 +119,7 @@ func TestAgentSurvivesAliasBomb(t *testing.T) {
 // unit is a file error (exit 1) and the unit is not created, "*" is
 // refused at its line, and the operator's conflictsWith lets it through.
 func TestSyncOnceConflictsAcrossSources(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	a, b := gittest.NewRepo(t), gittest.NewRepo(t)
 	a.Write(map[string]string{"web.yaml": unitWeb})
@@ -159,6 +162,7 @@ func TestSyncOnceConflictsAcrossSources(t *testing.T) {
 // with the same words, and nothing is stored; a unit's JSON that big,
 // written into etcd by hand, is refused by the same words too.
 func TestOneSizeLimitEveryPath(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	body := "name: big\napps:\n- image: docker://x\n"
 	big := body + "#" + strings.Repeat("x", deploy.MaxFileSize+1-len(body)-2) + "\n"
@@ -200,6 +204,7 @@ func TestOneSizeLimitEveryPath(t *testing.T) {
 
 // Issue 21.7: who made a change, when $USER is unset (systemd, cron, CI).
 func TestWhoWithoutUSER(t *testing.T) {
+	t.Parallel()
 	u, err := osuser.Current()
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -227,6 +232,7 @@ func TestWhoWithoutUSER(t *testing.T) {
 // workspaces of one repository (two runners, two paths) are one source,
 // not two that fight over the same units.
 func TestSyncOnceCheckoutsShareASource(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"prod/web.yaml": unitWeb})
@@ -261,6 +267,7 @@ func TestSyncOnceCheckoutsShareASource(t *testing.T) {
 // etcdctl: refused while the source owns units or a process syncs it,
 // with the way out named; its units stay.
 func TestSourcesRm(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": unitWeb})
@@ -307,6 +314,7 @@ func TestSourcesRm(t *testing.T) {
 // Issue 21.4: kaylee sync's setup errors have their own exit code (4), so
 // that CI tells a wrong job from a repository whose files failed (1).
 func TestSyncSetupErrorsExit4(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": unitWeb})

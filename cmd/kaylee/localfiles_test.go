@@ -42,6 +42,7 @@ const secretLine = "root:$6$S3CR3T-HASH-l0ng:19000:0:99999:7:::"
 // over the size limit is refused by name, is never echoed, and never
 // blocks; the others are read.
 func TestLocalFilesStayInTree(t *testing.T) {
+	t.Parallel()
 	outside := t.TempDir()
 	secret := filepath.Join(outside, "shadow")
 	if err := os.WriteFile(secret, []byte(secretLine+"\n"), 0o600); err != nil {
@@ -152,6 +153,7 @@ func TestLocalFilesStayInTree(t *testing.T) {
 // SIGTERM ends kaylee validate on an endless input: a process, as a
 // shell runs it.
 func TestValidateEndsOnSIGTERM(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero.yaml")); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,13 @@ import (
 	"testing"
 )
 
+// Every test of this package calls t.Parallel, unless a comment at its top
+// says why not: each starts its own etcd, git repositories, temporary
+// directories and processes, on free ports (freePort), and gives the CLI
+// its environment through run's getenv (kaylee, startKaylee) or a process's
+// own (kayleeProcess), never through os.Setenv or os.Chdir. Most of them
+// wait (rollouts, timers, leases) rather than compute.
+
 type result struct {
 	code        int
 	stdout, err string
@@ -39,6 +46,7 @@ func writeFiles(t *testing.T, files map[string]string) string {
 }
 
 func TestValidateCommand(t *testing.T) {
+	t.Parallel()
 	seedYAML, _ := os.ReadFile("../../deploy/testdata/countly.yaml")
 	seedJSON, _ := os.ReadFile("../../deploy/testdata/countly.json")
 	dir := writeFiles(t, map[string]string{
@@ -112,6 +120,7 @@ func TestValidateCommand(t *testing.T) {
 }
 
 func TestRenderCommand(t *testing.T) {
+	t.Parallel()
 	file := "../../deploy/testdata/countly.yaml"
 	r := kaylee(t, nil, "render", "-o", "json", "--unit-prefix", "kx", file)
 	if r.code != 0 {
@@ -145,6 +154,7 @@ func TestRenderCommand(t *testing.T) {
 }
 
 func TestEnvironmentSetsFlags(t *testing.T) {
+	t.Parallel()
 	a := &app{io: &stdio{}, getenv: func(k string) string {
 		return map[string]string{
 			"KAYLEE_ETCD_ENDPOINTS": "http://10.0.0.1:2379,http://10.0.0.2:2379",
@@ -171,6 +181,7 @@ func TestEnvironmentSetsFlags(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	r := kaylee(t, nil, "version")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "kaylee ") {
 		t.Fatalf("%+v", r)

@@ -99,6 +99,7 @@ func golden(t *testing.T, name, got string) {
 // the original's units left alone; it exits 1 because JSON is refused, and
 // changes nothing.
 func TestMigrateDryRun(t *testing.T) {
+	t.Parallel()
 	env, api := migrateWorld(t)
 	r := kaylee(t, env, "migrate", "--dry-run")
 	if r.code != 1 {
@@ -121,6 +122,7 @@ func TestMigrateDryRun(t *testing.T) {
 // Exit codes: 0 with nothing refused, 4 for a wrong flag, 2 when etcd
 // does not answer.
 func TestMigrateExitCodes(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
 	if _, err := e.Client(t).Put(context.Background(), "/kaylee2/units/web", `{"name":"web","apps":[{"image":"docker://nginx"}]}`); err != nil {
@@ -147,6 +149,7 @@ func TestMigrateExitCodes(t *testing.T) {
 // differs is not, without --overwrite); --remove-original stops then
 // destroys the original's units of names not stored, and no other.
 func TestMigrateCopiesAndRemoves(t *testing.T) {
+	t.Parallel()
 	env, api := migrateWorld(t)
 	r := kaylee(t, env, "migrate", "--remove-original")
 	if r.code != 1 || !strings.Contains(r.stdout, "copied to v3: countly, cron") ||
@@ -174,6 +177,7 @@ func TestMigrateCopiesAndRemoves(t *testing.T) {
 // --remove-original when etcd has no v2 API: the original's units may be
 // stored only there, so it is refused (exit 2) and nothing changes.
 func TestMigrateRemoveOriginalWithoutV2(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.NewNoV2(t)
 	// fleet through its HTTP API (fleetd's registry on an etcd of its own).
 	fe := etcdtest.New(t)
@@ -204,6 +208,7 @@ func TestMigrateRemoveOriginalWithoutV2(t *testing.T) {
 // A migrate cancelled while it waits for the original's units to stop
 // says what it did (copied, stopped but not destroyed) and exits 2.
 func TestMigrateReportsWhenStopped(t *testing.T) {
+	t.Parallel()
 	env, api := migrateWorld(t)
 	reg := api.(*fleetreg.API).Registry()
 	for _, n := range []string{"k2:legacy:cccccc:dddddd:1.service", "k2:legacy:cccccc:eeeeee:2.service"} {

@@ -93,6 +93,7 @@ func (w *planWorld) etcdRevision(t *testing.T) int64 {
 // exit 1; fixed, exit 0. It writes nothing to etcd and creates no fleet
 // unit. kaylee sync --once --dry-run --placement says the same.
 func TestPlanCommand(t *testing.T) {
+	t.Parallel()
 	w := newPlanWorld(t)
 	w.repo.Write(map[string]string{
 		"units/api.yaml": "name: api\nreplicas: 3\nmaxReplicasPerHost: 1\nengine: docker\napps:\n- image: docker://api:1\n",
@@ -187,6 +188,7 @@ create    web (units/web.yaml)
 // in conflicts. The error is at web's conflicts line; the local-files
 // form (PATH..., --source) plans the same.
 func TestPlanConflictsOnFleet(t *testing.T) {
+	t.Parallel()
 	w := newPlanWorld(t)
 	api := w.c.API()
 	cache := &schema.Unit{Name: "k2:cache:abcdef:123456:0.service", DesiredState: "launched", Options: []*schema.UnitOption{
@@ -238,6 +240,7 @@ func waitStates(t *testing.T, api client.API, name string, n int) {
 // Exit codes a CI job gates on: 2 when fleet cannot be read, 4 for a
 // wrong flag (--placement without --dry-run, -o yaml).
 func TestPlanExitCodes(t *testing.T) {
+	t.Parallel()
 	w := newPlanWorld(t)
 	for _, tt := range []struct {
 		args []string
@@ -261,6 +264,7 @@ func TestPlanExitCodes(t *testing.T) {
 // while the cluster is frozen): the held changes are planned and placed,
 // each saying what holds it; exit 0, or 1 for a unit no machine can take.
 func TestPlanDuringFreeze(t *testing.T) {
+	t.Parallel()
 	w := newPlanWorld(t)
 	if r := kaylee(t, w.env, "freeze", "main", "--reason", "release 4.2"); r.code != 0 {
 		t.Fatalf("freeze main: exit %d\n%s%s", r.code, r.stdout, r.err)

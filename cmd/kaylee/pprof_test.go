@@ -16,6 +16,7 @@ import (
 // long-running command has the flag, and its help says it is not for
 // production exposure.
 func TestPprofFlag(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"web.yaml": unitWeb})

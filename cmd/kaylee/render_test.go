@@ -13,6 +13,7 @@ import (
 // them (recursively, *.yaml and *.yml, in name order): the same output as
 // rendering each file in turn.
 func TestRenderDirectory(t *testing.T) {
+	t.Parallel()
 	files := []string{"api.yaml", "countly.yaml", "db-primary.yaml", "ingress.yaml", "node-exporter.yaml", "search.yaml"}
 	var each []string
 	var eachJSON []json.RawMessage
@@ -65,6 +66,7 @@ func TestRenderDirectory(t *testing.T) {
 // render of a stateful unit shows one fleet unit per member, its ordinal
 // in the name, KAYLEE_MEMBER and the member's own volume.
 func TestRenderStateful(t *testing.T) {
+	t.Parallel()
 	dir := writeFiles(t, map[string]string{"db.yaml": "name: db\nengine: docker\nreplicas: 3\nmaxReplicasPerHost: 1\nstateful: true\n" +
 		"volumes:\n- id: vol-db-${KAYLEE_MEMBER}\n  source: /srv/db/${KAYLEE_MEMBER}\n  path: /var/lib/db\napps:\n- image: postgres:16\n"})
 	r := kaylee(t, nil, "render", filepath.Join(dir, "db.yaml"))

@@ -24,6 +24,7 @@ const (
 // what to do, and nothing written; kaylee sources and kaylee events say
 // so; --allow-rewind applies it for that run, and says so.
 func TestSyncOnceRewind(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	repo := gittest.NewRepo(t)
 	url := repo.ServeHTTP("", "")
@@ -85,6 +86,7 @@ func TestSyncOnceRewind(t *testing.T) {
 // one kaylee sync --once run, and a process that keeps running refuses
 // the flag.
 func TestSyncConfigRewindSigned(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	alice := gittest.NewSSHSigner(t, "alice@example.com")
 	repo := gittest.NewRepo(t)
@@ -159,6 +161,7 @@ func TestSyncConfigRewindSigned(t *testing.T) {
 // refused rewind to the notification endpoints, with the revision and the
 // reason, and an allowed one with the summary saying it rewound.
 func TestRewindNotified(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	repo := gittest.NewRepo(t)
 	dir := t.TempDir()

@@ -17,6 +17,7 @@ import (
 // no other: a sync loop says nothing of the scheduler, so that it cannot
 // make an alert on the scheduler's leadership fire.
 func TestRolesServeHTTP(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	startFleet(t, e, 1)
 	repo := gittest.NewRepo(t)
@@ -105,6 +106,7 @@ func TestRolesServeHTTP(t *testing.T) {
 // The default --listen of each long-running role is its own, so that an
 // agent, a server and a sync loop run on one host side by side.
 func TestListenDefaults(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		args []string
 		want string

@@ -14,6 +14,7 @@ import (
 // history, rollback, suspend and resume as a user runs them, against a
 // kaylee server on fleet's engine and agents.
 func TestHistoryRollbackSuspend(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	startFleet(t, e, 2)
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL(), "USER": "ops"}
@@ -93,6 +94,7 @@ func TestHistoryRollbackSuspend(t *testing.T) {
 // hash with the one before it, and kaylee history says what changed and
 // that no replica was replaced.
 func TestHistoryTableNotesInPlaceChange(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 1, 0, 10, 0, 0, time.UTC)
 	var b strings.Builder
 	writeHistory(&b, []*store.HistoryEntry{

@@ -41,6 +41,23 @@ type app struct {
 	io     *stdio
 	getenv func(string) string
 	etcd   etcdFlags
+	// done are run once the command's work ends (see onDone).
+	done []func()
+}
+
+// onDone has f run when the command's work ends: at the end of run, or
+// earlier, when runAgent returns. fleetAPI and v2Keys close their HTTP
+// clients' idle connections there, so that none is left open to an etcd
+// that is closing (kaylee dev's, which its Close would wait for).
+func (a *app) onDone(f func()) { a.done = append(a.done, f) }
+
+// finish runs what onDone was given, once.
+func (a *app) finish() {
+	done := a.done
+	a.done = nil
+	for _, f := range done {
+		f()
+	}
 }
 
 // etcdFlags are the global flags to reach etcd.
@@ -64,6 +81,7 @@ func run(ctx context.Context, args []string, s *stdio, getenv func(string) strin
 	root.SetOut(s.out)
 	root.SetErr(s.err)
 	err := root.ExecuteContext(ctx)
+	a.finish()
 	var (
 		ee exitError
 		se setupError

@@ -50,6 +50,7 @@ func routedUnits(t *testing.T, e *etcdtest.Server, port int, ips ...string) {
 // kaylee routes prints domain, unit and endpoints from etcd, as the
 // router routes them.
 func TestRoutes(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
 	if r := kaylee(t, env, "routes"); r.code != 0 || r.stdout != "no unit has domains\n" {
@@ -82,6 +83,7 @@ www.a.test  web   192.0.2.1:8080,192.0.2.2:8080  -
 // kaylee router --caddy runs Debian's caddy and routes the units' domains
 // to the registry's replicas; GET /status says what it serves.
 func TestRouterCommand(t *testing.T) {
+	t.Parallel()
 	caddy, err := exec.LookPath("caddy")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -138,6 +140,7 @@ func TestRouterCommand(t *testing.T) {
 // runtime directory, and pass systemd-analyze verify; the fleet one is
 // global.
 func TestRouterContribUnits(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ path, binary string }{
 		{"../../contrib/systemd/kaylee-router.service", "/usr/local/bin/kaylee"},
 		{"../../contrib/fleet/kaylee-router.service", "/opt/bin/kaylee"},
@@ -178,6 +181,7 @@ func TestRouterContribUnits(t *testing.T) {
 // units it syncs from git are routed (503 while no replica serves; fleet
 // has no machine here), other hosts get 404.
 func TestRouterInAgent(t *testing.T) {
+	t.Parallel()
 	caddy, err := exec.LookPath("caddy")
 	if err != nil {
 		if os.Getenv("CI") == "true" {

@@ -12,6 +12,7 @@ import (
 // --machine-loss-grace reaches the scheduler's options; 5m by default,
 // and a duration that is not positive is refused.
 func TestMachineLossGraceFlag(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		args []string
 		want time.Duration
@@ -35,6 +36,7 @@ func TestMachineLossGraceFlag(t *testing.T) {
 // default, 0 turns it off, a negative duration is refused; server, agent
 // and dev all have it.
 func TestDrainDelayFlag(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		args []string
 		want time.Duration
@@ -68,6 +70,7 @@ func TestDrainDelayFlag(t *testing.T) {
 // set); a value that is no engine is refused, naming the flag and the
 // engines, by server, agent and dev alike, before anything starts.
 func TestDefaultEngineFlag(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		args []string
 		want string

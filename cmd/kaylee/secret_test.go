@@ -57,6 +57,8 @@ func decryptEntry(t *testing.T, secret, identity string) (string, error) {
 // its secret decrypts with the recipients' identities (deploy's
 // testdata keys) to the value on stdin, less one trailing newline.
 func TestSecretEncrypt(t *testing.T) {
+	// Not parallel: t.Chdir (the secret commands find .kaylee/recipients
+	// from the working directory).
 	dir := writeFiles(t, map[string]string{".kaylee/recipients": secretTestdata(t, "recipients")})
 	identities := map[string]string{"keys.txt": secretTestdata(t, "keys.txt"), "other.txt": secretTestdata(t, "other.txt")}
 	t.Chdir(dir)
@@ -157,6 +159,8 @@ func secretRepo(t *testing.T, recipients string) string {
 // machines its unit may run on and who covers them, or the problem at
 // FILE:LINE; exit 1 when one cannot be decrypted where its unit may run.
 func TestSecretCheck(t *testing.T) {
+	// Not parallel: t.Chdir (the secret commands find .kaylee/recipients
+	// from the working directory).
 	rcp := secretTestdata(t, "recipients")
 	dir := secretRepo(t, rcp)
 	apiProblem := "env[0].recipients: no recipient's machines include every machine api may run on (any machine; db: role=db): encrypt it also to a recipient of those machines (* for every machine), or constrain machine:"
@@ -222,6 +226,7 @@ func TestSecretCheck(t *testing.T) {
 // recipients file it finds (the repository root's, from a path in it) and
 // reports the problems as file errors; without one, it checks nothing.
 func TestValidateChecksSecrets(t *testing.T) {
+	t.Parallel()
 	dir := secretRepo(t, secretTestdata(t, "recipients"))
 	r := kaylee(t, nil, "validate", filepath.Join(dir, "units"))
 	wantErr := filepath.Join(dir, "units", "api.yaml") + ":15: env[0].recipients: no recipient's machines include every machine api may run on"
@@ -257,6 +262,8 @@ func gitRepo(t *testing.T, recipients string) string {
 // reads that repository's), else in the current directory; a repository
 // with secrets and none fails at each secret's line, as sync would.
 func TestValidateSecretsRecipients(t *testing.T) {
+	// Not parallel: t.Chdir (the secret commands find .kaylee/recipients
+	// from the working directory).
 	rcp := secretTestdata(t, "recipients")
 	opsOnly := strings.Join(strings.Split(rcp, "\n")[2:], "\n") // no db
 	const noFile = "env[0].secret: the repository has no .kaylee/recipients naming the recipients of its secrets: add one (see Secrets in Kaylee's README)\n"
@@ -326,6 +333,7 @@ func TestValidateSecretsRecipients(t *testing.T) {
 // whose secret cannot be decrypted where it may run (FILE:LINE, exit 1)
 // and applies the others; a rotation shows as two fingerprints.
 func TestSyncOnceSecrets(t *testing.T) {
+	t.Parallel()
 	one, two := secretTestdata(t, "db-password.age"), secretTestdata(t, "two.age")
 	indent := func(s string) string { return "    " + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n    ") }
 	unit := func(name, machine, recipients, text string) string {
@@ -362,6 +370,8 @@ func TestSyncOnceSecrets(t *testing.T) {
 
 // kaylee plan PATH reads the recipients as kaylee validate finds them.
 func TestLocalFilesRecipients(t *testing.T) {
+	// Not parallel: t.Chdir (the secret commands find .kaylee/recipients
+	// from the working directory).
 	dir := secretRepo(t, secretTestdata(t, "recipients"))
 	snap, err := localFiles{filepath.Join(dir, "units")}.Fetch(context.Background())
 	if err != nil {
@@ -386,6 +396,7 @@ func TestLocalFilesRecipients(t *testing.T) {
 // kaylee plan PATH refuses a unit with a secret when the units'
 // repository has no recipients file, as kaylee sync does.
 func TestPlanSecretsWithoutRecipients(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	dir := secretRepo(t, "")
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL(), "KAYLEE_CACHE_DIR": t.TempDir()}
@@ -402,6 +413,8 @@ func TestPlanSecretsWithoutRecipients(t *testing.T) {
 // characters, and a value's trailing newlines. One trailing newline
 // (echo's) is dropped, and stderr says so.
 func TestSecretEncryptValue(t *testing.T) {
+	// Not parallel: t.Chdir (the secret commands find .kaylee/recipients
+	// from the working directory).
 	dir := writeFiles(t, map[string]string{".kaylee/recipients": secretTestdata(t, "recipients")})
 	keys := secretTestdata(t, "keys.txt")
 	t.Chdir(dir)
@@ -458,6 +471,7 @@ func TestSecretEncryptValue(t *testing.T) {
 // or 3 recipients (age's own encryption, with fresh keys), is a secret
 // deploy takes; one byte more is not.
 func TestMaxSecretValue(t *testing.T) {
+	t.Parallel()
 	var keys []agelib.Recipient
 	for n, want := range []int{11848, 11750, 11652} {
 		id, err := agelib.GenerateX25519Identity()

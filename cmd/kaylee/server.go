@@ -83,6 +83,9 @@ func (a *app) fleetAPI(f *schedulerFlags) (client.API, error) {
 	if err != nil && f.fleetEndpoint != "" {
 		return nil, fmt.Errorf("--fleet-endpoint: %w", err)
 	}
+	if c, ok := api.(interface{ CloseIdleConnections() }); ok {
+		a.onDone(c.CloseIdleConnections)
+	}
 	return api, err
 }
 
@@ -96,11 +99,13 @@ func (a *app) v2Keys(f *schedulerFlags, endpoints []string) (etcd.KeysAPI, error
 	if err != nil {
 		return nil, a.etcdHint(err)
 	}
-	keys, err := v2units.NewKeys(v2units.KeysConfig{Endpoints: endpoints, Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: tls},
+	tr := &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: tls}
+	keys, err := v2units.NewKeys(v2units.KeysConfig{Endpoints: endpoints, Transport: tr,
 		Username: a.etcd.Username, Password: a.etcd.Password})
 	if err != nil {
 		return nil, fmt.Errorf("--etcd-v2-units: %w", err)
 	}
+	a.onDone(tr.CloseIdleConnections)
 	return keys, nil
 }
 

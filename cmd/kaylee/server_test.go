@@ -18,6 +18,7 @@ import (
 // The README's first command: kaylee dev, then kaylee run --wait on the
 // examples from another "terminal", status, a failed rollout, rm.
 func TestDevSchedulesExamples(t *testing.T) {
+	t.Parallel()
 	addr := freePort(t)
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": "http://" + addr}
 	p := startKaylee(t, nil, "dev", "--listen-client", "http://"+addr, "--data-dir", t.TempDir(), "--min-ready", "500ms")
@@ -86,6 +87,7 @@ func TestDevSchedulesExamples(t *testing.T) {
 // kaylee server on its own, against an etcd and fleet it does not own;
 // restart rolls the unit; a bad flag gets a clear error.
 func TestServerCommand(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	startFleet(t, e, 2)
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
@@ -134,6 +136,7 @@ func TestServerCommand(t *testing.T) {
 // The README's first command, on a repository holding the examples:
 // kaylee dev --repo REPO --path examples shows every example running.
 func TestDevWithRepo(t *testing.T) {
+	t.Parallel()
 	repo := gittest.NewRepo(t)
 	files := map[string]string{}
 	for _, name := range []string{"api.yaml", "countly.yaml", "db-primary.yaml", "ingress.yaml", "node-exporter.yaml", "search.yaml"} {
@@ -185,6 +188,7 @@ func startFleet(t *testing.T, e *etcdtest.Server, n int) *fleetsim.Cluster {
 // embedded one): kaylee dev's scheduler and simulated fleet on it, under
 // prefixes of their own, and kaylee sync --once from a git repository.
 func TestEndToEndExternalEtcd(t *testing.T) {
+	t.Parallel()
 	endpoint := os.Getenv("KAYLEE_TEST_ETCD_ENDPOINT")
 	if endpoint == "" {
 		endpoint = etcdtest.New(t).ClientURL()

@@ -84,6 +84,7 @@ func leads(t *testing.T, p *proc, e store.Election) bool {
 // etcd, all converge; when the leader of one role stops, another process
 // takes that role over while the other roles' leaders go on.
 func TestRolesCoexist(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	startFleet(t, e, 2)
 	repoA, repoB := gittest.NewRepo(t), gittest.NewRepo(t)
@@ -231,6 +232,7 @@ notifications:
 // synced at once, the hanging one fails its pass at its timeout, and
 // kaylee sources says so.
 func TestSlowSourceDelaysNoOther(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

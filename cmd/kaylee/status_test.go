@@ -55,6 +55,7 @@ func statusRow(t *testing.T, env map[string]string, name string) (header, row st
 // suspended: kaylee status (table, one unit, JSON) says so, and names the
 // revision it runs, not the one git has.
 func TestStatusShowsRollbackAndSuspension(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	startFleet(t, e, 2)
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL(), "KAYLEE_CACHE_DIR": t.TempDir(), "USER": "ops"}
@@ -127,6 +128,7 @@ func TestStatusShowsRollbackAndSuspension(t *testing.T) {
 // A unit suspended while no scheduler runs (or before it has taken the
 // suspension up) shows suspended, not the running its last status says.
 func TestStatusSuspendedBeforeTheScheduler(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL(), "USER": "ops"}
 	dir := writeFiles(t, map[string]string{"web.yaml": "name: web\nreplicas: 2\napps:\n- image: docker://web:1\n"})
@@ -157,6 +159,7 @@ func TestStatusSuspendedBeforeTheScheduler(t *testing.T) {
 // removes those), lists their fleet units, and kaylee ls, which lists
 // stored units, does not.
 func TestStatusLeftAlone(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL(), "USER": "ops"}
 	dir := writeFiles(t, map[string]string{"web.yaml": "name: web\nreplicas: 2\napps:\n- image: docker://web:1\n"})

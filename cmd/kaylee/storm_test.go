@@ -42,6 +42,7 @@ func passes(t *testing.T, addr string) int {
 // a body over the limit gets 413; a client that stalls in its headers or
 // its body is cut off within seconds.
 func TestWebhookStorm(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"web.yaml": unitWeb})

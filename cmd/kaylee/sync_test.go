@@ -44,6 +44,7 @@ func storedUnits(t *testing.T, e *etcdtest.Server) map[string]string {
 
 // The CI use: kaylee sync --once, its summary, exit codes and safety.
 func TestSyncOnce(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": unitWeb, "units/api.yaml": unitAPI})
@@ -110,6 +111,7 @@ func TestSyncOnce(t *testing.T) {
 // Auth: https with a password file or KAYLEE_GIT_PASSWORD, ssh with a key
 // and known_hosts. No secret is ever a flag.
 func TestSyncOnceAuth(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"web.yaml": unitWeb})
@@ -207,6 +209,7 @@ func eventually(timeout time.Duration, ok func() bool) bool {
 // agent and synced by the leader, units running in fleet, metrics, and a
 // failover when the leader stops.
 func TestAgents(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	startFleet(t, e, 2)
 	repo := gittest.NewRepo(t)
@@ -340,6 +343,7 @@ func hangingGitServer(t *testing.T) string {
 // kaylee sync --once (its exit status and stderr, the attempt it records)
 // as in the loop of kaylee sync (the attempt it records, kaylee sources).
 func TestSyncOnceTimeoutAsTheLoop(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	cfg := writeConfig(t, t.TempDir(), "kaylee.yaml", fmt.Sprintf(`sources:
 - name: hangs

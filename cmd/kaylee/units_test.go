@@ -11,6 +11,7 @@ import (
 )
 
 func TestRunLsRmRestart(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	env := map[string]string{"KAYLEE_ETCD_ENDPOINTS": e.ClientURL()}
 	seedJSON, _ := os.ReadFile("../../deploy/testdata/countly.json")
@@ -52,6 +53,7 @@ func TestRunLsRmRestart(t *testing.T) {
 }
 
 func TestUnreachableEtcd(t *testing.T) {
+	t.Parallel()
 	r := kaylee(t, map[string]string{"KAYLEE_ETCD_ENDPOINTS": "http://127.0.0.1:1"}, "ls")
 	if r.code != 1 || !strings.Contains(r.err, "etcd at http://127.0.0.1:1 does not answer") || !strings.Contains(r.err, "(check --etcd-endpoints, and that etcd runs there)") {
 		t.Fatalf("%+v", r)

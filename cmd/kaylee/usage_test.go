@@ -5,6 +5,7 @@ import "testing"
 // A wrong number of arguments or a bad flag prints the message, the
 // command's usage line and where to read more, and exits 1.
 func TestUsageOnArgumentErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		args []string
 		want string

@@ -69,6 +69,7 @@ func waitShown(t *testing.T, what string, ok func() (bool, string)) {
 // written again (the original's kaylee restart) rolls every replica; a v2
 // delete destroys them.
 func TestServerSchedulesV2Units(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	cluster, err := fleetsim.Start(context.Background(), fleetsim.Config{Endpoints: e.Endpoints(),
 		Machines: fleetsim.Machines(3, map[string]string{"ssd": "false"}), TTL: 4 * time.Second, EngineInterval: time.Second, StartDelay: 100 * time.Millisecond})
@@ -139,6 +140,7 @@ func TestServerSchedulesV2Units(t *testing.T) {
 // scripts written for the original do) of the seed's countly JSON is
 // scheduled by kaylee dev's scheduler: countly runs 4/4.
 func TestV2UnitsExternalEtcd(t *testing.T) {
+	t.Parallel()
 	etcdctl, err := exec.LookPath("etcdctl")
 	if err != nil {
 		if os.Getenv("CI") == "true" {

@@ -26,6 +26,7 @@ func writeConfig(t *testing.T, dir, name, data string) string {
 // one signed by another key writes nothing for its source (exit 3, the
 // commit and the reason named) while the other source syncs on.
 func TestSyncOnceVerifiedSources(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	dir := t.TempDir()
 	alice := gittest.NewSSHSigner(t, "alice@example.com")
@@ -126,6 +127,7 @@ func TestSyncOnceVerifiedSources(t *testing.T) {
 
 // Tag mode: only a signed annotated tag applies.
 func TestSyncOnceVerifiedTag(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	dir := t.TempDir()
 	alice := gittest.NewSSHSigner(t, "alice@example.com")
@@ -157,6 +159,7 @@ func TestSyncOnceVerifiedTag(t *testing.T) {
 // changed, the source and file named, what to do instead); --force does
 // it anyway; units of kaylee run are not protected.
 func TestGitOwnedUnitsProtected(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"units/web.yaml": unitWeb})
@@ -245,6 +248,7 @@ func TestGitOwnedUnitsProtected(t *testing.T) {
 // Two kaylee sync --once on one cache directory at once (two CI jobs on
 // one runner) take turns: both succeed.
 func TestSyncOnceSharedCache(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	repo := gittest.NewRepo(t)
 	repo.Write(map[string]string{"web.yaml": unitWeb, "api.yaml": unitAPI})

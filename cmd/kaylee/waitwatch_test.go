@@ -19,6 +19,7 @@ import (
 // instances) make them read again; the status they wait for ends the
 // wait at once, and the lines printed follow it.
 func TestWaitRolloutsWatches(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	ctx := context.Background()
 	cli := e.Client(t)
@@ -69,6 +70,7 @@ func TestWaitRolloutsWatches(t *testing.T) {
 // and follows them anew: the running status written after the restart
 // ends it.
 func TestWaitRolloutsAfterEtcdRestart(t *testing.T) {
+	t.Parallel()
 	e := etcdtest.New(t)
 	ctx := context.Background()
 	s := store.New(e.Client(t), store.DefaultPrefix)

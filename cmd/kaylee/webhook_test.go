@@ -70,6 +70,7 @@ func webhookCounts(t *testing.T, addr string) map[string]int {
 // /metrics say what each did. Only the repository's clone_url, ref and
 // after are rewritten.
 func TestWebhookMetrics(t *testing.T) {
+	t.Parallel()
 	gh := githubExamples(t)
 	e := etcdtest.New(t)
 	repo := gittest.NewRepo(t)

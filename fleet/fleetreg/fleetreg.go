@@ -23,6 +23,18 @@ type API struct {
 	keys   etcd.KeysAPI
 	prefix string
 	files  *unitFiles // the unit files Units parsed
+	// IdleCloser, when set, closes the idle connections of the HTTP
+	// transport under keys: see CloseIdleConnections.
+	IdleCloser func()
+}
+
+// CloseIdleConnections closes the connections the transport under keys
+// keeps idle for later requests (IdleCloser), so that none is left open
+// to etcd once the caller is done with the API.
+func (a *API) CloseIdleConnections() {
+	if a.IdleCloser != nil {
+		a.IdleCloser()
+	}
 }
 
 // New returns the registry client of fleet's records under prefix.

@@ -176,11 +176,18 @@ func TestBridgeCopiesRestartsDeletes(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "countly deleted from v3", func() bool { return v3(t, s, "countly") == "<none>" })
-	got := strings.Join(eventKinds(t, s, "countly"), "\n")
+	// The bridge records the event once the delete is made: wait for it
+	// (under load, as in the packages tier at go test -p 4, it came after
+	// the check).
+	pruned := "pruned by etcd-v2: deleted through etcd's v2 API at /kaylee2/units/countly: deleted from v3"
+	var got string
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(got, pruned) && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		got = strings.Join(eventKinds(t, s, "countly"), "\n")
+	}
 	for _, want := range []string{
 		"stored by etcd-v2: written through etcd's v2 API at /kaylee2/units/countly (modifiedIndex",
 		"restart-requested by etcd-v2: the same value written again through etcd's v2 API at /kaylee2/units/countly",
-		"pruned by etcd-v2: deleted through etcd's v2 API at /kaylee2/units/countly: deleted from v3",
+		pruned,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("events lack %q:\n%s", want, got)
