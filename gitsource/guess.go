@@ -9,7 +9,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	"github.com/go-git/go-git/v5/storage"
 )
 
@@ -137,15 +136,7 @@ func (s *Source) ask(ctx context.Context, after plumbing.Hash) (*guess, error) {
 	if err != nil {
 		return nil, err
 	}
-	ep, err := transport.NewEndpoint(s.cfg.URL)
-	if err != nil {
-		return nil, err
-	}
-	c, err := client.NewClient(ep)
-	if err != nil {
-		return nil, err
-	}
-	sess, err := c.NewUploadPackSession(ep, s.cfg.Auth)
+	sess, err := s.uploadPack()
 	if err != nil {
 		return nil, err
 	}

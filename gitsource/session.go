@@ -30,9 +30,9 @@ type listing struct {
 	used bool                  // a pack was asked for: the session is spent
 }
 
-// list opens an upload-pack session and reads the refs it advertises
-// (one round trip).
-func (s *Source) list(ctx context.Context) (*listing, error) {
+// uploadPack opens an upload-pack session with the source's URL and
+// credentials (nothing is sent yet over smart HTTP).
+func (s *Source) uploadPack() (transport.UploadPackSession, error) {
 	ep, err := transport.NewEndpoint(s.cfg.URL)
 	if err != nil {
 		return nil, err
@@ -41,7 +41,13 @@ func (s *Source) list(ctx context.Context) (*listing, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err := c.NewUploadPackSession(ep, s.cfg.Auth)
+	return c.NewUploadPackSession(ep, s.cfg.Auth)
+}
+
+// list opens an upload-pack session and reads the refs it advertises
+// (one round trip).
+func (s *Source) list(ctx context.Context) (*listing, error) {
+	sess, err := s.uploadPack()
 	if err != nil {
 		return nil, err
 	}
