@@ -501,8 +501,7 @@ func (s *Source) commit(ctx context.Context, r *git.Repository, t target, l *lis
 		// with the one the listing calls for, want included.
 		if err := g.take(ctx, r.Storer); err == nil {
 			if c, tag, err := peel(r, g.want); err == nil {
-				local := refSpecs(t)[0].Dst(t.ref)
-				if err := r.Storer.SetReference(plumbing.NewHashReference(local, g.want)); err != nil {
+				if err := setLocalRef(r.Storer, t, g.want); err != nil {
 					return nil, nil, plumbing.ZeroHash, fmt.Errorf("git cache: %w", err)
 				}
 				return c, tag, g.want, nil

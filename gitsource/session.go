@@ -95,8 +95,13 @@ func (l *listing) fetch(ctx context.Context, r storage.Storer, t target, depth i
 	if err := l.receive(ctx, r, req); err != nil {
 		return err
 	}
-	local := refSpecs(t)[0].Dst(t.ref)
-	return r.SetReference(plumbing.NewHashReference(local, t.object))
+	return setLocalRef(r, t, t.object)
+}
+
+// setLocalRef points the cache's copy of t's ref at obj, as go-git's
+// fetch with t's refspec would.
+func setLocalRef(r storage.Storer, t target, obj plumbing.Hash) error {
+	return r.SetReference(plumbing.NewHashReference(refSpecs(t)[0].Dst(t.ref), obj))
 }
 
 // packRequest is the request for the pack of want, to depth (0: all its
