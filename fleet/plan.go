@@ -807,7 +807,7 @@ func (r *rollout) rolloutFailure() string {
 				hash, a.name(), r.opts.Unschedulable, why)
 		}
 	}
-	if since, ok := r.lastProgress(); ok && r.now.Sub(since) >= r.pol.deadline && !r.readySoon() {
+	if since, ok := r.lastProgress(); ok && r.now.Sub(since) >= r.pol.deadline && !r.readySoon() && !r.progressedNow() {
 		for _, a := range r.current {
 			// A replica that restarted tells why none became ready.
 			if m, n := r.restartsSeen(a); n > 0 {
@@ -845,6 +845,16 @@ func (r *rollout) readySoon() bool {
 		}
 	}
 	return false
+}
+
+// progressedNow: more new replicas are ready in this pass than the last
+// status said (finish moves Progressed for it). Past the deadline that is
+// progress made now, not none for the deadline: passes minutes apart (1,000
+// units on a loaded fleet) saw the replicas running in one pass and ready
+// only in the next.
+func (r *rollout) progressedNow() bool {
+	prev := r.u.prev
+	return prev != nil && prev.SpecHash == r.d.hash && r.ready > prev.Ready
 }
 
 // lastProgress is when the rollout last made progress: when it started,

@@ -128,6 +128,26 @@ func TestPlanUpdatePolicy(t *testing.T) {
 			return w
 		},
 		readyAgo: 2 * time.Second, wantOps: "", wantPhase: store.PhaseProgressing, wantMsg: "1 of 4 running the current spec, 0 ready",
+	}, {
+		// 1,000 units on a loaded fleet: the pass that first saw the
+		// replicas running came 4.5 minutes into the rollout, the next
+		// one 2 minutes later, past the deadline. They became ready in
+		// between: that is progress made now, not none for 5 minutes.
+		name: "past the deadline, every new replica ready in this pass (watched since the last one): the rollout is done",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, v2, 0).with(render(t, v2), "launched", "active", "running")
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseProgressing, SpecHash: v2.Hash(0), Since: now.Add(-6 * time.Minute)}
+			return w
+		},
+		readyAgo: 2 * time.Minute, wantOps: "", wantPhase: store.PhaseRunning,
+	}, {
+		name: "past the deadline, a new replica ready in this pass: the rollout goes on",
+		world: func(t *testing.T) *world {
+			w := newWorld(t, v2, 0).with(render(t, v1), "launched", "active", "running").with(render(t, v2)[:1], "launched", "active", "running")
+			w.prev = &store.Status{Name: "web", Phase: store.PhaseProgressing, SpecHash: v2.Hash(0), Since: now.Add(-6 * time.Minute)}
+			return w
+		},
+		readyAgo: 2 * time.Minute, wantOps: "create:1 stop:old3", wantPhase: store.PhaseProgressing,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
