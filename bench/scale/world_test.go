@@ -444,7 +444,11 @@ func startAgent(tb testing.TB, cfg config, bin, etcdURL, url, secretFile, logFil
 	addr := freeAddr(tb)
 	args := []string{"agent", "--repo", url, "--source", "units", "--path", "units", "--cache-dir", tb.TempDir(),
 		"--interval", "1h", "--listen", addr, "--webhook-secret-file", secretFile, "--allow-empty",
-		"--default-engine", "docker", "--min-ready", cfg.minReady.String()}
+		"--default-engine", "docker", "--min-ready", cfg.minReady.String(),
+		// The run measures the time to production: at 1,000 units fleet
+		// took longer than the default 5 minutes to place some replicas,
+		// and the deadline failed (and removed) them instead.
+		"--rollout-timeout", cfg.wait.String()}
 	if cfg.profileDir != "" {
 		args = append(args, "--pprof")
 	}
