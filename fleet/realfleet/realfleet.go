@@ -458,7 +458,12 @@ func dockerAPI(ctx context.Context, path string, v any) error {
 
 // Get fetches path from a container's test image server (port 8080).
 func (ct Container) Get(ctx context.Context, path string) (int, string, error) {
-	return GetURL(ctx, "http://"+ct.IP+":8080"+path, 2*time.Second)
+	return ct.getWithin(ctx, path, 2*time.Second)
+}
+
+// getWithin is Get with the given timeout.
+func (ct Container) getWithin(ctx context.Context, path string, timeout time.Duration) (int, string, error) {
+	return GetURL(ctx, "http://"+ct.IP+":8080"+path, timeout)
 }
 
 // GetURL fetches url within timeout: its status code and body.
@@ -486,7 +491,7 @@ func GetURL(ctx context.Context, url string, timeout time.Duration) (int, string
 func (ct Container) Serving(ctx context.Context) bool {
 	code, _, err := ct.Get(ctx, "/healthz")
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		code, _, err = GetURL(ctx, "http://"+ct.IP+":8080/healthz", 5*time.Second)
+		code, _, err = ct.getWithin(ctx, "/healthz", 5*time.Second)
 	}
 	return err == nil && code == http.StatusOK
 }
