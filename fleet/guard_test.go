@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,5 +57,102 @@ func TestGuardWaitsForKeepAlive(t *testing.T) {
 	}}
 	if err := g.allow(context.Background()); err != nil || len(windows) != 0 {
 		t.Fatalf("err %v, %d confirmations left", err, len(windows))
+	}
+}
+
+// A confirmation that takes longer than maxConfirmAge (an etcd under
+// load: 0.2 to 0.6 s per read at 1,000 units on 2 cores, docs/benchmarks.md)
+// still opens a window: the window's second counts from the answer, its
+// lease time from the question.
+func TestGuardSlowConfirmation(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	confirms := 0
+	g := &guard{confirm: func(ctx context.Context) (time.Duration, error) {
+		confirms++
+		if !sleep(ctx, maxConfirmAge+200*time.Millisecond) {
+			return 0, ctx.Err()
+		}
+		return 10 * time.Second, nil
+	}}
+	if err := g.allow(ctx); err != nil || confirms != 1 {
+		t.Fatalf("allow: %v after %d confirmations of %s each; want a call allowed after one", err, confirms, maxConfirmAge+200*time.Millisecond)
+	}
+}
+
+// The window is renewed before it ends: when less of it is left than the
+// last confirmation took, one caller confirms while the others go on
+// calling in what is left, so a slow etcd does not stop every call for
+// each confirmation.
+func TestGuardRenewsAhead(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		n        int
+		inFlight bool
+		release  = make(chan struct{})
+	)
+	const took = 300 * time.Millisecond
+	g := &guard{confirm: func(ctx context.Context) (time.Duration, error) {
+		mu.Lock()
+		n++
+		first := n == 1
+		inFlight = !first
+		mu.Unlock()
+		if first {
+			sleep(ctx, took)
+			return 10 * time.Second, nil
+		}
+		select { // the second confirmation answers when the test says
+		case <-release:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		mu.Lock()
+		inFlight = false
+		mu.Unlock()
+		return 10 * time.Second, nil
+	}}
+	flying := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return inFlight
+	}
+	if err := g.allow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Two callers; one of them will be the one to renew.
+	allowedDuring := make(chan int, 2)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			during := 0
+			for end := time.Now().Add(maxConfirmAge); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+				before := flying()
+				if g.allow(ctx) != nil {
+					break
+				}
+				if before && flying() { // allowed, not held until the answer
+					during++
+				}
+			}
+			allowedDuring <- during
+		}()
+	}
+	time.Sleep(maxConfirmAge - 100*time.Millisecond)
+	close(release)
+	wg.Wait()
+	close(allowedDuring)
+	total := 0
+	for d := range allowedDuring {
+		total += d
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n != 2 || total == 0 {
+		t.Fatalf("%d confirmations, %d calls allowed while the second was in flight; want 2 and some", n, total)
 	}
 }

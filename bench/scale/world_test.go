@@ -683,6 +683,12 @@ func measure(tb testing.TB, cfg config, bin string, n int) Row {
 	}
 	tb.Cleanup(cluster.Close)
 	mw := watchMachines(cluster.API(), cfg.machines)
+	samples := ""
+	if cfg.out != "" {
+		samples = filepath.Join(cfg.out, "samples-"+tag+".tsv")
+	}
+	smp := startSampler(tb, samples, 10*time.Second, e.ClientURL(), cluster)
+	defer smp.Stop()
 	defer func() {
 		if row.MinMachines == 0 { // failed half way
 			mw.Stop()
@@ -701,6 +707,7 @@ func measure(tb testing.TB, cfg config, bin string, n int) Row {
 
 	// fleet's engine elects its leader and its agents settle first: one
 	// unit through fleet, out of the figures.
+	smp.phase.Store("warmup")
 	warm := &schema.Unit{Name: "kw:warmup.service", DesiredState: "launched",
 		Options: []*schema.UnitOption{{Section: "Service", Name: "ExecStart", Value: "/bin/true"}}}
 	floor(tb, cluster, []*schema.Unit{warm}, 1, cfg.wait)
@@ -711,6 +718,7 @@ func measure(tb testing.TB, cfg config, bin string, n int) Row {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	smp.phase.Store("floor")
 	row.FleetFloor, row.FleetFloorSystemd = floor(tb, cluster, fu, cfg.workers, cfg.wait)
 	tb.Logf("%d units: fleet's floor %.1fs (systemd %.1fs)", n, row.FleetFloor, row.FleetFloorSystemd)
 	if cfg.floorAgain {
@@ -720,6 +728,7 @@ func measure(tb testing.TB, cfg config, bin string, n int) Row {
 		if err != nil {
 			tb.Fatal(err)
 		}
+		smp.phase.Store("floor-again")
 		row.FleetFloorAgain, _ = floor(tb, cluster, again, cfg.workers, cfg.wait)
 		tb.Logf("%d units: fleet's floor again %.1fs", n, row.FleetFloorAgain)
 	}
@@ -737,7 +746,10 @@ func measure(tb testing.TB, cfg config, bin string, n int) Row {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(proxy.Close)
+	smp.phase.Store("kaylee")
 	agent := startAgent(tb, cfg, bin, proxy.URL(), url, secretFile, filepath.Join(logDir, "kaylee-"+tag+".log"))
+	smp.agent.Store(agent)
+	smp.proxy.Store(proxy)
 	kStart := agent.stat(tb)
 	w := watchStore(tb, e.Client(tb), store.DefaultPrefix, hashes)
 	write := make(map[string]string, n)
@@ -802,6 +814,7 @@ func measure(tb testing.TB, cfg config, bin string, n int) Row {
 	// (c) a no-op pass. A webhook naming the commit already fetched
 	// makes none (the loop drops it), so ask for one as people do:
 	// kaylee sync --now, whose own few requests count with the pass's.
+	smp.phase.Store("noop")
 	settle(tb, e.ClientURL(), time.Minute)
 	c0, s0 := syncPasses(tb, agent.addr)
 	v3a, v2a := etcdUnary(tb, e.ClientURL()), proxy.V2Requests()
@@ -823,6 +836,7 @@ func measure(tb testing.TB, cfg config, bin string, n int) Row {
 	row.NoopWindow = time.Since(t1).Seconds()
 
 	// (d) idle.
+	smp.phase.Store("idle")
 	settle(tb, e.ClientURL(), time.Minute)
 	i0, v3b, v2b := agent.stat(tb), etcdUnary(tb, e.ClientURL()), proxy.V2Requests()
 	it0 := time.Now()
