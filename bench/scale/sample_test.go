@@ -22,7 +22,7 @@ import (
 type sampler struct {
 	phase atomic.Value // string: the run's phase, set by measure
 	agent atomic.Pointer[agentProc]
-	proxy atomic.Pointer[Proxy]
+	proxy atomic.Pointer[proxyProc]
 
 	stop chan struct{}
 	done sync.WaitGroup

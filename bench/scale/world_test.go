@@ -741,11 +741,7 @@ func measure(tb testing.TB, cfg config, bin string, n int) Row {
 	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	proxy, err := NewProxy(e.ClientURL())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(proxy.Close)
+	proxy := startProxy(tb, e.ClientURL())
 	smp.phase.Store("kaylee")
 	agent := startAgent(tb, cfg, bin, proxy.URL(), url, secretFile, filepath.Join(logDir, "kaylee-"+tag+".log"))
 	smp.agent.Store(agent)
