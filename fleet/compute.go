@@ -154,10 +154,14 @@ func (pp *passPlanner) plan(snap *snapshot, now time.Time) *planResult {
 	for _, u := range snap.units {
 		stored[u.Name] = true
 	}
-	actual := observeWith(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines, stored, pp.hashes.of)
-	probes := observeProbes(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines, pp.hashes.of)
+	states, heldUntil := holdStates(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines, pp.mem, now)
+	if !heldUntil.IsZero() {
+		p.wakeAt(heldUntil) // a held state stops standing: look again
+	}
+	actual := observeWith(pp.opts.UnitPrefix, snap.fleetUnits, states, p.machines, stored, pp.hashes.of)
+	probes := observeProbes(pp.opts.UnitPrefix, snap.fleetUnits, states, p.machines, pp.hashes.of)
 	pp.hashes.sweep()
-	p.conflicts = newConflictView(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines)
+	p.conflicts = newConflictView(pp.opts.UnitPrefix, snap.fleetUnits, states, p.machines)
 	pp.now = now
 	pp.mem.seeMachines(fleetMachines, p.machines, actual, now)
 	res.inputs = pp.unitInputs(snap, fleetMachines, actual, &res.warnings)

@@ -11,6 +11,9 @@ import (
 // memory is what the leader remembers between passes of one term. A new
 // leader starts empty: it waits MinReady afresh, which is only slower.
 type memory struct {
+	// published: fleet unit and machine → the state fleet last published
+	// there, and when it was seen, for stateHold (see plan_held.go).
+	published   map[string]seenState
 	readySince  map[string]time.Time // fleet unit → first seen running
 	stopping    map[string]time.Time // fleet unit → when it was set loaded
 	unscheduled map[string]time.Time // fleet unit → first seen with no machine
@@ -97,6 +100,7 @@ func newMemory() *memory {
 		primary:     map[string]*primaryDecision{},
 		draining:    map[string]time.Time{},
 		evidence:    map[string]*evidenceWant{},
+		published:   map[string]seenState{},
 	}
 }
 

@@ -27,6 +27,7 @@ type Proxy struct {
 	ln     net.Listener
 	target string // host:port
 	v2     atomic.Int64
+	lists  atomic.Int64 // recursive reads (not watches): a directory listed whole
 	http1  *chanListener
 	srv    *http.Server
 
@@ -54,10 +55,13 @@ func NewProxy(targetURL string) (*Proxy, error) {
 	rp.ErrorLog = log.New(io.Discard, "", 0) // a client's cancelled watch is no news
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == countPath { // the harness asking, not the client
-			fmt.Fprintln(w, p.v2.Load())
+			fmt.Fprintln(w, p.v2.Load(), p.lists.Load())
 			return
 		}
 		p.v2.Add(1)
+		if q := r.URL.Query(); r.Method == http.MethodGet && q.Get("recursive") == "true" && q.Get("wait") != "true" {
+			p.lists.Add(1)
+		}
 		rp.ServeHTTP(w, r)
 	})}
 	go func() { _ = p.srv.Serve(p.http1) }()
@@ -69,7 +73,8 @@ func NewProxy(targetURL string) (*Proxy, error) {
 // URL is the proxy's address, for the client's etcd endpoints.
 func (p *Proxy) URL() string { return "http://" + p.ln.Addr().String() }
 
-// countPath answers how many v2 requests the proxy has passed on.
+// countPath answers how many v2 requests the proxy has passed on, and how
+// many of them were recursive reads.
 const countPath = "/kaylee-bench/v2-requests"
 
 // V2Requests is how many v2 (HTTP/1) requests the client has made.

@@ -89,10 +89,22 @@ func (p *proxyProc) URL() string { return p.url }
 // V2Requests is how many v2 requests the agent has made through it; -1
 // when the proxy does not answer.
 func (p *proxyProc) V2Requests() int64 {
-	code, body := httpGet(strings.TrimPrefix(p.url, "http://"), countPath)
-	n, err := strconv.ParseInt(strings.TrimSpace(body), 10, 64)
-	if code != 200 || err != nil {
-		return -1
-	}
+	n, _ := p.counts()
 	return n
+}
+
+// counts are the agent's v2 requests and, of them, its recursive reads
+// (-1, -1 when the proxy does not answer).
+func (p *proxyProc) counts() (requests, lists int64) {
+	code, body := httpGet(strings.TrimPrefix(p.url, "http://"), countPath)
+	f := strings.Fields(body)
+	if code != 200 || len(f) != 2 {
+		return -1, -1
+	}
+	n, err1 := strconv.ParseInt(f[0], 10, 64)
+	l, err2 := strconv.ParseInt(f[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1, -1
+	}
+	return n, l
 }

@@ -29,11 +29,11 @@ type sampler struct {
 }
 
 // sampleHeader names the columns; per-second figures are over the window.
-const sampleHeader = "t_s\tphase\tfleet_up\tfleet_states\tsystemd_up\tv2_expires_per_s\tv2_put_per_s\tv2_put_ms\tv2_get_per_s\tv2_get_ms\tv3_unary_per_s\tagent_v2_per_s\tagent_cpu\tbench_cpu\n"
+const sampleHeader = "t_s\tphase\tfleet_up\tfleet_states\tsystemd_up\tv2_expires_per_s\tv2_put_per_s\tv2_put_ms\tv2_get_per_s\tv2_get_ms\tv2_lists_per_s\tv3_unary_per_s\tagent_v2_per_s\tagent_lists_per_s\tagent_cpu\tbench_cpu\n"
 
 // etcdFigures are the cumulative counters of etcd's /metrics read here.
 type etcdFigures struct {
-	expires, puts, putSecs, gets, getSecs, unary float64
+	expires, puts, putSecs, gets, getSecs, lists, unary float64
 }
 
 func readEtcdFigures(etcdURL string) (etcdFigures, error) {
@@ -53,6 +53,7 @@ func readEtcdFigures(etcdURL string) (etcdFigures, error) {
 		expires: Sum(m, "etcd_debugging_store_expires_total", nil),
 		puts:    Sum(m, d+"_count", put), putSecs: Sum(m, d+"_sum", put),
 		gets: Sum(m, d+"_count", get), getSecs: Sum(m, d+"_sum", get),
+		lists: Sum(m, "etcd_debugging_store_reads_total", map[string]string{"action": "getRecursive"}),
 		unary: Sum(m, "grpc_server_handled_total", map[string]string{"grpc_type": "unary"}),
 	}, nil
 }
@@ -78,7 +79,7 @@ func startSampler(tb testing.TB, file string, period time.Duration, etcdURL stri
 		t0 := time.Now()
 		last, lastAt := etcdFigures{}, time.Time{}
 		var lastAgentCPU, lastBenchCPU float64
-		var lastV2 int64
+		var lastV2, lastLists int64
 		tick := time.NewTicker(period)
 		defer tick.Stop()
 		for {
@@ -108,14 +109,14 @@ func startSampler(tb testing.TB, file string, period time.Duration, etcdURL stri
 				}
 			}
 			var agentCPU float64
-			var v2 int64
+			var v2, lists int64
 			if a := s.agent.Load(); a != nil {
 				if ps, err := ReadProc(a.cmd.Process.Pid); err == nil {
 					agentCPU = ps.CPUSeconds
 				}
 			}
 			if p := s.proxy.Load(); p != nil {
-				v2 = p.V2Requests()
+				v2, lists = p.counts()
 			}
 			bench, _ := ReadProc(os.Getpid())
 			if !lastAt.IsZero() {
@@ -130,15 +131,15 @@ func startSampler(tb testing.TB, file string, period time.Duration, etcdURL stri
 				if lastAgentCPU > 0 { // a core's share; 0 before the agent runs
 					agentShare = (agentCPU - lastAgentCPU) / w
 				}
-				fmt.Fprintf(f, "%.0f\t%s\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\n",
+				fmt.Fprintf(f, "%.0f\t%s\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\n",
 					now.Sub(t0).Seconds(), s.phase.Load(), fleetUp, fleetStates, sysUp,
 					(ef.expires-last.expires)/w,
 					(ef.puts-last.puts)/w, ms(ef.putSecs-last.putSecs, ef.puts-last.puts),
-					(ef.gets-last.gets)/w, ms(ef.getSecs-last.getSecs, ef.gets-last.gets),
-					(ef.unary-last.unary)/w, float64(v2-lastV2)/w,
+					(ef.gets-last.gets)/w, ms(ef.getSecs-last.getSecs, ef.gets-last.gets), (ef.lists-last.lists)/w,
+					(ef.unary-last.unary)/w, float64(v2-lastV2)/w, float64(lists-lastLists)/w,
 					agentShare, (bench.CPUSeconds-lastBenchCPU)/w)
 			}
-			last, lastAt, lastAgentCPU, lastV2, lastBenchCPU = ef, now, agentCPU, v2, bench.CPUSeconds
+			last, lastAt, lastAgentCPU, lastV2, lastLists, lastBenchCPU = ef, now, agentCPU, v2, lists, bench.CPUSeconds
 		}
 	}()
 	return s

@@ -1,0 +1,75 @@
+package fleet
+
+import (
+	"strings"
+	"time"
+
+	"github.com/coreos/fleet/schema"
+)
+
+// A fleet agent publishes each unit state when it changes, and again,
+// unchanged, every 4/5 of its TTL (agent_ttl); etcd drops a state its
+// agent is late to publish again. On a loaded etcd that happens to many
+// at once: at 1,000 units × 3 on 10 simulated machines, fleet's own states
+// expired at up to 300 a second with every replica still running on its
+// machine (docs/benchmarks.md), and Kaylee's statuses went from 3 to 2
+// running and back every minute, each flap three status writes, and
+// each a replica that had to be watched for minReady afresh.
+//
+// So a state that vanished stands for a while: for a fleet unit still
+// scheduled, to be launched, on the same live machine, the last state seen
+// counts for up to stateHold after it was last seen. A real change is
+// published at once (a stop, a crash, a restart: a state of its own); a
+// machine that dies leaves fleet's machine list within the same TTL and
+// its states are not held; a unit fleet moves or unschedules has another
+// machine or none.
+
+// stateHold is how long a vanished state stands: fleet's default agent_ttl.
+const stateHold = 30 * time.Second
+
+// seenState is a state as last published, and when it was last seen.
+type seenState struct {
+	state *schema.UnitState
+	at    time.Time
+}
+
+// holdStates returns states with the vanished ones that still stand
+// added, and when the first of those stops standing (zero: none held). It
+// remembers every state of prefix's fleet units it sees, in mem.published.
+func holdStates(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitState, live map[string]string, mem *memory, now time.Time) ([]*schema.UnitState, time.Time) {
+	ours := func(name string) bool { return strings.HasPrefix(name, prefix+":") }
+	key := func(name, machineID string) string { return name + "\x00" + machineID }
+	seen := make(map[string]bool, len(states))
+	for _, s := range states {
+		if ours(s.Name) {
+			k := key(s.Name, s.MachineID)
+			seen[k] = true
+			mem.published[k] = seenState{state: s, at: now}
+		}
+	}
+	out := states
+	var until time.Time
+	for _, u := range fleetUnits {
+		if !ours(u.Name) || u.MachineID == "" || u.DesiredState != targetLaunched {
+			continue
+		}
+		k := key(u.Name, u.MachineID)
+		last, ok := mem.published[k]
+		if _, up := live[u.MachineID]; seen[k] || !ok || !up || now.Sub(last.at) >= stateHold {
+			continue
+		}
+		if len(out) == len(states) { // copy before the first addition: states is the snapshot's
+			out = append(make([]*schema.UnitState, 0, len(states)+1), states...)
+		}
+		out = append(out, last.state)
+		if end := last.at.Add(stateHold); until.IsZero() || end.Before(until) {
+			until = end
+		}
+	}
+	for k, s := range mem.published {
+		if now.Sub(s.at) >= stateHold {
+			delete(mem.published, k)
+		}
+	}
+	return out, until
+}
