@@ -18,7 +18,7 @@ import (
 //
 // The window is renewed ahead of its end: once less of it is left than
 // the last confirmation took, one caller confirms while the others go on
-// calling in what is left. On an etcd that takes 0.2 to 0.6 s to answer
+// calling in what is left. On an etcd that takes 0.15 to 0.9 s to answer
 // (1,000 units on a loaded cluster) calls no longer stop for every
 // confirmation, and one slower than maxConfirmAge still opens a window.
 

@@ -61,7 +61,7 @@ func TestGuardWaitsForKeepAlive(t *testing.T) {
 }
 
 // A confirmation that takes longer than maxConfirmAge (an etcd under
-// load: 0.2 to 0.6 s per read at 1,000 units on 2 cores, docs/benchmarks.md)
+// load: 0.06 to 0.57 s per read at 1,000 units on 2 cores, docs/benchmarks.md)
 // still opens a window: the window's second counts from the answer, its
 // lease time from the question.
 func TestGuardSlowConfirmation(t *testing.T) {

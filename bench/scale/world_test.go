@@ -762,12 +762,21 @@ func measure(tb testing.TB, cfg config, bin string, n int) Row {
 	deadline := t0.Add(cfg.wait)
 	seen := false // every status was seen running
 	api := cluster.API()
-	var lastFleetPoll time.Time
+	var lastFleetPoll, lastSimPoll time.Time
 	for {
+		first, all, up, nUp := w.times()
+		// The machines' systemd is read as often as fleet's floor reads
+		// it (each read holds every simulated machine's systemd and
+		// parses every fleet unit's name, in the process fleet runs in),
+		// and at every turn once the statuses say all run.
+		sim := -1
+		if !up.IsZero() || time.Since(lastSimPoll) >= fleetPoll(n) {
+			lastSimPoll, sim = time.Now(), simRunning(cluster, hashes)
+		}
 		// When the machines' systemd, and fleet's published states, had
 		// every replica running: how much of Kaylee's time is spent
 		// noticing it.
-		if row.KayleeSystemd == 0 && simRunning(cluster, hashes) == n {
+		if row.KayleeSystemd == 0 && sim == n {
 			row.KayleeSystemd = time.Since(t0).Seconds()
 		}
 		if row.KayleeFleet == 0 && time.Since(lastFleetPoll) >= fleetPoll(n) {
@@ -776,11 +785,10 @@ func measure(tb testing.TB, cfg config, bin string, n int) Row {
 				row.KayleeFleet = time.Since(t0).Seconds()
 			}
 		}
-		first, all, up, nUp := w.times()
 		if !up.IsZero() {
 			// Running in Kaylee's statuses and on the machines' systemd:
 			// when the statuses were, if systemd agrees at once.
-			if simRunning(cluster, hashes) == n {
+			if sim == n {
 				end := time.Now()
 				if !seen {
 					end = up
