@@ -77,9 +77,6 @@ func (p *Proxy) URL() string { return "http://" + p.ln.Addr().String() }
 // many of them were recursive reads.
 const countPath = "/kaylee-bench/v2-requests"
 
-// V2Requests is how many v2 (HTTP/1) requests the client has made.
-func (p *Proxy) V2Requests() int64 { return p.v2.Load() }
-
 // Close stops the proxy and cuts every connection.
 func (p *Proxy) Close() {
 	p.ln.Close()
