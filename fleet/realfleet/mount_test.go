@@ -139,8 +139,12 @@ func TestRealMountServiceGate(t *testing.T) {
 	journal, _ := e.c.Exec(ctx, m, "journalctl", "--no-pager", "-o", "cat", "-u", mount)
 	tries := strings.Count(journal, "Starting ")
 	t.Logf("on %s: %s: %s, started %d times", m.Name, mount, strings.Join(strings.Fields(show), " "), tries)
-	if !strings.Contains(show, "ActiveState=failed") {
-		t.Errorf("%s on %s: %s, want failed", mount, m.Name, show)
+	// failed, or activating again: each restart of the replica pulls it in
+	// (CI at 712456b found it activating, Result=success as each start
+	// resets it, its journal full of failures).
+	if !strings.Contains(show, "ActiveState=failed") && !strings.Contains(show, "ActiveState=activating") ||
+		!strings.Contains(journal, "Failed") {
+		t.Errorf("%s on %s: %s, want failed or activating again after failing; journal:\n%s", mount, m.Name, show, tail(journal, 20))
 	}
 	if tries < 2 {
 		t.Errorf("%s was started %d times on %s in 40s: systemd's restarts of the replica did not pull it in again\n%s", mount, tries, m.Name, tail(journal, 20))
