@@ -22,7 +22,9 @@ import (
 // published at once (a stop, a crash, a restart: a state of its own); a
 // machine that dies leaves fleet's machine list within the same TTL and
 // its states are not held; a unit fleet moves or unschedules has another
-// machine or none.
+// machine or none, and what was seen of it there is forgotten; a fleet
+// unit Kaylee created again under the same name (the same spec and
+// index) has none of its predecessor's states held.
 
 // stateHold is how long a vanished state stands: fleet's default agent_ttl.
 const stateHold = 30 * time.Second
@@ -49,14 +51,19 @@ func holdStates(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitS
 	}
 	out := states
 	var until time.Time
+	placed := make(map[string]bool, len(fleetUnits)) // scheduled, to be launched, there
 	for _, u := range fleetUnits {
 		if !ours(u.Name) || u.MachineID == "" || u.DesiredState != targetLaunched {
 			continue
 		}
 		k := key(u.Name, u.MachineID)
+		placed[k] = true
 		last, ok := mem.published[k]
 		if _, up := live[u.MachineID]; seen[k] || !ok || !up || now.Sub(last.at) >= stateHold {
 			continue
+		}
+		if c, again := mem.created[u.Name]; again && !c.Before(last.at) {
+			continue // created (again) since: that state was its predecessor's
 		}
 		if len(out) == len(states) { // copy before the first addition: states is the snapshot's
 			out = append(make([]*schema.UnitState, 0, len(states)+1), states...)
@@ -67,8 +74,8 @@ func holdStates(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitS
 		}
 	}
 	for k, s := range mem.published {
-		if now.Sub(s.at) >= stateHold {
-			delete(mem.published, k)
+		if now.Sub(s.at) >= stateHold || !seen[k] && !placed[k] {
+			delete(mem.published, k) // too old, or its unit left that machine
 		}
 	}
 	return out, until

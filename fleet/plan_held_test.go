@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 // again) while it stays scheduled on its live machine: the status does
 // not flap. The state stands for stateHold after it was last seen, and a
 // pass is asked for when it stops standing; not when the machine is gone,
-// the unit moved or is stopped, or the hold is over.
+// the unit moved or is stopped, was created again since, or the hold is
+// over.
 func TestPlanHoldsVanishedState(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	v1 := storedUnit(t, `{"name":"web","replicas":3,"apps":[{"image":"docker://web:1"}]}`)
@@ -59,6 +61,7 @@ func TestPlanHoldsVanishedState(t *testing.T) {
 		{"fleet moved it", 25 * time.Second, vanished(func(s *snapshot) { s.fleetUnits[1].MachineID = "m0" }), "progressing 2", "", 0},
 		{"it is being stopped", 25 * time.Second, vanished(func(s *snapshot) { s.fleetUnits[1].DesiredState = "loaded" }), "progressing", "launch:1", 0},
 		{"fleet unscheduled it", 25 * time.Second, vanished(func(s *snapshot) { s.fleetUnits[1].MachineID = "" }), "progressing 2", "", 0},
+		{"created again since it was seen", 25 * time.Second, vanished(nil), "progressing 2", "", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,6 +72,9 @@ func TestPlanHoldsVanishedState(t *testing.T) {
 				t.Fatalf("before: %s %q", st.Phase, st.Message)
 			}
 			tc.snap.statuses, tc.snap.registry = snap.statuses, snap.registry
+			if strings.HasPrefix(tc.name, "created again") { // destroyed and created under its name at 22s
+				pp.mem.created[units[1].Name] = t0.Add(22 * time.Second)
+			}
 			plan := pp.plan(tc.snap, t0.Add(tc.at))
 			st := plan.statuses[0].status
 			got := fmt.Sprintf("%s %d", st.Phase, st.Running)
