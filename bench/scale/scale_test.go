@@ -61,7 +61,9 @@ func TestScaleSmoke(t *testing.T) {
 	for _, p := range profiles {
 		names = append(names, p.Name())
 	}
-	if !strings.Contains(strings.Join(names, " "), "push-5-3-000.pb.gz") || !strings.Contains(strings.Join(names, " "), "heap-5-3.pb.gz") {
-		t.Errorf("profiles: %v, want push-5-3-000.pb.gz and heap-5-3.pb.gz", names)
+	for _, want := range []string{"push-5-3-000.pb.gz", "heap-5-3.pb.gz", "harness-floor-5-3-000.pb.gz", "harness-kaylee-5-3-000.pb.gz"} {
+		if !strings.Contains(strings.Join(names, " "), want) {
+			t.Errorf("profiles: %v, want %s", names, want)
+		}
 	}
 }

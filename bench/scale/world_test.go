@@ -689,6 +689,8 @@ func measure(tb testing.TB, cfg config, bin string, n int) Row {
 	}
 	smp := startSampler(tb, samples, 10*time.Second, e.ClientURL(), cluster)
 	defer smp.Stop()
+	hprof := profileHarness(tb, cfg.profileDir, tag, &smp.phase, time.Minute)
+	defer hprof.Stop()
 	defer func() {
 		if row.MinMachines == 0 { // failed half way
 			mw.Stop()
@@ -872,15 +874,29 @@ func newEtcd(tb testing.TB) *etcdtest.Server {
 	return etcdtest.New(tb)
 }
 
-// fleetLog sends fleet's own log lines to file for the size.
+// fleetLog sends fleet's own log lines to file for the size, each after
+// the time it was written (fleet's own lines have none): how long fleet's
+// engine took per placement, and when its leadership changed.
 func fleetLog(tb testing.TB, file string) {
 	tb.Helper()
 	f, err := os.Create(file)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	restore := fleetlog.Redirect(f)
+	restore := fleetlog.Redirect(stamped{f})
 	tb.Cleanup(func() { restore(); f.Close() })
+}
+
+// stamped writes each line after its time. fleet's logger writes one
+// whole line per Write, one at a time.
+type stamped struct{ w io.Writer }
+
+func (s stamped) Write(p []byte) (int, error) {
+	b := append(time.Now().AppendFormat(make([]byte, 0, 16+len(p)), "15:04:05.000 "), p...)
+	if _, err := s.w.Write(b); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // newRepo is the benchmark's git repository, with one commit and no unit.
