@@ -19,7 +19,8 @@ import (
 //     before, counted from this write: see drain.go), so a refused write
 //     makes no fleet call;
 //  3. the fleet calls, each in a window of confirmed leadership (see
-//     guard): none once leadership cannot be confirmed;
+//     guard): none once leadership cannot be confirmed; then, when due,
+//     the removal of what fleet keeps of destroyed fleet units (sweep.go);
 //  4. the observer is told the phases;
 //  5. the statuses that changed (fenced);
 //  6. the history (fenced), with its notifications and events: written
@@ -46,6 +47,7 @@ func (t *term) apply(ctx context.Context, snap *snapshot, plan *planResult) erro
 	if err := t.callFleet(ctx, plan.ops, plan.why()); err != nil {
 		return err
 	}
+	t.sweepLeftovers(ctx)
 	if t.opts.Observer != nil {
 		t.opts.Observer.Phases(plan.phases())
 	}
@@ -140,6 +142,9 @@ func (t *term) callOne(o op, why string) {
 		return
 	}
 	t.log.Info("fleet", "unit", o.owner, "op", o.kind.String(), "fleetUnit", o.name)
+	if o.kind == opDestroy {
+		t.sweep.destroyed(time.Now())
+	}
 	t.events.addCall(o, why)
 }
 

@@ -68,6 +68,13 @@ type Options struct {
 	// RetryFailed: a failed replica of a deployed spec is replaced after
 	// this pause. Default 30s.
 	RetryFailed time.Duration
+	// SweepDelay: what fleet keeps of the fleet units the scheduler
+	// destroyed (unit files, which fleet never deletes and each of its
+	// agents reads on every reconciliation, and emptied directories) is
+	// removed this long after a destroy, once the destroyed units' last
+	// heartbeats have expired (fleet's agent_ttl, 30s by default), and
+	// this long after a leader starts. Default 2m. See sweep.go.
+	SweepDelay time.Duration
 	// MachineLossGrace: a member of a stateful unit with onMachineLoss
 	// move whose machine has left fleet for this long is moved to another
 	// machine (of its zone, with spread). The leader remembers since when
@@ -113,6 +120,7 @@ func (o Options) withDefaults() Options {
 	def(&o.Unschedulable, 30*time.Second)
 	def(&o.RetryFailed, 30*time.Second)
 	def(&o.MachineLossGrace, 5*time.Minute)
+	def(&o.SweepDelay, 2*time.Minute)
 	def(&o.Poll, 2*time.Second)
 	def(&o.Resync, 30*time.Second)
 	if o.Workers <= 0 {
@@ -201,6 +209,7 @@ type term struct {
 	events   eventBatch // of the pass under way
 	// machinesDropped is what was last left out of fleet's machines.
 	machinesDropped string
+	sweep           *sweeper // when fleet's leftovers are removed
 }
 
 func (r *Reconciler) newTerm(ctx context.Context, fence store.Fence) (*term, error) {
@@ -216,7 +225,8 @@ func (r *Reconciler) newTerm(ctx context.Context, fence store.Fence) (*term, err
 	if err != nil {
 		return nil, err
 	}
-	return &term{Reconciler: r, fence: fence, planner: newPassPlanner(r.opts), statuses: sts, history: hist, reg: reg}, nil
+	return &term{Reconciler: r, fence: fence, planner: newPassPlanner(r.opts), statuses: sts, history: hist, reg: reg,
+		sweep: newSweeper(r.opts.SweepDelay, time.Now())}, nil
 }
 
 // Run reconciles until ctx ends or a status write is refused because this
@@ -461,5 +471,9 @@ func (t *term) pass(ctx context.Context) (passResult, error) {
 	}
 	t.states = plan.fingerprint
 	res := passResult{rev: snap.rev, ops: len(plan.ops), busy: plan.busy(), wakeAt: plan.wakeAt}
-	return res, t.apply(ctx, snap, plan)
+	err = t.apply(ctx, snap, plan)
+	if due := t.sweep.next(); !due.IsZero() && (res.wakeAt.IsZero() || due.Before(res.wakeAt)) {
+		res.wakeAt = due // the next sweep of fleet's leftovers
+	}
+	return res, err
 }
