@@ -55,8 +55,9 @@ func TestPlanHoldsVanishedState(t *testing.T) {
 		wantOps  string
 		wantWake time.Duration // after t0 (0: not checked)
 	}{
-		{"still scheduled on its live machine: stands", 25 * time.Second, vanished(nil), "running 3", "", 50 * time.Second},
-		{"the hold is over", 50 * time.Second, vanished(nil), "progressing 2", "", 0},
+		{"still scheduled on its live machine: stands", 25 * time.Second, vanished(nil), "running 3", "", 20*time.Second + stateHold},
+		{"stands still, the pass before the hold ends", 20*time.Second + stateHold - time.Second, vanished(nil), "running 3", "", 20*time.Second + stateHold},
+		{"the hold is over", 20*time.Second + stateHold, vanished(nil), "progressing 2", "", 0},
 		{"its machine is gone", 25 * time.Second, vanished(func(s *snapshot) { s.machines = s.machines[:1] }), "progressing", "", 0},
 		{"fleet moved it", 25 * time.Second, vanished(func(s *snapshot) { s.fleetUnits[1].MachineID = "m0" }), "progressing 2", "", 0},
 		{"it is being stopped", 25 * time.Second, vanished(func(s *snapshot) { s.fleetUnits[1].DesiredState = "loaded" }), "progressing", "launch:1", 0},
