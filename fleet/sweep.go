@@ -2,7 +2,7 @@ package fleet
 
 import (
 	"context"
-	"strings"
+	"regexp"
 	"sync"
 	"time"
 
@@ -94,10 +94,9 @@ func (t *term) sweepLeftovers(ctx context.Context) {
 		return
 	}
 	prefix := t.opts.UnitPrefix
-	mark := "KAYLEE_ID=" + prefix + "_"
 	left, err := sw.SweepLeftovers(ctx,
 		func(name string) bool { _, ok := deploy.ParseUnitName(prefix, name); return ok },
-		func(text string) bool { return strings.Contains(text, mark) })
+		ownUnitFile(prefix).MatchString)
 	if err != nil {
 		t.log.Warn("removing fleet's leftovers of destroyed fleet units failed; will retry", "err", err)
 		return
@@ -106,4 +105,12 @@ func (t *term) sweepLeftovers(ctx context.Context) {
 	if left.UnitFiles+left.Dirs > 0 {
 		t.log.Info("removed what fleet kept of destroyed fleet units", "unitFiles", left.UnitFiles, "emptyDirs", left.Dirs)
 	}
+}
+
+// ownUnitFile matches a unit file Kaylee rendered under prefix: its
+// KAYLEE_ID is <prefix>_<name>_<spec hash>_<group>_<index>
+// (deploy.UnitName.InstanceID), unique to one fleet unit name. The
+// original monder/kaylee's IDs have no group and no prefix.
+func ownUnitFile(prefix string) *regexp.Regexp {
+	return regexp.MustCompile(`KAYLEE_ID=` + regexp.QuoteMeta(prefix) + `_[a-z0-9-]+_[0-9a-f]{8}_[0-9a-f]{6}_[0-9]+`)
 }
