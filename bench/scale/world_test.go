@@ -723,11 +723,11 @@ func measure(tb testing.TB, cfg config, bin string, n int) Row {
 	// What fleet leaves of a phase's destroyed units is removed before
 	// the next phase, which would otherwise read it too (dropLeftovers).
 	dropFloor := func(phase string) {
-		files, dirs, err := dropLeftovers(e.ClientURL(), cluster.KeyPrefix())
+		left, err := dropLeftovers(cluster)
 		if err != nil {
 			tb.Fatalf("removing fleet's leftovers of %s: %v", phase, err)
 		}
-		tb.Logf("%d units: removed what fleet left of %s: %d unit files, %d empty fleet unit directories", n, phase, files, dirs)
+		tb.Logf("%d units: removed what fleet left of %s: %d unit files, %d empty fleet unit directories", n, phase, left.UnitFiles, left.Dirs)
 	}
 	smp.phase.Store("floor")
 	row.FleetFloor, row.FleetFloorSystemd = floor(tb, cluster, fu, cfg.workers, cfg.wait)
