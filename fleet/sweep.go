@@ -32,6 +32,7 @@ type sweeper struct {
 	mu          sync.Mutex // destroyed is called by the pass's workers
 	due         time.Time  // zero: none due
 	lastDestroy time.Time
+	off         bool // the fleet client cannot sweep
 }
 
 func newSweeper(delay time.Duration, now time.Time) *sweeper {
@@ -43,7 +44,7 @@ func (s *sweeper) destroyed(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lastDestroy = now
-	if s.due.IsZero() {
+	if s.due.IsZero() && !s.off {
 		s.due = now.Add(s.delay)
 	}
 }
@@ -59,6 +60,20 @@ func (s *sweeper) next() time.Time {
 func (s *sweeper) ready(now time.Time) bool {
 	due := s.next()
 	return !due.IsZero() && !now.Before(due)
+}
+
+// retry puts a sweep that could not be made off until delay after now.
+func (s *sweeper) retry(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.due = now.Add(s.delay)
+}
+
+// stop makes no sweep due any more.
+func (s *sweeper) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.due, s.off = time.Time{}, true
 }
 
 // swept records a sweep that read fleet's registry at start.
@@ -84,13 +99,14 @@ func (t *term) sweepLeftovers(ctx context.Context) {
 		return
 	}
 	sw, ok := t.api.(LeftoverSweeper)
-	if !ok {
-		t.sweep.swept(now.Add(t.sweep.delay)) // nothing to do through this client
+	if !ok { // fleet's HTTP API: it cannot delete them
+		t.sweep.stop()
 		return
 	}
 	g := &guard{confirm: func(ctx context.Context) (time.Duration, error) { return t.store.Confirm(ctx, t.fence) }}
 	if err := g.allow(ctx); err != nil {
 		t.log.Warn("fleet's leftovers not removed: leadership could not be confirmed", "err", err)
+		t.sweep.retry(now)
 		return
 	}
 	prefix := t.opts.UnitPrefix
@@ -98,7 +114,8 @@ func (t *term) sweepLeftovers(ctx context.Context) {
 		func(name string) bool { _, ok := deploy.ParseUnitName(prefix, name); return ok },
 		ownUnitFile(prefix).MatchString)
 	if err != nil {
-		t.log.Warn("removing fleet's leftovers of destroyed fleet units failed; will retry", "err", err)
+		t.log.Warn("removing fleet's leftovers of destroyed fleet units failed; will retry", "err", err, "in", t.sweep.delay)
+		t.sweep.retry(now)
 		return
 	}
 	t.sweep.swept(now)

@@ -53,4 +53,14 @@ func TestSweeperDue(t *testing.T) {
 	if !s.next().IsZero() {
 		t.Fatalf("after the sweep at 6m: due %v, want none", s.next())
 	}
+	s.destroyed(t0.Add(7 * time.Minute))
+	s.retry(t0.Add(9 * time.Minute)) // the sweep at 9m failed
+	if got := s.next().Sub(t0); got != 11*time.Minute {
+		t.Fatalf("after a failed sweep at 9m: due at %v, want 11m", got)
+	}
+	s.stop() // a client that cannot sweep
+	s.destroyed(t0.Add(12 * time.Minute))
+	if !s.next().IsZero() {
+		t.Fatalf("stopped: due %v, want none", s.next())
+	}
 }
