@@ -25,6 +25,14 @@ type StateNotifier interface {
 	StateChanges(ctx context.Context, retry time.Duration) <-chan struct{}
 }
 
+// StateRemovalTracker is a fleet API that tells the unit states fleet's
+// agents removed (a unit they unloaded) from those that expired (an
+// agent late to publish): fleetreg.API.StateRemovals. A vanished state is
+// held only when it was not removed (see plan_held.go).
+type StateRemovalTracker interface {
+	StateRemovals() (map[string]time.Time, uint64)
+}
+
 // DefaultKeyPrefix is fleet's etcd key prefix.
 const DefaultKeyPrefix = "/_coreos.com/fleet/"
 

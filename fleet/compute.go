@@ -154,7 +154,7 @@ func (pp *passPlanner) plan(snap *snapshot, now time.Time) *planResult {
 	for _, u := range snap.units {
 		stored[u.Name] = true
 	}
-	states, heldUntil := holdStates(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, p.machines, pp.mem, now)
+	states, heldUntil := holdStates(pp.opts.UnitPrefix, snap.fleetUnits, snap.states, snap.removed, p.machines, pp.mem, now)
 	if !heldUntil.IsZero() {
 		p.wakeAt(heldUntil) // a held state stops standing: look again
 	}

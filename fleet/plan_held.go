@@ -29,6 +29,24 @@ import (
 // machine or none, and what was seen of it there is forgotten; a fleet
 // unit Kaylee created again under the same name (the same spec and
 // index) has none of its predecessor's states held.
+//
+// And a state fleet's agent removed is not held: it unloaded the unit
+// (unscheduled, or in conflict with a unit loaded before it on that
+// machine) and deleted the unit's states, where an expired state is
+// etcd's doing. Only the registry's watch tells the two apart
+// (StateRemovalTracker); a removal it missed (etcd's event history
+// passed under load) leaves the state held, stateHold at most.
+
+// removedSince says whether fleet's agent removed the unit's state on
+// machineID (or all of its states) at or after t.
+func removedSince(removed map[string]time.Time, name, machineID string, t time.Time) bool {
+	for _, k := range []string{name, name + "/" + machineID} {
+		if at, ok := removed[k]; ok && !at.Before(t) {
+			return true
+		}
+	}
+	return false
+}
 
 // stateHold is how long at most a vanished state stands while its machine
 // stays listed: four of fleet's default agent_ttl. At 1,000 units × 3 on
@@ -47,7 +65,7 @@ type seenState struct {
 // holdStates returns states with the vanished ones that still stand
 // added, and when the first of those stops standing (zero: none held). It
 // remembers every state of prefix's fleet units it sees, in mem.published.
-func holdStates(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitState, live map[string]string, mem *memory, now time.Time) ([]*schema.UnitState, time.Time) {
+func holdStates(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitState, removed map[string]time.Time, live map[string]string, mem *memory, now time.Time) ([]*schema.UnitState, time.Time) {
 	ours := func(name string) bool { return strings.HasPrefix(name, prefix+":") }
 	key := func(name, machineID string) string { return name + "\x00" + machineID }
 	seen := make(map[string]bool, len(states))
@@ -73,6 +91,9 @@ func holdStates(prefix string, fleetUnits []*schema.Unit, states []*schema.UnitS
 		}
 		if c, again := mem.created[u.Name]; again && !c.Before(last.at) {
 			continue // created (again) since: that state was its predecessor's
+		}
+		if removedSince(removed, u.Name, u.MachineID, last.at) {
+			continue // fleet's agent removed it: it unloaded the unit
 		}
 		if len(out) == len(states) { // copy before the first addition: states is the snapshot's
 			out = append(make([]*schema.UnitState, 0, len(states)+1), states...)

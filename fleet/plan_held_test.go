@@ -16,8 +16,8 @@ import (
 // again) while it stays scheduled on its live machine: the status does
 // not flap. The state stands for stateHold after it was last seen, and a
 // pass is asked for when it stops standing; not when the machine is gone,
-// the unit moved or is stopped, was created again since, or the hold is
-// over.
+// the unit moved or is stopped, was created again since, fleet's agent
+// removed the state (it unloaded the unit), or the hold is over.
 func TestPlanHoldsVanishedState(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	v1 := storedUnit(t, `{"name":"web","replicas":3,"apps":[{"image":"docker://web:1"}]}`)
@@ -63,6 +63,15 @@ func TestPlanHoldsVanishedState(t *testing.T) {
 		{"it is being stopped", 25 * time.Second, vanished(func(s *snapshot) { s.fleetUnits[1].DesiredState = "loaded" }), "progressing", "launch:1", 0},
 		{"fleet unscheduled it", 25 * time.Second, vanished(func(s *snapshot) { s.fleetUnits[1].MachineID = "" }), "progressing 2", "", 0},
 		{"created again since it was seen", 25 * time.Second, vanished(nil), "progressing 2", "", 0},
+		{"fleet's agent removed it (unloaded)", 25 * time.Second, vanished(func(s *snapshot) {
+			s.removed = map[string]time.Time{units[1].Name: t0.Add(22 * time.Second)}
+		}), "progressing 2", "", 0},
+		{"removed on that machine", 25 * time.Second, vanished(func(s *snapshot) {
+			s.removed = map[string]time.Time{units[1].Name + "/" + s.fleetUnits[1].MachineID: t0.Add(22 * time.Second)}
+		}), "progressing 2", "", 0},
+		{"removed before it was last seen: stands", 25 * time.Second, vanished(func(s *snapshot) {
+			s.removed = map[string]time.Time{units[1].Name: t0.Add(5 * time.Second)}
+		}), "running 3", "", 20*time.Second + stateHold},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -206,6 +206,7 @@ type term struct {
 	history  map[string][]*store.HistoryEntry // as last written
 	reg      *registry
 	states   string     // fingerprint of fleet unit states at the last pass
+	removals uint64     // the count of states fleet's agents removed, at the last pass
 	events   eventBatch // of the pass under way
 	// machinesDropped is what was last left out of fleet's machines.
 	machinesDropped string
@@ -419,8 +420,15 @@ func drain(c <-chan struct{}) {
 }
 
 // statesChanged polls fleet's unit states (one call) and reports whether
-// those of Kaylee's units changed since the last pass.
+// those of Kaylee's units changed since the last pass, or fleet's agents
+// removed one since: its removal may have been told after the pass read
+// the states without it, and it ends the state's hold (plan_held.go).
 func (t *term) statesChanged() bool {
+	if r, ok := t.api.(StateRemovalTracker); ok {
+		if _, n := r.StateRemovals(); n != t.removals {
+			return true
+		}
+	}
 	states, err := t.api.UnitStates()
 	if err != nil {
 		t.log.Warn("polling fleet unit states", "err", err)

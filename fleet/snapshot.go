@@ -32,6 +32,9 @@ type snapshot struct {
 	fleetUnits []*schema.Unit
 	states     []*schema.UnitState
 	machines   []machine.MachineState
+	// removed: the unit states fleet's agents removed, by "<unit>" or
+	// "<unit>/<machine>" (StateRemovalTracker); nil when not known.
+	removed map[string]time.Time
 
 	// What this term last wrote of the records only the leader writes,
 	// read from the store when the term started and kept since.
@@ -83,6 +86,9 @@ func (t *term) readSnapshot(ctx context.Context) (*snapshot, error) {
 	}
 	if s.states, err = t.api.UnitStates(); err != nil {
 		return nil, fmt.Errorf("fleet: listing unit states: %w", err)
+	}
+	if r, ok := t.api.(StateRemovalTracker); ok {
+		s.removed, t.removals = r.StateRemovals()
 	}
 	if s.machines, err = t.api.Machines(); err != nil {
 		return nil, fmt.Errorf("fleet: listing machines: %w", err)

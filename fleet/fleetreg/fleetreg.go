@@ -23,6 +23,9 @@ type API struct {
 	keys   etcd.KeysAPI
 	prefix string
 	files  *unitFiles // the unit files Units parsed
+	// removed: the unit states fleet's agents removed, seen by
+	// StateChanges (see StateRemovals).
+	removed *stateRemovals
 	// IdleCloser, when set, closes the idle connections of the HTTP
 	// transport under keys: see CloseIdleConnections.
 	IdleCloser func()
@@ -40,7 +43,8 @@ func (a *API) CloseIdleConnections() {
 // New returns the registry client of fleet's records under prefix.
 func New(keys etcd.KeysAPI, prefix string) *API {
 	reg := registry.NewEtcdRegistry(keys, prefix)
-	return &API{API: &client.RegistryClient{Registry: reg}, reg: reg, keys: keys, prefix: prefix, files: &unitFiles{}}
+	return &API{API: &client.RegistryClient{Registry: reg}, reg: reg, keys: keys, prefix: prefix, files: &unitFiles{},
+		removed: &stateRemovals{at: map[string]time.Time{}}}
 }
 
 // Registry is fleet's registry itself (for tests that write machine
@@ -81,6 +85,7 @@ func (a *API) StateChanges(ctx context.Context, retry time.Duration) <-chan stru
 						break
 					}
 					if !republished(r) {
+						a.removed.record(key, r, time.Now())
 						send()
 					}
 				}

@@ -58,3 +58,53 @@ func TestStateChangesIgnoresRepublish(t *testing.T) {
 	save("another unit's new state", &other, true)
 	save("the first unit's state published again", &dead, false)
 }
+
+// A state fleet's agent removes (it unloaded the unit) is told apart from
+// one that expires (its agent late to publish it again): StateRemovals
+// has the first, not the second, and its count grows with each.
+func TestStateRemovals(t *testing.T) {
+	e := etcdtest.New(t)
+	c, err := etcd.New(etcd.Config{Endpoints: e.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := etcd.NewKeysAPI(c)
+	api := fleetreg.New(keys, "/_coreos.com/fleet/")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changes := api.StateChanges(ctx, 100*time.Millisecond)
+	<-changes // the watch started
+	reg := api.Registry()
+	state := func(name string) *unit.UnitState {
+		return &unit.UnitState{LoadState: "loaded", ActiveState: "active", SubState: "running", MachineID: "m1", UnitHash: "abc", UnitName: name}
+	}
+	reg.SaveUnitState("k2:expires.service", state("k2:expires.service"), time.Second)
+	reg.SaveUnitState("k2:unloaded.service", state("k2:unloaded.service"), time.Hour)
+	before := time.Now()
+	if err := reg.RemoveUnitState("k2:unloaded.service"); err != nil { // as fleet's agent unloading it
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := keys.Get(ctx, "/_coreos.com/fleet/states/k2:expires.service/m1", nil); err != nil {
+			break // expired
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the state with a 1s TTL did not expire in 10s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // the watch's last events
+	removed, n := api.StateRemovals()
+	if at, ok := removed["k2:unloaded.service"]; !ok || at.Before(before) {
+		t.Errorf("removals %v: want k2:unloaded.service's, at or after %s", removed, before.Format(time.StampMilli))
+	}
+	for k := range removed {
+		if k != "k2:unloaded.service" {
+			t.Errorf("removals %v: %s is not one (an expiry is not a removal)", removed, k)
+		}
+	}
+	if n != 1 {
+		t.Errorf("count %d, want 1", n)
+	}
+}
