@@ -98,8 +98,8 @@ func (t *term) callFleet(ctx context.Context, ops []op, why map[string]string) e
 	if len(ops) == 0 {
 		return nil
 	}
-	g := &guard{confirm: func(ctx context.Context) (time.Duration, error) { return t.store.Confirm(ctx, t.fence) },
-		confirmed: t.opts.Confirmed}
+	g := t.leaderGuard()
+	g.confirmed = t.opts.Confirmed
 	work := make(chan op)
 	var wg sync.WaitGroup
 	for range min(t.opts.Workers, len(ops)) {
@@ -129,6 +129,12 @@ func (t *term) callFleet(ctx context.Context, ops []op, why map[string]string) e
 		t.log.Warn("fleet calls not made: leadership could not be confirmed", "err", g.err)
 	}
 	return g.err
+}
+
+// leaderGuard is a guard (see guard.go) that confirms this term's
+// leadership through its fence.
+func (t *term) leaderGuard() *guard {
+	return &guard{confirm: func(ctx context.Context) (time.Duration, error) { return t.store.Confirm(ctx, t.fence) }}
 }
 
 // callOne makes one fleet call, allowed by the guard, and tells of it.

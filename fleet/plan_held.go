@@ -21,12 +21,11 @@ import (
 // counts for up to stateHold after it was last seen. The machine is the
 // bound that matters: its agent renews the machine's presence with the
 // same TTL, so an agent that died takes its machine out of fleet's list
-// as soon as its states would have expired; one still listed is alive and
-// only late to publish. A real change is
+// (and its states are not held) as soon as its states would have expired;
+// one still listed is alive and only late to publish. A real change is
 // published at once (a stop, a crash, a restart: a state of its own); a
-// machine that dies leaves fleet's machine list within the same TTL and
-// its states are not held; a unit fleet moves or unschedules has another
-// machine or none, and what was seen of it there is forgotten; a fleet
+// unit fleet moves or unschedules has another machine or none, and what
+// was seen of it there is forgotten; a fleet
 // unit Kaylee created again under the same name (the same spec and
 // index) has none of its predecessor's states held.
 //

@@ -103,8 +103,7 @@ func (t *term) sweepLeftovers(ctx context.Context) {
 		t.sweep.stop()
 		return
 	}
-	g := &guard{confirm: func(ctx context.Context) (time.Duration, error) { return t.store.Confirm(ctx, t.fence) }}
-	if err := g.allow(ctx); err != nil {
+	if err := t.leaderGuard().allow(ctx); err != nil {
 		t.log.Warn("fleet's leftovers not removed: leadership could not be confirmed", "err", err)
 		t.sweep.retry(now)
 		return
