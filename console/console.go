@@ -28,7 +28,7 @@ import (
 type Reader interface {
 	view.Reader
 	view.SourceReader
-	ListInstances(ctx context.Context) (map[string]*store.Instance, error)
+	ListInstancesAt(ctx context.Context, rev int64) (map[string]*store.Instance, error)
 	LeaderID(ctx context.Context, e store.Election) (string, error)
 	History(ctx context.Context, name string) ([]*store.HistoryEntry, error)
 	ListEvents(ctx context.Context, name string, limit int) ([]store.Event, int64, error)

@@ -36,7 +36,8 @@ func (m *memReader) LeaderID(context.Context, store.Election) (string, error) {
 	return m.leader, m.leaderOf
 }
 
-func (m *memReader) ListInstances(context.Context) (map[string]*store.Instance, error) {
+// ListInstancesAt has one revision to answer with: the one in memory.
+func (m *memReader) ListInstancesAt(context.Context, int64) (map[string]*store.Instance, error) {
 	return m.instances, nil
 }
 

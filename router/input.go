@@ -16,10 +16,10 @@ type input struct {
 }
 
 // Reader is what the routes are read from: the units and the instance
-// registry. *store.Store is one.
+// registry at the revision the units were read at. *store.Store is one.
 type Reader interface {
 	ListUnits(ctx context.Context) ([]*store.Unit, int64, error)
-	ListInstances(ctx context.Context) (map[string]*store.Instance, error)
+	ListInstancesAt(ctx context.Context, rev int64) (map[string]*store.Instance, error)
 }
 
 var _ Reader = (*store.Store)(nil)
@@ -29,7 +29,7 @@ func readInput(ctx context.Context, s Reader) (*input, error) {
 	if err != nil {
 		return nil, err
 	}
-	all, err := s.ListInstances(ctx)
+	all, err := s.ListInstancesAt(ctx, rev)
 	if err != nil {
 		return nil, err
 	}

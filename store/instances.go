@@ -40,7 +40,14 @@ func (s *Store) instancesDir() string { return s.prefix + "/instances/" }
 
 // ListInstances returns every instance by Key.
 func (s *Store) ListInstances(ctx context.Context) (map[string]*Instance, error) {
-	return listRecords[Instance](ctx, s, "instance", s.instancesDir())
+	return s.ListInstancesAt(ctx, 0)
+}
+
+// ListInstancesAt returns every instance by Key as of etcd revision rev
+// (0: the latest), so that a reader can take the registry at the
+// revision it read the units at.
+func (s *Store) ListInstancesAt(ctx context.Context, rev int64) (map[string]*Instance, error) {
+	return listRecords[Instance](ctx, s, "instance", s.instancesDir(), clientv3.WithRev(rev))
 }
 
 // UnitInstances returns a unit's instances, in key order.

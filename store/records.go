@@ -35,8 +35,8 @@ func getRecord[T any](ctx context.Context, s *Store, kind, key string) (*T, erro
 }
 
 // listRecords returns the records under dir by the rest of their key.
-func listRecords[T any](ctx context.Context, s *Store, kind, dir string) (map[string]*T, error) {
-	r, err := s.c.Get(ctx, dir, clientv3.WithPrefix())
+func listRecords[T any](ctx context.Context, s *Store, kind, dir string, opts ...clientv3.OpOption) (map[string]*T, error) {
+	r, err := s.c.Get(ctx, dir, append(opts, clientv3.WithPrefix())...)
 	if err != nil {
 		return nil, fmt.Errorf("etcd: listing %s: %w", dir, err)
 	}

@@ -32,6 +32,10 @@ var (
 	// ErrNotLeader: a fenced write was refused because the writer's
 	// election key is gone (it was deposed).
 	ErrNotLeader = errors.New("not the leader any more: write refused")
+	// ErrClaimRace: a write that claims units (Fence.ClaimsAt) was
+	// refused because a sync record was written after the writer read
+	// them: another pass may have claimed the same units. Read again.
+	ErrClaimRace = errors.New("a sync record changed since it was read: write refused")
 )
 
 // DialConfig says how to reach etcd.
@@ -163,6 +167,11 @@ type Fence struct {
 	Key   string
 	Rev   int64            // create revision of Key
 	Lease clientv3.LeaseID // the session's lease Key is attached to
+	// ClaimsAt, when not 0, is the revision a sync pass read the sync
+	// records at: its write also requires that no record was written
+	// since (ErrClaimRace), so that two passes that claim the same new
+	// unit at once cannot both own it.
+	ClaimsAt int64
 }
 
 func (f Fence) cmps() []clientv3.Cmp {
@@ -172,14 +181,29 @@ func (f Fence) cmps() []clientv3.Cmp {
 	return []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(f.Key), "=", f.Rev)}
 }
 
-// commit runs ops in one transaction guarded by the fence.
+// commit runs ops in one transaction guarded by the fence. The claim
+// condition is a transaction within it, so that a refusal says which
+// condition failed.
 func (s *Store) commit(ctx context.Context, f Fence, ops ...clientv3.Op) (*clientv3.TxnResponse, error) {
-	r, err := s.c.Txn(ctx).If(f.cmps()...).Then(ops...).Commit()
+	then := ops
+	if f.ClaimsAt != 0 {
+		unclaimed := clientv3.Compare(clientv3.ModRevision(s.syncDir()), "<", f.ClaimsAt+1).WithPrefix()
+		then = []clientv3.Op{clientv3.OpTxn([]clientv3.Cmp{unclaimed}, ops, nil)}
+	}
+	r, err := s.c.Txn(ctx).If(f.cmps()...).Then(then...).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
 	}
 	if !r.Succeeded {
 		return nil, ErrNotLeader
+	}
+	if f.ClaimsAt != 0 {
+		inner := (*clientv3.TxnResponse)(r.Responses[0].GetResponseTxn())
+		if !inner.Succeeded {
+			return nil, ErrClaimRace
+		}
+		inner.Header = r.Header
+		return inner, nil
 	}
 	return r, nil
 }

@@ -186,20 +186,37 @@ func Pass(ctx context.Context, st Store, snap *gitsource.Snapshot, o Options) (*
 }
 
 // pass is Pass with the files parsed (p), planning with cur, the state
-// read already (nil: read it now).
+// read already (nil: read it now). A pass whose claim of new units lost
+// to another pass that wrote meanwhile (store.ErrClaimRace) reads the
+// store again and plans again, up to claimAttempts times.
 func pass(ctx context.Context, st Store, snap *gitsource.Snapshot, p *parsed, o Options, cur *state) (*Result, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if cur == nil {
-		var err error
-		if cur, err = readState(ctx, st); err != nil {
-			return nil, err
+	for attempt := 1; ; attempt++ {
+		if cur == nil {
+			var err error
+			if cur, err = readState(ctx, st); err != nil {
+				return nil, err
+			}
+			if err := readFreezes(ctx, st, cur, o.Source, o.OneOff, o.Now()); err != nil {
+				return nil, err
+			}
 		}
-		if err := readFreezes(ctx, st, cur, o.Source, o.OneOff, o.Now()); err != nil {
-			return nil, err
+		res, err := passWith(ctx, st, snap, p, o, cur)
+		if !errors.Is(err, store.ErrClaimRace) || attempt == claimAttempts {
+			return res, err
 		}
+		cur = nil
 	}
+}
+
+// claimAttempts bounds the plans of a pass whose claims keep losing to
+// other passes' writes (each loss means another pass wrote: progress).
+const claimAttempts = 5
+
+// passWith is one plan and apply of a pass with the state cur.
+func passWith(ctx context.Context, st Store, snap *gitsource.Snapshot, p *parsed, o Options, cur *state) (*Result, error) {
 	rewound, err := checkHistory(ctx, cur.records[o.Source], snap, o)
 	if err != nil {
 		return &Result{Source: o.Source, Ref: snap.Ref, Revision: snap.Revision, Short: snap.Short(), DryRun: o.DryRun,
@@ -230,14 +247,17 @@ type state struct {
 	// override (kaylee sync --now --force), nil when none.
 	freezes  []*store.ManualFreeze
 	override *store.FreezeOverride
+	// rev is a revision the records are no older than: a pass that
+	// claims new units writes only if no record was written after it.
+	rev int64
 }
 
 func readState(ctx context.Context, st Store) (*state, error) {
-	units, _, err := st.ListUnits(ctx)
+	units, rev, err := st.ListUnits(ctx)
 	if err != nil {
 		return nil, err
 	}
-	records, err := st.ListSyncRecords(ctx)
+	records, err := st.ListSyncRecords(ctx) // at rev or later
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +265,7 @@ func readState(ctx context.Context, st Store) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &state{units: make(map[string]*store.Unit, len(units)), records: records, pins: pins}
+	s := &state{units: make(map[string]*store.Unit, len(units)), records: records, pins: pins, rev: rev}
 	for _, u := range units {
 		s.units[u.Name] = u
 	}
@@ -267,6 +287,10 @@ type Changeset struct {
 	// SameRecord: Record is the source's record as stored but for its
 	// time, and no unit is written: the record is not written again.
 	SameRecord bool
+	// ClaimsAt, when the pass claims units its source did not own, is
+	// the revision the records were read at (store.Fence.ClaimsAt): the
+	// claim is written only if no other pass wrote a record since.
+	ClaimsAt int64
 }
 
 // inventory is a source's units: name → file.
@@ -325,6 +349,12 @@ func plan(snap *gitsource.Snapshot, p *parsed, cur *state, o Options) (*Changese
 		return cs, err
 	}
 	cs.record(snap, owned, next, cur, o)
+	for name := range next {
+		if _, ok := owned[name]; !ok {
+			cs.ClaimsAt = cur.rev
+			break
+		}
+	}
 	return cs, nil
 }
 
@@ -527,24 +557,30 @@ type unitsWithRecord interface {
 // apply writes a changeset: the units with the record in one
 // transaction when the store can and they fit in one; else the owning
 // record, the units, the record. A record that did not change is not
-// written.
+// written. The first write makes the claims: it is the one conditional
+// on the records being as read (ClaimsAt).
 func (cs *Changeset) apply(ctx context.Context, st Store, f store.Fence) error {
 	if cs.Own == nil && cs.SameRecord {
 		return nil
 	}
+	claim := f
+	claim.ClaimsAt = cs.ClaimsAt
 	if aw, ok := st.(unitsWithRecord); ok && cs.Own != nil {
-		err := aw.ApplyUnitsWithRecord(ctx, cs.Puts, cs.Prune, cs.Record, f)
+		err := aw.ApplyUnitsWithRecord(ctx, cs.Puts, cs.Prune, cs.Record, claim)
 		if !errors.Is(err, store.ErrTooManyWrites) {
 			return err
 		}
 	}
 	if cs.Own != nil {
-		if err := st.PutSyncRecord(ctx, cs.Own, f); err != nil {
+		if err := st.PutSyncRecord(ctx, cs.Own, claim); err != nil {
 			return err
 		}
 		if err := st.ApplyUnits(ctx, cs.Puts, cs.Prune, f); err != nil {
 			return err
 		}
+	}
+	if cs.Own == nil {
+		f = claim // the record is the first write
 	}
 	return st.PutSyncRecord(ctx, cs.Record, f)
 }

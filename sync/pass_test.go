@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -351,5 +352,84 @@ func TestPassWithoutSchedulerSettingsWritesNothing(t *testing.T) {
 	}
 	if got := e.stored(); len(got) != 0 {
 		t.Errorf("stored %v, want nothing", got)
+	}
+}
+
+// raceRecords is a store that runs another pass (meanwhile) right after
+// the first time it lists the sync records, as a second CI job or sync
+// loop does between a pass's read and its write.
+type raceRecords struct {
+	*store.Store
+	meanwhile func()
+}
+
+func (r *raceRecords) ListSyncRecords(ctx context.Context) (map[string]*store.SyncRecord, error) {
+	recs, err := r.Store.ListSyncRecords(ctx)
+	if f := r.meanwhile; f != nil {
+		r.meanwhile = nil
+		f()
+	}
+	return recs, err
+}
+
+// Two sources that claim the same new units at once: one gets them,
+// the other is told whose they are, as if they had run one after the
+// other. A unit in two sources' inventories would be pruned by the first
+// pass of either that no longer defines it, and each pass would report
+// it as another's. 60 units take the pass past one transaction: its
+// owning record makes the claim.
+func TestPassClaimRace(t *testing.T) {
+	for _, n := range []int{1, 60} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			e := newEnv(t)
+			mine, theirs := map[string]string{}, map[string]string{}
+			for i := range n {
+				name := fmt.Sprintf("web%d", i)
+				mine[name+".yaml"] = strings.Replace(webV1, "name: web", "name: "+name, 1)
+				theirs[name+".yaml"] = strings.Replace(webV2, "name: web", "name: "+name, 1)
+			}
+			e.commit(mine)
+			r2 := gittest.NewRepo(t)
+			r2.Write(theirs)
+			r2.Commit("other")
+			src2, err := gitsource.New(gitsource.Config{URL: r2.FileURL(), CacheDir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap2, err := src2.Fetch(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap, err := e.src.Fetch(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := &raceRecords{Store: e.store, meanwhile: func() {
+				if res, err := Pass(context.Background(), e.store, snap2, Options{Source: "other"}); err != nil || res.Count(Create) != n {
+					t.Errorf("the other source's pass: %v %v", res, err)
+				}
+			}}
+			res, err := Pass(context.Background(), st, snap, Options{Source: "units"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Errors) != n || !strings.Contains(res.Errors[0].Message, `belongs to git source "other"`) {
+				t.Errorf("the pass that lost the race: %s, errors %+v; want each unit's owner named", counts(res), res.Errors)
+			}
+			recs, err := e.store.ListSyncRecords(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var owners []string
+			for src, rec := range recs {
+				if _, ok := rec.Inventory["web0"]; ok {
+					owners = append(owners, src)
+				}
+			}
+			sort.Strings(owners)
+			if len(owners) != 1 || owners[0] != "other" || !strings.Contains(e.stored()["web0"], `"replicas":3`) {
+				t.Errorf("web0 is in the inventories of %v and stored as %s; want other's alone (3 replicas)", owners, e.stored()["web0"])
+			}
+		})
 	}
 }

@@ -19,7 +19,7 @@ type viewStore interface {
 // modify them), the manual freezes and, unless the pass is a one-off,
 // the source's override when it is fresh at now.
 func stateOf(v *store.SyncView, source string, oneOff bool, now time.Time) *state {
-	cur := &state{units: v.Units, records: v.Records, pins: v.Pins, freezes: v.Freezes}
+	cur := &state{units: v.Units, records: v.Records, pins: v.Pins, freezes: v.Freezes, rev: v.Rev}
 	if cur.units == nil {
 		cur.units = map[string]*store.Unit{}
 	}

@@ -269,4 +269,19 @@ func TestSyncOnceSharedCache(t *testing.T) {
 			t.Errorf("job %d: exit %d\n%s%s", i, r.code, r.stdout, r.err)
 		}
 	}
+	// The two sources define the same units: whichever claimed them
+	// first owns both, and the other is told so (exit 1), run after run.
+	// Had both claimed them, each would now find them another's and
+	// refuse to prune them all (exit 3).
+	codes := map[int]int{}
+	for _, src := range []string{"job0", "job1"} {
+		r := kaylee(t, env, "sync", "--once", "--repo", repo.FileURL(), "--source", src)
+		codes[r.code]++
+		if r.code == 1 && !strings.Contains(r.stdout+r.err, "belongs to git source") {
+			t.Errorf("%s: exit 1 without naming the owner\n%s%s", src, r.stdout, r.err)
+		}
+	}
+	if codes[0] != 1 || codes[1] != 1 {
+		t.Errorf("the sources' passes after the jobs exited %v (code: count); want one 0 (the owner) and one 1", codes)
+	}
 }
