@@ -20,9 +20,21 @@ import (
 )
 
 // StateNotifier is a fleet API that can tell when fleet's unit states
-// change (the registry can; fleet's HTTP API cannot, and is polled).
+// change (the registry can; fleet's HTTP API cannot, and is polled). A
+// state back with its last value within hold of its expiry is no change
+// (fleetreg.API.StateChanges).
 type StateNotifier interface {
-	StateChanges(ctx context.Context, retry time.Duration) <-chan struct{}
+	StateChanges(ctx context.Context, retry, hold time.Duration) <-chan struct{}
+}
+
+// StateTracker is a StateNotifier that counts what it tells of
+// (fleetreg.API.StateSeqs): changes of fleet's unit states and machines,
+// and the states' expiries. Told of expiries alone, the scheduler makes
+// no pass: a vanished state on a listed machine is held (plan_held.go),
+// so a pass would plan the same; a machine that left (its agent died,
+// its states expiring) is a change.
+type StateTracker interface {
+	StateSeqs() (changes, expiries uint64)
 }
 
 // StateRemovalTracker is a fleet API that tells the unit states fleet's

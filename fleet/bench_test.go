@@ -96,11 +96,18 @@ func (c *countingAPI) SetUnitTargetState(n, t string) error {
 
 // StateChanges is the wrapped API's; without one, a channel that never
 // sends (as no notifier).
-func (c *countingAPI) StateChanges(ctx context.Context, retry time.Duration) <-chan struct{} {
+func (c *countingAPI) StateChanges(ctx context.Context, retry, hold time.Duration) <-chan struct{} {
 	if n, ok := c.API.(StateNotifier); ok {
-		return n.StateChanges(ctx, retry)
+		return n.StateChanges(ctx, retry, hold)
 	}
 	return nil
+}
+
+// StateSeqs and StateRemovals are the wrapped API's: every test wraps
+// fleet's registry (fleetreg), which has them.
+func (c *countingAPI) StateSeqs() (uint64, uint64) { return c.API.(StateTracker).StateSeqs() }
+func (c *countingAPI) StateRemovals() (map[string]time.Time, uint64) {
+	return c.API.(StateRemovalTracker).StateRemovals()
 }
 
 func benchSpec(i int) *deploy.Spec {
@@ -313,6 +320,13 @@ func BenchmarkChangedReconcile(b *testing.B) {
 // same before the reconciler started (the republishing and etcd alone);
 // the calls it made are counted per minute.
 //
+// The churn cases are fleet on a loaded etcd: each state is published
+// with a TTL of 20s, so it expires 4s before its agent publishes it
+// again, unchanged (about 125 expiries and as many returns a second at
+// 1,000 units × 3). "tracked" is the scheduler as it runs on fleet's
+// registry (it counts expiries apart: StateTracker); "listing" the
+// baseline, a scheduler that lists every state when told of any change.
+//
 //	go test ./fleet -run '^$' -bench Idle -benchtime 1x -timeout 30m
 func BenchmarkIdle(b *testing.B) {
 	window := time.Minute
@@ -324,19 +338,37 @@ func BenchmarkIdle(b *testing.B) {
 		window = d
 	}
 	perMin := func(n int64, total time.Duration) float64 { return float64(n) / total.Minutes() }
-	for _, size := range []struct{ units, machines int }{{100, 10}, {1000, 10}, {1000, 100}} {
-		b.Run(fmt.Sprintf("units=%d/machines=%d", size.units, size.machines), func(b *testing.B) {
-			c := newBenchCluster(b, size.units, size.machines)
+	for _, tc := range []struct {
+		units, machines int
+		churn, listing  bool
+	}{{100, 10, false, false}, {1000, 10, false, false}, {1000, 100, false, false}, {1000, 10, true, false}, {1000, 10, true, true}} {
+		name := fmt.Sprintf("units=%d/machines=%d", tc.units, tc.machines)
+		if tc.churn {
+			name += map[bool]string{false: "/churn/tracked", true: "/churn/listing"}[tc.listing]
+		}
+		b.Run(name, func(b *testing.B) {
+			c := newBenchCluster(b, tc.units, tc.machines)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			c.republish(ctx, 24*time.Second)
+			ttl := time.Hour
+			if tc.churn {
+				ttl = 20 * time.Second
+			}
+			c.republish(ctx, 24*time.Second, ttl)
 			floor := cpuTime()
 			time.Sleep(window)
 			floor = cpuTime() - floor
+			r := c.r
+			if tc.listing {
+				var err error
+				if r, err = NewReconciler(listingAPI{API: c.counting, c: c.counting}, c.cs, Options{MinReady: time.Nanosecond}, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
 			run, stop := context.WithCancel(ctx)
 			done := make(chan error, 1)
-			go func() { done <- c.r.Run(run, store.Fence{}) }()
-			c.settle(b, size.units)
+			go func() { done <- r.Run(run, store.Fence{}) }()
+			c.settle(b, tc.units)
 			c.counting.reset()
 			c.cs.reset()
 			var cpu, total time.Duration
@@ -354,12 +386,26 @@ func BenchmarkIdle(b *testing.B) {
 			b.ReportMetric(floor.Seconds()/window.Minutes(), "floor-cpu-s/min")
 			b.ReportMetric(perMin(c.counting.count("UnitStates"), total), "fleet-states-lists/min")
 			b.ReportMetric(perMin(c.counting.count("Units"), total), "fleet-units-lists/min")
+			b.ReportMetric(perMin(c.counting.count("Machines"), total), "fleet-machines-lists/min")
 			b.ReportMetric(perMin(c.cs.count("ListUnits"), total), "passes/min")
 			b.ReportMetric(perMin(c.cs.writes(), total), "store-writes/min")
 			b.Logf("idle %s: fleet calls %v, store calls %v", total.Round(time.Second), c.counting.counts(), c.cs.counts())
 		})
 	}
 }
+
+// listingAPI is fleet's registry as a scheduler without StateTracker
+// sees it (BenchmarkIdle's baseline): told of any change of the states,
+// it lists them all to see whether one changed.
+type listingAPI struct {
+	client.API
+	c *countingAPI
+}
+
+func (l listingAPI) StateChanges(ctx context.Context, retry, hold time.Duration) <-chan struct{} {
+	return l.c.StateChanges(ctx, retry, hold)
+}
+func (l listingAPI) StateRemovals() (map[string]time.Time, uint64) { return l.c.StateRemovals() }
 
 // settle waits until the reconciler's new term has made its first passes
 // (which see the replicas running, then ready, and write statuses and
@@ -391,8 +437,8 @@ func (c *benchCluster) settle(b *testing.B, units int) {
 
 // republish saves, every period, each machine's unit states again as its
 // fleet agent does (fleet's UnitStatePublisher: every 4/5 of its 30s
-// TTL), each machine at its own time, until ctx ends.
-func (c *benchCluster) republish(ctx context.Context, period time.Duration) {
+// TTL) with a TTL of ttl, each machine at its own time, until ctx ends.
+func (c *benchCluster) republish(ctx context.Context, period, ttl time.Duration) {
 	k := 0
 	for _, states := range c.states {
 		offset := period * time.Duration(k) / time.Duration(len(c.states))
@@ -405,7 +451,7 @@ func (c *benchCluster) republish(ctx context.Context, period time.Duration) {
 			defer tick.Stop()
 			for {
 				for _, st := range states {
-					c.reg.SaveUnitState(st.UnitName, st, time.Hour)
+					c.reg.SaveUnitState(st.UnitName, st, ttl)
 				}
 				select {
 				case <-ctx.Done():

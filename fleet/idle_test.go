@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	etcd "github.com/coreos/etcd/client"
 	"github.com/coreos/fleet/machine"
 	"github.com/coreos/fleet/unit"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -94,31 +95,8 @@ func TestIdlePassWritesNothing(t *testing.T) {
 // fleet call at all, and a state that changes makes it look.
 func TestIdleRunIgnoresRepublishedStates(t *testing.T) {
 	c := newIdleCluster(t)
-	r, err := NewReconciler(c.counting, c.s, Options{MinReady: time.Nanosecond, Poll: 500 * time.Millisecond, Resync: time.Hour}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx, store.Fence{}) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st, err := c.s.GetStatus(ctx, "svc-0004")
-		if err == nil && st.Phase == store.PhaseRunning && st.Ready == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("svc-0004 not running and ready after 10s: %+v (%v)", st, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(500 * time.Millisecond) // the passes that saw it ready
+	c.run(t, Options{MinReady: time.Nanosecond, Poll: 500 * time.Millisecond, Resync: time.Hour})
+	c.waitReady(t, "svc-0004")
 	c.counting.reset()
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
 		for _, st := range c.states {
@@ -140,6 +118,97 @@ func TestIdleRunIgnoresRepublishedStates(t *testing.T) {
 	}
 }
 
+// TestIdleRunIgnoresExpiredStates: on a loaded etcd, fleet's states
+// expire (their agent late to publish them again) and come back
+// unchanged. The scheduler holds such a state while its machine stays
+// listed, so an expiry, and a return within the hold (the hold less a
+// resync: 90s here), make no pass and no list of the states: one list
+// of the machines per expiry. A state
+// that expires on a machine that left fleet's list makes a pass.
+func TestIdleRunIgnoresExpiredStates(t *testing.T) {
+	c := newIdleCluster(t)
+	c.run(t, Options{MinReady: time.Nanosecond, Poll: 500 * time.Millisecond, Resync: 30 * time.Second})
+	c.waitReady(t, "svc-0004")
+	c.counting.reset()
+	expired := func(st *unit.UnitState) {
+		t.Helper()
+		c.reg.SaveUnitState(st.UnitName, st, time.Second)
+		key := "/_coreos.com/fleet/states/" + st.UnitName + "/" + st.MachineID
+		for end := time.Now().Add(10 * time.Second); c.exists(t, key); {
+			if time.Now().After(end) {
+				t.Fatalf("%s did not expire in 10s", key)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond) // told, and looked
+	}
+	for _, st := range c.states[:3] {
+		expired(st)
+		c.reg.SaveUnitState(st.UnitName, st, time.Hour) // back, unchanged
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := c.counting.counts(); len(got) != 0 {
+		t.Errorf("3 states expired and came back unchanged: fleet calls %v, want none (no pass)", got)
+	}
+	if sts, err := c.s.ListStatuses(context.Background()); err != nil || sts["svc-0000"].Ready != 3 {
+		t.Errorf("svc-0000's status after its states came back: %+v (%v)", sts["svc-0000"], err)
+	}
+	// An agent that died: its machine leaves fleet's list (its states
+	// expire later).
+	if err := c.reg.RemoveMachineState(c.states[0].MachineID); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(5 * time.Second); c.counting.count("UnitStates") == 0; {
+		if time.Now().After(end) {
+			t.Fatalf("a machine left fleet: no pass within 5s (fleet calls %v)", c.counting.counts())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// run runs a reconciler with opts on the cluster until the test ends.
+func (c *idleCluster) run(t *testing.T, opts Options) {
+	t.Helper()
+	r, err := NewReconciler(c.counting, c.s, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, store.Fence{}) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// waitReady waits until unit's status is running with 3 ready, and the
+// passes that saw it so are over.
+func (c *idleCluster) waitReady(t *testing.T, unit string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := c.s.GetStatus(context.Background(), unit)
+		if err == nil && st.Phase == store.PhaseRunning && st.Ready == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not running and ready after 10s: %+v (%v)", unit, st, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+}
+
+// exists says whether fleet's registry has key.
+func (c *idleCluster) exists(t *testing.T, key string) bool {
+	t.Helper()
+	_, err := c.keys.Get(context.Background(), key, nil)
+	return err == nil
+}
+
 // idleCluster is 5 units × 3 replicas in fleet's registry on 3 machines,
 // scheduled and running.
 type idleCluster struct {
@@ -147,7 +216,9 @@ type idleCluster struct {
 	s   *store.Store
 	reg interface {
 		SaveUnitState(string, *unit.UnitState, time.Duration)
+		RemoveMachineState(string) error
 	}
+	keys     etcd.KeysAPI
 	counting *countingAPI
 	states   []*unit.UnitState
 }
@@ -169,7 +240,11 @@ func newIdleCluster(t *testing.T) *idleCluster {
 			t.Fatal(err)
 		}
 	}
-	c := &idleCluster{cli: cli, s: s, reg: reg, counting: &countingAPI{API: api}}
+	v2, err := etcd.New(etcd.Config{Endpoints: e.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &idleCluster{cli: cli, s: s, reg: reg, keys: etcd.NewKeysAPI(v2), counting: &countingAPI{API: api}}
 	for i := range 5 {
 		states, err := seedUnit(ctx, s, reg, benchSpec(i), machines, i)
 		if err != nil {

@@ -207,6 +207,7 @@ type term struct {
 	reg      *registry
 	states   string     // fingerprint of fleet unit states at the last pass
 	removals uint64     // the count of states fleet's agents removed, at the last pass
+	seqs     uint64     // the StateTracker's count of changes at the last pass
 	events   eventBatch // of the pass under way
 	// machinesDropped is what was last left out of fleet's machines.
 	machinesDropped string
@@ -288,7 +289,7 @@ func (t *term) newLoop(ctx context.Context) *loop {
 		poll: time.NewTicker(t.opts.Poll), resync: time.NewTicker(t.opts.Resync), soon: time.NewTimer(time.Hour)}
 	go t.watch(ctx, l.revs, l.wake)
 	if n, ok := t.api.(StateNotifier); ok {
-		l.fleetChanged = n.StateChanges(ctx, time.Second)
+		l.fleetChanged = n.StateChanges(ctx, time.Second, returnHold(t.opts.Resync))
 	}
 	return l
 }
@@ -419,11 +420,16 @@ func drain(c <-chan struct{}) {
 	}
 }
 
-// statesChanged polls fleet's unit states (one call) and reports whether
-// those of Kaylee's units changed since the last pass, or fleet's agents
-// removed one since: its removal may have been told after the pass read
-// the states without it, and it ends the state's hold (plan_held.go).
+// statesChanged reports whether a pass is due for fleet's unit states:
+// from a StateTracker's counts when the API has one (trackedChanged);
+// else it polls the states (one call) and reports whether those of
+// Kaylee's units changed since the last pass, or fleet's agents removed
+// one since: its removal may have been told after the pass read the
+// states without it, and it ends the state's hold (plan_held.go).
 func (t *term) statesChanged() bool {
+	if tr, ok := t.api.(StateTracker); ok {
+		return t.trackedChanged(tr)
+	}
 	if r, ok := t.api.(StateRemovalTracker); ok {
 		if _, n := r.StateRemovals(); n != t.removals {
 			return true
@@ -435,6 +441,21 @@ func (t *term) statesChanged() bool {
 		return true
 	}
 	return fingerprint(t.opts.UnitPrefix, states) != t.states
+}
+
+// trackedChanged is statesChanged from a StateTracker's counts: a change
+// since the last pass makes a pass; expiries alone do not.
+func (t *term) trackedChanged(tr StateTracker) bool {
+	changes, _ := tr.StateSeqs()
+	return changes != t.seqs
+}
+
+// returnHold is how soon after its expiry a state back with its last
+// value is no change to the scheduler: it still holds the state then
+// (stateHold from the last pass that saw it, at most a resync before
+// the expiry).
+func returnHold(resync time.Duration) time.Duration {
+	return max(stateHold-resync, 0)
 }
 
 func fingerprint(prefix string, states []*schema.UnitState) string {

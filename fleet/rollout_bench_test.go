@@ -84,7 +84,7 @@ func BenchmarkRollout(b *testing.B) {
 		notifier := h.api.(StateNotifier)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		changes := notifier.StateChanges(ctx, time.Second)
+		changes := notifier.StateChanges(ctx, time.Second, returnHold(30*time.Second))
 		i := 0
 		var total time.Duration
 		for b.Loop() {

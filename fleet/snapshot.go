@@ -84,6 +84,9 @@ func (t *term) readSnapshot(ctx context.Context) (*snapshot, error) {
 	if s.fleetUnits, err = t.api.Units(); err != nil {
 		return nil, fmt.Errorf("fleet: listing units: %w", err)
 	}
+	if tr, ok := t.api.(StateTracker); ok { // before the states: a change during the read makes another pass
+		t.seqs, _ = tr.StateSeqs()
+	}
 	if s.states, err = t.api.UnitStates(); err != nil {
 		return nil, fmt.Errorf("fleet: listing unit states: %w", err)
 	}

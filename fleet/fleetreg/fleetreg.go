@@ -26,6 +26,9 @@ type API struct {
 	// removed: the unit states fleet's agents removed, seen by
 	// StateChanges (see StateRemovals).
 	removed *stateRemovals
+	// values and machines: the states and the machines as StateChanges's
+	// watches saw them, and counts (see StateSeqs).
+	values, machines *stateValues
 	// IdleCloser, when set, closes the idle connections of the HTTP
 	// transport under keys: see CloseIdleConnections.
 	IdleCloser func()
@@ -44,7 +47,8 @@ func (a *API) CloseIdleConnections() {
 func New(keys etcd.KeysAPI, prefix string) *API {
 	reg := registry.NewEtcdRegistry(keys, prefix)
 	return &API{API: &client.RegistryClient{Registry: reg}, reg: reg, keys: keys, prefix: prefix, files: &unitFiles{},
-		removed: &stateRemovals{at: map[string]time.Time{}}}
+		removed: &stateRemovals{at: map[string]time.Time{}}, values: &stateValues{},
+		machines: &stateValues{expiryChanges: true}}
 }
 
 // Registry is fleet's registry itself (for tests that write machine
@@ -52,20 +56,24 @@ func New(keys etcd.KeysAPI, prefix string) *API {
 func (a *API) Registry() registry.Registry { return a.reg }
 
 // StateChanges sends a value soon after fleet's agents publish a change
-// of any unit state (several changes may come as one), until ctx ends.
-// It also sends one each time its watch starts (at once, and after a
-// broken watch, etcd away or its event history passed, starts again
-// after retry): a change may have come before it, so the caller looks.
-// The watch starts at the etcd index read right before that value is
-// sent, so no change falls between a look and the watch: a caller that
-// looks at every value needs no poll of the states.
+// of any unit state, or after a state expires, or a machine comes,
+// leaves or changes its record (several may come as one), until ctx
+// ends. It also sends one each time one of its two watches starts (at
+// once, and after a broken watch, etcd away or its event history passed,
+// starts again after retry): a change may have come before it, so the
+// caller looks. A watch starts at the etcd index of a listing of its
+// directory read right before that value is sent, so no change falls
+// between a look and the watch: a caller that looks at every value needs
+// no poll of the states.
 //
 // A state published again with the same value is no change: fleet's
 // agents publish every state again every 24s (4/5 of its TTL), so each
 // machine's republish would otherwise wake the caller, which lists every
 // state to see what changed: a cost of units × machines per minute on a
-// cluster where nothing changes.
-func (a *API) StateChanges(ctx context.Context, retry time.Duration) <-chan struct{} {
+// cluster where nothing changes. Nor is a state that comes back with its
+// last value within hold of its expiry (statewatch.go); StateSeqs tells
+// a change from an expiry.
+func (a *API) StateChanges(ctx context.Context, retry, hold time.Duration) <-chan struct{} {
 	out := make(chan struct{}, 1)
 	send := func() {
 		select {
@@ -73,52 +81,76 @@ func (a *API) StateChanges(ctx context.Context, retry time.Duration) <-chan stru
 		default:
 		}
 	}
-	key := path.Join(a.prefix, "states")
-	go func() {
-		for ctx.Err() == nil {
-			if index, ok := a.index(ctx, key); ok {
-				w := a.keys.Watcher(key, &etcd.WatcherOptions{Recursive: true, AfterIndex: index})
-				send()
-				for {
-					r, err := w.Next(ctx)
-					if err != nil {
-						break
-					}
-					if !republished(r) {
-						a.removed.record(key, r, time.Now())
-						send()
-					}
-				}
+	// The first value once both watches have started; after that, one
+	// at each start again.
+	firsts := make(chan struct{}, 2)
+	started := func() func() {
+		once := true
+		return func() {
+			if once {
+				once = false
+				firsts <- struct{}{}
+				return
 			}
+			send()
+		}
+	}
+	go func() {
+		for range 2 {
 			select {
+			case <-firsts:
 			case <-ctx.Done():
-			case <-time.After(retry):
+				return
 			}
 		}
+		send()
 	}()
+	states := path.Join(a.prefix, "states")
+	go a.follow(ctx, states, a.values, hold, retry, func(r *etcd.Response, now time.Time) {
+		a.removed.record(states, r, now)
+		send()
+	}, started())
+	go a.follow(ctx, path.Join(a.prefix, "machines"), a.machines, 0, retry, func(*etcd.Response, time.Time) { send() }, started())
 	return out
 }
 
-// index is etcd's index now (as it answers a read of key, which may not
-// exist).
-func (a *API) index(ctx context.Context, key string) (uint64, bool) {
-	r, err := a.keys.Get(ctx, key, &etcd.GetOptions{Quorum: true})
+// follow watches dir until ctx ends, keeping v: it lists dir, calls
+// started, then told for each event v says is one to tell. A watch that
+// breaks starts again (with a listing) after retry.
+func (a *API) follow(ctx context.Context, dir string, v *stateValues, hold, retry time.Duration, told func(*etcd.Response, time.Time), started func()) {
+	for ctx.Err() == nil {
+		if index, ok := a.list(ctx, dir, v, hold); ok {
+			w := a.keys.Watcher(dir, &etcd.WatcherOptions{Recursive: true, AfterIndex: index})
+			started()
+			for {
+				r, err := w.Next(ctx)
+				if err != nil {
+					break
+				}
+				if now := time.Now(); v.apply(dir, r, now) {
+					told(r, now)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(retry):
+		}
+	}
+}
+
+// list reads every record under dir into v and returns etcd's index of
+// that read.
+func (a *API) list(ctx context.Context, dir string, v *stateValues, hold time.Duration) (uint64, bool) {
+	r, err := a.keys.Get(ctx, dir, &etcd.GetOptions{Recursive: true, Quorum: true})
 	if err == nil {
+		v.reset(r.Node, hold)
 		return r.Index, true
 	}
 	var e etcd.Error
 	if errors.As(err, &e) && e.Code == etcd.ErrorCodeKeyNotFound {
+		v.reset(nil, hold)
 		return e.Index, true
 	}
 	return 0, false
-}
-
-// republished: the event sets a key to the value it had (fleet's agent
-// publishing an unchanged state again, with a new TTL).
-func republished(r *etcd.Response) bool {
-	switch r.Action {
-	case "set", "update", "compareAndSwap":
-		return r.Node != nil && r.PrevNode != nil && !r.Node.Dir && r.PrevNode.Value == r.Node.Value
-	}
-	return false
 }

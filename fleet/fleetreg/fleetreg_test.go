@@ -2,15 +2,29 @@ package fleetreg_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	etcd "github.com/coreos/etcd/client"
+	"github.com/coreos/fleet/machine"
 	"github.com/coreos/fleet/unit"
 
 	"github.com/kaylee-gitops/kaylee/fleet/fleetreg"
 	"github.com/kaylee-gitops/kaylee/store/etcdtest"
 )
+
+// newAPI is fleet's registry client on a new etcd, and its v2 keys.
+func newAPI(t *testing.T) (*fleetreg.API, etcd.KeysAPI) {
+	t.Helper()
+	e := etcdtest.New(t)
+	c, err := etcd.New(etcd.Config{Endpoints: e.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := etcd.NewKeysAPI(c)
+	return fleetreg.New(keys, "/_coreos.com/fleet/"), keys
+}
 
 // fleet's agents publish every unit state again every 24s (4/5 of its
 // 30s TTL) whether it changed or not. Such a republish is no change: it
@@ -18,15 +32,10 @@ import (
 // changed (with 1,000 units × 3 on 100 machines, one list per machine's
 // republish, four a second).
 func TestStateChangesIgnoresRepublish(t *testing.T) {
-	e := etcdtest.New(t)
-	c, err := etcd.New(etcd.Config{Endpoints: e.Endpoints()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := fleetreg.New(etcd.NewKeysAPI(c), "/_coreos.com/fleet/")
+	api, _ := newAPI(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	changes := api.StateChanges(ctx, 100*time.Millisecond)
+	changes := api.StateChanges(ctx, 100*time.Millisecond, time.Minute)
 	select {
 	case <-changes: // the watch started: a change may have come before
 	case <-time.After(time.Second):
@@ -63,16 +72,10 @@ func TestStateChangesIgnoresRepublish(t *testing.T) {
 // one that expires (its agent late to publish it again): StateRemovals
 // has the first, not the second, and its count grows with each.
 func TestStateRemovals(t *testing.T) {
-	e := etcdtest.New(t)
-	c, err := etcd.New(etcd.Config{Endpoints: e.Endpoints()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := etcd.NewKeysAPI(c)
-	api := fleetreg.New(keys, "/_coreos.com/fleet/")
+	api, keys := newAPI(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	changes := api.StateChanges(ctx, 100*time.Millisecond)
+	changes := api.StateChanges(ctx, 100*time.Millisecond, time.Minute)
 	<-changes // the watch started
 	reg := api.Registry()
 	state := func(name string) *unit.UnitState {
@@ -106,5 +109,133 @@ func TestStateRemovals(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("count %d, want 1", n)
+	}
+}
+
+// A state that expires (its agent late to publish it again) is counted
+// as an expiry, not a change; back with its last value within the hold
+// it is neither, and the caller is not told; back with another value, or
+// after the hold, it is a change.
+func TestStateSeqsExpiryAndReturn(t *testing.T) {
+	api, keys := newAPI(t)
+	reg := api.Registry()
+	st := &unit.UnitState{LoadState: "loaded", ActiveState: "active", SubState: "running", MachineID: "m1", UnitHash: "abc", UnitName: "k2:web:1.service"}
+	reg.SaveUnitState(st.UnitName, st, time.Hour) // before the watch: listed at its start
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const hold = 3 * time.Second
+	changes := api.StateChanges(ctx, 100*time.Millisecond, hold)
+	<-changes // the watch started
+	told := func() bool {
+		select {
+		case <-changes:
+			return true
+		case <-time.After(500 * time.Millisecond):
+			return false
+		}
+	}
+	expire := func() {
+		t.Helper()
+		reg.SaveUnitState(st.UnitName, st, time.Second)
+		if told() {
+			t.Fatal("told of the state published again with a TTL")
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, err := keys.Get(ctx, "/_coreos.com/fleet/states/k2:web:1.service/m1", nil); err != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the state with a 1s TTL did not expire in 10s")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !told() {
+			t.Fatal("not told of the expiry")
+		}
+	}
+	c0, x0 := api.StateSeqs()
+	for _, step := range []struct {
+		what      string
+		do        func()
+		tell      bool   // told (an expiry's do checks that it is)
+		dc, dx    uint64 // changes and expiries since the step before
+		untilNext time.Duration
+	}{
+		{what: "expired", do: expire, dx: 1},
+		{what: "back with its value", do: func() { reg.SaveUnitState(st.UnitName, st, time.Hour) }},
+		{what: "expired again", do: expire, dx: 1, untilNext: hold + time.Second},
+		{what: "back after the hold", do: func() { reg.SaveUnitState(st.UnitName, st, time.Hour) }, tell: true, dc: 1},
+		{what: "expired once more", do: expire, dx: 1},
+		{what: "back with another value", tell: true, dc: 1, do: func() {
+			dead := *st
+			dead.ActiveState, dead.SubState = "inactive", "dead"
+			reg.SaveUnitState(st.UnitName, &dead, time.Hour)
+		}},
+	} {
+		step.do()
+		if step.dx == 0 {
+			if got := told(); got != step.tell {
+				t.Errorf("%s: told %v, want %v", step.what, got, step.tell)
+			}
+		}
+		c1, x1 := api.StateSeqs()
+		if c1-c0 != step.dc || x1-x0 != step.dx {
+			t.Errorf("%s: %d changes and %d expiries more, want %d and %d", step.what, c1-c0, x1-x0, step.dc, step.dx)
+		}
+		c0, x0 = c1, x1
+		time.Sleep(step.untilNext)
+	}
+}
+
+// fleet's machines are watched too: a machine published again unchanged
+// (its agent's heartbeat) is no change; one that comes, leaves or expires
+// (its agent died) is.
+func TestStateSeqsMachines(t *testing.T) {
+	api, _ := newAPI(t)
+	reg := api.Registry()
+	m1 := machine.MachineState{ID: "m1", PublicIP: "10.0.0.1"}
+	if _, err := reg.CreateMachineState(m1, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changes := api.StateChanges(ctx, 100*time.Millisecond, time.Minute)
+	<-changes // the watches started
+	c0, _ := api.StateSeqs()
+	for _, step := range []struct {
+		what string
+		do   func() error
+		tell bool
+	}{
+		{"heartbeat", func() error { _, err := reg.SetMachineState(m1, time.Hour); return err }, false},
+		{"a machine comes", func() error {
+			_, err := reg.CreateMachineState(machine.MachineState{ID: "m2", PublicIP: "10.0.0.2"}, 2*time.Second)
+			return err
+		}, true},
+		{"a machine leaves", func() error { return reg.RemoveMachineState("m1") }, true},
+		{"a machine expires", func() error {
+			for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+				if ms, err := reg.Machines(); err != nil || len(ms) == 0 {
+					return err
+				}
+			}
+			return errors.New("m2 (a TTL of 2s) did not expire in 10s")
+		}, true},
+	} {
+		if err := step.do(); err != nil {
+			t.Fatal(err)
+		}
+		var told bool
+		select {
+		case <-changes:
+			told = true
+		case <-time.After(time.Second):
+		}
+		c1, _ := api.StateSeqs()
+		if told != step.tell || (c1 != c0) != step.tell {
+			t.Errorf("%s: told %v, changes %d more; want told and a change: %v", step.what, told, c1-c0, step.tell)
+		}
+		c0 = c1
 	}
 }
