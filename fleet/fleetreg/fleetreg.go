@@ -144,12 +144,12 @@ func (a *API) follow(ctx context.Context, dir string, v *stateValues, hold, retr
 func (a *API) list(ctx context.Context, dir string, v *stateValues, hold time.Duration) (uint64, bool) {
 	r, err := a.keys.Get(ctx, dir, &etcd.GetOptions{Recursive: true, Quorum: true})
 	if err == nil {
-		v.reset(r.Node, hold)
+		v.reset(r.Node, hold, time.Now())
 		return r.Index, true
 	}
 	var e etcd.Error
 	if errors.As(err, &e) && e.Code == etcd.ErrorCodeKeyNotFound {
-		v.reset(nil, hold)
+		v.reset(nil, hold, time.Now())
 		return e.Index, true
 	}
 	return 0, false

@@ -19,8 +19,8 @@ import (
 // 15 % of a core on an idle cluster (docs/benchmarks.md).
 //
 // So the watch keeps each state's last value and counts two things:
-// changes (a new value, a new state, a removal by fleet's agent, each
-// start of the watch) and expiries. A state published again with its
+// changes (a new value, a new state, a removal by fleet's agent, the
+// first start of the watch) and expiries. A state published again with its
 // last value is neither; nor is one back with its last value within
 // hold of its expiry. The caller is told of both kinds, and tells them
 // apart by the counts (StateSeqs).
@@ -52,8 +52,15 @@ type seenValue struct {
 }
 
 // reset starts from a listing of the directory (its node, nil when it
-// does not exist): a change may have come before it.
-func (s *stateValues) reset(dir *etcd.Node, hold time.Duration) {
+// does not exist), taken when the watch starts. The first one is a
+// change. A later one (the watch broke: on a loaded etcd its event
+// history of 1,000 events passes within seconds) is compared with what
+// the watch saw before: a record with another value, or a new one, is a
+// change; one gone is an expiry (a removal the watch missed leaves the
+// state held, stateHold at most, as documented in fleet's plan_held.go),
+// or a change when expiries are; the same values are none. So a watch
+// that falls behind does not make the scheduler plan again each time.
+func (s *stateValues) reset(dir *etcd.Node, hold time.Duration, now time.Time) {
 	values := map[string]seenValue{}
 	var walk func(n *etcd.Node)
 	walk = func(n *etcd.Node) {
@@ -70,8 +77,31 @@ func (s *stateValues) reset(dir *etcd.Node, hold time.Duration) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	changed, expired := s.values == nil, false
+	for k, v := range values {
+		last, ok := s.values[k]
+		if !ok || last.value != v.value || !last.expired.IsZero() && now.Sub(last.expired) > hold {
+			changed = true
+		}
+	}
+	for k, last := range s.values {
+		if _, ok := values[k]; ok {
+			continue
+		}
+		if last.expired.IsZero() {
+			last.expired, expired = now, true
+		}
+		if !s.expiryChanges {
+			values[k] = last // remembered, as after an expiry the watch saw
+		}
+	}
 	s.values, s.hold = values, hold
-	s.changes++
+	switch {
+	case changed, expired && s.expiryChanges:
+		s.changes++
+	case expired:
+		s.expiries++
+	}
 }
 
 // apply takes in one event of the watch on dir and says whether it is
@@ -146,8 +176,9 @@ func (s *stateValues) counts() (changes, expiries uint64) {
 // StateSeqs returns how many changes and how many state expiries the
 // watches of StateChanges have seen (see statewatch.go): a caller that
 // remembers them knows, when told, whether anything but expiries came.
-// A change is one of a unit state or of fleet's machines; each start of
-// a watch counts as one.
+// A change is one of a unit state or of fleet's machines; the first
+// start of each watch counts as one (a start again counts what changed
+// meanwhile: see reset).
 func (a *API) StateSeqs() (changes, expiries uint64) {
 	sc, se := a.values.counts()
 	mc, _ := a.machines.counts()
