@@ -62,9 +62,19 @@ func TestDevSchedulesExamples(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.err, "kaylee: rollout of search failed (see kaylee status search)") || !strings.Contains(r.stdout, "search: failed") {
 		t.Fatalf("failing rollout: exit %d\n%s\n%s", r.code, r.stdout, r.err)
 	}
-	r = kaylee(t, env, "status", "search", "-o", "json")
-	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.Phase != "failed" || st.Running != 2 {
-		t.Fatalf("status after the failed rollout: %+v (%v)", st, err)
+	// The old version keeps running: at full strength again once the
+	// new replicas are gone (a new replica that was ready for a moment
+	// before crashing took an old one's place, which the scheduler
+	// brings back: restorePrevious).
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		r = kaylee(t, env, "status", "search", "-o", "json")
+		err := json.Unmarshal([]byte(r.stdout), &st)
+		if err == nil && st.Phase == "failed" && st.Running == 2 {
+			break
+		}
+		if err != nil || st.Phase != "failed" || time.Now().After(deadline) {
+			t.Fatalf("status after the failed rollout (60s for the old version back at 2 running): %+v (%v)", st, err)
+		}
 	}
 
 	// rm: the scheduler destroys its fleet units and drops the status.
