@@ -34,8 +34,11 @@ func (s *stateRemovals) record(statesKey string, r *etcd.Response, now time.Time
 	if r == nil || r.Node == nil || (r.Action != "delete" && r.Action != "compareAndDelete") {
 		return
 	}
-	rel := strings.TrimPrefix(strings.TrimPrefix(r.Node.Key, statesKey), "/")
-	if rel == "" || rel == r.Node.Key {
+	if !strings.HasPrefix(r.Node.Key, statesKey+"/") {
+		return
+	}
+	rel := relKey(statesKey, r.Node.Key)
+	if rel == "" {
 		return
 	}
 	s.mu.Lock()
