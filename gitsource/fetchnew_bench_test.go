@@ -2,11 +2,16 @@ package gitsource
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
 )
@@ -104,5 +109,34 @@ func BenchmarkFetchWebhookCommit(b *testing.B) {
 				b.ReportMetric(float64(took[i][len(took[i])*9/10])/float64(time.Millisecond), "ms-p90-"+name)
 			}
 		})
+	}
+}
+
+// BenchmarkOpenCache: open the cache and look for a commit it has not
+// (what a webhook's pass does first, twice), with 1, 4 and 8 packs
+// (MaxPacks), through go-git's own storage (plain) and through openCache
+// (each index read whole):
+//
+//	go test -run '^$' -bench OpenCache ./gitsource
+func BenchmarkOpenCache(b *testing.B) {
+	absent := plumbing.NewHash(strings.Repeat("12", 20))
+	for _, n := range []int{1, 4, MaxPacks} {
+		s, _ := packedCache(b, n)
+		for _, open := range []struct {
+			name string
+			f    func(string) (*git.Repository, error)
+		}{{"plain", git.PlainOpen}, {"whole", openCache}} {
+			b.Run(fmt.Sprintf("packs=%d/%s", n, open.name), func(b *testing.B) {
+				for b.Loop() {
+					r, err := open.f(s.dir)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, _, err := peel(r, absent); !errors.Is(err, plumbing.ErrObjectNotFound) {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }

@@ -251,7 +251,7 @@ func (s *Source) Path() string { return s.cfg.Path }
 // made by an older version is corrected): fetches name the real URL
 // (FetchOptions.RemoteURL), so it is never written to disk.
 func (s *Source) open(dir string) (*git.Repository, error) {
-	r, err := git.PlainOpen(dir)
+	r, err := openCache(dir)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("git cache: %w", err)
