@@ -31,6 +31,10 @@ func WithAfter(ctx context.Context, after string) context.Context {
 	return context.WithValue(ctx, afterKey{}, after)
 }
 
+// Told says whether ctx carries a WithAfter commit: a fetch with it is
+// expected to bring a new commit.
+func Told(ctx context.Context) bool { return !afterOf(ctx).IsZero() }
+
 // afterOf is WithAfter's commit in ctx; the zero hash when none.
 func afterOf(ctx context.Context) plumbing.Hash {
 	after, _ := ctx.Value(afterKey{}).(string)

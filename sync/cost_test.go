@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	gosync "sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kaylee-gitops/kaylee/gitsource"
 	"github.com/kaylee-gitops/kaylee/store"
@@ -222,6 +224,121 @@ func TestCheckHistoryAsksOnlyBeyondParents(t *testing.T) {
 			}
 			if h.n != tt.asks {
 				t.Errorf("asked git %d times, want %d", h.n, tt.asks)
+			}
+		})
+	}
+}
+
+// timedStore records when a loop brings its view of the store up to
+// date.
+type timedStore struct {
+	*store.Store
+	mu       gosync.Mutex
+	refreshes []time.Time // when each refresh began
+	started  chan struct{}
+}
+
+func (s *timedStore) RefreshSyncView(ctx context.Context, v *store.SyncView) error {
+	s.mu.Lock()
+	s.refreshes = append(s.refreshes, time.Now())
+	s.mu.Unlock()
+	select {
+	case s.started <- struct{}{}:
+	default:
+	}
+	return s.Store.RefreshSyncView(ctx, v)
+}
+
+// slowFetcher gives its snapshot once a refresh of the store began, or
+// after wait; it notes whether one began meanwhile, and when it ended.
+type slowFetcher struct {
+	snap   *gitsource.Snapshot
+	st     *timedStore
+	wait   time.Duration
+	during bool
+	ended  time.Time
+}
+
+func (f *slowFetcher) Fetch(context.Context) (*gitsource.Snapshot, error) {
+	select {
+	case <-f.st.started:
+		f.during = true
+	case <-time.After(f.wait):
+	}
+	time.Sleep(10 * time.Millisecond) // git answering
+	f.ended = time.Now()
+	return f.snap, nil
+}
+
+// A pass told of a pushed commit (a webhook's: gitsource.WithAfter) reads
+// what changed in the store while git answers, and again after the fetch,
+// so that its plan still starts from the store as it is after the fetch;
+// a pass told of nothing reads the store only once the fetch is done. The
+// etcd requests of a pass told of a commit that changed one unit stay 5.
+func TestLoopReadsStoreWhileFetching(t *testing.T) {
+	const commit = "3333333333333333333333333333333333333333"
+	for _, tc := range []struct {
+		name       string
+		told       bool
+		change     bool
+		during     bool // a refresh while fetching
+		refreshes  int
+		maxRequest int64
+	}{
+		{"told, one unit changed", true, true, true, 2, 5},
+		{"told, nothing changed", true, false, true, 2, 3},
+		{"not told, one unit changed", false, true, false, 2, 5},
+		{"not told, nothing changed", false, false, false, 1, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s, reqs := countingStore(t, etcdtest.New(t))
+			ts := &timedStore{Store: s, started: make(chan struct{}, 1)}
+			f := &slowFetcher{snap: unitSnapshot("1111111111111111111111111111111111111111", 10, nil), st: ts, wait: 200 * time.Millisecond}
+			l := &Loop{Fetcher: f, Store: ts, Options: Options{Source: "units"}}
+			for range 2 { // the units, then their counts in the record
+				if _, err := l.Once(ctx, store.Fence{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.change {
+				f.snap = unitSnapshot(commit, 10, map[int]int{3: 1})
+			}
+			pctx := ctx
+			if tc.told {
+				pctx = gitsource.WithAfter(ctx, commit)
+			}
+			select { // what the passes before left
+			case <-ts.started:
+			default:
+			}
+			ts.mu.Lock()
+			ts.refreshes = nil
+			ts.mu.Unlock()
+			f.during = false
+			reqs.Store(0)
+			res, err := l.Once(pctx, store.Fence{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := map[bool]int{true: 1, false: 0}[tc.change]; res.Count(Update) != want {
+				t.Fatalf("pass: %s, want %d updated", res.Summary(), want)
+			}
+			ts.mu.Lock()
+			refreshes := ts.refreshes
+			ts.mu.Unlock()
+			if f.during != tc.during {
+				t.Errorf("the store read while fetching: %v, want %v", f.during, tc.during)
+			}
+			if len(refreshes) != tc.refreshes {
+				t.Errorf("%d reads of what changed in the store, want %d", len(refreshes), tc.refreshes)
+			}
+			if n := len(refreshes); n > 0 && refreshes[n-1].Before(f.ended) {
+				t.Errorf("the last read of the store (%s) came before the fetch ended (%s): the plan's state would be older than the fetch",
+					refreshes[n-1].Format(time.StampMicro), f.ended.Format(time.StampMicro))
+			}
+			if got := reqs.Load(); got > tc.maxRequest {
+				t.Errorf("%d etcd requests, want at most %d", got, tc.maxRequest)
 			}
 		})
 	}

@@ -169,13 +169,33 @@ func (l *Loop) fetchAndApply(ctx context.Context, o Options) (Report, *gitsource
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var rep Report
+	// A pass told of a pushed commit (a webhook's) expects files to
+	// parse, which need the scheduler's default engine: the store's view
+	// is brought up to date while git answers, then again once the files
+	// are read (below), so that the plan's state is still read after the
+	// fetch, and neither etcd nor git waits for the other.
+	var early chan readResult
+	if _, ok := l.Store.(viewStore); ok && gitsource.Told(ctx) {
+		early = make(chan readResult, 1)
+		go func() {
+			var r readResult
+			r.cur, r.engine, r.err = l.readState(pctx, o)
+			early <- r
+		}()
+	}
 	snap, err := l.Fetcher.Fetch(pctx)
 	rep.Fetched = err == nil
 	var cur *state
 	engine := ""
-	if err == nil {
+	if early != nil {
+		r := <-early // the read uses l.view: wait for it, even after a failed fetch
+		if err == nil {
+			cur, engine, err = r.cur, r.engine, r.err
+		}
+	} else if err == nil {
 		cur, engine, err = l.readState(pctx, o)
 	}
+	stale := early != nil // read before the fetch ended: read again
 	l.memo.parsed = nil
 	if err == nil && (snap != l.lastSnap || engine != l.lastEngine) {
 		var p *parsed
@@ -185,8 +205,12 @@ func (l *Loop) fetchAndApply(ctx context.Context, o Options) (Report, *gitsource
 				// The store as it is once the files are read (what
 				// changed meanwhile: one request).
 				cur, _, err = l.readState(pctx, o)
+				stale = false
 			}
 		}
+	}
+	if err == nil && stale {
+		cur, _, err = l.readState(pctx, o)
 	}
 	if err == nil {
 		rep.Result, err = pass(pctx, l.Store, snap, l.lastParsed, o, cur)
@@ -198,6 +222,13 @@ func (l *Loop) fetchAndApply(ctx context.Context, o Options) (Report, *gitsource
 	}
 	rep.Err = err
 	return rep, snap
+}
+
+// readResult is what readState returns.
+type readResult struct {
+	cur    *state
+	engine string
+	err    error
 }
 
 // record writes the attempt a of the pass rep and the events it makes
