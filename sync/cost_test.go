@@ -233,9 +233,9 @@ func TestCheckHistoryAsksOnlyBeyondParents(t *testing.T) {
 // date.
 type timedStore struct {
 	*store.Store
-	mu       gosync.Mutex
+	mu        gosync.Mutex
 	refreshes []time.Time // when each refresh began
-	started  chan struct{}
+	started   chan struct{}
 }
 
 func (s *timedStore) RefreshSyncView(ctx context.Context, v *store.SyncView) error {
