@@ -19,17 +19,25 @@ import (
 	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
 )
 
+// unitsRepo is a repository of n unit files, units/u0000.yaml on,
+// committed.
+func unitsRepo(tb testing.TB, n int) *gittest.Repo {
+	tb.Helper()
+	r := gittest.NewRepo(tb)
+	files := map[string]string{}
+	for i := range n {
+		files[fmt.Sprintf("units/u%04d.yaml", i)] = fmt.Sprintf("name: u%04d\napps:\n- image: docker://x:0\n", i)
+	}
+	r.Write(files)
+	r.Commit("units")
+	return r
+}
+
 // packedCache is a Source whose cache holds n packs (n fetches of n
 // commits), and the last commit fetched.
 func packedCache(tb testing.TB, n int) (*Source, string) {
 	tb.Helper()
-	r := gittest.NewRepo(tb)
-	files := map[string]string{}
-	for i := range 100 {
-		files[fmt.Sprintf("units/u%04d.yaml", i)] = fmt.Sprintf("name: u%04d\n", i)
-	}
-	r.Write(files)
-	r.Commit("units")
+	r := unitsRepo(tb, 100)
 	s, err := New(Config{URL: r.ServeHTTP("", ""), Path: "units", CacheDir: tb.TempDir()})
 	if err != nil {
 		tb.Fatal(err)

@@ -12,8 +12,6 @@ import (
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
-
-	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
 )
 
 // BenchmarkFetchNewCommit: Fetch after a commit that changes one of n
@@ -24,13 +22,7 @@ import (
 func BenchmarkFetchNewCommit(b *testing.B) {
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("files=%d", n), func(b *testing.B) {
-			r := gittest.NewRepo(b)
-			files := map[string]string{}
-			for i := range n {
-				files[fmt.Sprintf("units/u%04d.yaml", i)] = fmt.Sprintf("name: u%04d\napps:\n- image: docker://x:0\n", i)
-			}
-			r.Write(files)
-			r.Commit("units")
+			r := unitsRepo(b, n)
 			url := r.ServeHTTP("", "")
 			ctx := context.Background()
 			s, _ := New(Config{URL: url, Path: "units", CacheDir: b.TempDir()})
@@ -64,13 +56,7 @@ func BenchmarkFetchNewCommit(b *testing.B) {
 func BenchmarkFetchWebhookCommit(b *testing.B) {
 	for _, rtt := range []time.Duration{0, 20 * time.Millisecond} {
 		b.Run(fmt.Sprintf("rtt=%v", rtt), func(b *testing.B) {
-			r := gittest.NewRepo(b)
-			files := map[string]string{}
-			for i := range 100 {
-				files[fmt.Sprintf("units/u%04d.yaml", i)] = fmt.Sprintf("name: u%04d\napps:\n- image: docker://x:0\n", i)
-			}
-			r.Write(files)
-			r.Commit("units")
+			r := unitsRepo(b, 100)
 			url := r.ServeHTTPAround("", "", func(_ *http.Request, serve func()) {
 				time.Sleep(rtt)
 				serve()
