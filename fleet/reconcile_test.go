@@ -226,6 +226,20 @@ func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string))
 // sample checks inv on fleet every 100ms until stop is closed; it returns
 // the first violation.
 func (h *harness) sample(name string, inv func(fleetView) string) (stop func() string) {
+	return h.sampleStates(name, h.api.UnitStates, inv)
+}
+
+// sampleMachines is sample on what the machines' systemd runs, not on
+// fleet's published states: those lag the machines (a replica stopped is
+// still reported running for a moment) and, on a loaded machine, a
+// state its agent is late to publish again expires while the replica
+// runs. A floor of replicas serving is read here.
+func (h *harness) sampleMachines(name string, inv func(fleetView) string) (stop func() string) {
+	return h.sampleStates(name, func() ([]*schema.UnitState, error) { return h.cluster.UnitStates(), nil }, inv)
+}
+
+// sampleStates is sample with the states read by states.
+func (h *harness) sampleStates(name string, states func() ([]*schema.UnitState, error), inv func(fleetView) string) (stop func() string) {
 	quit := make(chan struct{})
 	result := make(chan string, 1)
 	go func() {
@@ -237,11 +251,11 @@ func (h *harness) sample(name string, inv func(fleetView) string) (stop func() s
 			case <-time.After(100 * time.Millisecond):
 			}
 			units, err1 := h.api.Units()
-			states, err2 := h.api.UnitStates()
+			sts, err2 := states()
 			if err1 != nil || err2 != nil {
 				continue
 			}
-			if msg := inv(viewOf(name, units, states)); msg != "" {
+			if msg := inv(viewOf(name, units, sts)); msg != "" {
 				<-quit
 				result <- msg
 				return

@@ -99,12 +99,16 @@ func TestNewerSpecEndsDoomedRollout(t *testing.T) {
 			eventually(t, 30*time.Second, func() (bool, string) { return tc.doing(h, b) })
 			c := spec("docker://web:3")
 			ch := c.Hash(0)
-			low := h.sample("web", func(v fleetView) string {
+			serving := func(v fleetView) string {
 				if n := v.runningWithHash(v1) + v.runningWithHash(ch); n < minUp {
 					return fmt.Sprintf("%d replicas serving (v1 and C): %v", n, v)
 				}
 				return ""
-			})
+			}
+			// On the machines' systemd: fleet's states of a replica that
+			// runs can expire on a loaded machine (the scheduler holds
+			// them), and then read as a replica down.
+			low := h.sampleMachines("web", serving)
 			msgs := h.samplePhases("web")
 			start := time.Now()
 			h.put(c)
