@@ -18,6 +18,7 @@ import (
 
 	"github.com/kaylee-gitops/kaylee/fleet/fleetsim/fleetsimtest"
 	"github.com/kaylee-gitops/kaylee/gitsource/gittest"
+	"github.com/kaylee-gitops/kaylee/store"
 )
 
 // Issue 21 item 7, kaylee dev on day one.
@@ -337,12 +338,21 @@ func TestDevQuietByDefault(t *testing.T) {
 			repo := gittest.NewRepo(t)
 			repo.Write(map[string]string{"units/web.yaml": "name: web\nreplicas: 2\napps:\n- image: nginx\n"})
 			rev1 := repo.Commit("web")
-			p := startKaylee(t, nil, append([]string{"dev", "--repo", repo.Dir, "--path", "units", "--interval", "1s", "--listen-client", "http://" + freePort(t),
+			etcdURL := "http://" + freePort(t)
+			p := startKaylee(t, nil, append([]string{"dev", "--repo", repo.Dir, "--path", "units", "--interval", "1s", "--listen-client", etcdURL,
 				"--data-dir", t.TempDir(), "--cache-dir", t.TempDir(), "--min-ready", "500ms", "--machines", "2"}, tt.args...)...)
 			waitSummary(t, p.out, `(?m)^  web\s+running\s+2/2\s+2\s+`+rev1[:7])
+			st := dialStore(t, etcdURL)
+			first := waitStatus(t, st, "web", func(s *store.Status) bool { return s.Phase == store.PhaseRunning })
 			repo.Write(map[string]string{"units/web.yaml": "name: web\nreplicas: 2\napps:\n- image: nginx:2\n"})
 			rev2 := repo.Commit("web: nginx 2")
-			// The rollout: progressing, then running again, at rev2.
+			// The rollout: progressing, then running again, at rev2. The
+			// summary is not waited on for its end: right after the sync
+			// it shows the status of the old spec (running 2/2) with the
+			// new revision, until the scheduler's pass (CI at 9569d04).
+			waitStatus(t, st, "web", func(s *store.Status) bool {
+				return s.Phase == store.PhaseRunning && s.SpecHash != first.SpecHash && s.Running == 2
+			})
 			waitMatch(t, p.out, `(?m)^  web\s+progressing\s[^\n]*\n(?s:.*)^  web\s+running\s+2/2\s+2\s+`+rev2[:7])
 			repo.Write(map[string]string{"units/bad.yaml": "name: bad\nreplcas: 2\napps:\n- image: x\n"})
 			repo.Commit("bad")
@@ -370,6 +380,36 @@ func TestDevQuietByDefault(t *testing.T) {
 				t.Errorf("default: %d INFO lines on stderr (%d of them fleet calls), want none:\n%s", infos, calls, stderr)
 			}
 		})
+	}
+}
+
+// dialStore is a store on the etcd at url (dev's --listen-client).
+func dialStore(t *testing.T, url string) *store.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := store.Dial(ctx, store.DialConfig{Endpoints: []string{url}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return store.New(c, store.DefaultPrefix)
+}
+
+// waitStatus waits up to 60s for the status of unit name to be ok, and
+// returns it.
+func waitStatus(t *testing.T, s *store.Store, name string, ok func(*store.Status) bool) *store.Status {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, err := s.GetStatus(context.Background(), name)
+		if err == nil && st != nil && ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status of %s after 60s: %+v (%v)", name, st, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
