@@ -117,16 +117,7 @@ func TestConnectionFlood(t *testing.T) {
 			etcdURL := "http://" + freePort(t)
 			return []string{"dev", "--repo", repoURL, "--source", "units", "--cache-dir", t.TempDir(), "--interval", "1s",
 					"--listen", addr, "--listen-client", etcdURL, "--data-dir", t.TempDir(), "--machines", "1", "--verbose"}, nil,
-				func(t *testing.T) *store.Store {
-					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-					defer cancel()
-					c, err := store.Dial(ctx, store.DialConfig{Endpoints: []string{etcdURL}})
-					if err != nil {
-						t.Fatal(err)
-					}
-					t.Cleanup(func() { c.Close() })
-					return store.New(c, store.DefaultPrefix)
-				}
+				func(t *testing.T) *store.Store { return dialStore(t, etcdURL) }
 		}},
 	}
 	for _, tt := range tests {
